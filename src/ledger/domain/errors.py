@@ -1,0 +1,197 @@
+"""Every error the domain raises, each with a stable ``code``.
+
+The code names the problem type: the HTTP edge maps it to an RFC 9457
+``type`` URI and a status, the CLI prints ``error[code]: message``. A domain
+error always means *nothing was written*.
+
+The hierarchy groups errors by what a caller can do about them:
+
+* :class:`InvalidInputError` -- the request is malformed; fix it.
+* :class:`NotFoundError` -- it names something that does not exist.
+* :class:`ConflictError` -- it clashes with what exists (duplicate mint,
+  an idempotency key reused with another body).
+* :class:`RuleViolation` -- well-formed, but a business rule refuses it
+  (sold out, not the holder, edition is absolute...).
+* :class:`ConcurrencyError` -- contention outlasted the retries; retry later
+  with the same idempotency key.
+* :class:`ChainError` -- stored history does not verify; an operator matter.
+"""
+
+from __future__ import annotations
+
+
+class LedgerError(Exception):
+    """Base of every domain error."""
+
+    code = "ledger-error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInputError(LedgerError, ValueError):
+    """A field of a command is malformed or out of its bounds."""
+
+    code = "invalid-input"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class NotFoundError(LedgerError, LookupError):
+    code = "not-found"
+
+
+class GoodNotFoundError(NotFoundError):
+    code = "good-not-found"
+
+    def __init__(self, good_id: object) -> None:
+        super().__init__(f"good {good_id} does not exist")
+
+
+class TierNotFoundError(NotFoundError):
+    code = "tier-not-found"
+
+    def __init__(self, good_id: object, tier: str) -> None:
+        super().__init__(f"good {good_id} has no tier {tier!r}")
+
+
+class UnitNotFoundError(NotFoundError):
+    code = "unit-not-found"
+
+    def __init__(self, unit_id: object) -> None:
+        super().__init__(f"unit {unit_id} does not exist")
+
+
+class ChannelNotFoundError(NotFoundError):
+    code = "channel-not-found"
+
+    def __init__(self, channel: str) -> None:
+        super().__init__(f"channel {channel!r} is not registered")
+
+
+class ConflictError(LedgerError):
+    code = "conflict"
+
+
+class GoodAlreadyExistsError(ConflictError):
+    code = "good-exists"
+
+    def __init__(self, good_id: object) -> None:
+        super().__init__(f"good {good_id} already exists")
+
+
+class ChannelAlreadyExistsError(ConflictError):
+    code = "channel-exists"
+
+    def __init__(self, channel: str) -> None:
+        super().__init__(f"channel {channel!r} is already registered")
+
+
+class IdempotencyKeyReusedError(ConflictError):
+    """The key was used before for a different command or body."""
+
+    code = "idempotency-key-reused"
+
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            f"idempotency key {key!r} was already used with a different request"
+        )
+
+
+class RuleViolation(LedgerError):  # noqa: N818 - a violation, not an "error"
+    code = "rule-violation"
+
+
+class SoldOutError(RuleViolation):
+    code = "sold-out"
+
+    def __init__(self, tier: str, requested: int, available: int) -> None:
+        super().__init__(
+            f"tier {tier!r} has {available} unit(s) available, {requested} requested"
+        )
+        self.requested = requested
+        self.available = available
+
+
+class BuyerLimitError(RuleViolation):
+    code = "buyer-limit"
+
+    def __init__(self, buyer: str, tier: str, limit: int, held: int) -> None:
+        super().__init__(
+            f"buyer {buyer!r} may buy at most {limit} of tier {tier!r} and has bought {held}"
+        )
+
+
+class SaleWindowError(RuleViolation):
+    code = "sale-window"
+
+
+class NotTransferableError(RuleViolation):
+    code = "not-transferable"
+
+    def __init__(self, tier: str) -> None:
+        super().__init__(f"units of tier {tier!r} are not transferable")
+
+
+class NotHolderError(RuleViolation):
+    code = "not-holder"
+
+    def __init__(self, unit_id: object, party: str) -> None:
+        super().__init__(f"{party!r} does not hold unit {unit_id}")
+
+
+class UnitNotHeldError(RuleViolation):
+    code = "unit-not-held"
+
+    def __init__(self, unit_id: object) -> None:
+        super().__init__(f"unit {unit_id} is not held by anyone (it was returned to stock)")
+
+
+class AbsoluteEditionError(RuleViolation):
+    code = "absolute-edition"
+
+    def __init__(self, good_id: object) -> None:
+        super().__init__(f"good {good_id} is absolute limited: its supply can never grow")
+
+
+class LifetimeCapError(RuleViolation):
+    code = "lifetime-cap"
+
+    def __init__(self, tier: str, cap: int, supply: int, requested: int) -> None:
+        super().__init__(
+            f"tier {tier!r}: restocking {requested} would exceed the lifetime cap "
+            f"{cap} (supply is {supply})"
+        )
+
+
+class VariantRuleError(RuleViolation):
+    code = "variant-rule"
+
+
+class CurrencyMismatchError(RuleViolation):
+    code = "currency-mismatch"
+
+    def __init__(self, expected: str, actual: str) -> None:
+        super().__init__(f"price is in {actual}, the good trades in {expected}")
+
+
+class SelfTradeError(RuleViolation):
+    code = "self-trade"
+
+    def __init__(self, party: str) -> None:
+        super().__init__(f"{party!r} cannot sell a unit to themselves")
+
+
+class ConcurrencyError(LedgerError):
+    """Optimistic-concurrency conflicts outlasted the retry budget."""
+
+    code = "contention"
+
+
+class ChainError(LedgerError):
+    """A stored event does not extend its aggregate's hash chain."""
+
+    code = "chain-broken"

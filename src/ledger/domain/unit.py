@@ -1,0 +1,181 @@
+"""Units: one issued item of a tier, with its serial, holder and history.
+
+A unit is created by the primary sale that first issues its serial. Its
+*acquisitions* are the sales and resales that made someone its holder; a
+refund undoes the current holder's acquisition:
+
+* refunding a primary sale returns the unit to stock (holder ``None``; the
+  tier's serial becomes free and the next sale re-issues this same unit);
+* refunding a resale gives the unit back to the seller.
+
+Either way the refund is a new event; nothing is edited.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ledger.domain.errors import (
+    NotHolderError,
+    NotTransferableError,
+    RuleViolation,
+    SelfTradeError,
+    UnitNotHeldError,
+)
+from ledger.domain.ids import unit_id_for
+from ledger.domain.model import Aggregate, Created, Event
+
+PRIMARY = "sale"
+SECONDARY = "resale"
+
+
+class Unit(Aggregate):
+    good_id: str
+    tier: str
+    serial: int
+    transferable: bool
+    holder: str | None
+    acquisitions: list[dict[str, Any]]
+
+    @classmethod
+    def issue(
+        cls, *, good_id: Any, tier: str, serial: int, transferable: bool, buyer: str,
+        sale_id: str, channel: str, price: dict[str, Any], split: list[dict[str, Any]],
+        now: datetime,
+    ) -> Unit:
+        return cls._create(
+            cls.Issued, unit_id_for(good_id, tier, serial), now,
+            good_id=str(good_id), tier=tier, serial=serial, transferable=transferable,
+            holder=buyer, sale_id=sale_id, channel=channel, price=price, split=split,
+        )
+
+    def reissue(
+        self, *, buyer: str, sale_id: str, channel: str, price: dict[str, Any],
+        split: list[dict[str, Any]], now: datetime,
+    ) -> None:
+        if self.holder is not None:
+            raise AssertionError(f"unit {self.id} is held; its serial is not free")
+        self._trigger(
+            Unit.Reissued, now, holder=buyer, sale_id=sale_id, channel=channel,
+            price=price, split=split,
+        )
+
+    def check_resale(self, seller: str, buyer: str) -> None:
+        if not self.transferable:
+            raise NotTransferableError(self.tier)
+        if self.holder is None:
+            raise UnitNotHeldError(self.id)
+        if self.holder != seller:
+            raise NotHolderError(self.id, seller)
+        if seller == buyer:
+            raise SelfTradeError(seller)
+
+    def resell(
+        self, *, resale_id: str, seller: str, buyer: str, channel: str,
+        price: dict[str, Any], split: list[dict[str, Any]], now: datetime,
+    ) -> None:
+        self.check_resale(seller, buyer)
+        self._trigger(
+            Unit.Resold, now, resale_id=resale_id, seller=seller, buyer=buyer,
+            channel=channel, price=price, split=split,
+        )
+
+    def current_acquisition(self) -> dict[str, Any]:
+        if self.holder is None:
+            raise UnitNotHeldError(self.id)
+        for acquisition in reversed(self.acquisitions):
+            if not acquisition["refunded"]:
+                return acquisition
+        raise RuleViolation(f"unit {self.id} has nothing left to refund")
+
+    def refund(self, *, refund_id: str, reason: str, now: datetime) -> dict[str, Any]:
+        acquisition = self.current_acquisition()
+        self._trigger(
+            Unit.Refunded, now, refund_id=refund_id, acquisition_id=acquisition["id"],
+            kind=acquisition["kind"], holder=acquisition["holder"],
+            returned_to=acquisition["from"], price=acquisition["price"],
+            split=acquisition["split"], reason=reason,
+        )
+        return acquisition
+
+    # -- events -----------------------------------------------------------
+    @dataclass(frozen=True)
+    class Issued(Created):
+        TYPE = "unit.issued"
+        good_id: str
+        tier: str
+        serial: int
+        transferable: bool
+        holder: str
+        sale_id: str
+        channel: str
+        price: dict[str, Any]
+        split: list[dict[str, Any]]
+
+        def apply(self, aggregate: Unit) -> None:
+            aggregate.good_id = self.good_id
+            aggregate.tier = self.tier
+            aggregate.serial = self.serial
+            aggregate.transferable = self.transferable
+            aggregate.acquisitions = []
+            _acquire(aggregate, self.sale_id, PRIMARY, self.holder, None, self.price, self.split)
+
+    @dataclass(frozen=True)
+    class Reissued(Event):
+        TYPE = "unit.reissued"
+        holder: str
+        sale_id: str
+        channel: str
+        price: dict[str, Any]
+        split: list[dict[str, Any]]
+
+        def apply(self, aggregate: Unit) -> None:
+            _acquire(aggregate, self.sale_id, PRIMARY, self.holder, None, self.price, self.split)
+
+    @dataclass(frozen=True)
+    class Resold(Event):
+        TYPE = "unit.resold"
+        resale_id: str
+        seller: str
+        buyer: str
+        channel: str
+        price: dict[str, Any]
+        split: list[dict[str, Any]]
+
+        def apply(self, aggregate: Unit) -> None:
+            _acquire(aggregate, self.resale_id, SECONDARY, self.buyer, self.seller,
+                     self.price, self.split)
+
+    @dataclass(frozen=True)
+    class Refunded(Event):
+        TYPE = "unit.refunded"
+        refund_id: str
+        acquisition_id: str
+        kind: str
+        holder: str
+        returned_to: str | None
+        price: dict[str, Any]
+        split: list[dict[str, Any]]
+        reason: str
+
+        def apply(self, aggregate: Unit) -> None:
+            for acquisition in aggregate.acquisitions:
+                if acquisition["id"] == self.acquisition_id:
+                    acquisition["refunded"] = True
+            aggregate.holder = self.returned_to
+
+
+Unit.Issued.AGGREGATE = Unit
+
+
+def _acquire(
+    unit: Unit, acquisition_id: str, kind: str, holder: str, previous: str | None,
+    price: dict[str, Any], split: list[dict[str, Any]],
+) -> None:
+    unit.holder = holder
+    unit.acquisitions.append({
+        "id": acquisition_id, "kind": kind, "holder": holder, "from": previous,
+        "price": price, "split": split, "refunded": False,
+    })

@@ -1,0 +1,505 @@
+"""The application service: the only write path into the ledger.
+
+Each command is *load -> decide (domain) -> save*, and its idempotency record
+is saved in the same transaction as its effects. Commands contending on one
+aggregate are combined into batches (see :mod:`ledger.service.combiner`);
+a batch is one transaction. Optimistic-concurrency conflicts from the event
+store -- another process got there first -- are retried from a fresh load,
+with jittered backoff, up to ``retries`` times.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+from ledger.domain import limits, validate
+from ledger.domain.channel import Channel
+from ledger.domain.command import CommandRecord, check_key, request_hash
+from ledger.domain.errors import (
+    BuyerLimitError,
+    ChannelAlreadyExistsError,
+    ChannelNotFoundError,
+    ConcurrencyError,
+    CurrencyMismatchError,
+    GoodAlreadyExistsError,
+    GoodNotFoundError,
+    IdempotencyKeyReusedError,
+    InvalidInputError,
+    LedgerError,
+    TierNotFoundError,
+    UnitNotFoundError,
+)
+from ledger.domain.good import Good, GoodSpec
+from ledger.domain.ids import (
+    allowance_id_for,
+    channel_id_for,
+    command_id_for,
+    stock_id_for,
+    unit_id_for,
+)
+from ledger.domain.model import Aggregate, format_timestamp
+from ledger.domain.money import Money, split
+from ledger.domain.stock import BuyerAllowance, TierStock
+from ledger.domain.unit import PRIMARY, Unit
+from ledger.service.combiner import Combiner, Request
+from ledger.service.unit_of_work import UnitOfWork
+from ledger.store.database import DatabaseURL
+from ledger.store.eventstore import (
+    AggregateNotFoundError,
+    EventStore,
+    IntegrityError,
+    OperationalError,
+)
+
+A = TypeVar("A", bound=Aggregate)
+Clock = Callable[[], datetime]
+Decide = Callable[[UnitOfWork, datetime], dict[str, Any]]
+
+BATCH_COMMANDS_MAX = 256
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class _Command:
+    name: str
+    scope: str
+    key: str
+    request_hash: str
+    decide: Decide
+
+    @property
+    def record_id(self) -> UUID:
+        return command_id_for(self.scope, self.key)
+
+
+@dataclass(frozen=True)
+class _Spoiled:
+    """A lone command refused after it changed aggregates: discard them."""
+
+    error: LedgerError
+
+
+class _PoisonedBatchError(Exception):
+    """A command failed after changing aggregates of a shared batch."""
+
+
+class Ledger:
+    """Goods, stock, units and channels, recorded as hash-chained events."""
+
+    def __init__(
+        self,
+        url: str | DatabaseURL | None = None,
+        *,
+        clock: Clock = utc_now,
+        retries: int = 40,
+        cache_size: int = 50_000,
+        batch_max: int = BATCH_COMMANDS_MAX,
+    ) -> None:
+        self.url = url if isinstance(url, DatabaseURL) else DatabaseURL.parse(url)
+        self._store = EventStore(self.url, cache_size=cache_size)
+        self._clock = clock
+        self._retries = retries
+        self._combiner = Combiner(batch_max)
+        # Definitions never change after mint, nor do channel fees: safe to
+        # keep. These objects are read-only; commands that change a Good
+        # load it afresh in their unit of work.
+        self._goods: dict[UUID, Good] = {}
+        self._channels: dict[str, Channel] = {}
+        self.conflicts_retried = 0
+        self.transactions = 0
+
+    def close(self) -> None:
+        self._store.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def event_store(self) -> EventStore:
+        return self._store
+
+    # ------------------------------------------------------------------
+    # Reads
+    # ------------------------------------------------------------------
+    def good(self, good_id: UUID | str) -> Good:
+        """The good's definition (its variant list may lag: see fresh_good)."""
+        good_uuid = _uuid(good_id, "good_id")
+        good = self._goods.get(good_uuid)
+        if good is None:
+            good = self._load(Good, good_uuid, GoodNotFoundError(good_uuid))
+            self._goods[good_uuid] = good
+        return good
+
+    def fresh_good(self, good_id: UUID | str) -> Good:
+        good_uuid = _uuid(good_id, "good_id")
+        return self._load(Good, good_uuid, GoodNotFoundError(good_uuid))
+
+    def stock(self, good_id: UUID | str, tier: str) -> TierStock:
+        good = self.good(good_id)
+        good.tier(tier)
+        return self._load(TierStock, stock_id_for(good.id, tier), TierNotFoundError(good.id, tier))
+
+    def unit(self, unit_id: UUID | str) -> Unit:
+        unit_uuid = _uuid(unit_id, "unit_id")
+        return self._load(Unit, unit_uuid, UnitNotFoundError(unit_uuid))
+
+    def unit_at(self, good_id: UUID | str, tier: str, serial: int) -> Unit:
+        return self.unit(unit_id_for(_uuid(good_id, "good_id"), tier, serial))
+
+    def channel(self, channel: str) -> Channel:
+        found = self._channels.get(channel)
+        if found is None:
+            channel = validate.identifier(channel, field="channel")
+            found = self._load(Channel, channel_id_for(channel), ChannelNotFoundError(channel))
+            self._channels[channel] = found
+        return found
+
+    # ------------------------------------------------------------------
+    # Commands
+    # ------------------------------------------------------------------
+    def register_channel(
+        self, channel: str, name: str, fee_bps: int, *, idempotency_key: str, scope: str = ""
+    ) -> dict[str, Any]:
+        args = {"channel": channel, "name": name, "fee_bps": fee_bps}
+
+        def decide(uow: UnitOfWork, now: datetime) -> dict[str, Any]:
+            registered = Channel.register(channel, name, fee_bps, now)
+            if uow.get(Channel, registered.id) is not None:
+                raise ChannelAlreadyExistsError(channel)
+            uow.add(registered)
+            return {"channel": registered.channel, "channel_id": str(registered.id),
+                    "fee_bps": registered.fee_bps}
+
+        return self._submit("register-channel", args, idempotency_key, scope, None, decide)
+
+    def mint(
+        self, spec: GoodSpec | Mapping[str, Any], *, idempotency_key: str, scope: str = ""
+    ) -> dict[str, Any]:
+        good_spec = spec if isinstance(spec, GoodSpec) else GoodSpec.from_json(spec)
+        args = {"spec": good_spec.to_json()}
+
+        def decide(uow: UnitOfWork, now: datetime) -> dict[str, Any]:
+            good = Good.mint(good_spec, now)
+            if uow.get(Good, good.id) is not None:
+                raise GoodAlreadyExistsError(good.id)
+            uow.add(good)
+            stocks = [TierStock.open(good, tier.name, now) for tier in good_spec.tiers]
+            for stock in stocks:
+                uow.add(stock)
+            return _mint_result(good, stocks)
+
+        return self._submit("mint", args, idempotency_key, scope, None, decide)
+
+    def derive_variant(
+        self, master_id: UUID | str, spec: GoodSpec | Mapping[str, Any], *,
+        idempotency_key: str, scope: str = "",
+    ) -> dict[str, Any]:
+        master_uuid = _uuid(master_id, "master_id")
+        good_spec = spec if isinstance(spec, GoodSpec) else GoodSpec.from_json(spec)
+        args = {"master_id": str(master_uuid), "spec": good_spec.to_json()}
+
+        def decide(uow: UnitOfWork, now: datetime) -> dict[str, Any]:
+            master = uow.get(Good, master_uuid)
+            if master is None:
+                raise GoodNotFoundError(master_uuid)
+            variant = master.derive_variant(good_spec, now)
+            if uow.get(Good, variant.id) is not None:
+                raise GoodAlreadyExistsError(variant.id)
+            uow.add(variant)
+            stocks = [TierStock.open(variant, tier.name, now) for tier in good_spec.tiers]
+            for stock in stocks:
+                uow.add(stock)
+            return _mint_result(variant, stocks) | {"master_id": str(master.id)}
+
+        return self._submit("derive-variant", args, idempotency_key, scope, master_uuid, decide)
+
+    def sell(
+        self, good_id: UUID | str, tier: str, *, buyer: str, channel: str, quantity: int,
+        unit_price: Money, idempotency_key: str, scope: str = "",
+    ) -> dict[str, Any]:
+        """Primary sale of ``quantity`` units of one tier to ``buyer``."""
+        good_uuid = _uuid(good_id, "good_id")
+        buyer = validate.identifier(buyer, field="buyer")
+        validate.integer(quantity, field="quantity", low=1, high=limits.SALE_QUANTITY_MAX)
+        args = {"good_id": str(good_uuid), "tier": tier, "buyer": buyer, "channel": channel,
+                "quantity": quantity, "unit_price": unit_price.to_json()}
+        sale_id = str(command_id_for(scope, check_key(idempotency_key)))
+
+        def decide(uow: UnitOfWork, now: datetime) -> dict[str, Any]:
+            good = self.good(good_uuid)
+            tier_spec = good.tier(tier)
+            _check_currency(good, unit_price)
+            via = self.channel(channel)
+            stock = uow.get(TierStock, stock_id_for(good.id, tier))
+            if stock is None:
+                raise TierNotFoundError(good.id, tier)
+            # Every check before any change: a refusal must leave the batch's
+            # shared aggregates untouched.
+            stock.check_sale(quantity, now)
+            allowance = None
+            if stock.per_buyer_limit is not None:
+                allowance = uow.get(BuyerAllowance, allowance_id_for(stock.id, buyer))
+                bought = allowance.bought if allowance else 0
+                if bought + quantity > stock.per_buyer_limit:
+                    raise BuyerLimitError(buyer, tier, stock.per_buyer_limit, bought)
+            parts = split(unit_price.amount, good.primary_shares(via.channel, via.fee_bps))
+            price = unit_price.to_json()
+            first_fresh = stock.next_serial
+            serials = stock.sell(sale_id=sale_id, buyer=buyer, channel=via.channel,
+                                 quantity=quantity, unit_price=price, split=parts, now=now)
+            if stock.per_buyer_limit is not None:
+                if allowance is None:
+                    allowance = BuyerAllowance.start(stock, buyer, now)
+                    uow.add(allowance)
+                allowance.count(quantity, sale_id, now)
+            units = []
+            for serial in serials:
+                sale = {"buyer": buyer, "sale_id": sale_id, "channel": via.channel,
+                        "price": price, "split": parts, "now": now}
+                # A fresh serial has no unit yet (had another process made
+                # one meanwhile, the save would conflict and be retried).
+                unit = None
+                if serial < first_fresh:
+                    unit = uow.get(Unit, unit_id_for(good.id, tier, serial))
+                if unit is None:
+                    unit = Unit.issue(good_id=good.id, tier=tier, serial=serial,
+                                      transferable=tier_spec.transferable, **sale)
+                    uow.add(unit)
+                else:
+                    unit.reissue(**sale)
+                units.append(unit)
+            return {
+                "sale_id": sale_id, "good_id": str(good.id), "tier": tier, "buyer": buyer,
+                "channel": via.channel, "quantity": quantity, "unit_price": price,
+                "split_per_unit": parts,
+                "units": [{"unit_id": str(u.id), "serial": u.serial} for u in units],
+                "sold_at": format_timestamp(now),
+            }
+
+        return self._submit("sell", args, idempotency_key, scope,
+                            stock_id_for(good_uuid, tier), decide)
+
+    def resell(
+        self, unit_id: UUID | str, *, seller: str, buyer: str, channel: str, price: Money,
+        idempotency_key: str, scope: str = "",
+    ) -> dict[str, Any]:
+        """Secondary sale: the holder sells a transferable unit on."""
+        unit_uuid = _uuid(unit_id, "unit_id")
+        seller = validate.identifier(seller, field="seller")
+        buyer = validate.identifier(buyer, field="buyer")
+        args = {"unit_id": str(unit_uuid), "seller": seller, "buyer": buyer,
+                "channel": channel, "price": price.to_json()}
+        resale_id = str(command_id_for(scope, check_key(idempotency_key)))
+
+        def decide(uow: UnitOfWork, now: datetime) -> dict[str, Any]:
+            unit = uow.get(Unit, unit_uuid)
+            if unit is None:
+                raise UnitNotFoundError(unit_uuid)
+            good = self.good(unit.good_id)
+            _check_currency(good, price)
+            via = self.channel(channel)
+            unit.check_resale(seller, buyer)
+            parts = split(price.amount, good.resale_shares(via.channel, via.fee_bps, seller))
+            unit.resell(resale_id=resale_id, seller=seller, buyer=buyer, channel=via.channel,
+                        price=price.to_json(), split=parts, now=now)
+            return {
+                "resale_id": resale_id, "unit_id": str(unit.id), "good_id": unit.good_id,
+                "tier": unit.tier, "serial": unit.serial, "seller": seller, "buyer": buyer,
+                "channel": via.channel, "price": price.to_json(), "split": parts,
+                "resold_at": format_timestamp(now),
+            }
+
+        return self._submit("resell", args, idempotency_key, scope, unit_uuid, decide)
+
+    def restock(
+        self, good_id: UUID | str, tier: str, quantity: int, *, idempotency_key: str,
+        scope: str = "",
+    ) -> dict[str, Any]:
+        good_uuid = _uuid(good_id, "good_id")
+        args = {"good_id": str(good_uuid), "tier": tier, "quantity": quantity}
+
+        def decide(uow: UnitOfWork, now: datetime) -> dict[str, Any]:
+            good = self.good(good_uuid)
+            good.tier(tier)
+            stock = uow.get(TierStock, stock_id_for(good.id, tier))
+            if stock is None:
+                raise TierNotFoundError(good.id, tier)
+            stock.restock(quantity, now)
+            return {"good_id": str(good.id), "tier": tier, "quantity": quantity,
+                    "supply": stock.supply, "lifetime_cap": stock.lifetime_cap}
+
+        return self._submit("restock", args, idempotency_key, scope,
+                            stock_id_for(good_uuid, tier), decide)
+
+    def refund(
+        self, unit_id: UUID | str, *, reason: str, idempotency_key: str, scope: str = ""
+    ) -> dict[str, Any]:
+        """Refund the current holder's acquisition of a unit (see
+        :mod:`ledger.domain.unit` for what that does to stock)."""
+        unit_uuid = _uuid(unit_id, "unit_id")
+        reason = validate.text(reason, field="reason", max_chars=limits.REASON_CHARS_MAX)
+        args = {"unit_id": str(unit_uuid), "reason": reason}
+        refund_id = str(command_id_for(scope, check_key(idempotency_key)))
+
+        def decide(uow: UnitOfWork, now: datetime) -> dict[str, Any]:
+            unit = uow.get(Unit, unit_uuid)
+            if unit is None:
+                raise UnitNotFoundError(unit_uuid)
+            unit.current_acquisition()  # refuses a unit with nothing to refund
+            stock = allowance = None
+            if unit.current_acquisition()["kind"] == PRIMARY:
+                stock = uow.get(TierStock, stock_id_for(UUID(unit.good_id), unit.tier))
+                if stock is None:
+                    raise AssertionError(f"unit {unit.id} has no stock")
+                if stock.per_buyer_limit is not None:
+                    holder = unit.current_acquisition()["holder"]
+                    allowance = uow.get(BuyerAllowance, allowance_id_for(stock.id, holder))
+                    if allowance is None:
+                        raise AssertionError("a limited tier's buyer has no allowance record")
+            acquisition = unit.refund(refund_id=refund_id, reason=reason, now=now)
+            if stock is not None:
+                stock.take_back(serial=unit.serial, refund_id=refund_id, now=now)
+            if allowance is not None:
+                allowance.count(-1, refund_id, now)
+            return {
+                "refund_id": refund_id, "unit_id": str(unit.id), "kind": acquisition["kind"],
+                "refunded_acquisition": acquisition["id"], "holder": acquisition["holder"],
+                "returned_to": acquisition["from"], "amount": acquisition["price"],
+                "refunded_at": format_timestamp(now),
+            }
+
+        return self._submit("refund", args, idempotency_key, scope, unit_uuid, decide)
+
+    # ------------------------------------------------------------------
+    # Running commands
+    # ------------------------------------------------------------------
+    def _submit(
+        self, name: str, args: dict[str, Any], idempotency_key: str, scope: str,
+        contended: UUID | None, decide: Decide,
+    ) -> dict[str, Any]:
+        key = check_key(idempotency_key)
+        if scope:
+            validate.identifier(scope, field="scope")
+        command = _Command(name, scope, key, request_hash(name, args), decide)
+        return self._combiner.submit(contended, Request(run=command), self._run_batch)
+
+    def _run_batch(self, batch: list[Request]) -> None:
+        try:
+            self._attempt_batch(batch)
+        except _PoisonedBatchError:
+            # Run each alone: a failure then discards only its own changes.
+            for request in batch:
+                if not request.done:
+                    self._attempt_batch([request])
+
+    def _attempt_batch(self, batch: list[Request]) -> None:
+        """Decide every command of the batch against one unit of work, then
+        commit once. Outcomes become final only when the commit succeeds; a
+        version conflict re-decides the whole batch from fresh state."""
+        for attempt in range(self._retries):
+            uow = UnitOfWork(self._store)
+            now = self._clock()
+            outcomes: list[tuple[Request, dict[str, Any] | LedgerError]] = []
+            decided: dict[UUID, tuple[_Command, dict[str, Any]]] = {}
+            for request in batch:
+                outcome = self._decide(request.run, uow, now, decided, shared=len(batch) > 1)
+                if isinstance(outcome, _Spoiled):  # nothing of it may be saved
+                    request.fail(outcome.error)
+                    return
+                outcomes.append((request, outcome))
+            try:
+                uow.commit()
+            except (IntegrityError, OperationalError):
+                self.conflicts_retried += 1
+                time.sleep(random.uniform(0, min(0.002 * 2**attempt, 0.05)))
+                continue
+            self.transactions += 1
+            for request, outcome in outcomes:
+                if isinstance(outcome, LedgerError):
+                    request.fail(outcome)
+                else:
+                    request.succeed(outcome)
+            return
+        error = ConcurrencyError(
+            f"still conflicting after {self._retries} attempts; "
+            "retry with the same idempotency key"
+        )
+        for request in batch:
+            request.fail(error)
+
+    def _decide(
+        self, command: _Command, uow: UnitOfWork, now: datetime,
+        decided: dict[UUID, tuple[_Command, dict[str, Any]]], *, shared: bool,
+    ) -> dict[str, Any] | LedgerError | _Spoiled:
+        """One command's outcome: its result, or the error refusing it, or
+        :class:`_Spoiled` if it was refused after changing aggregates."""
+        earlier = decided.get(command.record_id)
+        if earlier is not None:  # the same key twice in one batch
+            first, result = earlier
+            same = first.name == command.name and first.request_hash == command.request_hash
+            return result if same else IdempotencyKeyReusedError(command.key)
+        record = uow.get(CommandRecord, command.record_id)
+        if record is not None:
+            try:
+                return record.answer(command.name, command.request_hash)
+            except LedgerError as error:
+                return error
+        before = uow.pending_events()
+        try:
+            result = command.decide(uow, now)
+        except LedgerError as error:
+            if uow.pending_events() == before:
+                return error
+            if shared:
+                raise _PoisonedBatchError from error
+            return _Spoiled(error)
+        uow.add(CommandRecord.record(
+            scope=command.scope, key=command.key, command=command.name,
+            request_hash=command.request_hash, result=result, now=now,
+        ))
+        decided[command.record_id] = (command, result)
+        return result
+
+    def _load(self, kind: type[A], aggregate_id: UUID, missing: Exception) -> A:
+        try:
+            found = self._store.load(aggregate_id)
+        except AggregateNotFoundError:
+            raise missing from None
+        if not isinstance(found, kind):
+            raise InvalidInputError("id", f"{aggregate_id} is not a {kind.__name__}")
+        return found
+
+
+def _uuid(value: UUID | str, field: str) -> UUID:
+    if isinstance(value, UUID):
+        return value
+    try:
+        return UUID(str(value))
+    except ValueError:
+        raise InvalidInputError(field, f"{value!r} is not a UUID") from None
+
+
+def _check_currency(good: Good, price: Money) -> None:
+    if price.currency != good.spec.currency:
+        raise CurrencyMismatchError(good.spec.currency, price.currency)
+
+
+def _mint_result(good: Good, stocks: list[TierStock]) -> dict[str, Any]:
+    return {
+        "good_id": str(good.id),
+        "fingerprint": good.fingerprint,
+        "minted_at": good.definition["minted_at"],
+        "tiers": [{"tier": s.tier, "stock_id": str(s.id), "supply": s.supply} for s in stocks],
+    }
