@@ -90,10 +90,9 @@ def split(amount: int, shares: list[Share]) -> list[dict[str, Any]]:
     order = sorted(range(len(live)), key=lambda i: -remainders[i])
     for i in order[:left]:
         floors[i] += 1
-    parts = [
+    if sum(floors) != amount:
+        raise AssertionError("split parts must sum to the amount")
+    return [
         {"recipient": s.recipient, "role": s.role, "amount": a}
         for s, a in zip(live, floors, strict=True)
     ]
-    if sum(p["amount"] for p in parts) != amount:
-        raise AssertionError("split parts must sum to the amount")
-    return parts

@@ -87,7 +87,8 @@ class Unit(Aggregate):
             raise UnitNotHeldError(self.id)
         for acquisition in reversed(self.acquisitions):
             if not acquisition["refunded"]:
-                return acquisition
+                current: dict[str, Any] = acquisition
+                return current
         raise RuleViolation(f"unit {self.id} has nothing left to refund")
 
     def refund(self, *, refund_id: str, reason: str, now: datetime) -> dict[str, Any]:

@@ -42,10 +42,10 @@ def text(value: Any, *, field: str, max_chars: int, pattern: str | None = None) 
 
 def identifier(value: Any, *, field: str) -> str:
     """Creator, buyer and channel ids: short, printable, no spaces."""
-    value = text(value, field=field, max_chars=limits.ID_CHARS_MAX)
-    if not _IDENTIFIER.match(value):
+    checked = text(value, field=field, max_chars=limits.ID_CHARS_MAX)
+    if not _IDENTIFIER.match(checked):
         raise InvalidInputError(field, f"must match {limits.IDENTIFIER_PATTERN}")
-    return value
+    return checked
 
 
 def integer(value: Any, *, field: str, low: int, high: int) -> int:

@@ -266,8 +266,6 @@ class Ledger:
                 allowance.count(quantity, sale_id, now)
             units = []
             for serial in serials:
-                sale = {"buyer": buyer, "sale_id": sale_id, "channel": via.channel,
-                        "price": price, "split": parts, "now": now}
                 # A fresh serial has no unit yet (had another process made
                 # one meanwhile, the save would conflict and be retried).
                 unit = None
@@ -275,10 +273,13 @@ class Ledger:
                     unit = uow.get(Unit, unit_id_for(good.id, tier, serial))
                 if unit is None:
                     unit = Unit.issue(good_id=good.id, tier=tier, serial=serial,
-                                      transferable=tier_spec.transferable, **sale)
+                                      transferable=tier_spec.transferable, buyer=buyer,
+                                      sale_id=sale_id, channel=via.channel, price=price,
+                                      split=parts, now=now)
                     uow.add(unit)
                 else:
-                    unit.reissue(**sale)
+                    unit.reissue(buyer=buyer, sale_id=sale_id, channel=via.channel,
+                                 price=price, split=parts, now=now)
                 units.append(unit)
             return {
                 "sale_id": sale_id, "good_id": str(good.id), "tier": tier, "buyer": buyer,

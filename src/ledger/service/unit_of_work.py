@@ -9,7 +9,7 @@ aggregate in first-touch order.
 
 from __future__ import annotations
 
-from typing import TypeVar, cast
+from typing import TypeVar
 from uuid import UUID
 
 from ledger.domain.errors import InvalidInputError
@@ -38,7 +38,7 @@ class UnitOfWork:
                 self._order.append(found)
         if found is not None and not isinstance(found, kind):
             raise InvalidInputError("id", f"{aggregate_id} is not a {kind.__name__}")
-        return cast(A | None, found)
+        return found
 
     def add(self, aggregate: Aggregate) -> None:
         """Take in a newly created aggregate."""

@@ -8,7 +8,7 @@ is transcoded, compressed or encrypted: the stored bytes are the hashed bytes.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, cast
+from typing import Any
 from uuid import UUID
 
 import orjson
@@ -98,7 +98,8 @@ class EventStore(Application[UUID]):
         A private copy: from the cache (fast-forwarded with any events other
         processes stored since) or rebuilt from the store.
         """
-        return cast(Aggregate, self.repository.get(aggregate_id, projector_func=_project))
+        aggregate: Aggregate = self.repository.get(aggregate_id, projector_func=_project)
+        return aggregate
 
     def append(self, events: Sequence[Event]) -> None:
         """Store events in one transaction.
