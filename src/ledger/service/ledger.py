@@ -48,7 +48,7 @@ from ledger.domain.money import Money, split
 from ledger.domain.stock import BuyerAllowance, TierStock
 from ledger.domain.unit import PRIMARY, Unit
 from ledger.service.combiner import Combiner, Request
-from ledger.service.unit_of_work import UnitOfWork
+from ledger.service.unit_of_work import HotAggregates, UnitOfWork
 from ledger.store.database import DatabaseURL
 from ledger.store.eventstore import (
     AggregateNotFoundError,
@@ -109,6 +109,7 @@ class Ledger:
         self._clock = clock
         self._retries = retries
         self._combiner = Combiner(batch_max)
+        self._hot = HotAggregates(cache_size)
         # Definitions never change after mint, nor do channel fees: safe to
         # keep. These objects are read-only; commands that change a Good
         # load it afresh in their unit of work.
@@ -250,7 +251,8 @@ class Ledger:
             stock.check_sale(quantity, now)
             allowance = None
             if stock.per_buyer_limit is not None:
-                allowance = uow.get(BuyerAllowance, allowance_id_for(stock.id, buyer))
+                allowance = uow.get_or_assume_new(BuyerAllowance,
+                                                  allowance_id_for(stock.id, buyer))
                 bought = allowance.bought if allowance else 0
                 if bought + quantity > stock.per_buyer_limit:
                     raise BuyerLimitError(buyer, tier, stock.per_buyer_limit, bought)
@@ -410,7 +412,7 @@ class Ledger:
         commit once. Outcomes become final only when the commit succeeds; a
         version conflict re-decides the whole batch from fresh state."""
         for attempt in range(self._retries):
-            uow = UnitOfWork(self._store)
+            uow = UnitOfWork(self._store, self._hot, careful=attempt > 0)
             now = self._clock()
             outcomes: list[tuple[Request, dict[str, Any] | LedgerError]] = []
             decided: dict[UUID, tuple[_Command, dict[str, Any]]] = {}
@@ -451,7 +453,7 @@ class Ledger:
             first, result = earlier
             same = first.name == command.name and first.request_hash == command.request_hash
             return result if same else IdempotencyKeyReusedError(command.key)
-        record = uow.get(CommandRecord, command.record_id)
+        record = uow.get_or_assume_new(CommandRecord, command.record_id)
         if record is not None:
             try:
                 return record.answer(command.name, command.request_hash)

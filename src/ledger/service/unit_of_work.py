@@ -5,10 +5,22 @@ batch sees the same in-memory object, so a batch of sales on one stock
 applies them one after another, exactly as if they had run alone. Commit
 stores every pending event in one ``put`` -- one transaction -- ordered by
 aggregate in first-touch order.
+
+**Optimistic first attempts.** A command's first attempt trusts what this
+process last committed (the :class:`HotAggregates` cache) and assumes that
+aggregates it would create -- its idempotency record, a buyer's first
+allowance, a fresh serial's unit -- do not exist yet, without asking the
+database. That is safe because the database is the judge: a stale version or
+an id that already exists makes the insert fail with ``IntegrityError``, and
+the retry runs *careful*: it drops the cached copies and reads everything
+from the store. The common case then costs one transaction and no reads.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from copy import deepcopy
 from typing import TypeVar
 from uuid import UUID
 
@@ -19,26 +31,69 @@ from ledger.store.eventstore import AggregateNotFoundError, EventStore
 A = TypeVar("A", bound=Aggregate)
 
 
+class HotAggregates:
+    """The aggregates this process committed last, by id (LRU, thread-safe).
+
+    Entries are never mutated: readers get deep copies.
+    """
+
+    def __init__(self, maxsize: int) -> None:
+        self._maxsize = maxsize
+        self._entries: OrderedDict[UUID, Aggregate] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def copy_of(self, aggregate_id: UUID) -> Aggregate | None:
+        with self._lock:
+            found = self._entries.get(aggregate_id)
+            if found is None:
+                return None
+            self._entries.move_to_end(aggregate_id)
+        return deepcopy(found)
+
+    def keep(self, aggregates: list[Aggregate]) -> None:
+        if self._maxsize <= 0:
+            return
+        with self._lock:
+            for aggregate in aggregates:
+                self._entries[aggregate.id] = aggregate
+                self._entries.move_to_end(aggregate.id)
+            while len(self._entries) > self._maxsize:
+                self._entries.popitem(last=False)
+
+    def forget(self, aggregate_ids: list[UUID]) -> None:
+        with self._lock:
+            for aggregate_id in aggregate_ids:
+                self._entries.pop(aggregate_id, None)
+
+
 class UnitOfWork:
-    def __init__(self, store: EventStore) -> None:
+    def __init__(self, store: EventStore, hot: HotAggregates, *, careful: bool) -> None:
         self._store = store
+        self._hot = hot
+        self.careful = careful
         self._seen: dict[UUID, Aggregate | None] = {}
         self._order: list[Aggregate] = []
 
     def get(self, kind: type[A], aggregate_id: UUID) -> A | None:
-        if aggregate_id in self._seen:
-            found = self._seen[aggregate_id]
-        else:
-            try:
-                found = self._store.load(aggregate_id)
-            except AggregateNotFoundError:
-                found = None
-            self._seen[aggregate_id] = found
-            if found is not None:
-                self._order.append(found)
-        if found is not None and not isinstance(found, kind):
-            raise InvalidInputError("id", f"{aggregate_id} is not a {kind.__name__}")
-        return found
+        """The aggregate (None if it does not exist)."""
+        if aggregate_id not in self._seen:
+            found = None if self.careful else self._hot.copy_of(aggregate_id)
+            if found is None:
+                try:
+                    found = self._store.load(aggregate_id)
+                except AggregateNotFoundError:
+                    found = None
+            self._note(aggregate_id, found)
+        return self._typed(kind, aggregate_id)
+
+    def get_or_assume_new(self, kind: type[A], aggregate_id: UUID) -> A | None:
+        """Like :meth:`get`, but an optimistic attempt takes an id it has not
+        committed itself for one that does not exist yet (see module doc)."""
+        if self.careful:
+            return self.get(kind, aggregate_id)
+        if aggregate_id not in self._seen:
+            self._note(aggregate_id, self._hot.copy_of(aggregate_id))
+        return self._typed(kind, aggregate_id)
 
     def add(self, aggregate: Aggregate) -> None:
         """Take in a newly created aggregate."""
@@ -51,9 +106,35 @@ class UnitOfWork:
         return sum(len(a._pending) for a in self._order)
 
     def commit(self) -> int:
+        """Store all pending events in one transaction; raises the store's
+        ``IntegrityError`` (nothing stored) if any version is taken."""
         events: list[Event] = []
+        changed: list[Aggregate] = []
         for aggregate in self._order:
-            events.extend(aggregate.collect_events())
+            pending = aggregate.collect_events()
+            if pending:
+                events.extend(pending)
+                changed.append(aggregate)
         if events:
-            self._store.append(events)
+            try:
+                self._store.append(events)
+            except Exception:
+                self.forget()
+                raise
+            self._hot.keep(changed)
         return len(events)
+
+    def forget(self) -> None:
+        """Drop every aggregate this unit of work touched from the hot cache."""
+        self._hot.forget(list(self._seen))
+
+    def _note(self, aggregate_id: UUID, found: Aggregate | None) -> None:
+        self._seen[aggregate_id] = found
+        if found is not None:
+            self._order.append(found)
+
+    def _typed(self, kind: type[A], aggregate_id: UUID) -> A | None:
+        found = self._seen[aggregate_id]
+        if found is not None and not isinstance(found, kind):
+            raise InvalidInputError("id", f"{aggregate_id} is not a {kind.__name__}")
+        return found
