@@ -1,0 +1,159 @@
+"""Independent verification of a ledger, from its events alone.
+
+Written from ``docs/format.md`` as an outsider would: this package imports
+nothing of the write path (``ledger.domain``, ``ledger.service``, …; an
+import-linter contract enforces it). It reads raw rows through
+:mod:`ledger.store.records` or the export file of section 3, and recomputes
+every encoding, hash, id, split and rule itself.
+
+Use::
+
+    report = verify_store(DatabaseURL.parse("sqlite:///ledger.db"))
+    report = verify_export("ledger.jsonl")
+    if not report.ok:
+        print(report.first)
+
+or feed a :class:`Verifier` yourself (``feed`` for stored rows,
+``feed_record`` for export lines, then ``finish``). It streams: it keeps
+per-aggregate heads and rule state, never the log, and it keeps going after
+a finding, resynchronising each chain on what is stored so one break is
+reported once.
+
+Check codes (``Finding.check``), by section of the spec:
+
+Encoding and envelope (sections 1 to 3)
+    ``bad-json``            bytes that do not parse as JSON
+    ``not-canonical``       JSON that is not its canonical form (whitespace,
+                            key order, escapes, floats, integers beyond
+                            +/-(2^53-1), non-ASCII keys)
+    ``bad-envelope``        wrong record/state members, aggregate id not a
+                            lowercase UUID, bad version, prev_hash not 64 hex,
+                            payload not an object
+    ``bad-timestamp``       timestamp not ``YYYY-MM-DDTHH:MM:SS.ffffffZ``
+    ``record-mismatch``     an export line is not the splice of its parts
+    ``bad-line``            an empty export line, or no final newline
+    ``unreadable``          the store cannot be read past some row
+Chain (section 2)
+    ``version-gap``         a version skips ahead (events missing)
+    ``version-order``       a version repeats or goes back
+    ``prev-hash-mismatch``  prev_hash is not the previous event's hash (or 64
+                            zeros at version 1); expected and actual given
+Types and payloads (section 5)
+    ``unknown-type``        not an event type of section 5
+    ``wrong-type``          a type in another kind of aggregate, a creation
+                            type after version 1, or another type at version 1
+    ``bad-payload``         payload members or their JSON types are wrong
+    ``bad-definition``      a good's definition breaks section 5 (members,
+                            shares not summing to 10000, absolute edition with
+                            lifetime_cap != quota, minted_at != timestamp, …)
+Ids (section 4, rule 8.1)
+    ``bad-id``              aggregate id is not the UUIDv5 derivation
+    ``bad-fingerprint``     fingerprint is not SHA-256 of the definition
+    ``unknown-ref``         names a good, stock or channel not created before
+Cross-references (sections 5 and 6; matched by id, never by adjacency)
+    ``command-missing``     no command.recorded has the sale_id, resale_id or
+                            refund_id an effect names
+    ``command-mismatch``    that record names another command
+Supply (rule 8.2)
+    ``stock-mismatch``      stock.opened differs from its tier's definition, or
+                            a tier of a good is never opened
+    ``oversold``            more units live than the stock's supply
+    ``serial-reused``       a sale takes a serial that is live
+    ``serial-order``        serials not taken returned-first (lowest first),
+                            then new in order
+    ``serial-not-live``     stock.returned of a serial not issued or already back
+    ``lifetime-cap``        supply above the lifetime cap
+    ``restock-forbidden``   stock.restocked on an absolute edition's tier
+    ``restock-mismatch``    new supply != old supply + quantity (or quantity < 1)
+    ``sale-window``         a sale outside ``[sale_opens_at, sale_closes_at)``
+Units (rule 8.3)
+    ``unit-mismatch``       a unit event not matching its sale (serial, holder,
+                            price, split, channel, issued vs reissued)
+    ``dangling-sale``       a sold serial that no unit event of its sale issues
+                            by the end of the log
+    ``unit-held``           a held unit is sold again
+    ``not-holder``          a resale by someone who does not hold the unit
+    ``not-transferable``    a resale of a non-transferable tier's unit
+    ``refund-mismatch``     a refund that does not undo the holder's latest
+                            unrefunded acquisition, on its terms
+    ``return-mismatch``     a primary refund without its stock.returned (or a
+                            stock.returned that no earlier refund explains)
+Money (rule 8.4)
+    ``currency``            a price not in the good's currency
+    ``split-sum``           split parts do not sum to the price
+    ``split-mismatch``      split is not section 7's largest-remainder split
+Per-buyer limits (rule 8.5)
+    ``buyer-limit``         an allowance's total leaves 0..per_buyer_limit
+    ``allowance-mismatch``  allowance events that do not match their sale or
+                            refund (or exist for a tier without a limit)
+Variants (rule 8.6)
+    ``variant-limit``       more variants than max_variants, a variant tier
+                            over max_supply_per_variant, or no variant rules
+    ``variant-mismatch``    a variant's master block or derivation record does
+                            not match the master
+Verifier
+    ``unverifiable``        the verifier could not check an event (a bug in
+                            the verifier, reported rather than raised)
+"""
+
+from __future__ import annotations
+
+from ledger.verify.report import Finding, Report
+from ledger.verify.sources import export_store, verify_export, verify_store
+from ledger.verify.verifier import Verifier
+
+CHECKS: tuple[str, ...] = (
+    "bad-json",
+    "not-canonical",
+    "bad-envelope",
+    "bad-timestamp",
+    "record-mismatch",
+    "bad-line",
+    "unreadable",
+    "version-gap",
+    "version-order",
+    "prev-hash-mismatch",
+    "unknown-type",
+    "wrong-type",
+    "bad-payload",
+    "bad-definition",
+    "bad-id",
+    "bad-fingerprint",
+    "unknown-ref",
+    "command-missing",
+    "command-mismatch",
+    "stock-mismatch",
+    "oversold",
+    "serial-reused",
+    "serial-order",
+    "serial-not-live",
+    "lifetime-cap",
+    "restock-forbidden",
+    "restock-mismatch",
+    "sale-window",
+    "unit-mismatch",
+    "dangling-sale",
+    "unit-held",
+    "not-holder",
+    "not-transferable",
+    "refund-mismatch",
+    "return-mismatch",
+    "currency",
+    "split-sum",
+    "split-mismatch",
+    "buyer-limit",
+    "allowance-mismatch",
+    "variant-limit",
+    "variant-mismatch",
+    "unverifiable",
+)
+
+__all__ = [
+    "CHECKS",
+    "Finding",
+    "Report",
+    "Verifier",
+    "export_store",
+    "verify_export",
+    "verify_store",
+]

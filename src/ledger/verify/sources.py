@@ -1,0 +1,124 @@
+"""Where the verifier reads from: the event store (raw rows through
+:class:`~ledger.store.records.RecordReader`) or an export file, and the
+exporter that writes that file (``docs/format.md`` section 3)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from ledger.store.database import DatabaseURL
+from ledger.store.records import RecordReader
+from ledger.verify.codec import splice
+from ledger.verify.report import Report
+from ledger.verify.verifier import Verifier
+
+Progress = Callable[[int], None]
+PROGRESS_EVERY = 5_000
+
+# What reading a damaged store can raise, beyond the database's own errors:
+# a row whose id is no UUID, a NULL state...
+_ROW_ERRORS = (ValueError, TypeError, AttributeError, UnicodeDecodeError)
+
+
+def verify_store(url: DatabaseURL, progress: Progress | None = None) -> Report:
+    """Verify every stored event, in commit order.
+
+    Raises :class:`~ledger.store.records.StoreMissingError` if there is no
+    store at ``url``. ``progress`` is called with the number of events done
+    every few thousand events and once at the end.
+    """
+    verifier = Verifier()
+    done = 0
+    last: int | None = None
+    with RecordReader(url) as reader:
+        try:
+            for row in reader:
+                verifier.feed(
+                    row.position, row.aggregate_id, row.version, row.event_type, row.state
+                )
+                last = row.position
+                done += 1
+                if progress is not None and done % PROGRESS_EVERY == 0:
+                    progress(done)
+        except _ROW_ERRORS as error:
+            after = "the start" if last is None else f"position {last}"
+            verifier.report_unreadable(
+                None, f"the store cannot be read after {after}: {type(error).__name__}: {error}"
+            )
+    if progress is not None:
+        progress(done)
+    return verifier.finish(url.display())
+
+
+def verify_export(path: str | os.PathLike[str], progress: Progress | None = None) -> Report:
+    """Verify an export file (JSON Lines, one record per line)."""
+    verifier = Verifier()
+    done = 0
+    with open(path, "rb") as lines:
+        for number, line in enumerate(lines, 1):
+            if line.endswith(b"\n"):
+                line = line[:-1]  # noqa: PLW2901 - the record is the line less its newline
+            else:
+                verifier.report_line(number, "bad-line", "the last line has no newline")
+            if not line:
+                verifier.report_line(number, "bad-line", "empty line (one record per line)")
+                continue
+            verifier.feed_record(number, line)
+            done += 1
+            if progress is not None and done % PROGRESS_EVERY == 0:
+                progress(done)
+    if progress is not None:
+        progress(done)
+    return verifier.finish(os.fspath(path))
+
+
+def export_store(
+    url: DatabaseURL, out: str | os.PathLike[str], progress: Progress | None = None
+) -> int:
+    """Write the export file of section 3: every event's record bytes and a
+    newline, in commit order. Atomic: written to a temporary file beside
+    ``out``, flushed to disk, then renamed over it. Returns the event count.
+
+    Records are written byte for byte as spliced from the stored state, even
+    if damaged; verifying the export then reports the damage.
+    """
+    target = Path(out)
+    count = 0
+    with RecordReader(url) as reader:
+        fd, temp = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=".tmp", dir=target.parent.resolve()
+        )
+        try:
+            with os.fdopen(fd, "wb") as sink:
+                for row in reader:
+                    sink.write(splice(row.aggregate_id, row.version, row.event_type, row.state))
+                    sink.write(b"\n")
+                    count += 1
+                    if progress is not None and count % PROGRESS_EVERY == 0:
+                        progress(count)
+                sink.flush()
+                os.fsync(sink.fileno())
+            os.chmod(temp, 0o644)  # an export is meant to be shared
+            os.replace(temp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            raise
+    _fsync_directory(target.parent.resolve())
+    if progress is not None:
+        progress(count)
+    return count
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make the rename durable (POSIX); harmless where unsupported."""
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -1,0 +1,1361 @@
+"""The streaming verifier: feed it events in commit order, then ``finish``.
+
+It keeps, per aggregate, the last version and event hash, plus the small
+rule state section 8 of ``docs/format.md`` needs (a good's definition in
+brief, a stock's supply and free serials, a unit's holder and unrefunded
+acquisitions, a channel's fee, an allowance's running total). Facts that
+span aggregates -- a sale's unit events, a refund's returned serial, the
+command record an effect names -- are matched by id, not by adjacency:
+section 6 lets the events of one command be interleaved with others of its
+batch. Such expectations are dropped once met, so the verifier never holds
+the log.
+
+Every rule is written from the spec; see :mod:`ledger.verify` for the check
+codes.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ledger.verify import codec
+from ledger.verify.report import FINDINGS_KEPT, Finding, Report
+from ledger.verify.schema import (
+    CREATION_TYPES,
+    KINDS,
+    definition_rule_problems,
+    definition_shape_problem,
+    payload_problem,
+)
+from ledger.verify.splits import largest_remainder, primary_weights, resale_weights
+
+Payload = dict[str, Any]
+
+STATE_KEYS = frozenset({"payload", "prev_hash", "timestamp"})
+RECORD_KEYS = STATE_KEYS | {"aggregate_id", "type", "version"}
+
+
+@dataclass(slots=True)
+class _Event:
+    position: int | None
+    aggregate_id: str | None = None
+    version: int | None = None
+    type: str | None = None
+    timestamp: str | None = None
+    prev_hash: str | None = None
+    payload: Payload | None = None
+    hash: str = ""
+
+    def ref(self) -> _Event:
+        """Where the event is, without its payload (to keep for later findings)."""
+        return _Event(self.position, self.aggregate_id, self.version, self.type)
+
+
+@dataclass(slots=True)
+class _Chain:
+    version: int
+    head: str
+    position: int | None = None  # where the head event sits in the log
+    kind: str = ""
+
+
+@dataclass(slots=True)
+class _Good:
+    event: _Event
+    fingerprint: str
+    currency: str
+    creators: list[tuple[str, int]]
+    resale_bps: int
+    policy: str
+    opens: str | None
+    closes: str | None
+    tiers: dict[str, Payload]
+    variant_rules: Payload | None
+    unopened: set[str] | None  # tiers with no stock.opened yet
+    master_id: str | None = None
+    master_creators: list[tuple[str, int]] = field(default_factory=list)
+    master_primary_bps: int = 0
+    master_resale_bps: int = 0
+    variants: int = 0
+
+
+@dataclass(slots=True)
+class _Stock:
+    good_id: str
+    tier: str
+    supply: int
+    lifetime_cap: int
+    restockable: bool
+    transferable: bool
+    per_buyer_limit: int | None
+    opens: str | None
+    closes: str | None
+    next_serial: int = 1  # 1 + the number of serials ever issued
+    free: list[int] = field(default_factory=list)  # returned serials, sorted
+
+    @property
+    def live(self) -> int:
+        return self.next_serial - 1 - len(self.free)
+
+
+@dataclass(slots=True)
+class _Acquisition:
+    id: str
+    kind: str  # "sale" or "resale"
+    holder: str
+    source: str | None  # the seller of a resale
+    terms: bytes  # SHA-256 of the canonical [price, split]
+
+
+@dataclass(slots=True)
+class _Unit:
+    stock_id: str
+    serial: int
+    transferable: bool
+    holder: str | None
+    # Unrefunded acquisitions, latest last: a refund undoes the last one.
+    acquisitions: list[_Acquisition]
+
+
+@dataclass(slots=True)
+class _Allowance:
+    stock_id: str
+    buyer: str
+    total: int = 0
+
+
+@dataclass(slots=True)
+class _Sale:
+    """A ``stock.sold`` whose unit events (and allowance count) are awaited."""
+
+    event: _Event
+    stock_id: str
+    sale_id: str
+    buyer: str
+    channel: str
+    price: Payload
+    split: list[Payload]
+    quantity: int
+    fresh: set[int]  # serials never issued before this sale
+    waiting: set[int]  # serials no unit event has issued yet
+    limited: bool
+    counted: bool = False
+
+
+@dataclass(slots=True)
+class _Refund:
+    """A refunded primary sale, whose ``stock.returned`` (and allowance
+    count) are awaited."""
+
+    event: _Event
+    stock_id: str
+    serial: int
+    holder: str
+    limited: bool
+    returned: bool = False
+    counted: bool = False
+
+
+@dataclass(slots=True)
+class _Derivation:
+    event: _Event
+    master_id: str
+    fingerprint: str
+
+
+Handler = Callable[[_Event, Payload], None]
+
+
+class Verifier:
+    """Checks a ledger's events, fed one at a time in commit order."""
+
+    def __init__(self, *, keep: int = FINDINGS_KEPT) -> None:
+        self._keep = keep
+        self._findings: list[Finding] = []
+        self._total = 0
+        self._events = 0
+        self._by_type: dict[str, int] = {}
+        self._started = time.perf_counter()
+        # Per aggregate.
+        self._chains: dict[str, _Chain] = {}
+        self._goods: dict[str, _Good] = {}
+        self._stocks: dict[str, _Stock] = {}
+        self._units: dict[str, _Unit] = {}
+        self._channels: dict[str, int] = {}
+        self._allowances: dict[str, _Allowance] = {}
+        # Expectations across aggregates, dropped once met.
+        self._sales: dict[str, _Sale] = {}  # by sale_id
+        self._awaited_units: dict[str, tuple[_Sale, int]] = {}  # unit id -> sale, serial
+        self._refunds: dict[str, _Refund] = {}  # primary refunds, by refund_id
+        self._derivations: dict[str, _Derivation] = {}  # by variant id
+        self._commands_named: dict[str, tuple[_Event, str, str]] = {}  # id -> event, name, label
+        # Aggregates with an event that could not be read: facts about them
+        # are unknown, so expectations that depend on them are not reported.
+        self._unreadable: set[str] = set()
+        self._handlers: dict[str, Handler] = {
+            "channel.registered": self._on_channel_registered,
+            "good.minted": self._on_good_minted,
+            "good.variant-derived": self._on_variant_derived,
+            "stock.opened": self._on_stock_opened,
+            "stock.sold": self._on_stock_sold,
+            "stock.restocked": self._on_stock_restocked,
+            "stock.returned": self._on_stock_returned,
+            "allowance.started": self._on_allowance_started,
+            "allowance.counted": self._on_allowance_counted,
+            "unit.issued": self._on_unit_issued,
+            "unit.reissued": self._on_unit_reissued,
+            "unit.resold": self._on_unit_resold,
+            "unit.refunded": self._on_unit_refunded,
+            "command.recorded": self._on_command_recorded,
+        }
+
+    # ------------------------------------------------------------------
+    # Input
+    # ------------------------------------------------------------------
+    def feed(
+        self, position: int, aggregate_id: str, version: int, event_type: str, state: bytes
+    ) -> None:
+        """One stored row: its columns and the stored ``state`` bytes."""
+        ev = _Event(
+            position,
+            aggregate_id if isinstance(aggregate_id, str) else None,
+            version if codec.is_int(version) else None,
+            event_type if isinstance(event_type, str) else None,
+        )
+        self._count(ev)
+        usable = self._check_columns(ev, aggregate_id, version, event_type)
+        if isinstance(state, (bytes, bytearray, memoryview)):
+            data = bytes(state)
+        else:
+            self._flag(ev, "bad-envelope", f"state is {type(state).__name__}, not bytes")
+            data = b""
+        if usable:
+            # Hashed as stored, even if damaged (findings below say how).
+            ev.hash = codec.sha256_hex(codec.splice(aggregate_id, version, event_type, data))
+        try:
+            value, problem = codec.parse(data)
+        except codec.NotJSONError as error:
+            self._flag(ev, "bad-json", f"stored state is not JSON ({error})")
+            value = None
+        else:
+            if problem is not None:
+                self._flag(ev, "not-canonical", f"stored state {problem}")
+        if value is not None:
+            if not isinstance(value, dict):
+                self._flag(ev, "bad-envelope", "stored state is not a JSON object")
+            else:
+                if set(value) != STATE_KEYS:
+                    self._flag(
+                        ev,
+                        "bad-envelope",
+                        f"state members are {', '.join(sorted(value))}; expected "
+                        "payload, prev_hash, timestamp",
+                    )
+                self._read_envelope(ev, value)
+        if usable:
+            self._process(ev)
+
+    def feed_record(self, position: int, record: bytes) -> None:
+        """One line of an export file: the record bytes, without the newline."""
+        ev = _Event(position)
+        data = bytes(record)
+        ev.hash = codec.sha256_hex(data)
+        try:
+            value, problem = codec.parse(data)
+        except codec.NotJSONError as error:
+            self._count(ev)
+            self._flag(ev, "bad-json", f"line is not JSON ({error})")
+            return
+        if not isinstance(value, dict):
+            self._count(ev)
+            self._flag(ev, "bad-envelope", "line is not a JSON object")
+            return
+        aggregate_id, version, event_type = (
+            value.get("aggregate_id"),
+            value.get("version"),
+            value.get("type"),
+        )
+        ev.aggregate_id = aggregate_id if isinstance(aggregate_id, str) else None
+        ev.version = version if codec.is_int(version) else None
+        ev.type = event_type if isinstance(event_type, str) else None
+        self._count(ev)
+        if problem is not None:
+            self._flag(ev, "not-canonical", f"record {problem}")
+        complete = set(value) == RECORD_KEYS
+        if not complete:
+            self._flag(
+                ev,
+                "bad-envelope",
+                f"record members are {', '.join(sorted(value))}; expected "
+                f"{', '.join(sorted(RECORD_KEYS))}",
+            )
+        usable = self._check_columns(ev, aggregate_id, version, event_type)
+        self._read_envelope(ev, value)
+        if usable and complete and problem is None:
+            try:
+                state = codec.encode({k: value[k] for k in sorted(STATE_KEYS)})
+                assert ev.aggregate_id is not None
+                assert ev.version is not None
+                assert ev.type is not None
+                spliced = codec.splice(ev.aggregate_id, ev.version, ev.type, state)
+            except (TypeError, ValueError) as error:  # pragma: no cover - defensive
+                self._flag(ev, "record-mismatch", f"record cannot be split into state: {error}")
+            else:
+                if spliced != data:
+                    self._flag(
+                        ev, "record-mismatch", "record is not the splice of its state and columns"
+                    )
+        if usable:
+            self._process(ev)
+
+    def report_unreadable(self, position: int | None, message: str) -> None:
+        """Record that the source could not be read (a finding ``unreadable``)."""
+        self._flag(_Event(position), "unreadable", message)
+
+    def report_line(self, position: int, check: str, message: str) -> None:
+        """Record a problem with an export line itself (e.g. ``bad-line``)."""
+        self._flag(_Event(position), check, message)
+
+    def finish(self, source: str) -> Report:
+        """Run the end-of-log checks and sum up."""
+        self._end_of_log()
+        findings = sorted(self._findings, key=lambda f: (f.position is None, f.position or 0))
+        return Report(
+            source=source,
+            events=self._events,
+            aggregates=len(self._chains),
+            findings=findings,
+            findings_total=self._total,
+            by_type=dict(self._by_type),
+            elapsed_s=time.perf_counter() - self._started,
+        )
+
+    # ------------------------------------------------------------------
+    # Envelope and chain
+    # ------------------------------------------------------------------
+    def _count(self, ev: _Event) -> None:
+        self._events += 1
+        key = ev.type if ev.type is not None else "?"
+        self._by_type[key] = self._by_type.get(key, 0) + 1
+
+    def _flag(
+        self,
+        ev: _Event,
+        check: str,
+        message: str,
+        *,
+        expected: str | None = None,
+        actual: str | None = None,
+    ) -> None:
+        self._total += 1
+        if len(self._findings) < self._keep:
+            self._findings.append(
+                Finding(
+                    ev.position,
+                    ev.aggregate_id,
+                    ev.version,
+                    ev.type,
+                    check,
+                    message,
+                    expected,
+                    actual,
+                )
+            )
+
+    def _check_columns(
+        self, ev: _Event, aggregate_id: object, version: object, event_type: object
+    ) -> bool:
+        usable = True
+        if not codec.is_uuid(aggregate_id):
+            self._flag(
+                ev,
+                "bad-envelope",
+                f"aggregate id {_short(aggregate_id)} is not a lowercase 8-4-4-4-12 UUID",
+            )
+            usable = isinstance(aggregate_id, str)
+        if not (
+            isinstance(version, int)
+            and codec.is_int(version)
+            and 1 <= version <= codec.SAFE_INTEGER_MAX
+        ):
+            self._flag(
+                ev, "bad-envelope", f"version {_short(version)} is not an integer in 1..2**53-1"
+            )
+            usable = False
+        if not isinstance(event_type, str):
+            self._flag(ev, "bad-envelope", f"type {_short(event_type)} is not a string")
+            usable = False
+        return usable
+
+    def _read_envelope(self, ev: _Event, value: Payload) -> None:
+        prev = value.get("prev_hash")
+        if codec.is_hex64(prev):
+            ev.prev_hash = prev
+        elif "prev_hash" in value:
+            self._flag(
+                ev, "bad-envelope", f"prev_hash {_short(prev)} is not 64 lowercase hex digits"
+            )
+        stamp = value.get("timestamp")
+        if codec.is_timestamp(stamp):
+            ev.timestamp = stamp
+        elif "timestamp" in value:
+            self._flag(
+                ev, "bad-timestamp", f"timestamp {_short(stamp)} is not YYYY-MM-DDTHH:MM:SS.ffffffZ"
+            )
+        payload = value.get("payload")
+        if isinstance(payload, dict):
+            ev.payload = payload
+        elif "payload" in value:
+            self._flag(ev, "bad-envelope", "payload is not an object")
+
+    def _process(self, ev: _Event) -> None:
+        assert ev.aggregate_id is not None
+        assert ev.version is not None
+        assert ev.type is not None
+        chain = self._check_chain(ev)
+        kind = KINDS.get(ev.type)
+        if kind is None:
+            self._flag(ev, "unknown-type", f"{_short(ev.type)} is not an event type of section 5")
+            return
+        if not chain.kind:
+            chain.kind = kind
+        elif chain.kind != kind:
+            self._flag(ev, "wrong-type", f"a {ev.type} event in a {chain.kind} aggregate")
+        creates = ev.type in CREATION_TYPES
+        if creates and ev.version != 1:
+            self._flag(ev, "wrong-type", f"{ev.type} creates its aggregate, so must be version 1")
+        elif not creates and ev.version == 1:
+            self._flag(ev, "wrong-type", f"{ev.type} cannot be the first event of an aggregate")
+        payload = ev.payload
+        if payload is not None:
+            problem = payload_problem(ev.type, payload)
+            if problem is not None:
+                self._flag(ev, "bad-payload", problem)
+                payload = None
+        if payload is None:
+            self._unreadable.add(ev.aggregate_id)
+            # A unit event that cannot be read still answers for its serial.
+            awaited = self._awaited_units.pop(ev.aggregate_id, None)
+            if awaited is not None:
+                awaited[0].waiting.discard(awaited[1])
+                self._settle_sale(awaited[0])
+            return
+        try:
+            self._handlers[ev.type](ev, payload)
+        except Exception as error:  # a verifier reports, never crashes
+            self._flag(
+                ev,
+                "unverifiable",
+                f"the verifier could not check this event: {type(error).__name__}: {error}",
+            )
+
+    def _check_chain(self, ev: _Event) -> _Chain:
+        assert ev.aggregate_id is not None
+        assert ev.version is not None
+        chain = self._chains.get(ev.aggregate_id)
+        expected_version = 1 if chain is None else chain.version + 1
+        expected_prev = codec.ZERO_HASH if chain is None else chain.head
+        if ev.version == expected_version:
+            if ev.prev_hash is not None and ev.prev_hash != expected_prev:
+                what = (
+                    "64 zeros (version 1)" if chain is None else (
+                        f"the hash of v{chain.version} (at position {chain.position}): "
+                        "that event or this one was altered")
+                )
+                self._flag(
+                    ev,
+                    "prev-hash-mismatch",
+                    f"prev_hash is not {what}; expected {expected_prev}, found {ev.prev_hash}",
+                    expected=expected_prev,
+                    actual=ev.prev_hash,
+                )
+        elif ev.version > expected_version:
+            if chain is None:
+                message = (
+                    f"the aggregate's first event has version {ev.version}; "
+                    "expected 1 (events missing)"
+                )
+            else:
+                message = (
+                    f"version {ev.version} follows v{chain.version}; expected "
+                    f"{expected_version} (events missing)"
+                )
+            self._flag(
+                ev, "version-gap", message, expected=str(expected_version), actual=str(ev.version)
+            )
+        else:
+            assert chain is not None
+            self._flag(
+                ev,
+                "version-order",
+                f"version {ev.version} repeats or goes back after v{chain.version}",
+                expected=str(expected_version),
+                actual=str(ev.version),
+            )
+        if chain is None:
+            chain = _Chain(version=ev.version, head=ev.hash, position=ev.position)
+            self._chains[ev.aggregate_id] = chain
+        elif ev.version >= expected_version:
+            # Resynchronise on what is stored, so one break is one finding.
+            chain.version = ev.version
+            chain.head = ev.hash
+            chain.position = ev.position
+        return chain
+
+    # ------------------------------------------------------------------
+    # Shared rule helpers
+    # ------------------------------------------------------------------
+    def _check_id(self, ev: _Event, kind: str, *parts: object) -> None:
+        want = codec.derive_id(kind, *parts)
+        if ev.aggregate_id != want:
+            name = "/".join((kind, *(str(p) for p in parts)))
+            self._flag(
+                ev,
+                "bad-id",
+                f"aggregate id is not UUIDv5 of {_short(name, 120)}: expected {want}, "
+                f"found {ev.aggregate_id}",
+                expected=want,
+                actual=ev.aggregate_id,
+            )
+
+    def _check_currency(self, ev: _Event, price: Payload, good: _Good) -> None:
+        if price["currency"] != good.currency:
+            self._flag(
+                ev,
+                "currency",
+                f"price in {price['currency']}, but the good trades in {good.currency}",
+                expected=good.currency,
+                actual=price["currency"],
+            )
+
+    def _check_split(
+        self, ev: _Event, parts: list[Payload], price: int, want: list[Payload] | None
+    ) -> None:
+        total = sum(part["amount"] for part in parts)
+        if total != price:
+            self._flag(
+                ev,
+                "split-sum",
+                f"split parts sum to {total}, not the price {price}",
+                expected=str(price),
+                actual=str(total),
+            )
+            return
+        if want is None:
+            self._flag(
+                ev,
+                "split-mismatch",
+                "section 7's weights for this sale are negative or all zero, so no split is valid",
+            )
+        elif parts != want:
+            self._flag(
+                ev,
+                "split-mismatch",
+                f"split is not section 7's: expected {_describe(want)}; found {_describe(parts)}",
+                expected=codec.encode(want).decode(),
+                actual=codec.encode(parts).decode(),
+            )
+
+    def _fee(self, ev: _Event, channel: str) -> int | None:
+        fee = self._channels.get(channel)
+        if fee is None:
+            self._flag(ev, "unknown-ref", f"channel {_short(channel)} is not registered")
+        return fee
+
+    # ------------------------------------------------------------------
+    # Channels and goods
+    # ------------------------------------------------------------------
+    def _on_channel_registered(self, ev: _Event, p: Payload) -> None:
+        self._check_id(ev, "channel", p["channel"])
+        self._channels.setdefault(sys.intern(p["channel"]), p["fee_bps"])
+
+    def _on_command_recorded(self, ev: _Event, p: Payload) -> None:
+        assert ev.aggregate_id is not None
+        self._check_id(ev, "command", p["scope"], p["key"])
+        named = self._commands_named.pop(ev.aggregate_id, None)
+        if named is not None and p["command"] != named[1]:
+            self._flag(
+                ev,
+                "command-mismatch",
+                f"command {_short(p['command'])} is recorded under the {named[2]} of a "
+                f"{named[0].type} at position {named[0].position}; expected "
+                f"{named[1]!r}",
+                expected=named[1],
+                actual=p["command"],
+            )
+
+    def _name_command(self, ev: _Event, command_id: str, name: str, label: str) -> None:
+        """``ev`` names the command record it was saved with (section 5): it
+        must be in the log (after ``ev``, as the writer saves it last)."""
+        chain = self._chains.get(command_id)
+        if chain is None or chain.kind != "command":
+            self._commands_named[command_id] = (ev.ref(), name, label)
+
+    def _on_good_minted(self, ev: _Event, p: Payload) -> None:
+        assert ev.aggregate_id is not None
+        definition, fingerprint = p["definition"], p["fingerprint"]
+        actual = codec.sha256_hex(codec.encode(definition))
+        if actual != fingerprint:
+            self._flag(
+                ev,
+                "bad-fingerprint",
+                f"fingerprint is not SHA-256 of the definition: expected {actual}, "
+                f"found {fingerprint}",
+                expected=actual,
+                actual=fingerprint,
+            )
+        self._check_id(ev, "good", fingerprint)
+        shape_problem = definition_shape_problem(definition)
+        if shape_problem is not None:
+            self._flag(ev, "bad-definition", shape_problem)
+            self._unreadable.add(ev.aggregate_id)
+            return
+        for problem in definition_rule_problems(definition):
+            self._flag(ev, "bad-definition", problem)
+        if definition["minted_at"] != ev.timestamp:
+            self._flag(
+                ev,
+                "bad-definition",
+                f"minted_at {definition['minted_at']} is not the event's timestamp {ev.timestamp}",
+            )
+        good = _good_from(ev.ref(), definition, fingerprint)
+        master = definition["master"]
+        if master is not None:
+            self._check_master(ev, good, master)
+            self._check_derivation(ev, fingerprint, master)
+        if ev.aggregate_id not in self._goods:
+            self._goods[ev.aggregate_id] = good
+
+    def _check_master(self, ev: _Event, good: _Good, master: Payload) -> None:
+        found = self._goods.get(master["good_id"])
+        if found is None:
+            if master["good_id"] not in self._unreadable:
+                self._flag(
+                    ev,
+                    "unknown-ref",
+                    f"master good {master['good_id']} is not minted before its variant",
+                )
+            return
+        diffs = []
+        if master["fingerprint"] != found.fingerprint:
+            diffs.append(f"fingerprint {master['fingerprint']} (master's: {found.fingerprint})")
+        if [(c["id"], c["share_bps"]) for c in master["creators"]] != found.creators:
+            diffs.append("creators differ from the master's")
+        rules = found.variant_rules
+        if rules is not None:
+            if master["primary_bps"] != rules["master_primary_bps"]:
+                diffs.append(
+                    f"primary_bps {master['primary_bps']} (master's rules: "
+                    f"{rules['master_primary_bps']})"
+                )
+            if master["resale_bps"] != rules["master_resale_bps"]:
+                diffs.append(
+                    f"resale_bps {master['resale_bps']} (master's rules: "
+                    f"{rules['master_resale_bps']})"
+                )
+        if diffs:
+            self._flag(
+                ev,
+                "variant-mismatch",
+                "definition.master is not copied from the master: " + "; ".join(diffs),
+            )
+        if rules is None:
+            self._flag(ev, "variant-limit", f"master {master['good_id']} declares no variant rules")
+            return
+        cap = rules["max_supply_per_variant"]
+        for name, tier in good.tiers.items():
+            if tier["lifetime_cap"] > cap:
+                self._flag(
+                    ev,
+                    "variant-limit",
+                    f"variant tier {name!r} has lifetime_cap {tier['lifetime_cap']}, "
+                    f"over the master's max_supply_per_variant {cap}",
+                    expected=f"<= {cap}",
+                    actual=str(tier["lifetime_cap"]),
+                )
+
+    def _check_derivation(self, ev: _Event, fingerprint: str, master: Payload) -> None:
+        """A variant is minted only as its master's ``good.variant-derived``
+        says (which the writer saves first)."""
+        assert ev.aggregate_id is not None
+        derived = self._derivations.pop(ev.aggregate_id, None)
+        if derived is None:
+            if master["good_id"] not in self._unreadable:
+                self._flag(
+                    ev,
+                    "variant-mismatch",
+                    "no good.variant-derived on its master names this variant",
+                )
+            return
+        diffs = []
+        if derived.master_id != master["good_id"]:
+            diffs.append(
+                f"it was derived by {derived.master_id}, not by the master named in "
+                f"its definition ({master['good_id']})"
+            )
+        if derived.fingerprint != fingerprint:
+            diffs.append(
+                f"its fingerprint is not the variant_fingerprint {derived.fingerprint} derived"
+            )
+        if diffs:
+            self._flag(
+                ev,
+                "variant-mismatch",
+                "the variant is not the one its master derived: " + "; ".join(diffs),
+            )
+
+    def _on_variant_derived(self, ev: _Event, p: Payload) -> None:
+        assert ev.aggregate_id is not None
+        if p["variant_id"] != codec.derive_id("good", p["variant_fingerprint"]):
+            self._flag(
+                ev,
+                "variant-mismatch",
+                "variant_id is not the good id derived from variant_fingerprint",
+            )
+        self._derivations[p["variant_id"]] = _Derivation(
+            ev.ref(), ev.aggregate_id, p["variant_fingerprint"]
+        )
+        good = self._goods.get(ev.aggregate_id)
+        if good is None:
+            return
+        good.variants += 1
+        if p["index"] != good.variants:
+            self._flag(
+                ev,
+                "variant-mismatch",
+                f"index {p['index']}, but this is the good's variant No. {good.variants}",
+                expected=str(good.variants),
+                actual=str(p["index"]),
+            )
+        rules = good.variant_rules
+        if rules is None:
+            self._flag(
+                ev, "variant-limit", "the good declares no variant rules, so it derives no variants"
+            )
+        elif good.variants > rules["max_variants"]:
+            self._flag(
+                ev,
+                "variant-limit",
+                f"variant No. {good.variants} exceeds max_variants {rules['max_variants']}",
+                expected=f"<= {rules['max_variants']}",
+                actual=str(good.variants),
+            )
+
+    # ------------------------------------------------------------------
+    # Tier stock
+    # ------------------------------------------------------------------
+    def _on_stock_opened(self, ev: _Event, p: Payload) -> None:
+        assert ev.aggregate_id is not None
+        self._check_id(ev, "stock", p["good_id"], p["tier"])
+        good = self._goods.get(p["good_id"])
+        if good is None:
+            if p["good_id"] not in self._unreadable:
+                self._flag(ev, "unknown-ref", f"good {p['good_id']} is not minted before its stock")
+        else:
+            tier = good.tiers.get(p["tier"])
+            if tier is None:
+                self._flag(
+                    ev, "stock-mismatch", f"good {p['good_id']} has no tier {_short(p['tier'])}"
+                )
+            else:
+                expected = {
+                    "supply": tier["quota"],
+                    "lifetime_cap": tier["lifetime_cap"],
+                    "restockable": good.policy == "restockable",
+                    "transferable": tier["transferable"],
+                    "per_buyer_limit": tier["per_buyer_limit"],
+                    "sale_opens_at": good.opens,
+                    "sale_closes_at": good.closes,
+                }
+                diffs = [
+                    f"{k} {p[k]!r} (definition: {v!r})" for k, v in expected.items() if p[k] != v
+                ]
+                if diffs:
+                    self._flag(
+                        ev,
+                        "stock-mismatch",
+                        "stock.opened differs from its tier's definition: " + "; ".join(diffs),
+                    )
+            if good.unopened is not None:
+                good.unopened.discard(p["tier"])
+                if not good.unopened:
+                    good.unopened = None
+        if p["supply"] > p["lifetime_cap"]:
+            self._flag(
+                ev,
+                "lifetime-cap",
+                f"supply {p['supply']} exceeds the lifetime cap {p['lifetime_cap']}",
+                expected=f"<= {p['lifetime_cap']}",
+                actual=str(p["supply"]),
+            )
+        if ev.aggregate_id not in self._stocks:
+            self._stocks[ev.aggregate_id] = _Stock(
+                good_id=sys.intern(p["good_id"]),
+                tier=sys.intern(p["tier"]),
+                supply=p["supply"],
+                lifetime_cap=p["lifetime_cap"],
+                restockable=p["restockable"],
+                transferable=p["transferable"],
+                per_buyer_limit=p["per_buyer_limit"],
+                opens=p["sale_opens_at"],
+                closes=p["sale_closes_at"],
+            )
+
+    def _on_stock_sold(self, ev: _Event, p: Payload) -> None:
+        assert ev.aggregate_id is not None
+        self._name_command(ev, p["sale_id"], "sell", "sale_id")
+        stock = self._stocks.get(ev.aggregate_id)
+        if stock is None:
+            return
+        moment = ev.timestamp
+        if moment is not None and (
+            (stock.opens is not None and moment < stock.opens)
+            or (stock.closes is not None and moment >= stock.closes)
+        ):
+            self._flag(
+                ev,
+                "sale-window",
+                f"sold at {moment}, outside the sale window "
+                f"[{stock.opens or '-∞'}, {stock.closes or '∞'})",
+            )
+        serials: list[int] = p["serials"]
+        fresh = self._take_serials(ev, stock, serials)
+        if stock.live > stock.supply:
+            self._flag(
+                ev,
+                "oversold",
+                f"{stock.live} units of tier {stock.tier!r} are live after this sale, "
+                f"over its supply of {stock.supply}",
+                expected=f"<= {stock.supply}",
+                actual=str(stock.live),
+            )
+        good = self._goods.get(stock.good_id)
+        price = p["unit_price"]
+        if good is not None:
+            self._check_currency(ev, price, good)
+            fee = self._fee(ev, p["channel"])
+            if fee is not None:
+                weights = primary_weights(
+                    good.creators, good.master_creators, good.master_primary_bps, p["channel"], fee
+                )
+                self._check_split(
+                    ev, p["split"], price["amount"], largest_remainder(price["amount"], weights)
+                )
+        # Await one unit event per serial, and the buyer's allowance count.
+        sale = _Sale(
+            event=ev.ref(),
+            stock_id=ev.aggregate_id,
+            sale_id=p["sale_id"],
+            buyer=p["buyer"],
+            channel=p["channel"],
+            price=price,
+            split=p["split"],
+            quantity=len(serials),
+            fresh=fresh,
+            waiting=set(serials),
+            limited=stock.per_buyer_limit is not None,
+        )
+        self._sales[sale.sale_id] = sale
+        for serial in sale.waiting:
+            unit_id = codec.derive_id("unit", stock.good_id, stock.tier, serial)
+            self._awaited_units[unit_id] = (sale, serial)
+
+    def _take_serials(self, ev: _Event, stock: _Stock, serials: list[int]) -> set[int]:
+        """Check and apply a sale's serials; return those never issued before."""
+        free = set(stock.free)
+        reused: list[int] = []
+        seen: set[int] = set()
+        for serial in serials:
+            if serial in seen or (serial < stock.next_serial and serial not in free):
+                reused.append(serial)
+            seen.add(serial)
+        reused_from_free = stock.free[: len(serials)]
+        fresh_count = len(serials) - len(reused_from_free)
+        expected = [*reused_from_free, *range(stock.next_serial, stock.next_serial + fresh_count)]
+        if reused:
+            self._flag(
+                ev,
+                "serial-reused",
+                f"serial(s) {reused} are already live (issued and not returned)",
+            )
+        elif serials != expected:
+            self._flag(
+                ev,
+                "serial-order",
+                f"serials {serials}; expected {expected} (returned serials first, "
+                "lowest first, then new ones in order)",
+                expected=str(expected),
+                actual=str(serials),
+            )
+        fresh = {s for s in serials if s >= stock.next_serial}
+        for serial in dict.fromkeys(serials):
+            if serial in free:
+                free.discard(serial)
+            elif serial >= stock.next_serial:
+                # Serials skipped over were never issued: they stay available.
+                free.update(range(stock.next_serial, serial))
+                stock.next_serial = serial + 1
+        stock.free = sorted(free)
+        return fresh
+
+    def _on_stock_restocked(self, ev: _Event, p: Payload) -> None:
+        assert ev.aggregate_id is not None
+        stock = self._stocks.get(ev.aggregate_id)
+        if stock is None:
+            return
+        if not stock.restockable:
+            self._flag(
+                ev,
+                "restock-forbidden",
+                f"tier {stock.tier!r} is an absolute edition's; it cannot be restocked",
+            )
+        quantity, supply = p["quantity"], p["supply"]
+        if quantity < 1 or supply != stock.supply + quantity:
+            self._flag(
+                ev,
+                "restock-mismatch",
+                f"restocking {quantity} onto a supply of {stock.supply} gives "
+                f"{stock.supply + quantity}, not {supply}",
+                expected=str(stock.supply + quantity),
+                actual=str(supply),
+            )
+        if supply > stock.lifetime_cap:
+            self._flag(
+                ev,
+                "lifetime-cap",
+                f"supply {supply} exceeds the lifetime cap {stock.lifetime_cap}",
+                expected=f"<= {stock.lifetime_cap}",
+                actual=str(supply),
+            )
+        stock.supply = supply
+
+    def _on_stock_returned(self, ev: _Event, p: Payload) -> None:
+        assert ev.aggregate_id is not None
+        stock = self._stocks.get(ev.aggregate_id)
+        serial = p["serial"]
+        if stock is not None:
+            if serial >= stock.next_serial or serial in stock.free:
+                self._flag(
+                    ev,
+                    "serial-not-live",
+                    f"serial {serial} is not live: {stock.next_serial - 1} issued, "
+                    f"returned {stock.free[:10]}",
+                )
+            else:
+                bisect.insort(stock.free, serial)
+        refund = self._refunds.get(p["refund_id"])
+        if refund is None:
+            unit_id = (
+                None
+                if stock is None
+                else codec.derive_id("unit", stock.good_id, stock.tier, serial)
+            )
+            if unit_id not in self._unreadable:
+                self._flag(
+                    ev,
+                    "return-mismatch",
+                    f"no refund of a primary sale with refund_id {p['refund_id']} "
+                    "comes before this stock.returned",
+                )
+            return
+        if refund.returned:
+            self._flag(
+                ev, "return-mismatch", f"refund {p['refund_id']} already returned its serial"
+            )
+        refund.returned = True
+        if (ev.aggregate_id, serial) != (refund.stock_id, refund.serial):
+            self._flag(
+                ev,
+                "return-mismatch",
+                f"returns serial {serial} of stock {ev.aggregate_id}; the refund gives "
+                f"back serial {refund.serial} of stock {refund.stock_id}",
+            )
+        self._settle_refund(p["refund_id"], refund)
+
+    # ------------------------------------------------------------------
+    # Buyer allowances
+    # ------------------------------------------------------------------
+    def _on_allowance_started(self, ev: _Event, p: Payload) -> None:
+        assert ev.aggregate_id is not None
+        self._check_id(ev, "allowance", p["stock_id"], p["buyer"])
+        stock = self._stocks.get(p["stock_id"])
+        if stock is None:
+            if p["stock_id"] not in self._unreadable:
+                self._flag(ev, "unknown-ref", f"stock {p['stock_id']} is not opened")
+        elif stock.per_buyer_limit is None:
+            self._flag(
+                ev,
+                "allowance-mismatch",
+                f"tier {stock.tier!r} has no per-buyer limit, so no allowance",
+            )
+        self._allowances.setdefault(
+            ev.aggregate_id, _Allowance(sys.intern(p["stock_id"]), p["buyer"])
+        )
+
+    def _on_allowance_counted(self, ev: _Event, p: Payload) -> None:
+        assert ev.aggregate_id is not None
+        allowance = self._allowances.get(ev.aggregate_id)
+        delta, reference = p["delta"], p["reference"]
+        if allowance is not None:
+            allowance.total += delta
+            stock = self._stocks.get(allowance.stock_id)
+            limit = stock.per_buyer_limit if stock is not None else None
+            if allowance.total < 0 or (limit is not None and allowance.total > limit):
+                self._flag(
+                    ev,
+                    "buyer-limit",
+                    f"{allowance.buyer} has bought {allowance.total} unit(s) of the "
+                    f"tier, outside 0…{limit if limit is not None else '∞'}",
+                    expected=f"0…{limit}",
+                    actual=str(allowance.total),
+                )
+        sale = self._sales.get(reference)
+        refund = self._refunds.get(reference)
+        if sale is not None:
+            want = (codec.derive_id("allowance", sale.stock_id, sale.buyer), sale.quantity)
+            what = f"the sale of {sale.quantity} to {sale.buyer}"
+            again = sale.counted
+            sale.counted = True
+        elif refund is not None:
+            want = (codec.derive_id("allowance", refund.stock_id, refund.holder), -1)
+            what = f"the refund of one unit from {refund.holder}"
+            again = refund.counted
+            refund.counted = True
+        else:
+            stock_id = allowance.stock_id if allowance is not None else None
+            if stock_id not in self._unreadable and ev.aggregate_id not in self._unreadable:
+                self._flag(
+                    ev,
+                    "allowance-mismatch",
+                    f"reference {reference} names no sale or primary refund awaiting "
+                    "an allowance count",
+                )
+            return
+        if again:
+            self._flag(ev, "allowance-mismatch", f"{what} is counted twice")
+        elif (ev.aggregate_id, delta) != want:
+            self._flag(
+                ev,
+                "allowance-mismatch",
+                f"counts {delta:+d} on allowance {ev.aggregate_id}; {what} counts "
+                f"{want[1]:+d} on allowance {want[0]}",
+            )
+        if sale is not None:
+            self._settle_sale(sale)
+        elif refund is not None:
+            self._settle_refund(reference, refund)
+
+    # ------------------------------------------------------------------
+    # Units
+    # ------------------------------------------------------------------
+    def _on_unit_issued(self, ev: _Event, p: Payload) -> None:
+        assert ev.aggregate_id is not None
+        self._check_id(ev, "unit", p["good_id"], p["tier"], p["serial"])
+        stock_id = codec.derive_id("stock", p["good_id"], p["tier"])
+        stock = self._stocks.get(stock_id)
+        if stock is None:
+            if stock_id not in self._unreadable:
+                self._flag(
+                    ev,
+                    "unknown-ref",
+                    f"no stock.opened for tier {_short(p['tier'])} of good {p['good_id']}",
+                )
+        elif p["transferable"] != stock.transferable:
+            self._flag(
+                ev,
+                "unit-mismatch",
+                f"transferable is {p['transferable']}, the tier's is {stock.transferable}",
+            )
+        self._match_sale(ev, stock_id, p, issued=True)
+        if ev.aggregate_id not in self._units:
+            self._units[ev.aggregate_id] = _Unit(
+                stock_id=sys.intern(stock_id),
+                serial=p["serial"],
+                transferable=p["transferable"],
+                holder=sys.intern(p["holder"]),
+                acquisitions=[_acquisition(p["sale_id"], "sale", p["holder"], None, p)],
+            )
+
+    def _on_unit_reissued(self, ev: _Event, p: Payload) -> None:
+        assert ev.aggregate_id is not None
+        unit = self._units.get(ev.aggregate_id)
+        if unit is None:
+            return
+        if unit.holder is not None:
+            self._flag(
+                ev,
+                "unit-held",
+                f"the unit is held by {unit.holder}; only a returned unit is sold again",
+            )
+        self._match_sale(ev, unit.stock_id, p, issued=False)
+        unit.holder = sys.intern(p["holder"])
+        unit.acquisitions = [_acquisition(p["sale_id"], "sale", p["holder"], None, p)]
+
+    def _match_sale(self, ev: _Event, stock_id: str, p: Payload, *, issued: bool) -> None:
+        """A unit event answers for one serial of an earlier ``stock.sold``,
+        on that sale's terms."""
+        assert ev.aggregate_id is not None
+        awaited = self._awaited_units.pop(ev.aggregate_id, None)
+        if awaited is None:
+            if stock_id not in self._unreadable:
+                self._flag(
+                    ev,
+                    "unit-mismatch",
+                    f"no stock.sold awaits this unit (sale_id {p['sale_id']}): its "
+                    "serial was not sold, or is already issued",
+                )
+            return
+        sale, serial = awaited
+        sale.waiting.discard(serial)
+        diffs = []
+        for name, value in (
+            ("sale_id", sale.sale_id),
+            ("holder", sale.buyer),
+            ("channel", sale.channel),
+            ("price", sale.price),
+        ):
+            if p[name] != value:
+                diffs.append(f"{name} {_short(p[name])} (sale: {_short(value)})")
+        if p["split"] != sale.split:
+            diffs.append("split differs from the sale's")
+        if issued and serial not in sale.fresh:
+            diffs.append(
+                f"serial {serial} was returned before, so the sale reissues its unit "
+                "(unit.reissued)"
+            )
+        if not issued and serial in sale.fresh:
+            diffs.append(f"serial {serial} is new, so the sale issues it (unit.issued)")
+        if diffs:
+            self._flag(
+                ev,
+                "unit-mismatch",
+                f"the unit event does not match the sale at position "
+                f"{sale.event.position}: " + "; ".join(diffs),
+            )
+        self._settle_sale(sale)
+
+    def _on_unit_resold(self, ev: _Event, p: Payload) -> None:
+        assert ev.aggregate_id is not None
+        self._name_command(ev, p["resale_id"], "resell", "resale_id")
+        unit = self._units.get(ev.aggregate_id)
+        if unit is None:
+            return
+        seller = p["seller"]
+        if unit.holder is None:
+            self._flag(
+                ev,
+                "not-holder",
+                f"the unit is not held (it is back in stock); {seller} cannot resell it",
+            )
+        elif unit.holder != seller:
+            self._flag(
+                ev,
+                "not-holder",
+                f"seller {seller} is not the holder {unit.holder}",
+                expected=unit.holder,
+                actual=seller,
+            )
+        stock = self._stocks.get(unit.stock_id)
+        if not unit.transferable:
+            tier = repr(stock.tier) if stock is not None else "of this unit"
+            self._flag(
+                ev,
+                "not-transferable",
+                f"tier {tier} is not transferable; its units cannot be resold",
+            )
+        good = self._goods.get(stock.good_id) if stock is not None else None
+        price = p["price"]
+        if good is not None:
+            self._check_currency(ev, price, good)
+            fee = self._fee(ev, p["channel"])
+            if fee is not None:
+                weights = resale_weights(
+                    good.creators,
+                    good.resale_bps,
+                    good.master_creators,
+                    good.master_resale_bps,
+                    p["channel"],
+                    fee,
+                    seller,
+                )
+                self._check_split(
+                    ev, p["split"], price["amount"], largest_remainder(price["amount"], weights)
+                )
+        unit.holder = sys.intern(p["buyer"])
+        unit.acquisitions.append(_acquisition(p["resale_id"], "resale", p["buyer"], seller, p))
+
+    def _on_unit_refunded(self, ev: _Event, p: Payload) -> None:
+        assert ev.aggregate_id is not None
+        self._name_command(ev, p["refund_id"], "refund", "refund_id")
+        unit = self._units.get(ev.aggregate_id)
+        if unit is None:
+            return
+        latest = unit.acquisitions[-1] if unit.holder is not None and unit.acquisitions else None
+        undone = _acquisition(p["acquisition_id"], p["kind"], p["holder"], p["returned_to"], p)
+        if latest is None:
+            self._flag(
+                ev,
+                "refund-mismatch",
+                "the unit is not held, so there is no acquisition to refund"
+                if unit.holder is None
+                else f"{unit.holder} holds the unit with no unrefunded acquisition left",
+            )
+        else:
+            diffs = []
+            for name, value, want in (
+                ("acquisition_id", undone.id, latest.id),
+                ("kind", undone.kind, latest.kind),
+                ("holder", undone.holder, latest.holder),
+                ("returned_to", undone.source, latest.source),
+            ):
+                if value != want:
+                    diffs.append(f"{name} {_short(value)} (expected {_short(want)})")
+            if undone.terms != latest.terms:
+                diffs.append("price or split differ from the acquisition's")
+            if diffs:
+                self._flag(
+                    ev,
+                    "refund-mismatch",
+                    f"the refund does not undo the holder's latest unrefunded "
+                    f"acquisition ({latest.kind} {latest.id}): " + "; ".join(diffs),
+                )
+        # Resynchronise: undo the acquisition the refund names, if known.
+        ids = [a.id for a in unit.acquisitions]
+        if undone.id in ids:
+            del unit.acquisitions[ids.index(undone.id) :]
+        unit.holder = None if p["returned_to"] is None else sys.intern(p["returned_to"])
+        if p["kind"] == "sale":
+            # Awaiting: the serial back in stock, and the buyer's count back down.
+            stock = self._stocks.get(unit.stock_id)
+            self._refunds[p["refund_id"]] = _Refund(
+                event=ev.ref(),
+                stock_id=unit.stock_id,
+                serial=unit.serial,
+                holder=p["holder"],
+                limited=stock is not None and stock.per_buyer_limit is not None,
+            )
+
+    # ------------------------------------------------------------------
+    # Expectations met, and those never met
+    # ------------------------------------------------------------------
+    def _settle_sale(self, sale: _Sale) -> None:
+        if not sale.waiting and (sale.counted or not sale.limited):
+            self._sales.pop(sale.sale_id, None)
+
+    def _settle_refund(self, refund_id: str, refund: _Refund) -> None:
+        if refund.returned and (refund.counted or not refund.limited):
+            self._refunds.pop(refund_id, None)
+
+    def _end_of_log(self) -> None:
+        for sale in self._sales.values():
+            if sale.waiting:
+                self._flag(
+                    sale.event,
+                    "dangling-sale",
+                    f"serial(s) {sorted(sale.waiting)} sold but never issued by a unit "
+                    "event of this sale",
+                )
+            allowance_id = codec.derive_id("allowance", sale.stock_id, sale.buyer)
+            if sale.limited and not sale.counted and allowance_id not in self._unreadable:
+                self._flag(
+                    sale.event,
+                    "allowance-mismatch",
+                    "the tier has a per-buyer limit but no allowance.counted counts this sale",
+                )
+        for refund in self._refunds.values():
+            if not refund.returned and refund.stock_id not in self._unreadable:
+                self._flag(
+                    refund.event,
+                    "return-mismatch",
+                    f"refunding a primary sale returns serial {refund.serial} to "
+                    "stock, but no stock.returned does",
+                )
+            allowance_id = codec.derive_id("allowance", refund.stock_id, refund.holder)
+            if refund.limited and not refund.counted and allowance_id not in self._unreadable:
+                self._flag(
+                    refund.event,
+                    "allowance-mismatch",
+                    "the tier has a per-buyer limit but no allowance.counted -1 counts this refund",
+                )
+        for command_id, (ev, _name, label) in self._commands_named.items():
+            if command_id not in self._unreadable:
+                self._flag(
+                    ev,
+                    "command-missing",
+                    f"no command.recorded with id {command_id} (its {label}) is in the log",
+                )
+        for variant_id, derived in self._derivations.items():
+            if variant_id not in self._unreadable:
+                self._flag(
+                    derived.event,
+                    "variant-mismatch",
+                    f"the variant {variant_id} it derives is never minted",
+                )
+        for good in self._goods.values():
+            if good.unopened:
+                self._flag(
+                    good.event,
+                    "stock-mismatch",
+                    f"tier(s) {sorted(good.unopened)} of the good have no stock.opened",
+                )
+        self._sales.clear()
+        self._refunds.clear()
+        self._commands_named.clear()
+        self._derivations.clear()
+        self._awaited_units.clear()
+
+
+def _acquisition(
+    acquisition_id: str, kind: str, holder: str, source: str | None, p: Payload
+) -> _Acquisition:
+    """What a refund must name and give back. Strings are interned and terms
+    hashed: a unit's state stays small, and a sale's units share theirs."""
+    terms = hashlib.sha256(codec.encode([p["price"], p["split"]])).digest()
+    return _Acquisition(
+        sys.intern(acquisition_id),
+        sys.intern(kind),
+        sys.intern(holder),
+        None if source is None else sys.intern(source),
+        terms,
+    )
+
+
+def _good_from(event: _Event, definition: Payload, fingerprint: str) -> _Good:
+    spec = definition["spec"]
+    edition = spec["edition"]
+    good = _Good(
+        event=event,
+        fingerprint=fingerprint,
+        currency=spec["currency"],
+        creators=[(c["id"], c["share_bps"]) for c in spec["creators"]],
+        resale_bps=spec["royalty"]["resale_bps"],
+        policy=edition["policy"],
+        opens=edition["sale_opens_at"],
+        closes=edition["sale_closes_at"],
+        tiers={t["name"]: t for t in spec["tiers"]},
+        variant_rules=spec["variant_rules"],
+        unopened={t["name"] for t in spec["tiers"]},
+    )
+    master = definition["master"]
+    if master is not None:
+        good.master_id = master["good_id"]
+        good.master_creators = [(c["id"], c["share_bps"]) for c in master["creators"]]
+        good.master_primary_bps = master["primary_bps"]
+        good.master_resale_bps = master["resale_bps"]
+    return good
+
+
+def _short(value: object, limit: int = 80) -> str:
+    """A value for a one-line message: its repr, cut short if long."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _describe(parts: list[Payload]) -> str:
+    return ", ".join(f"{p['recipient']}/{p['role']} {p['amount']}" for p in parts)
