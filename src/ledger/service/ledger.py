@@ -192,14 +192,7 @@ class Ledger:
         args = {"spec": good_spec.to_json()}
 
         def decide(uow: UnitOfWork, now: datetime) -> dict[str, Any]:
-            good = Good.mint(good_spec, now)
-            if uow.get(Good, good.id) is not None:
-                raise GoodAlreadyExistsError(good.id)
-            uow.add(good)
-            stocks = [TierStock.open(good, tier.name, now) for tier in good_spec.tiers]
-            for stock in stocks:
-                uow.add(stock)
-            return _mint_result(good, stocks)
+            return _take_in_new_good(uow, Good.mint(good_spec, now), now)
 
         return self._submit("mint", args, idempotency_key, scope, None, decide)
 
@@ -216,13 +209,7 @@ class Ledger:
             if master is None:
                 raise GoodNotFoundError(master_uuid)
             variant = master.derive_variant(good_spec, now)
-            if uow.get(Good, variant.id) is not None:
-                raise GoodAlreadyExistsError(variant.id)
-            uow.add(variant)
-            stocks = [TierStock.open(variant, tier.name, now) for tier in good_spec.tiers]
-            for stock in stocks:
-                uow.add(stock)
-            return _mint_result(variant, stocks) | {"master_id": str(master.id)}
+            return _take_in_new_good(uow, variant, now) | {"master_id": str(master.id)}
 
         return self._submit("derive-variant", args, idempotency_key, scope, master_uuid, decide)
 
@@ -499,7 +486,14 @@ def _check_currency(good: Good, price: Money) -> None:
         raise CurrencyMismatchError(good.spec.currency, price.currency)
 
 
-def _mint_result(good: Good, stocks: list[TierStock]) -> dict[str, Any]:
+def _take_in_new_good(uow: UnitOfWork, good: Good, now: datetime) -> dict[str, Any]:
+    """Add a just-minted good and one stock per tier; the mint's answer."""
+    if uow.get(Good, good.id) is not None:
+        raise GoodAlreadyExistsError(good.id)
+    uow.add(good)
+    stocks = [TierStock.open(good, tier.name, now) for tier in good.spec.tiers]
+    for stock in stocks:
+        uow.add(stock)
     return {
         "good_id": str(good.id),
         "fingerprint": good.fingerprint,
