@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -14,6 +14,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ledger.config import Settings
 from ledger.store.database import DatabaseURL, DatabaseURLError
 from ledger.store.records import StoreMissingError
+
+if TYPE_CHECKING:
+    from ledger.tlog.note import Signer
 
 app = typer.Typer(
     help="A verifiable, event-sourced ledger of digital goods.",
@@ -86,10 +89,23 @@ def verify(
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the report as "
                                                   "JSON to this file ('-' for stdout).")]
     = None,
+    log_key: Annotated[list[str] | None, typer.Option(
+        "--log-key", help="A trusted log verifier key (vkey text, or a file holding one); "
+        "checkpoints must carry its signature. Repeatable.")] = None,
 ) -> None:
-    """Check every event's encoding and hash chain and every rule the events
-    alone can prove. Exits 0 if all hold, 1 naming the first bad event."""
+    """Check every event's encoding and hash chain, every rule the events
+    alone can prove, and every signed checkpoint of the log against the
+    events. Exits 0 if all hold, 1 naming the first bad event."""
+    from ledger.tlog.note import NoteError, Verifier
     from ledger.verify import verify_export, verify_store
+
+    keys = []
+    for given in log_key or []:
+        text = Path(given).read_text().strip() if Path(given).is_file() else given
+        try:
+            keys.append(Verifier.from_vkey(text))
+        except (NoteError, ValueError) as error:
+            raise _fail(f"--log-key {given!r}: {error}") from None
 
     with _progress() as progress:
         task = progress.add_task("verifying", total=None)
@@ -103,7 +119,7 @@ def verify(
                     raise _fail(f"no export file at {export}")
                 report = verify_export(export, advance)
             else:
-                report = verify_store(_url(db), advance)
+                report = verify_store(_url(db), advance, log_keys=keys)
         except StoreMissingError as error:
             raise _fail(str(error)) from None
     _print_report(report)
@@ -124,6 +140,13 @@ def _print_report(report: object) -> None:
     console.print(f"source      {report.source}")
     console.print(f"events      {report.events:,} in {report.aggregates:,} aggregates "
                   f"({report.elapsed_s:.2f} s, {rate:,.0f} events/s)")
+    if report.log is not None:
+        log = report.log
+        signed = ", ".join(log["signers"]) if log["keys_given"] else "not checked (no --log-key)"
+        console.print(f"log         {log['verified']}/{log['checkpoints']} checkpoints match the "
+                      f"events; latest size {log['latest_size']:,} root {log['latest_root']}")
+        console.print(f"            signed by: {signed}; {log['unsealed_events']:,} events "
+                      "not yet under a checkpoint", highlight=False)
     if report.ok:
         console.print("verdict     [bold green]OK[/] — every chain and rule holds")
         return
@@ -158,6 +181,86 @@ def export(
         except StoreMissingError as error:
             raise _fail(str(error)) from None
     console.print(f"wrote {count:,} events to {out}")
+
+
+keys_app = typer.Typer(help="Ed25519 keys for the log and for verifier nodes (C2SP signed-note).",
+                       no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("generate")
+def keys_generate(
+    name: Annotated[str, typer.Option("--name", help="Key name: the log's origin (e.g. "
+                                      "ledger.example/log) or the verifier's name.")],
+    out: Annotated[Path, typer.Option("--out", help="Private key file to create.")],
+    cosigner: Annotated[bool, typer.Option("--cosigner", help="A verifier's cosigning key "
+                                           "(tlog-cosignature, type 0x04).")] = False,
+) -> None:
+    """Create a private key file (mode 0600) and print its public verifier key."""
+    from ledger.tlog.note import NoteError, Signer
+
+    if out.exists():
+        raise _fail(f"{out} exists; keys are never overwritten")
+    try:
+        signer = Signer.generate(name, key_type=0x04 if cosigner else 0x01)
+    except (NoteError, ValueError) as error:
+        raise _fail(str(error)) from None
+    out.touch(mode=0o600)
+    out.write_text(signer.to_private_text() + "\n")
+    console.print(signer.verifier_key(), highlight=False, soft_wrap=True)
+
+
+@keys_app.command("show")
+def keys_show(key: Annotated[Path, typer.Argument(help="A private key file.")]) -> None:
+    """Print the public verifier key of a private key file."""
+    console.print(_load_signer(key).verifier_key(), highlight=False, soft_wrap=True)
+
+
+def _load_signer(path: Path) -> Signer:
+    from ledger.tlog.note import NoteError, Signer
+
+    try:
+        return Signer.from_private_text(path.read_text().strip())
+    except FileNotFoundError:
+        raise _fail(f"no key file at {path}") from None
+    except (NoteError, ValueError) as error:
+        raise _fail(f"{path}: {error}") from None
+
+
+@app.command()
+def serve(
+    db: DbOption = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65_535)] = 8000,
+    log_key: Annotated[str | None, typer.Option("--log-key", help="Private key file(s) of "
+                                                "the log, comma-separated (default: "
+                                                "$LEDGER_LOG_KEY_FILE).")] = None,
+) -> None:
+    """Run the HTTP API, sealing signed checkpoints of the log as events arrive."""
+    import uvicorn
+
+    from ledger.api.app import create_app
+    from ledger.api.runtime import Runtime
+    from ledger.service import Ledger
+    from ledger.service.sealer import Sealer
+    from ledger.store.logstore import LogStore
+
+    settings = Settings()
+    url = _url(db)
+    key_files = log_key or settings.log_key_file
+    if not key_files:
+        raise _fail("the server signs checkpoints: give --log-key FILE "
+                    "(make one with: ledger keys generate --name ORIGIN --out FILE)")
+    signers = [_load_signer(Path(part.strip())) for part in key_files.split(",")]
+    ledger = Ledger(url, retries=settings.command_retries,
+                    cache_size=settings.aggregate_cache_size)
+    log = LogStore(ledger.event_store.recorder)
+    sealer = Sealer(ledger.event_store, log, origin=signers[0].name, signers=signers)
+    runtime = Runtime(ledger, log, sealer, seal_interval=settings.seal_interval)
+    try:
+        uvicorn.run(create_app(runtime), host=host, port=port, log_level="info")
+    finally:
+        ledger.close()
 
 
 def main() -> None:

@@ -21,3 +21,8 @@ class Settings(BaseSettings):
     )
     aggregate_cache_size: int = Field(default=50_000, ge=0)
     command_retries: int = Field(default=40, ge=1, le=1_000)
+    log_key_file: str | None = Field(
+        default=None, description="Private key file(s) of the log, comma-separated "
+        "(rotation: old and new sign side by side); `ledger keys generate` makes one")
+    seal_interval: float = Field(default=1.0, gt=0, le=60,
+                                 description="Seconds between checkpoints (at most)")

@@ -7,6 +7,7 @@ is transcoded, compressed or encrypted: the stored bytes are the hashed bytes.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 from uuid import UUID
@@ -15,6 +16,7 @@ import orjson
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import (
     IntegrityError,
+    InternalError,
     JSONTranscoder,
     Mapper,
     OperationalError,
@@ -86,7 +88,16 @@ class EventStore(Application[UUID]):
         }
         prefix = APPLICATION_NAME.upper() + "_"
         env |= {prefix + key: value for key, value in env.items() if not key.startswith(prefix)}
-        super().__init__(env=env)
+        # Processes starting together race on CREATE TABLE IF NOT EXISTS in
+        # PostgreSQL ("tuple concurrently updated"); the loser simply retries.
+        for attempt in range(5):
+            try:
+                super().__init__(env=env)
+                break
+            except (InternalError, OperationalError):
+                if attempt == 4:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
         self.url = url
 
     def construct_mapper(self) -> Mapper[UUID]:

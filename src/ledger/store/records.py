@@ -41,6 +41,10 @@ class RecordReader:
         self._recorder: ApplicationRecorder = self._factory.application_recorder()
         self._page_size = page_size
 
+    @property
+    def recorder(self) -> ApplicationRecorder:
+        return self._recorder
+
     def max_position(self) -> int:
         return int(self._recorder.max_notification_id() or 0)
 

@@ -49,6 +49,7 @@ class Report:
     findings_total: int = 0
     by_type: dict[str, int] = field(default_factory=dict)
     elapsed_s: float = 0.0
+    log: dict[str, Any] | None = None  # the global log's audit summary, if it has one
 
     @property
     def ok(self) -> bool:
@@ -81,6 +82,7 @@ class Report:
             "events": self.events,
             "aggregates": self.aggregates,
             "by_type": dict(sorted(self.by_type.items())),
+            "log": self.log,
             "elapsed_s": round(self.elapsed_s, 6),
             "findings_total": self.findings_total,
             "findings_truncated": self.truncated,

@@ -7,12 +7,15 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ledger.store.database import DatabaseURL
+from ledger.store.logstore import LogStore
 from ledger.store.records import RecordReader
+from ledger.tlog.note import Verifier as NoteVerifier
 from ledger.verify.codec import splice
+from ledger.verify.log import LogAuditor
 from ledger.verify.report import Report
 from ledger.verify.verifier import Verifier
 
@@ -24,22 +27,32 @@ PROGRESS_EVERY = 5_000
 _ROW_ERRORS = (ValueError, TypeError, AttributeError, UnicodeDecodeError)
 
 
-def verify_store(url: DatabaseURL, progress: Progress | None = None) -> Report:
-    """Verify every stored event, in commit order.
+def verify_store(
+    url: DatabaseURL, progress: Progress | None = None, *,
+    log_keys: Sequence[NoteVerifier] = (), origin: str | None = None,
+) -> Report:
+    """Verify every stored event, in commit order, and every signed
+    checkpoint of the global log against those events.
 
     Raises :class:`~ledger.store.records.StoreMissingError` if there is no
     store at ``url``. ``progress`` is called with the number of events done
-    every few thousand events and once at the end.
+    every few thousand events and once at the end. Checkpoint signatures are
+    checked against ``log_keys`` (without keys, only roots are checked).
     """
     verifier = Verifier()
     done = 0
     last: int | None = None
     with RecordReader(url) as reader:
+        log = LogStore(reader.recorder, create=False)
+        auditor = LogAuditor(log.checkpoints(), log_keys, origin) if log.exists() else None
         try:
             for row in reader:
                 verifier.feed(
                     row.position, row.aggregate_id, row.version, row.event_type, row.state
                 )
+                if auditor is not None:
+                    auditor.add(row.position, splice(row.aggregate_id, row.version,
+                                                     row.event_type, row.state))
                 last = row.position
                 done += 1
                 if progress is not None and done % PROGRESS_EVERY == 0:
@@ -51,7 +64,13 @@ def verify_store(url: DatabaseURL, progress: Progress | None = None) -> Report:
             )
     if progress is not None:
         progress(done)
-    return verifier.finish(url.display())
+    report = verifier.finish(url.display())
+    if auditor is not None:
+        findings = auditor.finish()
+        report.findings.extend(findings)
+        report.findings_total += len(findings)
+        report.log = auditor.summary.to_json()
+    return report
 
 
 def verify_export(path: str | os.PathLike[str], progress: Progress | None = None) -> Report:

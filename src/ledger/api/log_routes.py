@@ -1,0 +1,163 @@
+"""Read API of the global log: checkpoints, entries, proofs.
+
+Hashes are standard base64, as in C2SP checkpoints. Entries carry the exact
+record bytes as a JSON string (docs/format.md §2), so a follower hashes
+``record.encode()`` and never trusts a server-side hash.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, Field
+
+from ledger.api.problems import ApiProblem
+from ledger.api.runtime import Runtime
+from ledger.domain.model import record_bytes
+from ledger.tlog import merkle
+
+ENTRIES_PAGE_MAX = 1_000
+
+router = APIRouter(prefix="/log", tags=["log"])
+
+
+def runtime(request: Request) -> Runtime:
+    found: Runtime = request.app.state.runtime
+    return found
+
+
+RuntimeDep = Annotated[Runtime, Depends(runtime)]
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+class Entry(BaseModel):
+    index: int
+    aggregate_id: str
+    version: int
+    record: str = Field(description="The event record: canonical JSON, hash input of the leaf")
+    leaf_hash: str = Field(description="base64 SHA-256(0x00 || record)")
+
+
+class Entries(BaseModel):
+    start: int
+    end: int
+    entries: list[Entry]
+
+
+class InclusionProof(BaseModel):
+    index: int
+    size: int
+    leaf_hash: str
+    root: str
+    proof: list[str]
+
+
+class ConsistencyProof(BaseModel):
+    old_size: int
+    new_size: int
+    old_root: str
+    new_root: str
+    proof: list[str]
+
+
+def _tree_size(rt: Runtime) -> int:
+    latest = rt.log.latest_checkpoint()
+    return latest.size if latest is not None else 0
+
+
+def _checked_size(rt: Runtime, size: int | None) -> int:
+    """A size a proof may be asked for: one the log has signed."""
+    signed = _tree_size(rt)
+    if size is None:
+        return signed
+    if size > signed:
+        raise ApiProblem(422, "size-not-signed",
+                         f"the largest signed tree size is {signed}, not {size}")
+    return size
+
+
+@router.get("/checkpoint", response_class=PlainTextResponse,
+            summary="The latest signed checkpoint, with every cosignature received")
+def latest_checkpoint(rt: RuntimeDep) -> PlainTextResponse:
+    latest = rt.log.latest_checkpoint()
+    if latest is None:
+        raise ApiProblem(404, "no-checkpoint", "the log has not signed a checkpoint yet")
+    # Signatures are the note's last lines: cosignatures simply follow the log's.
+    lines = "".join(line + "\n" for line in rt.log.cosignatures(latest.size).values())
+    return PlainTextResponse(latest.note + lines, media_type="text/plain; charset=utf-8")
+
+
+@router.get("/entries", response_model=Entries,
+            summary="Leaves start <= index < end, with their exact record bytes")
+def entries(rt: RuntimeDep, start: Annotated[int, Query(ge=0)],
+            end: Annotated[int, Query(gt=0)]) -> Entries:
+    if end <= start:
+        raise ApiProblem(422, "invalid-range", "end must be greater than start")
+    if end - start > ENTRIES_PAGE_MAX:
+        raise ApiProblem(422, "page-too-large", f"at most {ENTRIES_PAGE_MAX} entries per request")
+    size = rt.log.size()
+    leaves = rt.log.leaves(start, min(end, size))
+    if not leaves:
+        raise ApiProblem(404, "no-entries", f"the log has {size} entries")
+    notifications = rt.ledger.event_store.recorder.select_notifications(
+        start=leaves[0].position, limit=len(leaves))
+    out = []
+    for leaf, stored in zip(leaves, notifications, strict=True):
+        if stored.id != leaf.position:
+            raise AssertionError("the log's leaves and the store disagree")
+        record = record_bytes(str(stored.originator_id), stored.originator_version,
+                              stored.topic, bytes(stored.state))
+        out.append(Entry(index=leaf.index, aggregate_id=leaf.aggregate_id,
+                         version=leaf.version, record=record.decode(),
+                         leaf_hash=b64(leaf.hash)))
+    return Entries(start=start, end=start + len(out), entries=out)
+
+
+@router.get("/proof/inclusion", response_model=InclusionProof,
+            summary="Inclusion proof of a leaf (by index, or by aggregate id and version)")
+def inclusion(
+    rt: RuntimeDep,
+    index: Annotated[int | None, Query(ge=0)] = None,
+    aggregate_id: str | None = None,
+    version: Annotated[int | None, Query(ge=1)] = None,
+    size: Annotated[int | None, Query(ge=1)] = None,
+) -> InclusionProof:
+    tree_size = _checked_size(rt, size)
+    if index is None:
+        if aggregate_id is None or version is None:
+            raise ApiProblem(422, "invalid-input", "give index, or aggregate_id and version")
+        leaf = rt.log.leaf_of(aggregate_id, version)
+        if leaf is None:
+            raise ApiProblem(404, "not-in-log", f"{aggregate_id} v{version} is not in the log")
+    else:
+        found = rt.log.leaves(index, index + 1)
+        if not found:
+            raise ApiProblem(404, "not-in-log", f"no leaf {index}")
+        leaf = found[0]
+    if leaf.index >= tree_size:
+        raise ApiProblem(422, "not-yet-signed",
+                         f"leaf {leaf.index} is not under a signed checkpoint of size {tree_size}")
+    proof = merkle.inclusion_proof(leaf.index, tree_size, rt.log)
+    return InclusionProof(index=leaf.index, size=tree_size, leaf_hash=b64(leaf.hash),
+                          root=b64(merkle.root(tree_size, rt.log)),
+                          proof=[b64(h) for h in proof])
+
+
+@router.get("/proof/consistency", response_model=ConsistencyProof,
+            summary="Consistency proof between two signed tree sizes")
+def consistency(rt: RuntimeDep, old: Annotated[int, Query(ge=1)],
+                new: Annotated[int | None, Query(ge=1)] = None) -> ConsistencyProof:
+    new_size = _checked_size(rt, new)
+    if old > new_size:
+        raise ApiProblem(422, "invalid-range", f"old size {old} exceeds new size {new_size}")
+    proof = merkle.consistency_proof(old, new_size, rt.log)
+    return ConsistencyProof(old_size=old, new_size=new_size,
+                            old_root=b64(merkle.root(old, rt.log)),
+                            new_root=b64(merkle.root(new_size, rt.log)),
+                            proof=[b64(h) for h in proof])

@@ -1,0 +1,32 @@
+"""What a running server holds: the ledger, its log and the sealer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ledger.service import Ledger
+from ledger.service.sealer import Sealer, SealerThread
+from ledger.store.logstore import LogStore
+
+
+@dataclass
+class Runtime:
+    ledger: Ledger
+    log: LogStore
+    sealer: Sealer | None = None
+    seal_interval: float = 1.0
+    _thread: SealerThread | None = field(default=None, init=False, repr=False)
+
+    @property
+    def origin(self) -> str:
+        return self.sealer.origin if self.sealer is not None else ""
+
+    def start(self) -> None:
+        if self.sealer is not None and self._thread is None:
+            self._thread = SealerThread(self.sealer, self.seal_interval)
+            self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._thread.stop()
+            self._thread = None

@@ -1,0 +1,257 @@
+"""The global log's persistent Merkle tree, checkpoints and cosignatures.
+
+Tables live beside the events, in the same database (same SQLite file, same
+PostgreSQL schema), reached through the event store's own connection pool:
+
+* ``tlog_leaves(leaf_index, position, aggregate_id, version)`` -- leaf i is
+  the event at store position ``position`` (commit order, gaps skipped);
+* ``tlog_nodes(level, idx, hash)`` -- every *perfect, aligned* subtree the
+  tree has completed (level 0: leaf hashes). Nodes never change once
+  written, so any root or proof is O(log n) reads of them, never a rebuild;
+* ``tlog_state`` -- one row: the size and the compact range (frontier) from
+  which the next append continues;
+* ``tlog_checkpoints(size, root, note, signed_at)`` and
+  ``tlog_cosignatures(size, cosigner, line, received_at)``.
+
+Appending is done by one sequencer at a time: PostgreSQL takes a
+transaction-scoped advisory lock; SQLite's single writer lock does the same.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from eventsourcing.persistence import ApplicationRecorder
+
+from ledger.tlog.merkle import CompactRange
+
+_SEQUENCER_LOCK_KEY = 0x6C6564676572  # "ledger": the advisory lock id on PostgreSQL
+
+
+@dataclass(frozen=True, slots=True)
+class Leaf:
+    index: int
+    position: int
+    aggregate_id: str
+    version: int
+    hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCheckpoint:
+    size: int
+    root: bytes
+    note: str  # the signed note (checkpoint body + log signatures)
+    signed_at: str
+
+
+class LogStore:
+    """Reads and appends the tree; also a ``SubtreeSource`` for proofs."""
+
+    def __init__(
+        self, recorder: ApplicationRecorder, *, node_cache: int = 200_000, create: bool = True
+    ) -> None:
+        self._datastore: Any = recorder.datastore  # type: ignore[attr-defined]
+        self._postgres = type(recorder).__module__.endswith("postgres")
+        schema = getattr(self._datastore, "schema", "")
+        prefix = f'"{schema}".ledger_' if self._postgres else ""
+        self._t = {name: f"{prefix}tlog_{name}" for name in
+                   ("leaves", "nodes", "state", "checkpoints", "cosignatures")}
+        self._cache: OrderedDict[tuple[int, int], bytes] = OrderedDict()
+        self._cache_max = node_cache
+        self._cache_lock = threading.Lock()
+        if create:
+            self.create_tables()
+
+    # -- plumbing -------------------------------------------------------------
+    def _sql(self, statement: str) -> str:
+        text = statement.format(**self._t)
+        return text.replace("?", "%s") if self._postgres else text
+
+    @contextmanager
+    def _cursor(self, *, commit: bool) -> Iterator[Any]:
+        with self._datastore.transaction(commit=commit) as cursor:
+            yield cursor
+
+    def create_tables(self) -> None:
+        blob = "BYTEA" if self._postgres else "BLOB"
+        statements = [
+            "CREATE TABLE IF NOT EXISTS {leaves} (leaf_index BIGINT PRIMARY KEY, "
+            "position BIGINT NOT NULL UNIQUE, aggregate_id TEXT NOT NULL, "
+            "version BIGINT NOT NULL, UNIQUE (aggregate_id, version))",
+            "CREATE TABLE IF NOT EXISTS {nodes} (level INTEGER NOT NULL, idx BIGINT NOT NULL, "
+            f"hash {blob} NOT NULL, PRIMARY KEY (level, idx))",
+            "CREATE TABLE IF NOT EXISTS {state} (id INTEGER PRIMARY KEY, size BIGINT NOT NULL, "
+            "last_position BIGINT NOT NULL, frontier TEXT NOT NULL)",
+            f"CREATE TABLE IF NOT EXISTS {{checkpoints}} (size BIGINT PRIMARY KEY, root {blob} "
+            "NOT NULL, note TEXT NOT NULL, signed_at TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS {cosignatures} (size BIGINT NOT NULL, cosigner TEXT "
+            "NOT NULL, line TEXT NOT NULL, received_at TEXT NOT NULL, "
+            "PRIMARY KEY (size, cosigner))",
+        ]
+        with self._cursor(commit=True) as cursor:
+            if self._postgres:  # concurrent CREATE TABLE IF NOT EXISTS can race
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", (_SEQUENCER_LOCK_KEY,))
+            for statement in statements:
+                cursor.execute(self._sql(statement))
+
+    # -- reading --------------------------------------------------------------
+    def state(self) -> tuple[int, int, CompactRange]:
+        """(size, last sequenced store position, frontier)."""
+        with self._cursor(commit=False) as cursor:
+            return self._read_state(cursor)
+
+    def _read_state(self, cursor: Any) -> tuple[int, int, CompactRange]:
+        cursor.execute(self._sql("SELECT size, last_position, frontier FROM {state} WHERE id = 1"))
+        row = cursor.fetchone()
+        if row is None:
+            return 0, 0, CompactRange()
+        return int(row["size"]), int(row["last_position"]), CompactRange.from_json(
+            json.loads(row["frontier"]))
+
+    def size(self) -> int:
+        return self.state()[0]
+
+    def subtree(self, level: int, index: int) -> bytes:
+        key = (level, index)
+        with self._cache_lock:
+            cached = self._cache.get(key)
+            if cached is not None:
+                self._cache.move_to_end(key)
+                return cached
+        with self._cursor(commit=False) as cursor:
+            cursor.execute(self._sql("SELECT hash FROM {nodes} WHERE level = ? AND idx = ?"),
+                           (level, index))
+            row = cursor.fetchone()
+        if row is None:
+            raise LookupError(f"no subtree at level {level} index {index}")
+        found = bytes(row["hash"])
+        with self._cache_lock:
+            self._cache[key] = found
+            while len(self._cache) > self._cache_max:
+                self._cache.popitem(last=False)
+        return found
+
+    def leaves(self, start: int, end: int) -> list[Leaf]:
+        """Leaves ``start <= index < end``."""
+        with self._cursor(commit=False) as cursor:
+            cursor.execute(self._sql(
+                "SELECT l.leaf_index, l.position, l.aggregate_id, l.version, n.hash "
+                "FROM {leaves} l JOIN {nodes} n ON n.level = 0 AND n.idx = l.leaf_index "
+                "WHERE l.leaf_index >= ? AND l.leaf_index < ? ORDER BY l.leaf_index"),
+                (start, end))
+            return [Leaf(int(r["leaf_index"]), int(r["position"]), str(r["aggregate_id"]),
+                         int(r["version"]), bytes(r["hash"])) for r in cursor.fetchall()]
+
+    def leaf_of(self, aggregate_id: str, version: int) -> Leaf | None:
+        with self._cursor(commit=False) as cursor:
+            cursor.execute(self._sql(
+                "SELECT l.leaf_index, l.position, n.hash FROM {leaves} l JOIN {nodes} n "
+                "ON n.level = 0 AND n.idx = l.leaf_index "
+                "WHERE l.aggregate_id = ? AND l.version = ?"), (aggregate_id, version))
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        return Leaf(int(row["leaf_index"]), int(row["position"]), aggregate_id, version,
+                    bytes(row["hash"]))
+
+    def latest_checkpoint(self) -> StoredCheckpoint | None:
+        with self._cursor(commit=False) as cursor:
+            cursor.execute(self._sql(
+                "SELECT size, root, note, signed_at FROM {checkpoints} ORDER BY size DESC LIMIT 1"))
+            row = cursor.fetchone()
+        return _checkpoint(row)
+
+    def checkpoint(self, size: int) -> StoredCheckpoint | None:
+        with self._cursor(commit=False) as cursor:
+            cursor.execute(self._sql(
+                "SELECT size, root, note, signed_at FROM {checkpoints} WHERE size = ?"), (size,))
+            return _checkpoint(cursor.fetchone())
+
+    def exists(self) -> bool:
+        """Whether the log's tables are there (a store may predate the log)."""
+        try:
+            self.checkpoints()
+        except Exception:
+            return False
+        return True
+
+    def checkpoints(self) -> list[StoredCheckpoint]:
+        with self._cursor(commit=False) as cursor:
+            cursor.execute(self._sql(
+                "SELECT size, root, note, signed_at FROM {checkpoints} ORDER BY size"))
+            return [c for c in (_checkpoint(r) for r in cursor.fetchall()) if c is not None]
+
+    def cosignatures(self, size: int) -> dict[str, str]:
+        """Cosigner name -> the signature line it returned, for one checkpoint."""
+        with self._cursor(commit=False) as cursor:
+            cursor.execute(self._sql(
+                "SELECT cosigner, line FROM {cosignatures} WHERE size = ? ORDER BY cosigner"),
+                (size,))
+            return {str(r["cosigner"]): str(r["line"]) for r in cursor.fetchall()}
+
+    # -- writing --------------------------------------------------------------
+    def append(self, read_new: Any, limit: int) -> int:
+        """Append the next events as leaves, in one transaction.
+
+        ``read_new(last_position, limit)`` returns up to ``limit`` events
+        after ``last_position`` as ``(position, aggregate_id, version,
+        leaf_hash)`` in position order. Returns how many were appended.
+        """
+        with self._cursor(commit=True) as cursor:
+            if self._postgres:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", (_SEQUENCER_LOCK_KEY,))
+            else:
+                # Write first, so SQLite takes its writer lock (waiting for it)
+                # before this transaction reads the state it will extend.
+                cursor.execute(self._sql("UPDATE {state} SET id = 1 WHERE id = 1"))
+            size, last_position, frontier = self._read_state(cursor)
+            batch: Sequence[tuple[int, str, int, bytes]] = read_new(last_position, limit)
+            if not batch:
+                return 0
+            leaves, nodes = [], []
+            for position, aggregate_id, version, leaf_hash in batch:
+                if position <= last_position:
+                    raise AssertionError("events must be sequenced in position order")
+                leaves.append((size, position, aggregate_id, version))
+                nodes.extend(frontier.append(leaf_hash))
+                size += 1
+                last_position = position
+            cursor.executemany(self._sql(
+                "INSERT INTO {leaves} (leaf_index, position, aggregate_id, version) "
+                "VALUES (?, ?, ?, ?)"), leaves)
+            cursor.executemany(self._sql(
+                "INSERT INTO {nodes} (level, idx, hash) VALUES (?, ?, ?)"), nodes)
+            cursor.execute(self._sql("DELETE FROM {state} WHERE id = 1"))
+            cursor.execute(self._sql(
+                "INSERT INTO {state} (id, size, last_position, frontier) VALUES (1, ?, ?, ?)"),
+                (size, last_position, json.dumps(frontier.to_json())))
+            return len(batch)
+
+    def add_checkpoint(self, size: int, root: bytes, note: str, signed_at: str) -> None:
+        with self._cursor(commit=True) as cursor:
+            # A size another sealer signed first keeps its note (same root).
+            cursor.execute(self._sql(
+                "INSERT INTO {checkpoints} (size, root, note, signed_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (size) DO NOTHING"), (size, root, note, signed_at))
+
+    def add_cosignature(self, size: int, cosigner: str, line: str, received_at: str) -> None:
+        with self._cursor(commit=True) as cursor:
+            cursor.execute(self._sql("DELETE FROM {cosignatures} WHERE size = ? AND cosigner = ?"),
+                           (size, cosigner))
+            cursor.execute(self._sql(
+                "INSERT INTO {cosignatures} (size, cosigner, line, received_at) "
+                "VALUES (?, ?, ?, ?)"), (size, cosigner, line, received_at))
+
+
+def _checkpoint(row: Any) -> StoredCheckpoint | None:
+    if row is None:
+        return None
+    return StoredCheckpoint(int(row["size"]), bytes(row["root"]), str(row["note"]),
+                            str(row["signed_at"]))

@@ -1,0 +1,102 @@
+"""Auditing the global log against the events: every signed checkpoint's
+root must be the RFC 9162 root of the events' records up to its size, and
+its note must carry a valid signature of a log key the auditor trusts.
+
+The tree is recomputed from the records themselves (a compact range: O(log
+n) memory), never read from the server's stored nodes.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ledger.store.logstore import StoredCheckpoint
+from ledger.tlog import merkle
+from ledger.tlog.note import Checkpoint, NoteError, Verifier, open_note
+from ledger.verify.report import Finding
+
+
+@dataclass
+class LogSummary:
+    checkpoints: int = 0
+    verified: int = 0
+    latest_size: int = 0
+    latest_root: str = ""
+    signers: list[str] = field(default_factory=list)
+    keys_given: bool = False
+    unsealed_events: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class LogAuditor:
+    def __init__(self, checkpoints: Sequence[StoredCheckpoint], log_keys: Sequence[Verifier],
+                 origin: str | None = None) -> None:
+        self._pending = sorted(checkpoints, key=lambda c: c.size)
+        self._keys = list(log_keys)
+        self._origin = origin
+        self._tree = merkle.CompactRange()
+        self.findings: list[Finding] = []
+        self.summary = LogSummary(checkpoints=len(self._pending), keys_given=bool(self._keys))
+        self._check_due(position=None)
+
+    def add(self, position: int, record: bytes) -> None:
+        self._tree.append(merkle.leaf_hash(record))
+        self._check_due(position)
+
+    def finish(self) -> list[Finding]:
+        for checkpoint in self._pending:
+            self._flag(None, "checkpoint-beyond-log",
+                       f"checkpoint of size {checkpoint.size} covers more events than the "
+                       f"store holds ({self._tree.size}): events were deleted or truncated")
+        self._pending = []
+        self.summary.unsealed_events = self._tree.size - self.summary.latest_size
+        return self.findings
+
+    def _check_due(self, position: int | None) -> None:
+        while self._pending and self._pending[0].size == self._tree.size:
+            self._check(self._pending.pop(0), position)
+
+    def _check(self, stored: StoredCheckpoint, position: int | None) -> None:
+        root = self._tree.root() if stored.size else merkle.EMPTY_ROOT
+        try:
+            note, signed = open_note(stored.note, self._keys)
+            checkpoint = Checkpoint.parse(note.text)
+        except NoteError as error:
+            self._flag(position, "checkpoint-signature",
+                       f"checkpoint of size {stored.size}: {error}")
+            return
+        if self._keys and not signed:
+            self._flag(position, "checkpoint-signature",
+                       f"checkpoint of size {stored.size} has no valid signature by a trusted "
+                       "log key")
+            return
+        if self._origin is not None and checkpoint.origin != self._origin:
+            self._flag(position, "checkpoint-origin",
+                       f"checkpoint origin {checkpoint.origin!r}, expected {self._origin!r}")
+        if checkpoint.size != stored.size or checkpoint.root != stored.root:
+            self._flag(position, "checkpoint-mismatch",
+                       f"stored checkpoint row (size {stored.size}) differs from its signed note")
+        if checkpoint.root != root:
+            self._flag(position, "checkpoint-root",
+                       f"the signed root at size {checkpoint.size} is not the root of the "
+                       f"events: expected {b64(root)}, signed {b64(checkpoint.root)}",
+                       expected=b64(root), actual=b64(checkpoint.root))
+            return
+        self.summary.verified += 1
+        self.summary.latest_size = checkpoint.size
+        self.summary.latest_root = b64(checkpoint.root)
+        self.summary.signers = sorted({v.name for v in signed})
+
+    def _flag(self, position: int | None, check: str, message: str, *,
+              expected: str | None = None, actual: str | None = None) -> None:
+        self.findings.append(Finding(position, None, None, None, check, message,
+                                     expected, actual))
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()

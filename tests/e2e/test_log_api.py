@@ -1,0 +1,112 @@
+"""The log's HTTP read API through a real server process, on both backends:
+a follower recomputes everything from the entries and checks the proofs."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ledger.domain.money import Money
+from ledger.service import Ledger
+from ledger.store.database import DatabaseURL
+from ledger.tlog import merkle
+from ledger.tlog.note import Checkpoint, Verifier, open_note
+from tests.e2e.conftest import running_server
+from tests.strategies import good_spec
+
+ORIGIN = "ledger.test/e2e"
+
+
+@pytest.fixture
+def log_key(tmp_path: Path) -> tuple[Path, str]:
+    key = tmp_path / "log.key"
+    done = subprocess.run([sys.executable, "-m", "ledger.cli", "keys", "generate", "--name",
+                           ORIGIN, "--out", str(key)], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert key.stat().st_mode & 0o777 == 0o600
+    return key, done.stdout.strip()
+
+
+def wait_for_checkpoint(base: str, verifier: Verifier, size: int) -> Checkpoint:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        response = httpx.get(f"{base}/log/checkpoint")
+        if response.status_code == 200:
+            note, signed = open_note(response.text, [verifier])
+            assert [v.name for v in signed] == [ORIGIN]
+            checkpoint = Checkpoint.parse(note.text)
+            if checkpoint.size >= size:
+                return checkpoint
+        time.sleep(0.1)
+    raise AssertionError(f"no checkpoint of size {size} within 20 s")
+
+
+def test_a_follower_rebuilds_the_tree_and_checks_every_proof(
+    store_url: DatabaseURL, log_key: tuple[Path, str], tmp_path: Path
+) -> None:
+    key, vkey = log_key
+    verifier = Verifier.from_vkey(vkey)
+    with Ledger(store_url) as ledger, running_server(
+            store_url.display(), key, log_file=tmp_path / "server.log") as base:
+        ledger.register_channel("shop", "Shop", 500, idempotency_key="ch")
+        good = ledger.mint(good_spec(tiers=[{"name": "own", "quota": 50}]),
+                           idempotency_key="m")["good_id"]
+        sales = [ledger.sell(good, "own", buyer=f"b{i}", channel="shop", quantity=1,
+                             unit_price=Money(250, "EUR"), idempotency_key=f"s{i}")
+                 for i in range(20)]
+        events = int(ledger.event_store.recorder.max_notification_id() or 0)
+        first = wait_for_checkpoint(base, verifier, 1)
+        checkpoint = wait_for_checkpoint(base, verifier, events)
+
+        leaves: list[bytes] = []
+        for start in range(0, checkpoint.size, 7):
+            page = httpx.get(f"{base}/log/entries",
+                             params={"start": start, "end": min(start + 7, checkpoint.size)})
+            assert page.status_code == 200
+            for entry in page.json()["entries"]:
+                assert entry["index"] == len(leaves)
+                leaf = merkle.leaf_hash(entry["record"].encode())
+                assert base64.b64decode(entry["leaf_hash"]) == leaf
+                leaves.append(leaf)
+        follower = merkle.CompactRange()
+        for leaf in leaves:
+            follower.append(leaf)
+        assert follower.root() == checkpoint.root
+
+        unit = sales[7]["units"][0]["unit_id"]
+        proof = httpx.get(f"{base}/log/proof/inclusion",
+                          params={"aggregate_id": unit, "version": 1,
+                                  "size": checkpoint.size}).json()
+        merkle.verify_inclusion(leaves[proof["index"]], proof["index"], checkpoint.size,
+                                [base64.b64decode(h) for h in proof["proof"]], checkpoint.root)
+
+        if first.size < checkpoint.size:
+            consistency = httpx.get(f"{base}/log/proof/consistency",
+                                    params={"old": first.size, "new": checkpoint.size}).json()
+            merkle.verify_consistency(first.size, checkpoint.size, first.root, checkpoint.root,
+                                      [base64.b64decode(h) for h in consistency["proof"]])
+
+        for path, params, status in [
+            ("/log/entries", {"start": 5, "end": 2}, 422),
+            ("/log/entries", {"start": 0, "end": 5000}, 422),
+            ("/log/entries", {"start": "x", "end": 2}, 422),
+            ("/log/proof/inclusion", {"index": 0, "size": checkpoint.size + 10_000}, 422),
+            ("/log/proof/inclusion", {"aggregate_id": "nope", "version": 1}, 404),
+            ("/log/proof/consistency", {"old": checkpoint.size + 1,
+                                        "new": checkpoint.size}, 422),
+            ("/log/nowhere", {}, 404),
+        ]:
+            response = httpx.get(f"{base}{path}", params=params)
+            assert response.status_code == status, (path, params, response.text)
+            assert response.headers["content-type"] == "application/problem+json"
+            problem = response.json()
+            assert problem["status"] == status
+            assert problem["type"].startswith("https://ledger.dev/problems/")
+            assert problem["detail"]

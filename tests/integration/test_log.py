@@ -1,0 +1,184 @@
+"""The global log on both backends: sequencing, checkpoints, proofs."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import itertools
+import random
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from ledger.domain.money import Money
+from ledger.service import Ledger
+from ledger.service.sealer import Sealer
+from ledger.store.database import DatabaseURL
+from ledger.store.logstore import LogStore
+from ledger.tlog import merkle
+from ledger.tlog.note import Checkpoint, Signer, Verifier, open_note, sign_note
+from ledger.verify import export_store
+from tests.strategies import good_spec
+
+ORIGIN = "ledger.test/log"
+
+
+def reference_root(leaves: list[bytes]) -> bytes:
+    """RFC 9162 MTH, recursively, straight from the definition."""
+    if not leaves:
+        return hashlib.sha256(b"").digest()
+    if len(leaves) == 1:
+        return hashlib.sha256(b"\x00" + leaves[0]).digest()
+    k = 1
+    while k * 2 < len(leaves):
+        k *= 2
+    return hashlib.sha256(b"\x01" + reference_root(leaves[:k]) + reference_root(leaves[k:])).digest()
+
+
+@pytest.fixture
+def signer() -> Signer:
+    return Signer.generate(ORIGIN)
+
+
+@pytest.fixture
+def ledger(store_url: DatabaseURL) -> Iterator[Ledger]:
+    with Ledger(store_url) as opened:
+        opened.register_channel("shop", "Shop", 500, idempotency_key="ch")
+        yield opened
+
+
+def trade(ledger: Ledger, n: int, key: str) -> None:
+    good = ledger.mint(good_spec(title=f"Good {key}", tiers=[{"name": "own", "quota": 100}]),
+                       idempotency_key=f"mint-{key}")["good_id"]
+    for i in range(n):
+        ledger.sell(good, "own", buyer=f"b{i}", channel="shop", quantity=1,
+                    unit_price=Money(100 + i, "EUR"), idempotency_key=f"{key}-{i}")
+
+
+def records(url: DatabaseURL, tmp_path_name: str) -> list[bytes]:
+    from pathlib import Path
+
+    path = Path(tmp_path_name)
+    export_store(url, path)
+    return [line.rstrip(b"\n") for line in path.read_bytes().splitlines()]
+
+
+def test_every_event_becomes_a_leaf_under_a_signed_checkpoint(
+    ledger: Ledger, store_url: DatabaseURL, signer: Signer, tmp_path: object
+) -> None:
+    trade(ledger, 12, "a")
+    log = LogStore(ledger.event_store.recorder)
+    sealer = Sealer(ledger.event_store, log, origin=ORIGIN, signers=[signer])
+    sealed = sealer.seal()
+    assert sealed is not None
+    exported = records(store_url, f"{tmp_path}/export.jsonl")
+    assert sealed.size == len(exported)
+    assert sealed.root == reference_root(exported)
+    note, verified = open_note(sealed.note, [Verifier.from_vkey(signer.verifier_key())])
+    assert [v.name for v in verified] == [ORIGIN]
+    assert Checkpoint.parse(note.text) == Checkpoint(ORIGIN, sealed.size, sealed.root)
+    assert sealer.seal() is None  # nothing new: no new checkpoint
+
+    for index in random.Random(1).sample(range(sealed.size), k=10):
+        proof = merkle.inclusion_proof(index, sealed.size, log)
+        merkle.verify_inclusion(merkle.leaf_hash(exported[index]), index, sealed.size, proof,
+                                sealed.root)
+
+
+def test_a_grown_log_is_provably_consistent_with_its_past(
+    ledger: Ledger, signer: Signer, tmp_path: object, store_url: DatabaseURL
+) -> None:
+    log = LogStore(ledger.event_store.recorder)
+    sealer = Sealer(ledger.event_store, log, origin=ORIGIN, signers=[signer])
+    trade(ledger, 5, "a")
+    first = sealer.seal()
+    trade(ledger, 9, "b")
+    second = sealer.seal()
+    assert first is not None
+    assert second is not None
+    assert second.size > first.size
+    proof = merkle.consistency_proof(first.size, second.size, log)
+    merkle.verify_consistency(first.size, second.size, first.root, second.root, proof)
+    assert [c.size for c in log.checkpoints()] == [first.size, second.size]
+    assert second.root == reference_root(records(store_url, f"{tmp_path}/e.jsonl"))
+
+
+def test_concurrent_sealers_build_one_tree(
+    store_url: DatabaseURL, signer: Signer, tmp_path: object
+) -> None:
+    with Ledger(store_url) as writer:
+        writer.register_channel("shop", "Shop", 500, idempotency_key="ch")
+        done = threading.Event()
+
+        failures: list[BaseException] = []
+
+        def seal_continuously(own: Ledger) -> None:
+            try:
+                sealer = Sealer(own.event_store, LogStore(own.event_store.recorder),
+                                origin=ORIGIN, signers=[signer])
+                while not done.is_set():
+                    sealer.seal()
+                sealer.seal()
+            except BaseException as error:
+                failures.append(error)
+            finally:
+                own.close()
+
+        sealers = [threading.Thread(target=seal_continuously, args=(Ledger(store_url),))
+                   for _ in range(2)]
+        for thread in sealers:
+            thread.start()
+        trade(writer, 30, "c")
+        done.set()
+        for thread in sealers:
+            thread.join(timeout=60)
+        assert not failures, failures
+        log = LogStore(writer.event_store.recorder)
+        Sealer(writer.event_store, log, origin=ORIGIN, signers=[signer]).seal()
+        exported = records(store_url, f"{tmp_path}/e.jsonl")
+        latest = log.latest_checkpoint()
+        assert latest is not None
+        assert latest.size == len(exported)
+        assert latest.root == reference_root(exported)
+        sizes = [c.size for c in log.checkpoints()]
+        for old, new in itertools.pairwise(sizes):
+            old_cp, new_cp = log.checkpoint(old), log.checkpoint(new)
+            assert old_cp is not None
+            assert new_cp is not None
+            merkle.verify_consistency(old, new, old_cp.root, new_cp.root,
+                                      merkle.consistency_proof(old, new, log))
+
+
+def test_the_auditor_checks_each_checkpoint_against_the_events(
+    ledger: Ledger, store_url: DatabaseURL, signer: Signer
+) -> None:
+    from ledger.verify import verify_store
+
+    log = LogStore(ledger.event_store.recorder)
+    sealer = Sealer(ledger.event_store, log, origin=ORIGIN, signers=[signer])
+    trade(ledger, 4, "a")
+    sealer.seal()
+    trade(ledger, 3, "b")
+    latest = sealer.seal()
+    assert latest is not None
+    trusted = [Verifier.from_vkey(signer.verifier_key())]
+    report = verify_store(store_url, log_keys=trusted)
+    assert report.ok, report.first
+    assert report.log is not None
+    assert report.log["verified"] == 2
+    assert report.log["latest_size"] == latest.size
+    assert report.log["signers"] == [ORIGIN]
+
+    stranger = Verifier.from_vkey(Signer.generate(ORIGIN).verifier_key())
+    untrusted = verify_store(store_url, log_keys=[stranger])
+    assert {f.check for f in untrusted.findings} == {"checkpoint-signature"}
+
+    # A checkpoint signed over a root that is not the events' root is caught.
+    forged_root = bytes(32)
+    forged = sign_note(Checkpoint(ORIGIN, latest.size + 1, forged_root).body(), [signer])
+    log.add_checkpoint(latest.size + 1, forged_root, forged, "2026-01-01T00:00:00.000000Z")
+    trade(ledger, 1, "c")  # the store now has more events than that size
+    lied = verify_store(store_url, log_keys=trusted)
+    assert [f.check for f in lied.findings] == ["checkpoint-root"]
+    assert lied.findings[0].actual == base64.b64encode(forged_root).decode()
