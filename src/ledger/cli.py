@@ -17,6 +17,7 @@ from ledger.store.records import StoreMissingError
 
 if TYPE_CHECKING:
     from ledger.tlog.note import Signer
+    from ledger.tlog.policy import Policy
 
 app = typer.Typer(
     help="A verifiable, event-sourced ledger of digital goods.",
@@ -205,8 +206,11 @@ def keys_generate(
         signer = Signer.generate(name, key_type=0x04 if cosigner else 0x01)
     except (NoteError, ValueError) as error:
         raise _fail(str(error)) from None
-    out.touch(mode=0o600)
-    out.write_text(signer.to_private_text() + "\n")
+    try:
+        out.touch(mode=0o600)
+        out.write_text(signer.to_private_text() + "\n")
+    except OSError as error:
+        raise _fail(f"cannot write {out}: {error.strerror}") from None
     console.print(signer.verifier_key(), highlight=False, soft_wrap=True)
 
 
@@ -235,6 +239,9 @@ def serve(
     log_key: Annotated[str | None, typer.Option("--log-key", help="Private key file(s) of "
                                                 "the log, comma-separated (default: "
                                                 "$LEDGER_LOG_KEY_FILE).")] = None,
+    policy: Annotated[Path | None, typer.Option("--policy", help="C2SP tlog-policy file "
+                                                "naming the verifiers whose cosignatures "
+                                                "the ledger accepts.")] = None,
 ) -> None:
     """Run the HTTP API, sealing signed checkpoints of the log as events arrive."""
     import uvicorn
@@ -256,11 +263,64 @@ def serve(
                     cache_size=settings.aggregate_cache_size)
     log = LogStore(ledger.event_store.recorder)
     sealer = Sealer(ledger.event_store, log, origin=signers[0].name, signers=signers)
-    runtime = Runtime(ledger, log, sealer, seal_interval=settings.seal_interval)
+    runtime = Runtime(ledger, log, sealer, seal_interval=settings.seal_interval,
+                      policy=_load_policy(policy) if policy else None)
     try:
         uvicorn.run(create_app(runtime), host=host, port=port, log_level="info")
     finally:
         ledger.close()
+
+
+def _load_policy(path: Path) -> Policy:
+    from ledger.tlog.policy import PolicyError, parse_policy
+
+    try:
+        return parse_policy(path.read_text())
+    except FileNotFoundError:
+        raise _fail(f"no policy file at {path}") from None
+    except PolicyError as error:
+        raise _fail(f"{path}: {error}") from None
+
+
+verifier_app = typer.Typer(help="Independent verifier nodes.", no_args_is_help=True)
+app.add_typer(verifier_app, name="verifier")
+
+
+@verifier_app.command("run")
+def verifier_run(
+    ledger_url: Annotated[str, typer.Option("--ledger", help="The ledger's base URL.")],
+    key: Annotated[Path, typer.Option("--key", help="This node's cosigning key "
+                                      "(ledger keys generate --cosigner).")],
+    log_key: Annotated[str, typer.Option("--log-key", help="The log's verifier key (vkey "
+                                         "text or file); its name is the origin.")],
+    state: Annotated[Path, typer.Option("--state", help="This node's state directory.")],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65_535)] = 8100,
+    peer: Annotated[list[str] | None, typer.Option("--peer", help="Another verifier's base "
+                                                   "URL, to compare checkpoints with.")]
+    = None,
+    poll: Annotated[float, typer.Option(help="Seconds between polls of the ledger.",
+                                        min=0.05, max=60)] = 0.5,
+) -> None:
+    """Follow the ledger, re-verify every entry, cosign what checks out."""
+    import logging
+
+    import uvicorn
+
+    from ledger.tlog.note import NoteError, Verifier
+    from ledger.verifier_node.app import create_node_app
+    from ledger.verifier_node.node import VerifierNode
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    text = Path(log_key).read_text().strip() if Path(log_key).is_file() else log_key
+    try:
+        log_verifier = Verifier.from_vkey(text)
+    except (NoteError, ValueError) as error:
+        raise _fail(f"--log-key: {error}") from None
+    node = VerifierNode(ledger_url=ledger_url, signer=_load_signer(key),
+                        log_keys=[log_verifier], origin=log_verifier.name, state_dir=state,
+                        peers=peer or [])
+    uvicorn.run(create_node_app(node, poll), host=host, port=port, log_level="warning")
 
 
 def main() -> None:

@@ -23,26 +23,38 @@ def free_port() -> int:
 
 @contextmanager
 def running_server(db: str, log_key: Path, *, seal_interval: float = 0.2,
-                   log_file: Path | None = None) -> Iterator[str]:
+                   log_file: Path | None = None, policy: Path | None = None) -> Iterator[str]:
     port = free_port()
     env = os.environ | {"LEDGER_SEAL_INTERVAL": str(seal_interval)}
+    extra = ["--policy", str(policy)] if policy else []
+    with running_process(
+        ["serve", "--db", db, "--port", str(port), "--log-key", str(log_key), *extra],
+        f"http://127.0.0.1:{port}", "/healthz", env=env, log_file=log_file,
+    ) as base:
+        yield base
+
+
+@contextmanager
+def running_process(args: list[str], base: str, ready_path: str, *,
+                    env: dict[str, str] | None = None,
+                    log_file: Path | None = None) -> Iterator[str]:
+    """Run ``python -m ledger.cli ARGS`` until ``base + ready_path`` answers."""
     output = open(log_file or os.devnull, "w")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ledger.cli", "serve", "--db", db, "--port", str(port),
-         "--log-key", str(log_key)], env=env, stdout=output, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen([sys.executable, "-m", "ledger.cli", *args],
+                               env=env or dict(os.environ), stdout=output,
+                               stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 30
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"ledger serve exited with {process.returncode}")
+                raise RuntimeError(f"ledger {args[0]} exited with {process.returncode}")
             try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                if httpx.get(f"{base}{ready_path}", timeout=1).status_code < 600:
                     break
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError("ledger serve did not come up within 30 s")
+                raise RuntimeError(f"ledger {args[0]} did not come up within 30 s")
             time.sleep(0.1)
         yield base
     finally:

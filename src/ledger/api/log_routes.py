@@ -16,8 +16,10 @@ from pydantic import BaseModel, Field
 
 from ledger.api.problems import ApiProblem
 from ledger.api.runtime import Runtime
-from ledger.domain.model import record_bytes
+from ledger.domain.model import format_timestamp, record_bytes
+from ledger.service import utc_now
 from ledger.tlog import merkle
+from ledger.tlog.note import NoteError, NoteSignature, parse_note, verify_cosignature
 
 ENTRIES_PAGE_MAX = 1_000
 
@@ -161,3 +163,33 @@ def consistency(rt: RuntimeDep, old: Annotated[int, Query(ge=1)],
                             old_root=b64(merkle.root(old, rt.log)),
                             new_root=b64(merkle.root(new_size, rt.log)),
                             proof=[b64(h) for h in proof])
+
+
+class Cosignature(BaseModel):
+    size: int = Field(ge=1)
+    line: str = Field(max_length=1_000, description="A C2SP cosignature line: — <name> <b64>")
+
+
+@router.post("/cosignatures", status_code=201,
+             summary="A verifier node hands in its cosignature of a checkpoint")
+def add_cosignature(rt: RuntimeDep, cosignature: Cosignature) -> dict[str, object]:
+    if rt.policy is None:
+        raise ApiProblem(403, "no-witnesses", "this ledger has no policy naming verifiers")
+    try:
+        signature = NoteSignature.parse_line(cosignature.line)
+    except NoteError as error:
+        raise ApiProblem(422, "invalid-input", f"line: {error}") from None
+    witness = rt.policy.witnesses.get(signature.name)
+    if witness is None or witness.key_id != signature.key_id:
+        raise ApiProblem(403, "unknown-witness", f"{signature.name!r} is not a verifier "
+                         "this ledger's policy names")
+    stored = rt.log.checkpoint(cosignature.size)
+    if stored is None:
+        raise ApiProblem(404, "no-checkpoint", f"no checkpoint of size {cosignature.size}")
+    try:
+        verify_cosignature(parse_note(stored.note).text, signature, witness)
+    except NoteError as error:
+        raise ApiProblem(403, "bad-cosignature", str(error)) from None
+    rt.log.add_cosignature(cosignature.size, signature.name, cosignature.line,
+                           format_timestamp(utc_now()))
+    return {"size": cosignature.size, "cosigner": signature.name}

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from ledger.service import Ledger
 from ledger.service.sealer import Sealer, SealerThread
 from ledger.store.logstore import LogStore
+from ledger.tlog.policy import Policy
 
 
 @dataclass
@@ -15,6 +16,7 @@ class Runtime:
     log: LogStore
     sealer: Sealer | None = None
     seal_interval: float = 1.0
+    policy: Policy | None = None  # whose cosignatures the ledger accepts
     _thread: SealerThread | None = field(default=None, init=False, repr=False)
 
     @property

@@ -322,6 +322,11 @@ class Verifier:
         """Record a problem with an export line itself (e.g. ``bad-line``)."""
         self._flag(_Event(position), check, message)
 
+    def findings_so_far(self) -> list[Finding]:
+        """Findings kept so far, in detection order (for followers that feed
+        the log incrementally and never reach its end)."""
+        return list(self._findings)
+
     def finish(self, source: str) -> Report:
         """Run the end-of-log checks and sum up."""
         self._end_of_log()
