@@ -93,12 +93,21 @@ def verify(
     log_key: Annotated[list[str] | None, typer.Option(
         "--log-key", help="A trusted log verifier key (vkey text, or a file holding one); "
         "checkpoints must carry its signature. Repeatable.")] = None,
+    policy: Annotated[Path | None, typer.Option(
+        "--policy", help="C2SP tlog-policy file: trusted log keys, verifiers and the quorum "
+        "the latest checkpoint's cosignatures must meet.")] = None,
+    state: Annotated[Path | None, typer.Option(
+        "--state", help="Remember the verified checkpoint here; next time, a log that no "
+        "longer contains it (rolled back or rewritten) fails.")] = None,
 ) -> None:
     """Check every event's encoding and hash chain, every rule the events
     alone can prove, and every signed checkpoint of the log against the
-    events. Exits 0 if all hold, 1 naming the first bad event."""
+    events. Exit codes: 0 all hold; 2 could not run; 3 chain or encoding;
+    4 domain rule; 5 checkpoint signature; 6 quorum; 7 consistency, split
+    view or rollback."""
     from ledger.tlog.note import NoteError, Verifier
     from ledger.verify import verify_export, verify_store
+    from ledger.verify.classes import exit_code
 
     keys = []
     for given in log_key or []:
@@ -120,7 +129,10 @@ def verify(
                     raise _fail(f"no export file at {export}")
                 report = verify_export(export, advance)
             else:
-                report = verify_store(_url(db), advance, log_keys=keys)
+                report = verify_store(
+                    _url(db), advance, log_keys=keys,
+                    policy=_load_policy(policy) if policy else None,
+                    remembered=_read_state(state) if state else None)
         except StoreMissingError as error:
             raise _fail(str(error)) from None
     _print_report(report)
@@ -130,7 +142,25 @@ def verify(
             sys.stdout.write(text + "\n")
         else:
             json_out.write_text(text + "\n")
-    raise typer.Exit(0 if report.ok else 1)
+    if report.ok and state is not None and report.log and report.log["latest_size"]:
+        _write_state(state, report.log["latest_size"], report.log["latest_root"])
+    raise typer.Exit(exit_code(f.check for f in report.findings) if not report.ok else 0)
+
+
+def _read_state(path: Path) -> tuple[int, str] | None:
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        return int(data["size"]), str(data["root"])
+    except (ValueError, KeyError, TypeError):
+        raise _fail(f"{path} is not a verify state file") from None
+
+
+def _write_state(path: Path, size: int, root: str) -> None:
+    temp = path.with_name(f".{path.name}.tmp")
+    temp.write_text(json.dumps({"size": size, "root": root}) + "\n")
+    temp.replace(path)
 
 
 def _print_report(report: object) -> None:
@@ -148,6 +178,9 @@ def _print_report(report: object) -> None:
                       f"events; latest size {log['latest_size']:,} root {log['latest_root']}")
         console.print(f"            signed by: {signed}; {log['unsealed_events']:,} events "
                       "not yet under a checkpoint", highlight=False)
+        if log["quorum"]:
+            console.print(f"            cosigned by: {', '.join(log['cosigners']) or 'no one'};"
+                          f" quorum {log['quorum']}", highlight=False)
     if report.ok:
         console.print("verdict     [bold green]OK[/] — every chain and rule holds")
         return

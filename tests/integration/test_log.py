@@ -182,3 +182,46 @@ def test_the_auditor_checks_each_checkpoint_against_the_events(
     lied = verify_store(store_url, log_keys=trusted)
     assert [f.check for f in lied.findings] == ["checkpoint-root"]
     assert lied.findings[0].actual == base64.b64encode(forged_root).decode()
+
+
+def test_the_auditor_checks_the_quorum_and_remembers_what_it_verified(
+    ledger: Ledger, store_url: DatabaseURL, signer: Signer
+) -> None:
+    from ledger.tlog.note import cosign, parse_note
+    from ledger.tlog.policy import parse_policy
+    from ledger.verify import verify_store
+    from ledger.verify.classes import exit_code
+
+    witnesses = {name: Signer.generate(name, key_type=0x04) for name in ("w1", "w2", "w3")}
+    policy = parse_policy(
+        f"log {signer.verifier_key()}\n"
+        + "".join(f"witness {n} {w.verifier_key()}\n" for n, w in witnesses.items())
+        + "group all-of-us 2 w1 w2 w3\nquorum all-of-us\n")
+    log = LogStore(ledger.event_store.recorder)
+    trade(ledger, 3, "a")
+    sealed = Sealer(ledger.event_store, log, origin=ORIGIN, signers=[signer]).seal()
+    assert sealed is not None
+    body = parse_note(sealed.note).text
+
+    def cosigned_by(*names: str) -> None:
+        for name in names:
+            line = cosign(body, witnesses[name], 1_800_000_000).line()
+            log.add_cosignature(sealed.size, name, line, "2026-11-22T00:00:00.000000Z")
+
+    cosigned_by("w2")
+    short = verify_store(store_url, policy=policy)
+    assert [f.check for f in short.findings] == ["quorum"]
+    assert exit_code(f.check for f in short.findings) == 6
+    cosigned_by("w3")
+    met = verify_store(store_url, policy=policy)
+    assert met.ok, met.first
+    assert met.log is not None
+    assert (met.log["cosigners"], met.log["quorum"]) == (["w2", "w3"], "met")
+
+    remembered = (sealed.size, base64.b64encode(sealed.root).decode())
+    assert verify_store(store_url, remembered=remembered).ok
+    other = verify_store(store_url, remembered=(sealed.size, "A" * 43 + "="))
+    assert [f.check for f in other.findings] == ["split-view"]
+    assert exit_code(f.check for f in other.findings) == 7
+    beyond = verify_store(store_url, remembered=(sealed.size + 10_000, remembered[1]))
+    assert [f.check for f in beyond.findings] == ["rollback"]

@@ -13,10 +13,12 @@ from pathlib import Path
 from ledger.store.database import DatabaseURL
 from ledger.store.logstore import LogStore
 from ledger.store.records import RecordReader
+from ledger.tlog.note import NoteError
 from ledger.tlog.note import Verifier as NoteVerifier
+from ledger.tlog.policy import Policy
 from ledger.verify.codec import splice
-from ledger.verify.log import LogAuditor
-from ledger.verify.report import Report
+from ledger.verify.log import LogAuditor, LogSummary
+from ledger.verify.report import Finding, Report
 from ledger.verify.verifier import Verifier
 
 Progress = Callable[[int], None]
@@ -30,6 +32,7 @@ _ROW_ERRORS = (ValueError, TypeError, AttributeError, UnicodeDecodeError)
 def verify_store(
     url: DatabaseURL, progress: Progress | None = None, *,
     log_keys: Sequence[NoteVerifier] = (), origin: str | None = None,
+    policy: Policy | None = None, remembered: tuple[int, str] | None = None,
 ) -> Report:
     """Verify every stored event, in commit order, and every signed
     checkpoint of the global log against those events.
@@ -37,14 +40,21 @@ def verify_store(
     Raises :class:`~ledger.store.records.StoreMissingError` if there is no
     store at ``url``. ``progress`` is called with the number of events done
     every few thousand events and once at the end. Checkpoint signatures are
-    checked against ``log_keys`` (without keys, only roots are checked).
+    checked against ``log_keys`` and the policy's log keys (without keys,
+    only roots are checked); with a ``policy``, the latest checkpoint's
+    cosignatures must meet its quorum. ``remembered`` is the (size, root) a
+    previous run verified: a log that no longer contains it fails.
     """
+    if policy is not None:
+        log_keys = [*log_keys, *policy.log_verifiers]
     verifier = Verifier()
     done = 0
     last: int | None = None
     with RecordReader(url) as reader:
         log = LogStore(reader.recorder, create=False)
-        auditor = LogAuditor(log.checkpoints(), log_keys, origin) if log.exists() else None
+        auditor = None
+        if log.exists():
+            auditor = LogAuditor(log.checkpoints(), log_keys, origin, remembered=remembered)
         try:
             for row in reader:
                 verifier.feed(
@@ -67,10 +77,42 @@ def verify_store(
     report = verifier.finish(url.display())
     if auditor is not None:
         findings = auditor.finish()
+        summary = auditor.summary
+        if policy is not None and summary.latest_size:
+            findings += _check_quorum(policy, log_keys, summary, url)
         report.findings.extend(findings)
         report.findings_total += len(findings)
-        report.log = auditor.summary.to_json()
+        report.log = summary.to_json()
+    elif remembered is not None:
+        report.findings.append(Finding(None, None, None, None, "rollback",
+                                       "the store has no log, but one was verified before"))
+        report.findings_total += 1
     return report
+
+
+def _check_quorum(policy: Policy, log_keys: Sequence[NoteVerifier], summary: LogSummary,
+                  url: DatabaseURL) -> list[Finding]:
+    """The latest checkpoint, with the cosignatures the ledger received,
+    must satisfy the policy's quorum."""
+    with RecordReader(url) as reader:
+        lines = LogStore(reader.recorder, create=False).cosignatures(summary.latest_size)
+    note = summary.latest_note + "".join(line + "\n" for line in lines.values())
+    try:
+        result = policy.check(note, log_verifiers=log_keys)
+    except NoteError as error:
+        return [Finding(None, None, None, None, "checkpoint-signature", str(error))]
+    summary.origin = result.checkpoint.origin
+    summary.cosigners = sorted(result.cosigners)
+    summary.quorum = "met" if result.quorum_met else "not met"
+    findings = [Finding(None, None, None, None, "quorum",
+                        f"cosignature by {name!r} does not verify: {why}")
+                for name, why in sorted(result.invalid_cosigners.items())]
+    if not result.quorum_met:
+        findings.append(Finding(
+            None, None, None, None, "quorum",
+            f"checkpoint of size {summary.latest_size} is cosigned by "
+            f"{', '.join(summary.cosigners) or 'no one'}: the policy's quorum is not met"))
+    return findings
 
 
 def verify_export(path: str | os.PathLike[str], progress: Progress | None = None) -> Report:

@@ -1,0 +1,43 @@
+"""Failure classes of a verification, each with its own exit code.
+
+When a report has findings of several classes, the command exits with the
+code of the most serious (first listed) class present.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+# (class, exit code, check codes). Codes not listed are domain-rule findings.
+CLASSES: list[tuple[str, int, frozenset[str]]] = [
+    ("signature", 5, frozenset({"checkpoint-signature", "checkpoint-origin",
+                                "checkpoint-mismatch"})),
+    ("consistency", 7, frozenset({"checkpoint-root", "checkpoint-beyond-log", "rollback",
+                                  "split-view"})),
+    ("chain", 3, frozenset({"bad-json", "not-canonical", "bad-envelope", "bad-timestamp",
+                            "record-mismatch", "bad-line", "unreadable", "version-gap",
+                            "version-order", "prev-hash-mismatch"})),
+    ("inclusion", 8, frozenset({"inclusion"})),
+    ("quorum", 6, frozenset({"quorum"})),
+]
+DOMAIN_RULE = ("domain-rule", 4)
+EXIT_OK = 0
+EXIT_CANNOT_RUN = 2
+
+
+def failure_class(check: str) -> tuple[str, int]:
+    for name, code, checks in CLASSES:
+        if check in checks:
+            return name, code
+    return DOMAIN_RULE
+
+
+def exit_code(checks: Iterable[str]) -> int:
+    """The exit code for a set of finding check codes (0 if none)."""
+    present = {failure_class(check) for check in checks}
+    if not present:
+        return EXIT_OK
+    for name, code, _ in CLASSES:
+        if (name, code) in present:
+            return code
+    return DOMAIN_RULE[1]
