@@ -23,6 +23,7 @@ from ledger.service import Ledger
 from ledger.store.database import DatabaseURL
 from ledger.tlog.note import Verifier
 from ledger.tlog.policy import parse_policy
+from ledger.verify.provenance import verify_provenance
 from tests.e2e.conftest import free_port, running_process, running_server
 from tests.strategies import good_spec
 
@@ -69,9 +70,9 @@ def test_three_verifiers_reach_quorum_then_catch_a_rewritten_entry(
         ledger.register_channel("shop", "Shop", 500, idempotency_key="ch")
         good = ledger.mint(good_spec(tiers=[{"name": "own", "quota": 40}]),
                            idempotency_key="m")["good_id"]
-        for i in range(25):
-            ledger.sell(good, "own", buyer=f"b{i}", channel="shop", quantity=1,
-                        unit_price=Money(300, "EUR"), idempotency_key=f"s{i}")
+        sales = [ledger.sell(good, "own", buyer=f"b{i}", channel="shop", quantity=1,
+                             unit_price=Money(300, "EUR"), idempotency_key=f"s{i}")
+                 for i in range(25)]
         sold_at = time.monotonic()
         events = int(ledger.event_store.recorder.max_notification_id() or 0)
 
@@ -89,6 +90,13 @@ def test_three_verifiers_reach_quorum_then_catch_a_rewritten_entry(
         print(f"2-of-3 quorum on size {result.checkpoint.size} "
               f"{quorum_seconds:.2f} s after the last sale")
         assert not result.invalid_cosigners
+        # A platform checks a unit's provenance offline, trusting only the policy.
+        unit = sales[11]["units"][0]["unit_id"]
+        bundle = httpx.get(f"{base}/units/{unit}/provenance").json()
+        proven = verify_provenance(bundle, policy)
+        assert proven.holder == "b11"
+        assert len(proven.cosigners) >= 2
+
         for name, node in nodes.items():
             status = httpx.get(f"{node}/status")
             assert status.status_code == 200, (name, status.text)

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from ledger import __version__
-from ledger.api import log_routes, problems
+from ledger.api import log_routes, problems, provenance_routes
 from ledger.api.runtime import Runtime
 
 
@@ -26,6 +26,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.runtime = runtime
     problems.install(app)
     app.include_router(log_routes.router)
+    app.include_router(provenance_routes.router)
 
     @app.get("/healthz", tags=["ops"])
     def health() -> dict[str, object]:

@@ -1,0 +1,100 @@
+"""Provenance bundles: built from the store, checked offline with a policy."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from ledger.domain.money import Money
+from ledger.service import Ledger
+from ledger.service.provenance import provenance_bundle
+from ledger.service.sealer import Sealer
+from ledger.store.database import DatabaseURL
+from ledger.store.logstore import LogStore
+from ledger.tlog.note import Signer, cosign, parse_note
+from ledger.tlog.policy import Policy, parse_policy
+from ledger.verify.provenance import ProvenanceError, verify_provenance
+from tests.strategies import good_spec
+
+ORIGIN = "ledger.test/provenance"
+
+
+@pytest.fixture
+def setting(store_url: DatabaseURL) -> Any:
+    log_key = Signer.generate(ORIGIN)
+    witnesses = {n: Signer.generate(n, key_type=0x04) for n in ("w1", "w2", "w3")}
+    policy = parse_policy(
+        f"log {log_key.verifier_key()}\n"
+        + "".join(f"witness {n} {w.verifier_key()}\n" for n, w in witnesses.items())
+        + "group v 2 w1 w2 w3\nquorum v\n")
+    with Ledger(store_url) as ledger:
+        ledger.register_channel("shop", "Shop", 500, idempotency_key="ch")
+        good = ledger.mint(good_spec(), idempotency_key="m")["good_id"]
+        unit = ledger.sell(good, "own", buyer="carol", channel="shop", quantity=1,
+                           unit_price=Money(1_000, "EUR"),
+                           idempotency_key="s")["units"][0]["unit_id"]
+        ledger.resell(unit, seller="carol", buyer="dave", channel="shop",
+                      price=Money(4_000, "EUR"), idempotency_key="r1")
+        ledger.resell(unit, seller="dave", buyer="erin", channel="shop",
+                      price=Money(6_000, "EUR"), idempotency_key="r2")
+        log = LogStore(ledger.event_store.recorder)
+        sealed = Sealer(ledger.event_store, log, origin=ORIGIN, signers=[log_key]).seal()
+        assert sealed is not None
+        body = parse_note(sealed.note).text
+
+        def cosigned_by(*names: str) -> None:
+            for n in names:
+                log.add_cosignature(sealed.size, n, cosign(body, witnesses[n], 1).line(),
+                                    "2026-11-22T00:00:00.000000Z")
+
+        yield ledger, log, unit, policy, cosigned_by
+
+
+def test_a_bundle_proves_the_units_whole_history(setting: Any) -> None:
+    ledger, log, unit, policy, cosigned_by = setting
+    cosigned_by("w1", "w3")
+    bundle = provenance_bundle(ledger.event_store, log, unit)
+    checked = verify_provenance(bundle, policy)
+    assert [h["holder"] for h in checked.history] == ["carol", "dave", "erin"]
+    assert checked.holder == "erin"
+    assert checked.cosigners == ["w1", "w3"]
+    assert [h["price"]["amount"] for h in checked.history] == [1_000, 4_000, 6_000]
+
+
+def tampered(bundle: dict[str, Any], how: str) -> dict[str, Any]:
+    forged = copy.deepcopy(bundle)
+    events = forged["events"]
+    if how == "record":
+        events[1]["record"] = events[1]["record"].replace('"buyer":"dave"', '"buyer":"mal"')
+    elif how == "dropped":
+        del events[1]
+    elif how == "reordered":
+        events[0], events[1] = events[1], events[0]
+    elif how == "proof":
+        lines = events[2]["proof"].split("\n")
+        index = next(i for i, line in enumerate(lines) if line.startswith("index "))
+        lines[index + 1] = "A" * 43 + "="
+        events[2]["proof"] = "\n".join(lines)
+    elif how == "checkpoint":
+        forged["checkpoint"] = forged["checkpoint"].replace(ORIGIN, "elsewhere/log", 1)
+    return forged
+
+
+@pytest.mark.parametrize("how", ["record", "dropped", "reordered", "proof", "checkpoint"])
+def test_a_tampered_bundle_is_refused(setting: Any, how: str) -> None:
+    ledger, log, unit, policy, cosigned_by = setting
+    cosigned_by("w1", "w2")
+    bundle = provenance_bundle(ledger.event_store, log, unit)
+    with pytest.raises(ProvenanceError):
+        verify_provenance(tampered(bundle, how), policy)
+
+
+def test_without_the_quorum_a_bundle_proves_nothing(setting: Any) -> None:
+    ledger, log, unit, policy, cosigned_by = setting
+    cosigned_by("w2")
+    bundle = provenance_bundle(ledger.event_store, log, unit)
+    with pytest.raises(ProvenanceError, match="quorum"):
+        verify_provenance(bundle, policy)
+    assert isinstance(policy, Policy)
