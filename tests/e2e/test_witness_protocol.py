@@ -88,4 +88,15 @@ def test_add_checkpoint_answers_as_the_witness_spec_says(
         forged = sign_note(grown.body(), [log])
         assert post(checkpoint.size, [bytes(32)], forged).status_code == 422
         assert client.get("/status").status_code == 200
+
+        # An old checkpoint replayed is refused with the size the node holds.
+        assert post(0, [], signed).status_code == 409
+        # Another root for a size it cosigned is a split view: alarm, evidence, no more.
+        fork = sign_note(Checkpoint(ORIGIN, checkpoint.size, bytes(32)).body(), [log])
+        assert post(checkpoint.size, [], fork).status_code == 422
+        status = client.get("/status")
+        assert status.status_code == 503
+        assert status.json()["alarm"]["check"] == "split-view"
+        assert status.json()["alarm"]["expected"] == base64.b64encode(checkpoint.root).decode()
+        assert post(checkpoint.size, [], signed).status_code == 503
         node.close()

@@ -68,7 +68,9 @@ class Alarm(Refusal):
 
     def __init__(self, check: str, message: str, *, index: int | None = None,
                  expected: str | None = None, actual: str | None = None) -> None:
-        super().__init__(409, message)
+        # tlog-witness (HEAD) answers 422 to a checkpoint inconsistent with
+        # what the witness cosigned, e.g. another root for the same size.
+        super().__init__(422, message)
         self.evidence = {"check": check, "message": message, "index": index,
                          "expected": expected, "actual": actual,
                          "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

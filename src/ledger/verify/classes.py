@@ -1,7 +1,10 @@
 """Failure classes of a verification, each with its own exit code.
 
 When a report has findings of several classes, the command exits with the
-code of the most serious (first listed) class present.
+code of the first listed class present: a broken chain is reported as such
+even though it also breaks every later checkpoint's root (the root mismatch
+is its consequence); a root mismatch alone means the events were rewritten
+consistently -- only the signed log shows it.
 """
 
 from __future__ import annotations
@@ -12,11 +15,11 @@ from collections.abc import Iterable
 CLASSES: list[tuple[str, int, frozenset[str]]] = [
     ("signature", 5, frozenset({"checkpoint-signature", "checkpoint-origin",
                                 "checkpoint-mismatch"})),
-    ("consistency", 7, frozenset({"checkpoint-root", "checkpoint-beyond-log", "rollback",
-                                  "split-view"})),
     ("chain", 3, frozenset({"bad-json", "not-canonical", "bad-envelope", "bad-timestamp",
                             "record-mismatch", "bad-line", "unreadable", "version-gap",
                             "version-order", "prev-hash-mismatch"})),
+    ("consistency", 7, frozenset({"checkpoint-root", "checkpoint-beyond-log", "rollback",
+                                  "split-view"})),
     ("inclusion", 8, frozenset({"inclusion"})),
     ("quorum", 6, frozenset({"quorum"})),
 ]
