@@ -87,6 +87,9 @@ def verify(
     export: Annotated[Path | None, typer.Option("--export", help="Verify an exported "
                                                 "JSON Lines file instead of a database.")]
     = None,
+    bundle: Annotated[Path | None, typer.Option("--bundle", help="Verify an audit bundle "
+                                                "directory (ledger export --bundle) offline.")]
+    = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the report as "
                                                   "JSON to this file ('-' for stdout).")]
     = None,
@@ -106,7 +109,7 @@ def verify(
     4 domain rule; 5 checkpoint signature; 6 quorum; 7 consistency, split
     view or rollback."""
     from ledger.tlog.note import NoteError, Verifier
-    from ledger.verify import verify_export, verify_store
+    from ledger.verify import BundleError, verify_bundle, verify_export, verify_store
     from ledger.verify.classes import exit_code
 
     keys = []
@@ -124,7 +127,17 @@ def verify(
             progress.update(task, completed=done)
 
         try:
-            if export is not None:
+            if bundle is not None:
+                if not (bundle / "entries.jsonl").is_file():
+                    raise _fail(f"no audit bundle at {bundle} (no entries.jsonl)")
+                try:
+                    report = verify_bundle(
+                        bundle, advance, log_keys=keys,
+                        policy=_load_policy(policy) if policy else None,
+                        remembered=_read_state(state) if state else None)
+                except BundleError as error:
+                    raise _fail(str(error)) from None
+            elif export is not None:
                 if not export.is_file():
                     raise _fail(f"no export file at {export}")
                 report = verify_export(export, advance)
@@ -201,19 +214,39 @@ def _print_report(report: object) -> None:
 
 @app.command()
 def export(
-    out: Annotated[Path, typer.Option("--out", help="File to write (JSON Lines).")],
+    out: Annotated[Path, typer.Option("--out", help="File (JSON Lines) or, with --bundle, "
+                                      "directory to write.")],
     db: DbOption = None,
+    bundle: Annotated[bool, typer.Option("--bundle", help="Write a self-contained audit "
+                                         "bundle: entries, checkpoints with cosignatures, "
+                                         "policy.")] = False,
+    policy: Annotated[Path | None, typer.Option("--policy", help="Policy file to include "
+                                                "in the bundle.")] = None,
 ) -> None:
-    """Write every event record, in commit order, to a JSON Lines file."""
-    from ledger.verify import export_store
+    """Write every event record, in commit order, to a JSON Lines file (or an
+    audit bundle directory with --bundle)."""
+    from ledger.verify import export_bundle, export_store
 
     url = _url(db)
+    policy_text = None
+    if policy is not None:
+        _load_policy(policy)  # refuse a bad one before writing anything
+        policy_text = policy.read_text()
     with _progress() as progress:
         task = progress.add_task("exporting", total=None)
+
+        def advance(done: int) -> None:
+            progress.update(task, completed=done)
+
         try:
-            count = export_store(url, out, lambda n: progress.update(task, completed=n))
+            if bundle:
+                count = export_bundle(url, out, policy_text, advance)
+            else:
+                count = export_store(url, out, advance)
         except StoreMissingError as error:
             raise _fail(str(error)) from None
+        except OSError as error:
+            raise _fail(f"cannot write {out}: {error.strerror}") from None
     console.print(f"wrote {count:,} events to {out}")
 
 

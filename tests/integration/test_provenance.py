@@ -98,3 +98,32 @@ def test_without_the_quorum_a_bundle_proves_nothing(setting: Any) -> None:
     with pytest.raises(ProvenanceError, match="quorum"):
         verify_provenance(bundle, policy)
     assert isinstance(policy, Policy)
+
+
+def test_an_audit_bundle_verifies_offline_and_catches_edits(
+    setting: Any, store_url: DatabaseURL, tmp_path: Any
+) -> None:
+    from ledger.tlog.policy import format_policy
+    from ledger.verify import export_bundle, verify_bundle
+    from ledger.verify.classes import exit_code
+
+    ledger, log, unit, policy, cosigned_by = setting
+    cosigned_by("w1", "w2")
+    bundle = tmp_path / "bundle"
+    count = export_bundle(store_url, bundle, format_policy(policy))
+    assert count == int(ledger.event_store.recorder.max_notification_id() or 0)
+    report = verify_bundle(bundle)  # the policy comes from the bundle itself
+    assert report.ok, report.first
+    assert report.log is not None
+    assert (report.log["quorum"], report.log["cosigners"]) == ("met", ["w1", "w2"])
+
+    lines = (bundle / "entries.jsonl").read_bytes().split(b"\n")
+    lines[3] = lines[3].replace(b'"version":', b'"version": ', 1)
+    (bundle / "entries.jsonl").write_bytes(b"\n".join(lines))
+    edited = verify_bundle(bundle)
+    assert not edited.ok
+    assert exit_code(f.check for f in edited.findings) == 3
+
+    (bundle / "entries.jsonl").write_bytes(b"\n".join(lines[:2] + [b""]))
+    truncated = verify_bundle(bundle)
+    assert "checkpoint-beyond-log" in {f.check for f in truncated.findings}

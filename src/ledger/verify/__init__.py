@@ -99,10 +99,26 @@ Verifier
 from __future__ import annotations
 
 from ledger.verify.report import Finding, Report
-from ledger.verify.sources import export_store, verify_export, verify_store
+from ledger.verify.sources import (
+    BundleError,
+    export_bundle,
+    export_store,
+    verify_bundle,
+    verify_export,
+    verify_store,
+)
 from ledger.verify.verifier import Verifier
 
 CHECKS: tuple[str, ...] = (
+    # the global log (ledger.verify.log) and the auditor's memory (--state)
+    "checkpoint-signature",
+    "checkpoint-origin",
+    "checkpoint-mismatch",
+    "checkpoint-root",
+    "checkpoint-beyond-log",
+    "quorum",
+    "rollback",
+    "split-view",
     "bad-json",
     "not-canonical",
     "bad-envelope",
@@ -150,10 +166,13 @@ CHECKS: tuple[str, ...] = (
 
 __all__ = [
     "CHECKS",
+    "BundleError",
     "Finding",
     "Report",
     "Verifier",
+    "export_bundle",
     "export_store",
+    "verify_bundle",
     "verify_export",
     "verify_store",
 ]

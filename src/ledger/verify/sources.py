@@ -11,11 +11,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ledger.store.database import DatabaseURL
-from ledger.store.logstore import LogStore
+from ledger.store.logstore import LogStore, StoredCheckpoint
 from ledger.store.records import RecordReader
-from ledger.tlog.note import NoteError
+from ledger.tlog.note import Checkpoint, NoteError, parse_note
 from ledger.tlog.note import Verifier as NoteVerifier
-from ledger.tlog.policy import Policy
+from ledger.tlog.policy import Policy, parse_policy
 from ledger.verify.codec import splice
 from ledger.verify.log import LogAuditor, LogSummary
 from ledger.verify.report import Finding, Report
@@ -97,6 +97,11 @@ def _check_quorum(policy: Policy, log_keys: Sequence[NoteVerifier], summary: Log
     with RecordReader(url) as reader:
         lines = LogStore(reader.recorder, create=False).cosignatures(summary.latest_size)
     note = summary.latest_note + "".join(line + "\n" for line in lines.values())
+    return _quorum_findings(policy, log_keys, summary, note)
+
+
+def _quorum_findings(policy: Policy, log_keys: Sequence[NoteVerifier], summary: LogSummary,
+                     note: str) -> list[Finding]:
     try:
         result = policy.check(note, log_verifiers=log_keys)
     except NoteError as error:
@@ -115,7 +120,8 @@ def _check_quorum(policy: Policy, log_keys: Sequence[NoteVerifier], summary: Log
     return findings
 
 
-def verify_export(path: str | os.PathLike[str], progress: Progress | None = None) -> Report:
+def verify_export(path: str | os.PathLike[str], progress: Progress | None = None, *,
+                  also: Callable[[int, bytes], None] | None = None) -> Report:
     """Verify an export file (JSON Lines, one record per line)."""
     verifier = Verifier()
     done = 0
@@ -129,6 +135,8 @@ def verify_export(path: str | os.PathLike[str], progress: Progress | None = None
                 verifier.report_line(number, "bad-line", "empty line (one record per line)")
                 continue
             verifier.feed_record(number, line)
+            if also is not None:
+                also(number, line)
             done += 1
             if progress is not None and done % PROGRESS_EVERY == 0:
                 progress(done)
@@ -183,3 +191,65 @@ def _fsync_directory(directory: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+BUNDLE_ENTRIES = "entries.jsonl"
+BUNDLE_CHECKPOINTS = "checkpoints"
+BUNDLE_POLICY = "policy.txt"
+
+
+def export_bundle(url: DatabaseURL, directory: str | os.PathLike[str],
+                  policy_text: str | None = None, progress: Progress | None = None) -> int:
+    """A self-contained directory an auditor verifies offline: the entries
+    (section 3), every signed checkpoint with the cosignatures received
+    (``checkpoints/<size>.note``) and, if given, the policy. Returns the
+    number of entries."""
+    target = Path(directory)
+    (target / BUNDLE_CHECKPOINTS).mkdir(parents=True, exist_ok=True)
+    count = export_store(url, target / BUNDLE_ENTRIES, progress)
+    with RecordReader(url) as reader:
+        log = LogStore(reader.recorder, create=False)
+        if log.exists():
+            for stored in log.checkpoints():
+                lines = log.cosignatures(stored.size).values()
+                note = stored.note + "".join(line + "\n" for line in lines)
+                (target / BUNDLE_CHECKPOINTS / f"{stored.size}.note").write_text(note)
+    if policy_text is not None:
+        (target / BUNDLE_POLICY).write_text(policy_text)
+    return count
+
+
+def verify_bundle(directory: str | os.PathLike[str], progress: Progress | None = None, *,
+                  log_keys: Sequence[NoteVerifier] = (), policy: Policy | None = None,
+                  remembered: tuple[int, str] | None = None) -> Report:
+    """Verify an exported bundle offline: entries, chains and rules, and every
+    checkpoint (root, log signature, and the latest one's quorum)."""
+    source = Path(directory)
+    if policy is None and (source / BUNDLE_POLICY).is_file():
+        policy = parse_policy((source / BUNDLE_POLICY).read_text())
+    if policy is not None:
+        log_keys = [*log_keys, *policy.log_verifiers]
+    notes: dict[int, str] = {}
+    checkpoints: list[StoredCheckpoint] = []
+    for path in sorted((source / BUNDLE_CHECKPOINTS).glob("*.note")):
+        text = path.read_text()
+        try:
+            checkpoint = Checkpoint.parse(parse_note(text).text)
+        except NoteError as error:
+            raise BundleError(f"{path}: {error}") from None
+        notes[checkpoint.size] = text
+        checkpoints.append(StoredCheckpoint(checkpoint.size, checkpoint.root, text, ""))
+    auditor = LogAuditor(checkpoints, log_keys, remembered=remembered)
+    report = verify_export(source / BUNDLE_ENTRIES, progress, also=auditor.add)
+    findings = auditor.finish()
+    summary = auditor.summary
+    if policy is not None and summary.latest_size:
+        findings += _quorum_findings(policy, log_keys, summary, notes[summary.latest_size])
+    report.findings.extend(findings)
+    report.findings_total += len(findings)
+    report.log = summary.to_json()
+    return report
+
+
+class BundleError(ValueError):
+    """A bundle file cannot be read at all."""
