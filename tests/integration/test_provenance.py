@@ -107,7 +107,7 @@ def test_an_audit_bundle_verifies_offline_and_catches_edits(
     from ledger.verify import export_bundle, verify_bundle
     from ledger.verify.classes import exit_code
 
-    ledger, log, unit, policy, cosigned_by = setting
+    ledger, _log, _unit, policy, cosigned_by = setting
     cosigned_by("w1", "w2")
     bundle = tmp_path / "bundle"
     count = export_bundle(store_url, bundle, format_policy(policy))
@@ -124,6 +124,6 @@ def test_an_audit_bundle_verifies_offline_and_catches_edits(
     assert not edited.ok
     assert exit_code(f.check for f in edited.findings) == 3
 
-    (bundle / "entries.jsonl").write_bytes(b"\n".join(lines[:2] + [b""]))
+    (bundle / "entries.jsonl").write_bytes(b"\n".join([*lines[:2], b""]))
     truncated = verify_bundle(bundle)
     assert "checkpoint-beyond-log" in {f.check for f in truncated.findings}
