@@ -2,8 +2,9 @@
 
 They follow the ledger, re-verify every entry, and cosign; the ledger's
 checkpoint reaches a 2-of-3 quorum under the policy. Then the store is
-tampered with and a verifier restarted on its own state catches the
-rewritten entry, refuses to cosign, and says which entry and which hashes.
+tampered with (on either backend) and a verifier restarted on its own state
+catches the rewritten entry, refuses to cosign, and says which entry and
+which hashes.
 """
 
 from __future__ import annotations
@@ -102,18 +103,10 @@ def test_three_verifiers_reach_quorum_then_catch_a_rewritten_entry(
             assert status.status_code == 200, (name, status.text)
             assert status.json()["alarm"] is None
 
-        if store_url.backend != "sqlite":
-            return  # the tamper step edits the SQLite file directly
         # Stop one verifier, rewrite a sale it has verified and cosigned...
         victim = NAMES[2]
         own_stacks[victim].close()
-        with sqlite3.connect(store_url.path) as db:
-            rowid, state = db.execute(
-                "SELECT rowid, state FROM stored_events WHERE topic = 'stock.sold' "
-                "ORDER BY rowid LIMIT 1 OFFSET 3").fetchone()
-            forged = bytes(state).replace(b'"buyer":"b3"', b'"buyer":"mallory"')
-            assert forged != bytes(state)
-            db.execute("UPDATE stored_events SET state = ? WHERE rowid = ?", (forged, rowid))
+        index = rewrite_a_sale(store_url)
         # ...and restart it on its own state: it re-follows and compares.
         node = verifier(own_stacks[victim], victim, base)
         deadline = time.monotonic() + 20
@@ -125,8 +118,37 @@ def test_three_verifiers_reach_quorum_then_catch_a_rewritten_entry(
             time.sleep(0.1)
         alarm = status.json()["alarm"]
         assert alarm["check"] in {"leaf-hash", "history-rewritten"}
-        assert alarm["index"] == rowid - 1  # SQLite positions start at 1, leaves at 0
+        assert alarm["index"] == index
         assert alarm["expected"] != alarm["actual"]
         assert "ledger_verifier_alarm 1" in httpx.get(f"{node}/metrics").text
         refused = httpx.post(f"{node}/add-checkpoint", content="old 0\n\n" + note)
         assert refused.status_code == 503
+
+
+def rewrite_a_sale(url: DatabaseURL) -> int:
+    """Change the buyer of the fourth sale in the store, in place, as someone
+    with write access to the database would; returns its leaf index."""
+    if url.backend == "sqlite":
+        with sqlite3.connect(url.path) as db:
+            rows = db.execute("SELECT rowid, topic, state FROM stored_events "
+                              "ORDER BY rowid").fetchall()
+            position, index, state = next(
+                (r[0], i, bytes(r[2])) for i, r in enumerate(
+                    rows) if r[1] == "stock.sold" and b'"buyer":"b3"' in r[2])
+            db.execute("UPDATE stored_events SET state = ? WHERE rowid = ?",
+                       (state.replace(b'"buyer":"b3"', b'"buyer":"mallory"'), position))
+        return index
+    import psycopg
+    from psycopg import sql
+
+    table = sql.Identifier(url.schema, "ledger_events")
+    with psycopg.connect(host=url.host, port=url.port, user=url.user, dbname=url.dbname,
+                         autocommit=True) as db:
+        rows = db.execute(sql.SQL("SELECT notification_id, topic, state FROM {} "
+                                  "ORDER BY notification_id").format(table)).fetchall()
+        position, index, state = next(
+            (r[0], i, bytes(r[2])) for i, r in enumerate(rows)
+            if r[1] == "stock.sold" and b'"buyer":"b3"' in bytes(r[2]))
+        db.execute(sql.SQL("UPDATE {} SET state = %s WHERE notification_id = %s").format(table),
+                   (state.replace(b'"buyer":"b3"', b'"buyer":"mallory"'), position))
+    return index

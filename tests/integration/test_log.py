@@ -225,3 +225,25 @@ def test_the_auditor_checks_the_quorum_and_remembers_what_it_verified(
     assert exit_code(f.check for f in other.findings) == 7
     beyond = verify_store(store_url, remembered=(sealed.size + 10_000, remembered[1]))
     assert [f.check for f in beyond.findings] == ["rollback"]
+
+
+def test_key_rotation_old_and_new_keys_sign_side_by_side(
+    ledger: Ledger, store_url: DatabaseURL, signer: Signer
+) -> None:
+    from ledger.verify import verify_store
+
+    successor = Signer.generate(ORIGIN)
+    log = LogStore(ledger.event_store.recorder)
+    trade(ledger, 2, "a")
+    Sealer(ledger.event_store, log, origin=ORIGIN, signers=[signer]).seal()
+    trade(ledger, 2, "b")
+    both = Sealer(ledger.event_store, log, origin=ORIGIN, signers=[signer, successor]).seal()
+    assert both is not None
+    for key in (signer, successor):
+        _, verified = open_note(both.note, [key.verifier()])
+        assert [v.key_id for v in verified] == [key.key_id]
+    # An auditor who trusts both keys verifies the whole history; one who
+    # knows only the successor sees the older checkpoint unsigned by it.
+    assert verify_store(store_url, log_keys=[signer.verifier(), successor.verifier()]).ok
+    only_new = verify_store(store_url, log_keys=[successor.verifier()])
+    assert {f.check for f in only_new.findings} == {"checkpoint-signature"}
