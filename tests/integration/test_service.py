@@ -190,3 +190,21 @@ def test_a_fresh_process_rebuilds_exactly_the_live_state(
                             (ledger.unit(unit), replayed.unit(unit)),
                             (ledger.fresh_good(good), replayed.fresh_good(good))]:
             assert vars(again) == vars(live)
+
+
+def test_a_retry_after_a_restart_gets_the_first_answer_even_once_sold_out(
+    ledger: Ledger, store_url: DatabaseURL
+) -> None:
+    good = mint(ledger, tiers=[{"name": "own", "quota": 1}])
+    first = ledger.sell(good, "own", buyer="carol", channel="shop", quantity=1,
+                        unit_price=EUR, idempotency_key="order-1")
+    with Ledger(store_url) as restarted:  # knows nothing of order-1 in memory
+        again = restarted.sell(good, "own", buyer="carol", channel="shop", quantity=1,
+                               unit_price=EUR, idempotency_key="order-1")
+        assert again == first
+        with pytest.raises(errors.IdempotencyKeyReusedError):
+            restarted.sell(good, "own", buyer="dave", channel="shop", quantity=1,
+                           unit_price=EUR, idempotency_key="order-1")
+        with pytest.raises(errors.SoldOutError):
+            restarted.sell(good, "own", buyer="dave", channel="shop", quantity=1,
+                           unit_price=EUR, idempotency_key="order-2")

@@ -83,9 +83,10 @@ class _Command:
 
 @dataclass(frozen=True)
 class _Spoiled:
-    """A lone command refused after it changed aggregates: discard them."""
+    """A lone command answered (usually refused) after it changed aggregates:
+    its changes must be discarded, not committed."""
 
-    error: LedgerError
+    outcome: dict[str, Any] | LedgerError
 
 
 class _PoisonedBatchError(Exception):
@@ -406,7 +407,10 @@ class Ledger:
             for request in batch:
                 outcome = self._decide(request.run, uow, now, decided, shared=len(batch) > 1)
                 if isinstance(outcome, _Spoiled):  # nothing of it may be saved
-                    request.fail(outcome.error)
+                    if isinstance(outcome.outcome, LedgerError):
+                        request.fail(outcome.outcome)
+                    else:
+                        request.succeed(outcome.outcome)
                     return
                 outcomes.append((request, outcome))
             try:
@@ -450,11 +454,21 @@ class Ledger:
         try:
             result = command.decide(uow, now)
         except LedgerError as error:
+            outcome: dict[str, Any] | LedgerError = error
+            if not uow.careful:
+                # The optimistic attempt assumed no record; before refusing,
+                # make sure this is not a retry of a command already answered.
+                stored = uow.stored(CommandRecord, command.record_id)
+                if stored is not None:
+                    try:
+                        outcome = stored.answer(command.name, command.request_hash)
+                    except LedgerError as conflict:
+                        outcome = conflict
             if uow.pending_events() == before:
-                return error
+                return outcome
             if shared:
                 raise _PoisonedBatchError from error
-            return _Spoiled(error)
+            return _Spoiled(outcome)
         uow.add(CommandRecord.record(
             scope=command.scope, key=command.key, command=command.name,
             request_hash=command.request_hash, result=result, now=now,

@@ -95,6 +95,16 @@ class UnitOfWork:
             self._note(aggregate_id, self._hot.copy_of(aggregate_id))
         return self._typed(kind, aggregate_id)
 
+    def stored(self, kind: type[A], aggregate_id: UUID) -> A | None:
+        """Read the store itself, whatever this unit of work assumed so far."""
+        try:
+            found = self._store.load(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+        if not isinstance(found, kind):
+            raise InvalidInputError("id", f"{aggregate_id} is not a {kind.__name__}")
+        return found
+
     def add(self, aggregate: Aggregate) -> None:
         """Take in a newly created aggregate."""
         if self._seen.get(aggregate.id) is not None:
