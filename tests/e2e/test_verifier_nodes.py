@@ -103,26 +103,28 @@ def test_three_verifiers_reach_quorum_then_catch_a_rewritten_entry(
             assert status.status_code == 200, (name, status.text)
             assert status.json()["alarm"] is None
 
-        # Stop one verifier, rewrite a sale it has verified and cosigned...
+        # Rewrite a sale every verifier has verified and cosigned. The running
+        # ones re-audit old entries on every poll; one stopped meanwhile
+        # re-follows from the start when it comes back. All must alarm.
         victim = NAMES[2]
         own_stacks[victim].close()
         index = rewrite_a_sale(store_url)
-        # ...and restart it on its own state: it re-follows and compares.
-        node = verifier(own_stacks[victim], victim, base)
+        nodes[victim] = verifier(own_stacks[victim], victim, base)
         deadline = time.monotonic() + 20
-        while True:
-            status = httpx.get(f"{node}/status")
-            if status.status_code == 503:
-                break
-            assert time.monotonic() < deadline, status.text
-            time.sleep(0.1)
-        alarm = status.json()["alarm"]
-        assert alarm["check"] in {"leaf-hash", "history-rewritten"}
-        assert alarm["index"] == index
-        assert alarm["expected"] != alarm["actual"]
-        assert "ledger_verifier_alarm 1" in httpx.get(f"{node}/metrics").text
-        refused = httpx.post(f"{node}/add-checkpoint", content="old 0\n\n" + note)
-        assert refused.status_code == 503
+        for name, node in nodes.items():
+            while True:
+                status = httpx.get(f"{node}/status")
+                if status.status_code == 503:
+                    break
+                assert time.monotonic() < deadline, (name, status.text)
+                time.sleep(0.1)
+            alarm = status.json()["alarm"]
+            assert alarm["check"] in {"leaf-hash", "history-rewritten"}, alarm
+            assert alarm["index"] == index
+            assert alarm["expected"] != alarm["actual"]
+            assert "ledger_verifier_alarm 1" in httpx.get(f"{node}/metrics").text
+            refused = httpx.post(f"{node}/add-checkpoint", content="old 0\n\n" + note)
+            assert refused.status_code == 503
 
 
 def rewrite_a_sale(url: DatabaseURL) -> int:

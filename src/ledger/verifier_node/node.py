@@ -54,6 +54,7 @@ from ledger.verify import Verifier as RuleVerifier
 
 logger = logging.getLogger("ledger.verifier")
 PAGE = 1_000
+REAUDIT_PER_POLL = 256  # old entries re-checked on every poll
 HISTORY_MAX = 10_000
 
 
@@ -109,7 +110,7 @@ class VerifierNode:
         self.state = self._load_state()
         self._tree = merkle.CompactRange()
         self._rules = RuleVerifier()
-        self._replayed = 0
+        self._reaudit_cursor = 0
         self._reported = 0
 
     # -- durable state ------------------------------------------------------
@@ -268,7 +269,32 @@ class VerifierNode:
             return line
 
     # -- the loop: pull, cosign, push, compare with peers -----------------------
+    def reaudit(self, budget: int = REAUDIT_PER_POLL) -> None:
+        """Re-fetch the next ``budget`` old entries (round robin over the
+        whole log) and compare each with the leaf hash verified before: a
+        running node catches an entry rewritten after it cosigned it."""
+        with self._lock:
+            size = self._tree.size
+            if not size or not self._leaves_file.exists():
+                return
+            known = self._leaves_file.read_bytes()
+            start = self._reaudit_cursor % size
+            end = min(start + budget, size)
+            self._reaudit_cursor = 0 if end >= size else end
+            for entry in self._entries(start, end):
+                index = int(entry["index"])
+                leaf = merkle.leaf_hash(entry["record"].encode())
+                verified = known[32 * index: 32 * index + 32]
+                if verified and verified != leaf:
+                    self._raise_alarm(Alarm(
+                        "history-rewritten", f"entry {index} changed since this node "
+                        f"verified it: was {b64(verified)}, now {b64(leaf)}", index=index,
+                        expected=b64(verified), actual=b64(leaf)))
+
     def poll_once(self) -> None:
+        if self.state.alarm is not None:
+            return
+        self.reaudit()
         response = self._http.get(f"{self.ledger_url}/log/checkpoint")
         if response.status_code == 404:
             return
