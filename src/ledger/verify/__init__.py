@@ -94,6 +94,18 @@ Variants (rule 8.6)
 Verifier
     ``unverifiable``        the verifier could not check an event (a bug in
                             the verifier, reported rather than raised)
+The global log (:mod:`ledger.verify.log`) and the auditor's memory
+    ``checkpoint-signature`` a checkpoint's note has no valid signature by a
+                            trusted log key (or does not parse)
+    ``checkpoint-origin``   a checkpoint names another origin
+    ``checkpoint-mismatch`` a stored checkpoint row differs from its signed note
+    ``checkpoint-root``     a signed root is not the root of the events
+    ``checkpoint-beyond-log`` a checkpoint covers more events than exist
+    ``quorum``              the latest checkpoint's cosignatures miss the
+                            policy's quorum, or one of them is forged
+    ``rollback``            the log no longer reaches the size verified before
+    ``split-view``          the log's first N entries are not the tree
+                            verified before
 """
 
 from __future__ import annotations
