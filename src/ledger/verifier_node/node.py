@@ -198,12 +198,7 @@ class VerifierNode:
                             "leaf-hash", f"entry {index}: its record hashes to {b64(leaf)}, the "
                             f"log's tree has {b64(served)}", index=index,
                             expected=b64(leaf), actual=b64(served)))
-                    verified = known[32 * index: 32 * index + 32]
-                    if verified and verified != leaf:
-                        self._raise_alarm(Alarm(
-                            "history-rewritten", f"entry {index} changed since this node "
-                            f"verified it: was {b64(verified)}, now {b64(leaf)}", index=index,
-                            expected=b64(verified), actual=b64(leaf)))
+                    verified = self._check_known(known, index, leaf)
                     self._rules.feed_record(index + 1, record)
                     self._tree.append(leaf)
                     if not verified:
@@ -212,6 +207,17 @@ class VerifierNode:
                     self._check_rules()
             leaves.flush()
             os.fsync(leaves.fileno())
+
+    def _check_known(self, known: bytes, index: int, leaf: bytes) -> bytes:
+        """The leaf hash this node verified at ``index`` before (empty if
+        none); an alarm if the entry hashes differently now."""
+        verified = known[32 * index: 32 * index + 32]
+        if verified and verified != leaf:
+            self._raise_alarm(Alarm(
+                "history-rewritten", f"entry {index} changed since this node verified it: "
+                f"was {b64(verified)}, now {b64(leaf)}", index=index,
+                expected=b64(verified), actual=b64(leaf)))
+        return verified
 
     def _check_rules(self) -> None:
         findings = self._rules.findings_so_far()
@@ -283,13 +289,7 @@ class VerifierNode:
             self._reaudit_cursor = 0 if end >= size else end
             for entry in self._entries(start, end):
                 index = int(entry["index"])
-                leaf = merkle.leaf_hash(entry["record"].encode())
-                verified = known[32 * index: 32 * index + 32]
-                if verified and verified != leaf:
-                    self._raise_alarm(Alarm(
-                        "history-rewritten", f"entry {index} changed since this node "
-                        f"verified it: was {b64(verified)}, now {b64(leaf)}", index=index,
-                        expected=b64(verified), actual=b64(leaf)))
+                self._check_known(known, index, merkle.leaf_hash(entry["record"].encode()))
 
     def poll_once(self) -> None:
         if self.state.alarm is not None:
