@@ -55,6 +55,7 @@ from ledger.verify import Verifier as RuleVerifier
 logger = logging.getLogger("ledger.verifier")
 PAGE = 1_000
 REAUDIT_PER_POLL = 256  # old entries re-checked on every poll
+UNPROVEN_POLLS_MAX = 30  # polls a peer's newer checkpoint may stay unproven
 HISTORY_MAX = 10_000
 
 
@@ -111,6 +112,7 @@ class VerifierNode:
         self._tree = merkle.CompactRange()
         self._rules = RuleVerifier()
         self._reaudit_cursor = 0
+        self._unproven: dict[str, int] = {}
         self._reported = 0
 
     # -- durable state ------------------------------------------------------
@@ -340,6 +342,18 @@ class VerifierNode:
             old, new = sorted([(size, base64.b64decode(root)), (theirs.size, theirs.root)])
             response = self._http.get(f"{self.ledger_url}/log/proof/consistency",
                                       params={"old": old[0], "new": new[0]})
+            if response.status_code != 200:
+                # Perhaps our ledger has not yet shown us the peer's newer
+                # checkpoint; a ledger that never proves it is withholding.
+                refused = self._unproven.get(peer, 0) + 1
+                self._unproven[peer] = refused
+                if refused < UNPROVEN_POLLS_MAX:
+                    return
+                self._raise_alarm(Alarm(
+                    "split-view", f"the ledger will not prove that peer {peer}'s checkpoint "
+                    f"at size {theirs.size} extends this node's at size {size}",
+                    expected=root, actual=b64(theirs.root)))
+            self._unproven.pop(peer, None)
             try:
                 proof = [base64.b64decode(h) for h in response.json()["proof"]]
                 merkle.verify_consistency(old[0], new[0], old[1], new[1], proof)
