@@ -78,7 +78,7 @@ class SealerThread(threading.Thread):
     """Runs ``seal()`` every ``interval`` seconds until stopped."""
 
     def __init__(self, sealer: Sealer, interval: float = 1.0,
-                 on_seal: Callable[[StoredCheckpoint], None] | None = None) -> None:
+                 on_seal: Callable[[StoredCheckpoint], object] | None = None) -> None:
         super().__init__(name="ledger-sealer", daemon=True)
         self._sealer = sealer
         self._interval = interval

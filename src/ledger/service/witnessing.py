@@ -1,0 +1,91 @@
+"""Pushing each new checkpoint to the verifiers the policy names, as a C2SP
+tlog-witness client: ``POST <url>/add-checkpoint`` with the size the
+verifier last cosigned, a consistency proof from it, and the signed
+checkpoint. A 409 answer carries the verifier's real size; the push is
+retried once from there. Cosignatures that come back are checked against
+the policy's key for that verifier before they are stored and served.
+
+Verifier nodes also pull on their own; pushing just makes the quorum come
+sooner.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+
+from ledger.domain.model import format_timestamp
+from ledger.service.ledger import utc_now
+from ledger.store.logstore import LogStore, StoredCheckpoint
+from ledger.tlog import merkle
+from ledger.tlog.note import (
+    NoteError,
+    NoteSignature,
+    format_add_checkpoint,
+    parse_note,
+    verify_cosignature,
+)
+from ledger.tlog.policy import Policy
+
+logger = logging.getLogger("ledger.witnessing")
+
+
+class WitnessPusher:
+    def __init__(self, log: LogStore, policy: Policy, *, timeout: float = 5.0) -> None:
+        self._log = log
+        self._policy = policy
+        self._http = httpx.Client(timeout=timeout)
+        self._sizes: dict[str, int] = {}  # what each verifier last cosigned, as we know it
+
+    def push(self, checkpoint: StoredCheckpoint) -> dict[str, bool]:
+        """Offer ``checkpoint`` to every verifier with a URL; which cosigned."""
+        return {name: self._push_one(name, url, checkpoint)
+                for name, url in self._policy.witness_urls.items() if url}
+
+    def _push_one(self, name: str, url: str, checkpoint: StoredCheckpoint) -> bool:
+        old = self._sizes.get(name, 0)
+        for _ in range(2):
+            if old >= checkpoint.size:
+                return False
+            proof = merkle.consistency_proof(old, checkpoint.size, self._log) if old else []
+            body = format_add_checkpoint(old, proof, checkpoint.note)
+            try:
+                response = self._http.post(f"{url.rstrip('/')}/add-checkpoint", content=body)
+            except httpx.HTTPError as error:
+                logger.warning("verifier %s unreachable: %s", name, error)
+                return False
+            if response.status_code == 409 and response.headers.get(
+                    "content-type", "").startswith("text/x.tlog.size"):
+                old = int(response.text.strip() or 0)
+                self._sizes[name] = old
+                continue
+            if response.status_code != 200:
+                logger.warning("verifier %s refused size %d: %s %s", name, checkpoint.size,
+                               response.status_code, response.text.strip()[:200])
+                return False
+            return self._store(name, checkpoint, response.text)
+        return False
+
+    def _store(self, name: str, checkpoint: StoredCheckpoint, answer: str) -> bool:
+        witness = self._policy.witnesses[name]
+        body = parse_note(checkpoint.note).text
+        stored = False
+        for line in answer.splitlines():
+            if not line.strip():
+                continue
+            try:
+                signature = NoteSignature.parse_line(line)
+                if signature.name != name or signature.key_id != witness.key_id:
+                    continue
+                verify_cosignature(body, signature, witness)
+            except NoteError as error:
+                logger.warning("verifier %s sent a bad cosignature: %s", name, error)
+                continue
+            self._log.add_cosignature(checkpoint.size, name, line, format_timestamp(utc_now()))
+            self._sizes[name] = checkpoint.size
+            stored = True
+        return stored
+
+    def close(self) -> None:
+        self._http.close()
