@@ -13,6 +13,7 @@ sealer signed first is simply not stored twice (both sign the same root).
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -25,6 +26,7 @@ from ledger.tlog import merkle
 from ledger.tlog.note import Checkpoint, Signer, sign_note
 
 SEQUENCE_BATCH = 5_000
+logger = logging.getLogger("ledger.sealer")
 
 
 class Sealer:
@@ -92,7 +94,8 @@ class SealerThread(threading.Thread):
                 sealed = self._sealer.seal()
                 if sealed is not None and self._on_seal is not None:
                     self._on_seal(sealed)
-            except Exception as error:  # keep sealing; the error is visible to the owner
+            except Exception as error:  # keep sealing; log it, keep it for the owner
+                logger.exception("sealing failed; retrying in %.1f s", self._interval)
                 self.error = error
             self._stop_event.wait(self._interval)
 
