@@ -180,13 +180,14 @@ class VerifierNode:
 
     def _follow(self, target: int) -> None:
         """Verify entries until the node's tree has ``target`` leaves."""
-        known = self._leaves_file.read_bytes() if self._leaves_file.exists() else b""
         with open(self._leaves_file, "ab") as leaves:
             while self._tree.size < target:
                 start = self._tree.size
-                page = self._entries(start, min(start + PAGE, target))
+                end = min(start + PAGE, target)
+                page = self._entries(start, end)
                 if not page:
                     raise Refusal(502, f"the ledger served no entries from {start}")
+                known = self._known_leaves(start, end)
                 for entry in page:
                     index = self._tree.size
                     if entry["index"] != index:
@@ -200,7 +201,7 @@ class VerifierNode:
                             "leaf-hash", f"entry {index}: its record hashes to {b64(leaf)}, the "
                             f"log's tree has {b64(served)}", index=index,
                             expected=b64(leaf), actual=b64(served)))
-                    verified = self._check_known(known, index, leaf)
+                    verified = self._check_known(known, start, index, leaf)
                     self._rules.feed_record(index + 1, record)
                     self._tree.append(leaf)
                     if not verified:
@@ -210,10 +211,21 @@ class VerifierNode:
             leaves.flush()
             os.fsync(leaves.fileno())
 
-    def _check_known(self, known: bytes, index: int, leaf: bytes) -> bytes:
+    def _known_leaves(self, start: int, end: int) -> bytes:
+        """Leaf hashes ``start <= i < end`` this node verified before (read
+        from disk, a page at a time: memory does not grow with the log)."""
+        if not self._leaves_file.exists():
+            return b""
+        with open(self._leaves_file, "rb") as leaves:
+            leaves.seek(32 * start)
+            return leaves.read(32 * (end - start))
+
+    def _check_known(self, known: bytes, start: int, index: int, leaf: bytes) -> bytes:
         """The leaf hash this node verified at ``index`` before (empty if
-        none); an alarm if the entry hashes differently now."""
-        verified = known[32 * index: 32 * index + 32]
+        none; ``known`` holds those from ``start``); an alarm if the entry
+        hashes differently now."""
+        offset = 32 * (index - start)
+        verified = known[offset: offset + 32] if offset >= 0 else b""
         if verified and verified != leaf:
             self._raise_alarm(Alarm(
                 "history-rewritten", f"entry {index} changed since this node verified it: "
@@ -285,13 +297,14 @@ class VerifierNode:
             size = self._tree.size
             if not size or not self._leaves_file.exists():
                 return
-            known = self._leaves_file.read_bytes()
             start = self._reaudit_cursor % size
             end = min(start + budget, size)
             self._reaudit_cursor = 0 if end >= size else end
+            known = self._known_leaves(start, end)
             for entry in self._entries(start, end):
                 index = int(entry["index"])
-                self._check_known(known, index, merkle.leaf_hash(entry["record"].encode()))
+                self._check_known(known, start, index,
+                                  merkle.leaf_hash(entry["record"].encode()))
 
     def poll_once(self) -> None:
         if self.state.alarm is not None:
