@@ -57,3 +57,18 @@ def good_spec(
         "metadata": {},
         **extra,
     }
+
+
+def open_shop_and_sell(ledger: Any, sales: int, *, quota: int = 100,
+                       price: int = 100) -> tuple[str, list[dict[str, Any]]]:
+    """Register channel ``shop``, mint a one-tier good and sell ``sales``
+    single units to buyers b0, b1, …; returns the good id and the sales."""
+    from ledger.domain.money import Money
+
+    ledger.register_channel("shop", "Shop", 500, idempotency_key="ch")
+    good = str(ledger.mint(good_spec(tiers=[{"name": "own", "quota": quota}]),
+                           idempotency_key="m")["good_id"])
+    sold = [ledger.sell(good, "own", buyer=f"b{i}", channel="shop", quantity=1,
+                        unit_price=Money(price, "EUR"), idempotency_key=f"s{i}")
+            for i in range(sales)]
+    return good, sold

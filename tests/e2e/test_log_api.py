@@ -12,13 +12,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ledger.domain.money import Money
 from ledger.service import Ledger
 from ledger.store.database import DatabaseURL
 from ledger.tlog import merkle
 from ledger.tlog.note import Checkpoint, Verifier, open_note
 from tests.e2e.conftest import running_server
-from tests.strategies import good_spec
+from tests.strategies import open_shop_and_sell
 
 ORIGIN = "ledger.test/e2e"
 
@@ -55,12 +54,7 @@ def test_a_follower_rebuilds_the_tree_and_checks_every_proof(
     verifier = Verifier.from_vkey(vkey)
     with Ledger(store_url) as ledger, running_server(
             store_url.display(), key, log_file=tmp_path / "server.log") as base:
-        ledger.register_channel("shop", "Shop", 500, idempotency_key="ch")
-        good = ledger.mint(good_spec(tiers=[{"name": "own", "quota": 50}]),
-                           idempotency_key="m")["good_id"]
-        sales = [ledger.sell(good, "own", buyer=f"b{i}", channel="shop", quantity=1,
-                             unit_price=Money(250, "EUR"), idempotency_key=f"s{i}")
-                 for i in range(20)]
+        _, sales = open_shop_and_sell(ledger, 20, quota=50, price=250)
         events = int(ledger.event_store.recorder.max_notification_id() or 0)
         first = wait_for_checkpoint(base, verifier, 1)
         checkpoint = wait_for_checkpoint(base, verifier, events)

@@ -19,14 +19,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ledger.domain.money import Money
 from ledger.service import Ledger
 from ledger.store.database import DatabaseURL
 from ledger.tlog.note import Verifier
 from ledger.tlog.policy import parse_policy
 from ledger.verify.provenance import verify_provenance
 from tests.e2e.conftest import free_port, running_process, running_server
-from tests.strategies import good_spec
+from tests.strategies import open_shop_and_sell
 
 ORIGIN = "ledger.test/witnessed"
 NAMES = ["verifier-a", "verifier-b", "verifier-c"]
@@ -68,12 +67,7 @@ def test_three_verifiers_reach_quorum_then_catch_a_rewritten_entry(
             log_file=tmp_path / "ledger.log"))
         own_stacks = {name: stack.enter_context(ExitStack()) for name in NAMES}
         nodes = {name: verifier(own_stacks[name], name, base) for name in NAMES}
-        ledger.register_channel("shop", "Shop", 500, idempotency_key="ch")
-        good = ledger.mint(good_spec(tiers=[{"name": "own", "quota": 40}]),
-                           idempotency_key="m")["good_id"]
-        sales = [ledger.sell(good, "own", buyer=f"b{i}", channel="shop", quantity=1,
-                             unit_price=Money(300, "EUR"), idempotency_key=f"s{i}")
-                 for i in range(25)]
+        _, sales = open_shop_and_sell(ledger, 25, quota=40, price=300)
         sold_at = time.monotonic()
         events = int(ledger.event_store.recorder.max_notification_id() or 0)
 

@@ -10,13 +10,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ledger.domain.money import Money
 from ledger.service import Ledger
 from ledger.store.database import DatabaseURL
 from ledger.tlog.note import Signer
 from ledger.tlog.policy import parse_policy
 from tests.e2e.conftest import free_port, running_process, running_server
-from tests.strategies import good_spec
+from tests.strategies import open_shop_and_sell
 
 ORIGIN = "ledger.test/pushed"
 NAMES = ["push-a", "push-b", "push-c"]
@@ -49,11 +48,7 @@ def test_pushed_checkpoints_reach_quorum_without_polling(
                  "--port", str(ports[name]), "--poll", "60"],
                 f"http://127.0.0.1:{ports[name]}", "/status",
                 log_file=tmp_path / f"{name}.log"))
-        ledger.register_channel("shop", "Shop", 500, idempotency_key="ch")
-        good = ledger.mint(good_spec(), idempotency_key="m")["good_id"]
-        for i in range(3):
-            ledger.sell(good, "own", buyer=f"b{i}", channel="shop", quantity=1,
-                        unit_price=Money(100, "EUR"), idempotency_key=f"s{i}")
+        open_shop_and_sell(ledger, 3)
         events = int(ledger.event_store.recorder.max_notification_id() or 0)
         deadline = time.monotonic() + 20
         while True:

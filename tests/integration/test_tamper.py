@@ -165,25 +165,23 @@ def test_a_rewritten_event_is_located(store: Store) -> None:
     assert chain.expected != chain.actual
 
 
-def test_a_rollback_past_what_the_auditor_verified_is_caught(store: Store) -> None:
+def remember(store: Store) -> tuple[int, str]:
+    """What an auditor's --state file holds after a clean audit."""
     clean = audit(store)
     assert clean.log is not None
-    remembered = (clean.log["latest_size"], clean.log["latest_root"])
+    return clean.log["latest_size"], clean.log["latest_root"]
+
+
+def test_a_rollback_past_what_the_auditor_verified_is_caught(store: Store) -> None:
+    remembered = remember(store)
     truncate(store)
     report = audit(store, remembered)
     assert "rollback" in {f.check for f in report.findings}
     assert exit_code(f.check for f in report.findings) == 7
 
 
-def test_another_history_of_the_same_size_is_a_split_view(
-    sealed_template: Path, tmp_path: Path
-) -> None:
-    path = tmp_path / "ledger.db"
-    shutil.copy(sealed_template, path)
-    store = Store(path)
-    clean = audit(store)
-    assert clean.log is not None
-    remembered = (clean.log["latest_size"], clean.log["latest_root"])
+def test_another_history_of_the_same_size_is_a_split_view(store: Store) -> None:
+    remembered = remember(store)
     rechain(store)
     report = audit(store, remembered)
     assert "split-view" in {f.check for f in report.findings}
