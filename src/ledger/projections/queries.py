@@ -1,0 +1,293 @@
+"""Reading the views: what the API's GET endpoints answer.
+
+Lists are paged by keyset: a page ends with an opaque ``next_cursor`` that
+encodes the last row's sort key, so a page is one indexed range read however
+deep the client has paged, and rows committed meanwhile never shift a page.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+
+from ledger.domain.errors import InvalidInputError
+from ledger.domain.model import format_timestamp
+from ledger.projections.bands import display
+from ledger.projections.store import ProjectionStore
+
+PAGE_SIZE_DEFAULT = 100
+PAGE_SIZE_MAX = 1_000
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"items": self.items, "next_cursor": self.next_cursor}
+
+
+def encode_cursor(key: list[Any]) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(key)).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None, arity: int) -> list[Any] | None:
+    if cursor is None or cursor == "":
+        return None
+    try:
+        key = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, orjson.JSONDecodeError):
+        raise InvalidInputError("cursor", "not a cursor this server issued") from None
+    if (not isinstance(key, list) or len(key) != arity
+            or not all(isinstance(k, str | int) and not isinstance(k, bool) for k in key)):
+        raise InvalidInputError("cursor", "not a cursor this server issued")
+    return key
+
+
+def _check_limit(limit: int) -> int:
+    if not 1 <= limit <= PAGE_SIZE_MAX:
+        raise InvalidInputError("limit", f"must be between 1 and {PAGE_SIZE_MAX}")
+    return limit
+
+
+def _check_day(day: str, field: str) -> str:
+    try:
+        datetime.strptime(day, "%Y-%m-%d")
+    except ValueError:
+        raise InvalidInputError(field, "must be a date, YYYY-MM-DD") from None
+    return day
+
+
+def _after(columns: list[str], key: list[Any] | None) -> tuple[str, list[Any]]:
+    """A keyset condition ``(c1, c2, …) > (k1, k2, …)`` written portably."""
+    if key is None:
+        return "", []
+    clauses, params = [], []
+    for i, column in enumerate(columns):
+        eq = [f"{c} = ?" for c in columns[:i]]
+        clauses.append("(" + " AND ".join([*eq, f"{column} > ?"]) + ")")
+        params.extend([*key[:i], key[i]])
+    return "(" + " OR ".join(clauses) + ")", params
+
+
+class Views:
+    """Read-only queries over the views."""
+
+    def __init__(self, store: ProjectionStore) -> None:
+        self.store = store
+
+    def _rows(self, statement: str, params: tuple[Any, ...] | list[Any] = ()) -> list[Any]:
+        with self.store.cursor(commit=False) as cursor:
+            cursor.execute(self.store.dialect.sql(statement), tuple(params))
+            return [dict(row) for row in cursor.fetchall()]
+
+    def _page(self, select: str, where: list[str], params: list[Any], order: list[str],
+              cursor: str | None, limit: int, shape: Any) -> Page:
+        _check_limit(limit)
+        condition, extra = _after(order, decode_cursor(cursor, len(order)))
+        clauses = [*where, condition] if condition else where
+        text = select + (" WHERE " + " AND ".join(clauses) if clauses else "")
+        text += " ORDER BY " + ", ".join(order) + f" LIMIT {limit + 1}"
+        rows = self._rows(text, [*params, *extra])
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = encode_cursor([rows[-1][c.split(".")[-1]] for c in order]) \
+            if more and rows else None
+        return Page([shape(r) for r in rows], next_cursor)
+
+    # -- goods, stock, lineage ----------------------------------------------
+    def goods(self, *, creator: str | None = None, cursor: str | None = None,
+              limit: int = PAGE_SIZE_DEFAULT) -> Page:
+        if creator is None:
+            return self._page("SELECT * FROM {goods}", [], [], ["good_id"], cursor, limit,
+                              _good)
+        return self._page(
+            "SELECT g.* FROM {goods} g JOIN {good_creators} c ON c.good_id = g.good_id",
+            ["c.creator = ?"], [creator], ["g.good_id"], cursor, limit, _good)
+
+    def good(self, good_id: str) -> dict[str, Any] | None:
+        rows = self._rows("SELECT * FROM {goods} WHERE good_id = ?", (good_id,))
+        return _good(rows[0]) if rows else None
+
+    def stock(self, good_id: str) -> list[dict[str, Any]]:
+        rows = self._rows("SELECT * FROM {stock} WHERE good_id = ? ORDER BY tier", (good_id,))
+        return [_stock(r) for r in rows]
+
+    def lineage(self, good_id: str) -> dict[str, Any] | None:
+        good = self.good(good_id)
+        if good is None:
+            return None
+        ancestors: list[dict[str, Any]] = []
+        master = good["master_id"]
+        while master is not None and len(ancestors) < 64:
+            found = self.good(master)
+            if found is None:
+                break
+            ancestors.append({"good_id": found["good_id"], "title": found["title"],
+                              "fingerprint": found["fingerprint"]})
+            master = found["master_id"]
+        variants = self._rows(
+            "SELECT l.variant_id, l.idx, l.derived_at, g.title, g.fingerprint FROM {lineage} l "
+            "JOIN {goods} g ON g.good_id = l.variant_id WHERE l.master_id = ? ORDER BY l.idx",
+            (good_id,))
+        return {
+            "good_id": good_id, "title": good["title"], "fingerprint": good["fingerprint"],
+            "masters": ancestors,
+            "variants": [{"good_id": v["variant_id"], "index": int(v["idx"]),
+                          "title": v["title"], "fingerprint": v["fingerprint"],
+                          "derived_at": v["derived_at"]} for v in variants],
+        }
+
+    # -- units ---------------------------------------------------------------
+    def units(self, good_id: str, *, tier: str | None = None, holder: str | None = None,
+              cursor: str | None = None, limit: int = PAGE_SIZE_DEFAULT) -> Page:
+        where, params = ["good_id = ?"], [good_id]
+        if tier is not None:
+            where.append("tier = ?")
+            params.append(tier)
+        if holder is not None:
+            where.append("holder = ?")
+            params.append(holder)
+        return self._page("SELECT * FROM {units}", where, params, ["tier", "serial"], cursor,
+                          limit, _unit)
+
+    def unit(self, unit_id: str) -> dict[str, Any] | None:
+        rows = self._rows("SELECT * FROM {units} WHERE unit_id = ?", (unit_id,))
+        if not rows:
+            return None
+        history = self._rows(
+            "SELECT * FROM {unit_events} WHERE unit_id = ? ORDER BY version", (unit_id,))
+        return _unit(rows[0]) | {"history": [_unit_event(h) for h in history]}
+
+    # -- money ----------------------------------------------------------------
+    def statement(self, creator: str, *, good_id: str | None = None,
+                  from_day: str | None = None, to_day: str | None = None,
+                  kinds: tuple[str, ...] | None = None, cursor: str | None = None,
+                  limit: int = PAGE_SIZE_DEFAULT) -> dict[str, Any]:
+        """A creator's royalty statement: each payment line and the totals."""
+        where, params = ["recipient = ?"], [creator]
+        if good_id is not None:
+            where.append("good_id = ?")
+            params.append(good_id)
+        if from_day is not None:
+            where.append("day >= ?")
+            params.append(_check_day(from_day, "from"))
+        if to_day is not None:
+            where.append("day <= ?")
+            params.append(_check_day(to_day, "to"))
+        if kinds:
+            where.append("kind IN (" + ", ".join("?" * len(kinds)) + ")")
+            params.extend(kinds)
+        page = self._page("SELECT * FROM {royalties}", where, params,
+                          ["at", "reference", "unit_id", "role"], cursor, limit, _royalty)
+        totals = self._rows(
+            "SELECT good_id, kind, currency, COUNT(*) AS lines, SUM(amount) AS amount "
+            "FROM {royalties} WHERE " + " AND ".join(where)
+            + " GROUP BY good_id, kind, currency ORDER BY good_id, kind, currency", params)
+        return {"creator": creator, "from": from_day, "to": to_day, "good_id": good_id,
+                "totals": [{"good_id": t["good_id"], "kind": t["kind"],
+                            "currency": t["currency"], "lines": int(t["lines"]),
+                            "amount": int(t["amount"])} for t in totals],
+                **page.to_json()}
+
+    def settlement(self, channel: str, *, from_day: str | None = None,
+                   to_day: str | None = None) -> list[dict[str, Any]]:
+        where, params = ["channel = ?"], [channel]
+        if from_day is not None:
+            where.append("day >= ?")
+            params.append(_check_day(from_day, "from"))
+        if to_day is not None:
+            where.append("day <= ?")
+            params.append(_check_day(to_day, "to"))
+        rows = self._rows("SELECT * FROM {settlement} WHERE " + " AND ".join(where)  # noqa: S608
+                          + " ORDER BY day, currency", params)
+        return [{k: (int(v) if k in _MONEY_COLUMNS else v) for k, v in r.items()} for r in rows]
+
+    # -- velocity -------------------------------------------------------------
+    def velocity(self, good_id: str, *, now: datetime,
+                 window_minutes: int = 60) -> list[dict[str, Any]]:
+        """Units sold per hour over the window, and when each tier would sell out
+        at that rate (``None`` when nothing sold in the window)."""
+        if not 1 <= window_minutes <= 7 * 24 * 60:
+            raise InvalidInputError("window_minutes", "must be between 1 and 10080")
+        since = format_timestamp(now - timedelta(minutes=window_minutes))[:16]
+        out = []
+        for tier in self.stock(good_id):
+            sold = self._rows(
+                "SELECT COALESCE(SUM(units), 0) AS n FROM {velocity} "
+                "WHERE stock_id = ? AND minute >= ?", (tier["stock_id"], since))[0]["n"]
+            per_hour = int(sold) * 60 / window_minutes
+            estimate = None
+            if per_hour > 0 and tier["available"] > 0:
+                estimate = format_timestamp(now + timedelta(hours=tier["available"] / per_hour))
+            elif tier["available"] == 0:
+                estimate = tier["last_sale_at"]
+            out.append({"tier": tier["tier"], "available": tier["available"],
+                        "sold_in_window": int(sold), "window_minutes": window_minutes,
+                        "units_per_hour": round(per_hour, 3), "sold_out": tier["sold_out"],
+                        "sell_out_estimate": estimate})
+        return out
+
+
+_MONEY_COLUMNS = {"units", "gross", "fees", "royalties", "seller_proceeds", "net"}
+SETTLEMENT_CSV_COLUMNS = ["channel", "day", "currency", "units", "gross", "fees", "royalties",
+                          "seller_proceeds", "net"]
+
+
+def settlement_csv(rows: list[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(SETTLEMENT_CSV_COLUMNS)
+    for row in rows:
+        writer.writerow([row[c] for c in SETTLEMENT_CSV_COLUMNS])
+    return out.getvalue()
+
+
+def _good(r: dict[str, Any]) -> dict[str, Any]:
+    return {"good_id": r["good_id"], "fingerprint": r["fingerprint"], "title": r["title"],
+            "kind": r["kind"], "currency": r["currency"],
+            "creators": orjson.loads(r["creators"]), "master_id": r["master_id"],
+            "minted_at": r["minted_at"], "variants": int(r["variants"])}
+
+
+def _stock(r: dict[str, Any]) -> dict[str, Any]:
+    available = int(r["available"])
+    return {"stock_id": r["stock_id"], "good_id": r["good_id"], "tier": r["tier"],
+            "quota": int(r["supply"]), "lifetime_cap": int(r["lifetime_cap"]),
+            "restockable": bool(r["restockable"]), "transferable": bool(r["transferable"]),
+            "issued": int(r["issued"]), "reserved": int(r["reserved"]), "available": available,
+            "sold_out": available <= 0, "band": r["band"], "display": display(r["band"], available),
+            "sold_total": int(r["sold_total"]), "returned_total": int(r["returned_total"]),
+            "first_sale_at": r["first_sale_at"], "last_sale_at": r["last_sale_at"],
+            "updated_at": r["updated_at"], "position": int(r["position"])}
+
+
+def _unit(r: dict[str, Any]) -> dict[str, Any]:
+    return {"unit_id": r["unit_id"], "good_id": r["good_id"], "tier": r["tier"],
+            "serial": int(r["serial"]), "holder": r["holder"],
+            "transferable": bool(r["transferable"]), "events": int(r["events"]),
+            "updated_at": r["updated_at"]}
+
+
+def _unit_event(r: dict[str, Any]) -> dict[str, Any]:
+    price = None if r["amount"] is None else {"amount": int(r["amount"]),
+                                               "currency": r["currency"]}
+    return {"version": int(r["version"]), "position": int(r["position"]), "type": r["type"],
+            "at": r["at"], "reference": r["reference"], "from": r["holder_before"],
+            "to": r["holder_after"], "channel": r["channel"], "price": price,
+            "split": orjson.loads(r["split"]), "event_hash": r["event_hash"]}
+
+
+def _royalty(r: dict[str, Any]) -> dict[str, Any]:
+    return {"at": r["at"], "day": r["day"], "kind": r["kind"], "reference": r["reference"],
+            "good_id": r["good_id"], "unit_id": r["unit_id"], "role": r["role"],
+            "amount": {"amount": int(r["amount"]), "currency": r["currency"]},
+            "price": {"amount": int(r["price"]), "currency": r["currency"]},
+            "channel": r["channel"]}

@@ -1,0 +1,193 @@
+"""Keeping the views live: a thread that follows the store.
+
+On PostgreSQL the runner LISTENs on the channel the event store NOTIFYs on
+every insert, so a commit wakes it at once (with a slow poll as a safety
+net). SQLite has no notifications: the runner polls the store's
+notification log every ``poll_interval`` seconds while idle, and not at all
+while it has a backlog.
+
+It measures the lag from each event's timestamp (taken when the command
+was decided, just before its commit) to the commit of the view update
+that includes it, and tells subscribers (the stock streams) which goods
+changed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+
+from ledger.domain.model import format_timestamp, parse_timestamp
+from ledger.projections.projector import Changes
+from ledger.projections.store import ProjectionStore
+
+logger = logging.getLogger("ledger.projections")
+Listener = Callable[[Changes], None]
+LAG_WINDOW = 2_048  # batches whose lag is kept for percentiles
+
+
+def _now() -> str:
+    return format_timestamp(datetime.now(UTC))
+
+
+class LagStats:
+    """Lag of recent batches: the oldest event of each batch (the worst)."""
+
+    def __init__(self) -> None:
+        self._lags: deque[float] = deque(maxlen=LAG_WINDOW)
+        self.last: float | None = None
+        self.max: float = 0.0
+        self._lock = threading.Lock()
+
+    def add(self, seconds: float) -> None:
+        with self._lock:
+            self._lags.append(seconds)
+            self.last = seconds
+            self.max = max(self.max, seconds)
+
+    def summary(self) -> dict[str, float | int | None]:
+        with self._lock:
+            ordered = sorted(self._lags)
+        def pct(q: float) -> float | None:
+            if not ordered:
+                return None
+            return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 6)
+        return {"batches": len(ordered), "last_seconds": self.last, "p50_seconds": pct(0.50),
+                "p99_seconds": pct(0.99), "max_seconds": round(self.max, 6)}
+
+
+class ProjectionRunner:
+    def __init__(self, store: ProjectionStore, *, poll_interval: float = 0.05,
+                 listen_dsn: dict[str, Any] | None = None) -> None:
+        self.store = store
+        self.poll_interval = poll_interval
+        self.lag = LagStats()
+        self.error: str | None = None
+        self._listen_dsn = listen_dsn  # PostgreSQL: where to LISTEN
+        self._listeners: list[Listener] = []
+        self._lock = threading.Lock()
+        self._applied = threading.Condition()
+        self._position = 0
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._listen_thread: threading.Thread | None = None
+
+    # -- subscribers ---------------------------------------------------------
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        with self._lock:
+            self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+        return unsubscribe
+
+    def _tell(self, changes: Changes) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener(changes)
+            except Exception:  # a broken stream must not stop the views
+                logger.exception("projection listener failed")
+
+    # -- running -------------------------------------------------------------
+    def poke(self) -> None:
+        """Something was committed: look now rather than at the next poll."""
+        self._wake.set()
+
+    def step(self) -> int:
+        """Apply everything there is now; return how many events."""
+        total = 0
+        while not self._stop.is_set():
+            changes = self.store.apply_next(_now)
+            if changes is None:
+                break
+            if changes.events:
+                total += changes.events
+                if changes.last_event_at is not None:
+                    decided = parse_timestamp(changes.last_event_at)
+                    self.lag.add(max(0.0, (datetime.now(UTC) - decided).total_seconds()))
+                self._tell(changes)
+            with self._applied:
+                self._position = max(self._position, changes.position)
+                self._applied.notify_all()
+        return total
+
+    def wait_for(self, position: int, timeout: float = 10.0) -> bool:
+        """Block until the views include store position ``position``."""
+        deadline = time.monotonic() + timeout
+        self.poke()
+        with self._applied:
+            while self._position < position:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._applied.wait(min(left, 0.05))
+        return True
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._position = self.store.position().position
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="projections", daemon=True)
+        self._thread.start()
+        if self._listen_dsn is not None:
+            self._listen_thread = threading.Thread(target=self._listen, name="projections-listen",
+                                                   daemon=True)
+            self._listen_thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        for thread in (self._thread, self._listen_thread):
+            if thread is not None:
+                thread.join(timeout=10)
+        self._thread = self._listen_thread = None
+
+    def _run(self) -> None:
+        idle_wait = self.poll_interval if self._listen_dsn is None else 1.0
+        while not self._stop.is_set():
+            try:
+                self.step()
+                self.error = None
+            except Exception as error:  # keep following; report the failure
+                self.error = f"{type(error).__name__}: {error}"
+                logger.exception("projection batch failed; retrying")
+                self._stop.wait(1.0)
+            self._wake.wait(idle_wait)
+            self._wake.clear()
+
+    def _listen(self) -> None:
+        channel = getattr(self.store.recorder, "channel_name", "ledger_events")
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(autocommit=True, **(self._listen_dsn or {})) as connection:
+                    connection.execute(f'LISTEN "{channel}"')
+                    while not self._stop.is_set():
+                        for _ in connection.notifies(timeout=0.5, stop_after=1):
+                            self._wake.set()
+            except Exception:
+                logger.exception("LISTEN for new events failed; polling meanwhile")
+                self._stop.wait(1.0)
+
+    def status(self) -> dict[str, Any]:
+        view = self.store.position()
+        head = self.store.store_position()
+        return {
+            "position": view.position, "store_position": head,
+            "behind": max(0, head - view.position), "events_applied": view.events,
+            "last_event_at": view.last_event_at, "applied_at": view.applied_at,
+            "lag": self.lag.summary(), "error": self.error,
+        }
+

@@ -1,0 +1,139 @@
+"""The views' tables in the event store's database, updated exactly once.
+
+Each batch of events is applied in one transaction that also moves the
+views' recorded position, under a lock on that position row: a crash
+between events and views loses nothing (the views resume from the
+position), and two runners on one database (several API processes on one
+PostgreSQL) never apply an event twice -- the second finds the position
+already past its batch and skips what was done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import ApplicationRecorder
+
+from ledger.projections.bands import BandPolicy
+from ledger.projections.projector import Changes, Projector, Record
+from ledger.projections.tables import Dialect
+
+_DDL_LOCK_KEY = 0x70726F6A  # "proj": advisory lock id for creating/dropping views on PostgreSQL
+BATCH_EVENTS = 1_000
+
+
+@dataclass(frozen=True)
+class ViewPosition:
+    position: int  # the last store position applied
+    events: int  # events applied since the views were (re)built
+    last_event_at: str | None  # timestamp of the last event applied
+    applied_at: str | None  # wall-clock time that batch committed
+
+
+class ProjectionStore:
+    def __init__(self, recorder: ApplicationRecorder, *, bands: BandPolicy | None = None,
+                 create: bool = True) -> None:
+        self.recorder = recorder
+        self._datastore: Any = recorder.datastore  # type: ignore[attr-defined]
+        self.postgres = type(recorder).__module__.endswith("postgres")
+        self.dialect = Dialect(self.postgres, getattr(self._datastore, "schema", ""))
+        self.projector = Projector(self.dialect, bands)
+        if create:
+            self.create_tables()
+
+    @contextmanager
+    def cursor(self, *, commit: bool) -> Iterator[Any]:
+        with self._datastore.transaction(commit=commit) as cursor:
+            yield cursor
+
+    def _q(self, statement: str) -> str:
+        return self.dialect.sql(statement)
+
+    def _ddl_lock(self, cursor: Any) -> None:
+        if self.postgres:  # concurrent CREATE TABLE IF NOT EXISTS can race
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK_KEY,))
+
+    def create_tables(self) -> None:
+        with self.cursor(commit=True) as cursor:
+            self._ddl_lock(cursor)
+            self._create(cursor)
+
+    def _create(self, cursor: Any) -> None:
+        for statement in self.dialect.create_statements():
+            cursor.execute(statement)
+        cursor.execute(self._q(
+            "INSERT INTO {position} (id, position, events, last_event_at, applied_at) "
+            "VALUES (1, 0, 0, NULL, NULL) ON CONFLICT (id) DO NOTHING"))
+
+    def reset(self) -> None:
+        """Drop every view and start again from position 0, in one transaction."""
+        with self.cursor(commit=True) as cursor:
+            self._ddl_lock(cursor)
+            for statement in self.dialect.drop_statements():
+                cursor.execute(statement)
+            self._create(cursor)
+
+    def exists(self) -> bool:
+        try:
+            self.position()
+        except Exception:
+            return False
+        return True
+
+    def position(self) -> ViewPosition:
+        with self.cursor(commit=False) as cursor:
+            cursor.execute(self._q(
+                "SELECT position, events, last_event_at, applied_at FROM {position} WHERE id = 1"))
+            row = cursor.fetchone()
+        if row is None:
+            return ViewPosition(0, 0, None, None)
+        return ViewPosition(int(row["position"]), int(row["events"]), row["last_event_at"],
+                            row["applied_at"])
+
+    def store_position(self) -> int:
+        return int(self.recorder.max_notification_id() or 0)
+
+    def read(self, after: int, limit: int) -> list[Record]:
+        page = self.recorder.select_notifications(start=after + 1, limit=limit)
+        return [Record(n.id, str(UUID(str(n.originator_id))), n.originator_version, n.topic,
+                       bytes(n.state)) for n in page]
+
+    def apply_next(self, now: Callable[[], str], limit: int = BATCH_EVENTS) -> Changes | None:
+        """Apply the next batch of events; None when there is nothing new."""
+        start = self.position().position
+        records = self.read(start, limit)
+        if not records:
+            return None
+        changes = Changes()
+        with self.cursor(commit=True) as cursor:
+            if self.postgres:
+                cursor.execute(self._q("SELECT position FROM {position} WHERE id = 1 FOR UPDATE"))
+            else:  # write first: take SQLite's writer lock before reading the position
+                cursor.execute(self._q("UPDATE {position} SET id = 1 WHERE id = 1"))
+                cursor.execute(self._q("SELECT position FROM {position} WHERE id = 1"))
+            row = cursor.fetchone()
+            current = int(row["position"])
+            if current < start:
+                return Changes(position=current)  # views were reset meanwhile: read again
+            fresh = [r for r in records if r.position > current]
+            if not fresh:
+                return Changes(position=current)  # another runner applied this batch
+            self.projector.apply(cursor, fresh, changes)
+            changes.last_event_at = _last_timestamp(fresh)
+            cursor.execute(self._q(
+                "UPDATE {position} SET position = ?, events = events + ?, last_event_at = ?, "
+                "applied_at = ? WHERE id = 1"),
+                (changes.position, changes.events, changes.last_event_at, now()))
+        return changes
+
+
+def _last_timestamp(records: list[Record]) -> str | None:
+    # The state is canonical JSON: "timestamp" is its last member before the
+    # closing brace, so it can be sliced out without parsing the event.
+    state = records[-1].state
+    at = state.rfind(b'"timestamp":"')
+    return state[at + 13:at + 13 + 27].decode() if at >= 0 else None
