@@ -7,6 +7,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ledger.projections.bands import BandPolicy
 from ledger.store.database import DEFAULT_URL
 
 
@@ -26,3 +27,24 @@ class Settings(BaseSettings):
         "(rotation: old and new sign side by side); `ledger keys generate` makes one")
     seal_interval: float = Field(default=1.0, gt=0, le=60,
                                  description="Seconds between checkpoints (at most)")
+    projection_poll_interval: float = Field(
+        default=0.05, gt=0, le=10,
+        description="Seconds between polls of the store for new events when idle "
+        "(SQLite; PostgreSQL is followed by LISTEN/NOTIFY)")
+    band_plenty_bps: int = Field(default=3_000, gt=0, lt=10_000,
+                                 description="Show the number of units left above this share")
+    band_scarce_bps: int = Field(default=1_000, gt=0, lt=10_000,
+                                 description="'scarce' under this share left")
+    band_last_chance_bps: int = Field(default=500, gt=0, lt=10_000,
+                                      description="'last chance' under this share left")
+    band_hysteresis_bps: int = Field(
+        default=200, ge=0, lt=10_000,
+        description="How far the share left must clear a band's edge before the display "
+        "eases to a less scarce band (so it does not flap as holds come and go)")
+    velocity_window_minutes: int = Field(default=60, ge=1, le=10_080,
+                                         description="Window for sales velocity")
+
+    def band_policy(self) -> BandPolicy:
+        return BandPolicy(plenty_bps=self.band_plenty_bps, scarce_bps=self.band_scarce_bps,
+                          last_chance_bps=self.band_last_chance_bps,
+                          hysteresis_bps=self.band_hysteresis_bps)

@@ -185,6 +185,12 @@ class SelfTradeError(RuleViolation):
         super().__init__(f"{party!r} cannot sell a unit to themselves")
 
 
+class ForbiddenError(LedgerError, PermissionError):
+    """The caller may not do this (acting for another channel or creator)."""
+
+    code = "forbidden"
+
+
 class ConcurrencyError(LedgerError):
     """Optimistic-concurrency conflicts outlasted the retry budget."""
 

@@ -27,6 +27,11 @@ METADATA_KEYS_MAX = 32
 METADATA_BYTES_MAX = 4_096
 METADATA_DEPTH_MAX = 4
 
+REQUEST_BODY_BYTES_MAX = 64 * 1024  # one HTTP request body
+PAGE_SIZE_DEFAULT = 100  # rows in one page of a list
+PAGE_SIZE_MAX = 1_000
+SCOPE_CHARS_MAX = 128  # an idempotency scope (the caller's identity)
+
 GOOD_KINDS = ("collectible", "licence", "redemption-code", "ticket", "media", "software")
 
 # Relations between limits, checked when the module loads (TigerBeetle style).

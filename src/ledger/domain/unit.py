@@ -121,7 +121,8 @@ class Unit(Aggregate):
             aggregate.serial = self.serial
             aggregate.transferable = self.transferable
             aggregate.acquisitions = []
-            _acquire(aggregate, self.sale_id, PRIMARY, self.holder, None, self.price, self.split)
+            _acquire(aggregate, self.sale_id, PRIMARY, self.holder, None, self.channel,
+                     self.price, self.split)
 
     @dataclass(frozen=True)
     class Reissued(Event):
@@ -133,7 +134,8 @@ class Unit(Aggregate):
         split: list[dict[str, Any]]
 
         def apply(self, aggregate: Unit) -> None:
-            _acquire(aggregate, self.sale_id, PRIMARY, self.holder, None, self.price, self.split)
+            _acquire(aggregate, self.sale_id, PRIMARY, self.holder, None, self.channel,
+                     self.price, self.split)
 
     @dataclass(frozen=True)
     class Resold(Event):
@@ -147,7 +149,7 @@ class Unit(Aggregate):
 
         def apply(self, aggregate: Unit) -> None:
             _acquire(aggregate, self.resale_id, SECONDARY, self.buyer, self.seller,
-                     self.price, self.split)
+                     self.channel, self.price, self.split)
 
     @dataclass(frozen=True)
     class Refunded(Event):
@@ -173,10 +175,10 @@ Unit.Issued.AGGREGATE = Unit
 
 def _acquire(
     unit: Unit, acquisition_id: str, kind: str, holder: str, previous: str | None,
-    price: dict[str, Any], split: list[dict[str, Any]],
+    channel: str, price: dict[str, Any], split: list[dict[str, Any]],
 ) -> None:
     unit.holder = holder
     unit.acquisitions.append({
         "id": acquisition_id, "kind": kind, "holder": holder, "from": previous,
-        "price": price, "split": split, "refunded": False,
+        "channel": channel, "price": price, "split": split, "refunded": False,
     })

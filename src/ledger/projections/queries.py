@@ -16,13 +16,14 @@ from typing import Any
 
 import orjson
 
+from ledger.domain import limits
 from ledger.domain.errors import InvalidInputError
 from ledger.domain.model import format_timestamp
 from ledger.projections.bands import display
 from ledger.projections.store import ProjectionStore
 
-PAGE_SIZE_DEFAULT = 100
-PAGE_SIZE_MAX = 1_000
+PAGE_SIZE_DEFAULT = limits.PAGE_SIZE_DEFAULT
+PAGE_SIZE_MAX = limits.PAGE_SIZE_MAX
 
 
 @dataclass(frozen=True)

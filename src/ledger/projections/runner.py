@@ -123,6 +123,12 @@ class ProjectionRunner:
                 self._applied.notify_all()
         return total
 
+    @property
+    def position(self) -> int:
+        """The store position the views have reached (as this runner knows)."""
+        with self._applied:
+            return self._position
+
     def wait_for(self, position: int, timeout: float = 10.0) -> bool:
         """Block until the views include store position ``position``."""
         deadline = time.monotonic() + timeout

@@ -27,6 +27,7 @@ from ledger.domain.errors import (
     ChannelNotFoundError,
     ConcurrencyError,
     CurrencyMismatchError,
+    ForbiddenError,
     GoodAlreadyExistsError,
     GoodNotFoundError,
     IdempotencyKeyReusedError,
@@ -66,6 +67,11 @@ BATCH_COMMANDS_MAX = 256
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+class Replayed(dict[str, Any]):
+    """The first answer to an idempotency key, returned again: nothing new
+    was done. (The HTTP edge says so with ``Idempotent-Replayed: true``.)"""
 
 
 @dataclass(frozen=True)
@@ -335,10 +341,15 @@ class Ledger:
                             stock_id_for(good_uuid, tier), decide)
 
     def refund(
-        self, unit_id: UUID | str, *, reason: str, idempotency_key: str, scope: str = ""
+        self, unit_id: UUID | str, *, reason: str, idempotency_key: str, scope: str = "",
+        channel: str | None = None,
     ) -> dict[str, Any]:
         """Refund the current holder's acquisition of a unit (see
-        :mod:`ledger.domain.unit` for what that does to stock)."""
+        :mod:`ledger.domain.unit` for what that does to stock).
+
+        With ``channel``, only an acquisition made through that channel is
+        refunded (checked in the same decision, so a resale racing the
+        refund cannot slip another channel's acquisition under it)."""
         unit_uuid = _uuid(unit_id, "unit_id")
         reason = validate.text(reason, field="reason", max_chars=limits.REASON_CHARS_MAX)
         args = {"unit_id": str(unit_uuid), "reason": reason}
@@ -348,7 +359,10 @@ class Ledger:
             unit = uow.get(Unit, unit_uuid)
             if unit is None:
                 raise UnitNotFoundError(unit_uuid)
-            unit.current_acquisition()  # refuses a unit with nothing to refund
+            current = unit.current_acquisition()  # refuses a unit with nothing to refund
+            if channel is not None and current["channel"] != channel:
+                raise ForbiddenError(f"unit {unit.id} was last acquired through another "
+                                     f"channel; {channel!r} can only refund its own sales")
             stock = allowance = None
             if unit.current_acquisition()["kind"] == PRIMARY:
                 stock = uow.get(TierStock, stock_id_for(UUID(unit.good_id), unit.tier))
@@ -443,11 +457,11 @@ class Ledger:
         if earlier is not None:  # the same key twice in one batch
             first, result = earlier
             same = first.name == command.name and first.request_hash == command.request_hash
-            return result if same else IdempotencyKeyReusedError(command.key)
+            return Replayed(result) if same else IdempotencyKeyReusedError(command.key)
         record = uow.get_or_assume_new(CommandRecord, command.record_id)
         if record is not None:
             try:
-                return record.answer(command.name, command.request_hash)
+                return Replayed(record.answer(command.name, command.request_hash))
             except LedgerError as error:
                 return error
         before = uow.pending_events()
@@ -461,7 +475,7 @@ class Ledger:
                 stored = uow.stored(CommandRecord, command.record_id)
                 if stored is not None:
                     try:
-                        outcome = stored.answer(command.name, command.request_hash)
+                        outcome = Replayed(stored.answer(command.name, command.request_hash))
                     except LedgerError as conflict:
                         outcome = conflict
             if uow.pending_events() == before:
