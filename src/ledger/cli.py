@@ -16,6 +16,9 @@ from ledger.store.database import DatabaseURL, DatabaseURLError
 from ledger.store.records import StoreMissingError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ledger.projections.replay import ReplayReport
     from ledger.tlog.note import Signer
     from ledger.tlog.policy import Policy
 
@@ -102,12 +105,16 @@ def verify(
     state: Annotated[Path | None, typer.Option(
         "--state", help="Remember the verified checkpoint here; next time, a log that no "
         "longer contains it (rolled back or rewritten) fails.")] = None,
+    views: Annotated[bool, typer.Option(
+        "--views/--no-views", help="Given a database, also check that its read views "
+        "equal a fresh replay of its events.")] = True,
 ) -> None:
     """Check every event's encoding and hash chain, every rule the events
     alone can prove, and every signed checkpoint of the log against the
-    events. Exit codes: 0 all hold; 2 could not run; 3 chain or encoding;
-    4 domain rule; 5 checkpoint signature; 6 quorum; 7 consistency, split
-    view or rollback."""
+    events; given a database, also that the views equal a fresh replay.
+    Exit codes: 0 all hold; 2 could not run; 3 chain or encoding; 4 domain
+    rule; 5 checkpoint signature; 6 quorum; 7 consistency, split view or
+    rollback; 9 views differ from the replay."""
     from ledger.tlog.note import NoteError, Verifier
     from ledger.verify import BundleError, verify_bundle, verify_export, verify_store
     from ledger.verify.classes import exit_code
@@ -148,16 +155,60 @@ def verify(
                     remembered=_read_state(state) if state else None)
         except StoreMissingError as error:
             raise _fail(str(error)) from None
+        replay = None
+        if views and bundle is None and export is None:
+            progress.update(task, description="replaying the views", completed=0)
+            replay = _check_views(_url(db), advance)
     _print_report(report)
+    if replay is not None:
+        _print_replay(replay)
     if json_out is not None:
-        text = json.dumps(report.to_json(), indent=2)
+        text = json.dumps(report.to_json() | ({"views": replay.to_json()} if replay else {}),
+                          indent=2)
         if str(json_out) == "-":
             sys.stdout.write(text + "\n")
         else:
             json_out.write_text(text + "\n")
     if report.ok and state is not None and report.log and report.log["latest_size"]:
         _write_state(state, report.log["latest_size"], report.log["latest_root"])
-    raise typer.Exit(exit_code(f.check for f in report.findings) if not report.ok else 0)
+    if not report.ok:
+        raise typer.Exit(exit_code(f.check for f in report.findings))
+    raise typer.Exit(VIEWS_DIFFER_EXIT if replay is not None and not replay.ok else 0)
+
+
+VIEWS_DIFFER_EXIT = 9
+
+
+def _check_views(url: DatabaseURL, advance: Callable[[int], None]) -> ReplayReport | None:
+    """Replay the views beside the store and compare; None if it has none."""
+    from ledger.projections import ProjectionStore
+    from ledger.projections.replay import compare_with_replay
+    from ledger.store.records import RecordReader
+
+    with RecordReader(url) as reader:
+        views = ProjectionStore(reader.recorder, bands=Settings().band_policy(), create=False)
+        if not views.exists():
+            return None
+        done = 0
+
+        def step(n: int) -> None:
+            nonlocal done
+            done += n
+            advance(done)
+
+        return compare_with_replay(views, progress=step)
+
+
+def _print_replay(replay: ReplayReport) -> None:
+    rows = sum(replay.rows.values())
+    if replay.ok:
+        console.print(f"views       OK — {rows:,} rows in {len(replay.rows)} views equal a fresh "
+                      f"replay of {replay.events:,} events (position {replay.position:,})")
+        return
+    console.print(f"views       [bold red]DIFFER[/] — {replay.mismatched_rows:,} of {rows:,} rows "
+                  "differ from a fresh replay")
+    for line in replay.differences[:5]:
+        console.print(f"            {line}", highlight=False, markup=False)
 
 
 def _read_state(path: Path) -> tuple[int, str] | None:
@@ -452,6 +503,64 @@ def proof_verify(
         console.print(f"  v{entry['version']} {entry['at']} {entry['type']:<14} holder "
                       f"{entry['holder']} price {entry['price']}", highlight=False)
     console.print("verdict [bold green]OK[/]")
+
+
+views_app = typer.Typer(help="The read views: status and rebuild.", no_args_is_help=True)
+app.add_typer(views_app, name="views")
+
+
+@views_app.command("status")
+def views_status(db: DbOption = None) -> None:
+    """How far the views have read the store."""
+    from ledger.projections import ProjectionStore
+    from ledger.store.records import RecordReader
+
+    try:
+        with RecordReader(_url(db)) as reader:
+            views = ProjectionStore(reader.recorder, create=False)
+            if not views.exists():
+                raise _fail("this store has no views yet (ledger serve or ledger views rebuild "
+                            "makes them)")
+            at, head = views.position(), views.store_position()
+    except StoreMissingError as error:
+        raise _fail(str(error)) from None
+    console.print(f"views at position {at.position:,} of {head:,} ({head - at.position:,} "
+                  f"behind); {at.events:,} events applied; last event {at.last_event_at}, "
+                  f"applied {at.applied_at}", highlight=False)
+
+
+@views_app.command("rebuild")
+def views_rebuild(db: DbOption = None) -> None:
+    """Drop the views and rebuild them from the first event (a running
+    server's views follow on from wherever the rebuild has got to)."""
+    from ledger.projections import ProjectionStore
+    from ledger.store.records import RecordReader
+
+    try:
+        with RecordReader(_url(db)) as reader:
+            views = ProjectionStore(reader.recorder, bands=Settings().band_policy())
+            views.reset()
+            head = views.store_position()
+            applied = 0
+            with _progress() as progress:
+                task = progress.add_task("rebuilding views", total=head)
+                while (changes := views.apply_next(_timestamp_now)) is not None:
+                    applied += changes.events
+                    progress.update(task, completed=changes.position)
+    except StoreMissingError as error:
+        raise _fail(str(error)) from None
+    except ValueError as error:  # a band setting out of order
+        raise _fail(str(error)) from None
+    console.print(f"views rebuilt: {applied:,} events applied, position "
+                  f"{views.position().position:,}")
+
+
+def _timestamp_now() -> str:
+    from datetime import UTC, datetime
+
+    from ledger.domain.model import format_timestamp
+
+    return format_timestamp(datetime.now(UTC))
 
 
 def main() -> None:
