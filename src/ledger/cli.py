@@ -547,12 +547,12 @@ def views_rebuild(db: DbOption = None) -> None:
                 while (changes := views.apply_next(_timestamp_now)) is not None:
                     applied += changes.events
                     progress.update(task, completed=changes.position)
+            position = views.position().position
     except StoreMissingError as error:
         raise _fail(str(error)) from None
     except ValueError as error:  # a band setting out of order
         raise _fail(str(error)) from None
-    console.print(f"views rebuilt: {applied:,} events applied, position "
-                  f"{views.position().position:,}")
+    console.print(f"views rebuilt: {applied:,} events applied, position {position:,}")
 
 
 def _timestamp_now() -> str:
