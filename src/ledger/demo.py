@@ -23,6 +23,8 @@ from rich.table import Table
 
 from ledger.domain.errors import BuyerLimitError, LedgerError, SoldOutError
 from ledger.domain.money import Money
+from ledger.projections import ProjectionRunner, ProjectionStore, Views
+from ledger.projections.replay import compare_with_replay
 from ledger.service import Ledger
 from ledger.store.database import DatabaseURL
 from ledger.verify import verify_store
@@ -96,6 +98,9 @@ def run_demo(
     rng = random.Random(15342)
     console.print(f"[bold]ledger demo[/] on {url.display()}")
     with Ledger(url) as ledger:
+        views = ProjectionStore(ledger.event_store.recorder)
+        runner = ProjectionRunner(views)  # the views follow the sale live
+        runner.start()
         master, variant = _mint(ledger)
         tallies = {
             "own": TierTally("Aurora/own", 10_000),
@@ -107,8 +112,14 @@ def run_demo(
         sales = _flash_sale(ledger, plan, tallies, threads)
         sale_seconds = time.perf_counter() - sale_started
         resold = _resales(ledger, sales, resales, rng)
+        head = views.store_position()
+        caught_up = time.perf_counter()
+        runner.wait_for(head, timeout=120)
+        catch_up_s = time.perf_counter() - caught_up
+        runner.stop()
         _print_sale(console, tallies, attempts, threads, sale_seconds, ledger)
         _print_royalties(console, sales, resold)
+        _print_views(console, runner, Views(views), master, variant, catch_up_s)
         for key, good_id, tier in (("own", master, "own"), ("view", master, "view"),
                                    ("variant", variant, "own")):
             stock = ledger.stock(good_id, tier)
@@ -116,12 +127,37 @@ def run_demo(
                 console.print(f"[bold red]{key}: issued {stock.issued} > supply {stock.supply}")
                 return 1
     report = verify_store(url)
-    elapsed = time.perf_counter() - started
     verdict = "[bold green]OK[/]" if report.ok else f"[bold red]FAILED[/]: {report.first}"
     console.print(f"\nchain verification  {verdict} — {report.events:,} events, "
                   f"{report.aggregates:,} aggregates, {report.elapsed_s:.2f} s")
+    with Ledger(url) as ledger:
+        replay_started = time.perf_counter()
+        replay = compare_with_replay(ProjectionStore(ledger.event_store.recorder, create=False))
+        replay_s = time.perf_counter() - replay_started
+    same = "[bold green]OK[/]" if replay.ok else "[bold red]DIFFER[/]"
+    console.print(f"views check         {same} — {sum(replay.rows.values()):,} rows equal a "
+                  f"fresh replay of {replay.events:,} events, {replay_s:.2f} s")
+    elapsed = time.perf_counter() - started
     console.print(f"elapsed             {elapsed:.1f} s in total")
-    return 0 if report.ok else 1
+    return 0 if report.ok and replay.ok else 1
+
+
+def _print_views(console: Console, runner: ProjectionRunner, views: Views, master: str,
+                 variant: str, catch_up_s: float) -> None:
+    lag = runner.lag.summary()
+
+    def ms(value: object) -> str:
+        return f"{float(value) * 1_000:.0f} ms" if isinstance(value, int | float) else "-"
+
+    console.print(f"\nlive views: followed the sale in {lag['batches']:,} batches; "
+                  f"commit-to-view lag p50 {ms(lag['p50_seconds'])}, p99 "
+                  f"{ms(lag['p99_seconds'])}, max {ms(lag['max_seconds'])}; caught up "
+                  f"{catch_up_s * 1_000:.0f} ms after the last resale")
+    for good_id, title in ((master, "Aurora"), (variant, "Crimson")):
+        for tier in views.stock(good_id):
+            console.print(f"  {title}/{tier['tier']:<5} {tier['issued']:>6,} of "
+                          f"{tier['quota']:,} issued, {tier['available']:,} left: "
+                          f"{tier['display']}", highlight=False)
 
 
 def _prepare(url: DatabaseURL, replace: bool) -> None:

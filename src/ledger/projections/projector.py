@@ -40,6 +40,7 @@ class Changes:
 
     events: int = 0
     position: int = 0
+    first_event_at: str | None = None
     last_event_at: str | None = None
     goods: set[str] = field(default_factory=set)  # goods whose stock changed
 

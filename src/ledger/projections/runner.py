@@ -38,17 +38,20 @@ def _now() -> str:
 
 
 class LagStats:
-    """Lag of recent batches: the oldest event of each batch (the worst)."""
+    """Lag of each batch, from its first (longest-waiting) event's timestamp
+    to the batch's commit; percentiles over the last ``LAG_WINDOW`` batches."""
 
     def __init__(self) -> None:
         self._lags: deque[float] = deque(maxlen=LAG_WINDOW)
         self.last: float | None = None
         self.max: float = 0.0
+        self.count = 0
         self._lock = threading.Lock()
 
     def add(self, seconds: float) -> None:
         with self._lock:
             self._lags.append(seconds)
+            self.count += 1
             self.last = seconds
             self.max = max(self.max, seconds)
 
@@ -59,8 +62,9 @@ class LagStats:
             if not ordered:
                 return None
             return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 6)
-        return {"batches": len(ordered), "last_seconds": self.last, "p50_seconds": pct(0.50),
-                "p99_seconds": pct(0.99), "max_seconds": round(self.max, 6)}
+        return {"batches": self.count, "window": len(ordered), "last_seconds": self.last,
+                "p50_seconds": pct(0.50), "p99_seconds": pct(0.99),
+                "max_seconds": round(self.max, 6)}
 
 
 class ProjectionRunner:
@@ -114,8 +118,8 @@ class ProjectionRunner:
                 break
             if changes.events:
                 total += changes.events
-                if changes.last_event_at is not None:
-                    decided = parse_timestamp(changes.last_event_at)
+                if changes.first_event_at is not None:  # the batch's longest wait
+                    decided = parse_timestamp(changes.first_event_at)
                     self.lag.add(max(0.0, (datetime.now(UTC) - decided).total_seconds()))
                 self._tell(changes)
             with self._applied:

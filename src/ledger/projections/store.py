@@ -123,7 +123,8 @@ class ProjectionStore:
             if not fresh:
                 return Changes(position=current)  # another runner applied this batch
             self.projector.apply(cursor, fresh, changes)
-            changes.last_event_at = _last_timestamp(fresh)
+            changes.first_event_at = _timestamp(fresh[0])
+            changes.last_event_at = _timestamp(fresh[-1])
             cursor.execute(self._q(
                 "UPDATE {position} SET position = ?, events = events + ?, last_event_at = ?, "
                 "applied_at = ? WHERE id = 1"),
@@ -131,9 +132,9 @@ class ProjectionStore:
         return changes
 
 
-def _last_timestamp(records: list[Record]) -> str | None:
+def _timestamp(record: Record) -> str | None:
     # The state is canonical JSON: "timestamp" is its last member before the
     # closing brace, so it can be sliced out without parsing the event.
-    state = records[-1].state
+    state = record.state
     at = state.rfind(b'"timestamp":"')
     return state[at + 13:at + 13 + 27].decode() if at >= 0 else None
