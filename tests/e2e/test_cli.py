@@ -39,8 +39,14 @@ def test_the_full_demo_sells_out_every_tier_exactly_and_verifies(tmp_path: Path)
     assert "resales: 300 through 'market'" in out
     assert "chain verification  OK" in out
     rows = [line.split() for line in out.splitlines()
-            if line.strip().startswith(("Aurora/", "Crimson/"))]
+            if line.strip().startswith(("Aurora/", "Crimson/")) and "│" in line]
     assert len(rows) == 3
+    assert "views check         OK" in out
+    shown = [line.split() for line in out.splitlines()
+             if line.strip().startswith(("Aurora/", "Crimson/")) and "issued" in line]
+    assert [(r[0], r[-2:]) for r in shown] == [
+        ("Aurora/own", ["sold", "out"]), ("Aurora/view", ["sold", "out"]),
+        ("Crimson/own", ["sold", "out"])]
     for row in rows:
         cells = [cell for cell in row if cell != "│"]
         _tier, supply, attempts, sold, sold_out, limited, oversold, serials = cells[:8]
