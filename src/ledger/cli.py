@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -15,10 +15,13 @@ from ledger.config import Settings
 from ledger.store.database import DatabaseURL, DatabaseURLError
 from ledger.store.records import StoreMissingError
 
+T = TypeVar("T")
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from ledger.projections.replay import ReplayReport
+    from ledger.store.apikeys import ApiKeyStore
     from ledger.tlog.note import Signer
     from ledger.tlog.policy import Policy
 
@@ -360,14 +363,12 @@ def serve(
                                                 "naming the verifiers whose cosignatures "
                                                 "the ledger accepts.")] = None,
 ) -> None:
-    """Run the HTTP API, sealing signed checkpoints of the log as events arrive."""
+    """Run the HTTP API on the store: commands and reads (with API keys; make one
+    with `ledger api-keys issue`), live views, and signed checkpoints of the log."""
     import uvicorn
 
     from ledger.api.app import create_app
-    from ledger.api.runtime import Runtime
-    from ledger.service import Ledger
-    from ledger.service.sealer import Sealer
-    from ledger.store.logstore import LogStore
+    from ledger.api.runtime import open_runtime
 
     settings = Settings()
     url = _url(db)
@@ -376,16 +377,16 @@ def serve(
         raise _fail("the server signs checkpoints: give --log-key FILE "
                     "(make one with: ledger keys generate --name ORIGIN --out FILE)")
     signers = [_load_signer(Path(part.strip())) for part in key_files.split(",")]
-    ledger = Ledger(url, retries=settings.command_retries,
-                    cache_size=settings.aggregate_cache_size)
-    log = LogStore(ledger.event_store.recorder)
-    sealer = Sealer(ledger.event_store, log, origin=signers[0].name, signers=signers)
-    runtime = Runtime(ledger, log, sealer, seal_interval=settings.seal_interval,
-                      policy=_load_policy(policy) if policy else None)
+    try:
+        settings.band_policy()
+    except ValueError as error:
+        raise _fail(f"display band settings: {error}") from None
+    runtime = open_runtime(url, settings, signers=signers,
+                           policy=_load_policy(policy) if policy else None)
     try:
         uvicorn.run(create_app(runtime), host=host, port=port, log_level="info")
     finally:
-        ledger.close()
+        runtime.ledger.close()
 
 
 def _load_policy(path: Path) -> Policy:
@@ -503,6 +504,96 @@ def proof_verify(
         console.print(f"  v{entry['version']} {entry['at']} {entry['type']:<14} holder "
                       f"{entry['holder']} price {entry['price']}", highlight=False)
     console.print("verdict [bold green]OK[/]")
+
+
+api_keys_app = typer.Typer(help="API keys for the HTTP API: issue, list, revoke.",
+                           no_args_is_help=True)
+app.add_typer(api_keys_app, name="api-keys")
+RoleOption = Annotated[str, typer.Option(
+    "--role", help="admin, creator, channel, auditor or verifier.")]
+
+
+@api_keys_app.command("issue")
+def api_keys_issue(
+    role: RoleOption,
+    subject: Annotated[str | None, typer.Option(
+        "--subject", help="The creator or channel id the key acts for (creator and channel "
+        "keys only).")] = None,
+    label: Annotated[str, typer.Option("--label", help="A note for whoever reads the list.")]
+    = "",
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print {key_id, token, role, "
+                                          "subject} as JSON.")] = False,
+) -> None:
+    """Issue a key. The token is printed once; only its hash is stored."""
+    from ledger.store.apikeys import check_grant, open_api_keys
+
+    try:
+        check_grant(role, subject)
+    except ValueError as error:
+        raise _fail(str(error)) from None
+    url = _url(db)
+    try:
+        with open_api_keys(url, create=True) as keys:
+            who, token = keys.issue(role, subject, label)
+    except ValueError as error:
+        raise _fail(str(error)) from None
+    if as_json:
+        sys.stdout.write(json.dumps({"key_id": who.key_id, "token": token, "role": who.role.value,
+                                     "subject": who.subject}) + "\n")
+    else:
+        sys.stdout.write(token + "\n")
+    errors.print(f"issued {who.role.value} key {who.key_id}"
+                 f"{f' for {who.subject}' if who.subject else ''}; the token is shown only "
+                 "this once", highlight=False)
+
+
+@api_keys_app.command("list")
+def api_keys_list(
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the list as JSON.")] = False,
+) -> None:
+    """Every key issued: id, role, subject, label, when issued and revoked (never secrets)."""
+    from rich.table import Table
+
+    rows = _with_keys(db, lambda keys: keys.list())
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    table = Table("key id", "role", "subject", "label", "issued", "revoked")
+    for row in rows:
+        table.add_row(row["key_id"], row["role"], row["subject"] or "", row["label"],
+                      row["created_at"], row["revoked_at"] or "")
+    console.print(table)
+
+
+@api_keys_app.command("revoke")
+def api_keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key id (the 12 hex digits after lk_).")],
+    db: DbOption = None,
+) -> None:
+    """Revoke a key: refused at once by this process's servers' next lookup (within
+    5 s on servers that cached it)."""
+    if not _with_keys(db, lambda keys: keys.revoke(key_id)):
+        raise _fail(f"no live API key {key_id!r} (unknown or already revoked)")
+    console.print(f"revoked {key_id}")
+
+
+def _with_keys(db: str | None, work: Callable[[ApiKeyStore], T]) -> T:
+    from ledger.store.apikeys import open_api_keys
+
+    url = _url(db)
+    if not url.exists():
+        raise _fail(f"no ledger database at {url.display()}")
+    try:
+        with open_api_keys(url, create=False) as keys:
+            return work(keys)
+    except Exception as error:  # a store without a key table, or one we cannot read
+        if isinstance(error, typer.Exit):
+            raise
+        raise _fail(f"cannot read API keys at {url.display()}: "
+                    f"{str(error).splitlines()[0] if str(error) else type(error).__name__}"
+                    ) from None
 
 
 views_app = typer.Typer(help="The read views: status and rebuild.", no_args_is_help=True)

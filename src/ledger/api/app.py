@@ -4,12 +4,33 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Annotated, Any
 
 from fastapi import FastAPI
 
 from ledger import __version__
-from ledger.api import log_routes, problems, provenance_routes
+from ledger.api import command_routes, log_routes, problems, provenance_routes, query_routes
+from ledger.api.auth import require
+from ledger.api.limits import BodyLimit
 from ledger.api.runtime import Runtime
+from ledger.domain import limits
+from ledger.store.apikeys import Principal, Role
+
+DESCRIPTION = """\
+A verifiable, event-sourced ledger of digital goods.
+
+* **Authentication**: an API key in `Authorization: Bearer <key>` (or
+  `X-API-Key`). Each key has one role -- admin, creator, channel, auditor,
+  verifier -- and creators and channels are scoped to their own id.
+  `ledger api-keys issue` makes keys. The log endpoints (`/log/...`) are
+  public, as a transparency log's are.
+* **Idempotency**: every POST needs an `Idempotency-Key` header. The same
+  key and body give the first response again (`Idempotent-Replayed: true`);
+  another body is a 409.
+* **Errors**: RFC 9457 `application/problem+json`; `type` is stable per
+  error, e.g. `https://ledger.dev/problems/sold-out`.
+* **Lists**: keyset pages; pass `next_cursor` back as `cursor`.
+"""
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -22,14 +43,22 @@ def create_app(runtime: Runtime) -> FastAPI:
             runtime.stop()
 
     app = FastAPI(title="ledger", version=__version__, lifespan=lifespan,
-                  description="A verifiable, event-sourced ledger of digital goods.")
+                  description=DESCRIPTION)
     app.state.runtime = runtime
+    app.add_middleware(BodyLimit, max_bytes=limits.REQUEST_BODY_BYTES_MAX)
     problems.install(app)
-    app.include_router(log_routes.router)
+    app.include_router(command_routes.router)
+    app.include_router(query_routes.router)
     app.include_router(provenance_routes.router)
+    app.include_router(log_routes.router)
 
     @app.get("/healthz", tags=["ops"])
     def health() -> dict[str, object]:
         return {"status": "ok", "log_size": runtime.log.size()}
+
+    @app.get("/me", tags=["ops"], summary="Who this API key is")
+    def me(who: Annotated[Principal, require(*Role)]) -> dict[str, Any]:
+        return {"key_id": who.key_id, "role": who.role.value, "subject": who.subject,
+                "label": who.label}
 
     return app

@@ -35,16 +35,18 @@ STATUS_BY_ERROR: list[tuple[type[errors.LedgerError], int]] = [
 class ApiProblem(Exception):  # noqa: N818 - it is a problem, rendered as one
     """An error raised at the edge (not from the domain)."""
 
-    def __init__(self, status: int, code: str, detail: str, **extra: Any) -> None:
+    def __init__(self, status: int, code: str, detail: str, *,
+                 headers: dict[str, str] | None = None, **extra: Any) -> None:
         super().__init__(detail)
         self.status, self.code, self.detail, self.extra = status, code, detail, extra
+        self.headers = headers or {}
 
 
-def problem(status: int, code: str, title: str, detail: str, instance: str,
-            **extra: Any) -> JSONResponse:
+def problem(status: int, code: str, title: str, detail: str, instance: str, *,
+            headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
     body = {"type": PROBLEM_BASE + code, "title": title, "status": status, "detail": detail,
             "instance": instance, **extra}
-    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE)
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
 def _title(code: str) -> str:
@@ -55,14 +57,15 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(errors.LedgerError)
     async def domain_error(request: Request, error: errors.LedgerError) -> JSONResponse:
         status = next((s for kind, s in STATUS_BY_ERROR if isinstance(error, kind)), 400)
-        extra = {"field": error.field} if isinstance(error, errors.InvalidInputError) else {}
+        extra: dict[str, Any] = (
+            {"field": error.field} if isinstance(error, errors.InvalidInputError) else {})
         return problem(status, error.code, _title(error.code), error.message,
                        request.url.path, **extra)
 
     @app.exception_handler(ApiProblem)
     async def api_problem(request: Request, error: ApiProblem) -> JSONResponse:
         return problem(error.status, error.code, _title(error.code), error.detail,
-                       request.url.path, **error.extra)
+                       request.url.path, headers=error.headers, **error.extra)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:

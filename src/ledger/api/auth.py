@@ -1,0 +1,78 @@
+"""Who is calling, and may they: API keys, roles and scopes.
+
+``require(*roles)`` is a dependency that answers 401 without a valid key and
+403 when the key's role is not among ``roles`` (admin always passes). The
+scope checks (``check_creator``, ``check_channel``) then hold a creator to
+its own goods and a channel to itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from ledger.api.problems import ApiProblem
+from ledger.store.apikeys import Principal, Role
+
+_bearer = HTTPBearer(auto_error=False, description="An API key: `Bearer lk_…`")
+_header = APIKeyHeader(name="X-API-Key", auto_error=False,
+                       description="The same API key, in a header of its own")
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ledger"'}
+
+
+def principal(
+    request: Request,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    header: Annotated[str | None, Depends(_header)],
+) -> Principal:
+    token = bearer.credentials if bearer is not None else header
+    if not token:
+        raise ApiProblem(401, "unauthenticated", "send an API key: Authorization: Bearer <key>",
+                         headers=_CHALLENGE)
+    keys = request.app.state.runtime.api_keys
+    found: Principal | None = keys.authenticate(token) if keys is not None else None
+    if found is None:
+        raise ApiProblem(401, "invalid-api-key", "the API key is unknown, malformed or revoked",
+                         headers=_CHALLENGE)
+    return found
+
+
+def require(*roles: Role) -> Any:
+    """A dependency: the caller, if its role is one of ``roles`` (or admin)."""
+    allowed = {Role.ADMIN, *roles}
+
+    def check(who: Annotated[Principal, Depends(principal)]) -> Principal:
+        if who.role not in allowed:
+            names = ", ".join(sorted(r.value for r in allowed))
+            raise ApiProblem(403, "forbidden",
+                             f"a {who.role.value} key cannot do this (allowed: {names})")
+        return who
+
+    return Depends(check)
+
+
+# Roles that pass the scope checks: they are not held to one creator or
+# channel. (An auditor never reaches a command: no command requires its role.)
+_UNSCOPED = (Role.ADMIN, Role.AUDITOR)
+
+
+def check_creator(who: Principal, creators: Iterable[str]) -> None:
+    """A creator acts on, and reads statements of, only its own goods."""
+    if who.role in _UNSCOPED:
+        return
+    if who.role is not Role.CREATOR or who.subject not in set(creators):
+        raise ApiProblem(403, "forbidden",
+                         f"{who.role.value} {who.subject!r} is not a creator of this")
+
+
+def check_channel(who: Principal, channel: str) -> None:
+    """A channel acts and reads only for itself."""
+    if who.role in _UNSCOPED:
+        return
+    if who.role is not Role.CHANNEL or who.subject != channel:
+        raise ApiProblem(403, "forbidden",
+                         f"{who.role.value} {who.subject!r} cannot act or read for channel "
+                         f"{channel!r}")

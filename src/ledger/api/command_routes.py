@@ -1,0 +1,156 @@
+"""The commands: mint, derive, sell, resell, restock, refund, register a channel.
+
+Every POST takes an ``Idempotency-Key`` header (Stripe's semantics): the
+same key and body return the first response again, marked
+``Idempotent-Replayed: true``; the same key with another body is a 409
+``idempotency-key-reused`` problem; concurrent duplicates have one effect.
+Keys are scoped to the caller (its role and subject), so two channels'
+keys never collide. A refused command (sold out, not the holder...)
+records nothing: retrying its key decides it afresh.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Header, Path, Response
+
+from ledger.api import models
+from ledger.api.auth import check_channel, check_creator, require
+from ledger.api.log_routes import RuntimeDep
+from ledger.api.problems import ApiProblem
+from ledger.api.runtime import Runtime
+from ledger.domain import limits
+from ledger.domain.money import Money
+from ledger.service import Replayed
+from ledger.store.apikeys import Principal, Role
+
+router = APIRouter(tags=["commands"])
+
+IdempotencyKey = Annotated[str | None, Header(
+    alias="Idempotency-Key", max_length=limits.IDEMPOTENCY_KEY_CHARS_MAX,
+    description="Required. A unique key per intended effect (e.g. a UUID); "
+                "retrying with the same key and body returns the first response.")]
+GoodId = Annotated[UUID, Path(description="The good's id")]
+UnitId = Annotated[UUID, Path(description="The unit's id")]
+TierPath = Annotated[str, Path(pattern=limits.TIER_NAME_PATTERN, max_length=32)]
+
+Admin = Annotated[Principal, require(Role.ADMIN)]
+CreatorOrAdmin = Annotated[Principal, require(Role.CREATOR)]
+ChannelOrAdmin = Annotated[Principal, require(Role.CHANNEL)]
+
+COMMAND_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Idempotency-Key header missing"},
+    401: {"description": "No API key, or an invalid or revoked one"},
+    403: {"description": "The key's role or scope does not allow this"},
+    404: {"description": "A good, tier, unit or channel named does not exist"},
+    409: {"description": "A business rule refused it, or the key was reused with "
+                         "another body"},
+    413: {"description": "Body too large"},
+    422: {"description": "Malformed input"},
+}
+
+
+def scope_of(principal: Principal) -> str:
+    """The idempotency scope: the caller's identity, so keys of different
+    callers never meet. Fits the domain's identifier bounds however long
+    the subject is."""
+    if principal.subject is None:
+        return principal.role.value
+    scope = f"{principal.role.value}:{principal.subject}"
+    if len(scope) > limits.SCOPE_CHARS_MAX:
+        digest = hashlib.sha256(principal.subject.encode()).hexdigest()[:40]
+        scope = f"{principal.role.value}:sha256-{digest}"
+    return scope
+
+
+def _key(key: str | None) -> str:
+    if key is None:
+        raise ApiProblem(400, "idempotency-key-required",
+                         "every POST needs an Idempotency-Key header (e.g. a fresh UUID)")
+    return key
+
+
+def _answer(response: Response, result: dict[str, Any]) -> dict[str, Any]:
+    response.status_code = 201
+    if isinstance(result, Replayed):
+        response.headers["Idempotent-Replayed"] = "true"
+    return dict(result)
+
+
+@router.post("/channels", status_code=201, responses=COMMAND_RESPONSES,
+             summary="Register a channel (shop, livestream room, partner platform)")
+def register_channel(rt: RuntimeDep, body: models.RegisterChannel, who: Admin,
+                     response: Response, key: IdempotencyKey = None) -> dict[str, Any]:
+    return _answer(response, rt.ledger.register_channel(
+        body.channel, body.name, body.fee_bps, idempotency_key=_key(key), scope=scope_of(who)))
+
+
+@router.post("/goods", status_code=201, responses=COMMAND_RESPONSES,
+             summary="Mint a good: its definition is fixed from now on")
+def mint(rt: RuntimeDep, body: models.Mint, who: CreatorOrAdmin, response: Response,
+         key: IdempotencyKey = None) -> dict[str, Any]:
+    check_creator(who, [c.id for c in body.spec.creators])
+    return _answer(response, rt.ledger.mint(body.spec.to_domain(), idempotency_key=_key(key),
+                                            scope=scope_of(who)))
+
+
+@router.post("/goods/{good_id}/variants", status_code=201, responses=COMMAND_RESPONSES,
+             summary="Derive a limited variant under the master's variant rules")
+def derive_variant(rt: RuntimeDep, good_id: GoodId, body: models.DeriveVariant,
+                   who: CreatorOrAdmin, response: Response,
+                   key: IdempotencyKey = None) -> dict[str, Any]:
+    check_creator(who, _creators(rt, good_id))
+    return _answer(response, rt.ledger.derive_variant(
+        good_id, body.spec.to_domain(), idempotency_key=_key(key), scope=scope_of(who)))
+
+
+@router.post("/goods/{good_id}/tiers/{tier}/sales", status_code=201,
+             responses=COMMAND_RESPONSES, summary="Primary sale of units of one tier")
+def sell(rt: RuntimeDep, good_id: GoodId, tier: TierPath, body: models.Sell,
+         who: ChannelOrAdmin, response: Response, key: IdempotencyKey = None) -> dict[str, Any]:
+    check_channel(who, body.channel)
+    return _answer(response, rt.ledger.sell(
+        good_id, tier, buyer=body.buyer, channel=body.channel, quantity=body.quantity,
+        unit_price=Money(body.unit_price.amount, body.unit_price.currency),
+        idempotency_key=_key(key), scope=scope_of(who)))
+
+
+@router.post("/units/{unit_id}/resales", status_code=201, responses=COMMAND_RESPONSES,
+             summary="Resale: the holder sells a transferable unit on; royalties are split")
+def resell(rt: RuntimeDep, unit_id: UnitId, body: models.Resell, who: ChannelOrAdmin,
+           response: Response, key: IdempotencyKey = None) -> dict[str, Any]:
+    check_channel(who, body.channel)
+    return _answer(response, rt.ledger.resell(
+        unit_id, seller=body.seller, buyer=body.buyer, channel=body.channel,
+        price=Money(body.price.amount, body.price.currency), idempotency_key=_key(key),
+        scope=scope_of(who)))
+
+
+@router.post("/goods/{good_id}/tiers/{tier}/restocks", status_code=201,
+             responses=COMMAND_RESPONSES,
+             summary="Restock a restockable tier, up to its lifetime cap")
+def restock(rt: RuntimeDep, good_id: GoodId, tier: TierPath, body: models.Restock,
+            who: CreatorOrAdmin, response: Response,
+            key: IdempotencyKey = None) -> dict[str, Any]:
+    check_creator(who, _creators(rt, good_id))
+    return _answer(response, rt.ledger.restock(good_id, tier, body.quantity,
+                                               idempotency_key=_key(key), scope=scope_of(who)))
+
+
+@router.post("/units/{unit_id}/refunds", status_code=201, responses=COMMAND_RESPONSES,
+             summary="Refund the holder's latest acquisition of a unit "
+                     "(a channel refunds only what it sold)")
+def refund(rt: RuntimeDep, unit_id: UnitId, body: models.Refund, who: ChannelOrAdmin,
+           response: Response, key: IdempotencyKey = None) -> dict[str, Any]:
+    channel = who.subject if who.role is Role.CHANNEL else None
+    return _answer(response, rt.ledger.refund(unit_id, reason=body.reason,
+                                              idempotency_key=_key(key), scope=scope_of(who),
+                                              channel=channel))
+
+
+def _creators(rt: Runtime, good_id: UUID) -> list[str]:
+    """The good's creators (a missing good is a 404 problem)."""
+    return [c.id for c in rt.ledger.good(good_id).spec.creators]

@@ -1,0 +1,118 @@
+"""Request bodies of the HTTP API, with the domain's limits as their bounds.
+
+The edge rejects what is malformed early and documents it in OpenAPI; the
+domain checks everything again (``ledger.domain.limits`` names each bound
+once), so a caller that bypasses the edge meets the same rules.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ledger.domain import limits
+
+Identifier = Annotated[str, Field(min_length=1, max_length=limits.ID_CHARS_MAX,
+                                  pattern=limits.IDENTIFIER_PATTERN,
+                                  examples=["shop-berlin"])]
+TierName = Annotated[str, Field(pattern=limits.TIER_NAME_PATTERN, max_length=32,
+                                examples=["own"])]
+Bps = Annotated[int, Field(ge=0, le=limits.BPS_DENOMINATOR,
+                           description="basis points (1/100 of a percent)")]
+Timestamp = Annotated[str, Field(max_length=27, pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$",
+                                 examples=["2026-12-01T18:00:00.000000Z"])]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Money(Strict):
+    amount: int = Field(ge=0, le=limits.AMOUNT_MAX, description="integer minor units")
+    currency: str = Field(pattern=limits.CURRENCY_PATTERN, max_length=3, examples=["EUR"])
+
+
+class Creator(Strict):
+    id: Identifier
+    share_bps: Bps | None = None
+
+
+class Edition(Strict):
+    policy: Literal["absolute", "restockable"]
+    sale_opens_at: Timestamp | None = None
+    sale_closes_at: Timestamp | None = None
+
+
+class Tier(Strict):
+    name: TierName
+    quota: int = Field(ge=1, le=limits.TIER_QUOTA_MAX)
+    transferable: bool = True
+    per_buyer_limit: int | None = Field(default=None, ge=1, le=limits.TIER_QUOTA_MAX)
+    lifetime_cap: int | None = Field(default=None, ge=1, le=limits.TIER_QUOTA_MAX)
+
+
+class Royalty(Strict):
+    resale_bps: Bps
+
+
+class VariantRules(Strict):
+    max_variants: int = Field(ge=0, le=limits.VARIANTS_MAX)
+    max_supply_per_variant: int = Field(ge=1, le=limits.TIER_QUOTA_MAX)
+    master_primary_bps: Bps = 0
+    master_resale_bps: Bps = 0
+
+
+class GoodSpec(Strict):
+    """What a creator declares at mint; see docs/format.md section 5."""
+
+    title: str = Field(min_length=1, max_length=limits.TITLE_CHARS_MAX)
+    creators: list[Creator] = Field(min_length=1, max_length=limits.CREATORS_MAX)
+    content_digest: str = Field(pattern=limits.CONTENT_DIGEST_PATTERN, max_length=71)
+    kind: Literal["collectible", "licence", "redemption-code", "ticket", "media", "software"]
+    currency: str = Field(pattern=limits.CURRENCY_PATTERN, max_length=3)
+    edition: Edition | None = None
+    tiers: list[Tier] = Field(min_length=1, max_length=limits.TIERS_MAX)
+    royalty: Royalty | None = None
+    variant_rules: VariantRules | None = None
+    metadata: dict[str, Any] | None = Field(default=None, max_length=limits.METADATA_KEYS_MAX)
+
+    def to_domain(self) -> dict[str, Any]:
+        """The spec as the domain reads it: only what the caller gave."""
+        return self.model_dump(exclude_unset=True)
+
+
+class RegisterChannel(Strict):
+    channel: Identifier
+    name: str = Field(min_length=1, max_length=limits.TITLE_CHARS_MAX)
+    fee_bps: Bps
+
+
+class Mint(Strict):
+    spec: GoodSpec
+
+
+class DeriveVariant(Strict):
+    spec: GoodSpec
+
+
+class Sell(Strict):
+    buyer: Identifier
+    channel: Identifier
+    quantity: int = Field(default=1, ge=1, le=limits.SALE_QUANTITY_MAX)
+    unit_price: Money
+
+
+class Resell(Strict):
+    seller: Identifier
+    buyer: Identifier
+    channel: Identifier
+    price: Money
+
+
+class Restock(Strict):
+    quantity: int = Field(ge=1, le=limits.TIER_QUOTA_MAX)
+
+
+class Refund(Strict):
+    reason: str = Field(min_length=1, max_length=limits.REASON_CHARS_MAX)

@@ -1,0 +1,186 @@
+"""API keys: issued once, stored hashed, each with a role and a scope.
+
+A key reads ``lk_<key id>_<secret>``: the key id (12 hex digits) finds the
+row, the secret (32 random bytes, base64url) is checked against its stored
+SHA-256 in constant time. A fast hash is right here: the secret has 256 bits
+of entropy, so there is nothing to brute-force that a slow hash would slow.
+The table lives beside the events (``api_keys`` on SQLite,
+``"<schema>".ledger_api_keys`` on PostgreSQL), reached through the event
+store's own connections, like the log's tables.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import hashlib
+import hmac
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from eventsourcing.persistence import ApplicationRecorder, InfrastructureFactory
+from eventsourcing.utils import Environment
+
+from ledger.store.database import APPLICATION_NAME, DatabaseURL
+
+_DDL_LOCK_KEY = 0x6B657973  # "keys": advisory lock id for CREATE TABLE on PostgreSQL
+_TOKEN = re.compile(r"^lk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
+_SUBJECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
+CACHE_SECONDS = 5.0
+
+
+class Role(enum.StrEnum):
+    ADMIN = "admin"
+    CREATOR = "creator"
+    CHANNEL = "channel"
+    AUDITOR = "auditor"
+    VERIFIER = "verifier"
+
+
+SCOPED = (Role.CREATOR, Role.CHANNEL)  # roles that act for one creator or channel
+
+
+@dataclass(frozen=True)
+class Principal:
+    key_id: str
+    role: Role
+    subject: str | None  # the creator or channel id, for scoped roles
+    label: str = ""
+
+
+def check_grant(role: Role | str, subject: str | None) -> tuple[Role, str | None]:
+    try:
+        chosen = Role(role)
+    except ValueError:
+        raise ValueError(f"unknown role {role!r}: use one of "
+                         f"{', '.join(r.value for r in Role)}") from None
+    if chosen in SCOPED:
+        if subject is None or not _SUBJECT.fullmatch(subject):
+            raise ValueError(f"a {chosen.value} key needs --subject: the {chosen.value} id it "
+                             "acts for (letters, digits and _.:@-, at most 128)")
+    elif subject is not None:
+        raise ValueError(f"a {chosen.value} key acts for no one in particular: drop --subject")
+    return chosen, subject
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class ApiKeyStore:
+    def __init__(self, recorder: ApplicationRecorder, *, create: bool = True,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._datastore: Any = recorder.datastore  # type: ignore[attr-defined]
+        self._postgres = type(recorder).__module__.endswith("postgres")
+        schema = getattr(self._datastore, "schema", "")
+        self._table = f'"{schema}".ledger_api_keys' if self._postgres else "api_keys"
+        self._cache: dict[str, tuple[float, Principal]] = {}
+        self._lock = threading.Lock()
+        self._clock = clock
+        if create:
+            self.create_table()
+
+    def _sql(self, statement: str) -> str:
+        text = statement.replace("{t}", self._table)
+        return text.replace("?", "%s") if self._postgres else text
+
+    @contextmanager
+    def _cursor(self, *, commit: bool) -> Iterator[Any]:
+        with self._datastore.transaction(commit=commit) as cursor:
+            yield cursor
+
+    def create_table(self) -> None:
+        with self._cursor(commit=True) as cursor:
+            if self._postgres:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK_KEY,))
+            cursor.execute(self._sql(
+                "CREATE TABLE IF NOT EXISTS {t} (key_id TEXT PRIMARY KEY, secret_hash TEXT "
+                "NOT NULL, role TEXT NOT NULL, subject TEXT, label TEXT NOT NULL, "
+                "created_at TEXT NOT NULL, revoked_at TEXT)"))
+
+    def issue(self, role: Role | str, subject: str | None = None,
+              label: str = "") -> tuple[Principal, str]:
+        """A new key; the token is returned once and never stored."""
+        chosen, subject = check_grant(role, subject)
+        if len(label) > 200:
+            raise ValueError("a key's label is at most 200 characters")
+        key_id = secrets.token_hex(6)
+        secret = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+        with self._cursor(commit=True) as cursor:
+            cursor.execute(self._sql(
+                "INSERT INTO {t} (key_id, secret_hash, role, subject, label, created_at, "
+                "revoked_at) VALUES (?, ?, ?, ?, ?, ?, NULL)"),
+                (key_id, _hash(secret), chosen.value, subject, label, _now()))
+        return Principal(key_id, chosen, subject, label), f"lk_{key_id}_{secret}"
+
+    def authenticate(self, token: str) -> Principal | None:
+        """The key's principal, or None (malformed, unknown, wrong, revoked)."""
+        found = _TOKEN.fullmatch(token) if isinstance(token, str) else None
+        if found is None:
+            return None
+        key_id, secret = found.groups()
+        digest = _hash(secret)
+        now = self._clock()
+        with self._lock:
+            cached = self._cache.get(digest)
+        if cached is not None and cached[0] > now and cached[1].key_id == key_id:
+            return cached[1]
+        with self._cursor(commit=False) as cursor:
+            cursor.execute(self._sql(
+                "SELECT secret_hash, role, subject, label, revoked_at FROM {t} WHERE key_id = ?"),
+                (key_id,))
+            row = cursor.fetchone()
+        if row is None or row["revoked_at"] is not None:
+            return None
+        if not hmac.compare_digest(str(row["secret_hash"]), digest):
+            return None
+        principal = Principal(key_id, Role(row["role"]), row["subject"], str(row["label"]))
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[digest] = (now + CACHE_SECONDS, principal)
+        return principal
+
+    def revoke(self, key_id: str) -> bool:
+        """Revoke a key at once; False if there is no such live key."""
+        with self._cursor(commit=True) as cursor:
+            cursor.execute(self._sql(
+                "SELECT revoked_at FROM {t} WHERE key_id = ?"), (key_id,))
+            row = cursor.fetchone()
+            if row is None or row["revoked_at"] is not None:
+                return False
+            cursor.execute(self._sql(
+                "UPDATE {t} SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL"),
+                (_now(), key_id))
+        with self._lock:
+            self._cache.clear()
+        return True
+
+    def list(self) -> list[dict[str, Any]]:
+        with self._cursor(commit=False) as cursor:
+            cursor.execute(self._sql(
+                "SELECT key_id, role, subject, label, created_at, revoked_at FROM {t} "
+                "ORDER BY created_at, key_id"))
+            return [dict(row) for row in cursor.fetchall()]
+
+
+@contextmanager
+def open_api_keys(url: DatabaseURL, *, create: bool) -> Iterator[ApiKeyStore]:
+    """The key table of the store at ``url``, for the CLI."""
+    env = Environment(APPLICATION_NAME, url.event_store_env(create_tables=create))
+    factory: Any = InfrastructureFactory.construct(env)
+    try:
+        yield ApiKeyStore(factory.application_recorder(), create=create)
+    finally:
+        factory.close()

@@ -1,0 +1,309 @@
+"""The HTTP API in process: roles and scopes, idempotency, problems, limits.
+
+(The flows through a real server process are in tests/e2e/test_api_flow.py.)
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from ledger.api.app import create_app
+from ledger.api.runtime import Runtime, open_runtime
+from ledger.config import Settings
+from ledger.domain import limits
+from ledger.store.apikeys import Role
+from ledger.store.database import DatabaseURL
+from tests.strategies import good_spec
+
+PROBLEM = "https://ledger.dev/problems/"
+
+
+@dataclass
+class Api:
+    client: TestClient
+    runtime: Runtime
+    tokens: dict[str, str]
+
+    def headers(self, who: str | None, key: str | None = None) -> dict[str, str]:
+        headers = {"Idempotency-Key": key or uuid.uuid4().hex}
+        if who is not None:
+            headers["Authorization"] = f"Bearer {self.tokens[who]}"
+        return headers
+
+    def post(self, who: str | None, path: str, body: Any, key: str | None = None) -> Any:
+        return self.client.post(path, json=body, headers=self.headers(who, key))
+
+    def get(self, who: str | None, path: str, **params: Any) -> Any:
+        return self.client.get(path, params=params, headers=self.headers(who))
+
+    def caught_up(self) -> None:
+        assert self.runtime.runner is not None
+        assert self.runtime.runner.wait_for(self.runtime.ledger.event_store.recorder
+                                            .max_notification_id() or 0, timeout=10)
+
+
+PRINCIPALS = {
+    "admin": (Role.ADMIN, None), "alice": (Role.CREATOR, "alice"),
+    "mallory": (Role.CREATOR, "mallory"), "shop": (Role.CHANNEL, "shop"),
+    "other": (Role.CHANNEL, "other"), "auditor": (Role.AUDITOR, None),
+    "verifier": (Role.VERIFIER, None),
+}
+
+
+@pytest.fixture
+def api(store_url: DatabaseURL) -> Iterator[Api]:
+    runtime = open_runtime(store_url, Settings(projection_poll_interval=0.01))
+    assert runtime.api_keys is not None
+    tokens = {name: runtime.api_keys.issue(role, subject, label=name)[1]
+              for name, (role, subject) in PRINCIPALS.items()}
+    revoked, token = runtime.api_keys.issue(Role.ADMIN, None, label="revoked")
+    runtime.api_keys.revoke(revoked.key_id)
+    tokens["revoked"] = token
+    tokens["garbage"] = "lk_000000000000_" + "A" * 43
+    try:
+        with TestClient(create_app(runtime)) as client:
+            yield Api(client, runtime, tokens)
+    finally:
+        runtime.ledger.close()
+
+
+def spec(**extra: Any) -> dict[str, Any]:
+    return good_spec(**({"creators": [{"id": "alice", "share_bps": 10_000}],
+                         "variant_rules": {"max_variants": 50, "max_supply_per_variant": 10}}
+                        | extra))
+
+
+@pytest.fixture
+def world(api: Api) -> dict[str, str]:
+    for channel in ("shop", "other"):
+        assert api.post("admin", "/channels", {"channel": channel, "name": channel,
+                                               "fee_bps": 500}).status_code == 201
+    good = api.post("alice", "/goods", {"spec": spec()}).json()["good_id"]
+    sale = api.post("shop", f"/goods/{good}/tiers/own/sales", {
+        "buyer": "b1", "channel": "shop", "unit_price": {"amount": 1_000, "currency": "EUR"}})
+    assert sale.status_code == 201, sale.text
+    api.caught_up()
+    return {"good": good, "unit": sale.json()["units"][0]["unit_id"]}
+
+
+READERS = {"admin", "alice", "mallory", "shop", "other", "auditor"}
+EVERYONE = set(PRINCIPALS)
+
+
+def endpoints(w: dict[str, str]) -> list[tuple[str, str, Any, set[str]]]:
+    g, u = w["good"], w["unit"]
+    price = {"amount": 2_000, "currency": "EUR"}
+    return [
+        ("POST", "/channels", lambda: {"channel": f"c{uuid.uuid4().hex[:8]}", "name": "x",
+                                       "fee_bps": 0}, {"admin"}),
+        ("POST", "/goods", lambda: {"spec": spec(title=uuid.uuid4().hex)}, {"admin", "alice"}),
+        ("POST", f"/goods/{g}/variants",
+         lambda: {"spec": spec(title=uuid.uuid4().hex,
+                               tiers=[{"name": "own", "quota": 5}], variant_rules=None)},
+         {"admin", "alice"}),
+        ("POST", f"/goods/{g}/tiers/own/sales",
+         lambda: {"buyer": f"b{uuid.uuid4().hex[:6]}", "channel": "shop", "unit_price": price},
+         {"admin", "shop"}),
+        ("POST", f"/units/{u}/resales",
+         lambda: {"seller": "b1", "buyer": "b2", "channel": "shop", "price": price},
+         {"admin", "shop"}),
+        ("POST", f"/goods/{g}/tiers/own/restocks", lambda: {"quantity": 1}, {"admin", "alice"}),
+        ("POST", f"/units/{u}/refunds", lambda: {"reason": "matrix"}, {"admin", "shop"}),
+        ("GET", "/goods", None, READERS),
+        ("GET", f"/goods/{g}", None, READERS),
+        ("GET", f"/goods/{g}/stock", None, READERS),
+        ("GET", f"/goods/{g}/lineage", None, READERS),
+        ("GET", f"/goods/{g}/velocity", None, READERS),
+        ("GET", f"/goods/{g}/units", None, READERS),
+        ("GET", f"/units/{u}", None, READERS),
+        ("GET", "/creators/alice/statement", None, {"admin", "alice", "auditor"}),
+        ("GET", "/channels/shop/settlement", None, {"admin", "shop", "auditor"}),
+        ("GET", "/views/status", None, {"admin", "auditor", "verifier"}),
+        ("GET", "/me", None, EVERYONE),
+        ("GET", f"/goods/{g}/stock/stream", None, READERS),
+    ]
+
+
+def call(api: Api, method: str, path: str, body: Any, who: str | None) -> int:
+    if path.endswith("/stream"):
+        with api.client.stream("GET", path, headers=api.headers(who)) as response:
+            if response.status_code == 200:
+                first = next(response.iter_lines())
+                assert first.startswith("id: ")
+            return int(response.status_code)
+    if method == "POST":
+        return int(api.post(who, path, body()).status_code)
+    return int(api.get(who, path).status_code)
+
+
+def test_every_endpoint_for_every_role(api: Api, world: dict[str, str]) -> None:
+    checked = 0
+    for method, path, body, allowed in endpoints(world):
+        # Denied callers first: an allowed refund would change what is refundable.
+        for who in sorted(set(PRINCIPALS) - allowed) + sorted(allowed):
+            status = call(api, method, path, body, who)
+            if who in allowed:
+                assert status not in (401, 403), (method, path, who, status)
+                assert status < 500, (method, path, who, status)
+            else:
+                assert status == 403, (method, path, who, status)
+            checked += 1
+        for anonymous in (None, "revoked", "garbage"):
+            assert call(api, method, path, body, anonymous) == 401, (method, path, anonymous)
+            checked += 1
+    assert checked == len(endpoints(world)) * (len(PRINCIPALS) + 3)
+
+
+def test_a_creator_mints_only_as_one_of_the_goods_creators(api: Api) -> None:
+    refused = api.post("mallory", "/goods", {"spec": spec()})
+    assert refused.status_code == 403
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["type"] == PROBLEM + "forbidden"
+
+
+def test_same_key_same_body_replays_the_first_response(api: Api, world: dict[str, str]) -> None:
+    path = f"/goods/{world['good']}/tiers/own/sales"
+    body = {"buyer": "zed", "channel": "shop", "unit_price": {"amount": 10, "currency": "EUR"}}
+    first = api.post("shop", path, body, key="k-1")
+    again = api.post("shop", path, body, key="k-1")
+    assert first.status_code == again.status_code == 201
+    assert first.json() == again.json()
+    assert "Idempotent-Replayed" not in first.headers
+    assert again.headers["Idempotent-Replayed"] == "true"
+    other = api.post("shop", path, body | {"buyer": "someone-else"}, key="k-1")
+    assert other.status_code == 409
+    assert other.json()["type"] == PROBLEM + "idempotency-key-reused"
+    # Another caller's same key is another command.
+    admin = api.post("admin", path, body, key="k-1")
+    assert admin.status_code == 201
+    assert admin.json()["sale_id"] != first.json()["sale_id"]
+
+
+def test_concurrent_duplicates_have_one_effect(api: Api, world: dict[str, str]) -> None:
+    path = f"/goods/{world['good']}/tiers/own/sales"
+    body = {"buyer": "twin", "channel": "shop", "unit_price": {"amount": 10, "currency": "EUR"}}
+    answers: list[Any] = []
+
+    def send() -> None:
+        answers.append(api.post("shop", path, body, key="same-key"))
+
+    threads = [threading.Thread(target=send) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert {a.status_code for a in answers} == {201}
+    assert len({a.text for a in answers}) == 1
+    api.caught_up()
+    own = next(t for t in api.get("auditor", f"/goods/{world['good']}/stock").json()["tiers"]
+               if t["tier"] == "own")
+    assert own["issued"] == 2  # the world's sale and this one, once
+
+
+def test_a_post_without_idempotency_key_is_refused(api: Api, world: dict[str, str]) -> None:
+    response = api.client.post("/channels", json={"channel": "x", "name": "x", "fee_bps": 0},
+                               headers={"Authorization": f"Bearer {api.tokens['admin']}"})
+    assert response.status_code == 400
+    assert response.json()["type"] == PROBLEM + "idempotency-key-required"
+
+
+def test_domain_refusals_are_problems_with_stable_types(api: Api, world: dict[str, str]) -> None:
+    good = api.post("alice", "/goods", {"spec": spec(
+        title="tiny", tiers=[{"name": "own", "quota": 1}])}).json()["good_id"]
+    body = {"buyer": "b", "channel": "shop", "unit_price": {"amount": 1, "currency": "EUR"}}
+    assert api.post("shop", f"/goods/{good}/tiers/own/sales", body).status_code == 201
+    sold_out = api.post("shop", f"/goods/{good}/tiers/own/sales", body)
+    assert sold_out.status_code == 409
+    problem = sold_out.json()
+    assert problem["type"] == PROBLEM + "sold-out"
+    assert {"title", "status", "detail", "instance"} <= set(problem)
+    missing = api.get("auditor", f"/goods/{uuid.uuid4()}")
+    assert missing.status_code == 404
+    assert missing.json()["type"].startswith(PROBLEM)
+    wrong_currency = api.post("shop", f"/goods/{world['good']}/tiers/own/sales",
+                              body | {"unit_price": {"amount": 1, "currency": "USD"}})
+    assert wrong_currency.status_code == 409
+    assert wrong_currency.json()["type"] == PROBLEM + "currency-mismatch"
+
+
+def test_a_channel_refunds_only_its_own_sales(api: Api, world: dict[str, str]) -> None:
+    refused = api.post("other", f"/units/{world['unit']}/refunds", {"reason": "not mine"})
+    assert refused.status_code == 403
+    assert refused.json()["type"] == PROBLEM + "forbidden"
+    assert api.post("shop", f"/units/{world['unit']}/refunds",
+                    {"reason": "mine"}).status_code == 201
+
+
+def test_limits_are_enforced_at_the_edge(api: Api, world: dict[str, str]) -> None:
+    huge = {"spec": spec(metadata={"blob": "x" * (limits.REQUEST_BODY_BYTES_MAX + 1)})}
+    too_big = api.post("alice", "/goods", huge)
+    assert too_big.status_code == 413
+    assert too_big.json()["type"] == PROBLEM + "body-too-large"
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"spec": {"title": "'
+        for _ in range(limits.REQUEST_BODY_BYTES_MAX // 1_000 + 1):
+            yield b"y" * 1_000
+        yield b'"}}'
+
+    streamed = api.client.post("/goods", content=chunks(), headers=api.headers("alice"))
+    assert streamed.status_code == 413
+    long_title = api.post("alice", "/goods", {"spec": spec(title="t" * 201)})
+    assert long_title.status_code == 422
+    assert long_title.json()["type"] == PROBLEM + "invalid-input"
+    big_page = api.get("auditor", "/goods", limit=limits.PAGE_SIZE_MAX + 1)
+    assert big_page.status_code == 422
+    bad_cursor = api.get("auditor", "/goods", cursor="not-a-cursor")
+    assert bad_cursor.status_code == 422
+    not_json = api.client.post("/goods", content=b"{", headers=api.headers("alice") | {
+        "content-type": "application/json"})
+    assert not_json.status_code == 422
+    assert not_json.headers["content-type"] == "application/problem+json"
+
+
+def test_statement_and_settlement_read_the_views(api: Api, world: dict[str, str]) -> None:
+    assert api.post("shop", f"/units/{world['unit']}/resales", {
+        "seller": "b1", "buyer": "b2", "channel": "shop",
+        "price": {"amount": 10_000, "currency": "EUR"}}).status_code == 201
+    api.caught_up()
+    statement = api.get("alice", "/creators/alice/statement", kind="resale").json()
+    assert [line["amount"]["amount"] for line in statement["items"]] == [1_000]
+    csv_text = api.get("shop", "/channels/shop/settlement", format="csv")
+    assert csv_text.headers["content-type"].startswith("text/csv")
+    header, row = csv_text.text.splitlines()
+    assert header.startswith("channel,day,currency,units,gross")
+    assert row.split(",")[3:5] == ["2", "11000"]
+
+
+def test_pages_cover_every_good_once(api: Api, world: dict[str, str]) -> None:
+    for i in range(7):
+        api.post("alice", "/goods", {"spec": spec(title=f"page {i}")})
+    api.caught_up()
+    seen: list[str] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": 3} | ({"cursor": cursor} if cursor else {})
+        page = api.get("alice", "/goods", **params).json()
+        seen.extend(g["good_id"] for g in page["items"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == len(set(seen)) == 8
+
+
+def test_openapi_documents_every_route(api: Api) -> None:
+    schema = api.client.get("/openapi.json").json()
+    paths = schema["paths"]
+    for path in ("/goods", "/goods/{good_id}/tiers/{tier}/sales", "/units/{unit_id}/resales",
+                 "/creators/{creator}/statement", "/channels/{channel}/settlement",
+                 "/goods/{good_id}/stock/stream", "/log/checkpoint"):
+        assert path in paths, path
+    sale = paths["/goods/{good_id}/tiers/{tier}/sales"]["post"]
+    assert any(p["name"] == "Idempotency-Key" for p in sale["parameters"])
