@@ -1,0 +1,50 @@
+"""``ledger api-keys``, as an operator runs it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.e2e.test_cli import run
+
+
+def test_issue_list_revoke(tmp_path: Path) -> None:
+    db = str(tmp_path / "keys.db")
+    issued = run("api-keys", "issue", "--role", "creator", "--subject", "alice", "--label",
+                 "studio", "--db", db, "--json", cwd=tmp_path)
+    assert issued.returncode == 0, issued.stderr
+    key = json.loads(issued.stdout)
+    assert (key["role"], key["subject"]) == ("creator", "alice")
+    assert key["token"].startswith(f"lk_{key['key_id']}_")
+    assert "shown only this once" in issued.stderr
+    plain = run("api-keys", "issue", "--role", "auditor", "--db", db, cwd=tmp_path)
+    assert plain.stdout.startswith("lk_")
+    assert len(plain.stdout.strip().splitlines()) == 1
+    listed = json.loads(run("api-keys", "list", "--db", db, "--json", cwd=tmp_path).stdout)
+    assert [k["role"] for k in listed] == ["creator", "auditor"]
+    assert key["token"] not in json.dumps(listed)
+    table = run("api-keys", "list", "--db", db, cwd=tmp_path)
+    assert key["key_id"] in table.stdout
+    revoked = run("api-keys", "revoke", key["key_id"], "--db", db, cwd=tmp_path)
+    assert revoked.returncode == 0
+    again = run("api-keys", "revoke", key["key_id"], "--db", db, cwd=tmp_path)
+    assert again.returncode == 2
+    assert again.stderr.startswith("error: no live API key")
+
+
+def test_bad_input_is_one_line_and_changes_nothing(tmp_path: Path) -> None:
+    db = str(tmp_path / "keys.db")
+    for args, message in [
+        (["issue", "--role", "root"], "unknown role"),
+        (["issue", "--role", "channel"], "needs --subject"),
+        (["issue", "--role", "admin", "--subject", "x"], "drop --subject"),
+    ]:
+        done = run("api-keys", *args, "--db", db, cwd=tmp_path)
+        assert done.returncode == 2, done.stdout
+        assert done.stderr.startswith("error: ")
+        assert message in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "keys.db").exists()  # refused before touching the store
+    missing = run("api-keys", "list", "--db", db, cwd=tmp_path)
+    assert missing.returncode == 2
+    assert missing.stderr.startswith("error: no ledger database at")
