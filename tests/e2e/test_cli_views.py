@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from ledger.service import Ledger
+from ledger.store.database import DatabaseURL
 from tests.e2e.test_cli import demo_store, run
+from tests.strategies import open_shop_and_sell
 
 __all__ = ["demo_store"]
 
@@ -20,10 +23,23 @@ def store(demo_store: Path, tmp_path: Path) -> Path:
     return copy
 
 
-def test_rebuilt_views_pass_the_auditors_replay_check(store: Path) -> None:
-    before = run("views", "status", "--db", str(store), cwd=store.parent)
+def test_a_store_never_served_has_no_views_and_verify_says_nothing_of_them(
+        tmp_path: Path) -> None:
+    db = tmp_path / "plain.db"
+    with Ledger(DatabaseURL.parse(str(db))) as ledger:
+        open_shop_and_sell(ledger, 3)
+    before = run("views", "status", "--db", str(db), cwd=tmp_path)
     assert before.returncode == 2
     assert before.stderr.startswith("error: this store has no views yet")
+    verified = run("verify", "--db", str(db), cwd=tmp_path)
+    assert verified.returncode == 0, verified.stdout
+    assert "views " not in verified.stdout
+
+
+def test_rebuilt_views_pass_the_auditors_replay_check(store: Path) -> None:
+    before = run("views", "status", "--db", str(store), cwd=store.parent)
+    assert before.returncode == 0, before.stderr  # the demo's views, followed live
+    assert "(0 behind)" in before.stdout
     rebuilt = run("views", "rebuild", "--db", str(store), cwd=store.parent)
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert "views rebuilt:" in rebuilt.stdout
