@@ -7,7 +7,8 @@ and how fast the views rebuild -- on SQLite and on PostgreSQL.
 Each backend runs, in this order and on fresh stores:
 1. baseline: T threads sell N single units with no views running;
 2. live: the same load while a ProjectionRunner follows (PostgreSQL via
-   LISTEN/NOTIFY, SQLite by polling every 50 ms); prints the write rate
+   LISTEN/NOTIFY, then again by polling; SQLite by polling every 50 ms),
+   each on a fresh store; prints the write rate
    and its ratio to the baseline, the commit-to-view lag (p50/p99/max over
    batches, from each batch's oldest event) and how long after the last
    sale the views had caught up;
@@ -89,8 +90,8 @@ def prepare(ledger: Ledger) -> str:
     return str(ledger.mint(SPEC, idempotency_key="mint")["good_id"])
 
 
-def listen_dsn(url: DatabaseURL) -> dict[str, Any] | None:
-    if url.backend != "postgresql":
+def listen_dsn(url: DatabaseURL, follow: str) -> dict[str, Any] | None:
+    if url.backend != "postgresql" or follow != "listen":
         return None
     return {"host": url.host, "port": url.port, "user": url.user, "password": url.password,
             "dbname": url.dbname}
@@ -102,7 +103,7 @@ def timed(work: Callable[[], Any]) -> tuple[Any, float]:
     return result, time.perf_counter() - started
 
 
-def bench(backend: str, sales: int, threads: int, pg_server: str) -> None:
+def bench(backend: str, sales: int, threads: int, pg_server: str, follows: list[str]) -> None:
     sales -= sales % threads
     print(f"\n== {backend}: {sales:,} sales from {threads} threads")
     with fresh_store(backend, pg_server, "baseline") as url, Ledger(url) as ledger:
@@ -111,10 +112,17 @@ def bench(backend: str, sales: int, threads: int, pg_server: str) -> None:
     baseline = sales / baseline_s
     print(f"baseline    {baseline:8,.0f} sales/s  ({baseline_s:.2f} s, no views running)")
 
+    for follow in follows:
+        live_run(backend, sales, threads, pg_server, follow, baseline)
+
+
+def live_run(backend: str, sales: int, threads: int, pg_server: str, follow: str,
+             baseline: float) -> None:
+    print(f"-- views following by {follow}")
     with fresh_store(backend, pg_server, "live") as url, Ledger(url) as ledger:
         good = prepare(ledger)
         store = ProjectionStore(ledger.event_store.recorder)
-        runner = ProjectionRunner(store, listen_dsn=listen_dsn(url))
+        runner = ProjectionRunner(store, listen_dsn=listen_dsn(url, follow))
         runner.start()
         try:
             live_s = sell(ledger, good, sales, threads)
@@ -158,7 +166,7 @@ def main() -> None:
     args = parser.parse_args()
     for backend in (["sqlite", "postgres"] if args.backend == "both" else [args.backend]):
         bench(backend if backend == "sqlite" else "postgresql", args.sales, args.threads,
-              args.pg_server)
+              args.pg_server, ["poll"] if backend == "sqlite" else ["listen", "poll"])
 
 
 if __name__ == "__main__":

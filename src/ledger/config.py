@@ -4,6 +4,8 @@ for ledger settings."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -31,6 +33,11 @@ class Settings(BaseSettings):
         default=0.05, gt=0, le=10,
         description="Seconds between polls of the store for new events when idle "
         "(SQLite; PostgreSQL is followed by LISTEN/NOTIFY)")
+    projection_follow: Literal["listen", "poll"] = Field(
+        default="listen",
+        description="PostgreSQL: follow new events by LISTEN/NOTIFY (lowest lag) or by "
+        "polling every projection_poll_interval (cheaper for the writers under heavy load; "
+        "see docs/benchmarks.md). SQLite always polls.")
     band_plenty_bps: int = Field(default=3_000, gt=0, lt=10_000,
                                  description="Show the number of units left above this share")
     band_scarce_bps: int = Field(default=1_000, gt=0, lt=10_000,

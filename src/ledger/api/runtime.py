@@ -79,7 +79,7 @@ def open_runtime(url: DatabaseURL, settings: Settings, *, signers: Sequence[Sign
             sealer = Sealer(ledger.event_store, log, origin=signers[0].name, signers=signers)
         projections = ProjectionStore(recorder, bands=settings.band_policy())
         listen = None
-        if url.backend == "postgresql":
+        if url.backend == "postgresql" and settings.projection_follow == "listen":
             listen = {"host": url.host, "port": url.port, "user": url.user,
                       "password": url.password, "dbname": url.dbname}
         runner = ProjectionRunner(projections, poll_interval=settings.projection_poll_interval,

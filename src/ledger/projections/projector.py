@@ -5,12 +5,19 @@ views through a DB-API cursor. It reads nothing but the events and the
 views themselves (no clock, no settings other than the band policy), so a
 live run and a replay from zero produce the same rows -- which
 ``ledger.projections.replay`` checks.
+
+A batch is worked out in memory: the view rows it touches are read in a
+few bulk ``SELECT … IN (…)`` statements, every event is applied in order
+to those rows, and the results are written back with one ``executemany``
+per table. On PostgreSQL that is a handful of round trips per batch rather
+than several per event.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +28,17 @@ from ledger.projections.bands import BandPolicy
 from ledger.projections.tables import Dialect
 
 CREATOR_ROLES = ("creator", "master-creator")
+IN_CHUNK = 500  # ids per bulk SELECT
+
+STOCK_COLUMNS = ("stock_id", "good_id", "tier", "supply", "lifetime_cap", "restockable",
+                 "transferable", "issued", "reserved", "available", "sold_total",
+                 "returned_total", "band", "first_sale_at", "last_sale_at", "updated_at",
+                 "position")
+UNIT_COLUMNS = ("unit_id", "good_id", "tier", "serial", "holder", "transferable", "events",
+                "updated_at")
+ROYALTY_COLUMNS = ("recipient", "role", "good_id", "unit_id", "kind", "reference", "at", "day",
+                   "amount", "price", "currency", "channel", "position")
+SETTLEMENT_SUMS = ("units", "gross", "fees", "royalties", "seller_proceeds", "net")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,11 +63,30 @@ class Changes:
     goods: set[str] = field(default_factory=set)  # goods whose stock changed
 
 
+@dataclass
+class _Batch:
+    """The rows one batch reads and writes, worked out in memory."""
+
+    stock: dict[str, dict[str, Any]] = field(default_factory=dict)
+    units: dict[str, dict[str, Any]] = field(default_factory=dict)
+    acquisitions: dict[tuple[str, str], str | None] = field(default_factory=dict)  # → channel
+    goods: list[tuple[Any, ...]] = field(default_factory=list)
+    good_creators: list[tuple[str, str]] = field(default_factory=list)
+    lineage: list[tuple[Any, ...]] = field(default_factory=list)
+    variants: Counter[str] = field(default_factory=Counter)
+    unit_events: list[tuple[Any, ...]] = field(default_factory=list)
+    royalties: dict[tuple[str, str, str, str], list[Any]] = field(default_factory=dict)
+    settlement: dict[tuple[str, str, str], list[int]] = field(default_factory=dict)
+    velocity: Counter[tuple[str, str]] = field(default_factory=Counter)
+    touched_stock: set[str] = field(default_factory=set)
+    touched_units: set[str] = field(default_factory=set)
+
+
 class Projector:
     def __init__(self, dialect: Dialect, bands: BandPolicy | None = None) -> None:
         self.dialect = dialect
         self.bands = bands or BandPolicy()
-        self._handlers: dict[str, Callable[[Any, Record, dict[str, Any], Changes], None]] = {
+        self._handlers: dict[str, Callable[[_Batch, Record, dict[str, Any], Changes], None]] = {
             "good.minted": self._good_minted,
             "good.variant-derived": self._variant_derived,
             "stock.opened": self._stock_opened,
@@ -66,155 +103,172 @@ class Projector:
         return self.dialect.sql(statement)
 
     def apply(self, cursor: Any, records: Iterable[Record], changes: Changes) -> None:
+        decoded = []
         for record in records:
-            handler = self._handlers.get(record.type)
-            if handler is not None:
-                event = orjson.loads(record.state)
-                handler(cursor, record, event, changes)
             changes.events += 1
             changes.position = record.position
+            if record.type in self._handlers:
+                decoded.append((record, orjson.loads(record.state)))
+        batch = _Batch()
+        self._prefetch(cursor, batch, decoded)
+        for record, event in decoded:
+            self._handlers[record.type](batch, record, event, changes)
+        self._write(cursor, batch)
+
+    # -- reading what the batch touches --------------------------------------
+    def _select_in(self, cursor: Any, statement: str, keys: Sequence[Any]) -> list[Any]:
+        rows: list[Any] = []
+        for start in range(0, len(keys), IN_CHUNK):
+            chunk = keys[start:start + IN_CHUNK]
+            cursor.execute(self._q(statement.replace("(?)", "(" + ", ".join("?" * len(chunk))
+                                                      + ")")), tuple(chunk))
+            rows.extend(cursor.fetchall())
+        return rows
+
+    def _prefetch(self, cursor: Any, batch: _Batch,
+                  decoded: list[tuple[Record, dict[str, Any]]]) -> None:
+        stock_ids = sorted({r.aggregate_id for r, _ in decoded
+                            if r.type.startswith("stock.") and r.type != "stock.opened"})
+        unit_ids = sorted({r.aggregate_id for r, _ in decoded
+                           if r.type in ("unit.reissued", "unit.resold", "unit.refunded")})
+        refunds = sorted({(r.aggregate_id, e["payload"]["acquisition_id"]) for r, e in decoded
+                          if r.type == "unit.refunded"})
+        for row in self._select_in(cursor, "SELECT * FROM {stock} WHERE stock_id IN (?)",
+                                   stock_ids):
+            batch.stock[str(row["stock_id"])] = {c: row[c] for c in STOCK_COLUMNS}
+        for row in self._select_in(cursor, "SELECT * FROM {units} WHERE unit_id IN (?)",
+                                   unit_ids):
+            batch.units[str(row["unit_id"])] = {c: row[c] for c in UNIT_COLUMNS}
+        if refunds:
+            for row in self._select_in(
+                    cursor, "SELECT unit_id, reference, channel FROM {unit_events} "
+                    "WHERE reference IN (?)", sorted({ref for _, ref in refunds})):
+                batch.acquisitions[(str(row["unit_id"]), str(row["reference"]))] = row["channel"]
 
     # -- goods ------------------------------------------------------------
-    def _good_minted(self, cur: Any, r: Record, e: dict[str, Any], _ch: Changes) -> None:
+    def _good_minted(self, b: _Batch, r: Record, e: dict[str, Any], _ch: Changes) -> None:
         p = e["payload"]
         definition = p["definition"]
         spec = definition["spec"]
         creators = [c["id"] for c in spec["creators"]]
         master = definition.get("master")
-        cur.execute(self._q(
-            "INSERT INTO {goods} (good_id, fingerprint, title, kind, currency, creators, "
-            "master_id, minted_at, variants, position) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?)"),
-            (r.aggregate_id, p["fingerprint"], spec["title"], spec["kind"], spec["currency"],
-             orjson.dumps(creators).decode(), master["good_id"] if master else None,
-             e["timestamp"], r.position))
-        for creator in dict.fromkeys(creators):
-            cur.execute(self._q("INSERT INTO {good_creators} (creator, good_id) VALUES (?, ?)"),
-                        (creator, r.aggregate_id))
+        b.goods.append((r.aggregate_id, p["fingerprint"], spec["title"], spec["kind"],
+                        spec["currency"], orjson.dumps(creators).decode(),
+                        master["good_id"] if master else None, e["timestamp"], r.position))
+        b.good_creators.extend((creator, r.aggregate_id) for creator in dict.fromkeys(creators))
 
-    def _variant_derived(self, cur: Any, r: Record, e: dict[str, Any], _ch: Changes) -> None:
+    def _variant_derived(self, b: _Batch, r: Record, e: dict[str, Any], _ch: Changes) -> None:
         p = e["payload"]
-        cur.execute(self._q("UPDATE {goods} SET variants = variants + 1 WHERE good_id = ?"),
-                    (r.aggregate_id,))
-        cur.execute(self._q(
-            "INSERT INTO {lineage} (master_id, variant_id, idx, derived_at) VALUES (?, ?, ?, ?)"),
-            (r.aggregate_id, p["variant_id"], p["index"], e["timestamp"]))
+        b.variants[r.aggregate_id] += 1
+        b.lineage.append((r.aggregate_id, p["variant_id"], p["index"], e["timestamp"]))
 
     # -- stock ------------------------------------------------------------
-    def _stock_opened(self, cur: Any, r: Record, e: dict[str, Any], ch: Changes) -> None:
+    def _stock_opened(self, b: _Batch, r: Record, e: dict[str, Any], ch: Changes) -> None:
         p = e["payload"]
         supply = int(p["supply"])
-        cur.execute(self._q(
-            "INSERT INTO {stock} (stock_id, good_id, tier, supply, lifetime_cap, restockable, "
-            "transferable, issued, reserved, available, sold_total, returned_total, band, "
-            "first_sale_at, last_sale_at, updated_at, position) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0, ?, 0, 0, ?, NULL, NULL, ?, ?)"),
-            (r.aggregate_id, p["good_id"], p["tier"], supply, int(p["lifetime_cap"]),
-             int(bool(p["restockable"])), int(bool(p["transferable"])), supply,
-             self.bands.band(None, supply, supply), e["timestamp"], r.position))
+        b.stock[r.aggregate_id] = {
+            "stock_id": r.aggregate_id, "good_id": p["good_id"], "tier": p["tier"],
+            "supply": supply, "lifetime_cap": int(p["lifetime_cap"]),
+            "restockable": int(bool(p["restockable"])),
+            "transferable": int(bool(p["transferable"])), "issued": 0, "reserved": 0,
+            "available": supply, "sold_total": 0, "returned_total": 0,
+            "band": self.bands.band(None, supply, supply), "first_sale_at": None,
+            "last_sale_at": None, "updated_at": e["timestamp"], "position": r.position,
+        }
+        b.touched_stock.add(r.aggregate_id)
         ch.goods.add(p["good_id"])
 
-    def _change_stock(self, cur: Any, r: Record, at: str, ch: Changes, *,
-                      issued: int = 0, supply: int | None = None, sold: int = 0,
-                      returned: int = 0) -> None:
-        cur.execute(self._q(
-            "SELECT good_id, supply, issued, reserved, band, first_sale_at FROM {stock} "
-            "WHERE stock_id = ?"), (r.aggregate_id,))
-        row = cur.fetchone()
+    def _change_stock(self, b: _Batch, r: Record, at: str, ch: Changes, *, issued: int = 0,
+                      supply: int | None = None, sold: int = 0, returned: int = 0) -> None:
+        row = b.stock.get(r.aggregate_id)
         if row is None:
             raise LookupError(f"stock {r.aggregate_id} changed before it was opened")
-        new_supply = int(row["supply"]) if supply is None else supply
-        new_issued = int(row["issued"]) + issued
-        available = new_supply - new_issued - int(row["reserved"])
-        band = self.bands.band(str(row["band"]), available, new_supply)
-        first = row["first_sale_at"] if row["first_sale_at"] is not None or not sold else at
-        cur.execute(self._q(
-            "UPDATE {stock} SET supply = ?, issued = ?, available = ?, "
-            "sold_total = sold_total + ?, returned_total = returned_total + ?, band = ?, "
-            "first_sale_at = ?, last_sale_at = COALESCE(?, last_sale_at), updated_at = ?, "
-            "position = ? WHERE stock_id = ?"),
-            (new_supply, new_issued, available, sold, returned, band, first,
-             at if sold else None, at, r.position, r.aggregate_id))
+        if supply is not None:
+            row["supply"] = supply
+        row["issued"] = int(row["issued"]) + issued
+        row["available"] = int(row["supply"]) - int(row["issued"]) - int(row["reserved"])
+        row["band"] = self.bands.band(str(row["band"]), int(row["available"]),
+                                      int(row["supply"]))
+        row["sold_total"] = int(row["sold_total"]) + sold
+        row["returned_total"] = int(row["returned_total"]) + returned
+        if sold:
+            row["first_sale_at"] = row["first_sale_at"] or at
+            row["last_sale_at"] = at
+        row["updated_at"] = at
+        row["position"] = r.position
+        b.touched_stock.add(r.aggregate_id)
         ch.goods.add(str(row["good_id"]))
 
-    def _stock_sold(self, cur: Any, r: Record, e: dict[str, Any], ch: Changes) -> None:
+    def _stock_sold(self, b: _Batch, r: Record, e: dict[str, Any], ch: Changes) -> None:
         n = len(e["payload"]["serials"])
         at = e["timestamp"]
-        self._change_stock(cur, r, at, ch, issued=n, sold=n)
-        cur.execute(self._q(
-            "INSERT INTO {velocity} AS v (stock_id, minute, units) VALUES (?, ?, ?) "
-            "ON CONFLICT (stock_id, minute) DO UPDATE SET units = v.units + excluded.units"),
-            (r.aggregate_id, at[:16], n))
+        self._change_stock(b, r, at, ch, issued=n, sold=n)
+        b.velocity[(r.aggregate_id, at[:16])] += n
 
-    def _stock_restocked(self, cur: Any, r: Record, e: dict[str, Any], ch: Changes) -> None:
-        self._change_stock(cur, r, e["timestamp"], ch, supply=int(e["payload"]["supply"]))
+    def _stock_restocked(self, b: _Batch, r: Record, e: dict[str, Any], ch: Changes) -> None:
+        self._change_stock(b, r, e["timestamp"], ch, supply=int(e["payload"]["supply"]))
 
-    def _stock_returned(self, cur: Any, r: Record, e: dict[str, Any], ch: Changes) -> None:
-        self._change_stock(cur, r, e["timestamp"], ch, issued=-1, returned=1)
+    def _stock_returned(self, b: _Batch, r: Record, e: dict[str, Any], ch: Changes) -> None:
+        self._change_stock(b, r, e["timestamp"], ch, issued=-1, returned=1)
 
     # -- units, royalties, settlement --------------------------------------
-    def _unit_event(self, cur: Any, r: Record, e: dict[str, Any], *, reference: str,
+    def _unit_event(self, b: _Batch, r: Record, e: dict[str, Any], *, reference: str,
                     before: str | None, after: str | None, channel: str | None,
                     price: dict[str, Any], split: list[dict[str, Any]]) -> None:
         event_hash = hashlib.sha256(
             record_bytes(r.aggregate_id, r.version, r.type, r.state)).hexdigest()
-        cur.execute(self._q(
-            "INSERT INTO {unit_events} (unit_id, version, position, type, at, reference, "
-            "holder_before, holder_after, channel, amount, currency, split, event_hash) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
-            (r.aggregate_id, r.version, r.position, r.type, e["timestamp"], reference, before,
-             after, channel, int(price["amount"]), price["currency"],
-             orjson.dumps(split).decode(), event_hash))
+        b.unit_events.append((r.aggregate_id, r.version, r.position, r.type, e["timestamp"],
+                              reference, before, after, channel, int(price["amount"]),
+                              price["currency"], orjson.dumps(split).decode(), event_hash))
+        b.acquisitions[(r.aggregate_id, reference)] = channel
 
-    def _unit_acquired(self, cur: Any, r: Record, e: dict[str, Any], _ch: Changes) -> None:
+    def _unit(self, b: _Batch, unit_id: str) -> dict[str, Any]:
+        row = b.units.get(unit_id)
+        if row is None:
+            raise LookupError(f"unit {unit_id} changed before it was issued")
+        return row
+
+    def _unit_acquired(self, b: _Batch, r: Record, e: dict[str, Any], _ch: Changes) -> None:
         p = e["payload"]
         at = e["timestamp"]
         if r.type == "unit.issued":
-            good_id, tier = p["good_id"], p["tier"]
-            cur.execute(self._q(
-                "INSERT INTO {units} (unit_id, good_id, tier, serial, holder, transferable, "
-                "events, updated_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?)"),
-                (r.aggregate_id, good_id, tier, int(p["serial"]), p["holder"],
-                 int(bool(p["transferable"])), at))
+            b.units[r.aggregate_id] = {
+                "unit_id": r.aggregate_id, "good_id": p["good_id"], "tier": p["tier"],
+                "serial": int(p["serial"]), "holder": p["holder"],
+                "transferable": int(bool(p["transferable"])), "events": 1, "updated_at": at}
             before, after, reference, kind = None, p["holder"], p["sale_id"], "primary"
         else:
-            good_id = self._unit_good(cur, r.aggregate_id)
+            unit = self._unit(b, r.aggregate_id)
             if r.type == "unit.reissued":
                 before, after, reference, kind = None, p["holder"], p["sale_id"], "primary"
             else:
                 before, after, reference, kind = p["seller"], p["buyer"], p["resale_id"], "resale"
-            cur.execute(self._q(
-                "UPDATE {units} SET holder = ?, events = events + 1, updated_at = ? "
-                "WHERE unit_id = ?"), (after, at, r.aggregate_id))
-        self._unit_event(cur, r, e, reference=reference, before=before, after=after,
+            unit["holder"] = after
+            unit["events"] = int(unit["events"]) + 1
+            unit["updated_at"] = at
+        b.touched_units.add(r.aggregate_id)
+        self._unit_event(b, r, e, reference=reference, before=before, after=after,
                          channel=p["channel"], price=p["price"], split=p["split"])
-        self._pay(cur, r, at, good_id, kind, reference, p["channel"], p["price"], p["split"], 1)
+        good_id = str(b.units[r.aggregate_id]["good_id"])
+        self._pay(b, r, at, good_id, kind, reference, p["channel"], p["price"], p["split"], 1)
 
-    def _unit_refunded(self, cur: Any, r: Record, e: dict[str, Any], _ch: Changes) -> None:
+    def _unit_refunded(self, b: _Batch, r: Record, e: dict[str, Any], _ch: Changes) -> None:
         p = e["payload"]
         at = e["timestamp"]
-        good_id = self._unit_good(cur, r.aggregate_id)
-        cur.execute(self._q(
-            "SELECT channel FROM {unit_events} WHERE unit_id = ? AND reference = ?"),
-            (r.aggregate_id, p["acquisition_id"]))
-        row = cur.fetchone()
-        channel = str(row["channel"]) if row is not None else None
-        cur.execute(self._q(
-            "UPDATE {units} SET holder = ?, events = events + 1, updated_at = ? "
-            "WHERE unit_id = ?"), (p["returned_to"], at, r.aggregate_id))
-        self._unit_event(cur, r, e, reference=p["refund_id"], before=p["holder"],
+        unit = self._unit(b, r.aggregate_id)
+        channel = b.acquisitions.get((r.aggregate_id, p["acquisition_id"]))
+        unit["holder"] = p["returned_to"]
+        unit["events"] = int(unit["events"]) + 1
+        unit["updated_at"] = at
+        b.touched_units.add(r.aggregate_id)
+        self._unit_event(b, r, e, reference=p["refund_id"], before=p["holder"],
                          after=p["returned_to"], channel=channel, price=p["price"],
                          split=p["split"])
         kind = "primary-refund" if p["kind"] == "sale" else "resale-refund"
-        self._pay(cur, r, at, good_id, kind, p["refund_id"], channel, p["price"], p["split"], -1)
+        self._pay(b, r, at, str(unit["good_id"]), kind, p["refund_id"], channel, p["price"],
+                  p["split"], -1)
 
-    def _unit_good(self, cur: Any, unit_id: str) -> str:
-        cur.execute(self._q("SELECT good_id FROM {units} WHERE unit_id = ?"), (unit_id,))
-        row = cur.fetchone()
-        if row is None:
-            raise LookupError(f"unit {unit_id} changed before it was issued")
-        return str(row["good_id"])
-
-    def _pay(self, cur: Any, r: Record, at: str, good_id: str, kind: str, reference: str,
+    def _pay(self, b: _Batch, r: Record, at: str, good_id: str, kind: str, reference: str,
              channel: str | None, price: dict[str, Any], split: list[dict[str, Any]],
              sign: int) -> None:
         currency = price["currency"]
@@ -224,27 +278,72 @@ class Projector:
             role, value = part["role"], int(part["amount"])
             if role in CREATOR_ROLES:
                 royalties += value
-                cur.execute(self._q(
-                    "INSERT INTO {royalties} AS y (recipient, role, good_id, unit_id, kind, "
-                    "reference, at, day, amount, price, currency, channel, position) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT (recipient, role, reference, unit_id) "
-                    "DO UPDATE SET amount = y.amount + excluded.amount"),
-                    (part["recipient"], role, good_id, r.aggregate_id, kind, reference, at,
-                     at[:10], sign * value, sign * amount, currency, channel, r.position))
+                key = (part["recipient"], role, reference, r.aggregate_id)
+                line = b.royalties.get(key)
+                if line is None:
+                    b.royalties[key] = [part["recipient"], role, good_id, r.aggregate_id, kind,
+                                        reference, at, at[:10], sign * value, sign * amount,
+                                        currency, channel, r.position]
+                else:
+                    line[8] += sign * value
             elif role == "channel":
                 fees += value
             else:
                 sellers += value
         if channel is None:
             return
-        cur.execute(self._q(
-            "INSERT INTO {settlement} AS s (channel, day, currency, units, gross, fees, "
-            "royalties, seller_proceeds, net) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (channel, day, currency) DO UPDATE SET units = s.units + excluded.units, "
-            "gross = s.gross + excluded.gross, fees = s.fees + excluded.fees, "
-            "royalties = s.royalties + excluded.royalties, "
-            "seller_proceeds = s.seller_proceeds + excluded.seller_proceeds, "
-            "net = s.net + excluded.net"),
-            (channel, at[:10], currency, sign, sign * amount, sign * fees, sign * royalties,
-             sign * sellers, sign * (amount - fees)))
+        sums = b.settlement.setdefault((channel, at[:10], currency), [0] * 6)
+        for i, value in enumerate((1, amount, fees, royalties, sellers, amount - fees)):
+            sums[i] += sign * value
+
+    # -- writing the batch back ------------------------------------------------
+    def _many(self, cursor: Any, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            cursor.executemany(self._q(statement), rows)
+
+    def _write(self, cursor: Any, b: _Batch) -> None:
+        self._many(cursor, "INSERT INTO {goods} (good_id, fingerprint, title, kind, currency, "
+                   "creators, master_id, minted_at, variants, position) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?)", b.goods)
+        self._many(cursor, "INSERT INTO {good_creators} (creator, good_id) VALUES (?, ?)",
+                   b.good_creators)
+        self._many(cursor, "INSERT INTO {lineage} (master_id, variant_id, idx, derived_at) "
+                   "VALUES (?, ?, ?, ?)", b.lineage)
+        self._many(cursor, "UPDATE {goods} SET variants = variants + ? WHERE good_id = ?",
+                   [(n, good) for good, n in sorted(b.variants.items())])
+        self._many(cursor, _upsert("stock", STOCK_COLUMNS, ("stock_id",)),
+                   [tuple(b.stock[s][c] for c in STOCK_COLUMNS) for s in sorted(b.touched_stock)])
+        self._many(cursor, _upsert("units", UNIT_COLUMNS, ("unit_id",)),
+                   [tuple(b.units[u][c] for c in UNIT_COLUMNS) for u in sorted(b.touched_units)])
+        self._many(cursor, "INSERT INTO {unit_events} (unit_id, version, position, type, at, "
+                   "reference, holder_before, holder_after, channel, amount, currency, split, "
+                   "event_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", b.unit_events)
+        self._many(cursor, _ADD_ROYALTIES,
+                   [tuple(line) for _, line in sorted(b.royalties.items())])
+        self._many(cursor, _ADD_SETTLEMENT,
+                   [(*key, *sums) for key, sums in sorted(b.settlement.items())])
+        self._many(cursor, "INSERT INTO {velocity} AS v (stock_id, minute, units) "
+                   "VALUES (?, ?, ?) ON CONFLICT (stock_id, minute) "
+                   "DO UPDATE SET units = v.units + excluded.units",
+                   [(*key, n) for key, n in sorted(b.velocity.items())])
+
+
+# Column lists are ours, never input: building the statements is safe.
+_ADD_ROYALTIES = (
+    "INSERT INTO {royalties} AS y (" + ", ".join(ROYALTY_COLUMNS)  # noqa: S608
+    + ") VALUES (" + ", ".join("?" * len(ROYALTY_COLUMNS)) + ") "
+    "ON CONFLICT (recipient, role, reference, unit_id) "
+    "DO UPDATE SET amount = y.amount + excluded.amount")
+_ADD_SETTLEMENT = (
+    "INSERT INTO {settlement} AS s (channel, day, currency, "  # noqa: S608
+    + ", ".join(SETTLEMENT_SUMS) + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (channel, day, currency) DO UPDATE SET "
+    + ", ".join(f"{c} = s.{c} + excluded.{c}" for c in SETTLEMENT_SUMS))
+
+
+def _upsert(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
+    """INSERT a whole row, or replace every other column of the one there."""
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
+    return (f"INSERT INTO {{{table}}} ({', '.join(columns)}) "  # noqa: S608 - our columns
+            f"VALUES ({', '.join('?' * len(columns))}) "
+            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}")

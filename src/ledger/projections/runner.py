@@ -26,7 +26,7 @@ import psycopg
 
 from ledger.domain.model import format_timestamp, parse_timestamp
 from ledger.projections.projector import Changes
-from ledger.projections.store import ProjectionStore
+from ledger.projections.store import BATCH_EVENTS, ProjectionStore
 
 logger = logging.getLogger("ledger.projections")
 Listener = Callable[[Changes], None]
@@ -69,9 +69,12 @@ class LagStats:
 
 class ProjectionRunner:
     def __init__(self, store: ProjectionStore, *, poll_interval: float = 0.05,
+                 min_interval: float = 0.02, batch_events: int = BATCH_EVENTS,
                  listen_dsn: dict[str, Any] | None = None) -> None:
         self.store = store
         self.poll_interval = poll_interval
+        self.min_interval = min_interval
+        self.batch_events = batch_events
         self.lag = LagStats()
         self.error: str | None = None
         self._listen_dsn = listen_dsn  # PostgreSQL: where to LISTEN
@@ -113,19 +116,25 @@ class ProjectionRunner:
         """Apply everything there is now; return how many events."""
         total = 0
         while not self._stop.is_set():
-            changes = self.store.apply_next(_now)
+            changes = self._apply_batch()
             if changes is None:
                 break
-            if changes.events:
-                total += changes.events
-                if changes.first_event_at is not None:  # the batch's longest wait
-                    decided = parse_timestamp(changes.first_event_at)
-                    self.lag.add(max(0.0, (datetime.now(UTC) - decided).total_seconds()))
-                self._tell(changes)
-            with self._applied:
-                self._position = max(self._position, changes.position)
-                self._applied.notify_all()
+            total += changes.events
         return total
+
+    def _apply_batch(self) -> Changes | None:
+        changes = self.store.apply_next(_now, limit=self.batch_events)
+        if changes is None:
+            return None
+        if changes.events:
+            if changes.first_event_at is not None:  # the batch's longest wait
+                decided = parse_timestamp(changes.first_event_at)
+                self.lag.add(max(0.0, (datetime.now(UTC) - decided).total_seconds()))
+            self._tell(changes)
+        with self._applied:
+            self._position = max(self._position, changes.position)
+            self._applied.notify_all()
+        return changes
 
     @property
     def position(self) -> int:
@@ -166,15 +175,25 @@ class ProjectionRunner:
         self._thread = self._listen_thread = None
 
     def _run(self) -> None:
+        # A full batch means a backlog: go straight on. Otherwise wait for the
+        # next notification (PostgreSQL) or poll (SQLite), and never start
+        # batches closer than min_interval: under a stream of commits that
+        # gathers them into fewer, larger transactions instead of spinning.
         idle_wait = self.poll_interval if self._listen_dsn is None else 1.0
         while not self._stop.is_set():
+            started = time.monotonic()
+            backlog = False
             try:
-                self.step()
+                changes = self._apply_batch()
+                backlog = changes is not None and changes.events >= self.batch_events
                 self.error = None
             except Exception as error:  # keep following; report the failure
                 self.error = f"{type(error).__name__}: {error}"
                 logger.exception("projection batch failed; retrying")
                 self._stop.wait(1.0)
+            if backlog:
+                continue
+            self._stop.wait(max(0.0, self.min_interval - (time.monotonic() - started)))
             self._wake.wait(idle_wait)
             self._wake.clear()
 
