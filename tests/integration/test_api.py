@@ -307,3 +307,13 @@ def test_openapi_documents_every_route(api: Api) -> None:
         assert path in paths, path
     sale = paths["/goods/{good_id}/tiers/{tier}/sales"]["post"]
     assert any(p["name"] == "Idempotency-Key" for p in sale["parameters"])
+
+
+def test_the_log_and_provenance_are_public(api: Api, world: dict[str, str]) -> None:
+    """A transparency log is readable by anyone: no key, any key, even a bad one."""
+    public = ["/healthz", "/log/entries?start=0&end=1", f"/units/{world['unit']}/provenance",
+              "/log/checkpoint", "/log/proof/consistency?old=1"]
+    for path in public:
+        for who in [None, *PRINCIPALS, "revoked"]:
+            status = api.get(who, path).status_code
+            assert status not in (401, 403), (path, who, status)
