@@ -72,6 +72,13 @@ class ChannelNotFoundError(NotFoundError):
         super().__init__(f"channel {channel!r} is not registered")
 
 
+class HoldNotFoundError(NotFoundError):
+    code = "hold-not-found"
+
+    def __init__(self, hold_id: object, tier: str) -> None:
+        super().__init__(f"tier {tier!r} has no hold {hold_id}")
+
+
 class ConflictError(LedgerError):
     code = "conflict"
 
@@ -183,6 +190,16 @@ class SelfTradeError(RuleViolation):
 
     def __init__(self, party: str) -> None:
         super().__init__(f"{party!r} cannot sell a unit to themselves")
+
+
+class HoldResolvedError(RuleViolation):
+    """The hold was already committed, released or expired."""
+
+    code = "hold-resolved"
+
+    def __init__(self, hold_id: object, how: str) -> None:
+        super().__init__(f"hold {hold_id} was already {how}")
+        self.how = how
 
 
 class ForbiddenError(LedgerError, PermissionError):

@@ -3,20 +3,29 @@
 Each tier is its own aggregate, so selling ``view`` never touches ``own``.
 Serials are dense: a sale takes returned serials first (lowest first), then
 new ones from ``next_serial``. A serial is issued to at most one live unit,
-and ``issued <= supply <= lifetime_cap`` always holds.
+and ``issued + reserved <= supply <= lifetime_cap`` always holds.
+
+Reservations (holds) are two-phase transfers kept on the stock itself, so a
+hold and a sale race on one aggregate version: a channel reserves N units
+for a time-to-live; the hold is then resolved exactly once -- committed
+(all or part becomes a sale, the rest returns), released, or expired (on or
+after ``expires_at``). A payment for an expired hold follows the late rule
+in :mod:`ledger.service.ledger`.
 """
 
 from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from ledger.domain import limits
 from ledger.domain.errors import (
     AbsoluteEditionError,
     BuyerLimitError,
+    HoldNotFoundError,
+    HoldResolvedError,
     InvalidInputError,
     LifetimeCapError,
     SaleWindowError,
@@ -41,6 +50,10 @@ class TierStock(Aggregate):
     free_serials: list[int]
     sold_total: int
     returned_total: int
+    reserved: int
+    # Every hold ever made: channel, quantity, expires_at and state -- "held"
+    # while live, then "committed", "released" or "expired".
+    holds: dict[str, dict[str, Any]]
 
     @classmethod
     def open(cls, good: Good, tier_name: str, now: datetime) -> TierStock:
@@ -63,7 +76,28 @@ class TierStock(Aggregate):
 
     @property
     def available(self) -> int:
-        return self.supply - self.issued
+        return self.supply - self.issued - self.reserved
+
+    def find_hold(self, hold_id: str) -> dict[str, Any]:
+        """A hold in any state."""
+        found = self.holds.get(hold_id)
+        if found is None:
+            raise HoldNotFoundError(hold_id, self.tier)
+        return found
+
+    def hold(self, hold_id: str) -> dict[str, Any]:
+        """A live hold, or why there is none."""
+        found = self.find_hold(hold_id)
+        if found["state"] != "held":
+            raise HoldResolvedError(hold_id, found["state"])
+        return found
+
+    def due_holds(self, now: datetime) -> list[str]:
+        """Live holds whose time is up, soonest first."""
+        moment = format_timestamp(now)
+        due = [h for h, v in self.holds.items()
+               if v["state"] == "held" and v["expires_at"] <= moment]
+        return sorted(due, key=lambda h: (self.holds[h]["expires_at"], h))
 
     def serials_for(self, quantity: int) -> list[int]:
         """The serials a sale of ``quantity`` would take, in order."""
@@ -74,13 +108,16 @@ class TierStock(Aggregate):
     def check_sale(self, quantity: int, now: datetime) -> None:
         if not isinstance(quantity, int) or not 1 <= quantity <= limits.SALE_QUANTITY_MAX:
             raise InvalidInputError("quantity", f"must be 1 to {limits.SALE_QUANTITY_MAX}")
+        self._check_window(now)
+        if quantity > self.available:
+            raise SoldOutError(self.tier, quantity, self.available)
+
+    def _check_window(self, now: datetime) -> None:
         moment = format_timestamp(now)
         if self.sale_opens_at is not None and moment < self.sale_opens_at:
             raise SaleWindowError(f"sales of tier {self.tier!r} open at {self.sale_opens_at}")
         if self.sale_closes_at is not None and moment >= self.sale_closes_at:
             raise SaleWindowError(f"sales of tier {self.tier!r} closed at {self.sale_closes_at}")
-        if quantity > self.available:
-            raise SoldOutError(self.tier, quantity, self.available)
 
     # -- commands ---------------------------------------------------------
     def sell(
@@ -94,6 +131,59 @@ class TierStock(Aggregate):
             serials=serials, unit_price=unit_price, split=split,
         )
         return serials
+
+    def reserve(self, *, hold_id: str, channel: str, quantity: int, ttl_seconds: int,
+                now: datetime) -> str:
+        """Hold ``quantity`` units for ``channel``; returns when the hold expires."""
+        if not isinstance(quantity, int) or not 1 <= quantity <= limits.HOLD_QUANTITY_MAX:
+            raise InvalidInputError("quantity", f"must be 1 to {limits.HOLD_QUANTITY_MAX}")
+        if (not isinstance(ttl_seconds, int) or isinstance(ttl_seconds, bool)
+                or not limits.HOLD_TTL_SECONDS_MIN <= ttl_seconds <= limits.HOLD_TTL_SECONDS_MAX):
+            raise InvalidInputError("ttl_seconds", f"must be {limits.HOLD_TTL_SECONDS_MIN} to "
+                                    f"{limits.HOLD_TTL_SECONDS_MAX}")
+        if hold_id in self.holds:
+            raise AssertionError(f"hold {hold_id} exists already")  # ids are command ids
+        self._check_window(now)
+        if quantity > self.available:
+            raise SoldOutError(self.tier, quantity, self.available)
+        expires_at = format_timestamp(now + timedelta(seconds=ttl_seconds))
+        self._trigger(TierStock.Reserved, now, hold_id=hold_id, channel=channel,
+                      quantity=quantity, expires_at=expires_at)
+        return expires_at
+
+    def commit_hold(self, *, hold_id: str, sale_id: str, quantity: int, now: datetime) -> None:
+        """Turn ``quantity`` of a live, unexpired hold into a sale (the caller
+        records the sale next); the rest of the hold returns to stock."""
+        hold = self.hold(hold_id)
+        if format_timestamp(now) >= hold["expires_at"]:
+            raise AssertionError("expire a due hold before committing it")
+        if not isinstance(quantity, int) or not 1 <= quantity <= hold["quantity"]:
+            raise InvalidInputError("quantity", f"must be 1 to {hold['quantity']} (the hold)")
+        self._trigger(TierStock.HoldCommitted, now, hold_id=hold_id, sale_id=sale_id,
+                      quantity=quantity, returned=hold["quantity"] - quantity)
+
+    def release_hold(self, hold_id: str, *, now: datetime, expired: bool = False) -> None:
+        hold = self.hold(hold_id)
+        if expired and format_timestamp(now) < hold["expires_at"]:
+            raise AssertionError("a hold expires only at its time")
+        self._trigger(TierStock.HoldReleased, now, hold_id=hold_id, quantity=hold["quantity"],
+                      reason="expired" if expired else "released")
+
+    def expire_due(self, now: datetime) -> list[str]:
+        """Release every hold whose time is up; returns their ids."""
+        due = self.due_holds(now)
+        for hold_id in due:
+            self.release_hold(hold_id, now=now, expired=True)
+        return due
+
+    def owe_refund(self, *, hold_id: str, refund_id: str, buyer: str, quantity: int,
+                   amount: dict[str, Any], now: datetime) -> None:
+        """A payment for an expired hold found no stock left: record what the
+        channel owes the buyer back."""
+        if self.find_hold(hold_id)["state"] != "expired":
+            raise AssertionError("a refund is owed only for an expired hold")
+        self._trigger(TierStock.RefundOwed, now, hold_id=hold_id, refund_id=refund_id,
+                      buyer=buyer, quantity=quantity, amount=amount)
 
     def restock(self, quantity: int, now: datetime) -> None:
         if not isinstance(quantity, int) or not 1 <= quantity <= limits.TIER_QUOTA_MAX:
@@ -132,6 +222,8 @@ class TierStock(Aggregate):
             aggregate.free_serials = []
             aggregate.sold_total = 0
             aggregate.returned_total = 0
+            aggregate.reserved = 0
+            aggregate.holds = {}
 
     @dataclass(frozen=True)
     class Sold(Event):
@@ -169,6 +261,57 @@ class TierStock(Aggregate):
         def apply(self, aggregate: TierStock) -> None:
             bisect.insort(aggregate.free_serials, self.serial)
             aggregate.returned_total += 1
+
+
+    @dataclass(frozen=True)
+    class Reserved(Event):
+        TYPE = "stock.reserved"
+        hold_id: str
+        channel: str
+        quantity: int
+        expires_at: str
+
+        def apply(self, aggregate: TierStock) -> None:
+            aggregate.holds[self.hold_id] = {"channel": self.channel, "quantity": self.quantity,
+                                             "expires_at": self.expires_at, "state": "held"}
+            aggregate.reserved += self.quantity
+
+    @dataclass(frozen=True)
+    class HoldCommitted(Event):
+        TYPE = "stock.hold-committed"
+        hold_id: str
+        sale_id: str
+        quantity: int
+        returned: int
+
+        def apply(self, aggregate: TierStock) -> None:
+            hold = aggregate.holds[self.hold_id]
+            aggregate.reserved -= hold["quantity"]
+            hold["state"] = "committed"
+
+    @dataclass(frozen=True)
+    class HoldReleased(Event):
+        TYPE = "stock.hold-released"
+        hold_id: str
+        quantity: int
+        reason: str  # released | expired
+
+        def apply(self, aggregate: TierStock) -> None:
+            hold = aggregate.holds[self.hold_id]
+            aggregate.reserved -= hold["quantity"]
+            hold["state"] = self.reason
+
+    @dataclass(frozen=True)
+    class RefundOwed(Event):
+        TYPE = "stock.refund-owed"
+        hold_id: str
+        refund_id: str
+        buyer: str
+        quantity: int
+        amount: dict[str, Any]
+
+        def apply(self, aggregate: TierStock) -> None:
+            aggregate.holds[self.hold_id]["refund_owed"] = self.refund_id
 
 
 TierStock.Opened.AGGREGATE = TierStock

@@ -36,6 +36,8 @@ STOCK_COLUMNS = ("stock_id", "good_id", "tier", "supply", "lifetime_cap", "resto
                  "position")
 UNIT_COLUMNS = ("unit_id", "good_id", "tier", "serial", "holder", "transferable", "events",
                 "updated_at")
+HOLD_COLUMNS = ("hold_id", "stock_id", "good_id", "tier", "channel", "quantity", "expires_at",
+                "state", "committed", "sale_id", "refunds_owed", "reserved_at", "updated_at")
 ROYALTY_COLUMNS = ("recipient", "role", "good_id", "unit_id", "kind", "reference", "at", "day",
                    "amount", "price", "currency", "channel", "position")
 SETTLEMENT_SUMS = ("units", "gross", "fees", "royalties", "seller_proceeds", "net")
@@ -78,6 +80,7 @@ class _Batch:
     royalties: dict[tuple[str, str, str, str], list[Any]] = field(default_factory=dict)
     settlement: dict[tuple[str, str, str], list[int]] = field(default_factory=dict)
     velocity: Counter[tuple[str, str]] = field(default_factory=Counter)
+    holds: dict[str, dict[str, Any]] = field(default_factory=dict)
     touched_stock: set[str] = field(default_factory=set)
     touched_units: set[str] = field(default_factory=set)
 
@@ -93,6 +96,10 @@ class Projector:
             "stock.sold": self._stock_sold,
             "stock.restocked": self._stock_restocked,
             "stock.returned": self._stock_returned,
+            "stock.reserved": self._stock_reserved,
+            "stock.hold-committed": self._hold_committed,
+            "stock.hold-released": self._hold_released,
+            "stock.refund-owed": self._refund_owed,
             "unit.issued": self._unit_acquired,
             "unit.reissued": self._unit_acquired,
             "unit.resold": self._unit_acquired,
@@ -133,6 +140,12 @@ class Projector:
                            if r.type in ("unit.reissued", "unit.resold", "unit.refunded")})
         refunds = sorted({(r.aggregate_id, e["payload"]["acquisition_id"]) for r, e in decoded
                           if r.type == "unit.refunded"})
+        hold_ids = sorted({e["payload"]["hold_id"] for r, e in decoded
+                           if r.type in ("stock.hold-committed", "stock.hold-released",
+                                         "stock.refund-owed")})
+        for row in self._select_in(cursor, "SELECT * FROM {holds} WHERE hold_id IN (?)",
+                                   hold_ids):
+            batch.holds[str(row["hold_id"])] = {c: row[c] for c in HOLD_COLUMNS}
         for row in self._select_in(cursor, "SELECT * FROM {stock} WHERE stock_id IN (?)",
                                    stock_ids):
             batch.stock[str(row["stock_id"])] = {c: row[c] for c in STOCK_COLUMNS}
@@ -179,13 +192,15 @@ class Projector:
         ch.goods.add(p["good_id"])
 
     def _change_stock(self, b: _Batch, r: Record, at: str, ch: Changes, *, issued: int = 0,
-                      supply: int | None = None, sold: int = 0, returned: int = 0) -> None:
+                      supply: int | None = None, sold: int = 0, returned: int = 0,
+                      reserved: int = 0) -> None:
         row = b.stock.get(r.aggregate_id)
         if row is None:
             raise LookupError(f"stock {r.aggregate_id} changed before it was opened")
         if supply is not None:
             row["supply"] = supply
         row["issued"] = int(row["issued"]) + issued
+        row["reserved"] = int(row["reserved"]) + reserved
         row["available"] = int(row["supply"]) - int(row["issued"]) - int(row["reserved"])
         row["band"] = self.bands.band(str(row["band"]), int(row["available"]),
                                       int(row["supply"]))
@@ -210,6 +225,43 @@ class Projector:
 
     def _stock_returned(self, b: _Batch, r: Record, e: dict[str, Any], ch: Changes) -> None:
         self._change_stock(b, r, e["timestamp"], ch, issued=-1, returned=1)
+
+    # -- reservations -------------------------------------------------------
+    def _stock_reserved(self, b: _Batch, r: Record, e: dict[str, Any], ch: Changes) -> None:
+        p = e["payload"]
+        at = e["timestamp"]
+        self._change_stock(b, r, at, ch, reserved=int(p["quantity"]))
+        stock = b.stock[r.aggregate_id]
+        b.holds[p["hold_id"]] = {
+            "hold_id": p["hold_id"], "stock_id": r.aggregate_id, "good_id": stock["good_id"],
+            "tier": stock["tier"], "channel": p["channel"], "quantity": int(p["quantity"]),
+            "expires_at": p["expires_at"], "state": "held", "committed": 0, "sale_id": None,
+            "refunds_owed": 0, "reserved_at": at, "updated_at": at}
+
+    def _hold(self, b: _Batch, hold_id: str) -> dict[str, Any]:
+        hold = b.holds.get(hold_id)
+        if hold is None:
+            raise LookupError(f"hold {hold_id} changed before it was made")
+        return hold
+
+    def _hold_committed(self, b: _Batch, r: Record, e: dict[str, Any], ch: Changes) -> None:
+        p = e["payload"]
+        hold = self._hold(b, p["hold_id"])
+        self._change_stock(b, r, e["timestamp"], ch, reserved=-int(hold["quantity"]))
+        hold.update(state="committed", committed=int(p["quantity"]), sale_id=p["sale_id"],
+                    updated_at=e["timestamp"])
+
+    def _hold_released(self, b: _Batch, r: Record, e: dict[str, Any], ch: Changes) -> None:
+        p = e["payload"]
+        hold = self._hold(b, p["hold_id"])
+        self._change_stock(b, r, e["timestamp"], ch, reserved=-int(hold["quantity"]))
+        hold.update(state=p["reason"], updated_at=e["timestamp"])
+
+    def _refund_owed(self, b: _Batch, _r: Record, e: dict[str, Any], _ch: Changes) -> None:
+        p = e["payload"]
+        hold = self._hold(b, p["hold_id"])
+        hold.update(refunds_owed=int(hold["refunds_owed"]) + int(p["amount"]["amount"]),
+                    updated_at=e["timestamp"])
 
     # -- units, royalties, settlement --------------------------------------
     def _unit_event(self, b: _Batch, r: Record, e: dict[str, Any], *, reference: str,
@@ -315,6 +367,8 @@ class Projector:
                    [tuple(b.stock[s][c] for c in STOCK_COLUMNS) for s in sorted(b.touched_stock)])
         self._many(cursor, _upsert("units", UNIT_COLUMNS, ("unit_id",)),
                    [tuple(b.units[u][c] for c in UNIT_COLUMNS) for u in sorted(b.touched_units)])
+        self._many(cursor, _upsert("holds", HOLD_COLUMNS, ("hold_id",)),
+                   [tuple(b.holds[h][c] for c in HOLD_COLUMNS) for h in sorted(b.holds)])
         self._many(cursor, "INSERT INTO {unit_events} (unit_id, version, position, type, at, "
                    "reference, holder_before, holder_after, channel, amount, currency, split, "
                    "event_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", b.unit_events)

@@ -167,6 +167,30 @@ class Views:
             "SELECT * FROM {unit_events} WHERE unit_id = ? ORDER BY version", (unit_id,))
         return _unit(rows[0]) | {"history": [_unit_event(h) for h in history]}
 
+    # -- reservations -----------------------------------------------------------
+    def holds(self, good_id: str, *, channel: str | None = None, state: str | None = None,
+              cursor: str | None = None, limit: int = PAGE_SIZE_DEFAULT) -> Page:
+        where, params = ["good_id = ?"], [good_id]
+        if channel is not None:
+            where.append("channel = ?")
+            params.append(channel)
+        if state is not None:
+            where.append("state = ?")
+            params.append(state)
+        return self._page("SELECT * FROM {holds}", where, params, ["hold_id"], cursor, limit,
+                          _hold)
+
+    def hold(self, hold_id: str) -> dict[str, Any] | None:
+        rows = self._rows("SELECT * FROM {holds} WHERE hold_id = ?", (hold_id,))
+        return _hold(rows[0]) if rows else None
+
+    def due_holds(self, now: datetime, limit: int = 1_000) -> list[tuple[str, str]]:
+        """(good_id, tier) of every tier with a live hold whose time is up."""
+        rows = self._rows(
+            "SELECT DISTINCT good_id, tier FROM {holds} WHERE state = 'held' AND expires_at <= ? "
+            "ORDER BY good_id, tier", (format_timestamp(now),))
+        return [(str(r["good_id"]), str(r["tier"])) for r in rows[:limit]]
+
     # -- money ----------------------------------------------------------------
     def statement(self, creator: str, *, good_id: str | None = None,
                   from_day: str | None = None, to_day: str | None = None,
@@ -284,6 +308,14 @@ def _unit_event(r: dict[str, Any]) -> dict[str, Any]:
             "at": r["at"], "reference": r["reference"], "from": r["holder_before"],
             "to": r["holder_after"], "channel": r["channel"], "price": price,
             "split": orjson.loads(r["split"]), "event_hash": r["event_hash"]}
+
+
+def _hold(r: dict[str, Any]) -> dict[str, Any]:
+    return {"hold_id": r["hold_id"], "good_id": r["good_id"], "tier": r["tier"],
+            "channel": r["channel"], "quantity": int(r["quantity"]),
+            "expires_at": r["expires_at"], "state": r["state"], "committed": int(r["committed"]),
+            "sale_id": r["sale_id"], "refunds_owed": int(r["refunds_owed"]),
+            "reserved_at": r["reserved_at"], "updated_at": r["updated_at"]}
 
 
 def _royalty(r: dict[str, Any]) -> dict[str, Any]:

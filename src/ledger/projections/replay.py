@@ -25,7 +25,7 @@ KEYS = {
     "goods": "good_id", "good_creators": "creator, good_id", "stock": "stock_id",
     "units": "unit_id", "unit_events": "unit_id, version", "lineage": "master_id, variant_id",
     "royalties": "recipient, role, reference, unit_id", "settlement": "channel, day, currency",
-    "velocity": "stock_id, minute",
+    "velocity": "stock_id, minute", "holds": "hold_id",
 }
 if set(KEYS) != set(TABLES) - {"position"}:
     raise AssertionError("every view table needs a comparison key")

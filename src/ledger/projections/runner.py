@@ -124,7 +124,10 @@ class ProjectionRunner:
 
     def _apply_batch(self) -> Changes | None:
         changes = self.store.apply_next(_now, limit=self.batch_events)
-        if changes is None:
+        if changes is None:  # nothing new; another runner may have moved the views on
+            with self._applied:
+                self._position = max(self._position, self.store.seen_position)
+                self._applied.notify_all()
             return None
         if changes.events:
             if changes.first_event_at is not None:  # the batch's longest wait

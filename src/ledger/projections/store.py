@@ -42,6 +42,7 @@ class ProjectionStore:
         self.postgres = type(recorder).__module__.endswith("postgres")
         self.dialect = Dialect(self.postgres, getattr(self._datastore, "schema", ""))
         self.projector = Projector(self.dialect, bands)
+        self.seen_position = 0  # the views' position as last read (by any runner)
         if create:
             self.create_tables()
 
@@ -105,6 +106,7 @@ class ProjectionStore:
     def apply_next(self, now: Callable[[], str], limit: int = BATCH_EVENTS) -> Changes | None:
         """Apply the next batch of events; None when there is nothing new."""
         start = self.position().position
+        self.seen_position = start
         records = self.read(start, limit)
         if not records:
             return None

@@ -49,6 +49,12 @@ TABLES: dict[str, str] = {
                   "units BIGINT NOT NULL, gross BIGINT NOT NULL, fees BIGINT NOT NULL, "
                   "royalties BIGINT NOT NULL, seller_proceeds BIGINT NOT NULL, "
                   "net BIGINT NOT NULL, PRIMARY KEY (channel, day, currency)",
+    # Every reservation and how it ended (held, committed, released, expired).
+    "holds": "hold_id TEXT PRIMARY KEY, stock_id TEXT NOT NULL, good_id TEXT NOT NULL, "
+             "tier TEXT NOT NULL, channel TEXT NOT NULL, quantity BIGINT NOT NULL, "
+             "expires_at TEXT NOT NULL, state TEXT NOT NULL, committed BIGINT NOT NULL, "
+             "sale_id TEXT, refunds_owed BIGINT NOT NULL, reserved_at TEXT NOT NULL, "
+             "updated_at TEXT NOT NULL",
     # Primary units sold per stock per minute (refunds subtract).
     "velocity": "stock_id TEXT NOT NULL, minute TEXT NOT NULL, units BIGINT NOT NULL, "
                 "PRIMARY KEY (stock_id, minute)",
@@ -59,6 +65,7 @@ INDEXES = [
     "CREATE INDEX IF NOT EXISTS {p}royalties_by_recipient_at ON {royalties} (recipient, at)",
     "CREATE INDEX IF NOT EXISTS {p}unit_events_by_ref ON {unit_events} (reference)",
     "CREATE INDEX IF NOT EXISTS {p}units_by_holder ON {units} (holder)",
+    "CREATE INDEX IF NOT EXISTS {p}holds_live ON {holds} (state, expires_at)",
 ]
 
 

@@ -30,6 +30,7 @@ from ledger.domain.errors import (
     ForbiddenError,
     GoodAlreadyExistsError,
     GoodNotFoundError,
+    HoldResolvedError,
     IdempotencyKeyReusedError,
     InvalidInputError,
     LedgerError,
@@ -81,6 +82,7 @@ class _Command:
     key: str
     request_hash: str
     decide: Decide
+    recorded: bool = True  # False: housekeeping with no idempotency record
 
     @property
     def record_id(self) -> UUID:
@@ -234,56 +236,15 @@ class Ledger:
 
         def decide(uow: UnitOfWork, now: datetime) -> dict[str, Any]:
             good = self.good(good_uuid)
-            tier_spec = good.tier(tier)
+            good.tier(tier)
             _check_currency(good, unit_price)
             via = self.channel(channel)
             stock = uow.get(TierStock, stock_id_for(good.id, tier))
             if stock is None:
                 raise TierNotFoundError(good.id, tier)
-            # Every check before any change: a refusal must leave the batch's
-            # shared aggregates untouched.
-            stock.check_sale(quantity, now)
-            allowance = None
-            if stock.per_buyer_limit is not None:
-                allowance = uow.get_or_assume_new(BuyerAllowance,
-                                                  allowance_id_for(stock.id, buyer))
-                bought = allowance.bought if allowance else 0
-                if bought + quantity > stock.per_buyer_limit:
-                    raise BuyerLimitError(buyer, tier, stock.per_buyer_limit, bought)
-            parts = split(unit_price.amount, good.primary_shares(via.channel, via.fee_bps))
-            price = unit_price.to_json()
-            first_fresh = stock.next_serial
-            serials = stock.sell(sale_id=sale_id, buyer=buyer, channel=via.channel,
-                                 quantity=quantity, unit_price=price, split=parts, now=now)
-            if stock.per_buyer_limit is not None:
-                if allowance is None:
-                    allowance = BuyerAllowance.start(stock, buyer, now)
-                    uow.add(allowance)
-                allowance.count(quantity, sale_id, now)
-            units = []
-            for serial in serials:
-                # A fresh serial has no unit yet (had another process made
-                # one meanwhile, the save would conflict and be retried).
-                unit = None
-                if serial < first_fresh:
-                    unit = uow.get(Unit, unit_id_for(good.id, tier, serial))
-                if unit is None:
-                    unit = Unit.issue(good_id=good.id, tier=tier, serial=serial,
-                                      transferable=tier_spec.transferable, buyer=buyer,
-                                      sale_id=sale_id, channel=via.channel, price=price,
-                                      split=parts, now=now)
-                    uow.add(unit)
-                else:
-                    unit.reissue(buyer=buyer, sale_id=sale_id, channel=via.channel,
-                                 price=price, split=parts, now=now)
-                units.append(unit)
-            return {
-                "sale_id": sale_id, "good_id": str(good.id), "tier": tier, "buyer": buyer,
-                "channel": via.channel, "quantity": quantity, "unit_price": price,
-                "split_per_unit": parts,
-                "units": [{"unit_id": str(u.id), "serial": u.serial} for u in units],
-                "sold_at": format_timestamp(now),
-            }
+            return self._sell_units(uow, good, stock, buyer=buyer, channel=via,
+                                    quantity=quantity, unit_price=unit_price, sale_id=sale_id,
+                                    now=now)
 
         return self._submit("sell", args, idempotency_key, scope,
                             stock_id_for(good_uuid, tier), decide)
@@ -387,17 +348,199 @@ class Ledger:
 
         return self._submit("refund", args, idempotency_key, scope, unit_uuid, decide)
 
+    def _sell_units(
+        self, uow: UnitOfWork, good: Good, stock: TierStock, *, buyer: str, channel: Channel,
+        quantity: int, unit_price: Money, sale_id: str, now: datetime,
+    ) -> dict[str, Any]:
+        """A primary sale from ``stock`` (checked before anything changes)."""
+        tier = stock.tier
+        tier_spec = good.tier(tier)
+        via = channel
+        # Every check before any change: a refusal must leave the batch's
+        # shared aggregates untouched.
+        stock.check_sale(quantity, now)
+        allowance = None
+        if stock.per_buyer_limit is not None:
+            allowance = uow.get_or_assume_new(BuyerAllowance, allowance_id_for(stock.id, buyer))
+            bought = allowance.bought if allowance else 0
+            if bought + quantity > stock.per_buyer_limit:
+                raise BuyerLimitError(buyer, tier, stock.per_buyer_limit, bought)
+        parts = split(unit_price.amount, good.primary_shares(via.channel, via.fee_bps))
+        price = unit_price.to_json()
+        first_fresh = stock.next_serial
+        serials = stock.sell(sale_id=sale_id, buyer=buyer, channel=via.channel,
+                             quantity=quantity, unit_price=price, split=parts, now=now)
+        if stock.per_buyer_limit is not None:
+            if allowance is None:
+                allowance = BuyerAllowance.start(stock, buyer, now)
+                uow.add(allowance)
+            allowance.count(quantity, sale_id, now)
+        units = []
+        for serial in serials:
+            # A fresh serial has no unit yet (had another process made
+            # one meanwhile, the save would conflict and be retried).
+            unit = None
+            if serial < first_fresh:
+                unit = uow.get(Unit, unit_id_for(good.id, tier, serial))
+            if unit is None:
+                unit = Unit.issue(good_id=good.id, tier=tier, serial=serial,
+                                  transferable=tier_spec.transferable, buyer=buyer,
+                                  sale_id=sale_id, channel=via.channel, price=price,
+                                  split=parts, now=now)
+                uow.add(unit)
+            else:
+                unit.reissue(buyer=buyer, sale_id=sale_id, channel=via.channel,
+                             price=price, split=parts, now=now)
+            units.append(unit)
+        return {
+            "sale_id": sale_id, "good_id": str(good.id), "tier": tier, "buyer": buyer,
+            "channel": via.channel, "quantity": quantity, "unit_price": price,
+            "split_per_unit": parts,
+            "units": [{"unit_id": str(u.id), "serial": u.serial} for u in units],
+            "sold_at": format_timestamp(now),
+        }
+
+    # ------------------------------------------------------------------
+    # Reservations: the inventory gateway
+    # ------------------------------------------------------------------
+    def reserve(
+        self, good_id: UUID | str, tier: str, *, channel: str, quantity: int, ttl_seconds: int,
+        idempotency_key: str, scope: str = "",
+    ) -> dict[str, Any]:
+        """Hold ``quantity`` units of a tier for ``channel`` for ``ttl_seconds``."""
+        good_uuid = _uuid(good_id, "good_id")
+        args = {"good_id": str(good_uuid), "tier": tier, "channel": channel,
+                "quantity": quantity, "ttl_seconds": ttl_seconds}
+        hold_id = str(command_id_for(scope, check_key(idempotency_key)))
+
+        def decide(uow: UnitOfWork, now: datetime) -> dict[str, Any]:
+            stock = self._stock_in(uow, good_uuid, tier)
+            via = self.channel(channel)
+            expires_at = stock.reserve(hold_id=hold_id, channel=via.channel, quantity=quantity,
+                                       ttl_seconds=ttl_seconds, now=now)
+            return {"hold_id": hold_id, "good_id": str(good_uuid), "tier": tier,
+                    "channel": via.channel, "quantity": quantity, "expires_at": expires_at,
+                    "reserved_at": format_timestamp(now)}
+
+        return self._submit("reserve", args, idempotency_key, scope,
+                            stock_id_for(good_uuid, tier), decide)
+
+    def commit_hold(
+        self, good_id: UUID | str, tier: str, hold_id: UUID | str, *, buyer: str, quantity: int,
+        unit_price: Money, idempotency_key: str, scope: str = "", channel: str | None = None,
+    ) -> dict[str, Any]:
+        """The payment for a hold arrived: sell ``quantity`` of it to ``buyer``;
+        the rest of the hold returns to stock.
+
+        The late rule: if the hold had expired (its time is up, whether or
+        not its expiry was recorded yet), the payment buys from what is
+        available now, as a fresh sale (``outcome: "sold-late"``); if too
+        little is left, a ``stock.refund-owed`` event records that the
+        channel owes the buyer the amount back (``outcome: "refund-owed"``).
+        With ``channel``, only that channel's holds may be committed."""
+        good_uuid = _uuid(good_id, "good_id")
+        hold_key = str(_uuid(hold_id, "hold_id"))
+        buyer = validate.identifier(buyer, field="buyer")
+        validate.integer(quantity, field="quantity", low=1, high=limits.HOLD_QUANTITY_MAX)
+        args = {"good_id": str(good_uuid), "tier": tier, "hold_id": hold_key, "buyer": buyer,
+                "quantity": quantity, "unit_price": unit_price.to_json()}
+        sale_id = str(command_id_for(scope, check_key(idempotency_key)))
+
+        def decide(uow: UnitOfWork, now: datetime) -> dict[str, Any]:
+            good = self.good(good_uuid)
+            _check_currency(good, unit_price)
+            stock = self._stock_in(uow, good_uuid, tier)
+            hold = stock.find_hold(hold_key)
+            if channel is not None and hold["channel"] != channel:
+                raise ForbiddenError(f"hold {hold_key} belongs to another channel")
+            via = self.channel(hold["channel"])
+            if hold["state"] not in ("held", "expired"):
+                raise HoldResolvedError(hold_key, hold["state"])
+            if quantity > hold["quantity"]:
+                raise InvalidInputError("quantity", f"must be 1 to {hold['quantity']} (the hold)")
+            if hold["state"] == "held" and format_timestamp(now) < hold["expires_at"]:
+                stock.commit_hold(hold_id=hold_key, sale_id=sale_id, quantity=quantity, now=now)
+                sold = self._sell_units(uow, good, stock, buyer=buyer, channel=via,
+                                        quantity=quantity, unit_price=unit_price,
+                                        sale_id=sale_id, now=now)
+                return sold | {"outcome": "sold", "hold_id": hold_key}
+            # Late: the hold's time is up.
+            if hold["state"] == "held":
+                stock.release_hold(hold_key, now=now, expired=True)
+            if quantity <= stock.available:
+                sold = self._sell_units(uow, good, stock, buyer=buyer, channel=via,
+                                        quantity=quantity, unit_price=unit_price,
+                                        sale_id=sale_id, now=now)
+                return sold | {"outcome": "sold-late", "hold_id": hold_key}
+            amount = Money(unit_price.amount * quantity, unit_price.currency).to_json()
+            stock.owe_refund(hold_id=hold_key, refund_id=sale_id, buyer=buyer,
+                             quantity=quantity, amount=amount, now=now)
+            return {"outcome": "refund-owed", "hold_id": hold_key, "refund_id": sale_id,
+                    "good_id": str(good_uuid), "tier": tier, "buyer": buyer,
+                    "channel": via.channel, "quantity": quantity, "amount": amount,
+                    "decided_at": format_timestamp(now)}
+
+        return self._submit("commit-hold", args, idempotency_key, scope,
+                            stock_id_for(good_uuid, tier), decide)
+
+    def release_hold(
+        self, good_id: UUID | str, tier: str, hold_id: UUID | str, *, idempotency_key: str,
+        scope: str = "", channel: str | None = None,
+    ) -> dict[str, Any]:
+        """Give a hold's units back before it expires (if its time is already
+        up, it is recorded as expired instead: the units return either way)."""
+        good_uuid = _uuid(good_id, "good_id")
+        hold_key = str(_uuid(hold_id, "hold_id"))
+        args = {"good_id": str(good_uuid), "tier": tier, "hold_id": hold_key}
+
+        def decide(uow: UnitOfWork, now: datetime) -> dict[str, Any]:
+            stock = self._stock_in(uow, good_uuid, tier)
+            hold = stock.hold(hold_key)
+            if channel is not None and hold["channel"] != channel:
+                raise ForbiddenError(f"hold {hold_key} belongs to another channel")
+            expired = format_timestamp(now) >= hold["expires_at"]
+            stock.release_hold(hold_key, now=now, expired=expired)
+            return {"hold_id": hold_key, "good_id": str(good_uuid), "tier": tier,
+                    "quantity": hold["quantity"], "how": "expired" if expired else "released",
+                    "released_at": format_timestamp(now)}
+
+        return self._submit("release-hold", args, idempotency_key, scope,
+                            stock_id_for(good_uuid, tier), decide)
+
+    def expire_holds(self, good_id: UUID | str, tier: str) -> list[str]:
+        """Record the expiry of every hold of a tier whose time is up (the
+        server's sweeper calls this). Not a client command: no record; the
+        stock's version makes each expiry happen once, whoever races it."""
+        good_uuid = _uuid(good_id, "good_id")
+
+        def decide(uow: UnitOfWork, now: datetime) -> dict[str, Any]:
+            stock = self._stock_in(uow, good_uuid, tier)
+            return {"expired": stock.expire_due(now)}
+
+        result = self._submit("expire-holds", {}, "", "", stock_id_for(good_uuid, tier), decide,
+                              recorded=False)
+        expired: list[str] = result["expired"]
+        return expired
+
+    def _stock_in(self, uow: UnitOfWork, good_id: UUID, tier: str) -> TierStock:
+        good = self.good(good_id)
+        good.tier(tier)
+        stock = uow.get(TierStock, stock_id_for(good.id, tier))
+        if stock is None:
+            raise TierNotFoundError(good.id, tier)
+        return stock
+
     # ------------------------------------------------------------------
     # Running commands
     # ------------------------------------------------------------------
     def _submit(
         self, name: str, args: dict[str, Any], idempotency_key: str, scope: str,
-        contended: UUID | None, decide: Decide,
+        contended: UUID | None, decide: Decide, *, recorded: bool = True,
     ) -> dict[str, Any]:
-        key = check_key(idempotency_key)
+        key = check_key(idempotency_key) if recorded else ""
         if scope:
             validate.identifier(scope, field="scope")
-        command = _Command(name, scope, key, request_hash(name, args), decide)
+        command = _Command(name, scope, key, request_hash(name, args), decide, recorded)
         return self._combiner.submit(contended, Request(run=command), self._run_batch)
 
     def _run_batch(self, batch: list[Request]) -> None:
@@ -453,6 +596,8 @@ class Ledger:
     ) -> dict[str, Any] | LedgerError | _Spoiled:
         """One command's outcome: its result, or the error refusing it, or
         :class:`_Spoiled` if it was refused after changing aggregates."""
+        if not command.recorded:
+            return self._decide_unrecorded(command, uow, now, shared=shared)
         earlier = decided.get(command.record_id)
         if earlier is not None:  # the same key twice in one batch
             first, result = earlier
@@ -489,6 +634,18 @@ class Ledger:
         ))
         decided[command.record_id] = (command, result)
         return result
+
+    def _decide_unrecorded(self, command: _Command, uow: UnitOfWork, now: datetime, *,
+                           shared: bool) -> dict[str, Any] | LedgerError | _Spoiled:
+        before = uow.pending_events()
+        try:
+            return command.decide(uow, now)
+        except LedgerError as error:
+            if uow.pending_events() == before:
+                return error
+            if shared:
+                raise _PoisonedBatchError from error
+            return _Spoiled(error)
 
     def _load(self, kind: type[A], aggregate_id: UUID, missing: Exception) -> A:
         try:

@@ -215,6 +215,30 @@ PAYLOADS: dict[str, dict[str, Check]] = {
     },
     "stock.restocked": {"quantity": integer(), "supply": integer()},
     "stock.returned": {"serial": integer(1), "refund_id": uuid_text},
+    "stock.reserved": {
+        "hold_id": uuid_text,
+        "channel": identifier,
+        "quantity": integer(1),
+        "expires_at": timestamp,
+    },
+    "stock.hold-committed": {
+        "hold_id": uuid_text,
+        "sale_id": uuid_text,
+        "quantity": integer(1),
+        "returned": integer(0),
+    },
+    "stock.hold-released": {
+        "hold_id": uuid_text,
+        "quantity": integer(1),
+        "reason": one_of(frozenset({"released", "expired"})),
+    },
+    "stock.refund-owed": {
+        "hold_id": uuid_text,
+        "refund_id": uuid_text,
+        "buyer": identifier,
+        "quantity": integer(1),
+        "amount": money,
+    },
     "unit.issued": {
         "good_id": uuid_text,
         "tier": identifier,

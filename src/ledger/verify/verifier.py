@@ -98,10 +98,22 @@ class _Stock:
     closes: str | None
     next_serial: int = 1  # 1 + the number of serials ever issued
     free: list[int] = field(default_factory=list)  # returned serials, sorted
+    reserved: int = 0  # units in live holds
+    holds: dict[str, _Hold] = field(default_factory=dict)  # every hold, by id
+    # A hold-committed awaiting its stock.sold (the stock's very next event).
+    pending: tuple[_Event, str, int, str] | None = None  # event, sale_id, quantity, channel
 
     @property
     def live(self) -> int:
         return self.next_serial - 1 - len(self.free)
+
+
+@dataclass(slots=True)
+class _Hold:
+    channel: str
+    quantity: int
+    expires_at: str
+    state: str = "held"  # then committed, released or expired
 
 
 @dataclass(slots=True)
@@ -194,7 +206,8 @@ class Verifier:
         self._awaited_units: dict[str, tuple[_Sale, int]] = {}  # unit id -> sale, serial
         self._refunds: dict[str, _Refund] = {}  # primary refunds, by refund_id
         self._derivations: dict[str, _Derivation] = {}  # by variant id
-        self._commands_named: dict[str, tuple[_Event, str, str]] = {}  # id -> event, name, label
+        # command id -> (event, acceptable command names, label)
+        self._commands_named: dict[str, tuple[_Event, tuple[str, ...], str]] = {}
         # Aggregates with an event that could not be read: facts about them
         # are unknown, so expectations that depend on them are not reported.
         self._unreadable: set[str] = set()
@@ -206,6 +219,10 @@ class Verifier:
             "stock.sold": self._on_stock_sold,
             "stock.restocked": self._on_stock_restocked,
             "stock.returned": self._on_stock_returned,
+            "stock.reserved": self._on_stock_reserved,
+            "stock.hold-committed": self._on_hold_committed,
+            "stock.hold-released": self._on_hold_released,
+            "stock.refund-owed": self._on_refund_owed,
             "allowance.started": self._on_allowance_started,
             "allowance.counted": self._on_allowance_counted,
             "unit.issued": self._on_unit_issued,
@@ -584,23 +601,25 @@ class Verifier:
         assert ev.aggregate_id is not None
         self._check_id(ev, "command", p["scope"], p["key"])
         named = self._commands_named.pop(ev.aggregate_id, None)
-        if named is not None and p["command"] != named[1]:
+        if named is not None and p["command"] not in named[1]:
             self._flag(
                 ev,
                 "command-mismatch",
                 f"command {_short(p['command'])} is recorded under the {named[2]} of a "
                 f"{named[0].type} at position {named[0].position}; expected "
-                f"{named[1]!r}",
-                expected=named[1],
+                f"{' or '.join(map(repr, named[1]))}",
+                expected=" or ".join(named[1]),
                 actual=p["command"],
             )
 
-    def _name_command(self, ev: _Event, command_id: str, name: str, label: str) -> None:
+    def _name_command(self, ev: _Event, command_id: str, name: str | tuple[str, ...],
+                      label: str) -> None:
         """``ev`` names the command record it was saved with (section 5): it
         must be in the log (after ``ev``, as the writer saves it last)."""
         chain = self._chains.get(command_id)
         if chain is None or chain.kind != "command":
-            self._commands_named[command_id] = (ev.ref(), name, label)
+            names = (name,) if isinstance(name, str) else name
+            self._commands_named[command_id] = (ev.ref(), names, label)
 
     def _on_good_minted(self, ev: _Event, p: Payload) -> None:
         assert ev.aggregate_id is not None
@@ -814,10 +833,21 @@ class Verifier:
 
     def _on_stock_sold(self, ev: _Event, p: Payload) -> None:
         assert ev.aggregate_id is not None
-        self._name_command(ev, p["sale_id"], "sell", "sale_id")
+        self._name_command(ev, p["sale_id"], ("sell", "commit-hold"), "sale_id")
         stock = self._stocks.get(ev.aggregate_id)
         if stock is None:
             return
+        if stock.pending is not None:
+            _, sale_id, quantity, channel = stock.pending
+            stock.pending = None
+            if (sale_id, quantity, channel) != (p["sale_id"], len(p["serials"]), p["channel"]):
+                self._flag(
+                    ev,
+                    "hold-mismatch",
+                    f"the hold committed just before sells {quantity} through {channel!r} as "
+                    f"sale {sale_id}; this sale is {len(p['serials'])} through "
+                    f"{p['channel']!r} as {p['sale_id']}",
+                )
         moment = ev.timestamp
         if moment is not None and (
             (stock.opens is not None and moment < stock.opens)
@@ -831,14 +861,14 @@ class Verifier:
             )
         serials: list[int] = p["serials"]
         fresh = self._take_serials(ev, stock, serials)
-        if stock.live > stock.supply:
+        if stock.live + stock.reserved > stock.supply:
             self._flag(
                 ev,
                 "oversold",
-                f"{stock.live} units of tier {stock.tier!r} are live after this sale, "
-                f"over its supply of {stock.supply}",
+                f"{stock.live} units of tier {stock.tier!r} are live and {stock.reserved} "
+                f"held after this sale, over its supply of {stock.supply}",
                 expected=f"<= {stock.supply}",
-                actual=str(stock.live),
+                actual=str(stock.live + stock.reserved),
             )
         good = self._goods.get(stock.good_id)
         price = p["unit_price"]
@@ -870,6 +900,108 @@ class Verifier:
         for serial in sale.waiting:
             unit_id = codec.derive_id("unit", stock.good_id, stock.tier, serial)
             self._awaited_units[unit_id] = (sale, serial)
+
+    # -- reservations ---------------------------------------------------------
+    def _stock_for_hold(self, ev: _Event) -> _Stock | None:
+        """The stock of a hold event; a commit left without its sale is flagged."""
+        assert ev.aggregate_id is not None
+        stock = self._stocks.get(ev.aggregate_id)
+        if stock is not None and stock.pending is not None:
+            self._flag(stock.pending[0], "hold-mismatch",
+                       "a hold-committed is not followed by its stock.sold")
+            stock.pending = None
+        return stock
+
+    def _live_hold(self, ev: _Event, stock: _Stock, hold_id: str) -> _Hold | None:
+        hold = stock.holds.get(hold_id)
+        if hold is None:
+            self._flag(ev, "hold-state", f"tier {stock.tier!r} has no hold {hold_id}")
+            return None
+        if hold.state != "held":
+            self._flag(ev, "hold-state", f"hold {hold_id} was already {hold.state}",
+                       expected="held", actual=hold.state)
+            return None
+        return hold
+
+    def _on_stock_reserved(self, ev: _Event, p: Payload) -> None:
+        self._name_command(ev, p["hold_id"], "reserve", "hold_id")
+        stock = self._stock_for_hold(ev)
+        if stock is None:
+            return
+        moment = ev.timestamp
+        if moment is not None and (
+            (stock.opens is not None and moment < stock.opens)
+            or (stock.closes is not None and moment >= stock.closes)
+        ):
+            self._flag(ev, "sale-window", f"reserved at {moment}, outside the sale window "
+                       f"[{stock.opens or '-∞'}, {stock.closes or '∞'})")
+        if moment is not None and p["expires_at"] <= moment:
+            self._flag(ev, "hold-expiry", f"the hold expires at {p['expires_at']}, not after "
+                       f"it was made ({moment})")
+        self._fee(ev, p["channel"])
+        if p["hold_id"] in stock.holds:
+            self._flag(ev, "hold-state", f"hold {p['hold_id']} is made twice")
+            return
+        stock.holds[p["hold_id"]] = _Hold(p["channel"], p["quantity"], p["expires_at"])
+        stock.reserved += p["quantity"]
+        if stock.live + stock.reserved > stock.supply:
+            self._flag(
+                ev,
+                "oversold",
+                f"{stock.live} units of tier {stock.tier!r} are live and {stock.reserved} "
+                f"held after this reservation, over its supply of {stock.supply}",
+                expected=f"<= {stock.supply}",
+                actual=str(stock.live + stock.reserved),
+            )
+
+    def _on_hold_committed(self, ev: _Event, p: Payload) -> None:
+        stock = self._stock_for_hold(ev)
+        if stock is None:
+            return
+        hold = self._live_hold(ev, stock, p["hold_id"])
+        if hold is None:
+            return
+        if ev.timestamp is not None and ev.timestamp >= hold.expires_at:
+            self._flag(ev, "hold-expiry", f"committed at {ev.timestamp}, after the hold "
+                       f"expired at {hold.expires_at}")
+        if p["quantity"] + p["returned"] != hold.quantity:
+            self._flag(ev, "hold-mismatch", f"commits {p['quantity']} and returns "
+                       f"{p['returned']} of a hold of {hold.quantity}",
+                       expected=str(hold.quantity), actual=str(p["quantity"] + p["returned"]))
+        hold.state = "committed"
+        stock.reserved -= hold.quantity
+        stock.pending = (ev.ref(), p["sale_id"], p["quantity"], hold.channel)
+
+    def _on_hold_released(self, ev: _Event, p: Payload) -> None:
+        stock = self._stock_for_hold(ev)
+        if stock is None:
+            return
+        hold = self._live_hold(ev, stock, p["hold_id"])
+        if hold is None:
+            return
+        if p["quantity"] != hold.quantity:
+            self._flag(ev, "hold-mismatch", f"releases {p['quantity']} of a hold of "
+                       f"{hold.quantity}", expected=str(hold.quantity),
+                       actual=str(p["quantity"]))
+        if p["reason"] == "expired" and ev.timestamp is not None \
+                and ev.timestamp < hold.expires_at:
+            self._flag(ev, "hold-expiry", f"expired at {ev.timestamp}, before its time "
+                       f"{hold.expires_at}")
+        hold.state = p["reason"]
+        stock.reserved -= hold.quantity
+
+    def _on_refund_owed(self, ev: _Event, p: Payload) -> None:
+        self._name_command(ev, p["refund_id"], "commit-hold", "refund_id")
+        stock = self._stock_for_hold(ev)
+        if stock is None:
+            return
+        hold = stock.holds.get(p["hold_id"])
+        if hold is None or hold.state != "expired":
+            self._flag(ev, "hold-state", f"a refund is owed only for an expired hold; hold "
+                       f"{p['hold_id']} is {hold.state if hold else 'unknown'}")
+        good = self._goods.get(stock.good_id)
+        if good is not None:
+            self._check_currency(ev, p["amount"], good)
 
     def _take_serials(self, ev: _Event, stock: _Stock, serials: list[int]) -> set[int]:
         """Check and apply a sale's serials; return those never issued before."""
@@ -911,7 +1043,7 @@ class Verifier:
 
     def _on_stock_restocked(self, ev: _Event, p: Payload) -> None:
         assert ev.aggregate_id is not None
-        stock = self._stocks.get(ev.aggregate_id)
+        stock = self._stock_for_hold(ev)
         if stock is None:
             return
         if not stock.restockable:
@@ -942,7 +1074,7 @@ class Verifier:
 
     def _on_stock_returned(self, ev: _Event, p: Payload) -> None:
         assert ev.aggregate_id is not None
-        stock = self._stocks.get(ev.aggregate_id)
+        stock = self._stock_for_hold(ev)
         serial = p["serial"]
         if stock is not None:
             if serial >= stock.next_serial or serial in stock.free:
@@ -1288,6 +1420,11 @@ class Verifier:
                     "allowance-mismatch",
                     "the tier has a per-buyer limit but no allowance.counted -1 counts this refund",
                 )
+        for stock in self._stocks.values():
+            if stock.pending is not None:
+                self._flag(stock.pending[0], "hold-mismatch",
+                           "a hold-committed is not followed by its stock.sold")
+                stock.pending = None
         for command_id, (ev, _name, label) in self._commands_named.items():
             if command_id not in self._unreadable:
                 self._flag(
