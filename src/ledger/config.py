@@ -48,6 +48,9 @@ class Settings(BaseSettings):
         default=200, ge=0, lt=10_000,
         description="How far the share left must clear a band's edge before the display "
         "eases to a less scarce band (so it does not flap as holds come and go)")
+    hold_sweep_interval: float = Field(
+        default=1.0, gt=0, le=60,
+        description="Seconds between sweeps that record the expiry of holds whose time is up")
     velocity_window_minutes: int = Field(default=60, ge=1, le=10_080,
                                          description="Window for sales velocity")
 

@@ -145,10 +145,54 @@ def restock(rt: RuntimeDep, good_id: GoodId, tier: TierPath, body: models.Restoc
                      "(a channel refunds only what it sold)")
 def refund(rt: RuntimeDep, unit_id: UnitId, body: models.Refund, who: ChannelOrAdmin,
            response: Response, key: IdempotencyKey = None) -> dict[str, Any]:
-    channel = who.subject if who.role is Role.CHANNEL else None
     return _answer(response, rt.ledger.refund(unit_id, reason=body.reason,
                                               idempotency_key=_key(key), scope=scope_of(who),
-                                              channel=channel))
+                                              channel=_own_channel(who)))
+
+
+HoldId = Annotated[UUID, Path(description="The hold's id (hold_id)")]
+
+
+@router.post("/goods/{good_id}/tiers/{tier}/holds", status_code=201,
+             responses=COMMAND_RESPONSES,
+             summary="Reserve units for a while (the inventory gateway): nobody else can "
+                     "buy them until the hold is committed, released or expires")
+def reserve(rt: RuntimeDep, good_id: GoodId, tier: TierPath, body: models.Reserve,
+            who: ChannelOrAdmin, response: Response,
+            key: IdempotencyKey = None) -> dict[str, Any]:
+    check_channel(who, body.channel)
+    return _answer(response, rt.ledger.reserve(
+        good_id, tier, channel=body.channel, quantity=body.quantity,
+        ttl_seconds=body.ttl_seconds, idempotency_key=_key(key), scope=scope_of(who)))
+
+
+@router.post("/goods/{good_id}/tiers/{tier}/holds/{hold_id}/commit", status_code=201,
+             responses=COMMAND_RESPONSES,
+             summary="The payment arrived: sell all or part of the hold (the rest returns). "
+                     "After expiry: a late sale if stock remains, else a refund owed")
+def commit_hold(rt: RuntimeDep, good_id: GoodId, tier: TierPath, hold_id: HoldId,
+                body: models.CommitHold, who: ChannelOrAdmin, response: Response,
+                key: IdempotencyKey = None) -> dict[str, Any]:
+    return _answer(response, rt.ledger.commit_hold(
+        good_id, tier, hold_id, buyer=body.buyer, quantity=body.quantity,
+        unit_price=Money(body.unit_price.amount, body.unit_price.currency),
+        idempotency_key=_key(key), scope=scope_of(who), channel=_own_channel(who)))
+
+
+@router.post("/goods/{good_id}/tiers/{tier}/holds/{hold_id}/release", status_code=201,
+             responses=COMMAND_RESPONSES, summary="Give the hold's units back now")
+def release_hold(rt: RuntimeDep, good_id: GoodId, tier: TierPath, hold_id: HoldId,
+                 who: ChannelOrAdmin, response: Response, key: IdempotencyKey = None,
+                 body: models.ReleaseHold | None = None) -> dict[str, Any]:
+    del body  # optional and empty: the key says it all
+    return _answer(response, rt.ledger.release_hold(
+        good_id, tier, hold_id, idempotency_key=_key(key), scope=scope_of(who),
+        channel=_own_channel(who)))
+
+
+def _own_channel(who: Principal) -> str | None:
+    """A channel key acts on its own holds only (checked inside the decision)."""
+    return who.subject if who.role is Role.CHANNEL else None
 
 
 def _creators(rt: Runtime, good_id: UUID) -> list[str]:

@@ -116,3 +116,21 @@ class Restock(Strict):
 
 class Refund(Strict):
     reason: str = Field(min_length=1, max_length=limits.REASON_CHARS_MAX)
+
+
+class Reserve(Strict):
+    channel: Identifier
+    quantity: int = Field(ge=1, le=limits.HOLD_QUANTITY_MAX)
+    ttl_seconds: int = Field(ge=limits.HOLD_TTL_SECONDS_MIN, le=limits.HOLD_TTL_SECONDS_MAX,
+                             description="How long the units are held")
+
+
+class CommitHold(Strict):
+    buyer: Identifier
+    quantity: int = Field(ge=1, le=limits.HOLD_QUANTITY_MAX,
+                          description="Units to sell, at most the hold's; the rest returns")
+    unit_price: Money
+
+
+class ReleaseHold(Strict):
+    pass

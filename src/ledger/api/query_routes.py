@@ -184,6 +184,31 @@ def unit(rt: RuntimeDep, unit_id: UnitId, _who: Reader, response: Response) -> d
     return found
 
 
+@router.get("/goods/{good_id}/holds", responses=READ_RESPONSES,
+            summary="A good's holds, a page at a time (a channel sees its own)")
+def holds(rt: RuntimeDep, good_id: GoodId, who: Reader, response: Response,
+          state: Annotated[Literal["held", "committed", "released", "expired"] | None,
+                           Query()] = None,
+          channel: Annotated[str | None, Query(max_length=limits.ID_CHARS_MAX)] = None,
+          cursor: Cursor = None, limit: Limit = limits.PAGE_SIZE_DEFAULT) -> dict[str, Any]:
+    if who.role is Role.CHANNEL:
+        channel = who.subject
+    _positioned(rt, response)
+    return rt.views.holds(str(good_id), channel=channel, state=state, cursor=cursor,
+                          limit=limit).to_json()
+
+
+@router.get("/holds/{hold_id}", responses=READ_RESPONSES,
+            summary="One hold: how much, until when, and how it ended")
+def hold(rt: RuntimeDep, hold_id: Annotated[UUID, Path()], who: Reader,
+         response: Response) -> dict[str, Any]:
+    _positioned(rt, response)
+    found: dict[str, Any] = _found(rt, lambda: rt.views.hold(str(hold_id)), f"hold {hold_id}")
+    if who.role is Role.CHANNEL:
+        check_channel(who, found["channel"])
+    return found
+
+
 @router.get("/creators/{creator}/statement", responses=READ_RESPONSES,
             summary="A creator's royalty statement: each payment, and totals per good "
                     "and kind, for a period")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from ledger.projections import ProjectionRunner, ProjectionStore, Views
 from ledger.service import Ledger
+from ledger.service.holds import HoldSweeper
 from ledger.service.sealer import Sealer, SealerThread
 from ledger.service.witnessing import WitnessPusher
 from ledger.store.apikeys import ApiKeyStore
@@ -32,7 +33,9 @@ class Runtime:
     runner: ProjectionRunner | None = None
     api_keys: ApiKeyStore | None = None
     velocity_window_minutes: int = 60
+    hold_sweep_interval: float = 1.0
     _thread: SealerThread | None = field(default=None, init=False, repr=False)
+    _sweeper: HoldSweeper | None = field(default=None, init=False, repr=False)
     _pusher: WitnessPusher | None = field(default=None, init=False, repr=False)
 
     @property
@@ -48,6 +51,10 @@ class Runtime:
     def start(self) -> None:
         if self.runner is not None:
             self.runner.start()
+        if self.projections is not None and self._sweeper is None:
+            views = self.views
+            self._sweeper = HoldSweeper(self.ledger, views.due_holds, self.hold_sweep_interval)
+            self._sweeper.start()
         if self.sealer is not None and self._thread is None:
             if self.policy is not None and any(self.policy.witness_urls.values()):
                 self._pusher = WitnessPusher(self.log, self.policy)
@@ -62,6 +69,9 @@ class Runtime:
         if self._pusher is not None:
             self._pusher.close()
             self._pusher = None
+        if self._sweeper is not None:
+            self._sweeper.stop()
+            self._sweeper = None
         if self.runner is not None:
             self.runner.stop()
 
@@ -87,7 +97,8 @@ def open_runtime(url: DatabaseURL, settings: Settings, *, signers: Sequence[Sign
         return Runtime(ledger, log, sealer, seal_interval=settings.seal_interval, policy=policy,
                        projections=projections, runner=runner,
                        api_keys=ApiKeyStore(recorder),
-                       velocity_window_minutes=settings.velocity_window_minutes)
+                       velocity_window_minutes=settings.velocity_window_minutes,
+                       hold_sweep_interval=settings.hold_sweep_interval)
     except BaseException:
         ledger.close()
         raise
