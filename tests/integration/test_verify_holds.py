@@ -1,0 +1,113 @@
+"""The auditor and the holds: a careful forger edits hold events and
+re-chains the stock (so every hash checks out); the hold rules still catch
+each edit, as a domain-rule finding located at the forged event."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ledger.domain.money import Money
+from ledger.service import Ledger
+from ledger.store.database import DatabaseURL
+from ledger.verify import verify_store
+from ledger.verify.classes import exit_code
+from tests.integration.test_verify_ledger import Store
+from tests.strategies import good_spec
+
+T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("holds") / "ledger.db"
+    now = [T0]
+    with Ledger(DatabaseURL.parse(f"sqlite:///{path}"), clock=lambda: now[0]) as ledger:
+        ledger.register_channel("shop", "Shop", 500, idempotency_key="ch")
+        good = ledger.mint(good_spec(tiers=[{"name": "own", "quota": 10}]),
+                           idempotency_key="m")["good_id"]
+        committed = ledger.reserve(good, "own", channel="shop", quantity=3, ttl_seconds=60,
+                                   idempotency_key="h1")["hold_id"]
+        released = ledger.reserve(good, "own", channel="shop", quantity=2, ttl_seconds=60,
+                                  idempotency_key="h2")["hold_id"]
+        expired = ledger.reserve(good, "own", channel="shop", quantity=1, ttl_seconds=5,
+                                 idempotency_key="h3")["hold_id"]
+        now[0] += timedelta(seconds=2)
+        ledger.commit_hold(good, "own", committed, buyer="ann", quantity=2,
+                           unit_price=Money(100, "EUR"), idempotency_key="p1")
+        ledger.release_hold(good, "own", released, idempotency_key="r2")
+        now[0] += timedelta(seconds=10)
+        ledger.expire_holds(good, "own")
+        ledger.sell(good, "own", buyer="bob", channel="shop", quantity=8,
+                    unit_price=Money(100, "EUR"), idempotency_key="s")
+        ledger.commit_hold(good, "own", expired, buyer="cat", quantity=1,
+                           unit_price=Money(100, "EUR"), idempotency_key="p3")
+    return path
+
+
+@pytest.fixture
+def store(template: Path, tmp_path: Path) -> Store:
+    copy = tmp_path / "ledger.db"
+    shutil.copy(template, copy)
+    return Store(copy)
+
+
+def forge(store: Store, topic: str, nth: int, change: Callable[[dict[str, Any]], None]) -> int:
+    row = store.find(topic, nth)
+    store.edit(row, change)
+    store.rechain(row.aggregate_id)
+    return row.rowid
+
+
+def test_the_honest_store_verifies_with_every_kind_of_hold(store: Store) -> None:
+    report = verify_store(store.url)
+    assert report.ok, report.first
+    for event_type in ("stock.reserved", "stock.hold-committed", "stock.hold-released",
+                       "stock.refund-owed"):
+        assert report.by_type[event_type] >= 1
+
+
+CASES = [
+    ("hold more than the supply", "stock.reserved", 0,
+     lambda p: p.update(quantity=p["quantity"] + 9), "oversold"),
+    ("expire a hold before its time", "stock.hold-released", 0,
+     lambda p: p.update(reason="expired"), "hold-expiry"),
+    ("commit more than the hold", "stock.hold-committed", 0,
+     lambda p: p.update(returned=p["returned"] + 1), "hold-mismatch"),
+    ("commit a hold after it expired", "stock.reserved", 0,
+     lambda p: p.update(expires_at="2026-11-22T12:00:01.000000Z"), "hold-expiry"),
+    ("release a hold twice", "stock.hold-released", 1,
+     lambda p: p.update(hold_id=_first_hold), "hold-state"),
+    ("owe a refund for a hold that did not expire", "stock.refund-owed", 0,
+     lambda p: p.update(hold_id=_first_hold), "hold-state"),
+]
+
+
+def _first_hold() -> str:  # replaced per test with the real id
+    raise AssertionError
+
+
+@pytest.mark.parametrize(("case", "topic", "nth", "change", "check"), CASES,
+                         ids=[c[0] for c in CASES])
+def test_each_forged_hold_is_caught(store: Store, case: str, topic: str, nth: int,
+                                    change: Callable[[dict[str, Any]], None],
+                                    check: str) -> None:
+    first = store.find("stock.reserved", 0).data["payload"]["hold_id"]
+
+    def apply(payload: dict[str, Any]) -> None:
+        change(payload)
+        if payload.get("hold_id") is _first_hold:
+            payload["hold_id"] = first
+
+    rowid = forge(store, topic, nth, apply)
+    report = verify_store(store.url)
+    found = [f for f in report.findings if f.check == check]
+    assert found, f"{case}: {[str(f) for f in report.findings]}"
+    assert exit_code(f.check for f in report.findings) == 4  # a domain rule, not the chain
+    assert found[0].position is not None
+    assert found[0].position >= rowid or check == "hold-expiry"
