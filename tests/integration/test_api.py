@@ -89,8 +89,12 @@ def world(api: Api) -> dict[str, str]:
     sale = api.post("shop", f"/goods/{good}/tiers/own/sales", {
         "buyer": "b1", "channel": "shop", "unit_price": {"amount": 1_000, "currency": "EUR"}})
     assert sale.status_code == 201, sale.text
+    hold = api.post("shop", f"/goods/{good}/tiers/own/holds",
+                    {"channel": "shop", "quantity": 1, "ttl_seconds": 600})
+    assert hold.status_code == 201, hold.text
     api.caught_up()
-    return {"good": good, "unit": sale.json()["units"][0]["unit_id"]}
+    return {"good": good, "unit": sale.json()["units"][0]["unit_id"],
+            "hold": hold.json()["hold_id"]}
 
 
 READERS = {"admin", "alice", "mallory", "shop", "other", "auditor"}
@@ -98,7 +102,7 @@ EVERYONE = set(PRINCIPALS)
 
 
 def endpoints(w: dict[str, str]) -> list[tuple[str, str, Any, set[str]]]:
-    g, u = w["good"], w["unit"]
+    g, u, h = w["good"], w["unit"], w["hold"]
     price = {"amount": 2_000, "currency": "EUR"}
     return [
         ("POST", "/channels", lambda: {"channel": f"c{uuid.uuid4().hex[:8]}", "name": "x",
@@ -116,6 +120,13 @@ def endpoints(w: dict[str, str]) -> list[tuple[str, str, Any, set[str]]]:
          {"admin", "shop"}),
         ("POST", f"/goods/{g}/tiers/own/restocks", lambda: {"quantity": 1}, {"admin", "alice"}),
         ("POST", f"/units/{u}/refunds", lambda: {"reason": "matrix"}, {"admin", "shop"}),
+        ("POST", f"/goods/{g}/tiers/own/holds",
+         lambda: {"channel": "shop", "quantity": 1, "ttl_seconds": 60}, {"admin", "shop"}),
+        ("POST", f"/goods/{g}/tiers/own/holds/{h}/commit",
+         lambda: {"buyer": "b9", "quantity": 1, "unit_price": price}, {"admin", "shop"}),
+        ("POST", f"/goods/{g}/tiers/own/holds/{h}/release", lambda: {}, {"admin", "shop"}),
+        ("GET", f"/goods/{g}/holds", None, READERS),
+        ("GET", f"/holds/{h}", None, READERS - {"other"}),
         ("GET", "/goods", None, READERS),
         ("GET", f"/goods/{g}", None, READERS),
         ("GET", f"/goods/{g}/stock", None, READERS),
@@ -159,6 +170,8 @@ def test_every_endpoint_for_every_role(api: Api, world: dict[str, str]) -> None:
             assert call(api, method, path, body, anonymous) == 401, (method, path, anonymous)
             checked += 1
     assert checked == len(endpoints(world)) * (len(PRINCIPALS) + 3)
+    print(f"role matrix: {len(endpoints(world))} endpoints x {len(PRINCIPALS) + 3} callers "
+          f"= {checked} checks")
 
 
 def test_a_creator_mints_only_as_one_of_the_goods_creators(api: Api) -> None:
@@ -317,3 +330,38 @@ def test_the_log_and_provenance_are_public(api: Api, world: dict[str, str]) -> N
         for who in [None, *PRINCIPALS, "revoked"]:
             status = api.get(who, path).status_code
             assert status not in (401, 403), (path, who, status)
+
+
+def test_a_hold_through_the_api(api: Api, world: dict[str, str]) -> None:
+    path = f"/goods/{world['good']}/tiers/own/holds"
+    hold = api.post("shop", path, {"channel": "shop", "quantity": 3, "ttl_seconds": 120})
+    assert hold.status_code == 201
+    body = hold.json()
+    assert (body["quantity"], body["channel"]) == (3, "shop")
+    api.caught_up()
+    own = next(t for t in api.get("shop", f"/goods/{world['good']}/stock").json()["tiers"]
+               if t["tier"] == "own")
+    assert own["reserved"] == 4  # this hold and the world's
+    assert own["available"] == own["quota"] - own["issued"] - 4
+    other = api.post("other", path, {"channel": "shop", "quantity": 1, "ttl_seconds": 60})
+    assert other.status_code == 403
+    commit = api.post("shop", f"{path}/{body['hold_id']}/commit", {
+        "buyer": "zoe", "quantity": 2, "unit_price": {"amount": 500, "currency": "EUR"}},
+        key="pay-1")
+    assert commit.status_code == 201
+    assert commit.json()["outcome"] == "sold"
+    assert len(commit.json()["units"]) == 2
+    again = api.post("shop", f"{path}/{body['hold_id']}/commit", {
+        "buyer": "zoe", "quantity": 2, "unit_price": {"amount": 500, "currency": "EUR"}},
+        key="pay-1")
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == commit.json()
+    twice = api.post("shop", f"{path}/{body['hold_id']}/release", {})
+    assert twice.status_code == 409
+    assert twice.json()["type"] == PROBLEM + "hold-resolved"
+    api.caught_up()
+    seen = api.get("shop", f"/holds/{body['hold_id']}").json()
+    assert (seen["state"], seen["committed"]) == ("committed", 2)
+    assert api.get("other", f"/holds/{body['hold_id']}").status_code == 403
+    mine = api.get("other", f"/goods/{world['good']}/holds").json()["items"]
+    assert mine == []  # a channel lists only its own holds

@@ -495,9 +495,9 @@ class Ledger:
 
         def decide(uow: UnitOfWork, now: datetime) -> dict[str, Any]:
             stock = self._stock_in(uow, good_uuid, tier)
-            hold = stock.hold(hold_key)
-            if channel is not None and hold["channel"] != channel:
+            if channel is not None and stock.find_hold(hold_key)["channel"] != channel:
                 raise ForbiddenError(f"hold {hold_key} belongs to another channel")
+            hold = stock.hold(hold_key)
             expired = format_timestamp(now) >= hold["expires_at"]
             stock.release_hold(hold_key, now=now, expired=expired)
             return {"hold_id": hold_key, "good_id": str(good_uuid), "tier": tier,
