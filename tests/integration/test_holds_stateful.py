@@ -1,0 +1,233 @@
+"""Any interleaving of reserve, commit (on time or late), release, expiry
+(time passing, sweeps), sales and refunds: the counts balance and every
+hold is resolved exactly once. A Hypothesis state machine against a plain
+model, on SQLite and PostgreSQL; at teardown the auditor's verification
+passes and the views equal the model and a fresh replay."""
+
+from __future__ import annotations
+
+import itertools
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    invariant,
+    rule,
+    run_state_machine_as_test,
+)
+
+from ledger.domain import errors
+from ledger.domain.money import Money
+from ledger.projections import ProjectionStore, Views
+from ledger.projections.replay import compare_with_replay
+from ledger.service import Ledger
+from ledger.service.holds import sweep
+from ledger.store.database import DatabaseURL
+from ledger.verify import verify_store
+from tests.strategies import good_spec
+
+START = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+SUPPLY = 12
+PRICE = Money(100, "EUR")
+
+
+@dataclass
+class HoldModel:
+    channel: str
+    quantity: int
+    expires_at: datetime
+    state: str = "held"
+
+
+class HoldMachine(RuleBasedStateMachine):
+    holds = Bundle("holds")
+
+    def __init__(self, url: DatabaseURL) -> None:
+        super().__init__()
+        self.now = START
+        self.ledger = Ledger(url, clock=lambda: self.now)
+        for channel in ("shop", "live"):
+            self.ledger.register_channel(channel, channel, 500, idempotency_key=f"ch-{channel}")
+        self.good = str(self.ledger.mint(good_spec(tiers=[{"name": "own", "quota": SUPPLY}]),
+                                         idempotency_key="mint")["good_id"])
+        self.model: dict[str, HoldModel] = {}
+        self.issued = 0
+        self.units: list[str] = []  # units held by buyers (primary sales), refundable
+        self.keys = itertools.count()
+        self.views = ProjectionStore(self.ledger.event_store.recorder)
+
+    def key(self) -> str:
+        return f"k{next(self.keys)}"
+
+    @property
+    def reserved(self) -> int:
+        return sum(h.quantity for h in self.model.values() if h.state == "held")
+
+    def teardown(self) -> None:
+        try:
+            report = verify_store(self.ledger.url)
+            assert report.ok, report.first
+            while self.views.apply_next(lambda: "2026-11-22T12:00:00.000000Z") is not None:
+                pass
+            stock = Views(self.views).stock(self.good)[0]
+            assert (stock["issued"], stock["reserved"]) == (self.issued, self.reserved)
+            states = {h["hold_id"]: h["state"] for h in
+                      Views(self.views).holds(self.good, limit=1_000).items}
+            assert states == {h: m.state for h, m in self.model.items()}
+            replay = compare_with_replay(self.views)
+            assert replay.ok, replay.differences
+        finally:
+            self.ledger.close()
+
+    # -- rules ------------------------------------------------------------------
+    @rule(target=holds, channel=st.sampled_from(["shop", "live"]), quantity=st.integers(1, 5),
+          ttl=st.integers(1, 30))
+    def reserve(self, channel: str, quantity: int, ttl: int) -> str:
+        available = SUPPLY - self.issued - self.reserved
+        try:
+            hold = self.ledger.reserve(self.good, "own", channel=channel, quantity=quantity,
+                                       ttl_seconds=ttl, idempotency_key=self.key())
+        except errors.SoldOutError:
+            assert quantity > available
+            return "00000000-0000-4000-8000-000000000000"
+        assert quantity <= available
+        self.model[hold["hold_id"]] = HoldModel(channel, quantity,
+                                                self.now + timedelta(seconds=ttl))
+        return str(hold["hold_id"])
+
+    @rule(hold=holds, part=st.integers(1, 5), as_channel=st.booleans())
+    def commit(self, hold: str, part: int, as_channel: bool) -> None:
+        model = self.model.get(hold)
+        if model is None:
+            return
+        quantity = min(part, model.quantity)
+        channel = model.channel if as_channel else None
+        try:
+            answer = self.ledger.commit_hold(self.good, "own", hold, buyer=f"b{next(self.keys)}",
+                                             quantity=quantity, unit_price=PRICE,
+                                             idempotency_key=self.key(), channel=channel)
+        except errors.HoldResolvedError:
+            assert model.state not in ("held", "expired")
+            return
+        late = self.now >= model.expires_at
+        assert model.state in ("held", "expired")
+        if not late:
+            assert model.state == "held"
+            assert answer["outcome"] == "sold"
+            model.state = "committed"
+        else:
+            available_after_expiry = SUPPLY - self.issued - self.reserved + (
+                model.quantity if model.state == "held" else 0)
+            model.state = "expired"
+            if quantity <= available_after_expiry:
+                assert answer["outcome"] == "sold-late"
+            else:
+                assert answer["outcome"] == "refund-owed"
+                return
+        self.issued += quantity
+        self.units.extend(u["unit_id"] for u in answer["units"])
+
+    @rule(hold=holds)
+    def release(self, hold: str) -> None:
+        model = self.model.get(hold)
+        if model is None:
+            return
+        try:
+            answer = self.ledger.release_hold(self.good, "own", hold, idempotency_key=self.key())
+        except errors.HoldResolvedError:
+            assert model.state != "held"
+            return
+        assert model.state == "held"
+        model.state = "expired" if self.now >= model.expires_at else "released"
+        assert answer["how"] == model.state
+
+    @rule(seconds=st.integers(1, 20))
+    def time_passes(self, seconds: int) -> None:
+        self.now += timedelta(seconds=seconds)
+
+    @rule(hold=holds)
+    def time_reaches_an_expiry(self, hold: str) -> None:
+        """Jump to the very instant a hold expires: the boundary every rule
+        about expiry turns on."""
+        model = self.model.get(hold)
+        if model is not None and model.expires_at > self.now:
+            self.now = model.expires_at
+
+    @rule()
+    def sweeper_runs(self) -> None:
+        expired = sweep(self.ledger, lambda now: [(self.good, "own")], self.now)
+        due = [h for h, m in self.model.items() if m.state == "held" and self.now >= m.expires_at]
+        assert expired == len(due)
+        for hold in due:
+            self.model[hold].state = "expired"
+
+    @rule(quantity=st.integers(1, 4))
+    def sell(self, quantity: int) -> None:
+        available = SUPPLY - self.issued - self.reserved
+        try:
+            sold = self.ledger.sell(self.good, "own", buyer=f"s{next(self.keys)}",
+                                    channel="shop", quantity=quantity, unit_price=PRICE,
+                                    idempotency_key=self.key())
+        except errors.SoldOutError:
+            assert quantity > available
+            return
+        assert quantity <= available
+        self.issued += quantity
+        self.units.extend(u["unit_id"] for u in sold["units"])
+
+    @rule(data=st.data())
+    def refund(self, data: st.DataObject) -> None:
+        if not self.units:
+            return
+        unit = self.units.pop(data.draw(st.integers(0, len(self.units) - 1)))
+        self.ledger.refund(unit, reason="changed mind", idempotency_key=self.key())
+        self.issued -= 1
+
+    # -- invariants ---------------------------------------------------------------
+    @invariant()
+    def the_counts_balance(self) -> None:
+        stock = self.ledger.stock(self.good, "own")
+        assert (stock.issued, stock.reserved) == (self.issued, self.reserved)
+        assert stock.issued + stock.reserved <= stock.supply
+        assert stock.available == SUPPLY - self.issued - self.reserved
+
+    @invariant()
+    def every_hold_ends_once_and_as_the_model_says(self) -> None:
+        stock = self.ledger.stock(self.good, "own")
+        assert {h: v["state"] for h, v in stock.holds.items()} == {
+            h: m.state for h, m in self.model.items()}
+
+
+def _machine_on(make_url: Callable[[], DatabaseURL], examples: int) -> None:
+    run_state_machine_as_test(lambda: HoldMachine(make_url()),  # type: ignore[arg-type,return-value]
+                              settings=settings(max_examples=examples, stateful_step_count=30,
+                                                deadline=None))
+
+
+def test_holds_balance_on_sqlite() -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        counter = itertools.count()
+        _machine_on(lambda: DatabaseURL.parse(
+            f"sqlite:///{Path(directory) / f'h{next(counter)}.db'}"), examples=60)
+
+
+@pytest.mark.postgres
+def test_holds_balance_on_postgres(postgres_database: DatabaseURL) -> None:
+    from ledger.store.postgres import create_schema
+
+    counter = itertools.count()
+
+    def fresh_schema() -> DatabaseURL:
+        url = DatabaseURL.parse(f"{postgres_database.display()}?schema=holds{next(counter)}")
+        create_schema(url)
+        return url
+
+    _machine_on(fresh_schema, examples=20)
