@@ -143,3 +143,31 @@ def test_mint_sell_resell_then_read_everything(store_url: DatabaseURL, tmp_path:
     with Ledger(store_url) as ledger:
         report = compare_with_replay(ProjectionStore(ledger.event_store.recorder, create=False))
     assert report.ok, report.differences
+
+
+def test_a_hold_expires_on_its_own_in_a_running_server(store_url: DatabaseURL, tmp_path: Path,
+                                                       log_key: Path) -> None:
+    """The server's sweeper records the expiry: the units come back with no
+    one calling, and the hold says so."""
+    db = store_url.display()
+    Ledger(store_url).close()
+    tokens = {"admin": issue(db, "admin"), "shop": issue(db, "channel", "shop")}
+    with running_server(db, log_key, log_file=tmp_path / "server.log") as base:
+        admin, shop = Client(base, tokens["admin"]), Client(base, tokens["shop"])
+        admin.post("/channels", {"channel": "shop", "name": "Shop", "fee_bps": 500})
+        good = admin.post("/goods", {"spec": good_spec()})["good_id"]
+        hold = shop.post(f"/goods/{good}/tiers/own/holds",
+                         {"channel": "shop", "quantity": 4, "ttl_seconds": 1})
+        deadline = time.monotonic() + 15
+        while True:
+            seen = shop.get(f"/holds/{hold['hold_id']}").json()
+            if seen["state"] == "expired":
+                break
+            assert time.monotonic() < deadline, seen
+            time.sleep(0.1)
+        own = next(t for t in shop.get(f"/goods/{good}/stock").json()["tiers"]
+                   if t["tier"] == "own")
+        assert (own["reserved"], own["available"]) == (0, own["quota"])
+        late = shop.post(f"/goods/{good}/tiers/own/holds/{hold['hold_id']}/commit", {
+            "buyer": "ann", "quantity": 1, "unit_price": {"amount": 100, "currency": "EUR"}})
+        assert late["outcome"] == "sold-late"
