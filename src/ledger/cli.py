@@ -526,18 +526,13 @@ def api_keys_issue(
                                           "subject} as JSON.")] = False,
 ) -> None:
     """Issue a key. The token is printed once; only its hash is stored."""
-    from ledger.store.apikeys import check_grant, open_api_keys
+    from ledger.store.apikeys import check_grant
 
     try:
-        check_grant(role, subject)
+        check_grant(role, subject, label)  # refused before the store is touched
     except ValueError as error:
         raise _fail(str(error)) from None
-    url = _url(db)
-    try:
-        with open_api_keys(url, create=True) as keys:
-            who, token = keys.issue(role, subject, label)
-    except ValueError as error:
-        raise _fail(str(error)) from None
+    who, token = _with_keys(db, lambda keys: keys.issue(role, subject, label), create=True)
     if as_json:
         sys.stdout.write(json.dumps({"key_id": who.key_id, "token": token, "role": who.role.value,
                                      "subject": who.subject}) + "\n")
@@ -579,21 +574,26 @@ def api_keys_revoke(
     console.print(f"revoked {key_id}")
 
 
-def _with_keys(db: str | None, work: Callable[[ApiKeyStore], T]) -> T:
+def _with_keys(db: str | None, work: Callable[[ApiKeyStore], T], *, create: bool = False) -> T:
+    """Run ``work`` on the key table at ``db``; any store failure is one line.
+
+    Without ``create``, a SQLite file that is not there is refused rather than
+    made. With it, the store and its key table are created if need be.
+    """
     from ledger.store.apikeys import open_api_keys
 
     url = _url(db)
-    if not url.exists():
+    if not create and not url.exists():
         raise _fail(f"no ledger database at {url.display()}")
     try:
-        with open_api_keys(url, create=False) as keys:
+        with open_api_keys(url, create=create) as keys:
             return work(keys)
-    except Exception as error:  # a store without a key table, or one we cannot read
+    except Exception as error:  # no key table, no server, a file we cannot write...
         if isinstance(error, typer.Exit):
             raise
-        raise _fail(f"cannot read API keys at {url.display()}: "
-                    f"{str(error).splitlines()[0] if str(error) else type(error).__name__}"
-                    ) from None
+        text = str(error).strip()
+        raise _fail(f"cannot {'write' if create else 'read'} API keys at {url.display()}: "
+                    f"{text.splitlines()[0] if text else type(error).__name__}") from None
 
 
 views_app = typer.Typer(help="The read views: status and rebuild.", no_args_is_help=True)

@@ -38,6 +38,8 @@ def test_bad_input_is_one_line_and_changes_nothing(tmp_path: Path) -> None:
         (["issue", "--role", "root"], "unknown role"),
         (["issue", "--role", "channel"], "needs --subject"),
         (["issue", "--role", "admin", "--subject", "x"], "drop --subject"),
+        (["issue", "--role", "channel", "--subject", "a shop"], "needs --subject"),
+        (["issue", "--role", "auditor", "--label", "x" * 201], "at most 200"),
     ]:
         done = run("api-keys", *args, "--db", db, cwd=tmp_path)
         assert done.returncode == 2, done.stdout
@@ -48,3 +50,30 @@ def test_bad_input_is_one_line_and_changes_nothing(tmp_path: Path) -> None:
     missing = run("api-keys", "list", "--db", db, cwd=tmp_path)
     assert missing.returncode == 2
     assert missing.stderr.startswith("error: no ledger database at")
+
+
+def test_store_failures_are_one_line(tmp_path: Path) -> None:
+    db = str(tmp_path / "keys.db")
+    first = run("api-keys", "issue", "--role", "admin", "--db", db, "--json", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    before = run("api-keys", "list", "--db", db, "--json", cwd=tmp_path).stdout
+    for args, message in [
+        (["revoke", "0123456789ab"], "no live API key '0123456789ab'"),
+        (["revoke", "not-a-key-id"], "no live API key 'not-a-key-id'"),
+    ]:
+        done = run("api-keys", *args, "--db", db, cwd=tmp_path)
+        assert done.returncode == 2
+        assert done.stderr.splitlines() == [f"error: {message} (unknown or already revoked)"]
+    assert run("api-keys", "list", "--db", db, "--json", cwd=tmp_path).stdout == before
+    nowhere = str(tmp_path / "no" / "such" / "dir" / "keys.db")
+    done = run("api-keys", "issue", "--role", "admin", "--db", nowhere, cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert len(done.stderr.splitlines()) == 1
+    assert done.stderr.startswith(f"error: cannot write API keys at sqlite:///{nowhere}: ")
+    plain = tmp_path / "not-a-ledger.db"
+    plain.write_bytes(b"")  # an empty SQLite file: no key table
+    done = run("api-keys", "list", "--db", str(plain), cwd=tmp_path)
+    assert done.returncode == 2
+    assert len(done.stderr.splitlines()) == 1
+    assert done.stderr.startswith("error: cannot read API keys at ")

@@ -190,6 +190,52 @@ def release_hold(rt: RuntimeDep, good_id: GoodId, tier: TierPath, hold_id: HoldI
         channel=_own_channel(who)))
 
 
+ChannelPath = Annotated[str, Path(min_length=1, max_length=limits.ID_CHARS_MAX,
+                                  pattern=limits.IDENTIFIER_PATTERN)]
+
+
+@router.post("/goods/{good_id}/tiers/{tier}/pools/{channel}/allot", status_code=201,
+             responses=COMMAND_RESPONSES,
+             summary="Set units of the shared stock aside for a channel (e.g. a livestream "
+                     "room); it sells from its pool first")
+def allot_pool(rt: RuntimeDep, good_id: GoodId, tier: TierPath, channel: ChannelPath,
+               body: models.Allot, who: CreatorOrAdmin, response: Response,
+               key: IdempotencyKey = None) -> dict[str, Any]:
+    check_creator(who, _creators(rt, good_id))
+    return _answer(response, rt.ledger.allot_pool(
+        good_id, tier, channel=channel, quantity=body.quantity, overflow=body.overflow,
+        idempotency_key=_key(key), scope=scope_of(who)))
+
+
+@router.post("/goods/{good_id}/tiers/{tier}/pools/{channel}/return", status_code=201,
+             responses=COMMAND_RESPONSES,
+             summary="Give unsold units of a channel's pool back to the shared stock (the "
+                     "good's creator, or the channel itself)")
+def return_pool(rt: RuntimeDep, good_id: GoodId, tier: TierPath, channel: ChannelPath,
+                body: models.ReturnPool, who: Annotated[Principal, require(Role.CREATOR,
+                                                                           Role.CHANNEL)],
+                response: Response, key: IdempotencyKey = None) -> dict[str, Any]:
+    if who.role is Role.CHANNEL:
+        check_channel(who, channel)
+    else:
+        check_creator(who, _creators(rt, good_id))
+    return _answer(response, rt.ledger.return_pool(
+        good_id, tier, channel=channel, quantity=body.quantity, idempotency_key=_key(key),
+        scope=scope_of(who)))
+
+
+@router.post("/goods/{good_id}/tiers/{tier}/pools/move", status_code=201,
+             responses=COMMAND_RESPONSES,
+             summary="Move unsold units from one channel's pool to another's, in one step")
+def move_pool(rt: RuntimeDep, good_id: GoodId, tier: TierPath, body: models.MovePool,
+              who: CreatorOrAdmin, response: Response,
+              key: IdempotencyKey = None) -> dict[str, Any]:
+    check_creator(who, _creators(rt, good_id))
+    return _answer(response, rt.ledger.move_pool(
+        good_id, tier, from_channel=body.from_channel, to_channel=body.to_channel,
+        quantity=body.quantity, idempotency_key=_key(key), scope=scope_of(who)))
+
+
 def _own_channel(who: Principal) -> str | None:
     """A channel key acts on its own holds only (checked inside the decision)."""
     return who.subject if who.role is Role.CHANNEL else None

@@ -134,3 +134,19 @@ class CommitHold(Strict):
 
 class ReleaseHold(Strict):
     pass
+
+
+class Allot(Strict):
+    quantity: int = Field(ge=1, le=limits.TIER_QUOTA_MAX)
+    overflow: bool = Field(default=False, description="May the channel sell on from the "
+                           "shared stock once its pool is empty?")
+
+
+class ReturnPool(Strict):
+    quantity: int = Field(ge=1, le=limits.TIER_QUOTA_MAX)
+
+
+class MovePool(Strict):
+    from_channel: Identifier = Field(alias="from")
+    to_channel: Identifier = Field(alias="to")
+    quantity: int = Field(ge=1, le=limits.TIER_QUOTA_MAX)

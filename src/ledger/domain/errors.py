@@ -202,6 +202,14 @@ class HoldResolvedError(RuleViolation):
         self.how = how
 
 
+class PoolShortError(RuleViolation):
+    code = "pool-short"
+
+    def __init__(self, channel: str, tier: str, requested: int, free: int) -> None:
+        super().__init__(f"channel {channel!r} has {free} unsold unit(s) of tier {tier!r} in "
+                         f"its pool, {requested} requested")
+
+
 class ForbiddenError(LedgerError, PermissionError):
     """The caller may not do this (acting for another channel or creator)."""
 

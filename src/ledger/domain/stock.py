@@ -28,6 +28,7 @@ from ledger.domain.errors import (
     HoldResolvedError,
     InvalidInputError,
     LifetimeCapError,
+    PoolShortError,
     SaleWindowError,
     SoldOutError,
 )
@@ -54,6 +55,10 @@ class TierStock(Aggregate):
     # Every hold ever made: channel, quantity, expires_at and state -- "held"
     # while live, then "committed", "released" or "expired".
     holds: dict[str, dict[str, Any]]
+    # Channels' pools: units allotted to a channel and not yet sold
+    # ("free"), and whether it may sell on from the shared stock once its
+    # pool is empty ("overflow").
+    pools: dict[str, dict[str, Any]]
 
     @classmethod
     def open(cls, good: Good, tier_name: str, now: datetime) -> TierStock:
@@ -75,8 +80,30 @@ class TierStock(Aggregate):
         return self.next_serial - 1 - len(self.free_serials)
 
     @property
+    def pooled(self) -> int:
+        """Units allotted to channels' pools and not yet sold."""
+        return sum(int(p["free"]) for p in self.pools.values())
+
+    @property
     def available(self) -> int:
-        return self.supply - self.issued - self.reserved
+        """Units in the shared stock: neither issued, held nor pooled."""
+        return self.supply - self.issued - self.reserved - self.pooled
+
+    def sources(self, channel: str, quantity: int) -> tuple[int, int]:
+        """Where a sale of ``quantity`` by ``channel`` comes from: (from its
+        pool, from the shared stock); refuses what cannot be sold."""
+        pool = self.pools.get(channel)
+        if pool is None:
+            if quantity > self.available:
+                raise SoldOutError(self.tier, quantity, self.available)
+            return 0, quantity
+        from_pool = min(quantity, int(pool["free"]))
+        rest = quantity - from_pool
+        if rest and not pool["overflow"]:
+            raise SoldOutError(self.tier, quantity, from_pool)
+        if rest > self.available:
+            raise SoldOutError(self.tier, quantity, from_pool + self.available)
+        return from_pool, rest
 
     def find_hold(self, hold_id: str) -> dict[str, Any]:
         """A hold in any state."""
@@ -105,11 +132,15 @@ class TierStock(Aggregate):
         fresh = range(self.next_serial, self.next_serial + quantity - len(reused))
         return [*reused, *fresh]
 
-    def check_sale(self, quantity: int, now: datetime) -> None:
+    def check_sale(self, quantity: int, now: datetime, channel: str | None = None) -> None:
+        """Refuse a sale that cannot happen; with ``channel``, the channel's
+        pool comes first (without, the sale is from the shared stock)."""
         if not isinstance(quantity, int) or not 1 <= quantity <= limits.SALE_QUANTITY_MAX:
             raise InvalidInputError("quantity", f"must be 1 to {limits.SALE_QUANTITY_MAX}")
         self._check_window(now)
-        if quantity > self.available:
+        if channel is not None:
+            self.sources(channel, quantity)
+        elif quantity > self.available:
             raise SoldOutError(self.tier, quantity, self.available)
 
     def _check_window(self, now: datetime) -> None:
@@ -123,8 +154,16 @@ class TierStock(Aggregate):
     def sell(
         self, *, sale_id: str, buyer: str, channel: str, quantity: int,
         unit_price: dict[str, Any], split: list[dict[str, Any]], now: datetime,
+        from_pool: bool = True,
     ) -> list[int]:
-        self.check_sale(quantity, now)
+        """A primary sale; through a channel with a pool, from the pool first
+        (``from_pool=False``: from the shared stock only, as a hold's units are)."""
+        pool_channel = channel if from_pool else None
+        self.check_sale(quantity, now, pool_channel)
+        drawn = self.sources(channel, quantity)[0] if pool_channel is not None else 0
+        if drawn:
+            self._trigger(TierStock.PoolDrawn, now, channel=channel, quantity=drawn,
+                          sale_id=sale_id)
         serials = self.serials_for(quantity)
         self._trigger(
             TierStock.Sold, now, sale_id=sale_id, buyer=buyer, channel=channel,
@@ -185,6 +224,26 @@ class TierStock(Aggregate):
         self._trigger(TierStock.RefundOwed, now, hold_id=hold_id, refund_id=refund_id,
                       buyer=buyer, quantity=quantity, amount=amount)
 
+    def allot(self, *, channel: str, quantity: int, overflow: bool, now: datetime) -> None:
+        """Move ``quantity`` units from the shared stock into ``channel``'s pool."""
+        if not isinstance(quantity, int) or not 1 <= quantity <= limits.TIER_QUOTA_MAX:
+            raise InvalidInputError("quantity", f"must be 1 to {limits.TIER_QUOTA_MAX}")
+        if not isinstance(overflow, bool):
+            raise InvalidInputError("overflow", "must be true or false")
+        if quantity > self.available:
+            raise SoldOutError(self.tier, quantity, self.available)
+        self._trigger(TierStock.Allotted, now, channel=channel, quantity=quantity,
+                      overflow=overflow)
+
+    def return_pool(self, *, channel: str, quantity: int, now: datetime) -> None:
+        """Move ``quantity`` unsold units of ``channel``'s pool back to the shared stock."""
+        if not isinstance(quantity, int) or not 1 <= quantity <= limits.TIER_QUOTA_MAX:
+            raise InvalidInputError("quantity", f"must be 1 to {limits.TIER_QUOTA_MAX}")
+        free = int(self.pools.get(channel, {"free": 0})["free"])
+        if quantity > free:
+            raise PoolShortError(channel, self.tier, quantity, free)
+        self._trigger(TierStock.PoolReturned, now, channel=channel, quantity=quantity)
+
     def restock(self, quantity: int, now: datetime) -> None:
         if not isinstance(quantity, int) or not 1 <= quantity <= limits.TIER_QUOTA_MAX:
             raise InvalidInputError("quantity", f"must be 1 to {limits.TIER_QUOTA_MAX}")
@@ -224,6 +283,7 @@ class TierStock(Aggregate):
             aggregate.returned_total = 0
             aggregate.reserved = 0
             aggregate.holds = {}
+            aggregate.pools = {}
 
     @dataclass(frozen=True)
     class Sold(Event):
@@ -312,6 +372,38 @@ class TierStock(Aggregate):
 
         def apply(self, aggregate: TierStock) -> None:
             aggregate.holds[self.hold_id]["refund_owed"] = self.refund_id
+
+
+    @dataclass(frozen=True)
+    class Allotted(Event):
+        TYPE = "stock.allotted"
+        channel: str
+        quantity: int
+        overflow: bool
+
+        def apply(self, aggregate: TierStock) -> None:
+            pool = aggregate.pools.setdefault(self.channel, {"free": 0, "overflow": False})
+            pool["free"] += self.quantity
+            pool["overflow"] = self.overflow
+
+    @dataclass(frozen=True)
+    class PoolReturned(Event):
+        TYPE = "stock.pool-returned"
+        channel: str
+        quantity: int
+
+        def apply(self, aggregate: TierStock) -> None:
+            aggregate.pools[self.channel]["free"] -= self.quantity
+
+    @dataclass(frozen=True)
+    class PoolDrawn(Event):
+        TYPE = "stock.pool-drawn"
+        channel: str
+        quantity: int
+        sale_id: str
+
+        def apply(self, aggregate: TierStock) -> None:
+            aggregate.pools[self.channel]["free"] -= self.quantity
 
 
 TierStock.Opened.AGGREGATE = TierStock

@@ -31,11 +31,13 @@ CREATOR_ROLES = ("creator", "master-creator")
 IN_CHUNK = 500  # ids per bulk SELECT
 
 STOCK_COLUMNS = ("stock_id", "good_id", "tier", "supply", "lifetime_cap", "restockable",
-                 "transferable", "issued", "reserved", "available", "sold_total",
+                 "transferable", "issued", "reserved", "available", "pooled", "sold_total",
                  "returned_total", "band", "first_sale_at", "last_sale_at", "updated_at",
                  "position")
 UNIT_COLUMNS = ("unit_id", "good_id", "tier", "serial", "holder", "transferable", "events",
                 "updated_at")
+POOL_COLUMNS = ("stock_id", "channel", "good_id", "tier", "free", "overflow", "allotted",
+                "returned", "sold", "updated_at")
 HOLD_COLUMNS = ("hold_id", "stock_id", "good_id", "tier", "channel", "quantity", "expires_at",
                 "state", "committed", "sale_id", "refunds_owed", "reserved_at", "updated_at")
 ROYALTY_COLUMNS = ("recipient", "role", "good_id", "unit_id", "kind", "reference", "at", "day",
@@ -81,6 +83,7 @@ class _Batch:
     settlement: dict[tuple[str, str, str], list[int]] = field(default_factory=dict)
     velocity: Counter[tuple[str, str]] = field(default_factory=Counter)
     holds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pools: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     touched_stock: set[str] = field(default_factory=set)
     touched_units: set[str] = field(default_factory=set)
 
@@ -100,6 +103,9 @@ class Projector:
             "stock.hold-committed": self._hold_committed,
             "stock.hold-released": self._hold_released,
             "stock.refund-owed": self._refund_owed,
+            "stock.allotted": self._allotted,
+            "stock.pool-returned": self._pool_returned,
+            "stock.pool-drawn": self._pool_drawn,
             "unit.issued": self._unit_acquired,
             "unit.reissued": self._unit_acquired,
             "unit.resold": self._unit_acquired,
@@ -146,6 +152,13 @@ class Projector:
         for row in self._select_in(cursor, "SELECT * FROM {holds} WHERE hold_id IN (?)",
                                    hold_ids):
             batch.holds[str(row["hold_id"])] = {c: row[c] for c in HOLD_COLUMNS}
+        pooled = sorted({r.aggregate_id for r, _ in decoded
+                         if r.type in ("stock.allotted", "stock.pool-returned",
+                                       "stock.pool-drawn")})
+        for row in self._select_in(cursor, "SELECT * FROM {pools} WHERE stock_id IN (?)",
+                                   pooled):
+            batch.pools[(str(row["stock_id"]), str(row["channel"]))] = {
+                c: row[c] for c in POOL_COLUMNS}
         for row in self._select_in(cursor, "SELECT * FROM {stock} WHERE stock_id IN (?)",
                                    stock_ids):
             batch.stock[str(row["stock_id"])] = {c: row[c] for c in STOCK_COLUMNS}
@@ -184,7 +197,7 @@ class Projector:
             "supply": supply, "lifetime_cap": int(p["lifetime_cap"]),
             "restockable": int(bool(p["restockable"])),
             "transferable": int(bool(p["transferable"])), "issued": 0, "reserved": 0,
-            "available": supply, "sold_total": 0, "returned_total": 0,
+            "available": supply, "pooled": 0, "sold_total": 0, "returned_total": 0,
             "band": self.bands.band(None, supply, supply), "first_sale_at": None,
             "last_sale_at": None, "updated_at": e["timestamp"], "position": r.position,
         }
@@ -193,7 +206,7 @@ class Projector:
 
     def _change_stock(self, b: _Batch, r: Record, at: str, ch: Changes, *, issued: int = 0,
                       supply: int | None = None, sold: int = 0, returned: int = 0,
-                      reserved: int = 0) -> None:
+                      reserved: int = 0, pooled: int = 0) -> None:
         row = b.stock.get(r.aggregate_id)
         if row is None:
             raise LookupError(f"stock {r.aggregate_id} changed before it was opened")
@@ -201,7 +214,9 @@ class Projector:
             row["supply"] = supply
         row["issued"] = int(row["issued"]) + issued
         row["reserved"] = int(row["reserved"]) + reserved
-        row["available"] = int(row["supply"]) - int(row["issued"]) - int(row["reserved"])
+        row["pooled"] = int(row["pooled"]) + pooled
+        row["available"] = (int(row["supply"]) - int(row["issued"]) - int(row["reserved"])
+                            - int(row["pooled"]))
         row["band"] = self.bands.band(str(row["band"]), int(row["available"]),
                                       int(row["supply"]))
         row["sold_total"] = int(row["sold_total"]) + sold
@@ -262,6 +277,41 @@ class Projector:
         hold = self._hold(b, p["hold_id"])
         hold.update(refunds_owed=int(hold["refunds_owed"]) + int(p["amount"]["amount"]),
                     updated_at=e["timestamp"])
+
+    # -- channels' pools -------------------------------------------------------
+    def _pool(self, b: _Batch, r: Record, channel: str, at: str) -> dict[str, Any]:
+        key = (r.aggregate_id, channel)
+        pool = b.pools.get(key)
+        if pool is None:
+            stock = b.stock[r.aggregate_id]
+            pool = b.pools[key] = {
+                "stock_id": r.aggregate_id, "channel": channel, "good_id": stock["good_id"],
+                "tier": stock["tier"], "free": 0, "overflow": 0, "allotted": 0, "returned": 0,
+                "sold": 0, "updated_at": at}
+        pool["updated_at"] = at
+        return pool
+
+    def _allotted(self, b: _Batch, r: Record, e: dict[str, Any], ch: Changes) -> None:
+        p = e["payload"]
+        self._change_stock(b, r, e["timestamp"], ch, pooled=int(p["quantity"]))
+        pool = self._pool(b, r, p["channel"], e["timestamp"])
+        pool["free"] = int(pool["free"]) + int(p["quantity"])
+        pool["allotted"] = int(pool["allotted"]) + int(p["quantity"])
+        pool["overflow"] = int(bool(p["overflow"]))
+
+    def _pool_returned(self, b: _Batch, r: Record, e: dict[str, Any], ch: Changes) -> None:
+        p = e["payload"]
+        self._change_stock(b, r, e["timestamp"], ch, pooled=-int(p["quantity"]))
+        pool = self._pool(b, r, p["channel"], e["timestamp"])
+        pool["free"] = int(pool["free"]) - int(p["quantity"])
+        pool["returned"] = int(pool["returned"]) + int(p["quantity"])
+
+    def _pool_drawn(self, b: _Batch, r: Record, e: dict[str, Any], ch: Changes) -> None:
+        p = e["payload"]
+        self._change_stock(b, r, e["timestamp"], ch, pooled=-int(p["quantity"]))
+        pool = self._pool(b, r, p["channel"], e["timestamp"])
+        pool["free"] = int(pool["free"]) - int(p["quantity"])
+        pool["sold"] = int(pool["sold"]) + int(p["quantity"])
 
     # -- units, royalties, settlement --------------------------------------
     def _unit_event(self, b: _Batch, r: Record, e: dict[str, Any], *, reference: str,
@@ -367,6 +417,8 @@ class Projector:
                    [tuple(b.stock[s][c] for c in STOCK_COLUMNS) for s in sorted(b.touched_stock)])
         self._many(cursor, _upsert("units", UNIT_COLUMNS, ("unit_id",)),
                    [tuple(b.units[u][c] for c in UNIT_COLUMNS) for u in sorted(b.touched_units)])
+        self._many(cursor, _upsert("pools", POOL_COLUMNS, ("stock_id", "channel")),
+                   [tuple(b.pools[k][c] for c in POOL_COLUMNS) for k in sorted(b.pools)])
         self._many(cursor, _upsert("holds", HOLD_COLUMNS, ("hold_id",)),
                    [tuple(b.holds[h][c] for c in HOLD_COLUMNS) for h in sorted(b.holds)])
         self._many(cursor, "INSERT INTO {unit_events} (unit_id, version, position, type, at, "

@@ -180,6 +180,19 @@ class Views:
         return self._page("SELECT * FROM {holds}", where, params, ["hold_id"], cursor, limit,
                           _hold)
 
+    def pools(self, good_id: str, *, channel: str | None = None) -> list[dict[str, Any]]:
+        """Per tier and channel: unsold units set aside, and what became of them."""
+        where, params = ["good_id = ?"], [good_id]
+        if channel is not None:
+            where.append("channel = ?")
+            params.append(channel)
+        rows = self._rows("SELECT * FROM {pools} WHERE " + " AND ".join(where)  # noqa: S608
+                          + " ORDER BY tier, channel", params)
+        return [{"tier": r["tier"], "channel": r["channel"], "free": int(r["free"]),
+                 "overflow": bool(r["overflow"]), "allotted": int(r["allotted"]),
+                 "returned": int(r["returned"]), "sold": int(r["sold"]),
+                 "updated_at": r["updated_at"]} for r in rows]
+
     def hold(self, hold_id: str) -> dict[str, Any] | None:
         rows = self._rows("SELECT * FROM {holds} WHERE hold_id = ?", (hold_id,))
         return _hold(rows[0]) if rows else None
@@ -287,7 +300,8 @@ def _stock(r: dict[str, Any]) -> dict[str, Any]:
     return {"stock_id": r["stock_id"], "good_id": r["good_id"], "tier": r["tier"],
             "quota": int(r["supply"]), "lifetime_cap": int(r["lifetime_cap"]),
             "restockable": bool(r["restockable"]), "transferable": bool(r["transferable"]),
-            "issued": int(r["issued"]), "reserved": int(r["reserved"]), "available": available,
+            "issued": int(r["issued"]), "reserved": int(r["reserved"]),
+            "pooled": int(r["pooled"]), "available": available,
             "sold_out": available <= 0, "band": r["band"], "display": display(r["band"], available),
             "sold_total": int(r["sold_total"]), "returned_total": int(r["returned_total"]),
             "first_sale_at": r["first_sale_at"], "last_sale_at": r["last_sale_at"],

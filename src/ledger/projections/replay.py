@@ -25,9 +25,9 @@ KEYS = {
     "goods": "good_id", "good_creators": "creator, good_id", "stock": "stock_id",
     "units": "unit_id", "unit_events": "unit_id, version", "lineage": "master_id, variant_id",
     "royalties": "recipient, role, reference, unit_id", "settlement": "channel, day, currency",
-    "velocity": "stock_id, minute", "holds": "hold_id",
+    "velocity": "stock_id, minute", "holds": "hold_id", "pools": "stock_id, channel",
 }
-if set(KEYS) != set(TABLES) - {"position"}:
+if set(KEYS) != set(TABLES) - {"position", "meta"}:
     raise AssertionError("every view table needs a comparison key")
 
 

@@ -20,7 +20,7 @@ from eventsourcing.persistence import ApplicationRecorder
 
 from ledger.projections.bands import BandPolicy
 from ledger.projections.projector import Changes, Projector, Record
-from ledger.projections.tables import Dialect
+from ledger.projections.tables import VIEWS_VERSION, Dialect
 
 _DDL_LOCK_KEY = 0x70726F6A  # "proj": advisory lock id for creating/dropping views on PostgreSQL
 BATCH_EVENTS = 1_000
@@ -59,9 +59,18 @@ class ProjectionStore:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK_KEY,))
 
     def create_tables(self) -> None:
+        """Create the views, or rebuild them from zero (empty, position 0)
+        if they were laid out by another version."""
         with self.cursor(commit=True) as cursor:
             self._ddl_lock(cursor)
             self._create(cursor)
+            cursor.execute(self._q("SELECT version FROM {meta} WHERE id = 1"))
+            row = cursor.fetchone()
+            if row is None or int(row["version"]) != VIEWS_VERSION:
+                for statement in self.dialect.drop_statements():
+                    cursor.execute(statement)
+                self._create(cursor)
+                self._stamp(cursor)
 
     def _create(self, cursor: Any) -> None:
         for statement in self.dialect.create_statements():
@@ -70,6 +79,21 @@ class ProjectionStore:
             "INSERT INTO {position} (id, position, events, last_event_at, applied_at) "
             "VALUES (1, 0, 0, NULL, NULL) ON CONFLICT (id) DO NOTHING"))
 
+    def _stamp(self, cursor: Any) -> None:
+        cursor.execute(self._q("DELETE FROM {meta}"))
+        cursor.execute(self._q("INSERT INTO {meta} (id, version) VALUES (1, ?)"),
+                       (VIEWS_VERSION,))
+
+    def version(self) -> int | None:
+        """The layout version of the views in the store (None: none there)."""
+        try:
+            with self.cursor(commit=False) as cursor:
+                cursor.execute(self._q("SELECT version FROM {meta} WHERE id = 1"))
+                row = cursor.fetchone()
+        except Exception:
+            return None
+        return int(row["version"]) if row is not None else None
+
     def reset(self) -> None:
         """Drop every view and start again from position 0, in one transaction."""
         with self.cursor(commit=True) as cursor:
@@ -77,6 +101,7 @@ class ProjectionStore:
             for statement in self.dialect.drop_statements():
                 cursor.execute(statement)
             self._create(cursor)
+            self._stamp(cursor)
 
     def exists(self) -> bool:
         try:

@@ -10,7 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# The views' layout. A store whose views were built by another version is
+# rebuilt from zero when a server opens it (the views are derived data).
+VIEWS_VERSION = 2
+
 TABLES: dict[str, str] = {
+    "meta": "id INTEGER PRIMARY KEY, version INTEGER NOT NULL",
     # One row: how far the views have read the store, and when.
     "position": "id INTEGER PRIMARY KEY, position BIGINT NOT NULL, events BIGINT NOT NULL, "
                 "last_event_at TEXT, applied_at TEXT",
@@ -23,7 +28,8 @@ TABLES: dict[str, str] = {
     "stock": "stock_id TEXT PRIMARY KEY, good_id TEXT NOT NULL, tier TEXT NOT NULL, "
              "supply BIGINT NOT NULL, lifetime_cap BIGINT NOT NULL, restockable INTEGER NOT NULL, "
              "transferable INTEGER NOT NULL, issued BIGINT NOT NULL, reserved BIGINT NOT NULL, "
-             "available BIGINT NOT NULL, sold_total BIGINT NOT NULL, returned_total BIGINT "
+             "available BIGINT NOT NULL, pooled BIGINT NOT NULL, sold_total BIGINT NOT NULL, "
+             "returned_total BIGINT "
              "NOT NULL, band TEXT NOT NULL, first_sale_at TEXT, last_sale_at TEXT, "
              "updated_at TEXT NOT NULL, position BIGINT NOT NULL, UNIQUE (good_id, tier)",
     "units": "unit_id TEXT PRIMARY KEY, good_id TEXT NOT NULL, tier TEXT NOT NULL, "
@@ -55,6 +61,11 @@ TABLES: dict[str, str] = {
              "expires_at TEXT NOT NULL, state TEXT NOT NULL, committed BIGINT NOT NULL, "
              "sale_id TEXT, refunds_owed BIGINT NOT NULL, reserved_at TEXT NOT NULL, "
              "updated_at TEXT NOT NULL",
+    # Channels' pools per stock: unsold units set aside for a channel.
+    "pools": "stock_id TEXT NOT NULL, channel TEXT NOT NULL, good_id TEXT NOT NULL, "
+             "tier TEXT NOT NULL, free BIGINT NOT NULL, overflow INTEGER NOT NULL, "
+             "allotted BIGINT NOT NULL, returned BIGINT NOT NULL, sold BIGINT NOT NULL, "
+             "updated_at TEXT NOT NULL, PRIMARY KEY (stock_id, channel)",
     # Primary units sold per stock per minute (refunds subtract).
     "velocity": "stock_id TEXT NOT NULL, minute TEXT NOT NULL, units BIGINT NOT NULL, "
                 "PRIMARY KEY (stock_id, minute)",

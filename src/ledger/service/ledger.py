@@ -34,6 +34,7 @@ from ledger.domain.errors import (
     IdempotencyKeyReusedError,
     InvalidInputError,
     LedgerError,
+    SoldOutError,
     TierNotFoundError,
     UnitNotFoundError,
 )
@@ -350,15 +351,16 @@ class Ledger:
 
     def _sell_units(
         self, uow: UnitOfWork, good: Good, stock: TierStock, *, buyer: str, channel: Channel,
-        quantity: int, unit_price: Money, sale_id: str, now: datetime,
+        quantity: int, unit_price: Money, sale_id: str, now: datetime, from_pool: bool = True,
     ) -> dict[str, Any]:
-        """A primary sale from ``stock`` (checked before anything changes)."""
+        """A primary sale from ``stock`` (checked before anything changes):
+        from the channel's pool first, unless ``from_pool`` is False."""
         tier = stock.tier
         tier_spec = good.tier(tier)
         via = channel
         # Every check before any change: a refusal must leave the batch's
         # shared aggregates untouched.
-        stock.check_sale(quantity, now)
+        stock.check_sale(quantity, now, via.channel if from_pool else None)
         allowance = None
         if stock.per_buyer_limit is not None:
             allowance = uow.get_or_assume_new(BuyerAllowance, allowance_id_for(stock.id, buyer))
@@ -369,7 +371,8 @@ class Ledger:
         price = unit_price.to_json()
         first_fresh = stock.next_serial
         serials = stock.sell(sale_id=sale_id, buyer=buyer, channel=via.channel,
-                             quantity=quantity, unit_price=price, split=parts, now=now)
+                             quantity=quantity, unit_price=price, split=parts, now=now,
+                             from_pool=from_pool)
         if stock.per_buyer_limit is not None:
             if allowance is None:
                 allowance = BuyerAllowance.start(stock, buyer, now)
@@ -462,12 +465,16 @@ class Ledger:
                 stock.commit_hold(hold_id=hold_key, sale_id=sale_id, quantity=quantity, now=now)
                 sold = self._sell_units(uow, good, stock, buyer=buyer, channel=via,
                                         quantity=quantity, unit_price=unit_price,
-                                        sale_id=sale_id, now=now)
+                                        sale_id=sale_id, now=now, from_pool=False)
                 return sold | {"outcome": "sold", "hold_id": hold_key}
             # Late: the hold's time is up.
             if hold["state"] == "held":
                 stock.release_hold(hold_key, now=now, expired=True)
-            if quantity <= stock.available:
+            try:
+                stock.sources(via.channel, quantity)  # its pool first, as any sale
+            except SoldOutError:
+                pass
+            else:
                 sold = self._sell_units(uow, good, stock, buyer=buyer, channel=via,
                                         quantity=quantity, unit_price=unit_price,
                                         sale_id=sale_id, now=now)
@@ -521,6 +528,77 @@ class Ledger:
                               recorded=False)
         expired: list[str] = result["expired"]
         return expired
+
+    # ------------------------------------------------------------------
+    # Channels' pools
+    # ------------------------------------------------------------------
+    def allot_pool(
+        self, good_id: UUID | str, tier: str, *, channel: str, quantity: int,
+        overflow: bool = False, idempotency_key: str, scope: str = "",
+    ) -> dict[str, Any]:
+        """Set ``quantity`` units of the shared stock aside for ``channel``
+        (a livestream room's 2,000). With ``overflow``, the channel sells on
+        from the shared stock once its pool is empty."""
+        good_uuid = _uuid(good_id, "good_id")
+        args = {"good_id": str(good_uuid), "tier": tier, "channel": channel,
+                "quantity": quantity, "overflow": overflow}
+
+        def decide(uow: UnitOfWork, now: datetime) -> dict[str, Any]:
+            stock = self._stock_in(uow, good_uuid, tier)
+            via = self.channel(channel)
+            stock.allot(channel=via.channel, quantity=quantity, overflow=overflow, now=now)
+            return self._pool_answer(stock, via.channel, now)
+
+        return self._submit("allot-pool", args, idempotency_key, scope,
+                            stock_id_for(good_uuid, tier), decide)
+
+    def return_pool(
+        self, good_id: UUID | str, tier: str, *, channel: str, quantity: int,
+        idempotency_key: str, scope: str = "",
+    ) -> dict[str, Any]:
+        """Give ``quantity`` unsold units of ``channel``'s pool back to the shared stock."""
+        good_uuid = _uuid(good_id, "good_id")
+        args = {"good_id": str(good_uuid), "tier": tier, "channel": channel,
+                "quantity": quantity}
+
+        def decide(uow: UnitOfWork, now: datetime) -> dict[str, Any]:
+            stock = self._stock_in(uow, good_uuid, tier)
+            stock.return_pool(channel=channel, quantity=quantity, now=now)
+            return self._pool_answer(stock, channel, now)
+
+        return self._submit("return-pool", args, idempotency_key, scope,
+                            stock_id_for(good_uuid, tier), decide)
+
+    def move_pool(
+        self, good_id: UUID | str, tier: str, *, from_channel: str, to_channel: str,
+        quantity: int, idempotency_key: str, scope: str = "",
+    ) -> dict[str, Any]:
+        """Move unsold units from one channel's pool to another's, in one step
+        (the destination keeps its overflow setting; a new pool has none)."""
+        good_uuid = _uuid(good_id, "good_id")
+        args = {"good_id": str(good_uuid), "tier": tier, "from": from_channel,
+                "to": to_channel, "quantity": quantity}
+
+        def decide(uow: UnitOfWork, now: datetime) -> dict[str, Any]:
+            stock = self._stock_in(uow, good_uuid, tier)
+            to = self.channel(to_channel)
+            if to.channel == from_channel:
+                raise InvalidInputError("to", "must be another channel than from")
+            stock.return_pool(channel=from_channel, quantity=quantity, now=now)
+            overflow = bool(stock.pools.get(to.channel, {}).get("overflow", False))
+            stock.allot(channel=to.channel, quantity=quantity, overflow=overflow, now=now)
+            return {"from": self._pool_answer(stock, from_channel, now),
+                    "to": self._pool_answer(stock, to.channel, now)}
+
+        return self._submit("move-pool", args, idempotency_key, scope,
+                            stock_id_for(good_uuid, tier), decide)
+
+    @staticmethod
+    def _pool_answer(stock: TierStock, channel: str, now: datetime) -> dict[str, Any]:
+        pool = stock.pools.get(channel, {"free": 0, "overflow": False})
+        return {"good_id": stock.good_id, "tier": stock.tier, "channel": channel,
+                "free": int(pool["free"]), "overflow": bool(pool["overflow"]),
+                "shared_available": stock.available, "at": format_timestamp(now)}
 
     def _stock_in(self, uow: UnitOfWork, good_id: UUID, tier: str) -> TierStock:
         good = self.good(good_id)

@@ -33,7 +33,9 @@ from ledger.store.database import APPLICATION_NAME, DatabaseURL
 _DDL_LOCK_KEY = 0x6B657973  # "keys": advisory lock id for CREATE TABLE on PostgreSQL
 _TOKEN = re.compile(r"^lk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
 _SUBJECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
+_KEY_ID = re.compile(r"^[0-9a-f]{12}$")
 CACHE_SECONDS = 5.0
+MAX_LABEL = 200
 
 
 class Role(enum.StrEnum):
@@ -55,7 +57,9 @@ class Principal:
     label: str = ""
 
 
-def check_grant(role: Role | str, subject: str | None) -> tuple[Role, str | None]:
+def check_grant(role: Role | str, subject: str | None,
+                label: str = "") -> tuple[Role, str | None]:
+    """The role and subject of a key to issue, or ``ValueError`` saying what is wrong."""
     try:
         chosen = Role(role)
     except ValueError:
@@ -67,6 +71,8 @@ def check_grant(role: Role | str, subject: str | None) -> tuple[Role, str | None
                              "acts for (letters, digits and _.:@-, at most 128)")
     elif subject is not None:
         raise ValueError(f"a {chosen.value} key acts for no one in particular: drop --subject")
+    if len(label) > MAX_LABEL:
+        raise ValueError(f"a key's label is at most {MAX_LABEL} characters")
     return chosen, subject
 
 
@@ -112,9 +118,7 @@ class ApiKeyStore:
     def issue(self, role: Role | str, subject: str | None = None,
               label: str = "") -> tuple[Principal, str]:
         """A new key; the token is returned once and never stored."""
-        chosen, subject = check_grant(role, subject)
-        if len(label) > 200:
-            raise ValueError("a key's label is at most 200 characters")
+        chosen, subject = check_grant(role, subject, label)
         key_id = secrets.token_hex(6)
         secret = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
         with self._cursor(commit=True) as cursor:
@@ -153,10 +157,24 @@ class ApiKeyStore:
         return principal
 
     def revoke(self, key_id: str) -> bool:
-        """Revoke a key at once; False if there is no such live key."""
+        """Revoke a key at once; False if there is no such live key.
+
+        Of concurrent revocations of one key (any processes), exactly one
+        returns True: the row is locked before it is read.
+        """
+        if not isinstance(key_id, str) or not _KEY_ID.fullmatch(key_id):
+            return False
         with self._cursor(commit=True) as cursor:
-            cursor.execute(self._sql(
-                "SELECT revoked_at FROM {t} WHERE key_id = ?"), (key_id,))
+            if self._postgres:
+                cursor.execute(self._sql(
+                    "SELECT revoked_at FROM {t} WHERE key_id = ? FOR UPDATE"), (key_id,))
+            else:
+                # Write first, so SQLite takes its writer lock (waiting for it)
+                # before this transaction reads what it will change.
+                cursor.execute(self._sql(
+                    "UPDATE {t} SET revoked_at = revoked_at WHERE key_id = ?"), (key_id,))
+                cursor.execute(self._sql(
+                    "SELECT revoked_at FROM {t} WHERE key_id = ?"), (key_id,))
             row = cursor.fetchone()
             if row is None or row["revoked_at"] is not None:
                 return False

@@ -232,6 +232,9 @@ PAYLOADS: dict[str, dict[str, Check]] = {
         "quantity": integer(1),
         "reason": one_of(frozenset({"released", "expired"})),
     },
+    "stock.allotted": {"channel": identifier, "quantity": integer(1), "overflow": boolean},
+    "stock.pool-returned": {"channel": identifier, "quantity": integer(1)},
+    "stock.pool-drawn": {"channel": identifier, "quantity": integer(1), "sale_id": uuid_text},
     "stock.refund-owed": {
         "hold_id": uuid_text,
         "refund_id": uuid_text,

@@ -102,10 +102,22 @@ class _Stock:
     holds: dict[str, _Hold] = field(default_factory=dict)  # every hold, by id
     # A hold-committed awaiting its stock.sold (the stock's very next event).
     pending: tuple[_Event, str, int, str] | None = None  # event, sale_id, quantity, channel
+    pools: dict[str, list[Any]] = field(default_factory=dict)  # channel -> [free, overflow]
+    # A pool-drawn awaiting its stock.sold (the stock's very next event).
+    drawing: tuple[_Event, str, int, str] | None = None  # event, sale_id, quantity, channel
 
     @property
     def live(self) -> int:
         return self.next_serial - 1 - len(self.free)
+
+    @property
+    def pooled(self) -> int:
+        return sum(int(p[0]) for p in self.pools.values())
+
+    @property
+    def committed(self) -> int:
+        """Units live, held or pooled: never more than the supply."""
+        return self.live + self.reserved + self.pooled
 
 
 @dataclass(slots=True)
@@ -223,6 +235,9 @@ class Verifier:
             "stock.hold-committed": self._on_hold_committed,
             "stock.hold-released": self._on_hold_released,
             "stock.refund-owed": self._on_refund_owed,
+            "stock.allotted": self._on_allotted,
+            "stock.pool-returned": self._on_pool_returned,
+            "stock.pool-drawn": self._on_pool_drawn,
             "allowance.started": self._on_allowance_started,
             "allowance.counted": self._on_allowance_counted,
             "unit.issued": self._on_unit_issued,
@@ -837,6 +852,7 @@ class Verifier:
         stock = self._stocks.get(ev.aggregate_id)
         if stock is None:
             return
+        from_hold = stock.pending is not None
         if stock.pending is not None:
             _, sale_id, quantity, channel = stock.pending
             stock.pending = None
@@ -860,15 +876,16 @@ class Verifier:
                 f"[{stock.opens or '-∞'}, {stock.closes or '∞'})",
             )
         serials: list[int] = p["serials"]
+        self._check_pool_sale(ev, stock, p, from_hold=from_hold)
         fresh = self._take_serials(ev, stock, serials)
-        if stock.live + stock.reserved > stock.supply:
+        if stock.committed > stock.supply:
             self._flag(
                 ev,
                 "oversold",
-                f"{stock.live} units of tier {stock.tier!r} are live and {stock.reserved} "
-                f"held after this sale, over its supply of {stock.supply}",
+                f"{stock.live} units of tier {stock.tier!r} are live, {stock.reserved} held "
+                f"and {stock.pooled} pooled after this sale, over its supply of {stock.supply}",
                 expected=f"<= {stock.supply}",
-                actual=str(stock.live + stock.reserved),
+                actual=str(stock.committed),
             )
         good = self._goods.get(stock.good_id)
         price = p["unit_price"]
@@ -910,6 +927,10 @@ class Verifier:
             self._flag(stock.pending[0], "hold-mismatch",
                        "a hold-committed is not followed by its stock.sold")
             stock.pending = None
+        if stock is not None and stock.drawing is not None:
+            self._flag(stock.drawing[0], "pool-mismatch",
+                       "a pool-drawn is not followed by its stock.sold")
+            stock.drawing = None
         return stock
 
     def _live_hold(self, ev: _Event, stock: _Stock, hold_id: str) -> _Hold | None:
@@ -944,15 +965,81 @@ class Verifier:
             return
         stock.holds[p["hold_id"]] = _Hold(p["channel"], p["quantity"], p["expires_at"])
         stock.reserved += p["quantity"]
-        if stock.live + stock.reserved > stock.supply:
+        self._check_committed(ev, stock, "reservation")
+
+    def _check_committed(self, ev: _Event, stock: _Stock, what: str) -> None:
+        if stock.committed > stock.supply:
             self._flag(
                 ev,
                 "oversold",
-                f"{stock.live} units of tier {stock.tier!r} are live and {stock.reserved} "
-                f"held after this reservation, over its supply of {stock.supply}",
+                f"{stock.live} units of tier {stock.tier!r} are live, {stock.reserved} held "
+                f"and {stock.pooled} pooled after this {what}, over its supply of "
+                f"{stock.supply}",
                 expected=f"<= {stock.supply}",
-                actual=str(stock.live + stock.reserved),
+                actual=str(stock.committed),
             )
+
+    # -- channels' pools -------------------------------------------------------
+    def _on_allotted(self, ev: _Event, p: Payload) -> None:
+        stock = self._stock_for_hold(ev)
+        if stock is None:
+            return
+        self._fee(ev, p["channel"])
+        pool = stock.pools.setdefault(p["channel"], [0, False])
+        pool[0] += p["quantity"]
+        pool[1] = p["overflow"]
+        self._check_committed(ev, stock, "allotment")
+
+    def _on_pool_returned(self, ev: _Event, p: Payload) -> None:
+        stock = self._stock_for_hold(ev)
+        if stock is None:
+            return
+        pool = stock.pools.get(p["channel"])
+        free = pool[0] if pool else 0
+        if p["quantity"] > free:
+            self._flag(ev, "pool-mismatch", f"returns {p['quantity']} unit(s) from the pool of "
+                       f"{p['channel']!r}, which has {free} unsold", expected=f"<= {free}",
+                       actual=str(p["quantity"]))
+        if pool is not None:
+            pool[0] = max(0, free - p["quantity"])
+
+    def _on_pool_drawn(self, ev: _Event, p: Payload) -> None:
+        stock = self._stock_for_hold(ev)
+        if stock is None:
+            return
+        pool = stock.pools.get(p["channel"])
+        free = pool[0] if pool else 0
+        if p["quantity"] > free:
+            self._flag(ev, "pool-mismatch", f"draws {p['quantity']} unit(s) from the pool of "
+                       f"{p['channel']!r}, which has {free} unsold", expected=f"<= {free}",
+                       actual=str(p["quantity"]))
+        if pool is not None:
+            pool[0] = max(0, free - p["quantity"])
+        stock.drawing = (ev.ref(), p["sale_id"], p["quantity"], p["channel"])
+
+    def _check_pool_sale(self, ev: _Event, stock: _Stock, p: Payload, *,
+                         from_hold: bool) -> None:
+        """A channel with a pool sells from it first, and beyond it only with
+        overflow; a pool-drawn is followed by the sale it draws for."""
+        drawn = 0
+        if stock.drawing is not None:
+            _, sale_id, drawn, channel = stock.drawing
+            stock.drawing = None
+            if (sale_id, channel) != (p["sale_id"], p["channel"]) or drawn > len(p["serials"]):
+                self._flag(ev, "pool-mismatch", f"the pool-drawn just before draws {drawn} for "
+                           f"sale {sale_id} through {channel!r}; this sale is "
+                           f"{len(p['serials'])} through {p['channel']!r} as {p['sale_id']}")
+                return
+        pool = stock.pools.get(p["channel"])
+        if pool is None or from_hold:
+            return  # no pool, or a hold's units (from the shared stock)
+        rest = len(p["serials"]) - drawn
+        if rest and pool[0] > 0:
+            self._flag(ev, "pool-order", f"{rest} unit(s) sold beyond the pool of "
+                       f"{p['channel']!r} while {pool[0]} of it were unsold")
+        elif rest and not pool[1]:
+            self._flag(ev, "pool-overflow", f"{rest} unit(s) sold from the shared stock by "
+                       f"{p['channel']!r}, whose pool does not overflow")
 
     def _on_hold_committed(self, ev: _Event, p: Payload) -> None:
         stock = self._stock_for_hold(ev)
@@ -1425,6 +1512,10 @@ class Verifier:
                 self._flag(stock.pending[0], "hold-mismatch",
                            "a hold-committed is not followed by its stock.sold")
                 stock.pending = None
+            if stock.drawing is not None:
+                self._flag(stock.drawing[0], "pool-mismatch",
+                           "a pool-drawn is not followed by its stock.sold")
+                stock.drawing = None
         for command_id, (ev, _name, label) in self._commands_named.items():
             if command_id not in self._unreadable:
                 self._flag(
