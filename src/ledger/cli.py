@@ -186,11 +186,17 @@ def _check_views(url: DatabaseURL, advance: Callable[[int], None]) -> ReplayRepo
     """Replay the views beside the store and compare; None if it has none."""
     from ledger.projections import ProjectionStore
     from ledger.projections.replay import compare_with_replay
+    from ledger.projections.tables import VIEWS_VERSION
     from ledger.store.records import RecordReader
 
     with RecordReader(url) as reader:
         views = ProjectionStore(reader.recorder, bands=Settings().band_policy(), create=False)
         if not views.exists():
+            return None
+        if views.version() != VIEWS_VERSION:
+            errors.print(f"views: laid out by another version ({views.version()}, this is "
+                         f"{VIEWS_VERSION}); not checked -- a server rebuilds them on start, "
+                         "or run `ledger views rebuild`", highlight=False)
             return None
         done = 0
 

@@ -126,6 +126,13 @@ def endpoints(w: dict[str, str]) -> list[tuple[str, str, Any, set[str]]]:
          lambda: {"buyer": "b9", "quantity": 1, "unit_price": price}, {"admin", "shop"}),
         ("POST", f"/goods/{g}/tiers/own/holds/{h}/release", lambda: {}, {"admin", "shop"}),
         ("GET", f"/goods/{g}/holds", None, READERS),
+        ("POST", f"/goods/{g}/tiers/own/pools/shop/allot", lambda: {"quantity": 1},
+         {"admin", "alice"}),
+        ("POST", f"/goods/{g}/tiers/own/pools/shop/return", lambda: {"quantity": 1},
+         {"admin", "alice", "shop"}),
+        ("POST", f"/goods/{g}/tiers/own/pools/move",
+         lambda: {"from": "shop", "to": "other", "quantity": 1}, {"admin", "alice"}),
+        ("GET", f"/goods/{g}/pools", None, READERS),
         ("GET", f"/holds/{h}", None, READERS - {"other"}),
         ("GET", "/goods", None, READERS),
         ("GET", f"/goods/{g}", None, READERS),
@@ -365,3 +372,22 @@ def test_a_hold_through_the_api(api: Api, world: dict[str, str]) -> None:
     assert api.get("other", f"/holds/{body['hold_id']}").status_code == 403
     mine = api.get("other", f"/goods/{world['good']}/holds").json()["items"]
     assert mine == []  # a channel lists only its own holds
+
+
+def test_a_pool_through_the_api(api: Api, world: dict[str, str]) -> None:
+    base = f"/goods/{world['good']}/tiers/own/pools"
+    allot = api.post("alice", f"{base}/other/allot", {"quantity": 3})
+    assert allot.status_code == 201, allot.text
+    assert allot.json()["free"] == 3
+    sale = api.post("other", f"/goods/{world['good']}/tiers/own/sales", {
+        "buyer": "p1", "channel": "other", "quantity": 3,
+        "unit_price": {"amount": 10, "currency": "EUR"}})
+    assert sale.status_code == 201
+    more = api.post("other", f"/goods/{world['good']}/tiers/own/sales", {
+        "buyer": "p2", "channel": "other", "unit_price": {"amount": 10, "currency": "EUR"}})
+    assert more.status_code == 409  # its pool is empty and does not overflow
+    assert more.json()["type"] == PROBLEM + "sold-out"
+    api.caught_up()
+    seen = api.get("other", f"/goods/{world['good']}/pools").json()["pools"]
+    assert [(p["channel"], p["sold"], p["free"]) for p in seen] == [("other", 3, 0)]
+    assert api.get("shop", f"/goods/{world['good']}/pools").json()["pools"] == []

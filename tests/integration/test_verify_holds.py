@@ -111,3 +111,61 @@ def test_each_forged_hold_is_caught(store: Store, case: str, topic: str, nth: in
     assert exit_code(f.check for f in report.findings) == 4  # a domain rule, not the chain
     assert found[0].position is not None
     assert found[0].position >= rowid or check == "hold-expiry"
+
+
+@pytest.fixture(scope="module")
+def pooled_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("pools") / "ledger.db"
+    with Ledger(DatabaseURL.parse(f"sqlite:///{path}")) as ledger:
+        for channel in ("live", "shop"):
+            ledger.register_channel(channel, channel, 500, idempotency_key=f"ch-{channel}")
+        good = ledger.mint(good_spec(tiers=[{"name": "own", "quota": 10}]),
+                           idempotency_key="m")["good_id"]
+        ledger.allot_pool(good, "own", channel="live", quantity=4, idempotency_key="a")
+        ledger.sell(good, "own", buyer="ann", channel="live", quantity=2,
+                    unit_price=Money(100, "EUR"), idempotency_key="s1")
+        ledger.return_pool(good, "own", channel="live", quantity=1, idempotency_key="r")
+        ledger.sell(good, "own", buyer="bob", channel="shop", quantity=3,
+                    unit_price=Money(100, "EUR"), idempotency_key="s2")
+    return path
+
+
+@pytest.fixture
+def pooled(pooled_template: Path, tmp_path: Path) -> Store:
+    copy = tmp_path / "pooled.db"
+    shutil.copy(pooled_template, copy)
+    return Store(copy)
+
+
+POOL_CASES = [
+    ("allot more than the supply", "stock.allotted", lambda p: p.update(quantity=12),
+     "oversold"),
+    ("draw more than the pool", "stock.pool-drawn", lambda p: p.update(quantity=5),
+     "pool-mismatch"),
+    ("return more than the pool", "stock.pool-returned", lambda p: p.update(quantity=3),
+     "pool-mismatch"),
+    ("sell past the pool while it has units", "stock.pool-drawn",
+     lambda p: p.update(quantity=1), "pool-order"),
+]
+
+
+@pytest.mark.parametrize(("case", "topic", "change", "check"), POOL_CASES,
+                         ids=[c[0] for c in POOL_CASES])
+def test_each_forged_pool_event_is_caught(pooled: Store, case: str, topic: str,
+                                          change: Callable[[dict[str, Any]], None],
+                                          check: str) -> None:
+    assert verify_store(pooled.url).ok
+    forge(pooled, topic, 0, change)
+    report = verify_store(pooled.url)
+    assert check in {f.check for f in report.findings}, \
+        f"{case}: {[str(f) for f in report.findings]}"
+    assert exit_code(f.check for f in report.findings) == 4
+
+
+def test_a_sale_beyond_an_empty_pool_without_overflow_is_caught(pooled: Store) -> None:
+    # Make the pool's allotment smaller, so that the sale of 2 exceeds it.
+    forge(pooled, "stock.allotted", 0, lambda p: p.update(quantity=1))
+    forge(pooled, "stock.pool-drawn", 0, lambda p: p.update(quantity=1))
+    forge(pooled, "stock.pool-returned", 0, lambda p: p.update(quantity=0))
+    report = verify_store(pooled.url)
+    assert "pool-overflow" in {f.check for f in report.findings}, report.findings
