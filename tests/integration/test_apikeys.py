@@ -10,11 +10,10 @@ from typing import Any
 
 import psycopg
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from eventsourcing.persistence import InfrastructureFactory
 from eventsourcing.utils import Environment
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ledger.store.apikeys import CACHE_SECONDS, ApiKeyStore, Role, check_grant, open_api_keys
 from ledger.store.database import APPLICATION_NAME, DatabaseURL
@@ -142,7 +141,7 @@ def test_concurrent_revocations_succeed_once(store_url: DatabaseURL) -> None:
                 barrier.wait()
                 try:
                     results.append(store.revoke(key_id))
-                except BaseException as error:  # noqa: BLE001 - reported below
+                except BaseException as error:
                     results.append(error)
 
             threads = [threading.Thread(target=revoke, args=(s,)) for s in stores]
