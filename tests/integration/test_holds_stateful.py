@@ -1,5 +1,6 @@
 """Any interleaving of reserve, commit (on time or late), release, expiry
-(time passing, sweeps), sales and refunds: the counts balance and every
+(time passing, sweeps), allot / return / move between channels' pools,
+sales through either channel and refunds: the counts balance and every
 hold is resolved exactly once. A Hypothesis state machine against a plain
 model, on SQLite and PostgreSQL; at teardown the auditor's verification
 passes and the views equal the model and a fresh replay."""
@@ -59,6 +60,7 @@ class HoldMachine(RuleBasedStateMachine):
         self.good = str(self.ledger.mint(good_spec(tiers=[{"name": "own", "quota": SUPPLY}]),
                                          idempotency_key="mint")["good_id"])
         self.model: dict[str, HoldModel] = {}
+        self.pools: dict[str, list[int | bool]] = {}  # channel -> [free, overflow]
         self.issued = 0
         self.units: list[str] = []  # units held by buyers (primary sales), refundable
         self.keys = itertools.count()
@@ -71,6 +73,25 @@ class HoldMachine(RuleBasedStateMachine):
     def reserved(self) -> int:
         return sum(h.quantity for h in self.model.values() if h.state == "held")
 
+    @property
+    def pooled(self) -> int:
+        return sum(int(p[0]) for p in self.pools.values())
+
+    @property
+    def shared(self) -> int:
+        return SUPPLY - self.issued - self.reserved - self.pooled
+
+    def sources(self, channel: str, quantity: int) -> tuple[int, int] | None:
+        """(from the pool, from the shared stock), or None if it cannot be sold."""
+        pool = self.pools.get(channel)
+        if pool is None:
+            return (0, quantity) if quantity <= self.shared else None
+        drawn = min(quantity, int(pool[0]))
+        rest = quantity - drawn
+        if rest and (not pool[1] or rest > self.shared):
+            return None
+        return drawn, rest
+
     def teardown(self) -> None:
         try:
             report = verify_store(self.ledger.url)
@@ -78,7 +99,8 @@ class HoldMachine(RuleBasedStateMachine):
             while self.views.apply_next(lambda: "2026-11-22T12:00:00.000000Z") is not None:
                 pass
             stock = Views(self.views).stock(self.good)[0]
-            assert (stock["issued"], stock["reserved"]) == (self.issued, self.reserved)
+            assert (stock["issued"], stock["reserved"], stock["pooled"]) == (
+                self.issued, self.reserved, self.pooled)
             states = {h["hold_id"]: h["state"] for h in
                       Views(self.views).holds(self.good, limit=1_000).items}
             assert states == {h: m.state for h, m in self.model.items()}
@@ -91,7 +113,7 @@ class HoldMachine(RuleBasedStateMachine):
     @rule(target=holds, channel=st.sampled_from(["shop", "live"]), quantity=st.integers(1, 5),
           ttl=st.integers(1, 30))
     def reserve(self, channel: str, quantity: int, ttl: int) -> str:
-        available = SUPPLY - self.issued - self.reserved
+        available = self.shared
         try:
             hold = self.ledger.reserve(self.good, "own", channel=channel, quantity=quantity,
                                        ttl_seconds=ttl, idempotency_key=self.key())
@@ -124,11 +146,12 @@ class HoldMachine(RuleBasedStateMachine):
             assert answer["outcome"] == "sold"
             model.state = "committed"
         else:
-            available_after_expiry = SUPPLY - self.issued - self.reserved + (
-                model.quantity if model.state == "held" else 0)
-            model.state = "expired"
-            if quantity <= available_after_expiry:
+            model.state = "expired"  # (its units are back in the shared stock now)
+            source = self.sources(model.channel, quantity)
+            if source is not None:
                 assert answer["outcome"] == "sold-late"
+                if source[0]:
+                    self.pools[model.channel][0] = int(self.pools[model.channel][0]) - source[0]
             else:
                 assert answer["outcome"] == "refund-owed"
                 return
@@ -169,19 +192,58 @@ class HoldMachine(RuleBasedStateMachine):
         for hold in due:
             self.model[hold].state = "expired"
 
-    @rule(quantity=st.integers(1, 4))
-    def sell(self, quantity: int) -> None:
-        available = SUPPLY - self.issued - self.reserved
+    @rule(quantity=st.integers(1, 4), channel=st.sampled_from(["shop", "live"]))
+    def sell(self, quantity: int, channel: str) -> None:
+        source = self.sources(channel, quantity)
         try:
             sold = self.ledger.sell(self.good, "own", buyer=f"s{next(self.keys)}",
-                                    channel="shop", quantity=quantity, unit_price=PRICE,
+                                    channel=channel, quantity=quantity, unit_price=PRICE,
                                     idempotency_key=self.key())
         except errors.SoldOutError:
-            assert quantity > available
+            assert source is None
             return
-        assert quantity <= available
+        assert source is not None
+        if source[0]:
+            self.pools[channel][0] = int(self.pools[channel][0]) - source[0]
         self.issued += quantity
         self.units.extend(u["unit_id"] for u in sold["units"])
+
+    @rule(channel=st.sampled_from(["shop", "live"]), quantity=st.integers(1, 5),
+          overflow=st.booleans())
+    def allot(self, channel: str, quantity: int, overflow: bool) -> None:
+        shared = self.shared
+        try:
+            self.ledger.allot_pool(self.good, "own", channel=channel, quantity=quantity,
+                                   overflow=overflow, idempotency_key=self.key())
+        except errors.SoldOutError:
+            assert quantity > shared
+            return
+        assert quantity <= shared
+        pool = self.pools.setdefault(channel, [0, False])
+        pool[0] = int(pool[0]) + quantity
+        pool[1] = overflow
+
+    @rule(channel=st.sampled_from(["shop", "live"]), quantity=st.integers(1, 5),
+          move=st.booleans())
+    def give_back(self, channel: str, quantity: int, move: bool) -> None:
+        """Return unsold pool units, or move them to the other channel's pool."""
+        free = int(self.pools.get(channel, [0, False])[0])
+        other = "live" if channel == "shop" else "shop"
+        try:
+            if move:
+                self.ledger.move_pool(self.good, "own", from_channel=channel, to_channel=other,
+                                      quantity=quantity, idempotency_key=self.key())
+            else:
+                self.ledger.return_pool(self.good, "own", channel=channel, quantity=quantity,
+                                        idempotency_key=self.key())
+        except errors.PoolShortError:
+            assert quantity > free
+            return
+        assert quantity <= free
+        self.pools[channel][0] = free - quantity
+        if move:
+            pool = self.pools.setdefault(other, [0, False])
+            pool[0] = int(pool[0]) + quantity
 
     @rule(data=st.data())
     def refund(self, data: st.DataObject) -> None:
@@ -195,9 +257,12 @@ class HoldMachine(RuleBasedStateMachine):
     @invariant()
     def the_counts_balance(self) -> None:
         stock = self.ledger.stock(self.good, "own")
-        assert (stock.issued, stock.reserved) == (self.issued, self.reserved)
-        assert stock.issued + stock.reserved <= stock.supply
-        assert stock.available == SUPPLY - self.issued - self.reserved
+        assert (stock.issued, stock.reserved, stock.pooled) == (
+            self.issued, self.reserved, self.pooled)
+        assert stock.issued + stock.reserved + stock.pooled <= stock.supply
+        assert stock.available == self.shared
+        assert {c: p["free"] for c, p in stock.pools.items()} == {
+            c: p[0] for c, p in self.pools.items()}
 
     @invariant()
     def every_hold_ends_once_and_as_the_model_says(self) -> None:
