@@ -169,3 +169,37 @@ def test_a_sale_beyond_an_empty_pool_without_overflow_is_caught(pooled: Store) -
     forge(pooled, "stock.pool-returned", 0, lambda p: p.update(quantity=0))
     report = verify_store(pooled.url)
     assert "pool-overflow" in {f.check for f in report.findings}, report.findings
+
+
+@pytest.fixture
+def waiting(tmp_path: Path) -> Store:
+    path = tmp_path / "waiting.db"
+    with Ledger(DatabaseURL.parse(f"sqlite:///{path}")) as ledger:
+        ledger.register_channel("shop", "shop", 500, idempotency_key="ch")
+        good = ledger.mint(good_spec(policy="restockable", tiers=[
+            {"name": "own", "quota": 2, "lifetime_cap": 20}]), idempotency_key="m")["good_id"]
+        ledger.sell(good, "own", buyer="x", channel="shop", quantity=2,
+                    unit_price=Money(100, "EUR"), idempotency_key="s")
+        for buyer, quantity in (("ann", 2), ("bob", 3)):
+            ledger.join_waitlist(good, "own", buyer=buyer, channel="shop", quantity=quantity,
+                                 idempotency_key=f"w-{buyer}")
+        ledger.restock(good, "own", 4, idempotency_key="r")  # ann is offered 2; bob's 3 wait
+    return Store(path)
+
+
+def test_an_honest_waitlist_verifies(waiting: Store) -> None:
+    report = verify_store(waiting.url)
+    assert report.ok, report.first
+
+
+def test_a_buyer_skipped_by_a_restock_is_caught(waiting: Store) -> None:
+    forge(waiting, "stock.waitlisted", 1, lambda p: p.update(quantity=1))  # bob would fit
+    checks = {f.check for f in verify_store(waiting.url).findings}
+    assert "waitlist-skipped" in checks
+
+
+def test_an_offer_out_of_turn_is_caught(waiting: Store) -> None:
+    bob = waiting.find("stock.waitlisted", 1).data["payload"]["entry_id"]
+    forge(waiting, "stock.reserved", 0, lambda p: p.update(hold_id=bob, quantity=3))
+    checks = {f.check for f in verify_store(waiting.url).findings}
+    assert "waitlist-order" in checks

@@ -236,6 +236,32 @@ def move_pool(rt: RuntimeDep, good_id: GoodId, tier: TierPath, body: models.Move
         quantity=body.quantity, idempotency_key=_key(key), scope=scope_of(who)))
 
 
+EntryId = Annotated[UUID, Path(description="The waitlist entry's id (entry_id)")]
+
+
+@router.post("/goods/{good_id}/tiers/{tier}/waitlist", status_code=201,
+             responses=COMMAND_RESPONSES,
+             summary="Join the waitlist of a sold-out, restockable tier; a restock holds "
+                     "units for waiting buyers first, in order (the hold id is the entry id)")
+def join_waitlist(rt: RuntimeDep, good_id: GoodId, tier: TierPath, body: models.JoinWaitlist,
+                  who: ChannelOrAdmin, response: Response,
+                  key: IdempotencyKey = None) -> dict[str, Any]:
+    check_channel(who, body.channel)
+    return _answer(response, rt.ledger.join_waitlist(
+        good_id, tier, buyer=body.buyer, channel=body.channel, quantity=body.quantity,
+        idempotency_key=_key(key), scope=scope_of(who)))
+
+
+@router.post("/goods/{good_id}/tiers/{tier}/waitlist/{entry_id}/leave", status_code=201,
+             responses=COMMAND_RESPONSES, summary="Leave the waitlist")
+def leave_waitlist(rt: RuntimeDep, good_id: GoodId, tier: TierPath, entry_id: EntryId,
+                   who: ChannelOrAdmin, response: Response,
+                   key: IdempotencyKey = None) -> dict[str, Any]:
+    return _answer(response, rt.ledger.leave_waitlist(
+        good_id, tier, entry_id, idempotency_key=_key(key), scope=scope_of(who),
+        channel=_own_channel(who)))
+
+
 def _own_channel(who: Principal) -> str | None:
     """A channel key acts on its own holds only (checked inside the decision)."""
     return who.subject if who.role is Role.CHANNEL else None

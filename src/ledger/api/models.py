@@ -150,3 +150,9 @@ class MovePool(Strict):
     from_channel: Identifier = Field(alias="from")
     to_channel: Identifier = Field(alias="to")
     quantity: int = Field(ge=1, le=limits.TIER_QUOTA_MAX)
+
+
+class JoinWaitlist(Strict):
+    buyer: Identifier
+    channel: Identifier
+    quantity: int = Field(default=1, ge=1, le=limits.HOLD_QUANTITY_MAX)

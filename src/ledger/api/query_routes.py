@@ -208,6 +208,18 @@ def pools(rt: RuntimeDep, good_id: GoodId, who: Reader, response: Response) -> d
     return {"good_id": str(good_id), "pools": rt.views.pools(str(good_id), channel=channel)}
 
 
+@router.get("/goods/{good_id}/waitlist", responses=READ_RESPONSES,
+            summary="Buyers waiting for a restock, with their place in line (a channel sees "
+                    "its own)")
+def waitlist(rt: RuntimeDep, good_id: GoodId, who: Reader,
+             response: Response) -> dict[str, Any]:
+    _positioned(rt, response)
+    _found(rt, lambda: rt.views.good(str(good_id)), f"good {good_id}")
+    channel = who.subject if who.role is Role.CHANNEL else None
+    return {"good_id": str(good_id), "waiting": rt.views.waitlist(str(good_id),
+                                                                   channel=channel)}
+
+
 @router.get("/holds/{hold_id}", responses=READ_RESPONSES,
             summary="One hold: how much, until when, and how it ended")
 def hold(rt: RuntimeDep, hold_id: Annotated[UUID, Path()], who: Reader,

@@ -202,6 +202,13 @@ class HoldResolvedError(RuleViolation):
         self.how = how
 
 
+class WaitlistError(RuleViolation):
+    """Joining a waitlist while the tier can serve the buyer, or leaving an
+    entry that is not waiting."""
+
+    code = "waitlist"
+
+
 class PoolShortError(RuleViolation):
     code = "pool-short"
 

@@ -31,6 +31,7 @@ from ledger.domain.errors import (
     PoolShortError,
     SaleWindowError,
     SoldOutError,
+    WaitlistError,
 )
 from ledger.domain.good import RESTOCKABLE, Good
 from ledger.domain.ids import allowance_id_for, stock_id_for
@@ -59,6 +60,9 @@ class TierStock(Aggregate):
     # ("free"), and whether it may sell on from the shared stock once its
     # pool is empty ("overflow").
     pools: dict[str, dict[str, Any]]
+    # Buyers waiting for a restock, in the order they joined: entry id ->
+    # buyer, channel, quantity, state ("waiting", then "offered" or "left").
+    waitlist: dict[str, dict[str, Any]]
 
     @classmethod
     def open(cls, good: Good, tier_name: str, now: datetime) -> TierStock:
@@ -172,7 +176,7 @@ class TierStock(Aggregate):
         return serials
 
     def reserve(self, *, hold_id: str, channel: str, quantity: int, ttl_seconds: int,
-                now: datetime) -> str:
+                now: datetime, waitlist: bool = False) -> str:
         """Hold ``quantity`` units for ``channel``; returns when the hold expires."""
         if not isinstance(quantity, int) or not 1 <= quantity <= limits.HOLD_QUANTITY_MAX:
             raise InvalidInputError("quantity", f"must be 1 to {limits.HOLD_QUANTITY_MAX}")
@@ -180,7 +184,7 @@ class TierStock(Aggregate):
                 or not limits.HOLD_TTL_SECONDS_MIN <= ttl_seconds <= limits.HOLD_TTL_SECONDS_MAX):
             raise InvalidInputError("ttl_seconds", f"must be {limits.HOLD_TTL_SECONDS_MIN} to "
                                     f"{limits.HOLD_TTL_SECONDS_MAX}")
-        if hold_id in self.holds:
+        if hold_id in self.holds or (hold_id in self.waitlist) != waitlist:
             raise AssertionError(f"hold {hold_id} exists already")  # ids are command ids
         self._check_window(now)
         if quantity > self.available:
@@ -244,7 +248,9 @@ class TierStock(Aggregate):
             raise PoolShortError(channel, self.tier, quantity, free)
         self._trigger(TierStock.PoolReturned, now, channel=channel, quantity=quantity)
 
-    def restock(self, quantity: int, now: datetime) -> None:
+    def restock(self, quantity: int, now: datetime) -> list[str]:
+        """Raise the supply; then offer holds to the waitlist, first come first
+        served, as far as the new units go. Returns the entries offered."""
         if not isinstance(quantity, int) or not 1 <= quantity <= limits.TIER_QUOTA_MAX:
             raise InvalidInputError("quantity", f"must be 1 to {limits.TIER_QUOTA_MAX}")
         if not self.restockable:
@@ -252,6 +258,55 @@ class TierStock(Aggregate):
         if self.supply + quantity > self.lifetime_cap:
             raise LifetimeCapError(self.tier, self.lifetime_cap, self.supply, quantity)
         self._trigger(TierStock.Restocked, now, quantity=quantity, supply=self.supply + quantity)
+        return self.offer_waitlist(now)
+
+    def waiting(self) -> list[str]:
+        """Waiting entries, first come first."""
+        return [e for e, v in self.waitlist.items() if v["state"] == "waiting"]
+
+    def offer_waitlist(self, now: datetime) -> list[str]:
+        """Hold units for waiting buyers in order, stopping at the first whose
+        quantity no longer fits (nobody jumps the line)."""
+        offered: list[str] = []
+        try:
+            self._check_window(now)
+        except SaleWindowError:
+            return offered  # outside the sale window a hold is no use to anyone
+        for entry_id in self.waiting():
+            entry = self.waitlist[entry_id]
+            if entry["quantity"] > self.available:
+                break
+            self.reserve(hold_id=entry_id, channel=entry["channel"], quantity=entry["quantity"],
+                         ttl_seconds=limits.WAITLIST_OFFER_TTL_SECONDS, now=now, waitlist=True)
+            offered.append(entry_id)
+        return offered
+
+    def join_waitlist(self, *, entry_id: str, buyer: str, channel: str, quantity: int,
+                      now: datetime) -> int:
+        """Wait for a restock; only when the tier cannot serve ``quantity`` now.
+        Returns the place in line (1 = next)."""
+        if not isinstance(quantity, int) or not 1 <= quantity <= limits.HOLD_QUANTITY_MAX:
+            raise InvalidInputError("quantity", f"must be 1 to {limits.HOLD_QUANTITY_MAX}")
+        if not self.restockable:
+            raise AbsoluteEditionError(self.good_id)
+        if quantity <= self.available:
+            raise WaitlistError(f"tier {self.tier!r} has {self.available} unit(s) available: "
+                                "buy them rather than wait")
+        waiting = self.waiting()
+        if len(waiting) >= limits.WAITLIST_MAX:
+            raise WaitlistError(f"the waitlist of tier {self.tier!r} is full")
+        if entry_id in self.waitlist or entry_id in self.holds:
+            raise AssertionError(f"waitlist entry {entry_id} exists already")
+        self._trigger(TierStock.Waitlisted, now, entry_id=entry_id, buyer=buyer,
+                      channel=channel, quantity=quantity)
+        return len(waiting) + 1
+
+    def leave_waitlist(self, entry_id: str, now: datetime) -> None:
+        entry = self.waitlist.get(entry_id)
+        if entry is None or entry["state"] != "waiting":
+            raise WaitlistError(f"entry {entry_id} is not waiting"
+                                + (f" (it was {entry['state']})" if entry else ""))
+        self._trigger(TierStock.WaitlistLeft, now, entry_id=entry_id)
 
     def take_back(self, *, serial: int, refund_id: str, now: datetime) -> None:
         """A refunded primary sale returns its serial to stock."""
@@ -284,6 +339,7 @@ class TierStock(Aggregate):
             aggregate.reserved = 0
             aggregate.holds = {}
             aggregate.pools = {}
+            aggregate.waitlist = {}
 
     @dataclass(frozen=True)
     class Sold(Event):
@@ -335,6 +391,9 @@ class TierStock(Aggregate):
             aggregate.holds[self.hold_id] = {"channel": self.channel, "quantity": self.quantity,
                                              "expires_at": self.expires_at, "state": "held"}
             aggregate.reserved += self.quantity
+            entry = aggregate.waitlist.get(self.hold_id)
+            if entry is not None:  # a restock's offer to a waiting buyer
+                entry["state"] = "offered"
 
     @dataclass(frozen=True)
     class HoldCommitted(Event):
@@ -404,6 +463,28 @@ class TierStock(Aggregate):
 
         def apply(self, aggregate: TierStock) -> None:
             aggregate.pools[self.channel]["free"] -= self.quantity
+
+
+    @dataclass(frozen=True)
+    class Waitlisted(Event):
+        TYPE = "stock.waitlisted"
+        entry_id: str
+        buyer: str
+        channel: str
+        quantity: int
+
+        def apply(self, aggregate: TierStock) -> None:
+            aggregate.waitlist[self.entry_id] = {
+                "buyer": self.buyer, "channel": self.channel, "quantity": self.quantity,
+                "state": "waiting"}
+
+    @dataclass(frozen=True)
+    class WaitlistLeft(Event):
+        TYPE = "stock.waitlist-left"
+        entry_id: str
+
+        def apply(self, aggregate: TierStock) -> None:
+            aggregate.waitlist[self.entry_id]["state"] = "left"
 
 
 TierStock.Opened.AGGREGATE = TierStock

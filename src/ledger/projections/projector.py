@@ -38,6 +38,8 @@ UNIT_COLUMNS = ("unit_id", "good_id", "tier", "serial", "holder", "transferable"
                 "updated_at")
 POOL_COLUMNS = ("stock_id", "channel", "good_id", "tier", "free", "overflow", "allotted",
                 "returned", "sold", "updated_at")
+WAITLIST_COLUMNS = ("entry_id", "stock_id", "good_id", "tier", "buyer", "channel", "quantity",
+                    "state", "joined_at", "updated_at", "position")
 HOLD_COLUMNS = ("hold_id", "stock_id", "good_id", "tier", "channel", "quantity", "expires_at",
                 "state", "committed", "sale_id", "refunds_owed", "reserved_at", "updated_at")
 ROYALTY_COLUMNS = ("recipient", "role", "good_id", "unit_id", "kind", "reference", "at", "day",
@@ -84,6 +86,7 @@ class _Batch:
     velocity: Counter[tuple[str, str]] = field(default_factory=Counter)
     holds: dict[str, dict[str, Any]] = field(default_factory=dict)
     pools: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    waitlist: dict[str, dict[str, Any]] = field(default_factory=dict)
     touched_stock: set[str] = field(default_factory=set)
     touched_units: set[str] = field(default_factory=set)
 
@@ -104,6 +107,8 @@ class Projector:
             "stock.hold-released": self._hold_released,
             "stock.refund-owed": self._refund_owed,
             "stock.allotted": self._allotted,
+            "stock.waitlisted": self._waitlisted,
+            "stock.waitlist-left": self._waitlist_left,
             "stock.pool-returned": self._pool_returned,
             "stock.pool-drawn": self._pool_drawn,
             "unit.issued": self._unit_acquired,
@@ -152,6 +157,12 @@ class Projector:
         for row in self._select_in(cursor, "SELECT * FROM {holds} WHERE hold_id IN (?)",
                                    hold_ids):
             batch.holds[str(row["hold_id"])] = {c: row[c] for c in HOLD_COLUMNS}
+        entries = sorted({e["payload"].get("entry_id") or e["payload"]["hold_id"]
+                          for r, e in decoded
+                          if r.type in ("stock.reserved", "stock.waitlist-left")})
+        for row in self._select_in(cursor, "SELECT * FROM {waitlist} WHERE entry_id IN (?)",
+                                   entries):
+            batch.waitlist[str(row["entry_id"])] = {c: row[c] for c in WAITLIST_COLUMNS}
         pooled = sorted({r.aggregate_id for r, _ in decoded
                          if r.type in ("stock.allotted", "stock.pool-returned",
                                        "stock.pool-drawn")})
@@ -252,6 +263,26 @@ class Projector:
             "tier": stock["tier"], "channel": p["channel"], "quantity": int(p["quantity"]),
             "expires_at": p["expires_at"], "state": "held", "committed": 0, "sale_id": None,
             "refunds_owed": 0, "reserved_at": at, "updated_at": at}
+        entry = b.waitlist.get(p["hold_id"])
+        if entry is not None:  # a restock's offer to a waiting buyer
+            entry.update(state="offered", updated_at=at)
+
+    def _waitlisted(self, b: _Batch, r: Record, e: dict[str, Any], _ch: Changes) -> None:
+        p = e["payload"]
+        stock = b.stock.get(r.aggregate_id)
+        if stock is None:
+            raise LookupError(f"stock {r.aggregate_id} changed before it was opened")
+        b.waitlist[p["entry_id"]] = {
+            "entry_id": p["entry_id"], "stock_id": r.aggregate_id, "good_id": stock["good_id"],
+            "tier": stock["tier"], "buyer": p["buyer"], "channel": p["channel"],
+            "quantity": int(p["quantity"]), "state": "waiting", "joined_at": e["timestamp"],
+            "updated_at": e["timestamp"], "position": r.position}
+
+    def _waitlist_left(self, b: _Batch, _r: Record, e: dict[str, Any], _ch: Changes) -> None:
+        entry = b.waitlist.get(e["payload"]["entry_id"])
+        if entry is None:
+            raise LookupError(f"waitlist entry {e['payload']['entry_id']} left before joining")
+        entry.update(state="left", updated_at=e["timestamp"])
 
     def _hold(self, b: _Batch, hold_id: str) -> dict[str, Any]:
         hold = b.holds.get(hold_id)
@@ -417,6 +448,8 @@ class Projector:
                    [tuple(b.stock[s][c] for c in STOCK_COLUMNS) for s in sorted(b.touched_stock)])
         self._many(cursor, _upsert("units", UNIT_COLUMNS, ("unit_id",)),
                    [tuple(b.units[u][c] for c in UNIT_COLUMNS) for u in sorted(b.touched_units)])
+        self._many(cursor, _upsert("waitlist", WAITLIST_COLUMNS, ("entry_id",)),
+                   [tuple(b.waitlist[k][c] for c in WAITLIST_COLUMNS) for k in sorted(b.waitlist)])
         self._many(cursor, _upsert("pools", POOL_COLUMNS, ("stock_id", "channel")),
                    [tuple(b.pools[k][c] for c in POOL_COLUMNS) for k in sorted(b.pools)])
         self._many(cursor, _upsert("holds", HOLD_COLUMNS, ("hold_id",)),

@@ -193,6 +193,21 @@ class Views:
                  "returned": int(r["returned"]), "sold": int(r["sold"]),
                  "updated_at": r["updated_at"]} for r in rows]
 
+    def waitlist(self, good_id: str, *, channel: str | None = None) -> list[dict[str, Any]]:
+        """Entries still waiting, per tier in the order they joined, with each
+        one's place in line (counted over every channel's entries)."""
+        rows = self._rows("SELECT * FROM {waitlist} WHERE good_id = ? AND state = 'waiting' "
+                          "ORDER BY tier, position", (good_id,))
+        out, place, tier = [], 0, None
+        for r in rows:
+            place = place + 1 if r["tier"] == tier else 1
+            tier = r["tier"]
+            if channel is None or r["channel"] == channel:
+                out.append({"entry_id": r["entry_id"], "tier": r["tier"], "buyer": r["buyer"],
+                            "channel": r["channel"], "quantity": int(r["quantity"]),
+                            "place": place, "joined_at": r["joined_at"]})
+        return out
+
     def hold(self, hold_id: str) -> dict[str, Any] | None:
         rows = self._rows("SELECT * FROM {holds} WHERE hold_id = ?", (hold_id,))
         return _hold(rows[0]) if rows else None

@@ -26,6 +26,7 @@ KEYS = {
     "units": "unit_id", "unit_events": "unit_id, version", "lineage": "master_id, variant_id",
     "royalties": "recipient, role, reference, unit_id", "settlement": "channel, day, currency",
     "velocity": "stock_id, minute", "holds": "hold_id", "pools": "stock_id, channel",
+    "waitlist": "entry_id",
 }
 if set(KEYS) != set(TABLES) - {"position", "meta"}:
     raise AssertionError("every view table needs a comparison key")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 # The views' layout. A store whose views were built by another version is
 # rebuilt from zero when a server opens it (the views are derived data).
-VIEWS_VERSION = 2
+VIEWS_VERSION = 3
 
 TABLES: dict[str, str] = {
     "meta": "id INTEGER PRIMARY KEY, version INTEGER NOT NULL",
@@ -61,6 +61,11 @@ TABLES: dict[str, str] = {
              "expires_at TEXT NOT NULL, state TEXT NOT NULL, committed BIGINT NOT NULL, "
              "sale_id TEXT, refunds_owed BIGINT NOT NULL, reserved_at TEXT NOT NULL, "
              "updated_at TEXT NOT NULL",
+    # Buyers waiting for a restock, in the order they joined.
+    "waitlist": "entry_id TEXT PRIMARY KEY, stock_id TEXT NOT NULL, good_id TEXT NOT NULL, "
+                "tier TEXT NOT NULL, buyer TEXT NOT NULL, channel TEXT NOT NULL, "
+                "quantity BIGINT NOT NULL, state TEXT NOT NULL, joined_at TEXT NOT NULL, "
+                "updated_at TEXT NOT NULL, position BIGINT NOT NULL",
     # Channels' pools per stock: unsold units set aside for a channel.
     "pools": "stock_id TEXT NOT NULL, channel TEXT NOT NULL, good_id TEXT NOT NULL, "
              "tier TEXT NOT NULL, free BIGINT NOT NULL, overflow INTEGER NOT NULL, "
@@ -77,6 +82,7 @@ INDEXES = [
     "CREATE INDEX IF NOT EXISTS {p}unit_events_by_ref ON {unit_events} (reference)",
     "CREATE INDEX IF NOT EXISTS {p}units_by_holder ON {units} (holder)",
     "CREATE INDEX IF NOT EXISTS {p}holds_live ON {holds} (state, expires_at)",
+    "CREATE INDEX IF NOT EXISTS {p}waitlist_line ON {waitlist} (stock_id, state, position)",
 ]
 
 

@@ -34,6 +34,7 @@ from ledger.domain.errors import (
     IdempotencyKeyReusedError,
     InvalidInputError,
     LedgerError,
+    NotFoundError,
     SoldOutError,
     TierNotFoundError,
     UnitNotFoundError,
@@ -295,9 +296,11 @@ class Ledger:
             stock = uow.get(TierStock, stock_id_for(good.id, tier))
             if stock is None:
                 raise TierNotFoundError(good.id, tier)
-            stock.restock(quantity, now)
+            offered = stock.restock(quantity, now)
             return {"good_id": str(good.id), "tier": tier, "quantity": quantity,
-                    "supply": stock.supply, "lifetime_cap": stock.lifetime_cap}
+                    "supply": stock.supply, "lifetime_cap": stock.lifetime_cap,
+                    "offered": [{"entry_id": e, "hold_id": e,
+                                 "expires_at": stock.holds[e]["expires_at"]} for e in offered]}
 
         return self._submit("restock", args, idempotency_key, scope,
                             stock_id_for(good_uuid, tier), decide)
@@ -528,6 +531,56 @@ class Ledger:
                               recorded=False)
         expired: list[str] = result["expired"]
         return expired
+
+    # ------------------------------------------------------------------
+    # Waitlists
+    # ------------------------------------------------------------------
+    def join_waitlist(
+        self, good_id: UUID | str, tier: str, *, buyer: str, channel: str, quantity: int,
+        idempotency_key: str, scope: str = "",
+    ) -> dict[str, Any]:
+        """Wait for a restock of a sold-out, restockable tier. A restock holds
+        units for waiting buyers first, in the order they joined; the hold's
+        id is the entry's, and the channel commits it like any hold."""
+        good_uuid = _uuid(good_id, "good_id")
+        buyer = validate.identifier(buyer, field="buyer")
+        args = {"good_id": str(good_uuid), "tier": tier, "buyer": buyer, "channel": channel,
+                "quantity": quantity}
+        entry_id = str(command_id_for(scope, check_key(idempotency_key)))
+
+        def decide(uow: UnitOfWork, now: datetime) -> dict[str, Any]:
+            stock = self._stock_in(uow, good_uuid, tier)
+            via = self.channel(channel)
+            place = stock.join_waitlist(entry_id=entry_id, buyer=buyer, channel=via.channel,
+                                        quantity=quantity, now=now)
+            return {"entry_id": entry_id, "good_id": str(good_uuid), "tier": tier,
+                    "buyer": buyer, "channel": via.channel, "quantity": quantity,
+                    "place": place, "joined_at": format_timestamp(now)}
+
+        return self._submit("join-waitlist", args, idempotency_key, scope,
+                            stock_id_for(good_uuid, tier), decide)
+
+    def leave_waitlist(
+        self, good_id: UUID | str, tier: str, entry_id: UUID | str, *, idempotency_key: str,
+        scope: str = "", channel: str | None = None,
+    ) -> dict[str, Any]:
+        good_uuid = _uuid(good_id, "good_id")
+        entry = str(_uuid(entry_id, "entry_id"))
+        args = {"good_id": str(good_uuid), "tier": tier, "entry_id": entry}
+
+        def decide(uow: UnitOfWork, now: datetime) -> dict[str, Any]:
+            stock = self._stock_in(uow, good_uuid, tier)
+            found = stock.waitlist.get(entry)
+            if found is None:
+                raise NotFoundError(f"tier {tier!r} has no waitlist entry {entry}")
+            if channel is not None and found["channel"] != channel:
+                raise ForbiddenError(f"entry {entry} belongs to another channel")
+            stock.leave_waitlist(entry, now)
+            return {"entry_id": entry, "good_id": str(good_uuid), "tier": tier,
+                    "left_at": format_timestamp(now)}
+
+        return self._submit("leave-waitlist", args, idempotency_key, scope,
+                            stock_id_for(good_uuid, tier), decide)
 
     # ------------------------------------------------------------------
     # Channels' pools

@@ -235,6 +235,13 @@ PAYLOADS: dict[str, dict[str, Check]] = {
     "stock.allotted": {"channel": identifier, "quantity": integer(1), "overflow": boolean},
     "stock.pool-returned": {"channel": identifier, "quantity": integer(1)},
     "stock.pool-drawn": {"channel": identifier, "quantity": integer(1), "sale_id": uuid_text},
+    "stock.waitlisted": {
+        "entry_id": uuid_text,
+        "buyer": identifier,
+        "channel": identifier,
+        "quantity": integer(1),
+    },
+    "stock.waitlist-left": {"entry_id": uuid_text},
     "stock.refund-owed": {
         "hold_id": uuid_text,
         "refund_id": uuid_text,

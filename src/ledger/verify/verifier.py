@@ -105,6 +105,9 @@ class _Stock:
     pools: dict[str, list[Any]] = field(default_factory=dict)  # channel -> [free, overflow]
     # A pool-drawn awaiting its stock.sold (the stock's very next event).
     drawing: tuple[_Event, str, int, str] | None = None  # event, sale_id, quantity, channel
+    # Waitlist entries in the order they joined: id -> [state, quantity, channel].
+    waitlist: dict[str, list[Any]] = field(default_factory=dict)
+    offering: _Event | None = None  # a restock whose offers to the waitlist are under way
 
     @property
     def live(self) -> int:
@@ -236,6 +239,8 @@ class Verifier:
             "stock.hold-released": self._on_hold_released,
             "stock.refund-owed": self._on_refund_owed,
             "stock.allotted": self._on_allotted,
+            "stock.waitlisted": self._on_waitlisted,
+            "stock.waitlist-left": self._on_waitlist_left,
             "stock.pool-returned": self._on_pool_returned,
             "stock.pool-drawn": self._on_pool_drawn,
             "allowance.started": self._on_allowance_started,
@@ -852,6 +857,8 @@ class Verifier:
         stock = self._stocks.get(ev.aggregate_id)
         if stock is None:
             return
+        if stock.offering is not None:
+            self._close_offers(stock)
         from_hold = stock.pending is not None
         if stock.pending is not None:
             _, sale_id, quantity, channel = stock.pending
@@ -919,10 +926,14 @@ class Verifier:
             self._awaited_units[unit_id] = (sale, serial)
 
     # -- reservations ---------------------------------------------------------
-    def _stock_for_hold(self, ev: _Event) -> _Stock | None:
-        """The stock of a hold event; a commit left without its sale is flagged."""
+    def _stock_for_hold(self, ev: _Event, *, offer: bool = False) -> _Stock | None:
+        """The stock of a hold event; a commit left without its sale is
+        flagged, and so is a restock's offer to the waitlist that was skipped
+        (unless ``offer``: this event is the next offer)."""
         assert ev.aggregate_id is not None
         stock = self._stocks.get(ev.aggregate_id)
+        if stock is not None and stock.offering is not None and not offer:
+            self._close_offers(stock)
         if stock is not None and stock.pending is not None:
             self._flag(stock.pending[0], "hold-mismatch",
                        "a hold-committed is not followed by its stock.sold")
@@ -945,10 +956,16 @@ class Verifier:
         return hold
 
     def _on_stock_reserved(self, ev: _Event, p: Payload) -> None:
-        self._name_command(ev, p["hold_id"], "reserve", "hold_id")
-        stock = self._stock_for_hold(ev)
+        assert ev.aggregate_id is not None
+        known = self._stocks.get(ev.aggregate_id)
+        entry = known.waitlist.get(p["hold_id"]) if known is not None else None
+        if entry is None:
+            self._name_command(ev, p["hold_id"], "reserve", "hold_id")
+        stock = self._stock_for_hold(ev, offer=entry is not None)
         if stock is None:
             return
+        if entry is not None:
+            self._check_offer(ev, stock, p, entry)
         moment = ev.timestamp
         if moment is not None and (
             (stock.opens is not None and moment < stock.opens)
@@ -978,6 +995,60 @@ class Verifier:
                 expected=f"<= {stock.supply}",
                 actual=str(stock.committed),
             )
+
+    # -- waitlists ---------------------------------------------------------------
+    def _on_waitlisted(self, ev: _Event, p: Payload) -> None:
+        self._name_command(ev, p["entry_id"], "join-waitlist", "entry_id")
+        stock = self._stock_for_hold(ev)
+        if stock is None:
+            return
+        self._fee(ev, p["channel"])
+        if p["entry_id"] in stock.waitlist or p["entry_id"] in stock.holds:
+            self._flag(ev, "waitlist-state", f"entry {p['entry_id']} joins twice")
+            return
+        available = stock.supply - stock.committed
+        if not stock.restockable or p["quantity"] <= available:
+            self._flag(ev, "waitlist-early", f"waits for {p['quantity']} of tier "
+                       f"{stock.tier!r}, which has {available} available"
+                       + ("" if stock.restockable else " and can never be restocked"))
+        stock.waitlist[p["entry_id"]] = ["waiting", p["quantity"], p["channel"]]
+
+    def _on_waitlist_left(self, ev: _Event, p: Payload) -> None:
+        stock = self._stock_for_hold(ev)
+        if stock is None:
+            return
+        entry = stock.waitlist.get(p["entry_id"])
+        if entry is None or entry[0] != "waiting":
+            self._flag(ev, "waitlist-state", f"entry {p['entry_id']} leaves, but it is "
+                       f"{entry[0] if entry else 'unknown'}")
+            return
+        entry[0] = "left"
+
+    def _check_offer(self, ev: _Event, stock: _Stock, p: Payload, entry: list[Any]) -> None:
+        first = next((e for e, v in stock.waitlist.items() if v[0] == "waiting"), None)
+        if stock.offering is None or entry[0] != "waiting" or first != p["hold_id"]:
+            self._flag(ev, "waitlist-order", f"a hold for waitlist entry {p['hold_id']} "
+                       "that is not the restock's next offer, first come first served")
+        if (entry[1], entry[2]) != (p["quantity"], p["channel"]):
+            self._flag(ev, "waitlist-mismatch", f"the offer holds {p['quantity']} for "
+                       f"{p['channel']!r}; the entry waits for {entry[1]} through {entry[2]!r}")
+        entry[0] = "offered"
+
+    def _close_offers(self, stock: _Stock) -> None:
+        """A restock's offers ended: the next waiting entry must not have fit."""
+        restock = stock.offering
+        stock.offering = None
+        assert restock is not None
+        moment = restock.timestamp
+        if moment is not None and ((stock.opens is not None and moment < stock.opens) or (
+                stock.closes is not None and moment >= stock.closes)):
+            return  # outside the sale window no holds are offered
+        first = next((v for v in stock.waitlist.values() if v[0] == "waiting"), None)
+        available = stock.supply - stock.committed
+        if first is not None and first[1] <= available:
+            self._flag(restock, "waitlist-skipped", f"after this restock {available} unit(s) "
+                       f"were available, but the first waiting buyer (for {first[1]}) was "
+                       "offered no hold")
 
     # -- channels' pools -------------------------------------------------------
     def _on_allotted(self, ev: _Event, p: Payload) -> None:
@@ -1158,6 +1229,7 @@ class Verifier:
                 actual=str(supply),
             )
         stock.supply = supply
+        stock.offering = ev.ref()
 
     def _on_stock_returned(self, ev: _Event, p: Payload) -> None:
         assert ev.aggregate_id is not None
@@ -1516,6 +1588,8 @@ class Verifier:
                 self._flag(stock.drawing[0], "pool-mismatch",
                            "a pool-drawn is not followed by its stock.sold")
                 stock.drawing = None
+            if stock.offering is not None:
+                self._close_offers(stock)
         for command_id, (ev, _name, label) in self._commands_named.items():
             if command_id not in self._unreadable:
                 self._flag(
