@@ -92,9 +92,19 @@ def world(api: Api) -> dict[str, str]:
     hold = api.post("shop", f"/goods/{good}/tiers/own/holds",
                     {"channel": "shop", "quantity": 1, "ttl_seconds": 600})
     assert hold.status_code == 201, hold.text
+    restockable = api.post("alice", "/goods", {"spec": spec(
+        title="restockable", policy="restockable",
+        tiers=[{"name": "own", "quota": 1, "lifetime_cap": 100}])}).json()["good_id"]
+    assert api.post("shop", f"/goods/{restockable}/tiers/own/sales", {
+        "buyer": "b1", "channel": "shop",
+        "unit_price": {"amount": 1, "currency": "EUR"}}).status_code == 201
+    entry = api.post("shop", f"/goods/{restockable}/tiers/own/waitlist",
+                     {"buyer": "w0", "channel": "shop"})
+    assert entry.status_code == 201, entry.text
     api.caught_up()
     return {"good": good, "unit": sale.json()["units"][0]["unit_id"],
-            "hold": hold.json()["hold_id"]}
+            "hold": hold.json()["hold_id"], "restockable": restockable,
+            "entry": entry.json()["entry_id"]}
 
 
 READERS = {"admin", "alice", "mallory", "shop", "other", "auditor"}
@@ -103,6 +113,7 @@ EVERYONE = set(PRINCIPALS)
 
 def endpoints(w: dict[str, str]) -> list[tuple[str, str, Any, set[str]]]:
     g, u, h = w["good"], w["unit"], w["hold"]
+    r, e = w["restockable"], w["entry"]
     price = {"amount": 2_000, "currency": "EUR"}
     return [
         ("POST", "/channels", lambda: {"channel": f"c{uuid.uuid4().hex[:8]}", "name": "x",
@@ -133,6 +144,10 @@ def endpoints(w: dict[str, str]) -> list[tuple[str, str, Any, set[str]]]:
         ("POST", f"/goods/{g}/tiers/own/pools/move",
          lambda: {"from": "shop", "to": "other", "quantity": 1}, {"admin", "alice"}),
         ("GET", f"/goods/{g}/pools", None, READERS),
+        ("POST", f"/goods/{r}/tiers/own/waitlist",
+         lambda: {"buyer": f"w{uuid.uuid4().hex[:6]}", "channel": "shop"}, {"admin", "shop"}),
+        ("POST", f"/goods/{r}/tiers/own/waitlist/{e}/leave", lambda: {}, {"admin", "shop"}),
+        ("GET", f"/goods/{r}/waitlist", None, READERS),
         ("GET", f"/holds/{h}", None, READERS - {"other"}),
         ("GET", "/goods", None, READERS),
         ("GET", f"/goods/{g}", None, READERS),
@@ -299,7 +314,7 @@ def test_statement_and_settlement_read_the_views(api: Api, world: dict[str, str]
     assert csv_text.headers["content-type"].startswith("text/csv")
     header, row = csv_text.text.splitlines()
     assert header.startswith("channel,day,currency,units,gross")
-    assert row.split(",")[3:5] == ["2", "11000"]
+    assert row.split(",")[3:5] == ["3", "11001"]  # the world's two sales and this resale
 
 
 def test_pages_cover_every_good_once(api: Api, world: dict[str, str]) -> None:
@@ -315,7 +330,7 @@ def test_pages_cover_every_good_once(api: Api, world: dict[str, str]) -> None:
         cursor = page["next_cursor"]
         if cursor is None:
             break
-    assert len(seen) == len(set(seen)) == 8
+    assert len(seen) == len(set(seen)) == 9  # the world's two goods and these seven
 
 
 def test_openapi_documents_every_route(api: Api) -> None:
