@@ -107,7 +107,9 @@ def stock(rt: RuntimeDep, good_id: GoodId, _who: Reader, response: Response) -> 
 async def stock_stream(rt: RuntimeDep, good_id: GoodId, _who: Reader,
                        request: Request) -> StreamingResponse:
     key = str(good_id)
-    await run_in_threadpool(lambda: _found(rt, lambda: rt.views.good(key), f"good {good_id}"))
+    # Ask the store, not the views: a stream opened right after the mint
+    # must not be refused while the views catch up (they push it when they do).
+    await run_in_threadpool(rt.ledger.good, good_id)
     runner = rt.runner
     if runner is None:
         raise ApiProblem(503, "views-unavailable", "this server runs without live views")
