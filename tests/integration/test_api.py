@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from collections.abc import Iterator
@@ -406,3 +407,39 @@ def test_a_pool_through_the_api(api: Api, world: dict[str, str]) -> None:
     seen = api.get("other", f"/goods/{world['good']}/pools").json()["pools"]
     assert [(p["channel"], p["sold"], p["free"]) for p in seen] == [("other", 3, 0)]
     assert api.get("shop", f"/goods/{world['good']}/pools").json()["pools"] == []
+
+
+def test_a_queued_sale_tells_its_place_then_its_outcome(api: Api, world: dict[str, str]) -> None:
+    good = api.post("alice", "/goods", {"spec": spec(
+        title="hot", tiers=[{"name": "own", "quota": 5}])}).json()["good_id"]
+    path = f"/goods/{good}/tiers/own/sales"
+
+    def queued(buyer: str, key: str) -> list[dict[str, Any]]:
+        headers = api.headers("shop", key) | {"Accept": "application/x-ndjson"}
+        response = api.client.post(path, headers=headers, json={
+            "buyer": buyer, "channel": "shop",
+            "unit_price": {"amount": 10, "currency": "EUR"}})
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("application/x-ndjson")
+        return [json.loads(line) for line in response.text.splitlines()]
+
+    answers: list[list[dict[str, Any]]] = []
+    threads = [threading.Thread(target=lambda i=i: answers.append(queued(f"q{i}", f"k{i}")))
+               for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for lines in answers:
+        assert len(lines) == 2
+        assert set(lines[0]) == {"queued"}
+        assert lines[0]["queued"]["position"] >= 0
+    outcomes = sorted(lines[1]["status"] for lines in answers)
+    assert outcomes == [201] * 5 + [409] * 3  # 5 units: exactly 5 sold
+    refused = next(lines[1] for lines in answers if lines[1]["status"] == 409)
+    assert refused["problem"]["type"] == PROBLEM + "sold-out"
+    sold = next(lines for lines in answers if lines[1]["status"] == 201)
+    buyer = sold[1]["result"]["buyer"]
+    again = queued(buyer, f"k{buyer[1:]}")
+    assert again[1]["replayed"] is True
+    assert again[1]["result"] == sold[1]["result"]

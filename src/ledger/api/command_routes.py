@@ -12,22 +12,30 @@ records nothing: retrying its key decides it afresh.
 from __future__ import annotations
 
 import hashlib
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Path, Response
+import orjson
+from fastapi import APIRouter, Header, Path, Request, Response
+from fastapi.responses import StreamingResponse
 
 from ledger.api import models
 from ledger.api.auth import check_channel, check_creator, require
 from ledger.api.log_routes import RuntimeDep
-from ledger.api.problems import ApiProblem
+from ledger.api.problems import PROBLEM_BASE, ApiProblem, domain_problem
 from ledger.api.runtime import Runtime
 from ledger.domain import limits
+from ledger.domain.errors import LedgerError
 from ledger.domain.money import Money
 from ledger.service import Replayed
 from ledger.store.apikeys import Principal, Role
 
 router = APIRouter(tags=["commands"])
+logger = logging.getLogger("ledger.api")
 
 IdempotencyKey = Annotated[str | None, Header(
     alias="Idempotency-Key", max_length=limits.IDEMPOTENCY_KEY_CHARS_MAX,
@@ -107,15 +115,64 @@ def derive_variant(rt: RuntimeDep, good_id: GoodId, body: models.DeriveVariant,
         good_id, body.spec.to_domain(), idempotency_key=_key(key), scope=scope_of(who)))
 
 
+NDJSON = "application/x-ndjson"
+
+
 @router.post("/goods/{good_id}/tiers/{tier}/sales", status_code=201,
-             responses=COMMAND_RESPONSES, summary="Primary sale of units of one tier")
+             responses=COMMAND_RESPONSES | {200: {"content": {NDJSON: {}}, "description": (
+                 "With Accept: application/x-ndjson: a line {\"queued\": {\"position\": n}} "
+                 "at once, then {\"status\", \"result\"} or {\"status\", \"problem\"}")}},
+             summary="Primary sale of units of one tier (with Accept: application/x-ndjson, "
+                     "the buyer's place in the queue comes first, then the outcome)")
 def sell(rt: RuntimeDep, good_id: GoodId, tier: TierPath, body: models.Sell,
-         who: ChannelOrAdmin, response: Response, key: IdempotencyKey = None) -> dict[str, Any]:
+         who: ChannelOrAdmin, response: Response, request: Request,
+         key: IdempotencyKey = None) -> Any:
     check_channel(who, body.channel)
-    return _answer(response, rt.ledger.sell(
-        good_id, tier, buyer=body.buyer, channel=body.channel, quantity=body.quantity,
-        unit_price=Money(body.unit_price.amount, body.unit_price.currency),
-        idempotency_key=_key(key), scope=scope_of(who)))
+    idempotency_key = _key(key)
+
+    def run(on_queued: Callable[[int], object] | None = None) -> dict[str, Any]:
+        return rt.ledger.sell(
+            good_id, tier, buyer=body.buyer, channel=body.channel, quantity=body.quantity,
+            unit_price=Money(body.unit_price.amount, body.unit_price.currency),
+            idempotency_key=idempotency_key, scope=scope_of(who), on_queued=on_queued)
+
+    if NDJSON in request.headers.get("accept", ""):
+        return StreamingResponse(_queued_outcome(run, request.url.path), media_type=NDJSON,
+                                 headers={"Cache-Control": "no-store"})
+    return _answer(response, run())
+
+
+def _queued_outcome(run: Callable[[Callable[[int], object]], dict[str, Any]],
+                    instance: str) -> Iterator[bytes]:
+    """Lines of a queued sale: its place in the queue as soon as it has one,
+    then its outcome (a result, or a problem document)."""
+    lines: queue.Queue[tuple[str, Any]] = queue.Queue()
+
+    def work() -> None:
+        try:
+            lines.put(("done", run(lambda position: lines.put(("queued", position)))))
+        except LedgerError as error:
+            lines.put(("problem", domain_problem(error, instance)))
+        except Exception:  # reported like the API's 500 problem, never as a traceback
+            logger.exception("queued sale failed on %s", instance)
+            lines.put(("problem", {"type": PROBLEM_BASE + "internal-error",
+                                   "title": "Internal error", "status": 500,
+                                   "detail": "the server could not complete the request; "
+                                             "nothing acknowledged is lost",
+                                   "instance": instance}))
+
+    threading.Thread(target=work, name="queued-sale", daemon=True).start()
+    while True:
+        kind, value = lines.get()
+        if kind == "queued":
+            yield orjson.dumps({"queued": {"position": value}}) + b"\n"
+        elif kind == "done":
+            yield orjson.dumps({"status": 201, "replayed": isinstance(value, Replayed),
+                                "result": dict(value)}) + b"\n"
+            return
+        else:
+            yield orjson.dumps({"status": value["status"], "problem": value}) + b"\n"
+            return
 
 
 @router.post("/units/{unit_id}/resales", status_code=201, responses=COMMAND_RESPONSES,

@@ -53,14 +53,20 @@ def _title(code: str) -> str:
     return code.replace("-", " ").capitalize()
 
 
+def domain_problem(error: errors.LedgerError, instance: str) -> dict[str, Any]:
+    """The problem document for a domain error (its ``status`` inside)."""
+    status = next((s for kind, s in STATUS_BY_ERROR if isinstance(error, kind)), 400)
+    extra: dict[str, Any] = (
+        {"field": error.field} if isinstance(error, errors.InvalidInputError) else {})
+    return {"type": PROBLEM_BASE + error.code, "title": _title(error.code), "status": status,
+            "detail": error.message, "instance": instance, **extra}
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(errors.LedgerError)
     async def domain_error(request: Request, error: errors.LedgerError) -> JSONResponse:
-        status = next((s for kind, s in STATUS_BY_ERROR if isinstance(error, kind)), 400)
-        extra: dict[str, Any] = (
-            {"field": error.field} if isinstance(error, errors.InvalidInputError) else {})
-        return problem(status, error.code, _title(error.code), error.message,
-                       request.url.path, **extra)
+        body = domain_problem(error, request.url.path)
+        return JSONResponse(body, status_code=body["status"], media_type=MEDIA_TYPE)
 
     @app.exception_handler(ApiProblem)
     async def api_problem(request: Request, error: ApiProblem) -> JSONResponse:

@@ -60,15 +60,22 @@ class Combiner:
         self._queues: dict[UUID, deque[Request]] = {}
 
     def submit(
-        self, key: UUID | None, request: Request, run_batch: Callable[[list[Request]], None]
+        self, key: UUID | None, request: Request, run_batch: Callable[[list[Request]], None],
+        on_queued: Callable[[int], object] | None = None,
     ) -> dict[str, Any]:
+        """Run ``request`` in a batch; ``on_queued(position)`` is told at once
+        how many requests were queued ahead of it."""
         if key is None:
+            if on_queued is not None:
+                on_queued(0)
             run_batch([request])
             return request.outcome()
         with self._guard:
             queue = self._queues.setdefault(key, deque())
             request.position = len(queue)
             queue.append(request)
+        if on_queued is not None:
+            on_queued(request.position)
         while not request.done:
             with self._locks.hold(key):
                 if request.done:

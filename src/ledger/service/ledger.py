@@ -227,8 +227,13 @@ class Ledger:
     def sell(
         self, good_id: UUID | str, tier: str, *, buyer: str, channel: str, quantity: int,
         unit_price: Money, idempotency_key: str, scope: str = "",
+        on_queued: Callable[[int], object] | None = None,
     ) -> dict[str, Any]:
-        """Primary sale of ``quantity`` units of one tier to ``buyer``."""
+        """Primary sale of ``quantity`` units of one tier to ``buyer``.
+
+        ``on_queued(position)`` is called as soon as the sale is queued behind
+        the others for the same tier (group commit), with how many are ahead
+        of it -- so a flash-sale buyer can be told their place at once."""
         good_uuid = _uuid(good_id, "good_id")
         buyer = validate.identifier(buyer, field="buyer")
         validate.integer(quantity, field="quantity", low=1, high=limits.SALE_QUANTITY_MAX)
@@ -249,7 +254,7 @@ class Ledger:
                                     now=now)
 
         return self._submit("sell", args, idempotency_key, scope,
-                            stock_id_for(good_uuid, tier), decide)
+                            stock_id_for(good_uuid, tier), decide, on_queued=on_queued)
 
     def resell(
         self, unit_id: UUID | str, *, seller: str, buyer: str, channel: str, price: Money,
@@ -667,12 +672,14 @@ class Ledger:
     def _submit(
         self, name: str, args: dict[str, Any], idempotency_key: str, scope: str,
         contended: UUID | None, decide: Decide, *, recorded: bool = True,
+        on_queued: Callable[[int], object] | None = None,
     ) -> dict[str, Any]:
         key = check_key(idempotency_key) if recorded else ""
         if scope:
             validate.identifier(scope, field="scope")
         command = _Command(name, scope, key, request_hash(name, args), decide, recorded)
-        return self._combiner.submit(contended, Request(run=command), self._run_batch)
+        return self._combiner.submit(contended, Request(run=command), self._run_batch,
+                                     on_queued)
 
     def _run_batch(self, batch: list[Request]) -> None:
         try:
