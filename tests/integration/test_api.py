@@ -149,6 +149,8 @@ def endpoints(w: dict[str, str]) -> list[tuple[str, str, Any, set[str]]]:
          lambda: {"buyer": f"w{uuid.uuid4().hex[:6]}", "channel": "shop"}, {"admin", "shop"}),
         ("POST", f"/goods/{r}/tiers/own/waitlist/{e}/leave", lambda: {}, {"admin", "shop"}),
         ("GET", f"/goods/{r}/waitlist", None, READERS),
+        ("POST", f"/goods/{g}/tiers/view/rates/other", lambda: {"per_minute": 1_000},
+         {"admin", "alice"}),
         ("GET", f"/holds/{h}", None, READERS - {"other"}),
         ("GET", "/goods", None, READERS),
         ("GET", f"/goods/{g}", None, READERS),
@@ -443,3 +445,14 @@ def test_a_queued_sale_tells_its_place_then_its_outcome(api: Api, world: dict[st
     again = queued(buyer, f"k{buyer[1:]}")
     assert again[1]["replayed"] is True
     assert again[1]["result"] == sold[1]["result"]
+
+
+def test_a_rate_rule_answers_429(api: Api, world: dict[str, str]) -> None:
+    assert api.post("alice", f"/goods/{world['good']}/tiers/view/rates/other",
+                    {"per_minute": 1}).status_code == 201
+    path = f"/goods/{world['good']}/tiers/view/sales"
+    body = {"buyer": "r1", "channel": "other", "unit_price": {"amount": 1, "currency": "EUR"}}
+    assert api.post("other", path, body).status_code == 201
+    limited = api.post("other", path, body | {"buyer": "r2"})
+    assert limited.status_code == 429
+    assert limited.json()["type"] == PROBLEM + "rate-limited"

@@ -203,3 +203,22 @@ def test_an_offer_out_of_turn_is_caught(waiting: Store) -> None:
     forge(waiting, "stock.reserved", 0, lambda p: p.update(hold_id=bob, quantity=3))
     checks = {f.check for f in verify_store(waiting.url).findings}
     assert "waitlist-order" in checks
+
+
+def test_sales_past_a_rate_rule_are_caught(tmp_path: Path) -> None:
+    path = tmp_path / "rates.db"
+    now = [T0]
+    with Ledger(DatabaseURL.parse(f"sqlite:///{path}"), clock=lambda: now[0]) as ledger:
+        ledger.register_channel("bots", "bots", 500, idempotency_key="ch")
+        good = ledger.mint(good_spec(tiers=[{"name": "own", "quota": 10}]),
+                           idempotency_key="m")["good_id"]
+        ledger.set_rate(good, "own", channel="bots", per_minute=3, idempotency_key="r")
+        for i in range(3):
+            ledger.sell(good, "own", buyer=f"b{i}", channel="bots", quantity=1,
+                        unit_price=Money(100, "EUR"), idempotency_key=f"s{i}")
+    store = Store(path)
+    assert verify_store(store.url).ok
+    forge(store, "stock.rate-set", 0, lambda p: p.update(per_minute=2))
+    report = verify_store(store.url)
+    assert "rate-limit" in {f.check for f in report.findings}
+    assert exit_code(f.check for f in report.findings) == 4

@@ -293,6 +293,18 @@ def move_pool(rt: RuntimeDep, good_id: GoodId, tier: TierPath, body: models.Move
         quantity=body.quantity, idempotency_key=_key(key), scope=scope_of(who)))
 
 
+@router.post("/goods/{good_id}/tiers/{tier}/rates/{channel}", status_code=201,
+             responses=COMMAND_RESPONSES,
+             summary="Cap a channel's sales of a tier per minute (anti-bot); null lifts it")
+def set_rate(rt: RuntimeDep, good_id: GoodId, tier: TierPath, channel: ChannelPath,
+             body: models.SetRate, who: CreatorOrAdmin, response: Response,
+             key: IdempotencyKey = None) -> dict[str, Any]:
+    check_creator(who, _creators(rt, good_id))
+    return _answer(response, rt.ledger.set_rate(
+        good_id, tier, channel=channel, per_minute=body.per_minute,
+        idempotency_key=_key(key), scope=scope_of(who)))
+
+
 EntryId = Annotated[UUID, Path(description="The waitlist entry's id (entry_id)")]
 
 

@@ -156,3 +156,8 @@ class JoinWaitlist(Strict):
     buyer: Identifier
     channel: Identifier
     quantity: int = Field(default=1, ge=1, le=limits.HOLD_QUANTITY_MAX)
+
+
+class SetRate(Strict):
+    per_minute: int | None = Field(ge=1, le=limits.TIER_QUOTA_MAX, description=(
+        "Units the channel may sell of this tier per minute; null lifts the cap"))

@@ -24,6 +24,7 @@ MEDIA_TYPE = "application/problem+json"
 STATUS_BY_ERROR: list[tuple[type[errors.LedgerError], int]] = [
     (errors.InvalidInputError, 422),
     (errors.ForbiddenError, 403),
+    (errors.RateLimitedError, 429),
     (errors.NotFoundError, 404),
     (errors.ConflictError, 409),
     (errors.RuleViolation, 409),

@@ -209,6 +209,16 @@ class WaitlistError(RuleViolation):
     code = "waitlist"
 
 
+class RateLimitedError(RuleViolation):
+    """A channel's sales of a tier this minute would pass its rate rule."""
+
+    code = "rate-limited"
+
+    def __init__(self, channel: str, tier: str, limit: int, sold: int) -> None:
+        super().__init__(f"channel {channel!r} may sell {limit} unit(s) of tier {tier!r} a "
+                         f"minute and has sold {sold} this minute; try again next minute")
+
+
 class PoolShortError(RuleViolation):
     code = "pool-short"
 

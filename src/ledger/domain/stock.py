@@ -29,6 +29,7 @@ from ledger.domain.errors import (
     InvalidInputError,
     LifetimeCapError,
     PoolShortError,
+    RateLimitedError,
     SaleWindowError,
     SoldOutError,
     WaitlistError,
@@ -60,6 +61,9 @@ class TierStock(Aggregate):
     # ("free"), and whether it may sell on from the shared stock once its
     # pool is empty ("overflow").
     pools: dict[str, dict[str, Any]]
+    # Channels' rate rules (anti-bot): channel -> units a minute, and the
+    # units sold in the current minute (counted from the sales themselves).
+    rates: dict[str, dict[str, Any]]
     # Buyers waiting for a restock, in the order they joined: entry id ->
     # buyer, channel, quantity, state ("waiting", then "offered" or "left").
     waitlist: dict[str, dict[str, Any]]
@@ -136,12 +140,34 @@ class TierStock(Aggregate):
         fresh = range(self.next_serial, self.next_serial + quantity - len(reused))
         return [*reused, *fresh]
 
-    def check_sale(self, quantity: int, now: datetime, channel: str | None = None) -> None:
+    def check_rate(self, channel: str, quantity: int, now: datetime) -> None:
+        """A channel's rate rule holds with the sale, on the same version."""
+        rule = self.rates.get(channel)
+        if rule is None or rule["per_minute"] is None:
+            return
+        sold = rule["sold"] if rule["minute"] == format_timestamp(now)[:16] else 0
+        if sold + quantity > rule["per_minute"]:
+            raise RateLimitedError(channel, self.tier, rule["per_minute"], sold)
+
+    def set_rate(self, *, channel: str, per_minute: int | None, now: datetime) -> None:
+        """Cap ``channel``'s primary sales of this tier per minute (None: no cap)."""
+        if per_minute is not None and (
+                not isinstance(per_minute, int) or isinstance(per_minute, bool)
+                or not 1 <= per_minute <= limits.TIER_QUOTA_MAX):
+            raise InvalidInputError("per_minute", f"must be 1 to {limits.TIER_QUOTA_MAX}, "
+                                    "or null for no cap")
+        self._trigger(TierStock.RateSet, now, channel=channel, per_minute=per_minute)
+
+    def check_sale(self, quantity: int, now: datetime, channel: str | None = None,
+                   rate_channel: str | None = None) -> None:
         """Refuse a sale that cannot happen; with ``channel``, the channel's
-        pool comes first (without, the sale is from the shared stock)."""
+        pool comes first (without, the sale is from the shared stock); with
+        ``rate_channel``, that channel's rate rule must hold."""
         if not isinstance(quantity, int) or not 1 <= quantity <= limits.SALE_QUANTITY_MAX:
             raise InvalidInputError("quantity", f"must be 1 to {limits.SALE_QUANTITY_MAX}")
         self._check_window(now)
+        if rate_channel is not None:
+            self.check_rate(rate_channel, quantity, now)
         if channel is not None:
             self.sources(channel, quantity)
         elif quantity > self.available:
@@ -163,7 +189,7 @@ class TierStock(Aggregate):
         """A primary sale; through a channel with a pool, from the pool first
         (``from_pool=False``: from the shared stock only, as a hold's units are)."""
         pool_channel = channel if from_pool else None
-        self.check_sale(quantity, now, pool_channel)
+        self.check_sale(quantity, now, pool_channel, rate_channel=channel)
         drawn = self.sources(channel, quantity)[0] if pool_channel is not None else 0
         if drawn:
             self._trigger(TierStock.PoolDrawn, now, channel=channel, quantity=drawn,
@@ -340,6 +366,7 @@ class TierStock(Aggregate):
             aggregate.holds = {}
             aggregate.pools = {}
             aggregate.waitlist = {}
+            aggregate.rates = {}
 
     @dataclass(frozen=True)
     class Sold(Event):
@@ -358,6 +385,12 @@ class TierStock(Aggregate):
                 else:
                     aggregate.free_serials.remove(serial)
             aggregate.sold_total += len(self.serials)
+            rule = aggregate.rates.get(self.channel)
+            if rule is not None:
+                minute = format_timestamp(self.timestamp)[:16]
+                if rule["minute"] != minute:
+                    rule["minute"], rule["sold"] = minute, 0
+                rule["sold"] += len(self.serials)
 
     @dataclass(frozen=True)
     class Restocked(Event):
@@ -464,6 +497,16 @@ class TierStock(Aggregate):
         def apply(self, aggregate: TierStock) -> None:
             aggregate.pools[self.channel]["free"] -= self.quantity
 
+
+    @dataclass(frozen=True)
+    class RateSet(Event):
+        TYPE = "stock.rate-set"
+        channel: str
+        per_minute: int | None
+
+        def apply(self, aggregate: TierStock) -> None:
+            rule = aggregate.rates.setdefault(self.channel, {"minute": "", "sold": 0})
+            rule["per_minute"] = self.per_minute
 
     @dataclass(frozen=True)
     class Waitlisted(Event):

@@ -368,7 +368,8 @@ class Ledger:
         via = channel
         # Every check before any change: a refusal must leave the batch's
         # shared aggregates untouched.
-        stock.check_sale(quantity, now, via.channel if from_pool else None)
+        stock.check_sale(quantity, now, via.channel if from_pool else None,
+                         rate_channel=via.channel)
         allowance = None
         if stock.per_buyer_limit is not None:
             allowance = uow.get_or_assume_new(BuyerAllowance, allowance_id_for(stock.id, buyer))
@@ -649,6 +650,27 @@ class Ledger:
                     "to": self._pool_answer(stock, to.channel, now)}
 
         return self._submit("move-pool", args, idempotency_key, scope,
+                            stock_id_for(good_uuid, tier), decide)
+
+    def set_rate(
+        self, good_id: UUID | str, tier: str, *, channel: str, per_minute: int | None,
+        idempotency_key: str, scope: str = "",
+    ) -> dict[str, Any]:
+        """Cap ``channel``'s primary sales of a tier per minute (anti-bot);
+        ``None`` lifts the cap. Checked on the stock's own version, so the cap
+        holds with the sales whatever process makes them."""
+        good_uuid = _uuid(good_id, "good_id")
+        args = {"good_id": str(good_uuid), "tier": tier, "channel": channel,
+                "per_minute": per_minute}
+
+        def decide(uow: UnitOfWork, now: datetime) -> dict[str, Any]:
+            stock = self._stock_in(uow, good_uuid, tier)
+            via = self.channel(channel)
+            stock.set_rate(channel=via.channel, per_minute=per_minute, now=now)
+            return {"good_id": str(good_uuid), "tier": tier, "channel": via.channel,
+                    "per_minute": per_minute, "set_at": format_timestamp(now)}
+
+        return self._submit("set-rate", args, idempotency_key, scope,
                             stock_id_for(good_uuid, tier), decide)
 
     @staticmethod

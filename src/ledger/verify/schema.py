@@ -242,6 +242,7 @@ PAYLOADS: dict[str, dict[str, Check]] = {
         "quantity": integer(1),
     },
     "stock.waitlist-left": {"entry_id": uuid_text},
+    "stock.rate-set": {"channel": identifier, "per_minute": nullable(integer(1))},
     "stock.refund-owed": {
         "hold_id": uuid_text,
         "refund_id": uuid_text,

@@ -108,6 +108,7 @@ class _Stock:
     # Waitlist entries in the order they joined: id -> [state, quantity, channel].
     waitlist: dict[str, list[Any]] = field(default_factory=dict)
     offering: _Event | None = None  # a restock whose offers to the waitlist are under way
+    rates: dict[str, list[Any]] = field(default_factory=dict)  # channel -> [cap, minute, sold]
 
     @property
     def live(self) -> int:
@@ -240,6 +241,7 @@ class Verifier:
             "stock.refund-owed": self._on_refund_owed,
             "stock.allotted": self._on_allotted,
             "stock.waitlisted": self._on_waitlisted,
+            "stock.rate-set": self._on_rate_set,
             "stock.waitlist-left": self._on_waitlist_left,
             "stock.pool-returned": self._on_pool_returned,
             "stock.pool-drawn": self._on_pool_drawn,
@@ -884,6 +886,7 @@ class Verifier:
             )
         serials: list[int] = p["serials"]
         self._check_pool_sale(ev, stock, p, from_hold=from_hold)
+        self._check_rate(ev, stock, p)
         fresh = self._take_serials(ev, stock, serials)
         if stock.committed > stock.supply:
             self._flag(
@@ -995,6 +998,29 @@ class Verifier:
                 expected=f"<= {stock.supply}",
                 actual=str(stock.committed),
             )
+
+    # -- rate rules ---------------------------------------------------------------
+    def _on_rate_set(self, ev: _Event, p: Payload) -> None:
+        stock = self._stock_for_hold(ev)
+        if stock is None:
+            return
+        self._fee(ev, p["channel"])
+        rule = stock.rates.setdefault(p["channel"], [None, "", 0])
+        rule[0] = p["per_minute"]
+
+    def _check_rate(self, ev: _Event, stock: _Stock, p: Payload) -> None:
+        """A channel's sales of a tier in one minute stay within its rate rule."""
+        rule = stock.rates.get(p["channel"])
+        if rule is None or ev.timestamp is None:
+            return
+        minute = ev.timestamp[:16]
+        if rule[1] != minute:
+            rule[1], rule[2] = minute, 0
+        rule[2] += len(p["serials"])
+        if rule[0] is not None and rule[2] > rule[0]:
+            self._flag(ev, "rate-limit", f"{p['channel']!r} sold {rule[2]} unit(s) of tier "
+                       f"{stock.tier!r} in the minute {minute}, over its rule of {rule[0]}",
+                       expected=f"<= {rule[0]}", actual=str(rule[2]))
 
     # -- waitlists ---------------------------------------------------------------
     def _on_waitlisted(self, ev: _Event, p: Payload) -> None:
