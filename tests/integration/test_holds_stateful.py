@@ -1,7 +1,8 @@
 """Any interleaving of reserve, commit (on time or late), release, expiry
 (time passing, sweeps), allot / return / move between channels' pools,
-sales through either channel and refunds: the counts balance and every
-hold is resolved exactly once. A Hypothesis state machine against a plain
+per-channel rate rules, sales through either channel and refunds: the
+counts balance, every hold is resolved exactly once, and no channel sells
+past its rate in any minute. A Hypothesis state machine against a plain
 model, on SQLite and PostgreSQL; at teardown the auditor's verification
 passes and the views equal the model and a fresh replay."""
 
@@ -61,6 +62,8 @@ class HoldMachine(RuleBasedStateMachine):
                                          idempotency_key="mint")["good_id"])
         self.model: dict[str, HoldModel] = {}
         self.pools: dict[str, list[int | bool]] = {}  # channel -> [free, overflow]
+        self.caps: dict[str, int | None] = {}  # channel -> units a minute (a rule exists)
+        self.minute_sold: dict[tuple[str, str], int] = {}
         self.issued = 0
         self.units: list[str] = []  # units held by buyers (primary sales), refundable
         self.keys = itertools.count()
@@ -80,6 +83,19 @@ class HoldMachine(RuleBasedStateMachine):
     @property
     def shared(self) -> int:
         return SUPPLY - self.issued - self.reserved - self.pooled
+
+    @property
+    def minute(self) -> str:
+        return self.now.strftime("%Y-%m-%dT%H:%M")
+
+    def rate_ok(self, channel: str, quantity: int) -> bool:
+        cap = self.caps.get(channel)
+        return cap is None or self.minute_sold.get((channel, self.minute), 0) + quantity <= cap
+
+    def count_sale(self, channel: str, quantity: int) -> None:
+        if channel in self.caps:  # the stock counts only once a rule exists
+            key = (channel, self.minute)
+            self.minute_sold[key] = self.minute_sold.get(key, 0) + quantity
 
     def sources(self, channel: str, quantity: int) -> tuple[int, int] | None:
         """(from the pool, from the shared stock), or None if it cannot be sold."""
@@ -132,29 +148,39 @@ class HoldMachine(RuleBasedStateMachine):
             return
         quantity = min(part, model.quantity)
         channel = model.channel if as_channel else None
+        before = model.state
+        late = self.now >= model.expires_at
+        if model.state in ("held", "expired") and late:
+            model.state = "expired"  # (for the prediction: its units are back)
+        source = self.sources(model.channel, quantity) if late else (0, quantity)
+        limited = source is not None and not self.rate_ok(model.channel, quantity)
         try:
             answer = self.ledger.commit_hold(self.good, "own", hold, buyer=f"b{next(self.keys)}",
                                              quantity=quantity, unit_price=PRICE,
                                              idempotency_key=self.key(), channel=channel)
         except errors.HoldResolvedError:
-            assert model.state not in ("held", "expired")
+            assert before not in ("held", "expired")
+            model.state = before
             return
-        late = self.now >= model.expires_at
-        assert model.state in ("held", "expired")
+        except errors.RateLimitedError:
+            assert before in ("held", "expired")
+            assert limited
+            model.state = before  # refused whole: not even the expiry was recorded
+            return
+        assert before in ("held", "expired")
+        assert not limited
         if not late:
-            assert model.state == "held"
+            assert before == "held"
             assert answer["outcome"] == "sold"
             model.state = "committed"
+        elif source is not None:
+            assert answer["outcome"] == "sold-late"
+            if source[0]:
+                self.pools[model.channel][0] = int(self.pools[model.channel][0]) - source[0]
         else:
-            model.state = "expired"  # (its units are back in the shared stock now)
-            source = self.sources(model.channel, quantity)
-            if source is not None:
-                assert answer["outcome"] == "sold-late"
-                if source[0]:
-                    self.pools[model.channel][0] = int(self.pools[model.channel][0]) - source[0]
-            else:
-                assert answer["outcome"] == "refund-owed"
-                return
+            assert answer["outcome"] == "refund-owed"
+            return
+        self.count_sale(model.channel, quantity)
         self.issued += quantity
         self.units.extend(u["unit_id"] for u in answer["units"])
 
@@ -195,18 +221,32 @@ class HoldMachine(RuleBasedStateMachine):
     @rule(quantity=st.integers(1, 4), channel=st.sampled_from(["shop", "live"]))
     def sell(self, quantity: int, channel: str) -> None:
         source = self.sources(channel, quantity)
+        limited = not self.rate_ok(channel, quantity)  # checked before the stock
         try:
             sold = self.ledger.sell(self.good, "own", buyer=f"s{next(self.keys)}",
                                     channel=channel, quantity=quantity, unit_price=PRICE,
                                     idempotency_key=self.key())
+        except errors.RateLimitedError:
+            assert limited
+            return
         except errors.SoldOutError:
+            assert not limited
             assert source is None
             return
+        assert not limited
         assert source is not None
         if source[0]:
             self.pools[channel][0] = int(self.pools[channel][0]) - source[0]
+        self.count_sale(channel, quantity)
         self.issued += quantity
         self.units.extend(u["unit_id"] for u in sold["units"])
+
+    @rule(channel=st.sampled_from(["shop", "live"]),
+          cap=st.none() | st.integers(1, 6))
+    def set_rate(self, channel: str, cap: int | None) -> None:
+        self.ledger.set_rate(self.good, "own", channel=channel, per_minute=cap,
+                             idempotency_key=self.key())
+        self.caps[channel] = cap
 
     @rule(channel=st.sampled_from(["shop", "live"]), quantity=st.integers(1, 5),
           overflow=st.booleans())
