@@ -935,17 +935,24 @@ class Verifier:
         (unless ``offer``: this event is the next offer)."""
         assert ev.aggregate_id is not None
         stock = self._stocks.get(ev.aggregate_id)
-        if stock is not None and stock.offering is not None and not offer:
+        if stock is not None:
+            self._settle_pending(stock, offers=not offer)
+        return stock
+
+    def _settle_pending(self, stock: _Stock, *, offers: bool = True) -> None:
+        """What an earlier event of the stock left awaiting must have come by
+        now: the sale after a hold-committed or a pool-drawn, and (``offers``)
+        every offer a restock owed the waitlist."""
+        if offers and stock.offering is not None:
             self._close_offers(stock)
-        if stock is not None and stock.pending is not None:
+        if stock.pending is not None:
             self._flag(stock.pending[0], "hold-mismatch",
                        "a hold-committed is not followed by its stock.sold")
             stock.pending = None
-        if stock is not None and stock.drawing is not None:
+        if stock.drawing is not None:
             self._flag(stock.drawing[0], "pool-mismatch",
                        "a pool-drawn is not followed by its stock.sold")
             stock.drawing = None
-        return stock
 
     def _live_hold(self, ev: _Event, stock: _Stock, hold_id: str) -> _Hold | None:
         hold = stock.holds.get(hold_id)
@@ -1606,16 +1613,7 @@ class Verifier:
                     "the tier has a per-buyer limit but no allowance.counted -1 counts this refund",
                 )
         for stock in self._stocks.values():
-            if stock.pending is not None:
-                self._flag(stock.pending[0], "hold-mismatch",
-                           "a hold-committed is not followed by its stock.sold")
-                stock.pending = None
-            if stock.drawing is not None:
-                self._flag(stock.drawing[0], "pool-mismatch",
-                           "a pool-drawn is not followed by its stock.sold")
-                stock.drawing = None
-            if stock.offering is not None:
-                self._close_offers(stock)
+            self._settle_pending(stock)
         for command_id, (ev, _name, label) in self._commands_named.items():
             if command_id not in self._unreadable:
                 self._flag(
