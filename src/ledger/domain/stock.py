@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from ledger.domain import limits
+from ledger.domain import limits, validate
 from ledger.domain.errors import (
     AbsoluteEditionError,
     BuyerLimitError,
@@ -151,11 +151,8 @@ class TierStock(Aggregate):
 
     def set_rate(self, *, channel: str, per_minute: int | None, now: datetime) -> None:
         """Cap ``channel``'s primary sales of this tier per minute (None: no cap)."""
-        if per_minute is not None and (
-                not isinstance(per_minute, int) or isinstance(per_minute, bool)
-                or not 1 <= per_minute <= limits.TIER_QUOTA_MAX):
-            raise InvalidInputError("per_minute", f"must be 1 to {limits.TIER_QUOTA_MAX}, "
-                                    "or null for no cap")
+        if per_minute is not None:  # (None lifts the cap)
+            validate.integer(per_minute, field="per_minute", low=1, high=limits.TIER_QUOTA_MAX)
         self._trigger(TierStock.RateSet, now, channel=channel, per_minute=per_minute)
 
     def check_sale(self, quantity: int, now: datetime, channel: str | None = None,
@@ -204,12 +201,9 @@ class TierStock(Aggregate):
     def reserve(self, *, hold_id: str, channel: str, quantity: int, ttl_seconds: int,
                 now: datetime, waitlist: bool = False) -> str:
         """Hold ``quantity`` units for ``channel``; returns when the hold expires."""
-        if not isinstance(quantity, int) or not 1 <= quantity <= limits.HOLD_QUANTITY_MAX:
-            raise InvalidInputError("quantity", f"must be 1 to {limits.HOLD_QUANTITY_MAX}")
-        if (not isinstance(ttl_seconds, int) or isinstance(ttl_seconds, bool)
-                or not limits.HOLD_TTL_SECONDS_MIN <= ttl_seconds <= limits.HOLD_TTL_SECONDS_MAX):
-            raise InvalidInputError("ttl_seconds", f"must be {limits.HOLD_TTL_SECONDS_MIN} to "
-                                    f"{limits.HOLD_TTL_SECONDS_MAX}")
+        validate.integer(quantity, field="quantity", low=1, high=limits.HOLD_QUANTITY_MAX)
+        validate.integer(ttl_seconds, field="ttl_seconds", low=limits.HOLD_TTL_SECONDS_MIN,
+                         high=limits.HOLD_TTL_SECONDS_MAX)
         if hold_id in self.holds or (hold_id in self.waitlist) != waitlist:
             raise AssertionError(f"hold {hold_id} exists already")  # ids are command ids
         self._check_window(now)
@@ -226,8 +220,7 @@ class TierStock(Aggregate):
         hold = self.hold(hold_id)
         if format_timestamp(now) >= hold["expires_at"]:
             raise AssertionError("expire a due hold before committing it")
-        if not isinstance(quantity, int) or not 1 <= quantity <= hold["quantity"]:
-            raise InvalidInputError("quantity", f"must be 1 to {hold['quantity']} (the hold)")
+        validate.integer(quantity, field="quantity", low=1, high=hold["quantity"])
         self._trigger(TierStock.HoldCommitted, now, hold_id=hold_id, sale_id=sale_id,
                       quantity=quantity, returned=hold["quantity"] - quantity)
 
@@ -256,10 +249,8 @@ class TierStock(Aggregate):
 
     def allot(self, *, channel: str, quantity: int, overflow: bool, now: datetime) -> None:
         """Move ``quantity`` units from the shared stock into ``channel``'s pool."""
-        if not isinstance(quantity, int) or not 1 <= quantity <= limits.TIER_QUOTA_MAX:
-            raise InvalidInputError("quantity", f"must be 1 to {limits.TIER_QUOTA_MAX}")
-        if not isinstance(overflow, bool):
-            raise InvalidInputError("overflow", "must be true or false")
+        validate.integer(quantity, field="quantity", low=1, high=limits.TIER_QUOTA_MAX)
+        validate.boolean(overflow, field="overflow")
         if quantity > self.available:
             raise SoldOutError(self.tier, quantity, self.available)
         self._trigger(TierStock.Allotted, now, channel=channel, quantity=quantity,
@@ -267,8 +258,7 @@ class TierStock(Aggregate):
 
     def return_pool(self, *, channel: str, quantity: int, now: datetime) -> None:
         """Move ``quantity`` unsold units of ``channel``'s pool back to the shared stock."""
-        if not isinstance(quantity, int) or not 1 <= quantity <= limits.TIER_QUOTA_MAX:
-            raise InvalidInputError("quantity", f"must be 1 to {limits.TIER_QUOTA_MAX}")
+        validate.integer(quantity, field="quantity", low=1, high=limits.TIER_QUOTA_MAX)
         free = int(self.pools.get(channel, {"free": 0})["free"])
         if quantity > free:
             raise PoolShortError(channel, self.tier, quantity, free)
@@ -311,8 +301,7 @@ class TierStock(Aggregate):
                       now: datetime) -> int:
         """Wait for a restock; only when the tier cannot serve ``quantity`` now.
         Returns the place in line (1 = next)."""
-        if not isinstance(quantity, int) or not 1 <= quantity <= limits.HOLD_QUANTITY_MAX:
-            raise InvalidInputError("quantity", f"must be 1 to {limits.HOLD_QUANTITY_MAX}")
+        validate.integer(quantity, field="quantity", low=1, high=limits.HOLD_QUANTITY_MAX)
         if not self.restockable:
             raise AbsoluteEditionError(self.good_id)
         if quantity <= self.available:
