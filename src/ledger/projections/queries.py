@@ -66,6 +66,23 @@ def _check_day(day: str, field: str) -> str:
     return day
 
 
+def _equal(**columns: Any) -> tuple[list[str], list[Any]]:
+    """``column = ?`` for each filter given (``None``: not filtered on)."""
+    given = [(column, value) for column, value in columns.items() if value is not None]
+    return [f"{column} = ?" for column, _ in given], [value for _, value in given]
+
+
+def _days(where: list[str], params: list[Any], from_day: str | None,
+          to_day: str | None) -> None:
+    """An inclusive range of UTC days, checked."""
+    if from_day is not None:
+        where.append("day >= ?")
+        params.append(_check_day(from_day, "from"))
+    if to_day is not None:
+        where.append("day <= ?")
+        params.append(_check_day(to_day, "to"))
+
+
 def _after(columns: list[str], key: list[Any] | None) -> tuple[str, list[Any]]:
     """A keyset condition ``(c1, c2, …) > (k1, k2, …)`` written portably."""
     if key is None:
@@ -149,13 +166,7 @@ class Views:
     # -- units ---------------------------------------------------------------
     def units(self, good_id: str, *, tier: str | None = None, holder: str | None = None,
               cursor: str | None = None, limit: int = PAGE_SIZE_DEFAULT) -> Page:
-        where, params = ["good_id = ?"], [good_id]
-        if tier is not None:
-            where.append("tier = ?")
-            params.append(tier)
-        if holder is not None:
-            where.append("holder = ?")
-            params.append(holder)
+        where, params = _equal(good_id=good_id, tier=tier, holder=holder)
         return self._page("SELECT * FROM {units}", where, params, ["tier", "serial"], cursor,
                           limit, _unit)
 
@@ -170,22 +181,13 @@ class Views:
     # -- reservations -----------------------------------------------------------
     def holds(self, good_id: str, *, channel: str | None = None, state: str | None = None,
               cursor: str | None = None, limit: int = PAGE_SIZE_DEFAULT) -> Page:
-        where, params = ["good_id = ?"], [good_id]
-        if channel is not None:
-            where.append("channel = ?")
-            params.append(channel)
-        if state is not None:
-            where.append("state = ?")
-            params.append(state)
+        where, params = _equal(good_id=good_id, channel=channel, state=state)
         return self._page("SELECT * FROM {holds}", where, params, ["hold_id"], cursor, limit,
                           _hold)
 
     def pools(self, good_id: str, *, channel: str | None = None) -> list[dict[str, Any]]:
         """Per tier and channel: unsold units set aside, and what became of them."""
-        where, params = ["good_id = ?"], [good_id]
-        if channel is not None:
-            where.append("channel = ?")
-            params.append(channel)
+        where, params = _equal(good_id=good_id, channel=channel)
         rows = self._rows("SELECT * FROM {pools} WHERE " + " AND ".join(where)  # noqa: S608
                           + " ORDER BY tier, channel", params)
         return [{"tier": r["tier"], "channel": r["channel"], "free": int(r["free"]),
@@ -225,16 +227,8 @@ class Views:
                   kinds: tuple[str, ...] | None = None, cursor: str | None = None,
                   limit: int = PAGE_SIZE_DEFAULT) -> dict[str, Any]:
         """A creator's royalty statement: each payment line and the totals."""
-        where, params = ["recipient = ?"], [creator]
-        if good_id is not None:
-            where.append("good_id = ?")
-            params.append(good_id)
-        if from_day is not None:
-            where.append("day >= ?")
-            params.append(_check_day(from_day, "from"))
-        if to_day is not None:
-            where.append("day <= ?")
-            params.append(_check_day(to_day, "to"))
+        where, params = _equal(recipient=creator, good_id=good_id)
+        _days(where, params, from_day, to_day)
         if kinds:
             where.append("kind IN (" + ", ".join("?" * len(kinds)) + ")")
             params.extend(kinds)
@@ -252,13 +246,8 @@ class Views:
 
     def settlement(self, channel: str, *, from_day: str | None = None,
                    to_day: str | None = None) -> list[dict[str, Any]]:
-        where, params = ["channel = ?"], [channel]
-        if from_day is not None:
-            where.append("day >= ?")
-            params.append(_check_day(from_day, "from"))
-        if to_day is not None:
-            where.append("day <= ?")
-            params.append(_check_day(to_day, "to"))
+        where, params = _equal(channel=channel)
+        _days(where, params, from_day, to_day)
         rows = self._rows("SELECT * FROM {settlement} WHERE " + " AND ".join(where)  # noqa: S608
                           + " ORDER BY day, currency", params)
         return [{k: (int(v) if k in _MONEY_COLUMNS else v) for k, v in r.items()} for r in rows]
