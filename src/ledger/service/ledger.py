@@ -243,12 +243,9 @@ class Ledger:
 
         def decide(uow: UnitOfWork, now: datetime) -> dict[str, Any]:
             good = self.good(good_uuid)
-            good.tier(tier)
+            stock = self._stock_in(uow, good_uuid, tier)
             _check_currency(good, unit_price)
             via = self.channel(channel)
-            stock = uow.get(TierStock, stock_id_for(good.id, tier))
-            if stock is None:
-                raise TierNotFoundError(good.id, tier)
             return self._sell_units(uow, good, stock, buyer=buyer, channel=via,
                                     quantity=quantity, unit_price=unit_price, sale_id=sale_id,
                                     now=now)
@@ -296,13 +293,9 @@ class Ledger:
         args = {"good_id": str(good_uuid), "tier": tier, "quantity": quantity}
 
         def decide(uow: UnitOfWork, now: datetime) -> dict[str, Any]:
-            good = self.good(good_uuid)
-            good.tier(tier)
-            stock = uow.get(TierStock, stock_id_for(good.id, tier))
-            if stock is None:
-                raise TierNotFoundError(good.id, tier)
+            stock = self._stock_in(uow, good_uuid, tier)
             offered = stock.restock(quantity, now)
-            return {"good_id": str(good.id), "tier": tier, "quantity": quantity,
+            return {"good_id": str(good_uuid), "tier": tier, "quantity": quantity,
                     "supply": stock.supply, "lifetime_cap": stock.lifetime_cap,
                     "offered": [{"entry_id": e, "hold_id": e,
                                  "expires_at": stock.holds[e]["expires_at"]} for e in offered]}
