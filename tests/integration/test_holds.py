@@ -13,11 +13,10 @@ import pytest
 from ledger.domain import errors
 from ledger.domain.money import Money
 from ledger.projections import ProjectionStore, Views
-from ledger.projections.replay import compare_with_replay
 from ledger.service import Ledger
 from ledger.service.holds import sweep
 from ledger.store.database import DatabaseURL
-from ledger.verify import verify_store
+from tests.audit import audit
 from tests.strategies import good_spec
 
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -53,16 +52,6 @@ def shop(store_url: DatabaseURL) -> Iterator[tuple[Ledger, str, Clock]]:
 def counts(ledger: Ledger, good: str) -> tuple[int, int, int]:
     stock = ledger.stock(good, "own")
     return stock.issued, stock.reserved, stock.available
-
-
-def audit(ledger: Ledger) -> None:
-    report = verify_store(ledger.url)
-    assert report.ok, report.first
-    views = ProjectionStore(ledger.event_store.recorder)
-    while views.apply_next(lambda: "2026-11-22T12:00:00.000000Z") is not None:
-        pass
-    replay = compare_with_replay(views)
-    assert replay.ok, replay.differences
 
 
 def test_a_hold_is_committed_in_part_and_the_rest_returns(shop: Any) -> None:

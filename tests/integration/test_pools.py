@@ -11,11 +11,9 @@ import pytest
 
 from ledger.domain import errors
 from ledger.domain.money import Money
-from ledger.projections import ProjectionStore, Views
-from ledger.projections.replay import compare_with_replay
 from ledger.service import Ledger
 from ledger.store.database import DatabaseURL
-from ledger.verify import verify_store
+from tests.audit import audit
 from tests.strategies import good_spec
 
 EUR = Money(1_000, "EUR")
@@ -39,17 +37,6 @@ def sell(ledger: Ledger, good: str, channel: str, quantity: int, key: str) -> di
 def state(ledger: Ledger, good: str) -> tuple[int, int, dict[str, int]]:
     stock = ledger.stock(good, "own")
     return stock.issued, stock.available, {c: p["free"] for c, p in stock.pools.items()}
-
-
-def audit(ledger: Ledger) -> Views:
-    report = verify_store(ledger.url)
-    assert report.ok, report.first
-    views = ProjectionStore(ledger.event_store.recorder)
-    while views.apply_next(lambda: "2026-11-22T12:00:00.000000Z") is not None:
-        pass
-    replay = compare_with_replay(views)
-    assert replay.ok, replay.differences
-    return Views(views)
 
 
 def test_a_room_sells_its_pool_and_gives_the_rest_back(shop: Any) -> None:

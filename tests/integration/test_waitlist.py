@@ -10,11 +10,9 @@ import pytest
 
 from ledger.domain import errors
 from ledger.domain.money import Money
-from ledger.projections import ProjectionStore, Views
-from ledger.projections.replay import compare_with_replay
 from ledger.service import Ledger
 from ledger.store.database import DatabaseURL
-from ledger.verify import verify_store
+from tests.audit import audit
 from tests.strategies import good_spec
 
 EUR = Money(500, "EUR")
@@ -35,17 +33,6 @@ def sold_out(store_url: DatabaseURL) -> Iterator[tuple[Ledger, str]]:
 def join(ledger: Ledger, good: str, buyer: str, quantity: int, channel: str = "shop") -> Any:
     return ledger.join_waitlist(good, "own", buyer=buyer, channel=channel, quantity=quantity,
                                 idempotency_key=f"w-{buyer}")
-
-
-def audit(ledger: Ledger) -> Views:
-    report = verify_store(ledger.url)
-    assert report.ok, report.first
-    views = ProjectionStore(ledger.event_store.recorder)
-    while views.apply_next(lambda: "2026-11-22T12:00:00.000000Z") is not None:
-        pass
-    replay = compare_with_replay(views)
-    assert replay.ok, replay.differences
-    return Views(views)
 
 
 def test_a_restock_offers_holds_in_the_order_buyers_joined(sold_out: Any) -> None:
