@@ -1096,30 +1096,25 @@ class Verifier:
 
     def _on_pool_returned(self, ev: _Event, p: Payload) -> None:
         stock = self._stock_for_hold(ev)
-        if stock is None:
-            return
-        pool = stock.pools.get(p["channel"])
-        free = pool[0] if pool else 0
-        if p["quantity"] > free:
-            self._flag(ev, "pool-mismatch", f"returns {p['quantity']} unit(s) from the pool of "
-                       f"{p['channel']!r}, which has {free} unsold", expected=f"<= {free}",
-                       actual=str(p["quantity"]))
-        if pool is not None:
-            pool[0] = max(0, free - p["quantity"])
+        if stock is not None:
+            self._take_from_pool(ev, stock, p, "returns")
 
     def _on_pool_drawn(self, ev: _Event, p: Payload) -> None:
         stock = self._stock_for_hold(ev)
-        if stock is None:
-            return
+        if stock is not None:
+            self._take_from_pool(ev, stock, p, "draws")
+            stock.drawing = (ev.ref(), p["sale_id"], p["quantity"], p["channel"])
+
+    def _take_from_pool(self, ev: _Event, stock: _Stock, p: Payload, verb: str) -> None:
+        """Units leave a channel's pool: at most the unsold ones."""
         pool = stock.pools.get(p["channel"])
         free = pool[0] if pool else 0
         if p["quantity"] > free:
-            self._flag(ev, "pool-mismatch", f"draws {p['quantity']} unit(s) from the pool of "
+            self._flag(ev, "pool-mismatch", f"{verb} {p['quantity']} unit(s) from the pool of "
                        f"{p['channel']!r}, which has {free} unsold", expected=f"<= {free}",
                        actual=str(p["quantity"]))
         if pool is not None:
             pool[0] = max(0, free - p["quantity"])
-        stock.drawing = (ev.ref(), p["sale_id"], p["quantity"], p["channel"])
 
     def _check_pool_sale(self, ev: _Event, stock: _Stock, p: Payload, *,
                          from_hold: bool) -> None:
