@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     log_key_file: str | None = Field(
         default=None, description="Private key file(s) of the log, comma-separated "
         "(rotation: old and new sign side by side); `ledger keys generate` makes one")
+    code_keyring_file: str | None = Field(
+        default=None, description="The redemption codes' keyring (keyed-hash and AES-GCM "
+        "keys; keep it apart from the database); `ledger codes keyring` makes one")
     seal_interval: float = Field(default=1.0, gt=0, le=60,
                                  description="Seconds between checkpoints (at most)")
     projection_poll_interval: float = Field(

@@ -227,6 +227,47 @@ class PoolShortError(RuleViolation):
                          f"its pool, {requested} requested")
 
 
+class CodesExhaustedError(RuleViolation):
+    """A redemption-code tier has fewer unbound codes than the units asked for."""
+
+    code = "codes-exhausted"
+
+    def __init__(self, tier: str, requested: int, available: int) -> None:
+        super().__init__(f"tier {tier!r} has {available} redemption code(s) left to bind, "
+                         f"{requested} requested: import more codes")
+
+
+class CodeStateError(RuleViolation):
+    """A code cannot do this in its state (deliver an unbound code, redeem
+    one twice, resell or refund a unit whose code was revealed...)."""
+
+    code = "code-state"
+
+
+class DuplicateCodeError(ConflictError):
+    """A code of the batch was imported before (or appears twice in it)."""
+
+    code = "duplicate-code"
+
+    def __init__(self, position: int, earlier: str) -> None:
+        # The code itself is never named: only where it sits in the batch.
+        super().__init__(f"code #{position + 1} of the batch was {earlier}")
+        self.position = position
+
+
+class CodeNotFoundError(NotFoundError):
+    code = "code-not-found"
+
+    def __init__(self) -> None:
+        super().__init__("no such redemption code was issued")
+
+
+class CodesUnavailableError(LedgerError):
+    """This server cannot seal or open redemption codes (no code keyring)."""
+
+    code = "codes-unavailable"
+
+
 class ForbiddenError(LedgerError, PermissionError):
     """The caller may not do this (acting for another channel or creator)."""
 

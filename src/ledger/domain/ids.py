@@ -40,3 +40,9 @@ def allowance_id_for(stock_id: UUID, buyer: str) -> UUID:
 
 def command_id_for(scope: str, key: str) -> UUID:
     return _derive("command", scope, key)
+
+
+def code_id_for(ref: str) -> UUID:
+    """A redemption code's aggregate, named by its keyed hash: a code
+    imported twice would need the same id at version 1."""
+    return _derive("code", ref)

@@ -31,6 +31,9 @@ from ledger.domain import canonical
 from ledger.domain.errors import ChainError
 
 ENVELOPE_FIELDS = frozenset({"originator_id", "originator_version", "timestamp", "prev_hash"})
+# Metadata of a payload field that is left out of the payload while it is
+# None, so adding it later leaves every earlier event's bytes as they were.
+OMIT_IF_NONE = {"omit_if_none": True}
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 EVENT_TYPES: dict[str, type[Event]] = {}
@@ -91,9 +94,10 @@ class Event:
     # -- encoding -------------------------------------------------------
     def payload(self) -> dict[str, Any]:
         return {
-            f.name: getattr(self, f.name)
+            f.name: value
             for f in dataclasses.fields(self)
             if f.name not in ENVELOPE_FIELDS
+            and ((value := getattr(self, f.name)) is not None or "omit_if_none" not in f.metadata)
         }
 
     @property

@@ -16,14 +16,17 @@ in :mod:`ledger.service.ledger`.
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from ledger.domain import limits, validate
+from ledger.domain.code import REF_CHARS, check_ref
 from ledger.domain.errors import (
     AbsoluteEditionError,
     BuyerLimitError,
+    CodesExhaustedError,
+    CodeStateError,
     HoldNotFoundError,
     HoldResolvedError,
     InvalidInputError,
@@ -36,7 +39,9 @@ from ledger.domain.errors import (
 )
 from ledger.domain.good import RESTOCKABLE, Good
 from ledger.domain.ids import allowance_id_for, stock_id_for
-from ledger.domain.model import Aggregate, Created, Event, format_timestamp
+from ledger.domain.model import OMIT_IF_NONE, Aggregate, Created, Event, format_timestamp
+
+REDEMPTION_CODE = "redemption-code"  # the good kind whose units each carry a code
 
 
 class TierStock(Aggregate):
@@ -67,6 +72,13 @@ class TierStock(Aggregate):
     # Buyers waiting for a restock, in the order they joined: entry id ->
     # buyer, channel, quantity, state ("waiting", then "offered" or "left").
     waitlist: dict[str, dict[str, Any]]
+    # Redemption codes (goods of kind "redemption-code" only): every unit sold
+    # takes one. The free codes' refs, concatenated in the order they will be
+    # bound (an immutable string: copying the stock never copies the pool);
+    # a hold lends codes from the front and returns what it does not use.
+    coded: bool
+    codes_free: str
+    codes_imported: int
 
     @classmethod
     def open(cls, good: Good, tier_name: str, now: datetime) -> TierStock:
@@ -79,6 +91,7 @@ class TierStock(Aggregate):
             restockable=spec.edition_policy == RESTOCKABLE,
             transferable=tier.transferable, per_buyer_limit=tier.per_buyer_limit,
             sale_opens_at=spec.sale_opens_at, sale_closes_at=spec.sale_closes_at,
+            coded=True if spec.kind == REDEMPTION_CODE else None,
         )
 
     # -- queries ----------------------------------------------------------
@@ -96,6 +109,20 @@ class TierStock(Aggregate):
     def available(self) -> int:
         """Units in the shared stock: neither issued, held nor pooled."""
         return self.supply - self.issued - self.reserved - self.pooled
+
+    @property
+    def codes_available(self) -> int:
+        """Free codes: neither bound to a unit nor lent to a hold."""
+        return len(self.codes_free) // REF_CHARS
+
+    def codes_for(self, quantity: int) -> list[str] | None:
+        """The codes the next ``quantity`` units would take (None: not a coded tier)."""
+        if not self.coded:
+            return None
+        if quantity > self.codes_available:
+            raise CodesExhaustedError(self.tier, quantity, self.codes_available)
+        pool = self.codes_free
+        return [pool[i * REF_CHARS:(i + 1) * REF_CHARS] for i in range(quantity)]
 
     def sources(self, channel: str, quantity: int) -> tuple[int, int]:
         """Where a sale of ``quantity`` by ``channel`` comes from: (from its
@@ -169,6 +196,7 @@ class TierStock(Aggregate):
             self.sources(channel, quantity)
         elif quantity > self.available:
             raise SoldOutError(self.tier, quantity, self.available)
+        self.codes_for(quantity)
 
     def _check_window(self, now: datetime) -> None:
         moment = format_timestamp(now)
@@ -195,6 +223,7 @@ class TierStock(Aggregate):
         self._trigger(
             TierStock.Sold, now, sale_id=sale_id, buyer=buyer, channel=channel,
             serials=serials, unit_price=unit_price, split=split,
+            codes=self.codes_for(quantity),
         )
         return serials
 
@@ -209,9 +238,10 @@ class TierStock(Aggregate):
         self._check_window(now)
         if quantity > self.available:
             raise SoldOutError(self.tier, quantity, self.available)
+        codes = self.codes_for(quantity)
         expires_at = format_timestamp(now + timedelta(seconds=ttl_seconds))
         self._trigger(TierStock.Reserved, now, hold_id=hold_id, channel=channel,
-                      quantity=quantity, expires_at=expires_at)
+                      quantity=quantity, expires_at=expires_at, codes=codes)
         return expires_at
 
     def commit_hold(self, *, hold_id: str, sale_id: str, quantity: int, now: datetime) -> None:
@@ -290,7 +320,8 @@ class TierStock(Aggregate):
             return offered  # outside the sale window a hold is no use to anyone
         for entry_id in self.waiting():
             entry = self.waitlist[entry_id]
-            if entry["quantity"] > self.available:
+            if entry["quantity"] > self.available or (
+                    self.coded and entry["quantity"] > self.codes_available):
                 break
             self.reserve(hold_id=entry_id, channel=entry["channel"], quantity=entry["quantity"],
                          ttl_seconds=limits.WAITLIST_OFFER_TTL_SECONDS, now=now, waitlist=True)
@@ -323,6 +354,22 @@ class TierStock(Aggregate):
                                 + (f" (it was {entry['state']})" if entry else ""))
         self._trigger(TierStock.WaitlistLeft, now, entry_id=entry_id)
 
+    def import_codes(self, *, batch_id: str, refs: list[str], now: datetime) -> None:
+        """Add a batch of codes (by ref; each code's own aggregate, created in
+        the same transaction, is what makes it unique) to the pool."""
+        if not self.coded:
+            raise CodeStateError(f"tier {self.tier!r} is not of a {REDEMPTION_CODE} good: "
+                                 "its units carry no codes")
+        if not 1 <= len(refs) <= limits.CODES_PER_IMPORT_MAX:
+            raise InvalidInputError("codes", f"a batch holds 1 to {limits.CODES_PER_IMPORT_MAX}")
+        for ref in refs:
+            check_ref(ref)
+        self._trigger(TierStock.CodesImported, now, batch_id=batch_id, refs=refs)
+
+    def return_code(self, *, ref: str, refund_id: str, now: datetime) -> None:
+        """A refunded sale's undelivered code goes back to the pool."""
+        self._trigger(TierStock.CodeReturned, now, ref=ref, refund_id=refund_id)
+
     def take_back(self, *, serial: int, refund_id: str, now: datetime) -> None:
         """A refunded primary sale returns its serial to stock."""
         if not 1 <= serial < self.next_serial or serial in self.free_serials:
@@ -342,11 +389,15 @@ class TierStock(Aggregate):
         per_buyer_limit: int | None
         sale_opens_at: str | None
         sale_closes_at: str | None
+        coded: bool | None = field(default=None, metadata=OMIT_IF_NONE)
 
         def apply(self, aggregate: TierStock) -> None:
             for name in ("good_id", "tier", "supply", "lifetime_cap", "restockable",
                          "transferable", "per_buyer_limit", "sale_opens_at", "sale_closes_at"):
                 setattr(aggregate, name, getattr(self, name))
+            aggregate.coded = bool(self.coded)
+            aggregate.codes_free = ""
+            aggregate.codes_imported = 0
             aggregate.next_serial = 1
             aggregate.free_serials = []
             aggregate.sold_total = 0
@@ -366,8 +417,11 @@ class TierStock(Aggregate):
         serials: list[int]
         unit_price: dict[str, Any]
         split: list[dict[str, Any]]
+        codes: list[str] | None = field(default=None, metadata=OMIT_IF_NONE)
 
         def apply(self, aggregate: TierStock) -> None:
+            if self.codes:
+                _take_codes(aggregate, self.codes)
             for serial in self.serials:
                 if serial == aggregate.next_serial:
                     aggregate.next_serial += 1
@@ -408,10 +462,14 @@ class TierStock(Aggregate):
         channel: str
         quantity: int
         expires_at: str
+        codes: list[str] | None = field(default=None, metadata=OMIT_IF_NONE)
 
         def apply(self, aggregate: TierStock) -> None:
             aggregate.holds[self.hold_id] = {"channel": self.channel, "quantity": self.quantity,
                                              "expires_at": self.expires_at, "state": "held"}
+            if self.codes:
+                _take_codes(aggregate, self.codes)
+                aggregate.holds[self.hold_id]["codes"] = list(self.codes)
             aggregate.reserved += self.quantity
             entry = aggregate.waitlist.get(self.hold_id)
             if entry is not None:  # a restock's offer to a waiting buyer
@@ -429,6 +487,11 @@ class TierStock(Aggregate):
             hold = aggregate.holds[self.hold_id]
             aggregate.reserved -= hold["quantity"]
             hold["state"] = "committed"
+            codes = hold.pop("codes", None)
+            if codes:  # the sale that follows binds the first ones; the rest return
+                kept = "".join(codes[:self.quantity])
+                aggregate.codes_free = kept + aggregate.codes_free + "".join(
+                    codes[self.quantity:])
 
     @dataclass(frozen=True)
     class HoldReleased(Event):
@@ -441,6 +504,7 @@ class TierStock(Aggregate):
             hold = aggregate.holds[self.hold_id]
             aggregate.reserved -= hold["quantity"]
             hold["state"] = self.reason
+            aggregate.codes_free += "".join(hold.pop("codes", ()))
 
     @dataclass(frozen=True)
     class RefundOwed(Event):
@@ -517,6 +581,40 @@ class TierStock(Aggregate):
 
         def apply(self, aggregate: TierStock) -> None:
             aggregate.waitlist[self.entry_id]["state"] = "left"
+
+
+    @dataclass(frozen=True)
+    class CodesImported(Event):
+        TYPE = "stock.codes-imported"
+        batch_id: str
+        refs: list[str]
+
+        def apply(self, aggregate: TierStock) -> None:
+            aggregate.codes_free += "".join(self.refs)
+            aggregate.codes_imported += len(self.refs)
+
+    @dataclass(frozen=True)
+    class CodeReturned(Event):
+        TYPE = "stock.code-returned"
+        ref: str
+        refund_id: str
+
+        def apply(self, aggregate: TierStock) -> None:
+            aggregate.codes_free += self.ref
+
+
+def _take_codes(stock: TierStock, refs: list[str]) -> None:
+    """Take ``refs`` out of the free pool (they are its front, as the
+    commands pick them; anywhere else is tolerated, as a replay must be)."""
+    taken = "".join(refs)
+    if stock.codes_free.startswith(taken):
+        stock.codes_free = stock.codes_free[len(taken):]
+        return
+    pool = [stock.codes_free[i:i + REF_CHARS]
+            for i in range(0, len(stock.codes_free), REF_CHARS)]
+    for ref in refs:
+        pool.remove(ref)
+    stock.codes_free = "".join(pool)
 
 
 TierStock.Opened.AGGREGATE = TierStock

@@ -13,7 +13,7 @@ Either way the refund is a new event; nothing is edited.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -25,7 +25,7 @@ from ledger.domain.errors import (
     UnitNotHeldError,
 )
 from ledger.domain.ids import unit_id_for
-from ledger.domain.model import Aggregate, Created, Event
+from ledger.domain.model import OMIT_IF_NONE, Aggregate, Created, Event
 
 PRIMARY = "sale"
 SECONDARY = "resale"
@@ -38,28 +38,30 @@ class Unit(Aggregate):
     transferable: bool
     holder: str | None
     acquisitions: list[dict[str, Any]]
+    code: str | None  # the ref of its redemption code, while its primary sale stands
 
     @classmethod
     def issue(
         cls, *, good_id: Any, tier: str, serial: int, transferable: bool, buyer: str,
         sale_id: str, channel: str, price: dict[str, Any], split: list[dict[str, Any]],
-        now: datetime,
+        now: datetime, code: str | None = None,
     ) -> Unit:
         return cls._create(
             cls.Issued, unit_id_for(good_id, tier, serial), now,
             good_id=str(good_id), tier=tier, serial=serial, transferable=transferable,
             holder=buyer, sale_id=sale_id, channel=channel, price=price, split=split,
+            code=code,
         )
 
     def reissue(
         self, *, buyer: str, sale_id: str, channel: str, price: dict[str, Any],
-        split: list[dict[str, Any]], now: datetime,
+        split: list[dict[str, Any]], now: datetime, code: str | None = None,
     ) -> None:
         if self.holder is not None:
             raise AssertionError(f"unit {self.id} is held; its serial is not free")
         self._trigger(
             Unit.Reissued, now, holder=buyer, sale_id=sale_id, channel=channel,
-            price=price, split=split,
+            price=price, split=split, code=code,
         )
 
     def check_resale(self, seller: str, buyer: str) -> None:
@@ -114,6 +116,7 @@ class Unit(Aggregate):
         channel: str
         price: dict[str, Any]
         split: list[dict[str, Any]]
+        code: str | None = field(default=None, metadata=OMIT_IF_NONE)
 
         def apply(self, aggregate: Unit) -> None:
             aggregate.good_id = self.good_id
@@ -121,6 +124,7 @@ class Unit(Aggregate):
             aggregate.serial = self.serial
             aggregate.transferable = self.transferable
             aggregate.acquisitions = []
+            aggregate.code = self.code
             _acquire(aggregate, self.sale_id, PRIMARY, self.holder, None, self.channel,
                      self.price, self.split)
 
@@ -132,8 +136,10 @@ class Unit(Aggregate):
         channel: str
         price: dict[str, Any]
         split: list[dict[str, Any]]
+        code: str | None = field(default=None, metadata=OMIT_IF_NONE)
 
         def apply(self, aggregate: Unit) -> None:
+            aggregate.code = self.code
             _acquire(aggregate, self.sale_id, PRIMARY, self.holder, None, self.channel,
                      self.price, self.split)
 
@@ -168,6 +174,8 @@ class Unit(Aggregate):
                 if acquisition["id"] == self.acquisition_id:
                     acquisition["refunded"] = True
             aggregate.holder = self.returned_to
+            if self.kind == PRIMARY:  # back to stock: its code was settled apart
+                aggregate.code = None
 
 
 Unit.Issued.AGGREGATE = Unit

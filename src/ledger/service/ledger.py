@@ -18,15 +18,21 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
-from ledger.domain import limits, validate
+from ledger.domain import canonical, limits, validate
 from ledger.domain.channel import Channel
+from ledger.domain.code import Code, check_code, code_list
+from ledger.domain.code import code_range as code_range_of
 from ledger.domain.command import CommandRecord, check_key, request_hash
 from ledger.domain.errors import (
     BuyerLimitError,
     ChannelAlreadyExistsError,
     ChannelNotFoundError,
+    CodeNotFoundError,
+    CodeStateError,
+    CodesUnavailableError,
     ConcurrencyError,
     CurrencyMismatchError,
+    DuplicateCodeError,
     ForbiddenError,
     GoodAlreadyExistsError,
     GoodNotFoundError,
@@ -35,24 +41,28 @@ from ledger.domain.errors import (
     InvalidInputError,
     LedgerError,
     NotFoundError,
+    NotHolderError,
     SoldOutError,
     TierNotFoundError,
     UnitNotFoundError,
+    UnitNotHeldError,
 )
 from ledger.domain.good import Good, GoodSpec
 from ledger.domain.ids import (
     allowance_id_for,
     channel_id_for,
+    code_id_for,
     command_id_for,
     stock_id_for,
     unit_id_for,
 )
 from ledger.domain.model import Aggregate, format_timestamp
 from ledger.domain.money import Money, split
-from ledger.domain.stock import BuyerAllowance, TierStock
+from ledger.domain.stock import REDEMPTION_CODE, BuyerAllowance, TierStock
 from ledger.domain.unit import PRIMARY, Unit
 from ledger.service.combiner import Combiner, Request
 from ledger.service.unit_of_work import HotAggregates, UnitOfWork
+from ledger.store.codevault import CodeVault, Keyring, VaultError
 from ledger.store.database import DatabaseURL
 from ledger.store.eventstore import (
     AggregateNotFoundError,
@@ -62,6 +72,7 @@ from ledger.store.eventstore import (
 )
 
 A = TypeVar("A", bound=Aggregate)
+T = TypeVar("T")
 Clock = Callable[[], datetime]
 Decide = Callable[[UnitOfWork, datetime], dict[str, Any]]
 
@@ -114,9 +125,12 @@ class Ledger:
         retries: int = 40,
         cache_size: int = 50_000,
         batch_max: int = BATCH_COMMANDS_MAX,
+        code_keyring: Keyring | None = None,
     ) -> None:
         self.url = url if isinstance(url, DatabaseURL) else DatabaseURL.parse(url)
         self._store = EventStore(self.url, cache_size=cache_size)
+        # Redemption codes' sealed text, beside the events (see codevault).
+        self.vault = CodeVault(self._store.recorder, code_keyring)
         self._clock = clock
         self._retries = retries
         self._combiner = Combiner(batch_max)
@@ -273,6 +287,9 @@ class Ledger:
             _check_currency(good, price)
             via = self.channel(channel)
             unit.check_resale(seller, buyer)
+            if unit.code and self._code_in(uow, unit.code).state != "bound":
+                raise CodeStateError(f"the code of unit {unit.id} was revealed to its holder: "
+                                     "the unit can no longer be resold")
             parts = split(price.amount, good.resale_shares(via.channel, via.fee_bps, seller))
             unit.resell(resale_id=resale_id, seller=seller, buyer=buyer, channel=via.channel,
                         price=price.to_json(), split=parts, now=now)
@@ -327,7 +344,14 @@ class Ledger:
                 raise ForbiddenError(f"unit {unit.id} was last acquired through another "
                                      f"channel; {channel!r} can only refund its own sales")
             stock = allowance = None
-            if unit.current_acquisition()["kind"] == PRIMARY:
+            code = self._code_in(uow, unit.code) if unit.code else None
+            if code is not None and code.state != "bound" and (
+                    code.state == "redeemed" or current["kind"] != PRIMARY):
+                # A delivered code can be voided by refunding its primary
+                # sale, until it is redeemed; no other refund undoes a reveal.
+                raise CodeStateError(f"the code of unit {unit.id} was {code.state}: this "
+                                     "acquisition can no longer be refunded")
+            if current["kind"] == PRIMARY:
                 stock = uow.get(TierStock, stock_id_for(UUID(unit.good_id), unit.tier))
                 if stock is None:
                     raise AssertionError(f"unit {unit.id} has no stock")
@@ -336,9 +360,13 @@ class Ledger:
                     allowance = uow.get(BuyerAllowance, allowance_id_for(stock.id, holder))
                     if allowance is None:
                         raise AssertionError("a limited tier's buyer has no allowance record")
+            code_ref = unit.code
             acquisition = unit.refund(refund_id=refund_id, reason=reason, now=now)
             if stock is not None:
                 stock.take_back(serial=unit.serial, refund_id=refund_id, now=now)
+                if code is not None and code_ref is not None and code.settle_refund(
+                        unit_id=str(unit.id), refund_id=refund_id, now=now):
+                    stock.return_code(ref=code_ref, refund_id=refund_id, now=now)
             if allowance is not None:
                 allowance.count(-1, refund_id, now)
             return {
@@ -371,6 +399,8 @@ class Ledger:
                 raise BuyerLimitError(buyer, tier, stock.per_buyer_limit, bought)
         parts = split(unit_price.amount, good.primary_shares(via.channel, via.fee_bps))
         price = unit_price.to_json()
+        refs = stock.codes_for(quantity)  # a redemption-code tier: one code a unit
+        codes = [self._code_in(uow, ref) for ref in refs or ()]
         first_fresh = stock.next_serial
         serials = stock.sell(sale_id=sale_id, buyer=buyer, channel=via.channel,
                              quantity=quantity, unit_price=price, split=parts, now=now,
@@ -381,27 +411,31 @@ class Ledger:
                 uow.add(allowance)
             allowance.count(quantity, sale_id, now)
         units = []
-        for serial in serials:
+        for index, serial in enumerate(serials):
             # A fresh serial has no unit yet (had another process made
             # one meanwhile, the save would conflict and be retried).
             unit = None
+            ref = refs[index] if refs else None
             if serial < first_fresh:
                 unit = uow.get(Unit, unit_id_for(good.id, tier, serial))
             if unit is None:
                 unit = Unit.issue(good_id=good.id, tier=tier, serial=serial,
                                   transferable=tier_spec.transferable, buyer=buyer,
                                   sale_id=sale_id, channel=via.channel, price=price,
-                                  split=parts, now=now)
+                                  split=parts, now=now, code=ref)
                 uow.add(unit)
             else:
                 unit.reissue(buyer=buyer, sale_id=sale_id, channel=via.channel,
-                             price=price, split=parts, now=now)
+                             price=price, split=parts, now=now, code=ref)
+            if codes:
+                codes[index].bind(unit_id=str(unit.id), sale_id=sale_id, now=now)
             units.append(unit)
         return {
             "sale_id": sale_id, "good_id": str(good.id), "tier": tier, "buyer": buyer,
             "channel": via.channel, "quantity": quantity, "unit_price": price,
             "split_per_unit": parts,
-            "units": [{"unit_id": str(u.id), "serial": u.serial} for u in units],
+            "units": [{"unit_id": str(u.id), "serial": u.serial}
+                      | ({"code_ref": u.code} if u.code else {}) for u in units],
             "sold_at": format_timestamp(now),
         }
 
@@ -673,6 +707,141 @@ class Ledger:
                 "free": int(pool["free"]), "overflow": bool(pool["overflow"]),
                 "shared_available": stock.available, "at": format_timestamp(now)}
 
+    # ------------------------------------------------------------------
+    # Redemption codes
+    # ------------------------------------------------------------------
+    def import_codes(
+        self, good_id: UUID | str, tier: str, *, codes: list[str] | None = None,
+        code_range: Mapping[str, Any] | None = None, idempotency_key: str, scope: str = "",
+    ) -> dict[str, Any]:
+        """Add a batch of codes to a tier of a ``redemption-code`` good: a list
+        of codes, or a consecutive range ``{prefix, width, start, end}``.
+
+        The codes are sealed into the vault first (a repeat is harmless), then
+        one transaction records each code's ``code.imported`` -- the code's own
+        aggregate, so a code imported before is refused by the store itself --
+        and the tier's ``stock.codes-imported``. Neither the events nor the
+        idempotency record hold a code's text: only refs (keyed hashes)."""
+        good_uuid = _uuid(good_id, "good_id")
+        texts = _batch_texts(codes, code_range)
+        refs = self._vault_call(lambda: self.vault.refs(texts))
+        first_at: dict[str, int] = {}
+        for position, ref in enumerate(refs):
+            if first_at.setdefault(ref, position) != position:
+                raise DuplicateCodeError(position, f"listed before, as #{first_at[ref] + 1}")
+        good = self.good(good_uuid)
+        good.tier(tier)
+        if good.spec.kind != REDEMPTION_CODE:
+            raise CodeStateError(f"good {good.id} is a {good.spec.kind}, not a "
+                                 f"{REDEMPTION_CODE}: its units carry no codes")
+        args = {"good_id": str(good_uuid), "tier": tier, "count": len(refs),
+                "refs_sha256": canonical.sha256_hex("".join(refs).encode())}
+        batch_id = str(command_id_for(scope, check_key(idempotency_key)))
+        self._vault_call(lambda: self.vault.stash(list(zip(refs, texts, strict=True))))
+
+        def decide(uow: UnitOfWork, now: datetime) -> dict[str, Any]:
+            for position, ref in enumerate(refs):
+                if uow.get_or_assume_new(Code, code_id_for(ref)) is not None:
+                    raise DuplicateCodeError(position, "imported before")
+            for ref in refs:  # the codes' events first, then the tier's
+                uow.add(Code.import_(ref=ref, good_id=str(good_uuid), tier=tier,
+                                     batch_id=batch_id, now=now))
+            stock = self._stock_in(uow, good_uuid, tier)
+            stock.import_codes(batch_id=batch_id, refs=refs, now=now)
+            return {"batch_id": batch_id, "good_id": str(good_uuid), "tier": tier,
+                    "imported": len(refs), "codes_imported": stock.codes_imported,
+                    "codes_available": stock.codes_available,
+                    "imported_at": format_timestamp(now)}
+
+        return self._submit("import-codes", args, idempotency_key, scope,
+                            stock_id_for(good_uuid, tier), decide)
+
+    def deliver_code(
+        self, unit_id: UUID | str, *, holder: str, idempotency_key: str, scope: str = "",
+        channel: str | None = None,
+    ) -> dict[str, Any]:
+        """Reveal a unit's code to its current holder. The first delivery is
+        recorded (``code.delivered``); asking again answers the same code and
+        records nothing. With ``channel``, only for a unit whose current
+        acquisition was made through that channel.
+
+        The code's text is added to the answer after the command, from the
+        vault: it is never in the idempotency record."""
+        unit_uuid = _uuid(unit_id, "unit_id")
+        holder = validate.identifier(holder, field="holder")
+        args = {"unit_id": str(unit_uuid), "holder": holder}
+
+        def decide(uow: UnitOfWork, now: datetime) -> dict[str, Any]:
+            unit = uow.get(Unit, unit_uuid)
+            if unit is None:
+                raise UnitNotFoundError(unit_uuid)
+            if unit.holder is None:
+                raise UnitNotHeldError(unit_uuid)
+            if unit.holder != holder:
+                raise NotHolderError(unit_uuid, holder)
+            if channel is not None and unit.current_acquisition()["channel"] != channel:
+                raise ForbiddenError(f"unit {unit.id} was last acquired through another "
+                                     f"channel; {channel!r} delivers only its own sales' codes")
+            if unit.code is None:
+                raise CodeStateError(f"unit {unit.id} carries no redemption code")
+            code = self._code_in(uow, unit.code)
+            first = code.deliver(unit_id=str(unit.id), holder=holder, now=now)
+            return {"unit_id": str(unit.id), "good_id": unit.good_id, "tier": unit.tier,
+                    "serial": unit.serial, "holder": holder, "code_ref": code.ref,
+                    "state": code.state, "first_delivery": first,
+                    "delivered_at": code.delivered_at}
+
+        answer = self._submit("deliver-code", args, idempotency_key, scope, unit_uuid, decide)
+        revealed = type(answer)(answer)  # a copy: the record's own answer stays as it is
+        revealed["code"] = self._vault_call(lambda: self.vault.reveal(answer["code_ref"]))
+        return revealed
+
+    def redeem_code(
+        self, code: str, *, redeemer: str, idempotency_key: str, scope: str = "",
+        creator: str | None = None,
+    ) -> dict[str, Any]:
+        """Redeem a delivered code, once. With ``creator``, only a code of that
+        creator's goods (any other code is answered as unknown)."""
+        text = check_code(code)
+        redeemer = validate.identifier(redeemer, field="redeemer")
+        ref = self._vault_call(lambda: self.vault.refs([text]))[0]
+        args = {"ref": ref, "redeemer": redeemer}
+
+        def decide(uow: UnitOfWork, now: datetime) -> dict[str, Any]:
+            found = uow.get(Code, code_id_for(ref))
+            if found is None:
+                raise CodeNotFoundError()
+            if creator is not None and creator not in {
+                    c.id for c in self.good(found.good_id).spec.creators}:
+                raise CodeNotFoundError()
+            found.redeem(redeemer=redeemer, now=now)
+            return {"code_ref": ref, "unit_id": found.unit_id, "good_id": found.good_id,
+                    "tier": found.tier, "holder": found.holder, "redeemer": redeemer,
+                    "redeemed_at": format_timestamp(now)}
+
+        return self._submit("redeem-code", args, idempotency_key, scope, code_id_for(ref),
+                            decide)
+
+    def code_counts(self, good_id: UUID | str, tier: str) -> dict[str, Any]:
+        """A tier's codes: imported, free (unbound and not lent to a hold), lent to holds."""
+        stock = self.stock(good_id, tier)
+        lent = sum(len(h.get("codes", ())) for h in stock.holds.values())
+        return {"good_id": stock.good_id, "tier": stock.tier, "coded": stock.coded,
+                "imported": stock.codes_imported, "available": stock.codes_available,
+                "held": lent, "bound": stock.codes_imported - stock.codes_available - lent}
+
+    def _code_in(self, uow: UnitOfWork, ref: str) -> Code:
+        code = uow.get(Code, code_id_for(ref))
+        if code is None:
+            raise AssertionError(f"code {ref} is in use but was never imported")
+        return code
+
+    def _vault_call(self, work: Callable[[], T]) -> T:
+        try:
+            return work()
+        except VaultError as error:
+            raise CodesUnavailableError(str(error)) from None
+
     def _stock_in(self, uow: UnitOfWork, good_id: UUID, tier: str) -> TierStock:
         good = self.good(good_id)
         good.tier(tier)
@@ -838,3 +1007,16 @@ def _take_in_new_good(uow: UnitOfWork, good: Good, now: datetime) -> dict[str, A
         "minted_at": good.definition["minted_at"],
         "tiers": [{"tier": s.tier, "stock_id": str(s.id), "supply": s.supply} for s in stocks],
     }
+
+
+def _batch_texts(codes: list[str] | None, code_range: Mapping[str, Any] | None) -> list[str]:
+    """The codes of an import: a list, or a range -- exactly one of them."""
+    if (codes is None) == (code_range is None):
+        raise InvalidInputError("codes", "give either a list of codes or a range")
+    if codes is not None:
+        return code_list(codes)
+    assert code_range is not None
+    if not isinstance(code_range, Mapping) or set(code_range) != {"prefix", "width", "start",
+                                                                   "end"}:
+        raise InvalidInputError("range", "must be {prefix, width, start, end}")
+    return code_range_of(**code_range)
