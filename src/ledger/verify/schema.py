@@ -29,17 +29,33 @@ POLICIES = frozenset({"absolute", "restockable"})
 ROLES = frozenset({"creator", "master-creator", "channel", "seller"})
 
 
+class Optional:
+    """A member that may be absent (its writer leaves it out rather than
+    write null); when present it must pass ``check``."""
+
+    def __init__(self, check: Check) -> None:
+        self.check = check
+
+    def __call__(self, value: Any) -> str | None:
+        return self.check(value)
+
+
 def members(value: Any, expected: Mapping[str, Check], what: str) -> str | None:
-    """An object with exactly ``expected``'s members, each passing its check."""
+    """An object with exactly ``expected``'s members (optional ones may be
+    absent), each passing its check."""
     if not isinstance(value, dict):
         return f"{what} is not an object"
     if value.keys() != expected.keys():
-        missing = [k for k in expected if k not in value]
+        missing = [k for k, c in expected.items()
+                   if k not in value and not isinstance(c, Optional)]
         if missing:
             return f"{what} lacks member(s) {', '.join(sorted(missing))}"
         extra = [k for k in value if k not in expected]
-        return f"{what} has unexpected member(s) {', '.join(sorted(extra))}"
+        if extra:
+            return f"{what} has unexpected member(s) {', '.join(sorted(extra))}"
     for key, check in expected.items():
+        if key not in value:
+            continue
         problem = check(value[key])
         if problem is not None:
             return f"{what}.{key} {problem}"
@@ -73,6 +89,19 @@ def text(*, no_slash: bool = False, empty_ok: bool = False) -> Check:
 
 def boolean(value: Any) -> str | None:
     return None if isinstance(value, bool) else "is not true or false"
+
+
+def is_true(value: Any) -> str | None:
+    return None if value is True else "is not true (leave it out when false)"
+
+
+CODE_REF_PATTERN = re.compile(r"[0-9a-f]{32}")
+
+
+def code_ref(value: Any) -> str | None:
+    if isinstance(value, str) and CODE_REF_PATTERN.fullmatch(value):
+        return None
+    return "is not a code ref (32 lowercase hex digits)"
 
 
 def uuid_text(value: Any) -> str | None:
@@ -204,6 +233,7 @@ PAYLOADS: dict[str, dict[str, Check]] = {
         "per_buyer_limit": nullable(integer(0)),
         "sale_opens_at": nullable(timestamp),
         "sale_closes_at": nullable(timestamp),
+        "coded": Optional(is_true),
     },
     "stock.sold": {
         "sale_id": uuid_text,
@@ -212,6 +242,7 @@ PAYLOADS: dict[str, dict[str, Check]] = {
         "serials": list_of(integer(1), min_len=1),
         "unit_price": money,
         "split": split,
+        "codes": Optional(list_of(code_ref, min_len=1)),
     },
     "stock.restocked": {"quantity": integer(), "supply": integer()},
     "stock.returned": {"serial": integer(1), "refund_id": uuid_text},
@@ -220,6 +251,7 @@ PAYLOADS: dict[str, dict[str, Check]] = {
         "channel": identifier,
         "quantity": integer(1),
         "expires_at": timestamp,
+        "codes": Optional(list_of(code_ref, min_len=1)),
     },
     "stock.hold-committed": {
         "hold_id": uuid_text,
@@ -260,6 +292,7 @@ PAYLOADS: dict[str, dict[str, Check]] = {
         "channel": identifier,
         "price": money,
         "split": split,
+        "code": Optional(code_ref),
     },
     "unit.reissued": {
         "holder": identifier,
@@ -267,6 +300,7 @@ PAYLOADS: dict[str, dict[str, Check]] = {
         "channel": identifier,
         "price": money,
         "split": split,
+        "code": Optional(code_ref),
     },
     "unit.resold": {
         "resale_id": uuid_text,
@@ -286,6 +320,15 @@ PAYLOADS: dict[str, dict[str, Check]] = {
         "split": split,
         "reason": text(empty_ok=True),
     },
+    "stock.codes-imported": {"batch_id": uuid_text, "refs": list_of(code_ref, min_len=1)},
+    "stock.code-returned": {"ref": code_ref, "refund_id": uuid_text},
+    "code.imported": {"ref": code_ref, "good_id": uuid_text, "tier": identifier,
+                      "batch_id": uuid_text},
+    "code.bound": {"unit_id": uuid_text, "sale_id": uuid_text},
+    "code.delivered": {"unit_id": uuid_text, "holder": identifier},
+    "code.redeemed": {"unit_id": uuid_text, "holder": identifier, "redeemer": identifier},
+    "code.returned": {"unit_id": uuid_text, "refund_id": uuid_text},
+    "code.voided": {"unit_id": uuid_text, "refund_id": uuid_text},
     "channel.registered": {"channel": identifier, "name": text(), "fee_bps": bps},
     "allowance.started": {"stock_id": uuid_text, "buyer": identifier},
     "allowance.counted": {
@@ -310,6 +353,7 @@ CREATION_TYPES = frozenset(
         "channel.registered",
         "allowance.started",
         "command.recorded",
+        "code.imported",
     }
 )
 KINDS = {t: t.split(".", 1)[0] for t in PAYLOADS}

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ledger.verify import codec
+from ledger.verify.codes import CodeRules
 from ledger.verify.report import FINDINGS_KEPT, Finding, Report
 from ledger.verify.schema import (
     CREATION_TYPES,
@@ -70,6 +71,7 @@ class _Good:
     event: _Event
     fingerprint: str
     currency: str
+    kind: str
     creators: list[tuple[str, int]]
     resale_bps: int
     policy: str
@@ -227,6 +229,7 @@ class Verifier:
         # Aggregates with an event that could not be read: facts about them
         # are unknown, so expectations that depend on them are not reported.
         self._unreadable: set[str] = set()
+        self._codes = CodeRules(self._flag)  # redemption codes (rules 8.11)
         self._handlers: dict[str, Handler] = {
             "channel.registered": self._on_channel_registered,
             "good.minted": self._on_good_minted,
@@ -252,6 +255,14 @@ class Verifier:
             "unit.resold": self._on_unit_resold,
             "unit.refunded": self._on_unit_refunded,
             "command.recorded": self._on_command_recorded,
+            "stock.codes-imported": self._on_codes_imported,
+            "stock.code-returned": self._on_code_returned,
+            "code.imported": self._on_code_imported,
+            "code.bound": self._codes.bound,
+            "code.delivered": self._on_code_delivered,
+            "code.redeemed": self._codes.redeemed,
+            "code.returned": lambda ev, p: self._codes.settled(ev, p, "returned"),
+            "code.voided": lambda ev, p: self._codes.settled(ev, p, "voided"),
         }
 
     # ------------------------------------------------------------------
@@ -840,6 +851,7 @@ class Verifier:
                 expected=f"<= {p['lifetime_cap']}",
                 actual=str(p["supply"]),
             )
+        self._codes.opened(ev, ev.aggregate_id, p, good.kind if good is not None else None)
         if ev.aggregate_id not in self._stocks:
             self._stocks[ev.aggregate_id] = _Stock(
                 good_id=sys.intern(p["good_id"]),
@@ -885,6 +897,8 @@ class Verifier:
                 f"[{stock.opens or '-∞'}, {stock.closes or '∞'})",
             )
         serials: list[int] = p["serials"]
+        self._codes.sold(ev, ev.aggregate_id, p, [
+            codec.derive_id("unit", stock.good_id, stock.tier, s) for s in serials])
         self._check_pool_sale(ev, stock, p, from_hold=from_hold)
         self._check_rate(ev, stock, p)
         fresh = self._take_serials(ev, stock, serials)
@@ -992,6 +1006,7 @@ class Verifier:
             return
         stock.holds[p["hold_id"]] = _Hold(p["channel"], p["quantity"], p["expires_at"])
         stock.reserved += p["quantity"]
+        self._codes.reserved(ev, ev.aggregate_id, p)
         self._check_committed(ev, stock, "reservation")
 
     def _check_committed(self, ev: _Event, stock: _Stock, what: str) -> None:
@@ -1157,6 +1172,8 @@ class Verifier:
         hold.state = "committed"
         stock.reserved -= hold.quantity
         stock.pending = (ev.ref(), p["sale_id"], p["quantity"], hold.channel)
+        assert ev.aggregate_id is not None
+        self._codes.hold_resolved(ev.aggregate_id, p["hold_id"], p["quantity"])
 
     def _on_hold_released(self, ev: _Event, p: Payload) -> None:
         stock = self._stock_for_hold(ev)
@@ -1175,6 +1192,8 @@ class Verifier:
                        f"{hold.expires_at}")
         hold.state = p["reason"]
         stock.reserved -= hold.quantity
+        assert ev.aggregate_id is not None
+        self._codes.hold_resolved(ev.aggregate_id, p["hold_id"], 0)
 
     def _on_refund_owed(self, ev: _Event, p: Payload) -> None:
         self._name_command(ev, p["refund_id"], "commit-hold", "refund_id")
@@ -1397,6 +1416,7 @@ class Verifier:
                 f"transferable is {p['transferable']}, the tier's is {stock.transferable}",
             )
         self._match_sale(ev, stock_id, p, issued=True)
+        self._codes.unit_sold(ev, ev.aggregate_id, p)
         if ev.aggregate_id not in self._units:
             self._units[ev.aggregate_id] = _Unit(
                 stock_id=sys.intern(stock_id),
@@ -1418,6 +1438,7 @@ class Verifier:
                 f"the unit is held by {unit.holder}; only a returned unit is sold again",
             )
         self._match_sale(ev, unit.stock_id, p, issued=False)
+        self._codes.unit_sold(ev, ev.aggregate_id, p)
         unit.holder = sys.intern(p["holder"])
         unit.acquisitions = [_acquisition(p["sale_id"], "sale", p["holder"], None, p)]
 
@@ -1511,6 +1532,7 @@ class Verifier:
                 self._check_split(
                     ev, p["split"], price["amount"], largest_remainder(price["amount"], weights)
                 )
+        self._codes.resold(ev, ev.aggregate_id)
         unit.holder = sys.intern(p["buyer"])
         unit.acquisitions.append(_acquisition(p["resale_id"], "resale", p["buyer"], seller, p))
 
@@ -1549,6 +1571,7 @@ class Verifier:
                     f"the refund does not undo the holder's latest unrefunded "
                     f"acquisition ({latest.kind} {latest.id}): " + "; ".join(diffs),
                 )
+        self._codes.refunded(ev, ev.aggregate_id, p)
         # Resynchronise: undo the acquisition the refund names, if known.
         ids = [a.id for a in unit.acquisitions]
         if undone.id in ids:
@@ -1564,6 +1587,28 @@ class Verifier:
                 holder=p["holder"],
                 limited=stock is not None and stock.per_buyer_limit is not None,
             )
+
+    # -- redemption codes (rules 8.11; see ledger.verify.codes) ----------------
+    def _on_code_imported(self, ev: _Event, p: Payload) -> None:
+        self._name_command(ev, p["batch_id"], "import-codes", "batch_id")
+        good = self._goods.get(p["good_id"])
+        if good is None and p["good_id"] not in self._unreadable:
+            self._flag(ev, "unknown-ref", f"good {p['good_id']} is not minted before its codes")
+        self._codes.imported(ev, p, None if good is None else {"kind": good.kind})
+
+    def _on_codes_imported(self, ev: _Event, p: Payload) -> None:
+        assert ev.aggregate_id is not None
+        self._name_command(ev, p["batch_id"], "import-codes", "batch_id")
+        self._codes.listed(ev, ev.aggregate_id, p)
+
+    def _on_code_returned(self, ev: _Event, p: Payload) -> None:
+        assert ev.aggregate_id is not None
+        self._name_command(ev, p["refund_id"], "refund", "refund_id")
+        self._codes.returned_to_pool(ev, ev.aggregate_id, p)
+
+    def _on_code_delivered(self, ev: _Event, p: Payload) -> None:
+        unit = self._units.get(p["unit_id"])
+        self._codes.delivered(ev, p, unit.holder if unit is not None else None)
 
     # ------------------------------------------------------------------
     # Expectations met, and those never met
@@ -1609,6 +1654,7 @@ class Verifier:
                 )
         for stock in self._stocks.values():
             self._settle_pending(stock)
+        self._codes.finish(self._unreadable)
         for command_id, (ev, _name, label) in self._commands_named.items():
             if command_id not in self._unreadable:
                 self._flag(
@@ -1659,6 +1705,7 @@ def _good_from(event: _Event, definition: Payload, fingerprint: str) -> _Good:
         event=event,
         fingerprint=fingerprint,
         currency=spec["currency"],
+        kind=spec["kind"],
         creators=[(c["id"], c["share_bps"]) for c in spec["creators"]],
         resale_bps=spec["royalty"]["resale_bps"],
         policy=edition["policy"],
