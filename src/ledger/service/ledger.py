@@ -114,6 +114,12 @@ class _PoisonedBatchError(Exception):
     """A command failed after changing aggregates of a shared batch."""
 
 
+class _StaleReadError(Exception):
+    """Two aggregates read at different moments contradict each other (one
+    was changed by another process in between): decide again, carefully.
+    Had the decision gone on, its commit would have conflicted anyway."""
+
+
 class Ledger:
     """Goods, stock, units and channels, recorded as hash-chained events."""
 
@@ -345,6 +351,8 @@ class Ledger:
                                      f"channel; {channel!r} can only refund its own sales")
             stock = allowance = None
             code = self._code_in(uow, unit.code) if unit.code else None
+            if code is not None and code.unit_id != str(unit.id):
+                raise _StaleReadError
             if code is not None and code.state != "bound" and (
                     code.state == "redeemed" or current["kind"] != PRIMARY):
                 # A delivered code can be voided by refunding its primary
@@ -401,6 +409,8 @@ class Ledger:
         price = unit_price.to_json()
         refs = stock.codes_for(quantity)  # a redemption-code tier: one code a unit
         codes = [self._code_in(uow, ref) for ref in refs or ()]
+        if any(code.state != "free" for code in codes):
+            raise _StaleReadError  # the stock was read before another process used it
         first_fresh = stock.next_serial
         serials = stock.sell(sale_id=sale_id, buyer=buyer, channel=via.channel,
                              quantity=quantity, unit_price=price, split=parts, now=now,
@@ -418,6 +428,8 @@ class Ledger:
             ref = refs[index] if refs else None
             if serial < first_fresh:
                 unit = uow.get(Unit, unit_id_for(good.id, tier, serial))
+                if unit is not None and unit.holder is not None:
+                    raise _StaleReadError  # reissued meanwhile by another process
             if unit is None:
                 unit = Unit.issue(good_id=good.id, tier=tier, serial=serial,
                                   transferable=tier_spec.transferable, buyer=buyer,
@@ -785,6 +797,8 @@ class Ledger:
             if unit.code is None:
                 raise CodeStateError(f"unit {unit.id} carries no redemption code")
             code = self._code_in(uow, unit.code)
+            if code.unit_id != str(unit.id):
+                raise _StaleReadError  # the unit was refunded and sold again meanwhile
             first = code.deliver(unit_id=str(unit.id), holder=holder, now=now)
             return {"unit_id": str(unit.id), "good_id": unit.good_id, "tier": unit.tier,
                     "serial": unit.serial, "holder": holder, "code_ref": code.ref,
@@ -883,18 +897,21 @@ class Ledger:
             now = self._clock()
             outcomes: list[tuple[Request, dict[str, Any] | LedgerError]] = []
             decided: dict[UUID, tuple[_Command, dict[str, Any]]] = {}
-            for request in batch:
-                outcome = self._decide(request.run, uow, now, decided, shared=len(batch) > 1)
-                if isinstance(outcome, _Spoiled):  # nothing of it may be saved
-                    if isinstance(outcome.outcome, LedgerError):
-                        request.fail(outcome.outcome)
-                    else:
-                        request.succeed(outcome.outcome)
-                    return
-                outcomes.append((request, outcome))
             try:
+                for request in batch:
+                    outcome = self._decide(request.run, uow, now, decided,
+                                           shared=len(batch) > 1)
+                    if isinstance(outcome, _Spoiled):  # nothing of it may be saved
+                        if isinstance(outcome.outcome, LedgerError):
+                            request.fail(outcome.outcome)
+                        else:
+                            request.succeed(outcome.outcome)
+                        return
+                    outcomes.append((request, outcome))
                 uow.commit()
-            except (IntegrityError, OperationalError):
+            except (IntegrityError, OperationalError, _StaleReadError) as conflict:
+                if isinstance(conflict, _StaleReadError):
+                    uow.forget()
                 self.conflicts_retried += 1
                 time.sleep(random.uniform(0, min(0.002 * 2**attempt, 0.05)))
                 continue
