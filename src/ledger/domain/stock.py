@@ -111,6 +111,13 @@ class TierStock(Aggregate):
         return self.supply - self.issued - self.reserved - self.pooled
 
     @property
+    def remaining(self) -> int:
+        """Units a sale or a reservation could still take, from any pool:
+        neither issued nor held (and, on a coded tier, with a free code)."""
+        left = self.supply - self.issued - self.reserved
+        return min(left, self.codes_available) if self.coded else left
+
+    @property
     def codes_available(self) -> int:
         """Free codes: neither bound to a unit nor lent to a hold."""
         return len(self.codes_free) // REF_CHARS

@@ -11,6 +11,18 @@ collapsing into conflicts.
 
 The lock is per process. Across processes, correctness comes from the event
 store (a batch that loses a version race is retried whole).
+
+**Tickets.** A place in a queue is a ticket. Requests that take units
+(sales, reservations) say how many; a key's tickets never promise more units
+than it had left when its last batch was decided: a request that would
+take more than ``remaining - queued`` is refused at once (:class:`NoTicket`)
+instead of waiting in line for nothing (with nothing queued ahead, a
+request is always run, and its own decision answers it). ``remaining`` and ``queued`` change
+together, under one lock, when a batch ends -- so a unit is never counted
+both as sold and as still queued. Until a key's first batch in this process
+its remaining units are read from the store by its first request. Units freed
+outside this process's batches (a refund, another process's restock) are
+found by reading the store before a request is refused.
 """
 
 from __future__ import annotations
@@ -24,6 +36,25 @@ from uuid import UUID
 
 from ledger.service.locks import StripedLocks
 
+TICKET_KEYS_MAX = 100_000  # keys whose units left are remembered
+
+
+class NoTicket(Exception):  # noqa: N818 - an answer, not a failure of the combiner
+    """Fewer units are left than those already queued plus this request's."""
+
+    def __init__(self, remaining: int, queued: int) -> None:
+        super().__init__(f"{remaining} unit(s) left, {queued} queued ahead")
+        self.remaining = remaining
+        self.queued = queued
+
+
+@dataclass
+class _Tickets:
+    remaining: int | None = None  # units left after the key's last batch
+    queued: int = 0  # units of the requests queued or in a running batch
+    running: int = 0  # of which in a batch being decided now
+    generation: int = 0  # batches ended
+
 
 @dataclass(eq=False)
 class Request:
@@ -31,6 +62,7 @@ class Request:
 
     run: Any  # the command's decision function; the batch runner knows its type
     position: int = 0  # how many were queued ahead of it on arrival
+    units: int = 0  # units it would take (its ticket), for admission
     done: bool = False
     result: dict[str, Any] | None = None
     error: BaseException | None = None
@@ -56,24 +88,27 @@ class Combiner:
     def __init__(self, batch_max: int) -> None:
         self._batch_max = batch_max
         self._locks = StripedLocks()
-        self._guard = threading.Lock()
+        self._guard = threading.Condition()
         self._queues: dict[UUID, deque[Request]] = {}
+        self._tickets: dict[UUID, _Tickets] = {}
 
     def submit(
-        self, key: UUID | None, request: Request, run_batch: Callable[[list[Request]], None],
+        self, key: UUID | None, request: Request,
+        run_batch: Callable[[list[Request]], int | None],
         on_queued: Callable[[int], object] | None = None,
+        refresh: Callable[[UUID], int | None] | None = None,
     ) -> dict[str, Any]:
         """Run ``request`` in a batch; ``on_queued(position)`` is told at once
-        how many requests were queued ahead of it."""
+        how many requests were queued ahead of it. ``run_batch`` returns the
+        key's units left after the batch, if it knows them; ``refresh`` reads
+        them from the store (for units freed elsewhere: another process's
+        restock, a refund) before a request is refused its ticket."""
         if key is None:
             if on_queued is not None:
                 on_queued(0)
             run_batch([request])
             return request.outcome()
-        with self._guard:
-            queue = self._queues.setdefault(key, deque())
-            request.position = len(queue)
-            queue.append(request)
+        queue = self._admit(key, request, refresh)
         if on_queued is not None:
             on_queued(request.position)
         while not request.done:
@@ -84,11 +119,78 @@ class Combiner:
                     batch = [queue.popleft() for _ in range(min(len(queue), self._batch_max))]
                     if not queue:
                         self._queues.pop(key, None)
+                    units = sum(r.units for r in batch)
+                    self._tickets_of(key).running += units
+                remaining = None
                 try:
-                    run_batch(batch)
+                    remaining = run_batch(batch)
                 except BaseException as error:  # never leave a waiter unanswered
                     for waiting in batch:
                         if not waiting.done:
                             waiting.fail(error)
                     raise
+                finally:
+                    with self._guard:  # the counts move together
+                        tickets = self._tickets_of(key)
+                        tickets.queued -= units
+                        tickets.running -= units
+                        tickets.generation += 1
+                        if remaining is not None:
+                            tickets.remaining = remaining
+                        self._guard.notify_all()
         return request.outcome()
+
+    def _admit(self, key: UUID, request: Request,
+               refresh: Callable[[UUID], int | None] | None) -> deque[Request]:
+        """Queue ``request`` with its ticket, or raise :class:`NoTicket`.
+
+        Short of units, it waits for a running batch to end (its end says
+        what is left); with none running, it reads the store once, in case
+        units were freed elsewhere -- taken as the truth only if no batch
+        ended meanwhile, so no unit is counted twice."""
+        reads = 0
+        while True:
+            with self._guard:
+                tickets = self._tickets_of(key)
+                generation = tickets.generation
+                if request.units and refresh is not None and tickets.remaining is None \
+                        and not reads:
+                    pass  # the key's first request in this process: learn what is left
+                elif not (request.units and tickets.queued and tickets.remaining is not None
+                          and tickets.queued + request.units > tickets.remaining):
+                    # Enough left -- or nothing queued ahead: then it runs, and
+                    # its own decision says precisely why, if it cannot be served.
+                    tickets.queued += request.units
+                    queue = self._queues.setdefault(key, deque())
+                    request.position = len(queue)
+                    queue.append(request)
+                    return queue
+                elif tickets.running:
+                    self._guard.wait(timeout=1.0)  # its end says what is left
+                    continue
+                elif refresh is None or reads >= 2:
+                    raise NoTicket(tickets.remaining or 0, tickets.queued)
+            assert refresh is not None
+            fresh = refresh(key)
+            reads += 1
+            with self._guard:
+                tickets = self._tickets_of(key)
+                if fresh is not None and tickets.generation == generation \
+                        and not tickets.running:
+                    tickets.remaining = fresh
+
+    def _tickets_of(self, key: UUID) -> _Tickets:
+        """(Under the guard.)"""
+        tickets = self._tickets.get(key)
+        if tickets is None:
+            if len(self._tickets) >= TICKET_KEYS_MAX:
+                for idle in [k for k, t in self._tickets.items() if not t.queued]:
+                    del self._tickets[idle]
+            tickets = self._tickets[key] = _Tickets()
+        return tickets
+
+    def tickets(self, key: UUID) -> tuple[int | None, int]:
+        """(units left as of the key's last batch, units queued now)."""
+        with self._guard:
+            found = self._tickets.get(key, _Tickets())
+            return found.remaining, found.queued

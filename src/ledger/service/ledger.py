@@ -60,7 +60,7 @@ from ledger.domain.model import Aggregate, format_timestamp
 from ledger.domain.money import Money, split
 from ledger.domain.stock import REDEMPTION_CODE, BuyerAllowance, TierStock
 from ledger.domain.unit import PRIMARY, Unit
-from ledger.service.combiner import Combiner, Request
+from ledger.service.combiner import Combiner, NoTicket, Request
 from ledger.service.unit_of_work import HotAggregates, UnitOfWork
 from ledger.store.codevault import CodeVault, Keyring, VaultError
 from ledger.store.database import DatabaseURL
@@ -96,6 +96,7 @@ class _Command:
     request_hash: str
     decide: Decide
     recorded: bool = True  # False: housekeeping with no idempotency record
+    contended: UUID | None = None  # the aggregate it queues on (group commit)
 
     @property
     def record_id(self) -> UUID:
@@ -271,7 +272,8 @@ class Ledger:
                                     now=now)
 
         return self._submit("sell", args, idempotency_key, scope,
-                            stock_id_for(good_uuid, tier), decide, on_queued=on_queued)
+                            stock_id_for(good_uuid, tier), decide, on_queued=on_queued,
+                            units=quantity)
 
     def resell(
         self, unit_id: UUID | str, *, seller: str, buyer: str, channel: str, price: Money,
@@ -460,6 +462,7 @@ class Ledger:
     ) -> dict[str, Any]:
         """Hold ``quantity`` units of a tier for ``channel`` for ``ttl_seconds``."""
         good_uuid = _uuid(good_id, "good_id")
+        validate.integer(quantity, field="quantity", low=1, high=limits.HOLD_QUANTITY_MAX)
         args = {"good_id": str(good_uuid), "tier": tier, "channel": channel,
                 "quantity": quantity, "ttl_seconds": ttl_seconds}
         hold_id = str(command_id_for(scope, check_key(idempotency_key)))
@@ -474,7 +477,8 @@ class Ledger:
                     "reserved_at": format_timestamp(now)}
 
         return self._submit("reserve", args, idempotency_key, scope,
-                            stock_id_for(good_uuid, tier), decide)
+                            stock_id_for(good_uuid, tier), decide,
+                            units=quantity)
 
     def commit_hold(
         self, good_id: UUID | str, tier: str, hold_id: UUID | str, *, buyer: str, quantity: int,
@@ -870,28 +874,56 @@ class Ledger:
     def _submit(
         self, name: str, args: dict[str, Any], idempotency_key: str, scope: str,
         contended: UUID | None, decide: Decide, *, recorded: bool = True,
-        on_queued: Callable[[int], object] | None = None,
+        on_queued: Callable[[int], object] | None = None, units: int = 0,
     ) -> dict[str, Any]:
+        """Run a command through the combiner. ``units``: what it would take
+        of ``contended``'s stock -- its ticket (see the combiner); a request
+        beyond the units left is refused at once, unless it is the replay
+        of one already answered."""
         key = check_key(idempotency_key) if recorded else ""
         if scope:
             validate.identifier(scope, field="scope")
-        command = _Command(name, scope, key, request_hash(name, args), decide, recorded)
-        return self._combiner.submit(contended, Request(run=command), self._run_batch,
-                                     on_queued)
-
-    def _run_batch(self, batch: list[Request]) -> None:
+        command = _Command(name, scope, key, request_hash(name, args), decide, recorded,
+                           contended)
         try:
-            self._attempt_batch(batch)
+            return self._combiner.submit(contended, Request(run=command, units=units),
+                                         self._run_batch, on_queued, self._remaining)
+        except NoTicket as refused:
+            try:
+                record = self._store.load(command.record_id)
+            except AggregateNotFoundError:
+                raise SoldOutError(args.get("tier", "?"), units,
+                                   max(0, refused.remaining - refused.queued)) from None
+            if not isinstance(record, CommandRecord):
+                raise AssertionError("a command id names another kind of aggregate") from None
+            return Replayed(record.answer(command.name, command.request_hash))
+
+    def _remaining(self, stock_id: UUID) -> int | None:
+        """A stock's units left, as stored now (None: not a stock)."""
+        try:
+            found = self._store.load(stock_id)
+        except AggregateNotFoundError:
+            return None
+        return found.remaining if isinstance(found, TierStock) else None
+
+    def _run_batch(self, batch: list[Request]) -> int | None:
+        """Run a batch; return the units its stock has left (None: not a stock,
+        or unknown)."""
+        try:
+            return self._attempt_batch(batch)
         except _PoisonedBatchError:
             # Run each alone: a failure then discards only its own changes.
+            remaining = None
             for request in batch:
                 if not request.done:
-                    self._attempt_batch([request])
+                    remaining = self._attempt_batch([request])
+            return remaining
 
-    def _attempt_batch(self, batch: list[Request]) -> None:
+    def _attempt_batch(self, batch: list[Request]) -> int | None:
         """Decide every command of the batch against one unit of work, then
         commit once. Outcomes become final only when the commit succeeds; a
-        version conflict re-decides the whole batch from fresh state."""
+        version conflict re-decides the whole batch from fresh state.
+        Returns the contended stock's units left, as committed."""
         for attempt in range(self._retries):
             uow = UnitOfWork(self._store, self._hot, careful=attempt > 0)
             now = self._clock()
@@ -906,7 +938,7 @@ class Ledger:
                             request.fail(outcome.outcome)
                         else:
                             request.succeed(outcome.outcome)
-                        return
+                        return None
                     outcomes.append((request, outcome))
                 uow.commit()
             except (IntegrityError, OperationalError, _StaleReadError) as conflict:
@@ -921,13 +953,15 @@ class Ledger:
                     request.fail(outcome)
                 else:
                     request.succeed(outcome)
-            return
+            stock = uow.seen(batch[0].run.contended)
+            return stock.remaining if isinstance(stock, TierStock) else None
         error = ConcurrencyError(
             f"still conflicting after {self._retries} attempts; "
             "retry with the same idempotency key"
         )
         for request in batch:
             request.fail(error)
+        return None
 
     def _decide(
         self, command: _Command, uow: UnitOfWork, now: datetime,
@@ -953,6 +987,12 @@ class Ledger:
             result = command.decide(uow, now)
         except LedgerError as error:
             outcome: dict[str, Any] | LedgerError = error
+            if not uow.careful and not isinstance(error, InvalidInputError) and (
+                    isinstance(error, BuyerLimitError) or not uow.is_current(command.contended)):
+                # Refused on what this process last wrote, which another
+                # process has changed since (a restock, a refund...): decide
+                # again on the stored state.
+                raise _StaleReadError from error
             if not uow.careful:
                 # The optimistic attempt assumed no record; before refusing,
                 # make sure this is not a retry of a command already answered.

@@ -73,12 +73,15 @@ class UnitOfWork:
         self.careful = careful
         self._seen: dict[UUID, Aggregate | None] = {}
         self._order: list[Aggregate] = []
+        self._cached: dict[UUID, int] = {}  # aggregates taken from the hot cache: version
 
     def get(self, kind: type[A], aggregate_id: UUID) -> A | None:
         """The aggregate (None if it does not exist)."""
         if aggregate_id not in self._seen:
             found = None if self.careful else self._hot.copy_of(aggregate_id)
-            if found is None:
+            if found is not None:
+                self._cached[aggregate_id] = found.version
+            else:
                 try:
                     found = self._store.load(aggregate_id)
                 except AggregateNotFoundError:
@@ -92,7 +95,10 @@ class UnitOfWork:
         if self.careful:
             return self.get(kind, aggregate_id)
         if aggregate_id not in self._seen:
-            self._note(aggregate_id, self._hot.copy_of(aggregate_id))
+            found = self._hot.copy_of(aggregate_id)
+            if found is not None:
+                self._cached[aggregate_id] = found.version
+            self._note(aggregate_id, found)
         return self._typed(kind, aggregate_id)
 
     def stored(self, kind: type[A], aggregate_id: UUID) -> A | None:
@@ -104,6 +110,19 @@ class UnitOfWork:
         if not isinstance(found, kind):
             raise InvalidInputError("id", f"{aggregate_id} is not a {kind.__name__}")
         return found
+
+    def is_current(self, aggregate_id: UUID | None) -> bool:
+        """Whether what this unit of work took from the hot cache for
+        ``aggregate_id`` is still the stored state (another process may have
+        written since). One query, only for a cached aggregate."""
+        version = self._cached.get(aggregate_id) if aggregate_id is not None else None
+        if version is None or aggregate_id is None:
+            return True
+        return self._store.is_current(aggregate_id, version)
+
+    def seen(self, aggregate_id: UUID | None) -> Aggregate | None:
+        """The aggregate as this unit of work has it (None if never read)."""
+        return self._seen.get(aggregate_id) if aggregate_id is not None else None
 
     def add(self, aggregate: Aggregate) -> None:
         """Take in a newly created aggregate."""

@@ -112,6 +112,10 @@ class EventStore(Application[UUID]):
         aggregate: Aggregate = self.repository.get(aggregate_id, projector_func=_project)
         return aggregate
 
+    def is_current(self, aggregate_id: UUID, version: int) -> bool:
+        """Whether the aggregate has no stored event after ``version``."""
+        return not self.recorder.select_events(aggregate_id, gt=version, limit=1)
+
     def append(self, events: Sequence[Event]) -> None:
         """Store events in one transaction.
 
