@@ -21,6 +21,7 @@ re-encodes what was stored.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,8 +40,10 @@ TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 EVENT_TYPES: dict[str, type[Event]] = {}
 
 
+@functools.lru_cache(maxsize=256)
 def format_timestamp(moment: datetime) -> str:
-    """UTC, microseconds, fixed width: ``2026-11-22T07:09:02.123456Z``."""
+    """UTC, microseconds, fixed width: ``2026-11-22T07:09:02.123456Z``.
+    (Remembered: the events of a batch share one moment.)"""
     if moment.tzinfo is None:
         raise ValueError("timestamps must be timezone-aware")
     return moment.astimezone(UTC).strftime(TIMESTAMP_FORMAT)
@@ -94,10 +97,9 @@ class Event:
     # -- encoding -------------------------------------------------------
     def payload(self) -> dict[str, Any]:
         return {
-            f.name: value
-            for f in dataclasses.fields(self)
-            if f.name not in ENVELOPE_FIELDS
-            and ((value := getattr(self, f.name)) is not None or "omit_if_none" not in f.metadata)
+            name: value
+            for name, optional in _payload_fields(type(self))
+            if (value := getattr(self, name)) is not None or not optional
         }
 
     @property
@@ -159,6 +161,19 @@ class Event:
 
     def apply(self, aggregate: Any) -> None:
         raise NotImplementedError
+
+
+_PAYLOAD_FIELDS: dict[type, tuple[tuple[str, bool], ...]] = {}
+
+
+def _payload_fields(event_class: type[Event]) -> tuple[tuple[str, bool], ...]:
+    """An event class's payload fields: (name, left out while None)."""
+    found = _PAYLOAD_FIELDS.get(event_class)
+    if found is None:
+        found = _PAYLOAD_FIELDS[event_class] = tuple(
+            (f.name, "omit_if_none" in f.metadata) for f in dataclasses.fields(event_class)
+            if f.name not in ENVELOPE_FIELDS)
+    return found
 
 
 TAggregate = TypeVar("TAggregate", bound="Aggregate")

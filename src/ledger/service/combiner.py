@@ -2,12 +2,14 @@
 
 Every command names the aggregate it contends on (a tier's stock for a sale,
 a unit for a resale...). Threads submitting commands for the same key queue
-up; whichever thread holds the key's lock takes everything queued -- up to
-``batch_max`` -- and runs it as one batch, in arrival order, in one
-transaction. The others find their command already answered when they get
-the lock. Under no load a batch is one command; under a flash sale, one
-commit carries many sales, so throughput grows with load instead of
-collapsing into conflicts.
+up; the one that gets the key's lock becomes the combiner: it takes
+everything queued -- up to ``batch_max`` -- and runs it as one batch, in
+arrival order, in one transaction; then the next batch, until its own
+request is answered, when it hands the queue to the owner of the first
+request still waiting and returns. The others sleep until their request is
+answered (or it is their turn), without touching the lock. Under no load a
+batch is one command; under a flash sale, one commit carries many sales, so
+throughput grows with load instead of collapsing into conflicts.
 
 The lock is per process. Across processes, correctness comes from the event
 store (a batch that loses a version race is retried whole).
@@ -28,6 +30,7 @@ found by reading the store before a request is refused.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +40,11 @@ from uuid import UUID
 from ledger.service.locks import StripedLocks
 
 TICKET_KEYS_MAX = 100_000  # keys whose units left are remembered
+WAIT_SECONDS = 1.0  # a waiter looks again this often, in case a wake-up went astray
+# Before refusing a ticket, what is left is read from the store unless it
+# was learnt this recently: units freed elsewhere show within this time,
+# and a crowd turned away from a sold-out tier costs a read per interval.
+REFRESH_AFTER_SECONDS = 0.05
 
 
 class NoTicket(Exception):  # noqa: N818 - an answer, not a failure of the combiner
@@ -54,6 +62,7 @@ class _Tickets:
     queued: int = 0  # units of the requests queued or in a running batch
     running: int = 0  # of which in a batch being decided now
     generation: int = 0  # batches ended
+    known_at: float = float("-inf")  # when ``remaining`` was last learnt (monotonic)
 
 
 @dataclass(eq=False)
@@ -67,6 +76,9 @@ class Request:
     result: dict[str, Any] | None = None
     error: BaseException | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # Set when the request is answered, or when it is its turn to run the
+    # queue (the previous combiner handed over).
+    wake: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def succeed(self, result: dict[str, Any]) -> None:
         self.result, self.error, self.done = result, None, True
@@ -88,7 +100,7 @@ class Combiner:
     def __init__(self, batch_max: int) -> None:
         self._batch_max = batch_max
         self._locks = StripedLocks()
-        self._guard = threading.Condition()
+        self._guard = threading.Lock()
         self._queues: dict[UUID, deque[Request]] = {}
         self._tickets: dict[UUID, _Tickets] = {}
 
@@ -108,46 +120,76 @@ class Combiner:
                 on_queued(0)
             run_batch([request])
             return request.outcome()
-        queue = self._admit(key, request, refresh)
+        self._admit(key, request, refresh)
         if on_queued is not None:
             on_queued(request.position)
+        lock = self._locks.lock_for(key)
         while not request.done:
-            with self._locks.hold(key):
-                if request.done:
-                    break
-                with self._guard:
-                    batch = [queue.popleft() for _ in range(min(len(queue), self._batch_max))]
-                    if not queue:
-                        self._queues.pop(key, None)
-                    units = sum(r.units for r in batch)
-                    self._tickets_of(key).running += units
-                remaining = None
-                try:
-                    remaining = run_batch(batch)
-                except BaseException as error:  # never leave a waiter unanswered
-                    for waiting in batch:
-                        if not waiting.done:
-                            waiting.fail(error)
-                    raise
-                finally:
-                    with self._guard:  # the counts move together
-                        tickets = self._tickets_of(key)
-                        tickets.queued -= units
-                        tickets.running -= units
-                        tickets.generation += 1
-                        if remaining is not None:
-                            tickets.remaining = remaining
-                        self._guard.notify_all()
+            if not lock.acquire(blocking=False):
+                # Someone is running this key's queue: they (or whoever they
+                # hand over to) will run this request too.
+                request.wake.wait(timeout=WAIT_SECONDS)
+                request.wake.clear()
+                continue
+            try:
+                self._combine(key, request, run_batch)
+            finally:
+                lock.release()
+            # Requests queued while the lock was being let go: the first of
+            # them takes over (or is already trying to).
+            with self._guard:
+                queue = self._queues.get(key)
+                head = queue[0] if queue else None
+            if head is not None:
+                head.wake.set()
         return request.outcome()
 
+    def _combine(self, key: UUID, mine: Request,
+                 run_batch: Callable[[list[Request]], int | None]) -> None:
+        """Run the key's queue, batch after batch, until this thread's own
+        request is answered (then hand over) or the queue is empty."""
+        while not mine.done:
+            with self._guard:
+                queue = self._queues.get(key)
+                if not queue:
+                    self._queues.pop(key, None)
+                    return
+                batch = [queue.popleft() for _ in range(min(len(queue), self._batch_max))]
+                if not queue:
+                    self._queues.pop(key, None)
+                units = sum(r.units for r in batch)
+                self._tickets_of(key).running += units
+            remaining = None
+            try:
+                remaining = run_batch(batch)
+            except BaseException as error:  # never leave a waiter unanswered
+                for waiting in batch:
+                    if not waiting.done:
+                        waiting.fail(error)
+                raise
+            finally:
+                with self._guard:  # the counts move together
+                    tickets = self._tickets_of(key)
+                    tickets.queued -= units
+                    tickets.running -= units
+                    tickets.generation += 1
+                    if remaining is not None:
+                        tickets.remaining = remaining
+                        tickets.known_at = time.monotonic()
+                for waiting in batch:
+                    waiting.wake.set()
+
     def _admit(self, key: UUID, request: Request,
-               refresh: Callable[[UUID], int | None] | None) -> deque[Request]:
+               refresh: Callable[[UUID], int | None] | None) -> None:
         """Queue ``request`` with its ticket, or raise :class:`NoTicket`.
 
-        Short of units, it waits for a running batch to end (its end says
-        what is left); with none running, it reads the store once, in case
-        units were freed elsewhere -- taken as the truth only if no batch
-        ended meanwhile, so no unit is counted twice."""
+        Short of units -- every unit left is promised to requests queued
+        ahead -- it is refused, like a buyer when the tickets are gone (a
+        ticket whose request then fails for its own reason frees its unit
+        for whoever comes next). Unless what is left was learnt within
+        ``REFRESH_AFTER_SECONDS``, the store is read first, in case units
+        were freed elsewhere; a read is taken as the truth only if no batch
+        ran meanwhile, so no unit is counted twice."""
         reads = 0
         while True:
             with self._guard:
@@ -164,11 +206,9 @@ class Combiner:
                     queue = self._queues.setdefault(key, deque())
                     request.position = len(queue)
                     queue.append(request)
-                    return queue
-                elif tickets.running:
-                    self._guard.wait(timeout=1.0)  # its end says what is left
-                    continue
-                elif refresh is None or reads >= 2:
+                    return
+                elif refresh is None or reads >= 2 or \
+                        time.monotonic() - tickets.known_at < REFRESH_AFTER_SECONDS:
                     raise NoTicket(tickets.remaining or 0, tickets.queued)
             assert refresh is not None
             fresh = refresh(key)
@@ -178,6 +218,7 @@ class Combiner:
                 if fresh is not None and tickets.generation == generation \
                         and not tickets.running:
                     tickets.remaining = fresh
+                    tickets.known_at = time.monotonic()
 
     def _tickets_of(self, key: UUID) -> _Tickets:
         """(Under the guard.)"""

@@ -10,6 +10,7 @@ with jittered backoff, up to ``retries`` times.
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -98,7 +99,7 @@ class _Command:
     recorded: bool = True  # False: housekeeping with no idempotency record
     contended: UUID | None = None  # the aggregate it queues on (group commit)
 
-    @property
+    @functools.cached_property
     def record_id(self) -> UUID:
         return command_id_for(self.scope, self.key)
 
@@ -889,11 +890,13 @@ class Ledger:
             return self._combiner.submit(contended, Request(run=command, units=units),
                                          self._run_batch, on_queued, self._remaining)
         except NoTicket as refused:
+            if not self._store.exists(command.record_id):
+                raise SoldOutError(args.get("tier", "?"), units,
+                                   max(0, refused.remaining - refused.queued)) from None
             try:
                 record = self._store.load(command.record_id)
             except AggregateNotFoundError:
-                raise SoldOutError(args.get("tier", "?"), units,
-                                   max(0, refused.remaining - refused.queued)) from None
+                raise AssertionError("a command record vanished") from None
             if not isinstance(record, CommandRecord):
                 raise AssertionError("a command id names another kind of aggregate") from None
             return Replayed(record.answer(command.name, command.request_hash))

@@ -19,10 +19,12 @@ class StripedLocks:
     def __init__(self, stripes: int = 256) -> None:
         self._locks = [threading.Lock() for _ in range(stripes)]
 
+    def lock_for(self, key: UUID) -> threading.Lock:
+        return self._locks[key.int % len(self._locks)]
+
     @contextmanager
     def _held(self, key: UUID) -> Iterator[None]:
-        lock = self._locks[key.int % len(self._locks)]
-        with lock:
+        with self.lock_for(key):
             yield
 
     def hold(self, key: UUID | None) -> AbstractContextManager[None]:

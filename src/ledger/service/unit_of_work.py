@@ -103,6 +103,8 @@ class UnitOfWork:
 
     def stored(self, kind: type[A], aggregate_id: UUID) -> A | None:
         """Read the store itself, whatever this unit of work assumed so far."""
+        if not self._store.exists(aggregate_id):  # the common case: cheap
+            return None
         try:
             found = self._store.load(aggregate_id)
         except AggregateNotFoundError:
@@ -118,7 +120,10 @@ class UnitOfWork:
         version = self._cached.get(aggregate_id) if aggregate_id is not None else None
         if version is None or aggregate_id is None:
             return True
-        return self._store.is_current(aggregate_id, version)
+        current = self._store.is_current(aggregate_id, version)
+        if current:  # asked once per unit of work: it will not change its answer
+            del self._cached[aggregate_id]
+        return current
 
     def seen(self, aggregate_id: UUID | None) -> Aggregate | None:
         """The aggregate as this unit of work has it (None if never read)."""

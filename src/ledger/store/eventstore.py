@@ -112,6 +112,11 @@ class EventStore(Application[UUID]):
         aggregate: Aggregate = self.repository.get(aggregate_id, projector_func=_project)
         return aggregate
 
+    def exists(self, aggregate_id: UUID) -> bool:
+        """Whether the aggregate has any stored event (one indexed query; no
+        cache, no replay)."""
+        return bool(self.recorder.select_events(aggregate_id, limit=1))
+
     def is_current(self, aggregate_id: UUID, version: int) -> bool:
         """Whether the aggregate has no stored event after ``version``."""
         return not self.recorder.select_events(aggregate_id, gt=version, limit=1)
