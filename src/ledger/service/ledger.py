@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import functools
 import random
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -78,6 +80,7 @@ Clock = Callable[[], datetime]
 Decide = Callable[[UnitOfWork, datetime], dict[str, Any]]
 
 BATCH_COMMANDS_MAX = 256
+_CHECKS_KEY = UUID(int=0)  # the queue of record existence checks
 
 
 def utc_now() -> datetime:
@@ -112,6 +115,15 @@ class _Spoiled:
     outcome: dict[str, Any] | LedgerError
 
 
+@dataclass(frozen=True)
+class _Unconfirmed:
+    """A refusal by an optimistic attempt, which assumed the command has no
+    record yet: final once the store confirms it has none."""
+
+    error: LedgerError
+    command: _Command
+
+
 class _PoisonedBatchError(Exception):
     """A command failed after changing aggregates of a shared batch."""
 
@@ -142,6 +154,9 @@ class Ledger:
         self._clock = clock
         self._retries = retries
         self._combiner = Combiner(batch_max)
+        self._checks = Combiner(1_000)  # existence checks of command records
+        self._inflight: Counter[UUID] = Counter()  # commands submitted, not yet answered
+        self._inflight_lock = threading.Lock()
         self._hot = HotAggregates(cache_size)
         # Definitions never change after mint, nor do channel fees: safe to
         # keep. These objects are read-only; commands that change a Good
@@ -880,17 +895,22 @@ class Ledger:
         """Run a command through the combiner. ``units``: what it would take
         of ``contended``'s stock -- its ticket (see the combiner); a request
         beyond the units left is refused at once, unless it is the replay
-        of one already answered."""
+        of one already answered -- or a duplicate of one still in flight,
+        which rides on that one's ticket."""
         key = check_key(idempotency_key) if recorded else ""
         if scope:
             validate.identifier(scope, field="scope")
         command = _Command(name, scope, key, request_hash(name, args), decide, recorded,
                            contended)
+        with self._inflight_lock:
+            duplicate = command.record_id in self._inflight
+            self._inflight[command.record_id] += 1
         try:
-            return self._combiner.submit(contended, Request(run=command, units=units),
-                                         self._run_batch, on_queued, self._remaining)
+            return self._combiner.submit(
+                contended, Request(run=command, units=0 if duplicate else units),
+                self._run_batch, on_queued, self._remaining)
         except NoTicket as refused:
-            if not self._store.exists(command.record_id):
+            if not self._recorded(command.record_id):
                 raise SoldOutError(args.get("tier", "?"), units,
                                    max(0, refused.remaining - refused.queued)) from None
             try:
@@ -900,6 +920,24 @@ class Ledger:
             if not isinstance(record, CommandRecord):
                 raise AssertionError("a command id names another kind of aggregate") from None
             return Replayed(record.answer(command.name, command.request_hash))
+        finally:
+            with self._inflight_lock:
+                self._inflight[command.record_id] -= 1
+                if not self._inflight[command.record_id]:
+                    del self._inflight[command.record_id]
+
+    def _recorded(self, record_id: UUID) -> bool:
+        """Whether a command's record exists. Asked by every buyer turned
+        away without a ticket, so the questions are combined like commands:
+        one query answers all that are waiting."""
+        request = Request(run=record_id)
+        self._checks.submit(_CHECKS_KEY, request, self._check_records)
+        return bool(request.outcome()["recorded"])
+
+    def _check_records(self, batch: list[Request]) -> None:
+        found = self._store.existing([request.run for request in batch])
+        for request in batch:
+            request.succeed({"recorded": request.run in found})
 
     def _remaining(self, stock_id: UUID) -> int | None:
         """A stock's units left, as stored now (None: not a stock)."""
@@ -930,7 +968,7 @@ class Ledger:
         for attempt in range(self._retries):
             uow = UnitOfWork(self._store, self._hot, careful=attempt > 0)
             now = self._clock()
-            outcomes: list[tuple[Request, dict[str, Any] | LedgerError]] = []
+            outcomes: list[tuple[Request, dict[str, Any] | LedgerError | _Unconfirmed]] = []
             decided: dict[UUID, tuple[_Command, dict[str, Any]]] = {}
             try:
                 for request in batch:
@@ -944,6 +982,7 @@ class Ledger:
                         return None
                     outcomes.append((request, outcome))
                 uow.commit()
+                settled = self._confirm(outcomes)
             except (IntegrityError, OperationalError, _StaleReadError) as conflict:
                 if isinstance(conflict, _StaleReadError):
                     uow.forget()
@@ -951,7 +990,7 @@ class Ledger:
                 time.sleep(random.uniform(0, min(0.002 * 2**attempt, 0.05)))
                 continue
             self.transactions += 1
-            for request, outcome in outcomes:
+            for request, outcome in settled:
                 if isinstance(outcome, LedgerError):
                     request.fail(outcome)
                 else:
@@ -969,9 +1008,10 @@ class Ledger:
     def _decide(
         self, command: _Command, uow: UnitOfWork, now: datetime,
         decided: dict[UUID, tuple[_Command, dict[str, Any]]], *, shared: bool,
-    ) -> dict[str, Any] | LedgerError | _Spoiled:
+    ) -> dict[str, Any] | LedgerError | _Spoiled | _Unconfirmed:
         """One command's outcome: its result, or the error refusing it, or
-        :class:`_Spoiled` if it was refused after changing aggregates."""
+        :class:`_Spoiled` if it was refused after changing aggregates, or
+        :class:`_Unconfirmed` if refused unless its record turns up."""
         if not command.recorded:
             return self._decide_unrecorded(command, uow, now, shared=shared)
         earlier = decided.get(command.record_id)
@@ -996,9 +1036,12 @@ class Ledger:
                 # process has changed since (a restock, a refund...): decide
                 # again on the stored state.
                 raise _StaleReadError from error
-            if not uow.careful:
+            if not uow.careful and uow.pending_events() == before:
                 # The optimistic attempt assumed no record; before refusing,
-                # make sure this is not a retry of a command already answered.
+                # make sure this is not a retry of a command already answered
+                # (checked for the whole batch at once, see _confirm).
+                return _Unconfirmed(error, command)
+            if not uow.careful:
                 stored = uow.stored(CommandRecord, command.record_id)
                 if stored is not None:
                     try:
@@ -1016,6 +1059,32 @@ class Ledger:
         ))
         decided[command.record_id] = (command, result)
         return result
+
+    def _confirm(
+        self, outcomes: list[tuple[Request, dict[str, Any] | LedgerError | _Unconfirmed]],
+    ) -> list[tuple[Request, dict[str, Any] | LedgerError]]:
+        """Settle the batch's unconfirmed refusals with one query: a command
+        whose record exists after all is a retry, answered from the record."""
+        unsure = [o.command.record_id for _, o in outcomes if isinstance(o, _Unconfirmed)]
+        recorded = self._store.existing(unsure) if unsure else set()
+        settled: list[tuple[Request, dict[str, Any] | LedgerError]] = []
+        for request, outcome in outcomes:
+            if isinstance(outcome, _Unconfirmed):
+                command = outcome.command
+                if command.record_id not in recorded:
+                    settled.append((request, outcome.error))
+                    continue
+                record = self._store.load(command.record_id)
+                if not isinstance(record, CommandRecord):
+                    raise AssertionError("a command id names another kind of aggregate")
+                try:
+                    settled.append((request, Replayed(record.answer(command.name,
+                                                                    command.request_hash))))
+                except LedgerError as conflict:
+                    settled.append((request, conflict))
+            else:
+                settled.append((request, outcome))
+        return settled
 
     def _decide_unrecorded(self, command: _Command, uow: UnitOfWork, now: datetime, *,
                            shared: bool) -> dict[str, Any] | LedgerError | _Spoiled:

@@ -117,6 +117,30 @@ class EventStore(Application[UUID]):
         cache, no replay)."""
         return bool(self.recorder.select_events(aggregate_id, limit=1))
 
+    def existing(self, aggregate_ids: Sequence[UUID]) -> set[UUID]:
+        """Which of these aggregates have stored events: one query for all."""
+        if not aggregate_ids:
+            return set()
+        recorder: Any = self.recorder
+        table = recorder.events_table_name
+        datastore = recorder.datastore
+        found: set[UUID] = set()
+        # Only identifiers are spliced in: the schema (checked when the URL is
+        # parsed) and the library's table name; the ids are parameters.
+        with datastore.transaction(commit=False) as cursor:
+            if self.url.backend == "postgresql":
+                cursor.execute(f'SELECT DISTINCT originator_id FROM "{datastore.schema}".'  # noqa: S608
+                               f'"{table}" WHERE originator_id = ANY(%s)',
+                               (list(aggregate_ids),))
+                found.update(UUID(str(row["originator_id"])) for row in cursor.fetchall())
+            else:
+                for start in range(0, len(aggregate_ids), 500):
+                    chunk = [i.hex for i in aggregate_ids[start:start + 500]]
+                    cursor.execute(f"SELECT DISTINCT originator_id FROM {table} WHERE "  # noqa: S608
+                                   f"originator_id IN ({', '.join('?' * len(chunk))})", chunk)
+                    found.update(UUID(row["originator_id"]) for row in cursor.fetchall())
+        return found
+
     def is_current(self, aggregate_id: UUID, version: int) -> bool:
         """Whether the aggregate has no stored event after ``version``."""
         return not self.recorder.select_events(aggregate_id, gt=version, limit=1)
