@@ -8,20 +8,36 @@ event store's unique key refuses.
 
 from __future__ import annotations
 
-from uuid import UUID, uuid5
+import functools
+import hashlib
+from uuid import UUID, SafeUUID
 
 # Fixed forever: ids derived under it are part of the stored history.
 LEDGER_NAMESPACE = UUID("6f1c2a4e-58b3-5d7e-9a0c-3b8e4f2d1a60")
 
 
+_NAMESPACE_BYTES = LEDGER_NAMESPACE.bytes
+_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))  # version and variant bits
+_SET = (5 << 76) | (0x8000 << 48)  # version 5, RFC 4122 variant
+
+
 def _derive(kind: str, *parts: object) -> UUID:
-    return uuid5(LEDGER_NAMESPACE, "/".join((kind, *(str(p) for p in parts))))
+    """``uuid5(LEDGER_NAMESPACE, "kind/part/...")``, built without
+    ``UUID.__init__``'s checks (ids are derived on every command; a test
+    keeps this equal to the standard library's ``uuid5``)."""
+    name = "/".join((kind, *(str(p) for p in parts)))
+    digest = hashlib.sha1(_NAMESPACE_BYTES + name.encode(), usedforsecurity=False).digest()
+    derived = object.__new__(UUID)
+    object.__setattr__(derived, "int", (int.from_bytes(digest[:16]) & _CLEAR) | _SET)
+    object.__setattr__(derived, "is_safe", SafeUUID.unknown)
+    return derived
 
 
 def good_id_for(fingerprint: str) -> UUID:
     return _derive("good", fingerprint)
 
 
+@functools.lru_cache(maxsize=4096)
 def stock_id_for(good_id: UUID, tier: str) -> UUID:
     return _derive("stock", good_id, tier)
 
@@ -38,6 +54,7 @@ def allowance_id_for(stock_id: UUID, buyer: str) -> UUID:
     return _derive("allowance", stock_id, buyer)
 
 
+@functools.lru_cache(maxsize=4096)  # a command's id is asked for several times
 def command_id_for(scope: str, key: str) -> UUID:
     return _derive("command", scope, key)
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Self, TypeVar
@@ -38,6 +39,14 @@ OMIT_IF_NONE = {"omit_if_none": True}
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 EVENT_TYPES: dict[str, type[Event]] = {}
+_MADE = threading.local()
+
+
+def events_made() -> int:
+    """How many events aggregates have triggered in this thread so far: a
+    decision that raised changed nothing if this did not move."""
+    count: int = getattr(_MADE, "count", 0)
+    return count
 
 
 @functools.lru_cache(maxsize=256)
@@ -250,6 +259,7 @@ class Aggregate:
         )
         aggregate: Self = event.mutate(None)
         aggregate._pending.append(event)
+        _MADE.count = getattr(_MADE, "count", 0) + 1
         return aggregate
 
     def _trigger(self, event_class: type[Event], now: datetime, **payload: Any) -> Event:
@@ -262,6 +272,7 @@ class Aggregate:
         )
         event.mutate(self)
         self._pending.append(event)
+        _MADE.count = getattr(_MADE, "count", 0) + 1
         return event
 
     def collect_events(self) -> list[Event]:

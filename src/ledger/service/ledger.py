@@ -157,6 +157,7 @@ class Ledger:
         self._checks = Combiner(1_000)  # existence checks of command records
         self._inflight: Counter[UUID] = Counter()  # commands submitted, not yet answered
         self._inflight_lock = threading.Lock()
+        self._splits: dict[tuple[UUID, str, int, int], list[dict[str, Any]]] = {}
         self._hot = HotAggregates(cache_size)
         # Definitions never change after mint, nor do channel fees: safe to
         # keep. These objects are read-only; commands that change a Good
@@ -423,7 +424,7 @@ class Ledger:
             bought = allowance.bought if allowance else 0
             if bought + quantity > stock.per_buyer_limit:
                 raise BuyerLimitError(buyer, tier, stock.per_buyer_limit, bought)
-        parts = split(unit_price.amount, good.primary_shares(via.channel, via.fee_bps))
+        parts = self._primary_split(good, via, unit_price.amount)
         price = unit_price.to_json()
         refs = stock.codes_for(quantity)  # a redemption-code tier: one code a unit
         codes = [self._code_in(uow, ref) for ref in refs or ()]
@@ -925,6 +926,19 @@ class Ledger:
                 self._inflight[command.record_id] -= 1
                 if not self._inflight[command.record_id]:
                     del self._inflight[command.record_id]
+
+    def _primary_split(self, good: Good, channel: Channel, amount: int) -> list[dict[str, Any]]:
+        """The split of one unit's price (remembered: a flash sale splits one
+        price, through one channel, thousands of times; goods' definitions
+        and channels' fees never change)."""
+        key = (good.id, channel.channel, channel.fee_bps, amount)
+        parts = self._splits.get(key)
+        if parts is None:
+            if len(self._splits) >= 10_000:
+                self._splits.clear()
+            parts = self._splits[key] = split(
+                amount, good.primary_shares(channel.channel, channel.fee_bps))
+        return [dict(part) for part in parts]
 
     def _recorded(self, record_id: UUID) -> bool:
         """Whether a command's record exists. Asked by every buyer turned
