@@ -44,12 +44,23 @@ class Edition(Strict):
     sale_closes_at: Timestamp | None = None
 
 
+class EarlyBird(Strict):
+    """The first ``quantity`` units sold while ``[opens_at, closes_at)`` is
+    open go at ``price``, outside the tier's sale window if need be."""
+
+    quantity: int = Field(ge=1, le=limits.TIER_QUOTA_MAX)
+    price: Money
+    opens_at: Timestamp
+    closes_at: Timestamp
+
+
 class Tier(Strict):
     name: TierName
     quota: int = Field(ge=1, le=limits.TIER_QUOTA_MAX)
     transferable: bool = True
     per_buyer_limit: int | None = Field(default=None, ge=1, le=limits.TIER_QUOTA_MAX)
     lifetime_cap: int | None = Field(default=None, ge=1, le=limits.TIER_QUOTA_MAX)
+    early_bird: EarlyBird | None = None
 
 
 class Royalty(Strict):

@@ -136,6 +136,16 @@ class SaleWindowError(RuleViolation):
     code = "sale-window"
 
 
+class EarlyBirdPriceError(RuleViolation):
+    """An early-bird sale at another price than the allotment's."""
+
+    code = "early-bird-price"
+
+    def __init__(self, tier: str, price: dict[str, object]) -> None:
+        super().__init__(f"tier {tier!r} is selling its early-bird allotment: the unit price "
+                         f"is {price['amount']} {price['currency']}")
+
+
 class NotTransferableError(RuleViolation):
     code = "not-transferable"
 

@@ -18,7 +18,7 @@ from ledger.domain import canonical, limits, validate
 from ledger.domain.errors import InvalidInputError, TierNotFoundError, VariantRuleError
 from ledger.domain.ids import good_id_for
 from ledger.domain.model import Aggregate, Created, Event, format_timestamp
-from ledger.domain.money import Share, check_bps
+from ledger.domain.money import Money, Share, check_bps
 
 ABSOLUTE = "absolute"
 RESTOCKABLE = "restockable"
@@ -34,21 +34,42 @@ class Creator:
 
 
 @dataclass(frozen=True, slots=True)
+class EarlyBird:
+    """An early-bird allotment: the first ``quantity`` units sold while its
+    window is open go at ``price`` (minor units, the good's currency)."""
+
+    quantity: int
+    price: int
+    currency: str
+    opens_at: str
+    closes_at: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"quantity": self.quantity,
+                "price": {"amount": self.price, "currency": self.currency},
+                "opens_at": self.opens_at, "closes_at": self.closes_at}
+
+
+@dataclass(frozen=True, slots=True)
 class TierSpec:
     name: str
     quota: int
     transferable: bool
     per_buyer_limit: int | None
     lifetime_cap: int | None
+    early_bird: EarlyBird | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        encoded: dict[str, Any] = {
             "name": self.name,
             "quota": self.quota,
             "transferable": self.transferable,
             "per_buyer_limit": self.per_buyer_limit,
             "lifetime_cap": self.lifetime_cap,
         }
+        if self.early_bird is not None:  # absent otherwise: older goods keep their fingerprint
+            encoded["early_bird"] = self.early_bird.to_json()
+        return encoded
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +160,7 @@ class GoodSpec:
         closes = validate.timestamp(edition.get("sale_closes_at"), field="edition.sale_closes_at")
         if opens is not None and closes is not None and closes <= opens:
             raise InvalidInputError("edition.sale_closes_at", "must be after sale_opens_at")
-        tiers = _read_tiers(data["tiers"], policy)
+        tiers = _read_tiers(data["tiers"], policy, currency)
         royalty = validate.mapping(
             data.get("royalty", {"resale_bps": 0}), field="royalty",
             keys={"resale_bps"}, required={"resale_bps"},
@@ -181,7 +202,7 @@ def _read_creators(value: Any) -> tuple[Creator, ...]:
     return tuple(creators)
 
 
-def _read_tiers(value: Any, policy: str) -> tuple[TierSpec, ...]:
+def _read_tiers(value: Any, policy: str, currency: str) -> tuple[TierSpec, ...]:
     if not isinstance(value, list) or not 1 <= len(value) <= limits.TIERS_MAX:
         raise InvalidInputError("tiers", f"must be a list of 1 to {limits.TIERS_MAX}")
     tiers = []
@@ -189,7 +210,8 @@ def _read_tiers(value: Any, policy: str) -> tuple[TierSpec, ...]:
         where = f"tiers[{i}]"
         item = validate.mapping(
             raw, field=where,
-            keys={"name", "quota", "transferable", "per_buyer_limit", "lifetime_cap"},
+            keys={"name", "quota", "transferable", "per_buyer_limit", "lifetime_cap",
+                  "early_bird"},
             required={"name", "quota"},
         )
         name = validate.text(item["name"], field=f"{where}.name", max_chars=32,
@@ -212,10 +234,30 @@ def _read_tiers(value: Any, policy: str) -> tuple[TierSpec, ...]:
             cap = quota if cap is None else validate.integer(
                 cap, field=f"{where}.lifetime_cap", low=quota, high=limits.TIER_QUOTA_MAX
             )
-        tiers.append(TierSpec(name, quota, transferable, limit, cap))
+        early = item.get("early_bird")
+        tiers.append(TierSpec(name, quota, transferable, limit, cap,
+                              None if early is None else
+                              _read_early_bird(early, f"{where}.early_bird", quota, currency)))
     if len({t.name for t in tiers}) != len(tiers):
         raise InvalidInputError("tiers", "tier names must be unique")
     return tuple(tiers)
+
+
+def _read_early_bird(value: Any, where: str, quota: int, currency: str) -> EarlyBird:
+    item = validate.mapping(value, field=where, keys={"quantity", "price", "opens_at",
+                                                     "closes_at"},
+                            required={"quantity", "price", "opens_at", "closes_at"})
+    quantity = validate.integer(item["quantity"], field=f"{where}.quantity", low=1, high=quota)
+    price = Money.from_json(item["price"])
+    if price.currency != currency:
+        raise InvalidInputError(f"{where}.price", f"must be in the good's currency {currency}")
+    opens = validate.timestamp(item["opens_at"], field=f"{where}.opens_at")
+    closes = validate.timestamp(item["closes_at"], field=f"{where}.closes_at")
+    if opens is None or closes is None:
+        raise InvalidInputError(where, "an early bird needs opens_at and closes_at")
+    if closes <= opens:
+        raise InvalidInputError(f"{where}.closes_at", "must be after opens_at")
+    return EarlyBird(quantity, price.amount, price.currency, opens, closes)
 
 
 def _read_variant_rules(value: Any) -> VariantRules | None:

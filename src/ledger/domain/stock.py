@@ -27,6 +27,7 @@ from ledger.domain.errors import (
     BuyerLimitError,
     CodesExhaustedError,
     CodeStateError,
+    EarlyBirdPriceError,
     HoldNotFoundError,
     HoldResolvedError,
     InvalidInputError,
@@ -79,6 +80,10 @@ class TierStock(Aggregate):
     coded: bool
     codes_free: str
     codes_imported: int
+    # The tier's early-bird allotment (its definition's, or None), and how
+    # many of its units have been sold.
+    early_bird: dict[str, Any] | None
+    early_bird_sold: int
 
     @classmethod
     def open(cls, good: Good, tier_name: str, now: datetime) -> TierStock:
@@ -92,6 +97,7 @@ class TierStock(Aggregate):
             transferable=tier.transferable, per_buyer_limit=tier.per_buyer_limit,
             sale_opens_at=spec.sale_opens_at, sale_closes_at=spec.sale_closes_at,
             coded=True if spec.kind == REDEMPTION_CODE else None,
+            early_bird=tier.early_bird.to_json() if tier.early_bird else None,
         )
 
     # -- queries ----------------------------------------------------------
@@ -189,14 +195,34 @@ class TierStock(Aggregate):
             validate.integer(per_minute, field="per_minute", low=1, high=limits.TIER_QUOTA_MAX)
         self._trigger(TierStock.RateSet, now, channel=channel, per_minute=per_minute)
 
+    def early_bird_for(self, quantity: int, now: datetime) -> bool:
+        """Whether a sale of ``quantity`` now is an early-bird sale: the
+        allotment's window is open and it still has that many units."""
+        early = self.early_bird
+        if early is None:
+            return False
+        moment = format_timestamp(now)
+        return bool(early["opens_at"] <= moment < early["closes_at"]
+                    and self.early_bird_sold + quantity <= early["quantity"])
+
     def check_sale(self, quantity: int, now: datetime, channel: str | None = None,
-                   rate_channel: str | None = None) -> None:
+                   rate_channel: str | None = None, unit_price: dict[str, Any] | None = None,
+                   ) -> None:
         """Refuse a sale that cannot happen; with ``channel``, the channel's
         pool comes first (without, the sale is from the shared stock); with
-        ``rate_channel``, that channel's rate rule must hold."""
+        ``rate_channel``, that channel's rate rule must hold. With
+        ``unit_price``, an early-bird sale is possible: inside the
+        allotment's window and quantity it needs no sale window, but must
+        be at the early-bird price (without, only the sale window counts:
+        a hold's sale)."""
         if not isinstance(quantity, int) or not 1 <= quantity <= limits.SALE_QUANTITY_MAX:
             raise InvalidInputError("quantity", f"must be 1 to {limits.SALE_QUANTITY_MAX}")
-        self._check_window(now)
+        if unit_price is not None and self.early_bird_for(quantity, now):
+            assert self.early_bird is not None
+            if unit_price != self.early_bird["price"]:
+                raise EarlyBirdPriceError(self.tier, self.early_bird["price"])
+        else:
+            self._check_window(now)
         if rate_channel is not None:
             self.check_rate(rate_channel, quantity, now)
         if channel is not None:
@@ -216,12 +242,15 @@ class TierStock(Aggregate):
     def sell(
         self, *, sale_id: str, buyer: str, channel: str, quantity: int,
         unit_price: dict[str, Any], split: list[dict[str, Any]], now: datetime,
-        from_pool: bool = True,
+        from_pool: bool = True, early_bird: bool = True,
     ) -> list[int]:
         """A primary sale; through a channel with a pool, from the pool first
-        (``from_pool=False``: from the shared stock only, as a hold's units are)."""
+        (``from_pool=False``: from the shared stock only, as a hold's units
+        are). ``early_bird=False``: not one, whatever the clock (a hold's)."""
         pool_channel = channel if from_pool else None
-        self.check_sale(quantity, now, pool_channel, rate_channel=channel)
+        self.check_sale(quantity, now, pool_channel, rate_channel=channel,
+                        unit_price=unit_price if early_bird else None)
+        early = early_bird and self.early_bird_for(quantity, now)
         drawn = self.sources(channel, quantity)[0] if pool_channel is not None else 0
         if drawn:
             self._trigger(TierStock.PoolDrawn, now, channel=channel, quantity=drawn,
@@ -230,7 +259,7 @@ class TierStock(Aggregate):
         self._trigger(
             TierStock.Sold, now, sale_id=sale_id, buyer=buyer, channel=channel,
             serials=serials, unit_price=unit_price, split=split,
-            codes=self.codes_for(quantity),
+            codes=self.codes_for(quantity), early_bird=True if early else None,
         )
         return serials
 
@@ -397,12 +426,15 @@ class TierStock(Aggregate):
         sale_opens_at: str | None
         sale_closes_at: str | None
         coded: bool | None = field(default=None, metadata=OMIT_IF_NONE)
+        early_bird: dict[str, Any] | None = field(default=None, metadata=OMIT_IF_NONE)
 
         def apply(self, aggregate: TierStock) -> None:
             for name in ("good_id", "tier", "supply", "lifetime_cap", "restockable",
                          "transferable", "per_buyer_limit", "sale_opens_at", "sale_closes_at"):
                 setattr(aggregate, name, getattr(self, name))
             aggregate.coded = bool(self.coded)
+            aggregate.early_bird = self.early_bird
+            aggregate.early_bird_sold = 0
             aggregate.codes_free = ""
             aggregate.codes_imported = 0
             aggregate.next_serial = 1
@@ -425,10 +457,13 @@ class TierStock(Aggregate):
         unit_price: dict[str, Any]
         split: list[dict[str, Any]]
         codes: list[str] | None = field(default=None, metadata=OMIT_IF_NONE)
+        early_bird: bool | None = field(default=None, metadata=OMIT_IF_NONE)
 
         def apply(self, aggregate: TierStock) -> None:
             if self.codes:
                 _take_codes(aggregate, self.codes)
+            if self.early_bird:
+                aggregate.early_bird_sold += len(self.serials)
             for serial in self.serials:
                 if serial == aggregate.next_serial:
                     aggregate.next_serial += 1

@@ -408,16 +408,19 @@ class Ledger:
     def _sell_units(
         self, uow: UnitOfWork, good: Good, stock: TierStock, *, buyer: str, channel: Channel,
         quantity: int, unit_price: Money, sale_id: str, now: datetime, from_pool: bool = True,
+        from_hold: bool = False,
     ) -> dict[str, Any]:
         """A primary sale from ``stock`` (checked before anything changes):
-        from the channel's pool first, unless ``from_pool`` is False."""
+        from the channel's pool first, unless ``from_pool`` is False. A
+        hold's payment (``from_hold``) is never an early-bird sale."""
         tier = stock.tier
         tier_spec = good.tier(tier)
         via = channel
+        price = unit_price.to_json()
         # Every check before any change: a refusal must leave the batch's
         # shared aggregates untouched.
         stock.check_sale(quantity, now, via.channel if from_pool else None,
-                         rate_channel=via.channel)
+                         rate_channel=via.channel, unit_price=None if from_hold else price)
         allowance = None
         if stock.per_buyer_limit is not None:
             allowance = uow.get_or_assume_new(BuyerAllowance, allowance_id_for(stock.id, buyer))
@@ -425,7 +428,6 @@ class Ledger:
             if bought + quantity > stock.per_buyer_limit:
                 raise BuyerLimitError(buyer, tier, stock.per_buyer_limit, bought)
         parts = self._primary_split(good, via, unit_price.amount)
-        price = unit_price.to_json()
         refs = stock.codes_for(quantity)  # a redemption-code tier: one code a unit
         codes = [self._code_in(uow, ref) for ref in refs or ()]
         if any(code.state != "free" for code in codes):
@@ -433,7 +435,7 @@ class Ledger:
         first_fresh = stock.next_serial
         serials = stock.sell(sale_id=sale_id, buyer=buyer, channel=via.channel,
                              quantity=quantity, unit_price=price, split=parts, now=now,
-                             from_pool=from_pool)
+                             from_pool=from_pool, early_bird=not from_hold)
         if stock.per_buyer_limit is not None:
             if allowance is None:
                 allowance = BuyerAllowance.start(stock, buyer, now)
@@ -534,7 +536,8 @@ class Ledger:
                 stock.commit_hold(hold_id=hold_key, sale_id=sale_id, quantity=quantity, now=now)
                 sold = self._sell_units(uow, good, stock, buyer=buyer, channel=via,
                                         quantity=quantity, unit_price=unit_price,
-                                        sale_id=sale_id, now=now, from_pool=False)
+                                        sale_id=sale_id, now=now, from_pool=False,
+                                        from_hold=True)
                 return sold | {"outcome": "sold", "hold_id": hold_key}
             # Late: the hold's time is up.
             if hold["state"] == "held":
@@ -546,7 +549,7 @@ class Ledger:
             else:
                 sold = self._sell_units(uow, good, stock, buyer=buyer, channel=via,
                                         quantity=quantity, unit_price=unit_price,
-                                        sale_id=sale_id, now=now)
+                                        sale_id=sale_id, now=now, from_hold=True)
                 return sold | {"outcome": "sold-late", "hold_id": hold_key}
             amount = Money(unit_price.amount * quantity, unit_price.currency).to_json()
             stock.owe_refund(hold_id=hold_key, refund_id=sale_id, buyer=buyer,

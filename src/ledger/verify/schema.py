@@ -216,6 +216,9 @@ def split(value: Any) -> str | None:
 
 creators = list_of(shape({"id": text(), "share_bps": bps}), min_len=1)
 
+EARLY_BIRD = shape({"quantity": integer(1), "price": money, "opens_at": timestamp,
+                    "closes_at": timestamp})
+
 PAYLOADS: dict[str, dict[str, Check]] = {
     "good.minted": {"definition": obj, "fingerprint": hex64},
     "good.variant-derived": {
@@ -234,6 +237,7 @@ PAYLOADS: dict[str, dict[str, Check]] = {
         "sale_opens_at": nullable(timestamp),
         "sale_closes_at": nullable(timestamp),
         "coded": Optional(is_true),
+        "early_bird": Optional(EARLY_BIRD),
     },
     "stock.sold": {
         "sale_id": uuid_text,
@@ -243,6 +247,7 @@ PAYLOADS: dict[str, dict[str, Check]] = {
         "unit_price": money,
         "split": split,
         "codes": Optional(list_of(code_ref, min_len=1)),
+        "early_bird": Optional(is_true),
     },
     "stock.restocked": {"quantity": integer(), "supply": integer()},
     "stock.returned": {"serial": integer(1), "refund_id": uuid_text},
@@ -364,12 +369,13 @@ def payload_problem(event_type: str, payload: Any) -> str | None:
 
 
 # -- the good definition ---------------------------------------------------
-_TIER = {
+_TIER: dict[str, Check] = {
     "name": identifier,
     "quota": integer(0),
     "transferable": boolean,
     "per_buyer_limit": nullable(integer(0)),
     "lifetime_cap": integer(0),
+    "early_bird": Optional(EARLY_BIRD),
 }
 _SPEC = {
     "title": text(),
@@ -429,6 +435,18 @@ def definition_rule_problems(definition: Any) -> list[str]:
     names = [t["name"] for t in spec["tiers"]]
     if len(set(names)) != len(names):
         problems.append("tier names repeat")
+    for tier in spec["tiers"]:
+        early = tier.get("early_bird")
+        if early is None:
+            continue
+        if early["quantity"] > tier["quota"]:
+            problems.append(f"tier {tier['name']!r}: the early bird's quantity "
+                            f"{early['quantity']} exceeds the quota {tier['quota']}")
+        if early["price"]["currency"] != spec["currency"]:
+            problems.append(f"tier {tier['name']!r}: the early bird's price is not in "
+                            f"{spec['currency']}")
+        if early["closes_at"] <= early["opens_at"]:
+            problems.append(f"tier {tier['name']!r}: the early bird closes before it opens")
     if spec["edition"]["policy"] == "absolute":
         for tier in spec["tiers"]:
             if tier["lifetime_cap"] != tier["quota"]:

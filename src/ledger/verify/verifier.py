@@ -111,6 +111,8 @@ class _Stock:
     waitlist: dict[str, list[Any]] = field(default_factory=dict)
     offering: _Event | None = None  # a restock whose offers to the waitlist are under way
     rates: dict[str, list[Any]] = field(default_factory=dict)  # channel -> [cap, minute, sold]
+    early_bird: Payload | None = None  # the allotment, from stock.opened
+    early_bird_sold: int = 0
 
     @property
     def live(self) -> int:
@@ -829,9 +831,11 @@ class Verifier:
                     "per_buyer_limit": tier["per_buyer_limit"],
                     "sale_opens_at": good.opens,
                     "sale_closes_at": good.closes,
+                    "early_bird": tier.get("early_bird"),
                 }
                 diffs = [
-                    f"{k} {p[k]!r} (definition: {v!r})" for k, v in expected.items() if p[k] != v
+                    f"{k} {p.get(k)!r} (definition: {v!r})" for k, v in expected.items()
+                    if p.get(k) != v
                 ]
                 if diffs:
                     self._flag(
@@ -863,6 +867,7 @@ class Verifier:
                 per_buyer_limit=p["per_buyer_limit"],
                 opens=p["sale_opens_at"],
                 closes=p["sale_closes_at"],
+                early_bird=p.get("early_bird"),
             )
 
     def _on_stock_sold(self, ev: _Event, p: Payload) -> None:
@@ -886,7 +891,9 @@ class Verifier:
                     f"{p['channel']!r} as {p['sale_id']}",
                 )
         moment = ev.timestamp
-        if moment is not None and (
+        if p.get("early_bird"):
+            self._check_early_bird(ev, stock, p)
+        elif moment is not None and (
             (stock.opens is not None and moment < stock.opens)
             or (stock.closes is not None and moment >= stock.closes)
         ):
@@ -941,6 +948,26 @@ class Verifier:
         for serial in sale.waiting:
             unit_id = codec.derive_id("unit", stock.good_id, stock.tier, serial)
             self._awaited_units[unit_id] = (sale, serial)
+
+    def _check_early_bird(self, ev: _Event, stock: _Stock, p: Payload) -> None:
+        """An early-bird sale: inside the allotment's window, within its
+        quantity, at its price (rules 8.2)."""
+        early = stock.early_bird
+        if early is None:
+            self._flag(ev, "early-bird", f"tier {stock.tier!r} has no early-bird allotment")
+            return
+        stock.early_bird_sold += len(p["serials"])
+        moment = ev.timestamp
+        if moment is not None and not early["opens_at"] <= moment < early["closes_at"]:
+            self._flag(ev, "early-bird", f"sold at {moment}, outside the early bird's window "
+                       f"[{early['opens_at']}, {early['closes_at']})")
+        if stock.early_bird_sold > early["quantity"]:
+            self._flag(ev, "early-bird", f"{stock.early_bird_sold} early-bird units sold, "
+                       f"over its {early['quantity']}", expected=f"<= {early['quantity']}",
+                       actual=str(stock.early_bird_sold))
+        if p["unit_price"] != early["price"]:
+            self._flag(ev, "early-bird", f"sold at {_short(p['unit_price'])}, not the early "
+                       f"bird's price {_short(early['price'])}")
 
     # -- reservations ---------------------------------------------------------
     def _stock_for_hold(self, ev: _Event, *, offer: bool = False) -> _Stock | None:
