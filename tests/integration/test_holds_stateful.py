@@ -2,9 +2,11 @@
 (time passing, sweeps), allot / return / move between channels' pools,
 per-channel rate rules, sales through either channel and refunds: the
 counts balance, every hold is resolved exactly once, and no channel sells
-past its rate in any minute. A Hypothesis state machine against a plain
-model, on SQLite and PostgreSQL; at teardown the auditor's verification
-passes and the views equal the model and a fresh replay."""
+past its rate in any minute; on a redemption-code good, the codes balance
+too (every held unit has a code lent, every issued unit one bound). A
+Hypothesis state machine against a plain model, on SQLite and PostgreSQL;
+at teardown the auditor's verification passes and the views equal the
+model and a fresh replay."""
 
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ from ledger.projections import ProjectionStore, Views
 from ledger.projections.replay import compare_with_replay
 from ledger.service import Ledger
 from ledger.service.holds import sweep
+from ledger.store.codevault import Keyring
 from ledger.store.database import DatabaseURL
 from ledger.verify import verify_store
 from tests.strategies import good_spec
@@ -52,14 +55,19 @@ class HoldModel:
 class HoldMachine(RuleBasedStateMachine):
     holds = Bundle("holds")
 
-    def __init__(self, url: DatabaseURL) -> None:
+    def __init__(self, url: DatabaseURL, coded: bool = False) -> None:
         super().__init__()
         self.now = START
-        self.ledger = Ledger(url, clock=lambda: self.now)
+        self.coded = coded
+        self.ledger = Ledger(url, clock=lambda: self.now, code_keyring=Keyring.generate())
         for channel in ("shop", "live"):
             self.ledger.register_channel(channel, channel, 500, idempotency_key=f"ch-{channel}")
-        self.good = str(self.ledger.mint(good_spec(tiers=[{"name": "own", "quota": SUPPLY}]),
-                                         idempotency_key="mint")["good_id"])
+        spec = good_spec(tiers=[{"name": "own", "quota": SUPPLY}])
+        spec["kind"] = "redemption-code" if coded else "collectible"
+        self.good = str(self.ledger.mint(spec, idempotency_key="mint")["good_id"])
+        if coded:  # exactly one code a unit: codes never run out before units do
+            self.ledger.import_codes(self.good, "own", code_range={
+                "prefix": "K-", "width": 4, "start": 1, "end": SUPPLY}, idempotency_key="codes")
         self.model: dict[str, HoldModel] = {}
         self.pools: dict[str, list[int | bool]] = {}  # channel -> [free, overflow]
         self.caps: dict[str, int | None] = {}  # channel -> units a minute (a rule exists)
@@ -305,34 +313,44 @@ class HoldMachine(RuleBasedStateMachine):
             c: p[0] for c, p in self.pools.items()}
 
     @invariant()
+    def the_codes_balance(self) -> None:
+        if not self.coded:
+            return
+        counts = self.ledger.code_counts(self.good, "own")
+        assert (counts["held"], counts["bound"]) == (self.reserved, self.issued)
+        assert counts["available"] == SUPPLY - self.reserved - self.issued
+
+    @invariant()
     def every_hold_ends_once_and_as_the_model_says(self) -> None:
         stock = self.ledger.stock(self.good, "own")
         assert {h: v["state"] for h, v in stock.holds.items()} == {
             h: m.state for h, m in self.model.items()}
 
 
-def _machine_on(make_url: Callable[[], DatabaseURL], examples: int) -> None:
-    run_state_machine_as_test(lambda: HoldMachine(make_url()),  # type: ignore[arg-type,return-value]
+def _machine_on(make_url: Callable[[], DatabaseURL], examples: int, coded: bool) -> None:
+    run_state_machine_as_test(lambda: HoldMachine(make_url(), coded),  # type: ignore[arg-type,return-value]
                               settings=settings(max_examples=examples, stateful_step_count=30,
                                                 deadline=None))
 
 
-def test_holds_balance_on_sqlite() -> None:
+@pytest.mark.parametrize("coded", [False, True], ids=["plain", "coded"])
+def test_holds_balance_on_sqlite(coded: bool) -> None:
     with tempfile.TemporaryDirectory() as directory:
         counter = itertools.count()
         _machine_on(lambda: DatabaseURL.parse(
-            f"sqlite:///{Path(directory) / f'h{next(counter)}.db'}"), examples=60)
+            f"sqlite:///{Path(directory) / f'h{next(counter)}.db'}"), examples=30, coded=coded)
 
 
 @pytest.mark.postgres
-def test_holds_balance_on_postgres(postgres_database: DatabaseURL) -> None:
+@pytest.mark.parametrize("coded", [False, True], ids=["plain", "coded"])
+def test_holds_balance_on_postgres(postgres_database: DatabaseURL, coded: bool) -> None:
     from ledger.store.postgres import create_schema
 
     counter = itertools.count()
 
     def fresh_schema() -> DatabaseURL:
-        url = DatabaseURL.parse(f"{postgres_database.display()}?schema=holds{next(counter)}")
+        url = DatabaseURL.parse(f"{postgres_database.display()}?schema=holds{int(coded)}x{next(counter)}")
         create_schema(url)
         return url
 
-    _machine_on(fresh_schema, examples=20)
+    _machine_on(fresh_schema, examples=10, coded=coded)
