@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from ledger.projections.replay import ReplayReport
     from ledger.store.apikeys import ApiKeyStore
+    from ledger.store.codevault import Keyring
     from ledger.tlog.note import Signer
     from ledger.tlog.policy import Policy
 
@@ -395,6 +396,15 @@ def serve(
         runtime.ledger.close()
 
 
+def _load_keyring(path: Path) -> Keyring:
+    from ledger.store.codevault import Keyring, VaultError
+
+    try:
+        return Keyring.load(path)
+    except VaultError as error:
+        raise _fail(str(error)) from None
+
+
 def _load_policy(path: Path) -> Policy:
     from ledger.tlog.policy import PolicyError, parse_policy
 
@@ -650,6 +660,333 @@ def views_rebuild(db: DbOption = None) -> None:
     except ValueError as error:  # a band setting out of order
         raise _fail(str(error)) from None
     console.print(f"views rebuilt: {applied:,} events applied, position {position:,}")
+
+
+codes_app = typer.Typer(help="Redemption codes: the keyring, key rotation, imports, counts.",
+                        no_args_is_help=True)
+app.add_typer(codes_app, name="codes")
+KeyringOption = Annotated[Path | None, typer.Option(
+    "--keyring", help="The code keyring file (default: $LEDGER_CODE_KEYRING_FILE).")]
+GoodOption = Annotated[str, typer.Option("--good", help="The good's id (a redemption-code "
+                                         "good).")]
+TierOption = Annotated[str, typer.Option("--tier", help="The tier's name.")]
+CODES_PER_CHUNK = 1_000  # codes in one import command (one transaction)
+
+
+@codes_app.command("keyring")
+def codes_keyring(
+    out: Annotated[Path, typer.Option("--out", help="The keyring file to create (mode 0600; "
+                                      "keep it apart from the database).")],
+) -> None:
+    """Create a new code keyring and print its active key id."""
+    import os
+
+    from ledger.store.codevault import Keyring
+
+    try:  # claim the name first: an existing file is never overwritten
+        os.close(os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        raise _fail(f"{out} exists; keyrings are never overwritten") from None
+    except OSError as error:
+        raise _fail(f"cannot write {out}: {error.strerror}") from None
+    ring = Keyring.generate()
+    try:
+        _save_keyring(ring, out)
+    except typer.Exit:
+        out.unlink(missing_ok=True)
+        raise
+    console.print(ring.active, highlight=False, soft_wrap=True)
+    errors.print(f"wrote the code keyring {out} (mode 0600); keep it apart from the database "
+                 "and back it up: without it no sealed code opens", highlight=False, soft_wrap=True)
+
+
+@codes_app.command("rotate")
+def codes_rotate(
+    keyring: KeyringOption = None,
+    db: DbOption = None,
+    retire: Annotated[bool, typer.Option("--retire", help="Then remove from the ring every "
+                                         "key no sealed code uses any more.")] = False,
+) -> None:
+    """Add a new key to the ring, make it active and re-seal every code in the
+    vault under it. Servers reading the same keyring file pick it up by themselves."""
+    from ledger.store.codevault import VaultError, open_vault
+
+    path = _keyring_path(keyring)
+    ring = _load_keyring(path)
+    url = _url(db)
+    if not url.exists():
+        raise _fail(f"no ledger database at {url.display()}")
+    try:
+        with open_vault(url, ring, create=False) as vault:
+            _check_ring_fits(vault.key_usage(), ring, path)  # before the ring is touched
+            old = sorted(ring.keys)
+            new_id = ring.add_key()
+            _save_keyring(ring, path)  # first: no row is ever sealed under an unsaved key
+            resealed = vault.reencrypt(ring)
+            usage = vault.key_usage()
+            unused = [key for key in old if not usage.get(key)]
+            if retire and unused:
+                kept = type(ring)(ring.ref_key, {k: v for k, v in ring.keys.items()
+                                                 if k not in unused}, ring.active)
+                _save_keyring(kept, path)
+                # A process still on the old ring may have sealed a code since the
+                # count: re-seal it under the new key (this ring still opens it).
+                resealed += vault.reencrypt(ring)
+                usage = vault.key_usage()
+    except typer.Exit:
+        raise
+    except VaultError as error:
+        raise _fail(str(error)) from None
+    except Exception as error:  # no vault table, no server...
+        raise _fail(f"cannot rotate the code vault at {url.display()}: {_first_line(error)}") \
+            from None
+    console.print(f"added key {new_id} to {path}, now active; re-sealed {resealed:,} "
+                  f"code(s) under it", highlight=False, soft_wrap=True)
+    for key in sorted(set(usage) | {new_id}):
+        console.print(f"  {key}  {usage.get(key, 0):,} code(s)"
+                      f"{'  (active)' if key == new_id else ''}", highlight=False, soft_wrap=True)
+    if retire:
+        console.print(f"retired {', '.join(unused)}" if unused else
+                      "retired no key (every key is still in use)", highlight=False, soft_wrap=True)
+    elif unused:
+        console.print(f"no code uses {', '.join(unused)} any more: `ledger codes rotate "
+                      "--retire` removes them from the ring", highlight=False, soft_wrap=True)
+
+
+@codes_app.command("import")
+def codes_import(
+    good: GoodOption,
+    tier: TierOption,
+    file: Annotated[Path | None, typer.Option("--file", help="One code per line (blank lines "
+                                              "ignored, surrounding spaces stripped).")]
+    = None,
+    code_range: Annotated[str | None, typer.Option(
+        "--range", help="PREFIX:WIDTH:START-END: PREFIX then the counter from START to END, "
+        "zero-padded to WIDTH digits (e.g. GAME-:6:1-5000).")] = None,
+    keyring: KeyringOption = None,
+    db: DbOption = None,
+) -> None:
+    """Import redemption codes into a tier, in chunks of 1,000. Each chunk's
+    idempotency key comes from the good, the tier, the SHA-256 of the input
+    and the chunk's index: running the same import again (after an
+    interruption, say) imports nothing twice. The input is checked whole
+    first: one bad or already imported code refuses all of it."""
+    import hashlib
+
+    from ledger.domain.code import check_code
+    from ledger.domain.code import code_range as code_range_of
+    from ledger.domain.errors import LedgerError
+    from ledger.domain.ids import code_id_for, command_id_for
+    from ledger.service import Ledger, Replayed
+    from ledger.store.codevault import VaultError
+
+    if (file is None) == (code_range is None):
+        raise _fail("give either --file PATH or --range PREFIX:WIDTH:START-END")
+    batches: list[tuple[list[str], dict[str, object] | None]] = []  # (codes, sub-range)
+    lines: list[int] = []  # each code's line in the file (a range: its place)
+    try:
+        if file is not None:
+            texts, lines = _read_codes(file)
+            source = "\n".join(texts) + "\n"
+            for index, text in enumerate(texts):
+                check_code(text, field=f"{file} line {lines[index]}")
+            batches = [(texts[i:i + CODES_PER_CHUNK], None)
+                       for i in range(0, len(texts), CODES_PER_CHUNK)]
+        else:
+            assert code_range is not None
+            prefix, width, start, end = _parse_range(code_range)
+            source = f"range {prefix}:{width}:{start}-{end}\n"
+            for low in range(start, end + 1, CODES_PER_CHUNK):
+                piece: dict[str, object] = {"prefix": prefix, "width": width, "start": low,
+                                            "end": min(low + CODES_PER_CHUNK - 1, end)}
+                batches.append((code_range_of(**piece), piece))
+            lines = list(range(1, end - start + 2))
+    except LedgerError as error:
+        raise _fail(error.message) from None
+    every = [text for chunk, _ in batches for text in chunk]
+    digest = hashlib.sha256(source.encode()).hexdigest()
+    ring_path = _keyring_path(keyring)
+    ring = _load_keyring(ring_path)
+    url = _url(db)
+    if not url.exists():
+        raise _fail(f"no ledger database at {url.display()}")
+
+    def where(place: int) -> str:
+        return f"line {place} of {file}" if file is not None else f"code #{place} of the range"
+
+    imported = replayed = 0
+    try:
+        with Ledger(url, code_keyring=ring) as ledger:
+            _check_ring_fits(ledger.vault.key_usage(), ring, ring_path)
+            stored = ledger.good(good)  # refused before anything is stored
+            stored.tier(tier)
+            if stored.spec.kind != "redemption-code":
+                raise _fail(f"good {stored.id} is a {stored.spec.kind}, not a redemption-code: "
+                            "its units carry no codes")
+            keys = [f"codes-{stored.id}-{tier}-{digest[:32]}-{index}"
+                    for index in range(len(batches))]
+            refs = ledger.vault.refs(every)
+            seen: dict[str, int] = {}
+            for position, ref in enumerate(refs):
+                if (earlier := seen.setdefault(ref, position)) != position:
+                    raise _fail(f"{where(lines[position])} repeats {where(lines[earlier])}; "
+                                "nothing imported")
+            # A chunk already recorded (an earlier run of this import) is
+            # replayed; any other chunk's codes must all be new.
+            done = ledger.event_store.existing([command_id_for("", key) for key in keys])
+            fresh = [position for index, (chunk, _) in enumerate(batches)
+                     if command_id_for("", keys[index]) not in done
+                     for position in range(index * CODES_PER_CHUNK,
+                                           index * CODES_PER_CHUNK + len(chunk))]
+            taken = ledger.event_store.existing([code_id_for(refs[p]) for p in fresh])
+            if taken:
+                first = next(p for p in fresh if code_id_for(refs[p]) in taken)
+                raise _fail(f"{len(taken):,} code(s) were imported before, the first at "
+                            f"{where(lines[first])}; nothing imported")
+            with _progress() as progress:
+                task = progress.add_task("importing codes", total=len(every))
+                for index, (chunk, part) in enumerate(batches):
+                    answer = ledger.import_codes(
+                        stored.id, tier, codes=None if part else chunk, code_range=part,
+                        idempotency_key=keys[index])
+                    if isinstance(answer, Replayed):
+                        replayed += len(chunk)
+                    else:
+                        imported += len(chunk)
+                    progress.update(task, advance=len(chunk))
+            counts = ledger.code_counts(stored.id, tier)
+    except typer.Exit:
+        raise
+    except (LedgerError, VaultError) as error:
+        text = error.message if isinstance(error, LedgerError) else str(error)
+        partly = f" ({imported:,} code(s) imported first; run the same import again to " \
+            "finish it)" if imported else ""
+        raise _fail(f"{text}{partly}") from None
+    except Exception as error:
+        raise _fail(f"cannot import codes at {url.display()}: {_first_line(error)}") from None
+    chunks = len(batches)
+    console.print(f"imported {imported:,} code(s) in {chunks:,} chunk(s) of up to "
+                  f"{CODES_PER_CHUNK:,}" + (f"; {replayed:,} were imported already by an "
+                                             "earlier run of this import" if replayed else ""),
+                  highlight=False, soft_wrap=True)
+    _print_code_counts(counts)
+
+
+@codes_app.command("status")
+def codes_status(
+    good: GoodOption,
+    tier: TierOption,
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
+) -> None:
+    """A tier's redemption codes: imported, available, lent to holds, bound to units."""
+    from ledger.domain.errors import LedgerError
+    from ledger.service import Ledger
+
+    url = _url(db)
+    if not url.exists():
+        raise _fail(f"no ledger database at {url.display()}")
+    try:
+        with Ledger(url) as ledger:
+            counts = ledger.code_counts(good, tier)
+    except LedgerError as error:
+        raise _fail(error.message) from None
+    except Exception as error:
+        raise _fail(f"cannot read {url.display()}: {_first_line(error)}") from None
+    if not counts["coded"]:
+        raise _fail(f"tier {tier!r} of good {counts['good_id']} carries no redemption codes")
+    if as_json:
+        sys.stdout.write(json.dumps({k: counts[k] for k in (
+            "good_id", "tier", "imported", "available", "held", "bound")}) + "\n")
+        return
+    _print_code_counts(counts)
+
+
+def _print_code_counts(counts: dict[str, object]) -> None:
+    console.print(f"good {counts['good_id']} tier {counts['tier']}: {counts['imported']:,} "
+                  f"imported, {counts['available']:,} available, {counts['held']:,} held, "
+                  f"{counts['bound']:,} bound", highlight=False, soft_wrap=True)
+
+
+def _keyring_path(given: Path | None) -> Path:
+    if given is not None:
+        return given
+    configured = Settings().code_keyring_file
+    if not configured:
+        raise _fail("no code keyring: give --keyring FILE or set LEDGER_CODE_KEYRING_FILE "
+                    "(`ledger codes keyring --out FILE` makes one)")
+    return Path(configured)
+
+
+def _check_ring_fits(usage: dict[str, int], ring: Keyring, path: Path) -> None:
+    """Refuse a keyring that lacks a key the vault's codes are sealed under:
+    most likely another store's ring (whose refs would not find this store's
+    codes), or a copy from before a rotation."""
+    strangers = sorted(set(usage) - set(ring.keys))
+    if strangers:
+        raise _fail(f"the vault holds codes sealed under key(s) {', '.join(strangers)}, which "
+                    f"{path} does not hold: is it this store's current keyring?")
+
+
+def _save_keyring(ring: Keyring, path: Path) -> None:
+    import os
+
+    from ledger.store.codevault import VaultError
+
+    try:
+        ring.save(path)
+        os.chmod(path, 0o600)  # even if a stale temporary file had looser rights
+    except VaultError as error:
+        raise _fail(str(error)) from None
+    except OSError as error:
+        raise _fail(f"cannot write the code keyring {path}: {error.strerror}") from None
+
+
+def _read_codes(path: Path) -> tuple[list[str], list[int]]:
+    """A file's codes (stripped, blank lines skipped) and the line of each."""
+    from ledger.domain.errors import InvalidInputError
+
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise _fail(f"no codes file at {path}") from None
+    except OSError as error:
+        raise _fail(f"cannot read {path}: {error.strerror}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InvalidInputError(str(path), "is not text (UTF-8)") from None
+    codes, lines = [], []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if stripped := line.strip():
+            codes.append(stripped)
+            lines.append(number)
+    if not codes:
+        raise InvalidInputError(str(path), "holds no codes")
+    return codes, lines
+
+
+def _parse_range(text: str) -> tuple[str, int, int, int]:
+    from ledger.domain import limits
+    from ledger.domain.errors import InvalidInputError
+
+    parts = text.rsplit(":", 2)
+    bounds = parts[-1].split("-")
+    numbers = [parts[1], *bounds] if len(parts) == 3 else []
+    if len(bounds) != 2 or not numbers or not all(n.isascii() and n.isdigit() for n in numbers):
+        raise InvalidInputError("--range", f"{text!r} is not PREFIX:WIDTH:START-END "
+                                "(e.g. GAME-:6:1-5000)")
+    start, end = int(bounds[0]), int(bounds[1])
+    if start > end:
+        raise InvalidInputError("--range", "END must not be below START")
+    if end - start + 1 > limits.TIER_QUOTA_MAX:
+        raise InvalidInputError("--range", f"at most {limits.TIER_QUOTA_MAX:,} codes at once")
+    return parts[0], int(parts[1]), start, end
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _timestamp_now() -> str:
