@@ -388,8 +388,11 @@ def serve(
         settings.band_policy()
     except ValueError as error:
         raise _fail(f"display band settings: {error}") from None
+    code_keyring = _load_keyring(Path(settings.code_keyring_file)) \
+        if settings.code_keyring_file else None
     runtime = open_runtime(url, settings, signers=signers,
-                           policy=_load_policy(policy) if policy else None)
+                           policy=_load_policy(policy) if policy else None,
+                           code_keyring=code_keyring)
     try:
         uvicorn.run(create_app(runtime), host=host, port=port, log_level="info")
     finally:

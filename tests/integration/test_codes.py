@@ -127,6 +127,31 @@ def test_without_a_keyring_codes_are_refused_and_nothing_changes(store_url: Data
         audit(ledger)
 
 
+def test_a_store_refuses_another_keyring(store_url: DatabaseURL, tmp_path: Path) -> None:
+    """Another ring's ref key would name every code differently, so codes
+    imported before would not be seen as duplicates: the vault refuses it."""
+    with Ledger(store_url, code_keyring=Keyring.generate()) as ledger:
+        ledger.register_channel("shop", "shop", 500, idempotency_key="c")
+        good = str(ledger.mint(coded_spec(), idempotency_key="m")["good_id"])
+        ledger.import_codes(good, "key", codes=SECRET_CODES, idempotency_key="i")
+    with Ledger(store_url, code_keyring=Keyring.generate()) as ledger:
+        with pytest.raises(errors.CodesUnavailableError, match="not the one"):
+            ledger.import_codes(good, "key", codes=SECRET_CODES, idempotency_key="i2")
+        with pytest.raises(errors.CodesUnavailableError, match="not the one"):
+            ledger.redeem_code(SECRET_CODES[0], redeemer="x", idempotency_key="x")
+        assert ledger.code_counts(good, "key")["imported"] == 3
+
+
+def test_a_keyring_file_is_saved_private(tmp_path: Path) -> None:
+    ring_file = tmp_path / "codes.keyring"
+    leftover = tmp_path / "codes.keyring.tmp"
+    leftover.write_text("crashed save")
+    leftover.chmod(0o644)
+    Keyring.generate().save(ring_file)
+    assert ring_file.stat().st_mode & 0o777 == 0o600
+    assert not leftover.exists()
+
+
 # -- sale, hold, delivery, redemption ---------------------------------------------
 def test_each_unit_sold_takes_one_code_first_in_first_out(shop: Any) -> None:
     ledger, good, _ = shop

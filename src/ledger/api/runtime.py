@@ -13,6 +13,7 @@ from ledger.service.holds import HoldSweeper
 from ledger.service.sealer import Sealer, SealerThread
 from ledger.service.witnessing import WitnessPusher
 from ledger.store.apikeys import ApiKeyStore
+from ledger.store.codevault import Keyring
 from ledger.store.database import DatabaseURL
 from ledger.store.logstore import LogStore
 from ledger.tlog.note import Signer
@@ -77,10 +78,10 @@ class Runtime:
 
 
 def open_runtime(url: DatabaseURL, settings: Settings, *, signers: Sequence[Signer] = (),
-                 policy: Policy | None = None) -> Runtime:
+                 policy: Policy | None = None, code_keyring: Keyring | None = None) -> Runtime:
     """Everything ``ledger serve`` runs, on one store (tables created as needed)."""
     ledger = Ledger(url, retries=settings.command_retries,
-                    cache_size=settings.aggregate_cache_size)
+                    cache_size=settings.aggregate_cache_size, code_keyring=code_keyring)
     try:
         recorder = ledger.event_store.recorder
         log = LogStore(recorder)

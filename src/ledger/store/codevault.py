@@ -123,7 +123,10 @@ class Keyring:
                            "active": self.active}, indent=2) + "\n"
         temporary = where.with_name(where.name + ".tmp")
         try:
-            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            # A leftover temporary file (a crash mid-save) may have looser
+            # permissions: start afresh, so the new one is made with 0600.
+            temporary.unlink(missing_ok=True)
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(descriptor, "w") as handle:
                 handle.write(text)
                 handle.flush()
@@ -151,6 +154,12 @@ class Keyring:
         self.keys[key_id] = AESGCM.generate_key(256)
         self.active = key_id
         return key_id
+
+    @property
+    def fingerprint(self) -> str:
+        """Names the ref key without revealing it: a vault remembers the
+        fingerprint of the ring it was filled with and refuses another."""
+        return hmac.new(self.ref_key, b"ledger-code-keyring/1", hashlib.sha256).hexdigest()[:32]
 
     def ref(self, code: str) -> str:
         """The code's public name: its keyed hash, 32 hex digits."""
@@ -194,24 +203,44 @@ class CodeVault:
         self._table = f'"{schema}".ledger_code_secrets' if self._postgres else "code_secrets"
         self._keyring = keyring
         self._lock = threading.Lock()
+        self._ring_checked: str | None = None  # the fingerprint found to match
+        self._meta = f'"{schema}".ledger_code_keyring' if self._postgres else "code_keyring"
         if create:
             self.create_table()
 
     @property
     def keyring(self) -> Keyring:
+        """The keyring (re-read if its file changed), checked to be this
+        store's: refs made with another ring's key would miss every code
+        imported before, so duplicates would go unseen."""
         if self._keyring is None:
             raise VaultError("this server has no code keyring: set LEDGER_CODE_KEYRING_FILE "
                              "(`ledger codes keyring` makes one)")
         with self._lock:
-            self._keyring = self._keyring.refreshed()
-            return self._keyring
+            self._keyring = ring = self._keyring.refreshed()
+        if self._ring_checked != ring.fingerprint:
+            self._check_ring(ring)
+        return ring
+
+    def _check_ring(self, ring: Keyring) -> None:
+        """Remember the first ring's fingerprint; refuse any other."""
+        with self._cursor(commit=True) as cursor:
+            cursor.execute(self._sql(
+                "INSERT INTO {m} (id, fingerprint) VALUES (1, ?) ON CONFLICT (id) DO NOTHING"),
+                (ring.fingerprint,))
+            cursor.execute(self._sql("SELECT fingerprint FROM {m} WHERE id = 1"))
+            row = cursor.fetchone()
+        if row is None or str(row["fingerprint"]) != ring.fingerprint:
+            raise VaultError("this code keyring is not the one this store's codes were "
+                             "imported with (its ref key differs): use that keyring")
+        self._ring_checked = ring.fingerprint
 
     @property
     def configured(self) -> bool:
         return self._keyring is not None
 
     def _sql(self, statement: str) -> str:
-        text = statement.replace("{t}", self._table)
+        text = statement.replace("{t}", self._table).replace("{m}", self._meta)
         return text.replace("?", "%s") if self._postgres else text
 
     @contextmanager
@@ -227,6 +256,9 @@ class CodeVault:
             cursor.execute(self._sql(
                 f"CREATE TABLE IF NOT EXISTS {{t}} (ref TEXT PRIMARY KEY, key_id TEXT NOT NULL, "
                 f"nonce {blob} NOT NULL, sealed {blob} NOT NULL, stored_at TEXT NOT NULL)"))
+            cursor.execute(self._sql(
+                "CREATE TABLE IF NOT EXISTS {m} (id INTEGER PRIMARY KEY CHECK (id = 1), "
+                "fingerprint TEXT NOT NULL)"))
 
     def refs(self, codes: Iterable[str]) -> list[str]:
         ring = self.keyring
@@ -266,6 +298,7 @@ class CodeVault:
 
         Batches of rows, each in its own transaction; a row is rewritten
         only if it still holds what was read (a concurrent writer wins)."""
+        self._check_ring(ring)
         self._keyring = ring
         done = 0
         while True:
