@@ -1,7 +1,7 @@
 """How far behind the store the views run, what following costs the writers,
 and how fast the views rebuild -- on SQLite and on PostgreSQL.
 
-    .venv/bin/python bench/projections.py [--backend sqlite|postgres|both]
+    .venv/bin/python -m bench.projections [--backend sqlite|postgres|both]
         [--sales N] [--threads T] [--resale-every K] [--pg-follow listen|poll|both]
         [--pg-server URL]
 
@@ -24,24 +24,20 @@ Figures only; nothing here asserts a timing.
 from __future__ import annotations
 
 import argparse
-import secrets
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
+from bench.common import fresh_store
 from ledger.domain.model import format_timestamp
 from ledger.domain.money import Money
 from ledger.projections import ProjectionRunner, ProjectionStore
 from ledger.projections.replay import compare_with_replay
 from ledger.service import Ledger
 from ledger.store.database import DatabaseURL
-from ledger.store.postgres import create_database, create_schema, drop_database
 
 SPEC: dict[str, Any] = {
     "title": "Bench", "creators": [{"id": "alice", "share_bps": 7_000},
@@ -84,22 +80,6 @@ class Run:
 
 def now() -> str:
     return format_timestamp(datetime.now(UTC))
-
-
-@contextmanager
-def fresh_store(backend: str, pg_server: str, label: str) -> Iterator[DatabaseURL]:
-    if backend == "sqlite":
-        with tempfile.TemporaryDirectory(prefix="ledger-bench-") as directory:
-            yield DatabaseURL.parse(f"sqlite:///{Path(directory) / f'{label}.db'}")
-        return
-    name = f"ledger_bench_{secrets.token_hex(4)}"
-    url = DatabaseURL.parse(f"{pg_server.rstrip('/')}/{name}?schema=bench")
-    create_database(url)
-    try:
-        create_schema(url)
-        yield url
-    finally:
-        drop_database(url)
 
 
 def prepare(ledger: Ledger) -> str:
@@ -147,7 +127,7 @@ def timed(work: Callable[[], Any]) -> tuple[Any, float]:
 
 
 def baseline_run(backend: str, load: Load, pg_server: str) -> float:
-    with fresh_store(backend, pg_server, "baseline") as url, Ledger(url) as ledger:
+    with fresh_store(backend, "baseline", pg_server) as url, Ledger(url) as ledger:
         good = prepare(ledger)
         run = drive(ledger, good, load)
     rate = run.rate(load)
@@ -157,7 +137,7 @@ def baseline_run(backend: str, load: Load, pg_server: str) -> float:
 
 def live_run(backend: str, load: Load, pg_server: str, follow: str, baseline: float) -> None:
     print(f"-- views following by {follow}")
-    with fresh_store(backend, pg_server, "live") as url, Ledger(url) as ledger:
+    with fresh_store(backend, "live", pg_server) as url, Ledger(url) as ledger:
         good = prepare(ledger)
         store = ProjectionStore(ledger.event_store.recorder)
         runner = ProjectionRunner(store, listen_dsn=listen_dsn(url, follow))

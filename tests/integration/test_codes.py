@@ -10,7 +10,7 @@ import logging
 import secrets
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from ledger.store.codevault import Keyring, VaultError
 from ledger.store.database import DatabaseURL
 from ledger.store.postgres import create_schema
 from tests.audit import audit
+from tests.clock import Clock
 from tests.conftest import POSTGRES_SERVER
 from tests.strategies import good_spec
 
@@ -34,20 +35,6 @@ T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 EUR = Money(1_000, "EUR")
 SECRET_CODES = ["ZQ7-SECRET-ALPHA", "ZQ7-SECRET-BRAVO", "ZQ7-SECRET-CHARLIE"]
 RANGE = {"prefix": "ZQ7R-", "width": 6, "start": 41, "end": 47}
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-        self.lock = threading.Lock()
-
-    def __call__(self) -> datetime:
-        with self.lock:
-            return self.now
-
-    def advance(self, seconds: float) -> None:
-        with self.lock:
-            self.now += timedelta(seconds=seconds)
 
 
 def coded_spec(quota: int = 20, kind: str = "redemption-code") -> dict[str, Any]:

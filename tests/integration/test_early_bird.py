@@ -5,9 +5,8 @@ early-bird sales is caught by the auditor."""
 from __future__ import annotations
 
 import shutil
-import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from ledger.service import Ledger
 from ledger.store.database import DatabaseURL
 from ledger.verify import verify_store
 from tests.audit import audit
+from tests.clock import Clock
 from tests.integration.test_verify_ledger import Store
 from tests.strategies import good_spec
 
@@ -35,23 +35,9 @@ def early_spec(**tier: Any) -> dict[str, Any]:
     return spec
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-        self.lock = threading.Lock()
-
-    def __call__(self) -> datetime:
-        with self.lock:
-            return self.now
-
-    def advance(self, seconds: float) -> None:
-        with self.lock:
-            self.now += timedelta(seconds=seconds)
-
-
 @pytest.fixture
 def shop(store_url: DatabaseURL) -> Iterator[tuple[Ledger, str, Clock]]:
-    clock = Clock()
+    clock = Clock(T0)
     with Ledger(store_url, clock=clock) as ledger:
         ledger.register_channel("shop", "shop", 500, idempotency_key="c")
         good = str(ledger.mint(early_spec(), idempotency_key="m")["good_id"])
@@ -122,7 +108,7 @@ def test_a_malformed_early_bird_is_refused_at_mint(
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("early") / "ledger.db"
-    clock = Clock()
+    clock = Clock(T0)
     with Ledger(DatabaseURL.parse(f"sqlite:///{path}"), clock=clock) as ledger:
         ledger.register_channel("shop", "shop", 500, idempotency_key="c")
         good = str(ledger.mint(early_spec(), idempotency_key="m")["good_id"])

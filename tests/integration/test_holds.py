@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -17,24 +17,11 @@ from ledger.service import Ledger
 from ledger.service.holds import sweep
 from ledger.store.database import DatabaseURL
 from tests.audit import audit
+from tests.clock import Clock
 from tests.strategies import good_spec
 
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 EUR = Money(1_000, "EUR")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-        self.lock = threading.Lock()
-
-    def __call__(self) -> datetime:
-        with self.lock:
-            return self.now
-
-    def advance(self, seconds: float) -> None:
-        with self.lock:
-            self.now += timedelta(seconds=seconds)
 
 
 @pytest.fixture

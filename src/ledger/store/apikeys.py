@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from eventsourcing.persistence import ApplicationRecorder, InfrastructureFactory
-from eventsourcing.utils import Environment
+from eventsourcing.persistence import ApplicationRecorder
 
-from ledger.store.database import APPLICATION_NAME, DatabaseURL
+from ledger.store.database import DatabaseURL
+from ledger.store.sidetables import SideTables, open_recorder
 
 _DDL_LOCK_KEY = 0x6B657973  # "keys": advisory lock id for CREATE TABLE on PostgreSQL
 _TOKEN = re.compile(r"^lk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
@@ -84,36 +84,21 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-class ApiKeyStore:
+class ApiKeyStore(SideTables):
     def __init__(self, recorder: ApplicationRecorder, *, create: bool = True,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self._datastore: Any = recorder.datastore  # type: ignore[attr-defined]
-        self._postgres = type(recorder).__module__.endswith("postgres")
-        schema = getattr(self._datastore, "schema", "")
-        self._table = f'"{schema}".ledger_api_keys' if self._postgres else "api_keys"
+        super().__init__(recorder, t="api_keys")
         self._cache: dict[str, tuple[float, Principal]] = {}
         self._lock = threading.Lock()
         self._clock = clock
         if create:
             self.create_table()
 
-    def _sql(self, statement: str) -> str:
-        text = statement.replace("{t}", self._table)
-        return text.replace("?", "%s") if self._postgres else text
-
-    @contextmanager
-    def _cursor(self, *, commit: bool) -> Iterator[Any]:
-        with self._datastore.transaction(commit=commit) as cursor:
-            yield cursor
-
     def create_table(self) -> None:
-        with self._cursor(commit=True) as cursor:
-            if self._postgres:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK_KEY,))
-            cursor.execute(self._sql(
-                "CREATE TABLE IF NOT EXISTS {t} (key_id TEXT PRIMARY KEY, secret_hash TEXT "
-                "NOT NULL, role TEXT NOT NULL, subject TEXT, label TEXT NOT NULL, "
-                "created_at TEXT NOT NULL, revoked_at TEXT)"))
+        self._create(_DDL_LOCK_KEY,
+                     "CREATE TABLE IF NOT EXISTS {t} (key_id TEXT PRIMARY KEY, secret_hash TEXT "
+                     "NOT NULL, role TEXT NOT NULL, subject TEXT, label TEXT NOT NULL, "
+                     "created_at TEXT NOT NULL, revoked_at TEXT)")
 
     def issue(self, role: Role | str, subject: str | None = None,
               label: str = "") -> tuple[Principal, str]:
@@ -196,9 +181,5 @@ class ApiKeyStore:
 @contextmanager
 def open_api_keys(url: DatabaseURL, *, create: bool) -> Iterator[ApiKeyStore]:
     """The key table of the store at ``url``, for the CLI."""
-    env = Environment(APPLICATION_NAME, url.event_store_env(create_tables=create))
-    factory: Any = InfrastructureFactory.construct(env)
-    try:
-        yield ApiKeyStore(factory.application_recorder(), create=create)
-    finally:
-        factory.close()
+    with open_recorder(url, create=create) as recorder:
+        yield ApiKeyStore(recorder, create=create)

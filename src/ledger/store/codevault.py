@@ -38,14 +38,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from eventsourcing.persistence import ApplicationRecorder, InfrastructureFactory
-from eventsourcing.utils import Environment
+from eventsourcing.persistence import ApplicationRecorder
 
-from ledger.store.database import APPLICATION_NAME, DatabaseURL
+from ledger.store.database import DatabaseURL
+from ledger.store.sidetables import SideTables, open_recorder
 
 FORMAT = "ledger-code-keyring/1"
 REF_BYTES = 16
@@ -192,19 +191,15 @@ def _new_key_id() -> str:
     return datetime.now(UTC).strftime("k%Y%m%d-") + secrets.token_hex(3)
 
 
-class CodeVault:
-    """The sealed codes' table, reached through the event store's connections."""
+class CodeVault(SideTables):
+    """The sealed codes' table (``{t}``) and the keyring's fingerprint (``{m}``)."""
 
     def __init__(self, recorder: ApplicationRecorder, keyring: Keyring | None, *,
                  create: bool = True) -> None:
-        self._datastore: Any = recorder.datastore  # type: ignore[attr-defined]
-        self._postgres = type(recorder).__module__.endswith("postgres")
-        schema = getattr(self._datastore, "schema", "")
-        self._table = f'"{schema}".ledger_code_secrets' if self._postgres else "code_secrets"
+        super().__init__(recorder, t="code_secrets", m="code_keyring")
         self._keyring = keyring
         self._lock = threading.Lock()
         self._ring_checked: str | None = None  # the fingerprint found to match
-        self._meta = f'"{schema}".ledger_code_keyring' if self._postgres else "code_keyring"
         if create:
             self.create_table()
 
@@ -239,26 +234,13 @@ class CodeVault:
     def configured(self) -> bool:
         return self._keyring is not None
 
-    def _sql(self, statement: str) -> str:
-        text = statement.replace("{t}", self._table).replace("{m}", self._meta)
-        return text.replace("?", "%s") if self._postgres else text
-
-    @contextmanager
-    def _cursor(self, *, commit: bool) -> Iterator[Any]:
-        with self._datastore.transaction(commit=commit) as cursor:
-            yield cursor
-
     def create_table(self) -> None:
         blob = "BYTEA" if self._postgres else "BLOB"
-        with self._cursor(commit=True) as cursor:
-            if self._postgres:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK_KEY,))
-            cursor.execute(self._sql(
-                f"CREATE TABLE IF NOT EXISTS {{t}} (ref TEXT PRIMARY KEY, key_id TEXT NOT NULL, "
-                f"nonce {blob} NOT NULL, sealed {blob} NOT NULL, stored_at TEXT NOT NULL)"))
-            cursor.execute(self._sql(
-                "CREATE TABLE IF NOT EXISTS {m} (id INTEGER PRIMARY KEY CHECK (id = 1), "
-                "fingerprint TEXT NOT NULL)"))
+        self._create(_DDL_LOCK_KEY,
+                     "CREATE TABLE IF NOT EXISTS {t} (ref TEXT PRIMARY KEY, key_id TEXT NOT NULL, "
+                     f"nonce {blob} NOT NULL, sealed {blob} NOT NULL, stored_at TEXT NOT NULL)",
+                     "CREATE TABLE IF NOT EXISTS {m} (id INTEGER PRIMARY KEY CHECK (id = 1), "
+                     "fingerprint TEXT NOT NULL)")
 
     def refs(self, codes: Iterable[str]) -> list[str]:
         ring = self.keyring
@@ -325,9 +307,5 @@ class CodeVault:
 def open_vault(url: DatabaseURL, keyring: Keyring | None, *,
                create: bool) -> Iterator[CodeVault]:
     """The vault of the store at ``url``, for the CLI."""
-    env = Environment(APPLICATION_NAME, url.event_store_env(create_tables=create))
-    factory: Any = InfrastructureFactory.construct(env)
-    try:
-        yield CodeVault(factory.application_recorder(), keyring, create=create)
-    finally:
-        factory.close()
+    with open_recorder(url, create=create) as recorder:
+        yield CodeVault(recorder, keyring, create=create)
