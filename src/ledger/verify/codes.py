@@ -46,6 +46,7 @@ class _Code:
     sale_id: str | None = None
     holder: str | None = None
     refund: tuple[str, str] | None = None  # (refund_id, "returned" | "voided") awaited
+    returned_by: str | None = None  # the refund whose stock.code-returned is awaited
 
 
 class CodeRules:
@@ -53,8 +54,10 @@ class CodeRules:
         self._flag = flag
         self.coded: set[str] = set()  # stock ids of redemption-code tiers
         self._pools: dict[str, set[str]] = {}  # stock id -> free refs
-        self._lent: dict[tuple[str, str], list[str]] = {}  # (stock, hold) -> refs
-        self._committing: dict[str, list[str]] = {}  # stock id -> refs its next sale takes
+        # (stock, hold) -> the refs it names, and those of them it was lent
+        self._lent: dict[tuple[str, str], tuple[list[str], set[str]]] = {}
+        # stock id -> the refs its next sale takes (a committed hold's), and those lent
+        self._committing: dict[str, tuple[list[str], set[str]]] = {}
         self._codes: dict[str, _Code] = {}  # ref -> code
         self._ids: dict[str, str] = {}  # code aggregate id -> ref
         self._units: dict[str, str] = {}  # unit id -> ref of its code
@@ -104,8 +107,11 @@ class CodeRules:
             pool.add(ref)
 
     # -- holds and sales ----------------------------------------------------------
-    def _take(self, ev: Located, stock_id: str, refs: list[str], state: str) -> None:
+    def _take(self, ev: Located, stock_id: str, refs: list[str], state: str) -> list[str]:
+        """Take ``refs`` from the tier's pool; those not free there are
+        flagged and left as they are. Returns the refs taken."""
         pool = self._pools.get(stock_id, set())
+        taken = []
         for ref in refs:
             code = self._codes.get(ref)
             if ref not in pool or code is None:
@@ -114,6 +120,8 @@ class CodeRules:
                 continue
             pool.discard(ref)
             code.state = state
+            taken.append(ref)
+        return taken
 
     def _check_count(self, ev: Located, stock_id: str, p: Payload, quantity: int) -> list[str]:
         refs: list[str] = p.get("codes", [])
@@ -129,33 +137,39 @@ class CodeRules:
 
     def reserved(self, ev: Located, stock_id: str, p: Payload) -> None:
         refs = self._check_count(ev, stock_id, p, p["quantity"])
-        self._take(ev, stock_id, refs, HELD)
-        self._lent[(stock_id, p["hold_id"])] = list(refs)
+        # The hold names its codes in order (its sale takes the first ones),
+        # but only those it could take are lent: one that was not free (sold,
+        # lent to another hold; flagged here) must not return to the pool with it.
+        lent = self._take(ev, stock_id, refs, HELD)
+        self._lent[(stock_id, p["hold_id"])] = (list(refs), set(lent))
 
     def hold_resolved(self, stock_id: str, hold_id: str, committed: int) -> None:
         """A hold committed (``committed`` units) or released (0): what the
         sale does not take returns to the pool."""
-        refs = self._lent.pop((stock_id, hold_id), [])
+        refs, lent = self._lent.pop((stock_id, hold_id), ([], set()))
         if committed:
-            self._committing[stock_id] = refs[:committed]
+            self._committing[stock_id] = (refs[:committed], lent)
         pool = self._pools.setdefault(stock_id, set())
         for ref in refs[committed:]:
-            pool.add(ref)
-            self._codes[ref].state = FREE
+            if ref in lent:
+                pool.add(ref)
+                self._codes[ref].state = FREE
 
     def sold(self, ev: Located, stock_id: str, p: Payload, unit_ids: list[str]) -> None:
         refs = self._check_count(ev, stock_id, p, len(p["serials"]))
-        lent = self._committing.pop(stock_id, None)
-        if lent is not None:  # the sale of a committed hold takes the hold's codes
-            if refs != lent:
+        committing = self._committing.pop(stock_id, None)
+        if committing is not None:  # the sale of a committed hold takes the hold's codes
+            named, lent = committing
+            if refs != named:
                 self._flag(ev, "code-binding", "the sale of a committed hold does not take "
-                           "the codes lent to the hold", expected=",".join(lent),
+                           "the codes lent to the hold", expected=",".join(named),
                            actual=",".join(refs))
             for ref in refs:
-                if ref in lent:
-                    self._codes[ref].state = SOLD
-                else:
+                if ref not in named:
                     self._take(ev, stock_id, [ref], SOLD)
+                elif ref in lent:
+                    self._codes[ref].state = SOLD
+                # else: the hold named a code it could not take (flagged there)
         else:
             self._take(ev, stock_id, refs, SOLD)
         for ref, unit_id in zip(refs, unit_ids, strict=False):
@@ -210,16 +224,15 @@ class CodeRules:
         code.state = REDEEMED
 
     def resold(self, ev: Located, unit_id: str) -> None:
-        ref = self._units.get(unit_id)
-        if ref is not None and self._codes[ref].state != BOUND:
-            self._flag(ev, "code-state", f"the unit is resold after its code was "
-                       f"{self._codes[ref].state}")
+        code = self._codes.get(self._units.get(unit_id, ""))
+        if code is not None and code.state != BOUND:
+            self._flag(ev, "code-state", f"the unit is resold after its code was {code.state}")
 
     def refunded(self, ev: Located, unit_id: str, p: Payload) -> None:
-        ref = self._units.get(unit_id)
-        if ref is None:
+        code = self._codes.get(self._units.get(unit_id, ""))
+        if code is None:  # no code, or one its sale could not name (flagged there)
+            self._units.pop(unit_id, None)
             return
-        code = self._codes[ref]
         primary = p["kind"] == "sale"
         if primary and code.state in (BOUND, DELIVERED):
             # The sale's refund sends a sealed code back, voids a revealed one.
@@ -238,6 +251,8 @@ class CodeRules:
         if code.refund != (p["refund_id"], outcome) or code.unit_id != p["unit_id"]:
             self._flag(ev, "code-state", f"code {code.ref} is {outcome}, but no refund of its "
                        f"sale calls for that (it is {code.state})")
+        if outcome == "returned":  # its stock.code-returned names the refund
+            code.returned_by = code.refund[0] if code.refund is not None else p["refund_id"]
         code.refund = None
         code.state = RETURNING if outcome == "returned" else VOIDED
 
@@ -247,7 +262,13 @@ class CodeRules:
             self._flag(ev, "code-state", f"code {p['ref']} returns to the pool without a "
                        "code.returned of this tier before it")
             return
+        if p["refund_id"] != code.returned_by:
+            self._flag(ev, "code-state", f"code {code.ref} returns to the pool by refund "
+                       f"{p['refund_id']}, but the refund that returned it is "
+                       f"{code.returned_by}", expected=str(code.returned_by),
+                       actual=p["refund_id"])
         code.state, code.unit_id, code.sale_id, code.holder = FREE, None, None, None
+        code.returned_by = None
         self._pools.setdefault(stock_id, set()).add(p["ref"])
 
     def _code_of(self, ev: Located) -> _Code | None:
