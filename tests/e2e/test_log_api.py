@@ -80,6 +80,17 @@ def test_a_follower_rebuilds_the_tree_and_checks_every_proof(
                                   "size": checkpoint.size}).json()
         merkle.verify_inclusion(leaves[proof["index"]], proof["index"], checkpoint.size,
                                 [base64.b64decode(h) for h in proof["proof"]], checkpoint.root)
+        for index, size in [(i, checkpoint.size) for i in range(checkpoint.size)] + \
+                [(i, first.size) for i in range(first.size)]:
+            proof = httpx.get(f"{base}/log/proof/inclusion",
+                              params={"index": index, "size": size}).json()
+            assert (proof["index"], proof["size"]) == (index, size)
+            assert base64.b64decode(proof["leaf_hash"]) == leaves[index]
+            assert base64.b64decode(proof["root"]) == \
+                (checkpoint.root if size == checkpoint.size else first.root)
+            merkle.verify_inclusion(leaves[index], index, size,
+                                    [base64.b64decode(h) for h in proof["proof"]],
+                                    base64.b64decode(proof["root"]))
 
         if first.size < checkpoint.size:
             consistency = httpx.get(f"{base}/log/proof/consistency",
@@ -93,6 +104,9 @@ def test_a_follower_rebuilds_the_tree_and_checks_every_proof(
             ("/log/entries", {"start": "x", "end": 2}, 422),
             ("/log/proof/inclusion", {"index": 0, "size": checkpoint.size + 10_000}, 422),
             ("/log/proof/inclusion", {"aggregate_id": "nope", "version": 1}, 404),
+            ("/log/proof/inclusion", {"index": checkpoint.size}, 404),  # not in the log
+            *([("/log/proof/inclusion", {"index": first.size, "size": first.size}, 422)]
+              if first.size < checkpoint.size else []),  # in the log, not under that size
             ("/log/proof/consistency", {"old": checkpoint.size + 1,
                                         "new": checkpoint.size}, 422),
             ("/log/nowhere", {}, 404),

@@ -14,6 +14,7 @@ import pytest
 from ledger.domain.money import Money
 from ledger.service import Ledger
 from ledger.service.sealer import Sealer
+from ledger.store import logstore
 from ledger.store.database import DatabaseURL
 from ledger.store.logstore import LogStore
 from ledger.tlog import merkle
@@ -247,3 +248,53 @@ def test_key_rotation_old_and_new_keys_sign_side_by_side(
     assert verify_store(store_url, log_keys=[signer.verifier(), successor.verifier()]).ok
     only_new = verify_store(store_url, log_keys=[successor.verifier()])
     assert {f.check for f in only_new.findings} == {"checkpoint-signature"}
+
+
+def test_the_store_reads_a_proofs_nodes_at_once(
+    ledger: Ledger, signer: Signer, tmp_path: object, store_url: DatabaseURL,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``LogStore.inclusion`` (what the API serves) and ``subtrees`` on a real
+    store: the same leaf, path and root as one read per node, cold or cached."""
+    trade(ledger, 30, "a")
+    sealed = Sealer(ledger.event_store, LogStore(ledger.event_store.recorder), origin=ORIGIN,
+                    signers=[signer]).seal()
+    assert sealed is not None
+    size = sealed.size
+    exported = records(store_url, f"{tmp_path}/export.jsonl")
+    for cache in (0, 10_000):  # every node read from the database; then mostly cached
+        log = LogStore(ledger.event_store.recorder, node_cache=cache)
+        for index in [0, 1, size // 2, size - 2, size - 1]:
+            leaf, proof, root = log.inclusion(index, size)
+            assert leaf == merkle.leaf_hash(exported[index])
+            assert root == sealed.root
+            assert proof == merkle.inclusion_proof(index, size, _OneByOne(log))
+            merkle.verify_inclusion(leaf, index, size, proof, root)
+        for old in (1, size // 3, size - 1):
+            assert merkle.consistency_proof(old, size, log) == \
+                merkle.consistency_proof(old, size, _OneByOne(log))
+            assert log.root(old) == merkle.root(old, _OneByOne(log)) == log.root(old)
+    # More keys than one query takes, repeated keys, and a key not in the tree.
+    monkeypatch.setattr(logstore, "_NODES_PER_QUERY", 7)
+    log = LogStore(ledger.event_store.recorder, node_cache=0)
+    keys = [(0, i) for i in range(size)] * 2 + [(1, i) for i in range(size // 2)]
+    nodes = log.subtrees(keys)
+    assert set(nodes) == set(keys)
+    assert all(nodes[key] == log.subtree(*key) for key in keys)
+    assert [nodes[(0, i)] for i in range(size)] == [merkle.leaf_hash(r) for r in exported]
+    with pytest.raises(LookupError, match=f"level 0 index {size}"):
+        log.subtrees([(0, 0), (0, size)])
+    with pytest.raises(LookupError):
+        log.inclusion(size, size + 1)
+    with pytest.raises(LookupError):
+        log.root(size + 1)
+
+
+class _OneByOne:
+    """A store seen as a plain ``SubtreeSource``: one read per node."""
+
+    def __init__(self, log: LogStore) -> None:
+        self._log = log
+
+    def subtree(self, level: int, index: int) -> bytes:
+        return self._log.subtree(level, index)

@@ -851,3 +851,69 @@ def test_proofs_for_a_million_leaves_read_few_subtrees(size: int) -> None:
         assert proof == fake_subproof(old_size, 0, size, True)
     assert worst_inclusion <= 2 * log_n
     assert worst_consistency <= 2 * log_n
+
+
+class BulkCountingSource(CountingSource):
+    """A ``BulkSubtreeSource``: counts bulk reads and the keys in them."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.bulk_calls = 0
+        self.keys: list[tuple[int, int]] = []
+
+    def subtrees(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        self.bulk_calls += 1
+        self.keys += keys
+        return {(level, index): sha256(b"%d:%d" % (level, index)) for level, index in keys}
+
+
+class RecordingSource(CountingSource):
+    """Records each subtree asked for, one by one."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.asked: list[tuple[int, int]] = []
+
+    def subtree(self, level: int, index: int) -> bytes:
+        self.asked.append((level, index))
+        return super().subtree(level, index)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 1_000_000, 2**20, 2**20 - 1, 3 * 2**18 + 7])
+def test_a_bulk_source_is_read_once_per_root_or_proof(size: int) -> None:
+    """The same hashes as one read per subtree, from one read of exactly those subtrees."""
+    cases: list[Callable[[merkle.SubtreeSource], object]] = [lambda s: root(size, s)]
+    for index in {i for i in (0, 1, size // 3, size // 2, size - 1) if i < size}:
+        cases.append(functools.partial(lambda i, s: inclusion_proof(i, size, s), index))
+        cases.append(functools.partial(
+            lambda i, s: merkle.leaf_and_inclusion_proof(i, size, s), index))
+    for old in {o for o in (1, 2, size // 3, size - 1, size) if 1 <= o <= size}:
+        cases.append(functools.partial(lambda o, s: consistency_proof(o, size, s), old))
+    for generate in cases:
+        one_by_one = RecordingSource(size)
+        expected = generate(one_by_one)
+        bulk = BulkCountingSource(size)
+        assert generate(bulk) == expected
+        assert bulk.calls == 0
+        assert bulk.bulk_calls == (1 if one_by_one.asked else 0)
+        assert set(bulk.keys) == set(one_by_one.asked)
+
+
+def test_leaf_and_inclusion_proof() -> None:
+    for size in [1, 2, 3, 7, 8, 9, 100]:
+        for index in range(size):
+            leaf, path = merkle.leaf_and_inclusion_proof(index, size, RefSource(size))
+            assert leaf == leaf_hash(DATA[index])
+            assert path == ref_path(index, DATA[:size])
+    for index, size in [(3, 3), (-1, 3), (0, 0)]:
+        with pytest.raises(ValueError, match="not in a tree"):
+            merkle.leaf_and_inclusion_proof(index, size, RefSource(size))
+
+
+def test_a_bulk_source_missing_a_subtree_is_a_lookup_error() -> None:
+    class Short(BulkCountingSource):
+        def subtrees(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+            return dict(list(super().subtrees(keys).items())[1:])
+
+    with pytest.raises(LookupError, match="no subtree"):
+        inclusion_proof(5, 100, Short(100))

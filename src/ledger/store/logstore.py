@@ -7,7 +7,8 @@ PostgreSQL schema), reached through the event store's own connection pool:
   the event at store position ``position`` (commit order, gaps skipped);
 * ``tlog_nodes(level, idx, hash)`` -- every *perfect, aligned* subtree the
   tree has completed (level 0: leaf hashes). Nodes never change once
-  written, so any root or proof is O(log n) reads of them, never a rebuild;
+  written, so any root or proof is O(log n) of them, never a rebuild: read
+  in one query (the ones not in the in-memory cache already);
 * ``tlog_state`` -- one row: the size and the compact range (frontier) from
   which the next append continues;
 * ``tlog_checkpoints(size, root, note, signed_at)`` and
@@ -22,16 +23,19 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from eventsourcing.persistence import ApplicationRecorder
 
+from ledger.tlog import merkle
 from ledger.tlog.merkle import CompactRange
 
 _SEQUENCER_LOCK_KEY = 0x6C6564676572  # "ledger": the advisory lock id on PostgreSQL
+_ROOTS_REMEMBERED = 64
+_NODES_PER_QUERY = 250  # (level, idx) pairs per SQLite SELECT: 500 parameters, under 999
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +69,7 @@ class LogStore:
                    ("leaves", "nodes", "state", "checkpoints", "cosignatures")}
         self._cache: OrderedDict[tuple[int, int], bytes] = OrderedDict()
         self._cache_max = node_cache
+        self._roots: OrderedDict[int, bytes] = OrderedDict()  # size -> root: never changes
         self._cache_lock = threading.Lock()
         if create:
             self.create_tables()
@@ -137,6 +142,81 @@ class LogStore:
             while len(self._cache) > self._cache_max:
                 self._cache.popitem(last=False)
         return found
+
+    def subtrees(self, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """The hash of each ``(level, index)`` subtree of ``keys``: those not
+        cached, in one query (a ``merkle.BulkSubtreeSource``).
+
+        ``LookupError`` if one is not in the tree.
+        """
+        found: dict[tuple[int, int], bytes] = {}
+        missing: list[tuple[int, int]] = []
+        with self._cache_lock:
+            for key in dict.fromkeys(keys):
+                cached = self._cache.get(key)
+                if cached is None:
+                    missing.append(key)
+                else:
+                    self._cache.move_to_end(key)
+                    found[key] = cached
+        if not missing:
+            return found
+        read: dict[tuple[int, int], bytes] = {}
+        with self._cursor(commit=False) as cursor:
+            for select, parameters in self._node_queries(missing):
+                cursor.execute(select, parameters)
+                for row in cursor.fetchall():
+                    read[(int(row["level"]), int(row["idx"]))] = bytes(row["hash"])
+        for level, index in missing:
+            if (level, index) not in read:
+                raise LookupError(f"no subtree at level {level} index {index}")
+        with self._cache_lock:
+            self._cache.update(read)
+            while len(self._cache) > self._cache_max:
+                self._cache.popitem(last=False)
+        found.update(read)
+        return found
+
+    def _node_queries(self, keys: list[tuple[int, int]]) -> Iterator[tuple[str, Any]]:
+        """SELECTs of the nodes ``keys`` name: one index search per key."""
+        if self._postgres:  # one statement whatever the count: a join on two arrays
+            yield self._sql(
+                "SELECT n.level, n.idx, n.hash FROM unnest(?::int[], ?::bigint[]) AS k(level, idx) "
+                "JOIN {nodes} n ON n.level = k.level AND n.idx = k.idx"), (
+                [level for level, _ in keys], [idx for _, idx in keys])
+            return
+        # SQLite: an OR of primary-key lookups, which it runs as a "multi-index
+        # OR" (a join on json_each is slower, "IN (VALUES ...)" a full scan).
+        for start in range(0, len(keys), _NODES_PER_QUERY):
+            chunk = keys[start:start + _NODES_PER_QUERY]
+            where = " OR ".join(["(level = ? AND idx = ?)"] * len(chunk))
+            select = "SELECT level, idx, hash FROM {nodes} WHERE " + where  # noqa: S608
+            yield self._sql(select), [part for key in chunk for part in key]
+
+    def root(self, size: int) -> bytes:
+        """The root of the first ``size`` leaves (remembered for the last
+        few sizes asked: a tree's root never changes). ``LookupError`` if the
+        tree is smaller."""
+        with self._cache_lock:
+            found = self._roots.get(size)
+        if found is None:
+            found = merkle.root(size, self)
+            with self._cache_lock:
+                self._roots[size] = found
+                while len(self._roots) > _ROOTS_REMEMBERED:
+                    self._roots.popitem(last=False)
+        return found
+
+    def inclusion(self, index: int, size: int) -> tuple[bytes, list[bytes], bytes]:
+        """Leaf ``index``'s hash, its inclusion proof in the tree of ``size``
+        leaves, and that tree's root: the nodes not cached in one query.
+
+        ``ValueError`` unless ``0 <= index < size``; ``LookupError`` if the
+        tree is smaller than ``size``.
+        """
+        root = self.root(size)
+        leaf, proof = merkle.leaf_and_inclusion_proof(index, size, self)
+        return leaf, proof, root
 
     def leaves(self, start: int, end: int) -> list[Leaf]:
         """Leaves ``start <= index < end``."""

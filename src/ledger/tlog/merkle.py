@@ -17,7 +17,9 @@ read from a :class:`SubtreeSource`; any other range is hashed from its RFC
 split. Every range in the RFC recursion from ``[0, size)`` is either such a
 subtree or splits into one on the left and a smaller range on the right, so a
 root costs at most one source call per set bit of ``size`` and a proof
-O(log² n) calls (in practice about 2·log n).
+O(log² n) calls (in practice about 2·log n). A source that can read many
+subtrees at once (a :class:`BulkSubtreeSource`, such as the log store) gets
+one :meth:`~BulkSubtreeSource.subtrees` call per root or proof instead.
 
 Verification (:func:`verify_inclusion`, :func:`verify_consistency`) is the
 algorithm of RFC 9162 sections 2.1.3.2 and 2.1.4.2, plus the edge rules of
@@ -35,18 +37,20 @@ persist every node a :class:`SubtreeSource` will ever be asked for.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 __all__ = [
     "EMPTY_ROOT",
     "HASH_SIZE",
+    "BulkSubtreeSource",
     "CompactRange",
     "MemorySubtrees",
     "ProofError",
     "SubtreeSource",
     "consistency_proof",
     "inclusion_proof",
+    "leaf_and_inclusion_proof",
     "leaf_hash",
     "node_hash",
     "root",
@@ -73,6 +77,8 @@ def node_hash(left: bytes, right: bytes) -> bytes:
     return hashlib.sha256(_NODE_PREFIX + left + right).digest()
 
 
+_sha256 = hashlib.sha256
+
 EMPTY_ROOT: bytes = hashlib.sha256(b"").digest()
 """The root of the empty tree, ``SHA-256("")``."""
 
@@ -91,6 +97,18 @@ class SubtreeSource(Protocol):
         Callers only ask for subtrees wholly inside the tree size they work on.
         """
         ...
+
+
+class BulkSubtreeSource(SubtreeSource, Protocol):
+    """A source that reads many subtrees at once (one query instead of many)."""
+
+    def subtrees(self, keys: Sequence[tuple[int, int]]) -> Mapping[tuple[int, int], bytes]:
+        """The hash of each ``(level, index)`` subtree of ``keys`` (see ``subtree``);
+        ``LookupError`` if one is missing. Keys may repeat."""
+        ...
+
+
+_Key = tuple[int, int]  # a subtree's (level, index)
 
 
 # --- generation ----------------------------------------------------------------
@@ -123,6 +141,48 @@ def _range_hash(lo: int, hi: int, source: SubtreeSource) -> bytes:
     return result
 
 
+def _range_keys(lo: int, hi: int, keys: list[_Key]) -> None:
+    """Append the subtrees ``_range_hash(lo, hi, ...)`` reads to ``keys``."""
+    n = hi - lo
+    while n & (n - 1) or lo % n:
+        k = _split(n)
+        _range_keys(lo, lo + k, keys)
+        lo += k
+        n -= k
+    level = n.bit_length() - 1
+    keys.append((level, lo >> level))
+
+
+def _keys(ranges: Iterable[tuple[int, int]]) -> list[_Key]:
+    keys: list[_Key] = []
+    for lo, hi in ranges:
+        _range_keys(lo, hi, keys)
+    return keys
+
+
+class _Read:
+    """The subtrees a bulk source returned, as a source."""
+
+    __slots__ = ("_nodes",)
+
+    def __init__(self, nodes: Mapping[_Key, bytes]) -> None:
+        self._nodes = nodes
+
+    def subtree(self, level: int, index: int) -> bytes:
+        try:
+            return self._nodes[(level, index)]
+        except KeyError:
+            raise LookupError(f"no subtree at level {level} index {index}") from None
+
+
+def _hashes(ranges: list[tuple[int, int]], source: SubtreeSource) -> list[bytes]:
+    """``MTH`` of each range; a bulk source is asked once for every subtree."""
+    bulk = getattr(source, "subtrees", None)
+    if bulk is not None and ranges:
+        source = _Read(bulk(_keys(ranges)))
+    return [_range_hash(lo, hi, source) for lo, hi in ranges]
+
+
 def _check_size(name: str, value: int) -> None:
     if value < 0:
         raise ValueError(f"{name} must not be negative, got {value}")
@@ -133,7 +193,28 @@ def root(size: int, source: SubtreeSource) -> bytes:
     _check_size("size", size)
     if size == 0:
         return EMPTY_ROOT
-    return _range_hash(0, size, source)
+    return _hashes([(0, size)], source)[0]
+
+
+def _inclusion_ranges(index: int, size: int) -> list[tuple[int, int]]:
+    """The leaf ranges whose hashes are the audit path of ``index``, leaf upwards."""
+    _check_size("size", size)
+    if not 0 <= index < size:
+        raise ValueError(f"leaf index {index} is not in a tree of size {size}")
+    # PATH(m, D[lo:hi]) = PATH(m, child containing m) : MTH(other child).
+    # Walk down from the root; the siblings come out top first.
+    ranges: list[tuple[int, int]] = []
+    lo, hi = 0, size
+    while hi - lo > 1:
+        k = _split(hi - lo)
+        if index < lo + k:
+            ranges.append((lo + k, hi))
+            hi = lo + k
+        else:
+            ranges.append((lo, lo + k))
+            lo += k
+    ranges.reverse()
+    return ranges
 
 
 def inclusion_proof(index: int, size: int, source: SubtreeSource) -> list[bytes]:
@@ -142,32 +223,19 @@ def inclusion_proof(index: int, size: int, source: SubtreeSource) -> list[bytes]
     RFC 9162 2.1.3.1 ``PATH(m, D[n])``: sibling hashes from the leaf upwards.
     Raises ``ValueError`` unless ``0 <= index < size``.
     """
-    _check_size("size", size)
-    if not 0 <= index < size:
-        raise ValueError(f"leaf index {index} is not in a tree of size {size}")
-    # PATH(m, D[lo:hi]) = PATH(m, child containing m) : MTH(other child).
-    # Walk down from the root; the siblings come out top first.
-    siblings: list[bytes] = []
-    lo, hi = 0, size
-    while hi - lo > 1:
-        k = _split(hi - lo)
-        if index < lo + k:
-            siblings.append(_range_hash(lo + k, hi, source))
-            hi = lo + k
-        else:
-            siblings.append(_range_hash(lo, lo + k, source))
-            lo += k
-    siblings.reverse()
-    return siblings
+    return _hashes(_inclusion_ranges(index, size), source)
 
 
-def consistency_proof(old_size: int, new_size: int, source: SubtreeSource) -> list[bytes]:
-    """The proof that the first ``old_size`` leaves are a prefix of ``new_size``.
+def leaf_and_inclusion_proof(index: int, size: int,
+                             source: SubtreeSource) -> tuple[bytes, list[bytes]]:
+    """Leaf ``index``'s hash and :func:`inclusion_proof`, read together (a
+    :class:`BulkSubtreeSource` is asked once for both)."""
+    leaf, *path = _hashes([(index, index + 1), *_inclusion_ranges(index, size)], source)
+    return leaf, path
 
-    RFC 9162 2.1.4.1 ``PROOF(m, D[n])``. Empty when the sizes are equal.
-    Raises ``ValueError`` for ``old_size == 0`` (nothing to prove) and for
-    ``old_size > new_size``.
-    """
+
+def _consistency_ranges(old_size: int, new_size: int) -> list[tuple[int, int]]:
+    """The leaf ranges whose hashes are ``PROOF(old_size, D[new_size])``, in order."""
     _check_size("new_size", new_size)
     if old_size <= 0:
         raise ValueError(f"no consistency proof from tree size {old_size}")
@@ -178,21 +246,31 @@ def consistency_proof(old_size: int, new_size: int, source: SubtreeSource) -> li
     #   m <= k:       SUBPROOF(m, D[lo:lo+k], b) : MTH(D[lo+k:hi])
     #   m > k:        SUBPROOF(m - k, D[lo+k:hi], False) : MTH(D[lo:lo+k])
     # with m counted from lo. Walk down; the trailing elements come out last first.
-    tail: list[bytes] = []
+    tail: list[tuple[int, int]] = []
     lo, hi, m, whole = 0, new_size, old_size, True
     while m != hi - lo:
         k = _split(hi - lo)
         if m <= k:
-            tail.append(_range_hash(lo + k, hi, source))
+            tail.append((lo + k, hi))
             hi = lo + k
         else:
-            tail.append(_range_hash(lo, lo + k, source))
+            tail.append((lo, lo + k))
             lo += k
             m -= k
             whole = False
-    proof = [] if whole else [_range_hash(lo, hi, source)]
-    proof.extend(reversed(tail))
-    return proof
+    ranges = [] if whole else [(lo, hi)]
+    ranges.extend(reversed(tail))
+    return ranges
+
+
+def consistency_proof(old_size: int, new_size: int, source: SubtreeSource) -> list[bytes]:
+    """The proof that the first ``old_size`` leaves are a prefix of ``new_size``.
+
+    RFC 9162 2.1.4.1 ``PROOF(m, D[n])``. Empty when the sizes are equal.
+    Raises ``ValueError`` for ``old_size == 0`` (nothing to prove) and for
+    ``old_size > new_size``.
+    """
+    return _hashes(_consistency_ranges(old_size, new_size), source)
 
 
 # --- verification --------------------------------------------------------------
@@ -387,6 +465,19 @@ class CompactRange:
         self._hashes.append(h)
         self._size += 1
         return completed
+
+    def append_data(self, data: bytes) -> None:
+        """Append the leaf whose data is ``data`` (hashed as :func:`leaf_hash`
+        does), without reporting the subtrees it completes: the cheapest way
+        to grow a tree whose roots are all one needs (an auditor's)."""
+        h = _sha256(_LEAF_PREFIX + data).digest()
+        hashes = self._hashes
+        index = self._size
+        while index & 1:
+            h = _sha256(_NODE_PREFIX + hashes.pop() + h).digest()
+            index >>= 1
+        hashes.append(h)
+        self._size += 1
 
     def root(self) -> bytes:
         """The root of the tree of all leaves appended so far."""
