@@ -20,6 +20,7 @@ from ledger.api.runtime import Runtime, open_runtime
 from ledger.config import Settings
 from ledger.domain import limits
 from ledger.store.apikeys import Role
+from ledger.store.codevault import Keyring
 from ledger.store.database import DatabaseURL
 from tests.strategies import good_spec
 
@@ -60,7 +61,8 @@ PRINCIPALS = {
 
 @pytest.fixture
 def api(store_url: DatabaseURL) -> Iterator[Api]:
-    runtime = open_runtime(store_url, Settings(projection_poll_interval=0.01))
+    runtime = open_runtime(store_url, Settings(projection_poll_interval=0.01),
+                           code_keyring=Keyring.generate())
     assert runtime.api_keys is not None
     tokens = {name: runtime.api_keys.issue(role, subject, label=name)[1]
               for name, (role, subject) in PRINCIPALS.items()}
@@ -108,6 +110,26 @@ def world(api: Api) -> dict[str, str]:
             "entry": entry.json()["entry_id"]}
 
 
+@pytest.fixture
+def coded(api: Api, world: dict[str, str]) -> dict[str, str]:
+    """Alice's redemption-code good with codes imported, a unit sold through
+    shop to b1, and its code delivered (so it can be redeemed)."""
+    good = api.post("alice", "/goods", {"spec": spec(
+        title="keys", kind="redemption-code", tiers=[{"name": "key", "quota": 50}])})
+    assert good.status_code == 201, good.text
+    good_id = good.json()["good_id"]
+    imported = api.post("alice", f"/goods/{good_id}/tiers/key/codes", {
+        "range": {"prefix": "MATRIX-", "width": 4, "start": 1, "end": 40}})
+    assert imported.status_code == 201, imported.text
+    sale = api.post("shop", f"/goods/{good_id}/tiers/key/sales", {
+        "buyer": "b1", "channel": "shop", "unit_price": {"amount": 1_000, "currency": "EUR"}})
+    assert sale.status_code == 201, sale.text
+    unit = sale.json()["units"][0]["unit_id"]
+    delivered = api.post("shop", f"/units/{unit}/code-deliveries", {"holder": "b1"})
+    assert delivered.status_code == 200, delivered.text
+    return {"coded": good_id, "coded_unit": unit, "code": delivered.json()["code"]}
+
+
 READERS = {"admin", "alice", "mallory", "shop", "other", "auditor"}
 EVERYONE = set(PRINCIPALS)
 
@@ -115,6 +137,7 @@ EVERYONE = set(PRINCIPALS)
 def endpoints(w: dict[str, str]) -> list[tuple[str, str, Any, set[str]]]:
     g, u, h = w["good"], w["unit"], w["hold"]
     r, e = w["restockable"], w["entry"]
+    c, cu, code = w["coded"], w["coded_unit"], w["code"]
     price = {"amount": 2_000, "currency": "EUR"}
     return [
         ("POST", "/channels", lambda: {"channel": f"c{uuid.uuid4().hex[:8]}", "name": "x",
@@ -164,6 +187,15 @@ def endpoints(w: dict[str, str]) -> list[tuple[str, str, Any, set[str]]]:
         ("GET", "/views/status", None, {"admin", "auditor", "verifier"}),
         ("GET", "/me", None, EVERYONE),
         ("GET", f"/goods/{g}/stock/stream", None, READERS),
+        ("POST", f"/goods/{c}/tiers/key/codes",
+         lambda: {"codes": [f"M-{uuid.uuid4().hex}"]}, {"admin", "alice"}),
+        ("GET", f"/goods/{c}/tiers/key/codes", None, {"admin", "alice", "auditor"}),
+        # Only the channel that sold the unit: not another, not even admin.
+        ("POST", f"/units/{cu}/code-deliveries", lambda: {"holder": "b1"}, {"shop"}),
+        # Any creator may redeem, but another creator's code is 404
+        # code-not-found to mallory (tests/integration/test_api_codes.py).
+        ("POST", "/code-redemptions", lambda: {"code": code, "redeemer": "r1"},
+         {"admin", "alice", "mallory"}),
     ]
 
 
@@ -179,7 +211,9 @@ def call(api: Api, method: str, path: str, body: Any, who: str | None) -> int:
     return int(api.get(who, path).status_code)
 
 
-def test_every_endpoint_for_every_role(api: Api, world: dict[str, str]) -> None:
+def test_every_endpoint_for_every_role(api: Api, world: dict[str, str],
+                                      coded: dict[str, str]) -> None:
+    world = world | coded
     checked = 0
     for method, path, body, allowed in endpoints(world):
         # Denied callers first: an allowed refund would change what is refundable.
@@ -341,7 +375,9 @@ def test_openapi_documents_every_route(api: Api) -> None:
     paths = schema["paths"]
     for path in ("/goods", "/goods/{good_id}/tiers/{tier}/sales", "/units/{unit_id}/resales",
                  "/creators/{creator}/statement", "/channels/{channel}/settlement",
-                 "/goods/{good_id}/stock/stream", "/log/checkpoint"):
+                 "/goods/{good_id}/stock/stream", "/log/checkpoint",
+                 "/goods/{good_id}/tiers/{tier}/codes", "/units/{unit_id}/code-deliveries",
+                 "/code-redemptions"):
         assert path in paths, path
     sale = paths["/goods/{good_id}/tiers/{tier}/sales"]["post"]
     assert any(p["name"] == "Idempotency-Key" for p in sale["parameters"])

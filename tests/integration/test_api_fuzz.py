@@ -27,6 +27,7 @@ from ledger.api.runtime import Runtime, open_runtime
 from ledger.config import Settings
 from ledger.projections.replay import compare_with_replay
 from ledger.store.apikeys import Role
+from ledger.store.codevault import Keyring
 from ledger.store.database import DatabaseURL
 from tests.strategies import good_spec
 
@@ -48,6 +49,18 @@ class World:
             "buyer": "b1", "channel": "shop", "unit_price": {"amount": 100, "currency": "EUR"}},
             headers=admin | {"Idempotency-Key": "sale"}).json()
         self.unit = sale["units"][0]["unit_id"]
+        # A redemption-code good with codes and a coded unit sold by shop to
+        # b1, for the code routes to be aimed at.
+        self.coded = client.post("/goods", json={"spec": good_spec(
+            title="Keys", kind="redemption-code", tiers=[{"name": "key", "quota": 50}])},
+            headers=admin | {"Idempotency-Key": "mint-keys"}).json()["good_id"]
+        assert client.post(f"/goods/{self.coded}/tiers/key/codes", json={"range": {
+            "prefix": "FUZZ-", "width": 4, "start": 1, "end": 30}},
+            headers=admin | {"Idempotency-Key": "codes"}).status_code == 201
+        coded_sale = client.post(f"/goods/{self.coded}/tiers/key/sales", json={
+            "buyer": "b1", "channel": "shop", "unit_price": {"amount": 100, "currency": "EUR"}},
+            headers=admin | {"Idempotency-Key": "coded-sale"}).json()
+        self.coded_unit = coded_sale["units"][0]["unit_id"]
         loaded = schemathesis.openapi.from_asgi("/openapi.json", client.app)
         self.operations = []
         for result in loaded.get_all_operations():
@@ -70,7 +83,8 @@ class World:
 
 @pytest.fixture
 def world(store_url: DatabaseURL) -> Iterator[World]:
-    runtime = open_runtime(store_url, Settings(projection_poll_interval=0.01))
+    runtime = open_runtime(store_url, Settings(projection_poll_interval=0.01),
+                           code_keyring=Keyring.generate())
     assert runtime.api_keys is not None
     tokens = {role.value: runtime.api_keys.issue(role, "alice" if role is Role.CREATOR else
                                                   "shop" if role is Role.CHANNEL else None)[1]
@@ -85,14 +99,16 @@ def world(store_url: DatabaseURL) -> Iterator[World]:
 def strategies(world: World) -> st.SearchStrategy[Any]:
     known = {"good_id": world.good, "unit_id": world.unit, "tier": "own", "creator": "alice",
              "channel": "shop"}
+    coded = known | {"good_id": world.coded, "unit_id": world.coded_unit, "tier": "key"}
     options = []
     for op in world.operations:
         names = [p.name for p in op.path_parameters]
-        aimed = {n: known[n] for n in names if n in known}
         options.append(op.as_strategy())
         options.append(op.as_strategy(GenerationMode.NEGATIVE))
-        if aimed:
-            options.append(op.as_strategy(path_parameters=aimed))
+        for ids in (known, coded):  # aimed at the plain good, and at the coded one
+            aimed = {n: ids[n] for n in names if n in ids}
+            if aimed:
+                options.append(op.as_strategy(path_parameters=aimed))
     return st.one_of(options)
 
 

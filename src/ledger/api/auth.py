@@ -1,7 +1,8 @@
 """Who is calling, and may they: API keys, roles and scopes.
 
 ``require(*roles)`` is a dependency that answers 401 without a valid key and
-403 when the key's role is not among ``roles`` (admin always passes). The
+403 when the key's role is not among ``roles`` (admin always passes, except
+where ``admin=False``: a redemption code is shown to its channel only). The
 scope checks (``check_creator``, ``check_channel``) then hold a creator to
 its own goods and a channel to itself.
 """
@@ -40,9 +41,10 @@ def principal(
     return found
 
 
-def require(*roles: Role) -> Any:
-    """A dependency: the caller, if its role is one of ``roles`` (or admin)."""
-    allowed = {Role.ADMIN, *roles}
+def require(*roles: Role, admin: bool = True) -> Any:
+    """A dependency: the caller, if its role is one of ``roles`` (or admin,
+    unless ``admin`` is False)."""
+    allowed = {*roles} | ({Role.ADMIN} if admin else set())
 
     def check(who: Annotated[Principal, Depends(principal)]) -> Principal:
         if who.role not in allowed:

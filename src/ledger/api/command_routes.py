@@ -1,4 +1,5 @@
-"""The commands: mint, derive, sell, resell, restock, refund, register a channel.
+"""The commands: mint, derive, sell, resell, restock, refund, register a channel;
+holds, pools, rates and waitlists; redemption codes (import, delivery, redemption).
 
 Every POST takes an ``Idempotency-Key`` header (Stripe's semantics): the
 same key and body return the first response again, marked
@@ -329,6 +330,68 @@ def leave_waitlist(rt: RuntimeDep, good_id: GoodId, tier: TierPath, entry_id: En
     return _answer(response, rt.ledger.leave_waitlist(
         good_id, tier, entry_id, idempotency_key=_key(key), scope=scope_of(who),
         channel=_own_channel(who)))
+
+
+# -- redemption codes ------------------------------------------------------------
+# A code's text travels in two bodies only: the import (and the redemption)
+# the caller sends, and the delivery answered to the channel that sold the
+# unit. No other answer, problem or log line names it: events, idempotency
+# records and answers carry its ref (a keyed hash) instead.
+
+ChannelOnly = Annotated[Principal, require(Role.CHANNEL, admin=False)]
+
+
+@router.post("/goods/{good_id}/tiers/{tier}/codes", status_code=201,
+             responses=COMMAND_RESPONSES | {503: {"description": (
+                 "codes-unavailable: this server has no code keyring")}},
+             summary="Import a batch of redemption codes into a tier of a redemption-code "
+                     "good: a list, or a range (all or nothing; a code seen before anywhere "
+                     "refuses the batch)")
+def import_codes(rt: RuntimeDep, good_id: GoodId, tier: TierPath, body: models.ImportCodes,
+                 who: CreatorOrAdmin, response: Response,
+                 key: IdempotencyKey = None) -> dict[str, Any]:
+    check_creator(who, _creators(rt, good_id))
+    code_range = body.code_range.model_dump() if body.code_range is not None else None
+    return _answer(response, rt.ledger.import_codes(
+        good_id, tier, codes=body.codes, code_range=code_range, idempotency_key=_key(key),
+        scope=scope_of(who)))
+
+
+@router.post("/units/{unit_id}/code-deliveries", status_code=200,
+             responses=COMMAND_RESPONSES | {
+                 200: {"description": "The unit's code, with first_delivery (false when it "
+                                      "was delivered before); sent with Cache-Control: "
+                                      "no-store"},
+                 403: {"description": "Not a channel key, or not the channel of the unit's "
+                                      "current acquisition (an admin key is refused too)"},
+                 503: {"description": "codes-unavailable: this server has no code keyring"}},
+             summary="Reveal a unit's redemption code to its holder, through the channel "
+                     "that sold it (recorded once; asking again shows the same code)")
+def deliver_code(rt: RuntimeDep, unit_id: UnitId, body: models.DeliverCode, who: ChannelOnly,
+                 response: Response, key: IdempotencyKey = None) -> dict[str, Any]:
+    if who.role is not Role.CHANNEL or who.subject is None:  # require() already saw to it
+        raise ApiProblem(403, "forbidden", "only the channel that sold a unit sees its code")
+    answer = rt.ledger.deliver_code(unit_id, holder=body.holder, idempotency_key=_key(key),
+                                    scope=scope_of(who), channel=who.subject)
+    response.headers["Cache-Control"] = "no-store"
+    if isinstance(answer, Replayed):
+        response.headers["Idempotent-Replayed"] = "true"
+    return dict(answer)
+
+
+@router.post("/code-redemptions", status_code=201,
+             responses=COMMAND_RESPONSES | {
+                 404: {"description": "code-not-found: never imported, or (for a creator "
+                                      "key) a code of another creator's good"},
+                 503: {"description": "codes-unavailable: this server has no code keyring"}},
+             summary="Redeem a delivered redemption code, once (a creator redeems the codes "
+                     "of its own goods)")
+def redeem_code(rt: RuntimeDep, body: models.RedeemCode, who: CreatorOrAdmin,
+                response: Response, key: IdempotencyKey = None) -> dict[str, Any]:
+    creator = who.subject if who.role is Role.CREATOR else None
+    return _answer(response, rt.ledger.redeem_code(
+        body.code, redeemer=body.redeemer, idempotency_key=_key(key), scope=scope_of(who),
+        creator=creator))
 
 
 def _own_channel(who: Principal) -> str | None:

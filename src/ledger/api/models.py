@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ledger.domain import limits
 
@@ -172,3 +172,46 @@ class JoinWaitlist(Strict):
 class SetRate(Strict):
     per_minute: int | None = Field(ge=1, le=limits.TIER_QUOTA_MAX, description=(
         "Units the channel may sell of this tier per minute; null lifts the cap"))
+
+
+CodeText = Annotated[str, Field(min_length=1, max_length=limits.CODE_CHARS_MAX,
+                                pattern=limits.CODE_PATTERN, examples=["GIFT-000001"],
+                                description="printable ASCII without spaces, case-sensitive")]
+_PREFIX_PATTERN = r"^[\x21-\x7e]*$"  # CODE_PATTERN, but a range's prefix may be empty
+_COUNTER_MAX = 10**limits.CODE_RANGE_WIDTH_MAX - 1
+
+
+class CodeRange(Strict):
+    """``prefix`` then the counter from ``start`` to ``end`` (inclusive),
+    zero-padded to ``width`` digits: GIFT-000001 ... GIFT-005000."""
+
+    prefix: str = Field(default="", max_length=limits.CODE_CHARS_MAX - 1,
+                        pattern=_PREFIX_PATTERN, examples=["GIFT-"])
+    width: int = Field(ge=1, le=limits.CODE_RANGE_WIDTH_MAX, examples=[6])
+    start: int = Field(ge=0, le=_COUNTER_MAX, examples=[1])
+    end: int = Field(ge=0, le=_COUNTER_MAX, examples=[5000],
+                     description=f"inclusive; at most {limits.CODES_PER_IMPORT_MAX} codes "
+                                 "a range")
+
+
+class ImportCodes(Strict):
+    """Exactly one of ``codes`` (a list) or ``range``."""
+
+    codes: Annotated[list[CodeText], Field(
+        min_length=1, max_length=limits.CODES_PER_IMPORT_MAX)] | None = None
+    code_range: CodeRange | None = Field(default=None, alias="range")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ImportCodes:
+        if (self.codes is None) == (self.code_range is None):
+            raise ValueError("give exactly one of codes (a list) or range")
+        return self
+
+
+class DeliverCode(Strict):
+    holder: Identifier = Field(description="The unit's current holder (the buyer)")
+
+
+class RedeemCode(Strict):
+    code: CodeText
+    redeemer: Identifier = Field(description="Who redeems it (e.g. the platform's account id)")

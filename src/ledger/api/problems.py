@@ -29,6 +29,7 @@ STATUS_BY_ERROR: list[tuple[type[errors.LedgerError], int]] = [
     (errors.ConflictError, 409),
     (errors.RuleViolation, 409),
     (errors.ConcurrencyError, 503),
+    (errors.CodesUnavailableError, 503),  # no code keyring (or another store's)
     (errors.ChainError, 500),
 ]
 

@@ -1,9 +1,11 @@
 """The reads: goods, stock (and its live stream), units and their history,
-lineage, royalty statements, settlement reports, velocity, view status.
+lineage, royalty statements, settlement reports, velocity, view status; a
+tier's redemption-code counts.
 
 Answers come from the projections, which follow the store a few
 milliseconds behind (``GET /views/status`` measures it); each answer says
-which store position it reflects in ``X-Ledger-View-Position``.
+which store position it reflects in ``X-Ledger-View-Position``. The code
+counts come from the store itself, so they include an import just made.
 """
 
 from __future__ import annotations
@@ -220,6 +222,17 @@ def waitlist(rt: RuntimeDep, good_id: GoodId, who: Reader,
     channel = who.subject if who.role is Role.CHANNEL else None
     return {"good_id": str(good_id), "waiting": rt.views.waitlist(str(good_id),
                                                                    channel=channel)}
+
+
+@router.get("/goods/{good_id}/tiers/{tier}/codes", responses=READ_RESPONSES,
+            summary="A tier's redemption codes, counted (never shown): imported, available, "
+                    "lent to holds, bound to units")
+def code_counts(rt: RuntimeDep, good_id: GoodId, tier: Annotated[str, Path(
+                    pattern=limits.TIER_NAME_PATTERN, max_length=32)],
+                who: CreatorReader) -> dict[str, Any]:
+    # From the store, not the views: counts an import has just changed.
+    check_creator(who, [c.id for c in rt.ledger.good(good_id).spec.creators])
+    return rt.ledger.code_counts(good_id, tier)
 
 
 @router.get("/holds/{hold_id}", responses=READ_RESPONSES,
