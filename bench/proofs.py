@@ -41,7 +41,10 @@ then p50/p99 of ``GET /log/proof/inclusion`` over HTTP.
   random ``i``, each followed by a ``GET /healthz`` (the baseline: the
   cheapest route, one small read), after 200 untimed of each. Latency is
   from sending the request to the last byte of the body; each proof's
-  JSON is verified afterwards.
+  JSON is verified afterwards. Then the server's CPU time per request
+  (``/proc/<pid>/stat``) over up to 3,000 ``/healthz`` in a row and as
+  many proofs of other random leaves: what a request costs the server,
+  which moves less with the machine's load than latency does.
 
 Figures only.
 """
@@ -187,8 +190,8 @@ def _free_port() -> int:
 
 
 @contextmanager
-def served(url: DatabaseURL, signer: Signer) -> Iterator[int]:
-    """``ledger serve`` on ``url`` in a subprocess; yields its port."""
+def served(url: DatabaseURL, signer: Signer) -> Iterator[tuple[int, int]]:
+    """``ledger serve`` on ``url`` in a subprocess; yields its port and pid."""
     directory = Path(url.path).parent
     key = directory / "log.key"
     key.write_text(signer.to_private_text() + "\n")
@@ -219,7 +222,7 @@ def served(url: DatabaseURL, signer: Signer) -> Iterator[int]:
                 if time.monotonic() > deadline:
                     raise SystemExit("the server did not answer within 60 s")
                 time.sleep(0.2)
-            yield port
+            yield port, server.pid
         finally:
             server.terminate()
             try:
@@ -238,6 +241,23 @@ def _get(conn: http.client.HTTPConnection, path: str) -> tuple[float, bytes]:
     if response.status != 200:
         raise SystemExit(f"GET {path}: {response.status} {body[:300]!r}")
     return elapsed, body
+
+
+def server_cpu(port: int, pid: int, paths: list[str]) -> float:
+    """CPU seconds (user + system) the server spent per request on ``paths``,
+    sent in a row: the cost of a route, less sensitive to the machine's load
+    than its latency. Linux (``/proc``)."""
+    def cpu() -> float:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    before = cpu()
+    for path in paths:
+        _get(conn, path)
+    spent = cpu() - before
+    conn.close()
+    return spent / len(paths)
 
 
 def over_http(port: int, indices: list[int], size: int,
@@ -303,9 +323,16 @@ def run(options: argparse.Namespace) -> list[Figure]:
             met=ours_rate >= 10 * pm_rate,
             note=f"{count:,} proofs, {ours_verified:,} verify; CPU {quiet:.0%} busy before")
 
-        with served(url, signer) as port:
+        with served(url, signer) as (port, pid):
             quiet = wait_quiet()
             proof_times, health_times, http_verified = over_http(port, indices, leaves, root)
+            # Then the server's CPU per request, each route on its own (the
+            # proofs on leaves not asked before: no warmer cache than above).
+            cpu_rng = random.Random(options.seed + 1)
+            cpu_paths = [f"/log/proof/inclusion?index={cpu_rng.randrange(leaves)}"
+                         for _ in range(min(count, 3_000))]
+            health_cpu = server_cpu(port, pid, ["/healthz"] * len(cpu_paths))
+            proof_cpu = server_cpu(port, pid, cpu_paths)
         health_p50 = Figure(http_group, "/healthz p50", percentile(health_times, 0.5) * 1e3, "ms")
         health_p99 = Figure(http_group, "/healthz p99", percentile(health_times, 0.99) * 1e3, "ms",
                             note=f"{count:,} requests, interleaved with the proofs")
@@ -317,7 +344,13 @@ def run(options: argparse.Namespace) -> list[Figure]:
                            note=f"{count:,} random leaves, {http_verified:,} proofs verify; "
                                 f"max {max(proof_times) * 1e3:.1f} ms; CPU {quiet:.0%} busy "
                                 "before")
-    return [pymerkle_figure, ours_figure, health_p50, health_p99, proof_p50, proof_p99]
+    health_cpu_figure = Figure(http_group, "/healthz server CPU", health_cpu * 1e3,
+                               "ms/request", note=f"{len(cpu_paths):,} requests in a row")
+    proof_cpu_figure = Figure(http_group, "/log/proof/inclusion server CPU", proof_cpu * 1e3,
+                              "ms/request", baseline=health_cpu_figure,
+                              note=f"{len(cpu_paths):,} random leaves in a row")
+    return [pymerkle_figure, ours_figure, health_p50, health_p99, proof_p50, proof_p99,
+            health_cpu_figure, proof_cpu_figure]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
