@@ -298,3 +298,42 @@ class _OneByOne:
 
     def subtree(self, level: int, index: int) -> bytes:
         return self._log.subtree(level, index)
+
+
+def test_sealing_in_the_same_process_never_stalls_the_writers(
+        ledger: Ledger, signer: Signer) -> None:
+    """A sealer sharing the writers' connection pool (as `ledger serve`'s
+    does) used to read new events while holding SQLite's writer lock, from a
+    second pooled connection, while writers waiting for the lock held the
+    pool's other slots: both sides stalled until the pool timed out and a
+    write failed. Now the sealer reads before it takes the lock."""
+    sealer = Sealer(ledger.event_store, LogStore(ledger.event_store.recorder),
+                    origin=ORIGIN, signers=[signer])
+    done = threading.Event()
+    failures: list[BaseException] = []
+
+    def seal() -> None:
+        while not done.is_set():
+            try:
+                sealer.seal()
+            except BaseException as error:
+                failures.append(error)
+
+    def write(t: int) -> None:
+        try:
+            trade(ledger, 40, f"w{t}")
+        except BaseException as error:
+            failures.append(error)
+
+    threads = [threading.Thread(target=seal) for _ in range(2)]
+    writers = [threading.Thread(target=write, args=(t,)) for t in range(6)]
+    for thread in threads + writers:
+        thread.start()
+    for thread in writers:
+        thread.join(timeout=120)
+    done.set()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not failures, failures[:3]
+    sealer.seal()
+    assert ledger.event_store.recorder.max_notification_id() == sealer.sequence()

@@ -284,6 +284,17 @@ class LogStore:
         after ``last_position`` as ``(position, aggregate_id, version,
         leaf_hash)`` in position order. Returns how many were appended.
         """
+        early: Sequence[tuple[int, str, int, bytes]] | None = None
+        if not self._postgres:
+            # SQLite: read the events *before* taking the writer lock. Read
+            # inside it, they need a second connection from the same pool
+            # while other writers, waiting for the lock, hold the pool's
+            # slots: each waits on the other until the pool times out.
+            with self._cursor(commit=False) as cursor:
+                expected = self._read_state(cursor)[1]
+            early = read_new(expected, limit)
+            if not early:
+                return 0
         with self._cursor(commit=True) as cursor:
             if self._postgres:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", (_SEQUENCER_LOCK_KEY,))
@@ -292,7 +303,10 @@ class LogStore:
                 # before this transaction reads the state it will extend.
                 cursor.execute(self._sql("UPDATE {state} SET id = 1 WHERE id = 1"))
             size, last_position, frontier = self._read_state(cursor)
-            batch: Sequence[tuple[int, str, int, bytes]] = read_new(last_position, limit)
+            if early is not None and last_position != expected:
+                return 0  # another sealer got there first: read again next time
+            batch: Sequence[tuple[int, str, int, bytes]] = (
+                early if early is not None else read_new(last_position, limit))
             if not batch:
                 return 0
             leaves, nodes = [], []
