@@ -470,7 +470,12 @@ class CompactRange:
         """Append the leaf whose data is ``data`` (hashed as :func:`leaf_hash`
         does), without reporting the subtrees it completes: the cheapest way
         to grow a tree whose roots are all one needs (an auditor's)."""
-        h = _sha256(_LEAF_PREFIX + data).digest()
+        self.append_leaf(_sha256(_LEAF_PREFIX + data).digest())
+
+    def append_leaf(self, leaf: bytes) -> None:
+        """:meth:`append` of a leaf hash known to be one (32 bytes), without
+        reporting the subtrees it completes."""
+        h = leaf
         hashes = self._hashes
         index = self._size
         while index & 1:

@@ -110,16 +110,34 @@ The global log (:mod:`ledger.verify.log`) and the auditor's memory
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ledger.verify.report import Finding, Report
-from ledger.verify.sources import (
-    BundleError,
-    export_bundle,
-    export_store,
-    verify_bundle,
-    verify_export,
-    verify_store,
-)
 from ledger.verify.verifier import Verifier
+
+if TYPE_CHECKING:
+    from ledger.verify.sources import (
+        BundleError,
+        export_bundle,
+        export_store,
+        verify_bundle,
+        verify_export,
+        verify_store,
+    )
+
+_SOURCES = frozenset({"BundleError", "export_bundle", "export_store", "verify_bundle",
+                      "verify_export", "verify_store"})
+
+
+def __getattr__(name: str) -> Any:
+    """The readers of stores and files, imported when first asked for: the
+    verifier's second process (:mod:`ledger.verify.pipeline`) needs the rules
+    only, not the database drivers."""
+    if name in _SOURCES:
+        from ledger.verify import sources  # noqa: PLC0415 - imported lazily on purpose
+
+        return getattr(sources, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 CHECKS: tuple[str, ...] = (
     # the global log (ledger.verify.log) and the auditor's memory (--state)

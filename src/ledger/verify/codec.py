@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -106,19 +107,33 @@ def splice(aggregate_id: str, version: int, event_type: str, state: bytes) -> by
     """Record bytes from the stored columns (section 2): the state's members
     with ``aggregate_id`` before and ``type``, ``version`` after."""
     inner = state[1:-1] if len(state) >= 2 else state
+    tail = TYPE_TAILS.get(event_type) if type(event_type) is str else None
+    if tail is None:
+        tail = type_tail(event_type)
     return b"".join(
         (
             b'{"aggregate_id":"',
             aggregate_id.encode("utf-8", "surrogatepass"),
             b'",',
             inner,
-            b',"type":',
-            encode(event_type),
-            b',"version":',
+            tail,
             str(version).encode(),
             b"}",
         )
     )
+
+
+def type_tail(event_type: object) -> bytes:
+    """What comes between a record's state members and its version number:
+    ``,"type":<JSON string>,"version":`` (remembered for the first types)."""
+    tail = b',"type":' + encode(event_type) + b',"version":'
+    if type(event_type) is str and len(TYPE_TAILS) < 1_024:
+        TYPE_TAILS[event_type] = tail
+    return tail
+
+
+# Event type -> its record tail (a log's types are few: encoded once each).
+TYPE_TAILS: dict[str, bytes] = {}
 
 
 def sha256_hex(data: bytes) -> str:
@@ -129,12 +144,36 @@ def derive_id(kind: str, *parts: object) -> str:
     """Section 4: UUIDv5 of ``kind/part/part…`` under the ledger namespace
     (RFC 9562 section 5.5: SHA-1 of namespace bytes + UTF-8 name, first 16
     bytes, version and variant bits set)."""
-    name = "/".join((kind, *(str(p) for p in parts))).encode("utf-8", "surrogatepass")
-    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name).digest()[:16])  # noqa: S324
-    digest[6] = (digest[6] & 0x0F) | 0x50
-    digest[8] = (digest[8] & 0x3F) | 0x80
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    hasher = _NAMESPACE_SHA1.copy()
+    hasher.update("/".join((kind, *map(str, parts))).encode("utf-8", "surrogatepass"))
+    h = hasher.hexdigest()
+    # Hex digit 12 is the version (5); digit 16's two high bits the variant (10).
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
+
+
+def derive_ids(kind: str, parts: tuple[object, ...], lasts: Iterable[object]) -> list[str]:
+    """``[derive_id(kind, *parts, last) for last in lasts]``, the common
+    prefix hashed once (a sale's units: the same good and tier, one serial
+    each)."""
+    prefix = _PREFIXES.get((kind, parts))
+    if prefix is None:
+        if len(_PREFIXES) >= 1_024:
+            _PREFIXES.clear()
+        prefix = _NAMESPACE_SHA1.copy()
+        prefix.update("/".join((kind, *map(str, parts), "")).encode("utf-8", "surrogatepass"))
+        _PREFIXES[(kind, parts)] = prefix
+    ids = []
+    for last in lasts:
+        hasher = prefix.copy()
+        hasher.update(str(last).encode("utf-8", "surrogatepass"))
+        h = hasher.hexdigest()
+        ids.append(f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}")
+    return ids
+
+
+_PREFIXES: dict[tuple[str, tuple[object, ...]], Any] = {}
+_NAMESPACE_SHA1 = hashlib.sha1(_NAMESPACE_BYTES, usedforsecurity=False)
+_VARIANT = {digit: "%x" % (int(digit, 16) & 0x3 | 0x8) for digit in "0123456789abcdef"}
 
 
 def is_uuid(value: object) -> bool:
@@ -147,11 +186,12 @@ def is_hex64(value: object) -> bool:
 
 def is_timestamp(value: object) -> bool:
     """``YYYY-MM-DDTHH:MM:SS.ffffffZ``, and a real instant."""
-    return isinstance(value, str) and _is_timestamp_text(value)
+    return isinstance(value, str) and is_timestamp_text(value)
 
 
 @lru_cache(maxsize=4096)  # the events of one transaction share their timestamp
-def _is_timestamp_text(value: str) -> bool:
+def is_timestamp_text(value: str) -> bool:
+    """:func:`is_timestamp` for a string."""
     if TIMESTAMP_PATTERN.fullmatch(value) is None:
         return False
     try:

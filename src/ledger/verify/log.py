@@ -51,9 +51,33 @@ class LogAuditor:
         self.findings: list[Finding] = []
         self.summary = LogSummary(checkpoints=len(self._pending), keys_given=bool(self._keys))
         self._check_due(position=None)
+        self._watch = self._next_watch()
+
+    def _next_watch(self) -> int:
+        """The next tree size at which something is checked (-1: none)."""
+        sizes = [self._pending[0].size] if self._pending else []
+        if self._remembered is not None:
+            sizes.append(self._remembered[0])
+        later = [size for size in sizes if size > self._tree.size]
+        return min(later) if later else -1
 
     def add(self, position: int, record: bytes) -> None:
-        self._tree.append(merkle.leaf_hash(record))
+        """The next entry: an event's record bytes."""
+        tree = self._tree
+        tree.append_data(record)
+        if tree.size == self._watch:
+            self._reached(position)
+
+    def add_leaf(self, position: int, leaf: bytes) -> None:
+        """The next entry, by its leaf hash (``merkle.leaf_hash(record)``)."""
+        tree = self._tree
+        tree.append_leaf(leaf)
+        if tree.size == self._watch:
+            self._reached(position)
+
+    def _reached(self, position: int) -> None:
+        """The tree has grown to a size with a checkpoint, or the one
+        verified before."""
         self._check_due(position)
         if self._remembered is not None and self._tree.size == self._remembered[0]:
             size, root = self._remembered
@@ -63,6 +87,7 @@ class LogAuditor:
                            f"the first {size} entries no longer form the tree verified "
                            f"before: this log shows another history", expected=root,
                            actual=b64(self._tree.root()))
+        self._watch = self._next_watch()
 
     def finish(self) -> list[Finding]:
         if self._remembered is not None:

@@ -11,8 +11,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ledger.verify.codec import (
+    HEX64_PATTERN,
     SAFE_INTEGER_MAX,
     USER_KEY_PATTERN,
+    UUID_PATTERN,
     is_hex64,
     is_int,
     is_timestamp,
@@ -20,6 +22,154 @@ from ledger.verify.codec import (
 )
 
 Check = Callable[[Any], str | None]
+Inline = Callable[[str, "_Env"], str]
+Lines = Callable[[str, "_Env", str], list[str]]
+
+# How each checker is written inline (see "Fast checks" below): the checker ->
+# a function giving, for the text of a value, a boolean expression that is
+# true only if the checker returns None for that value. Checkers not listed
+# are called. FLOAT_FREE: checkers that pass no value holding a float.
+_INLINE: dict[object, Inline] = {}
+_FLOAT_FREE: set[object] = set()
+# Checkers better written as statements (loops): the checker -> a function
+# giving, for a variable name and an indent, lines that return False unless
+# the checker returns None for the variable's value.
+_LINES: dict[object, Lines] = {}
+
+
+def _register(check: object, inline: Inline, *, float_free: bool = True) -> None:
+    _INLINE[check] = inline
+    if float_free:
+        _FLOAT_FREE.add(check)
+
+
+class _Env:
+    """What generated code refers to by name, and its fresh variable names."""
+
+    def __init__(self) -> None:
+        self.namespace: dict[str, Any] = {}
+        self._names: dict[int, str] = {}
+        self._variables = 0
+
+    def name(self, value: object) -> str:
+        found = self._names.get(id(value))
+        if found is None:
+            found = self._names[id(value)] = f"_k{len(self._names)}"
+            self.namespace[found] = value  # kept alive, so its id stays its own
+        return found
+
+    def variable(self) -> str:
+        self._variables += 1
+        return f"_v{self._variables}"
+
+
+def _unwrap(check: object) -> object:
+    return check.check if isinstance(check, Optional) else check
+
+
+def _inline(check: object, v: str, env: _Env) -> str:
+    render = _INLINE.get(check)
+    return f"({env.name(check)}({v}) is None)" if render is None else render(v, env)
+
+
+def _matches(pattern: re.Pattern[str], v: str, env: _Env, *, recurring: bool = True) -> str:
+    if not recurring:  # values mostly seen once (hashes): no memory of them
+        return f"(type({v}) is str and {env.name(pattern.fullmatch)}({v}) is not None)"
+    matcher = _matcher(pattern)
+    return f"(type({v}) is str and ({v} in {env.name(matcher.seen)} or {env.name(matcher)}({v})))"
+
+
+class Matcher:
+    """``pattern.fullmatch`` remembering the strings that matched: the same
+    ids recur (a good's id in each of its units, a sale's id in its unit and
+    allowance events, one currency in every price), and a set lookup is a
+    tenth of a match."""
+
+    __slots__ = ("_match", "seen")
+    LIMIT = 8_192
+
+    def __init__(self, pattern: re.Pattern[str]) -> None:
+        self._match = pattern.fullmatch
+        self.seen: set[str] = set()
+
+    def __call__(self, value: str) -> bool:
+        if self._match(value) is None:
+            return False
+        if len(self.seen) >= self.LIMIT:
+            self.seen.clear()  # (in place: generated code holds this set)
+        self.seen.add(value)
+        return True
+
+
+_MATCHERS: dict[re.Pattern[str], Matcher] = {}
+
+
+def _matcher(pattern: re.Pattern[str]) -> Matcher:
+    found = _MATCHERS.get(pattern)
+    if found is None:
+        found = _MATCHERS[pattern] = Matcher(pattern)
+    return found
+
+
+def _lines(check: object, v: str, env: _Env, indent: str) -> list[str]:
+    render = _LINES.get(check)
+    if render is not None:
+        return render(v, env, indent)
+    return [f"{indent}if not {_inline(check, v, env)}:", f"{indent}    return False"]
+
+
+def _members_lines(v: str, expected: Mapping[str, Check], env: _Env, indent: str) -> list[str]:
+    """:func:`members` returning None, as statements: for an object holding
+    just the required members in canonical (sorted) order -- nearly all --
+    its values unpacked in that order and checked; for any other, member by
+    member."""
+    order = tuple(sorted(k for k, c in expected.items() if not isinstance(c, Optional)))
+    if not order:
+        return _members_lines_by_key(v, expected, env, indent)
+    names = [env.variable() for _ in order]
+    lines = [f"{indent}if type({v}) is dict and tuple({v}) == {env.name(order)}:",
+             f"{indent}    {', '.join(names)}{',' if len(names) == 1 else ''} = {v}.values()"]
+    for name, key in zip(names, order, strict=True):
+        lines += _lines(expected[key], name, env, indent + "    ")
+    lines.append(f"{indent}else:")
+    return lines + _members_lines_by_key(v, expected, env, indent + "    ")
+
+
+def _members_lines_by_key(v: str, expected: Mapping[str, Check], env: _Env,
+                          indent: str) -> list[str]:
+    every = frozenset(expected)
+    required = frozenset(k for k, c in expected.items() if not isinstance(c, Optional))
+    keys = (f"{v}.keys() != {env.name(every)}" if required == every
+            else f"not {env.name(required)} <= {v}.keys() <= {env.name(every)}")
+    lines = [f"{indent}if type({v}) is not dict or {keys}:", f"{indent}    return False"]
+    for key, check in expected.items():
+        item = env.variable()
+        if isinstance(check, Optional):
+            lines += [f"{indent}{item} = {v}.get({key!r}, {env.name(_ABSENT)})",
+                      f"{indent}if {item} is not {env.name(_ABSENT)}:",
+                      *_lines(check.check, item, env, indent + "    ")]
+        else:
+            lines += [f"{indent}{item} = {v}[{key!r}]", *_lines(check, item, env, indent)]
+    return lines
+
+
+_ABSENT = object()
+
+
+def _members_inline(v: str, expected: Mapping[str, Check], env: _Env) -> str:
+    """:func:`members` returning None, as one expression."""
+    every = frozenset(expected)
+    required = frozenset(k for k, c in expected.items() if not isinstance(c, Optional))
+    keys = (f"{v}.keys() == {env.name(every)}" if required == every
+            else f"{env.name(required)} <= {v}.keys() <= {env.name(every)}")
+    terms = [f"type({v}) is dict", keys]
+    for key, check in expected.items():
+        item = f"{v}[{key!r}]"
+        if isinstance(check, Optional):
+            terms.append(f"({key!r} not in {v} or {_inline(check.check, item, env)})")
+        else:
+            terms.append(_inline(check, item, env))
+    return f"({' and '.join(terms)})"
 
 BPS = 10_000
 CURRENCY_PATTERN = re.compile(r"[A-Z]{3}")
@@ -71,6 +221,7 @@ def integer(low: int = 0, high: int = SAFE_INTEGER_MAX) -> Check:
             return f"is {value}, outside {low}…{high}"
         return None
 
+    _register(check, lambda v, _env: f"(type({v}) is int and {low} <= {v} <= {high})")
     return check
 
 
@@ -84,6 +235,12 @@ def text(*, no_slash: bool = False, empty_ok: bool = False) -> Check:
             return "contains '/'"
         return None
 
+    def inline(v: str, _env: _Env) -> str:
+        terms = [f"type({v}) is str", *(() if empty_ok else (v,)),
+                 *((f"'/' not in {v}",) if no_slash else ())]
+        return f"({' and '.join(terms)})"
+
+    _register(check, inline)
     return check
 
 
@@ -120,6 +277,8 @@ def nullable(check: Check) -> Check:
     def inner(value: Any) -> str | None:
         return None if value is None else check(value)
 
+    _register(inner, lambda v, env: f"({v} is None or {_inline(check, v, env)})",
+              float_free=check in _FLOAT_FREE)
     return inner
 
 
@@ -129,6 +288,7 @@ def one_of(options: frozenset[str]) -> Check:
             return f"is not one of {', '.join(sorted(options))}"
         return None
 
+    _register(check, lambda v, env: f"(type({v}) is str and {v} in {env.name(options)})")
     return check
 
 
@@ -138,6 +298,7 @@ def matches(pattern: re.Pattern[str], what: str) -> Check:
             return f"is not {what}"
         return None
 
+    _register(check, lambda v, env: _matches(pattern, v, env))
     return check
 
 
@@ -157,6 +318,20 @@ def list_of(check: Check, *, min_len: int = 0) -> Check:
                 return f"[{i}] {problem}"
         return None
 
+    def inline(v: str, env: _Env) -> str:
+        item = env.variable()
+        return (f"(type({v}) is list and len({v}) >= {min_len} and "
+                f"all({_inline(check, item, env)} for {item} in {v}))")
+
+    def lines(v: str, env: _Env, indent: str) -> list[str]:
+        item = env.variable()
+        return [f"{indent}if type({v}) is not list or len({v}) < {min_len}:",
+                f"{indent}    return False",
+                f"{indent}for {item} in {v}:",
+                *_lines(check, item, env, indent + "    ")]
+
+    _register(inner, inline, float_free=check in _FLOAT_FREE)
+    _LINES[inner] = lines
     return inner
 
 
@@ -165,6 +340,9 @@ def shape(expected: Mapping[str, Check]) -> Check:
         problem = members(value, expected, "")
         return None if problem is None else problem.lstrip(". ")
 
+    _register(check, lambda v, env: _members_inline(v, expected, env),
+              float_free=all(_unwrap(c) in _FLOAT_FREE for c in expected.values()))
+    _LINES[check] = lambda v, env, indent: _members_lines(v, expected, env, indent)
     return check
 
 
@@ -212,6 +390,78 @@ def split(value: Any) -> str | None:
         else:
             return None
     return _split(value) or "is not a split"
+
+
+_register(boolean, lambda v, _env: f"({v} is True or {v} is False)")
+_register(is_true, lambda v, _env: f"({v} is True)")
+_register(code_ref, lambda v, env: _matches(CODE_REF_PATTERN, v, env))
+_register(uuid_text, lambda v, env: _matches(UUID_PATTERN, v, env))
+_register(hex64, lambda v, env: _matches(HEX64_PATTERN, v, env, recurring=False))
+_register(timestamp, lambda v, env: f"{env.name(is_timestamp)}({v})")
+_register(obj, lambda v, _env: f"(type({v}) is dict)", float_free=False)
+# Money and splits, as their own first checks read.
+
+
+def _money_inline(v: str, env: _Env) -> str:
+    currency_ok = _matches(CURRENCY_PATTERN, f"{v}['currency']", env)
+    return (f"(type({v}) is dict and {v}.keys() == {env.name(_MONEY_KEYS)} "
+            f"and type({v}['amount']) is int and 0 <= {v}['amount'] <= {SAFE_INTEGER_MAX} "
+            f"and {currency_ok})")
+
+
+_register(money, _money_inline)
+
+
+def _part_ok(part: str, env: _Env) -> str:
+    return (f"(type({part}) is dict and {part}.keys() == {env.name(_PART_KEYS)} "
+            f"and type({part}['recipient']) is str and len({part}['recipient']) > 0 "
+            f"and type({part}['role']) is str and {part}['role'] in {env.name(ROLES)} "
+            f"and type({part}['amount']) is int and 0 <= {part}['amount'] <= {SAFE_INTEGER_MAX})")
+
+
+def _split_inline(v: str, env: _Env) -> str:
+    part = env.variable()
+    return f"(type({v}) is list and len({v}) > 0 and all({_part_ok(part, env)} for {part} in {v}))"
+
+
+def _split_lines(v: str, env: _Env, indent: str) -> list[str]:
+    part, amount, recipient, role = (env.variable() for _ in range(4))
+    return [
+        f"{indent}if type({v}) is not list or not {v}:", f"{indent}    return False",
+        f"{indent}for {part} in {v}:",
+        f"{indent}    if type({part}) is dict and tuple({part}) == {env.name(_PART_ORDER)}:",
+        f"{indent}        {amount}, {recipient}, {role} = {part}.values()",
+        f"{indent}        if not (type({amount}) is int and 0 <= {amount} <= {SAFE_INTEGER_MAX} "
+        f"and type({recipient}) is str and len({recipient}) > 0 and type({role}) is str "
+        f"and {role} in {env.name(ROLES)}):",
+        f"{indent}            return False",
+        f"{indent}    elif not {_part_ok(part, env)}:",
+        f"{indent}        return False",
+    ]
+
+
+_PART_ORDER = tuple(sorted(_PART_KEYS))
+
+
+def _money_lines(v: str, env: _Env, indent: str) -> list[str]:
+    amount, currency = env.variable(), env.variable()
+    return [
+        f"{indent}if type({v}) is dict and tuple({v}) == {env.name(_MONEY_ORDER)}:",
+        f"{indent}    {amount}, {currency} = {v}.values()",
+        f"{indent}    if not (type({amount}) is int and 0 <= {amount} <= {SAFE_INTEGER_MAX} "
+        f"and {_matches(CURRENCY_PATTERN, currency, env)}):",
+        f"{indent}        return False",
+        f"{indent}elif not {_money_inline(v, env)}:",
+        f"{indent}    return False",
+    ]
+
+
+_MONEY_ORDER = tuple(sorted(_MONEY_KEYS))
+_LINES[money] = _money_lines
+
+
+_register(split, _split_inline)
+_LINES[split] = _split_lines
 
 
 creators = list_of(shape({"id": text(), "share_bps": bps}), min_len=1)
@@ -366,6 +616,33 @@ KINDS = {t: t.split(".", 1)[0] for t in PAYLOADS}
 
 def payload_problem(event_type: str, payload: Any) -> str | None:
     return members(payload, PAYLOADS[event_type], "payload")
+
+
+# -- Fast checks -------------------------------------------------------------
+# Most payloads are fine, and most of a verifier's time would go to saying so
+# through the checkers above, one call per member. So each type's checkers
+# are also written out as one function returning a truth value, made from the
+# same declarations (each checker's inline form, registered beside it): True
+# only if payload_problem() would return None. Else ask payload_problem()
+# for the reason.
+def _compile(types: Mapping[str, Mapping[str, Check]]) -> dict[str, Callable[[Any], object]]:
+    env = _Env()
+    source = "".join(
+        "\n".join([f"def _ok{n}(p):", *_members_lines("p", expected, env, "    "),
+                   "    return True\n"])
+        for n, expected in enumerate(types.values()))
+    # Generated from the declarations above only: no data goes into the source.
+    exec(compile(source, "<ledger.verify.schema fast checks>", "exec"), env.namespace)  # noqa: S102
+    return {event_type: env.namespace[f"_ok{n}"] for n, event_type in enumerate(types)}
+
+
+PAYLOAD_OK = _compile(PAYLOADS)
+# Members whose checker lets any JSON through (a definition, a command's
+# result): the only places a payload that passes PAYLOAD_OK can hold a float.
+UNTYPED_MEMBERS = {
+    event_type: tuple(k for k, c in expected.items() if _unwrap(c) not in _FLOAT_FREE)
+    for event_type, expected in PAYLOADS.items()
+}
 
 
 # -- the good definition ---------------------------------------------------

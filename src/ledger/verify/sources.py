@@ -7,8 +7,9 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from ledger.store.database import DatabaseURL
 from ledger.store.logstore import LogStore, StoredCheckpoint
@@ -18,11 +19,14 @@ from ledger.tlog.note import Verifier as NoteVerifier
 from ledger.tlog.policy import Policy, parse_policy
 from ledger.verify.codec import splice
 from ledger.verify.log import LogAuditor, LogSummary
+from ledger.verify.pipeline import CHILD_MEMORY, CLEAN, HASH_SIZE, ID_OK, LEAF, Prechecker
 from ledger.verify.report import Finding, Report
+from ledger.verify.state import DEFAULT_BUDGET
 from ledger.verify.verifier import Verifier
 
 Progress = Callable[[int], None]
 PROGRESS_EVERY = 5_000
+PARALLEL_FROM = 100_000  # events: below, starting a second process is not worth it
 
 # What reading a damaged store can raise, beyond the database's own errors:
 # a row whose id is no UUID, a NULL state...
@@ -33,6 +37,7 @@ def verify_store(
     url: DatabaseURL, progress: Progress | None = None, *,
     log_keys: Sequence[NoteVerifier] = (), origin: str | None = None,
     policy: Policy | None = None, remembered: tuple[int, str] | None = None,
+    parallel: bool | None = None,
 ) -> Report:
     """Verify every stored event, in commit order, and every signed
     checkpoint of the global log against those events.
@@ -44,34 +49,79 @@ def verify_store(
     only roots are checked); with a ``policy``, the latest checkpoint's
     cosignatures must meet its quorum. ``remembered`` is the (size, root) a
     previous run verified: a log that no longer contains it fails.
+
+    ``parallel``: check each event's own bytes in a second process, ahead
+    of the rules (:mod:`ledger.verify.pipeline`); None (the default) does so
+    for a store of :data:`PARALLEL_FROM` events or more on a machine with
+    more than one processor. The report is the same either way; the
+    verifier's memory budget is then smaller by what the second process
+    takes (:data:`~ledger.verify.pipeline.CHILD_MEMORY`), so that the two
+    together stay within one budget.
     """
     if policy is not None:
         log_keys = [*log_keys, *policy.log_verifiers]
-    verifier = Verifier()
     done = 0
     last: int | None = None
     with RecordReader(url) as reader:
+        if parallel is None:
+            parallel = (os.cpu_count() or 1) > 1 and reader.max_position() >= PARALLEL_FROM
+        verifier = Verifier(memory=DEFAULT_BUDGET - CHILD_MEMORY) if parallel else Verifier()
         log = LogStore(reader.recorder, create=False)
         auditor = None
         if log.exists():
             auditor = LogAuditor(log.checkpoints(), log_keys, origin, remembered=remembered)
+        feed = verifier.feed_stored
+        add = None if auditor is None else auditor.add
+        checker = Prechecker() if parallel else None
         try:
-            for row in reader:
-                verifier.feed(
-                    row.position, row.aggregate_id, row.version, row.event_type, row.state
-                )
-                if auditor is not None:
-                    auditor.add(row.position, splice(row.aggregate_id, row.version,
-                                                     row.event_type, row.state))
-                last = row.position
-                done += 1
-                if progress is not None and done % PROGRESS_EVERY == 0:
-                    progress(done)
+            if checker is None:
+                for position, aggregate_id, version, event_type, state in _rows(reader):
+                    # The verifier hands back the record bytes it hashed, if it
+                    # spliced them: the log's leaf is the same bytes.
+                    record = feed(position, aggregate_id, version, event_type, state)
+                    if add is not None:
+                        add(position, record if record is not None else
+                            splice(aggregate_id, version, event_type, state))
+                    last = position
+                    done += 1
+                    if progress is not None and done % PROGRESS_EVERY == 0:
+                        progress(done)
+            else:
+                feed_checked = verifier.feed_checked
+                add_leaf = None if auditor is None else auditor.add_leaf
+                for page, found in checker.pages(_rows(reader), _ROW_ERRORS):
+                    # found: a flags byte per row, then event hashes, then leaves
+                    n = len(page)
+                    result = found or bytes(n)
+                    for i, row in enumerate(page):
+                        position, aggregate_id, version, event_type, state = row
+                        flags = result[i]
+                        if flags & CLEAN:
+                            at = n + i * HASH_SIZE
+                            feed_checked(position, aggregate_id, version, event_type, state,
+                                         result[at:at + HASH_SIZE], bool(flags & ID_OK))
+                            record = None
+                        else:
+                            record = feed(position, aggregate_id, version, event_type, state)
+                        if add is not None and add_leaf is not None:
+                            if flags & LEAF:
+                                at = n * (1 + HASH_SIZE) + i * HASH_SIZE
+                                add_leaf(position, result[at:at + HASH_SIZE])
+                            else:
+                                add(position, record if record is not None else
+                                    splice(aggregate_id, version, event_type, state))
+                        last = position
+                        done += 1
+                        if progress is not None and done % PROGRESS_EVERY == 0:
+                            progress(done)
         except _ROW_ERRORS as error:
             after = "the start" if last is None else f"position {last}"
             verifier.report_unreadable(
                 None, f"the store cannot be read after {after}: {type(error).__name__}: {error}"
             )
+        finally:
+            if checker is not None:
+                checker.close()
     if progress is not None:
         progress(done)
     report = verifier.finish(url.display())
@@ -88,6 +138,59 @@ def verify_store(
                                        "the store has no log, but one was verified before"))
         report.findings_total += 1
     return report
+
+
+Row = tuple[int, str, int, str, bytes]  # position, aggregate id, version, type, state
+_PAGE = 2_000  # RecordReader's page
+_HEX_DIGITS = "0123456789abcdef"
+
+
+def _rows(reader: RecordReader) -> Iterator[Row]:
+    """The stored rows exactly as ``reader`` yields them -- same pages, same
+    values, same errors -- but read faster from SQLite: plain columns, and
+    each id formatted from its 32 hex digits rather than through a UUID."""
+    recorder: Any = reader.recorder
+    datastore: Any = getattr(recorder, "datastore", None)
+    if not (type(recorder).__module__ == "eventsourcing.sqlite"
+            and getattr(datastore, "originator_id_type", None) == "uuid"
+            and isinstance(getattr(recorder, "events_table_name", None), str)):
+        for row in reader:
+            yield row.position, row.aggregate_id, row.version, row.event_type, row.state
+        return
+    # As the library's select_notifications, less the columns it does not need.
+    statement = ("SELECT rowid, originator_id, originator_version, topic, state FROM "  # noqa: S608
+                 f"{recorder.events_table_name} WHERE rowid>=? ORDER BY rowid LIMIT ?")
+    convert = recorder.convert_originator_id
+    formatted: dict[str, str] = {}  # ids recur (a stock's in each of its events)
+    start = 1
+    while True:
+        with datastore.transaction(commit=False) as cursor:
+            plain = getattr(cursor, "sqlite_cursor", None)
+            if plain is not None:
+                plain.row_factory = None  # tuples, not sqlite3.Row: the same values
+            cursor.execute(statement, (start, _PAGE))
+            fetched = cursor.fetchall()
+        if not fetched:
+            return
+        if len(formatted) > 8_192:
+            formatted.clear()
+        # As the reader: a page's ids are converted before any of its rows is
+        # used, each state as its row is.
+        page: list[Row] = []
+        for position, originator_id, version, event_type, state in fetched:
+            aggregate_id = formatted.get(originator_id) if type(originator_id) is str else None
+            if aggregate_id is None:
+                if (type(originator_id) is str and len(originator_id) == 32
+                        and not originator_id.strip(_HEX_DIGITS)):
+                    h = originator_id  # what str(UUID(h)) gives, without the UUID
+                    aggregate_id = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+                    formatted[h] = aggregate_id
+                else:
+                    aggregate_id = str(convert(originator_id))
+            page.append((position, aggregate_id, version, event_type, state))
+        for item in page:
+            yield item if type(item[4]) is bytes else (*item[:4], bytes(item[4]))
+        start = fetched[-1][0] + 1
 
 
 def _check_quorum(policy: Policy, log_keys: Sequence[NoteVerifier], summary: LogSummary,
@@ -163,8 +266,8 @@ def export_store(
         )
         try:
             with os.fdopen(fd, "wb") as sink:
-                for row in reader:
-                    sink.write(splice(row.aggregate_id, row.version, row.event_type, row.state))
+                for _, aggregate_id, version, event_type, state in _rows(reader):
+                    sink.write(splice(aggregate_id, version, event_type, state))
                     sink.write(b"\n")
                     count += 1
                     if progress is not None and count % PROGRESS_EVERY == 0:

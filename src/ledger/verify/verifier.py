@@ -8,7 +8,16 @@ span aggregates -- a sale's unit events, a refund's returned serial, the
 command record an effect names -- are matched by id, not by adjacency:
 section 6 lets the events of one command be interleaved with others of its
 batch. Such expectations are dropped once met, so the verifier never holds
-the log.
+the log. What it keeps per aggregate (its chain head; a unit's holder and
+acquisitions; an allowance's total) is packed into bytes in a
+:class:`~ledger.verify.state.StateTable`, which moves the oldest entries to
+disk past its memory budget.
+
+Most events are fine, and they take a fast path: a state that parses, is
+canonical, has its members of the right types (one generated check per type,
+:data:`~ledger.verify.schema.PAYLOAD_OK`) and holds no float goes straight to
+the rules; anything else takes the general path, which names each problem.
+Both reach the same findings.
 
 Every rule is written from the spec; see :mod:`ledger.verify` for the check
 codes.
@@ -18,11 +27,15 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import marshal
+import struct
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from ledger.verify import codec
 from ledger.verify.codes import CodeRules
@@ -30,16 +43,45 @@ from ledger.verify.report import FINDINGS_KEPT, Finding, Report
 from ledger.verify.schema import (
     CREATION_TYPES,
     KINDS,
+    PAYLOAD_OK,
+    UNTYPED_MEMBERS,
     definition_rule_problems,
     definition_shape_problem,
     payload_problem,
 )
 from ledger.verify.splits import largest_remainder, primary_weights, resale_weights
+from ledger.verify.state import DEFAULT_BUDGET, StateTable
 
 Payload = dict[str, Any]
 
 STATE_KEYS = frozenset({"payload", "prev_hash", "timestamp"})
 RECORD_KEYS = STATE_KEYS | {"aggregate_id", "type", "version"}
+
+_sha256 = hashlib.sha256
+_loads = orjson.loads
+_dumps = orjson.dumps
+_CANONICAL = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
+_uuid_match = codec.UUID_PATTERN.fullmatch
+_hex64_match = codec.HEX64_PATTERN.fullmatch
+_timestamp_ok = codec.is_timestamp_text
+_TYPE_TAILS = codec.TYPE_TAILS
+_MAX = codec.SAFE_INTEGER_MAX
+# Types with members that may hold any JSON (so maybe a float), and those.
+_UNTYPED = {event_type: names for event_type, names in UNTYPED_MEMBERS.items() if names}
+
+# An aggregate's state, packed. Tag 0: chain only -- head digest, version,
+# position, kind (an index into _KIND_NAMES). Tag 1: marshal of (head,
+# version, position, kind, unit, allowance) for the rest (a unit's or an
+# allowance's rule state; a version or position beyond 32 bits, or None).
+_CHAIN = struct.Struct("<B32sIIB")
+_KIND_AT = _CHAIN.size - 1
+_U32 = 0xFFFF_FFFF
+_KIND_NAMES = ("", *sorted(set(KINDS.values())))
+_KIND_CODES = {name: code for code, name in enumerate(_KIND_NAMES)}
+_SELLER = "(seller)"  # a label, replaced by the seller's name in remembered resale splits
+_KIND_FLAG = {"sale": True, "resale": False}  # acquisition kinds as packed
+_KIND_OF = {True: "sale", False: "resale"}
+_TERMS_KEPT = 16_384  # distinct terms numbered at most (the rest are kept whole)
 
 
 @dataclass(slots=True)
@@ -51,19 +93,13 @@ class _Event:
     timestamp: str | None = None
     prev_hash: str | None = None
     payload: Payload | None = None
-    hash: str = ""
+    hash: bytes = b""  # SHA-256 of the record
+    id_ok: bool = False  # (a creation event) its id is known to be OWN_ID's derivation
+    key: bytes | str = ""  # its aggregate's key in the state table (see _key)
 
     def ref(self) -> _Event:
         """Where the event is, without its payload (to keep for later findings)."""
         return _Event(self.position, self.aggregate_id, self.version, self.type)
-
-
-@dataclass(slots=True)
-class _Chain:
-    version: int
-    head: str
-    position: int | None = None  # where the head event sits in the log
-    kind: str = ""
 
 
 @dataclass(slots=True)
@@ -125,7 +161,8 @@ class _Stock:
     @property
     def committed(self) -> int:
         """Units live, held or pooled: never more than the supply."""
-        return self.live + self.reserved + self.pooled
+        live = self.next_serial - 1 - len(self.free)
+        return live + self.reserved + self.pooled if self.pools else live + self.reserved
 
 
 @dataclass(slots=True)
@@ -160,6 +197,7 @@ class _Allowance:
     stock_id: str
     buyer: str
     total: int = 0
+    derived: bool = False  # its id is the derivation from stock_id and buyer
 
 
 @dataclass(slots=True)
@@ -178,6 +216,9 @@ class _Sale:
     waiting: set[int]  # serials no unit event has issued yet
     limited: bool
     counted: bool = False
+    good_id: str = ""  # the stock's good and tier, whose unit ids it awaits
+    tier: str = ""
+    terms: bytes = b""  # the acquisition terms of its units (once computed)
 
 
 @dataclass(slots=True)
@@ -207,20 +248,31 @@ Handler = Callable[[_Event, Payload], None]
 class Verifier:
     """Checks a ledger's events, fed one at a time in commit order."""
 
-    def __init__(self, *, keep: int = FINDINGS_KEPT) -> None:
+    def __init__(self, *, keep: int = FINDINGS_KEPT, memory: int = DEFAULT_BUDGET) -> None:
+        """``keep``: findings kept in full (all are counted). ``memory``: the
+        bytes of per-aggregate state kept in memory before the oldest move
+        to a temporary file (see :mod:`ledger.verify.state`)."""
         self._keep = keep
         self._findings: list[Finding] = []
         self._total = 0
         self._events = 0
         self._by_type: dict[str, int] = {}
         self._started = time.perf_counter()
-        # Per aggregate.
-        self._chains: dict[str, _Chain] = {}
+        # Per aggregate: chain heads, units' and allowances' state, packed.
+        self._aggregates = StateTable(memory)
         self._goods: dict[str, _Good] = {}
         self._stocks: dict[str, _Stock] = {}
-        self._units: dict[str, _Unit] = {}
         self._channels: dict[str, int] = {}
-        self._allowances: dict[str, _Allowance] = {}
+        # Stock ids as packed in units' and allowances' state.
+        self._stock_refs: dict[str, int] = {}
+        self._stock_names: list[str] = []
+        # Remembered derivations (pure functions of their arguments).
+        self._stock_ids: dict[tuple[str, str], str] = {}
+        self._primary_splits: dict[tuple[str, str, int, int], list[Payload] | None] = {}
+        self._resale_splits: dict[tuple[str, str, int, int], list[Payload] | None] = {}
+        # Acquisition terms, numbered (as units' state keeps them).
+        self._terms_ids: dict[bytes, int] = {}
+        self._terms_list: list[bytes] = []
         # Expectations across aggregates, dropped once met.
         self._sales: dict[str, _Sale] = {}  # by sale_id
         self._awaited_units: dict[str, tuple[_Sale, int]] = {}  # unit id -> sale, serial
@@ -274,6 +326,47 @@ class Verifier:
         self, position: int, aggregate_id: str, version: int, event_type: str, state: bytes
     ) -> None:
         """One stored row: its columns and the stored ``state`` bytes."""
+        self.feed_stored(position, aggregate_id, version, event_type, state)
+
+    def feed_stored(
+        self, position: int, aggregate_id: str, version: int, event_type: str, state: bytes
+    ) -> bytes | None:
+        """:meth:`feed`, returning the record bytes it spliced and hashed if
+        the event took the fast path (None otherwise): the global log's leaf
+        is the same bytes."""
+        value = clean_state(aggregate_id, version, event_type, state)
+        if value is not None:
+            record = record_bytes(aggregate_id, version, event_type, state)
+            self._accept(position, aggregate_id, version, event_type, value,
+                         _sha256(record).digest())
+            return record
+        self._feed_general(position, aggregate_id, version, event_type, state)
+        return None
+
+    def feed_checked(
+        self, position: int, aggregate_id: str, version: int, event_type: str, state: bytes,
+        digest: bytes, id_ok: bool = False,
+    ) -> None:
+        """:meth:`feed` for a row that :func:`clean_state` has passed (in
+        another process, say) and whose record hashes to ``digest``;
+        ``id_ok``: :func:`own_id_ok` holds for it."""
+        self._accept(position, aggregate_id, version, event_type, _loads(state), digest, id_ok)
+
+    def _accept(self, position: int, aggregate_id: str, version: int, event_type: str,
+                value: Payload, digest: bytes, id_ok: bool = False) -> None:
+        """An event whose bytes, columns, envelope and payload members are
+        known to be right: its chain and rules."""
+        ev = _Event(position, aggregate_id, version, event_type, value["timestamp"],
+                    value["prev_hash"], value["payload"], digest, id_ok,
+                    _uuid_key(aggregate_id))
+        self._events += 1
+        by_type = self._by_type
+        by_type[event_type] = by_type.get(event_type, 0) + 1
+        self._process(ev, checked=True)
+
+    def _feed_general(
+        self, position: int, aggregate_id: str, version: int, event_type: str, state: bytes
+    ) -> None:
         ev = _Event(
             position,
             aggregate_id if isinstance(aggregate_id, str) else None,
@@ -289,7 +382,7 @@ class Verifier:
             data = b""
         if usable:
             # Hashed as stored, even if damaged (findings below say how).
-            ev.hash = codec.sha256_hex(codec.splice(aggregate_id, version, event_type, data))
+            ev.hash = _sha256(codec.splice(aggregate_id, version, event_type, data)).digest()
         try:
             value, problem = codec.parse(data)
         except codec.NotJSONError as error:
@@ -311,13 +404,14 @@ class Verifier:
                     )
                 self._read_envelope(ev, value)
         if usable:
+            ev.key = _key(aggregate_id)
             self._process(ev)
 
     def feed_record(self, position: int, record: bytes) -> None:
         """One line of an export file: the record bytes, without the newline."""
         ev = _Event(position)
         data = bytes(record)
-        ev.hash = codec.sha256_hex(data)
+        ev.hash = _sha256(data).digest()
         try:
             value, problem = codec.parse(data)
         except codec.NotJSONError as error:
@@ -364,6 +458,8 @@ class Verifier:
                         ev, "record-mismatch", "record is not the splice of its state and columns"
                     )
         if usable:
+            assert ev.aggregate_id is not None
+            ev.key = _key(ev.aggregate_id)
             self._process(ev)
 
     def report_unreadable(self, position: int | None, message: str) -> None:
@@ -382,11 +478,13 @@ class Verifier:
     def finish(self, source: str) -> Report:
         """Run the end-of-log checks and sum up."""
         self._end_of_log()
+        aggregates = len(self._aggregates)
+        self._aggregates.close()
         findings = sorted(self._findings, key=lambda f: (f.position is None, f.position or 0))
         return Report(
             source=source,
             events=self._events,
-            aggregates=len(self._chains),
+            aggregates=aggregates,
             findings=findings,
             findings_total=self._total,
             by_type=dict(self._by_type),
@@ -471,26 +569,48 @@ class Verifier:
         elif "payload" in value:
             self._flag(ev, "bad-envelope", "payload is not an object")
 
-    def _process(self, ev: _Event) -> None:
+    def _process(self, ev: _Event, *, checked: bool = False) -> None:
+        """Chain, type and rules; ``checked``: the payload is known to pass
+        :func:`~ledger.verify.schema.payload_problem`."""
         assert ev.aggregate_id is not None
         assert ev.version is not None
         assert ev.type is not None
-        chain = self._check_chain(ev)
         kind = KINDS.get(ev.type)
+        # The chain, when it holds and its state is only a chain head (most
+        # events): inline. Anything else: _check_chain.
+        table = self._aggregates
+        blob = table.get(ev.key)
+        position = ev.position
+        if (kind is None or type(position) is not int or not 0 <= position <= _U32
+                or ev.version > _U32):
+            had = self._check_chain(ev, kind)
+        elif blob is None:
+            if ev.version == 1 and (ev.prev_hash is None or ev.prev_hash == codec.ZERO_HASH):
+                table.add(ev.key, _CHAIN.pack(0, ev.hash, 1, position, _KIND_CODES[kind]))
+                had = ""
+            else:
+                had = self._check_chain(ev, kind)
+        elif blob[0] == 0 and blob[_KIND_AT] == _KIND_CODES[kind]:
+            _, head, version, _, code = _CHAIN.unpack(blob)
+            if ev.version == version + 1 and (ev.prev_hash is None or ev.prev_hash == head.hex()):
+                table.put(ev.key, _CHAIN.pack(0, ev.hash, ev.version, position, code))
+                had = kind
+            else:
+                had = self._check_chain(ev, kind)
+        else:
+            had = self._check_chain(ev, kind)
         if kind is None:
             self._flag(ev, "unknown-type", f"{_short(ev.type)} is not an event type of section 5")
             return
-        if not chain.kind:
-            chain.kind = kind
-        elif chain.kind != kind:
-            self._flag(ev, "wrong-type", f"a {ev.type} event in a {chain.kind} aggregate")
+        if had and had != kind:
+            self._flag(ev, "wrong-type", f"a {ev.type} event in a {had} aggregate")
         creates = ev.type in CREATION_TYPES
         if creates and ev.version != 1:
             self._flag(ev, "wrong-type", f"{ev.type} creates its aggregate, so must be version 1")
         elif not creates and ev.version == 1:
             self._flag(ev, "wrong-type", f"{ev.type} cannot be the first event of an aggregate")
         payload = ev.payload
-        if payload is not None:
+        if payload is not None and not checked:
             problem = payload_problem(ev.type, payload)
             if problem is not None:
                 self._flag(ev, "bad-payload", problem)
@@ -512,74 +632,172 @@ class Verifier:
                 f"the verifier could not check this event: {type(error).__name__}: {error}",
             )
 
-    def _check_chain(self, ev: _Event) -> _Chain:
+    def _check_chain(self, ev: _Event, kind: str | None) -> str:
+        """Version and ``prev_hash`` against the aggregate's head, which then
+        moves to this event; the aggregate takes ``kind`` if it has none yet.
+        Returns the kind it had."""
         assert ev.aggregate_id is not None
         assert ev.version is not None
-        chain = self._chains.get(ev.aggregate_id)
-        expected_version = 1 if chain is None else chain.version + 1
-        expected_prev = codec.ZERO_HASH if chain is None else chain.head
-        if ev.version == expected_version:
-            if ev.prev_hash is not None and ev.prev_hash != expected_prev:
-                what = (
-                    "64 zeros (version 1)" if chain is None else (
-                        f"the hash of v{chain.version} (at position {chain.position}): "
-                        "that event or this one was altered")
+        table = self._aggregates
+        blob = table.get(ev.key)
+        if blob is None:
+            if ev.version == 1:
+                if ev.prev_hash is not None and ev.prev_hash != codec.ZERO_HASH:
+                    self._flag(
+                        ev,
+                        "prev-hash-mismatch",
+                        f"prev_hash is not 64 zeros (version 1); expected {codec.ZERO_HASH}, "
+                        f"found {ev.prev_hash}",
+                        expected=codec.ZERO_HASH,
+                        actual=ev.prev_hash,
+                    )
+            else:
+                self._flag(
+                    ev,
+                    "version-gap",
+                    f"the aggregate's first event has version {ev.version}; "
+                    "expected 1 (events missing)",
+                    expected="1",
+                    actual=str(ev.version),
                 )
+            code = 0 if kind is None else _KIND_CODES[kind]
+            table.add(ev.key, _pack(ev.hash, ev.version, ev.position, code, None, None))
+            return ""
+        head, version, position, code, unit, allowance = _unpack(blob)
+        old_code = code
+        expected_version = version + 1
+        if ev.version == expected_version:
+            if ev.prev_hash is not None and ev.prev_hash != head.hex():
+                expected_prev = head.hex()
                 self._flag(
                     ev,
                     "prev-hash-mismatch",
-                    f"prev_hash is not {what}; expected {expected_prev}, found {ev.prev_hash}",
+                    f"prev_hash is not the hash of v{version} (at position {position}): that "
+                    f"event or this one was altered; expected {expected_prev}, found "
+                    f"{ev.prev_hash}",
                     expected=expected_prev,
                     actual=ev.prev_hash,
                 )
         elif ev.version > expected_version:
-            if chain is None:
-                message = (
-                    f"the aggregate's first event has version {ev.version}; "
-                    "expected 1 (events missing)"
-                )
-            else:
-                message = (
-                    f"version {ev.version} follows v{chain.version}; expected "
-                    f"{expected_version} (events missing)"
-                )
-            self._flag(
-                ev, "version-gap", message, expected=str(expected_version), actual=str(ev.version)
-            )
-        else:
-            assert chain is not None
             self._flag(
                 ev,
-                "version-order",
-                f"version {ev.version} repeats or goes back after v{chain.version}",
+                "version-gap",
+                f"version {ev.version} follows v{version}; expected {expected_version} "
+                "(events missing)",
                 expected=str(expected_version),
                 actual=str(ev.version),
             )
-        if chain is None:
-            chain = _Chain(version=ev.version, head=ev.hash, position=ev.position)
-            self._chains[ev.aggregate_id] = chain
-        elif ev.version >= expected_version:
+        else:
+            self._flag(
+                ev,
+                "version-order",
+                f"version {ev.version} repeats or goes back after v{version}",
+                expected=str(expected_version),
+                actual=str(ev.version),
+            )
+        had = _KIND_NAMES[code]
+        if not had and kind is not None:
+            code = _KIND_CODES[kind]
+        if ev.version >= expected_version:
             # Resynchronise on what is stored, so one break is one finding.
-            chain.version = ev.version
-            chain.head = ev.hash
-            chain.position = ev.position
-        return chain
+            table.put(ev.key, _pack(ev.hash, ev.version, ev.position, code, unit,
+                                             allowance))
+        elif code != old_code:
+            table.put(ev.key, _pack(head, version, position, code, unit, allowance))
+        return had
+
+    def _kind(self, key: Key) -> str | None:
+        """The kind of an aggregate seen so far (None: never seen)."""
+        blob = self._aggregates.get(key)
+        return None if blob is None else _KIND_NAMES[_unpack(blob)[3]]
+
+    def _stock_ref(self, stock_id: str) -> int:
+        ref = self._stock_refs.get(stock_id)
+        if ref is None:
+            ref = self._stock_refs[stock_id] = len(self._stock_names)
+            self._stock_names.append(stock_id)
+        return ref
+
+    def _unit(self, key: Key) -> _Unit | None:
+        blob = self._aggregates.get(key)
+        if blob is None or not blob[0]:
+            return None
+        packed = _unpack(blob)[4]
+        if packed is None:
+            return None
+        stock_ref, serial, transferable, holder, acquisitions = packed
+        terms = self._terms_list
+        return _Unit(self._stock_names[stock_ref], serial, transferable, holder, [
+            _Acquisition(_uuid_str(i) if type(i) is bytes else i,
+                         _KIND_OF[k] if type(k) is bool else k, h, src,
+                         terms[t] if type(t) is int else t)
+            for i, k, h, src, t in acquisitions])
+
+    def _keep_unit(self, key: Key, unit: _Unit) -> None:
+        """Store a unit's state with its aggregate's (whose chain is known):
+        acquisition ids as a UUID's bytes, kinds as booleans, terms by
+        their number in a table of terms seen (a sale's units share theirs)."""
+        head, version, position, code, _, allowance = _unpack(self._known(key))
+        packed = (self._stock_ref(unit.stock_id), unit.serial, unit.transferable, unit.holder,
+                  [(_key(a.id), _KIND_FLAG.get(a.kind, a.kind), a.holder, a.source,
+                    self._terms_ref(a.terms)) for a in unit.acquisitions])
+        self._aggregates.put(key, _pack(head, version, position, code, packed, allowance))
+
+    def _terms_ref(self, terms: bytes) -> bytes | int:
+        found = self._terms_ids.get(terms)
+        if found is None:
+            if len(self._terms_list) >= _TERMS_KEPT:
+                return terms
+            found = self._terms_ids[terms] = len(self._terms_list)
+            self._terms_list.append(terms)
+        return found
+
+    def _allowance(self, key: Key) -> _Allowance | None:
+        blob = self._aggregates.get(key)
+        if blob is None or not blob[0]:
+            return None
+        packed = _unpack(blob)[5]
+        if packed is None:
+            return None
+        stock_ref, buyer, total, derived = packed
+        return _Allowance(self._stock_names[stock_ref], buyer, total, derived)
+
+    def _keep_allowance(self, key: Key, allowance: _Allowance) -> None:
+        head, version, position, code, unit, _ = _unpack(self._known(key))
+        packed = (self._stock_ref(allowance.stock_id), allowance.buyer, allowance.total,
+                  allowance.derived)
+        self._aggregates.put(key, _pack(head, version, position, code, unit, packed))
+
+    def _known(self, key: Key) -> bytes:
+        blob = self._aggregates.get(key)
+        if blob is None:  # pragma: no cover - handlers run after the chain is recorded
+            raise AssertionError(f"no chain recorded for {key!r}")
+        return blob
 
     # ------------------------------------------------------------------
     # Shared rule helpers
     # ------------------------------------------------------------------
-    def _check_id(self, ev: _Event, kind: str, *parts: object) -> None:
+    def _check_own_id(self, ev: _Event, p: Payload) -> bool:
+        """A creation event's aggregate id is the derivation of section 4
+        from its payload (:data:`OWN_ID`), unless already known to be."""
+        assert ev.type is not None
+        return ev.id_ok or self._check_id(ev, *OWN_ID[ev.type](p))
+
+    def _check_id(self, ev: _Event, kind: str, *parts: object) -> bool:
+        """Whether the event's aggregate id is the derivation (else flagged)."""
         want = codec.derive_id(kind, *parts)
-        if ev.aggregate_id != want:
-            name = "/".join((kind, *(str(p) for p in parts)))
-            self._flag(
-                ev,
-                "bad-id",
-                f"aggregate id is not UUIDv5 of {_short(name, 120)}: expected {want}, "
-                f"found {ev.aggregate_id}",
-                expected=want,
-                actual=ev.aggregate_id,
-            )
+        if ev.aggregate_id == want:
+            return True
+        name = "/".join((kind, *(str(p) for p in parts)))
+        self._flag(
+            ev,
+            "bad-id",
+            f"aggregate id is not UUIDv5 of {_short(name, 120)}: expected {want}, "
+            f"found {ev.aggregate_id}",
+            expected=want,
+            actual=ev.aggregate_id,
+        )
+        return False
 
     def _check_currency(self, ev: _Event, price: Payload, good: _Good) -> None:
         if price["currency"] != good.currency:
@@ -594,6 +812,8 @@ class Verifier:
     def _check_split(
         self, ev: _Event, parts: list[Payload], price: int, want: list[Payload] | None
     ) -> None:
+        if want is not None and parts == want:
+            return  # (section 7's parts always sum to the price)
         total = sum(part["amount"] for part in parts)
         if total != price:
             self._flag(
@@ -629,12 +849,12 @@ class Verifier:
     # Channels and goods
     # ------------------------------------------------------------------
     def _on_channel_registered(self, ev: _Event, p: Payload) -> None:
-        self._check_id(ev, "channel", p["channel"])
+        self._check_own_id(ev, p)
         self._channels.setdefault(sys.intern(p["channel"]), p["fee_bps"])
 
     def _on_command_recorded(self, ev: _Event, p: Payload) -> None:
         assert ev.aggregate_id is not None
-        self._check_id(ev, "command", p["scope"], p["key"])
+        self._check_own_id(ev, p)
         named = self._commands_named.pop(ev.aggregate_id, None)
         if named is not None and p["command"] not in named[1]:
             self._flag(
@@ -651,8 +871,7 @@ class Verifier:
                       label: str) -> None:
         """``ev`` names the command record it was saved with (section 5): it
         must be in the log (after ``ev``, as the writer saves it last)."""
-        chain = self._chains.get(command_id)
-        if chain is None or chain.kind != "command":
+        if self._kind(_uuid_key(command_id)) != "command":  # (ids in payloads are UUIDs)
             names = (name,) if isinstance(name, str) else name
             self._commands_named[command_id] = (ev.ref(), names, label)
 
@@ -669,7 +888,7 @@ class Verifier:
                 expected=actual,
                 actual=fingerprint,
             )
-        self._check_id(ev, "good", fingerprint)
+        self._check_own_id(ev, p)
         shape_problem = definition_shape_problem(definition)
         if shape_problem is not None:
             self._flag(ev, "bad-definition", shape_problem)
@@ -811,7 +1030,7 @@ class Verifier:
     # ------------------------------------------------------------------
     def _on_stock_opened(self, ev: _Event, p: Payload) -> None:
         assert ev.aggregate_id is not None
-        self._check_id(ev, "stock", p["good_id"], p["tier"])
+        self._check_own_id(ev, p)
         good = self._goods.get(p["good_id"])
         if good is None:
             if p["good_id"] not in self._unreadable:
@@ -904,10 +1123,12 @@ class Verifier:
                 f"[{stock.opens or '-∞'}, {stock.closes or '∞'})",
             )
         serials: list[int] = p["serials"]
-        self._codes.sold(ev, ev.aggregate_id, p, [
-            codec.derive_id("unit", stock.good_id, stock.tier, s) for s in serials])
-        self._check_pool_sale(ev, stock, p, from_hold=from_hold)
-        self._check_rate(ev, stock, p)
+        unit_ids = codec.derive_ids("unit", (stock.good_id, stock.tier), serials)
+        self._codes.sold(ev, ev.aggregate_id, p, unit_ids)
+        if stock.drawing is not None or stock.pools:  # (else nothing to check)
+            self._check_pool_sale(ev, stock, p, from_hold=from_hold)
+        if stock.rates:
+            self._check_rate(ev, stock, p)
         fresh = self._take_serials(ev, stock, serials)
         if stock.committed > stock.supply:
             self._flag(
@@ -924,12 +1145,9 @@ class Verifier:
             self._check_currency(ev, price, good)
             fee = self._fee(ev, p["channel"])
             if fee is not None:
-                weights = primary_weights(
-                    good.creators, good.master_creators, good.master_primary_bps, p["channel"], fee
-                )
-                self._check_split(
-                    ev, p["split"], price["amount"], largest_remainder(price["amount"], weights)
-                )
+                self._check_split(ev, p["split"], price["amount"],
+                                  self._primary_split(stock.good_id, good, p["channel"], fee,
+                                                      price["amount"]))
         # Await one unit event per serial, and the buyer's allowance count.
         sale = _Sale(
             event=ev.ref(),
@@ -943,11 +1161,53 @@ class Verifier:
             fresh=fresh,
             waiting=set(serials),
             limited=stock.per_buyer_limit is not None,
+            good_id=stock.good_id,
+            tier=stock.tier,
         )
         self._sales[sale.sale_id] = sale
-        for serial in sale.waiting:
-            unit_id = codec.derive_id("unit", stock.good_id, stock.tier, serial)
-            self._awaited_units[unit_id] = (sale, serial)
+        awaited = self._awaited_units
+        for serial, unit_id in zip(serials, unit_ids, strict=True):
+            awaited[unit_id] = (sale, serial)
+
+    def _resale_split(self, stock: _Stock | None, good: _Good, channel: str, fee: int,
+                      amount: int, seller: str) -> list[Payload] | None:
+        """Section 7's split of a resale. The seller's name is only a label:
+        its part is the last and its weight does not depend on it, so the
+        split is remembered per good, channel and price, the seller's part
+        relabelled."""
+        assert stock is not None
+        key = (stock.good_id, channel, fee, amount)
+        try:
+            parts = self._resale_splits[key]
+        except KeyError:
+            weights = resale_weights(good.creators, good.resale_bps, good.master_creators,
+                                     good.master_resale_bps, channel, fee, _SELLER)
+            parts = largest_remainder(amount, weights)
+            if len(self._resale_splits) >= 10_000:
+                self._resale_splits.clear()
+            self._resale_splits[key] = parts
+        if parts and parts[-1]["role"] == "seller":
+            return [*parts[:-1], {**parts[-1], "recipient": seller}]
+        return parts
+
+    def _primary_split(self, good_id: str, good: _Good, channel: str, fee: int,
+                       amount: int) -> list[Payload] | None:
+        """Section 7's split of a primary sale (remembered: a good's sales
+        through one channel at one price all split alike). Not to be changed
+        by the caller."""
+        key = (good_id, channel, fee, amount)
+        try:
+            return self._primary_splits[key]
+        except KeyError:
+            pass
+        weights = primary_weights(
+            good.creators, good.master_creators, good.master_primary_bps, channel, fee
+        )
+        parts = largest_remainder(amount, weights)
+        if len(self._primary_splits) >= 10_000:
+            self._primary_splits.clear()
+        self._primary_splits[key] = parts
+        return parts
 
     def _check_early_bird(self, ev: _Event, stock: _Stock, p: Payload) -> None:
         """An early-bird sale: inside the allotment's window, within its
@@ -1237,6 +1497,12 @@ class Verifier:
 
     def _take_serials(self, ev: _Event, stock: _Stock, serials: list[int]) -> set[int]:
         """Check and apply a sale's serials; return those never issued before."""
+        first = stock.next_serial
+        if not stock.free and serials == list(range(first, first + len(serials))):
+            # The common case, as the general rule below has it: new serials
+            # in order, none returned to take first.
+            stock.next_serial = first + len(serials)
+            return set(serials)
         free = set(stock.free)
         reused: list[int] = []
         seen: set[int] = set()
@@ -1353,7 +1619,7 @@ class Verifier:
     # ------------------------------------------------------------------
     def _on_allowance_started(self, ev: _Event, p: Payload) -> None:
         assert ev.aggregate_id is not None
-        self._check_id(ev, "allowance", p["stock_id"], p["buyer"])
+        derived = self._check_own_id(ev, p)
         stock = self._stocks.get(p["stock_id"])
         if stock is None:
             if p["stock_id"] not in self._unreadable:
@@ -1364,16 +1630,18 @@ class Verifier:
                 "allowance-mismatch",
                 f"tier {stock.tier!r} has no per-buyer limit, so no allowance",
             )
-        self._allowances.setdefault(
-            ev.aggregate_id, _Allowance(sys.intern(p["stock_id"]), p["buyer"])
-        )
+        if self._allowance(ev.key) is None:
+            self._keep_allowance(
+                ev.key, _Allowance(p["stock_id"], p["buyer"], 0, derived)
+            )
 
     def _on_allowance_counted(self, ev: _Event, p: Payload) -> None:
         assert ev.aggregate_id is not None
-        allowance = self._allowances.get(ev.aggregate_id)
+        allowance = self._allowance(ev.key)
         delta, reference = p["delta"], p["reference"]
         if allowance is not None:
             allowance.total += delta
+            self._keep_allowance(ev.key, allowance)
             stock = self._stocks.get(allowance.stock_id)
             limit = stock.per_buyer_limit if stock is not None else None
             if allowance.total < 0 or (limit is not None and allowance.total > limit):
@@ -1388,12 +1656,14 @@ class Verifier:
         sale = self._sales.get(reference)
         refund = self._refunds.get(reference)
         if sale is not None:
-            want = (codec.derive_id("allowance", sale.stock_id, sale.buyer), sale.quantity)
+            want = (self._allowance_id(ev.aggregate_id, allowance, sale.stock_id, sale.buyer),
+                    sale.quantity)
             what = f"the sale of {sale.quantity} to {sale.buyer}"
             again = sale.counted
             sale.counted = True
         elif refund is not None:
-            want = (codec.derive_id("allowance", refund.stock_id, refund.holder), -1)
+            want = (self._allowance_id(ev.aggregate_id, allowance, refund.stock_id,
+                                       refund.holder), -1)
             what = f"the refund of one unit from {refund.holder}"
             again = refund.counted
             refund.counted = True
@@ -1421,13 +1691,27 @@ class Verifier:
         elif refund is not None:
             self._settle_refund(reference, refund)
 
+    @staticmethod
+    def _allowance_id(aggregate_id: str, allowance: _Allowance | None, stock_id: str,
+                      buyer: str) -> str:
+        """The id of (stock, buyer)'s allowance: ``aggregate_id`` if it is the
+        allowance for them whose id was derived when it started."""
+        if (allowance is not None and allowance.derived and allowance.stock_id == stock_id
+                and allowance.buyer == buyer):
+            return aggregate_id
+        return codec.derive_id("allowance", stock_id, buyer)
+
     # ------------------------------------------------------------------
     # Units
     # ------------------------------------------------------------------
     def _on_unit_issued(self, ev: _Event, p: Payload) -> None:
         assert ev.aggregate_id is not None
-        self._check_id(ev, "unit", p["good_id"], p["tier"], p["serial"])
-        stock_id = codec.derive_id("stock", p["good_id"], p["tier"])
+        awaited = self._awaited_units.get(ev.aggregate_id)
+        if awaited is None or (awaited[0].good_id, awaited[0].tier, awaited[1]) != (
+                p["good_id"], p["tier"], p["serial"]):
+            # (Else the sale derived this very id from these very parts.)
+            self._check_own_id(ev, p)
+        stock_id = self._stock_id(p["good_id"], p["tier"])
         stock = self._stocks.get(stock_id)
         if stock is None:
             if stock_id not in self._unreadable:
@@ -1442,20 +1726,29 @@ class Verifier:
                 "unit-mismatch",
                 f"transferable is {p['transferable']}, the tier's is {stock.transferable}",
             )
-        self._match_sale(ev, stock_id, p, issued=True)
+        terms = self._match_sale(ev, stock_id, p, issued=True)
         self._codes.unit_sold(ev, ev.aggregate_id, p)
-        if ev.aggregate_id not in self._units:
-            self._units[ev.aggregate_id] = _Unit(
-                stock_id=sys.intern(stock_id),
+        if self._unit(ev.key) is None:
+            self._keep_unit(ev.key, _Unit(
+                stock_id=stock_id,
                 serial=p["serial"],
                 transferable=p["transferable"],
-                holder=sys.intern(p["holder"]),
-                acquisitions=[_acquisition(p["sale_id"], "sale", p["holder"], None, p)],
-            )
+                holder=p["holder"],
+                acquisitions=[_acquisition(p["sale_id"], "sale", p["holder"], None, p, terms)],
+            ))
+
+    def _stock_id(self, good_id: str, tier: str) -> str:
+        key = (good_id, tier)
+        found = self._stock_ids.get(key)
+        if found is None:
+            if len(self._stock_ids) >= 4_096:
+                self._stock_ids.clear()
+            found = self._stock_ids[key] = codec.derive_id("stock", good_id, tier)
+        return found
 
     def _on_unit_reissued(self, ev: _Event, p: Payload) -> None:
         assert ev.aggregate_id is not None
-        unit = self._units.get(ev.aggregate_id)
+        unit = self._unit(ev.key)
         if unit is None:
             return
         if unit.holder is not None:
@@ -1464,14 +1757,17 @@ class Verifier:
                 "unit-held",
                 f"the unit is held by {unit.holder}; only a returned unit is sold again",
             )
-        self._match_sale(ev, unit.stock_id, p, issued=False)
+        terms = self._match_sale(ev, unit.stock_id, p, issued=False)
         self._codes.unit_sold(ev, ev.aggregate_id, p)
-        unit.holder = sys.intern(p["holder"])
-        unit.acquisitions = [_acquisition(p["sale_id"], "sale", p["holder"], None, p)]
+        unit.holder = p["holder"]
+        unit.acquisitions = [_acquisition(p["sale_id"], "sale", p["holder"], None, p, terms)]
+        self._keep_unit(ev.key, unit)
 
-    def _match_sale(self, ev: _Event, stock_id: str, p: Payload, *, issued: bool) -> None:
+    def _match_sale(self, ev: _Event, stock_id: str, p: Payload, *,
+                    issued: bool) -> bytes | None:
         """A unit event answers for one serial of an earlier ``stock.sold``,
-        on that sale's terms."""
+        on that sale's terms. Returns the acquisition terms of the unit if
+        they are the sale's (which then computes them once for its units)."""
         assert ev.aggregate_id is not None
         awaited = self._awaited_units.pop(ev.aggregate_id, None)
         if awaited is None:
@@ -1482,9 +1778,17 @@ class Verifier:
                     f"no stock.sold awaits this unit (sale_id {p['sale_id']}): its "
                     "serial was not sold, or is already issued",
                 )
-            return
+            return None
         sale, serial = awaited
         sale.waiting.discard(serial)
+        if (p["sale_id"] == sale.sale_id and p["holder"] == sale.buyer
+                and p["channel"] == sale.channel and p["price"] == sale.price
+                and p["split"] == sale.split and (serial in sale.fresh) == issued):
+            # As the sale says (the general comparison below would find nothing).
+            self._settle_sale(sale)
+            if not sale.terms:
+                sale.terms = _terms(sale.price, sale.split)
+            return sale.terms
         diffs = []
         for name, value in (
             ("sale_id", sale.sale_id),
@@ -1494,7 +1798,9 @@ class Verifier:
         ):
             if p[name] != value:
                 diffs.append(f"{name} {_short(p[name])} (sale: {_short(value)})")
+        same_terms = p["price"] == sale.price
         if p["split"] != sale.split:
+            same_terms = False
             diffs.append("split differs from the sale's")
         if issued and serial not in sale.fresh:
             diffs.append(
@@ -1511,11 +1817,16 @@ class Verifier:
                 f"{sale.event.position}: " + "; ".join(diffs),
             )
         self._settle_sale(sale)
+        if not same_terms:
+            return None
+        if not sale.terms:
+            sale.terms = _terms(sale.price, sale.split)
+        return sale.terms
 
     def _on_unit_resold(self, ev: _Event, p: Payload) -> None:
         assert ev.aggregate_id is not None
         self._name_command(ev, p["resale_id"], "resell", "resale_id")
-        unit = self._units.get(ev.aggregate_id)
+        unit = self._unit(ev.key)
         if unit is None:
             return
         seller = p["seller"]
@@ -1547,26 +1858,18 @@ class Verifier:
             self._check_currency(ev, price, good)
             fee = self._fee(ev, p["channel"])
             if fee is not None:
-                weights = resale_weights(
-                    good.creators,
-                    good.resale_bps,
-                    good.master_creators,
-                    good.master_resale_bps,
-                    p["channel"],
-                    fee,
-                    seller,
-                )
-                self._check_split(
-                    ev, p["split"], price["amount"], largest_remainder(price["amount"], weights)
-                )
+                self._check_split(ev, p["split"], price["amount"],
+                                  self._resale_split(stock, good, p["channel"], fee,
+                                                     price["amount"], seller))
         self._codes.resold(ev, ev.aggregate_id)
-        unit.holder = sys.intern(p["buyer"])
+        unit.holder = p["buyer"]
         unit.acquisitions.append(_acquisition(p["resale_id"], "resale", p["buyer"], seller, p))
+        self._keep_unit(ev.key, unit)
 
     def _on_unit_refunded(self, ev: _Event, p: Payload) -> None:
         assert ev.aggregate_id is not None
         self._name_command(ev, p["refund_id"], "refund", "refund_id")
-        unit = self._units.get(ev.aggregate_id)
+        unit = self._unit(ev.key)
         if unit is None:
             return
         latest = unit.acquisitions[-1] if unit.holder is not None and unit.acquisitions else None
@@ -1603,7 +1906,8 @@ class Verifier:
         ids = [a.id for a in unit.acquisitions]
         if undone.id in ids:
             del unit.acquisitions[ids.index(undone.id) :]
-        unit.holder = None if p["returned_to"] is None else sys.intern(p["returned_to"])
+        unit.holder = p["returned_to"]
+        self._keep_unit(ev.key, unit)
         if p["kind"] == "sale":
             # Awaiting: the serial back in stock, and the buyer's count back down.
             stock = self._stocks.get(unit.stock_id)
@@ -1634,7 +1938,7 @@ class Verifier:
         self._codes.returned_to_pool(ev, ev.aggregate_id, p)
 
     def _on_code_delivered(self, ev: _Event, p: Payload) -> None:
-        unit = self._units.get(p["unit_id"])
+        unit = self._unit(_uuid_key(p["unit_id"]))
         self._codes.delivered(ev, p, unit.holder if unit is not None else None)
 
     # ------------------------------------------------------------------
@@ -1711,18 +2015,158 @@ class Verifier:
 
 
 def _acquisition(
-    acquisition_id: str, kind: str, holder: str, source: str | None, p: Payload
+    acquisition_id: str, kind: str, holder: str, source: str | None, p: Payload,
+    terms: bytes | None = None,
 ) -> _Acquisition:
-    """What a refund must name and give back. Strings are interned and terms
-    hashed: a unit's state stays small, and a sale's units share theirs."""
-    terms = hashlib.sha256(codec.encode([p["price"], p["split"]])).digest()
-    return _Acquisition(
-        sys.intern(acquisition_id),
-        sys.intern(kind),
-        sys.intern(holder),
-        None if source is None else sys.intern(source),
-        terms,
-    )
+    """What a refund must name and give back; its price and split hashed
+    (``terms``, if already known to be those of ``p``)."""
+    return _Acquisition(acquisition_id, kind, holder, source,
+                        terms or _terms(p["price"], p["split"]))
+
+
+def _terms(price: Payload, split: list[Payload]) -> bytes:
+    return _sha256(codec.encode([price, split])).digest()
+
+
+def _pack(head: bytes, version: int, position: int | None, code: int, unit: Any,
+          allowance: Any) -> bytes:
+    """An aggregate's state as bytes (see _CHAIN)."""
+    if (unit is None and allowance is None and type(position) is int and 0 <= position <= _U32
+            and version <= _U32):
+        return _CHAIN.pack(0, head, version, position, code)
+    return b"\x01" + marshal.dumps((head, version, position, code, unit, allowance))
+
+
+def _unpack(blob: bytes) -> tuple[bytes, int, int | None, int, Any, Any]:
+    if blob[0]:
+        # Bytes this verifier packed itself (never read from the log).
+        head, version, position, code, unit, allowance = marshal.loads(blob[1:])  # noqa: S302
+        return head, version, position, code, unit, allowance
+    _, head, version, position, code = _CHAIN.unpack(blob)
+    return head, version, position, code, None, None
+
+
+def clean_state(aggregate_id: object, version: object, event_type: object,
+                state: object) -> Payload | None:
+    """The parsed state of a stored row in which :meth:`Verifier.feed` would
+    find nothing wrong with the bytes, the columns, the envelope or the
+    payload's members (so no finding but what the chain and the rules say);
+    None for any other row. It depends on the row alone."""
+    if not (
+        type(aggregate_id) is str
+        and type(version) is int
+        and type(event_type) is str
+        and type(state) is bytes
+        and 0 < version <= _MAX
+        and _uuid_match(aggregate_id) is not None
+        and state.isascii()
+    ):
+        return None
+    try:
+        value = _loads(state)
+    except orjson.JSONDecodeError:
+        return None
+    if type(value) is not dict or value.keys() != STATE_KEYS:
+        return None
+    payload = value["payload"]
+    prev_hash = value["prev_hash"]
+    timestamp = value["timestamp"]
+    payload_ok = PAYLOAD_OK.get(event_type)
+    if (
+        payload_ok is not None
+        and type(prev_hash) is str
+        and _hex64_match(prev_hash) is not None
+        and type(timestamp) is str
+        and _timestamp_ok(timestamp)
+        and type(payload) is dict
+        and payload_ok(payload)
+        and (event_type not in _UNTYPED or _float_free(payload, _UNTYPED[event_type]))
+        and _canonical(value) == state
+    ):
+        return value
+    return None
+
+
+# The id a creation event's aggregate must have (section 4): the derivation
+# from these parts of its payload.
+OWN_ID: dict[str, Callable[[Payload], tuple[Any, ...]]] = {
+    "channel.registered": lambda p: ("channel", p["channel"]),
+    "command.recorded": lambda p: ("command", p["scope"], p["key"]),
+    "good.minted": lambda p: ("good", p["fingerprint"]),
+    "stock.opened": lambda p: ("stock", p["good_id"], p["tier"]),
+    "allowance.started": lambda p: ("allowance", p["stock_id"], p["buyer"]),
+    "unit.issued": lambda p: ("unit", p["good_id"], p["tier"], p["serial"]),
+}
+
+
+def own_id_ok(aggregate_id: str, event_type: str, payload: Payload) -> bool:
+    """Whether a creation event (of a clean row) has its derived id."""
+    parts = OWN_ID.get(event_type)
+    return parts is not None and aggregate_id == codec.derive_id(*parts(payload))
+
+
+def record_bytes(aggregate_id: str, version: int, event_type: str, state: bytes) -> bytes:
+    """:func:`~ledger.verify.codec.splice`, for a row :func:`clean_state` passed."""
+    tail = _TYPE_TAILS.get(event_type)
+    if tail is None:
+        tail = codec.type_tail(event_type)
+    return b"".join((b'{"aggregate_id":"', aggregate_id.encode(), b'",', state[1:-1], tail,
+                     str(version).encode(), b"}"))
+
+
+Key = bytes | str
+
+
+def _uuid_str(key: bytes) -> str:
+    h = key.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _uuid_key(aggregate_id: str) -> bytes:
+    """The state table's key for a lowercase UUID: its 16 bytes (a third of
+    the string's memory)."""
+    return bytes.fromhex(aggregate_id.replace("-", ""))
+
+
+def _key(aggregate_id: str) -> Key:
+    """The state table's key for any id: a UUID's bytes, or the string
+    itself if it is none (a damaged log's), which no UUID's key equals."""
+    return _uuid_key(aggregate_id) if _uuid_match(aggregate_id) is not None else aggregate_id
+
+
+def _canonical(value: Any) -> bytes | None:
+    """The canonical bytes of a parsed value (None: it holds an integer
+    beyond 64 bits, which cannot be re-encoded)."""
+    try:
+        return _dumps(value, option=_CANONICAL)
+    except orjson.JSONEncodeError:
+        return None
+
+
+def _float_free(payload: Payload, members: tuple[str, ...]) -> bool:
+    """No float anywhere in these members of the payload (False also when
+    they nest deeper than :data:`_DEPTH`: the general path then looks)."""
+    return all(_no_float(payload[name], _DEPTH) for name in members)
+
+
+_DEPTH = 64
+
+
+def _no_float(value: Any, depth: int) -> bool:
+    kind = type(value)
+    if kind is dict:
+        items: Any = value.values()
+    elif kind is list:
+        items = value
+    else:
+        return kind is not float
+    if not depth:
+        return False
+    for item in items:
+        kind = type(item)
+        if kind is float or ((kind is dict or kind is list) and not _no_float(item, depth - 1)):
+            return False
+    return True
 
 
 def _good_from(event: _Event, definition: Payload, fingerprint: str) -> _Good:
