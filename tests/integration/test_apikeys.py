@@ -115,15 +115,21 @@ def test_the_cache_lasts_seconds_and_revoking_here_clears_it(store_url: Database
         server = _store(store_url, stack, clock=lambda: now[0])
         operator = _store(store_url, stack)
         who, token = operator.issue(Role.CHANNEL, "shop")
+        assert server.remembered(token) is None  # never seen: only authenticate knows
         assert server.authenticate(token) == who
+        assert server.remembered(token) == who
+        assert server.remembered(token[:-1] + ("A" if token[-1] != "A" else "B")) is None
         assert operator.revoke(who.key_id)  # elsewhere: this server learns within the TTL
         now[0] += CACHE_SECONDS - 0.1
+        assert server.remembered(token) == who
         assert server.authenticate(token) == who
         now[0] += 0.2
+        assert server.remembered(token) is None
         assert server.authenticate(token) is None
         other, token = operator.issue(Role.ADMIN)
         assert server.authenticate(token) == other
         assert server.revoke(other.key_id)  # here: at once
+        assert server.remembered(token) is None
         assert server.authenticate(token) is None
 
 

@@ -24,6 +24,12 @@ KEYS = {
 
 
 class FakeKeys:
+    """The admin's key is remembered (no database read); the others are
+    looked up (in the thread pool), so both paths are taken."""
+
+    def remembered(self, token: str) -> Principal | None:
+        return KEYS["lk-admin"] if token == "lk-admin" else None
+
     def authenticate(self, token: str) -> Principal | None:
         return KEYS.get(token)
 

@@ -121,10 +121,9 @@ class ApiKeyStore(SideTables):
         key_id, secret = found.groups()
         digest = _hash(secret)
         now = self._clock()
-        with self._lock:
-            cached = self._cache.get(digest)
-        if cached is not None and cached[0] > now and cached[1].key_id == key_id:
-            return cached[1]
+        cached = self._cached(key_id, digest, now)
+        if cached is not None:
+            return cached
         with self._cursor(commit=False) as cursor:
             cursor.execute(self._sql(
                 "SELECT secret_hash, role, subject, label, revoked_at FROM {t} WHERE key_id = ?"),
@@ -140,6 +139,23 @@ class ApiKeyStore(SideTables):
                 self._cache.clear()
             self._cache[digest] = (now + CACHE_SECONDS, principal)
         return principal
+
+    def remembered(self, token: str) -> Principal | None:
+        """The key's principal if it was authenticated less than
+        :data:`CACHE_SECONDS` ago, without reading the database (None: not
+        known now; :meth:`authenticate` decides)."""
+        found = _TOKEN.fullmatch(token) if isinstance(token, str) else None
+        if found is None:
+            return None
+        key_id, secret = found.groups()
+        return self._cached(key_id, _hash(secret), self._clock())
+
+    def _cached(self, key_id: str, digest: str, now: float) -> Principal | None:
+        with self._lock:
+            cached = self._cache.get(digest)
+        if cached is not None and cached[0] > now and cached[1].key_id == key_id:
+            return cached[1]
+        return None
 
     def revoke(self, key_id: str) -> bool:
         """Revoke a key at once; False if there is no such live key.
