@@ -4,6 +4,7 @@ for ledger settings."""
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
 from pydantic import Field
@@ -41,6 +42,12 @@ class Settings(BaseSettings):
         description="PostgreSQL: follow new events by LISTEN/NOTIFY (lowest lag) or by "
         "polling every projection_poll_interval (cheaper for the writers under heavy load; "
         "see docs/benchmarks.md). SQLite always polls.")
+    projection_process: Literal["auto", "yes", "no"] = Field(
+        default="auto",
+        description="Apply the views in a process of their own beside the server (yes), in "
+        "a thread of the server's (no), or (auto) a process on PostgreSQL when the machine "
+        "has more than one processor and a thread otherwise: the thread shares the server's "
+        "GIL, so under load the views fall behind (see docs/benchmarks.md)")
     band_plenty_bps: int = Field(default=3_000, gt=0, lt=10_000,
                                  description="Show the number of units left above this share")
     band_scarce_bps: int = Field(default=1_000, gt=0, lt=10_000,
@@ -56,6 +63,15 @@ class Settings(BaseSettings):
         description="Seconds between sweeps that record the expiry of holds whose time is up")
     velocity_window_minutes: int = Field(default=60, ge=1, le=10_080,
                                          description="Window for sales velocity")
+
+    def views_in_process(self, backend: str) -> bool:
+        """Whether a server on ``backend`` applies its views in a process of
+        their own. Auto: on PostgreSQL, with more than one processor. (On
+        SQLite two processes take turns at the file's one writer lock by
+        sleeping on it, and the writers wait longer than the GIL made them.)"""
+        if self.projection_process == "auto":
+            return backend == "postgresql" and (os.cpu_count() or 1) > 1
+        return self.projection_process == "yes"
 
     def band_policy(self) -> BandPolicy:
         return BandPolicy(plenty_bps=self.band_plenty_bps, scarce_bps=self.band_scarce_bps,

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ledger.projections import ProjectionRunner, ProjectionStore, Views
+from ledger.projections.process import ProcessRunner
 from ledger.service import Ledger
 from ledger.service.holds import HoldSweeper
 from ledger.service.sealer import Sealer, SealerThread
@@ -93,8 +94,12 @@ def open_runtime(url: DatabaseURL, settings: Settings, *, signers: Sequence[Sign
         if url.backend == "postgresql" and settings.projection_follow == "listen":
             listen = {"host": url.host, "port": url.port, "user": url.user,
                       "password": url.password, "dbname": url.dbname}
-        runner = ProjectionRunner(projections, poll_interval=settings.projection_poll_interval,
-                                  listen_dsn=listen)
+        runner = (ProcessRunner(projections, url, bands=settings.band_policy(),
+                                poll_interval=settings.projection_poll_interval,
+                                listen_dsn=listen)
+                  if settings.views_in_process(url.backend) else
+                  ProjectionRunner(projections, poll_interval=settings.projection_poll_interval,
+                                   listen_dsn=listen))
         return Runtime(ledger, log, sealer, seal_interval=settings.seal_interval, policy=policy,
                        projections=projections, runner=runner,
                        api_keys=ApiKeyStore(recorder),

@@ -33,7 +33,8 @@ Listener = Callable[[Changes], None]
 LAG_WINDOW = 2_048  # batches whose lag is kept for percentiles
 
 
-def _now() -> str:
+def now_text() -> str:
+    """The present moment as the views record it."""
     return format_timestamp(datetime.now(UTC))
 
 
@@ -122,11 +123,17 @@ class ProjectionRunner:
             total += changes.events
         return total
 
+    def _apply_next(self) -> tuple[Changes | None, int]:
+        """Apply the next batch: what it changed (None: nothing new), and
+        the views' position as last read."""
+        changes = self.store.apply_next(now_text, limit=self.batch_events)
+        return changes, self.store.seen_position
+
     def _apply_batch(self) -> Changes | None:
-        changes = self.store.apply_next(_now, limit=self.batch_events)
+        changes, seen = self._apply_next()
         if changes is None:  # nothing new; another runner may have moved the views on
             with self._applied:
-                self._position = max(self._position, self.store.seen_position)
+                self._position = max(self._position, seen)
                 self._applied.notify_all()
             return None
         if changes.events:
