@@ -9,17 +9,22 @@ prints one table. Figures only: nothing here passes or fails.
 
 from __future__ import annotations
 
+import argparse
 import os
 import resource
 import secrets
 import shutil
+import socket
 import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import httpx
 
 from ledger.store.database import DatabaseURL
 from ledger.store.postgres import create_database, create_schema, drop_database, server_reachable
@@ -177,3 +182,51 @@ def ensure_command(command: str, debian_package: str) -> str:
     if not found:
         raise SystemExit(f"{command} is needed: install the Debian package {debian_package}")
     return found
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextmanager
+def served(args: list[str], base: str, ready_path: str, log_file: Path, *,
+           cwd: Path, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``python ARGS`` until ``base + ready_path`` answers (below 500);
+    yields the process; stops it after."""
+    with open(log_file, "w") as output:
+        process = subprocess.Popen([sys.executable, *args], cwd=cwd, env=env or dict(os.environ),
+                                   stdout=output, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                if process.poll() is not None:
+                    raise RuntimeError(f"{' '.join(args[:3])} exited with {process.returncode}; "
+                                       f"see {log_file}:\n{log_file.read_text()[-2000:]}")
+                try:
+                    if httpx.get(f"{base}{ready_path}", timeout=2).status_code < 500:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{' '.join(args[:3])} did not come up within 60 s")
+                time.sleep(0.1)
+            yield process
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def main_of(doc: str | None, add_arguments: Callable[[argparse.ArgumentParser], None],
+            run: Callable[[argparse.Namespace], list[Figure]]) -> None:
+    """``python -m bench.<name>``: parse the module's options, run it, print its table."""
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
+    add_arguments(parser)
+    print(table(run(parser.parse_args())))

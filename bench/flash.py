@@ -45,7 +45,14 @@ from eventsourcing.domain import Aggregate, event
 from eventsourcing.persistence import IntegrityError
 from psycopg_pool import ConnectionPool
 
-from bench.common import Figure, ensure_postgres, fresh_store, percentile, table, wait_quiet
+from bench.common import (
+    Figure,
+    ensure_postgres,
+    fresh_store,
+    main_of,
+    percentile,
+    wait_quiet,
+)
 from ledger.domain.errors import SoldOutError
 from ledger.domain.money import Money
 from ledger.service import Ledger
@@ -214,7 +221,7 @@ def naive_es_sale(url: DatabaseURL, buyers: int, units: int, threads: int) -> Sa
                 return True
 
         seconds, sold, latencies = drive(attempt, buyers, threads)
-        left = shop.repository.get(stock.id).left
+        left: int = shop.repository.get(stock.id).left
     finally:
         shop.close()
     return Sale(seconds, sold, latencies, left, units)
@@ -300,9 +307,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    add_arguments(parser)
-    print(table(run(parser.parse_args())))
+    main_of(__doc__, add_arguments, run)
 
 
 if __name__ == "__main__":

@@ -57,10 +57,8 @@ import os
 import re
 import secrets
 import signal
-import socket
 import sqlite3
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -79,9 +77,11 @@ from bench.common import (
     Figure,
     ensure_command,
     ensure_postgres,
+    free_port,
     fresh_store,
+    main_of,
     percentile,
-    table,
+    served,
     wait_quiet,
 )
 from ledger.domain.model import parse_timestamp
@@ -103,44 +103,6 @@ def spec(units: int) -> dict[str, Any]:
             "edition": {"policy": "absolute"}, "royalty": {"resale_bps": 1_000},
             "tiers": [{"name": TIER, "quota": units, "transferable": True}]}
 
-
-# -- processes ------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@contextmanager
-def served(args: list[str], base: str, ready_path: str, log_file: Path, *,
-           cwd: Path, env: dict[str, str] | None = None) -> Iterator[str]:
-    """Run ``python ARGS`` until ``base + ready_path`` answers; stop it after."""
-    with open(log_file, "w") as output:
-        process = subprocess.Popen([sys.executable, *args], cwd=cwd, env=env or dict(os.environ),
-                                   stdout=output, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                if process.poll() is not None:
-                    raise RuntimeError(f"{' '.join(args[:3])} exited with {process.returncode}; "
-                                       f"see {log_file}:\n{log_file.read_text()[-2000:]}")
-                try:
-                    if httpx.get(f"{base}{ready_path}", timeout=2).status_code < 500:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{' '.join(args[:3])} did not come up within 60 s")
-                time.sleep(0.1)
-            yield base
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 def db_text(url: DatabaseURL) -> str:
@@ -285,8 +247,8 @@ def ledger_server(url: DatabaseURL, directory: Path, key: Path,
     base = f"http://127.0.0.1:{port}"
     args = ["-m", "ledger.cli", "serve", "--db", db_text(url), "--port", str(port),
             "--log-key", str(key), *(["--policy", str(policy)] if policy else [])]
-    with served(args, base, "/healthz", directory / "ledger.log", cwd=directory) as served_base:
-        yield served_base
+    with served(args, base, "/healthz", directory / "ledger.log", cwd=directory):
+        yield base
 
 
 def post(client: httpx.Client, path: str, key: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -392,10 +354,10 @@ def log_times(url: DatabaseURL) -> tuple[dict[int, datetime], Received]:
             cosignatures = db.execute(select_cosignatures.format("tlog_cosignatures")).fetchall()
     else:
         with psycopg.connect(host=url.host, port=url.port, user=url.user, dbname=url.dbname,
-                             password=url.password) as db:
+                             password=url.password) as pg:
             def read(statement: str, table_name: str) -> list[Any]:
                 query = sql.SQL(statement).format(sql.Identifier(url.schema, table_name))
-                return db.execute(query).fetchall()
+                return pg.execute(query).fetchall()
             checkpoints = read(select_checkpoints, "ledger_tlog_checkpoints")
             cosignatures = read(select_cosignatures, "ledger_tlog_cosignatures")
     signed = {int(size): parse_timestamp(str(at)) for size, at in checkpoints}
@@ -612,9 +574,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    add_arguments(parser)
-    print(table(run(parser.parse_args())))
+    main_of(__doc__, add_arguments, run)
 
 
 if __name__ == "__main__":

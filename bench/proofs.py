@@ -57,16 +57,13 @@ import http.client
 import json
 import os
 import random
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench.common import Figure, fresh_store, percentile, table, wait_quiet
+from bench.common import Figure, free_port, fresh_store, main_of, percentile, served, wait_quiet
 from ledger.service import Ledger
 from ledger.store.database import DatabaseURL
 from ledger.store.logstore import LogStore
@@ -74,7 +71,7 @@ from ledger.tlog import merkle
 from ledger.tlog.note import Checkpoint, Signer, sign_note
 
 try:
-    import pymerkle
+    import pymerkle  # type: ignore[import-untyped]
 except ImportError:  # the bench extra: .venv/bin/pip install -e '.[bench]'
     pymerkle = None
 
@@ -182,54 +179,19 @@ def pymerkle_in_process(tree: Any, indices: list[int], size: int,
 # --- over HTTP -------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @contextmanager
-def served(url: DatabaseURL, signer: Signer) -> Iterator[tuple[int, int]]:
+def ledger_served(url: DatabaseURL, signer: Signer) -> Iterator[tuple[int, int]]:
     """``ledger serve`` on ``url`` in a subprocess; yields its port and pid."""
     directory = Path(url.path).parent
     key = directory / "log.key"
     key.write_text(signer.to_private_text() + "\n")
-    port = _free_port()
-    script = Path(sys.executable).with_name("ledger")
-    command = [str(script)] if script.exists() else \
-        [sys.executable, "-c", "from ledger.cli import main; main()"]
-    command += ["serve", "--db", url.display(), "--log-key", str(key),
-                "--host", "127.0.0.1", "--port", str(port)]
+    port = free_port()
+    args = ["-m", "ledger.cli", "serve", "--db", url.display(), "--log-key", str(key),
+            "--host", "127.0.0.1", "--port", str(port)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
-    with (directory / "server.log").open("w") as log_file:
-        server = subprocess.Popen(command, cwd=directory, env=env, stdout=log_file,
-                                  stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                if server.poll() is not None:
-                    raise SystemExit("the server stopped:\n" +
-                                     (directory / "server.log").read_text()[-3000:])
-                try:
-                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                    conn.request("GET", "/healthz")
-                    if conn.getresponse().status == 200:
-                        conn.close()
-                        break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit("the server did not answer within 60 s")
-                time.sleep(0.2)
-            yield port, server.pid
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+    with served(args, f"http://127.0.0.1:{port}", "/healthz", directory / "server.log",
+                cwd=directory, env=env) as server:
+        yield port, server.pid
 
 
 def _get(conn: http.client.HTTPConnection, path: str) -> tuple[float, bytes]:
@@ -323,7 +285,7 @@ def run(options: argparse.Namespace) -> list[Figure]:
             met=ours_rate >= 10 * pm_rate,
             note=f"{count:,} proofs, {ours_verified:,} verify; CPU {quiet:.0%} busy before")
 
-        with served(url, signer) as (port, pid):
+        with ledger_served(url, signer) as (port, pid):
             quiet = wait_quiet()
             proof_times, health_times, http_verified = over_http(port, indices, leaves, root)
             # Then the server's CPU per request, each route on its own (the
@@ -363,9 +325,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    add_arguments(parser)
-    print(table(run(parser.parse_args())))
+    main_of(__doc__, add_arguments, run)
 
 
 if __name__ == "__main__":

@@ -59,7 +59,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.common import Figure, table, wait_quiet
+from bench.common import Figure, main_of, wait_quiet
 from ledger.domain.channel import Channel
 from ledger.domain.command import CommandRecord, request_hash
 from ledger.domain.good import Good, GoodSpec
@@ -631,9 +631,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    add_arguments(parser)
-    print(table(run(parser.parse_args())))
+    main_of(__doc__, add_arguments, run)
 
 
 if __name__ == "__main__":
