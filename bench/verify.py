@@ -26,7 +26,8 @@ Then it measures, each in a child process so that its peak RSS is its own:
   every row in commit order, splice its record, SHA-256 it (the chain's event
   hash) and fold its leaf hash into an RFC 6962 Merkle root. Events/s.
 * **verify**: :func:`ledger.verify.verify_store` with the log key (every
-  event's bytes, chain and rules, every checkpoint's root and signature):
+  event's bytes, chain and rules, every checkpoint's root and signature),
+  the cyclic collector tuned as ``ledger verify`` tunes it (ledger.tuning):
   events/s and peak RSS, as it runs by default on a large store (two
   processes: :mod:`ledger.verify.pipeline`; the RSS is the two peaks summed)
   and with ``parallel=False`` (one process). Target >= 100,000 events/s and
@@ -468,6 +469,8 @@ from ledger.tlog.note import Verifier
 from ledger.verify import pipeline, verify_store
 
 path, vkey, origin, mode = sys.argv[1:5]
+from ledger.tuning import tune_gc
+tune_gc()  # as ledger verify does
 # The second process's peak RSS, read just before it is closed.
 second = []
 close = pipeline.Prechecker.close

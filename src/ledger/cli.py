@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import json
 import sys
 from pathlib import Path
@@ -15,10 +14,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ledger.config import Settings
 from ledger.store.database import DatabaseURL, DatabaseURLError
 from ledger.store.records import StoreMissingError
+from ledger.tuning import tune_gc
 
 T = TypeVar("T")
-# The cyclic collector's thresholds in `ledger serve` (see serve).
-SERVER_GC_THRESHOLDS = (50_000, 20, 100)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -125,6 +123,8 @@ def verify(
     from ledger.tlog.note import NoteError, Verifier
     from ledger.verify import BundleError, verify_bundle, verify_export, verify_store
     from ledger.verify.classes import exit_code
+
+    tune_gc()
 
     keys = []
     for given in log_key or []:
@@ -396,12 +396,7 @@ def serve(
     runtime = open_runtime(url, settings, signers=signers,
                            policy=_load_policy(policy) if policy else None,
                            code_keyring=code_keyring)
-    # A server keeps many long-lived objects (hot aggregates, caches) and
-    # makes many short-lived ones per request: at the interpreter's default
-    # (a young collection every 700 net allocations) the cyclic collector
-    # took ~15 % of an HTTP flash sale's throughput (docs/benchmarks.md).
-    # Most of what a request makes is freed by reference counting anyway.
-    gc.set_threshold(*SERVER_GC_THRESHOLDS)
+    tune_gc()  # (ledger.tuning: the cyclic collector cost ~15 % of a flash sale)
     try:
         uvicorn.run(create_app(runtime), host=host, port=port, log_level="info")
     finally:

@@ -40,6 +40,7 @@ from ledger.projections.projector import Changes
 from ledger.projections.runner import ProjectionRunner, now_text
 from ledger.projections.store import ProjectionStore
 from ledger.store.database import DatabaseURL
+from ledger.tuning import tune_gc
 
 logger = logging.getLogger("ledger.projections")
 _LENGTH = struct.Struct(">I")
@@ -178,6 +179,7 @@ def main() -> None:
     # server that stops, closing our input, which ends the loop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING, format="views process: %(message)s")
+    tune_gc()
     serve(sys.stdin.buffer, sink)
 
 

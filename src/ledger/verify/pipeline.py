@@ -104,8 +104,8 @@ def _read_frame(source: IO[bytes]) -> bytes:
 
 
 _LENGTH = struct.Struct("<Q")
-_CHILD = ("import sys; from ledger.verify.pipeline import _serve; "
-          "_serve(sys.stdin.buffer, sys.stdout.buffer)")
+_CHILD = ("import sys; from ledger.tuning import tune_gc; tune_gc(); "
+          "from ledger.verify.pipeline import _serve; _serve(sys.stdin.buffer, sys.stdout.buffer)")
 
 
 class Prechecker:
