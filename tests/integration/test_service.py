@@ -192,6 +192,27 @@ def test_a_fresh_process_rebuilds_exactly_the_live_state(
             assert vars(again) == vars(live)
 
 
+def test_reads_of_what_this_process_wrote_see_what_others_wrote_since(
+    ledger: Ledger, store_url: DatabaseURL
+) -> None:
+    good = mint(ledger, tiers=[{"name": "own", "quota": 50}])
+    for i in range(20):
+        ledger.sell(good, "own", buyer=f"b{i}", channel="shop", quantity=1, unit_price=EUR,
+                    idempotency_key=f"s{i}")
+    before = ledger.stock(good, "own")  # from what this process committed last
+    assert before.issued == 20
+    with Ledger(store_url) as other:  # another process sells one more
+        other.sell(good, "own", buyer="zed", channel="shop", quantity=1, unit_price=EUR,
+                   idempotency_key="z")
+    after = ledger.stock(good, "own")
+    assert after.issued == 21
+    assert after.version == before.version + 1
+    with Ledger(store_url, cache_size=0) as replayed:
+        assert vars(replayed.stock(good, "own")) == vars(after)
+    after.supply = -1  # a reader's copy is its own
+    assert ledger.stock(good, "own").supply == 50
+
+
 def test_a_retry_after_a_restart_gets_the_first_answer_even_once_sold_out(
     ledger: Ledger, store_url: DatabaseURL
 ) -> None:

@@ -1116,10 +1116,18 @@ class Ledger:
             return _Spoiled(error)
 
     def _load(self, kind: type[A], aggregate_id: UUID, missing: Exception) -> A:
-        try:
-            found = self._store.load(aggregate_id)
-        except AggregateNotFoundError:
-            raise missing from None
+        """The aggregate as stored now. What this process committed last
+        (the hot cache) is brought up to date with any later events rather
+        than replayed: a stock's first read after a flash sale would replay
+        every sale (0.35 s for 10,000)."""
+        hot = self._hot.copy_of(aggregate_id)
+        if hot is not None:
+            found = self._store.fast_forward(hot)
+        else:
+            try:
+                found = self._store.load(aggregate_id)
+            except AggregateNotFoundError:
+                raise missing from None
         if not isinstance(found, kind):
             raise InvalidInputError("id", f"{aggregate_id} is not a {kind.__name__}")
         return found
