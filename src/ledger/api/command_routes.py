@@ -26,6 +26,7 @@ from fastapi.responses import StreamingResponse
 
 from ledger.api import models
 from ledger.api.auth import check_channel, check_creator, require
+from ledger.api.json_body import StrictJsonRoute
 from ledger.api.log_routes import RuntimeDep
 from ledger.api.problems import PROBLEM_BASE, ApiProblem, domain_problem
 from ledger.api.runtime import Runtime
@@ -35,7 +36,7 @@ from ledger.domain.money import Money
 from ledger.service import Replayed
 from ledger.store.apikeys import Principal, Role
 
-router = APIRouter(tags=["commands"])
+router = APIRouter(tags=["commands"], route_class=StrictJsonRoute)
 logger = logging.getLogger("ledger.api")
 
 IdempotencyKey = Annotated[str | None, Header(

@@ -12,10 +12,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from ledger.api.json_body import StrictJsonRoute
 from ledger.api.problems import ApiProblem
 from ledger.api.runtime import Runtime
+from ledger.domain import limits
 from ledger.domain.model import format_timestamp, record_bytes
 from ledger.service import utc_now
 from ledger.tlog import merkle
@@ -23,7 +25,7 @@ from ledger.tlog.note import NoteError, NoteSignature, parse_note, verify_cosign
 
 ENTRIES_PAGE_MAX = 1_000
 
-router = APIRouter(prefix="/log", tags=["log"])
+router = APIRouter(prefix="/log", tags=["log"], route_class=StrictJsonRoute)
 
 
 async def runtime(request: Request) -> Runtime:
@@ -98,8 +100,8 @@ def latest_checkpoint(rt: RuntimeDep) -> PlainTextResponse:
 
 @router.get("/entries", response_model=Entries,
             summary="Leaves start <= index < end, with their exact record bytes")
-def entries(rt: RuntimeDep, start: Annotated[int, Query(ge=0)],
-            end: Annotated[int, Query(gt=0)]) -> Entries:
+def entries(rt: RuntimeDep, start: Annotated[int, Query(ge=0, le=limits.LOG_INDEX_MAX)],
+            end: Annotated[int, Query(gt=0, le=limits.LOG_SIZE_MAX)]) -> Entries:
     if end <= start:
         raise ApiProblem(422, "invalid-range", "end must be greater than start")
     if end - start > ENTRIES_PAGE_MAX:
@@ -126,10 +128,10 @@ def entries(rt: RuntimeDep, start: Annotated[int, Query(ge=0)],
             summary="Inclusion proof of a leaf (by index, or by aggregate id and version)")
 def inclusion(
     rt: RuntimeDep,
-    index: Annotated[int | None, Query(ge=0)] = None,
+    index: Annotated[int | None, Query(ge=0, le=limits.LOG_INDEX_MAX)] = None,
     aggregate_id: str | None = None,
-    version: Annotated[int | None, Query(ge=1)] = None,
-    size: Annotated[int | None, Query(ge=1)] = None,
+    version: Annotated[int | None, Query(ge=1, le=limits.EVENT_VERSION_MAX)] = None,
+    size: Annotated[int | None, Query(ge=1, le=limits.LOG_SIZE_MAX)] = None,
 ) -> InclusionProof:
     tree_size = _checked_size(rt, size)
     if index is None:
@@ -154,8 +156,9 @@ def inclusion(
 
 @router.get("/proof/consistency", response_model=ConsistencyProof,
             summary="Consistency proof between two signed tree sizes")
-def consistency(rt: RuntimeDep, old: Annotated[int, Query(ge=1)],
-                new: Annotated[int | None, Query(ge=1)] = None) -> ConsistencyProof:
+def consistency(rt: RuntimeDep, old: Annotated[int, Query(ge=1, le=limits.LOG_SIZE_MAX)],
+                new: Annotated[int | None, Query(ge=1, le=limits.LOG_SIZE_MAX)] = None,
+                ) -> ConsistencyProof:
     new_size = _checked_size(rt, new)
     if old > new_size:
         raise ApiProblem(422, "invalid-range", f"old size {old} exceeds new size {new_size}")
@@ -166,7 +169,9 @@ def consistency(rt: RuntimeDep, old: Annotated[int, Query(ge=1)],
 
 
 class Cosignature(BaseModel):
-    size: int = Field(ge=1)
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    size: int = Field(ge=1, le=limits.LOG_SIZE_MAX)
     line: str = Field(max_length=1_000, description="A C2SP cosignature line: — <name> <b64>")
 
 

@@ -25,7 +25,12 @@ Timestamp = Annotated[str, Field(max_length=27, pattern=r"^\d{4}-\d\d-\d\dT\d\d:
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """No unknown fields, and no coercion: an integer is a JSON integer (not
+    ``true``, ``1.0`` or ``"1"``), a boolean is ``true`` or ``false`` (not
+    ``0``). Query and path parameters are not models: they arrive as text
+    and are parsed."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class Money(Strict):

@@ -7,11 +7,12 @@ from uuid import UUID
 
 from fastapi import APIRouter
 
+from ledger.api.json_body import StrictJsonRoute
 from ledger.api.log_routes import RuntimeDep
 from ledger.api.problems import ApiProblem
 from ledger.service.provenance import NotYetSealedError, provenance_bundle
 
-router = APIRouter(tags=["provenance"])
+router = APIRouter(tags=["provenance"], route_class=StrictJsonRoute)
 
 
 @router.get("/units/{unit_id}/provenance",

@@ -22,6 +22,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from ledger.api.auth import check_channel, check_creator, require
+from ledger.api.json_body import StrictJsonRoute
 from ledger.api.log_routes import RuntimeDep
 from ledger.api.problems import ApiProblem
 from ledger.api.runtime import Runtime
@@ -30,7 +31,7 @@ from ledger.projections.projector import Changes
 from ledger.projections.queries import settlement_csv
 from ledger.store.apikeys import Principal, Role
 
-router = APIRouter(tags=["reads"])
+router = APIRouter(tags=["reads"], route_class=StrictJsonRoute)
 
 Reader = Annotated[Principal, require(Role.CREATOR, Role.CHANNEL, Role.AUDITOR)]
 CreatorReader = Annotated[Principal, require(Role.CREATOR, Role.AUDITOR)]

@@ -36,7 +36,22 @@ METADATA_KEYS_MAX = 32
 METADATA_BYTES_MAX = 4_096
 METADATA_DEPTH_MAX = 4
 
+# Integers that name places in the store: the log's leaf indexes and tree
+# sizes, an event's version. Stored as SQLite INTEGER / PostgreSQL BIGINT
+# (at most 2**63 - 1), and answered in JSON, where only integers up to
+# 2**53 - 1 are exact for every reader (I-JSON, RFC 7493). 2**53 - 1 entries
+# is 285 years of a million events a second: no real ledger reaches it.
+STORE_INTEGER_MAX = 2**63 - 1  # SQLite INTEGER, PostgreSQL BIGINT
+JSON_INTEGER_MAX = 2**53 - 1  # I-JSON: exact in every JSON reader
+LOG_SIZE_MAX = JSON_INTEGER_MAX  # a tree size, or the (exclusive) end of a range of leaves
+LOG_INDEX_MAX = LOG_SIZE_MAX - 1  # a leaf index (below the largest size)
+EVENT_VERSION_MAX = JSON_INTEGER_MAX  # events of one aggregate
+
 REQUEST_BODY_BYTES_MAX = 64 * 1024  # one HTTP request body
+# Request headers (defaults of the settings of the same names; docs/api.md).
+HEADER_BYTES_MAX = 8 * 1024  # one header line: name and value
+HEADERS_BYTES_MAX = 64 * 1024  # the whole request head: request line and every header
+HEADERS_COUNT_MAX = 100  # header lines in one request
 PAGE_SIZE_DEFAULT = 100  # rows in one page of a list
 PAGE_SIZE_MAX = 1_000
 SCOPE_CHARS_MAX = 128  # an idempotency scope (the caller's identity)
@@ -46,5 +61,9 @@ GOOD_KINDS = ("collectible", "licence", "redemption-code", "ticket", "media", "s
 # Relations between limits, checked when the module loads (TigerBeetle style).
 if AMOUNT_MAX * SALE_QUANTITY_MAX >= 2**53:
     raise AssertionError("a sale's total must stay inside the I-JSON integer range")
+if LOG_SIZE_MAX + 1 > STORE_INTEGER_MAX or EVENT_VERSION_MAX + 1 > STORE_INTEGER_MAX:
+    raise AssertionError("a log position or version (and the next one) must fit the store")
+if HEADER_BYTES_MAX > HEADERS_BYTES_MAX:
+    raise AssertionError("one header cannot be allowed more than the whole head")
 if TIER_QUOTA_MAX * TIERS_MAX >= 2**53:
     raise AssertionError("supply counts must stay inside the I-JSON integer range")

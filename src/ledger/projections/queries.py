@@ -47,7 +47,9 @@ def decode_cursor(cursor: str | None, arity: int) -> list[Any] | None:
     except (ValueError, orjson.JSONDecodeError):
         raise InvalidInputError("cursor", "not a cursor this server issued") from None
     if (not isinstance(key, list) or len(key) != arity
-            or not all(isinstance(k, str | int) and not isinstance(k, bool) for k in key)):
+            or not all(isinstance(k, str) or (isinstance(k, int) and not isinstance(k, bool)
+                                              and abs(k) <= limits.JSON_INTEGER_MAX)
+                       for k in key)):
         raise InvalidInputError("cursor", "not a cursor this server issued")
     return key
 
