@@ -378,7 +378,9 @@ def serve(
     import uvicorn
 
     from ledger.api.app import create_app
+    from ledger.api.limits import HeaderLimits
     from ledger.api.runtime import open_runtime
+    from ledger.api.server import http_protocol
 
     settings = Settings()
     url = _url(db)
@@ -398,7 +400,13 @@ def serve(
                            code_keyring=code_keyring)
     tune_gc()  # (ledger.tuning: the cyclic collector cost ~15 % of a flash sale)
     try:
-        uvicorn.run(create_app(runtime), host=host, port=port, log_level="info")
+        app = create_app(runtime, header_limits=HeaderLimits(
+            header_bytes_max=settings.header_bytes_max,
+            headers_bytes_max=settings.headers_bytes_max,
+            count_max=settings.headers_count_max))
+        # (ledger.api.server: the request head bounded, refusals as problems)
+        uvicorn.run(app, host=host, port=port, log_level="info",
+                    http=http_protocol(settings.headers_bytes_max))
     finally:
         runtime.ledger.close()
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 import os
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ledger.domain import limits
 from ledger.projections.bands import BandPolicy
 from ledger.store.database import DEFAULT_URL
 
@@ -63,6 +64,15 @@ class Settings(BaseSettings):
         description="Seconds between sweeps that record the expiry of holds whose time is up")
     velocity_window_minutes: int = Field(default=60, ge=1, le=10_080,
                                          description="Window for sales velocity")
+    header_bytes_max: int = Field(
+        default=limits.HEADER_BYTES_MAX, ge=1_024, le=1_048_576,
+        description="Bytes of one request header (name and value); more is a 431 problem")
+    headers_bytes_max: int = Field(
+        default=limits.HEADERS_BYTES_MAX, ge=4_096, le=8_388_608,
+        description="Bytes of a request's line and headers together; more is a 431 problem "
+        "(the server stops reading the request there)")
+    headers_count_max: int = Field(default=limits.HEADERS_COUNT_MAX, ge=10, le=10_000,
+                                   description="Header lines in one request; more is a 431")
 
     def views_in_process(self, backend: str) -> bool:
         """Whether a server on ``backend`` applies its views in a process of
@@ -72,6 +82,12 @@ class Settings(BaseSettings):
         if self.projection_process == "auto":
             return backend == "postgresql" and (os.cpu_count() or 1) > 1
         return self.projection_process == "yes"
+
+    @model_validator(mode="after")
+    def _one_header_within_all(self) -> Settings:
+        if self.header_bytes_max > self.headers_bytes_max:
+            raise ValueError("header_bytes_max must not exceed headers_bytes_max")
+        return self
 
     def band_policy(self) -> BandPolicy:
         return BandPolicy(plenty_bps=self.band_plenty_bps, scarce_bps=self.band_scarce_bps,

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from ledger import __version__
 from ledger.api import command_routes, log_routes, problems, provenance_routes, query_routes
 from ledger.api.auth import require
-from ledger.api.limits import BodyLimit
+from ledger.api.limits import BodyLimit, HeaderLimit, HeaderLimits
 from ledger.api.runtime import Runtime
 from ledger.domain import limits
 from ledger.store.apikeys import Principal, Role
@@ -33,7 +33,7 @@ A verifiable, event-sourced ledger of digital goods.
 """
 
 
-def create_app(runtime: Runtime) -> FastAPI:
+def create_app(runtime: Runtime, *, header_limits: HeaderLimits | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         runtime.start()
@@ -46,6 +46,7 @@ def create_app(runtime: Runtime) -> FastAPI:
                   description=DESCRIPTION)
     app.state.runtime = runtime
     app.add_middleware(BodyLimit, max_bytes=limits.REQUEST_BODY_BYTES_MAX)
+    app.add_middleware(HeaderLimit, bounds=header_limits or HeaderLimits())  # (runs first)
     problems.install(app)
     app.include_router(command_routes.router)
     app.include_router(query_routes.router)
