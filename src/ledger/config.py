@@ -62,7 +62,8 @@ class Settings(BaseSettings):
     hold_sweep_interval: float = Field(
         default=1.0, gt=0, le=60,
         description="Seconds between sweeps that record the expiry of holds whose time is up")
-    velocity_window_minutes: int = Field(default=60, ge=1, le=10_080,
+    velocity_window_minutes: int = Field(default=60, ge=1,
+                                         le=limits.VELOCITY_WINDOW_MINUTES_MAX,
                                          description="Window for sales velocity")
     header_bytes_max: int = Field(
         default=limits.HEADER_BYTES_MAX, ge=1_024, le=1_048_576,

@@ -159,7 +159,8 @@ def lineage(rt: RuntimeDep, good_id: GoodId, _who: Reader, response: Response) -
 @router.get("/goods/{good_id}/velocity", responses=READ_RESPONSES,
             summary="Units sold per hour over a window, and a sell-out estimate per tier")
 def velocity(rt: RuntimeDep, good_id: GoodId, _who: Reader, response: Response,
-             window_minutes: Annotated[int | None, Query(ge=1, le=10_080)] = None,
+             window_minutes: Annotated[int | None, Query(
+                 ge=1, le=limits.VELOCITY_WINDOW_MINUTES_MAX)] = None,
              ) -> dict[str, Any]:
     _positioned(rt, response)
     _found(rt, lambda: rt.views.good(str(good_id)), f"good {good_id}")

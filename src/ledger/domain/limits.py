@@ -54,6 +54,7 @@ HEADERS_BYTES_MAX = 64 * 1024  # the whole request head: request line and every 
 HEADERS_COUNT_MAX = 100  # header lines in one request
 PAGE_SIZE_DEFAULT = 100  # rows in one page of a list
 PAGE_SIZE_MAX = 1_000
+VELOCITY_WINDOW_MINUTES_MAX = 7 * 24 * 60  # a sales-velocity window: at most a week
 SCOPE_CHARS_MAX = 128  # an idempotency scope (the caller's identity)
 
 GOOD_KINDS = ("collectible", "licence", "redemption-code", "ticket", "media", "software")
