@@ -400,12 +400,12 @@ def serve(
                            code_keyring=code_keyring)
     tune_gc()  # (ledger.tuning: the cyclic collector cost ~15 % of a flash sale)
     try:
-        app = create_app(runtime, header_limits=HeaderLimits(
+        api = create_app(runtime, header_limits=HeaderLimits(
             header_bytes_max=settings.header_bytes_max,
             headers_bytes_max=settings.headers_bytes_max,
             count_max=settings.headers_count_max))
         # (ledger.api.server: the request head bounded, refusals as problems)
-        uvicorn.run(app, host=host, port=port, log_level="info",
+        uvicorn.run(api, host=host, port=port, log_level="info",
                     http=http_protocol(settings.headers_bytes_max))
     finally:
         runtime.ledger.close()
