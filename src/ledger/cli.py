@@ -376,13 +376,19 @@ def serve(
     """Run the HTTP API on the store: commands and reads (with API keys; make one
     with `ledger api-keys issue`), live views, and signed checkpoints of the log."""
     import uvicorn
+    from pydantic import ValidationError
 
     from ledger.api.app import create_app
     from ledger.api.limits import HeaderLimits
     from ledger.api.runtime import open_runtime
     from ledger.api.server import http_protocol
 
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}"
+                             for e in error.errors())
+        raise _fail(f"settings (LEDGER_*): {problems}") from None
     url = _url(db)
     key_files = log_key or settings.log_key_file
     if not key_files:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -254,3 +255,14 @@ def test_the_limits_are_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         many = {f"X-H{i}": "1" for i in range(20)}
         response = httpx.get(base + "/healthz", headers=many)
         assert response.status_code == 431, response.text
+
+
+def test_inconsistent_header_limits_are_a_one_line_error(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "ledger.cli", "serve", "--db",
+                           f"sqlite:///{tmp_path / 'l.db'}", "--log-key", str(tmp_path / "k")],
+                          check=False, capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ, LEDGER_HEADER_BYTES_MAX="70000"))
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "error: settings (LEDGER_*): settings: Value error, header_bytes_max must not "
+        "exceed headers_bytes_max"]
