@@ -51,6 +51,8 @@ READ_RESPONSES: dict[int | str, dict[str, Any]] = {
     403: {"description": "The key's role or scope does not allow this"},
     404: {"description": "Not found"},
     422: {"description": "Malformed query"},
+    503: {"description": "A lookup missed while the views were behind the store "
+                         "(views-behind): retry after Retry-After"},
 }
 KEEPALIVE_SECONDS = 15.0
 
