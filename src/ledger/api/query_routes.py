@@ -29,6 +29,7 @@ from ledger.api.runtime import Runtime
 from ledger.domain import limits
 from ledger.projections.projector import Changes
 from ledger.projections.queries import settlement_csv
+from ledger.projections.runner import ViewsBehindError
 from ledger.store.apikeys import Principal, Role
 
 router = APIRouter(tags=["reads"], route_class=StrictJsonRoute)
@@ -51,6 +52,8 @@ READ_RESPONSES: dict[int | str, dict[str, Any]] = {
     403: {"description": "The key's role or scope does not allow this"},
     404: {"description": "Not found"},
     422: {"description": "Malformed query"},
+    503: {"description": "A lookup missed while the views were behind the store "
+                         "(views-behind): retry after Retry-After"},
 }
 KEEPALIVE_SECONDS = 15.0
 
@@ -64,14 +67,21 @@ CATCH_UP_SECONDS = 2.0
 
 
 def _found(rt: Runtime, fetch: Callable[[], Any], what: str) -> Any:
-    """``fetch()``; if it finds nothing while the views are behind the store,
-    wait (briefly) for them to catch up and look again -- so what a client
-    has just created is not reported missing."""
-    value = fetch()
-    if value is None and rt.runner is not None and rt.projections is not None:
-        head = rt.projections.store_position()
-        if rt.runner.position < head and rt.runner.wait_for(head, CATCH_UP_SECONDS):
-            value = fetch()
+    """``fetch()`` from the views, found -- or a 404 only when the views it
+    read held everything stored before this request, so what a client has
+    just created is never reported missing. If the views are behind, wait
+    (at most ``CATCH_UP_SECONDS``) for them; if they are still behind, a 503
+    ``views-behind`` with ``Retry-After``: a miss then proves nothing."""
+    if rt.runner is None or rt.projections is None:
+        value = fetch()
+    else:
+        try:
+            value = rt.runner.lookup(fetch, rt.projections.store_position, CATCH_UP_SECONDS)
+        except ViewsBehindError as behind:
+            raise ApiProblem(503, "views-behind",
+                             f"{what} is not in the views yet: they are at store position "
+                             f"{behind.position} of {behind.needed}; retry in a second",
+                             headers={"Retry-After": "1"}) from None
     if value is None:
         raise ApiProblem(404, "not-found", f"{what} does not exist")
     return value

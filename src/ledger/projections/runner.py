@@ -20,7 +20,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 
@@ -31,6 +31,16 @@ from ledger.projections.store import BATCH_EVENTS, ProjectionStore
 logger = logging.getLogger("ledger.projections")
 Listener = Callable[[Changes], None]
 LAG_WINDOW = 2_048  # batches whose lag is kept for percentiles
+T = TypeVar("T")
+
+
+class ViewsBehindError(LookupError):
+    """A lookup missed, and the views did not reach the store position it
+    needed within the wait: the miss proves nothing yet."""
+
+    def __init__(self, position: int, needed: int) -> None:
+        super().__init__(f"the views are at store position {position} of {needed}")
+        self.position, self.needed = position, needed
 
 
 def now_text() -> str:
@@ -163,6 +173,33 @@ class ProjectionRunner:
                     return False
                 self._applied.wait(min(left, 0.05))
         return True
+
+    def lookup(self, fetch: Callable[[], T | None], head: Callable[[], int],
+               timeout: float) -> T | None:
+        """``fetch()`` from the views; None only if the views it read held
+        every event stored before this call (``head()``: the store's
+        position now), so that a miss means "not there" and never "not
+        there yet" -- what a client has just been told is created is found.
+
+        The position that counts is the one read *before* the fetch: a
+        batch committed while the fetch ran may have moved the views past
+        the store's head by the time it is asked, yet the fetch read them
+        as they were. (Comparing with the position after the fetch is how
+        a unit just sold was once reported missing.) When the views are
+        behind, wait up to ``timeout`` for them and fetch again; if they
+        are still behind, raise :class:`ViewsBehindError`."""
+        # The runner's position moves only after a batch commits, so the
+        # views the fetch reads are at least this far on.
+        before = self.position
+        found = fetch()
+        if found is not None:
+            return found
+        needed = head()
+        if before >= needed:
+            return None
+        if not self.wait_for(needed, timeout):
+            raise ViewsBehindError(self.position, needed)
+        return fetch()
 
     def start(self) -> None:
         if self._thread is not None:
