@@ -54,6 +54,10 @@ Cross-references (sections 5 and 6; matched by id, never by adjacency)
     ``command-missing``     no command.recorded has the sale_id, resale_id or
                             refund_id an effect names
     ``command-mismatch``    that record names another command
+    ``command-orphan``      a record of a command whose effects name it (sell,
+                            resell, refund, reserve, commit-hold, join-waitlist,
+                            import-codes) that no earlier event names: its
+                            effects are missing
 Supply (rule 8.2)
     ``stock-mismatch``      stock.opened differs from its tier's definition, or
                             a tier of a good is never opened
@@ -168,6 +172,7 @@ CHECKS: tuple[str, ...] = (
     "unknown-ref",
     "command-missing",
     "command-mismatch",
+    "command-orphan",
     "stock-mismatch",
     "oversold",
     "serial-reused",

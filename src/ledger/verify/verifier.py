@@ -81,6 +81,14 @@ _KIND_CODES = {name: code for code, name in enumerate(_KIND_NAMES)}
 _SELLER = "(seller)"  # a label, replaced by the seller's name in remembered resale splits
 _KIND_FLAG = {"sale": True, "resale": False}  # acquisition kinds as packed
 _KIND_OF = {True: "sale", False: "resale"}
+# Commands whose effects name their record by its id (docs/format.md section
+# 5): a record of one needs an earlier event that names it (command-orphan),
+# as each such event needs its record (command-missing). Other commands'
+# effects do not name their record, and some legitimately write none (a
+# second delivery of a code records only the answer).
+_NAMED_BY = {"sell": "sale_id", "commit-hold": "sale_id or refund_id", "resell": "resale_id",
+             "refund": "refund_id", "reserve": "hold_id", "join-waitlist": "entry_id",
+             "import-codes": "batch_id"}
 _TERMS_KEPT = 16_384  # distinct terms numbered at most (the rest are kept whole)
 
 
@@ -856,7 +864,16 @@ class Verifier:
         assert ev.aggregate_id is not None
         self._check_own_id(ev, p)
         named = self._commands_named.pop(ev.aggregate_id, None)
-        if named is not None and p["command"] not in named[1]:
+        if named is None:
+            label = _NAMED_BY.get(p["command"])
+            if label is not None:
+                self._flag(
+                    ev,
+                    "command-orphan",
+                    f"a {p['command']} command is recorded, but no event before its record "
+                    f"names it (as its {label}): the command's effects are missing",
+                )
+        elif p["command"] not in named[1]:
             self._flag(
                 ev,
                 "command-mismatch",
