@@ -63,6 +63,12 @@ class Settings(BaseSettings):
         description="Seconds between sweeps that record the expiry of holds whose time is up")
     velocity_window_minutes: int = Field(default=60, ge=1, le=10_080,
                                          description="Window for sales velocity")
+    verify_max_unsigned_age: float = Field(
+        default=300.0, ge=0, le=10**9,
+        description="ledger verify, given a log key or a policy: seconds an event may stay "
+        "outside every checkpoint, measured against the newest event's timestamp, before it "
+        "is a finding (unsigned-events). The sealer signs every seal_interval (at most 60 s); "
+        "the default is ledger.verify.log.UNSIGNED_AGE_DEFAULT")
 
     def views_in_process(self, backend: str) -> bool:
         """Whether a server on ``backend`` applies its views in a process of

@@ -110,6 +110,12 @@ The global log (:mod:`ledger.verify.log`) and the auditor's memory
     ``rollback``            the log no longer reaches the size verified before
     ``split-view``          the log's first N entries are not the tree
                             verified before
+    ``no-checkpoint``       given a log key or a policy: the log has events
+                            and no checkpoint (an export file has none)
+    ``unsigned-events``     given a log key or a policy: an event outside
+                            every checkpoint that verified is more than the
+                            bound (``max_unsigned_age``, 300 s) older than the
+                            newest event
 """
 
 from __future__ import annotations
@@ -153,6 +159,8 @@ CHECKS: tuple[str, ...] = (
     "quorum",
     "rollback",
     "split-view",
+    "no-checkpoint",
+    "unsigned-events",
     "bad-json",
     "not-canonical",
     "bad-envelope",

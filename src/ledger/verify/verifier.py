@@ -33,6 +33,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -291,6 +292,10 @@ class Verifier:
         # Aggregates with an event that could not be read: facts about them
         # are unknown, so expectations that depend on them are not reported.
         self._unreadable: set[str] = set()
+        # The newest timestamp seen, and the oldest event (by timestamp) fed
+        # since the log was last known signed (see mark_signed).
+        self._newest = ""
+        self._unsigned: tuple[str, _Event] | None = None
         self._codes = CodeRules(self._flag)  # redemption codes (rules 8.11)
         self._handlers: dict[str, Handler] = {
             "channel.registered": self._on_channel_registered,
@@ -478,6 +483,26 @@ class Verifier:
         """Record a problem with an export line itself (e.g. ``bad-line``)."""
         self._flag(_Event(position), check, message)
 
+    def mark_signed(self) -> None:
+        """Every event fed so far is under a checkpoint that verified."""
+        self._unsigned = None
+
+    def unsigned_finding(self, max_age: float) -> Finding | None:
+        """``unsigned-events`` if an event fed since :meth:`mark_signed` is
+        more than ``max_age`` seconds older than the newest event fed (by
+        their timestamps), located at the oldest such event."""
+        if self._unsigned is None or not self._newest:
+            return None
+        stamp, ev = self._unsigned
+        age = (_instant(self._newest) - _instant(stamp)).total_seconds()
+        if age <= max_age:
+            return None
+        return Finding(ev.position, ev.aggregate_id, ev.version, ev.type, "unsigned-events",
+                       f"this event ({stamp}) is outside every checkpoint, {age:g} s older "
+                       f"than the newest event ({self._newest}): the log was not signed "
+                       "for longer than the sealer ever leaves it, or its later checkpoints "
+                       "were removed", expected=f"<= {max_age:g} s", actual=f"{age:g} s")
+
     def findings_so_far(self) -> list[Finding]:
         """Findings kept so far, in detection order (for followers that feed
         the log incrementally and never reach its end)."""
@@ -583,6 +608,11 @@ class Verifier:
         assert ev.aggregate_id is not None
         assert ev.version is not None
         assert ev.type is not None
+        stamp = ev.timestamp
+        if stamp is not None:
+            self._newest = max(self._newest, stamp)  # (their text sorts as their instants)
+            if self._unsigned is None or stamp < self._unsigned[0]:
+                self._unsigned = (stamp, ev.ref())
         kind = KINDS.get(ev.type)
         # The chain, when it holds and its state is only a chain head (most
         # events): inline. Anything else: _check_chain.
@@ -2029,6 +2059,11 @@ class Verifier:
         self._commands_named.clear()
         self._derivations.clear()
         self._awaited_units.clear()
+
+
+def _instant(stamp: str) -> datetime:
+    """A timestamp already checked to be ``YYYY-MM-DDTHH:MM:SS.ffffffZ``."""
+    return datetime.fromisoformat(stamp[:-1])
 
 
 def _acquisition(
