@@ -292,8 +292,11 @@ def _print_report(report: object) -> None:
     first = report.first
     assert first is not None
     console.print(f"verdict     [bold red]FAILED[/] — {report.findings_total} finding(s)")
-    console.print(f"first bad   position {first.position}, aggregate {first.aggregate_id} "
-                  f"v{first.version} ({first.event_type})")
+    if first.position is None and first.aggregate_id is None:  # (the log as a whole)
+        console.print("first bad   the log")
+    else:
+        console.print(f"first bad   position {first.position}, aggregate {first.aggregate_id} "
+                      f"v{first.version} ({first.event_type})")
     console.print(f"            [{first.check}] {first.message}", highlight=False, markup=False)
     others = sorted((f for f in report.findings if f is not first),
                     key=lambda f: f.position if f.position is not None else 0)

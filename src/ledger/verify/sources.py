@@ -167,9 +167,9 @@ def _signing_findings(verifier: Verifier, events: int, summary: LogSummary | Non
     if summary is None or not summary.checkpoints:
         return [Finding(None, None, None, None, "no-checkpoint",
                         f"the log has {events} events and no checkpoint"
-                        f"{f' ({why})' if why else ''}: nothing of it is signed by a log key, "
-                        "so nothing shows it was not rewritten (checkpoints are never removed "
-                        "from a store a server sealed)", expected=">= 1 checkpoint",
+                        f"{f' ({why})' if why else ''}: nothing of it is signed by a log key "
+                        "(a server signs within seconds, and never removes a checkpoint)",
+                        expected=">= 1 checkpoint",
                         actual="0")]
     found = verifier.unsigned_finding(max_age)
     return [] if found is None else [found]

@@ -90,6 +90,7 @@ _KIND_OF = {True: "sale", False: "resale"}
 _NAMED_BY = {"sell": "sale_id", "commit-hold": "sale_id or refund_id", "resell": "resale_id",
              "refund": "refund_id", "reserve": "hold_id", "join-waitlist": "entry_id",
              "import-codes": "batch_id"}
+_NO_TIME = "~"  # after every timestamp's text
 _TERMS_KEPT = 16_384  # distinct terms numbered at most (the rest are kept whole)
 
 
@@ -295,7 +296,8 @@ class Verifier:
         # The newest timestamp seen, and the oldest event (by timestamp) fed
         # since the log was last known signed (see mark_signed).
         self._newest = ""
-        self._unsigned: tuple[str, _Event] | None = None
+        self._oldest_unsigned = _NO_TIME  # sorts after every timestamp
+        self._unsigned_at: _Event | None = None
         self._codes = CodeRules(self._flag)  # redemption codes (rules 8.11)
         self._handlers: dict[str, Handler] = {
             "channel.registered": self._on_channel_registered,
@@ -485,15 +487,15 @@ class Verifier:
 
     def mark_signed(self) -> None:
         """Every event fed so far is under a checkpoint that verified."""
-        self._unsigned = None
+        self._oldest_unsigned, self._unsigned_at = _NO_TIME, None
 
     def unsigned_finding(self, max_age: float) -> Finding | None:
         """``unsigned-events`` if an event fed since :meth:`mark_signed` is
         more than ``max_age`` seconds older than the newest event fed (by
         their timestamps), located at the oldest such event."""
-        if self._unsigned is None or not self._newest:
+        ev, stamp = self._unsigned_at, self._oldest_unsigned
+        if ev is None or not self._newest:
             return None
-        stamp, ev = self._unsigned
         age = (_instant(self._newest) - _instant(stamp)).total_seconds()
         if age <= max_age:
             return None
@@ -610,9 +612,11 @@ class Verifier:
         assert ev.type is not None
         stamp = ev.timestamp
         if stamp is not None:
-            self._newest = max(self._newest, stamp)  # (their text sorts as their instants)
-            if self._unsigned is None or stamp < self._unsigned[0]:
-                self._unsigned = (stamp, ev.ref())
+            # (The text sorts as the instants. Not max(): ten times slower, measured.)
+            if stamp > self._newest:  # noqa: PLR1730
+                self._newest = stamp
+            if stamp < self._oldest_unsigned:
+                self._oldest_unsigned, self._unsigned_at = stamp, ev.ref()
         kind = KINDS.get(ev.type)
         # The chain, when it holds and its state is only a chain head (most
         # events): inline. Anything else: _check_chain.
