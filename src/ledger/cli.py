@@ -113,19 +113,25 @@ def verify(
     views: Annotated[bool, typer.Option(
         "--views/--no-views", help="Given a database, also check that its read views "
         "equal a fresh replay of its events.")] = True,
+    max_unsigned_age: Annotated[str | None, typer.Option(
+        "--max-unsigned-age", metavar="SECONDS", help="With --log-key or --policy: how many "
+        "seconds older than the newest event an event may be and still be outside every "
+        "checkpoint (default: $LEDGER_VERIFY_MAX_UNSIGNED_AGE or 300).")] = None,
 ) -> None:
     """Check every event's encoding and hash chain, every rule the events
     alone can prove, and every signed checkpoint of the log against the
     events; given a database, also that the views equal a fresh replay.
     Exit codes: 0 all hold; 2 could not run; 3 chain or encoding; 4 domain
     rule; 5 checkpoint signature; 6 quorum; 7 consistency, split view or
-    rollback; 9 views differ from the replay."""
+    rollback; 9 views differ from the replay; 10 given a key or a policy,
+    no checkpoint, or events left unsigned too long."""
     from ledger.tlog.note import NoteError, Verifier
     from ledger.verify import BundleError, verify_bundle, verify_export, verify_store
     from ledger.verify.classes import exit_code
 
     tune_gc()
 
+    bound = _unsigned_age(max_unsigned_age)
     keys = []
     for given in log_key or []:
         text = Path(given).read_text().strip() if Path(given).is_file() else given
@@ -148,18 +154,21 @@ def verify(
                     report = verify_bundle(
                         bundle, advance, log_keys=keys,
                         policy=_load_policy(policy) if policy else None,
-                        remembered=_read_state(state) if state else None)
+                        remembered=_read_state(state) if state else None,
+                        max_unsigned_age=bound)
                 except BundleError as error:
                     raise _fail(str(error)) from None
             elif export is not None:
                 if not export.is_file():
                     raise _fail(f"no export file at {export}")
-                report = verify_export(export, advance)
+                report = verify_export(export, advance, log_keys=keys,
+                                       policy=_load_policy(policy) if policy else None)
             else:
                 report = verify_store(
                     _url(db), advance, log_keys=keys,
                     policy=_load_policy(policy) if policy else None,
-                    remembered=_read_state(state) if state else None)
+                    remembered=_read_state(state) if state else None,
+                    max_unsigned_age=bound)
         except StoreMissingError as error:
             raise _fail(str(error)) from None
         replay = None
@@ -184,6 +193,25 @@ def verify(
 
 
 VIEWS_DIFFER_EXIT = 9
+
+
+def _unsigned_age(given: str | None) -> float:
+    """--max-unsigned-age, or the setting: seconds, 0 or more."""
+    if given is None:
+        from pydantic import ValidationError
+
+        try:
+            return Settings().verify_max_unsigned_age
+        except ValidationError as error:
+            raise _fail(f"LEDGER_VERIFY_MAX_UNSIGNED_AGE: "
+                        f"{error.errors()[0]['msg']}") from None
+    try:
+        seconds = float(given)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 10**9:  # (also refuses nan)
+        raise _fail(f"--max-unsigned-age {given}: must be a number of seconds, 0 or more")
+    return seconds
 
 
 def _check_views(url: DatabaseURL, advance: Callable[[int], None]) -> ReplayReport | None:
@@ -264,8 +292,11 @@ def _print_report(report: object) -> None:
     first = report.first
     assert first is not None
     console.print(f"verdict     [bold red]FAILED[/] — {report.findings_total} finding(s)")
-    console.print(f"first bad   position {first.position}, aggregate {first.aggregate_id} "
-                  f"v{first.version} ({first.event_type})")
+    if first.position is None and first.aggregate_id is None:  # (the log as a whole)
+        console.print("first bad   the log")
+    else:
+        console.print(f"first bad   position {first.position}, aggregate {first.aggregate_id} "
+                      f"v{first.version} ({first.event_type})")
     console.print(f"            [{first.check}] {first.message}", highlight=False, markup=False)
     others = sorted((f for f in report.findings if f is not first),
                     key=lambda f: f.position if f.position is not None else 0)

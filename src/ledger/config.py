@@ -34,6 +34,12 @@ class Settings(BaseSettings):
         "keys; keep it apart from the database); `ledger codes keyring` makes one")
     seal_interval: float = Field(default=1.0, gt=0, le=60,
                                  description="Seconds between checkpoints (at most)")
+    verify_max_unsigned_age: float = Field(
+        default=300.0, ge=0, le=10**9,
+        description="ledger verify, given a log key or a policy: seconds an event may stay "
+        "outside every checkpoint, measured against the newest event's timestamp, before it "
+        "is a finding (unsigned-events). The sealer signs every seal_interval (at most 60 s); "
+        "the default is ledger.verify.log.UNSIGNED_AGE_DEFAULT")
     projection_poll_interval: float = Field(
         default=0.05, gt=0, le=10,
         description="Seconds between polls of the store for new events when idle "

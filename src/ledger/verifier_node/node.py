@@ -309,13 +309,26 @@ class VerifierNode:
     def poll_once(self) -> None:
         if self.state.alarm is not None:
             return
-        self.reaudit()
         response = self._http.get(f"{self.ledger_url}/log/checkpoint")
+        if response.status_code != 404 or not self.state.size:
+            self.reaudit()  # (after: a ledger that withdrew everything serves no entries)
         if response.status_code == 404:
+            if self.state.size and _problem_type(response).endswith("/no-checkpoint"):
+                # A ledger never removes a checkpoint: this one's were deleted.
+                self._raise_alarm(Alarm(
+                    "checkpoint-withdrawn", f"the ledger shows no checkpoint, but this node "
+                    f"cosigned its checkpoint of size {self.state.size}: its checkpoints were "
+                    "removed", expected=self.state.root))
             return
         response.raise_for_status()
         signed = _log_part(response.text)
         checkpoint = self._open(signed)
+        if checkpoint.size < self.state.size and self.state.cosigned:
+            self._raise_alarm(Alarm(
+                "rollback", f"the ledger's latest checkpoint is of size {checkpoint.size}, "
+                f"smaller than the size {self.state.size} this node cosigned: its later "
+                "checkpoints were removed or the log was rolled back",
+                expected=str(self.state.size), actual=str(checkpoint.size)))
         if checkpoint.size <= self.state.size and self.state.cosigned:
             self.compare_with_peers()
             return
@@ -378,6 +391,16 @@ class VerifierNode:
 
     def close(self) -> None:
         self._http.close()
+
+
+def _problem_type(response: httpx.Response) -> str:
+    """The ``type`` of an RFC 9457 problem document ("" if it is none)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    kind = body.get("type") if isinstance(body, dict) else None
+    return kind if isinstance(kind, str) else ""
 
 
 def _log_part(note: str) -> str:

@@ -54,6 +54,10 @@ Cross-references (sections 5 and 6; matched by id, never by adjacency)
     ``command-missing``     no command.recorded has the sale_id, resale_id or
                             refund_id an effect names
     ``command-mismatch``    that record names another command
+    ``command-orphan``      a record of a command whose effects name it (sell,
+                            resell, refund, reserve, commit-hold, join-waitlist,
+                            import-codes) that no earlier event names: its
+                            effects are missing
 Supply (rule 8.2)
     ``stock-mismatch``      stock.opened differs from its tier's definition, or
                             a tier of a good is never opened
@@ -106,6 +110,12 @@ The global log (:mod:`ledger.verify.log`) and the auditor's memory
     ``rollback``            the log no longer reaches the size verified before
     ``split-view``          the log's first N entries are not the tree
                             verified before
+    ``no-checkpoint``       given a log key or a policy: the log has events
+                            and no checkpoint (an export file has none)
+    ``unsigned-events``     given a log key or a policy: an event outside
+                            every checkpoint that verified is more than the
+                            bound (``max_unsigned_age``, 300 s) older than the
+                            newest event
 """
 
 from __future__ import annotations
@@ -149,6 +159,8 @@ CHECKS: tuple[str, ...] = (
     "quorum",
     "rollback",
     "split-view",
+    "no-checkpoint",
+    "unsigned-events",
     "bad-json",
     "not-canonical",
     "bad-envelope",
@@ -168,6 +180,7 @@ CHECKS: tuple[str, ...] = (
     "unknown-ref",
     "command-missing",
     "command-mismatch",
+    "command-orphan",
     "stock-mismatch",
     "oversold",
     "serial-reused",

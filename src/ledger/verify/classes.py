@@ -4,7 +4,11 @@ When a report has findings of several classes, the command exits with the
 code of the first listed class present: a broken chain is reported as such
 even though it also breaks every later checkpoint's root (the root mismatch
 is its consequence); a root mismatch alone means the events were rewritten
-consistently -- only the signed log shows it.
+consistently -- only the signed log shows it. Missing signatures (no
+checkpoint at all, or events left outside every checkpoint for too long)
+come after the findings that prove something about what was signed, and
+before the domain rules: an auditor who named a key asked first whether the
+store is signed, and a store that is not may hide any rewrite.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ CLASSES: list[tuple[str, int, frozenset[str]]] = [
                                   "split-view"})),
     ("inclusion", 8, frozenset({"inclusion"})),
     ("quorum", 6, frozenset({"quorum"})),
+    ("unsigned", 10, frozenset({"no-checkpoint", "unsigned-events"})),
 ]
 DOMAIN_RULE = ("domain-rule", 4)
 EXIT_OK = 0

@@ -9,7 +9,7 @@ n) memory), never read from the server's stored nodes.
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +17,15 @@ from ledger.store.logstore import StoredCheckpoint
 from ledger.tlog import merkle
 from ledger.tlog.note import Checkpoint, NoteError, Verifier, open_note, parse_note
 from ledger.verify.report import Finding
+
+# Seconds an event may stay outside every checkpoint, measured against the
+# newest event's timestamp, before an auditor who names a log key or a
+# policy is told (``unsigned-events``). A server's sealer signs every
+# ``seal_interval`` seconds (1 s by default, 60 s at most), so a live log's
+# unsigned tail is seconds old; five minutes is five times the longest
+# interval a server can be given, with room for a sealing pass under load
+# and clocks a little apart between the server's processes.
+UNSIGNED_AGE_DEFAULT = 300.0
 
 
 @dataclass
@@ -39,11 +48,13 @@ class LogSummary:
 
 class LogAuditor:
     def __init__(self, checkpoints: Sequence[StoredCheckpoint], log_keys: Sequence[Verifier],
-                 origin: str | None = None, *, remembered: tuple[int, str] | None = None
-                 ) -> None:
+                 origin: str | None = None, *, remembered: tuple[int, str] | None = None,
+                 on_verified: Callable[[], object] | None = None) -> None:
         """``remembered`` is the (size, base64 root) an earlier run verified
-        (``--state``): the log must still contain that tree."""
+        (``--state``): the log must still contain that tree. ``on_verified``
+        is called when a checkpoint over the entries added so far verifies."""
         self._remembered = remembered
+        self._on_verified = on_verified
         self._pending = sorted(checkpoints, key=lambda c: c.size)
         self._keys = list(log_keys)
         self._origin = origin
@@ -140,6 +151,8 @@ class LogAuditor:
         self.summary.latest_root = b64(checkpoint.root)
         self.summary.latest_note = stored.note
         self.summary.signers = sorted({v.name for v in signed})
+        if self._on_verified is not None:
+            self._on_verified()
 
     def _flag(self, position: int | None, check: str, message: str, *,
               expected: str | None = None, actual: str | None = None) -> None:

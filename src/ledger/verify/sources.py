@@ -18,7 +18,7 @@ from ledger.tlog.note import Checkpoint, NoteError, parse_note
 from ledger.tlog.note import Verifier as NoteVerifier
 from ledger.tlog.policy import Policy, parse_policy
 from ledger.verify.codec import splice
-from ledger.verify.log import LogAuditor, LogSummary
+from ledger.verify.log import UNSIGNED_AGE_DEFAULT, LogAuditor, LogSummary
 from ledger.verify.pipeline import CHILD_MEMORY, CLEAN, HASH_SIZE, ID_OK, LEAF, Prechecker
 from ledger.verify.report import Finding, Report
 from ledger.verify.state import DEFAULT_BUDGET
@@ -37,7 +37,7 @@ def verify_store(
     url: DatabaseURL, progress: Progress | None = None, *,
     log_keys: Sequence[NoteVerifier] = (), origin: str | None = None,
     policy: Policy | None = None, remembered: tuple[int, str] | None = None,
-    parallel: bool | None = None,
+    parallel: bool | None = None, max_unsigned_age: float = UNSIGNED_AGE_DEFAULT,
 ) -> Report:
     """Verify every stored event, in commit order, and every signed
     checkpoint of the global log against those events.
@@ -50,6 +50,13 @@ def verify_store(
     cosignatures must meet its quorum. ``remembered`` is the (size, root) a
     previous run verified: a log that no longer contains it fails.
 
+    Given a log key or a policy, the log must be signed: a store with
+    events and no checkpoint fails (``no-checkpoint``), and so does an event
+    outside every checkpoint that verified and more than
+    ``max_unsigned_age`` seconds older than the newest event
+    (``unsigned-events``). Without either, the report only counts the
+    events not yet under a checkpoint.
+
     ``parallel``: check each event's own bytes in a second process, ahead
     of the rules (:mod:`ledger.verify.pipeline`); None (the default) does so
     for a store of :data:`PARALLEL_FROM` events or more on a machine with
@@ -58,6 +65,7 @@ def verify_store(
     takes (:data:`~ledger.verify.pipeline.CHILD_MEMORY`), so that the two
     together stay within one budget.
     """
+    signed_asked = bool(log_keys) or policy is not None
     if policy is not None:
         log_keys = [*log_keys, *policy.log_verifiers]
     done = 0
@@ -69,7 +77,8 @@ def verify_store(
         log = LogStore(reader.recorder, create=False)
         auditor = None
         if log.exists():
-            auditor = LogAuditor(log.checkpoints(), log_keys, origin, remembered=remembered)
+            auditor = LogAuditor(log.checkpoints(), log_keys, origin, remembered=remembered,
+                                 on_verified=verifier.mark_signed)
         feed = verifier.feed_stored
         add = None if auditor is None else auditor.add
         checker = Prechecker() if parallel else None
@@ -140,7 +149,35 @@ def verify_store(
         report.findings.append(Finding(None, None, None, None, "rollback",
                                        "the store has no log, but one was verified before"))
         report.findings_total += 1
+    if signed_asked:
+        _add(report, _signing_findings(
+            verifier, report.events, None if auditor is None else auditor.summary,
+            max_unsigned_age, "the store has no log tables" if auditor is None else ""))
     return report
+
+
+def _signing_findings(verifier: Verifier, events: int, summary: LogSummary | None,
+                      max_age: float, why: str = "") -> list[Finding]:
+    """What an auditor who named a log key or a policy is told of a log
+    that is not (all) signed: no checkpoint over its events at all, or an
+    event left outside every verified checkpoint for longer than
+    ``max_age`` seconds before the newest event."""
+    if not events:
+        return []
+    if summary is None or not summary.checkpoints:
+        return [Finding(None, None, None, None, "no-checkpoint",
+                        f"the log has {events} events and no checkpoint"
+                        f"{f' ({why})' if why else ''}: nothing of it is signed by a log key "
+                        "(a server signs within seconds, and never removes a checkpoint)",
+                        expected=">= 1 checkpoint",
+                        actual="0")]
+    found = verifier.unsigned_finding(max_age)
+    return [] if found is None else [found]
+
+
+def _add(report: Report, findings: list[Finding]) -> None:
+    report.findings.extend(findings)
+    report.findings_total += len(findings)
 
 
 Row = tuple[int, str, int, str, bytes]  # position, aggregate id, version, type, state
@@ -227,9 +264,25 @@ def _quorum_findings(policy: Policy, log_keys: Sequence[NoteVerifier], summary: 
 
 
 def verify_export(path: str | os.PathLike[str], progress: Progress | None = None, *,
-                  also: Callable[[int, bytes], None] | None = None) -> Report:
-    """Verify an export file (JSON Lines, one record per line)."""
+                  log_keys: Sequence[NoteVerifier] = (), policy: Policy | None = None
+                  ) -> Report:
+    """Verify an export file (JSON Lines, one record per line). An export
+    holds no checkpoints: given a log key or a policy, a non-empty one
+    fails with ``no-checkpoint`` (an audit bundle carries them)."""
     verifier = Verifier()
+    _feed_lines(verifier, path, progress)
+    report = verifier.finish(os.fspath(path))
+    if log_keys or policy is not None:
+        _add(report, _signing_findings(
+            verifier, report.events, None, UNSIGNED_AGE_DEFAULT,
+            "an export file holds none: verify the audit bundle, ledger export --bundle, "
+            "with ledger verify --bundle"))
+    return report
+
+
+def _feed_lines(verifier: Verifier, path: str | os.PathLike[str], progress: Progress | None,
+                also: Callable[[int, bytes], None] | None = None) -> None:
+    """Feed the export file's records to ``verifier`` (and to ``also``)."""
     done = 0
     with open(path, "rb") as lines:
         for number, line in enumerate(lines, 1):
@@ -248,7 +301,6 @@ def verify_export(path: str | os.PathLike[str], progress: Progress | None = None
                 progress(done)
     if progress is not None:
         progress(done)
-    return verifier.finish(os.fspath(path))
 
 
 def export_store(
@@ -327,12 +379,16 @@ def export_bundle(url: DatabaseURL, directory: str | os.PathLike[str],
 
 def verify_bundle(directory: str | os.PathLike[str], progress: Progress | None = None, *,
                   log_keys: Sequence[NoteVerifier] = (), policy: Policy | None = None,
-                  remembered: tuple[int, str] | None = None) -> Report:
+                  remembered: tuple[int, str] | None = None,
+                  max_unsigned_age: float = UNSIGNED_AGE_DEFAULT) -> Report:
     """Verify an exported bundle offline: entries, chains and rules, and every
-    checkpoint (root, log signature, and the latest one's quorum)."""
+    checkpoint (root, log signature, and the latest one's quorum). Given a
+    log key or a policy (the bundle's own ``policy.txt`` counts), the log
+    must be signed, as :func:`verify_store` says."""
     source = Path(directory)
     if policy is None and (source / BUNDLE_POLICY).is_file():
         policy = parse_policy((source / BUNDLE_POLICY).read_text())
+    signed_asked = bool(log_keys) or policy is not None
     if policy is not None:
         log_keys = [*log_keys, *policy.log_verifiers]
     notes: dict[int, str] = {}
@@ -345,8 +401,11 @@ def verify_bundle(directory: str | os.PathLike[str], progress: Progress | None =
             raise BundleError(f"{path}: {error}") from None
         notes[checkpoint.size] = text
         checkpoints.append(StoredCheckpoint(checkpoint.size, checkpoint.root, text, ""))
-    auditor = LogAuditor(checkpoints, log_keys, remembered=remembered)
-    report = verify_export(source / BUNDLE_ENTRIES, progress, also=auditor.add)
+    verifier = Verifier()
+    auditor = LogAuditor(checkpoints, log_keys, remembered=remembered,
+                         on_verified=verifier.mark_signed)
+    _feed_lines(verifier, source / BUNDLE_ENTRIES, progress, auditor.add)
+    report = verifier.finish(os.fspath(source / BUNDLE_ENTRIES))
     findings = auditor.finish()
     summary = auditor.summary
     if policy is not None and summary.latest_size:
@@ -354,6 +413,8 @@ def verify_bundle(directory: str | os.PathLike[str], progress: Progress | None =
     report.findings.extend(findings)
     report.findings_total += len(findings)
     report.log = summary.to_json()
+    if signed_asked:
+        _add(report, _signing_findings(verifier, report.events, summary, max_unsigned_age))
     return report
 
 
