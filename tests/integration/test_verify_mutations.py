@@ -1,0 +1,444 @@
+"""``ledger verify`` on stores edited at random: whatever is in the store,
+it ends with a documented exit code and located findings, never a
+traceback.
+
+A few real stores are built once (events of every kind, sealed and
+cosigned checkpoints, the tree's side tables, views, API keys, the code
+vault); each example copies one (a file copy on SQLite), edits it with
+plain SQL -- any table, any column, any row: other bytes, other types, other
+ids, versions and numbers, deleted and duplicated rows -- and runs the
+verifier through the CLI's own entry point (and, in two tests, as a real
+``ledger verify`` process).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, Phase, event, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from ledger.cli import app
+from ledger.domain.money import Money
+from ledger.projections import ProjectionStore
+from ledger.service import Ledger
+from ledger.service.sealer import Sealer
+from ledger.store.apikeys import ApiKeyStore
+from ledger.store.codevault import Keyring
+from ledger.store.database import DatabaseURL
+from ledger.store.logstore import LogStore
+from ledger.tlog.note import Signer, cosign, parse_note
+from tests.audit import APPLIED_AT
+from tests.strategies import good_spec
+
+ORIGIN = "ledger.test/mutations"
+LOG_KEY = Signer.from_seed(ORIGIN, b"\x01" * 32)
+WITNESSES = {n: Signer.from_seed(n, bytes([i + 2]) * 32, key_type=0x04)
+             for i, n in enumerate(("w1", "w2", "w3"))}
+POLICY = (f"log {LOG_KEY.verifier_key()}\n"
+          + "".join(f"witness {n} {w.verifier_key()}\n" for n, w in WITNESSES.items())
+          + "group v 2 w1 w2 w3\nquorum v\n")
+T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+EUR = Money(100, "EUR")
+
+# The exit codes docs/verification.md lists for `ledger verify`.
+DOCUMENTED = {0, 2, 3, 4, 5, 6, 7, 9}
+
+
+def build(url: DatabaseURL) -> None:
+    """A store with every table a served ledger has: sales, resales,
+    refunds, a restock, holds, redemption codes, three checkpoints with
+    cosignatures, views followed to the end, API keys."""
+    now = [T0]
+    with Ledger(url, clock=lambda: now[0], code_keyring=Keyring.generate()) as ledger:
+        ledger.register_channel("shop", "Shop", 500, idempotency_key="c1")
+        ledger.register_channel("market", "Market", 250, idempotency_key="c2")
+        good = ledger.mint(good_spec(tiers=[
+            {"name": "own", "quota": 10, "transferable": True},
+            {"name": "view", "quota": 20, "transferable": False}]),
+            idempotency_key="m1")["good_id"]
+        spec = good_spec(title="Keys", tiers=[{"name": "key", "quota": 6}])
+        spec["kind"] = "redemption-code"
+        coded = ledger.mint(spec, idempotency_key="m2")["good_id"]
+        ledger.import_codes(coded, "key", codes=["A-1", "B-2", "C-3", "D-4"],
+                            idempotency_key="i1")
+        log = LogStore(ledger.event_store.recorder)
+        sealer = Sealer(ledger.event_store, log, origin=ORIGIN, signers=[LOG_KEY])
+
+        def seal() -> None:
+            sealed = sealer.seal()
+            assert sealed is not None
+            body = parse_note(sealed.note).text
+            for name in ("w1", "w3"):
+                log.add_cosignature(sealed.size, name, cosign(body, WITNESSES[name], 1).line(),
+                                    "2026-11-22T00:00:00.000000Z")
+
+        sale = ledger.sell(good, "own", buyer="carol", channel="shop", quantity=2,
+                           unit_price=Money(999, "EUR"), idempotency_key="s1")
+        unit = sale["units"][0]["unit_id"]
+        ledger.resell(unit, seller="carol", buyer="dave", channel="market",
+                      price=Money(5000, "EUR"), idempotency_key="r1")
+        seal()
+        ledger.resell(unit, seller="dave", buyer="hana", channel="shop",
+                      price=Money(7777, "EUR"), idempotency_key="r2")
+        ledger.refund(sale["units"][1]["unit_id"], reason="fraud", idempotency_key="f1")
+        ledger.sell(good, "view", buyer="frank", channel="shop", quantity=2,
+                    unit_price=Money(100, "EUR"), idempotency_key="s2")
+        seal()
+        hold = ledger.reserve(coded, "key", channel="shop", quantity=2, ttl_seconds=60,
+                              idempotency_key="h1")["hold_id"]
+        keys = ledger.sell(coded, "key", buyer="bob", channel="shop", quantity=1,
+                           unit_price=EUR, idempotency_key="s3")["units"]
+        now[0] += timedelta(seconds=2)
+        ledger.commit_hold(coded, "key", hold, buyer="ann", quantity=1, unit_price=EUR,
+                           idempotency_key="p1")
+        code = ledger.deliver_code(keys[0]["unit_id"], holder="bob",
+                                   idempotency_key="d1")["code"]
+        ledger.redeem_code(code, redeemer="bob", idempotency_key="x1")
+        seal()
+        # A last resale left unsealed: the unit's last event.
+        ledger.resell(unit, seller="hana", buyer="ivan", channel="market",
+                      price=Money(8000, "EUR"), idempotency_key="r3")
+        views = ProjectionStore(ledger.event_store.recorder)
+        while views.apply_next(lambda: APPLIED_AT) is not None:
+            pass
+        keys_table = ApiKeyStore(ledger.event_store.recorder)
+        keys_table.issue("auditor")
+        keys_table.issue("channel", "shop")
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("mutations")
+    path = directory / "base.db"
+    build(DatabaseURL.parse(f"sqlite:///{path}"))
+    (directory / "policy.txt").write_text(POLICY)
+    return path
+
+
+@dataclass
+class Outcome:
+    code: int
+    stdout: str
+    stderr: str
+    report: dict[str, Any] | None
+    exception: BaseException | None
+
+
+def verify(db: Path, *, policy: Path | None = None) -> Outcome:
+    """``ledger verify --db … --json …`` through the CLI's own entry point."""
+    out = db.with_name(db.name + ".json")
+    out.unlink(missing_ok=True)
+    args = ["verify", "--db", f"sqlite:///{db}", "--json", str(out)]
+    if policy is not None:
+        args += ["--policy", str(policy)]
+    result = CliRunner().invoke(app, args)
+    exception = result.exception
+    if isinstance(exception, SystemExit):
+        exception = None
+    report = json.loads(out.read_text()) if out.is_file() else None
+    return Outcome(result.exit_code, result.stdout, result.stderr, report, exception)
+
+
+def fresh_copy(base: Path, tmp_path: Path) -> Path:
+    """The base store copied into a directory of its own (an example's
+    copy must not meet the -wal file an earlier example left)."""
+    directory = Path(tempfile.mkdtemp(dir=tmp_path))
+    shutil.copy(base, directory / "ledger.db")
+    return directory / "ledger.db"
+
+
+def last_resale(db: Path) -> int:
+    """The rowid of a unit.resold that is its unit's last event."""
+    with sqlite3.connect(db) as con:
+        row = con.execute(
+            "SELECT rowid FROM stored_events e WHERE topic = 'unit.resold' AND "
+            "originator_version = (SELECT max(originator_version) FROM stored_events f "
+            "WHERE f.originator_id = e.originator_id) ORDER BY rowid LIMIT 1").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_the_base_store_verifies(base: Path) -> None:
+    done = verify(base, policy=base.with_name("policy.txt"))
+    assert done.exception is None, done.exception
+    assert done.code == 0, done.stdout + done.stderr
+    assert "views       OK" in done.stdout
+
+
+def test_a_last_resale_renamed_reissued_is_a_located_finding(base: Path,
+                                                             tmp_path: Path) -> None:
+    """The issue's case: only the type column of a unit's last event edited.
+    It was a `KeyError: 'holder'` traceback from the views check, exit 1."""
+    db = tmp_path / "renamed.db"
+    shutil.copy(base, db)
+    rowid = last_resale(db)
+    with sqlite3.connect(db) as con:
+        con.execute("UPDATE stored_events SET topic = 'unit.reissued' WHERE rowid = ?", (rowid,))
+    done = subprocess.run([sys.executable, "-m", "ledger.cli", "verify", "--db", str(db),
+                           "--json", str(tmp_path / "report.json")],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode in {3, 4}, done.stdout + done.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert not report["ok"]
+    assert any(f["position"] == rowid for f in report["findings"]), report["findings"]
+    assert f"first bad   position {rowid}" in done.stdout
+    # The views are not compared with a replay of events that do not verify.
+    assert "views       not checked" in done.stdout
+    assert report["views"] == {"checked": False,
+                               "reason": "the events did not verify"}
+
+
+# ---------------------------------------------------------------------------
+# Random edits, any table, any column
+# ---------------------------------------------------------------------------
+TOPICS = ["unit.issued", "unit.reissued", "unit.resold", "unit.refunded", "stock.sold",
+          "stock.opened", "stock.returned", "good.minted", "command.recorded",
+          "allowance.counted", "code.bound", "no.such-type", "", "[/x]"]
+
+
+def tables(con: sqlite3.Connection) -> list[str]:
+    return [r[0] for r in con.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+
+
+def columns(con: sqlite3.Connection, table: str) -> list[str]:
+    return [r[1] for r in con.execute(f'PRAGMA table_info("{table}")')]
+
+
+def flip(data: bytes, draw: st.DataObject) -> bytes:
+    if not data:
+        return b"\x00"
+    at = draw.draw(st.integers(0, len(data) - 1), label="byte")
+    changed = bytearray(data)
+    changed[at] ^= draw.draw(st.integers(1, 255), label="xor")
+    return bytes(changed)
+
+
+def json_edit(value: Any, draw: st.DataObject) -> Any:
+    """A canonical JSON state with one member somewhere replaced."""
+    try:
+        data = json.loads(value)
+    except (TypeError, ValueError):
+        return value
+    paths: list[tuple[Any, ...]] = []
+
+    def walk(item: Any, path: tuple[Any, ...]) -> None:
+        paths.append(path)
+        if isinstance(item, dict):
+            for key, inner in item.items():
+                walk(inner, (*path, key))
+        elif isinstance(item, list):
+            for i, inner in enumerate(item):
+                walk(inner, (*path, i))
+
+    walk(data, ())
+    path = draw.draw(st.sampled_from(paths[1:] or [()]), label="path")
+    new = draw.draw(st.one_of(
+        st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), st.text(max_size=12),
+        st.floats(allow_nan=False, allow_infinity=False), st.just([]), st.just({})),
+        label="json value")
+    if not path:
+        data = new
+    else:
+        target = data
+        for step in path[:-1]:
+            target = target[step]
+        if draw.draw(st.booleans(), label="delete member") and isinstance(target, dict):
+            del target[path[-1]]
+        else:
+            target[path[-1]] = new
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return text.encode() if isinstance(value, bytes) else text
+
+
+def new_value(current: Any, column: str, draw: st.DataObject) -> tuple[str, Any]:
+    """An SQL expression with one parameter, and the parameter: a value of
+    the column's type or of any other, near the current one or not."""
+    kinds = ["null", "integer", "edge", "float", "text", "blob", "no-utf8"]
+    if isinstance(current, int) and not isinstance(current, bool):
+        kinds += ["near", "as-text", "as-real"]
+    if isinstance(current, str):
+        kinds += ["as-blob", "upper", "shorter"]
+    if isinstance(current, bytes):
+        kinds += ["as-text", "shorter", "flip", "flip"]
+    if isinstance(current, (str, bytes)) and current[:1] in ("{", b"{"):
+        kinds += ["json", "json", "json"]
+    if column == "topic":
+        kinds += ["topic", "topic"]
+    kind = draw.draw(st.sampled_from(kinds), label=f"how to change {column}")
+    value: Any
+    if kind == "null":
+        value = None
+    elif kind == "integer":
+        value = draw.draw(st.integers(-(2**63), 2**63 - 1))
+    elif kind == "edge":
+        value = draw.draw(st.sampled_from([0, -1, 1, 2**31, 2**53, 2**63 - 1, -(2**63)]))
+    elif kind == "float":
+        value = draw.draw(st.floats(allow_nan=False))
+    elif kind == "text":
+        value = draw.draw(st.text(max_size=40))
+    elif kind == "blob":
+        value = draw.draw(st.binary(max_size=40))
+    elif kind == "no-utf8":
+        return "CAST(? AS TEXT)", draw.draw(st.binary(max_size=8)) + b"\xff"
+    elif kind == "near":
+        value = draw.draw(st.sampled_from([current + 1, current - 1, -current, current * 2]))
+    elif kind == "as-text":
+        value = str(current) if not isinstance(current, bytes) else current.decode("latin-1")
+    elif kind == "as-real":
+        value = float(current) + 0.5
+    elif kind == "as-blob":
+        value = current.encode()
+    elif kind == "upper":
+        value = current.upper()
+    elif kind == "shorter":
+        value = current[: len(current) // 2]
+    elif kind == "flip":
+        value = flip(current, draw)
+    elif kind == "json":
+        value = json_edit(current, draw)
+    else:
+        value = draw.draw(st.sampled_from(TOPICS))
+    return "?", value
+
+
+def mutate(con: sqlite3.Connection, draw: st.DataObject) -> str:
+    """One edit of the store, described; any SQL constraint that refuses it
+    leaves the store as it was."""
+    # Text an earlier edit left undecodable is read with replacement characters.
+    con.text_factory = lambda data: data.decode("utf-8", "replace")
+    names = tables(con)
+    if not names:
+        return "no tables left"
+    table = draw.draw(st.sampled_from(names), label="table")
+    if "stored_events" in names and draw.draw(st.booleans(), label="events"):
+        table = "stored_events"  # half the edits: the events themselves
+    rowids = [r[0] for r in con.execute(f'SELECT rowid FROM "{table}" ORDER BY rowid')]
+    action = draw.draw(st.sampled_from(
+        ["set", "set", "set", "set", "delete", "duplicate", "swap", "move", "drop"]),
+        label="action")
+    if action == "drop":
+        if draw.draw(st.integers(0, 9), label="drop?") != 0:  # rarely: a whole table
+            action = "set"
+        else:
+            con.execute(f'DROP TABLE "{table}"')
+            return f"drop {table}"
+    if not rowids:
+        return f"{table} is empty"
+    rowid = draw.draw(st.sampled_from(rowids), label="row")
+    cols = columns(con, table)
+    column = draw.draw(st.sampled_from(cols), label="column")
+    try:
+        if action == "set":
+            current = con.execute(f'SELECT "{column}" FROM "{table}" WHERE rowid = ?',
+                                  (rowid,)).fetchone()[0]
+            expression, value = new_value(current, column, draw)
+            con.execute(f'UPDATE "{table}" SET "{column}" = {expression} WHERE rowid = ?',
+                        (value, rowid))
+            return f"{table} row {rowid}: {column} = {expression} {value!r:.60}"
+        if action == "delete":
+            con.execute(f'DELETE FROM "{table}" WHERE rowid = ?', (rowid,))
+            return f"{table} row {rowid} deleted"
+        if action == "duplicate":
+            # A copy at the end, one column changed (keys must stay unique).
+            listed = ", ".join(f'"{c}"' for c in cols)
+            current = con.execute(f'SELECT "{column}" FROM "{table}" WHERE rowid = ?',
+                                  (rowid,)).fetchone()[0]
+            expression, value = new_value(current, column, draw)
+            chosen = ", ".join(expression if c == column else f'"{c}"' for c in cols)
+            con.execute(f'INSERT INTO "{table}" ({listed}) SELECT {chosen} FROM "{table}" '
+                        f"WHERE rowid = ?", (value, rowid))
+            return f"{table} row {rowid} duplicated with {column} = {value!r:.60}"
+        if action == "swap":
+            other = draw.draw(st.sampled_from(rowids), label="other row")
+            a, b = (con.execute(f'SELECT "{column}" FROM "{table}" WHERE rowid = ?',
+                                (r,)).fetchone()[0] for r in (rowid, other))
+            con.execute(f'UPDATE "{table}" SET "{column}" = ? WHERE rowid = ?', (b, rowid))
+            con.execute(f'UPDATE "{table}" SET "{column}" = ? WHERE rowid = ?', (a, other))
+            return f"{table} rows {rowid} and {other}: {column} swapped"
+        # move: another rowid, i.e. another position in the log
+        target = draw.draw(st.one_of(st.integers(-5, max(rowids) + 5),
+                                     st.sampled_from(rowids)), label="new rowid")
+        con.execute(f'UPDATE "{table}" SET rowid = ? WHERE rowid = ?', (target, rowid))
+        return f"{table} row {rowid} moved to rowid {target}"
+    except sqlite3.IntegrityError as error:
+        return f"{table} {action} refused: {error}"
+
+
+LOCATED = re.compile(r"position -?\d+|size -?\d+|tlog_\w+ row|row of size|\w+ \[|"
+                     r"\[id=1\]|^\w+: the view|after position|after the start")
+
+
+def located(finding: dict[str, Any]) -> bool:
+    return (finding["position"] is not None or finding["aggregate_id"] is not None
+            or LOCATED.search(finding["message"]) is not None)
+
+
+def check_outcome(done: Outcome, what: list[str]) -> None:
+    """Documented code, no traceback, every finding located."""
+    context = "\n".join([*what, done.stdout, done.stderr])
+    assert done.exception is None, (repr(done.exception), context)
+    assert "Traceback" not in done.stdout + done.stderr, context
+    assert done.code in DOCUMENTED, context
+    if done.code == 2:
+        # Could not run: only a store with no events table to read at all.
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1, context
+        assert lines[0].startswith("error: cannot read a ledger store at"), context
+        assert any(w.startswith("drop stored_events") for w in what), context
+        return
+    report = done.report
+    assert report is not None, context
+    findings = report["findings"]
+    if done.code == 0:
+        assert report["ok"], context
+        assert report.get("views", {"ok": True}).get("ok", True), context
+        return
+    if done.code == 9:
+        assert report["ok"], context
+        views = report["views"]
+        assert not views["ok"], context
+        assert views["differences"] or views["problems"], context
+        for line in views["differences"] + views["problems"]:
+            assert re.match(r"(\w+ \[|\w+: the view|event at position \d+|events after "
+                            r"position \d+|the views cannot be read)", line), (line, context)
+        return
+    assert not report["ok"], context
+    assert findings, context
+    from ledger.verify.classes import exit_code
+
+    assert done.code == exit_code(f["check"] for f in findings), context
+    for finding in findings:
+        assert located(finding), (finding, context)
+    # The views are replayed only from events that verified.
+    assert report.get("views", {}).get("checked", False) is False, context
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture],
+          phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
+          deadline=None)
+@given(st.data())
+def test_any_edit_of_any_table_ends_in_a_documented_code_and_located_findings(
+        base: Path, tmp_path: Path, data: st.DataObject) -> None:
+    db = fresh_copy(base, tmp_path)
+    with sqlite3.connect(db) as con:
+        what = [mutate(con, data) for _ in range(data.draw(st.integers(1, 3), label="edits"))]
+    con.close()
+    policy = base.with_name("policy.txt") if data.draw(st.booleans(), label="policy") else None
+    done = verify(db, policy=policy)
+    event(f"exit {done.code}")
+    check_outcome(done, what)
