@@ -442,3 +442,63 @@ def test_any_edit_of_any_table_ends_in_a_documented_code_and_located_findings(
     done = verify(db, policy=policy)
     event(f"exit {done.code}")
     check_outcome(done, what)
+
+
+# ---------------------------------------------------------------------------
+# Each crash path the random edits found, as a plain example
+# ---------------------------------------------------------------------------
+EDITS = {
+    # A checkpoint row whose root is text hid the whole log (exit 0).
+    "checkpoint root as text": (
+        "UPDATE tlog_checkpoints SET root = 'abc' WHERE size = (SELECT min(size) FROM "
+        "tlog_checkpoints)", 5, "tlog_checkpoints row of size"),
+    # A type that is no UTF-8: a traceback from the database driver.
+    "type not UTF-8": (
+        "UPDATE stored_events SET topic = CAST(x'ff' AS TEXT) WHERE rowid = 5", 3,
+        "position 5"),
+    # An id that is no UUID stopped the reading of every later event.
+    "id not a UUID": (
+        "UPDATE stored_events SET originator_id = 'zz' WHERE rowid = 5", 3, "position 5"),
+    # A type that reads as markup: a traceback from the printer.
+    "type as markup": (
+        "UPDATE stored_events SET topic = '[/x]' WHERE rowid = 5", 7, "position 5"),
+    # A view's key of another type: a TypeError comparing it.
+    "view key as a number": (
+        "UPDATE proj_units SET unit_id = 5 WHERE rowid = 1", 9, "units [unit_id=5]"),
+    # The views' position that is no number hid the views (exit 0).
+    "view position as text": (
+        "UPDATE proj_position SET position = 'abc'", 9, "position [id=1]"),
+    # The views' version that is no number: a ValueError traceback.
+    "view version as text": ("UPDATE proj_meta SET version = 'x'", 9, "meta [id=1]"),
+    # A view table dropped: a traceback from the database.
+    "view dropped": ("DROP TABLE proj_units", 9, "units: the view cannot be compared"),
+}
+
+
+@pytest.mark.parametrize("name", list(EDITS))
+def test_each_damage_found_is_a_located_finding(base: Path, tmp_path: Path, name: str) -> None:
+    statement, code, where = EDITS[name]
+    db = fresh_copy(base, tmp_path)
+    with sqlite3.connect(db) as con:
+        con.execute(statement)
+    con.close()
+    done = verify(db, policy=base.with_name("policy.txt"))
+    check_outcome(done, [statement])
+    assert done.code == code, done.stdout + done.stderr
+    assert done.report is not None
+    lines = [f["message"] for f in done.report["findings"]] + [
+        f"position {f['position']}" for f in done.report["findings"]]
+    lines += done.report.get("views", {}).get("problems", [])
+    lines += done.report.get("views", {}).get("differences", [])
+    assert any(where in line for line in lines), lines
+
+
+def test_a_file_that_is_no_database_cannot_be_verified_in_one_line(tmp_path: Path) -> None:
+    db = tmp_path / "ledger.db"
+    db.write_bytes(bytes(range(256)) * 20)
+    done = subprocess.run([sys.executable, "-m", "ledger.cli", "verify", "--db", str(db)],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"error: cannot read a ledger store at sqlite:///{db}: DatabaseError: file is not a "
+        "database"]
