@@ -128,10 +128,10 @@ def verify(
 
     keys = []
     for given in log_key or []:
-        text = Path(given).read_text().strip() if Path(given).is_file() else given
         try:
+            text = Path(given).read_text().strip() if Path(given).is_file() else given
             keys.append(Verifier.from_vkey(text))
-        except (NoteError, ValueError) as error:
+        except (NoteError, ValueError, OSError) as error:  # ValueError: also a file not UTF-8
             raise _fail(f"--log-key {given!r}: {error}") from None
 
     with _progress() as progress:
@@ -257,7 +257,7 @@ def _read_state(path: Path) -> tuple[int, str] | None:
     try:
         data = json.loads(path.read_text())
         return int(data["size"]), str(data["root"])
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, OverflowError, OSError):
         raise _fail(f"{path} is not a verify state file") from None
 
 
@@ -455,7 +455,7 @@ def _load_policy(path: Path) -> Policy:
         return parse_policy(path.read_text())
     except FileNotFoundError:
         raise _fail(f"no policy file at {path}") from None
-    except PolicyError as error:
+    except (PolicyError, OSError, UnicodeDecodeError) as error:
         raise _fail(f"{path}: {error}") from None
 
 

@@ -673,3 +673,43 @@ def test_the_second_process_finds_the_same_in_an_edited_store(
         one = verify_store(url, parallel=False)
         two = verify_store(url, parallel=True)
         assert [f.to_json() for f in two.findings] == [f.to_json() for f in one.findings], what
+
+
+# ---------------------------------------------------------------------------
+# What the auditor hands verify besides the store: one line and exit 2
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("damage", ["note not UTF-8", "note a directory", "policy garbage",
+                                    "policy not UTF-8", "--policy not UTF-8",
+                                    "--log-key not UTF-8", "--state not a number"])
+def test_unreadable_inputs_are_one_line_and_exit_2(base: Path, tmp_path: Path,
+                                                   damage: str) -> None:
+    bundle = tmp_path / "bundle"
+    runner = CliRunner()
+    exported = runner.invoke(app, ["export", "--db", f"sqlite:///{base}", "--bundle",
+                                   "--out", str(bundle)])
+    assert exported.exit_code == 0, exported.output
+    args = ["verify", "--bundle", str(bundle)]
+    notes = sorted((bundle / "checkpoints").glob("*.note"))
+    if damage == "note not UTF-8":
+        notes[0].write_bytes(b"\xff\xfe")
+    elif damage == "note a directory":
+        (bundle / "checkpoints" / "9.note").mkdir()
+    elif damage == "policy garbage":
+        (bundle / "policy.txt").write_text("garbage\n")
+    elif damage == "policy not UTF-8":
+        (bundle / "policy.txt").write_bytes(b"log \xff\n")
+    elif damage == "--policy not UTF-8":
+        (tmp_path / "policy.txt").write_bytes(b"log \xff\n")
+        args += ["--policy", str(tmp_path / "policy.txt")]
+    elif damage == "--log-key not UTF-8":
+        (tmp_path / "log.vkey").write_bytes(b"\xff\xfe")
+        args += ["--log-key", str(tmp_path / "log.vkey")]
+    else:
+        (tmp_path / "state.json").write_text('{"size": 1e400, "root": "x"}')
+        args += ["--state", str(tmp_path / "state.json")]
+    done = runner.invoke(app, args)
+    assert done.exception is None or isinstance(done.exception, SystemExit), done.exception
+    assert done.exit_code == 2, done.output
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("error: "), lines

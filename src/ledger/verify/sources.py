@@ -17,7 +17,7 @@ from ledger.store.logstore import LogStore, StoredCheckpoint
 from ledger.store.records import RecordReader, StoreMissingError
 from ledger.tlog.note import Checkpoint, NoteError, parse_note
 from ledger.tlog.note import Verifier as NoteVerifier
-from ledger.tlog.policy import Policy, parse_policy
+from ledger.tlog.policy import Policy, PolicyError, parse_policy
 from ledger.verify.codec import splice
 from ledger.verify.log import LogAuditor, LogSummary
 from ledger.verify.pipeline import CHILD_MEMORY, CLEAN, HASH_SIZE, ID_OK, LEAF, Prechecker
@@ -236,10 +236,11 @@ def _rows_one_by_one(cursor: Any, table: str, start: int) -> list[tuple[Any, ...
         if found is None:
             continue
         values: list[Any] = [rowid]
-        for kind, value in zip(found[::2], found[1::2], strict=True):
+        for kind, stored in zip(found[::2], found[1::2], strict=True):
+            value = stored
             if kind == "text":
                 with contextlib.suppress(UnicodeDecodeError):
-                    value = value.decode("utf-8")
+                    value = stored.decode("utf-8")
             values.append(value)
         rows.append(tuple(values))
     return rows
@@ -464,16 +465,19 @@ def verify_bundle(directory: str | os.PathLike[str], progress: Progress | None =
     checkpoint (root, log signature, and the latest one's quorum)."""
     source = Path(directory)
     if policy is None and (source / BUNDLE_POLICY).is_file():
-        policy = parse_policy((source / BUNDLE_POLICY).read_text())
+        try:
+            policy = parse_policy((source / BUNDLE_POLICY).read_text())
+        except (PolicyError, OSError, UnicodeDecodeError) as error:
+            raise BundleError(f"{source / BUNDLE_POLICY}: {error}") from None
     if policy is not None:
         log_keys = [*log_keys, *policy.log_verifiers]
     notes: dict[int, str] = {}
     checkpoints: list[StoredCheckpoint] = []
     for path in sorted((source / BUNDLE_CHECKPOINTS).glob("*.note")):
-        text = path.read_text()
         try:
+            text = path.read_text()
             checkpoint = Checkpoint.parse(parse_note(text).text)
-        except NoteError as error:
+        except (NoteError, OSError, UnicodeDecodeError) as error:
             raise BundleError(f"{path}: {error}") from None
         notes[checkpoint.size] = text
         checkpoints.append(StoredCheckpoint(checkpoint.size, checkpoint.root, text, ""))
