@@ -35,6 +35,7 @@ from typer.testing import CliRunner
 from ledger.cli import app
 from ledger.domain.money import Money
 from ledger.projections import ProjectionStore
+from ledger.projections.replay import compare_with_replay
 from ledger.service import Ledger
 from ledger.service.sealer import Sealer
 from ledger.store.apikeys import ApiKeyStore
@@ -481,6 +482,9 @@ EDITS = {
     "view version as text": ("UPDATE proj_meta SET version = 'x'", 9, "meta [id=1]"),
     # A view table dropped: a traceback from the database.
     "view dropped": ("DROP TABLE proj_units", 9, "units: the view cannot be compared"),
+    # The cosignatures' table dropped, given a policy: a traceback.
+    "cosignatures dropped": ("DROP TABLE tlog_cosignatures", 6,
+                             "its cosignatures cannot be read"),
 }
 
 
@@ -713,3 +717,34 @@ def test_unreadable_inputs_are_one_line_and_exit_2(base: Path, tmp_path: Path,
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, lines
     assert lines[0].startswith("error: "), lines
+
+
+def test_the_replay_tolerates_events_the_projector_cannot_apply(base: Path,
+                                                                tmp_path: Path) -> None:
+    """ledger verify replays only verified events; the replay itself,
+    given the issue's damaged event anyway, names it and goes on."""
+    db = fresh_copy(base, tmp_path)
+    rowid = last_resale(db)
+    with sqlite3.connect(db) as con:
+        con.execute("UPDATE stored_events SET topic = 'unit.reissued' WHERE rowid = ?", (rowid,))
+    con.close()
+    with Ledger(DatabaseURL.parse(f"sqlite:///{db}")) as ledger:
+        views = ProjectionStore(ledger.event_store.recorder, create=False)
+        replay = compare_with_replay(views)
+    assert not replay.ok
+    assert len(replay.problems) == 1, replay.problems
+    assert replay.problems[0].startswith(f"event at position {rowid} (unit.reissued v"), (
+        replay.problems)
+    assert "cannot be replayed (KeyError: 'holder')" in replay.problems[0]
+    assert replay.events == replay.position  # every other event was replayed
+
+
+@pytest.mark.postgres
+def test_a_postgresql_schema_without_a_store_is_one_line_and_exit_2(
+        postgres_url: DatabaseURL) -> None:
+    done = CliRunner().invoke(app, ["verify", "--db", postgres_url.display()])
+    assert done.exception is None or isinstance(done.exception, SystemExit), done.exception
+    assert done.exit_code == 2, done.output
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"error: cannot read a ledger store at {postgres_url.display()}")
