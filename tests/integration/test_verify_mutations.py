@@ -13,6 +13,7 @@ verifier through the CLI's own entry point (and, in two tests, as a real
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import re
@@ -21,11 +22,13 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import psycopg
 import pytest
 from hypothesis import HealthCheck, Phase, event, given, settings
@@ -45,6 +48,8 @@ from ledger.store.logstore import LogStore
 from ledger.store.postgres import create_schema
 from ledger.tlog.note import Signer, cosign, parse_note
 from ledger.verify import verify_store
+from ledger.verify.codec import encode as codec_encode
+from ledger.verify.verifier import record_bytes
 from tests.audit import APPLIED_AT
 from tests.conftest import POSTGRES_SERVER
 from tests.strategies import good_spec
@@ -338,8 +343,12 @@ def mutate(con: sqlite3.Connection, draw: st.DataObject) -> str:
         table = "stored_events"  # half the edits: the events themselves
     rowids = [r[0] for r in con.execute(f'SELECT rowid FROM "{table}" ORDER BY rowid')]
     action = draw.draw(st.sampled_from(
-        ["set", "set", "set", "set", "delete", "duplicate", "swap", "move", "drop"]),
+        ["set", "set", "set", "set", "delete", "duplicate", "swap", "move", "drop", "forge"]),
         label="action")
+    if action == "forge":
+        if table == "stored_events" and rowids:
+            return forge(con, rowids, draw)
+        action = "set"
     if action == "drop":
         if draw.draw(st.integers(0, 9), label="drop?") != 0:  # rarely: a whole table
             action = "set"
@@ -386,6 +395,40 @@ def mutate(con: sqlite3.Connection, draw: st.DataObject) -> str:
         return f"{table} row {rowid} moved to rowid {target}"
     except sqlite3.IntegrityError as error:
         return f"{table} {action} refused: {error}"
+
+
+def forge(con: sqlite3.Connection, rowids: list[int], draw: st.DataObject) -> str:
+    """A careful forger: one member of an event's payload changed, stored
+    canonically, and every later hash of its aggregate recomputed (mostly
+    in the unsealed tail, where no checkpoint sees it)."""
+    rowid = draw.draw(st.one_of(st.sampled_from(rowids[-8:]), st.sampled_from(rowids)),
+                      label="forged row")
+    originator_id, version, state = con.execute(
+        "SELECT originator_id, originator_version, state FROM stored_events WHERE rowid = ?",
+        (rowid,)).fetchone()
+    try:
+        data = orjson.loads(state)
+        payload = json.loads(json_edit(codec_encode(data["payload"]), draw))
+        data["payload"] = payload
+        dashed = str(uuid.UUID(originator_id))
+    except (TypeError, ValueError, KeyError, AttributeError):
+        return f"stored_events row {rowid}: nothing to forge"
+    con.execute("UPDATE stored_events SET state = ? WHERE rowid = ?", (codec_encode(data), rowid))
+    prev = None
+    for at, v, topic, stored in con.execute(
+            "SELECT rowid, originator_version, topic, state FROM stored_events WHERE "
+            "originator_id = ? AND originator_version >= ? ORDER BY originator_version",
+            (originator_id, version)).fetchall():
+        try:
+            event = orjson.loads(stored)
+            if prev is not None:
+                event["prev_hash"] = prev
+            stored = codec_encode(event)  # noqa: PLW2901
+            prev = hashlib.sha256(record_bytes(dashed, v, topic, stored)).hexdigest()
+        except (TypeError, ValueError, AttributeError):
+            break
+        con.execute("UPDATE stored_events SET state = ? WHERE rowid = ?", (stored, at))
+    return f"stored_events row {rowid} forged and its aggregate re-chained: {payload!r:.60}"
 
 
 LOCATED = re.compile(r"position -?\d+|size -?\d+|tlog_\w+ row|row of size|\w+ \[|"

@@ -159,9 +159,12 @@ _HEX_DIGITS = "0123456789abcdef"
 
 
 def _rows(reader: RecordReader) -> Iterator[Row]:
-    """The stored rows exactly as ``reader`` yields them -- same pages, same
-    values, same errors -- but read faster from SQLite: plain columns, and
-    each id formatted from its 32 hex digits rather than through a UUID."""
+    """The stored rows as ``reader`` yields them -- same pages, same values
+    -- but read faster from SQLite: plain columns, and each id formatted
+    from its 32 hex digits rather than through a UUID. Where the library
+    would stop (an id that is no UUID, a state that is no bytes, text that
+    is no UTF-8), this reads on and yields the value as stored, for the
+    verifier to report at its row."""
     recorder: Any = reader.recorder
     datastore: Any = getattr(recorder, "datastore", None)
     if not (type(recorder).__module__ == "eventsourcing.sqlite"
