@@ -134,10 +134,10 @@ def verify(
     bound = _unsigned_age(max_unsigned_age)
     keys = []
     for given in log_key or []:
-        text = Path(given).read_text().strip() if Path(given).is_file() else given
         try:
+            text = Path(given).read_text().strip() if Path(given).is_file() else given
             keys.append(Verifier.from_vkey(text))
-        except (NoteError, ValueError) as error:
+        except (NoteError, ValueError, OSError) as error:  # ValueError: also a file not UTF-8
             raise _fail(f"--log-key {given!r}: {error}") from None
 
     with _progress() as progress:
@@ -172,14 +172,24 @@ def verify(
         except StoreMissingError as error:
             raise _fail(str(error)) from None
         replay = None
+        views_skipped = None
         if views and bundle is None and export is None:
-            progress.update(task, description="replaying the views", completed=0)
-            replay = _check_views(_url(db), advance)
+            if report.ok:
+                progress.update(task, description="replaying the views", completed=0)
+                replay = _check_views(_url(db), advance)
+            else:
+                # A replay of events that do not verify proves nothing (and
+                # the projector trusts what the verifier checks).
+                views_skipped = "the events did not verify"
     _print_report(report)
     if replay is not None:
         _print_replay(replay)
+    elif views_skipped is not None:
+        console.print(f"views       not checked — {views_skipped}", highlight=False)
     if json_out is not None:
-        text = json.dumps(report.to_json() | ({"views": replay.to_json()} if replay else {}),
+        views_json = (replay.to_json() if replay is not None else
+                      {"checked": False, "reason": views_skipped} if views_skipped else None)
+        text = json.dumps(report.to_json() | ({"views": views_json} if views_json else {}),
                           indent=2)
         if str(json_out) == "-":
             sys.stdout.write(text + "\n")
@@ -215,29 +225,42 @@ def _unsigned_age(given: str | None) -> float:
 
 
 def _check_views(url: DatabaseURL, advance: Callable[[int], None]) -> ReplayReport | None:
-    """Replay the views beside the store and compare; None if it has none."""
+    """Replay the views beside the store and compare; None if it has none.
+    Whatever the views hold, a report: what cannot be read is a problem
+    located in it, never an exception."""
     from ledger.projections import ProjectionStore
-    from ledger.projections.replay import compare_with_replay
+    from ledger.projections.replay import ReplayReport, compare_with_replay, views_present
     from ledger.projections.tables import VIEWS_VERSION
     from ledger.store.records import RecordReader
 
-    with RecordReader(url) as reader:
-        views = ProjectionStore(reader.recorder, bands=Settings().band_policy(), create=False)
-        if not views.exists():
-            return None
-        if views.version() != VIEWS_VERSION:
-            errors.print(f"views: laid out by another version ({views.version()}, this is "
-                         f"{VIEWS_VERSION}); not checked -- a server rebuilds them on start, "
-                         "or run `ledger views rebuild`", highlight=False)
-            return None
-        done = 0
+    try:
+        with RecordReader(url) as reader:
+            views = ProjectionStore(reader.recorder, bands=Settings().band_policy(),
+                                    create=False)
+            if not views_present(views):
+                return None
+            try:
+                version = views.version()
+            except (ValueError, TypeError, OverflowError) as error:
+                return ReplayReport(problems=[
+                    f"meta [id=1]: the views' layout version cannot be read "
+                    f"({type(error).__name__}: {error})"])
+            if version != VIEWS_VERSION:
+                errors.print(f"views: laid out by another version ({version}, this is "
+                             f"{VIEWS_VERSION}); not checked -- a server rebuilds them on start, "
+                             "or run `ledger views rebuild`", highlight=False, markup=False)
+                return None
+            done = 0
 
-        def step(n: int) -> None:
-            nonlocal done
-            done += n
-            advance(done)
+            def step(n: int) -> None:
+                nonlocal done
+                done += n
+                advance(done)
 
-        return compare_with_replay(views, progress=step)
+            return compare_with_replay(views, progress=step)
+    except Exception as error:  # the database itself failed under the views
+        return ReplayReport(problems=[
+            f"the views cannot be read ({type(error).__name__}: {error})"])
 
 
 def _print_replay(replay: ReplayReport) -> None:
@@ -246,9 +269,13 @@ def _print_replay(replay: ReplayReport) -> None:
         console.print(f"views       OK — {rows:,} rows in {len(replay.rows)} views equal a fresh "
                       f"replay of {replay.events:,} events (position {replay.position:,})")
         return
-    console.print(f"views       [bold red]DIFFER[/] — {replay.mismatched_rows:,} of {rows:,} rows "
-                  "differ from a fresh replay")
-    for line in replay.differences[:5]:
+    if replay.mismatched_rows:
+        console.print(f"views       [bold red]DIFFER[/] — {replay.mismatched_rows:,} of {rows:,} "
+                      "rows differ from a fresh replay")
+    else:
+        console.print("views       [bold red]DIFFER[/] — they cannot all be compared with a "
+                      "fresh replay")
+    for line in [*replay.problems[:5], *replay.differences[:5]][:5]:
         console.print(f"            {line}", highlight=False, markup=False)
 
 
@@ -258,7 +285,7 @@ def _read_state(path: Path) -> tuple[int, str] | None:
     try:
         data = json.loads(path.read_text())
         return int(data["size"]), str(data["root"])
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, OverflowError, OSError):
         raise _fail(f"{path} is not a verify state file") from None
 
 
@@ -272,37 +299,43 @@ def _print_report(report: object) -> None:
     from ledger.verify import Report
 
     assert isinstance(report, Report)
+
+    def plain(line: str) -> None:
+        # What the store holds is printed as text, never read as markup: an
+        # event type such as "[/x]" is data.
+        console.print(line, highlight=False, markup=False)
+
     rate = report.events / report.elapsed_s if report.elapsed_s > 0 else 0.0
-    console.print(f"source      {report.source}")
-    console.print(f"events      {report.events:,} in {report.aggregates:,} aggregates "
-                  f"({report.elapsed_s:.2f} s, {rate:,.0f} events/s)")
+    plain(f"source      {report.source}")
+    plain(f"events      {report.events:,} in {report.aggregates:,} aggregates "
+          f"({report.elapsed_s:.2f} s, {rate:,.0f} events/s)")
     if report.log is not None:
         log = report.log
         signed = ", ".join(log["signers"]) if log["keys_given"] else "not checked (no --log-key)"
-        console.print(f"log         {log['verified']}/{log['checkpoints']} checkpoints match the "
-                      f"events; latest size {log['latest_size']:,} root {log['latest_root']}")
-        console.print(f"            signed by: {signed}; {log['unsealed_events']:,} events "
-                      "not yet under a checkpoint", highlight=False)
+        plain(f"log         {log['verified']}/{log['checkpoints']} checkpoints match the "
+              f"events; latest size {log['latest_size']:,} root {log['latest_root']}")
+        plain(f"            signed by: {signed}; {log['unsealed_events']:,} events "
+              "not yet under a checkpoint")
         if log["quorum"]:
-            console.print(f"            cosigned by: {', '.join(log['cosigners']) or 'no one'};"
-                          f" quorum {log['quorum']}", highlight=False)
+            plain(f"            cosigned by: {', '.join(log['cosigners']) or 'no one'};"
+                  f" quorum {log['quorum']}")
     if report.ok:
         console.print("verdict     [bold green]OK[/] — every chain and rule holds")
         return
     first = report.first
     assert first is not None
     console.print(f"verdict     [bold red]FAILED[/] — {report.findings_total} finding(s)")
-    if first.position is None and first.aggregate_id is None:  # (the log as a whole)
-        console.print("first bad   the log")
+    if first.position is None and first.aggregate_id is None:
+        plain("first bad   not at one event (the message says where)")
     else:
-        console.print(f"first bad   position {first.position}, aggregate {first.aggregate_id} "
-                      f"v{first.version} ({first.event_type})")
-    console.print(f"            [{first.check}] {first.message}", highlight=False, markup=False)
+        plain(f"first bad   position {first.position}, aggregate {first.aggregate_id} "
+              f"v{first.version} ({first.event_type})")
+    plain(f"            [{first.check}] {first.message}")
     others = sorted((f for f in report.findings if f is not first),
                     key=lambda f: f.position if f.position is not None else 0)
     for finding in others[:4]:
-        console.print(f"also        position {finding.position} ({finding.event_type}) "
-                      f"[{finding.check}] {finding.message}", highlight=False, markup=False)
+        plain(f"also        position {finding.position} ({finding.event_type}) "
+              f"[{finding.check}] {finding.message}")
     if report.findings_total > 5:
         console.print(f"            … {report.findings_total - 5} more in the --json report")
 
@@ -464,7 +497,7 @@ def _load_policy(path: Path) -> Policy:
         return parse_policy(path.read_text())
     except FileNotFoundError:
         raise _fail(f"no policy file at {path}") from None
-    except PolicyError as error:
+    except (PolicyError, OSError, UnicodeDecodeError) as error:
         raise _fail(f"{path}: {error}") from None
 
 

@@ -131,7 +131,7 @@ def test_a_rewrite_hidden_by_deleting_the_checkpoints_fails_with_a_key_or_a_poli
         if tables[-1] == "state":  # nothing of the log is left to compare with
             assert checks == {"no-checkpoint"}, out
             assert code == 10, out
-            assert "first bad the log [no-checkpoint]" in out
+            assert "first bad not at one event (the message says where) [no-checkpoint]" in out
             assert f"{report['events']} events" in report["findings"][0]["message"]
         else:  # the stored tree, if checked, may fail first
             assert code != 0, out

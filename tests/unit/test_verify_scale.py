@@ -213,10 +213,6 @@ def read_all(rows: Any) -> list[Any]:
     "UPDATE stored_events SET originator_id = upper(originator_id) WHERE rowid % 7 = 0",
     "UPDATE stored_events SET originator_id = '6f1c2a4e-58b3-5d7e-9a0c-3b8e4f2d1a60' "
     "WHERE rowid = 5",
-    "UPDATE stored_events SET originator_id = 'nothex' WHERE rowid = 9",
-    "UPDATE stored_events SET originator_id = NULL WHERE rowid = 9",
-    "UPDATE stored_events SET state = CAST(state AS TEXT) WHERE rowid = 12",
-    "UPDATE stored_events SET state = NULL WHERE rowid = 3",
 ])
 def test_rows_are_read_as_the_library_reads_them(busy_copy: Path, damage: str | None) -> None:
     if damage is not None:
@@ -228,6 +224,39 @@ def test_rows_are_read_as_the_library_reads_them(busy_copy: Path, damage: str | 
                             for r in reader)
     with RecordReader(url) as reader:
         assert read_all(_rows(reader)) == expected
+
+
+@pytest.mark.parametrize(("damage", "column", "stored"), [
+    ("UPDATE stored_events SET originator_id = 'nothex' WHERE rowid = 9", 1, "nothex"),
+    ("UPDATE stored_events SET originator_id = NULL WHERE rowid = 9", 1, None),
+    ("UPDATE stored_events SET originator_id = 12 WHERE rowid = 9", 1, "12"),  # TEXT column
+    ("UPDATE stored_events SET state = CAST(state AS TEXT) WHERE rowid = 9", 4, str),
+    ("UPDATE stored_events SET state = NULL WHERE rowid = 9", 4, None),
+    # (the library reads this one as b"\0\0", bytes(2), and reads on)
+    ("UPDATE stored_events SET state = 2 WHERE rowid = 9", 4, 2),
+    ("UPDATE stored_events SET topic = CAST(x'ff' AS TEXT) WHERE rowid = 9", 3, b"\xff"),
+    ("UPDATE stored_events SET originator_version = CAST(x'80' AS TEXT) WHERE rowid = 9", 2,
+     b"\x80"),
+])
+def test_a_row_the_library_cannot_read_is_read_as_stored(
+        busy_path: Path, busy_copy: Path, damage: str, column: int, stored: Any) -> None:
+    """Where the library stops (a page it cannot convert or decode), the
+    verifier's reader reads on: every other row as the library would, the
+    damaged value as it is stored, for the verifier to report."""
+    with sqlite3.connect(busy_copy) as db:
+        db.execute(damage)
+    url = DatabaseURL.parse(f"sqlite:///{busy_copy}")
+    with RecordReader(url) as reader:
+        got = read_all(_rows(reader))
+    intact = stored_rows(busy_path)
+    assert len(got) == len(intact)
+    for row, before in zip(got, intact, strict=True):
+        if row[0] != 9:
+            assert row == before
+        else:
+            value = row[column]
+            assert isinstance(value, str) if stored is str else value == stored
+            assert row[:column] + row[column + 1:] == before[:column] + before[column + 1:]
 
 
 # -- the second process -------------------------------------------------------------

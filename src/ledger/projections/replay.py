@@ -5,6 +5,11 @@ stateful run: replay the store, up to the position the live views have
 reached, into a scratch SQLite file with the same projector, then compare
 every view table row by row, streaming both sides in key order. The store
 is only read.
+
+Whatever the live views hold, the comparison ends with a report: a row of
+another type, a missing table or column, a position that is no number, an
+event the projector cannot apply -- each is a located problem (table and
+row, or the event's position), never an exception.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ledger.projections.projector import Changes, Projector
+from ledger.projections.projector import Changes, Projector, Record
 from ledger.projections.store import BATCH_EVENTS, ProjectionStore
 from ledger.projections.tables import TABLES, Dialect
 
@@ -39,20 +44,44 @@ class ReplayReport:
     rows: dict[str, int] = field(default_factory=dict)
     differences: list[str] = field(default_factory=list)  # first few, one line each
     mismatched_rows: int = 0
+    # What could not be read or replayed at all, located, one line each.
+    problems: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return self.mismatched_rows == 0
+        return self.mismatched_rows == 0 and not self.problems
 
     def to_json(self) -> dict[str, Any]:
         return {"ok": self.ok, "position": self.position, "events": self.events,
                 "rows": self.rows, "mismatched_rows": self.mismatched_rows,
-                "differences": self.differences}
+                "differences": self.differences, "problems": self.problems}
+
+
+def _why(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+def views_present(live: ProjectionStore) -> bool:
+    """Whether the store has views at all (their position table is there),
+    however damaged their rows."""
+    try:
+        with live.cursor(commit=False) as cursor:
+            cursor.execute(live.dialect.sql("SELECT count(*) AS n FROM {position}"))
+            cursor.fetchall()
+    except Exception:
+        return False
+    return True
 
 
 def compare_with_replay(live: ProjectionStore, *, progress: Callable[[int], None] | None = None,
                         max_differences: int = 20) -> ReplayReport:
-    report = ReplayReport(position=live.position().position)
+    report = ReplayReport()
+    try:
+        report.position = live.position().position
+    except Exception as error:  # the row is there but holds no position
+        report.problems.append(f"position [id=1]: the views' position cannot be read "
+                               f"({_why(error)}); nothing to compare up to")
+        return report
     with tempfile.TemporaryDirectory(prefix="ledger-replay-") as scratch:
         fresh = sqlite3.connect(Path(scratch) / "views.db", isolation_level=None)
         fresh.row_factory = sqlite3.Row
@@ -65,23 +94,58 @@ def compare_with_replay(live: ProjectionStore, *, progress: Callable[[int], None
             projector = Projector(dialect, live.projector.bands)
             after = 0
             while after < report.position:
-                records = [r for r in live.read(after, BATCH_EVENTS)
-                           if r.position <= report.position]
+                try:
+                    records = [r for r in live.read(after, BATCH_EVENTS)
+                               if r.position <= report.position]
+                except Exception as error:
+                    report.problems.append(f"events after position {after} cannot be read for "
+                                           f"the replay ({_why(error)})")
+                    break
                 if not records:
                     break
-                changes = Changes()
-                fresh.execute("BEGIN")
-                projector.apply(fresh.cursor(), records, changes)
-                fresh.execute("COMMIT")
-                report.events += changes.events
+                events = _apply(projector, fresh, records, report)
+                report.events += events
                 after = records[-1].position
                 if progress is not None:
-                    progress(changes.events)
+                    progress(events)
             for table, key in KEYS.items():
-                _compare(table, key, live, fresh, dialect, report, max_differences)
+                try:
+                    _compare(table, key, live, fresh, dialect, report, max_differences)
+                except Exception as error:  # no such table or column, say
+                    report.problems.append(f"{table}: the view cannot be compared "
+                                           f"({_why(error)})")
         finally:
             fresh.close()
     return report
+
+
+def _apply(projector: Projector, fresh: sqlite3.Connection, records: list[Record],
+           report: ReplayReport) -> int:
+    """Apply a batch to the scratch views; if the projector cannot, apply
+    its events one by one and report each it cannot apply, by position."""
+    changes = Changes()
+    try:
+        fresh.execute("BEGIN")
+        projector.apply(fresh.cursor(), records, changes)
+        fresh.execute("COMMIT")
+    except Exception:
+        fresh.execute("ROLLBACK")
+    else:
+        return changes.events
+    events = 0
+    for record in records:
+        one = Changes()
+        try:
+            fresh.execute("BEGIN")
+            projector.apply(fresh.cursor(), [record], one)
+            fresh.execute("COMMIT")
+        except Exception as error:
+            fresh.execute("ROLLBACK")
+            report.problems.append(
+                f"event at position {record.position} ({record.type} v{record.version} of "
+                f"{record.aggregate_id}) cannot be replayed ({_why(error)})")
+        events += 1
+    return events
 
 
 INTEGER_KEYS = {"version"}
@@ -107,6 +171,19 @@ def _rows(cursor: Any, statement: str, params: tuple[Any, ...] = ()) -> Iterator
         yield from (dict(row) for row in batch)
 
 
+def _sort_key(value: Any) -> tuple[int, Any]:
+    """A key column's value as SQLite orders it -- NULL, numbers, text,
+    blobs -- so that a live row of another type (a damaged view) is merged
+    in the order the database returned it, never compared with a number."""
+    if value is None:
+        return (0, 0)
+    if isinstance(value, (int, float)):
+        return (1, value)
+    if isinstance(value, str):
+        return (2, value)
+    return (3, bytes(value))
+
+
 def _compare(table: str, key: str, live: ProjectionStore, fresh: sqlite3.Connection,
              dialect: Dialect, report: ReplayReport, max_differences: int) -> None:
     columns = [c.strip() for c in key.split(",")]
@@ -126,8 +203,8 @@ def _compare(table: str, key: str, live: ProjectionStore, fresh: sqlite3.Connect
         a, b = next(live_rows, None), next(fresh_rows, None)
         while a is not None or b is not None:
             count += 1
-            ka = tuple(a[c] for c in columns) if a is not None else None
-            kb = tuple(b[c] for c in columns) if b is not None else None
+            ka = tuple(_sort_key(a[c]) for c in columns) if a is not None else None
+            kb = tuple(_sort_key(b[c]) for c in columns) if b is not None else None
             if a is not None and (kb is None or (ka is not None and ka < kb)):
                 differ(a, "in the live view but not in the replay")
                 a = next(live_rows, None)

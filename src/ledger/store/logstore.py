@@ -268,6 +268,14 @@ class LogStore:
                 "SELECT size, root, note, signed_at FROM {checkpoints} ORDER BY size"))
             return [c for c in (_checkpoint(r) for r in cursor.fetchall()) if c is not None]
 
+    def checkpoint_rows(self) -> list[tuple[Any, Any, Any, Any]]:
+        """Every checkpoint row as stored, unconverted: (size, root, note,
+        signed_at), for an auditor who judges each value itself."""
+        with self._cursor(commit=False) as cursor:
+            cursor.execute(self._sql(
+                "SELECT size, root, note, signed_at FROM {checkpoints} ORDER BY size"))
+            return [(r["size"], r["root"], r["note"], r["signed_at"]) for r in cursor.fetchall()]
+
     def cosignatures(self, size: int) -> dict[str, str]:
         """Cosigner name -> the signature line it returned, for one checkpoint."""
         with self._cursor(commit=False) as cursor:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -13,10 +14,10 @@ from typing import Any
 
 from ledger.store.database import DatabaseURL
 from ledger.store.logstore import LogStore, StoredCheckpoint
-from ledger.store.records import RecordReader
+from ledger.store.records import RecordReader, StoreMissingError
 from ledger.tlog.note import Checkpoint, NoteError, parse_note
 from ledger.tlog.note import Verifier as NoteVerifier
-from ledger.tlog.policy import Policy, parse_policy
+from ledger.tlog.policy import Policy, PolicyError, parse_policy
 from ledger.verify.codec import splice
 from ledger.verify.log import UNSIGNED_AGE_DEFAULT, LogAuditor, LogSummary
 from ledger.verify.pipeline import CHILD_MEMORY, CLEAN, HASH_SIZE, ID_OK, LEAF, Prechecker
@@ -28,9 +29,11 @@ Progress = Callable[[int], None]
 PROGRESS_EVERY = 5_000
 PARALLEL_FROM = 100_000  # events: below, starting a second process is not worth it
 
-# What reading a damaged store can raise, beyond the database's own errors:
-# a row whose id is no UUID, a NULL state...
-_ROW_ERRORS = (ValueError, TypeError, AttributeError, UnicodeDecodeError)
+# What reading a damaged store can raise past its first row: the database's
+# own errors (a dropped table, a text column that is no UTF-8), a value the
+# driver cannot convert... Each ends the reading with an ``unreadable``
+# finding at the last row read, never a traceback.
+_ROW_ERRORS = (Exception,)
 
 
 def verify_store(
@@ -70,15 +73,23 @@ def verify_store(
         log_keys = [*log_keys, *policy.log_verifiers]
     done = 0
     last: int | None = None
-    with RecordReader(url) as reader:
+    with _open(url) as reader:
+        try:
+            stored = reader.max_position()
+        except Exception as error:  # no events table: this is no ledger store
+            raise StoreUnreadableError(
+                f"cannot read a ledger store at {url.display()}: {_why(error)}") from None
         if parallel is None:
-            parallel = (os.cpu_count() or 1) > 1 and reader.max_position() >= PARALLEL_FROM
+            parallel = (os.cpu_count() or 1) > 1 and stored >= PARALLEL_FROM
         verifier = Verifier(memory=DEFAULT_BUDGET - CHILD_MEMORY) if parallel else Verifier()
         log = LogStore(reader.recorder, create=False)
         auditor = None
-        if log.exists():
-            auditor = LogAuditor(log.checkpoints(), log_keys, origin, remembered=remembered,
+        checkpoints = _read_checkpoints(log)
+        if checkpoints is not None:
+            stored_checkpoints, unreadable_checkpoints = checkpoints
+            auditor = LogAuditor(stored_checkpoints, log_keys, origin, remembered=remembered,
                                  on_verified=verifier.mark_signed)
+            auditor.findings.extend(unreadable_checkpoints)
         feed = verifier.feed_stored
         add = None if auditor is None else auditor.add
         checker = Prechecker() if parallel else None
@@ -93,7 +104,7 @@ def verify_store(
                     record = feed(position, aggregate_id, version, event_type, state)
                     if add is not None:
                         add(position, record if record is not None else
-                            splice(aggregate_id, version, event_type, state))
+                            _record(aggregate_id, version, event_type, state))
                     last = position
                     done += 1
                     if progress is not None and done % PROGRESS_EVERY == 0:
@@ -121,7 +132,7 @@ def verify_store(
                                 add_leaf(position, result[at:at + HASH_SIZE])
                             else:
                                 add(position, record if record is not None else
-                                    splice(aggregate_id, version, event_type, state))
+                                    _record(aggregate_id, version, event_type, state))
                         last = position
                         done += 1
                         if progress is not None and done % PROGRESS_EVERY == 0:
@@ -129,8 +140,7 @@ def verify_store(
         except _ROW_ERRORS as error:
             after = "the start" if last is None else f"position {last}"
             verifier.report_unreadable(
-                None, f"the store cannot be read after {after}: {type(error).__name__}: {error}"
-            )
+                None, f"the stored events cannot be read after {after}: {_why(error)}")
         finally:
             if checker is not None:
                 checker.close()
@@ -186,9 +196,12 @@ _HEX_DIGITS = "0123456789abcdef"
 
 
 def _rows(reader: RecordReader) -> Iterator[Row]:
-    """The stored rows exactly as ``reader`` yields them -- same pages, same
-    values, same errors -- but read faster from SQLite: plain columns, and
-    each id formatted from its 32 hex digits rather than through a UUID."""
+    """The stored rows as ``reader`` yields them -- same pages, same values
+    -- but read faster from SQLite: plain columns, and each id formatted
+    from its 32 hex digits rather than through a UUID. Where the library
+    would stop (an id that is no UUID, a state that is no bytes, text that
+    is no UTF-8), this reads on and yields the value as stored, for the
+    verifier to report at its row."""
     recorder: Any = reader.recorder
     datastore: Any = getattr(recorder, "datastore", None)
     if not (type(recorder).__module__ == "eventsourcing.sqlite"
@@ -198,8 +211,9 @@ def _rows(reader: RecordReader) -> Iterator[Row]:
             yield row.position, row.aggregate_id, row.version, row.event_type, row.state
         return
     # As the library's select_notifications, less the columns it does not need.
+    table = recorder.events_table_name
     statement = ("SELECT rowid, originator_id, originator_version, topic, state FROM "  # noqa: S608
-                 f"{recorder.events_table_name} WHERE rowid>=? ORDER BY rowid LIMIT ?")
+                 f"{table} WHERE rowid>=? ORDER BY rowid LIMIT ?")
     convert = recorder.convert_originator_id
     formatted: dict[str, str] = {}  # ids recur (a stock's in each of its events)
     start = 1
@@ -208,8 +222,13 @@ def _rows(reader: RecordReader) -> Iterator[Row]:
             plain = getattr(cursor, "sqlite_cursor", None)
             if plain is not None:
                 plain.row_factory = None  # tuples, not sqlite3.Row: the same values
-            cursor.execute(statement, (start, _PAGE))
-            fetched = cursor.fetchall()
+            try:
+                cursor.execute(statement, (start, _PAGE))
+                fetched = cursor.fetchall()
+            except sqlite3.OperationalError:
+                # A text column that is no UTF-8 fails the whole page: read
+                # its rows one by one, such a value as its bytes.
+                fetched = _rows_one_by_one(cursor, table, start)
         if not fetched:
             return
         if len(formatted) > 8_192:
@@ -226,19 +245,133 @@ def _rows(reader: RecordReader) -> Iterator[Row]:
                     aggregate_id = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
                     formatted[h] = aggregate_id
                 else:
-                    aggregate_id = str(convert(originator_id))
+                    try:
+                        aggregate_id = str(convert(originator_id))
+                    except (ValueError, TypeError, AttributeError):
+                        # No UUID: the verifier says so, and reads on.
+                        aggregate_id = originator_id
             page.append((position, aggregate_id, version, event_type, state))
         for item in page:
-            yield item if type(item[4]) is bytes else (*item[:4], bytes(item[4]))
+            state = item[4]
+            if type(state) is bytes or not isinstance(state, (bytearray, memoryview)):
+                yield item  # a state that is no bytes at all: the verifier says so
+            else:
+                yield (*item[:4], bytes(state))
         start = fetched[-1][0] + 1
+
+
+def _rows_one_by_one(cursor: Any, table: str, start: int) -> list[tuple[Any, ...]]:
+    """A page of stored rows, each read alone; a text value that is no
+    UTF-8 is read as its bytes (which no id, type or version is)."""
+    cursor.execute(f"SELECT rowid FROM {table} WHERE rowid>=? ORDER BY rowid LIMIT ?",  # noqa: S608
+                   (start, _PAGE))
+    rowids = [row[0] for row in cursor.fetchall()]
+    names = ("originator_id", "originator_version", "topic", "state")
+    columns = ", ".join(f"typeof({c}), CASE WHEN typeof({c})='text' THEN CAST({c} AS BLOB) "
+                        f"ELSE {c} END" for c in names)
+    rows = []
+    for rowid in rowids:
+        cursor.execute(f"SELECT {columns} FROM {table} WHERE rowid=?", (rowid,))  # noqa: S608
+        found = cursor.fetchone()
+        if found is None:
+            continue
+        values: list[Any] = [rowid]
+        for kind, stored in zip(found[::2], found[1::2], strict=True):
+            value = stored
+            if kind == "text":
+                with contextlib.suppress(UnicodeDecodeError):
+                    value = stored.decode("utf-8")
+            values.append(value)
+        rows.append(tuple(values))
+    return rows
+
+
+def _record(aggregate_id: Any, version: Any, event_type: Any, state: Any) -> bytes:
+    """The record bytes of a row for the log's tree: the splice, or -- for
+    a row whose columns are not even of their types (reported as such) --
+    bytes that stand for it."""
+    try:
+        return splice(aggregate_id, version, event_type, state)
+    except Exception:
+        return repr((aggregate_id, version, event_type, state)).encode()
+
+
+def _why(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+class StoreUnreadableError(StoreMissingError):
+    """The database is there but holds no store that can be read at all (no
+    events table, a file that is no SQLite database, a server that does not
+    answer): the verification cannot run."""
+
+
+@contextlib.contextmanager
+def _open(url: DatabaseURL) -> Iterator[RecordReader]:
+    try:
+        reader = RecordReader(url)
+    except StoreMissingError:
+        raise
+    except Exception as error:
+        raise StoreUnreadableError(
+            f"cannot read a ledger store at {url.display()}: {_why(error)}") from None
+    with reader:
+        yield reader
+
+
+def _read_checkpoints(log: LogStore) -> tuple[list[StoredCheckpoint], list[Finding]] | None:
+    """The stored checkpoints (None: the store has no log), each row judged
+    as it is: a row whose columns are not of their types is reported
+    (``checkpoint-mismatch``, or ``checkpoint-signature`` if its note is no
+    text) and audited by what its signed note says, if it says anything."""
+    try:
+        rows = log.checkpoint_rows()
+    except Exception:  # no such table: the store predates the log
+        return None
+    checkpoints: list[StoredCheckpoint] = []
+    findings: list[Finding] = []
+    for size, root, note, signed_at in rows:
+        where = f"tlog_checkpoints row of size {size!r}"
+        if not isinstance(note, str):
+            findings.append(Finding(None, None, None, None, "checkpoint-signature",
+                                    f"{where}: its note is {type(note).__name__}, not text"))
+            continue
+        size_ok = type(size) is int and 0 <= size <= _MAX_SIZE
+        root_ok = isinstance(root, (bytes, bytearray, memoryview))
+        if size_ok and root_ok:
+            checkpoints.append(StoredCheckpoint(size, bytes(root), note, str(signed_at)))
+            continue
+        what = ", ".join(
+            text for ok, text in ((size_ok, "its size is no tree size"),
+                                  (root_ok, f"its root is {type(root).__name__}, not bytes"))
+            if not ok)
+        try:
+            signed = Checkpoint.parse(parse_note(note).text)
+        except (NoteError, ValueError) as error:
+            findings.append(Finding(None, None, None, None, "checkpoint-signature",
+                                    f"{where}: {what}, and its note does not parse ({error})"))
+            continue
+        findings.append(Finding(None, None, None, None, "checkpoint-mismatch",
+                                f"{where}: {what}; audited as its signed note says "
+                                f"(size {signed.size})"))
+        checkpoints.append(StoredCheckpoint(signed.size, signed.root, note, str(signed_at)))
+    return checkpoints, findings
+
+
+_MAX_SIZE = 2**63 - 1
 
 
 def _check_quorum(policy: Policy, log_keys: Sequence[NoteVerifier], summary: LogSummary,
                   url: DatabaseURL) -> list[Finding]:
     """The latest checkpoint, with the cosignatures the ledger received,
     must satisfy the policy's quorum."""
-    with RecordReader(url) as reader:
-        lines = LogStore(reader.recorder, create=False).cosignatures(summary.latest_size)
+    try:
+        with RecordReader(url) as reader:
+            lines = LogStore(reader.recorder, create=False).cosignatures(summary.latest_size)
+    except Exception as error:
+        return [Finding(None, None, None, None, "quorum",
+                        f"checkpoint of size {summary.latest_size}: its cosignatures cannot be "
+                        f"read from tlog_cosignatures ({_why(error)})")]
     note = summary.latest_note + "".join(line + "\n" for line in lines.values())
     return _quorum_findings(policy, log_keys, summary, note)
 
@@ -248,12 +381,15 @@ def _quorum_findings(policy: Policy, log_keys: Sequence[NoteVerifier], summary: 
     try:
         result = policy.check(note, log_verifiers=log_keys)
     except NoteError as error:
-        return [Finding(None, None, None, None, "checkpoint-signature", str(error))]
+        return [Finding(None, None, None, None, "checkpoint-signature",
+                        f"checkpoint of size {summary.latest_size} with its cosignatures: "
+                        f"{error}")]
     summary.origin = result.checkpoint.origin
     summary.cosigners = sorted(result.cosigners)
     summary.quorum = "met" if result.quorum_met else "not met"
     findings = [Finding(None, None, None, None, "quorum",
-                        f"cosignature by {name!r} does not verify: {why}")
+                        f"checkpoint of size {summary.latest_size}: cosignature by {name!r} "
+                        f"does not verify: {why}")
                 for name, why in sorted(result.invalid_cosigners.items())]
     if not result.quorum_met:
         findings.append(Finding(
@@ -387,17 +523,20 @@ def verify_bundle(directory: str | os.PathLike[str], progress: Progress | None =
     must be signed, as :func:`verify_store` says."""
     source = Path(directory)
     if policy is None and (source / BUNDLE_POLICY).is_file():
-        policy = parse_policy((source / BUNDLE_POLICY).read_text())
+        try:
+            policy = parse_policy((source / BUNDLE_POLICY).read_text())
+        except (PolicyError, OSError, UnicodeDecodeError) as error:
+            raise BundleError(f"{source / BUNDLE_POLICY}: {error}") from None
     signed_asked = bool(log_keys) or policy is not None
     if policy is not None:
         log_keys = [*log_keys, *policy.log_verifiers]
     notes: dict[int, str] = {}
     checkpoints: list[StoredCheckpoint] = []
     for path in sorted((source / BUNDLE_CHECKPOINTS).glob("*.note")):
-        text = path.read_text()
         try:
+            text = path.read_text()
             checkpoint = Checkpoint.parse(parse_note(text).text)
-        except NoteError as error:
+        except (NoteError, OSError, UnicodeDecodeError) as error:
             raise BundleError(f"{path}: {error}") from None
         notes[checkpoint.size] = text
         checkpoints.append(StoredCheckpoint(checkpoint.size, checkpoint.root, text, ""))
