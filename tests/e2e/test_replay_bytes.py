@@ -1,6 +1,6 @@
 """A replayed answer is byte for byte the first one, also after a restart.
 
-Over real HTTP against a real ``ledger serve``: every command route of the
+Over real HTTP against a real ``ledger serve``, on both backends: every command route of the
 router is sent once, replayed with the same key and body, the server is
 restarted, and each is replayed again. The status, the body bytes and every
 header compare equal, except the few that belong to the request rather than
@@ -96,10 +96,10 @@ def price(amount: int) -> dict[str, Any]:
 
 
 def test_every_command_replays_the_same_bytes_also_after_a_restart(
-        sqlite_url: DatabaseURL, tmp_path: Path, log_key: Path,
+        store_url: DatabaseURL, tmp_path: Path, log_key: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    db = sqlite_url.display()
-    Ledger(sqlite_url).close()
+    db = store_url.display()
+    Ledger(store_url).close()
     admin, alice = issue(db, "admin"), issue(db, "creator", "alice")
     shop, market = issue(db, "channel", "shop"), issue(db, "channel", "market")
     ring = tmp_path / "codes.keyring"
