@@ -4,9 +4,10 @@ A ledger's SQLite file holds API key hashes and sealed redemption codes
 beside the events. SQLite itself creates a new database file with mode
 ``0644 & ~umask`` -- readable by every local user under the usual umask.
 So the file is created here first, mode 0600, before SQLite opens it.
-SQLite creates the ``-wal``, ``-shm`` (and ``-journal``) files beside it
-with the database file's own mode, whatever the umask (``os_unix.c``,
-``findCreateFileMode``; checked by ``tests/e2e/test_file_modes.py``), so
+SQLite creates the ``-wal`` and ``-shm`` files (and a ``-journal``)
+beside it with the database file's own mode, whatever the umask
+(``os_unix.c``: ``findCreateFileMode``, ``unixOpenSharedMemory``; for
+``-wal`` and ``-shm`` checked by ``tests/e2e/test_file_modes.py``), so
 they are 0600 too.
 
 An existing file is left as it is: its mode is its owner's decision (a
