@@ -16,7 +16,7 @@ def test_sqlite_urls_and_bare_paths(text: str, path: str) -> None:
     url = DatabaseURL.parse(text)
     assert (url.backend, url.path) == ("sqlite", path)
     env = url.event_store_env()
-    assert env["PERSISTENCE_MODULE"] == "eventsourcing.sqlite"
+    assert env["PERSISTENCE_MODULE"] == "ledger.store.sqlitefiles:PrivateSQLiteFactory"
     assert env["LEDGER_SQLITE_DBNAME"] == path  # prefixed: wins over stray env vars
 
 

@@ -24,6 +24,7 @@ from typing import Any
 from ledger.projections.projector import Changes, Projector, Record
 from ledger.projections.store import BATCH_EVENTS, ProjectionStore
 from ledger.projections.tables import TABLES, Dialect
+from ledger.store.sqlitefiles import create_private
 
 # The sort key of each compared table (its primary key).
 KEYS = {
@@ -83,7 +84,9 @@ def compare_with_replay(live: ProjectionStore, *, progress: Callable[[int], None
                                f"({_why(error)}); nothing to compare up to")
         return report
     with tempfile.TemporaryDirectory(prefix="ledger-replay-") as scratch:
-        fresh = sqlite3.connect(Path(scratch) / "views.db", isolation_level=None)
+        path = Path(scratch) / "views.db"
+        create_private(str(path))  # a replay of the views: the store's data
+        fresh = sqlite3.connect(path, isolation_level=None)
         fresh.row_factory = sqlite3.Row
         try:
             fresh.execute("PRAGMA journal_mode=OFF")

@@ -87,6 +87,15 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _answered_before(uow: UnitOfWork, taken: bool) -> None:
+    """A hold or waitlist entry is named by its command's id: finding that id
+    taken means the command was answered before -- by another process, or
+    before a restart -- and this optimistic attempt assumed its record away.
+    Decide again, carefully: that attempt reads the record and replays it."""
+    if taken and not uow.careful:
+        raise _StaleReadError
+
+
 class Replayed(dict[str, Any]):
     """The first answer to an idempotency key, returned again: nothing new
     was done. (The HTTP edge says so with ``Idempotent-Replayed: true``.)"""
@@ -488,6 +497,7 @@ class Ledger:
 
         def decide(uow: UnitOfWork, now: datetime) -> dict[str, Any]:
             stock = self._stock_in(uow, good_uuid, tier)
+            _answered_before(uow, hold_id in stock.holds or hold_id in stock.waitlist)
             via = self.channel(channel)
             expires_at = stock.reserve(hold_id=hold_id, channel=via.channel, quantity=quantity,
                                        ttl_seconds=ttl_seconds, now=now)
@@ -619,6 +629,7 @@ class Ledger:
 
         def decide(uow: UnitOfWork, now: datetime) -> dict[str, Any]:
             stock = self._stock_in(uow, good_uuid, tier)
+            _answered_before(uow, entry_id in stock.waitlist or entry_id in stock.holds)
             via = self.channel(channel)
             place = stock.join_waitlist(entry_id=entry_id, buyer=buyer, channel=via.channel,
                                         quantity=quantity, now=now)

@@ -86,7 +86,7 @@ class DatabaseURL:
         env = {"CREATE_TABLE": "y" if create_tables else "n"}
         if self.backend == "sqlite":
             env |= {
-                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "PERSISTENCE_MODULE": "ledger.store.sqlitefiles:PrivateSQLiteFactory",
                 "SQLITE_DBNAME": self.path,
                 "SQLITE_LOCK_TIMEOUT": "30",
             }
