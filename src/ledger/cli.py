@@ -375,10 +375,13 @@ def serve(
 ) -> None:
     """Run the HTTP API on the store: commands and reads (with API keys; make one
     with `ledger api-keys issue`), live views, and signed checkpoints of the log."""
+    import dataclasses
+    import logging
+
     import uvicorn
 
     from ledger.api.app import create_app
-    from ledger.api.runtime import open_runtime
+    from ledger.api.runtime import Runtime, RuntimeOpener, open_runtime
 
     settings = Settings()
     url = _url(db)
@@ -393,14 +396,31 @@ def serve(
         raise _fail(f"display band settings: {error}") from None
     code_keyring = _load_keyring(Path(settings.code_keyring_file)) \
         if settings.code_keyring_file else None
-    runtime = open_runtime(url, settings, signers=signers,
-                           policy=_load_policy(policy) if policy else None,
-                           code_keyring=code_keyring)
+    trust = _load_policy(policy) if policy else None
+
+    def opened() -> Runtime:
+        return open_runtime(url, settings, signers=signers, policy=trust,
+                            code_keyring=code_keyring)
+
+    # The ledger's own messages (waiting for the database, outages) beside uvicorn's.
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+    logging.getLogger("ledger").addHandler(handler)
+    logging.getLogger("ledger").setLevel(logging.INFO)
+    if url.backend == "sqlite":  # ready at once, or a clear refusal
+        try:
+            application = create_app(opened())
+        except Exception as error:
+            raise _fail(f"cannot open {url.display()}: {error}") from None
+    else:  # listen at once; serve when the database answers (RuntimeOpener)
+        application = create_app(opener=lambda on_open: RuntimeOpener(
+            dataclasses.replace(url, timeout=settings.database_timeout), opened, on_open))
     tune_gc()  # (ledger.tuning: the cyclic collector cost ~15 % of a flash sale)
     try:
-        uvicorn.run(create_app(runtime), host=host, port=port, log_level="info")
+        uvicorn.run(application, host=host, port=port, log_level="info")
     finally:
-        runtime.ledger.close()
+        if application.state.runtime is not None:
+            application.state.runtime.ledger.close()
 
 
 def _load_keyring(path: Path) -> Keyring:

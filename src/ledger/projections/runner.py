@@ -27,6 +27,7 @@ import psycopg
 from ledger.domain.model import format_timestamp, parse_timestamp
 from ledger.projections.projector import Changes
 from ledger.projections.store import BATCH_EVENTS, ProjectionStore
+from ledger.store.availability import unavailable_reason
 
 logger = logging.getLogger("ledger.projections")
 Listener = Callable[[Changes], None]
@@ -78,6 +79,7 @@ class ProjectionRunner:
         self.batch_events = batch_events
         self.lag = LagStats()
         self.error: str | None = None
+        self.caught_up = threading.Event()  # has applied everything there was, once
         self._listen_dsn = listen_dsn  # PostgreSQL: where to LISTEN
         self._listeners: list[Listener] = []
         self._lock = threading.Lock()
@@ -197,9 +199,15 @@ class ProjectionRunner:
                 changes = self._apply_batch()
                 backlog = changes is not None and changes.events >= self.batch_events
                 self.error = None
+                if not backlog:
+                    self.caught_up.set()
             except Exception as error:  # keep following; report the failure
+                reason = unavailable_reason(error)
+                if reason is None:
+                    logger.exception("projection batch failed; retrying")
+                elif self.error is None:  # once per outage, without a traceback
+                    logger.warning("the views wait for the database (%s)", reason)
                 self.error = f"{type(error).__name__}: {error}"
-                logger.exception("projection batch failed; retrying")
                 self._stop.wait(1.0)
             if backlog:
                 continue
@@ -216,8 +224,9 @@ class ProjectionRunner:
                     while not self._stop.is_set():
                         for _ in connection.notifies(timeout=0.5, stop_after=1):
                             self._wake.set()
-            except Exception:
-                logger.exception("LISTEN for new events failed; polling meanwhile")
+            except Exception as error:
+                if unavailable_reason(error) is None:
+                    logger.exception("LISTEN for new events failed; polling meanwhile")
                 self._stop.wait(1.0)
 
     def status(self) -> dict[str, Any]:
