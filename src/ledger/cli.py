@@ -407,6 +407,9 @@ def serve(
     handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
     logging.getLogger("ledger").addHandler(handler)
     logging.getLogger("ledger").setLevel(logging.INFO)
+    # During an outage the pool warns of each reconnection attempt (twenty a
+    # second); ledger.store says it once, when the database goes and comes.
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     if url.backend == "sqlite":  # ready at once, or a clear refusal
         try:
             application = create_app(opened())

@@ -43,6 +43,7 @@ PROBLEM = "https://ledger.dev/problems/"
 BOUND = Settings().database_timeout  # the default time bound
 SLACK = 1.5  # a loaded 2-core machine: scheduling, HTTP, the client's own threads
 RESUME_WITHIN = 2.0
+READS_WITHIN = 4.0  # the views follow the store again (they catch up after the sales)
 OUTAGE_SECONDS = 12.0
 
 
@@ -190,9 +191,12 @@ def test_an_outage_fails_fast_and_recovers_fast(cluster: Cluster, tmp_path: Path
         resumed = min((a.ended for a in answers
                        if a.kind == "sale" and a.status == 201 and a.ended > back_at),
                       default=float("inf"))
+        last_failed_read = max((a.ended for a in answers if a.kind == "read"
+                                and a.status not in (200, 201)), default=back_at)
         figures = (f"outage {back_at - stopped_at:.1f} s: {len(during)} answers "
                    f"{dict(statuses)}, slowest {slowest:.2f} s; sales resumed "
-                   f"{resumed - back_at:.2f} s after the database; {len(acknowledged)} "
+                   f"{resumed - back_at:.2f} s after the database, reads "
+                   f"{max(0.0, last_failed_read - back_at):.2f} s after; {len(acknowledged)} "
                    "sales acknowledged")
         print(figures)
 
@@ -207,12 +211,11 @@ def test_an_outage_fails_fast_and_recovers_fast(cluster: Cluster, tmp_path: Path
                 _assert_unavailable(answer)
         assert sum(a.status == 503 for a in during if a.kind == "sale") > 10, figures
         assert sum(a.status == 503 for a in during if a.kind == "read") > 10, figures
-        # After it: sales resume within 2 s, and everything answers again.
+        # After it: sales resume within 2 s and never fail again.
         assert resumed - back_at <= RESUME_WITHIN, figures
         after = [a for a in answers if a.started > resumed]
         assert after
-        assert all(a.status in (200, 201) for a in after), \
-            [a for a in after if a.status not in (200, 201)][:3]
+        assert all(a.status == 201 for a in after if a.kind == "sale"), figures
         assert not any(thread.is_alive() for thread in threads)
 
     # Every acknowledged sale is in the store, exactly once; nothing else was sold.
@@ -227,6 +230,12 @@ def test_an_outage_fails_fast_and_recovers_fast(cluster: Cluster, tmp_path: Path
     text = log.read_text()
     assert "is unavailable" in text, text[-3000:]
     assert "answers again" in text, text[-3000:]
+    # Reads after it: a unit may still find the views catching up for a
+    # moment (a 503, never a 404), then everything answers.
+    for answer in after:
+        if answer.status not in (200, 201):
+            _assert_unavailable(answer)
+    assert all(a.status == 200 for a in after if a.started > back_at + READS_WITHIN), figures
 
 
 def test_serve_started_while_the_database_is_down_waits_for_it(
@@ -291,3 +300,22 @@ def test_serve_started_while_the_database_is_down_waits_for_it(
     finally:
         if server_reachable(cluster.url("postgres")) is not None:
             cluster.start()  # for whatever runs next on this cluster
+
+
+def test_serve_on_sqlite_is_ready_at_once(tmp_path: Path, log_key: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'ledger.db'}"
+    with running_server(db, log_key) as base:  # (it waits for /readyz to say 200)
+        ready = httpx.get(f"{base}/readyz", timeout=30)
+        assert ready.json() == {"status": "ready", "database": True, "views": True,
+                                "sealer": True}
+        assert httpx.get(f"{base}/healthz", timeout=30).json()["status"] == "ok"
+
+
+def test_serve_refuses_a_sqlite_file_it_cannot_open(tmp_path: Path, log_key: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'no-such-directory' / 'ledger.db'}"
+    done = subprocess.run([sys.executable, "-m", "ledger.cli", "serve", "--db", db, "--port",
+                           str(free_port()), "--log-key", str(log_key)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        f"error: cannot open {db}: unable to open database file"], done.stderr

@@ -29,6 +29,7 @@ from ledger.domain import limits
 from ledger.projections.projector import Changes
 from ledger.projections.queries import settlement_csv
 from ledger.store.apikeys import Principal, Role
+from ledger.store.availability import DatabaseUnavailableError
 
 router = APIRouter(tags=["reads"])
 
@@ -69,8 +70,12 @@ def _found(rt: Runtime, fetch: Callable[[], Any], what: str) -> Any:
     value = fetch()
     if value is None and rt.runner is not None and rt.projections is not None:
         head = rt.projections.store_position()
-        if rt.runner.position < head and rt.runner.wait_for(head, CATCH_UP_SECONDS):
-            value = fetch()
+        if rt.runner.position < head:
+            if rt.runner.wait_for(head, CATCH_UP_SECONDS):
+                value = fetch()
+            elif not rt.readiness()["database"] or rt.runner.error is not None:
+                # The views cannot catch up: absence is not known (an outage).
+                raise DatabaseUnavailableError("the views cannot catch up with the store now")
     if value is None:
         raise ApiProblem(404, "not-found", f"{what} does not exist")
     return value

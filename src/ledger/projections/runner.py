@@ -208,7 +208,8 @@ class ProjectionRunner:
                 elif self.error is None:  # once per outage, without a traceback
                     logger.warning("the views wait for the database (%s)", reason)
                 self.error = f"{type(error).__name__}: {error}"
-                self._stop.wait(1.0)
+                # (an outage fails at once: look again soon, to follow its end closely)
+                self._stop.wait(1.0 if reason is None else 0.2)
             if backlog:
                 continue
             self._stop.wait(max(0.0, self.min_interval - (time.monotonic() - started)))

@@ -130,6 +130,27 @@ class Availability:
                                             name="ledger-db-probe", daemon=True)
             self._prober.start()
 
+    def confirm(self, reason: str) -> None:
+        """A connection failed its check: ask the server now. If it does not
+        answer, the database is down from this moment (and the background
+        probe watches for its return): raise :class:`DatabaseDownError`."""
+        self.check()
+        try:
+            self.probe_once()
+        except Exception as error:
+            self._mark_down(unavailable_reason(error) or str(error).strip() or reason)
+            self.suspect(reason)  # the background probe, to see it come back
+            self.check()
+
+    def _mark_down(self, reason: str) -> None:
+        with self._lock:
+            self._reason = reason
+            if self._down_since is not None:
+                return
+            self._down_since = time.monotonic()
+        logger.warning("the database at %s is unavailable (%s): requests are answered 503 "
+                       "database-unavailable until it is back", self.display, reason)
+
     def probe_once(self) -> None:
         """Connect and ask the server one question; raises if it cannot."""
         with psycopg.connect(autocommit=True, **self._kwargs) as connection:
@@ -141,12 +162,7 @@ class Availability:
                 self.probe_once()
             except Exception as error:  # the database does not answer (or not well)
                 reason = unavailable_reason(error) or str(error).strip() or reason
-                if self._down_since is None:
-                    self._down_since = time.monotonic()
-                    logger.warning("the database at %s is unavailable (%s): requests are "
-                                   "answered 503 database-unavailable until it is back",
-                                   self.display, reason)
-                self._reason = reason
+                self._mark_down(reason)
                 self._closed.wait(PROBE_INTERVAL)
                 continue
             break
@@ -173,18 +189,36 @@ class _QuickRetry(AttemptWithBackoff):
 class LedgerPool(ConnectionPool[Any]):
     """The event store's pool, told about the database's availability."""
 
-    def __init__(self, *args: Any, availability: Availability, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, availability: Availability, pre_ping: bool,
+                 **kwargs: Any) -> None:
         self.availability = availability
+        self._pre_ping = pre_ping
         availability.on_up = self.drain
         super().__init__(*args, **kwargs)
 
     def getconn(self, timeout: float | None = None) -> Any:
+        """A connection within ``timeout`` (default: the pool's), checked if
+        pre-ping is on. A connection that fails its check makes the pool
+        ask the server at once (:meth:`Availability.confirm`): down, and this
+        fails now rather than at the timeout (the library's own check loop
+        would sleep 1, 2, 4 s between dead connections)."""
         self.availability.check()
-        try:
-            return super().getconn(timeout)
-        except PoolTimeout as error:
-            self.availability.suspect(str(error))
-            raise
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while True:
+            try:
+                conn = super().getconn(max(0.001, deadline - time.monotonic()))
+            except PoolTimeout as error:
+                self.availability.suspect(str(error))
+                raise
+            if not self._pre_ping:
+                return conn
+            try:
+                ConnectionPool.check_connection(conn)
+            except Exception as error:
+                self.putconn(conn)  # broken: the pool replaces it
+                self.availability.confirm(str(error))  # raises if the server is down
+                continue
+            return conn
 
     def putconn(self, conn: Any) -> None:
         if conn.broken:  # lost mid-use: is it just this one?
@@ -233,20 +267,13 @@ class LedgerPostgresFactory(PostgresFactory):
                   f"{kwargs.get('port')}/{kwargs.get('dbname')}"
         availability = Availability(kwargs, display, connect_timeout)
 
-        def check(connection: Any) -> None:
-            try:
-                ConnectionPool.check_connection(connection)
-            except Exception as error:
-                availability.suspect(str(error))
-                raise
-
         datastore.pool = LedgerPool(
             connection_class=old.connection_class, kwargs=kwargs,
             min_size=old.min_size, max_size=old.max_size, open=False,
             configure=datastore.after_connect_func(),
-            check=check if datastore.pre_ping else None,
             timeout=timeout, max_waiting=old.max_waiting, max_lifetime=old.max_lifetime,
             reconnect_timeout=24 * 3600.0, availability=availability,
+            pre_ping=bool(datastore.pre_ping),
         )
 
 
