@@ -412,18 +412,18 @@ def serve(
     logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     if url.backend == "sqlite":  # ready at once, or a clear refusal
         try:
-            application = create_app(opened())
+            api = create_app(opened())
         except Exception as error:
             raise _fail(f"cannot open {url.display()}: {error}") from None
     else:  # listen at once; serve when the database answers (RuntimeOpener)
-        application = create_app(opener=lambda on_open: RuntimeOpener(
+        api = create_app(opener=lambda on_open: RuntimeOpener(
             dataclasses.replace(url, timeout=settings.database_timeout), opened, on_open))
     tune_gc()  # (ledger.tuning: the cyclic collector cost ~15 % of a flash sale)
     try:
-        uvicorn.run(application, host=host, port=port, log_level="info")
+        uvicorn.run(api, host=host, port=port, log_level="info")
     finally:
-        if application.state.runtime is not None:
-            application.state.runtime.ledger.close()
+        if api.state.runtime is not None:
+            api.state.runtime.ledger.close()
 
 
 def _load_keyring(path: Path) -> Keyring:

@@ -56,6 +56,7 @@ RETRY_AFTER_SECONDS: dict[str, int] = {
     "contention": 1,
     DatabaseUnavailableError.code: RETRY_AFTER_SECONDS_OUTAGE,
     "not-ready": 1,
+    "views-behind": 1,
     "codes-unavailable": 60,
     "views-unavailable": 60,
 }

@@ -66,11 +66,15 @@ CATCH_UP_SECONDS = 2.0
 def _found(rt: Runtime, fetch: Callable[[], Any], what: str) -> Any:
     """``fetch()``; if it finds nothing while the views are behind the store,
     wait (briefly) for them to catch up and look again -- so what a client
-    has just created is not reported missing."""
+    has just created is not reported missing. (The views' position that
+    counts is the one from before the fetch: a batch committed while it ran
+    may move them past the store's head though the fetch read them before.)
+    """
+    before = rt.runner.position if rt.runner is not None else 0
     value = fetch()
     if value is None and rt.runner is not None and rt.projections is not None:
         head = rt.projections.store_position()
-        if rt.runner.position < head:
+        if before < head:
             if rt.runner.wait_for(head, CATCH_UP_SECONDS):
                 value = fetch()
             elif not rt.readiness()["database"] or rt.runner.error is not None:
