@@ -247,7 +247,7 @@ def ledger_server(url: DatabaseURL, directory: Path, key: Path,
     base = f"http://127.0.0.1:{port}"
     args = ["-m", "ledger.cli", "serve", "--db", db_text(url), "--port", str(port),
             "--log-key", str(key), *(["--policy", str(policy)] if policy else [])]
-    with served(args, base, "/healthz", directory / "ledger.log", cwd=directory):
+    with served(args, base, "/readyz", directory / "ledger.log", cwd=directory):
         yield base
 
 

@@ -189,7 +189,7 @@ def ledger_served(url: DatabaseURL, signer: Signer) -> Iterator[tuple[int, int]]
     args = ["-m", "ledger.cli", "serve", "--db", url.display(), "--log-key", str(key),
             "--host", "127.0.0.1", "--port", str(port)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
-    with served(args, f"http://127.0.0.1:{port}", "/healthz", directory / "server.log",
+    with served(args, f"http://127.0.0.1:{port}", "/readyz", directory / "server.log",
                 cwd=directory, env=env) as server:
         yield port, server.pid
 

@@ -439,12 +439,15 @@ def serve(
 ) -> None:
     """Run the HTTP API on the store: commands and reads (with API keys; make one
     with `ledger api-keys issue`), live views, and signed checkpoints of the log."""
+    import dataclasses
+    import logging
+
     import uvicorn
     from pydantic import ValidationError
 
     from ledger.api.app import create_app
     from ledger.api.limits import HeaderLimits
-    from ledger.api.runtime import open_runtime
+    from ledger.api.runtime import Runtime, RuntimeOpener, open_runtime
     from ledger.api.server import http_protocol
 
     try:
@@ -465,20 +468,40 @@ def serve(
         raise _fail(f"display band settings: {error}") from None
     code_keyring = _load_keyring(Path(settings.code_keyring_file)) \
         if settings.code_keyring_file else None
-    runtime = open_runtime(url, settings, signers=signers,
-                           policy=_load_policy(policy) if policy else None,
-                           code_keyring=code_keyring)
+    trust = _load_policy(policy) if policy else None
+
+    def opened() -> Runtime:
+        return open_runtime(url, settings, signers=signers, policy=trust,
+                            code_keyring=code_keyring)
+
+    # The ledger's own messages (waiting for the database, outages) beside uvicorn's.
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+    logging.getLogger("ledger").addHandler(handler)
+    logging.getLogger("ledger").setLevel(logging.INFO)
+    # During an outage the pool warns of each reconnection attempt (twenty a
+    # second); ledger.store says it once, when the database goes and comes.
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+    header_limits = HeaderLimits(header_bytes_max=settings.header_bytes_max,
+                                 headers_bytes_max=settings.headers_bytes_max,
+                                 count_max=settings.headers_count_max)
+    if url.backend == "sqlite":  # ready at once, or a clear refusal
+        try:
+            api = create_app(opened(), header_limits=header_limits)
+        except Exception as error:
+            raise _fail(f"cannot open {url.display()}: {error}") from None
+    else:  # listen at once; serve when the database answers (RuntimeOpener)
+        api = create_app(opener=lambda on_open: RuntimeOpener(
+            dataclasses.replace(url, timeout=settings.database_timeout), opened, on_open),
+            header_limits=header_limits)
     tune_gc()  # (ledger.tuning: the cyclic collector cost ~15 % of a flash sale)
     try:
-        api = create_app(runtime, header_limits=HeaderLimits(
-            header_bytes_max=settings.header_bytes_max,
-            headers_bytes_max=settings.headers_bytes_max,
-            count_max=settings.headers_count_max))
         # (ledger.api.server: the request head bounded, refusals as problems)
         uvicorn.run(api, host=host, port=port, log_level="info",
                     http=http_protocol(settings.headers_bytes_max))
     finally:
-        runtime.ledger.close()
+        if api.state.runtime is not None:
+            api.state.runtime.ledger.close()
 
 
 def _load_keyring(path: Path) -> Keyring:

@@ -12,7 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ledger.domain import limits
 from ledger.projections.bands import BandPolicy
-from ledger.store.database import DEFAULT_URL
+from ledger.store.database import DEFAULT_DATABASE_TIMEOUT, DEFAULT_URL
 
 
 class Settings(BaseSettings):
@@ -24,6 +24,11 @@ class Settings(BaseSettings):
         default=DEFAULT_URL,
         description="sqlite:///path.db (default: ./ledger.db) or postgresql://user@host/db",
     )
+    database_timeout: float = Field(
+        default=DEFAULT_DATABASE_TIMEOUT, gt=0, le=60,
+        description="PostgreSQL: the longest a request waits for the database. Past it -- "
+        "or at once while the database is known to be down -- the request is answered 503 "
+        "database-unavailable with Retry-After, and no worker thread is held longer")
     aggregate_cache_size: int = Field(default=50_000, ge=0)
     command_retries: int = Field(default=40, ge=1, le=1_000)
     log_key_file: str | None = Field(

@@ -29,7 +29,7 @@ def running_server(db: str, log_key: Path, *, seal_interval: float = 0.2,
     extra = ["--policy", str(policy)] if policy else []
     with running_process(
         ["serve", "--db", db, "--port", str(port), "--log-key", str(log_key), *extra],
-        f"http://127.0.0.1:{port}", "/healthz", env=env, log_file=log_file,
+        f"http://127.0.0.1:{port}", "/readyz", env=env, log_file=log_file, ready_status=200,
     ) as base:
         yield base
 
@@ -37,8 +37,11 @@ def running_server(db: str, log_key: Path, *, seal_interval: float = 0.2,
 @contextmanager
 def running_process(args: list[str], base: str, ready_path: str, *,
                     env: dict[str, str] | None = None,
-                    log_file: Path | None = None) -> Iterator[str]:
-    """Run ``python -m ledger.cli ARGS`` until ``base + ready_path`` answers."""
+                    log_file: Path | None = None,
+                    ready_status: int | None = None) -> Iterator[str]:
+    """Run ``python -m ledger.cli ARGS`` until ``base + ready_path`` answers
+    (with ``ready_status``, if given: ``ledger serve`` listens before it is
+    ready, and says so on ``/readyz``)."""
     output = open(log_file or os.devnull, "w")  # noqa: SIM115 - closed below
     process = subprocess.Popen([sys.executable, "-m", "ledger.cli", *args],
                                env=env or dict(os.environ), stdout=output,
@@ -49,7 +52,8 @@ def running_process(args: list[str], base: str, ready_path: str, *,
             if process.poll() is not None:
                 raise RuntimeError(f"ledger {args[0]} exited with {process.returncode}")
             try:
-                if httpx.get(f"{base}{ready_path}", timeout=1).status_code < 600:
+                status = httpx.get(f"{base}{ready_path}", timeout=1).status_code
+                if status == ready_status or (ready_status is None and status < 600):
                     break
             except httpx.TransportError:
                 pass

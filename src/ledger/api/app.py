@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import FastAPI
 
 from ledger import __version__
-from ledger.api import command_routes, log_routes, problems, provenance_routes, query_routes
+from ledger.api import (
+    command_routes,
+    log_routes,
+    problems,
+    provenance_routes,
+    query_routes,
+    readiness,
+)
 from ledger.api.auth import require
 from ledger.api.limits import BodyLimit, HeaderLimit, HeaderLimits
-from ledger.api.runtime import Runtime
+from ledger.api.readiness import NotReady
+from ledger.api.runtime import Runtime, RuntimeOpener
 from ledger.domain import limits
 from ledger.store.apikeys import Principal, Role
 
@@ -33,29 +41,49 @@ A verifiable, event-sourced ledger of digital goods.
 """
 
 
-def create_app(runtime: Runtime, *, header_limits: HeaderLimits | None = None) -> FastAPI:
+def create_app(runtime: Runtime | None = None, *,
+               opener: Callable[[Callable[[Runtime], object]], RuntimeOpener] | None = None,
+               header_limits: HeaderLimits | None = None) -> FastAPI:
+    """The app on ``runtime``; or, given ``opener`` instead, an app that
+    listens at once and serves once ``opener(on_open)``'s thread has opened
+    the runtime (``ledger serve`` on a database that may be down)."""
+    if (runtime is None) == (opener is None):
+        raise ValueError("give a runtime or an opener")
+
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        runtime.start()
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if runtime is not None:
+            runtime.start()
+        else:
+            assert opener is not None
+
+            def on_open(opened: Runtime) -> None:
+                opened.start()
+                app.state.runtime = opened  # now every route is served
+
+            app.state.opener = opener(on_open)
+            app.state.opener.start()
         try:
             yield
         finally:
-            runtime.stop()
+            if app.state.opener is not None:
+                app.state.opener.stop()
+            if app.state.runtime is not None:
+                app.state.runtime.stop()
 
     app = FastAPI(title="ledger", version=__version__, lifespan=lifespan,
                   description=DESCRIPTION)
     app.state.runtime = runtime
+    app.state.opener = None
     app.add_middleware(BodyLimit, max_bytes=limits.REQUEST_BODY_BYTES_MAX)
+    app.add_middleware(NotReady, state=app.state)
     app.add_middleware(HeaderLimit, bounds=header_limits or HeaderLimits())  # (runs first)
     problems.install(app)
+    app.include_router(readiness.router)
     app.include_router(command_routes.router)
     app.include_router(query_routes.router)
     app.include_router(provenance_routes.router)
     app.include_router(log_routes.router)
-
-    @app.get("/healthz", tags=["ops"])
-    def health() -> dict[str, object]:
-        return {"status": "ok", "log_size": runtime.log.size()}
 
     @app.get("/me", tags=["ops"], summary="Who this API key is")
     def me(who: Annotated[Principal, require(*Role)]) -> dict[str, Any]:

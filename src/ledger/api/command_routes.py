@@ -28,13 +28,14 @@ from ledger.api import models
 from ledger.api.auth import check_channel, check_creator, require
 from ledger.api.json_body import StrictJsonRoute
 from ledger.api.log_routes import RuntimeDep
-from ledger.api.problems import PROBLEM_BASE, ApiProblem, domain_problem
+from ledger.api.problems import PROBLEM_BASE, ApiProblem, domain_problem, unavailable_document
 from ledger.api.runtime import Runtime
 from ledger.domain import canonical, limits
 from ledger.domain.errors import LedgerError
 from ledger.domain.money import Money
 from ledger.service import Replayed
 from ledger.store.apikeys import Principal, Role
+from ledger.store.availability import unavailable_reason
 
 router = APIRouter(tags=["commands"], route_class=StrictJsonRoute)
 logger = logging.getLogger("ledger.api")
@@ -176,7 +177,11 @@ def _queued_outcome(run: Callable[[Callable[[int], object]], dict[str, Any]],
             lines.put(("done", run(lambda position: lines.put(("queued", position)))))
         except LedgerError as error:
             lines.put(("problem", domain_problem(error, instance)))
-        except Exception:  # reported like the API's 500 problem, never as a traceback
+        except Exception as error:  # reported like the API's 503 or 500, never a traceback
+            reason = unavailable_reason(error)
+            if reason is not None:
+                lines.put(("problem", unavailable_document(error, reason, instance)))
+                return
             logger.exception("queued sale failed on %s", instance)
             lines.put(("problem", {"type": PROBLEM_BASE + "internal-error",
                                    "title": "Internal error", "status": 500,

@@ -10,12 +10,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import psycopg
+from eventsourcing.persistence import PersistenceError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger.domain import errors
+from ledger.store.availability import RETRY_AFTER_SECONDS as RETRY_AFTER_SECONDS_OUTAGE
+from ledger.store.availability import DatabaseUnavailableError, unavailable_reason
 
 logger = logging.getLogger("ledger.api")
 PROBLEM_BASE = "https://ledger.dev/problems/"
@@ -44,11 +48,53 @@ class ApiProblem(Exception):  # noqa: N818 - it is a problem, rendered as one
         self.headers = headers or {}
 
 
+# Every 503 says when to try again (RFC 9110 Retry-After, in seconds). A
+# passing condition -- contention, an outage, a server starting -- soon; a
+# server set up without something -- a code keyring, live views -- is an
+# operator's matter: later.
+RETRY_AFTER_SECONDS: dict[str, int] = {
+    "contention": 1,
+    DatabaseUnavailableError.code: RETRY_AFTER_SECONDS_OUTAGE,
+    "not-ready": 1,
+    "views-behind": 1,
+    "codes-unavailable": 60,
+    "views-unavailable": 60,
+}
+RETRY_AFTER_DEFAULT = 1
+
+
+def retry_after(status: int, code: str) -> dict[str, str]:
+    """The Retry-After header a problem of this status and code carries."""
+    if status != 503:
+        return {}
+    return {"Retry-After": str(RETRY_AFTER_SECONDS.get(code, RETRY_AFTER_DEFAULT))}
+
+
 def problem(status: int, code: str, title: str, detail: str, instance: str, *,
             headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
     body = {"type": PROBLEM_BASE + code, "title": title, "status": status, "detail": detail,
             "instance": instance, **extra}
-    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE,
+                        headers=retry_after(status, code) | (headers or {}))
+
+
+def unavailable_document(error: BaseException, reason: str, instance: str) -> dict[str, Any]:
+    """The 503 database-unavailable problem (see ledger.store.availability)."""
+    detail = (str(error) if isinstance(error, DatabaseUnavailableError)
+              else f"the database is unavailable ({reason}); retry later (a command: with "
+                   "the same Idempotency-Key)")
+    extra: dict[str, Any] = (
+        {"outcome_unknown": True}
+        if isinstance(error, DatabaseUnavailableError) and error.outcome_unknown else {})
+    return {"type": PROBLEM_BASE + DatabaseUnavailableError.code,
+            "title": "Database unavailable", "status": 503, "detail": detail,
+            "instance": instance, **extra}
+
+
+def unavailable_problem(error: BaseException, reason: str, instance: str) -> JSONResponse:
+    body = unavailable_document(error, reason, instance)
+    return JSONResponse(body, status_code=503, media_type=MEDIA_TYPE,
+                        headers=retry_after(503, DatabaseUnavailableError.code))
 
 
 def _title(code: str) -> str:
@@ -68,7 +114,17 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(errors.LedgerError)
     async def domain_error(request: Request, error: errors.LedgerError) -> JSONResponse:
         body = domain_problem(error, request.url.path)
-        return JSONResponse(body, status_code=body["status"], media_type=MEDIA_TYPE)
+        return JSONResponse(body, status_code=body["status"], media_type=MEDIA_TYPE,
+                            headers=retry_after(body["status"], error.code))
+
+    @app.exception_handler(DatabaseUnavailableError)
+    @app.exception_handler(PersistenceError)  # the event store's wrapper of driver errors
+    @app.exception_handler(psycopg.Error)
+    async def database_error(request: Request, error: Exception) -> JSONResponse:
+        reason = unavailable_reason(error)
+        if reason is None:
+            return await unexpected(request, error)
+        return unavailable_problem(error, reason, request.url.path)
 
     @app.exception_handler(ApiProblem)
     async def api_problem(request: Request, error: ApiProblem) -> JSONResponse:

@@ -3,7 +3,12 @@ and their runner, and the API keys."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -14,9 +19,11 @@ from ledger.service.holds import HoldSweeper
 from ledger.service.sealer import Sealer, SealerThread
 from ledger.service.witnessing import WitnessPusher
 from ledger.store.apikeys import ApiKeyStore
+from ledger.store.availability import unavailable_reason
 from ledger.store.codevault import Keyring
 from ledger.store.database import DatabaseURL
 from ledger.store.logstore import LogStore
+from ledger.store.postgres import availability_of
 from ledger.tlog.note import Signer
 from ledger.tlog.policy import Policy
 
@@ -50,6 +57,17 @@ class Runtime:
             raise RuntimeError("this server runs without views")
         return Views(self.projections)
 
+    def readiness(self) -> dict[str, bool]:
+        """What is ready: the database (answering, as far as this process
+        knows), the views (caught up once, last batch applied) and the
+        sealer (its last round sealed)."""
+        availability = availability_of(self.ledger.event_store.recorder)
+        views = self.runner is None or (self.runner.caught_up.is_set()
+                                        and self.runner.error is None)
+        sealer = self.sealer is None or (self._thread is not None and self._thread.ready)
+        return {"database": availability is None or not availability.down,
+                "views": views, "sealer": sealer}
+
     def start(self) -> None:
         if self.runner is not None:
             self.runner.start()
@@ -81,6 +99,7 @@ class Runtime:
 def open_runtime(url: DatabaseURL, settings: Settings, *, signers: Sequence[Signer] = (),
                  policy: Policy | None = None, code_keyring: Keyring | None = None) -> Runtime:
     """Everything ``ledger serve`` runs, on one store (tables created as needed)."""
+    url = dataclasses.replace(url, timeout=settings.database_timeout)
     ledger = Ledger(url, retries=settings.command_retries,
                     cache_size=settings.aggregate_cache_size, code_keyring=code_keyring)
     try:
@@ -93,7 +112,8 @@ def open_runtime(url: DatabaseURL, settings: Settings, *, signers: Sequence[Sign
         listen = None
         if url.backend == "postgresql" and settings.projection_follow == "listen":
             listen = {"host": url.host, "port": url.port, "user": url.user,
-                      "password": url.password, "dbname": url.dbname}
+                      "password": url.password, "dbname": url.dbname,
+                      "connect_timeout": max(2, math.ceil(url.timeout))}
         runner = (ProcessRunner(projections, url, bands=settings.band_policy(),
                                 poll_interval=settings.projection_poll_interval,
                                 listen_dsn=listen)
@@ -108,3 +128,65 @@ def open_runtime(url: DatabaseURL, settings: Settings, *, signers: Sequence[Sign
     except BaseException:
         ledger.close()
         raise
+
+
+logger = logging.getLogger("ledger.serve")
+OPEN_RETRY_SECONDS = 0.25  # between attempts to reach a database that is down
+
+
+class RuntimeOpener(threading.Thread):
+    """Opens the runtime once the database answers (``ledger serve`` on
+    PostgreSQL listens at once; until then every route but ``/healthz`` and
+    ``/readyz`` answers 503 not-ready).
+
+    Each attempt first connects once (cheap, bounded by the URL's timeout);
+    only when that works is the runtime opened -- tables, views, sealer."""
+
+    def __init__(self, url: DatabaseURL, open_: Callable[[], Runtime],
+                 on_open: Callable[[Runtime], object]) -> None:
+        super().__init__(name="ledger-opener", daemon=True)
+        self._url = url
+        self._open = open_
+        self._on_open = on_open
+        self._stop_event = threading.Event()
+        self.waiting_since = time.monotonic()
+        self.reason: str | None = None  # why the last attempt failed
+
+    def _reach(self) -> None:
+        import psycopg  # noqa: PLC0415 - PostgreSQL only
+
+        url = self._url
+        with psycopg.connect(host=url.host, port=url.port, user=url.user,
+                             password=url.password, dbname=url.dbname, autocommit=True,
+                             connect_timeout=max(2, math.ceil(url.timeout))) as connection:
+            connection.execute("SELECT 1")
+
+    def run(self) -> None:
+        display = self._url.display()
+        while not self._stop_event.is_set():
+            try:
+                if self._url.backend == "postgresql":
+                    self._reach()
+                runtime = self._open()
+            except Exception as error:
+                reason = unavailable_reason(error)
+                if reason is None:
+                    reason = f"{type(error).__name__}: {error}"
+                    logger.exception("cannot open the store at %s; trying again", display)
+                elif reason != self.reason:
+                    logger.warning("waiting for the database at %s (%s); /healthz answers, "
+                                   "everything else 503 until it does", display, reason)
+                self.reason = reason
+                self._stop_event.wait(OPEN_RETRY_SECONDS)
+                continue
+            if self._stop_event.is_set():
+                runtime.ledger.close()
+                return
+            self._on_open(runtime)
+            logger.info("the database at %s answers: serving (after %.1f s)", display,
+                           time.monotonic() - self.waiting_since)
+            return
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=30)

@@ -17,7 +17,9 @@ the database says which, so nothing is applied twice or lost). Each
 request is a frame on its standard input: the batch size; each answer a
 frame on its standard output: ``marshal`` of (``"ok"``, the changes or
 None, the views' position as last read) or (``"error"``, a message, the
-position). The first frame carries the database URL and the band policy.
+position), or (``"unavailable"``, the reason, the position) when the
+database cannot be reached. The first frame carries the database URL and
+the band policy.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from ledger.projections.bands import BandPolicy
 from ledger.projections.projector import Changes
 from ledger.projections.runner import ProjectionRunner, now_text
 from ledger.projections.store import ProjectionStore
+from ledger.store.availability import DatabaseUnavailableError, unavailable_reason
 from ledger.store.database import DatabaseURL
 from ledger.tuning import tune_gc
 
@@ -94,6 +97,8 @@ class ProcessRunner(ProjectionRunner):
                 self._close_child()
                 raise ViewsProcessError("the views process stopped; starting another")
         status, body, seen = marshal.loads(reply)  # noqa: S302 - our own child's answer
+        if status == "unavailable":
+            raise DatabaseUnavailableError(body)
         if status != "ok":
             raise ViewsProcessError(f"the views process could not apply a batch: {body}")
         if body is None:
@@ -163,8 +168,13 @@ def serve(source: IO[bytes], sink: IO[bytes]) -> None:
                     changes.last_event_at, sorted(changes.goods))
                 reply = ("ok", body, store.seen_position)
             except Exception as error:  # reported to the parent, which retries
-                logger.exception("views batch failed")
-                reply = ("error", f"{type(error).__name__}: {error}", store.seen_position)
+                reason = unavailable_reason(error)
+                if reason is not None:  # the parent says so, once per outage
+                    reply = ("unavailable", reason, store.seen_position)
+                else:
+                    logger.exception("views batch failed")
+                    reply = ("error", f"{type(error).__name__}: {error}",
+                             store.seen_position)
             _write(sink, marshal.dumps(reply))
     finally:
         events.close()
@@ -179,6 +189,7 @@ def main() -> None:
     # server that stops, closing our input, which ends the loop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING, format="views process: %(message)s")
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)  # (see ledger serve)
     tune_gc()
     serve(sys.stdin.buffer, sink)
 

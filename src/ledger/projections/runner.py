@@ -27,6 +27,7 @@ import psycopg
 from ledger.domain.model import format_timestamp, parse_timestamp
 from ledger.projections.projector import Changes
 from ledger.projections.store import BATCH_EVENTS, ProjectionStore
+from ledger.store.availability import unavailable_reason
 
 logger = logging.getLogger("ledger.projections")
 Listener = Callable[[Changes], None]
@@ -88,6 +89,7 @@ class ProjectionRunner:
         self.batch_events = batch_events
         self.lag = LagStats()
         self.error: str | None = None
+        self.caught_up = threading.Event()  # has applied everything there was, once
         self._listen_dsn = listen_dsn  # PostgreSQL: where to LISTEN
         self._listeners: list[Listener] = []
         self._lock = threading.Lock()
@@ -234,10 +236,17 @@ class ProjectionRunner:
                 changes = self._apply_batch()
                 backlog = changes is not None and changes.events >= self.batch_events
                 self.error = None
+                if not backlog:
+                    self.caught_up.set()
             except Exception as error:  # keep following; report the failure
+                reason = unavailable_reason(error)
+                if reason is None:
+                    logger.exception("projection batch failed; retrying")
+                elif self.error is None:  # once per outage, without a traceback
+                    logger.warning("the views wait for the database (%s)", reason)
                 self.error = f"{type(error).__name__}: {error}"
-                logger.exception("projection batch failed; retrying")
-                self._stop.wait(1.0)
+                # (an outage fails at once: look again soon, to follow its end closely)
+                self._stop.wait(1.0 if reason is None else 0.2)
             if backlog:
                 continue
             self._stop.wait(max(0.0, self.min_interval - (time.monotonic() - started)))
@@ -253,8 +262,9 @@ class ProjectionRunner:
                     while not self._stop.is_set():
                         for _ in connection.notifies(timeout=0.5, stop_after=1):
                             self._wake.set()
-            except Exception:
-                logger.exception("LISTEN for new events failed; polling meanwhile")
+            except Exception as error:
+                if unavailable_reason(error) is None:
+                    logger.exception("LISTEN for new events failed; polling meanwhile")
                 self._stop.wait(1.0)
 
     def status(self) -> dict[str, Any]:

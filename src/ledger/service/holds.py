@@ -18,6 +18,7 @@ from datetime import datetime
 
 from ledger.domain.errors import LedgerError
 from ledger.service.ledger import Ledger, utc_now
+from ledger.store.availability import unavailable_reason
 
 logger = logging.getLogger("ledger.holds")
 DueHolds = Callable[[datetime], list[tuple[str, str]]]  # now -> [(good_id, tier)]
@@ -48,8 +49,15 @@ class HoldSweeper(threading.Thread):
             try:
                 self.expired += sweep(self._ledger, self._due)
             except Exception as error:  # keep sweeping; log it, keep it for the owner
-                logger.exception("sweeping holds failed; retrying in %.1f s", self._interval)
+                reason = unavailable_reason(error)
+                if reason is None:
+                    logger.exception("sweeping holds failed; retrying in %.1f s",
+                                     self._interval)
+                elif self.error is None:  # once per outage, without a traceback
+                    logger.warning("sweeping holds waits for the database (%s)", reason)
                 self.error = error
+            else:
+                self.error = None
             self._stop_event.wait(self._interval)
 
     def stop(self) -> None:

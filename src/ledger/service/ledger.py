@@ -5,7 +5,12 @@ is saved in the same transaction as its effects. Commands contending on one
 aggregate are combined into batches (see :mod:`ledger.service.combiner`);
 a batch is one transaction. Optimistic-concurrency conflicts from the event
 store -- another process got there first -- are retried from a fresh load,
-with jittered backoff, up to ``retries`` times.
+with jittered backoff, up to ``retries`` times. A database that cannot be
+reached is not a conflict: within the URL's time bound the batch is tried
+again (a connection lost alone), past it -- or at once while the database
+is known to be down -- every command of the batch fails with
+:class:`DatabaseUnavailableError` (503; "retry with the same idempotency
+key", which is right whether or not a commit under way was stored).
 """
 
 from __future__ import annotations
@@ -65,12 +70,18 @@ from ledger.domain.stock import REDEMPTION_CODE, BuyerAllowance, TierStock
 from ledger.domain.unit import PRIMARY, Unit
 from ledger.service.combiner import Combiner, NoTicket, Request
 from ledger.service.unit_of_work import HotAggregates, UnitOfWork
+from ledger.store.availability import (
+    DatabaseUnavailableError,
+    fast_failure,
+    unavailable_reason,
+)
 from ledger.store.codevault import CodeVault, Keyring, VaultError
 from ledger.store.database import DatabaseURL
 from ledger.store.eventstore import (
     AggregateNotFoundError,
     EventStore,
     IntegrityError,
+    InterfaceError,
     OperationalError,
 )
 
@@ -159,7 +170,11 @@ class Ledger:
         self.url = url if isinstance(url, DatabaseURL) else DatabaseURL.parse(url)
         self._store = EventStore(self.url, cache_size=cache_size)
         # Redemption codes' sealed text, beside the events (see codevault).
-        self.vault = CodeVault(self._store.recorder, code_keyring)
+        try:
+            self.vault = CodeVault(self._store.recorder, code_keyring)
+        except BaseException:
+            self._store.close()
+            raise
         self._clock = clock
         self._retries = retries
         self._combiner = Combiner(batch_max)
@@ -993,11 +1008,14 @@ class Ledger:
         commit once. Outcomes become final only when the commit succeeds; a
         version conflict re-decides the whole batch from fresh state.
         Returns the contended stock's units left, as committed."""
+        deadline = time.monotonic() + self.url.timeout
+        unknown = False  # a commit of this batch may have been stored (connection lost)
         for attempt in range(self._retries):
             uow = UnitOfWork(self._store, self._hot, careful=attempt > 0)
             now = self._clock()
             outcomes: list[tuple[Request, dict[str, Any] | LedgerError | _Unconfirmed]] = []
             decided: dict[UUID, tuple[_Command, dict[str, Any]]] = {}
+            committing = False
             try:
                 for request in batch:
                     outcome = self._decide(request.run, uow, now, decided,
@@ -1009,9 +1027,26 @@ class Ledger:
                             request.succeed(outcome.outcome)
                         return None
                     outcomes.append((request, outcome))
+                committing = True
                 uow.commit()
                 settled = self._confirm(outcomes)
-            except (IntegrityError, OperationalError, _StaleReadError) as conflict:
+            except (IntegrityError, OperationalError, InterfaceError, _StaleReadError) as conflict:
+                reason = unavailable_reason(conflict)
+                if reason is not None:
+                    # The database cannot be reached: not a conflict. Try
+                    # again only within the time bound, and never while the
+                    # database is known to be down (that fails at once).
+                    uow.forget()
+                    unknown = unknown or committing
+                    if fast_failure(conflict) or time.monotonic() + 0.1 >= deadline:
+                        unavailable = DatabaseUnavailableError(reason,
+                                                               outcome_unknown=unknown)
+                        for request in batch:
+                            if not request.done:
+                                request.fail(unavailable)
+                        return None
+                    time.sleep(0.1)
+                    continue
                 if isinstance(conflict, _StaleReadError):
                     uow.forget()
                 self.conflicts_retried += 1

@@ -20,6 +20,7 @@ from datetime import datetime
 
 from ledger.domain.model import format_timestamp, record_bytes
 from ledger.service.ledger import utc_now
+from ledger.store.availability import unavailable_reason
 from ledger.store.eventstore import EventStore
 from ledger.store.logstore import LogStore, StoredCheckpoint
 from ledger.tlog import merkle
@@ -86,7 +87,8 @@ class SealerThread(threading.Thread):
         self._interval = interval
         self._on_seal = on_seal
         self._stop_event = threading.Event()
-        self.error: BaseException | None = None
+        self.error: BaseException | None = None  # of the last round (None: it sealed)
+        self.sealed_once = threading.Event()  # a round has succeeded (readiness)
 
     def run(self) -> None:
         while not self._stop_event.is_set():
@@ -95,9 +97,21 @@ class SealerThread(threading.Thread):
                 if sealed is not None and self._on_seal is not None:
                     self._on_seal(sealed)
             except Exception as error:  # keep sealing; log it, keep it for the owner
-                logger.exception("sealing failed; retrying in %.1f s", self._interval)
+                reason = unavailable_reason(error)
+                if reason is None:
+                    logger.exception("sealing failed; retrying in %.1f s", self._interval)
+                elif self.error is None:  # once per outage, without a traceback
+                    logger.warning("sealing waits for the database (%s)", reason)
                 self.error = error
+            else:
+                self.error = None
+                self.sealed_once.set()
             self._stop_event.wait(self._interval)
+
+    @property
+    def ready(self) -> bool:
+        """Whether the last round sealed (or found nothing to seal)."""
+        return self.sealed_once.is_set() and self.error is None
 
     def stop(self) -> None:
         self._stop_event.set()

@@ -9,6 +9,7 @@ imports no domain code, so the verifier can read stores through it.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 APPLICATION_NAME = "ledger"
 DEFAULT_URL = "sqlite:///ledger.db"
+# Seconds a request may wait for the database before it is answered 503
+# database-unavailable (PostgreSQL; see ledger.store.postgres).
+DEFAULT_DATABASE_TIMEOUT = 3.0
 
 
 class DatabaseURLError(ValueError):
@@ -34,6 +38,7 @@ class DatabaseURL:
     schema: str = "public"
     pool_size: int = 10
     max_overflow: int = 20
+    timeout: float = DEFAULT_DATABASE_TIMEOUT  # the longest wait for a connection
 
     @classmethod
     def parse(cls, url: str | os.PathLike[str] | None) -> DatabaseURL:
@@ -92,7 +97,10 @@ class DatabaseURL:
             }
         else:
             env |= {
-                "PERSISTENCE_MODULE": "eventsourcing.postgres",
+                # eventsourcing.postgres with a pool that fails fast and
+                # recovers fast (and no retries of its own): see store.postgres
+                "PERSISTENCE_MODULE": "ledger.store.postgres:LedgerPostgresFactory",
+                "DATABASE_TIMEOUT": str(self.timeout),
                 "POSTGRES_DBNAME": self.dbname,
                 "POSTGRES_HOST": self.host,
                 "POSTGRES_PORT": str(self.port),
@@ -100,7 +108,7 @@ class DatabaseURL:
                 "POSTGRES_PASSWORD": self.password,
                 "POSTGRES_POOL_SIZE": str(self.pool_size),
                 "POSTGRES_MAX_OVERFLOW": str(self.max_overflow),
-                "POSTGRES_CONNECT_TIMEOUT": "10",
+                "POSTGRES_CONNECT_TIMEOUT": str(max(2, math.ceil(self.timeout))),
                 "POSTGRES_LOCK_TIMEOUT": "10",
                 "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "30",
                 "POSTGRES_PRE_PING": "y",

@@ -16,6 +16,7 @@ import orjson
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import (
     IntegrityError,
+    InterfaceError,
     InternalError,
     JSONTranscoder,
     Mapper,
@@ -26,6 +27,7 @@ from eventsourcing.persistence import (
 from ledger.domain import canonical
 from ledger.domain.errors import ChainError
 from ledger.domain.model import EVENT_TYPES, Aggregate, Event, parse_timestamp
+from ledger.store.availability import DatabaseUnavailableError, unavailable_reason
 from ledger.store.database import APPLICATION_NAME, DatabaseURL
 
 __all__ = [
@@ -33,6 +35,7 @@ __all__ = [
     "ChainedEventMapper",
     "EventStore",
     "IntegrityError",
+    "InterfaceError",
     "OperationalError",
 ]
 
@@ -90,12 +93,21 @@ class EventStore(Application[UUID]):
         env |= {prefix + key: value for key, value in env.items() if not key.startswith(prefix)}
         # Processes starting together race on CREATE TABLE IF NOT EXISTS in
         # PostgreSQL ("tuple concurrently updated"); the loser simply retries.
+        # A database that cannot be reached is not retried here: the caller
+        # is told at once (DatabaseUnavailableError), and each failed attempt's
+        # connection pool is closed (its threads would keep reconnecting).
         for attempt in range(5):
             try:
                 super().__init__(env=env)
                 break
-            except (InternalError, OperationalError):
-                if attempt == 4:
+            except (InternalError, OperationalError, InterfaceError) as error:
+                factory = getattr(self, "factory", None)
+                if factory is not None:
+                    factory.close()
+                reason = unavailable_reason(error)
+                if reason is not None:
+                    raise DatabaseUnavailableError(reason) from error
+                if attempt == 4 or isinstance(error, InterfaceError):
                     raise
                 time.sleep(0.05 * (attempt + 1))
         self.url = url
