@@ -33,8 +33,10 @@ A verifiable, event-sourced ledger of digital goods.
   `ledger api-keys issue` makes keys. The log endpoints (`/log/...`) are
   public, as a transparency log's are.
 * **Idempotency**: every POST needs an `Idempotency-Key` header. The same
-  key and body give the first response again (`Idempotent-Replayed: true`);
-  another body is a 409.
+  key and body give the first response again, byte for byte, also after a
+  restart (`Idempotent-Replayed: true`); another body is a 409.
+* **Availability**: every 503 carries `Retry-After`; `/readyz` says when
+  the server is ready (database, views, sealer), `/healthz` that it is alive.
 * **Errors**: RFC 9457 `application/problem+json`; `type` is stable per
   error, e.g. `https://ledger.dev/problems/sold-out`.
 * **Lists**: keyset pages; pass `next_cursor` back as `cursor`.
