@@ -276,6 +276,55 @@ class LogStore:
                 (size,))
             return {str(r["cosigner"]): str(r["line"]) for r in cursor.fetchall()}
 
+    # -- the rows as stored, for the auditor ------------------------------------
+    # Unconverted (a damaged row may hold a text where a hash belongs): the
+    # auditor (ledger.verify.prooftree) compares them with the tree it
+    # recomputes from the events, page by page, in index order.
+    def stored_state(self) -> tuple[Any, Any, Any] | None:
+        """The ``tlog_state`` row: (size, last_position, frontier text)."""
+        with self._cursor(commit=False) as cursor:
+            cursor.execute(self._sql(
+                "SELECT size, last_position, frontier FROM {state} WHERE id = 1"))
+            row = cursor.fetchone()
+        return None if row is None else (row["size"], row["last_position"], row["frontier"])
+
+    def stored_leaves(self, after: Any, limit: int) -> list[tuple[Any, Any, Any, Any]]:
+        """Up to ``limit`` ``tlog_leaves`` rows (leaf_index, position,
+        aggregate_id, version) after index ``after`` (None: from the first)."""
+        where = "" if after is None else "WHERE leaf_index > ? "
+        with self._cursor(commit=False) as cursor:
+            cursor.execute(self._sql(
+                "SELECT leaf_index, position, aggregate_id, version FROM {leaves} "  # noqa: S608
+                + where + "ORDER BY leaf_index LIMIT ?"),
+                (limit,) if after is None else (after, limit))
+            return [(r["leaf_index"], r["position"], r["aggregate_id"], r["version"])
+                    for r in cursor.fetchall()]
+
+    def stored_nodes(self, level: Any, after: Any, limit: int) -> list[tuple[Any, Any]]:
+        """Up to ``limit`` ``tlog_nodes`` rows (idx, hash) of ``level`` after
+        index ``after`` (None: from the first), in index order."""
+        where = "WHERE level = ? " + ("" if after is None else "AND idx > ? ")
+        with self._cursor(commit=False) as cursor:
+            cursor.execute(self._sql(
+                "SELECT idx, hash FROM {nodes} " + where + "ORDER BY idx LIMIT ?"),  # noqa: S608
+                (level, limit) if after is None else (level, after, limit))
+            return [(r["idx"], r["hash"]) for r in cursor.fetchall()]
+
+    def stored_levels(self) -> list[Any]:
+        """Every level ``tlog_nodes`` has a row at (an index seek per level)."""
+        levels: list[Any] = []
+        with self._cursor(commit=False) as cursor:
+            while True:
+                if levels:
+                    cursor.execute(self._sql(
+                        "SELECT MIN(level) AS level FROM {nodes} WHERE level > ?"), (levels[-1],))
+                else:
+                    cursor.execute(self._sql("SELECT MIN(level) AS level FROM {nodes}"))
+                row = cursor.fetchone()
+                if row is None or row["level"] is None:
+                    return levels
+                levels.append(row["level"])
+
     # -- writing --------------------------------------------------------------
     def append(self, read_new: Any, limit: int) -> int:
         """Append the next events as leaves, in one transaction.

@@ -55,6 +55,7 @@ __all__ = [
     "node_hash",
     "root",
     "root_from_inclusion",
+    "subtrees_read",
     "verify_consistency",
     "verify_inclusion",
 ]
@@ -271,6 +272,23 @@ def consistency_proof(old_size: int, new_size: int, source: SubtreeSource) -> li
     ``old_size > new_size``.
     """
     return _hashes(_consistency_ranges(old_size, new_size), source)
+
+
+def subtrees_read(*, root_of: int | None = None, inclusion: tuple[int, int] | None = None,
+                  consistency: tuple[int, int] | None = None) -> list[tuple[int, int]]:
+    """The ``(level, index)`` of every stored subtree that :func:`root`
+    (``root_of`` leaves), :func:`leaf_and_inclusion_proof` (``(index, size)``)
+    or :func:`consistency_proof` (``(old_size, new_size)``) reads: where to
+    look when what they gave does not verify."""
+    ranges: list[tuple[int, int]] = []
+    if root_of:
+        ranges.append((0, root_of))
+    if inclusion is not None:
+        index, size = inclusion
+        ranges += [(index, index + 1), *_inclusion_ranges(index, size)]
+    if consistency is not None:
+        ranges += _consistency_ranges(*consistency)
+    return list(dict.fromkeys(_keys(ranges)))
 
 
 # --- verification --------------------------------------------------------------

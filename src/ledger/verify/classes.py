@@ -4,7 +4,10 @@ When a report has findings of several classes, the command exits with the
 code of the first listed class present: a broken chain is reported as such
 even though it also breaks every later checkpoint's root (the root mismatch
 is its consequence); a root mismatch alone means the events were rewritten
-consistently -- only the signed log shows it.
+consistently -- only the signed log shows it. The proof store (the stored
+tree the server proves from) comes after every class about the events and
+the signed log: an event edited after it was logged also leaves its stored
+leaf differing, and the edit is the cause.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ CLASSES: list[tuple[str, int, frozenset[str]]] = [
                                   "split-view"})),
     ("inclusion", 8, frozenset({"inclusion"})),
     ("quorum", 6, frozenset({"quorum"})),
+    ("proof-store", 11, frozenset({"stored-leaf", "stored-node", "stored-state"})),
 ]
 DOMAIN_RULE = ("domain-rule", 4)
 EXIT_OK = 0

@@ -20,6 +20,7 @@ from ledger.tlog.policy import Policy, parse_policy
 from ledger.verify.codec import splice
 from ledger.verify.log import LogAuditor, LogSummary
 from ledger.verify.pipeline import CHILD_MEMORY, CLEAN, HASH_SIZE, ID_OK, LEAF, Prechecker
+from ledger.verify.prooftree import ProofStoreAuditor
 from ledger.verify.report import Finding, Report
 from ledger.verify.state import DEFAULT_BUDGET
 from ledger.verify.verifier import Verifier
@@ -69,9 +70,12 @@ def verify_store(
         log = LogStore(reader.recorder, create=False)
         auditor = None
         if log.exists():
-            auditor = LogAuditor(log.checkpoints(), log_keys, origin, remembered=remembered)
+            # The log's checkpoints against the events, and the stored tree
+            # the server proves from against the tree of the events.
+            auditor = ProofStoreAuditor(log.checkpoints(), log_keys, origin,
+                                        remembered=remembered, stored=log)
         feed = verifier.feed_stored
-        add = None if auditor is None else auditor.add
+        add = None if auditor is None else auditor.add_event
         checker = Prechecker() if parallel else None
         try:
             # Two loops on purpose: folding the one-process case into the
@@ -83,7 +87,7 @@ def verify_store(
                     # spliced them: the log's leaf is the same bytes.
                     record = feed(position, aggregate_id, version, event_type, state)
                     if add is not None:
-                        add(position, record if record is not None else
+                        add(position, aggregate_id, version, record if record is not None else
                             splice(aggregate_id, version, event_type, state))
                     last = position
                     done += 1
@@ -91,7 +95,7 @@ def verify_store(
                         progress(done)
             else:
                 feed_checked = verifier.feed_checked
-                add_leaf = None if auditor is None else auditor.add_leaf
+                add_leaf = None if auditor is None else auditor.add_event_leaf
                 for page, found in checker.pages(_rows(reader), _ROW_ERRORS):
                     # found: a flags byte per row, then event hashes, then leaves
                     n = len(page)
@@ -109,9 +113,11 @@ def verify_store(
                         if add is not None and add_leaf is not None:
                             if flags & LEAF:
                                 at = n * (1 + HASH_SIZE) + i * HASH_SIZE
-                                add_leaf(position, result[at:at + HASH_SIZE])
+                                add_leaf(position, aggregate_id, version,
+                                         result[at:at + HASH_SIZE])
                             else:
-                                add(position, record if record is not None else
+                                add(position, aggregate_id, version,
+                                    record if record is not None else
                                     splice(aggregate_id, version, event_type, state))
                         last = position
                         done += 1
@@ -122,6 +128,9 @@ def verify_store(
             verifier.report_unreadable(
                 None, f"the store cannot be read after {after}: {type(error).__name__}: {error}"
             )
+        else:
+            if auditor is not None:  # the stored rows no event reached, while the store is open
+                auditor.read_the_rest()
         finally:
             if checker is not None:
                 checker.close()
@@ -134,7 +143,7 @@ def verify_store(
         if policy is not None and summary.latest_size:
             findings += _check_quorum(policy, log_keys, summary, url)
         report.findings.extend(findings)
-        report.findings_total += len(findings)
+        report.findings_total += len(findings) + auditor.dropped
         report.log = summary.to_json()
     elif remembered is not None:
         report.findings.append(Finding(None, None, None, None, "rollback",

@@ -1,0 +1,175 @@
+"""The stored tree the server proves from (``tlog_leaves``, ``tlog_nodes``,
+``tlog_state``) is checked by ``ledger verify --db`` against the tree
+recomputed from the events, on both backends: a damaged, missing or extra
+row is a located ``proof-store`` finding (exit code 11)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from ledger.service import Ledger
+from ledger.service.sealer import Sealer
+from ledger.store.database import DatabaseURL
+from ledger.store.logstore import LogStore
+from ledger.tlog import merkle
+from ledger.tlog.note import Signer
+from ledger.verify import Report, verify_store
+from ledger.verify.classes import exit_code
+from tests.strategies import open_shop_and_sell
+
+ORIGIN = "ledger.test/proof-store"
+SIGNER = Signer.generate(ORIGIN)
+ZERO = bytes(32)
+
+
+@pytest.fixture
+def sealed(store_url: DatabaseURL) -> Iterator[tuple[Ledger, LogStore, int]]:
+    """A store with 20 sales under a signed checkpoint (some 60 leaves)."""
+    with Ledger(store_url) as ledger:
+        open_shop_and_sell(ledger, 20, quota=50)
+        log = LogStore(ledger.event_store.recorder)
+        checkpoint = Sealer(ledger.event_store, log, origin=ORIGIN, signers=[SIGNER]).seal()
+        assert checkpoint is not None
+        yield ledger, log, checkpoint.size
+
+
+def execute(log: LogStore, statement: str, *parameters: Any) -> None:
+    """Edit the log's tables as someone with database access would."""
+    with log._cursor(commit=True) as cursor:
+        cursor.execute(log._sql(statement), parameters)
+
+
+def _read_node(log: LogStore, level: int, index: int) -> bytes:
+    with log._cursor(commit=False) as cursor:
+        cursor.execute(log._sql("SELECT hash FROM {nodes} WHERE level = ? AND idx = ?"),
+                       (level, index))
+        return bytes(cursor.fetchone()["hash"])
+
+
+def audit(url: DatabaseURL) -> Report:
+    return verify_store(url, log_keys=[SIGNER.verifier()])
+
+
+def proof_findings(report: Report) -> list[Any]:
+    return [f for f in report.findings if f.check.startswith("stored-")]
+
+
+def test_the_untouched_proof_store_verifies(
+    sealed: tuple[Ledger, LogStore, int], store_url: DatabaseURL
+) -> None:
+    report = audit(store_url)
+    assert report.ok, [str(f) for f in report.findings]
+
+
+def test_a_zeroed_node_is_located_and_has_its_own_exit_code(
+    sealed: tuple[Ledger, LogStore, int], store_url: DatabaseURL
+) -> None:
+    """Zeroing (3, 0) breaks the inclusion proof of leaves 8..15 and of
+    nothing else the events show: only the proof store's check sees it."""
+    _, log, size = sealed
+    assert size >= 16
+    true = _read_node(log, 3, 0)
+    execute(log, "UPDATE {nodes} SET hash = ? WHERE level = 3 AND idx = 0", ZERO)
+    broken = sum(1 for index in range(16) if not _proves(log, index, size))
+    assert broken == 8  # what a client of the server would have been served today
+
+    report = audit(store_url)
+    found = proof_findings(report)
+    assert [f.check for f in found] == ["stored-node"], [str(f) for f in report.findings]
+    finding = found[0]
+    assert "tlog_nodes" in finding.message
+    assert "level 3" in finding.message
+    assert "index 0" in finding.message
+    assert finding.expected == true.hex()
+    assert finding.actual == ZERO.hex()
+    assert finding.position is not None  # the event whose leaf completed the node
+    assert exit_code(f.check for f in report.findings) == 11
+
+
+def _proves(log: LogStore, index: int, size: int) -> bool:
+    checkpoint = log.checkpoint(size)
+    assert checkpoint is not None
+    leaf, proof = merkle.leaf_and_inclusion_proof(index, size, _Uncached(log))
+    try:
+        merkle.verify_inclusion(leaf, index, size, proof, checkpoint.root)
+    except merkle.ProofError:
+        return False
+    return True
+
+
+class _Uncached:
+    """The log's nodes as stored now (the store's cache kept what it read)."""
+
+    def __init__(self, log: LogStore) -> None:
+        self._log = log
+
+    def subtree(self, level: int, index: int) -> bytes:
+        return _read_node(self._log, level, index)
+
+
+def test_a_damaged_leaf_hash_is_located(
+    sealed: tuple[Ledger, LogStore, int], store_url: DatabaseURL
+) -> None:
+    _, log, _ = sealed
+    true = _read_node(log, 0, 5)
+    damaged = bytes([true[0] ^ 1]) + true[1:]
+    execute(log, "UPDATE {nodes} SET hash = ? WHERE level = 0 AND idx = 5", damaged)
+    report = audit(store_url)
+    found = proof_findings(report)
+    assert [f.check for f in found] == ["stored-node"]
+    assert "level 0 index 5" in found[0].message
+    assert (found[0].expected, found[0].actual) == (true.hex(), damaged.hex())
+    assert exit_code(f.check for f in report.findings) == 11
+
+
+def test_a_missing_and_an_extra_node_are_located(
+    sealed: tuple[Ledger, LogStore, int], store_url: DatabaseURL
+) -> None:
+    _, log, size = sealed
+    execute(log, "DELETE FROM {nodes} WHERE level = 1 AND idx = 3")
+    execute(log, "INSERT INTO {nodes} (level, idx, hash) VALUES (?, ?, ?)", 0, size + 4, ZERO)
+    report = audit(store_url)
+    found = sorted(proof_findings(report), key=lambda f: f.message)
+    assert [f.check for f in found] == ["stored-node", "stored-node"], [str(f) for f in found]
+    messages = " | ".join(f.message for f in found)
+    assert "level 1 index 3" in messages
+    assert "missing" in messages
+    assert f"level 0 index {size + 4}" in messages
+    assert "extra" in messages
+    assert exit_code(f.check for f in report.findings) == 11
+
+
+def test_a_leaf_row_naming_another_event_is_located(
+    sealed: tuple[Ledger, LogStore, int], store_url: DatabaseURL
+) -> None:
+    """Leaf 7 claims to be another aggregate's event: a proof looked up by
+    aggregate id and version would then be one of the wrong leaf."""
+    _, log, _ = sealed
+    execute(log, "UPDATE {leaves} SET version = version + 1000 WHERE leaf_index = 7")
+    report = audit(store_url)
+    found = proof_findings(report)
+    assert [f.check for f in found] == ["stored-leaf"], [str(f) for f in report.findings]
+    assert "tlog_leaves" in found[0].message
+    assert "leaf 7" in found[0].message
+    assert found[0].expected != found[0].actual
+    assert exit_code(f.check for f in report.findings) == 11
+
+
+def test_a_damaged_frontier_is_located(
+    sealed: tuple[Ledger, LogStore, int], store_url: DatabaseURL
+) -> None:
+    """The frontier the next append continues from: damaged, every later
+    node the sealer writes is wrong."""
+    _, log, size = sealed
+    frontier = merkle.CompactRange(size, [ZERO] * size.bit_count())
+    execute(log, "UPDATE {state} SET frontier = ? WHERE id = 1",
+            json.dumps(frontier.to_json()))
+    report = audit(store_url)
+    found = proof_findings(report)
+    assert [f.check for f in found] == ["stored-state"], [str(f) for f in report.findings]
+    assert "tlog_state" in found[0].message
+    assert exit_code(f.check for f in report.findings) == 11
