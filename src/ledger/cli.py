@@ -119,7 +119,8 @@ def verify(
     events; given a database, also that the views equal a fresh replay.
     Exit codes: 0 all hold; 2 could not run; 3 chain or encoding; 4 domain
     rule; 5 checkpoint signature; 6 quorum; 7 consistency, split view or
-    rollback; 9 views differ from the replay."""
+    rollback; 9 views differ from the replay; 11 the stored tree the server
+    proves from differs from the events."""
     from ledger.tlog.note import NoteError, Verifier
     from ledger.verify import BundleError, verify_bundle, verify_export, verify_store
     from ledger.verify.classes import exit_code
@@ -479,6 +480,7 @@ def proof_export(
     from uuid import UUID
 
     from ledger.domain.errors import LedgerError
+    from ledger.service.proofs import ProofStoreError
     from ledger.service.provenance import NotYetSealedError, provenance_bundle
     from ledger.store.eventstore import EventStore
     from ledger.store.logstore import LogStore
@@ -493,7 +495,7 @@ def proof_export(
     store = EventStore(url)
     try:
         bundle = provenance_bundle(store, LogStore(store.recorder), unit_id)
-    except (LedgerError, NotYetSealedError) as error:
+    except (LedgerError, NotYetSealedError, ProofStoreError) as error:
         raise _fail(str(error)) from None
     finally:
         store.close()

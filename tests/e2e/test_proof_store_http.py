@@ -123,6 +123,7 @@ def test_a_damaged_node_gives_no_bad_proof_and_is_reported(
                                           [b64d(h) for h in body["proof"]])
 
             # A provenance bundle is built on the same proofs.
+            damaged_unit = None
             for sale in sales:
                 unit = sale["units"][0]["unit_id"]
                 unit_leaf = log.leaf_of(unit, 1)
@@ -130,12 +131,24 @@ def test_a_damaged_node_gives_no_bad_proof_and_is_reported(
                 response = httpx.get(f"{base}/units/{unit}/provenance")
                 if 8 <= unit_leaf.index < 16:
                     assert_refused(response)
+                    damaged_unit = unit
                 else:
                     assert response.status_code == 200, response.text
 
         logged = server_log.read_text()
         assert "proof store damaged" in logged
         assert "tlog_nodes level 3 index 0" in logged  # the node, named for the operator
+
+    # The operator's own export of a bundle refuses too, in one line.
+    assert damaged_unit is not None
+    exported = subprocess.run(
+        [sys.executable, "-m", "ledger.cli", "proof", "export", "--db", store_url.display(),
+         "--unit", damaged_unit, "--out", str(tmp_path / "bundle.json")],
+        capture_output=True, text=True, check=False)
+    assert exported.returncode != 0
+    assert "does not verify" in exported.stderr
+    assert "Traceback" not in exported.stderr
+    assert not (tmp_path / "bundle.json").exists()
 
     verified = subprocess.run(
         [sys.executable, "-m", "ledger.cli", "verify", "--db", store_url.display(),

@@ -173,3 +173,22 @@ def test_a_damaged_frontier_is_located(
     assert [f.check for f in found] == ["stored-state"], [str(f) for f in report.findings]
     assert "tlog_state" in found[0].message
     assert exit_code(f.check for f in report.findings) == 11
+
+
+def test_a_hash_of_another_type_and_a_dropped_table_are_findings_not_crashes(
+    sealed: tuple[Ledger, LogStore, int], store_url: DatabaseURL
+) -> None:
+    _, log, _ = sealed
+    if store_url.backend == "sqlite":  # only SQLite lets a column hold another type
+        execute(log, "UPDATE {nodes} SET hash = 'not a hash' WHERE level = 2 AND idx = 1")
+        found = proof_findings(audit(store_url))
+        assert [f.check for f in found] == ["stored-node"]
+        assert "level 2 index 1" in found[0].message
+        assert found[0].actual is not None
+        assert "not a hash" in found[0].actual
+    execute(log, "DROP TABLE {nodes}")
+    report = audit(store_url)
+    found = proof_findings(report)
+    assert [f.check for f in found] == ["stored-state"], [str(f) for f in report.findings]
+    assert "cannot be read" in found[0].message
+    assert exit_code(f.check for f in report.findings) == 11

@@ -106,6 +106,12 @@ The global log (:mod:`ledger.verify.log`) and the auditor's memory
     ``rollback``            the log no longer reaches the size verified before
     ``split-view``          the log's first N entries are not the tree
                             verified before
+The stored tree the server proves from (:mod:`ledger.verify.prooftree`)
+    ``stored-leaf``         a ``tlog_leaves`` row names another event than the
+                            one at its index, is missing, or has no event
+    ``stored-node``         a ``tlog_nodes`` hash differs from the one
+                            recomputed from the events, is missing or extra
+    ``stored-state``        ``tlog_state`` does not hold the events' tree
 """
 
 from __future__ import annotations
@@ -149,6 +155,10 @@ CHECKS: tuple[str, ...] = (
     "quorum",
     "rollback",
     "split-view",
+    # the stored tree the server proves from (ledger.verify.prooftree)
+    "stored-leaf",
+    "stored-node",
+    "stored-state",
     "bad-json",
     "not-canonical",
     "bad-envelope",

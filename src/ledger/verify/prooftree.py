@@ -96,16 +96,29 @@ class ProofStoreAuditor(LogAuditor):
         self._stored = stored
         self.proof_findings: list[Finding] = []
         self.proof_total = 0
-        self._state = stored.stored_state()
-        size = 0 if self._state is None else self._state[0]
-        if not _is_index(size) or size < 0:
-            self._proof(None, "stored-state", f"tlog_state: size {size!r} is not a tree size")
-            size = 0
-        self._size: int = size  # the stored tree checked: its size when the audit started
-        self._leaves = _Rows(lambda after: stored.stored_leaves(after, PAGE))
+        self._size = 0  # the stored tree checked: its size when the audit started
         self._levels: list[_Rows] = []
-        if self._size == 0:
-            self._check_state(None)
+        self._unreadable = False
+        try:
+            self._state = stored.stored_state()
+            size = 0 if self._state is None else self._state[0]
+            if not _is_index(size) or size < 0:
+                self._proof(None, "stored-state", f"tlog_state: size {size!r} is not a tree size")
+                size = 0
+            self._size = size
+            self._leaves = _Rows(lambda after: stored.stored_leaves(after, PAGE))
+            if self._size == 0:
+                self._check_state(None)
+        except Exception as error:  # a finding, never a crash
+            self._cannot_read(None, error)
+
+    def _cannot_read(self, position: int | None, error: Exception) -> None:
+        """A table that cannot be read (dropped, a column of another type...)
+        ends the check of the proof store with a finding."""
+        self._proof(position, "stored-state",
+                    f"the log's tables cannot be read: {type(error).__name__}: {error}"[:300])
+        self._size = min(self._size, self._tree.size)
+        self._unreadable = True
 
     # -- feeding --------------------------------------------------------------
     def add_event(self, position: int, aggregate_id: str, version: int, record: bytes) -> None:
@@ -119,27 +132,36 @@ class ProofStoreAuditor(LogAuditor):
         index = tree.size
         if index < self._size:
             completed = tree.append(leaf)
-            leaves = self._leaves
-            if leaves.at < len(leaves.rows) and leaves.rows[leaves.at] == (
-                    index, position, aggregate_id, version):
-                leaves.at += 1
-            else:
-                self._leaf_differs(index, position, aggregate_id, version)
-            levels = self._levels
-            for level, at, hash_ in completed:
-                if level == len(levels):
-                    levels.append(self._open(level))
-                rows = levels[level]
-                if rows.at < len(rows.rows) and rows.rows[rows.at] == (at, hash_):
-                    rows.at += 1
-                else:
-                    self._node_differs(level, at, hash_, position)
-            if tree.size == self._size:
-                self._check_state(position)
+            try:
+                self._compare(index, position, aggregate_id, version, completed)
+            except Exception as error:  # a finding, never a crash
+                self._cannot_read(position, error)
         else:
             tree.append_leaf(leaf)
         if tree.size == self._watch:
             self._reached(position)
+
+    def _compare(self, index: int, position: int, aggregate_id: str, version: int,
+                 completed: list[tuple[int, int, bytes]]) -> None:
+        """Leaf ``index`` (the event at ``position``) and the nodes its
+        append completed, against the stored rows."""
+        leaves = self._leaves
+        if leaves.at < len(leaves.rows) and leaves.rows[leaves.at] == (
+                index, position, aggregate_id, version):
+            leaves.at += 1
+        else:
+            self._leaf_differs(index, position, aggregate_id, version)
+        levels = self._levels
+        for level, at, hash_ in completed:
+            if level == len(levels):
+                levels.append(self._open(level))
+            rows = levels[level]
+            if rows.at < len(rows.rows) and rows.rows[rows.at] == (at, hash_):
+                rows.at += 1
+            else:
+                self._node_differs(level, at, hash_, position)
+        if index + 1 == self._size:
+            self._check_state(position)
 
     def _open(self, level: Any) -> _Rows:
         stored = self._stored
@@ -245,6 +267,14 @@ class ProofStoreAuditor(LogAuditor):
         """After the last event (and before the store closes): the stored
         rows no event reached are extra, unless a running server appended
         them since the audit started."""
+        if self._unreadable:
+            return
+        try:
+            self._read_the_rest()
+        except Exception as error:  # a finding, never a crash
+            self._cannot_read(None, error)
+
+    def _read_the_rest(self) -> None:
         events = self._tree.size
         if events < self._size:
             self._proof(None, "stored-state",
