@@ -6,12 +6,15 @@ row is a located ``proof-store`` finding (exit code 11)."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from ledger.service import Ledger
+from ledger.service.proofs import CheckedProofs, ProofStoreError
+from ledger.service.provenance import provenance_bundle
 from ledger.service.sealer import Sealer
 from ledger.store.database import DatabaseURL
 from ledger.store.logstore import LogStore
@@ -192,3 +195,100 @@ def test_a_hash_of_another_type_and_a_dropped_table_are_findings_not_crashes(
     assert [f.check for f in found] == ["stored-state"], [str(f) for f in report.findings]
     assert "cannot be read" in found[0].message
     assert exit_code(f.check for f in report.findings) == 11
+
+
+# -- the server's side: no proof leaves unchecked ------------------------------------
+
+
+def checker(ledger: Ledger) -> tuple[CheckedProofs, LogStore]:
+    """A fresh log store (empty node cache) and its checker, as a server has."""
+    log = LogStore(ledger.event_store.recorder, create=False)
+    return CheckedProofs(log, ledger.event_store), log
+
+
+def test_every_proof_of_an_intact_store_is_checked_and_served(
+    sealed: tuple[Ledger, LogStore, int]
+) -> None:
+    ledger, _, size = sealed
+    proofs, log = checker(ledger)
+    latest = log.latest_checkpoint()
+    assert latest is not None
+    for index in range(size):
+        for tree in (size, index + 1, max(index + 1, size // 2)):
+            proved = proofs.inclusion(index, tree, latest)
+            merkle.verify_inclusion(proved.leaf, index, tree, proved.proof, proved.root)
+    for old in range(1, size + 1):
+        consistent = proofs.consistency(old, size, latest)
+        assert consistent.new_root == latest.root
+        merkle.verify_consistency(old, size, consistent.old_root, latest.root, consistent.proof)
+
+
+def test_a_damaged_or_missing_node_is_refused_and_named(
+    sealed: tuple[Ledger, LogStore, int], caplog: pytest.LogCaptureFixture
+) -> None:
+    ledger, log, size = sealed
+    execute(log, "UPDATE {nodes} SET hash = ? WHERE level = 3 AND idx = 0", ZERO)
+    execute(log, "DELETE FROM {nodes} WHERE level = 0 AND idx = 20")
+    proofs, fresh = checker(ledger)
+    latest = fresh.latest_checkpoint()
+    assert latest is not None
+    with caplog.at_level(logging.ERROR, logger="ledger.proofs"):
+        with pytest.raises(ProofStoreError) as zeroed:
+            proofs.inclusion(9, size, latest)
+        with pytest.raises(ProofStoreError):
+            proofs.consistency(8, size, latest)
+        with pytest.raises(ProofStoreError) as missing:
+            proofs.inclusion(20, size, latest)
+    children = merkle.node_hash(_read_node(log, 2, 0), _read_node(log, 2, 1))
+    assert zeroed.value.suspects == [
+        f"tlog_nodes level 3 index 0 (leaves 0..7) holds {ZERO.hex()}, its children hash to "
+        f"{children.hex()}"]
+    assert "missing" in str(missing.value)
+    # (and the zeroed node beneath (4, 0), which this proof reads: damaged too)
+    assert "tlog_nodes level 0 index 20 is missing" in missing.value.suspects
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 3
+    assert "tlog_nodes level 3 index 0" in errors[0].getMessage()
+    # Leaves whose proofs do not read the damaged nodes are still served.
+    proofs.inclusion(3, size, latest)
+    proofs.inclusion(size - 1, size, latest)
+
+
+def test_a_damaged_leaf_is_named_from_its_event(sealed: tuple[Ledger, LogStore, int]) -> None:
+    ledger, log, size = sealed
+    execute(log, "UPDATE {nodes} SET hash = ? WHERE level = 0 AND idx = 6", ZERO)
+    proofs, fresh = checker(ledger)
+    latest = fresh.latest_checkpoint()
+    assert latest is not None
+    with pytest.raises(ProofStoreError) as refused:
+        proofs.inclusion(7, size, latest)  # leaf 6 is its sibling
+    assert len(refused.value.suspects) == 1
+    assert refused.value.suspects[0].startswith("tlog_nodes level 0 index 6 (leaf 6) holds 00")
+    assert "the event's leaf hash is" in refused.value.suspects[0]
+
+
+def test_a_provenance_bundle_is_never_built_on_a_leaf_row_naming_another_event(
+    sealed: tuple[Ledger, LogStore, int]
+) -> None:
+    """Swap two leaves' rows: each proof is valid for its index, but of the
+    other event's leaf; the bundle is refused, not sent."""
+    ledger, log, _ = sealed
+    unit_leaf = next(leaf for leaf in log.leaves(0, 1_000)
+                     if leaf.version == 1 and leaf.index > 10
+                     and provenance_of(ledger, leaf.aggregate_id) is not None)
+    other = log.leaves(unit_leaf.index - 1, unit_leaf.index)[0]
+    execute(log, "UPDATE {leaves} SET leaf_index = -1 WHERE leaf_index = ?", other.index)
+    execute(log, "UPDATE {leaves} SET leaf_index = ? WHERE leaf_index = ?", other.index,
+            unit_leaf.index)
+    execute(log, "UPDATE {leaves} SET leaf_index = ? WHERE leaf_index = -1", unit_leaf.index)
+    proofs, fresh = checker(ledger)
+    with pytest.raises(ProofStoreError):
+        provenance_bundle(ledger.event_store, fresh, unit_leaf.aggregate_id, proofs)
+
+
+def provenance_of(ledger: Ledger, aggregate_id: str) -> dict[str, Any] | None:
+    try:
+        return provenance_bundle(ledger.event_store, LogStore(ledger.event_store.recorder,
+                                                              create=False), aggregate_id)
+    except Exception:
+        return None

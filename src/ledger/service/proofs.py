@@ -101,8 +101,14 @@ class CheckedProofs:
         caller recomputed from the event's record, which the stored one must
         equal. :class:`ProofStoreError` if anything does not verify."""
         signed_root = self.signed_root(signed)
-        stored_leaf, proof = merkle.leaf_and_inclusion_proof(index, size, self._log)
-        root = signed_root if size == signed.size else self._log.root(size)
+        try:
+            stored_leaf, proof = merkle.leaf_and_inclusion_proof(index, size, self._log)
+            root = signed_root if size == signed.size else self._log.root(size)
+        except LookupError as error:  # a node the tree of that size must have
+            raise self.damaged(f"the inclusion proof of leaf {index} in the tree of size "
+                               f"{size} cannot be built, a stored node is missing ({error})",
+                               merkle.subtrees_read(root_of=size, inclusion=(index, size))
+                               ) from None
         try:
             if leaf is not None and leaf != stored_leaf:
                 raise merkle.ProofError(
@@ -127,9 +133,16 @@ class CheckedProofs:
         of ``new_size``, with both roots, checked against ``signed`` (a signed
         checkpoint of ``new_size`` or more leaves)."""
         signed_root = self.signed_root(signed)
-        proof = merkle.consistency_proof(old_size, new_size, self._log)
-        old_root = self._log.root(old_size)
-        new_root = signed_root if new_size == signed.size else self._log.root(new_size)
+        try:
+            proof = merkle.consistency_proof(old_size, new_size, self._log)
+            old_root = self._log.root(old_size)
+            new_root = signed_root if new_size == signed.size else self._log.root(new_size)
+        except LookupError as error:  # a node the tree of that size must have
+            raise self.damaged(f"the consistency proof from size {old_size} to {new_size} "
+                               f"cannot be built, a stored node is missing ({error})",
+                               merkle.subtrees_read(root_of=new_size,
+                                                    consistency=(old_size, new_size))
+                               ) from None
         try:
             merkle.verify_consistency(old_size, new_size, old_root, new_root, proof)
             if new_size != signed.size:
@@ -146,8 +159,11 @@ class CheckedProofs:
 
     def _verify_consistency(self, size: int, signed_size: int, root: bytes,
                             signed_root: bytes) -> None:
-        merkle.verify_consistency(size, signed_size, root, signed_root,
-                                  merkle.consistency_proof(size, signed_size, self._log))
+        try:
+            proof = merkle.consistency_proof(size, signed_size, self._log)
+        except LookupError as error:
+            raise merkle.ProofError(f"a stored node is missing: {error}") from None
+        merkle.verify_consistency(size, signed_size, root, signed_root, proof)
 
     # -- when a proof does not verify -----------------------------------------
     def damaged(self, message: str, keys: Sequence[tuple[int, int]] = ()) -> ProofStoreError:
