@@ -58,6 +58,13 @@ def zero_node(log: LogStore, level: int, index: int) -> None:
                        (bytes(32), level, index))
 
 
+def swap_leaf_rows(log: LogStore, one: int, other: int) -> None:
+    with log._cursor(commit=True) as cursor:
+        for source, target in ((one, -1), (other, one), (-1, other)):
+            cursor.execute(log._sql("UPDATE {leaves} SET leaf_index = ? WHERE leaf_index = ?"),
+                           (target, source))
+
+
 def b64d(text: str) -> bytes:
     return base64.b64decode(text)
 
@@ -110,6 +117,17 @@ def test_a_damaged_node_gives_no_bad_proof_and_is_reported(
                 "aggregate_id": leaf.aggregate_id, "version": leaf.version}))
             assert_refused(httpx.get(f"{base}/log/proof/inclusion",
                                      params={"index": 2, "size": 12}))
+
+            # A tlog_leaves row naming another event: its proof by index is
+            # still right (the nodes are), but looked up by the event it
+            # names it would prove another event's leaf.
+            first, second = log.leaves(40, 42)
+            swap_leaf_rows(log, first.index, second.index)
+            assert_refused(httpx.get(f"{base}/log/proof/inclusion", params={
+                "aggregate_id": first.aggregate_id, "version": first.version}))
+            by_index = httpx.get(f"{base}/log/proof/inclusion", params={"index": 40})
+            assert by_index.status_code == 200
+            swap_leaf_rows(log, first.index, second.index)  # put back
 
             for old in range(1, size + 1):
                 response = httpx.get(f"{base}/log/proof/consistency", params={"old": old})

@@ -137,15 +137,14 @@ def inclusion(
 ) -> InclusionProof:
     latest = rt.log.latest_checkpoint()
     tree_size = _checked_size(latest, size)
-    event_leaf = None
+    named: Leaf | None = None  # the leaf looked up by the event it names
     if index is None:
         if aggregate_id is None or version is None:
             raise ApiProblem(422, "invalid-input", "give index, or aggregate_id and version")
         leaf = rt.log.leaf_of(aggregate_id, version)
         if leaf is None:
             raise ApiProblem(404, "not-in-log", f"{aggregate_id} v{version} is not in the log")
-        index = leaf.index
-        event_leaf = _event_leaf(rt, leaf)
+        index, named = leaf.index, leaf
     elif index >= tree_size and not rt.log.leaves(index, index + 1):
         # (Below a signed size every leaf exists: no need to look it up.)
         raise ApiProblem(404, "not-in-log", f"no leaf {index}")
@@ -156,6 +155,7 @@ def inclusion(
         raise AssertionError("a signed size without a checkpoint")
     # The leaf hash and its path in one read of the nodes not cached, verified
     # against the signed root before anything is sent.
+    event_leaf = None if named is None else _event_leaf(rt, named)
     try:
         checked = rt.proofs.inclusion(index, tree_size, latest, leaf=event_leaf)
     except ProofStoreError as error:

@@ -292,23 +292,29 @@ class LogStore:
         """Up to ``limit`` ``tlog_leaves`` rows (leaf_index, position,
         aggregate_id, version) after index ``after`` (None: from the first)."""
         where = "" if after is None else "WHERE leaf_index > ? "
-        with self._cursor(commit=False) as cursor:
-            cursor.execute(self._sql(
-                "SELECT leaf_index, position, aggregate_id, version FROM {leaves} "  # noqa: S608
-                + where + "ORDER BY leaf_index LIMIT ?"),
-                (limit,) if after is None else (after, limit))
-            return [(r["leaf_index"], r["position"], r["aggregate_id"], r["version"])
-                    for r in cursor.fetchall()]
+        return self._tuples(
+            "SELECT leaf_index, position, aggregate_id, version FROM {leaves} "  # noqa: S608
+            + where + "ORDER BY leaf_index LIMIT ?",
+            (limit,) if after is None else (after, limit))
 
     def stored_nodes(self, level: Any, after: Any, limit: int) -> list[tuple[Any, Any]]:
         """Up to ``limit`` ``tlog_nodes`` rows (idx, hash) of ``level`` after
         index ``after`` (None: from the first), in index order."""
         where = "WHERE level = ? " + ("" if after is None else "AND idx > ? ")
+        return self._tuples(
+            "SELECT idx, hash FROM {nodes} " + where + "ORDER BY idx LIMIT ?",  # noqa: S608
+            (level, limit) if after is None else (level, after, limit))
+
+    def _tuples(self, statement: str, parameters: Sequence[Any]) -> list[Any]:
+        """The rows of a SELECT as plain tuples (from SQLite without building
+        a ``sqlite3.Row`` each: this reads the whole tree)."""
         with self._cursor(commit=False) as cursor:
-            cursor.execute(self._sql(
-                "SELECT idx, hash FROM {nodes} " + where + "ORDER BY idx LIMIT ?"),  # noqa: S608
-                (level, limit) if after is None else (level, after, limit))
-            return [(r["idx"], r["hash"]) for r in cursor.fetchall()]
+            plain = getattr(cursor, "sqlite_cursor", None)
+            if plain is not None:
+                plain.row_factory = None
+            cursor.execute(self._sql(statement), parameters)
+            rows = cursor.fetchall()
+        return rows if plain is not None else [tuple(r.values()) for r in rows]
 
     def stored_levels(self) -> list[Any]:
         """Every level ``tlog_nodes`` has a row at (an index seek per level)."""

@@ -502,6 +502,23 @@ class CompactRange:
         hashes.append(h)
         self._size += 1
 
+    def append_leaf_completing(self, leaf: bytes) -> list[bytes]:
+        """:meth:`append_leaf`, returning the hashes of the perfect subtrees
+        it completes, level 0 (the leaf) first: the one at level ``L`` has
+        index ``(size - 1) >> L``. :meth:`append`'s report, cheaper (an
+        auditor comparing a whole stored tree calls it for every leaf)."""
+        h = leaf
+        hashes = self._hashes
+        index = self._size
+        completed = [h]
+        while index & 1:
+            h = _sha256(_NODE_PREFIX + hashes.pop() + h).digest()
+            completed.append(h)
+            index >>= 1
+        hashes.append(h)
+        self._size += 1
+        return completed
+
     def root(self) -> bytes:
         """The root of the tree of all leaves appended so far."""
         if not self._hashes:

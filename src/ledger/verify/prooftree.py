@@ -131,7 +131,7 @@ class ProofStoreAuditor(LogAuditor):
         tree = self._tree
         index = tree.size
         if index < self._size:
-            completed = tree.append(leaf)
+            completed = tree.append_leaf_completing(leaf)
             try:
                 self._compare(index, position, aggregate_id, version, completed)
             except Exception as error:  # a finding, never a crash
@@ -142,24 +142,28 @@ class ProofStoreAuditor(LogAuditor):
             self._reached(position)
 
     def _compare(self, index: int, position: int, aggregate_id: str, version: int,
-                 completed: list[tuple[int, int, bytes]]) -> None:
-        """Leaf ``index`` (the event at ``position``) and the nodes its
-        append completed, against the stored rows."""
+                 completed: list[bytes]) -> None:
+        """Leaf ``index`` (the event at ``position``) and the hashes of the
+        subtrees its append completed (level 0 first), against the stored
+        rows."""
         leaves = self._leaves
-        if leaves.at < len(leaves.rows) and leaves.rows[leaves.at] == (
-                index, position, aggregate_id, version):
-            leaves.at += 1
+        at = leaves.at
+        rows = leaves.rows
+        if at < len(rows) and rows[at] == (index, position, aggregate_id, version):
+            leaves.at = at + 1
         else:
             self._leaf_differs(index, position, aggregate_id, version)
         levels = self._levels
-        for level, at, hash_ in completed:
+        for level, hash_ in enumerate(completed):
             if level == len(levels):
                 levels.append(self._open(level))
-            rows = levels[level]
-            if rows.at < len(rows.rows) and rows.rows[rows.at] == (at, hash_):
-                rows.at += 1
+            stream = levels[level]
+            at = stream.at
+            rows = stream.rows
+            if at < len(rows) and rows[at] == (index >> level, hash_):
+                stream.at = at + 1
             else:
-                self._node_differs(level, at, hash_, position)
+                self._node_differs(level, index >> level, hash_, position)
         if index + 1 == self._size:
             self._check_state(position)
 
@@ -202,7 +206,8 @@ class ProofStoreAuditor(LogAuditor):
                 self._extra_node(level, row, position)
                 continue
             if row is None or row[0] > index:
-                self._proof(position, "stored-node", f"{where} is missing",
+                self._proof(position, "stored-node",
+                            f"{where} is missing (recomputed {hash_.hex()})",
                             expected=hash_.hex(), actual="no row")
                 return
             rows.at += 1
@@ -211,7 +216,8 @@ class ProofStoreAuditor(LogAuditor):
                 continue
             if row[1] != hash_:
                 self._proof(position, "stored-node",
-                            f"{where} differs from the hash recomputed from the events",
+                            f"{where} differs from the hash recomputed from the events: "
+                            f"stored {_hex(row[1])}, recomputed {hash_.hex()}",
                             expected=hash_.hex(), actual=_hex(row[1]))
             return
 
@@ -256,7 +262,8 @@ class ProofStoreAuditor(LogAuditor):
                 self._proof(position, "stored-state",
                             f"tlog_state: the frontier's subtree level {level} index {index} "
                             f"({_span(level, index)}) differs from the hash recomputed from "
-                            "the events", expected=want.hex(), actual=got.hex())
+                            f"the events: stored {got.hex()}, recomputed {want.hex()}",
+                            expected=want.hex(), actual=got.hex())
                 return
 
     # -- the end --------------------------------------------------------------
