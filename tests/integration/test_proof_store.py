@@ -5,8 +5,10 @@ row is a located ``proof-store`` finding (exit code 11)."""
 
 from __future__ import annotations
 
+import http.server
 import json
 import logging
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,10 +18,12 @@ from ledger.service import Ledger
 from ledger.service.proofs import CheckedProofs, ProofStoreError
 from ledger.service.provenance import provenance_bundle
 from ledger.service.sealer import Sealer
+from ledger.service.witnessing import WitnessPusher
 from ledger.store.database import DatabaseURL
 from ledger.store.logstore import LogStore
 from ledger.tlog import merkle
 from ledger.tlog.note import Signer
+from ledger.tlog.policy import parse_policy
 from ledger.verify import Report, verify_store
 from ledger.verify.classes import exit_code
 from tests.strategies import open_shop_and_sell
@@ -292,3 +296,47 @@ def provenance_of(ledger: Ledger, aggregate_id: str) -> dict[str, Any] | None:
                                                               create=False), aggregate_id)
     except Exception:
         return None
+
+
+def test_a_witness_is_never_pushed_a_proof_that_does_not_verify(
+    sealed: tuple[Ledger, LogStore, int], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A verifier that last cosigned size 9 gets a consistency proof from 9,
+    which reads the zeroed node: the pusher logs the damage and sends
+    nothing (a real HTTP endpoint records what reaches it)."""
+    ledger, log, _ = sealed
+    execute(log, "UPDATE {nodes} SET hash = ? WHERE level = 3 AND idx = 0", ZERO)
+    received: list[bytes] = []
+
+    class Verifier(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(409)  # "I have size 9": the tlog-witness answer
+            self.send_header("Content-Type", "text/x.tlog.size")
+            self.end_headers()
+            self.wfile.write(b"9\n")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Verifier)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        witness = Signer.generate("witness-a", key_type=0x04)
+        policy = parse_policy(f"log {SIGNER.verifier_key()}\nwitness witness-a "
+                              f"{witness.verifier_key()} http://127.0.0.1:{server.server_port}\n"
+                              "quorum witness-a\n")
+        proofs, fresh = checker(ledger)
+        latest = fresh.latest_checkpoint()
+        assert latest is not None
+        pusher = WitnessPusher(fresh, policy, proofs=proofs)
+        with caplog.at_level(logging.ERROR, logger="ledger.proofs"):
+            assert pusher.push(latest) == {"witness-a": False}
+        pusher.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(received) == 1  # the first offer (from size 0, no proof); not the one from 9
+    assert received[0].startswith(b"old 0\n")
+    assert any("tlog_nodes level 3 index 0" in r.getMessage() for r in caplog.records)
