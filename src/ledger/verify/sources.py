@@ -49,7 +49,10 @@ def verify_store(
     checked against ``log_keys`` and the policy's log keys (without keys,
     only roots are checked); with a ``policy``, the latest checkpoint's
     cosignatures must meet its quorum. ``remembered`` is the (size, root) a
-    previous run verified: a log that no longer contains it fails.
+    previous run verified: a log that no longer contains it fails. The
+    stored tree the server proves from (leaves, nodes, frontier) is compared
+    with the tree of the events in the same pass
+    (:mod:`ledger.verify.prooftree`).
 
     ``parallel``: check each event's own bytes in a second process, ahead
     of the rules (:mod:`ledger.verify.pipeline`); None (the default) does so
