@@ -90,9 +90,10 @@ class ProofStoreAuditor(LogAuditor):
     state; feed it with :meth:`add_event` / :meth:`add_event_leaf`."""
 
     def __init__(self, checkpoints: Sequence[StoredCheckpoint], log_keys: Sequence[Verifier],
-                 origin: str | None = None, *, remembered: tuple[int, str] | None = None,
-                 stored: LogStore) -> None:
-        super().__init__(checkpoints, log_keys, origin, remembered=remembered)
+                 origin: str | None = None, *, stored: LogStore, **options: Any) -> None:
+        """``stored``: the log store whose tables are checked; ``options``
+        go to :class:`LogAuditor` (``remembered``, ...)."""
+        super().__init__(checkpoints, log_keys, origin, **options)
         self._stored = stored
         self.proof_findings: list[Finding] = []
         self.proof_total = 0
