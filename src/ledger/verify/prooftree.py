@@ -104,7 +104,8 @@ class ProofStoreAuditor(LogAuditor):
             self._state = stored.stored_state()
             size = 0 if self._state is None else self._state[0]
             if not _is_index(size) or size < 0:
-                self._proof(None, "stored-state", f"tlog_state: size {size!r} is not a tree size")
+                self._proof(None, "stored-state",
+                            f"tlog_state row: size {size!r} is not a tree size")
                 size = 0
             self._size = size
             self._leaves = _Rows(lambda after: stored.stored_leaves(after, PAGE))
@@ -117,7 +118,8 @@ class ProofStoreAuditor(LogAuditor):
         """A table that cannot be read (dropped, a column of another type...)
         ends the check of the proof store with a finding."""
         self._proof(position, "stored-state",
-                    f"the log's tables cannot be read: {type(error).__name__}: {error}"[:300])
+                    f"a tlog_leaves, tlog_nodes or tlog_state row cannot be read: "
+                    f"{type(error).__name__}: {error}"[:300])
         self._size = min(self._size, self._tree.size)
         self._unreadable = True
 
@@ -183,7 +185,7 @@ class ProofStoreAuditor(LogAuditor):
                 continue
             if row is None or row[0] > index:
                 self._proof(position, "stored-leaf",
-                            f"tlog_leaves: leaf {index} is missing", aggregate_id, version,
+                            f"tlog_leaves row of leaf {index} is missing", aggregate_id, version,
                             expected=expected, actual="no row")
                 return
             self._leaves.at += 1
@@ -192,14 +194,14 @@ class ProofStoreAuditor(LogAuditor):
                 continue
             if row[1:] != (position, aggregate_id, version):
                 self._proof(position, "stored-leaf",
-                            f"tlog_leaves: leaf {index} names another event than the one "
+                            f"tlog_leaves row of leaf {index} names another event than the one "
                             f"at its index", aggregate_id, version, expected=expected,
                             actual=f"position {row[1]!r}, {row[2]!r} v{row[3]!r}")
             return
 
     def _node_differs(self, level: int, index: int, hash_: bytes, position: int | None) -> None:
         rows = self._levels[level]
-        where = f"tlog_nodes: node level {level} index {index} ({_span(level, index)})"
+        where = f"tlog_nodes row level {level} index {index} ({_span(level, index)})"
         while True:
             row = rows.peek()
             if row is not None and not _is_index(row[0]):
@@ -224,13 +226,13 @@ class ProofStoreAuditor(LogAuditor):
 
     def _extra_leaf(self, row: Any, position: int | None, why: str = "") -> None:
         self._proof(position, "stored-leaf",
-                    f"tlog_leaves: extra row at leaf {row[0]!r}{why}",
+                    f"tlog_leaves row of leaf {row[0]!r} is extra{why}",
                     expected="no row",
                     actual=f"position {row[1]!r}, {row[2]!r} v{row[3]!r}")
 
     def _extra_node(self, level: Any, row: Any, position: int | None, why: str = "") -> None:
         self._proof(position, "stored-node",
-                    f"tlog_nodes: extra node level {level!r} index {row[0]!r}{why}",
+                    f"tlog_nodes row level {level!r} index {row[0]!r} is extra{why}",
                     expected="no row", actual=_hex(row[1]))
 
     def _check_state(self, position: int | None) -> None:
@@ -241,27 +243,27 @@ class ProofStoreAuditor(LogAuditor):
         expected_last = 0 if self._size == 0 else position
         if self._size and last_position != expected_last:
             self._proof(position, "stored-state",
-                        f"tlog_state: last position {last_position!r} is not the position of "
+                        f"tlog_state row: last position {last_position!r} is not the position of "
                         f"leaf {self._size - 1}", expected=str(expected_last),
                         actual=repr(last_position))
         try:
             frontier = merkle.CompactRange.from_json(json.loads(text))
         except (TypeError, ValueError) as error:
             self._proof(position, "stored-state",
-                        f"tlog_state: the frontier cannot be read: {error}")
+                        f"tlog_state row: the frontier cannot be read: {error}")
             return
         if frontier == self._tree:
             return
         if frontier.size != self._tree.size:
             self._proof(position, "stored-state",
-                        f"tlog_state: the frontier is of {frontier.size} leaves, the row's "
+                        f"tlog_state row: the frontier is of {frontier.size} leaves, the row's "
                         f"size {self._size}", expected=str(self._size), actual=str(frontier.size))
             return
         for (level, index, want), (_, _, got) in zip(
                 self._tree.subtrees(), frontier.subtrees(), strict=True):
             if want != got:
                 self._proof(position, "stored-state",
-                            f"tlog_state: the frontier's subtree level {level} index {index} "
+                            f"tlog_state row: the frontier's subtree level {level} index {index} "
                             f"({_span(level, index)}) differs from the hash recomputed from "
                             f"the events: stored {got.hex()}, recomputed {want.hex()}",
                             expected=want.hex(), actual=got.hex())
@@ -286,7 +288,7 @@ class ProofStoreAuditor(LogAuditor):
         events = self._tree.size
         if events < self._size:
             self._proof(None, "stored-state",
-                        f"tlog_state: the stored tree has {self._size} leaves, the store "
+                        f"tlog_state row: the stored tree has {self._size} leaves, the store "
                         f"{events} events", expected=str(events), actual=str(self._size))
         # What a running server appended while this audit ran is beyond the
         # size checked, but not beyond the tree it has now.
