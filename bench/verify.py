@@ -16,9 +16,11 @@ primary sales of 1 to 3 units to 200,000 buyers through the channels (stock,
 allowance, unit and command record events); resales of recently sold units;
 refunds of primary sales (their serials come back and are reissued) and of
 resales. The log's Merkle tree is computed as the events are made, and a
-checkpoint signed with a fresh log key every 100,000 events and at the end
-(the log tables hold the checkpoints; the leaves and nodes a server would
-keep are not written: the verifier never reads them).
+checkpoint signed with a fresh log key every 100,000 events and at the end;
+the log tables hold what a server's sealer writes -- a ``tlog_leaves`` row
+per event, every completed subtree in ``tlog_nodes``, the frontier in
+``tlog_state`` -- which the verifier checks against the events
+(:mod:`ledger.verify.prooftree`).
 
 Then it measures, each in a child process so that its peak RSS is its own:
 
@@ -116,6 +118,8 @@ class _Writer:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=OFF")
         self._rows: list[tuple[str, int, str, bytes]] = []
+        self._leaves: list[tuple[int, int, str, int]] = []
+        self._nodes: list[tuple[int, int, bytes]] = []
         self._tree = merkle.CompactRange()
         self._signer = signer
         self.events = 0
@@ -133,7 +137,10 @@ class _Writer:
     def _add(self, event: Event) -> None:
         state = event.state
         self._rows.append((event.originator_id.hex, event.originator_version, event.TYPE, state))
-        self._tree.append(merkle.leaf_hash(event.record))
+        # Leaf i is the event at position i + 1 (rowids from 1, in order).
+        self._leaves.append((self._tree.size, self._tree.size + 1, str(event.originator_id),
+                             event.originator_version))
+        self._nodes.extend(self._tree.append(merkle.leaf_hash(event.record)))
         self.events += 1
         self.by_type[event.TYPE] = self.by_type.get(event.TYPE, 0) + 1
         if len(self._rows) >= 50_000:
@@ -144,7 +151,15 @@ class _Writer:
     def _flush(self) -> None:
         with self._db:
             self._db.executemany("INSERT INTO stored_events VALUES (?, ?, ?, ?)", self._rows)
-        self._rows = []
+            self._db.executemany("INSERT INTO tlog_leaves (leaf_index, position, aggregate_id, "
+                                 "version) VALUES (?, ?, ?, ?)", self._leaves)
+            self._db.executemany("INSERT INTO tlog_nodes (level, idx, hash) VALUES (?, ?, ?)",
+                                 self._nodes)
+            self._db.execute("DELETE FROM tlog_state")
+            self._db.execute("INSERT INTO tlog_state (id, size, last_position, frontier) "
+                             "VALUES (1, ?, ?, ?)", (self._tree.size, self._tree.size,
+                                                     json.dumps(self._tree.to_json())))
+        self._rows, self._leaves, self._nodes = [], [], []
 
     def _checkpoint(self) -> None:
         self._flush()

@@ -124,7 +124,8 @@ def verify(
     Exit codes: 0 all hold; 2 could not run; 3 chain or encoding; 4 domain
     rule; 5 checkpoint signature; 6 quorum; 7 consistency, split view or
     rollback; 9 views differ from the replay; 10 given a key or a policy,
-    no checkpoint, or events left unsigned too long."""
+    no checkpoint, or events left unsigned too long; 11 the stored tree the
+    server proves from differs from the events."""
     from ledger.tlog.note import NoteError, Verifier
     from ledger.verify import BundleError, verify_bundle, verify_export, verify_store
     from ledger.verify.classes import exit_code
@@ -580,6 +581,7 @@ def proof_export(
     from uuid import UUID
 
     from ledger.domain.errors import LedgerError
+    from ledger.service.proofs import ProofStoreError
     from ledger.service.provenance import NotYetSealedError, provenance_bundle
     from ledger.store.eventstore import EventStore
     from ledger.store.logstore import LogStore
@@ -594,7 +596,7 @@ def proof_export(
     store = EventStore(url)
     try:
         bundle = provenance_bundle(store, LogStore(store.recorder), unit_id)
-    except (LedgerError, NotYetSealedError) as error:
+    except (LedgerError, NotYetSealedError, ProofStoreError) as error:
         raise _fail(str(error)) from None
     finally:
         store.close()

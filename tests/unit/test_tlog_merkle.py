@@ -917,3 +917,39 @@ def test_a_bulk_source_missing_a_subtree_is_a_lookup_error() -> None:
 
     with pytest.raises(LookupError, match="no subtree"):
         inclusion_proof(5, 100, Short(100))
+
+
+@given(st.integers(min_value=1, max_value=300))
+def test_append_leaf_completing_reports_what_append_does(n: int) -> None:
+    reported, completing = merkle.CompactRange(), merkle.CompactRange()
+    for i in range(n):
+        leaf = merkle.leaf_hash(str(i).encode())
+        expected = reported.append(leaf)
+        hashes = completing.append_leaf_completing(leaf)
+        assert [(level, i >> level, h) for level, h in enumerate(hashes)] == expected
+    assert completing == reported
+
+
+def test_subtrees_read_names_what_generation_reads() -> None:
+    """Every subtree a root or proof reads, and only those."""
+
+    class Recording:
+        def __init__(self) -> None:
+            self.read: list[tuple[int, int]] = []
+
+        def subtree(self, level: int, index: int) -> bytes:
+            self.read.append((level, index))
+            return bytes(32)
+
+    for size in range(1, 40):
+        source = Recording()
+        merkle.root(size, source)
+        assert set(source.read) == set(merkle.subtrees_read(root_of=size))
+        for index in range(size):
+            source = Recording()
+            merkle.leaf_and_inclusion_proof(index, size, source)
+            assert set(source.read) == set(merkle.subtrees_read(inclusion=(index, size)))
+        for old in range(1, size + 1):
+            source = Recording()
+            merkle.consistency_proof(old, size, source)
+            assert set(source.read) == set(merkle.subtrees_read(consistency=(old, size)))

@@ -20,6 +20,8 @@ from ledger.api.runtime import Runtime
 from ledger.domain import limits
 from ledger.domain.model import format_timestamp, record_bytes
 from ledger.service import utc_now
+from ledger.service.proofs import ProofStoreError
+from ledger.store.logstore import Leaf, StoredCheckpoint
 from ledger.tlog import merkle
 from ledger.tlog.note import NoteError, NoteSignature, parse_note, verify_cosignature
 
@@ -71,20 +73,22 @@ class ConsistencyProof(BaseModel):
     proof: list[str]
 
 
-def _tree_size(rt: Runtime) -> int:
-    latest = rt.log.latest_checkpoint()
-    return latest.size if latest is not None else 0
-
-
-def _checked_size(rt: Runtime, size: int | None) -> int:
+def _checked_size(latest: StoredCheckpoint | None, size: int | None) -> int:
     """A size a proof may be asked for: one the log has signed."""
-    signed = _tree_size(rt)
+    signed = latest.size if latest is not None else 0
     if size is None:
         return signed
     if size > signed:
         raise ApiProblem(422, "size-not-signed",
                          f"the largest signed tree size is {signed}, not {size}")
     return size
+
+
+def proof_store_problem(error: ProofStoreError) -> ApiProblem:
+    """The answer instead of a proof that does not verify (never sent)."""
+    return ApiProblem(500, "proof-store-damaged",
+                      f"{error}; the proof is not sent. The server's stored tree is damaged "
+                      "(its operator is alerted; `ledger verify --db` locates the damage)")
 
 
 @router.get("/checkpoint", response_class=PlainTextResponse,
@@ -133,25 +137,48 @@ def inclusion(
     version: Annotated[int | None, Query(ge=1, le=limits.EVENT_VERSION_MAX)] = None,
     size: Annotated[int | None, Query(ge=1, le=limits.LOG_SIZE_MAX)] = None,
 ) -> InclusionProof:
-    tree_size = _checked_size(rt, size)
+    latest = rt.log.latest_checkpoint()
+    tree_size = _checked_size(latest, size)
+    named: Leaf | None = None  # the leaf looked up by the event it names
     if index is None:
         if aggregate_id is None or version is None:
             raise ApiProblem(422, "invalid-input", "give index, or aggregate_id and version")
         leaf = rt.log.leaf_of(aggregate_id, version)
         if leaf is None:
             raise ApiProblem(404, "not-in-log", f"{aggregate_id} v{version} is not in the log")
-        index = leaf.index
+        index, named = leaf.index, leaf
     elif index >= tree_size and not rt.log.leaves(index, index + 1):
         # (Below a signed size every leaf exists: no need to look it up.)
         raise ApiProblem(404, "not-in-log", f"no leaf {index}")
     if index >= tree_size:
         raise ApiProblem(422, "not-yet-signed",
                          f"leaf {index} is not under a signed checkpoint of size {tree_size}")
-    # The leaf hash and its path in one read of the nodes not cached; the root
-    # of a signed size is remembered.
-    leaf_hash, proof, root = rt.log.inclusion(index, tree_size)
-    return InclusionProof(index=index, size=tree_size, leaf_hash=b64(leaf_hash),
-                          root=b64(root), proof=[b64(h) for h in proof])
+    if latest is None:
+        raise AssertionError("a signed size without a checkpoint")
+    # The leaf hash and its path in one read of the nodes not cached, verified
+    # against the signed root before anything is sent.
+    event_leaf = None if named is None else _event_leaf(rt, named)
+    try:
+        checked = rt.proofs.inclusion(index, tree_size, latest, leaf=event_leaf)
+    except ProofStoreError as error:
+        raise proof_store_problem(error) from None
+    return InclusionProof(index=index, size=tree_size, leaf_hash=b64(checked.leaf),
+                          root=b64(checked.root), proof=[b64(h) for h in checked.proof])
+
+
+def _event_leaf(rt: Runtime, leaf: Leaf) -> bytes:
+    """The leaf hash of the event a ``tlog_leaves`` row names, from the event
+    itself: a row naming another event gives a proof of the wrong leaf."""
+    stored = rt.ledger.event_store.recorder.select_notifications(start=leaf.position, limit=1)
+    if (not stored or stored[0].id != leaf.position
+            or str(stored[0].originator_id) != leaf.aggregate_id
+            or stored[0].originator_version != leaf.version):
+        raise proof_store_problem(rt.proofs.damaged(
+            f"tlog_leaves row {leaf.index} names {leaf.aggregate_id} v{leaf.version} at "
+            f"position {leaf.position}, which holds another event"))
+    event = stored[0]
+    return merkle.leaf_hash(record_bytes(str(event.originator_id), event.originator_version,
+                                         event.topic, bytes(event.state)))
 
 
 @router.get("/proof/consistency", response_model=ConsistencyProof,
@@ -159,13 +186,18 @@ def inclusion(
 def consistency(rt: RuntimeDep, old: Annotated[int, Query(ge=1, le=limits.LOG_SIZE_MAX)],
                 new: Annotated[int | None, Query(ge=1, le=limits.LOG_SIZE_MAX)] = None,
                 ) -> ConsistencyProof:
-    new_size = _checked_size(rt, new)
+    latest = rt.log.latest_checkpoint()
+    new_size = _checked_size(latest, new)
     if old > new_size:
         raise ApiProblem(422, "invalid-range", f"old size {old} exceeds new size {new_size}")
-    proof = merkle.consistency_proof(old, new_size, rt.log)
-    return ConsistencyProof(old_size=old, new_size=new_size,
-                            old_root=b64(rt.log.root(old)), new_root=b64(rt.log.root(new_size)),
-                            proof=[b64(h) for h in proof])
+    if latest is None:
+        raise AssertionError("a signed size without a checkpoint")
+    try:
+        checked = rt.proofs.consistency(old, new_size, latest)
+    except ProofStoreError as error:
+        raise proof_store_problem(error) from None
+    return ConsistencyProof(old_size=old, new_size=new_size, old_root=b64(checked.old_root),
+                            new_root=b64(checked.new_root), proof=[b64(h) for h in checked.proof])
 
 
 class Cosignature(BaseModel):

@@ -16,6 +16,7 @@ from ledger.projections import ProjectionRunner, ProjectionStore, Views
 from ledger.projections.process import ProcessRunner
 from ledger.service import Ledger
 from ledger.service.holds import HoldSweeper
+from ledger.service.proofs import CheckedProofs
 from ledger.service.sealer import Sealer, SealerThread
 from ledger.service.witnessing import WitnessPusher
 from ledger.store.apikeys import ApiKeyStore
@@ -46,10 +47,18 @@ class Runtime:
     _thread: SealerThread | None = field(default=None, init=False, repr=False)
     _sweeper: HoldSweeper | None = field(default=None, init=False, repr=False)
     _pusher: WitnessPusher | None = field(default=None, init=False, repr=False)
+    _proofs: CheckedProofs | None = field(default=None, init=False, repr=False)
 
     @property
     def origin(self) -> str:
         return self.sealer.origin if self.sealer is not None else ""
+
+    @property
+    def proofs(self) -> CheckedProofs:
+        """Proofs verified against the log's signed root before they are sent."""
+        if self._proofs is None:
+            self._proofs = CheckedProofs(self.log, self.ledger.event_store)
+        return self._proofs
 
     @property
     def views(self) -> Views:
@@ -77,7 +86,7 @@ class Runtime:
             self._sweeper.start()
         if self.sealer is not None and self._thread is None:
             if self.policy is not None and any(self.policy.witness_urls.values()):
-                self._pusher = WitnessPusher(self.log, self.policy)
+                self._pusher = WitnessPusher(self.log, self.policy, proofs=self.proofs)
             on_seal = self._pusher.push if self._pusher is not None else None
             self._thread = SealerThread(self.sealer, self.seal_interval, on_seal=on_seal)
             self._thread.start()

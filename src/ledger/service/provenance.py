@@ -11,6 +11,9 @@ The bundle is JSON::
 Each proof's ``extra`` line carries the event's ``aggregate_id`` and
 ``version`` (unauthenticated, as the spec says: the verifier recomputes the
 leaf from the record). :mod:`ledger.verify.provenance` checks a bundle.
+Each proof is verified first, from the record's own leaf hash, against the
+checkpoint's signed root (:mod:`ledger.service.proofs`): a bundle with a
+proof that does not verify is never made (``ProofStoreError``).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from uuid import UUID
 
 from ledger.domain.errors import UnitNotFoundError
 from ledger.domain.model import record_bytes
+from ledger.service.proofs import CheckedProofs
 from ledger.store.eventstore import EventStore
 from ledger.store.logstore import LogStore
 from ledger.tlog import merkle
@@ -32,8 +36,11 @@ class NotYetSealedError(LookupError):
     """Some of the unit's events are not under a signed checkpoint yet."""
 
 
-def provenance_bundle(store: EventStore, log: LogStore, unit_id: UUID | str
-                      ) -> dict[str, Any]:
+def provenance_bundle(store: EventStore, log: LogStore, unit_id: UUID | str,
+                      proofs: CheckedProofs | None = None) -> dict[str, Any]:
+    """``proofs``: the server's checker (its signed roots remembered); one of
+    its own otherwise."""
+    proofs = proofs if proofs is not None else CheckedProofs(log, store)
     unit_id = UUID(str(unit_id))
     stored = list(store.recorder.select_events(unit_id))
     if not stored:
@@ -51,7 +58,8 @@ def provenance_bundle(store: EventStore, log: LogStore, unit_id: UUID | str
                 f"unit {unit_id} v{event.originator_version} is not under a checkpoint yet")
         record = record_bytes(str(unit_id), event.originator_version, event.topic,
                               bytes(event.state))
-        proof = merkle.inclusion_proof(leaf.index, latest.size, log)
+        proof = proofs.inclusion(leaf.index, latest.size, latest,
+                                 leaf=merkle.leaf_hash(record)).proof
         extra = f"{unit_id} {event.originator_version}".encode()
         events.append({"record": record.decode(),
                        "proof": format_tlog_proof(leaf.index, proof, signed, extra)})

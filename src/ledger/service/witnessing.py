@@ -17,6 +17,7 @@ import httpx
 
 from ledger.domain.model import format_timestamp
 from ledger.service.ledger import utc_now
+from ledger.service.proofs import CheckedProofs, ProofStoreError
 from ledger.store.logstore import LogStore, StoredCheckpoint
 from ledger.tlog import merkle
 from ledger.tlog.note import (
@@ -32,8 +33,12 @@ logger = logging.getLogger("ledger.witnessing")
 
 
 class WitnessPusher:
-    def __init__(self, log: LogStore, policy: Policy, *, timeout: float = 5.0) -> None:
+    def __init__(self, log: LogStore, policy: Policy, *, timeout: float = 5.0,
+                 proofs: CheckedProofs | None = None) -> None:
+        """``proofs`` verifies each consistency proof against the checkpoint
+        before it is pushed (one that does not verify is never sent)."""
         self._log = log
+        self._proofs = proofs
         self._policy = policy
         self._http = httpx.Client(timeout=timeout)
         self._sizes: dict[str, int] = {}  # what each verifier last cosigned, as we know it
@@ -48,7 +53,10 @@ class WitnessPusher:
         for _ in range(2):
             if old >= checkpoint.size:
                 return False
-            proof = merkle.consistency_proof(old, checkpoint.size, self._log) if old else []
+            try:
+                proof = self._consistency(old, checkpoint)
+            except ProofStoreError:
+                return False  # logged as an ERROR where it was found; never pushed
             body = format_add_checkpoint(old, proof, checkpoint.note)
             try:
                 response = self._http.post(f"{url.rstrip('/')}/add-checkpoint", content=body)
@@ -66,6 +74,13 @@ class WitnessPusher:
                 return False
             return self._store(name, checkpoint, response.text)
         return False
+
+    def _consistency(self, old: int, checkpoint: StoredCheckpoint) -> list[bytes]:
+        if not old:
+            return []
+        if self._proofs is None:
+            return merkle.consistency_proof(old, checkpoint.size, self._log)
+        return self._proofs.consistency(old, checkpoint.size, checkpoint).proof
 
     def _store(self, name: str, checkpoint: StoredCheckpoint, answer: str) -> bool:
         witness = self._policy.witnesses[name]

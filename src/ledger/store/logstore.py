@@ -284,6 +284,61 @@ class LogStore:
                 (size,))
             return {str(r["cosigner"]): str(r["line"]) for r in cursor.fetchall()}
 
+    # -- the rows as stored, for the auditor ------------------------------------
+    # Unconverted (a damaged row may hold a text where a hash belongs): the
+    # auditor (ledger.verify.prooftree) compares them with the tree it
+    # recomputes from the events, page by page, in index order.
+    def stored_state(self) -> tuple[Any, Any, Any] | None:
+        """The ``tlog_state`` row: (size, last_position, frontier text)."""
+        with self._cursor(commit=False) as cursor:
+            cursor.execute(self._sql(
+                "SELECT size, last_position, frontier FROM {state} WHERE id = 1"))
+            row = cursor.fetchone()
+        return None if row is None else (row["size"], row["last_position"], row["frontier"])
+
+    def stored_leaves(self, after: Any, limit: int) -> list[tuple[Any, Any, Any, Any]]:
+        """Up to ``limit`` ``tlog_leaves`` rows (leaf_index, position,
+        aggregate_id, version) after index ``after`` (None: from the first)."""
+        where = "" if after is None else "WHERE leaf_index > ? "
+        return self._tuples(
+            "SELECT leaf_index, position, aggregate_id, version FROM {leaves} "  # noqa: S608
+            + where + "ORDER BY leaf_index LIMIT ?",
+            (limit,) if after is None else (after, limit))
+
+    def stored_nodes(self, level: Any, after: Any, limit: int) -> list[tuple[Any, Any]]:
+        """Up to ``limit`` ``tlog_nodes`` rows (idx, hash) of ``level`` after
+        index ``after`` (None: from the first), in index order."""
+        where = "WHERE level = ? " + ("" if after is None else "AND idx > ? ")
+        return self._tuples(
+            "SELECT idx, hash FROM {nodes} " + where + "ORDER BY idx LIMIT ?",  # noqa: S608
+            (level, limit) if after is None else (level, after, limit))
+
+    def _tuples(self, statement: str, parameters: Sequence[Any]) -> list[Any]:
+        """The rows of a SELECT as plain tuples (from SQLite without building
+        a ``sqlite3.Row`` each: this reads the whole tree)."""
+        with self._cursor(commit=False) as cursor:
+            plain = getattr(cursor, "sqlite_cursor", None)
+            if plain is not None:
+                plain.row_factory = None
+            cursor.execute(self._sql(statement), parameters)
+            rows = cursor.fetchall()
+        return rows if plain is not None else [tuple(r.values()) for r in rows]
+
+    def stored_levels(self) -> list[Any]:
+        """Every level ``tlog_nodes`` has a row at (an index seek per level)."""
+        levels: list[Any] = []
+        with self._cursor(commit=False) as cursor:
+            while True:
+                if levels:
+                    cursor.execute(self._sql(
+                        "SELECT MIN(level) AS level FROM {nodes} WHERE level > ?"), (levels[-1],))
+                else:
+                    cursor.execute(self._sql("SELECT MIN(level) AS level FROM {nodes}"))
+                row = cursor.fetchone()
+                if row is None or row["level"] is None:
+                    return levels
+                levels.append(row["level"])
+
     # -- writing --------------------------------------------------------------
     def append(self, read_new: Any, limit: int) -> int:
         """Append the next events as leaves, in one transaction.

@@ -55,6 +55,7 @@ __all__ = [
     "node_hash",
     "root",
     "root_from_inclusion",
+    "subtrees_read",
     "verify_consistency",
     "verify_inclusion",
 ]
@@ -273,6 +274,23 @@ def consistency_proof(old_size: int, new_size: int, source: SubtreeSource) -> li
     return _hashes(_consistency_ranges(old_size, new_size), source)
 
 
+def subtrees_read(*, root_of: int | None = None, inclusion: tuple[int, int] | None = None,
+                  consistency: tuple[int, int] | None = None) -> list[tuple[int, int]]:
+    """The ``(level, index)`` of every stored subtree that :func:`root`
+    (``root_of`` leaves), :func:`leaf_and_inclusion_proof` (``(index, size)``)
+    or :func:`consistency_proof` (``(old_size, new_size)``) reads: where to
+    look when what they gave does not verify."""
+    ranges: list[tuple[int, int]] = []
+    if root_of:
+        ranges.append((0, root_of))
+    if inclusion is not None:
+        index, size = inclusion
+        ranges += [(index, index + 1), *_inclusion_ranges(index, size)]
+    if consistency is not None:
+        ranges += _consistency_ranges(*consistency)
+    return list(dict.fromkeys(_keys(ranges)))
+
+
 # --- verification --------------------------------------------------------------
 
 
@@ -483,6 +501,23 @@ class CompactRange:
             index >>= 1
         hashes.append(h)
         self._size += 1
+
+    def append_leaf_completing(self, leaf: bytes) -> list[bytes]:
+        """:meth:`append_leaf`, returning the hashes of the perfect subtrees
+        it completes, level 0 (the leaf) first: the one at level ``L`` has
+        index ``(size - 1) >> L``. :meth:`append`'s report, cheaper (an
+        auditor comparing a whole stored tree calls it for every leaf)."""
+        h = leaf
+        hashes = self._hashes
+        index = self._size
+        completed = [h]
+        while index & 1:
+            h = _sha256(_NODE_PREFIX + hashes.pop() + h).digest()
+            completed.append(h)
+            index >>= 1
+        hashes.append(h)
+        self._size += 1
+        return completed
 
     def root(self) -> bytes:
         """The root of the tree of all leaves appended so far."""

@@ -116,6 +116,12 @@ The global log (:mod:`ledger.verify.log`) and the auditor's memory
                             every checkpoint that verified is more than the
                             bound (``max_unsigned_age``, 300 s) older than the
                             newest event
+The stored tree the server proves from (:mod:`ledger.verify.prooftree`)
+    ``stored-leaf``         a ``tlog_leaves`` row names another event than the
+                            one at its index, is missing, or has no event
+    ``stored-node``         a ``tlog_nodes`` hash differs from the one
+                            recomputed from the events, is missing or extra
+    ``stored-state``        ``tlog_state`` does not hold the events' tree
 """
 
 from __future__ import annotations
@@ -161,6 +167,10 @@ CHECKS: tuple[str, ...] = (
     "split-view",
     "no-checkpoint",
     "unsigned-events",
+    # the stored tree the server proves from (ledger.verify.prooftree)
+    "stored-leaf",
+    "stored-node",
+    "stored-state",
     "bad-json",
     "not-canonical",
     "bad-envelope",

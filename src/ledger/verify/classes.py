@@ -8,7 +8,10 @@ consistently -- only the signed log shows it. Missing signatures (no
 checkpoint at all, or events left outside every checkpoint for too long)
 come after the findings that prove something about what was signed, and
 before the domain rules: an auditor who named a key asked first whether the
-store is signed, and a store that is not may hide any rewrite.
+store is signed, and a store that is not may hide any rewrite. The proof store (the stored
+tree the server proves from) comes after every class about the events and
+the signed log: an event edited after it was logged also leaves its stored
+leaf differing, and the edit is the cause.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ CLASSES: list[tuple[str, int, frozenset[str]]] = [
     ("inclusion", 8, frozenset({"inclusion"})),
     ("quorum", 6, frozenset({"quorum"})),
     ("unsigned", 10, frozenset({"no-checkpoint", "unsigned-events"})),
+    ("proof-store", 11, frozenset({"stored-leaf", "stored-node", "stored-state"})),
 ]
 DOMAIN_RULE = ("domain-rule", 4)
 EXIT_OK = 0

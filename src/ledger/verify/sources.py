@@ -21,6 +21,7 @@ from ledger.tlog.policy import Policy, PolicyError, parse_policy
 from ledger.verify.codec import splice
 from ledger.verify.log import UNSIGNED_AGE_DEFAULT, LogAuditor, LogSummary
 from ledger.verify.pipeline import CHILD_MEMORY, CLEAN, HASH_SIZE, ID_OK, LEAF, Prechecker
+from ledger.verify.prooftree import ProofStoreAuditor
 from ledger.verify.report import Finding, Report
 from ledger.verify.state import DEFAULT_BUDGET
 from ledger.verify.verifier import Verifier
@@ -51,7 +52,10 @@ def verify_store(
     checked against ``log_keys`` and the policy's log keys (without keys,
     only roots are checked); with a ``policy``, the latest checkpoint's
     cosignatures must meet its quorum. ``remembered`` is the (size, root) a
-    previous run verified: a log that no longer contains it fails.
+    previous run verified: a log that no longer contains it fails. The
+    stored tree the server proves from (leaves, nodes, frontier) is compared
+    with the tree of the events in the same pass
+    (:mod:`ledger.verify.prooftree`).
 
     Given a log key or a policy, the log must be signed: a store with
     events and no checkpoint fails (``no-checkpoint``), and so does an event
@@ -87,11 +91,14 @@ def verify_store(
         checkpoints = _read_checkpoints(log)
         if checkpoints is not None:
             stored_checkpoints, unreadable_checkpoints = checkpoints
-            auditor = LogAuditor(stored_checkpoints, log_keys, origin, remembered=remembered,
-                                 on_verified=verifier.mark_signed)
+            # The log's checkpoints against the events, and the stored tree
+            # the server proves from against the tree of the events.
+            auditor = ProofStoreAuditor(stored_checkpoints, log_keys, origin,
+                                        remembered=remembered,
+                                        on_verified=verifier.mark_signed, stored=log)
             auditor.findings.extend(unreadable_checkpoints)
         feed = verifier.feed_stored
-        add = None if auditor is None else auditor.add
+        add = None if auditor is None else auditor.add_event
         checker = Prechecker() if parallel else None
         try:
             # Two loops on purpose: folding the one-process case into the
@@ -103,7 +110,8 @@ def verify_store(
                     # spliced them: the log's leaf is the same bytes.
                     record = feed(position, aggregate_id, version, event_type, state)
                     if add is not None:
-                        add(position, record if record is not None else
+                        add(position, aggregate_id, version,
+                            record if record is not None else
                             _record(aggregate_id, version, event_type, state))
                     last = position
                     done += 1
@@ -111,7 +119,7 @@ def verify_store(
                         progress(done)
             else:
                 feed_checked = verifier.feed_checked
-                add_leaf = None if auditor is None else auditor.add_leaf
+                add_leaf = None if auditor is None else auditor.add_event_leaf
                 for page, found in checker.pages(_rows(reader), _ROW_ERRORS):
                     # found: a flags byte per row, then event hashes, then leaves
                     n = len(page)
@@ -129,9 +137,11 @@ def verify_store(
                         if add is not None and add_leaf is not None:
                             if flags & LEAF:
                                 at = n * (1 + HASH_SIZE) + i * HASH_SIZE
-                                add_leaf(position, result[at:at + HASH_SIZE])
+                                add_leaf(position, aggregate_id, version,
+                                         result[at:at + HASH_SIZE])
                             else:
-                                add(position, record if record is not None else
+                                add(position, aggregate_id, version,
+                                    record if record is not None else
                                     _record(aggregate_id, version, event_type, state))
                         last = position
                         done += 1
@@ -141,6 +151,9 @@ def verify_store(
             after = "the start" if last is None else f"position {last}"
             verifier.report_unreadable(
                 None, f"the stored events cannot be read after {after}: {_why(error)}")
+        else:
+            if auditor is not None:  # the stored rows no event reached, while the store is open
+                auditor.read_the_rest()
         finally:
             if checker is not None:
                 checker.close()
@@ -153,7 +166,7 @@ def verify_store(
         if policy is not None and summary.latest_size:
             findings += _check_quorum(policy, log_keys, summary, url)
         report.findings.extend(findings)
-        report.findings_total += len(findings)
+        report.findings_total += len(findings) + auditor.dropped
         report.log = summary.to_json()
     elif remembered is not None:
         report.findings.append(Finding(None, None, None, None, "rollback",
