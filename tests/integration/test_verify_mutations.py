@@ -528,6 +528,11 @@ EDITS = {
     # The cosignatures' table dropped, given a policy: a traceback.
     "cosignatures dropped": ("DROP TABLE tlog_cosignatures", 6,
                              "its cosignatures cannot be read"),
+    # An id stored as bytes: the proof store's finding carried it into the
+    # JSON report (TypeError, exit 1).
+    "id as bytes": (
+        "UPDATE stored_events SET originator_id = CAST(originator_id AS BLOB) "
+        "WHERE rowid = 1", 3, "position 1"),
 }
 
 

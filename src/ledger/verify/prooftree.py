@@ -326,6 +326,10 @@ class ProofStoreAuditor(LogAuditor):
                aggregate_id: str | None = None, version: int | None = None, *,
                expected: str | None = None, actual: str | None = None) -> None:
         self.proof_total += 1
+        # (a damaged events row may hand in an id or a version of another
+        # type: the message says what it was; the finding's fields stay JSON)
+        aggregate_id = aggregate_id if isinstance(aggregate_id, str) else None
+        version = version if type(version) is int else None
         if len(self.proof_findings) < KEPT:
             self.proof_findings.append(Finding(position, aggregate_id, version, None, check,
                                                message, expected, actual))
