@@ -976,6 +976,8 @@ class Verifier:
             late_hold = answer.hold_id is None
             want = {**want, "outcome": "sold-late" if late_hold else "sold",
                     "hold_id": _OPEN if late_hold else answer.hold_id}
+        if result == want and _canonical(result) == _canonical(want):
+            return  # (the common case: every member determined, and the same)
         if len(result) == len(want):
             filled = {k: result.get(k) if v is _OPEN else v for k, v in want.items()}
             if result == filled and _canonical(result) == _canonical(filled) and (
