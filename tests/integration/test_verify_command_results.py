@@ -14,6 +14,7 @@ from __future__ import annotations
 import shutil
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from ledger.verify.classes import exit_code
 from ledger.verify.codec import encode as codec_encode
 from tests.integration.test_verify_codes import forge
 from tests.integration.test_verify_ledger import Store, describe
+from tests.integration.test_verify_mutations import verify
 from tests.strategies import good_spec
 
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -113,6 +115,33 @@ def test_the_honest_store_has_no_command_result_finding(store_url: DatabaseURL) 
     report = verify_store(store_url)
     assert report.ok, describe(report)
     assert report.by_type["command.recorded"] >= 17
+
+
+def test_group_committed_commands_have_no_command_result_finding(
+        store_url: DatabaseURL) -> None:
+    """Commands racing on one stock are saved in batches (group commit):
+    a batch's effects come before its records, and each answer -- a waiting
+    buyer's place in line, say -- is the one its own effects determine."""
+    with Ledger(store_url) as ledger:
+        ledger.register_channel("shop", "Shop", 500, idempotency_key="ch")
+        good = ledger.mint(good_spec(policy="restockable", tiers=[
+            {"name": "own", "quota": 48, "lifetime_cap": 100}]), idempotency_key="m")["good_id"]
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(lambda i: ledger.sell(
+                good, "own", buyer=f"b{i}", channel="shop", quantity=1 + i % 2,
+                unit_price=EUR, idempotency_key=f"s{i}"), range(24)))
+            holds = list(pool.map(lambda i: ledger.reserve(
+                good, "own", channel="shop", quantity=1, ttl_seconds=60,
+                idempotency_key=f"h{i}")["hold_id"], range(12)))
+            list(pool.map(lambda i: ledger.commit_hold(
+                good, "own", holds[i], buyer=f"c{i}", quantity=1, unit_price=EUR,
+                idempotency_key=f"p{i}"), range(12)))
+            places = list(pool.map(lambda i: ledger.join_waitlist(
+                good, "own", buyer=f"w{i}", channel="shop", quantity=1,
+                idempotency_key=f"j{i}")["place"], range(12)))
+    assert sorted(places) == list(range(1, 13))
+    report = verify_store(store_url)
+    assert report.ok, describe(report)
 
 
 def _set(name: str, value: Any) -> Callable[[Result], None]:
@@ -262,6 +291,20 @@ def test_the_finding_names_what_differs(store: Store) -> None:
     assert finding.check == "command-result"
     for word in ("buyer", "note", "sold_at", "mallory"):
         assert word in finding.message, finding.message
+
+
+def test_ledger_verify_exits_4_at_the_forged_record(store: Store) -> None:
+    """The auditor's command: ``ledger verify --db`` names the record and
+    exits with the domain-rule code."""
+    row = store.find("command.recorded", key="resell")
+    forge(store, row, lambda payload: payload["result"].update(resale_id=OTHER_ID))
+    done = verify(store.path)
+    assert done.code == 4, done.stdout + done.stderr
+    assert done.report is not None
+    [finding] = done.report["findings"]
+    assert (finding["check"], finding["position"]) == ("command-result", row.rowid)
+    assert "resale_id" in finding["message"]
+    assert "command-result" in done.stdout
 
 
 @pytest.mark.postgres
