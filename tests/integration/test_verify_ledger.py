@@ -609,8 +609,10 @@ def test_wrong_split_amount_rechained(example: Store) -> None:
     assert (first.check, first.position) == ("split-mismatch", sold.rowid)
     assert "alice/creator 664" in first.message
     assert "alice/creator 665" in first.message
-    # Its units now carry a split other than the sale's.
-    assert {f.check for f in report.findings} == {"split-mismatch", "unit-mismatch"}
+    # Its units, and the answer its record keeps, now carry a split other
+    # than the sale's.
+    assert {f.check for f in report.findings} == {"split-mismatch", "unit-mismatch",
+                                                  "command-result"}
 
 
 def test_split_not_summing_to_the_price_rechained(example: Store) -> None:
@@ -705,7 +707,9 @@ def test_sale_outside_the_window_rechained(busy: Store) -> None:
     busy.rechain(sold.aggregate_id)
     report = verify_store(busy.url)
     assert only(report, "sale-window").position == sold.rowid
-    assert report.findings_total == 1, describe(report)
+    # The sale's record still answers with the moment it was made.
+    assert "sold_at" in only(report, "command-result").message
+    assert report.findings_total == 2, describe(report)
 
 
 def test_edited_definition_breaks_the_fingerprint(example: Store) -> None:

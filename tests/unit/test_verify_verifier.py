@@ -259,11 +259,11 @@ NOW = datetime(2026, 11, 22, 7, 25, 2, 179930, tzinfo=UTC)
 PRICE = {"amount": 999, "currency": "EUR"}
 
 
-def _record(key: str, command: str) -> Any:
+def _record(key: str, command: str, result: dict[str, Any] | None = None) -> Any:
     from ledger.domain.command import CommandRecord
 
     return CommandRecord.record(
-        scope="", key=key, command=command, request_hash="0" * 64, result={}, now=NOW
+        scope="", key=key, command=command, request_hash="0" * 64, result=result or {}, now=NOW
     )
 
 
@@ -272,6 +272,7 @@ def batch_events() -> list[Any]:
     from ledger.domain.channel import Channel
     from ledger.domain.good import Good, GoodSpec
     from ledger.domain.ids import command_id_for
+    from ledger.domain.model import format_timestamp
     from ledger.domain.money import split
     from ledger.domain.stock import BuyerAllowance, TierStock
     from ledger.domain.unit import Unit
@@ -306,6 +307,7 @@ def batch_events() -> list[Any]:
             now=NOW,
         )
         tail += allowance.collect_events()
+        units = []
         for serial in serials:
             unit = Unit.issue(
                 good_id=good.id,
@@ -320,7 +322,12 @@ def batch_events() -> list[Any]:
                 now=NOW,
             )
             tail += unit.collect_events()
-        tail += _record(key, "sell").collect_events()
+            units.append({"unit_id": str(unit.id), "serial": serial})
+        # The answer the service records for a sale (a retry gets it again).
+        answer = {"sale_id": sale_id, "good_id": str(good.id), "tier": "own", "buyer": buyer,
+                  "channel": "shop", "quantity": quantity, "unit_price": PRICE,
+                  "split_per_unit": parts, "units": units, "sold_at": format_timestamp(NOW)}
+        tail += _record(key, "sell", answer).collect_events()
     # The stock was touched first, so both stock.sold come before the rest.
     return [*events, *stock.collect_events(), *tail]
 

@@ -58,6 +58,10 @@ Cross-references (sections 5 and 6; matched by id, never by adjacency)
                             resell, refund, reserve, commit-hold, join-waitlist,
                             import-codes) that no earlier event names: its
                             effects are missing
+    ``command-result``      the result of such a record (what a retry is
+                            answered) is not the answer its effects
+                            determine: a member of another value or JSON
+                            type, a member added or missing
 Supply (rule 8.2)
     ``stock-mismatch``      stock.opened differs from its tier's definition, or
                             a tier of a good is never opened
@@ -191,6 +195,7 @@ CHECKS: tuple[str, ...] = (
     "command-missing",
     "command-mismatch",
     "command-orphan",
+    "command-result",
     "stock-mismatch",
     "oversold",
     "serial-reused",

@@ -106,6 +106,10 @@ class CodeRules:
             code.state = FREE
             pool.add(ref)
 
+    def free(self, stock_id: str) -> int:
+        """How many codes are free in the tier's pool (neither bound nor lent)."""
+        return len(self._pools.get(stock_id, ()))
+
     # -- holds and sales ----------------------------------------------------------
     def _take(self, ev: Located, stock_id: str, refs: list[str], state: str) -> list[str]:
         """Take ``refs`` from the tier's pool; those not free there are

@@ -7,9 +7,11 @@ acquisitions, a channel's fee, an allowance's running total). Facts that
 span aggregates -- a sale's unit events, a refund's returned serial, the
 command record an effect names -- are matched by id, not by adjacency:
 section 6 lets the events of one command be interleaved with others of its
-batch. Such expectations are dropped once met, so the verifier never holds
-the log. What it keeps per aggregate (its chain head; a unit's holder and
-acquisitions; an allowance's total) is packed into bytes in a
+batch. So is the answer a command's effects determine, which its record's
+``result`` must be (``command-result``). Such expectations are dropped once
+met, so the verifier never holds the log. What it keeps per aggregate (its
+chain head; a unit's holder and acquisitions; an allowance's total) is
+packed into bytes in a
 :class:`~ledger.verify.state.StateTable`, which moves the oldest entries to
 disk past its memory budget.
 
@@ -149,16 +151,19 @@ class _Stock:
     reserved: int = 0  # units in live holds
     holds: dict[str, _Hold] = field(default_factory=dict)  # every hold, by id
     # A hold-committed awaiting its stock.sold (the stock's very next event).
-    pending: tuple[_Event, str, int, str] | None = None  # event, sale_id, quantity, channel
+    # (event, sale_id, quantity, channel, hold_id)
+    pending: tuple[_Event, str, int, str, str] | None = None
     pools: dict[str, list[Any]] = field(default_factory=dict)  # channel -> [free, overflow]
     # A pool-drawn awaiting its stock.sold (the stock's very next event).
     drawing: tuple[_Event, str, int, str] | None = None  # event, sale_id, quantity, channel
     # Waitlist entries in the order they joined: id -> [state, quantity, channel].
     waitlist: dict[str, list[Any]] = field(default_factory=dict)
+    waiting: int = 0  # entries of the waitlist still waiting
     offering: _Event | None = None  # a restock whose offers to the waitlist are under way
     rates: dict[str, list[Any]] = field(default_factory=dict)  # channel -> [cap, minute, sold]
     early_bird: Payload | None = None  # the allotment, from stock.opened
     early_bird_sold: int = 0
+    codes_imported: int = 0  # codes ever imported into the tier
 
     @property
     def live(self) -> int:
@@ -252,6 +257,29 @@ class _Derivation:
     fingerprint: str
 
 
+class _Open:
+    """A member of a command's answer that no effect determines (or one that
+    could not be read): any value passes, but the member must be there."""
+
+    def __repr__(self) -> str:
+        return "(any)"
+
+
+_OPEN: Any = _Open()
+
+
+@dataclass(slots=True)
+class _Answer:
+    """The answer a command's effects determine: its record's ``result``
+    has exactly these members, with these values (:data:`_OPEN`: any).
+    Kept from the effect to the record, then dropped."""
+
+    members: Payload
+    stock_id: str = ""  # a sale's stock
+    sale: bool = False  # built from a stock.sold: a sell's or a hold payment's answer
+    hold_id: str | None = None  # the hold a sale's stock.hold-committed committed
+
+
 Handler = Callable[[_Event, Payload], None]
 
 
@@ -290,6 +318,8 @@ class Verifier:
         self._derivations: dict[str, _Derivation] = {}  # by variant id
         # command id -> (event, acceptable command names, label)
         self._commands_named: dict[str, tuple[_Event, tuple[str, ...], str]] = {}
+        # command id -> the answer its effects determine, until its record
+        self._answers: dict[str, _Answer] = {}
         # Aggregates with an event that could not be read: facts about them
         # are unknown, so expectations that depend on them are not reported.
         self._unreadable: set[str] = set()
@@ -917,14 +947,79 @@ class Verifier:
                 expected=" or ".join(named[1]),
                 actual=p["command"],
             )
+            self._answers.pop(ev.aggregate_id, None)
+        else:
+            answer = self._answers.pop(ev.aggregate_id, None)
+            if answer is not None:
+                self._check_result(ev, p, answer)
 
     def _name_command(self, ev: _Event, command_id: str, name: str | tuple[str, ...],
-                      label: str) -> None:
+                      label: str) -> bool:
         """``ev`` names the command record it was saved with (section 5): it
-        must be in the log (after ``ev``, as the writer saves it last)."""
+        must be in the log (after ``ev``, as the writer saves it last).
+        Returns whether the record is awaited (not seen yet)."""
         if self._kind(_uuid_key(command_id)) != "command":  # (ids in payloads are UUIDs)
             names = (name,) if isinstance(name, str) else name
             self._commands_named[command_id] = (ev.ref(), names, label)
+            return True
+        return False
+
+    def _check_result(self, ev: _Event, p: Payload, answer: _Answer) -> None:
+        """The record's ``result`` -- what a retry is answered, byte for byte
+        -- is the answer its command's effects determine: the same members,
+        each of the same value and JSON type."""
+        command, result = p["command"], p["result"]
+        want = answer.members
+        late_hold = False
+        if answer.sale and command == "commit-hold":
+            # A hold's payment answers as a sale, with how it went.
+            late_hold = answer.hold_id is None
+            want = {**want, "outcome": "sold-late" if late_hold else "sold",
+                    "hold_id": _OPEN if late_hold else answer.hold_id}
+        if result == want and _canonical(result) == _canonical(want):
+            return  # (the common case: every member determined, and the same)
+        if len(result) == len(want):
+            filled = {k: result.get(k) if v is _OPEN else v for k, v in want.items()}
+            if result == filled and _canonical(result) == _canonical(filled) and (
+                    not late_hold or self._expired_hold(answer, result["hold_id"])):
+                return
+        problems = []
+        for name, value in want.items():
+            if name not in result:
+                problems.append(f"{name} is missing")
+            elif value is not _OPEN and _canonical(result[name]) != _canonical(value):
+                problems.append(f"{name} is {_short(result[name])}, its effects say "
+                                f"{_short(value)}")
+        extra = [name for name in result if name not in want]
+        if extra:
+            problems.append(f"{', '.join(map(repr, extra))} is no member of a {command} answer")
+        if late_hold and "hold_id" in result and not self._expired_hold(answer,
+                                                                         result["hold_id"]):
+            problems.append(f"hold_id {_short(result['hold_id'])} is no expired hold of this "
+                            f"tier through {_short(want.get('channel'))}: a payment after "
+                            "expiry answers with the hold it paid for")
+        if problems:
+            self._flag(ev, "command-result", f"the result recorded for this {command} is not "
+                       "the answer its effects determine (a retry would be answered with it): "
+                       + "; ".join(problems))
+
+    def _expired_hold(self, answer: _Answer, hold_id: object) -> bool:
+        """Whether ``hold_id`` is an expired hold of the sale's stock, of
+        the sale's channel (what a late payment pays for)."""
+        stock = self._stocks.get(answer.stock_id)
+        hold = stock.holds.get(hold_id) if stock is not None and type(hold_id) is str else None
+        return hold is not None and hold.state == "expired" and (
+            hold.channel == answer.members["channel"])
+
+    def _stock_answer(self, stock: _Stock | None, ev: _Event, time_name: str,
+                      **members: Any) -> _Answer:
+        """An answer naming its stock's good and tier, and the effect's time."""
+        return _Answer({
+            **members,
+            "good_id": stock.good_id if stock is not None else _OPEN,
+            "tier": stock.tier if stock is not None else _OPEN,
+            time_name: ev.timestamp or _OPEN,
+        })
 
     def _on_good_minted(self, ev: _Event, p: Payload) -> None:
         assert ev.aggregate_id is not None
@@ -1142,16 +1237,19 @@ class Verifier:
 
     def _on_stock_sold(self, ev: _Event, p: Payload) -> None:
         assert ev.aggregate_id is not None
-        self._name_command(ev, p["sale_id"], ("sell", "commit-hold"), "sale_id")
+        answering = self._name_command(ev, p["sale_id"], ("sell", "commit-hold"), "sale_id")
         stock = self._stocks.get(ev.aggregate_id)
         if stock is None:
             return
         if stock.offering is not None:
             self._close_offers(stock)
         from_hold = stock.pending is not None
+        hold_id = None
         if stock.pending is not None:
-            _, sale_id, quantity, channel = stock.pending
+            _, sale_id, quantity, channel, committed = stock.pending
             stock.pending = None
+            if sale_id == p["sale_id"]:
+                hold_id = committed
             if (sale_id, quantity, channel) != (p["sale_id"], len(p["serials"]), p["channel"]):
                 self._flag(
                     ev,
@@ -1175,6 +1273,8 @@ class Verifier:
             )
         serials: list[int] = p["serials"]
         unit_ids = codec.derive_ids("unit", (stock.good_id, stock.tier), serials)
+        if answering:
+            self._answers[p["sale_id"]] = self._sale_answer(ev, stock, p, unit_ids, hold_id)
         self._codes.sold(ev, ev.aggregate_id, p, unit_ids)
         if stock.drawing is not None or stock.pools:  # (else nothing to check)
             self._check_pool_sale(ev, stock, p, from_hold=from_hold)
@@ -1219,6 +1319,27 @@ class Verifier:
         awaited = self._awaited_units
         for serial, unit_id in zip(serials, unit_ids, strict=True):
             awaited[unit_id] = (sale, serial)
+
+    @staticmethod
+    def _sale_answer(ev: _Event, stock: _Stock, p: Payload, unit_ids: list[str],
+                     hold_id: str | None) -> _Answer:
+        """A sale's answer (a hold payment's adds its outcome and hold)."""
+        serials = p["serials"]
+        codes = p.get("codes")
+        units: Any
+        if codes is None:
+            units = [{"unit_id": u, "serial": s} for u, s in zip(unit_ids, serials, strict=True)]
+        elif type(codes) is list and len(codes) == len(serials):
+            units = [{"unit_id": u, "serial": s, "code_ref": c}
+                     for u, s, c in zip(unit_ids, serials, codes, strict=True)]
+        else:
+            units = _OPEN  # (flagged as a code-binding)
+        return _Answer({
+            "sale_id": p["sale_id"], "good_id": stock.good_id, "tier": stock.tier,
+            "buyer": p["buyer"], "channel": p["channel"], "quantity": len(serials),
+            "unit_price": p["unit_price"], "split_per_unit": p["split"], "units": units,
+            "sold_at": ev.timestamp or _OPEN,
+        }, stock_id=ev.aggregate_id or "", sale=True, hold_id=hold_id)
 
     def _resale_split(self, stock: _Stock | None, good: _Good, channel: str, fee: int,
                       amount: int, seller: str) -> list[Payload] | None:
@@ -1321,8 +1442,10 @@ class Verifier:
         assert ev.aggregate_id is not None
         known = self._stocks.get(ev.aggregate_id)
         entry = known.waitlist.get(p["hold_id"]) if known is not None else None
-        if entry is None:
-            self._name_command(ev, p["hold_id"], "reserve", "hold_id")
+        if entry is None and self._name_command(ev, p["hold_id"], "reserve", "hold_id"):
+            self._answers[p["hold_id"]] = self._stock_answer(
+                known, ev, "reserved_at", hold_id=p["hold_id"], channel=p["channel"],
+                quantity=p["quantity"], expires_at=p["expires_at"])
         stock = self._stock_for_hold(ev, offer=entry is not None)
         if stock is None:
             return
@@ -1384,12 +1507,20 @@ class Verifier:
 
     # -- waitlists ---------------------------------------------------------------
     def _on_waitlisted(self, ev: _Event, p: Payload) -> None:
-        self._name_command(ev, p["entry_id"], "join-waitlist", "entry_id")
+        awaited = self._name_command(ev, p["entry_id"], "join-waitlist", "entry_id")
         stock = self._stock_for_hold(ev)
+        again = stock is not None and (p["entry_id"] in stock.waitlist
+                                       or p["entry_id"] in stock.holds)
+        if awaited:
+            # Its place in line: 1 + the entries still waiting before it.
+            place = _OPEN if stock is None or again else stock.waiting + 1
+            self._answers[p["entry_id"]] = self._stock_answer(
+                stock, ev, "joined_at", entry_id=p["entry_id"], buyer=p["buyer"],
+                channel=p["channel"], quantity=p["quantity"], place=place)
         if stock is None:
             return
         self._fee(ev, p["channel"])
-        if p["entry_id"] in stock.waitlist or p["entry_id"] in stock.holds:
+        if again:
             self._flag(ev, "waitlist-state", f"entry {p['entry_id']} joins twice")
             return
         available = stock.supply - stock.committed
@@ -1398,6 +1529,7 @@ class Verifier:
                        f"{stock.tier!r}, which has {available} available"
                        + ("" if stock.restockable else " and can never be restocked"))
         stock.waitlist[p["entry_id"]] = ["waiting", p["quantity"], p["channel"]]
+        stock.waiting += 1
 
     def _on_waitlist_left(self, ev: _Event, p: Payload) -> None:
         stock = self._stock_for_hold(ev)
@@ -1409,6 +1541,7 @@ class Verifier:
                        f"{entry[0] if entry else 'unknown'}")
             return
         entry[0] = "left"
+        stock.waiting -= 1
 
     def _check_offer(self, ev: _Event, stock: _Stock, p: Payload, entry: list[Any]) -> None:
         first = next((e for e, v in stock.waitlist.items() if v[0] == "waiting"), None)
@@ -1418,6 +1551,8 @@ class Verifier:
         if (entry[1], entry[2]) != (p["quantity"], p["channel"]):
             self._flag(ev, "waitlist-mismatch", f"the offer holds {p['quantity']} for "
                        f"{p['channel']!r}; the entry waits for {entry[1]} through {entry[2]!r}")
+        if entry[0] == "waiting":
+            stock.waiting -= 1
         entry[0] = "offered"
 
     def _close_offers(self, stock: _Stock) -> None:
@@ -1509,7 +1644,7 @@ class Verifier:
                        expected=str(hold.quantity), actual=str(p["quantity"] + p["returned"]))
         hold.state = "committed"
         stock.reserved -= hold.quantity
-        stock.pending = (ev.ref(), p["sale_id"], p["quantity"], hold.channel)
+        stock.pending = (ev.ref(), p["sale_id"], p["quantity"], hold.channel, p["hold_id"])
         assert ev.aggregate_id is not None
         self._codes.hold_resolved(ev.aggregate_id, p["hold_id"], p["quantity"])
 
@@ -1534,11 +1669,17 @@ class Verifier:
         self._codes.hold_resolved(ev.aggregate_id, p["hold_id"], 0)
 
     def _on_refund_owed(self, ev: _Event, p: Payload) -> None:
-        self._name_command(ev, p["refund_id"], "commit-hold", "refund_id")
+        awaited = self._name_command(ev, p["refund_id"], "commit-hold", "refund_id")
         stock = self._stock_for_hold(ev)
+        hold = stock.holds.get(p["hold_id"]) if stock is not None else None
+        if awaited:
+            self._answers[p["refund_id"]] = self._stock_answer(
+                stock, ev, "decided_at", outcome="refund-owed", hold_id=p["hold_id"],
+                refund_id=p["refund_id"], buyer=p["buyer"],
+                channel=hold.channel if hold is not None else _OPEN,
+                quantity=p["quantity"], amount=p["amount"])
         if stock is None:
             return
-        hold = stock.holds.get(p["hold_id"])
         if hold is None or hold.state != "expired":
             self._flag(ev, "hold-state", f"a refund is owed only for an expired hold; hold "
                        f"{p['hold_id']} is {hold.state if hold else 'unknown'}")
@@ -1876,8 +2017,15 @@ class Verifier:
 
     def _on_unit_resold(self, ev: _Event, p: Payload) -> None:
         assert ev.aggregate_id is not None
-        self._name_command(ev, p["resale_id"], "resell", "resale_id")
+        awaited = self._name_command(ev, p["resale_id"], "resell", "resale_id")
         unit = self._unit(ev.key)
+        if awaited:
+            answer = self._stock_answer(
+                self._stocks.get(unit.stock_id) if unit is not None else None, ev, "resold_at",
+                resale_id=p["resale_id"], unit_id=ev.aggregate_id,
+                serial=unit.serial if unit is not None else _OPEN, seller=p["seller"],
+                buyer=p["buyer"], channel=p["channel"], price=p["price"], split=p["split"])
+            self._answers[p["resale_id"]] = answer
         if unit is None:
             return
         seller = p["seller"]
@@ -1919,7 +2067,12 @@ class Verifier:
 
     def _on_unit_refunded(self, ev: _Event, p: Payload) -> None:
         assert ev.aggregate_id is not None
-        self._name_command(ev, p["refund_id"], "refund", "refund_id")
+        if self._name_command(ev, p["refund_id"], "refund", "refund_id"):
+            self._answers[p["refund_id"]] = _Answer({
+                "refund_id": p["refund_id"], "unit_id": ev.aggregate_id, "kind": p["kind"],
+                "refunded_acquisition": p["acquisition_id"], "holder": p["holder"],
+                "returned_to": p["returned_to"], "amount": p["price"],
+                "refunded_at": ev.timestamp or _OPEN})
         unit = self._unit(ev.key)
         if unit is None:
             return
@@ -1980,8 +2133,16 @@ class Verifier:
 
     def _on_codes_imported(self, ev: _Event, p: Payload) -> None:
         assert ev.aggregate_id is not None
-        self._name_command(ev, p["batch_id"], "import-codes", "batch_id")
+        awaited = self._name_command(ev, p["batch_id"], "import-codes", "batch_id")
         self._codes.listed(ev, ev.aggregate_id, p)
+        stock = self._stocks.get(ev.aggregate_id)
+        if stock is not None:
+            stock.codes_imported += len(p["refs"])
+        if awaited:
+            self._answers[p["batch_id"]] = self._stock_answer(
+                stock, ev, "imported_at", batch_id=p["batch_id"], imported=len(p["refs"]),
+                codes_imported=stock.codes_imported if stock is not None else _OPEN,
+                codes_available=self._codes.free(ev.aggregate_id))
 
     def _on_code_returned(self, ev: _Event, p: Payload) -> None:
         assert ev.aggregate_id is not None
@@ -2061,6 +2222,7 @@ class Verifier:
         self._sales.clear()
         self._refunds.clear()
         self._commands_named.clear()
+        self._answers.clear()
         self._derivations.clear()
         self._awaited_units.clear()
 
