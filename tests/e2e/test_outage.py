@@ -43,7 +43,8 @@ PROBLEM = "https://ledger.dev/problems/"
 BOUND = Settings().database_timeout  # the default time bound
 SLACK = 1.5  # a loaded 2-core machine: scheduling, HTTP, the client's own threads
 RESUME_WITHIN = 2.0
-READS_WITHIN = 4.0  # the views follow the store again (they catch up after the sales)
+READS_WITHIN = 10.0  # the views follow the store again (they catch up after the sales;
+# not a target of the issue, and on a loaded machine they once took over 4 s)
 # (kept short for CI; LEDGER_TEST_OUTAGE_SECONDS=40 repeats the issue's 40 s outage)
 OUTAGE_SECONDS = float(os.environ.get("LEDGER_TEST_OUTAGE_SECONDS", "12"))
 
