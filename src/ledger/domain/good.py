@@ -281,10 +281,6 @@ def _read_variant_rules(value: Any) -> VariantRules | None:
     )
 
 
-def spec_from_definition(definition: dict[str, Any]) -> GoodSpec:
-    return GoodSpec.from_json(definition["spec"])
-
-
 class Good(Aggregate):
     """A minted good. Its definition never changes; it only gains variants."""
 

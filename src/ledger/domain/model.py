@@ -26,7 +26,7 @@ import hashlib
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, Self
 from uuid import UUID
 
 from ledger.domain import canonical
@@ -185,9 +185,6 @@ def _payload_fields(event_class: type[Event]) -> tuple[tuple[str, bool], ...]:
     return found
 
 
-TAggregate = TypeVar("TAggregate", bound="Aggregate")
-
-
 @dataclass(frozen=True)
 class Created(Event):
     """An event that brings an aggregate into being (always version 1)."""
@@ -278,10 +275,6 @@ class Aggregate:
     def collect_events(self) -> list[Event]:
         events, self._pending = self._pending, []
         return events
-
-    @property
-    def has_pending_events(self) -> bool:
-        return bool(self._pending)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Self:
         # Aggregates hold only JSON-like state; a structural copy is enough and

@@ -82,7 +82,6 @@ class Request:
     done: bool = False
     result: dict[str, Any] | None = None
     error: BaseException | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
     # Released when the request is answered, or when it is its turn to run
     # the queue (the previous combiner handed over). A bare lock, taken at
     # birth: far cheaper to make and to signal than a threading.Event, and

@@ -229,9 +229,6 @@ class Ledger:
         unit_uuid = _uuid(unit_id, "unit_id")
         return self._load(Unit, unit_uuid, UnitNotFoundError(unit_uuid))
 
-    def unit_at(self, good_id: UUID | str, tier: str, serial: int) -> Unit:
-        return self.unit(unit_id_for(_uuid(good_id, "good_id"), tier, serial))
-
     def channel(self, channel: str) -> Channel:
         found = self._channels.get(channel)
         if found is None:

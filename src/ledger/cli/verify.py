@@ -1,0 +1,281 @@
+"""``ledger verify``: the events, the log's checkpoints and the views, checked;
+the report and its exit code."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from ledger.cli.common import (
+    DbOption,
+    _fail,
+    _load_policy,
+    _progress,
+    _url,
+    console,
+    errors,
+)
+from ledger.config import Settings
+from ledger.store.database import DatabaseURL
+from ledger.store.records import StoreMissingError
+from ledger.tuning import tune_gc
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ledger.projections.replay import ReplayReport
+
+
+def verify(
+    db: DbOption = None,
+    export: Annotated[Path | None, typer.Option("--export", help="Verify an exported "
+                                                "JSON Lines file instead of a database.")]
+    = None,
+    bundle: Annotated[Path | None, typer.Option("--bundle", help="Verify an audit bundle "
+                                                "directory (ledger export --bundle) offline.")]
+    = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report as "
+                                                  "JSON to this file ('-' for stdout).")]
+    = None,
+    log_key: Annotated[list[str] | None, typer.Option(
+        "--log-key", help="A trusted log verifier key (vkey text, or a file holding one); "
+        "checkpoints must carry its signature. Repeatable.")] = None,
+    policy: Annotated[Path | None, typer.Option(
+        "--policy", help="C2SP tlog-policy file: trusted log keys, verifiers and the quorum "
+        "the latest checkpoint's cosignatures must meet.")] = None,
+    state: Annotated[Path | None, typer.Option(
+        "--state", help="Remember the verified checkpoint here; next time, a log that no "
+        "longer contains it (rolled back or rewritten) fails.")] = None,
+    views: Annotated[bool, typer.Option(
+        "--views/--no-views", help="Given a database, also check that its read views "
+        "equal a fresh replay of its events.")] = True,
+    max_unsigned_age: Annotated[str | None, typer.Option(
+        "--max-unsigned-age", metavar="SECONDS", help="With --log-key or --policy: how many "
+        "seconds older than the newest event an event may be and still be outside every "
+        "checkpoint (default: $LEDGER_VERIFY_MAX_UNSIGNED_AGE or 300).")] = None,
+) -> None:
+    """Check every event's encoding and hash chain, every rule the events
+    alone can prove, and every signed checkpoint of the log against the
+    events; given a database, also that the views equal a fresh replay.
+    Exit codes: 0 all hold; 2 could not run; 3 chain or encoding; 4 domain
+    rule; 5 checkpoint signature; 6 quorum; 7 consistency, split view or
+    rollback; 9 views differ from the replay; 10 given a key or a policy,
+    no checkpoint, or events left unsigned too long; 11 the stored tree the
+    server proves from differs from the events."""
+    from ledger.tlog.note import NoteError, Verifier
+    from ledger.verify import BundleError, verify_bundle, verify_export, verify_store
+    from ledger.verify.classes import exit_code
+
+    tune_gc()
+
+    bound = _unsigned_age(max_unsigned_age)
+    keys = []
+    for given in log_key or []:
+        try:
+            text = Path(given).read_text().strip() if Path(given).is_file() else given
+            keys.append(Verifier.from_vkey(text))
+        except (NoteError, ValueError, OSError) as error:  # ValueError: also a file not UTF-8
+            raise _fail(f"--log-key {given!r}: {error}") from None
+
+    with _progress() as progress:
+        task = progress.add_task("verifying", total=None)
+
+        def advance(done: int) -> None:
+            progress.update(task, completed=done)
+
+        try:
+            if bundle is not None:
+                if not (bundle / "entries.jsonl").is_file():
+                    raise _fail(f"no audit bundle at {bundle} (no entries.jsonl)")
+                try:
+                    report = verify_bundle(
+                        bundle, advance, log_keys=keys,
+                        policy=_load_policy(policy) if policy else None,
+                        remembered=_read_state(state) if state else None,
+                        max_unsigned_age=bound)
+                except BundleError as error:
+                    raise _fail(str(error)) from None
+            elif export is not None:
+                if not export.is_file():
+                    raise _fail(f"no export file at {export}")
+                report = verify_export(export, advance, log_keys=keys,
+                                       policy=_load_policy(policy) if policy else None)
+            else:
+                report = verify_store(
+                    _url(db), advance, log_keys=keys,
+                    policy=_load_policy(policy) if policy else None,
+                    remembered=_read_state(state) if state else None,
+                    max_unsigned_age=bound)
+        except StoreMissingError as error:
+            raise _fail(str(error)) from None
+        replay = None
+        views_skipped = None
+        if views and bundle is None and export is None:
+            if report.ok:
+                progress.update(task, description="replaying the views", completed=0)
+                replay = _check_views(_url(db), advance)
+            else:
+                # A replay of events that do not verify proves nothing (and
+                # the projector trusts what the verifier checks).
+                views_skipped = "the events did not verify"
+    _print_report(report)
+    if replay is not None:
+        _print_replay(replay)
+    elif views_skipped is not None:
+        console.print(f"views       not checked — {views_skipped}", highlight=False)
+    if json_out is not None:
+        views_json = (replay.to_json() if replay is not None else
+                      {"checked": False, "reason": views_skipped} if views_skipped else None)
+        text = json.dumps(report.to_json() | ({"views": views_json} if views_json else {}),
+                          indent=2)
+        if str(json_out) == "-":
+            sys.stdout.write(text + "\n")
+        else:
+            json_out.write_text(text + "\n")
+    if report.ok and state is not None and report.log and report.log["latest_size"]:
+        _write_state(state, report.log["latest_size"], report.log["latest_root"])
+    if not report.ok:
+        raise typer.Exit(exit_code(f.check for f in report.findings))
+    raise typer.Exit(VIEWS_DIFFER_EXIT if replay is not None and not replay.ok else 0)
+
+
+VIEWS_DIFFER_EXIT = 9
+
+
+def _unsigned_age(given: str | None) -> float:
+    """--max-unsigned-age, or the setting: seconds, 0 or more."""
+    if given is None:
+        from pydantic import ValidationError
+
+        try:
+            return Settings().verify_max_unsigned_age
+        except ValidationError as error:
+            raise _fail(f"LEDGER_VERIFY_MAX_UNSIGNED_AGE: "
+                        f"{error.errors()[0]['msg']}") from None
+    try:
+        seconds = float(given)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 10**9:  # (also refuses nan)
+        raise _fail(f"--max-unsigned-age {given}: must be a number of seconds, 0 or more")
+    return seconds
+
+
+def _check_views(url: DatabaseURL, advance: Callable[[int], None]) -> ReplayReport | None:
+    """Replay the views beside the store and compare; None if it has none.
+    Whatever the views hold, a report: what cannot be read is a problem
+    located in it, never an exception."""
+    from ledger.projections import ProjectionStore
+    from ledger.projections.replay import ReplayReport, compare_with_replay, views_present
+    from ledger.projections.tables import VIEWS_VERSION
+    from ledger.store.records import RecordReader
+
+    try:
+        with RecordReader(url) as reader:
+            views = ProjectionStore(reader.recorder, bands=Settings().band_policy(),
+                                    create=False)
+            if not views_present(views):
+                return None
+            try:
+                version = views.version()
+            except (ValueError, TypeError, OverflowError) as error:
+                return ReplayReport(problems=[
+                    f"meta [id=1]: the views' layout version cannot be read "
+                    f"({type(error).__name__}: {error})"])
+            if version != VIEWS_VERSION:
+                errors.print(f"views: laid out by another version ({version}, this is "
+                             f"{VIEWS_VERSION}); not checked -- a server rebuilds them on start, "
+                             "or run `ledger views rebuild`", highlight=False, markup=False)
+                return None
+            done = 0
+
+            def step(n: int) -> None:
+                nonlocal done
+                done += n
+                advance(done)
+
+            return compare_with_replay(views, progress=step)
+    except Exception as error:  # the database itself failed under the views
+        return ReplayReport(problems=[
+            f"the views cannot be read ({type(error).__name__}: {error})"])
+
+
+def _print_replay(replay: ReplayReport) -> None:
+    rows = sum(replay.rows.values())
+    if replay.ok:
+        console.print(f"views       OK — {rows:,} rows in {len(replay.rows)} views equal a fresh "
+                      f"replay of {replay.events:,} events (position {replay.position:,})")
+        return
+    if replay.mismatched_rows:
+        console.print(f"views       [bold red]DIFFER[/] — {replay.mismatched_rows:,} of {rows:,} "
+                      "rows differ from a fresh replay")
+    else:
+        console.print("views       [bold red]DIFFER[/] — they cannot all be compared with a "
+                      "fresh replay")
+    for line in [*replay.problems[:5], *replay.differences[:5]][:5]:
+        console.print(f"            {line}", highlight=False, markup=False)
+
+
+def _read_state(path: Path) -> tuple[int, str] | None:
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        return int(data["size"]), str(data["root"])
+    except (ValueError, KeyError, TypeError, OverflowError, OSError):
+        raise _fail(f"{path} is not a verify state file") from None
+
+
+def _write_state(path: Path, size: int, root: str) -> None:
+    temp = path.with_name(f".{path.name}.tmp")
+    temp.write_text(json.dumps({"size": size, "root": root}) + "\n")
+    temp.replace(path)
+
+
+def _print_report(report: object) -> None:
+    from ledger.verify import Report
+
+    assert isinstance(report, Report)
+
+    def plain(line: str) -> None:
+        # What the store holds is printed as text, never read as markup: an
+        # event type such as "[/x]" is data.
+        console.print(line, highlight=False, markup=False)
+
+    rate = report.events / report.elapsed_s if report.elapsed_s > 0 else 0.0
+    plain(f"source      {report.source}")
+    plain(f"events      {report.events:,} in {report.aggregates:,} aggregates "
+          f"({report.elapsed_s:.2f} s, {rate:,.0f} events/s)")
+    if report.log is not None:
+        log = report.log
+        signed = ", ".join(log["signers"]) if log["keys_given"] else "not checked (no --log-key)"
+        plain(f"log         {log['verified']}/{log['checkpoints']} checkpoints match the "
+              f"events; latest size {log['latest_size']:,} root {log['latest_root']}")
+        plain(f"            signed by: {signed}; {log['unsealed_events']:,} events "
+              "not yet under a checkpoint")
+        if log["quorum"]:
+            plain(f"            cosigned by: {', '.join(log['cosigners']) or 'no one'};"
+                  f" quorum {log['quorum']}")
+    if report.ok:
+        console.print("verdict     [bold green]OK[/] — every chain and rule holds")
+        return
+    first = report.first
+    assert first is not None
+    console.print(f"verdict     [bold red]FAILED[/] — {report.findings_total} finding(s)")
+    if first.position is None and first.aggregate_id is None:
+        plain("first bad   not at one event (the message says where)")
+    else:
+        plain(f"first bad   position {first.position}, aggregate {first.aggregate_id} "
+              f"v{first.version} ({first.event_type})")
+    plain(f"            [{first.check}] {first.message}")
+    others = sorted((f for f in report.findings if f is not first),
+                    key=lambda f: f.position if f.position is not None else 0)
+    for finding in others[:4]:
+        plain(f"also        position {finding.position} ({finding.event_type}) "
+              f"[{finding.check}] {finding.message}")
+    if report.findings_total > 5:
+        console.print(f"            … {report.findings_total - 5} more in the --json report")
