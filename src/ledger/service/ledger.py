@@ -47,6 +47,7 @@ from ledger.domain.errors import (
     HoldResolvedError,
     IdempotencyKeyReusedError,
     InvalidInputError,
+    InvariantError,
     LedgerError,
     NotFoundError,
     NotHolderError,
@@ -1003,7 +1004,7 @@ class Ledger:
                     remaining = self._attempt_batch([request])
             return remaining
 
-    def _attempt_batch(self, batch: list[Request]) -> int | None:
+    def _attempt_batch(self, batch: list[Request]) -> int | None:  # noqa: PLR0912 - issue 13 step 2 moves the command runner out of Ledger
         """Decide every command of the batch against one unit of work, then
         commit once. Outcomes become final only when the commit succeeds; a
         version conflict re-decides the whole batch from fresh state.
@@ -1215,7 +1216,8 @@ def _batch_texts(codes: list[str] | None, code_range: Mapping[str, Any] | None) 
         raise InvalidInputError("codes", "give either a list of codes or a range")
     if codes is not None:
         return code_list(codes)
-    assert code_range is not None
+    if code_range is None:
+        raise InvariantError("code_range unset")
     if not isinstance(code_range, Mapping) or set(code_range) != {"prefix", "width", "start",
                                                                    "end"}:
         raise InvalidInputError("range", "must be {prefix, width, start, end}")
