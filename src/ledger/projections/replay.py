@@ -36,7 +36,7 @@ KEYS = {
     "waitlist": "entry_id",
 }
 if set(KEYS) != set(TABLES) - {"position", "meta"}:
-    raise AssertionError("every view table needs a comparison key")
+    raise InvariantError("every view table needs a comparison key")
 
 
 @dataclass

@@ -106,11 +106,11 @@ class Request:
 
     def outcome(self) -> dict[str, Any]:
         if not self.done:
-            raise AssertionError("a request left its batch unanswered")
+            raise InvariantError("a request left its batch unanswered")
         if self.error is not None:
             raise self.error
         if self.result is None:
-            raise AssertionError("a successful request has no result")
+            raise InvariantError("a successful request has no result")
         return self.result
 
 

@@ -406,12 +406,12 @@ class Ledger:
             if current["kind"] == PRIMARY:
                 stock = uow.get(TierStock, stock_id_for(UUID(unit.good_id), unit.tier))
                 if stock is None:
-                    raise AssertionError(f"unit {unit.id} has no stock")
+                    raise InvariantError(f"unit {unit.id} has no stock")
                 if stock.per_buyer_limit is not None:
                     holder = unit.current_acquisition()["holder"]
                     allowance = uow.get(BuyerAllowance, allowance_id_for(stock.id, holder))
                     if allowance is None:
-                        raise AssertionError("a limited tier's buyer has no allowance record")
+                        raise InvariantError("a limited tier's buyer has no allowance record")
             code_ref = unit.code
             acquisition = unit.refund(refund_id=refund_id, reason=reason, now=now)
             if stock is not None:
@@ -898,7 +898,7 @@ class Ledger:
     def _code_in(self, uow: UnitOfWork, ref: str) -> Code:
         code = uow.get(Code, code_id_for(ref))
         if code is None:
-            raise AssertionError(f"code {ref} is in use but was never imported")
+            raise InvariantError(f"code {ref} is in use but was never imported")
         return code
 
     def _vault_call(self, work: Callable[[], T]) -> T:
@@ -947,9 +947,9 @@ class Ledger:
             try:
                 record = self._store.load(command.record_id)
             except AggregateNotFoundError:
-                raise AssertionError("a command record vanished") from None
+                raise InvariantError("a command record vanished") from None
             if not isinstance(record, CommandRecord):
-                raise AssertionError("a command id names another kind of aggregate") from None
+                raise InvariantError("a command id names another kind of aggregate") from None
             return Replayed(record.answer(command.name, command.request_hash))
         finally:
             with self._inflight_lock:
@@ -1140,7 +1140,7 @@ class Ledger:
                     continue
                 record = self._store.load(command.record_id)
                 if not isinstance(record, CommandRecord):
-                    raise AssertionError("a command id names another kind of aggregate")
+                    raise InvariantError("a command id names another kind of aggregate")
                 try:
                     settled.append((request, Replayed(record.answer(command.name,
                                                                     command.request_hash))))
