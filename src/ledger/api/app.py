@@ -22,6 +22,7 @@ from ledger.api.limits import BodyLimit, HeaderLimit, HeaderLimits
 from ledger.api.readiness import NotReady
 from ledger.api.runtime import Runtime, RuntimeOpener
 from ledger.domain import limits
+from ledger.domain.errors import InvariantError
 from ledger.store.apikeys import Principal, Role
 
 DESCRIPTION = """\
@@ -57,7 +58,8 @@ def create_app(runtime: Runtime | None = None, *,
         if runtime is not None:
             runtime.start()
         else:
-            assert opener is not None
+            if opener is None:
+                raise InvariantError("opener unset")
 
             def on_open(opened: Runtime) -> None:
                 opened.start()

@@ -18,6 +18,7 @@ from ledger.api.json_body import StrictJsonRoute
 from ledger.api.problems import ApiProblem
 from ledger.api.runtime import Runtime
 from ledger.domain import limits
+from ledger.domain.errors import InvariantError
 from ledger.domain.model import format_timestamp, record_bytes
 from ledger.service import utc_now
 from ledger.service.proofs import ProofStoreError
@@ -119,7 +120,7 @@ def entries(rt: RuntimeDep, start: Annotated[int, Query(ge=0, le=limits.LOG_INDE
     out = []
     for leaf, stored in zip(leaves, notifications, strict=True):
         if stored.id != leaf.position:
-            raise AssertionError("the log's leaves and the store disagree")
+            raise InvariantError("the log's leaves and the store disagree")
         record = record_bytes(str(stored.originator_id), stored.originator_version,
                               stored.topic, bytes(stored.state))
         out.append(Entry(index=leaf.index, aggregate_id=leaf.aggregate_id,
@@ -154,7 +155,7 @@ def inclusion(
         raise ApiProblem(422, "not-yet-signed",
                          f"leaf {index} is not under a signed checkpoint of size {tree_size}")
     if latest is None:
-        raise AssertionError("a signed size without a checkpoint")
+        raise InvariantError("a signed size without a checkpoint")
     # The leaf hash and its path in one read of the nodes not cached, verified
     # against the signed root before anything is sent.
     event_leaf = None if named is None else _event_leaf(rt, named)
@@ -191,7 +192,7 @@ def consistency(rt: RuntimeDep, old: Annotated[int, Query(ge=1, le=limits.LOG_SI
     if old > new_size:
         raise ApiProblem(422, "invalid-range", f"old size {old} exceeds new size {new_size}")
     if latest is None:
-        raise AssertionError("a signed size without a checkpoint")
+        raise InvariantError("a signed size without a checkpoint")
     try:
         checked = rt.proofs.consistency(old, new_size, latest)
     except ProofStoreError as error:

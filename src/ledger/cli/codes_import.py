@@ -27,11 +27,12 @@ from ledger.cli.common import (
     _url,
     console,
 )
+from ledger.domain.errors import InvariantError
 
 CODES_PER_CHUNK = 1_000  # codes in one import command (one transaction)
 
 
-def codes_import(
+def codes_import(  # noqa: C901, PLR0912, PLR0915 - the use case issue 13 step 1 moves into the service
     good: GoodOption,
     tier: TierOption,
     file: Annotated[Path | None, typer.Option("--file", help="One code per line (blank lines "
@@ -70,7 +71,8 @@ def codes_import(
             batches = [(texts[i:i + CODES_PER_CHUNK], None)
                        for i in range(0, len(texts), CODES_PER_CHUNK)]
         else:
-            assert code_range is not None
+            if code_range is None:
+                raise InvariantError("codes import: neither --file nor --range after the check")
             prefix, width, start, end = _parse_range(code_range)
             source = f"range {prefix}:{width}:{start}-{end}\n"
             for low in range(start, end + 1, CODES_PER_CHUNK):

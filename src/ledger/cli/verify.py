@@ -20,6 +20,7 @@ from ledger.cli.common import (
     errors,
 )
 from ledger.config import Settings
+from ledger.domain.errors import InvariantError
 from ledger.store.database import DatabaseURL
 from ledger.store.records import StoreMissingError
 from ledger.tuning import tune_gc
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from ledger.projections.replay import ReplayReport
 
 
-def verify(
+def verify(  # noqa: C901, PLR0912, PLR0915 - one branch per source and option; issue 13 step 5
     db: DbOption = None,
     export: Annotated[Path | None, typer.Option("--export", help="Verify an exported "
                                                 "JSON Lines file instead of a database.")]
@@ -239,7 +240,8 @@ def _write_state(path: Path, size: int, root: str) -> None:
 def _print_report(report: object) -> None:
     from ledger.verify import Report
 
-    assert isinstance(report, Report)
+    if not isinstance(report, Report):
+        raise InvariantError(f"not a verification report: {type(report).__name__}")
 
     def plain(line: str) -> None:
         # What the store holds is printed as text, never read as markup: an
@@ -264,7 +266,8 @@ def _print_report(report: object) -> None:
         console.print("verdict     [bold green]OK[/] — every chain and rule holds")
         return
     first = report.first
-    assert first is not None
+    if first is None:
+        raise InvariantError("a failed report without a first finding")
     console.print(f"verdict     [bold red]FAILED[/] — {report.findings_total} finding(s)")
     if first.position is None and first.aggregate_id is None:
         plain("first bad   not at one event (the message says where)")

@@ -294,3 +294,10 @@ class ChainError(LedgerError):
     """A stored event does not extend its aggregate's hash chain."""
 
     code = "chain-broken"
+
+
+class InvariantError(RuntimeError):
+    """The code broke one of its own invariants: a bug, never the caller's
+    fault, so deliberately not a :class:`LedgerError` (it maps to no problem
+    type). Raised where an ``assert`` used to stand, so it holds under
+    ``python -O`` too."""

@@ -31,6 +31,7 @@ from ledger.domain.errors import (
     HoldNotFoundError,
     HoldResolvedError,
     InvalidInputError,
+    InvariantError,
     LifetimeCapError,
     PoolShortError,
     RateLimitedError,
@@ -218,7 +219,8 @@ class TierStock(Aggregate):
         if not isinstance(quantity, int) or not 1 <= quantity <= limits.SALE_QUANTITY_MAX:
             raise InvalidInputError("quantity", f"must be 1 to {limits.SALE_QUANTITY_MAX}")
         if unit_price is not None and self.early_bird_for(quantity, now):
-            assert self.early_bird is not None
+            if self.early_bird is None:
+                raise InvariantError("self.early_bird unset")
             if unit_price != self.early_bird["price"]:
                 raise EarlyBirdPriceError(self.tier, self.early_bird["price"])
         else:

@@ -37,6 +37,7 @@ import sys
 import threading
 from typing import IO, Any
 
+from ledger.domain.errors import InvariantError
 from ledger.projections.bands import BandPolicy
 from ledger.projections.projector import Changes
 from ledger.projections.runner import ProjectionRunner, now_text
@@ -86,8 +87,8 @@ class ProcessRunner(ProjectionRunner):
     def _apply_next(self) -> tuple[Changes | None, int]:
         with self._child_lock:
             child = self._child if self._child is not None else self._spawn()
-            assert child.stdin is not None
-            assert child.stdout is not None
+            if child.stdin is None or child.stdout is None:
+                raise InvariantError("child.stdin, child.stdout unset")
             try:
                 _write(child.stdin, _LENGTH.pack(self.batch_events))
                 reply = _read(child.stdout)
@@ -111,7 +112,8 @@ class ProcessRunner(ProjectionRunner):
         child = subprocess.Popen(
             [sys.executable, "-m", "ledger.projections.process"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
-        assert child.stdin is not None
+        if child.stdin is None:
+            raise InvariantError("child.stdin unset")
         opening = json.dumps({"url": dataclasses.asdict(self._url),
                               "bands": dataclasses.asdict(self._bands)}).encode()
         try:
@@ -127,7 +129,8 @@ class ProcessRunner(ProjectionRunner):
         child, self._child = self._child, None
         if child is None:
             return
-        assert child.stdin is not None
+        if child.stdin is None:
+            raise InvariantError("child.stdin unset")
         with contextlib.suppress(OSError):
             child.stdin.close()  # the child's signal to stop
         try:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ledger.domain.errors import InvariantError
 from ledger.projections.projector import Changes, Projector, Record
 from ledger.projections.store import BATCH_EVENTS, ProjectionStore
 from ledger.projections.tables import TABLES, Dialect
@@ -35,7 +36,7 @@ KEYS = {
     "waitlist": "entry_id",
 }
 if set(KEYS) != set(TABLES) - {"position", "meta"}:
-    raise AssertionError("every view table needs a comparison key")
+    raise InvariantError("every view table needs a comparison key")
 
 
 @dataclass
@@ -215,8 +216,8 @@ def _compare(table: str, key: str, live: ProjectionStore, fresh: sqlite3.Connect
                 differ(b, "missing from the live view")
                 b = next(fresh_rows, None)
             else:
-                assert a is not None
-                assert b is not None
+                if a is None or b is None:
+                    raise InvariantError("a, b unset")
                 if a != b:
                     differ(a, "; ".join(f"{c}: live {a.get(c)!r}, replay {b.get(c)!r}"
                                         for c in b if a.get(c) != b.get(c)))

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
+from ledger.domain.errors import InvariantError
 from ledger.service.locks import StripedLocks
 
 TICKET_KEYS_MAX = 100_000  # keys whose units left are remembered
@@ -104,11 +105,11 @@ class Request:
 
     def outcome(self) -> dict[str, Any]:
         if not self.done:
-            raise AssertionError("a request left its batch unanswered")
+            raise InvariantError("a request left its batch unanswered")
         if self.error is not None:
             raise self.error
         if self.result is None:
-            raise AssertionError("a successful request has no result")
+            raise InvariantError("a successful request has no result")
         return self.result
 
 
@@ -225,7 +226,8 @@ class Combiner:
                 elif refresh is None or reads >= 2 or \
                         time.monotonic() - tickets.known_at < REFRESH_AFTER_SECONDS:
                     raise NoTicket(tickets.remaining or 0, tickets.queued)
-            assert refresh is not None
+            if refresh is None:
+                raise InvariantError("refresh unset")
             fresh = refresh(key)
             reads += 1
             with self._guard:

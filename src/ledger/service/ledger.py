@@ -47,6 +47,7 @@ from ledger.domain.errors import (
     HoldResolvedError,
     IdempotencyKeyReusedError,
     InvalidInputError,
+    InvariantError,
     LedgerError,
     NotFoundError,
     NotHolderError,
@@ -402,12 +403,12 @@ class Ledger:
             if current["kind"] == PRIMARY:
                 stock = uow.get(TierStock, stock_id_for(UUID(unit.good_id), unit.tier))
                 if stock is None:
-                    raise AssertionError(f"unit {unit.id} has no stock")
+                    raise InvariantError(f"unit {unit.id} has no stock")
                 if stock.per_buyer_limit is not None:
                     holder = unit.current_acquisition()["holder"]
                     allowance = uow.get(BuyerAllowance, allowance_id_for(stock.id, holder))
                     if allowance is None:
-                        raise AssertionError("a limited tier's buyer has no allowance record")
+                        raise InvariantError("a limited tier's buyer has no allowance record")
             code_ref = unit.code
             acquisition = unit.refund(refund_id=refund_id, reason=reason, now=now)
             if stock is not None:
@@ -894,7 +895,7 @@ class Ledger:
     def _code_in(self, uow: UnitOfWork, ref: str) -> Code:
         code = uow.get(Code, code_id_for(ref))
         if code is None:
-            raise AssertionError(f"code {ref} is in use but was never imported")
+            raise InvariantError(f"code {ref} is in use but was never imported")
         return code
 
     def _vault_call(self, work: Callable[[], T]) -> T:
@@ -943,9 +944,9 @@ class Ledger:
             try:
                 record = self._store.load(command.record_id)
             except AggregateNotFoundError:
-                raise AssertionError("a command record vanished") from None
+                raise InvariantError("a command record vanished") from None
             if not isinstance(record, CommandRecord):
-                raise AssertionError("a command id names another kind of aggregate") from None
+                raise InvariantError("a command id names another kind of aggregate") from None
             return Replayed(record.answer(command.name, command.request_hash))
         finally:
             with self._inflight_lock:
@@ -1000,7 +1001,7 @@ class Ledger:
                     remaining = self._attempt_batch([request])
             return remaining
 
-    def _attempt_batch(self, batch: list[Request]) -> int | None:
+    def _attempt_batch(self, batch: list[Request]) -> int | None:  # noqa: PLR0912 - issue 13 step 2 moves the command runner out of Ledger
         """Decide every command of the batch against one unit of work, then
         commit once. Outcomes become final only when the commit succeeds; a
         version conflict re-decides the whole batch from fresh state.
@@ -1136,7 +1137,7 @@ class Ledger:
                     continue
                 record = self._store.load(command.record_id)
                 if not isinstance(record, CommandRecord):
-                    raise AssertionError("a command id names another kind of aggregate")
+                    raise InvariantError("a command id names another kind of aggregate")
                 try:
                     settled.append((request, Replayed(record.answer(command.name,
                                                                     command.request_hash))))
@@ -1212,7 +1213,8 @@ def _batch_texts(codes: list[str] | None, code_range: Mapping[str, Any] | None) 
         raise InvalidInputError("codes", "give either a list of codes or a range")
     if codes is not None:
         return code_list(codes)
-    assert code_range is not None
+    if code_range is None:
+        raise InvariantError("code_range unset")
     if not isinstance(code_range, Mapping) or set(code_range) != {"prefix", "width", "start",
                                                                    "end"}:
         raise InvalidInputError("range", "must be {prefix, width, start, end}")

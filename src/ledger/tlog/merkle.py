@@ -358,7 +358,7 @@ def verify_inclusion(
         )
 
 
-def verify_consistency(
+def verify_consistency(  # noqa: C901, PLR0912 - RFC 9162 2.1.4.2 step by step, kept as written
     old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
 ) -> None:
     """Check that tree ``(old_size, old_root)`` is a prefix of ``(new_size, new_root)``.

@@ -361,7 +361,7 @@ def _threshold(text: str, n: int, group: str, lineno: int) -> int:
     return int(text) if len(text) <= len(str(n)) else n + 1
 
 
-def parse_policy(data: str | bytes) -> Policy:
+def parse_policy(data: str | bytes) -> Policy:  # noqa: C901, PLR0912 - one check per policy line kind, flat on purpose
     """Parse a tlog-policy file strictly."""
     text = data.decode("utf-8", "surrogateescape") if isinstance(data, bytes) else data
     lines = text.split("\n")

@@ -30,7 +30,7 @@ from ledger.tlog.note import (
 from ledger.verifier_node.node import Refusal, VerifierNode, logger
 
 
-def create_node_app(node: VerifierNode, poll_interval: float = 0.5) -> FastAPI:
+def create_node_app(node: VerifierNode, poll_interval: float = 0.5) -> FastAPI:  # noqa: C901, PLR0915 - the routes are closures over one node
     stop = threading.Event()
 
     def loop() -> None:

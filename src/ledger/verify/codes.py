@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ledger.verify import codec
+from ledger.verify.invariant import VerifierInvariantError
 
 Payload = dict[str, Any]
 
@@ -75,7 +76,8 @@ class CodeRules:
 
     def imported(self, ev: Located, p: Payload, known_good: Payload | None) -> None:
         """``code.imported``: a code of a coded tier, named by its ref."""
-        assert ev.aggregate_id is not None
+        if ev.aggregate_id is None:
+            raise VerifierInvariantError("ev.aggregate_id unset")
         ref = p["ref"]
         if ev.aggregate_id != codec.derive_id("code", ref):
             self._flag(ev, "bad-id", "the code's aggregate id is not derived from its ref")
@@ -276,7 +278,8 @@ class CodeRules:
         self._pools.setdefault(stock_id, set()).add(p["ref"])
 
     def _code_of(self, ev: Located) -> _Code | None:
-        assert ev.aggregate_id is not None
+        if ev.aggregate_id is None:
+            raise VerifierInvariantError("ev.aggregate_id unset")
         ref = self._ids.get(ev.aggregate_id)
         return self._codes.get(ref) if ref is not None else None
 

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ledger.verify.codec import splice
+from ledger.verify.invariant import VerifierInvariantError
 from ledger.verify.verifier import clean_state, own_id_ok, record_bytes
 
 CLEAN = 1  # the row passed clean_state(); its event hash follows
@@ -132,7 +133,8 @@ class Prechecker:
 
     def _write(self) -> None:
         sink = self._process.stdin
-        assert sink is not None
+        if sink is None:
+            raise VerifierInvariantError("sink unset")
         try:
             while (frame := self._outbox.get()) is not None:
                 _write_frame(sink, frame)
@@ -155,7 +157,8 @@ class Prechecker:
         if self.broken:
             return None
         source = self._process.stdout
-        assert source is not None
+        if source is None:
+            raise VerifierInvariantError("source unset")
         try:
             found = _read_frame(source)
         except (OSError, ValueError):

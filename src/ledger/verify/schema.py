@@ -697,7 +697,7 @@ def definition_shape_problem(definition: Any) -> str | None:
     return members(definition, _DEFINITION, "definition")
 
 
-def definition_rule_problems(definition: Any) -> list[str]:
+def definition_rule_problems(definition: Any) -> list[str]:  # noqa: PLR0912 - one check per rule of section 5, read as a list
     """Section 5's rules on a well-shaped definition (empty if it keeps them)."""
     spec = definition["spec"]
     problems = []

@@ -42,6 +42,7 @@ import orjson
 
 from ledger.verify import codec
 from ledger.verify.codes import CodeRules
+from ledger.verify.invariant import VerifierInvariantError
 from ledger.verify.report import FINDINGS_KEPT, Finding, Report
 from ledger.verify.schema import (
     CREATION_TYPES,
@@ -491,9 +492,8 @@ class Verifier:
         if usable and complete and problem is None:
             try:
                 state = codec.encode({k: value[k] for k in sorted(STATE_KEYS)})
-                assert ev.aggregate_id is not None
-                assert ev.version is not None
-                assert ev.type is not None
+                if ev.aggregate_id is None or ev.version is None or ev.type is None:
+                    raise VerifierInvariantError("ev.aggregate_id, ev.version, ev.type unset")
                 spliced = codec.splice(ev.aggregate_id, ev.version, ev.type, state)
             except (TypeError, ValueError) as error:  # pragma: no cover - defensive
                 self._flag(ev, "record-mismatch", f"record cannot be split into state: {error}")
@@ -503,7 +503,8 @@ class Verifier:
                         ev, "record-mismatch", "record is not the splice of its state and columns"
                     )
         if usable:
-            assert ev.aggregate_id is not None
+            if ev.aggregate_id is None:
+                raise VerifierInvariantError("ev.aggregate_id unset")
             ev.key = _key(ev.aggregate_id)
             self._process(ev)
 
@@ -634,12 +635,11 @@ class Verifier:
         elif "payload" in value:
             self._flag(ev, "bad-envelope", "payload is not an object")
 
-    def _process(self, ev: _Event, *, checked: bool = False) -> None:
+    def _process(self, ev: _Event, *, checked: bool = False) -> None:  # noqa: C901, PLR0912, PLR0915 - per-event hot loop; issue 13 step 3
         """Chain, type and rules; ``checked``: the payload is known to pass
         :func:`~ledger.verify.schema.payload_problem`."""
-        assert ev.aggregate_id is not None
-        assert ev.version is not None
-        assert ev.type is not None
+        if ev.aggregate_id is None or ev.version is None or ev.type is None:
+            raise VerifierInvariantError("ev.aggregate_id, ev.version, ev.type unset")
         stamp = ev.timestamp
         if stamp is not None:
             # (The text sorts as the instants. Not max(): ten times slower, measured.)
@@ -708,8 +708,8 @@ class Verifier:
         """Version and ``prev_hash`` against the aggregate's head, which then
         moves to this event; the aggregate takes ``kind`` if it has none yet.
         Returns the kind it had."""
-        assert ev.aggregate_id is not None
-        assert ev.version is not None
+        if ev.aggregate_id is None or ev.version is None:
+            raise VerifierInvariantError("ev.aggregate_id, ev.version unset")
         table = self._aggregates
         blob = table.get(ev.key)
         if blob is None:
@@ -852,7 +852,8 @@ class Verifier:
     def _check_own_id(self, ev: _Event, p: Payload) -> bool:
         """A creation event's aggregate id is the derivation of section 4
         from its payload (:data:`OWN_ID`), unless already known to be."""
-        assert ev.type is not None
+        if ev.type is None:
+            raise VerifierInvariantError("ev.type unset")
         return ev.id_ok or self._check_id(ev, *OWN_ID[ev.type](p))
 
     def _check_id(self, ev: _Event, kind: str, *parts: object) -> bool:
@@ -925,7 +926,8 @@ class Verifier:
         self._channels.setdefault(sys.intern(p["channel"]), p["fee_bps"])
 
     def _on_command_recorded(self, ev: _Event, p: Payload) -> None:
-        assert ev.aggregate_id is not None
+        if ev.aggregate_id is None:
+            raise VerifierInvariantError("ev.aggregate_id unset")
         self._check_own_id(ev, p)
         named = self._commands_named.pop(ev.aggregate_id, None)
         if named is None:
@@ -1022,7 +1024,8 @@ class Verifier:
         })
 
     def _on_good_minted(self, ev: _Event, p: Payload) -> None:
-        assert ev.aggregate_id is not None
+        if ev.aggregate_id is None:
+            raise VerifierInvariantError("ev.aggregate_id unset")
         definition, fingerprint = p["definition"], p["fingerprint"]
         actual = codec.sha256_hex(codec.encode(definition))
         if actual != fingerprint:
@@ -1107,7 +1110,8 @@ class Verifier:
     def _check_derivation(self, ev: _Event, fingerprint: str, master: Payload) -> None:
         """A variant is minted only as its master's ``good.variant-derived``
         says (which the writer saves first)."""
-        assert ev.aggregate_id is not None
+        if ev.aggregate_id is None:
+            raise VerifierInvariantError("ev.aggregate_id unset")
         derived = self._derivations.pop(ev.aggregate_id, None)
         if derived is None:
             if master["good_id"] not in self._unreadable:
@@ -1135,7 +1139,8 @@ class Verifier:
             )
 
     def _on_variant_derived(self, ev: _Event, p: Payload) -> None:
-        assert ev.aggregate_id is not None
+        if ev.aggregate_id is None:
+            raise VerifierInvariantError("ev.aggregate_id unset")
         if p["variant_id"] != codec.derive_id("good", p["variant_fingerprint"]):
             self._flag(
                 ev,
@@ -1175,7 +1180,8 @@ class Verifier:
     # Tier stock
     # ------------------------------------------------------------------
     def _on_stock_opened(self, ev: _Event, p: Payload) -> None:
-        assert ev.aggregate_id is not None
+        if ev.aggregate_id is None:
+            raise VerifierInvariantError("ev.aggregate_id unset")
         self._check_own_id(ev, p)
         good = self._goods.get(p["good_id"])
         if good is None:
@@ -1235,8 +1241,9 @@ class Verifier:
                 early_bird=p.get("early_bird"),
             )
 
-    def _on_stock_sold(self, ev: _Event, p: Payload) -> None:
-        assert ev.aggregate_id is not None
+    def _on_stock_sold(self, ev: _Event, p: Payload) -> None:  # noqa: C901, PLR0912 - stock rules; issue 13 step 3 splits them out
+        if ev.aggregate_id is None:
+            raise VerifierInvariantError("ev.aggregate_id unset")
         answering = self._name_command(ev, p["sale_id"], ("sell", "commit-hold"), "sale_id")
         stock = self._stocks.get(ev.aggregate_id)
         if stock is None:
@@ -1347,7 +1354,8 @@ class Verifier:
         its part is the last and its weight does not depend on it, so the
         split is remembered per good, channel and price, the seller's part
         relabelled."""
-        assert stock is not None
+        if stock is None:
+            raise VerifierInvariantError("stock unset")
         key = (stock.good_id, channel, fee, amount)
         try:
             parts = self._resale_splits[key]
@@ -1406,7 +1414,8 @@ class Verifier:
         """The stock of a hold event; a commit left without its sale is
         flagged, and so is a restock's offer to the waitlist that was skipped
         (unless ``offer``: this event is the next offer)."""
-        assert ev.aggregate_id is not None
+        if ev.aggregate_id is None:
+            raise VerifierInvariantError("ev.aggregate_id unset")
         stock = self._stocks.get(ev.aggregate_id)
         if stock is not None:
             self._settle_pending(stock, offers=not offer)
@@ -1439,7 +1448,8 @@ class Verifier:
         return hold
 
     def _on_stock_reserved(self, ev: _Event, p: Payload) -> None:
-        assert ev.aggregate_id is not None
+        if ev.aggregate_id is None:
+            raise VerifierInvariantError("ev.aggregate_id unset")
         known = self._stocks.get(ev.aggregate_id)
         entry = known.waitlist.get(p["hold_id"]) if known is not None else None
         if entry is None and self._name_command(ev, p["hold_id"], "reserve", "hold_id"):
@@ -1559,7 +1569,8 @@ class Verifier:
         """A restock's offers ended: the next waiting entry must not have fit."""
         restock = stock.offering
         stock.offering = None
-        assert restock is not None
+        if restock is None:
+            raise VerifierInvariantError("restock unset")
         moment = restock.timestamp
         if moment is not None and ((stock.opens is not None and moment < stock.opens) or (
                 stock.closes is not None and moment >= stock.closes)):
@@ -1645,7 +1656,8 @@ class Verifier:
         hold.state = "committed"
         stock.reserved -= hold.quantity
         stock.pending = (ev.ref(), p["sale_id"], p["quantity"], hold.channel, p["hold_id"])
-        assert ev.aggregate_id is not None
+        if ev.aggregate_id is None:
+            raise VerifierInvariantError("ev.aggregate_id unset")
         self._codes.hold_resolved(ev.aggregate_id, p["hold_id"], p["quantity"])
 
     def _on_hold_released(self, ev: _Event, p: Payload) -> None:
@@ -1665,7 +1677,8 @@ class Verifier:
                        f"{hold.expires_at}")
         hold.state = p["reason"]
         stock.reserved -= hold.quantity
-        assert ev.aggregate_id is not None
+        if ev.aggregate_id is None:
+            raise VerifierInvariantError("ev.aggregate_id unset")
         self._codes.hold_resolved(ev.aggregate_id, p["hold_id"], 0)
 
     def _on_refund_owed(self, ev: _Event, p: Payload) -> None:
@@ -1732,7 +1745,8 @@ class Verifier:
         return fresh
 
     def _on_stock_restocked(self, ev: _Event, p: Payload) -> None:
-        assert ev.aggregate_id is not None
+        if ev.aggregate_id is None:
+            raise VerifierInvariantError("ev.aggregate_id unset")
         stock = self._stock_for_hold(ev)
         if stock is None:
             return
@@ -1764,7 +1778,8 @@ class Verifier:
         stock.offering = ev.ref()
 
     def _on_stock_returned(self, ev: _Event, p: Payload) -> None:
-        assert ev.aggregate_id is not None
+        if ev.aggregate_id is None:
+            raise VerifierInvariantError("ev.aggregate_id unset")
         stock = self._stock_for_hold(ev)
         serial = p["serial"]
         if stock is not None:
@@ -1810,7 +1825,8 @@ class Verifier:
     # Buyer allowances
     # ------------------------------------------------------------------
     def _on_allowance_started(self, ev: _Event, p: Payload) -> None:
-        assert ev.aggregate_id is not None
+        if ev.aggregate_id is None:
+            raise VerifierInvariantError("ev.aggregate_id unset")
         derived = self._check_own_id(ev, p)
         stock = self._stocks.get(p["stock_id"])
         if stock is None:
@@ -1828,7 +1844,8 @@ class Verifier:
             )
 
     def _on_allowance_counted(self, ev: _Event, p: Payload) -> None:
-        assert ev.aggregate_id is not None
+        if ev.aggregate_id is None:
+            raise VerifierInvariantError("ev.aggregate_id unset")
         allowance = self._allowance(ev.key)
         delta, reference = p["delta"], p["reference"]
         if allowance is not None:
@@ -1897,7 +1914,8 @@ class Verifier:
     # Units
     # ------------------------------------------------------------------
     def _on_unit_issued(self, ev: _Event, p: Payload) -> None:
-        assert ev.aggregate_id is not None
+        if ev.aggregate_id is None:
+            raise VerifierInvariantError("ev.aggregate_id unset")
         awaited = self._awaited_units.get(ev.aggregate_id)
         if awaited is None or (awaited[0].good_id, awaited[0].tier, awaited[1]) != (
                 p["good_id"], p["tier"], p["serial"]):
@@ -1939,7 +1957,8 @@ class Verifier:
         return found
 
     def _on_unit_reissued(self, ev: _Event, p: Payload) -> None:
-        assert ev.aggregate_id is not None
+        if ev.aggregate_id is None:
+            raise VerifierInvariantError("ev.aggregate_id unset")
         unit = self._unit(ev.key)
         if unit is None:
             return
@@ -1955,12 +1974,13 @@ class Verifier:
         unit.acquisitions = [_acquisition(p["sale_id"], "sale", p["holder"], None, p, terms)]
         self._keep_unit(ev.key, unit)
 
-    def _match_sale(self, ev: _Event, stock_id: str, p: Payload, *,
+    def _match_sale(self, ev: _Event, stock_id: str, p: Payload, *,  # noqa: PLR0912 - unit rules; issue 13 step 3 splits them out
                     issued: bool) -> bytes | None:
         """A unit event answers for one serial of an earlier ``stock.sold``,
         on that sale's terms. Returns the acquisition terms of the unit if
         they are the sale's (which then computes them once for its units)."""
-        assert ev.aggregate_id is not None
+        if ev.aggregate_id is None:
+            raise VerifierInvariantError("ev.aggregate_id unset")
         awaited = self._awaited_units.pop(ev.aggregate_id, None)
         if awaited is None:
             if stock_id not in self._unreadable:
@@ -2016,7 +2036,8 @@ class Verifier:
         return sale.terms
 
     def _on_unit_resold(self, ev: _Event, p: Payload) -> None:
-        assert ev.aggregate_id is not None
+        if ev.aggregate_id is None:
+            raise VerifierInvariantError("ev.aggregate_id unset")
         awaited = self._name_command(ev, p["resale_id"], "resell", "resale_id")
         unit = self._unit(ev.key)
         if awaited:
@@ -2066,7 +2087,8 @@ class Verifier:
         self._keep_unit(ev.key, unit)
 
     def _on_unit_refunded(self, ev: _Event, p: Payload) -> None:
-        assert ev.aggregate_id is not None
+        if ev.aggregate_id is None:
+            raise VerifierInvariantError("ev.aggregate_id unset")
         if self._name_command(ev, p["refund_id"], "refund", "refund_id"):
             self._answers[p["refund_id"]] = _Answer({
                 "refund_id": p["refund_id"], "unit_id": ev.aggregate_id, "kind": p["kind"],
@@ -2132,7 +2154,8 @@ class Verifier:
         self._codes.imported(ev, p, None if good is None else {"kind": good.kind})
 
     def _on_codes_imported(self, ev: _Event, p: Payload) -> None:
-        assert ev.aggregate_id is not None
+        if ev.aggregate_id is None:
+            raise VerifierInvariantError("ev.aggregate_id unset")
         awaited = self._name_command(ev, p["batch_id"], "import-codes", "batch_id")
         self._codes.listed(ev, ev.aggregate_id, p)
         stock = self._stocks.get(ev.aggregate_id)
@@ -2145,7 +2168,8 @@ class Verifier:
                 codes_available=self._codes.free(ev.aggregate_id))
 
     def _on_code_returned(self, ev: _Event, p: Payload) -> None:
-        assert ev.aggregate_id is not None
+        if ev.aggregate_id is None:
+            raise VerifierInvariantError("ev.aggregate_id unset")
         self._name_command(ev, p["refund_id"], "refund", "refund_id")
         self._codes.returned_to_pool(ev, ev.aggregate_id, p)
 
@@ -2164,7 +2188,7 @@ class Verifier:
         if refund.returned and (refund.counted or not refund.limited):
             self._refunds.pop(refund_id, None)
 
-    def _end_of_log(self) -> None:
+    def _end_of_log(self) -> None:  # noqa: PLR0912 - sale rules; issue 13 step 3 splits them out
         for sale in self._sales.values():
             if sale.waiting:
                 self._flag(
