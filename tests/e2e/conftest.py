@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 
+from ledger.tlog.note import Checkpoint, Verifier, open_note
+
 
 def free_port() -> int:
     with socket.socket() as probe:
@@ -69,3 +71,29 @@ def running_process(args: list[str], base: str, ready_path: str, *,
             process.kill()
             process.wait()
         output.close()
+
+
+def generate_log_key(tmp_path: Path, origin: str) -> tuple[Path, str]:
+    """``ledger keys generate`` for ``origin``: the key file (0600) and its vkey."""
+    key = tmp_path / "log.key"
+    done = subprocess.run([sys.executable, "-m", "ledger.cli", "keys", "generate", "--name",
+                           origin, "--out", str(key)], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert key.stat().st_mode & 0o777 == 0o600
+    return key, done.stdout.strip()
+
+
+def wait_for_checkpoint(base: str, verifier: Verifier, size: int) -> Checkpoint:
+    """The server's checkpoint once it covers ``size`` entries, signed by ``verifier``."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        response = httpx.get(f"{base}/log/checkpoint")
+        if response.status_code == 200:
+            note, signed = open_note(response.text, [verifier])
+            assert [v.name for v in signed] == [verifier.name]
+            checkpoint = Checkpoint.parse(note.text)
+            if checkpoint.size >= size:
+                return checkpoint
+        time.sleep(0.1)
+    raise AssertionError(f"no checkpoint of size {size} within 20 s")

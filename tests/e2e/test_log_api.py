@@ -4,9 +4,6 @@ a follower recomputes everything from the entries and checks the proofs."""
 from __future__ import annotations
 
 import base64
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -15,8 +12,8 @@ import pytest
 from ledger.service import Ledger
 from ledger.store.database import DatabaseURL
 from ledger.tlog import merkle
-from ledger.tlog.note import Checkpoint, Verifier, open_note
-from tests.e2e.conftest import running_server
+from ledger.tlog.note import Verifier
+from tests.e2e.conftest import generate_log_key, running_server, wait_for_checkpoint
 from tests.strategies import open_shop_and_sell
 
 ORIGIN = "ledger.test/e2e"
@@ -24,27 +21,7 @@ ORIGIN = "ledger.test/e2e"
 
 @pytest.fixture
 def log_key(tmp_path: Path) -> tuple[Path, str]:
-    key = tmp_path / "log.key"
-    done = subprocess.run([sys.executable, "-m", "ledger.cli", "keys", "generate", "--name",
-                           ORIGIN, "--out", str(key)], capture_output=True, text=True,
-                          check=False)
-    assert done.returncode == 0, done.stderr
-    assert key.stat().st_mode & 0o777 == 0o600
-    return key, done.stdout.strip()
-
-
-def wait_for_checkpoint(base: str, verifier: Verifier, size: int) -> Checkpoint:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        response = httpx.get(f"{base}/log/checkpoint")
-        if response.status_code == 200:
-            note, signed = open_note(response.text, [verifier])
-            assert [v.name for v in signed] == [ORIGIN]
-            checkpoint = Checkpoint.parse(note.text)
-            if checkpoint.size >= size:
-                return checkpoint
-        time.sleep(0.1)
-    raise AssertionError(f"no checkpoint of size {size} within 20 s")
+    return generate_log_key(tmp_path, ORIGIN)
 
 
 def test_a_follower_rebuilds_the_tree_and_checks_every_proof(

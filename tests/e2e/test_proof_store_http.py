@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +19,8 @@ from ledger.service import Ledger
 from ledger.store.database import DatabaseURL
 from ledger.store.logstore import LogStore
 from ledger.tlog import merkle
-from ledger.tlog.note import Checkpoint, Verifier, open_note
-from tests.e2e.conftest import running_server
+from ledger.tlog.note import Verifier
+from tests.e2e.conftest import generate_log_key, running_server, wait_for_checkpoint
 from tests.strategies import open_shop_and_sell
 
 ORIGIN = "ledger.test/proof-store"
@@ -30,26 +29,7 @@ DAMAGED = (3, 0)  # leaves 0..7: the sibling in the path of leaves 8..15
 
 @pytest.fixture
 def log_key(tmp_path: Path) -> tuple[Path, str]:
-    key = tmp_path / "log.key"
-    done = subprocess.run([sys.executable, "-m", "ledger.cli", "keys", "generate", "--name",
-                           ORIGIN, "--out", str(key)], capture_output=True, text=True,
-                          check=False)
-    assert done.returncode == 0, done.stderr
-    return key, done.stdout.strip()
-
-
-def signed_checkpoint(base: str, verifier: Verifier, size: int) -> Checkpoint:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        response = httpx.get(f"{base}/log/checkpoint")
-        if response.status_code == 200:
-            note, signed = open_note(response.text, [verifier])
-            assert signed
-            checkpoint = Checkpoint.parse(note.text)
-            if checkpoint.size >= size:
-                return checkpoint
-        time.sleep(0.1)
-    raise AssertionError(f"no checkpoint of size {size} within 20 s")
+    return generate_log_key(tmp_path, ORIGIN)
 
 
 def zero_node(log: LogStore, level: int, index: int) -> None:
@@ -91,7 +71,7 @@ def test_a_damaged_node_gives_no_bad_proof_and_is_reported(
         events = int(ledger.event_store.recorder.max_notification_id() or 0)
         log = LogStore(ledger.event_store.recorder, create=False)
         with running_server(store_url.display(), key, log_file=server_log) as base:
-            checkpoint = signed_checkpoint(base, verifier, events)
+            checkpoint = wait_for_checkpoint(base, verifier, events)
             size = checkpoint.size
             assert size >= 16
             zero_node(log, *DAMAGED)
