@@ -203,6 +203,7 @@ class Relay:
         self.port: int = self.listener.getsockname()[1]
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
+        self._cut = False
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -211,8 +212,11 @@ class Relay:
                 client, _ = self.listener.accept()
             except OSError:
                 return
-            server = socket.create_connection(self.upstream)
             with self._lock:
+                if self._cut:  # accepted as the relay was being cut
+                    client.close()
+                    return
+                server = socket.create_connection(self.upstream)
                 self._sockets += [client, server]
             for source, sink in ((client, server), (server, client)):
                 threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
@@ -226,6 +230,14 @@ class Relay:
             sink.shutdown(socket.SHUT_WR)
 
     def cut(self) -> None:
+        # close() alone would leave a blocked accept() listening on Linux (the
+        # call holds the socket): the next probe was accepted and relayed, and
+        # the database looked up again at once. shutdown() wakes it and stops
+        # the listening.
+        with self._lock:
+            self._cut = True
+        with suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)
         self.listener.close()
         with self._lock:
             for sock in self._sockets:
