@@ -88,7 +88,7 @@ from ledger.domain.model import parse_timestamp
 from ledger.service import Ledger
 from ledger.store.apikeys import Role, open_api_keys
 from ledger.store.database import DatabaseURL
-from ledger.tlog.note import Signer
+from ledger.tlog.keys import Signer
 
 ROOT = Path(__file__).resolve().parents[1]
 LUA = Path(__file__).with_name("flash_sale.lua")

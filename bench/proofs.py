@@ -71,7 +71,9 @@ from ledger.service.proofs import CheckedProofs
 from ledger.store.database import DatabaseURL
 from ledger.store.logstore import LogStore
 from ledger.tlog import merkle
-from ledger.tlog.note import Checkpoint, Signer, sign_note
+from ledger.tlog.checkpoint import Checkpoint
+from ledger.tlog.keys import Signer
+from ledger.tlog.signed_note import sign_note
 
 try:
     import pymerkle  # type: ignore[import-untyped]

@@ -75,7 +75,9 @@ from ledger.store.database import DatabaseURL
 from ledger.store.eventstore import EventStore
 from ledger.store.logstore import LogStore
 from ledger.tlog import merkle
-from ledger.tlog.note import Checkpoint, Signer, sign_note
+from ledger.tlog.checkpoint import Checkpoint
+from ledger.tlog.keys import Signer
+from ledger.tlog.signed_note import sign_note
 
 TARGET_RATE = 100_000  # events/s
 TARGET_RSS_MB = 256
@@ -480,7 +482,7 @@ def peak_rss_mb():  # VmHWM: unlike ru_maxrss, not inherited through fork and ex
 CHILD_VERIFY = _PEAK_RSS + """
 import json, sys, time
 from ledger.store.database import DatabaseURL
-from ledger.tlog.note import Verifier
+from ledger.tlog.keys import Verifier
 from ledger.verify import pipeline, verify_store
 
 path, vkey, origin, mode = sys.argv[1:5]

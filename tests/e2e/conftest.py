@@ -13,7 +13,9 @@ from pathlib import Path
 
 import httpx
 
-from ledger.tlog.note import Checkpoint, Verifier, open_note
+from ledger.tlog.checkpoint import Checkpoint
+from ledger.tlog.keys import Verifier
+from ledger.tlog.signed_note import open_note
 
 
 def free_port() -> int:

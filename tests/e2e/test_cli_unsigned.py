@@ -23,7 +23,9 @@ from ledger.service import Ledger
 from ledger.service.sealer import Sealer
 from ledger.store.database import DatabaseURL
 from ledger.store.logstore import LogStore
-from ledger.tlog.note import Signer, cosign, parse_note
+from ledger.tlog.cosignature import cosign
+from ledger.tlog.keys import Signer
+from ledger.tlog.signed_note import parse_note
 from tests.e2e.test_cli import LEDGER, run
 from tests.integration.test_verify_ledger import Store
 from tests.strategies import good_spec

@@ -12,7 +12,7 @@ import pytest
 from ledger.service import Ledger
 from ledger.store.database import DatabaseURL
 from ledger.tlog import merkle
-from ledger.tlog.note import Verifier
+from ledger.tlog.keys import Verifier
 from tests.e2e.conftest import generate_log_key, running_server, wait_for_checkpoint
 from tests.strategies import open_shop_and_sell
 

@@ -21,7 +21,7 @@ import pytest
 from ledger.domain.money import Money
 from ledger.service import Ledger
 from ledger.store.database import DatabaseURL
-from ledger.tlog.note import Signer
+from ledger.tlog.keys import Signer
 from tests.e2e.conftest import free_port, running_process, running_server
 from tests.strategies import good_spec
 

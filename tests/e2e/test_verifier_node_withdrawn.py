@@ -19,7 +19,9 @@ import pytest
 from ledger.domain.money import Money
 from ledger.service import Ledger
 from ledger.store.database import DatabaseURL
-from ledger.tlog.note import Checkpoint, Signer, open_note
+from ledger.tlog.checkpoint import Checkpoint
+from ledger.tlog.keys import Signer
+from ledger.tlog.signed_note import open_note
 from ledger.verifier_node.node import Alarm, VerifierNode
 from tests.e2e.conftest import running_server
 from tests.strategies import good_spec

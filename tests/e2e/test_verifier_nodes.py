@@ -21,7 +21,7 @@ import pytest
 
 from ledger.service import Ledger
 from ledger.store.database import DatabaseURL
-from ledger.tlog.note import Verifier
+from ledger.tlog.keys import Verifier
 from ledger.tlog.policy import parse_policy
 from ledger.verify.provenance import verify_provenance
 from tests.e2e.conftest import free_port, running_process, running_server

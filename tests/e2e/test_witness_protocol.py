@@ -13,15 +13,11 @@ from fastapi.testclient import TestClient
 from ledger.domain.money import Money
 from ledger.service import Ledger
 from ledger.store.database import DatabaseURL
-from ledger.tlog.note import (
-    Checkpoint,
-    NoteSignature,
-    Signer,
-    format_add_checkpoint,
-    open_note,
-    sign_note,
-    verify_cosignature,
-)
+from ledger.tlog.checkpoint import Checkpoint
+from ledger.tlog.cosignature import verify_cosignature
+from ledger.tlog.keys import NoteSignature, Signer
+from ledger.tlog.signed_note import open_note, sign_note
+from ledger.tlog.witness import format_add_checkpoint
 from ledger.verifier_node.app import create_node_app
 from ledger.verifier_node.node import VerifierNode
 from tests.e2e.conftest import running_server

@@ -12,7 +12,7 @@ import pytest
 
 from ledger.service import Ledger
 from ledger.store.database import DatabaseURL
-from ledger.tlog.note import Signer
+from ledger.tlog.keys import Signer
 from ledger.tlog.policy import parse_policy
 from tests.e2e.conftest import free_port, running_process, running_server
 from tests.strategies import open_shop_and_sell

@@ -38,7 +38,7 @@ from ledger.domain import errors
 from ledger.store.apikeys import Role
 from ledger.store.codevault import Keyring
 from ledger.store.database import DatabaseURL
-from ledger.tlog.note import Signer
+from ledger.tlog.keys import Signer
 from tests.e2e.conftest import free_port
 from tests.strategies import good_spec
 

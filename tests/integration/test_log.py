@@ -18,7 +18,9 @@ from ledger.store import logstore
 from ledger.store.database import DatabaseURL
 from ledger.store.logstore import LogStore
 from ledger.tlog import merkle
-from ledger.tlog.note import Checkpoint, Signer, Verifier, open_note, sign_note
+from ledger.tlog.checkpoint import Checkpoint
+from ledger.tlog.keys import Signer, Verifier
+from ledger.tlog.signed_note import open_note, sign_note
 from ledger.verify import export_store
 from tests.strategies import good_spec
 
@@ -188,8 +190,9 @@ def test_the_auditor_checks_each_checkpoint_against_the_events(
 def test_the_auditor_checks_the_quorum_and_remembers_what_it_verified(
     ledger: Ledger, store_url: DatabaseURL, signer: Signer
 ) -> None:
-    from ledger.tlog.note import cosign, parse_note
+    from ledger.tlog.cosignature import cosign
     from ledger.tlog.policy import parse_policy
+    from ledger.tlog.signed_note import parse_note
     from ledger.verify import verify_store
     from ledger.verify.classes import exit_code
 

@@ -22,7 +22,7 @@ from ledger.service.witnessing import WitnessPusher
 from ledger.store.database import DatabaseURL
 from ledger.store.logstore import LogStore
 from ledger.tlog import merkle
-from ledger.tlog.note import Signer
+from ledger.tlog.keys import Signer
 from ledger.tlog.policy import parse_policy
 from ledger.verify import Report, verify_store
 from ledger.verify.classes import exit_code

@@ -13,8 +13,10 @@ from ledger.service.provenance import provenance_bundle
 from ledger.service.sealer import Sealer
 from ledger.store.database import DatabaseURL
 from ledger.store.logstore import LogStore
-from ledger.tlog.note import Signer, cosign, parse_note
+from ledger.tlog.cosignature import cosign
+from ledger.tlog.keys import Signer
 from ledger.tlog.policy import Policy, parse_policy
+from ledger.tlog.signed_note import parse_note
 from ledger.verify.provenance import ProvenanceError, verify_provenance
 from tests.strategies import good_spec
 

@@ -44,7 +44,7 @@ from ledger.store.apikeys import ApiKeyStore, Role
 from ledger.store.availability import DatabaseUnavailableError
 from ledger.store.database import DatabaseURL
 from ledger.store.logstore import LogStore
-from ledger.tlog.note import Signer
+from ledger.tlog.keys import Signer
 from tests.e2e.conftest import free_port
 from tests.strategies import good_spec
 

@@ -30,7 +30,8 @@ from ledger.service import Ledger
 from ledger.service.sealer import Sealer
 from ledger.store.database import DatabaseURL
 from ledger.store.logstore import LogStore
-from ledger.tlog.note import Signer, sign_note
+from ledger.tlog.keys import Signer
+from ledger.tlog.signed_note import sign_note
 from ledger.verify import Report, verify_store
 from ledger.verify.classes import exit_code
 from tests.integration.test_verify_ledger import Store, encode

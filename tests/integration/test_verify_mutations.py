@@ -46,7 +46,9 @@ from ledger.store.codevault import Keyring
 from ledger.store.database import DatabaseURL
 from ledger.store.logstore import LogStore
 from ledger.store.postgres import create_schema
-from ledger.tlog.note import Signer, cosign, parse_note
+from ledger.tlog.cosignature import cosign
+from ledger.tlog.keys import Signer
+from ledger.tlog.signed_note import parse_note
 from ledger.verify import verify_store
 from ledger.verify.codec import encode as codec_encode
 from ledger.verify.verifier import record_bytes

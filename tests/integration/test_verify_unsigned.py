@@ -22,8 +22,10 @@ from ledger.service import Ledger
 from ledger.service.sealer import Sealer
 from ledger.store.database import DatabaseURL
 from ledger.store.logstore import LogStore
-from ledger.tlog.note import Signer, cosign, parse_note
+from ledger.tlog.cosignature import cosign
+from ledger.tlog.keys import Signer
 from ledger.tlog.policy import Policy, parse_policy
+from ledger.tlog.signed_note import parse_note
 from ledger.verify import export_bundle, export_store, verify_bundle, verify_export, verify_store
 from ledger.verify.classes import exit_code
 from ledger.verify.log import UNSIGNED_AGE_DEFAULT

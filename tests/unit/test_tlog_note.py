@@ -18,45 +18,42 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from ledger.tlog.note import (
+from ledger.tlog.c2sp import (
     KEY_TYPE_COSIGNATURE_V1,
     KEY_TYPE_ED25519,
     MAX_SIGNATURES,
-    AddCheckpoint,
     AmbiguousKeyError,
-    Checkpoint,
     InvalidSignatureError,
     MalformedCheckpointError,
     MalformedKeyError,
     MalformedNoteError,
     MalformedProofError,
     MalformedRequestError,
-    Note,
     NoteError,
-    NoteSignature,
     OldSizeTooLargeError,
-    Signer,
     UnprocessableRequestError,
     UnverifiedNoteError,
-    Verifier,
+)
+from ledger.tlog.checkpoint import Checkpoint
+from ledger.tlog.cosignature import (
     cosign,
     cosignature_message,
     cosignature_timestamp,
-    format_add_checkpoint,
+    verify_cosignature,
+)
+from ledger.tlog.keys import NoteSignature, Signer, Verifier, key_id, valid_key_name
+from ledger.tlog.proof import format_tlog_proof, parse_tlog_proof
+from ledger.tlog.signed_note import (
+    Note,
     format_note,
     format_signature_lines,
-    format_tlog_proof,
-    key_id,
     open_note,
-    parse_add_checkpoint,
     parse_note,
     parse_signature_lines,
-    parse_tlog_proof,
     sign_note,
-    valid_key_name,
-    verify_cosignature,
     verify_signatures,
 )
+from ledger.tlog.witness import AddCheckpoint, format_add_checkpoint, parse_add_checkpoint
 
 VECTORS: dict[str, Any] = json.loads(
     (Path(__file__).parents[1] / "golden" / "c2sp" / "vectors.json").read_text("utf-8")

@@ -16,19 +16,15 @@ from typing import Any
 
 import pytest
 
-from ledger.tlog.note import (
+from ledger.tlog.c2sp import (
     KEY_TYPE_COSIGNATURE_V1,
-    Checkpoint,
     InvalidSignatureError,
     MalformedNoteError,
-    NoteSignature,
-    Signer,
     UnverifiedNoteError,
-    cosign,
-    format_note,
-    parse_note,
-    sign_note,
 )
+from ledger.tlog.checkpoint import Checkpoint
+from ledger.tlog.cosignature import cosign
+from ledger.tlog.keys import NoteSignature, Signer
 from ledger.tlog.policy import (
     NONE,
     Group,
@@ -38,6 +34,7 @@ from ledger.tlog.policy import (
     format_policy,
     parse_policy,
 )
+from ledger.tlog.signed_note import format_note, parse_note, sign_note
 
 VECTORS: dict[str, Any] = json.loads(
     (Path(__file__).parents[1] / "golden" / "c2sp" / "vectors.json").read_text("utf-8")
@@ -267,7 +264,7 @@ def _seed(signer: Signer) -> bytes:
 def _vkey_of_type(key_type: int) -> str:
     import base64
 
-    from ledger.tlog.note import key_id
+    from ledger.tlog.keys import key_id
 
     pub = bytes(range(32))
     # key_id() hashes any type byte; Verifier refuses the type.

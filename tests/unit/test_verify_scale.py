@@ -24,7 +24,9 @@ from ledger.store.eventstore import EventStore
 from ledger.store.logstore import LogStore, StoredCheckpoint
 from ledger.store.records import RecordReader
 from ledger.tlog import merkle
-from ledger.tlog.note import Checkpoint, Signer, sign_note
+from ledger.tlog.checkpoint import Checkpoint
+from ledger.tlog.keys import Signer
+from ledger.tlog.signed_note import sign_note
 from ledger.verify import Report, Verifier, verify_store
 from ledger.verify import verifier as verifier_module
 from ledger.verify.codec import ZERO_HASH, splice

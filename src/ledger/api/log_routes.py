@@ -24,7 +24,10 @@ from ledger.service import utc_now
 from ledger.service.proofs import ProofStoreError
 from ledger.store.logstore import Leaf, StoredCheckpoint
 from ledger.tlog import merkle
-from ledger.tlog.note import NoteError, NoteSignature, parse_note, verify_cosignature
+from ledger.tlog.c2sp import NoteError
+from ledger.tlog.cosignature import verify_cosignature
+from ledger.tlog.keys import NoteSignature
+from ledger.tlog.signed_note import parse_note
 
 ENTRIES_PAGE_MAX = 1_000
 

@@ -25,7 +25,7 @@ from ledger.store.codevault import Keyring
 from ledger.store.database import DatabaseURL
 from ledger.store.logstore import LogStore
 from ledger.store.postgres import availability_of
-from ledger.tlog.note import Signer
+from ledger.tlog.keys import Signer
 from ledger.tlog.policy import Policy
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from ledger.store.database import DatabaseURL, DatabaseURLError
 
 if TYPE_CHECKING:
     from ledger.store.codevault import Keyring
-    from ledger.tlog.note import Signer
+    from ledger.tlog.keys import Signer
     from ledger.tlog.policy import Policy
 
 T = TypeVar("T")
@@ -57,7 +57,8 @@ def _progress() -> Progress:
 
 
 def _load_signer(path: Path) -> Signer:
-    from ledger.tlog.note import NoteError, Signer
+    from ledger.tlog.c2sp import NoteError
+    from ledger.tlog.keys import Signer
 
     try:
         return Signer.from_private_text(path.read_text().strip())

@@ -22,7 +22,8 @@ def keys_generate(
                                            "(tlog-cosignature, type 0x04).")] = False,
 ) -> None:
     """Create a private key file (mode 0600) and print its public verifier key."""
-    from ledger.tlog.note import NoteError, Signer
+    from ledger.tlog.c2sp import NoteError
+    from ledger.tlog.keys import Signer
 
     if out.exists():
         raise _fail(f"{out} exists; keys are never overwritten")

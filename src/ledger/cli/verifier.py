@@ -33,7 +33,8 @@ def verifier_run(
 
     import uvicorn
 
-    from ledger.tlog.note import NoteError, Verifier
+    from ledger.tlog.c2sp import NoteError
+    from ledger.tlog.keys import Verifier
     from ledger.verifier_node.app import create_node_app
     from ledger.verifier_node.node import VerifierNode
 

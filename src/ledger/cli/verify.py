@@ -67,7 +67,8 @@ def verify(  # noqa: C901, PLR0912, PLR0915 - one branch per source and option; 
     rollback; 9 views differ from the replay; 10 given a key or a policy,
     no checkpoint, or events left unsigned too long; 11 the stored tree the
     server proves from differs from the events."""
-    from ledger.tlog.note import NoteError, Verifier
+    from ledger.tlog.c2sp import NoteError
+    from ledger.tlog.keys import Verifier
     from ledger.verify import BundleError, verify_bundle, verify_export, verify_store
     from ledger.verify.classes import exit_code
 

@@ -30,7 +30,9 @@ from ledger.domain.model import record_bytes
 from ledger.store.eventstore import EventStore
 from ledger.store.logstore import LogStore, StoredCheckpoint
 from ledger.tlog import merkle
-from ledger.tlog.note import Checkpoint, NoteError, parse_note
+from ledger.tlog.c2sp import NoteError
+from ledger.tlog.checkpoint import Checkpoint
+from ledger.tlog.signed_note import parse_note
 
 logger = logging.getLogger("ledger.proofs")
 _SIGNED_REMEMBERED = 64

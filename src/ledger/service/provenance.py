@@ -27,7 +27,7 @@ from ledger.service.proofs import CheckedProofs
 from ledger.store.eventstore import EventStore
 from ledger.store.logstore import LogStore
 from ledger.tlog import merkle
-from ledger.tlog.note import format_tlog_proof
+from ledger.tlog.proof import format_tlog_proof
 
 FORMAT = "ledger.provenance/v1"
 

@@ -24,7 +24,9 @@ from ledger.store.availability import unavailable_reason
 from ledger.store.eventstore import EventStore
 from ledger.store.logstore import LogStore, StoredCheckpoint
 from ledger.tlog import merkle
-from ledger.tlog.note import Checkpoint, Signer, sign_note
+from ledger.tlog.checkpoint import Checkpoint
+from ledger.tlog.keys import Signer
+from ledger.tlog.signed_note import sign_note
 
 SEQUENCE_BATCH = 5_000
 logger = logging.getLogger("ledger.sealer")

@@ -20,14 +20,12 @@ from ledger.service.ledger import utc_now
 from ledger.service.proofs import CheckedProofs, ProofStoreError
 from ledger.store.logstore import LogStore, StoredCheckpoint
 from ledger.tlog import merkle
-from ledger.tlog.note import (
-    NoteError,
-    NoteSignature,
-    format_add_checkpoint,
-    parse_note,
-    verify_cosignature,
-)
+from ledger.tlog.c2sp import NoteError
+from ledger.tlog.cosignature import verify_cosignature
+from ledger.tlog.keys import NoteSignature
 from ledger.tlog.policy import Policy
+from ledger.tlog.signed_note import parse_note
+from ledger.tlog.witness import format_add_checkpoint
 
 logger = logging.getLogger("ledger.witnessing")
 

@@ -1,7 +1,8 @@
 """C2SP transparency-log text formats: signed notes, checkpoints, cosignatures.
 
-This module is the stable import point; the code lives in one module per
-specification: :mod:`ledger.tlog.c2sp` (limits, errors, strict codecs),
+This module is the one import point for code outside the project (the
+project's own modules import from where a name is defined); the code lives
+in one module per specification: :mod:`ledger.tlog.c2sp` (limits, errors, strict codecs),
 :mod:`~ledger.tlog.keys` (signed-note keys, verifier keys, signature lines),
 :mod:`~ledger.tlog.signed_note`, :mod:`~ledger.tlog.checkpoint`,
 :mod:`~ledger.tlog.cosignature`, :mod:`~ledger.tlog.proof` (tlog-proof) and

@@ -41,18 +41,16 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from ledger.tlog.note import (
+from ledger.tlog.c2sp import (
     KEY_TYPE_COSIGNATURE_V1,
     KEY_TYPE_ED25519,
-    Checkpoint,
     InvalidSignatureError,
-    Note,
     NoteError,
     UnverifiedNoteError,
-    Verifier,
-    parse_note,
-    verify_signatures,
 )
+from ledger.tlog.checkpoint import Checkpoint
+from ledger.tlog.keys import Verifier
+from ledger.tlog.signed_note import Note, parse_note, verify_signatures
 
 __all__ = [
     "NONE",

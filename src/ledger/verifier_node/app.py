@@ -21,12 +21,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from ledger.tlog import merkle
-from ledger.tlog.note import (
-    MalformedRequestError,
-    NoteError,
-    UnprocessableRequestError,
-    parse_add_checkpoint,
-)
+from ledger.tlog.c2sp import MalformedRequestError, NoteError, UnprocessableRequestError
+from ledger.tlog.witness import parse_add_checkpoint
 from ledger.verifier_node.node import Refusal, VerifierNode, logger
 
 

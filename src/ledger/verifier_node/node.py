@@ -42,14 +42,11 @@ from typing import Any
 import httpx
 
 from ledger.tlog import merkle
-from ledger.tlog.note import (
-    Checkpoint,
-    NoteError,
-    Signer,
-    Verifier,
-    cosign,
-    open_note,
-)
+from ledger.tlog.c2sp import NoteError
+from ledger.tlog.checkpoint import Checkpoint
+from ledger.tlog.cosignature import cosign
+from ledger.tlog.keys import Signer, Verifier
+from ledger.tlog.signed_note import open_note
 from ledger.verify import Verifier as RuleVerifier
 
 logger = logging.getLogger("ledger.verifier")

@@ -15,7 +15,10 @@ from typing import Any
 
 from ledger.store.logstore import StoredCheckpoint
 from ledger.tlog import merkle
-from ledger.tlog.note import Checkpoint, NoteError, Verifier, open_note, parse_note
+from ledger.tlog.c2sp import NoteError
+from ledger.tlog.checkpoint import Checkpoint
+from ledger.tlog.keys import Verifier
+from ledger.tlog.signed_note import open_note, parse_note
 from ledger.verify.report import Finding
 
 # Seconds an event may stay outside every checkpoint, measured against the

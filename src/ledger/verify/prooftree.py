@@ -33,7 +33,7 @@ from typing import Any
 
 from ledger.store.logstore import LogStore, StoredCheckpoint
 from ledger.tlog import merkle
-from ledger.tlog.note import Verifier
+from ledger.tlog.keys import Verifier
 from ledger.verify.log import LogAuditor
 from ledger.verify.report import Finding
 

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ledger.tlog import merkle
-from ledger.tlog.note import NoteError, parse_tlog_proof
+from ledger.tlog.c2sp import NoteError
 from ledger.tlog.policy import Policy
+from ledger.tlog.proof import parse_tlog_proof
 from ledger.verify import codec
 
 FORMAT = "ledger.provenance/v1"

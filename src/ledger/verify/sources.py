@@ -15,9 +15,11 @@ from typing import Any
 from ledger.store.database import DatabaseURL
 from ledger.store.logstore import LogStore, StoredCheckpoint
 from ledger.store.records import RecordReader, StoreMissingError
-from ledger.tlog.note import Checkpoint, NoteError, parse_note
-from ledger.tlog.note import Verifier as NoteVerifier
+from ledger.tlog.c2sp import NoteError
+from ledger.tlog.checkpoint import Checkpoint
+from ledger.tlog.keys import Verifier as NoteVerifier
 from ledger.tlog.policy import Policy, PolicyError, parse_policy
+from ledger.tlog.signed_note import parse_note
 from ledger.verify.codec import splice
 from ledger.verify.log import UNSIGNED_AGE_DEFAULT, LogAuditor, LogSummary
 from ledger.verify.pipeline import CHILD_MEMORY, CLEAN, HASH_SIZE, ID_OK, LEAF, Prechecker
