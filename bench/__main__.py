@@ -29,11 +29,15 @@ MODULES = ("flash", "http", "verify", "proofs")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--only", default=",".join(MODULES),
-                        help="comma-separated modules to run (default: all)")
+    parser.add_argument(
+        "--only", default=",".join(MODULES), help="comma-separated modules to run (default: all)"
+    )
     parser.add_argument("--markdown", type=Path, help="also write the table here as Markdown")
-    parser.add_argument("--skip-slow", action="store_true",
-                        help="leave out the slowest figures (e.g. RSS at 10 M events)")
+    parser.add_argument(
+        "--skip-slow",
+        action="store_true",
+        help="leave out the slowest figures (e.g. RSS at 10 M events)",
+    )
     options = parser.parse_args()
     chosen = [name.strip() for name in options.only.split(",") if name.strip()]
     unknown = sorted(set(chosen) - set(MODULES))
@@ -60,9 +64,11 @@ def main() -> None:
     print(f"\n{len(figures)} figures in {elapsed / 60:.1f} min")
     if options.markdown:
         command = "python -m bench " + " ".join(sys.argv[1:])
-        header = (f"Run of {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} "
-                  f"({platform.machine()}, Python {platform.python_version()}), "
-                  f"{elapsed / 60:.1f} min: `{command.strip()}`\n\n")
+        header = (
+            f"Run of {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} "
+            f"({platform.machine()}, Python {platform.python_version()}), "
+            f"{elapsed / 60:.1f} min: `{command.strip()}`\n\n"
+        )
         options.markdown.write_text(header + table(figures, markdown=True) + "\n")
         print(f"wrote {options.markdown}")
 

@@ -36,10 +36,15 @@ from ledger.store.apikeys import Role
 from ledger.store.database import DatabaseURL
 
 SPEC: dict[str, Any] = {
-    "title": "Bench", "creators": [{"id": "alice", "share_bps": 10_000}],
-    "content_digest": "sha256:" + "a" * 64, "kind": "collectible", "currency": "EUR",
-    "edition": {"policy": "absolute"}, "tiers": [{"name": "own", "quota": 1_000_000}],
-    "royalty": {"resale_bps": 1_000}, "metadata": {},
+    "title": "Bench",
+    "creators": [{"id": "alice", "share_bps": 10_000}],
+    "content_digest": "sha256:" + "a" * 64,
+    "kind": "collectible",
+    "currency": "EUR",
+    "edition": {"policy": "absolute"},
+    "tiers": [{"name": "own", "quota": 1_000_000}],
+    "royalty": {"resale_bps": 1_000},
+    "metadata": {},
 }
 
 
@@ -78,16 +83,21 @@ def sale_figures(sales: int, rounds: int) -> tuple[dict[str, float], dict[str, A
                 auth = {"Authorization": f"Bearer {admin}"}
 
                 def post(path: str, body: dict[str, Any]) -> Any:
-                    response = client.post(path, json=body,
-                                           headers=auth | {"Idempotency-Key": uuid.uuid4().hex})
+                    response = client.post(
+                        path, json=body, headers=auth | {"Idempotency-Key": uuid.uuid4().hex}
+                    )
                     assert response.status_code == 201, response.text
                     return response
 
                 post("/channels", {"channel": "shop", "name": "Shop", "fee_bps": 500})
                 good = post("/goods", {"spec": SPEC}).json()["good_id"]
                 path = f"/goods/{good}/tiers/own/sales"
-                body = {"buyer": "b", "channel": "shop", "quantity": 1,
-                        "unit_price": {"amount": 1_000, "currency": "EUR"}}
+                body = {
+                    "buyer": "b",
+                    "channel": "shop",
+                    "quantity": 1,
+                    "unit_price": {"amount": 1_000, "currency": "EUR"},
+                }
                 answer: dict[str, Any] = post(path, body).json()
                 best_rate, best_median = 0.0, float("inf")
                 for _ in range(rounds):

@@ -55,10 +55,18 @@ class Figure:
     def row(self) -> list[str]:
         ratio = self.ratio
         verdict = "" if self.met is None else ("met" if self.met else "missed")
-        return [self.group, self.name, f"{_number(self.value)} {self.unit}",
-                "" if self.baseline is None else
-                f"{ratio:.2f}x {self.baseline.name}" if ratio is not None else "",
-                f"{self.target} {verdict}".strip(), self.note]
+        return [
+            self.group,
+            self.name,
+            f"{_number(self.value)} {self.unit}",
+            ""
+            if self.baseline is None
+            else f"{ratio:.2f}x {self.baseline.name}"
+            if ratio is not None
+            else "",
+            f"{self.target} {verdict}".strip(),
+            self.note,
+        ]
 
 
 def _number(value: float) -> str:
@@ -76,12 +84,14 @@ def table(figures: Sequence[Figure], *, markdown: bool = False) -> str:
     rows = [HEADER] + [f.row() for f in figures]
     if markdown:
         lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-        lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |"
-                  for row in rows[1:]]
+        lines += [
+            "| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows[1:]
+        ]
         return "\n".join(lines)
     widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
-    return "\n".join("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip()
-                     for row in rows)
+    return "\n".join(
+        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows
+    )
 
 
 def percentile(samples: Sequence[float], fraction: float) -> float:
@@ -105,6 +115,7 @@ def children_peak_rss_mb() -> float:
 def wait_quiet(max_seconds: float = 20.0, busy_below: float = 0.25) -> float:
     """Wait (up to ``max_seconds``) until the machine's CPUs are mostly idle;
     returns the busy fraction last seen, so a figure can say how quiet it was."""
+
     def busy_sample() -> float:
         def read() -> tuple[int, int]:
             fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
@@ -130,24 +141,31 @@ def ensure_postgres(server: str = PG_SERVER) -> DatabaseURL:
     url = DatabaseURL.parse(server.rstrip("/") + "/postgres")
     if server_reachable(url) is None:
         return url
-    clusters = sorted(Path("/etc/postgresql").glob("*/main")) if Path("/etc/postgresql").is_dir() \
-        else []
+    clusters = (
+        sorted(Path("/etc/postgresql").glob("*/main")) if Path("/etc/postgresql").is_dir() else []
+    )
     if clusters and shutil.which("pg_ctlcluster"):
         version = clusters[-1].parent.name
-        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"],
-                       check=False, capture_output=True)
+        subprocess.run(
+            ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"],
+            check=False,
+            capture_output=True,
+        )
         for _ in range(50):
             if server_reachable(url) is None:
                 return url
             time.sleep(0.2)
     problem = server_reachable(url)
-    raise SystemExit(f"no PostgreSQL server at {url.host}:{url.port} ({problem}); start one or "
-                     "set LEDGER_BENCH_POSTGRES_URL")
+    raise SystemExit(
+        f"no PostgreSQL server at {url.host}:{url.port} ({problem}); start one or "
+        "set LEDGER_BENCH_POSTGRES_URL"
+    )
 
 
 @contextmanager
-def fresh_store(backend: str, label: str = "bench",
-                server: str = PG_SERVER) -> Iterator[DatabaseURL]:
+def fresh_store(
+    backend: str, label: str = "bench", server: str = PG_SERVER
+) -> Iterator[DatabaseURL]:
     """A new, empty store: a SQLite file in a temp dir, or a PostgreSQL
     database ``ledger_bench_<random>`` created here and dropped afterwards."""
     if backend == "sqlite":
@@ -172,12 +190,20 @@ def ensure_command(command: str, debian_package: str) -> str:
         return found
     if os.geteuid() == 0 and shutil.which("apt-get"):
         env = os.environ | {"DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "install", "-y", "-q", debian_package], check=False,
-                       capture_output=True, env=env)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-q", debian_package],
+            check=False,
+            capture_output=True,
+            env=env,
+        )
         if subprocess.run(["which", command], capture_output=True, check=False).returncode:
             subprocess.run(["apt-get", "update", "-q"], check=False, capture_output=True, env=env)
-            subprocess.run(["apt-get", "install", "-y", "-q", debian_package], check=False,
-                           capture_output=True, env=env)
+            subprocess.run(
+                ["apt-get", "install", "-y", "-q", debian_package],
+                check=False,
+                capture_output=True,
+                env=env,
+            )
         found = shutil.which(command)
     if not found:
         raise SystemExit(f"{command} is needed: install the Debian package {debian_package}")
@@ -193,19 +219,33 @@ def free_port() -> int:
 
 
 @contextmanager
-def served(args: list[str], base: str, ready_path: str, log_file: Path, *,
-           cwd: Path, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+def served(
+    args: list[str],
+    base: str,
+    ready_path: str,
+    log_file: Path,
+    *,
+    cwd: Path,
+    env: dict[str, str] | None = None,
+) -> Iterator[subprocess.Popen[bytes]]:
     """Run ``python ARGS`` until ``base + ready_path`` answers (below 500);
     yields the process; stops it after."""
     with open(log_file, "w") as output:
-        process = subprocess.Popen([sys.executable, *args], cwd=cwd, env=env or dict(os.environ),
-                                   stdout=output, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, *args],
+            cwd=cwd,
+            env=env or dict(os.environ),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
         try:
             deadline = time.monotonic() + 60
             while True:
                 if process.poll() is not None:
-                    raise RuntimeError(f"{' '.join(args[:3])} exited with {process.returncode}; "
-                                       f"see {log_file}:\n{log_file.read_text()[-2000:]}")
+                    raise RuntimeError(
+                        f"{' '.join(args[:3])} exited with {process.returncode}; "
+                        f"see {log_file}:\n{log_file.read_text()[-2000:]}"
+                    )
                 try:
                     if httpx.get(f"{base}{ready_path}", timeout=2).status_code < 500:
                         break
@@ -224,8 +264,11 @@ def served(args: list[str], base: str, ready_path: str, log_file: Path, *,
                 process.wait()
 
 
-def main_of(doc: str | None, add_arguments: Callable[[argparse.ArgumentParser], None],
-            run: Callable[[argparse.Namespace], list[Figure]]) -> None:
+def main_of(
+    doc: str | None,
+    add_arguments: Callable[[argparse.ArgumentParser], None],
+    run: Callable[[argparse.Namespace], list[Figure]],
+) -> None:
     """``python -m bench.<name>``: parse the module's options, run it, print its table."""
     parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
     add_arguments(parser)

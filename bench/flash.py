@@ -59,10 +59,13 @@ from ledger.service import Ledger
 from ledger.store.database import DatabaseURL
 
 SPEC: dict[str, Any] = {
-    "title": "Flash", "creators": [{"id": "alice", "share_bps": 7_000},
-                                   {"id": "bob", "share_bps": 3_000}],
-    "content_digest": "sha256:" + "cd" * 32, "kind": "collectible", "currency": "EUR",
-    "edition": {"policy": "absolute"}, "royalty": {"resale_bps": 1_000},
+    "title": "Flash",
+    "creators": [{"id": "alice", "share_bps": 7_000}, {"id": "bob", "share_bps": 3_000}],
+    "content_digest": "sha256:" + "cd" * 32,
+    "kind": "collectible",
+    "currency": "EUR",
+    "edition": {"policy": "absolute"},
+    "royalty": {"resale_bps": 1_000},
     "tiers": [{"name": "drop", "quota": 10_000, "transferable": True}],
 }
 PRICE = Money(1_999, "EUR")
@@ -82,30 +85,55 @@ class Sale:
     def oversold(self) -> int:
         return max(0, self.sold - self.units) + abs(self.units - self.sold - self.left)
 
-    def figures(self, group: str, name: str, baseline: Figure | None = None, *,
-                at_least: float | None = None, p99_target: float | None = None,
-                ) -> list[Figure]:
+    def figures(
+        self,
+        group: str,
+        name: str,
+        baseline: Figure | None = None,
+        *,
+        at_least: float | None = None,
+        p99_target: float | None = None,
+    ) -> list[Figure]:
         """Rate, latency and oversold; ``at_least``: the target ratio to the baseline."""
         rate = self.sold / self.seconds
         met = None
         if at_least is not None and baseline is not None:
             met = rate >= at_least * baseline.value
-        main = Figure(group, name, rate, "sales/s", baseline,
-                      f">= {at_least:g}x" if at_least is not None else "", met,
-                      note=f"{len(self.latencies) / self.seconds:,.0f} attempts/s, "
-                           f"{self.seconds:.2f} s")
+        main = Figure(
+            group,
+            name,
+            rate,
+            "sales/s",
+            baseline,
+            f">= {at_least:g}x" if at_least is not None else "",
+            met,
+            note=f"{len(self.latencies) / self.seconds:,.0f} attempts/s, {self.seconds:.2f} s",
+        )
         p50, p99 = (percentile(self.latencies, q) * 1000 for q in (0.5, 0.99))
-        latency = Figure(group, f"{name} p50 / p99", p99, "ms p99",
-                         target=f"<= {p99_target:g} ms" if p99_target else "",
-                         met=None if p99_target is None else p99 <= p99_target,
-                         note=f"p50 {p50:.1f} ms")
-        oversold = Figure(group, f"{name} oversold", self.oversold, "units", target="0",
-                          met=self.oversold == 0, note=f"sold {self.sold:,} of {self.units:,}")
+        latency = Figure(
+            group,
+            f"{name} p50 / p99",
+            p99,
+            "ms p99",
+            target=f"<= {p99_target:g} ms" if p99_target else "",
+            met=None if p99_target is None else p99 <= p99_target,
+            note=f"p50 {p50:.1f} ms",
+        )
+        oversold = Figure(
+            group,
+            f"{name} oversold",
+            self.oversold,
+            "units",
+            target="0",
+            met=self.oversold == 0,
+            note=f"sold {self.sold:,} of {self.units:,}",
+        )
         return [main, latency, oversold]
 
 
-def drive(attempt: Callable[[int], bool], buyers: int, threads: int) -> tuple[float, int,
-                                                                               list[float]]:
+def drive(
+    attempt: Callable[[int], bool], buyers: int, threads: int
+) -> tuple[float, int, list[float]]:
     """Run ``attempt(buyer)`` for every buyer from ``threads`` threads; returns
     (seconds, units sold, latencies)."""
     latencies = [0.0] * buyers
@@ -136,8 +164,15 @@ def ledger_sale(url: DatabaseURL, buyers: int, units: int, threads: int) -> Sale
 
         def attempt(buyer: int) -> bool:
             try:
-                ledger.sell(good, "drop", buyer=f"b{buyer}", channel="shop", quantity=1,
-                            unit_price=PRICE, idempotency_key=f"order-{buyer}")
+                ledger.sell(
+                    good,
+                    "drop",
+                    buyer=f"b{buyer}",
+                    channel="shop",
+                    quantity=1,
+                    unit_price=PRICE,
+                    idempotency_key=f"order-{buyer}",
+                )
             except SoldOutError:
                 return False
             return True
@@ -149,16 +184,19 @@ def ledger_sale(url: DatabaseURL, buyers: int, units: int, threads: int) -> Sale
 
 # -- raw row-lock SQL on PostgreSQL ---------------------------------------------------
 def pg_conninfo(url: DatabaseURL) -> str:
-    return (f"host={url.host} port={url.port} user={url.user} dbname={url.dbname}"
-            + (f" password={url.password}" if url.password else ""))
+    return f"host={url.host} port={url.port} user={url.user} dbname={url.dbname}" + (
+        f" password={url.password}" if url.password else ""
+    )
 
 
 def raw_pg_sale(url: DatabaseURL, buyers: int, units: int, threads: int) -> Sale:
     conninfo = pg_conninfo(url)
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute("CREATE TABLE raw_stock (id int PRIMARY KEY, n int NOT NULL)")
-        conn.execute("CREATE TABLE raw_sale (id bigserial PRIMARY KEY, buyer text NOT NULL, "
-                     "body jsonb NOT NULL)")
+        conn.execute(
+            "CREATE TABLE raw_sale (id bigserial PRIMARY KEY, buyer text NOT NULL, "
+            "body jsonb NOT NULL)"
+        )
         conn.execute("INSERT INTO raw_stock VALUES (1, %s)", (units,))
     body = '{"good": "flash", "tier": "drop", "price": {"amount": 1999, "currency": "EUR"}}'
     with ConnectionPool(conninfo, min_size=threads, max_size=threads, open=True) as pool:
@@ -166,12 +204,14 @@ def raw_pg_sale(url: DatabaseURL, buyers: int, units: int, threads: int) -> Sale
 
         def attempt(buyer: int) -> bool:
             with pool.connection() as conn, conn.transaction():
-                row = conn.execute("UPDATE raw_stock SET n = n - 1 WHERE id = 1 AND n > 0 "
-                                   "RETURNING n").fetchone()
+                row = conn.execute(
+                    "UPDATE raw_stock SET n = n - 1 WHERE id = 1 AND n > 0 RETURNING n"
+                ).fetchone()
                 if row is None:
                     return False
-                conn.execute("INSERT INTO raw_sale (buyer, body) VALUES (%s, %s)",
-                             (f"b{buyer}", body))
+                conn.execute(
+                    "INSERT INTO raw_sale (buyer, body) VALUES (%s, %s)", (f"b{buyer}", body)
+                )
                 return True
 
         seconds, _, latencies = drive(attempt, buyers, threads)
@@ -200,8 +240,10 @@ class Shop(Application[UUID]):
 
 
 def naive_es_sale(url: DatabaseURL, buyers: int, units: int, threads: int) -> Sale:
-    env = url.event_store_env() | {"AGGREGATE_CACHE_MAXSIZE": "100",
-                                    "AGGREGATE_CACHE_FASTFORWARD": "y"}
+    env = url.event_store_env() | {
+        "AGGREGATE_CACHE_MAXSIZE": "100",
+        "AGGREGATE_CACHE_FASTFORWARD": "y",
+    }
     env = {k: v for k, v in env.items() if not k.startswith("LEDGER_")}
     shop = Shop(env=env)
     try:
@@ -233,8 +275,9 @@ def raw_sqlite_sale(path: Path, buyers: int, units: int, synchronous: str) -> Sa
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("CREATE TABLE stock (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)")
-    conn.execute("CREATE TABLE sale (id INTEGER PRIMARY KEY, buyer TEXT NOT NULL, "
-                 "body TEXT NOT NULL)")
+    conn.execute(
+        "CREATE TABLE sale (id INTEGER PRIMARY KEY, buyer TEXT NOT NULL, body TEXT NOT NULL)"
+    )
     conn.execute("INSERT INTO stock VALUES (1, ?)", (units,))
     body = '{"good": "flash", "tier": "drop", "price": {"amount": 1999, "currency": "EUR"}}'
     latencies = []
@@ -254,8 +297,11 @@ def raw_sqlite_sale(path: Path, buyers: int, units: int, synchronous: str) -> Sa
     left = conn.execute("SELECT n FROM stock").fetchone()[0]
     rows = conn.execute("SELECT count(*) FROM sale").fetchone()[0]
     conn.close()
-    return Sale(seconds, int(rows), latencies, int(left), units) if rows == sold else \
-        Sale(seconds, sold, latencies, int(left), units)
+    return (
+        Sale(seconds, int(rows), latencies, int(left), units)
+        if rows == sold
+        else Sale(seconds, sold, latencies, int(left), units)
+    )
 
 
 # -- the suite's part -----------------------------------------------------------------
@@ -286,15 +332,16 @@ def run(options: argparse.Namespace) -> list[Figure]:
             for synchronous in ("FULL", "NORMAL"):
                 wait_quiet()
                 with fresh_store("sqlite", f"raw-{synchronous}") as url:
-                    raws.append(raw_sqlite_sale(Path(url.path), buyers, units, synchronous)
-                                .figures(group, f"raw decrement+insert, synchronous="
-                                         f"{synchronous} (1 thread)"))
+                    raws.append(
+                        raw_sqlite_sale(Path(url.path), buyers, units, synchronous).figures(
+                            group, f"raw decrement+insert, synchronous={synchronous} (1 thread)"
+                        )
+                    )
             wait_quiet()
             with fresh_store("sqlite", "ledger") as url:
                 ours = ledger_sale(url, buyers, units, threads)
             normal = raws[1][0]
-            figures += ours.figures(group, f"ledger ({threads} threads)", normal,
-                                    at_least=0.25)
+            figures += ours.figures(group, f"ledger ({threads} threads)", normal, at_least=0.25)
             figures += raws[0] + raws[1]
     return figures
 

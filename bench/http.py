@@ -97,12 +97,16 @@ VERIFIERS = ("verifier-a", "verifier-b", "verifier-c")
 
 
 def spec(units: int) -> dict[str, Any]:
-    return {"title": "Flash over HTTP", "creators": [{"id": "alice", "share_bps": 7_000},
-                                                     {"id": "bob", "share_bps": 3_000}],
-            "content_digest": "sha256:" + "ef" * 32, "kind": "collectible", "currency": "EUR",
-            "edition": {"policy": "absolute"}, "royalty": {"resale_bps": 1_000},
-            "tiers": [{"name": TIER, "quota": units, "transferable": True}]}
-
+    return {
+        "title": "Flash over HTTP",
+        "creators": [{"id": "alice", "share_bps": 7_000}, {"id": "bob", "share_bps": 3_000}],
+        "content_digest": "sha256:" + "ef" * 32,
+        "kind": "collectible",
+        "currency": "EUR",
+        "edition": {"policy": "absolute"},
+        "royalty": {"resale_bps": 1_000},
+        "tiers": [{"name": TIER, "quota": units, "transferable": True}],
+    }
 
 
 def db_text(url: DatabaseURL) -> str:
@@ -156,14 +160,25 @@ class WrkRun:
     def describe(self) -> str:
         by_status = ", ".join(f"{n:,} x {status}" for status, n in sorted(self.statuses.items()))
         errors = {k: v for k, v in self.errors.items() if v and k != "status"}
-        return (f"{self.answered:,}/{self.total:,} answered in {self.seconds:.2f} s = "
-                f"{self.rate:,.0f} req/s; p50 {self.p50_ms:.1f} ms, p99 {self.p99_ms:.1f} ms, "
-                f"max {self.max_ms:.0f} ms; {by_status}"
-                + (f"; socket errors {errors}" if errors else ""))
+        return (
+            f"{self.answered:,}/{self.total:,} answered in {self.seconds:.2f} s = "
+            f"{self.rate:,.0f} req/s; p50 {self.p50_ms:.1f} ms, p99 {self.p99_ms:.1f} ms, "
+            f"max {self.max_ms:.0f} ms; {by_status}"
+            + (f"; socket errors {errors}" if errors else "")
+        )
 
 
-def run_wrk(base: str, path: str, key: str, total: int, *, connections: int, threads: int,
-            rate: float = 0.0, channel: str = "shop") -> WrkRun:
+def run_wrk(
+    base: str,
+    path: str,
+    key: str,
+    total: int,
+    *,
+    connections: int,
+    threads: int,
+    rate: float = 0.0,
+    channel: str = "shop",
+) -> WrkRun:
     """Send exactly ``total`` sales with bench/flash_sale.lua; stop wrk once
     every thread has its answers (wrk itself runs by duration)."""
     wrk = ensure_command("wrk", "wrk")
@@ -171,14 +186,39 @@ def run_wrk(base: str, path: str, key: str, total: int, *, connections: int, thr
     limit = max(120, int(total / 50) if not rate else int(total / rate * 2 + 60))
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as markers:
         label = secrets.token_hex(3)
-        command = [wrk, "-t", str(threads), "-c", str(connections), "-d", f"{limit}s",
-                   "--timeout", "60s", "--latency", "-s", str(LUA), base, "--", path, key,
-                   channel, label, str(total), str(threads), f"{rate:.3f}", markers]
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   text=True)
+        command = [
+            wrk,
+            "-t",
+            str(threads),
+            "-c",
+            str(connections),
+            "-d",
+            f"{limit}s",
+            "--timeout",
+            "60s",
+            "--latency",
+            "-s",
+            str(LUA),
+            base,
+            "--",
+            path,
+            key,
+            channel,
+            label,
+            str(total),
+            str(threads),
+            f"{rate:.3f}",
+            markers,
+        ]
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         deadline = time.monotonic() + limit
-        while (process.poll() is None and time.monotonic() < deadline
-               and len(os.listdir(markers)) < threads):
+        while (
+            process.poll() is None
+            and time.monotonic() < deadline
+            and len(os.listdir(markers)) < threads
+        ):
             time.sleep(0.02)
         if process.poll() is None:
             process.send_signal(signal.SIGINT)  # wrk prints its summary and done()
@@ -187,29 +227,43 @@ def run_wrk(base: str, path: str, key: str, total: int, *, connections: int, thr
     if found is None:
         raise RuntimeError(f"wrk printed no result:\n{out}\n{err}")
     data = json.loads(found.group(1))
-    return WrkRun(first=data["first"], last=data["last"], sent=data["sent"],
-                  answered=data["answered"],
-                  statuses={int(k): int(v) for k, v in data["statuses"].items()},
-                  p50_ms=data["p50_us"] / 1000, p99_ms=data["p99_us"] / 1000,
-                  max_ms=data["max_us"] / 1000, errors=data["errors"], total=total)
+    return WrkRun(
+        first=data["first"],
+        last=data["last"],
+        sent=data["sent"],
+        answered=data["answered"],
+        statuses={int(k): int(v) for k, v in data["statuses"].items()},
+        p50_ms=data["p50_us"] / 1000,
+        p99_ms=data["p99_us"] / 1000,
+        max_ms=data["max_us"] / 1000,
+        errors=data["errors"],
+        total=total,
+    )
 
 
 # -- the trivial baseline ------------------------------------------------------------
-def trivial_sales(total: int, connections: int, threads: int,
-                  directory: Path) -> tuple[WrkRun, WrkRun]:
+def trivial_sales(
+    total: int, connections: int, threads: int, directory: Path
+) -> tuple[WrkRun, WrkRun]:
     """The same sale against the trivial endpoint: as ``async def`` (the
     baseline), then as a plain ``def`` run in the thread pool like the
     ledger's routes (for reference)."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     path = f"/goods/{secrets.token_hex(8)}/tiers/{TIER}/sales"
-    with served(["-m", "bench.trivial_app", "--port", str(port)], base, "/healthz",
-                directory / "trivial.log", cwd=ROOT):
+    with served(
+        ["-m", "bench.trivial_app", "--port", str(port)],
+        base,
+        "/healthz",
+        directory / "trivial.log",
+        cwd=ROOT,
+    ):
         quiet()
         baseline = run_wrk(base, path, "none", total, connections=connections, threads=threads)
         quiet()
-        pooled = run_wrk(base, "/sync" + path, "none", total, connections=connections,
-                         threads=threads)
+        pooled = run_wrk(
+            base, "/sync" + path, "none", total, connections=connections, threads=threads
+        )
     return baseline, pooled
 
 
@@ -241,19 +295,36 @@ def log_key(directory: Path, origin: str) -> tuple[Path, str]:
 
 
 @contextmanager
-def ledger_server(url: DatabaseURL, directory: Path, key: Path,
-                  policy: Path | None = None) -> Iterator[str]:
+def ledger_server(
+    url: DatabaseURL, directory: Path, key: Path, policy: Path | None = None
+) -> Iterator[str]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    args = ["-m", "ledger.cli", "serve", "--db", db_text(url), "--port", str(port),
-            "--log-key", str(key), *(["--policy", str(policy)] if policy else [])]
+    args = [
+        "-m",
+        "ledger.cli",
+        "serve",
+        "--db",
+        db_text(url),
+        "--port",
+        str(port),
+        "--log-key",
+        str(key),
+        *(["--policy", str(policy)] if policy else []),
+    ]
     with served(args, base, "/readyz", directory / "ledger.log", cwd=directory):
         yield base
 
 
 def post(client: httpx.Client, path: str, key: str, body: dict[str, Any]) -> dict[str, Any]:
-    response = client.post(path, json=body, headers={
-        "Authorization": f"Bearer {key}", "Idempotency-Key": f"bench-{secrets.token_hex(8)}"})
+    response = client.post(
+        path,
+        json=body,
+        headers={
+            "Authorization": f"Bearer {key}",
+            "Idempotency-Key": f"bench-{secrets.token_hex(8)}",
+        },
+    )
     if response.status_code != 201:
         raise RuntimeError(f"POST {path}: {response.status_code} {response.text}")
     answer: dict[str, Any] = response.json()
@@ -264,18 +335,17 @@ def open_shop(base: str, keys: Keys, units: int) -> str:
     """Register the channel and mint the good through the API; wait until the
     views have it. Returns the good's id."""
     with httpx.Client(base_url=base, timeout=30) as client:
-        post(client, "/channels", keys.admin, {"channel": "shop", "name": "Shop",
-                                               "fee_bps": 500})
+        post(client, "/channels", keys.admin, {"channel": "shop", "name": "Shop", "fee_bps": 500})
         good = str(post(client, "/goods", keys.admin, {"spec": spec(units)})["good_id"])
-        response = client.get(f"/goods/{good}", headers={"Authorization":
-                                                          f"Bearer {keys.channel}"})
+        response = client.get(f"/goods/{good}", headers={"Authorization": f"Bearer {keys.channel}"})
         response.raise_for_status()
     return good
 
 
 def views_status(base: str, keys: Keys) -> dict[str, Any]:
-    response = httpx.get(f"{base}/views/status", timeout=30,
-                         headers={"Authorization": f"Bearer {keys.admin}"})
+    response = httpx.get(
+        f"{base}/views/status", timeout=30, headers={"Authorization": f"Bearer {keys.admin}"}
+    )
     response.raise_for_status()
     status: dict[str, Any] = response.json()
     return status
@@ -296,21 +366,30 @@ class LedgerSale:
     def oversold(self) -> int:
         """Units beyond the stock, plus any disagreement between the stock's
         count, what it has left, the 201 answers and the views."""
-        return (max(0, self.issued - self.units)
-                + abs(self.units - self.issued - self.left)
-                + abs(self.run.count(201) - self.issued)
-                + abs(self.views_issued - self.issued))
+        return (
+            max(0, self.issued - self.units)
+            + abs(self.units - self.issued - self.left)
+            + abs(self.run.count(201) - self.issued)
+            + abs(self.views_issued - self.issued)
+        )
 
 
-def ledger_sale(url: DatabaseURL, total: int, units: int, connections: int, threads: int,
-                directory: Path) -> LedgerSale:
+def ledger_sale(
+    url: DatabaseURL, total: int, units: int, connections: int, threads: int, directory: Path
+) -> LedgerSale:
     keys = issue_keys(url)
     key, _ = log_key(directory, "bench.ledger/http")
     with ledger_server(url, directory, key) as base:
         good = open_shop(base, keys, units)
         quiet()
-        run = run_wrk(base, f"/goods/{good}/tiers/{TIER}/sales", keys.channel, total,
-                      connections=connections, threads=threads)
+        run = run_wrk(
+            base,
+            f"/goods/{good}/tiers/{TIER}/sales",
+            keys.channel,
+            total,
+            connections=connections,
+            threads=threads,
+        )
         # The views: how soon after the last answer they hold every event.
         status = views_status(base, keys)
         deadline = time.monotonic() + 30
@@ -318,14 +397,25 @@ def ledger_sale(url: DatabaseURL, total: int, units: int, connections: int, thre
             time.sleep(0.01)
             status = views_status(base, keys)
         caught_up_ms = (time.time() - run.last) * 1000
-        stock = httpx.get(f"{base}/goods/{good}/stock", timeout=30,
-                          headers={"Authorization": f"Bearer {keys.channel}"}).json()
+        stock = httpx.get(
+            f"{base}/goods/{good}/stock",
+            timeout=30,
+            headers={"Authorization": f"Bearer {keys.channel}"},
+        ).json()
         tier = next(t for t in stock["tiers"] if t["tier"] == TIER)
     with Ledger(url) as ledger:
         own = ledger.stock(good, TIER)
         issued, left = own.issued, own.available
-    return LedgerSale(run, units, issued, left, int(tier["issued"]), status["lag"],
-                      caught_up_ms, int(status["behind"]))
+    return LedgerSale(
+        run,
+        units,
+        issued,
+        left,
+        int(tier["issued"]),
+        status["lag"],
+        caught_up_ms,
+        int(status["behind"]),
+    )
 
 
 # -- quorum ------------------------------------------------------------------------------
@@ -353,11 +443,14 @@ def log_times(url: DatabaseURL) -> tuple[dict[int, datetime], Received]:
             checkpoints = db.execute(select_checkpoints.format("tlog_checkpoints")).fetchall()
             cosignatures = db.execute(select_cosignatures.format("tlog_cosignatures")).fetchall()
     else:
-        with psycopg.connect(host=url.host, port=url.port, user=url.user, dbname=url.dbname,
-                             password=url.password) as pg:
+        with psycopg.connect(
+            host=url.host, port=url.port, user=url.user, dbname=url.dbname, password=url.password
+        ) as pg:
+
             def read(statement: str, table_name: str) -> list[Any]:
                 query = sql.SQL(statement).format(sql.Identifier(url.schema, table_name))
                 return pg.execute(query).fetchall()
+
             checkpoints = read(select_checkpoints, "ledger_tlog_checkpoints")
             cosignatures = read(select_cosignatures, "ledger_tlog_cosignatures")
     signed = {int(size): parse_timestamp(str(at)) for size, at in checkpoints}
@@ -367,15 +460,19 @@ def log_times(url: DatabaseURL) -> tuple[dict[int, datetime], Received]:
     return signed, received
 
 
-def quorum_latencies(signed: dict[int, datetime], received: Received,
-                     start: float, end: float) -> tuple[list[float], int, int]:
+def quorum_latencies(
+    signed: dict[int, datetime], received: Received, start: float, end: float
+) -> tuple[list[float], int, int]:
     """For each checkpoint signed in [start, end] (wall clock): seconds until
     some checkpoint at least as large held 2 cosignatures. Returns (those
     seconds, how many never did, how many were signed in the window)."""
     # The moment each size reached 2 cosignatures; then the earliest moment
     # any size >= n did (a later checkpoint's quorum covers every earlier entry).
-    reached = {size: sorted(times.values())[1].timestamp() for size, times in received.items()
-               if len(times) >= 2}
+    reached = {
+        size: sorted(times.values())[1].timestamp()
+        for size, times in received.items()
+        if len(times) >= 2
+    }
     covered: dict[int, float] = {}
     best = float("inf")
     for size in sorted(signed, reverse=True):
@@ -386,8 +483,14 @@ def quorum_latencies(signed: dict[int, datetime], received: Received,
     return seconds, len(window) - len(seconds), len(window)
 
 
-def quorum_run(url: DatabaseURL, events_per_s: float, seconds: float, connections: int,
-               threads: int, directory: Path) -> Quorum:
+def quorum_run(
+    url: DatabaseURL,
+    events_per_s: float,
+    seconds: float,
+    connections: int,
+    threads: int,
+    directory: Path,
+) -> Quorum:
     origin = "bench.ledger/witnessed"
     key, vkey = log_key(directory, origin)
     ports = {name: free_port() for name in VERIFIERS}
@@ -395,36 +498,79 @@ def quorum_run(url: DatabaseURL, events_per_s: float, seconds: float, connection
     for name, signer in cosigners.items():
         (directory / f"{name}.key").write_text(signer.to_private_text() + "\n")
     policy = directory / "policy.txt"
-    policy.write_text(f"log {vkey}\n" + "".join(
-        f"witness {n} {s.verifier_key()} http://127.0.0.1:{ports[n]}\n"
-        for n, s in cosigners.items()) + f"group verifiers 2 {' '.join(VERIFIERS)}\n"
-        "quorum verifiers\n")
+    policy.write_text(
+        f"log {vkey}\n"
+        + "".join(
+            f"witness {n} {s.verifier_key()} http://127.0.0.1:{ports[n]}\n"
+            for n, s in cosigners.items()
+        )
+        + f"group verifiers 2 {' '.join(VERIFIERS)}\n"
+        "quorum verifiers\n"
+    )
     keys = issue_keys(url)
     with ExitStack() as stack:
         base = stack.enter_context(ledger_server(url, directory, key, policy))
         for name in VERIFIERS:
             node = f"http://127.0.0.1:{ports[name]}"
-            peers = [part for other in VERIFIERS if other != name
-                     for part in ("--peer", f"http://127.0.0.1:{ports[other]}")]
-            stack.enter_context(served(
-                ["-m", "ledger.cli", "verifier", "run", "--ledger", base, "--key",
-                 str(directory / f"{name}.key"), "--log-key", vkey, "--state",
-                 str(directory / name), "--port", str(ports[name]), *peers],
-                node, "/status", directory / f"{name}.log", cwd=directory))
+            peers = [
+                part
+                for other in VERIFIERS
+                if other != name
+                for part in ("--peer", f"http://127.0.0.1:{ports[other]}")
+            ]
+            stack.enter_context(
+                served(
+                    [
+                        "-m",
+                        "ledger.cli",
+                        "verifier",
+                        "run",
+                        "--ledger",
+                        base,
+                        "--key",
+                        str(directory / f"{name}.key"),
+                        "--log-key",
+                        vkey,
+                        "--state",
+                        str(directory / name),
+                        "--port",
+                        str(ports[name]),
+                        *peers,
+                    ],
+                    node,
+                    "/status",
+                    directory / f"{name}.log",
+                    cwd=directory,
+                )
+            )
         good = open_shop(base, keys, 10_000_000)
         # One sale to count the events a sale makes, then let the log settle.
         before = views_status(base, keys)["store_position"]
         with httpx.Client(base_url=base, timeout=30) as client:
-            post(client, f"/goods/{good}/tiers/{TIER}/sales", keys.channel,
-                 {"buyer": "first", "channel": "shop", "quantity": 1,
-                  "unit_price": {"amount": 1999, "currency": "EUR"}})
+            post(
+                client,
+                f"/goods/{good}/tiers/{TIER}/sales",
+                keys.channel,
+                {
+                    "buyer": "first",
+                    "channel": "shop",
+                    "quantity": 1,
+                    "unit_price": {"amount": 1999, "currency": "EUR"},
+                },
+            )
         per_sale = max(1, views_status(base, keys)["store_position"] - before)
         rate = events_per_s / per_sale
         quiet(max_seconds=5)
         start_position = views_status(base, keys)["store_position"]
-        run = run_wrk(base, f"/goods/{good}/tiers/{TIER}/sales", keys.channel,
-                      max(1, round(rate * seconds)), connections=connections,
-                      threads=threads, rate=rate)
+        run = run_wrk(
+            base,
+            f"/goods/{good}/tiers/{TIER}/sales",
+            keys.channel,
+            max(1, round(rate * seconds)),
+            connections=connections,
+            threads=threads,
+            rate=rate,
+        )
         end_position = views_status(base, keys)["store_position"]
         # Wait until a checkpoint signed after the last answer (so covering
         # every sale) has its quorum.
@@ -450,11 +596,14 @@ def timeline(signed: dict[int, datetime], received: Received, start: float, end:
     for size in sorted(signed):
         at = signed[size].timestamp()
         if start <= at <= end:
-            came = ", ".join(f"{name} +{moment.timestamp() - at:.2f}"
-                             for name, moment in sorted(received.get(size, {}).items(),
-                                                        key=lambda item: item[1]))
-            lines.append(f"  size {size:>7,} (+{size - previous:,}) signed "
-                         f"{at - start:6.2f} s into the load; cosigned: {came or 'by no one'}")
+            came = ", ".join(
+                f"{name} +{moment.timestamp() - at:.2f}"
+                for name, moment in sorted(received.get(size, {}).items(), key=lambda item: item[1])
+            )
+            lines.append(
+                f"  size {size:>7,} (+{size - previous:,}) signed "
+                f"{at - start:6.2f} s into the load; cosigned: {came or 'by no one'}"
+            )
         previous = size
     return "\n".join(lines)
 
@@ -464,38 +613,65 @@ def backend_name(backend: str) -> str:
     return "PostgreSQL" if backend == "postgres" else "SQLite"
 
 
-def flash_figures(group: str, trivial: WrkRun, pooled: WrkRun,
-                  sale: LedgerSale) -> list[Figure]:
+def flash_figures(group: str, trivial: WrkRun, pooled: WrkRun, sale: LedgerSale) -> list[Figure]:
     run = sale.run
 
     def plain(name: str, got: WrkRun) -> Figure:
-        return Figure(group, name, got.rate, "req/s",
-                      note=f"p50 {got.p50_ms:.1f} ms, p99 {got.p99_ms:.1f} ms; "
-                           f"{got.seconds:.2f} s" + ("" if got.complete else
-                                                     f"; INCOMPLETE {got.answered:,}"))
+        return Figure(
+            group,
+            name,
+            got.rate,
+            "req/s",
+            note=f"p50 {got.p50_ms:.1f} ms, p99 {got.p99_ms:.1f} ms; "
+            f"{got.seconds:.2f} s" + ("" if got.complete else f"; INCOMPLETE {got.answered:,}"),
+        )
 
     base = plain("trivial FastAPI endpoint", trivial)
     in_pool = plain("trivial endpoint as def (thread pool)", pooled)
     ratio = run.rate / trivial.rate if trivial.rate else 0.0
-    main = Figure(group, "ledger", run.rate, "req/s", base, ">= 0.7x", ratio >= 0.7,
-                  note=f"{run.count(201):,} sold (201), {run.count(409):,} sold out (409), "
-                       f"{run.other:,} other; {run.count(201) / run.seconds:,.0f} sales/s, "
-                       f"{run.seconds:.2f} s" + ("" if run.complete else
-                                                  f"; INCOMPLETE {run.answered:,}"))
-    latency = Figure(group, "ledger p50 / p99", run.p99_ms, "ms p99",
-                     note=f"p50 {run.p50_ms:.1f} ms, max {run.max_ms:.0f} ms (trivial: "
-                          f"p50 {trivial.p50_ms:.1f}, p99 {trivial.p99_ms:.1f})")
-    oversold = Figure(group, "ledger oversold", sale.oversold, "units", target="0",
-                      met=sale.oversold == 0,
-                      note=f"issued {sale.issued:,} of {sale.units:,}, {sale.left:,} left; "
-                           f"views {sale.views_issued:,}; 201s {run.count(201):,}")
+    main = Figure(
+        group,
+        "ledger",
+        run.rate,
+        "req/s",
+        base,
+        ">= 0.7x",
+        ratio >= 0.7,
+        note=f"{run.count(201):,} sold (201), {run.count(409):,} sold out (409), "
+        f"{run.other:,} other; {run.count(201) / run.seconds:,.0f} sales/s, "
+        f"{run.seconds:.2f} s" + ("" if run.complete else f"; INCOMPLETE {run.answered:,}"),
+    )
+    latency = Figure(
+        group,
+        "ledger p50 / p99",
+        run.p99_ms,
+        "ms p99",
+        note=f"p50 {run.p50_ms:.1f} ms, max {run.max_ms:.0f} ms (trivial: "
+        f"p50 {trivial.p50_ms:.1f}, p99 {trivial.p99_ms:.1f})",
+    )
+    oversold = Figure(
+        group,
+        "ledger oversold",
+        sale.oversold,
+        "units",
+        target="0",
+        met=sale.oversold == 0,
+        note=f"issued {sale.issued:,} of {sale.units:,}, {sale.left:,} left; "
+        f"views {sale.views_issued:,}; 201s {run.count(201):,}",
+    )
     lag = sale.lag
     ms = {k: (v or 0.0) * 1000 for k, v in lag.items() if k.endswith("_seconds")}
-    lag_figure = Figure(group, "projection lag p99", ms["p99_seconds"], "ms",
-                        target="<= 100 ms", met=ms["p99_seconds"] <= 100,
-                        note=f"p50 {ms['p50_seconds']:.0f} ms, max {ms['max_seconds']:.0f} ms "
-                             f"over {lag['batches']:,} batches (window {lag['window']:,}); "
-                             f"caught up {sale.caught_up_ms:.0f} ms after the last answer")
+    lag_figure = Figure(
+        group,
+        "projection lag p99",
+        ms["p99_seconds"],
+        "ms",
+        target="<= 100 ms",
+        met=ms["p99_seconds"] <= 100,
+        note=f"p50 {ms['p50_seconds']:.0f} ms, max {ms['max_seconds']:.0f} ms "
+        f"over {lag['batches']:,} batches (window {lag['window']:,}); "
+        f"caught up {sale.caught_up_ms:.0f} ms after the last answer",
+    )
     return [main, base, in_pool, latency, oversold, lag_figure]
 
 
@@ -504,13 +680,21 @@ def quorum_figures(group: str, quorum: Quorum) -> list[Figure]:
     p50, p99 = percentile(samples, 0.5), percentile(samples, 0.99)
     worst = max(samples, default=float("nan"))
     met = bool(samples) and p99 <= 1.0 and not quorum.unwitnessed
-    return [Figure(group, "sealed -> 2 of 3 cosigned p99", p99, "s", target="<= 1 s",
-                   met=met,
-                   note=f"p50 {p50:.2f} s, max {worst:.2f} s over {len(samples)} checkpoints"
-                        + (f" ({quorum.unwitnessed} never)" if quorum.unwitnessed else "")
-                        + f"; load {quorum.events_per_s:,.0f} events/s "
-                          f"({quorum.run.rate:,.0f} sales/s x {quorum.events_per_sale:g}), "
-                          f"p99 sale {quorum.run.p99_ms:.0f} ms")]
+    return [
+        Figure(
+            group,
+            "sealed -> 2 of 3 cosigned p99",
+            p99,
+            "s",
+            target="<= 1 s",
+            met=met,
+            note=f"p50 {p50:.2f} s, max {worst:.2f} s over {len(samples)} checkpoints"
+            + (f" ({quorum.unwitnessed} never)" if quorum.unwitnessed else "")
+            + f"; load {quorum.events_per_s:,.0f} events/s "
+            f"({quorum.run.rate:,.0f} sales/s x {quorum.events_per_sale:g}), "
+            f"p99 sale {quorum.run.p99_ms:.0f} ms",
+        )
+    ]
 
 
 def run(options: argparse.Namespace) -> list[Figure]:
@@ -522,34 +706,52 @@ def run(options: argparse.Namespace) -> list[Figure]:
         if backend == "postgres":
             ensure_postgres(options.pg_server)
         name = backend_name(backend)
-        group = (f"flash sale over HTTP {options.buyers:,}/{options.units:,}, {name}, "
-                 f"wrk {options.connections} conns, 1 uvicorn worker ({loop})")
+        group = (
+            f"flash sale over HTTP {options.buyers:,}/{options.units:,}, {name}, "
+            f"wrk {options.connections} conns, 1 uvicorn worker ({loop})"
+        )
         with ExitStack() as stack:
             if options.log_dir is None:
-                directory = Path(stack.enter_context(
-                    tempfile.TemporaryDirectory(prefix="bench-http-")))
+                directory = Path(
+                    stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-http-"))
+                )
             else:  # keep the servers' logs (and keys, policy, verifier state) there
                 directory = options.log_dir / f"{backend}-{time.strftime('%H%M%S')}"
                 directory.mkdir(parents=True)
-            trivial, pooled = trivial_sales(options.buyers, options.connections,
-                                            options.wrk_threads, directory)
+            trivial, pooled = trivial_sales(
+                options.buyers, options.connections, options.wrk_threads, directory
+            )
             print(f"{name} trivial  {trivial.describe()}", flush=True)
             print(f"{name} def      {pooled.describe()}", flush=True)
             with fresh_store(backend, "http", options.pg_server) as url:
-                sale = ledger_sale(url, options.buyers, options.units, options.connections,
-                                   options.wrk_threads, directory)
+                sale = ledger_sale(
+                    url,
+                    options.buyers,
+                    options.units,
+                    options.connections,
+                    options.wrk_threads,
+                    directory,
+                )
             print(f"{name} ledger   {sale.run.describe()}", flush=True)
             figures += flash_figures(group, trivial, pooled, sale)
             if options.quorum:
                 quorum_dir = directory / "quorum"
                 quorum_dir.mkdir()
                 with fresh_store(backend, "quorum", options.pg_server) as url:
-                    quorum = quorum_run(url, options.quorum_events, options.quorum_seconds,
-                                        options.connections, options.wrk_threads, quorum_dir)
+                    quorum = quorum_run(
+                        url,
+                        options.quorum_events,
+                        options.quorum_seconds,
+                        options.connections,
+                        options.wrk_threads,
+                        quorum_dir,
+                    )
                 print(f"{name} quorum   {quorum.run.describe()}", flush=True)
                 figures += quorum_figures(
                     f"quorum over HTTP at ~{options.quorum_events:,.0f} events/s for "
-                    f"{options.quorum_seconds:g} s, {name}, 3 verifiers (push)", quorum)
+                    f"{options.quorum_seconds:g} s, {name}, 3 verifiers (push)",
+                    quorum,
+                )
     return figures
 
 
@@ -558,19 +760,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--buyers", type=int, default=15_342, help="sale attempts (15,342)")
     parser.add_argument("--units", type=int, default=10_000, help="units on sale (10,000)")
     parser.add_argument("--connections", type=int, default=64, help="wrk connections (64)")
-    parser.add_argument("--wrk-threads", type=int, default=1,
-                        help="wrk threads (1: on 2 cores, leave the other to the server)")
-    parser.add_argument("--quorum-events", type=float, default=1_000,
-                        help="events/s of the steady load during the quorum run (1,000)")
-    parser.add_argument("--quorum-seconds", type=float, default=10,
-                        help="seconds of steady load during the quorum run (10)")
-    parser.add_argument("--no-quorum", dest="quorum", action="store_false",
-                        help="leave out the quorum run")
-    parser.add_argument("--log-dir", type=Path, default=None,
-                        help="keep the servers' logs, keys and verifier state under this "
-                             "directory (default: a temp dir, removed)")
-    parser.add_argument("--pg-server", default=PG_SERVER,
-                        help="PostgreSQL server for the stores (a database per run)")
+    parser.add_argument(
+        "--wrk-threads",
+        type=int,
+        default=1,
+        help="wrk threads (1: on 2 cores, leave the other to the server)",
+    )
+    parser.add_argument(
+        "--quorum-events",
+        type=float,
+        default=1_000,
+        help="events/s of the steady load during the quorum run (1,000)",
+    )
+    parser.add_argument(
+        "--quorum-seconds",
+        type=float,
+        default=10,
+        help="seconds of steady load during the quorum run (10)",
+    )
+    parser.add_argument(
+        "--no-quorum", dest="quorum", action="store_false", help="leave out the quorum run"
+    )
+    parser.add_argument(
+        "--log-dir",
+        type=Path,
+        default=None,
+        help="keep the servers' logs, keys and verifier state under this "
+        "directory (default: a temp dir, removed)",
+    )
+    parser.add_argument(
+        "--pg-server",
+        default=PG_SERVER,
+        help="PostgreSQL server for the stores (a database per run)",
+    )
 
 
 def main() -> None:

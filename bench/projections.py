@@ -40,10 +40,13 @@ from ledger.service import Ledger
 from ledger.store.database import DatabaseURL
 
 SPEC: dict[str, Any] = {
-    "title": "Bench", "creators": [{"id": "alice", "share_bps": 7_000},
-                                   {"id": "bob", "share_bps": 3_000}],
-    "content_digest": "sha256:" + "ab" * 32, "kind": "collectible", "currency": "EUR",
-    "edition": {"policy": "absolute"}, "royalty": {"resale_bps": 1_000},
+    "title": "Bench",
+    "creators": [{"id": "alice", "share_bps": 7_000}, {"id": "bob", "share_bps": 3_000}],
+    "content_digest": "sha256:" + "ab" * 32,
+    "kind": "collectible",
+    "currency": "EUR",
+    "edition": {"policy": "absolute"},
+    "royalty": {"resale_bps": 1_000},
     "tiers": [{"name": "own", "quota": 1_000_000, "transferable": True}],
 }
 PRICE = Money(1_000, "EUR")
@@ -65,8 +68,10 @@ class Load:
         return self.sales + self.resales
 
     def describe(self) -> str:
-        return (f"{self.sales:,} sales + {self.resales:,} resales = {self.commands:,} commands "
-                f"from {self.threads} threads")
+        return (
+            f"{self.sales:,} sales + {self.resales:,} resales = {self.commands:,} commands "
+            f"from {self.threads} threads"
+        )
 
 
 @dataclass(frozen=True)
@@ -96,12 +101,24 @@ def drive(ledger: Ledger, good: str, load: Load) -> Run:
     def worker(t: int) -> None:
         for n in range(t, load.sales, load.threads):
             buyer = f"b{n}"
-            sold = ledger.sell(good, "own", buyer=buyer, channel="shop", quantity=1,
-                               unit_price=PRICE, idempotency_key=f"sale-{buyer}")
+            sold = ledger.sell(
+                good,
+                "own",
+                buyer=buyer,
+                channel="shop",
+                quantity=1,
+                unit_price=PRICE,
+                idempotency_key=f"sale-{buyer}",
+            )
             if load.resale_every and (n + 1) % load.resale_every == 0:
-                ledger.resell(sold["units"][0]["unit_id"], seller=buyer, buyer=f"r{n}",
-                              channel="market", price=RESALE_PRICE,
-                              idempotency_key=f"resale-{buyer}")
+                ledger.resell(
+                    sold["units"][0]["unit_id"],
+                    seller=buyer,
+                    buyer=f"r{n}",
+                    channel="market",
+                    price=RESALE_PRICE,
+                    idempotency_key=f"resale-{buyer}",
+                )
             finished[t] = time.perf_counter()
 
     pool = [threading.Thread(target=worker, args=(t,)) for t in range(load.threads)]
@@ -116,8 +133,13 @@ def drive(ledger: Ledger, good: str, load: Load) -> Run:
 def listen_dsn(url: DatabaseURL, follow: str) -> dict[str, Any] | None:
     if url.backend != "postgresql" or follow != "listen":
         return None
-    return {"host": url.host, "port": url.port, "user": url.user, "password": url.password,
-            "dbname": url.dbname}
+    return {
+        "host": url.host,
+        "port": url.port,
+        "user": url.user,
+        "password": url.password,
+        "dbname": url.dbname,
+    }
 
 
 def timed(work: Callable[[], Any]) -> tuple[Any, float]:
@@ -153,13 +175,19 @@ def live_run(backend: str, load: Load, pg_server: str, follow: str, baseline: fl
         rate = run.rate(load)
         lag = status["lag"]
         ms = {k: (v or 0.0) * 1_000 for k, v in lag.items() if k.endswith("_seconds")}
-        print(f"live        {rate:8,.0f} commands/s ({run.seconds:.2f} s; {rate / baseline:.2f}x "
-              "the baseline, views following)")
-        print(f"lag         p50 {ms['p50_seconds']:.1f} ms, p99 {ms['p99_seconds']:.1f} ms, "
-              f"max {ms['max_seconds']:.1f} ms over {lag['batches']:,} batches")
-        print(f"caught up   {catch_up_s * 1_000:8.1f} ms after the last commit "
-              f"({'yes' if caught_up else 'NO'}; views at {status['position']:,} "
-              f"of {status['store_position']:,})")
+        print(
+            f"live        {rate:8,.0f} commands/s ({run.seconds:.2f} s; {rate / baseline:.2f}x "
+            "the baseline, views following)"
+        )
+        print(
+            f"lag         p50 {ms['p50_seconds']:.1f} ms, p99 {ms['p99_seconds']:.1f} ms, "
+            f"max {ms['max_seconds']:.1f} ms over {lag['batches']:,} batches"
+        )
+        print(
+            f"caught up   {catch_up_s * 1_000:8.1f} ms after the last commit "
+            f"({'yes' if caught_up else 'NO'}; views at {status['position']:,} "
+            f"of {status['store_position']:,})"
+        )
         rebuild_and_check(store)
 
 
@@ -174,12 +202,16 @@ def rebuild_and_check(store: ProjectionStore) -> None:
             applied += changes.events
 
     _, rebuild_s = timed(rebuild)
-    print(f"rebuild     {applied / rebuild_s:8,.0f} events/s ({applied:,} events from zero in "
-          f"{rebuild_s:.2f} s)")
+    print(
+        f"rebuild     {applied / rebuild_s:8,.0f} events/s ({applied:,} events from zero in "
+        f"{rebuild_s:.2f} s)"
+    )
     report, check_s = timed(lambda: compare_with_replay(store))
-    print(f"replay      {report.events / check_s:8,.0f} events/s (compare_with_replay: "
-          f"{sum(report.rows.values()):,} rows, {'equal' if report.ok else 'DIFFER'}, "
-          f"{check_s:.2f} s; store position {events:,})")
+    print(
+        f"replay      {report.events / check_s:8,.0f} events/s (compare_with_replay: "
+        f"{sum(report.rows.values()):,} rows, {'equal' if report.ok else 'DIFFER'}, "
+        f"{check_s:.2f} s; store position {events:,})"
+    )
 
 
 def bench(backend: str, load: Load, pg_server: str, follows: list[str]) -> None:
@@ -194,18 +226,29 @@ def main() -> None:
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--sales", type=int, default=3_000, help="single-unit sales (3,000)")
     parser.add_argument("--threads", type=int, default=8, help="writer threads (8)")
-    parser.add_argument("--resale-every", type=int, default=10,
-                        help="every K-th buyer resells at once; 0 for none (10)")
-    parser.add_argument("--pg-follow", choices=["listen", "poll", "both"], default="both",
-                        help="how the runner follows PostgreSQL (both: two live runs)")
-    parser.add_argument("--pg-server", default="postgresql://postgres@127.0.0.1:5432/",
-                        help="PostgreSQL server to create the scratch database on")
+    parser.add_argument(
+        "--resale-every",
+        type=int,
+        default=10,
+        help="every K-th buyer resells at once; 0 for none (10)",
+    )
+    parser.add_argument(
+        "--pg-follow",
+        choices=["listen", "poll", "both"],
+        default="both",
+        help="how the runner follows PostgreSQL (both: two live runs)",
+    )
+    parser.add_argument(
+        "--pg-server",
+        default="postgresql://postgres@127.0.0.1:5432/",
+        help="PostgreSQL server to create the scratch database on",
+    )
     args = parser.parse_args()
     if args.sales < 1 or args.threads < 1 or args.resale_every < 0:
         parser.error("--sales and --threads must be at least 1, --resale-every at least 0")
     load = Load(args.sales, args.threads, args.resale_every)
     pg_follows = ["listen", "poll"] if args.pg_follow == "both" else [args.pg_follow]
-    for backend in (["sqlite", "postgres"] if args.backend == "both" else [args.backend]):
+    for backend in ["sqlite", "postgres"] if args.backend == "both" else [args.backend]:
         if backend == "sqlite":
             bench("sqlite", load, args.pg_server, ["poll"])
         else:

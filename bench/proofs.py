@@ -103,8 +103,10 @@ def build_log(url: DatabaseURL, leaves: int, signer: Signer) -> tuple[bytes, flo
         def read_new(last_position: int, limit: int) -> list[tuple[int, str, int, bytes]]:
             # Leaf i is "event" position i + 1 of its own aggregate, version 1.
             end = min(leaves, last_position + limit)
-            return [(position, f"bench-{position - 1}", 1, merkle.leaf_hash(entry(position - 1)))
-                    for position in range(last_position + 1, end + 1)]
+            return [
+                (position, f"bench-{position - 1}", 1, merkle.leaf_hash(entry(position - 1)))
+                for position in range(last_position + 1, end + 1)
+            ]
 
         while log.append(read_new, BATCH):
             pass
@@ -128,8 +130,9 @@ def build_pymerkle(path: Path, leaves: int) -> tuple[Any, float]:
 # --- in-process proofs -------------------------------------------------------------
 
 
-def prove_ours(proofs: CheckedProofs, log: LogStore,
-               index: int) -> tuple[bytes, list[bytes], bytes]:
+def prove_ours(
+    proofs: CheckedProofs, log: LogStore, index: int
+) -> tuple[bytes, list[bytes], bytes]:
     """What ``GET /log/proof/inclusion?index=`` computes: the latest signed
     checkpoint, then the leaf hash and the path, verified against its root."""
     latest = log.latest_checkpoint()
@@ -138,8 +141,9 @@ def prove_ours(proofs: CheckedProofs, log: LogStore,
     return checked.leaf, checked.proof, checked.root
 
 
-def ours_in_process(url: DatabaseURL, indices: list[int], size: int,
-                    root: bytes) -> tuple[float, int]:
+def ours_in_process(
+    url: DatabaseURL, indices: list[int], size: int, root: bytes
+) -> tuple[float, int]:
     """Proofs/s of our store on a cold store, and how many proofs verified."""
     with Ledger(url) as ledger:
         log = LogStore(ledger.event_store.recorder, create=False)
@@ -157,8 +161,9 @@ def ours_in_process(url: DatabaseURL, indices: list[int], size: int,
     return len(indices) / elapsed, verified
 
 
-def pymerkle_in_process(tree: Any, indices: list[int], size: int,
-                        seconds: float) -> tuple[float, int, int, bytes, int]:
+def pymerkle_in_process(
+    tree: Any, indices: list[int], size: int, seconds: float
+) -> tuple[float, int, int, bytes, int]:
     """pymerkle's proofs/s over the proofs it finished within ``seconds``;
     also how many, how many verified, its root, and how many of its paths
     our own verifier accepts as they are."""
@@ -194,11 +199,28 @@ def ledger_served(url: DatabaseURL, signer: Signer) -> Iterator[tuple[int, int]]
     key = directory / "log.key"
     key.write_text(signer.to_private_text() + "\n")
     port = free_port()
-    args = ["-m", "ledger.cli", "serve", "--db", url.display(), "--log-key", str(key),
-            "--host", "127.0.0.1", "--port", str(port)]
+    args = [
+        "-m",
+        "ledger.cli",
+        "serve",
+        "--db",
+        url.display(),
+        "--log-key",
+        str(key),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
-    with served(args, f"http://127.0.0.1:{port}", "/readyz", directory / "server.log",
-                cwd=directory, env=env) as server:
+    with served(
+        args,
+        f"http://127.0.0.1:{port}",
+        "/readyz",
+        directory / "server.log",
+        cwd=directory,
+        env=env,
+    ) as server:
         yield port, server.pid
 
 
@@ -217,6 +239,7 @@ def server_cpu(port: int, pid: int, paths: list[str]) -> float:
     """CPU seconds (user + system) the server spent per request on ``paths``,
     sent in a row: the cost of a route, less sensitive to the machine's load
     than its latency. Linux (``/proc``)."""
+
     def cpu() -> float:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -230,8 +253,9 @@ def server_cpu(port: int, pid: int, paths: list[str]) -> float:
     return spent / len(paths)
 
 
-def over_http(port: int, indices: list[int], size: int,
-              root: bytes) -> tuple[list[float], list[float], int]:
+def over_http(
+    port: int, indices: list[int], size: int, root: bytes
+) -> tuple[list[float], list[float], int]:
     """Latencies (s) of the proofs and of /healthz, and how many proofs verified."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     rng = random.Random(7)
@@ -253,8 +277,9 @@ def over_http(port: int, indices: list[int], size: int,
         assert (answer["index"], answer["size"]) == (index, size)
         assert leaf == merkle.leaf_hash(entry(index))
         assert base64.b64decode(answer["root"]) == root
-        merkle.verify_inclusion(leaf, index, size,
-                                [base64.b64decode(h) for h in answer["proof"]], root)
+        merkle.verify_inclusion(
+            leaf, index, size, [base64.b64decode(h) for h in answer["proof"]], root
+        )
         verified += 1
     return proof_times, health_times, verified
 
@@ -277,21 +302,31 @@ def run(options: argparse.Namespace) -> list[Figure]:
 
         quiet = wait_quiet()
         pm_rate, pm_done, pm_verified, pm_root, ours_accept = pymerkle_in_process(
-            tree, indices, leaves, options.pymerkle_seconds)
+            tree, indices, leaves, options.pymerkle_seconds
+        )
         tree.con.close()
         roots = "roots equal" if pm_root == root else "ROOTS DIFFER"
         pymerkle_figure = Figure(
-            group, "pymerkle 6.1.0 SqliteTree", pm_rate, "proofs/s",
+            group,
+            "pymerkle 6.1.0 SqliteTree",
+            pm_rate,
+            "proofs/s",
             note=f"{pm_done:,} of {count:,} proofs in its {options.pymerkle_seconds:g} s, "
-                 f"{pm_verified:,} verify; {roots}; {ours_accept:,} of its paths pass our "
-                 f"verifier as they are; CPU {quiet:.0%} busy before")
+            f"{pm_verified:,} verify; {roots}; {ours_accept:,} of its paths pass our "
+            f"verifier as they are; CPU {quiet:.0%} busy before",
+        )
         quiet = wait_quiet()
         ours_rate, ours_verified = ours_in_process(url, indices, leaves, root)
         ours_figure = Figure(
-            group, "ledger LogStore (the route's reads, hashing and check)", ours_rate, "proofs/s",
-            baseline=pymerkle_figure, target=">= 10x",
+            group,
+            "ledger LogStore (the route's reads, hashing and check)",
+            ours_rate,
+            "proofs/s",
+            baseline=pymerkle_figure,
+            target=">= 10x",
             met=ours_rate >= 10 * pm_rate,
-            note=f"{count:,} proofs, {ours_verified:,} verify; CPU {quiet:.0%} busy before")
+            note=f"{count:,} proofs, {ours_verified:,} verify; CPU {quiet:.0%} busy before",
+        )
 
         with ledger_served(url, signer) as (port, pid):
             quiet = wait_quiet()
@@ -299,36 +334,75 @@ def run(options: argparse.Namespace) -> list[Figure]:
             # Then the server's CPU per request, each route on its own (the
             # proofs on leaves not asked before: no warmer cache than above).
             cpu_rng = random.Random(options.seed + 1)
-            cpu_paths = [f"/log/proof/inclusion?index={cpu_rng.randrange(leaves)}"
-                         for _ in range(min(count, 3_000))]
+            cpu_paths = [
+                f"/log/proof/inclusion?index={cpu_rng.randrange(leaves)}"
+                for _ in range(min(count, 3_000))
+            ]
             health_cpu = server_cpu(port, pid, ["/healthz"] * len(cpu_paths))
             proof_cpu = server_cpu(port, pid, cpu_paths)
         health_p50 = Figure(http_group, "/healthz p50", percentile(health_times, 0.5) * 1e3, "ms")
-        health_p99 = Figure(http_group, "/healthz p99", percentile(health_times, 0.99) * 1e3, "ms",
-                            note=f"{count:,} requests, interleaved with the proofs")
-        proof_p50 = Figure(http_group, "/log/proof/inclusion p50",
-                           percentile(proof_times, 0.5) * 1e3, "ms", baseline=health_p50)
+        health_p99 = Figure(
+            http_group,
+            "/healthz p99",
+            percentile(health_times, 0.99) * 1e3,
+            "ms",
+            note=f"{count:,} requests, interleaved with the proofs",
+        )
+        proof_p50 = Figure(
+            http_group,
+            "/log/proof/inclusion p50",
+            percentile(proof_times, 0.5) * 1e3,
+            "ms",
+            baseline=health_p50,
+        )
         p99 = percentile(proof_times, 0.99) * 1e3
-        proof_p99 = Figure(http_group, "/log/proof/inclusion p99", p99, "ms",
-                           baseline=health_p99, target="<= 2 ms", met=p99 <= 2.0,
-                           note=f"{count:,} random leaves, {http_verified:,} proofs verify; "
-                                f"max {max(proof_times) * 1e3:.1f} ms; CPU {quiet:.0%} busy "
-                                "before")
-    health_cpu_figure = Figure(http_group, "/healthz server CPU", health_cpu * 1e3,
-                               "ms/request", note=f"{len(cpu_paths):,} requests in a row")
-    proof_cpu_figure = Figure(http_group, "/log/proof/inclusion server CPU", proof_cpu * 1e3,
-                              "ms/request", baseline=health_cpu_figure,
-                              note=f"{len(cpu_paths):,} random leaves in a row")
-    return [pymerkle_figure, ours_figure, health_p50, health_p99, proof_p50, proof_p99,
-            health_cpu_figure, proof_cpu_figure]
+        proof_p99 = Figure(
+            http_group,
+            "/log/proof/inclusion p99",
+            p99,
+            "ms",
+            baseline=health_p99,
+            target="<= 2 ms",
+            met=p99 <= 2.0,
+            note=f"{count:,} random leaves, {http_verified:,} proofs verify; "
+            f"max {max(proof_times) * 1e3:.1f} ms; CPU {quiet:.0%} busy "
+            "before",
+        )
+    health_cpu_figure = Figure(
+        http_group,
+        "/healthz server CPU",
+        health_cpu * 1e3,
+        "ms/request",
+        note=f"{len(cpu_paths):,} requests in a row",
+    )
+    proof_cpu_figure = Figure(
+        http_group,
+        "/log/proof/inclusion server CPU",
+        proof_cpu * 1e3,
+        "ms/request",
+        baseline=health_cpu_figure,
+        note=f"{len(cpu_paths):,} random leaves in a row",
+    )
+    return [
+        pymerkle_figure,
+        ours_figure,
+        health_p50,
+        health_p99,
+        proof_p50,
+        proof_p99,
+        health_cpu_figure,
+        proof_cpu_figure,
+    ]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--leaves", type=int, default=1_000_000)
-    parser.add_argument("--proofs", type=int, default=10_000,
-                        help="random leaves proved, in-process and over HTTP")
-    parser.add_argument("--pymerkle-seconds", type=float, default=60.0,
-                        help="time box for pymerkle's proofs")
+    parser.add_argument(
+        "--proofs", type=int, default=10_000, help="random leaves proved, in-process and over HTTP"
+    )
+    parser.add_argument(
+        "--pymerkle-seconds", type=float, default=60.0, help="time box for pymerkle's proofs"
+    )
     parser.add_argument("--seed", type=int, default=6)
 
 

@@ -90,19 +90,30 @@ class Loopback:
         self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
         self.room = asyncio.Semaphore(size)
 
-    async def request(self, method: str, path: str, *, headers: dict[str, str],
-                      json: Any = None, timeout: float = 30.0) -> Answer:
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: dict[str, str],
+        json: Any = None,
+        timeout: float = 30.0,
+    ) -> Answer:
         body = b"" if json is None else orjson.dumps(json)
-        head = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}",
-                f"Content-Length: {len(body)}"]
+        head = [
+            f"{method} {path} HTTP/1.1",
+            f"Host: {self.host}:{self.port}",
+            f"Content-Length: {len(body)}",
+        ]
         if json is not None:
             head.append("Content-Type: application/json")
         head += [f"{name}: {value}" for name, value in headers.items()]
         payload = ("\r\n".join(head) + "\r\n\r\n").encode() + body
         async with self.room:
             reused = bool(self.idle)
-            connection = self.idle.pop() if reused else await asyncio.open_connection(
-                self.host, self.port)
+            connection = (
+                self.idle.pop() if reused else await asyncio.open_connection(self.host, self.port)
+            )
             try:
                 answer = await asyncio.wait_for(self._exchange(connection, payload), timeout)
             except (ConnectionError, asyncio.IncompleteReadError) as error:
@@ -115,8 +126,7 @@ class Loopback:
                 # one. (Safe for POSTs too: each carries an Idempotency-Key.)
                 connection = await asyncio.open_connection(self.host, self.port)
                 try:
-                    answer = await asyncio.wait_for(self._exchange(connection, payload),
-                                                    timeout)
+                    answer = await asyncio.wait_for(self._exchange(connection, payload), timeout)
                 except BaseException:
                     connection[1].close()
                     raise
@@ -133,8 +143,9 @@ class Loopback:
         return await self.request("GET", path, headers=headers)
 
     @staticmethod
-    async def _exchange(connection: tuple[asyncio.StreamReader, asyncio.StreamWriter],
-                        payload: bytes) -> Answer:
+    async def _exchange(
+        connection: tuple[asyncio.StreamReader, asyncio.StreamWriter], payload: bytes
+    ) -> Answer:
         reader, writer = connection
         writer.write(payload)
         await writer.drain()
@@ -157,11 +168,16 @@ class Loopback:
 
 
 def good_spec(title: str, quota: int) -> dict[str, Any]:
-    return {"title": title, "creators": [{"id": "alice", "share_bps": 10_000}],
-            "content_digest": "sha256:" + secrets.token_hex(32), "kind": "collectible",
-            "currency": "EUR", "edition": {"policy": "absolute"},
-            "royalty": {"resale_bps": 1_000},
-            "tiers": [{"name": TIER, "quota": quota, "transferable": True}]}
+    return {
+        "title": title,
+        "creators": [{"id": "alice", "share_bps": 10_000}],
+        "content_digest": "sha256:" + secrets.token_hex(32),
+        "kind": "collectible",
+        "currency": "EUR",
+        "edition": {"policy": "absolute"},
+        "royalty": {"resale_bps": 1_000},
+        "tiers": [{"name": TIER, "quota": quota, "transferable": True}],
+    }
 
 
 @dataclass
@@ -196,8 +212,14 @@ class Tally:
 
 
 class Soak:
-    def __init__(self, client: Loopback, keys: Any, options: argparse.Namespace,
-                 goods: list[str], tally: Tally) -> None:
+    def __init__(
+        self,
+        client: Loopback,
+        keys: Any,
+        options: argparse.Namespace,
+        goods: list[str],
+        tally: Tally,
+    ) -> None:
         self.client = client
         self.channel = {"Authorization": f"Bearer {keys.channel}"}
         self.admin = {"Authorization": f"Bearer {keys.admin}"}
@@ -208,9 +230,17 @@ class Soak:
         self.rng = random.Random(options.seed)
 
     # -- one request, timed and judged ---------------------------------------
-    async def request(self, method: str, path: str, template: str, *, body: Any = None,
-                      admin: bool = False, written_at: float | None = None,
-                      allowed: tuple[int, ...] = ()) -> Answer | None:
+    async def request(
+        self,
+        method: str,
+        path: str,
+        template: str,
+        *,
+        body: Any = None,
+        admin: bool = False,
+        written_at: float | None = None,
+        allowed: tuple[int, ...] = (),
+    ) -> Answer | None:
         headers = dict(self.admin if admin else self.channel)
         if method == "POST":
             headers["Idempotency-Key"] = f"soak-{secrets.token_hex(8)}"
@@ -219,8 +249,17 @@ class Soak:
             response = await self.client.request(method, path, json=body, headers=headers)
         except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError) as error:
             self.tally.errors[(f"{method} {template}", 0)] += 1
-            self.record(Failure(method, path, 0, f"{type(error).__name__}: {error}", None,
-                                None, self.tally.now()))
+            self.record(
+                Failure(
+                    method,
+                    path,
+                    0,
+                    f"{type(error).__name__}: {error}",
+                    None,
+                    None,
+                    self.tally.now(),
+                )
+            )
             return None
         answered = time.monotonic()
         key = f"{method} {template}"
@@ -229,9 +268,15 @@ class Soak:
         ok = response.status_code < 300 or response.status_code in allowed
         if not ok:
             self.tally.errors[(key, response.status_code)] += 1
-            failure = Failure(method, path, response.status_code, response.text[:300],
-                              None if written_at is None else (answered - written_at) * 1e3,
-                              response.headers.get("x-ledger-view-position"), self.tally.now())
+            failure = Failure(
+                method,
+                path,
+                response.status_code,
+                response.text[:300],
+                None if written_at is None else (answered - written_at) * 1e3,
+                response.headers.get("x-ledger-view-position"),
+                self.tally.now(),
+            )
             if self.record(failure) and method == "GET":
                 await self.investigate(failure, path, headers)
             return None
@@ -239,9 +284,12 @@ class Soak:
 
     def record(self, failure: Failure) -> bool:
         """Keep the first few failures of each kind in full; True if kept."""
-        kind = [f for f in self.tally.failures if (f.method, f.status) == (failure.method,
-                                                                           failure.status)
-                and _template(f.path) == _template(failure.path)]
+        kind = [
+            f
+            for f in self.tally.failures
+            if (f.method, f.status) == (failure.method, failure.status)
+            and _template(f.path) == _template(failure.path)
+        ]
         if len(kind) >= SAMPLES_PER_KIND:
             return False
         self.tally.failures.append(failure)
@@ -253,16 +301,20 @@ class Soak:
         began = time.monotonic()
         try:
             status = await self.client.get("/views/status", headers=self.admin)
-            failure.views_status = {k: v for k, v in status.json().items()
-                                    if k in ("position", "store_position", "behind", "error")}
+            failure.views_status = {
+                k: v
+                for k, v in status.json().items()
+                if k in ("position", "store_position", "behind", "error")
+            }
         except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError):
             pass
         for pause in (0.0, 0.1, 0.5, 2.0):
             await asyncio.sleep(pause)
             try:
                 again = await self.client.get(path, headers=headers)
-                failure.later.append(f"+{(time.monotonic() - began) * 1e3:.0f} ms: "
-                                     f"{again.status_code}")
+                failure.later.append(
+                    f"+{(time.monotonic() - began) * 1e3:.0f} ms: {again.status_code}"
+                )
                 if again.status_code < 300:
                     break
             except (OSError, asyncio.IncompleteReadError, TimeoutError) as error:
@@ -273,10 +325,17 @@ class Soak:
         n = next(self.ids)
         good = self.rng.choice(self.goods)
         buyer = f"b{n}"
-        sold = await self.request("POST", f"/goods/{good}/tiers/{TIER}/sales",
-                                  "/goods/{g}/tiers/{t}/sales", body={
-                                      "buyer": buyer, "channel": "shop", "quantity": 1,
-                                      "unit_price": {"amount": 1_000, "currency": "EUR"}})
+        sold = await self.request(
+            "POST",
+            f"/goods/{good}/tiers/{TIER}/sales",
+            "/goods/{g}/tiers/{t}/sales",
+            body={
+                "buyer": buyer,
+                "channel": "shop",
+                "quantity": 1,
+                "unit_price": {"amount": 1_000, "currency": "EUR"},
+            },
+        )
         if sold is None:
             return
         at = time.monotonic()
@@ -287,14 +346,26 @@ class Soak:
         if self.rng.random() < self.options.list_share:
             await self.listed(good, buyer, unit, at)
         if self.rng.random() < self.options.provenance_share:
-            await self.request("GET", f"/units/{unit}/provenance", "/units/{u}/provenance",
-                               written_at=at, allowed=(409,))
+            await self.request(
+                "GET",
+                f"/units/{unit}/provenance",
+                "/units/{u}/provenance",
+                written_at=at,
+                allowed=(409,),
+            )
         if self.rng.random() < self.options.resale_share:
             buyer2 = f"r{n}"
-            resold = await self.request("POST", f"/units/{unit}/resales", "/units/{u}/resales",
-                                        body={"seller": buyer, "buyer": buyer2,
-                                              "channel": "shop",
-                                              "price": {"amount": 2_000, "currency": "EUR"}})
+            resold = await self.request(
+                "POST",
+                f"/units/{unit}/resales",
+                "/units/{u}/resales",
+                body={
+                    "seller": buyer,
+                    "buyer": buyer2,
+                    "channel": "shop",
+                    "price": {"amount": 2_000, "currency": "EUR"},
+                },
+            )
             if resold is None:
                 return
             at = time.monotonic()
@@ -304,21 +375,31 @@ class Soak:
             await self.listed(good, buyer2, unit, at)
 
     async def listed(self, good: str, holder: str, unit: str, at: float) -> None:
-        page = await self.request("GET", f"/goods/{good}/units?holder={holder}",
-                                  "/goods/{g}/units?holder=", written_at=at)
+        page = await self.request(
+            "GET", f"/goods/{good}/units?holder={holder}", "/goods/{g}/units?holder=", written_at=at
+        )
         if page is not None and unit not in {u["unit_id"] for u in page.json()["items"]}:
             self.tally.stale["GET /goods/{g}/units?holder= without the unit"] += 1
 
     async def mint(self, quota: int) -> None:
-        minted = await self.request("POST", "/goods", "/goods", admin=True,
-                                    body={"spec": good_spec(f"soak {len(self.goods)}", quota)})
+        minted = await self.request(
+            "POST",
+            "/goods",
+            "/goods",
+            admin=True,
+            body={"spec": good_spec(f"soak {len(self.goods)}", quota)},
+        )
         if minted is None:
             return
         at = time.monotonic()
         good = minted.json()["good_id"]
         for suffix in ("", "/stock", "/lineage", "/velocity", f"/units?tier={TIER}"):
-            await self.request("GET", f"/goods/{good}{suffix}", "/goods/{g}" + suffix.split(
-                "?")[0] + ("?tier=" if "?" in suffix else ""), written_at=at)
+            await self.request(
+                "GET",
+                f"/goods/{good}{suffix}",
+                "/goods/{g}" + suffix.split("?")[0] + ("?tier=" if "?" in suffix else ""),
+                written_at=at,
+            )
         self.goods.append(good)
 
     # -- pacing ----------------------------------------------------------------
@@ -364,8 +445,14 @@ def rss_mb(pid: int) -> float:
         current = pids.pop()
         try:
             status = Path(f"/proc/{current}/status").read_text()
-            total += next(int(line.split()[1]) for line in status.splitlines()
-                          if line.startswith("VmRSS:")) / 1024
+            total += (
+                next(
+                    int(line.split()[1])
+                    for line in status.splitlines()
+                    if line.startswith("VmRSS:")
+                )
+                / 1024
+            )
             for task in Path(f"/proc/{current}/task").iterdir():
                 children = (task / "children").read_text().split()
                 pids.extend(int(c) for c in children)
@@ -377,9 +464,12 @@ def rss_mb(pid: int) -> float:
 async def sample_rss(pid: int, every: float, tally: Tally, stop: asyncio.Event) -> None:
     while not stop.is_set():
         tally.rss.append((tally.now(), rss_mb(pid)))
-        print(f"  {tally.now():6.0f} s  RSS {tally.rss[-1][1]:7.1f} MB  journeys "
-              f"{tally.journeys}  errors {sum(tally.errors.values())}  skipped "
-              f"{tally.skipped}", flush=True)
+        print(
+            f"  {tally.now():6.0f} s  RSS {tally.rss[-1][1]:7.1f} MB  journeys "
+            f"{tally.journeys}  errors {sum(tally.errors.values())}  skipped "
+            f"{tally.skipped}",
+            flush=True,
+        )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), every)
     tally.rss.append((tally.now(), rss_mb(pid)))
@@ -391,8 +481,13 @@ async def soak(base: str, pid: int, keys: Any, options: argparse.Namespace) -> T
     client = Loopback(base, options.inflight)
     try:
         setup = Soak(client, keys, options, [], Tally())
-        await setup.request("POST", "/channels", "/channels", admin=True,
-                            body={"channel": "shop", "name": "Shop", "fee_bps": 500})
+        await setup.request(
+            "POST",
+            "/channels",
+            "/channels",
+            admin=True,
+            body={"channel": "shop", "name": "Shop", "fee_bps": 500},
+        )
         for _ in range(options.goods):
             await setup.mint(quota)
         if setup.tally.errors or len(setup.goods) < options.goods:
@@ -414,13 +509,16 @@ async def soak(base: str, pid: int, keys: Any, options: argparse.Namespace) -> T
 
 def report(tally: Tally, options: argparse.Namespace, log_file: Path) -> int:
     elapsed = tally.elapsed or tally.now()
-    sales = sum(n for (key, status), n in tally.statuses.items()
-                if key.endswith("/sales") and status == 201)
+    sales = sum(
+        n for (key, status), n in tally.statuses.items() if key.endswith("/sales") and status == 201
+    )
     reads = sum(n for (key, _), n in tally.statuses.items() if key.startswith("GET"))
     print(f"\n== soak: {options.db}, {elapsed:.0f} s, asked {options.rate}/s")
-    print(f"journeys {tally.journeys} ({tally.journeys / elapsed:.1f}/s), sales answered 201: "
-          f"{sales} ({sales / elapsed:.1f}/s), reads {reads} ({reads / elapsed:.1f}/s), "
-          f"skipped (client full) {tally.skipped}")
+    print(
+        f"journeys {tally.journeys} ({tally.journeys / elapsed:.1f}/s), sales answered 201: "
+        f"{sales} ({sales / elapsed:.1f}/s), reads {reads} ({reads / elapsed:.1f}/s), "
+        f"skipped (client full) {tally.skipped}"
+    )
     print("\nanswers by path and status:")
     for (key, status), n in sorted(tally.statuses.items()):
         print(f"  {status}  {n:8d}  {key}")
@@ -437,27 +535,40 @@ def report(tally: Tally, options: argparse.Namespace, log_file: Path) -> int:
     if tally.failures:
         print("\nfailures (first few of each kind):")
         for f in tally.failures:
-            since = "" if f.since_write_ms is None else f" {f.since_write_ms:.0f} ms after the " \
-                                                        "write's answer"
-            print(f"  at {f.at_s:.1f} s: {f.method} {f.path} -> {f.status}{since}; view "
-                  f"position {f.view_position}; views then {json.dumps(f.views_status)}; "
-                  f"again: {', '.join(f.later) or '-'}; {f.detail[:160]}")
+            since = (
+                ""
+                if f.since_write_ms is None
+                else f" {f.since_write_ms:.0f} ms after the write's answer"
+            )
+            print(
+                f"  at {f.at_s:.1f} s: {f.method} {f.path} -> {f.status}{since}; view "
+                f"position {f.view_position}; views then {json.dumps(f.views_status)}; "
+                f"again: {', '.join(f.later) or '-'}; {f.detail[:160]}"
+            )
     print("\nlatency by path (ms):")
     print(f"  {'n':>8}  {'p50':>7}  {'p99':>7}  {'max':>7}  path")
     for key, samples in sorted(tally.latencies.items()):
-        print(f"  {len(samples):8d}  {percentile(samples, 0.5) * 1e3:7.1f}  "
-              f"{percentile(samples, 0.99) * 1e3:7.1f}  {max(samples) * 1e3:7.1f}  {key}")
+        print(
+            f"  {len(samples):8d}  {percentile(samples, 0.5) * 1e3:7.1f}  "
+            f"{percentile(samples, 0.99) * 1e3:7.1f}  {max(samples) * 1e3:7.1f}  {key}"
+        )
     everything = [s for samples in tally.latencies.values() for s in samples]
     if everything:
-        print(f"  {len(everything):8d}  {percentile(everything, 0.5) * 1e3:7.1f}  "
-              f"{percentile(everything, 0.99) * 1e3:7.1f}  {max(everything) * 1e3:7.1f}  "
-              "(all)")
+        print(
+            f"  {len(everything):8d}  {percentile(everything, 0.5) * 1e3:7.1f}  "
+            f"{percentile(everything, 0.99) * 1e3:7.1f}  {max(everything) * 1e3:7.1f}  "
+            "(all)"
+        )
     if tally.rss:
-        print(f"\nserver RSS (with children): start {tally.rss[0][1]:.1f} MB, end "
-              f"{tally.rss[-1][1]:.1f} MB, max {max(r for _, r in tally.rss):.1f} MB")
+        print(
+            f"\nserver RSS (with children): start {tally.rss[0][1]:.1f} MB, end "
+            f"{tally.rss[-1][1]:.1f} MB, max {max(r for _, r in tally.rss):.1f} MB"
+        )
     final = tally.final_views
-    print(f"views at the end: position {final.get('position')} of {final.get('store_position')}"
-          f", lag {json.dumps(final.get('lag'))}")
+    print(
+        f"views at the end: position {final.get('position')} of {final.get('store_position')}"
+        f", lag {json.dumps(final.get('lag'))}"
+    )
     print(f"server log: {log_file}")
     return 1 if tally.errors else 0
 
@@ -473,14 +584,24 @@ def soak_once(options: argparse.Namespace) -> tuple[Tally, Path]:
     if options.db == "postgres":
         ensure_postgres(options.pg_server)
     directory = Path(tempfile.mkdtemp(prefix="ledger-soak-"))
-    with fresh_store("sqlite" if options.db == "sqlite" else "postgres", "soak",
-                     options.pg_server) as url:
+    with fresh_store(
+        "sqlite" if options.db == "sqlite" else "postgres", "soak", options.pg_server
+    ) as url:
         keys = issue_keys(url)
         key, _ = log_key(directory, "soak.ledger/log")
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        args = ["-m", "ledger.cli", "serve", "--db", db_text(url), "--port", str(port),
-                "--log-key", str(key)]
+        args = [
+            "-m",
+            "ledger.cli",
+            "serve",
+            "--db",
+            db_text(url),
+            "--port",
+            str(port),
+            "--log-key",
+            str(key),
+        ]
         with served(args, base, "/healthz", directory / "ledger.log", cwd=directory) as server:
             tally = asyncio.run(soak(base, server.pid, keys, options))
     return tally, directory / "ledger.log"
@@ -491,12 +612,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=float, default=150.0, help="sales journeys per second")
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--goods", type=int, default=4, help="goods on sale at the start")
-    parser.add_argument("--list-share", type=float, default=0.2,
-                        help="share of sales whose buyer's listing is read")
+    parser.add_argument(
+        "--list-share", type=float, default=0.2, help="share of sales whose buyer's listing is read"
+    )
     parser.add_argument("--resale-share", type=float, default=0.2)
     parser.add_argument("--provenance-share", type=float, default=0.02)
-    parser.add_argument("--mint-every", type=float, default=2.0,
-                        help="seconds between mints (0: none)")
+    parser.add_argument(
+        "--mint-every", type=float, default=2.0, help="seconds between mints (0: none)"
+    )
     parser.add_argument("--inflight", type=int, default=64, help="journeys at once, at most")
     parser.add_argument("--rss-every", type=float, default=10.0)
     parser.add_argument("--seed", type=int, default=12)

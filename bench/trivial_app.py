@@ -41,8 +41,13 @@ class Sale(BaseModel):
 
 
 def _answer(good_id: str, tier: str, body: Sale) -> dict[str, Any]:
-    return {"good_id": good_id, "tier": tier, "buyer": body.buyer,
-            "quantity": body.quantity, "amount": body.unit_price.amount * body.quantity}
+    return {
+        "good_id": good_id,
+        "tier": tier,
+        "buyer": body.buyer,
+        "quantity": body.quantity,
+        "amount": body.unit_price.amount * body.quantity,
+    }
 
 
 @app.post("/goods/{good_id}/tiers/{tier}/sales", status_code=201)

@@ -140,8 +140,14 @@ class _Writer:
         state = event.state
         self._rows.append((event.originator_id.hex, event.originator_version, event.TYPE, state))
         # Leaf i is the event at position i + 1 (rowids from 1, in order).
-        self._leaves.append((self._tree.size, self._tree.size + 1, str(event.originator_id),
-                             event.originator_version))
+        self._leaves.append(
+            (
+                self._tree.size,
+                self._tree.size + 1,
+                str(event.originator_id),
+                event.originator_version,
+            )
+        )
         self._nodes.extend(self._tree.append(merkle.leaf_hash(event.record)))
         self.events += 1
         self.by_type[event.TYPE] = self.by_type.get(event.TYPE, 0) + 1
@@ -153,14 +159,19 @@ class _Writer:
     def _flush(self) -> None:
         with self._db:
             self._db.executemany("INSERT INTO stored_events VALUES (?, ?, ?, ?)", self._rows)
-            self._db.executemany("INSERT INTO tlog_leaves (leaf_index, position, aggregate_id, "
-                                 "version) VALUES (?, ?, ?, ?)", self._leaves)
-            self._db.executemany("INSERT INTO tlog_nodes (level, idx, hash) VALUES (?, ?, ?)",
-                                 self._nodes)
+            self._db.executemany(
+                "INSERT INTO tlog_leaves (leaf_index, position, aggregate_id, "
+                "version) VALUES (?, ?, ?, ?)",
+                self._leaves,
+            )
+            self._db.executemany(
+                "INSERT INTO tlog_nodes (level, idx, hash) VALUES (?, ?, ?)", self._nodes
+            )
             self._db.execute("DELETE FROM tlog_state")
-            self._db.execute("INSERT INTO tlog_state (id, size, last_position, frontier) "
-                             "VALUES (1, ?, ?, ?)", (self._tree.size, self._tree.size,
-                                                     json.dumps(self._tree.to_json())))
+            self._db.execute(
+                "INSERT INTO tlog_state (id, size, last_position, frontier) VALUES (1, ?, ?, ?)",
+                (self._tree.size, self._tree.size, json.dumps(self._tree.to_json())),
+            )
         self._rows, self._leaves, self._nodes = [], [], []
 
     def _checkpoint(self) -> None:
@@ -170,7 +181,8 @@ class _Writer:
         with self._db:
             self._db.execute(
                 "INSERT INTO tlog_checkpoints (size, root, note, signed_at) VALUES (?, ?, ?, ?)",
-                (size, root, note, format_timestamp(START)))
+                (size, root, note, format_timestamp(START)),
+            )
         self.checkpoints += 1
 
     def close(self) -> None:
@@ -184,19 +196,28 @@ class _Writer:
 def _spec(number: int, *, master: bool) -> GoodSpec:
     data: dict[str, Any] = {
         "title": f"Good No. {number}",
-        "creators": [{"id": f"creator-{number % 97}", "share_bps": 7_000},
-                     {"id": f"creator-{(number + 1) % 97}", "share_bps": 3_000}],
+        "creators": [
+            {"id": f"creator-{number % 97}", "share_bps": 7_000},
+            {"id": f"creator-{(number + 1) % 97}", "share_bps": 3_000},
+        ],
         "content_digest": "sha256:" + hashlib.sha256(str(number).encode()).hexdigest(),
-        "kind": "collectible", "currency": CURRENCY,
-        "edition": {"policy": "absolute"}, "royalty": {"resale_bps": 1_000},
-        "tiers": [{"name": "own", "quota": QUOTA, "transferable": True},
-                  {"name": "view", "quota": QUOTA, "transferable": False,
-                   "per_buyer_limit": 4}],
+        "kind": "collectible",
+        "currency": CURRENCY,
+        "edition": {"policy": "absolute"},
+        "royalty": {"resale_bps": 1_000},
+        "tiers": [
+            {"name": "own", "quota": QUOTA, "transferable": True},
+            {"name": "view", "quota": QUOTA, "transferable": False, "per_buyer_limit": 4},
+        ],
         "metadata": {"series": f"s{number % 10}", "number": number},
     }
     if master:
-        data["variant_rules"] = {"max_variants": 1_000, "max_supply_per_variant": QUOTA,
-                                 "master_primary_bps": 1_000, "master_resale_bps": 500}
+        data["variant_rules"] = {
+            "max_variants": 1_000,
+            "max_supply_per_variant": QUOTA,
+            "master_primary_bps": 1_000,
+            "master_resale_bps": 500,
+        }
     return GoodSpec.from_json(data)
 
 
@@ -225,11 +246,17 @@ class _Generator:
         self.keys += 1
         return f"bench-{self.keys}"
 
-    def record(self, command: str, key: str, args: dict[str, Any], result: dict[str, Any],
-               now: datetime) -> CommandRecord:
-        return CommandRecord.record(scope="", key=key, command=command,
-                                    request_hash=request_hash(command, args), result=result,
-                                    now=now)
+    def record(
+        self, command: str, key: str, args: dict[str, Any], result: dict[str, Any], now: datetime
+    ) -> CommandRecord:
+        return CommandRecord.record(
+            scope="",
+            key=key,
+            command=command,
+            request_hash=request_hash(command, args),
+            result=result,
+            now=now,
+        )
 
     # -- commands -------------------------------------------------------------
     def register_channels(self) -> None:
@@ -239,8 +266,9 @@ class _Generator:
             self.channels[channel] = registered
             args = {"channel": channel, "name": name, "fee_bps": fee}
             result = {"channel": channel, "channel_id": str(registered.id), "fee_bps": fee}
-            self.w.command(registered, self.record("register-channel", self.key(), args,
-                                                   result, now))
+            self.w.command(
+                registered, self.record("register-channel", self.key(), args, result, now)
+            )
 
     def mint(self) -> None:
         now = self.now()
@@ -261,25 +289,30 @@ class _Generator:
                 self.master = good
         stocks = [TierStock.open(good, tier.name, now) for tier in good.spec.tiers]
         result: dict[str, Any] = {
-            "good_id": str(good.id), "fingerprint": good.fingerprint,
+            "good_id": str(good.id),
+            "fingerprint": good.fingerprint,
             "minted_at": good.definition["minted_at"],
-            "tiers": [{"tier": s.tier, "stock_id": str(s.id), "supply": s.supply}
-                      for s in stocks]}
+            "tiers": [{"tier": s.tier, "stock_id": str(s.id), "supply": s.supply} for s in stocks],
+        }
         if derived_from is not None:
             result["master_id"] = str(derived_from.id)
         touched: list[Aggregate] = [derived_from] if derived_from is not None else []
         self.w.command(*touched, good, *stocks, self.record(command, key, args, result, now))
         self.on_sale += [(good, stock) for stock in stocks]
 
-    def _split(self, good: Good, channel: Channel, amount: int,
-               seller: str | None) -> list[dict[str, Any]]:
+    def _split(
+        self, good: Good, channel: Channel, amount: int, seller: str | None
+    ) -> list[dict[str, Any]]:
         cache_key = (good.id, channel.channel, amount, seller)
         parts = self.splits.get(cache_key)
         if parts is None:
             if len(self.splits) > 50_000:
                 self.splits.clear()
-            shares = (good.primary_shares(channel.channel, channel.fee_bps) if seller is None
-                      else good.resale_shares(channel.channel, channel.fee_bps, seller))
+            shares = (
+                good.primary_shares(channel.channel, channel.fee_bps)
+                if seller is None
+                else good.resale_shares(channel.channel, channel.fee_bps, seller)
+            )
             parts = self.splits[cache_key] = split(amount, shares)
         return [dict(part) for part in parts]
 
@@ -307,8 +340,15 @@ class _Generator:
         sale_id = str(command_id_for("", key))
         parts = self._split(good, via, amount, None)
         first_fresh = stock.next_serial
-        serials = stock.sell(sale_id=sale_id, buyer=buyer, channel=via.channel,
-                             quantity=quantity, unit_price=price, split=parts, now=now)
+        serials = stock.sell(
+            sale_id=sale_id,
+            buyer=buyer,
+            channel=via.channel,
+            quantity=quantity,
+            unit_price=price,
+            split=parts,
+            now=now,
+        )
         touched: list[Aggregate] = [stock]
         if stock.per_buyer_limit is not None:
             if allowance is None:
@@ -320,21 +360,48 @@ class _Generator:
         for serial in serials:
             unit = self.returned.pop((stock.id, serial), None) if serial < first_fresh else None
             if unit is None:
-                unit = Unit.issue(good_id=good.id, tier=stock.tier, serial=serial,
-                                  transferable=stock.transferable, buyer=buyer,
-                                  sale_id=sale_id, channel=via.channel, price=price,
-                                  split=parts, now=now)
+                unit = Unit.issue(
+                    good_id=good.id,
+                    tier=stock.tier,
+                    serial=serial,
+                    transferable=stock.transferable,
+                    buyer=buyer,
+                    sale_id=sale_id,
+                    channel=via.channel,
+                    price=price,
+                    split=parts,
+                    now=now,
+                )
             else:
-                unit.reissue(buyer=buyer, sale_id=sale_id, channel=via.channel, price=price,
-                             split=parts, now=now)
+                unit.reissue(
+                    buyer=buyer,
+                    sale_id=sale_id,
+                    channel=via.channel,
+                    price=price,
+                    split=parts,
+                    now=now,
+                )
             units.append(unit)
-        args = {"good_id": str(good.id), "tier": stock.tier, "buyer": buyer,
-                "channel": via.channel, "quantity": quantity, "unit_price": price}
-        result = {"sale_id": sale_id, "good_id": str(good.id), "tier": stock.tier,
-                  "buyer": buyer, "channel": via.channel, "quantity": quantity,
-                  "unit_price": price, "split_per_unit": parts,
-                  "units": [{"unit_id": str(u.id), "serial": u.serial} for u in units],
-                  "sold_at": format_timestamp(now)}
+        args = {
+            "good_id": str(good.id),
+            "tier": stock.tier,
+            "buyer": buyer,
+            "channel": via.channel,
+            "quantity": quantity,
+            "unit_price": price,
+        }
+        result = {
+            "sale_id": sale_id,
+            "good_id": str(good.id),
+            "tier": stock.tier,
+            "buyer": buyer,
+            "channel": via.channel,
+            "quantity": quantity,
+            "unit_price": price,
+            "split_per_unit": parts,
+            "units": [{"unit_id": str(u.id), "serial": u.serial} for u in units],
+            "sold_at": format_timestamp(now),
+        }
         self.w.command(*touched, *units, self.record("sell", key, args, result, now))
         self.recent.extend(units)
 
@@ -366,14 +433,35 @@ class _Generator:
         key = self.key()
         resale_id = str(command_id_for("", key))
         parts = self._split(good, via, amount, seller)
-        unit.resell(resale_id=resale_id, seller=seller, buyer=buyer, channel=via.channel,
-                    price=price, split=parts, now=now)
-        args = {"unit_id": str(unit.id), "seller": seller, "buyer": buyer,
-                "channel": via.channel, "price": price}
-        result = {"resale_id": resale_id, "unit_id": str(unit.id), "good_id": unit.good_id,
-                  "tier": unit.tier, "serial": unit.serial, "seller": seller, "buyer": buyer,
-                  "channel": via.channel, "price": price, "split": parts,
-                  "resold_at": format_timestamp(now)}
+        unit.resell(
+            resale_id=resale_id,
+            seller=seller,
+            buyer=buyer,
+            channel=via.channel,
+            price=price,
+            split=parts,
+            now=now,
+        )
+        args = {
+            "unit_id": str(unit.id),
+            "seller": seller,
+            "buyer": buyer,
+            "channel": via.channel,
+            "price": price,
+        }
+        result = {
+            "resale_id": resale_id,
+            "unit_id": str(unit.id),
+            "good_id": unit.good_id,
+            "tier": unit.tier,
+            "serial": unit.serial,
+            "seller": seller,
+            "buyer": buyer,
+            "channel": via.channel,
+            "price": price,
+            "split": parts,
+            "resold_at": format_timestamp(now),
+        }
         self.w.command(unit, self.record("resell", key, args, result, now))
         self.recent.append(unit)
 
@@ -416,10 +504,16 @@ class _Generator:
                 allowance.count(-1, refund_id, now)
                 touched.append(allowance)
         args = {"unit_id": str(unit.id), "reason": reason}
-        result = {"refund_id": refund_id, "unit_id": str(unit.id), "kind": acquisition["kind"],
-                  "refunded_acquisition": acquisition["id"], "holder": acquisition["holder"],
-                  "returned_to": acquisition["from"], "amount": acquisition["price"],
-                  "refunded_at": format_timestamp(now)}
+        result = {
+            "refund_id": refund_id,
+            "unit_id": str(unit.id),
+            "kind": acquisition["kind"],
+            "refunded_acquisition": acquisition["id"],
+            "holder": acquisition["holder"],
+            "returned_to": acquisition["from"],
+            "amount": acquisition["price"],
+            "refunded_at": format_timestamp(now),
+        }
         self.w.command(*touched, self.record("refund", key, args, result, now))
 
     def run(self, events: int) -> None:
@@ -443,12 +537,27 @@ def build_store(path: Path, events: int, *, seed: int = 6) -> Built:
     generator = _Generator(writer, seed)
     generator.run(events)
     writer.close()
-    built = Built(path, writer.events, writer.commands, time.perf_counter() - started,
-                  dict(sorted(writer.by_type.items())), signer.verifier_key(),
-                  writer.checkpoints)
-    path.with_suffix(".json").write_text(json.dumps({
-        "events": built.events, "commands": built.commands, "by_type": built.by_type,
-        "log_vkey": built.log_vkey, "checkpoints": built.checkpoints, "seed": seed}))
+    built = Built(
+        path,
+        writer.events,
+        writer.commands,
+        time.perf_counter() - started,
+        dict(sorted(writer.by_type.items())),
+        signer.verifier_key(),
+        writer.checkpoints,
+    )
+    path.with_suffix(".json").write_text(
+        json.dumps(
+            {
+                "events": built.events,
+                "commands": built.commands,
+                "by_type": built.by_type,
+                "log_vkey": built.log_vkey,
+                "checkpoints": built.checkpoints,
+                "seed": seed,
+            }
+        )
+    )
     return built
 
 
@@ -460,8 +569,15 @@ def stored(path: Path, events: int) -> Built | None:
     data = json.loads(meta.read_text())
     if data["events"] < events or data["events"] > events + 16:
         return None
-    return Built(path, data["events"], data["commands"], 0.0, data["by_type"],
-                 data["log_vkey"], data["checkpoints"])
+    return Built(
+        path,
+        data["events"],
+        data["commands"],
+        0.0,
+        data["by_type"],
+        data["log_vkey"],
+        data["checkpoints"],
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -479,7 +595,9 @@ def peak_rss_mb():  # VmHWM: unlike ru_maxrss, not inherited through fork and ex
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 """
 
-CHILD_VERIFY = _PEAK_RSS + """
+CHILD_VERIFY = (
+    _PEAK_RSS
+    + """
 import json, sys, time
 from ledger.store.database import DatabaseURL
 from ledger.tlog.keys import Verifier
@@ -509,8 +627,11 @@ print(json.dumps({"events": report.events, "seconds": seconds, "ok": report.ok,
                   "processes": 1 + len(second),
                   "rss_mb": peak_rss_mb() + sum(second), "rss_main_mb": peak_rss_mb()}))
 """
+)
 
-CHILD_RAW = _PEAK_RSS + r"""
+CHILD_RAW = (
+    _PEAK_RSS
+    + r"""
 import hashlib, json, sqlite3, sys, time
 
 sha256 = hashlib.sha256
@@ -544,11 +665,17 @@ for h in reversed(frontier[:-1]):
 print(json.dumps({"events": size, "seconds": time.perf_counter() - started,
                   "root": root.hex(), "rss_mb": peak_rss_mb()}))
 """
+)
 
 
 def _in_child(code: str, *args: str) -> dict[str, Any]:
-    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                          check=False, cwd=Path(__file__).resolve().parent.parent)
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
     if done.returncode:
         raise RuntimeError(f"a measuring child failed:\n{done.stderr}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -575,9 +702,12 @@ def _store(directory: Path, events: int, seed: int) -> Built:
         stale.unlink(missing_ok=True)
     print(f"  building {events:,} events in {path} ...", flush=True)
     built = build_store(path, events, seed=seed)
-    print(f"  built {built.events:,} events ({built.commands:,} commands, "
-          f"{built.checkpoints} checkpoints) in {built.seconds:.1f} s "
-          f"({built.events / built.seconds:,.0f} events/s)", flush=True)
+    print(
+        f"  built {built.events:,} events ({built.commands:,} commands, "
+        f"{built.checkpoints} checkpoints) in {built.seconds:.1f} s "
+        f"({built.events / built.seconds:,.0f} events/s)",
+        flush=True,
+    )
     return built
 
 
@@ -585,24 +715,48 @@ def _best(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return min(runs, key=lambda r: float(r["seconds"]))
 
 
-def _verify_figures(group: str, result: dict[str, Any], baseline: Figure | None, name: str,
-                    busy: float | None = None) -> list[Figure]:
+def _verify_figures(
+    group: str,
+    result: dict[str, Any],
+    baseline: Figure | None,
+    name: str,
+    busy: float | None = None,
+) -> list[Figure]:
     rate = result["events"] / result["seconds"]
-    note = (f"{result['seconds']:.2f} s; ok={result['ok']}, findings {result['findings']}, "
-            f"{result['checkpoints']} checkpoints verified")
+    note = (
+        f"{result['seconds']:.2f} s; ok={result['ok']}, findings {result['findings']}, "
+        f"{result['checkpoints']} checkpoints verified"
+    )
     if busy is not None:
         note += f"; machine {busy:.0%} busy before"
     if not result["ok"]:
         note += f"; first: {result['first']}"
     processes = result["processes"]
-    rss_note = ("1 process" if processes == 1 else
-                f"{processes} processes, summed (the verifier's {result['rss_main_mb']:.0f} MB)")
+    rss_note = (
+        "1 process"
+        if processes == 1
+        else f"{processes} processes, summed (the verifier's {result['rss_main_mb']:.0f} MB)"
+    )
     return [
-        Figure(group, name, rate, "events/s", baseline=baseline,
-               target=f">= {TARGET_RATE:,} events/s", met=rate >= TARGET_RATE, note=note),
-        Figure(group, f"{name} peak RSS", result["rss_mb"], "MB",
-               target=f"<= {TARGET_RSS_MB} MB", met=result["rss_mb"] <= TARGET_RSS_MB,
-               note=rss_note),
+        Figure(
+            group,
+            name,
+            rate,
+            "events/s",
+            baseline=baseline,
+            target=f">= {TARGET_RATE:,} events/s",
+            met=rate >= TARGET_RATE,
+            note=note,
+        ),
+        Figure(
+            group,
+            f"{name} peak RSS",
+            result["rss_mb"],
+            "MB",
+            target=f"<= {TARGET_RSS_MB} MB",
+            met=result["rss_mb"] <= TARGET_RSS_MB,
+            note=rss_note,
+        ),
     ]
 
 
@@ -618,36 +772,60 @@ def run(options: argparse.Namespace) -> list[Figure]:
             ones.append(_in_child(CHILD_VERIFY, str(built.path), built.log_vkey, ORIGIN, "one"))
         raw = _best(raws)
         group = f"verify --db, SQLite, {built.events:,} events"
-        baseline = Figure(group, "raw read + SHA-256 + Merkle root",
-                          raw["events"] / raw["seconds"], "events/s",
-                          note=f"{raw['seconds']:.2f} s, peak RSS {raw['rss_mb']:.0f} MB")
+        baseline = Figure(
+            group,
+            "raw read + SHA-256 + Merkle root",
+            raw["events"] / raw["seconds"],
+            "events/s",
+            note=f"{raw['seconds']:.2f} s, peak RSS {raw['rss_mb']:.0f} MB",
+        )
         figures.append(baseline)
-        figures += _verify_figures(group, _best(twos), baseline,
-                                   "ledger verify_store (2 processes, the default)", busy)
-        figures += _verify_figures(group, _best(ones), baseline,
-                                   "ledger verify_store (parallel=False)")
+        figures += _verify_figures(
+            group, _best(twos), baseline, "ledger verify_store (2 processes, the default)", busy
+        )
+        figures += _verify_figures(
+            group, _best(ones), baseline, "ledger verify_store (parallel=False)"
+        )
         if options.slow and options.rss_events:
             big = _store(directory, options.rss_events, options.seed)
             busy = wait_quiet()
             group = f"verify --db, SQLite, {big.events:,} events"
             figures += _verify_figures(
-                group, _in_child(CHILD_VERIFY, str(big.path), big.log_vkey, ORIGIN, "auto"),
-                None, "ledger verify_store (default)", busy)
+                group,
+                _in_child(CHILD_VERIFY, str(big.path), big.log_vkey, ORIGIN, "auto"),
+                None,
+                "ledger verify_store (default)",
+                busy,
+            )
     return figures
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--events", type=int, default=1_000_000,
-                        help="events in the store verified for speed (default 1,000,000)")
-    parser.add_argument("--rss-events", type=int, default=10_000_000,
-                        help="events in the store verified for peak RSS (0: none)")
-    parser.add_argument("--skip-slow", dest="slow", action="store_false",
-                        help="leave out the --rss-events store")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="runs of each measurement (interleaved); the fastest counts")
+    parser.add_argument(
+        "--events",
+        type=int,
+        default=1_000_000,
+        help="events in the store verified for speed (default 1,000,000)",
+    )
+    parser.add_argument(
+        "--rss-events",
+        type=int,
+        default=10_000_000,
+        help="events in the store verified for peak RSS (0: none)",
+    )
+    parser.add_argument(
+        "--skip-slow", dest="slow", action="store_false", help="leave out the --rss-events store"
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="runs of each measurement (interleaved); the fastest counts",
+    )
     parser.add_argument("--seed", type=int, default=6)
-    parser.add_argument("--keep", type=Path, default=None,
-                        help="build (or reuse) the stores in this directory")
+    parser.add_argument(
+        "--keep", type=Path, default=None, help="build (or reuse) the stores in this directory"
+    )
 
 
 def main() -> None:

@@ -37,7 +37,9 @@ settings.register_profile(
 settings.load_profile("ci" if os.environ.get("CI") == "true" else "ledger")
 
 IN_CI = os.environ.get("CI") == "true"
-POSTGRES_SERVER = os.environ.get("LEDGER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/")
+POSTGRES_SERVER = os.environ.get(
+    "LEDGER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/"
+)
 _schemas = itertools.count(1)
 
 

@@ -42,8 +42,12 @@ MASTER_SPEC: dict[str, Any] = {
         {"name": "view", "quota": 1_000, "transferable": False},
     ],
     "royalty": {"resale_bps": 1_000},
-    "variant_rules": {"max_variants": 3, "max_supply_per_variant": 500,
-                      "master_primary_bps": 1_500, "master_resale_bps": 300},
+    "variant_rules": {
+        "max_variants": 3,
+        "max_supply_per_variant": 500,
+        "master_primary_bps": 1_500,
+        "master_resale_bps": 300,
+    },
     "metadata": {"series": "northern-lights", "edition": 1},
 }
 VARIANT_SPEC: dict[str, Any] = {
@@ -90,7 +94,12 @@ class Attempt:
 
 
 def run_demo(
-    url: DatabaseURL, *, replace: bool, attempts: int, threads: int, resales: int,
+    url: DatabaseURL,
+    *,
+    replace: bool,
+    attempts: int,
+    threads: int,
+    resales: int,
     console: Console,
 ) -> int:
     _prepare(url, replace)
@@ -120,44 +129,62 @@ def run_demo(
         _print_sale(console, tallies, attempts, threads, sale_seconds, ledger)
         _print_royalties(console, sales, resold)
         _print_views(console, runner, Views(views), master, variant, catch_up_s)
-        for key, good_id, tier in (("own", master, "own"), ("view", master, "view"),
-                                   ("variant", variant, "own")):
+        for key, good_id, tier in (
+            ("own", master, "own"),
+            ("view", master, "view"),
+            ("variant", variant, "own"),
+        ):
             stock = ledger.stock(good_id, tier)
             if stock.issued > stock.supply:
                 console.print(f"[bold red]{key}: issued {stock.issued} > supply {stock.supply}")
                 return 1
     report = verify_store(url)
     verdict = "[bold green]OK[/]" if report.ok else f"[bold red]FAILED[/]: {report.first}"
-    console.print(f"\nchain verification  {verdict} — {report.events:,} events, "
-                  f"{report.aggregates:,} aggregates, {report.elapsed_s:.2f} s")
+    console.print(
+        f"\nchain verification  {verdict} — {report.events:,} events, "
+        f"{report.aggregates:,} aggregates, {report.elapsed_s:.2f} s"
+    )
     with Ledger(url) as ledger:
         replay_started = time.perf_counter()
         replay = compare_with_replay(ProjectionStore(ledger.event_store.recorder, create=False))
         replay_s = time.perf_counter() - replay_started
     same = "[bold green]OK[/]" if replay.ok else "[bold red]DIFFER[/]"
-    console.print(f"views check         {same} — {sum(replay.rows.values()):,} rows equal a "
-                  f"fresh replay of {replay.events:,} events, {replay_s:.2f} s")
+    console.print(
+        f"views check         {same} — {sum(replay.rows.values()):,} rows equal a "
+        f"fresh replay of {replay.events:,} events, {replay_s:.2f} s"
+    )
     elapsed = time.perf_counter() - started
     console.print(f"elapsed             {elapsed:.1f} s in total")
     return 0 if report.ok and replay.ok else 1
 
 
-def _print_views(console: Console, runner: ProjectionRunner, views: Views, master: str,
-                 variant: str, catch_up_s: float) -> None:
+def _print_views(
+    console: Console,
+    runner: ProjectionRunner,
+    views: Views,
+    master: str,
+    variant: str,
+    catch_up_s: float,
+) -> None:
     lag = runner.lag.summary()
 
     def ms(value: object) -> str:
         return f"{float(value) * 1_000:.0f} ms" if isinstance(value, int | float) else "-"
 
-    console.print(f"\nlive views: followed the sale in {lag['batches']:,} batches; "
-                  f"commit-to-view lag p50 {ms(lag['p50_seconds'])}, p99 "
-                  f"{ms(lag['p99_seconds'])}, max {ms(lag['max_seconds'])}; caught up "
-                  f"{catch_up_s * 1_000:.0f} ms after the last resale")
+    console.print(
+        f"\nlive views: followed the sale in {lag['batches']:,} batches; "
+        f"commit-to-view lag p50 {ms(lag['p50_seconds'])}, p99 "
+        f"{ms(lag['p99_seconds'])}, max {ms(lag['max_seconds'])}; caught up "
+        f"{catch_up_s * 1_000:.0f} ms after the last resale"
+    )
     for good_id, title in ((master, "Aurora"), (variant, "Crimson")):
         for tier in views.stock(good_id):
-            console.print(f"  {title}/{tier['tier']:<5} {tier['issued']:>6,} of "
-                          f"{tier['quota']:,} issued, {tier['available']:,} left: "
-                          f"{tier['display']}", highlight=False)
+            console.print(
+                f"  {title}/{tier['tier']:<5} {tier['issued']:>6,} of "
+                f"{tier['quota']:,} issued, {tier['available']:,} left: "
+                f"{tier['display']}",
+                highlight=False,
+            )
 
 
 def _prepare(url: DatabaseURL, replace: bool) -> None:
@@ -176,8 +203,9 @@ def _mint(ledger: Ledger) -> tuple[str, str]:
     ledger.register_channel("live", "Livestream room 7", 800, idempotency_key="demo-channel-live")
     ledger.register_channel("market", "Resale market", 250, idempotency_key="demo-channel-market")
     master = ledger.mint(MASTER_SPEC, idempotency_key="demo-mint-aurora")
-    variant = ledger.derive_variant(master["good_id"], VARIANT_SPEC,
-                                    idempotency_key="demo-variant-crimson")
+    variant = ledger.derive_variant(
+        master["good_id"], VARIANT_SPEC, idempotency_key="demo-variant-crimson"
+    )
     return master["good_id"], variant["good_id"]
 
 
@@ -213,8 +241,13 @@ def _flash_sale(
         began = time.perf_counter()
         try:
             outcome: dict[str, Any] | Exception = ledger.sell(
-                item.good_id, item.tier, buyer=item.buyer, channel=item.channel, quantity=1,
-                unit_price=Money(item.price, CURRENCY), idempotency_key=item.key,
+                item.good_id,
+                item.tier,
+                buyer=item.buyer,
+                channel=item.channel,
+                quantity=1,
+                unit_price=Money(item.price, CURRENCY),
+                idempotency_key=item.key,
             )
         except LedgerError as error:
             outcome = error
@@ -250,15 +283,26 @@ def _resales(
     for n, sale in enumerate(rng.sample(transferable, k=min(count, len(transferable)))):
         unit = sale["units"][0]["unit_id"]
         price = Money(rng.randrange(3_000, 12_000), CURRENCY)
-        resold.append(ledger.resell(unit, seller=sale["buyer"], buyer=f"collector-{n:04d}",
-                                    channel="market", price=price,
-                                    idempotency_key=f"demo-resale-{n}"))
+        resold.append(
+            ledger.resell(
+                unit,
+                seller=sale["buyer"],
+                buyer=f"collector-{n:04d}",
+                channel="market",
+                price=price,
+                idempotency_key=f"demo-resale-{n}",
+            )
+        )
     return resold
 
 
 def _print_sale(
-    console: Console, tallies: dict[str, TierTally], attempts: int, threads: int,
-    seconds: float, ledger: Ledger,
+    console: Console,
+    tallies: dict[str, TierTally],
+    attempts: int,
+    threads: int,
+    seconds: float,
+    ledger: Ledger,
 ) -> None:
     console.print(
         f"\nflash sale: {attempts:,} purchase attempts from {threads} concurrent buyers "
@@ -266,8 +310,16 @@ def _print_sale(
         f"{ledger.transactions:,} transactions, {ledger.conflicts_retried} conflicts retried)"
     )
     table = Table(show_edge=False)
-    for column in ("tier", "supply", "attempts", "sold", "sold out", "over limit",
-                   "oversold", "serials"):
+    for column in (
+        "tier",
+        "supply",
+        "attempts",
+        "sold",
+        "sold out",
+        "over limit",
+        "oversold",
+        "serials",
+    ):
         table.add_column(column, justify="left" if column in ("tier", "serials") else "right")
     latencies: list[float] = []
     replays = other = 0
@@ -278,9 +330,14 @@ def _print_sale(
         if len(set(serials)) != len(serials):
             serial_text += " DUPLICATES"
         table.add_row(
-            tally.label, f"{tally.supply:,}", f"{tally.attempts:,}", f"{tally.sold:,}",
-            f"{tally.sold_out:,}", f"{tally.limited:,}",
-            f"{max(0, tally.sold - tally.supply):,}", serial_text,
+            tally.label,
+            f"{tally.supply:,}",
+            f"{tally.attempts:,}",
+            f"{tally.sold:,}",
+            f"{tally.sold_out:,}",
+            f"{tally.limited:,}",
+            f"{max(0, tally.sold - tally.supply):,}",
+            serial_text,
         )
         latencies.extend(tally.latencies)
         replays += tally.replays
@@ -318,6 +375,7 @@ def _print_royalties(
     table = Table(title=f"money per recipient ({CURRENCY}, cents)", show_edge=False)
     for column in ("recipient", "role", "primary", "resales", "total"):
         table.add_column(column, justify="left" if column in ("recipient", "role") else "right")
+
     def shown(row: tuple[tuple[str, str], Counter[str]]) -> int:
         return -sum(row[1].values())
 
@@ -326,13 +384,20 @@ def _print_royalties(
         if role == "seller":
             seller_rows["resale"] += amounts["resale"]
             continue
-        table.add_row(recipient, role, f"{amounts['primary']:,}", f"{amounts['resale']:,}",
-                      f"{amounts['primary'] + amounts['resale']:,}")
-    table.add_row("(sellers)", "seller", "0", f"{seller_rows['resale']:,}",
-                  f"{seller_rows['resale']:,}")
+        table.add_row(
+            recipient,
+            role,
+            f"{amounts['primary']:,}",
+            f"{amounts['resale']:,}",
+            f"{amounts['primary'] + amounts['resale']:,}",
+        )
+    table.add_row(
+        "(sellers)", "seller", "0", f"{seller_rows['resale']:,}", f"{seller_rows['resale']:,}"
+    )
     paid = sum(sum(a.values()) for a in totals.values())
-    table.add_row("[bold]all", "", f"{gross['primary']:,}", f"{gross['resale']:,}",
-                  f"[bold]{paid:,}")
+    table.add_row(
+        "[bold]all", "", f"{gross['primary']:,}", f"{gross['resale']:,}", f"[bold]{paid:,}"
+    )
     console.print(table)
     balanced = paid == gross["primary"] + gross["resale"]
     console.print(f"parts sum to the prices paid: {'yes' if balanced else '[bold red]NO'}")

@@ -26,30 +26,48 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(db: str, log_key: Path, *, seal_interval: float = 0.2,
-                   log_file: Path | None = None, policy: Path | None = None) -> Iterator[str]:
+def running_server(
+    db: str,
+    log_key: Path,
+    *,
+    seal_interval: float = 0.2,
+    log_file: Path | None = None,
+    policy: Path | None = None,
+) -> Iterator[str]:
     port = free_port()
     env = os.environ | {"LEDGER_SEAL_INTERVAL": str(seal_interval)}
     extra = ["--policy", str(policy)] if policy else []
     with running_process(
         ["serve", "--db", db, "--port", str(port), "--log-key", str(log_key), *extra],
-        f"http://127.0.0.1:{port}", "/readyz", env=env, log_file=log_file, ready_status=200,
+        f"http://127.0.0.1:{port}",
+        "/readyz",
+        env=env,
+        log_file=log_file,
+        ready_status=200,
     ) as base:
         yield base
 
 
 @contextmanager
-def running_process(args: list[str], base: str, ready_path: str, *,
-                    env: dict[str, str] | None = None,
-                    log_file: Path | None = None,
-                    ready_status: int | None = None) -> Iterator[str]:
+def running_process(
+    args: list[str],
+    base: str,
+    ready_path: str,
+    *,
+    env: dict[str, str] | None = None,
+    log_file: Path | None = None,
+    ready_status: int | None = None,
+) -> Iterator[str]:
     """Run ``python -m ledger.cli ARGS`` until ``base + ready_path`` answers
     (with ``ready_status``, if given: ``ledger serve`` listens before it is
     ready, and says so on ``/readyz``)."""
     output = open(log_file or os.devnull, "w")  # noqa: SIM115 - closed below
-    process = subprocess.Popen([sys.executable, "-m", "ledger.cli", *args],
-                               env=env or dict(os.environ), stdout=output,
-                               stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ledger.cli", *args],
+        env=env or dict(os.environ),
+        stdout=output,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -78,9 +96,22 @@ def running_process(args: list[str], base: str, ready_path: str, *,
 def generate_log_key(tmp_path: Path, origin: str) -> tuple[Path, str]:
     """``ledger keys generate`` for ``origin``: the key file (0600) and its vkey."""
     key = tmp_path / "log.key"
-    done = subprocess.run([sys.executable, "-m", "ledger.cli", "keys", "generate", "--name",
-                           origin, "--out", str(key)], capture_output=True, text=True,
-                          check=False)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ledger.cli",
+            "keys",
+            "generate",
+            "--name",
+            origin,
+            "--out",
+            str(key),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert key.stat().st_mode & 0o777 == 0o600
     return key, done.stdout.strip()

@@ -14,15 +14,26 @@ LEDGER = [sys.executable, "-m", "ledger.cli"]
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*LEDGER, *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300, check=False)
+    return subprocess.run(
+        [*LEDGER, *args], cwd=cwd, capture_output=True, text=True, timeout=300, check=False
+    )
 
 
 @pytest.fixture(scope="module")
 def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("demo")
-    done = run("demo", "--db", "sqlite:///demo.db", "--attempts", "1500", "--threads", "16",
-               "--resales", "40", cwd=directory)
+    done = run(
+        "demo",
+        "--db",
+        "sqlite:///demo.db",
+        "--attempts",
+        "1500",
+        "--threads",
+        "16",
+        "--resales",
+        "40",
+        cwd=directory,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return directory / "demo.db"
 
@@ -38,21 +49,36 @@ def test_the_full_demo_sells_out_every_tier_exactly_and_verifies(tmp_path: Path)
     assert "parts sum to the prices paid: yes" in out
     assert "resales: 300 through 'market'" in out
     assert "chain verification  OK" in out
-    rows = [line.split() for line in out.splitlines()
-            if line.strip().startswith(("Aurora/", "Crimson/")) and "│" in line]
+    rows = [
+        line.split()
+        for line in out.splitlines()
+        if line.strip().startswith(("Aurora/", "Crimson/")) and "│" in line
+    ]
     assert len(rows) == 3
     assert "views check         OK" in out
-    shown = [line.split() for line in out.splitlines()
-             if line.strip().startswith(("Aurora/", "Crimson/")) and "issued" in line]
+    shown = [
+        line.split()
+        for line in out.splitlines()
+        if line.strip().startswith(("Aurora/", "Crimson/")) and "issued" in line
+    ]
     assert [(r[0], r[-2:]) for r in shown] == [
-        ("Aurora/own", ["sold", "out"]), ("Aurora/view", ["sold", "out"]),
-        ("Crimson/own", ["sold", "out"])]
+        ("Aurora/own", ["sold", "out"]),
+        ("Aurora/view", ["sold", "out"]),
+        ("Crimson/own", ["sold", "out"]),
+    ]
     for row in rows:
         cells = [cell for cell in row if cell != "│"]
         _tier, supply, attempts, sold, sold_out, limited, oversold, serials = cells[:8]
-        number = {name: int(value.replace(",", "")) for name, value in [
-            ("supply", supply), ("attempts", attempts), ("sold", sold),
-            ("sold_out", sold_out), ("limited", limited)]}
+        number = {
+            name: int(value.replace(",", ""))
+            for name, value in [
+                ("supply", supply),
+                ("attempts", attempts),
+                ("sold", sold),
+                ("sold_out", sold_out),
+                ("limited", limited),
+            ]
+        }
         # Every tier is oversubscribed: it sells out exactly, never beyond.
         assert number["sold"] == number["supply"]
         assert number["sold_out"] > 0
@@ -66,7 +92,8 @@ def test_the_demo_refuses_to_overwrite_a_store(demo_store: Path) -> None:
     done = run("demo", "--db", f"sqlite:///{demo_store}", cwd=demo_store.parent)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        f"error: {demo_store} exists; pass --replace to start the demo afresh"]
+        f"error: {demo_store} exists; pass --replace to start the demo afresh"
+    ]
 
 
 def test_verify_passes_on_an_untouched_store_and_writes_a_report(demo_store: Path) -> None:
@@ -80,22 +107,25 @@ def test_verify_passes_on_an_untouched_store_and_writes_a_report(demo_store: Pat
 
 def test_export_then_verify_the_export(demo_store: Path) -> None:
     export = demo_store.parent / "events.jsonl"
-    assert run("export", "--db", str(demo_store), "--out", str(export),
-               cwd=demo_store.parent).returncode == 0
+    assert (
+        run(
+            "export", "--db", str(demo_store), "--out", str(export), cwd=demo_store.parent
+        ).returncode
+        == 0
+    )
     done = run("verify", "--export", str(export), cwd=demo_store.parent)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_verify_names_the_first_bad_event_after_tampering(
-    demo_store: Path, tmp_path: Path
-) -> None:
+def test_verify_names_the_first_bad_event_after_tampering(demo_store: Path, tmp_path: Path) -> None:
     tampered = tmp_path / "tampered.db"
     with sqlite3.connect(demo_store) as source, sqlite3.connect(tampered) as target:
         source.backup(target)
     with sqlite3.connect(tampered) as db:
         rowid, state = db.execute(
             "SELECT rowid, state FROM stored_events WHERE topic = 'stock.sold' "
-            "ORDER BY rowid LIMIT 1 OFFSET 5").fetchone()
+            "ORDER BY rowid LIMIT 1 OFFSET 5"
+        ).fetchone()
         forged = bytes(state).replace(b'"buyer":"', b'"buyer":"mallory-', 1)
         assert forged != bytes(state)
         db.execute("UPDATE stored_events SET state = ? WHERE rowid = ?", (forged, rowid))
@@ -107,12 +137,15 @@ def test_verify_names_the_first_bad_event_after_tampering(
     assert "stock.sold" in done.stdout + first_bad
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["verify", "--db", "nowhere.db"], "no ledger database at"),
-    (["verify", "--db", "mysql://x/y"], "unsupported scheme"),
-    (["verify", "--export", "missing.jsonl"], "no export file at"),
-    (["demo", "--db", "postgresql://postgres@127.0.0.1/x"], "fresh SQLite file"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["verify", "--db", "nowhere.db"], "no ledger database at"),
+        (["verify", "--db", "mysql://x/y"], "unsupported scheme"),
+        (["verify", "--export", "missing.jsonl"], "no export file at"),
+        (["demo", "--db", "postgresql://postgres@127.0.0.1/x"], "fresh SQLite file"),
+    ],
+)
 def test_bad_input_gets_one_line_and_a_non_zero_exit(
     tmp_path: Path, args: list[str], message: str
 ) -> None:

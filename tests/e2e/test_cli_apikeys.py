@@ -10,8 +10,20 @@ from tests.e2e.test_cli import run
 
 def test_issue_list_revoke(tmp_path: Path) -> None:
     db = str(tmp_path / "keys.db")
-    issued = run("api-keys", "issue", "--role", "creator", "--subject", "alice", "--label",
-                 "studio", "--db", db, "--json", cwd=tmp_path)
+    issued = run(
+        "api-keys",
+        "issue",
+        "--role",
+        "creator",
+        "--subject",
+        "alice",
+        "--label",
+        "studio",
+        "--db",
+        db,
+        "--json",
+        cwd=tmp_path,
+    )
     assert issued.returncode == 0, issued.stderr
     key = json.loads(issued.stdout)
     assert (key["role"], key["subject"]) == ("creator", "alice")

@@ -28,11 +28,21 @@ from tests.strategies import good_spec
 RANGE = ("ZQ9R-", 6, 41, 1_540)  # 1,500 codes: two chunks
 
 
-def run(*args: str, cwd: Path, env: dict[str, str] | None = None,
-        ) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str,
+    cwd: Path,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if k != "LEDGER_CODE_KEYRING_FILE"}
-    return subprocess.run([*LEDGER, *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300, check=False, env=environment | (env or {}))
+    return subprocess.run(
+        [*LEDGER, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=environment | (env or {}),
+    )
 
 
 def one_line_error(done: subprocess.CompletedProcess[str], message: str) -> None:
@@ -68,18 +78,29 @@ class Store:
         with Ledger(self.url) as ledger:
             ledger.register_channel("shop", "Shop", 500, idempotency_key="ch")
             spec = good_spec(tiers=[{"name": "key", "quota": 50_000}])
-            self.good = str(ledger.mint(spec | {"kind": "redemption-code"},
-                                        idempotency_key="mint")["good_id"])
-            self.plain = str(ledger.mint(good_spec(title="Plain"),
-                                         idempotency_key="mint-2")["good_id"])
+            self.good = str(
+                ledger.mint(spec | {"kind": "redemption-code"}, idempotency_key="mint")["good_id"]
+            )
+            self.plain = str(
+                ledger.mint(good_spec(title="Plain"), idempotency_key="mint-2")["good_id"]
+            )
 
     def codes(self, *args: str) -> subprocess.CompletedProcess[str]:
         return run("codes", *args, "--db", self.db, cwd=self.dir)
 
-    def import_(self, *source: str, good: str | None = None,
-                tier: str = "key") -> subprocess.CompletedProcess[str]:
-        return self.codes("import", "--good", good or self.good, "--tier", tier, *source,
-                          "--keyring", str(self.ring))
+    def import_(
+        self, *source: str, good: str | None = None, tier: str = "key"
+    ) -> subprocess.CompletedProcess[str]:
+        return self.codes(
+            "import",
+            "--good",
+            good or self.good,
+            "--tier",
+            tier,
+            *source,
+            "--keyring",
+            str(self.ring),
+        )
 
     def counts(self) -> dict[str, Any]:
         done = self.codes("status", "--good", self.good, "--tier", "key", "--json")
@@ -149,11 +170,18 @@ def test_import_from_a_file_and_a_range_each_only_once(store: Store) -> None:
     padded = store.import_("--range", f"{prefix}:{width}:{start:06d}-{end}")
     outputs += [padded.stdout, padded.stderr]
     assert "imported 0 code(s)" in padded.stdout, padded.stdout + padded.stderr
-    assert store.counts() == {"good_id": store.good, "tier": "key", "imported": 3_845,
-                              "available": 3_845, "held": 0, "bound": 0}
+    assert store.counts() == {
+        "good_id": store.good,
+        "tier": "key",
+        "imported": 3_845,
+        "available": 3_845,
+        "held": 0,
+        "bound": 0,
+    }
     status = store.codes("status", "--good", store.good, "--tier", "key")
-    assert status.stdout.strip() == (f"good {store.good} tier key: 3,845 imported, 3,845 "
-                                     "available, 0 held, 0 bound")
+    assert status.stdout.strip() == (
+        f"good {store.good} tier key: 3,845 imported, 3,845 available, 0 held, 0 bound"
+    )
 
     # No code's text is in the database's files or in anything the CLI said.
     stored = store.stored_bytes()
@@ -171,9 +199,25 @@ def test_an_import_interrupted_is_finished_by_running_it_again(store: Store) -> 
     codes = unique_codes(40_000, "ZQ9I")
     listing = write_codes(store.dir / "big.txt", codes)
     process = subprocess.Popen(
-        [*LEDGER, "codes", "import", "--good", store.good, "--tier", "key", "--file",
-         str(listing), "--keyring", str(store.ring), "--db", store.db],
-        cwd=store.dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            *LEDGER,
+            "codes",
+            "import",
+            "--good",
+            store.good,
+            "--tier",
+            "key",
+            "--file",
+            str(listing),
+            "--keyring",
+            str(store.ring),
+            "--db",
+            store.db,
+        ],
+        cwd=store.dir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 120
         with Ledger(store.url) as ledger:
@@ -222,34 +266,41 @@ def test_a_code_imported_before_refuses_the_whole_file(store: Store) -> None:
     store.import_("--range", "ZQ9R-:4:1-10")
     counts = store.counts()
     overlapping = store.import_("--range", "ZQ9R-:4:5-2000")
-    one_line_error(overlapping, "6 code(s) were imported before, the first at code #1 of "
-                                "the range")
+    one_line_error(overlapping, "6 code(s) were imported before, the first at code #1 of the range")
     assert store.counts() == counts
 
 
 BAD_IMPORTS = [
     (["--good", "GOOD", "--tier", "nope", "--range", "A:3:1-5"], "has no tier 'nope'"),
-    (["--good", "6f0c4f1e-0000-4000-8000-000000000000", "--tier", "key", "--range",
-      "A:3:1-5"], "does not exist"),
+    (
+        ["--good", "6f0c4f1e-0000-4000-8000-000000000000", "--tier", "key", "--range", "A:3:1-5"],
+        "does not exist",
+    ),
     (["--good", "not-a-uuid", "--tier", "key", "--range", "A:3:1-5"], "is not a UUID"),
-    (["--good", "PLAIN", "--tier", "own", "--range", "A:3:1-5"],
-     "is a collectible, not a redemption-code"),
-    (["--good", "GOOD", "--tier", "key", "--range", "A-3:1-5"],
-     "is not PREFIX:WIDTH:START-END"),
-    (["--good", "GOOD", "--tier", "key", "--range", "A:3:1_5"],
-     "is not PREFIX:WIDTH:START-END"),
+    (
+        ["--good", "PLAIN", "--tier", "own", "--range", "A:3:1-5"],
+        "is a collectible, not a redemption-code",
+    ),
+    (["--good", "GOOD", "--tier", "key", "--range", "A-3:1-5"], "is not PREFIX:WIDTH:START-END"),
+    (["--good", "GOOD", "--tier", "key", "--range", "A:3:1_5"], "is not PREFIX:WIDTH:START-END"),
     (["--good", "GOOD", "--tier", "key", "--range", "A:3:9-1"], "END must not be below"),
     (["--good", "GOOD", "--tier", "key", "--range", "A:2:1-100"], "does not fit in 2"),
-    (["--good", "GOOD", "--tier", "key", "--range", "A:20:0-99999999999999999999"],
-     "at most 10,000,000 codes at once"),
+    (
+        ["--good", "GOOD", "--tier", "key", "--range", "A:20:0-99999999999999999999"],
+        "at most 10,000,000 codes at once",
+    ),
     (["--good", "GOOD", "--tier", "key", "--range", "A B:2:1-5"], "prefix: must be printable"),
     (["--good", "GOOD", "--tier", "key", "--file", "missing.txt"], "no codes file at"),
-    (["--good", "GOOD", "--tier", "key", "--file", "spaced.txt"],
-     "spaced.txt line 3: must be printable ASCII without spaces"),
+    (
+        ["--good", "GOOD", "--tier", "key", "--file", "spaced.txt"],
+        "spaced.txt line 3: must be printable ASCII without spaces",
+    ),
     (["--good", "GOOD", "--tier", "key", "--file", "empty.txt"], "holds no codes"),
     (["--good", "GOOD", "--tier", "key"], "give either --file PATH or --range"),
-    (["--good", "GOOD", "--tier", "key", "--file", "spaced.txt", "--range", "A:3:1-5"],
-     "give either --file PATH or --range"),
+    (
+        ["--good", "GOOD", "--tier", "key", "--file", "spaced.txt", "--range", "A:3:1-5"],
+        "give either --file PATH or --range",
+    ),
 ]
 
 
@@ -269,17 +320,30 @@ def test_without_a_keyring_or_a_store_nothing_happens(store: Store) -> None:
     source = ["--good", store.good, "--tier", "key", "--range", "A:3:1-5"]
     for command in (["import", *source], ["rotate"]):
         done = store.codes(*command)
-        one_line_error(done, "no code keyring: give --keyring FILE or set "
-                             "LEDGER_CODE_KEYRING_FILE")
+        one_line_error(done, "no code keyring: give --keyring FILE or set LEDGER_CODE_KEYRING_FILE")
         done = store.codes(*command, "--keyring", str(store.dir / "missing.keyring"))
         one_line_error(done, "no code keyring at")
-        done = run("codes", *command, "--keyring", str(store.ring), "--db",
-                   str(store.dir / "nowhere.db"), cwd=store.dir)
+        done = run(
+            "codes",
+            *command,
+            "--keyring",
+            str(store.ring),
+            "--db",
+            str(store.dir / "nowhere.db"),
+            cwd=store.dir,
+        )
         one_line_error(done, "no ledger database at")
     assert not (store.dir / "nowhere.db").exists()
     # The setting names the keyring when --keyring does not.
-    done = run("codes", "import", *source, "--db", store.db, cwd=store.dir,
-               env={"LEDGER_CODE_KEYRING_FILE": str(store.ring)})
+    done = run(
+        "codes",
+        "import",
+        *source,
+        "--db",
+        store.db,
+        cwd=store.dir,
+        env={"LEDGER_CODE_KEYRING_FILE": str(store.ring)},
+    )
     assert done.returncode == 0, done.stderr
     assert store.counts()["imported"] == 5
     done = store.codes("status", "--good", store.plain, "--tier", "own")
@@ -327,8 +391,15 @@ def test_rotation_reseals_every_code_and_retires_the_old_key(store: Store) -> No
                 stale.reveal(old.ref(code))
     # A unit sold now is delivered its code, opened with the new ring.
     with Ledger(store.url, code_keyring=Keyring.load(store.ring)) as ledger:
-        sold = ledger.sell(store.good, "key", buyer="ann", channel="shop", quantity=1,
-                           unit_price=Money(1_000, "EUR"), idempotency_key="sale")
+        sold = ledger.sell(
+            store.good,
+            "key",
+            buyer="ann",
+            channel="shop",
+            quantity=1,
+            unit_price=Money(1_000, "EUR"),
+            idempotency_key="sale",
+        )
         unit = sold["units"][0]["unit_id"]
         delivered = ledger.deliver_code(unit, holder="ann", idempotency_key="deliver")
     assert delivered["code"] == codes[0]  # first in, first out
@@ -348,17 +419,27 @@ def test_rotation_reseals_every_code_and_retires_the_old_key(store: Store) -> No
     assert run("codes", "keyring", "--out", str(foreign), cwd=store.dir).returncode == 0
     counts = store.counts()
     for other in (old_copy, foreign):
-        refused = store.codes("import", "--good", store.good, "--tier", "key", "--range",
-                              "ZQ9N-:3:1-5", "--keyring", str(other))
-        one_line_error(refused, f"which {other} does not hold: is it this store's current "
-                                "keyring?")
+        refused = store.codes(
+            "import",
+            "--good",
+            store.good,
+            "--tier",
+            "key",
+            "--range",
+            "ZQ9N-:3:1-5",
+            "--keyring",
+            str(other),
+        )
+        one_line_error(refused, f"which {other} does not hold: is it this store's current keyring?")
     assert store.counts() == counts
 
 
 # -- PostgreSQL -------------------------------------------------------------------------
 @pytest.mark.postgres
-def test_import_rotate_and_status_on_postgresql(tmp_path: Path, postgres_url: DatabaseURL,
-                                                ) -> None:
+def test_import_rotate_and_status_on_postgresql(
+    tmp_path: Path,
+    postgres_url: DatabaseURL,
+) -> None:
     store = Store(tmp_path, postgres_url)
     assert run("codes", "keyring", "--out", str(store.ring), cwd=tmp_path).returncode == 0
     codes = unique_codes(1_100, "ZQ9P")
@@ -380,14 +461,30 @@ def test_import_rotate_and_status_on_postgresql(tmp_path: Path, postgres_url: Da
     with open_vault(store.url, ring, create=False) as vault:
         assert vault.key_usage() == {ring.active: 1_103}
         assert vault.reveal(ring.ref(codes[3])) == codes[3]
-    assert store.counts() == {"good_id": store.good, "tier": "key", "imported": 1_103,
-                              "available": 1_103, "held": 0, "bound": 0}
+    assert store.counts() == {
+        "good_id": store.good,
+        "tier": "key",
+        "imported": 1_103,
+        "available": 1_103,
+        "held": 0,
+        "bound": 0,
+    }
 
 
 def test_help_is_everywhere(tmp_path: Path) -> None:
-    for command in (["codes"], ["codes", "keyring"], ["codes", "rotate"], ["codes", "import"],
-                    ["codes", "status"]):
-        done = subprocess.run([sys.executable, "-m", "ledger.cli", *command, "--help"],
-                              cwd=tmp_path, capture_output=True, text=True, check=False)
+    for command in (
+        ["codes"],
+        ["codes", "keyring"],
+        ["codes", "rotate"],
+        ["codes", "import"],
+        ["codes", "status"],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "ledger.cli", *command, "--help"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert done.returncode == 0, done.stderr
         assert "Usage" in done.stdout

@@ -49,22 +49,50 @@ def build(directory: Path) -> tuple[Store, str, Path]:
     signer = Signer.generate(ORIGIN)
     witness = Signer.generate("w1", key_type=0x04)
     policy = directory / "policy.txt"
-    policy.write_text(f"log {signer.verifier_key()}\nwitness w1 {witness.verifier_key()}\n"
-                      "quorum w1\n")
+    policy.write_text(
+        f"log {signer.verifier_key()}\nwitness w1 {witness.verifier_key()}\nquorum w1\n"
+    )
     path = directory / "ledger.db"
     with Ledger(DatabaseURL.parse(f"sqlite:///{path}")) as ledger:
         ledger.register_channel("shop", "Shop", 500, idempotency_key="ch")
-        good = ledger.mint(good_spec(tiers=[{"name": "own", "quota": 20}]),
-                           idempotency_key="m")["good_id"]
-        unit = ledger.sell(good, "own", buyer="carol", channel="shop", quantity=1,
-                           unit_price=Money(500, "EUR"), idempotency_key="s")["units"][0]
-        ledger.resell(unit["unit_id"], seller="carol", buyer="dave", channel="shop",
-                      price=Money(900, "EUR"), idempotency_key="r1")
-        ledger.resell(unit["unit_id"], seller="dave", buyer="erin", channel="shop",
-                      price=Money(1200, "EUR"), idempotency_key="r2")
+        good = ledger.mint(good_spec(tiers=[{"name": "own", "quota": 20}]), idempotency_key="m")[
+            "good_id"
+        ]
+        unit = ledger.sell(
+            good,
+            "own",
+            buyer="carol",
+            channel="shop",
+            quantity=1,
+            unit_price=Money(500, "EUR"),
+            idempotency_key="s",
+        )["units"][0]
+        ledger.resell(
+            unit["unit_id"],
+            seller="carol",
+            buyer="dave",
+            channel="shop",
+            price=Money(900, "EUR"),
+            idempotency_key="r1",
+        )
+        ledger.resell(
+            unit["unit_id"],
+            seller="dave",
+            buyer="erin",
+            channel="shop",
+            price=Money(1200, "EUR"),
+            idempotency_key="r2",
+        )
         for i in range(5):
-            ledger.sell(good, "own", buyer=f"b{i}", channel="shop", quantity=1,
-                        unit_price=Money(500, "EUR"), idempotency_key=f"s{i}")
+            ledger.sell(
+                good,
+                "own",
+                buyer=f"b{i}",
+                channel="shop",
+                quantity=1,
+                unit_price=Money(500, "EUR"),
+                idempotency_key=f"s{i}",
+            )
         log = LogStore(ledger.event_store.recorder)
         sealed = Sealer(ledger.event_store, log, origin=ORIGIN, signers=[signer]).seal()
         assert sealed is not None
@@ -81,19 +109,27 @@ def forge(store: Store, tables: tuple[str, ...]) -> None:
         for table in tables:
             db.execute(f"DELETE FROM tlog_{table}")
     resales = [r for r in store.rows() if r.topic == "unit.resold"]
-    records = [r for r in store.rows() if r.topic == "command.recorded"
-               and r.data["payload"]["command"] == "resell"]
+    records = [
+        r
+        for r in store.rows()
+        if r.topic == "command.recorded" and r.data["payload"]["command"] == "resell"
+    ]
     for row in resales:
         store.edit(row, lambda p: p.update(rename(p, "dave", "mallory")))
     for row in records:
         data = row.data
         payload = data["payload"] = rename(data["payload"], "dave", "mallory")
         result = payload["result"]
-        args = {"unit_id": result["unit_id"], "seller": result["seller"],
-                "buyer": result["buyer"], "channel": result["channel"],
-                "price": result["price"]}
+        args = {
+            "unit_id": result["unit_id"],
+            "seller": result["seller"],
+            "buyer": result["buyer"],
+            "channel": result["channel"],
+            "price": result["price"],
+        }
         payload["request_hash"] = canonical.sha256_hex(
-            canonical.encode({"command": "resell", "args": args}))
+            canonical.encode({"command": "resell", "args": args})
+        )
         store.write_state(row.rowid, orjson.dumps(data, option=orjson.OPT_SORT_KEYS))
     store.rechain(resales[0].aggregate_id)
     unit = store.aggregate(resales[0].aggregate_id)
@@ -102,16 +138,22 @@ def forge(store: Store, tables: tuple[str, ...]) -> None:
 
 def verify(store: Store, *args: str) -> tuple[int, dict[str, Any], str]:
     report = store.path.with_name("report.json")
-    done = run("verify", "--db", str(store.path), "--json", str(report), *args,
-               cwd=store.path.parent)
+    done = run(
+        "verify", "--db", str(store.path), "--json", str(report), *args, cwd=store.path.parent
+    )
     # (one line per space: rich wraps the summary at the terminal's width)
-    return done.returncode, json.loads(report.read_text()), " ".join(
-        (done.stdout + done.stderr).split())
+    return (
+        done.returncode,
+        json.loads(report.read_text()),
+        " ".join((done.stdout + done.stderr).split()),
+    )
 
 
-@pytest.mark.parametrize("tables", [("cosignatures", "checkpoints"),
-                                    ("cosignatures", "checkpoints", "nodes", "leaves", "state")],
-                         ids=["checkpoints deleted", "whole log deleted"])
+@pytest.mark.parametrize(
+    "tables",
+    [("cosignatures", "checkpoints"), ("cosignatures", "checkpoints", "nodes", "leaves", "state")],
+    ids=["checkpoints deleted", "whole log deleted"],
+)
 def test_a_rewrite_hidden_by_deleting_the_checkpoints_fails_with_a_key_or_a_policy(
     tmp_path: Path, tables: tuple[str, ...]
 ) -> None:
@@ -144,8 +186,11 @@ def test_a_rewrite_hidden_by_deleting_the_checkpoints_fails_with_a_key_or_a_poli
         assert code == 0, out
     else:  # the stored tree the server proves from still holds the old leaves
         assert code == 11, out
-        assert {f["check"] for f in report["findings"]} <= {"stored-leaf", "stored-node",
-                                                           "stored-state"}, out
+        assert {f["check"] for f in report["findings"]} <= {
+            "stored-leaf",
+            "stored-node",
+            "stored-state",
+        }, out
     # And the auditor's memory of the checkpoint verified before catches the rewrite.
     code, report, out = verify(store, "--state", str(state))
     assert code == 7, out
@@ -165,11 +210,25 @@ def test_max_unsigned_age_is_an_option_and_a_setting(tmp_path: Path) -> None:
     assert report["findings"][0]["event_type"] == "channel.registered"
     by_setting = subprocess.run(
         [*LEDGER, "verify", "--db", str(store.path), "--log-key", vkey, "--no-views"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
-        env=os.environ | {"LEDGER_VERIFY_MAX_UNSIGNED_AGE": "0"})
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=os.environ | {"LEDGER_VERIFY_MAX_UNSIGNED_AGE": "0"},
+    )
     assert by_setting.returncode == 10, by_setting.stdout
-    refused = run("verify", "--db", str(store.path), "--log-key", vkey,
-                  "--max-unsigned-age", "-1", cwd=tmp_path)
+    refused = run(
+        "verify",
+        "--db",
+        str(store.path),
+        "--log-key",
+        vkey,
+        "--max-unsigned-age",
+        "-1",
+        cwd=tmp_path,
+    )
     assert refused.returncode == 2
     assert refused.stderr.splitlines() == [
-        "error: --max-unsigned-age -1: must be a number of seconds, 0 or more"]
+        "error: --max-unsigned-age -1: must be a number of seconds, 0 or more"
+    ]

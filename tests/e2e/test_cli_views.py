@@ -23,8 +23,7 @@ def store(demo_store: Path, tmp_path: Path) -> Path:
     return copy
 
 
-def test_a_store_never_served_has_no_views_and_verify_says_nothing_of_them(
-        tmp_path: Path) -> None:
+def test_a_store_never_served_has_no_views_and_verify_says_nothing_of_them(tmp_path: Path) -> None:
     db = tmp_path / "plain.db"
     with Ledger(DatabaseURL.parse(str(db))) as ledger:
         open_shop_and_sell(ledger, 3)
@@ -53,8 +52,10 @@ def test_rebuilt_views_pass_the_auditors_replay_check(store: Path) -> None:
 def test_a_tampered_view_fails_verification_with_its_own_exit_code(store: Path) -> None:
     assert run("views", "rebuild", "--db", str(store), cwd=store.parent).returncode == 0
     with sqlite3.connect(store) as db:
-        db.execute("UPDATE proj_stock SET issued = issued - 1, available = available + 1 "
-                   "WHERE tier = 'own'")
+        db.execute(
+            "UPDATE proj_stock SET issued = issued - 1, available = available + 1 "
+            "WHERE tier = 'own'"
+        )
     verified = run("verify", "--db", str(store), "--json", "-", cwd=store.parent)
     assert verified.returncode == 9, verified.stdout + verified.stderr
     assert "views       DIFFER" in verified.stdout

@@ -56,8 +56,7 @@ def mode(path: str | Path) -> int:
 
 
 def modes(db: Path) -> dict[str, int]:
-    return {suffix: mode(f"{db}{suffix}") for suffix in SUFFIXES
-            if os.path.exists(f"{db}{suffix}")}
+    return {suffix: mode(f"{db}{suffix}") for suffix in SUFFIXES if os.path.exists(f"{db}{suffix}")}
 
 
 @contextmanager
@@ -85,8 +84,15 @@ def watching(db: Path) -> Iterator[dict[str, set[int]]]:
 
 def ledger_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if k != "LEDGER_CODE_KEYRING_FILE"}
-    return subprocess.run([sys.executable, "-m", "ledger.cli", *args], cwd=cwd, env=environment,
-                          capture_output=True, text=True, timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "ledger.cli", *args],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def assert_private(seen: dict[str, set[int]], what: object = "") -> None:
@@ -102,8 +108,7 @@ def test_the_python_api_creates_private_files(tmp_path: Path, umask: int) -> Non
         assert modes(db) == {"": 0o600, "-wal": 0o600, "-shm": 0o600}
 
 
-def test_side_files_take_the_database_files_mode_not_the_umask(tmp_path: Path,
-                                                               umask: int) -> None:
+def test_side_files_take_the_database_files_mode_not_the_umask(tmp_path: Path, umask: int) -> None:
     """What the 0600 of -wal and -shm rests on: SQLite gives them the
     database file's mode (an existing file, here 0640, is kept as it is)."""
     db = tmp_path / "kept.db"
@@ -117,8 +122,9 @@ def test_side_files_take_the_database_files_mode_not_the_umask(tmp_path: Path,
 def test_ledger_serve_creates_private_files(tmp_path: Path, umask: int) -> None:
     db = tmp_path / "served.db"
     key = tmp_path / "log.key"
-    made = ledger_cli("keys", "generate", "--name", "ledger.test/modes", "--out", str(key),
-                      cwd=tmp_path)
+    made = ledger_cli(
+        "keys", "generate", "--name", "ledger.test/modes", "--out", str(key), cwd=tmp_path
+    )
     assert made.returncode == 0, made.stderr
     with running_server(f"sqlite:///{db}", key) as base:
         assert httpx.get(f"{base}/healthz", timeout=10).status_code == 200
@@ -128,8 +134,9 @@ def test_ledger_serve_creates_private_files(tmp_path: Path, umask: int) -> None:
 def test_api_keys_issue_creates_private_files(tmp_path: Path, umask: int) -> None:
     db = tmp_path / "keys.db"
     with watching(db) as seen:
-        done = ledger_cli("api-keys", "issue", "--db", str(db), "--role", "admin", "--json",
-                          cwd=tmp_path)
+        done = ledger_cli(
+            "api-keys", "issue", "--db", str(db), "--role", "admin", "--json", cwd=tmp_path
+        )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["token"]
     assert_private(seen)
@@ -138,27 +145,51 @@ def test_api_keys_issue_creates_private_files(tmp_path: Path, umask: int) -> Non
 def test_ledger_demo_creates_private_files(tmp_path: Path, umask: int) -> None:
     db = tmp_path / "demo.db"
     with watching(db) as seen:
-        done = ledger_cli("demo", "--db", str(db), "--attempts", "40", "--threads", "2",
-                          "--resales", "2", cwd=tmp_path)
+        done = ledger_cli(
+            "demo",
+            "--db",
+            str(db),
+            "--attempts",
+            "40",
+            "--threads",
+            "2",
+            "--resales",
+            "2",
+            cwd=tmp_path,
+        )
     assert done.returncode == 0, done.stdout + done.stderr
     assert_private(seen)
 
 
-def test_codes_verify_and_views_rebuild_keep_the_files_private(tmp_path: Path,
-                                                               umask: int) -> None:
+def test_codes_verify_and_views_rebuild_keep_the_files_private(tmp_path: Path, umask: int) -> None:
     """These open an existing store: the -wal and -shm they create are private."""
     db = tmp_path / "codes.db"
     with Ledger(f"sqlite:///{db}") as ledger:
         ledger.register_channel("shop", "Shop", 500, idempotency_key="ch")
-        good = str(ledger.mint(good_spec(kind="redemption-code",
-                                         tiers=[{"name": "key", "quota": 10}]),
-                               idempotency_key="mint")["good_id"])
+        good = str(
+            ledger.mint(
+                good_spec(kind="redemption-code", tiers=[{"name": "key", "quota": 10}]),
+                idempotency_key="mint",
+            )["good_id"]
+        )
     ring = tmp_path / "codes.keyring"
     assert ledger_cli("codes", "keyring", "--out", str(ring), cwd=tmp_path).returncode == 0
     (tmp_path / "codes.txt").write_text("GIFT-1\nGIFT-2\n")
     commands = [
-        ("codes", "import", "--good", good, "--tier", "key", "--file",
-         str(tmp_path / "codes.txt"), "--keyring", str(ring), "--db", str(db)),
+        (
+            "codes",
+            "import",
+            "--good",
+            good,
+            "--tier",
+            "key",
+            "--file",
+            str(tmp_path / "codes.txt"),
+            "--keyring",
+            str(ring),
+            "--db",
+            str(db),
+        ),
         ("codes", "status", "--good", good, "--tier", "key", "--db", str(db)),
         ("views", "rebuild", "--db", str(db)),
         ("verify", "--db", str(db)),
@@ -170,8 +201,9 @@ def test_codes_verify_and_views_rebuild_keep_the_files_private(tmp_path: Path,
         assert_private(seen, command)
 
 
-def test_the_views_replay_scratch_file_is_private(tmp_path: Path, umask: int,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_views_replay_scratch_file_is_private(
+    tmp_path: Path, umask: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``ledger verify`` replays the views into a scratch SQLite file."""
     scratch = tmp_path / "tmp"
     scratch.mkdir()
@@ -194,7 +226,8 @@ def test_the_views_replay_scratch_file_is_private(tmp_path: Path, umask: int,
 
 
 def test_an_existing_file_open_to_others_is_kept_and_warned_about_once(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     db = tmp_path / "shared.db"
     with Ledger(f"sqlite:///{db}") as ledger:
         open_shop_and_sell(ledger, 1)

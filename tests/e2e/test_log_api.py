@@ -29,8 +29,10 @@ def test_a_follower_rebuilds_the_tree_and_checks_every_proof(
 ) -> None:
     key, vkey = log_key
     verifier = Verifier.from_vkey(vkey)
-    with Ledger(store_url) as ledger, running_server(
-            store_url.display(), key, log_file=tmp_path / "server.log") as base:
+    with (
+        Ledger(store_url) as ledger,
+        running_server(store_url.display(), key, log_file=tmp_path / "server.log") as base,
+    ):
         _, sales = open_shop_and_sell(ledger, 20, quota=50, price=250)
         events = int(ledger.event_store.recorder.max_notification_id() or 0)
         first = wait_for_checkpoint(base, verifier, 1)
@@ -38,8 +40,10 @@ def test_a_follower_rebuilds_the_tree_and_checks_every_proof(
 
         leaves: list[bytes] = []
         for start in range(0, checkpoint.size, 7):
-            page = httpx.get(f"{base}/log/entries",
-                             params={"start": start, "end": min(start + 7, checkpoint.size)})
+            page = httpx.get(
+                f"{base}/log/entries",
+                params={"start": start, "end": min(start + 7, checkpoint.size)},
+            )
             assert page.status_code == 200
             for entry in page.json()["entries"]:
                 assert entry["index"] == len(leaves)
@@ -52,28 +56,47 @@ def test_a_follower_rebuilds_the_tree_and_checks_every_proof(
         assert follower.root() == checkpoint.root
 
         unit = sales[7]["units"][0]["unit_id"]
-        proof = httpx.get(f"{base}/log/proof/inclusion",
-                          params={"aggregate_id": unit, "version": 1,
-                                  "size": checkpoint.size}).json()
-        merkle.verify_inclusion(leaves[proof["index"]], proof["index"], checkpoint.size,
-                                [base64.b64decode(h) for h in proof["proof"]], checkpoint.root)
-        for index, size in [(i, checkpoint.size) for i in range(checkpoint.size)] + \
-                [(i, first.size) for i in range(first.size)]:
-            proof = httpx.get(f"{base}/log/proof/inclusion",
-                              params={"index": index, "size": size}).json()
+        proof = httpx.get(
+            f"{base}/log/proof/inclusion",
+            params={"aggregate_id": unit, "version": 1, "size": checkpoint.size},
+        ).json()
+        merkle.verify_inclusion(
+            leaves[proof["index"]],
+            proof["index"],
+            checkpoint.size,
+            [base64.b64decode(h) for h in proof["proof"]],
+            checkpoint.root,
+        )
+        for index, size in [(i, checkpoint.size) for i in range(checkpoint.size)] + [
+            (i, first.size) for i in range(first.size)
+        ]:
+            proof = httpx.get(
+                f"{base}/log/proof/inclusion", params={"index": index, "size": size}
+            ).json()
             assert (proof["index"], proof["size"]) == (index, size)
             assert base64.b64decode(proof["leaf_hash"]) == leaves[index]
-            assert base64.b64decode(proof["root"]) == \
-                (checkpoint.root if size == checkpoint.size else first.root)
-            merkle.verify_inclusion(leaves[index], index, size,
-                                    [base64.b64decode(h) for h in proof["proof"]],
-                                    base64.b64decode(proof["root"]))
+            assert base64.b64decode(proof["root"]) == (
+                checkpoint.root if size == checkpoint.size else first.root
+            )
+            merkle.verify_inclusion(
+                leaves[index],
+                index,
+                size,
+                [base64.b64decode(h) for h in proof["proof"]],
+                base64.b64decode(proof["root"]),
+            )
 
         if first.size < checkpoint.size:
-            consistency = httpx.get(f"{base}/log/proof/consistency",
-                                    params={"old": first.size, "new": checkpoint.size}).json()
-            merkle.verify_consistency(first.size, checkpoint.size, first.root, checkpoint.root,
-                                      [base64.b64decode(h) for h in consistency["proof"]])
+            consistency = httpx.get(
+                f"{base}/log/proof/consistency", params={"old": first.size, "new": checkpoint.size}
+            ).json()
+            merkle.verify_consistency(
+                first.size,
+                checkpoint.size,
+                first.root,
+                checkpoint.root,
+                [base64.b64decode(h) for h in consistency["proof"]],
+            )
 
         for path, params, status in [
             ("/log/entries", {"start": 5, "end": 2}, 422),
@@ -82,10 +105,12 @@ def test_a_follower_rebuilds_the_tree_and_checks_every_proof(
             ("/log/proof/inclusion", {"index": 0, "size": checkpoint.size + 10_000}, 422),
             ("/log/proof/inclusion", {"aggregate_id": "nope", "version": 1}, 404),
             ("/log/proof/inclusion", {"index": checkpoint.size}, 404),  # not in the log
-            *([("/log/proof/inclusion", {"index": first.size, "size": first.size}, 422)]
-              if first.size < checkpoint.size else []),  # in the log, not under that size
-            ("/log/proof/consistency", {"old": checkpoint.size + 1,
-                                        "new": checkpoint.size}, 422),
+            *(
+                [("/log/proof/inclusion", {"index": first.size, "size": first.size}, 422)]
+                if first.size < checkpoint.size
+                else []
+            ),  # in the log, not under that size
+            ("/log/proof/consistency", {"old": checkpoint.size + 1, "new": checkpoint.size}, 422),
             ("/log/nowhere", {}, 404),
         ]:
             response = httpx.get(f"{base}{path}", params=params)

@@ -58,9 +58,22 @@ def cluster() -> Iterator[Cluster]:
 @pytest.fixture
 def log_key(tmp_path: Path) -> Path:
     key = tmp_path / "log.key"
-    subprocess.run([sys.executable, "-m", "ledger.cli", "keys", "generate", "--name",
-                    "ledger.test/outage", "--out", str(key)], capture_output=True, check=True,
-                   timeout=60)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ledger.cli",
+            "keys",
+            "generate",
+            "--name",
+            "ledger.test/outage",
+            "--out",
+            str(key),
+        ],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
     return key
 
 
@@ -91,8 +104,9 @@ def _call(http: httpx.Client, kind: str, method: str, path: str, **options: Any)
         body = response.json()
     except ValueError:
         body = {"text": response.text}
-    return Answer(kind, started, ended, response.status_code, body,
-                  response.headers.get("retry-after"))
+    return Answer(
+        kind, started, ended, response.status_code, body, response.headers.get("retry-after")
+    )
 
 
 # A read that waits for the views to catch up and cannot (they wait for the
@@ -107,20 +121,31 @@ def _assert_unavailable(answer: Answer) -> None:
     assert answer.retry_after.isdigit(), answer
 
 
-def test_an_outage_fails_fast_and_recovers_fast(cluster: Cluster, tmp_path: Path,
-                                               log_key: Path) -> None:
+def test_an_outage_fails_fast_and_recovers_fast(
+    cluster: Cluster, tmp_path: Path, log_key: Path
+) -> None:
     url = cluster.create_database("outage")
     db = url.display()
     Ledger(url).close()  # the tables, so keys can be issued before serving
     admin_token, shop_token = issue(db, "admin"), issue(db, "channel", "shop")
     log = tmp_path / "server.log"
     with running_server(db, log_key, log_file=log) as base:
-        admin = httpx.Client(base_url=base, timeout=60,
-                             headers={"Authorization": f"Bearer {admin_token}"})
-        assert admin.post("/channels", json={"channel": "shop", "name": "Shop", "fee_bps": 0},
-                          headers={"Idempotency-Key": "c"}).status_code == 201
-        minted = admin.post("/goods", json={"spec": good_spec(
-            tiers=[{"name": "own", "quota": 100_000}])}, headers={"Idempotency-Key": "g"})
+        admin = httpx.Client(
+            base_url=base, timeout=60, headers={"Authorization": f"Bearer {admin_token}"}
+        )
+        assert (
+            admin.post(
+                "/channels",
+                json={"channel": "shop", "name": "Shop", "fee_bps": 0},
+                headers={"Idempotency-Key": "c"},
+            ).status_code
+            == 201
+        )
+        minted = admin.post(
+            "/goods",
+            json={"spec": good_spec(tiers=[{"name": "own", "quota": 100_000}])},
+            headers={"Idempotency-Key": "g"},
+        )
         assert minted.status_code == 201, minted.text
         good = minted.json()["good_id"]
 
@@ -130,19 +155,29 @@ def test_an_outage_fails_fast_and_recovers_fast(cluster: Cluster, tmp_path: Path
         lock = threading.Lock()
 
         def seller(number: int) -> None:
-            http = httpx.Client(base_url=base, timeout=60,
-                                headers={"Authorization": f"Bearer {shop_token}"})
+            http = httpx.Client(
+                base_url=base, timeout=60, headers={"Authorization": f"Bearer {shop_token}"}
+            )
             sale = 0
             while not stop.is_set():
                 sale += 1
                 key = f"s{number}-{sale}"
-                body = {"buyer": f"b{number}-{sale}", "channel": "shop",
-                        "unit_price": {"amount": 100, "currency": "EUR"}}
+                body = {
+                    "buyer": f"b{number}-{sale}",
+                    "channel": "shop",
+                    "unit_price": {"amount": 100, "currency": "EUR"},
+                }
                 # The client's side of "nothing acknowledged is lost": a 503
                 # is retried with the same key until the one answer comes.
                 while True:
-                    answer = _call(http, "sale", "POST", f"/goods/{good}/tiers/own/sales",
-                                   json=body, headers={"Idempotency-Key": key})
+                    answer = _call(
+                        http,
+                        "sale",
+                        "POST",
+                        f"/goods/{good}/tiers/own/sales",
+                        json=body,
+                        headers={"Idempotency-Key": key},
+                    )
                     with lock:
                         answers.append(answer)
                     if answer.status == 201:
@@ -152,8 +187,9 @@ def test_an_outage_fails_fast_and_recovers_fast(cluster: Cluster, tmp_path: Path
                     time.sleep(0.1)  # (sooner than Retry-After: to time the recovery)
 
         def reader() -> None:
-            http = httpx.Client(base_url=base, timeout=60,
-                                headers={"Authorization": f"Bearer {shop_token}"})
+            http = httpx.Client(
+                base_url=base, timeout=60, headers={"Authorization": f"Bearer {shop_token}"}
+            )
             turn = 0
             while not stop.is_set():
                 turn += 1
@@ -165,10 +201,13 @@ def test_an_outage_fails_fast_and_recovers_fast(cluster: Cluster, tmp_path: Path
                     answers.append(_call(http, "read", "GET", path))
                 time.sleep(0.02)
 
-        threads = [threading.Thread(target=seller, args=(n,), name=f"seller-{n}", daemon=True)
-                   for n in range(4)]
-        threads += [threading.Thread(target=reader, name=f"reader-{n}", daemon=True)
-                    for n in range(2)]
+        threads = [
+            threading.Thread(target=seller, args=(n,), name=f"seller-{n}", daemon=True)
+            for n in range(4)
+        ]
+        threads += [
+            threading.Thread(target=reader, name=f"reader-{n}", daemon=True) for n in range(2)
+        ]
         for thread in threads:
             thread.start()
         try:
@@ -185,26 +224,38 @@ def test_an_outage_fails_fast_and_recovers_fast(cluster: Cluster, tmp_path: Path
             for thread in threads:
                 thread.join(30)
         # A request still unanswered counts as answered now, with no status.
-        answers += [Answer(kind, started, time.monotonic(), -1, {}, None)
-                    for kind, started in list(PENDING.values())]
+        answers += [
+            Answer(kind, started, time.monotonic(), -1, {}, None)
+            for kind, started in list(PENDING.values())
+        ]
 
         # The figures first (they are the point, also when an assertion fails).
         before = [a for a in answers if a.ended < down_at]
         during = [a for a in answers if a.ended > stopped_at and a.started < back_at]
         # (a request still unanswered when the load stopped counts as ending then)
         slowest = max((a.ended - a.started for a in during), default=float("inf"))
-        statuses = Counter((a.kind, a.status, a.body.get("type", "")[len(PROBLEM):])
-                           for a in during)
-        resumed = min((a.ended for a in answers
-                       if a.kind == "sale" and a.status == 201 and a.ended > back_at),
-                      default=float("inf"))
-        last_failed_read = max((a.ended for a in answers if a.kind == "read"
-                                and a.status not in (200, 201)), default=back_at)
-        figures = (f"outage {back_at - stopped_at:.1f} s: {len(during)} answers "
-                   f"{dict(statuses)}, slowest {slowest:.2f} s; sales resumed "
-                   f"{resumed - back_at:.2f} s after the database, reads "
-                   f"{max(0.0, last_failed_read - back_at):.2f} s after; {len(acknowledged)} "
-                   "sales acknowledged")
+        statuses = Counter(
+            (a.kind, a.status, a.body.get("type", "")[len(PROBLEM) :]) for a in during
+        )
+        resumed = min(
+            (
+                a.ended
+                for a in answers
+                if a.kind == "sale" and a.status == 201 and a.ended > back_at
+            ),
+            default=float("inf"),
+        )
+        last_failed_read = max(
+            (a.ended for a in answers if a.kind == "read" and a.status not in (200, 201)),
+            default=back_at,
+        )
+        figures = (
+            f"outage {back_at - stopped_at:.1f} s: {len(during)} answers "
+            f"{dict(statuses)}, slowest {slowest:.2f} s; sales resumed "
+            f"{resumed - back_at:.2f} s after the database, reads "
+            f"{max(0.0, last_failed_read - back_at):.2f} s after; {len(acknowledged)} "
+            "sales acknowledged"
+        )
         print(figures)
 
         # Before the outage: sales went through.
@@ -230,8 +281,13 @@ def test_an_outage_fails_fast_and_recovers_fast(cluster: Cluster, tmp_path: Path
         for unit_id in acknowledged.values():
             assert ledger.unit(unit_id).holder is not None
         assert ledger.stock(good, "own").issued == len(acknowledged), figures
-    done = subprocess.run([sys.executable, "-m", "ledger.cli", "verify", "--db", db],
-                          capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "ledger.cli", "verify", "--db", db],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     # The server said what happened, once, in one line each way.
     text = log.read_text()
@@ -246,7 +302,8 @@ def test_an_outage_fails_fast_and_recovers_fast(cluster: Cluster, tmp_path: Path
 
 
 def test_serve_started_while_the_database_is_down_waits_for_it(
-        cluster: Cluster, tmp_path: Path, log_key: Path) -> None:
+    cluster: Cluster, tmp_path: Path, log_key: Path
+) -> None:
     cluster.create_database("starting")
     db = f"postgresql://postgres:s3cret-pw@127.0.0.1:{cluster.port}/starting"  # (trust auth)
     cluster.stop()
@@ -255,16 +312,24 @@ def test_serve_started_while_the_database_is_down_waits_for_it(
     env = os.environ | {"LEDGER_SEAL_INTERVAL": "0.2"}
     started = time.monotonic()
     try:
-        with running_process(["serve", "--db", db, "--port", str(port), "--log-key",
-                              str(log_key)], f"http://127.0.0.1:{port}", "/healthz", env=env,
-                             log_file=log) as base:
+        with running_process(
+            ["serve", "--db", db, "--port", str(port), "--log-key", str(log_key)],
+            f"http://127.0.0.1:{port}",
+            "/healthz",
+            env=env,
+            log_file=log,
+        ) as base:
             listening = time.monotonic() - started
             http = httpx.Client(base_url=base, timeout=30)
             health = http.get("/healthz")
             assert health.status_code == 200, health.text
             assert health.json()["status"] == "ok"
-            for method, path in (("GET", "/readyz"), ("GET", "/log/checkpoint"),
-                                 ("GET", "/me"), ("POST", "/channels")):
+            for method, path in (
+                ("GET", "/readyz"),
+                ("GET", "/log/checkpoint"),
+                ("GET", "/me"),
+                ("POST", "/channels"),
+            ):
                 answer = http.request(method, path, json={} if method == "POST" else None)
                 assert answer.status_code == 503, (path, answer.text)
                 assert answer.headers["content-type"] == "application/problem+json"
@@ -277,8 +342,10 @@ def test_serve_started_while_the_database_is_down_waits_for_it(
                 assert time.monotonic() < deadline, log.read_text()
                 time.sleep(0.1)
             text = log.read_text()
-            assert f"waiting for the database at postgresql://postgres@127.0.0.1:" \
-                   f"{cluster.port}/starting" in text, text
+            assert (
+                f"waiting for the database at postgresql://postgres@127.0.0.1:"
+                f"{cluster.port}/starting" in text
+            ), text
             assert "s3cret-pw" not in text
 
             cluster.start()
@@ -292,16 +359,23 @@ def test_serve_started_while_the_database_is_down_waits_for_it(
                 assert time.monotonic() - back_at < 15, ready.text
                 time.sleep(0.05)
             ready_after = time.monotonic() - back_at
-            assert ready.json() == {"status": "ready", "database": True, "views": True,
-                                    "sealer": True}
+            assert ready.json() == {
+                "status": "ready",
+                "database": True,
+                "views": True,
+                "sealer": True,
+            }
             token = issue(db, "admin")
-            answer = http.post("/channels", json={"channel": "shop", "name": "Shop",
-                                                  "fee_bps": 0},
-                               headers={"Authorization": f"Bearer {token}",
-                                        "Idempotency-Key": "k"})
+            answer = http.post(
+                "/channels",
+                json={"channel": "shop", "name": "Shop", "fee_bps": 0},
+                headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "k"},
+            )
             assert answer.status_code == 201, answer.text
-            print(f"listening after {listening:.2f} s; ready {ready_after:.2f} s after the "
-                  "database started")
+            print(
+                f"listening after {listening:.2f} s; ready {ready_after:.2f} s after the "
+                "database started"
+            )
             assert listening < 15
             assert ready_after < 10
     finally:
@@ -313,16 +387,31 @@ def test_serve_on_sqlite_is_ready_at_once(tmp_path: Path, log_key: Path) -> None
     db = f"sqlite:///{tmp_path / 'ledger.db'}"
     with running_server(db, log_key) as base:  # (it waits for /readyz to say 200)
         ready = httpx.get(f"{base}/readyz", timeout=30)
-        assert ready.json() == {"status": "ready", "database": True, "views": True,
-                                "sealer": True}
+        assert ready.json() == {"status": "ready", "database": True, "views": True, "sealer": True}
         assert httpx.get(f"{base}/healthz", timeout=30).json()["status"] == "ok"
 
 
 def test_serve_refuses_a_sqlite_file_it_cannot_open(tmp_path: Path, log_key: Path) -> None:
     db = f"sqlite:///{tmp_path / 'no-such-directory' / 'ledger.db'}"
-    done = subprocess.run([sys.executable, "-m", "ledger.cli", "serve", "--db", db, "--port",
-                           str(free_port()), "--log-key", str(log_key)],
-                          capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ledger.cli",
+            "serve",
+            "--db",
+            db,
+            "--port",
+            str(free_port()),
+            "--log-key",
+            str(log_key),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 2, done.stderr
-    assert done.stderr.splitlines() == [
-        f"error: cannot open {db}: unable to open database file"], done.stderr
+    assert done.stderr.splitlines() == [f"error: cannot open {db}: unable to open database file"], (
+        done.stderr
+    )

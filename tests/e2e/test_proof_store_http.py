@@ -34,15 +34,19 @@ def log_key(tmp_path: Path) -> tuple[Path, str]:
 
 def zero_node(log: LogStore, level: int, index: int) -> None:
     with log._cursor(commit=True) as cursor:
-        cursor.execute(log._sql("UPDATE {nodes} SET hash = ? WHERE level = ? AND idx = ?"),
-                       (bytes(32), level, index))
+        cursor.execute(
+            log._sql("UPDATE {nodes} SET hash = ? WHERE level = ? AND idx = ?"),
+            (bytes(32), level, index),
+        )
 
 
 def swap_leaf_rows(log: LogStore, one: int, other: int) -> None:
     with log._cursor(commit=True) as cursor:
         for source, target in ((one, -1), (other, one), (-1, other)):
-            cursor.execute(log._sql("UPDATE {leaves} SET leaf_index = ? WHERE leaf_index = ?"),
-                           (target, source))
+            cursor.execute(
+                log._sql("UPDATE {leaves} SET leaf_index = ? WHERE leaf_index = ?"),
+                (target, source),
+            )
 
 
 def b64d(text: str) -> bytes:
@@ -85,26 +89,40 @@ def test_a_damaged_node_gives_no_bad_proof_and_is_reported(
                     continue
                 assert response.status_code == 200, response.text
                 body = response.json()
-                merkle.verify_inclusion(b64d(body["leaf_hash"]), index, size,
-                                        [b64d(h) for h in body["proof"]], checkpoint.root)
+                merkle.verify_inclusion(
+                    b64d(body["leaf_hash"]),
+                    index,
+                    size,
+                    [b64d(h) for h in body["proof"]],
+                    checkpoint.root,
+                )
                 served += 1
             assert refused == 8  # leaves 8..15: today the server sends 8 failing proofs
             assert served == size - 8
 
             # By aggregate id and version, and for an earlier size.
             leaf = log.leaves(9, 10)[0]
-            assert_refused(httpx.get(f"{base}/log/proof/inclusion", params={
-                "aggregate_id": leaf.aggregate_id, "version": leaf.version}))
-            assert_refused(httpx.get(f"{base}/log/proof/inclusion",
-                                     params={"index": 2, "size": 12}))
+            assert_refused(
+                httpx.get(
+                    f"{base}/log/proof/inclusion",
+                    params={"aggregate_id": leaf.aggregate_id, "version": leaf.version},
+                )
+            )
+            assert_refused(
+                httpx.get(f"{base}/log/proof/inclusion", params={"index": 2, "size": 12})
+            )
 
             # A tlog_leaves row naming another event: its proof by index is
             # still right (the nodes are), but looked up by the event it
             # names it would prove another event's leaf.
             first, second = log.leaves(40, 42)
             swap_leaf_rows(log, first.index, second.index)
-            assert_refused(httpx.get(f"{base}/log/proof/inclusion", params={
-                "aggregate_id": first.aggregate_id, "version": first.version}))
+            assert_refused(
+                httpx.get(
+                    f"{base}/log/proof/inclusion",
+                    params={"aggregate_id": first.aggregate_id, "version": first.version},
+                )
+            )
             by_index = httpx.get(f"{base}/log/proof/inclusion", params={"index": 40})
             assert by_index.status_code == 200
             swap_leaf_rows(log, first.index, second.index)  # put back
@@ -117,8 +135,13 @@ def test_a_damaged_node_gives_no_bad_proof_and_is_reported(
                 assert response.status_code == 200, (old, response.text)
                 body = response.json()
                 assert b64d(body["new_root"]) == checkpoint.root
-                merkle.verify_consistency(old, size, b64d(body["old_root"]), checkpoint.root,
-                                          [b64d(h) for h in body["proof"]])
+                merkle.verify_consistency(
+                    old,
+                    size,
+                    b64d(body["old_root"]),
+                    checkpoint.root,
+                    [b64d(h) for h in body["proof"]],
+                )
 
             # A provenance bundle is built on the same proofs.
             damaged_unit = None
@@ -140,17 +163,34 @@ def test_a_damaged_node_gives_no_bad_proof_and_is_reported(
     # The operator's own export of a bundle refuses too, in one line.
     assert damaged_unit is not None
     exported = subprocess.run(
-        [sys.executable, "-m", "ledger.cli", "proof", "export", "--db", store_url.display(),
-         "--unit", damaged_unit, "--out", str(tmp_path / "bundle.json")],
-        capture_output=True, text=True, check=False)
+        [
+            sys.executable,
+            "-m",
+            "ledger.cli",
+            "proof",
+            "export",
+            "--db",
+            store_url.display(),
+            "--unit",
+            damaged_unit,
+            "--out",
+            str(tmp_path / "bundle.json"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert exported.returncode != 0
     assert "does not verify" in exported.stderr
     assert "Traceback" not in exported.stderr
     assert not (tmp_path / "bundle.json").exists()
 
     verified = subprocess.run(
-        [sys.executable, "-m", "ledger.cli", "verify", "--db", store_url.display(),
-         "--no-views"], capture_output=True, text=True, check=False)
+        [sys.executable, "-m", "ledger.cli", "verify", "--db", store_url.display(), "--no-views"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert verified.returncode == 11, verified.stdout + verified.stderr
     assert "tlog_nodes" in verified.stdout
     assert "level 3 index 0" in verified.stdout

@@ -50,10 +50,19 @@ class Answer:
     @classmethod
     def of(cls, response: httpx.Response) -> Answer:
         raw = response.headers.raw
-        kept = tuple(sorted((k.decode().lower(), v.decode()) for k, v in raw
-                            if k.decode().lower() not in PER_REQUEST))
-        return cls(response.status_code, response.content, kept,
-                   response.headers.get("idempotent-replayed"))
+        kept = tuple(
+            sorted(
+                (k.decode().lower(), v.decode())
+                for k, v in raw
+                if k.decode().lower() not in PER_REQUEST
+            )
+        )
+        return cls(
+            response.status_code,
+            response.content,
+            kept,
+            response.headers.get("idempotent-replayed"),
+        )
 
 
 def send(base: str, sent: Sent) -> Answer:
@@ -71,8 +80,9 @@ class Script:
         self.base = base
         self.sent: list[tuple[Sent, Answer]] = []
 
-    def post(self, route: str, token: str, path: str, body: dict[str, Any] | None, *,
-             status: int = 201) -> dict[str, Any]:
+    def post(
+        self, route: str, token: str, path: str, body: dict[str, Any] | None, *, status: int = 201
+    ) -> dict[str, Any]:
         sent = Sent(route, token, path, body, uuid.uuid4().hex)
         answer = send(self.base, sent)
         assert answer.status == status, (path, answer.status, answer.body)
@@ -85,9 +95,22 @@ class Script:
 @pytest.fixture
 def log_key(tmp_path: Path) -> Path:
     key = tmp_path / "log.key"
-    subprocess.run([sys.executable, "-m", "ledger.cli", "keys", "generate", "--name",
-                    "ledger.test/replay", "--out", str(key)], capture_output=True, check=True,
-                   timeout=60)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ledger.cli",
+            "keys",
+            "generate",
+            "--name",
+            "ledger.test/replay",
+            "--out",
+            str(key),
+        ],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
     return key
 
 
@@ -96,87 +119,186 @@ def price(amount: int) -> dict[str, Any]:
 
 
 def test_every_command_replays_the_same_bytes_also_after_a_restart(
-        store_url: DatabaseURL, tmp_path: Path, log_key: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    store_url: DatabaseURL, tmp_path: Path, log_key: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     db = store_url.display()
     Ledger(store_url).close()
     admin, alice = issue(db, "admin"), issue(db, "creator", "alice")
     shop, market = issue(db, "channel", "shop"), issue(db, "channel", "market")
     ring = tmp_path / "codes.keyring"
-    subprocess.run([sys.executable, "-m", "ledger.cli", "codes", "keyring", "--out", str(ring)],
-                   capture_output=True, check=True, timeout=60)
+    subprocess.run(
+        [sys.executable, "-m", "ledger.cli", "codes", "keyring", "--out", str(ring)],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
     monkeypatch.setenv("LEDGER_CODE_KEYRING_FILE", str(ring))
 
     with running_server(db, log_key) as base:
         s = Script(base)
-        s.post("/channels", admin, "/channels", {"channel": "shop", "name": "Shop",
-                                                 "fee_bps": 500})
-        s.post("/channels", admin, "/channels", {"channel": "market", "name": "Market",
-                                                 "fee_bps": 250})
-        spec = good_spec(policy="restockable", tiers=[
-            {"name": "own", "quota": 10, "lifetime_cap": 20},
-            {"name": "few", "quota": 1, "lifetime_cap": 5}],
+        s.post("/channels", admin, "/channels", {"channel": "shop", "name": "Shop", "fee_bps": 500})
+        s.post(
+            "/channels", admin, "/channels", {"channel": "market", "name": "Market", "fee_bps": 250}
+        )
+        spec = good_spec(
+            policy="restockable",
+            tiers=[
+                {"name": "own", "quota": 10, "lifetime_cap": 20},
+                {"name": "few", "quota": 1, "lifetime_cap": 5},
+            ],
             variant_rules={"max_variants": 2, "max_supply_per_variant": 10},
-            metadata={"zeta": 1, "alpha": "a"})
+            metadata={"zeta": 1, "alpha": "a"},
+        )
         good = s.post("/goods", alice, "/goods", {"spec": spec})["good_id"]
-        s.post("/goods/{good_id}/variants", alice, f"/goods/{good}/variants",
-               {"spec": good_spec(title="Dusk", tiers=[{"name": "own", "quota": 5}],
-                                  creators=[{"id": "carmen"}])})
+        s.post(
+            "/goods/{good_id}/variants",
+            alice,
+            f"/goods/{good}/variants",
+            {
+                "spec": good_spec(
+                    title="Dusk", tiers=[{"name": "own", "quota": 5}], creators=[{"id": "carmen"}]
+                )
+            },
+        )
         g = f"/goods/{good}/tiers"
-        unit = s.post("/goods/{good_id}/tiers/{tier}/sales", shop, f"{g}/own/sales",
-                      {"buyer": "b1", "channel": "shop", "quantity": 1,
-                       "unit_price": price(1_000)})["units"][0]["unit_id"]
-        s.post("/units/{unit_id}/resales", market, f"/units/{unit}/resales",
-               {"seller": "b1", "buyer": "b2", "channel": "market", "price": price(3_000)})
-        s.post("/units/{unit_id}/refunds", market, f"/units/{unit}/refunds",
-               {"reason": "changed their mind"})
-        hold = s.post("/goods/{good_id}/tiers/{tier}/holds", shop, f"{g}/own/holds",
-                      {"channel": "shop", "quantity": 2, "ttl_seconds": 600})["hold_id"]
-        s.post("/goods/{good_id}/tiers/{tier}/holds/{hold_id}/commit", shop,
-               f"{g}/own/holds/{hold}/commit",
-               {"buyer": "b3", "quantity": 1, "unit_price": price(1_000)})
-        other = s.post("/goods/{good_id}/tiers/{tier}/holds", shop, f"{g}/own/holds",
-                       {"channel": "shop", "quantity": 1, "ttl_seconds": 600})["hold_id"]
-        s.post("/goods/{good_id}/tiers/{tier}/holds/{hold_id}/release", shop,
-               f"{g}/own/holds/{other}/release", None)
-        s.post("/goods/{good_id}/tiers/{tier}/pools/{channel}/allot", alice,
-               f"{g}/own/pools/shop/allot", {"quantity": 2})
-        s.post("/goods/{good_id}/tiers/{tier}/pools/move", alice, f"{g}/own/pools/move",
-               {"from": "shop", "to": "market", "quantity": 1})
-        s.post("/goods/{good_id}/tiers/{tier}/pools/{channel}/return", market,
-               f"{g}/own/pools/market/return", {"quantity": 1})
-        s.post("/goods/{good_id}/tiers/{tier}/rates/{channel}", alice, f"{g}/own/rates/shop",
-               {"per_minute": 1_000})
-        s.post("/goods/{good_id}/tiers/{tier}/sales", shop, f"{g}/few/sales",
-               {"buyer": "b4", "channel": "shop", "quantity": 1, "unit_price": price(1_000)})
-        entry = s.post("/goods/{good_id}/tiers/{tier}/waitlist", shop, f"{g}/few/waitlist",
-                       {"buyer": "b5", "channel": "shop"})["entry_id"]
-        s.post("/goods/{good_id}/tiers/{tier}/waitlist/{entry_id}/leave", shop,
-               f"{g}/few/waitlist/{entry}/leave", None)
-        s.post("/goods/{good_id}/tiers/{tier}/restocks", alice, f"{g}/few/restocks",
-               {"quantity": 1})
+        unit = s.post(
+            "/goods/{good_id}/tiers/{tier}/sales",
+            shop,
+            f"{g}/own/sales",
+            {"buyer": "b1", "channel": "shop", "quantity": 1, "unit_price": price(1_000)},
+        )["units"][0]["unit_id"]
+        s.post(
+            "/units/{unit_id}/resales",
+            market,
+            f"/units/{unit}/resales",
+            {"seller": "b1", "buyer": "b2", "channel": "market", "price": price(3_000)},
+        )
+        s.post(
+            "/units/{unit_id}/refunds",
+            market,
+            f"/units/{unit}/refunds",
+            {"reason": "changed their mind"},
+        )
+        hold = s.post(
+            "/goods/{good_id}/tiers/{tier}/holds",
+            shop,
+            f"{g}/own/holds",
+            {"channel": "shop", "quantity": 2, "ttl_seconds": 600},
+        )["hold_id"]
+        s.post(
+            "/goods/{good_id}/tiers/{tier}/holds/{hold_id}/commit",
+            shop,
+            f"{g}/own/holds/{hold}/commit",
+            {"buyer": "b3", "quantity": 1, "unit_price": price(1_000)},
+        )
+        other = s.post(
+            "/goods/{good_id}/tiers/{tier}/holds",
+            shop,
+            f"{g}/own/holds",
+            {"channel": "shop", "quantity": 1, "ttl_seconds": 600},
+        )["hold_id"]
+        s.post(
+            "/goods/{good_id}/tiers/{tier}/holds/{hold_id}/release",
+            shop,
+            f"{g}/own/holds/{other}/release",
+            None,
+        )
+        s.post(
+            "/goods/{good_id}/tiers/{tier}/pools/{channel}/allot",
+            alice,
+            f"{g}/own/pools/shop/allot",
+            {"quantity": 2},
+        )
+        s.post(
+            "/goods/{good_id}/tiers/{tier}/pools/move",
+            alice,
+            f"{g}/own/pools/move",
+            {"from": "shop", "to": "market", "quantity": 1},
+        )
+        s.post(
+            "/goods/{good_id}/tiers/{tier}/pools/{channel}/return",
+            market,
+            f"{g}/own/pools/market/return",
+            {"quantity": 1},
+        )
+        s.post(
+            "/goods/{good_id}/tiers/{tier}/rates/{channel}",
+            alice,
+            f"{g}/own/rates/shop",
+            {"per_minute": 1_000},
+        )
+        s.post(
+            "/goods/{good_id}/tiers/{tier}/sales",
+            shop,
+            f"{g}/few/sales",
+            {"buyer": "b4", "channel": "shop", "quantity": 1, "unit_price": price(1_000)},
+        )
+        entry = s.post(
+            "/goods/{good_id}/tiers/{tier}/waitlist",
+            shop,
+            f"{g}/few/waitlist",
+            {"buyer": "b5", "channel": "shop"},
+        )["entry_id"]
+        s.post(
+            "/goods/{good_id}/tiers/{tier}/waitlist/{entry_id}/leave",
+            shop,
+            f"{g}/few/waitlist/{entry}/leave",
+            None,
+        )
+        s.post(
+            "/goods/{good_id}/tiers/{tier}/restocks", alice, f"{g}/few/restocks", {"quantity": 1}
+        )
 
-        coded = s.post("/goods", alice, "/goods", {"spec": good_spec(
-            title="Keys", kind="redemption-code", tiers=[{"name": "key", "quota": 1}])})["good_id"]
+        coded = s.post(
+            "/goods",
+            alice,
+            "/goods",
+            {
+                "spec": good_spec(
+                    title="Keys", kind="redemption-code", tiers=[{"name": "key", "quota": 1}]
+                )
+            },
+        )["good_id"]
         k = f"/goods/{coded}/tiers/key"
         s.post("/goods/{good_id}/tiers/{tier}/codes", alice, f"{k}/codes", {"codes": [CODE]})
-        keyed = s.post("/goods/{good_id}/tiers/{tier}/sales", shop, f"{k}/sales",
-                       {"buyer": "b6", "channel": "shop", "quantity": 1,
-                        "unit_price": price(500)})["units"][0]["unit_id"]
-        delivered = s.post("/units/{unit_id}/code-deliveries", shop,
-                           f"/units/{keyed}/code-deliveries", {"holder": "b6"}, status=200)
+        keyed = s.post(
+            "/goods/{good_id}/tiers/{tier}/sales",
+            shop,
+            f"{k}/sales",
+            {"buyer": "b6", "channel": "shop", "quantity": 1, "unit_price": price(500)},
+        )["units"][0]["unit_id"]
+        delivered = s.post(
+            "/units/{unit_id}/code-deliveries",
+            shop,
+            f"/units/{keyed}/code-deliveries",
+            {"holder": "b6"},
+            status=200,
+        )
         assert delivered["code"] == CODE
-        s.post("/code-redemptions", alice, "/code-redemptions",
-               {"code": CODE, "redeemer": "platform-1"})
+        s.post(
+            "/code-redemptions",
+            alice,
+            "/code-redemptions",
+            {"code": CODE, "redeemer": "platform-1"},
+        )
         # Refused answers: sold out for good (an absolute edition), and a key
         # used again with another body. Neither records anything; each is
         # decided again, to the same bytes.
-        s.post("/goods/{good_id}/tiers/{tier}/sales", shop, f"{k}/sales",
-               {"buyer": "b7", "channel": "shop", "quantity": 1, "unit_price": price(500)},
-               status=409)
+        s.post(
+            "/goods/{good_id}/tiers/{tier}/sales",
+            shop,
+            f"{k}/sales",
+            {"buyer": "b7", "channel": "shop", "quantity": 1, "unit_price": price(500)},
+            status=409,
+        )
         first_sale = next(sent for sent, _ in s.sent if sent.path == f"{g}/own/sales")
-        reused = Sent(first_sale.route, shop, first_sale.path,
-                      {**(first_sale.body or {}), "buyer": "b9"}, first_sale.key)
+        reused = Sent(
+            first_sale.route,
+            shop,
+            first_sale.path,
+            {**(first_sale.body or {}), "buyer": "b9"},
+            first_sale.key,
+        )
         refused = send(base, reused)
         assert refused.status == 409, refused.body
         s.sent.append((reused, refused))
@@ -184,8 +306,11 @@ def test_every_command_replays_the_same_bytes_also_after_a_restart(
         for sent, answer in s.sent:  # the code's text is in its delivery only
             assert (CODE.encode() in answer.body) == sent.path.endswith("/code-deliveries")
         covered = {sent.route for sent, _ in s.sent}
-        routes = {route.path for route in command_routes.router.routes  # type: ignore[attr-defined]
-                  if "POST" in getattr(route, "methods", ())}
+        routes = {
+            route.path
+            for route in command_routes.router.routes  # type: ignore[attr-defined]
+            if "POST" in getattr(route, "methods", ())
+        }
         assert routes == covered, routes ^ covered
 
         for sent, first in s.sent:

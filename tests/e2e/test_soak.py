@@ -15,15 +15,19 @@ pytestmark = pytest.mark.slow
 def test_a_short_soak_reads_every_write_back_and_never_fails() -> None:
     parser = argparse.ArgumentParser()
     soak.add_arguments(parser)
-    options = parser.parse_args(["--minutes", "0.5", "--rate", "40", "--mint-every", "1",
-                                 "--rss-every", "15"])
+    options = parser.parse_args(
+        ["--minutes", "0.5", "--rate", "40", "--mint-every", "1", "--rss-every", "15"]
+    )
     tally, log_file = soak.soak_once(options)
     served = sum(tally.statuses.values())
     assert tally.journeys > 200, f"the soak hardly ran ({tally.journeys} journeys)"
     assert served >= 4 * tally.journeys  # a sale and its three reads, at least
-    failures = "\n".join(f"{f.method} {f.path} -> {f.status} ({f.since_write_ms} ms after "
-                         f"the write; views then {f.views_status}; again {f.later}): "
-                         f"{f.detail[:200]}" for f in tally.failures)
+    failures = "\n".join(
+        f"{f.method} {f.path} -> {f.status} ({f.since_write_ms} ms after "
+        f"the write; views then {f.views_status}; again {f.later}): "
+        f"{f.detail[:200]}"
+        for f in tally.failures
+    )
     assert not tally.errors, f"{dict(tally.errors)}\n{failures}\nserver log: {log_file}"
     # The server was measured: memory at the start and the end.
     assert len(tally.rss) >= 2

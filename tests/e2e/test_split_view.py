@@ -43,8 +43,15 @@ def test_two_verifiers_shown_two_histories_both_alarm(tmp_path: Path, extra: int
     for path, buyer, sales in ((honest, "alice", 1), (forked, "mallory", 1 + extra)):
         with Ledger(DatabaseURL.parse(f"sqlite:///{path}")) as ledger:
             for n in range(sales):
-                ledger.sell(good, "own", buyer=buyer, channel="shop", quantity=1,
-                            unit_price=Money(100, "EUR"), idempotency_key=f"s{n}")
+                ledger.sell(
+                    good,
+                    "own",
+                    buyer=buyer,
+                    channel="shop",
+                    quantity=1,
+                    unit_price=Money(100, "EUR"),
+                    idempotency_key=f"s{n}",
+                )
 
     ports = {"a": free_port(), "b": free_port()}
     keys = {}
@@ -54,20 +61,44 @@ def test_two_verifiers_shown_two_histories_both_alarm(tmp_path: Path, extra: int
         keys[name].write_text(signer.to_private_text() + "\n")
     with ExitStack() as stack:
         bases = {
-            "a": stack.enter_context(running_server(f"sqlite:///{honest}", tmp_path / "log.key",
-                                                    log_file=tmp_path / "honest.log")),
-            "b": stack.enter_context(running_server(f"sqlite:///{forked}", tmp_path / "log.key",
-                                                    log_file=tmp_path / "forked.log")),
+            "a": stack.enter_context(
+                running_server(
+                    f"sqlite:///{honest}", tmp_path / "log.key", log_file=tmp_path / "honest.log"
+                )
+            ),
+            "b": stack.enter_context(
+                running_server(
+                    f"sqlite:///{forked}", tmp_path / "log.key", log_file=tmp_path / "forked.log"
+                )
+            ),
         }
         nodes = {}
         for name, other in (("a", "b"), ("b", "a")):
-            nodes[name] = stack.enter_context(running_process(
-                ["verifier", "run", "--ledger", bases[name], "--key", str(keys[name]),
-                 "--log-key", log.verifier_key(), "--state", str(tmp_path / name),
-                 "--port", str(ports[name]), "--poll", "0.1",
-                 "--peer", f"http://127.0.0.1:{ports[other]}"],
-                f"http://127.0.0.1:{ports[name]}", "/status",
-                log_file=tmp_path / f"verifier-{name}.log"))
+            nodes[name] = stack.enter_context(
+                running_process(
+                    [
+                        "verifier",
+                        "run",
+                        "--ledger",
+                        bases[name],
+                        "--key",
+                        str(keys[name]),
+                        "--log-key",
+                        log.verifier_key(),
+                        "--state",
+                        str(tmp_path / name),
+                        "--port",
+                        str(ports[name]),
+                        "--poll",
+                        "0.1",
+                        "--peer",
+                        f"http://127.0.0.1:{ports[other]}",
+                    ],
+                    f"http://127.0.0.1:{ports[name]}",
+                    "/status",
+                    log_file=tmp_path / f"verifier-{name}.log",
+                )
+            )
         deadline = time.monotonic() + 30
         alarms = {}
         while len(alarms) < 2:
@@ -75,8 +106,9 @@ def test_two_verifiers_shown_two_histories_both_alarm(tmp_path: Path, extra: int
                 status = httpx.get(f"{node}/status")
                 if status.status_code == 503:
                     alarms[name] = status.json()["alarm"]
-            assert time.monotonic() < deadline, {n: httpx.get(f"{u}/status").text
-                                                  for n, u in nodes.items()}
+            assert time.monotonic() < deadline, {
+                n: httpx.get(f"{u}/status").text for n, u in nodes.items()
+            }
             time.sleep(0.1)
     for alarm in alarms.values():
         assert alarm["check"] == "split-view", alarm

@@ -57,17 +57,31 @@ def test_a_ledger_that_withdraws_cosigned_checkpoints_alarms_its_verifiers(
 ) -> None:
     log = Signer.generate(ORIGIN)
     (tmp_path / "log.key").write_text(log.to_private_text() + "\n")
-    nodes = {name: VerifierNode(ledger_url="", signer=Signer.generate(name, key_type=0x04),
-                                log_keys=[log.verifier()], origin=ORIGIN,
-                                state_dir=tmp_path / name) for name in ("a", "b")}
+    nodes = {
+        name: VerifierNode(
+            ledger_url="",
+            signer=Signer.generate(name, key_type=0x04),
+            log_keys=[log.verifier()],
+            origin=ORIGIN,
+            state_dir=tmp_path / name,
+        )
+        for name in ("a", "b")
+    }
     with Ledger(sqlite_url) as ledger:
         backup(sqlite_url, tmp_path / "empty.db")
         ledger.register_channel("shop", "Shop", 500, idempotency_key="ch")
         good = ledger.mint(good_spec(), idempotency_key="m")["good_id"]
 
         def sell(key: str) -> int:
-            ledger.sell(good, "own", buyer=key, channel="shop", quantity=1,
-                        unit_price=Money(10, "EUR"), idempotency_key=key)
+            ledger.sell(
+                good,
+                "own",
+                buyer=key,
+                channel="shop",
+                quantity=1,
+                unit_price=Money(10, "EUR"),
+                idempotency_key=key,
+            )
             return int(ledger.event_store.recorder.max_notification_id() or 0)
 
         with running_server(sqlite_url.display(), tmp_path / "log.key") as base:

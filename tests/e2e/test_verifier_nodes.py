@@ -35,8 +35,18 @@ pytestmark = pytest.mark.slow
 
 def keygen(directory: Path, name: str, *, cosigner: bool = False) -> tuple[Path, str]:
     key = directory / f"{name.replace('/', '_')}.key"
-    args = [sys.executable, "-m", "ledger.cli", "keys", "generate", "--name", name,
-            "--out", str(key), *(["--cosigner"] if cosigner else [])]
+    args = [
+        sys.executable,
+        "-m",
+        "ledger.cli",
+        "keys",
+        "generate",
+        "--name",
+        name,
+        "--out",
+        str(key),
+        *(["--cosigner"] if cosigner else []),
+    ]
     done = subprocess.run(args, capture_output=True, text=True, check=True)
     return key, done.stdout.strip()
 
@@ -46,25 +56,51 @@ def test_three_verifiers_reach_quorum_then_catch_a_rewritten_entry(
 ) -> None:
     log_key, log_vkey = keygen(tmp_path, ORIGIN)
     keys = {name: keygen(tmp_path, name, cosigner=True) for name in NAMES}
-    policy_text = (f"log {log_vkey}\n"
-                   + "".join(f"witness {n} {keys[n][1]}\n" for n in NAMES)
-                   + f"group verifiers 2 {' '.join(NAMES)}\nquorum verifiers\n")
+    policy_text = (
+        f"log {log_vkey}\n"
+        + "".join(f"witness {n} {keys[n][1]}\n" for n in NAMES)
+        + f"group verifiers 2 {' '.join(NAMES)}\nquorum verifiers\n"
+    )
     (tmp_path / "policy.txt").write_text(policy_text)
     policy = parse_policy(policy_text)
     ports = {name: free_port() for name in NAMES}
 
     def verifier(stack: ExitStack, name: str, base: str) -> str:
         peers = [a for n in NAMES if n != name for a in ("--peer", f"http://127.0.0.1:{ports[n]}")]
-        return stack.enter_context(running_process(
-            ["verifier", "run", "--ledger", base, "--key", str(keys[name][0]),
-             "--log-key", log_vkey, "--state", str(tmp_path / name), "--port",
-             str(ports[name]), "--poll", "0.1", *peers],
-            f"http://127.0.0.1:{ports[name]}", "/status", log_file=tmp_path / f"{name}.log"))
+        return stack.enter_context(
+            running_process(
+                [
+                    "verifier",
+                    "run",
+                    "--ledger",
+                    base,
+                    "--key",
+                    str(keys[name][0]),
+                    "--log-key",
+                    log_vkey,
+                    "--state",
+                    str(tmp_path / name),
+                    "--port",
+                    str(ports[name]),
+                    "--poll",
+                    "0.1",
+                    *peers,
+                ],
+                f"http://127.0.0.1:{ports[name]}",
+                "/status",
+                log_file=tmp_path / f"{name}.log",
+            )
+        )
 
     with Ledger(store_url) as ledger, ExitStack() as stack:
-        base = stack.enter_context(running_server(
-            store_url.display(), log_key, policy=tmp_path / "policy.txt",
-            log_file=tmp_path / "ledger.log"))
+        base = stack.enter_context(
+            running_server(
+                store_url.display(),
+                log_key,
+                policy=tmp_path / "policy.txt",
+                log_file=tmp_path / "ledger.log",
+            )
+        )
         own_stacks = {name: stack.enter_context(ExitStack()) for name in NAMES}
         nodes = {name: verifier(own_stacks[name], name, base) for name in NAMES}
         _, sales = open_shop_and_sell(ledger, 25, quota=40, price=300)
@@ -82,8 +118,10 @@ def test_three_verifiers_reach_quorum_then_catch_a_rewritten_entry(
             assert time.monotonic() < deadline, f"no quorum: {note}"
             time.sleep(0.05)
         quorum_seconds = time.monotonic() - sold_at
-        print(f"2-of-3 quorum on size {result.checkpoint.size} "
-              f"{quorum_seconds:.2f} s after the last sale")
+        print(
+            f"2-of-3 quorum on size {result.checkpoint.size} "
+            f"{quorum_seconds:.2f} s after the last sale"
+        )
         assert not result.invalid_cosigners
         # A platform checks a unit's provenance offline, trusting only the policy.
         unit = sales[11]["units"][0]["unit_id"]
@@ -126,25 +164,38 @@ def rewrite_a_sale(url: DatabaseURL) -> int:
     with write access to the database would; returns its leaf index."""
     if url.backend == "sqlite":
         with sqlite3.connect(url.path) as db:
-            rows = db.execute("SELECT rowid, topic, state FROM stored_events "
-                              "ORDER BY rowid").fetchall()
+            rows = db.execute(
+                "SELECT rowid, topic, state FROM stored_events ORDER BY rowid"
+            ).fetchall()
             position, index, state = next(
-                (r[0], i, bytes(r[2])) for i, r in enumerate(
-                    rows) if r[1] == "stock.sold" and b'"buyer":"b3"' in r[2])
-            db.execute("UPDATE stored_events SET state = ? WHERE rowid = ?",
-                       (state.replace(b'"buyer":"b3"', b'"buyer":"mallory"'), position))
+                (r[0], i, bytes(r[2]))
+                for i, r in enumerate(rows)
+                if r[1] == "stock.sold" and b'"buyer":"b3"' in r[2]
+            )
+            db.execute(
+                "UPDATE stored_events SET state = ? WHERE rowid = ?",
+                (state.replace(b'"buyer":"b3"', b'"buyer":"mallory"'), position),
+            )
         return index
     import psycopg
     from psycopg import sql
 
     table = sql.Identifier(url.schema, "ledger_events")
-    with psycopg.connect(host=url.host, port=url.port, user=url.user, dbname=url.dbname,
-                         autocommit=True) as db:
-        rows = db.execute(sql.SQL("SELECT notification_id, topic, state FROM {} "
-                                  "ORDER BY notification_id").format(table)).fetchall()
+    with psycopg.connect(
+        host=url.host, port=url.port, user=url.user, dbname=url.dbname, autocommit=True
+    ) as db:
+        rows = db.execute(
+            sql.SQL("SELECT notification_id, topic, state FROM {} ORDER BY notification_id").format(
+                table
+            )
+        ).fetchall()
         position, index, state = next(
-            (r[0], i, bytes(r[2])) for i, r in enumerate(rows)
-            if r[1] == "stock.sold" and b'"buyer":"b3"' in bytes(r[2]))
-        db.execute(sql.SQL("UPDATE {} SET state = %s WHERE notification_id = %s").format(table),
-                   (state.replace(b'"buyer":"b3"', b'"buyer":"mallory"'), position))
+            (r[0], i, bytes(r[2]))
+            for i, r in enumerate(rows)
+            if r[1] == "stock.sold" and b'"buyer":"b3"' in bytes(r[2])
+        )
+        db.execute(
+            sql.SQL("UPDATE {} SET state = %s WHERE notification_id = %s").format(table),
+            (state.replace(b'"buyer":"b3"', b'"buyer":"mallory"'), position),
+        )
     return index

@@ -32,12 +32,21 @@ def test_add_checkpoint_answers_as_the_witness_spec_says(
     log = Signer.generate(ORIGIN)
     (tmp_path / "log.key").write_text(log.to_private_text() + "\n")
     cosigner = Signer.generate("witness-1", key_type=0x04)
-    with Ledger(sqlite_url) as ledger, running_server(sqlite_url.display(),
-                                                      tmp_path / "log.key") as base:
+    with (
+        Ledger(sqlite_url) as ledger,
+        running_server(sqlite_url.display(), tmp_path / "log.key") as base,
+    ):
         ledger.register_channel("shop", "Shop", 500, idempotency_key="ch")
         good = ledger.mint(good_spec(), idempotency_key="m")["good_id"]
-        ledger.sell(good, "own", buyer="b", channel="shop", quantity=2,
-                    unit_price=Money(10, "EUR"), idempotency_key="s")
+        ledger.sell(
+            good,
+            "own",
+            buyer="b",
+            channel="shop",
+            quantity=2,
+            unit_price=Money(10, "EUR"),
+            idempotency_key="s",
+        )
         events = int(ledger.event_store.recorder.max_notification_id() or 0)
         deadline = time.monotonic() + 20
         while True:
@@ -51,19 +60,26 @@ def test_add_checkpoint_answers_as_the_witness_spec_says(
         signed = response.text
         checkpoint = Checkpoint.parse(note.text)
 
-        node = VerifierNode(ledger_url=base, signer=cosigner, log_keys=[log.verifier()],
-                            origin=ORIGIN, state_dir=tmp_path / "node")
+        node = VerifierNode(
+            ledger_url=base,
+            signer=cosigner,
+            log_keys=[log.verifier()],
+            origin=ORIGIN,
+            state_dir=tmp_path / "node",
+        )
         client = TestClient(create_node_app(node))  # no lifespan: no polling
 
         def post(old: int, proof: list[bytes], note_text: str) -> httpx.Response:
-            return client.post("/add-checkpoint",
-                               content=format_add_checkpoint(old, proof, note_text))
+            return client.post(
+                "/add-checkpoint", content=format_add_checkpoint(old, proof, note_text)
+            )
 
         assert client.post("/add-checkpoint", content="nonsense").status_code == 400
         stranger = sign_note(note.text, [Signer.generate(ORIGIN)])
         assert post(0, [], stranger).status_code == 403
-        elsewhere = sign_note(Checkpoint("other.example/log", checkpoint.size,
-                                         checkpoint.root).body(), [log])
+        elsewhere = sign_note(
+            Checkpoint("other.example/log", checkpoint.size, checkpoint.root).body(), [log]
+        )
         assert post(0, [], elsewhere).status_code == 404
         wrong_old = post(5, [bytes(32)], signed)
         assert wrong_old.status_code == 409
@@ -78,8 +94,15 @@ def test_add_checkpoint_answers_as_the_witness_spec_says(
         persisted = (tmp_path / "node" / "state.json").read_text()
         assert base64.b64encode(checkpoint.root).decode() in persisted
 
-        ledger.sell(good, "own", buyer="c", channel="shop", quantity=1,
-                    unit_price=Money(10, "EUR"), idempotency_key="s2")
+        ledger.sell(
+            good,
+            "own",
+            buyer="c",
+            channel="shop",
+            quantity=1,
+            unit_price=Money(10, "EUR"),
+            idempotency_key="s2",
+        )
         grown = Checkpoint(ORIGIN, checkpoint.size + 1, bytes(32))
         forged = sign_note(grown.body(), [log])
         assert post(checkpoint.size, [bytes(32)], forged).status_code == 422

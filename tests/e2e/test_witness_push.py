@@ -32,22 +32,49 @@ def test_pushed_checkpoints_reach_quorum_without_polling(
     witnesses = {name: Signer.generate(name, key_type=0x04) for name in NAMES}
     for name, signer in witnesses.items():
         (tmp_path / f"{name}.key").write_text(signer.to_private_text() + "\n")
-    policy_text = (f"log {log.verifier_key()}\n" + "".join(
-        f"witness {n} {w.verifier_key()} http://127.0.0.1:{ports[n]}\n"
-        for n, w in witnesses.items()) + f"group g 2 {' '.join(NAMES)}\nquorum g\n")
+    policy_text = (
+        f"log {log.verifier_key()}\n"
+        + "".join(
+            f"witness {n} {w.verifier_key()} http://127.0.0.1:{ports[n]}\n"
+            for n, w in witnesses.items()
+        )
+        + f"group g 2 {' '.join(NAMES)}\nquorum g\n"
+    )
     (tmp_path / "policy.txt").write_text(policy_text)
     policy = parse_policy(policy_text)
     with Ledger(sqlite_url) as ledger, ExitStack() as stack:
-        base = stack.enter_context(running_server(
-            sqlite_url.display(), tmp_path / "log.key", policy=tmp_path / "policy.txt",
-            log_file=tmp_path / "ledger.log"))
+        base = stack.enter_context(
+            running_server(
+                sqlite_url.display(),
+                tmp_path / "log.key",
+                policy=tmp_path / "policy.txt",
+                log_file=tmp_path / "ledger.log",
+            )
+        )
         for name in NAMES:  # --poll 60: they only act when pushed to
-            stack.enter_context(running_process(
-                ["verifier", "run", "--ledger", base, "--key", str(tmp_path / f"{name}.key"),
-                 "--log-key", log.verifier_key(), "--state", str(tmp_path / name),
-                 "--port", str(ports[name]), "--poll", "60"],
-                f"http://127.0.0.1:{ports[name]}", "/status",
-                log_file=tmp_path / f"{name}.log"))
+            stack.enter_context(
+                running_process(
+                    [
+                        "verifier",
+                        "run",
+                        "--ledger",
+                        base,
+                        "--key",
+                        str(tmp_path / f"{name}.key"),
+                        "--log-key",
+                        log.verifier_key(),
+                        "--state",
+                        str(tmp_path / name),
+                        "--port",
+                        str(ports[name]),
+                        "--poll",
+                        "60",
+                    ],
+                    f"http://127.0.0.1:{ports[name]}",
+                    "/status",
+                    log_file=tmp_path / f"{name}.log",
+                )
+            )
         open_shop_and_sell(ledger, 3)
         events = int(ledger.event_store.recorder.max_notification_id() or 0)
         deadline = time.monotonic() + 20

@@ -22,21 +22,34 @@ from ledger.domain.unit import Unit
 
 T0 = datetime(2026, 11, 22, 7, 9, 2, 123456, tzinfo=UTC)
 SPEC = {
-    "title": "Golden \u00e9dition \u2014 \"quoted\" \\ slash",
+    "title": 'Golden \u00e9dition \u2014 "quoted" \\ slash',
     "creators": [{"id": "alice", "share_bps": 6667}, {"id": "bob", "share_bps": 3333}],
     "content_digest": "sha256:" + "0f" * 32,
     "kind": "collectible",
     "currency": "EUR",
-    "edition": {"policy": "restockable", "sale_opens_at": "2026-11-22T00:00:00Z",
-                "sale_closes_at": None},
-    "tiers": [{"name": "own", "quota": 100, "transferable": True, "per_buyer_limit": None,
-               "lifetime_cap": 150},
-              {"name": "view", "quota": 1000, "transferable": False}],
+    "edition": {
+        "policy": "restockable",
+        "sale_opens_at": "2026-11-22T00:00:00Z",
+        "sale_closes_at": None,
+    },
+    "tiers": [
+        {
+            "name": "own",
+            "quota": 100,
+            "transferable": True,
+            "per_buyer_limit": None,
+            "lifetime_cap": 150,
+        },
+        {"name": "view", "quota": 1000, "transferable": False},
+    ],
     "royalty": {"resale_bps": 1000},
     "variant_rules": None,
     "metadata": {
-        "series": "golden", "note": "tab\there\nnewline\u0007bell", "n": 1,
-        "tags": ["a", "b"], "nested": {"ok": True},
+        "series": "golden",
+        "note": "tab\there\nnewline\u0007bell",
+        "n": 1,
+        "tags": ["a", "b"],
+        "nested": {"ok": True},
     },
 }
 
@@ -47,26 +60,52 @@ def build() -> dict[str, Any]:
     stock = TierStock.open(good, "own", T0)
     sale_at = T0 + timedelta(seconds=1)
     parts = split(999, good.primary_shares("shop", 500))
-    stock.sell(sale_id="11111111-1111-5111-8111-111111111111", buyer="carol", channel="shop",
-               quantity=1, unit_price={"amount": 999, "currency": "EUR"}, split=parts,
-               now=sale_at)
-    unit = Unit.issue(good_id=good.id, tier="own", serial=1, transferable=True, buyer="carol",
-                      sale_id="11111111-1111-5111-8111-111111111111", channel="shop",
-                      price={"amount": 999, "currency": "EUR"}, split=parts, now=sale_at)
+    stock.sell(
+        sale_id="11111111-1111-5111-8111-111111111111",
+        buyer="carol",
+        channel="shop",
+        quantity=1,
+        unit_price={"amount": 999, "currency": "EUR"},
+        split=parts,
+        now=sale_at,
+    )
+    unit = Unit.issue(
+        good_id=good.id,
+        tier="own",
+        serial=1,
+        transferable=True,
+        buyer="carol",
+        sale_id="11111111-1111-5111-8111-111111111111",
+        channel="shop",
+        price={"amount": 999, "currency": "EUR"},
+        split=parts,
+        now=sale_at,
+    )
     resale = split(5000, good.resale_shares("market", 250, "carol"))
-    unit.resell(resale_id="22222222-2222-5222-8222-222222222222", seller="carol",
-                buyer="dave", channel="market", price={"amount": 5000, "currency": "EUR"},
-                split=resale, now=sale_at + timedelta(seconds=1))
+    unit.resell(
+        resale_id="22222222-2222-5222-8222-222222222222",
+        seller="carol",
+        buyer="dave",
+        channel="market",
+        price={"amount": 5000, "currency": "EUR"},
+        split=resale,
+        now=sale_at + timedelta(seconds=1),
+    )
     events = [*good.collect_events(), *stock.collect_events(), *unit.collect_events()]
     return {
         "format": 1,
         "namespace": str(ids.LEDGER_NAMESPACE),
         "events": [
             {
-                "aggregate_id": str(e.originator_id), "version": e.originator_version,
-                "type": e.TYPE, "timestamp": format_timestamp(e.timestamp),
-                "payload": e.payload(), "prev_hash": e.prev_hash,
-                "state": e.state.decode(), "record": e.record.decode(), "hash": e.hash,
+                "aggregate_id": str(e.originator_id),
+                "version": e.originator_version,
+                "type": e.TYPE,
+                "timestamp": format_timestamp(e.timestamp),
+                "payload": e.payload(),
+                "prev_hash": e.prev_hash,
+                "state": e.state.decode(),
+                "record": e.record.decode(),
+                "hash": e.hash,
             }
             for e in events
         ],
@@ -79,25 +118,39 @@ def build() -> dict[str, Any]:
             "command": ["", "key-1", str(ids.command_id_for("", "key-1"))],
         },
         "splits": [
-            {"amount": amount, "weights": [[s.recipient, s.role, s.weight] for s in shares],
-             "parts": split(amount, shares)}
+            {
+                "amount": amount,
+                "weights": [[s.recipient, s.role, s.weight] for s in shares],
+                "parts": split(amount, shares),
+            }
             for amount, shares in [
                 (999, good.primary_shares("shop", 500)),
                 (5000, good.resale_shares("market", 250, "carol")),
                 (1, [Share("a", "creator", 1), Share("b", "creator", 1)]),
                 (2, [Share("a", "creator", 1), Share("b", "creator", 1), Share("c", "channel", 1)]),
-                (100, [Share("a", "creator", 3333), Share("b", "creator", 3333),
-                       Share("c", "creator", 3334)]),
-                (10**12, [Share("x", "seller", 1), Share("y", "seller", 0),
-                          Share("z", "channel", 2)]),
+                (
+                    100,
+                    [
+                        Share("a", "creator", 3333),
+                        Share("b", "creator", 3333),
+                        Share("c", "creator", 3334),
+                    ],
+                ),
+                (
+                    10**12,
+                    [Share("x", "seller", 1), Share("y", "seller", 0), Share("z", "channel", 2)],
+                ),
             ]
         ],
         "canonical": [
             {"value": v, "bytes": canonical.encode(v).decode()}
             for v in [
                 {"b": 1, "a": [True, False, None], "c": {"y": "\u0001\u001f\u007f", "x": ""}},
-                {"emoji": "\U0001f600", "escapes": "\"\\/\b\f\n\r\t", "n": -(2**53 - 1)},
-                [], {}, "\u2028\u2029", 0,
+                {"emoji": "\U0001f600", "escapes": '"\\/\b\f\n\r\t', "n": -(2**53 - 1)},
+                [],
+                {},
+                "\u2028\u2029",
+                0,
             ]
         ],
     }

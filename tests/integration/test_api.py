@@ -47,25 +47,32 @@ class Api:
 
     def caught_up(self) -> None:
         assert self.runtime.runner is not None
-        assert self.runtime.runner.wait_for(self.runtime.ledger.event_store.recorder
-                                            .max_notification_id() or 0, timeout=10)
+        assert self.runtime.runner.wait_for(
+            self.runtime.ledger.event_store.recorder.max_notification_id() or 0, timeout=10
+        )
 
 
 PRINCIPALS = {
-    "admin": (Role.ADMIN, None), "alice": (Role.CREATOR, "alice"),
-    "mallory": (Role.CREATOR, "mallory"), "shop": (Role.CHANNEL, "shop"),
-    "other": (Role.CHANNEL, "other"), "auditor": (Role.AUDITOR, None),
+    "admin": (Role.ADMIN, None),
+    "alice": (Role.CREATOR, "alice"),
+    "mallory": (Role.CREATOR, "mallory"),
+    "shop": (Role.CHANNEL, "shop"),
+    "other": (Role.CHANNEL, "other"),
+    "auditor": (Role.AUDITOR, None),
     "verifier": (Role.VERIFIER, None),
 }
 
 
 @pytest.fixture
 def api(store_url: DatabaseURL) -> Iterator[Api]:
-    runtime = open_runtime(store_url, Settings(projection_poll_interval=0.01),
-                           code_keyring=Keyring.generate())
+    runtime = open_runtime(
+        store_url, Settings(projection_poll_interval=0.01), code_keyring=Keyring.generate()
+    )
     assert runtime.api_keys is not None
-    tokens = {name: runtime.api_keys.issue(role, subject, label=name)[1]
-              for name, (role, subject) in PRINCIPALS.items()}
+    tokens = {
+        name: runtime.api_keys.issue(role, subject, label=name)[1]
+        for name, (role, subject) in PRINCIPALS.items()
+    }
     revoked, token = runtime.api_keys.issue(Role.ADMIN, None, label="revoked")
     runtime.api_keys.revoke(revoked.key_id)
     tokens["revoked"] = token
@@ -78,51 +85,94 @@ def api(store_url: DatabaseURL) -> Iterator[Api]:
 
 
 def spec(**extra: Any) -> dict[str, Any]:
-    return good_spec(**({"creators": [{"id": "alice", "share_bps": 10_000}],
-                         "variant_rules": {"max_variants": 50, "max_supply_per_variant": 10}}
-                        | extra))
+    return good_spec(
+        **(
+            {
+                "creators": [{"id": "alice", "share_bps": 10_000}],
+                "variant_rules": {"max_variants": 50, "max_supply_per_variant": 10},
+            }
+            | extra
+        )
+    )
 
 
 @pytest.fixture
 def world(api: Api) -> dict[str, str]:
     for channel in ("shop", "other"):
-        assert api.post("admin", "/channels", {"channel": channel, "name": channel,
-                                               "fee_bps": 500}).status_code == 201
+        assert (
+            api.post(
+                "admin", "/channels", {"channel": channel, "name": channel, "fee_bps": 500}
+            ).status_code
+            == 201
+        )
     good = api.post("alice", "/goods", {"spec": spec()}).json()["good_id"]
-    sale = api.post("shop", f"/goods/{good}/tiers/own/sales", {
-        "buyer": "b1", "channel": "shop", "unit_price": {"amount": 1_000, "currency": "EUR"}})
+    sale = api.post(
+        "shop",
+        f"/goods/{good}/tiers/own/sales",
+        {"buyer": "b1", "channel": "shop", "unit_price": {"amount": 1_000, "currency": "EUR"}},
+    )
     assert sale.status_code == 201, sale.text
-    hold = api.post("shop", f"/goods/{good}/tiers/own/holds",
-                    {"channel": "shop", "quantity": 1, "ttl_seconds": 600})
+    hold = api.post(
+        "shop",
+        f"/goods/{good}/tiers/own/holds",
+        {"channel": "shop", "quantity": 1, "ttl_seconds": 600},
+    )
     assert hold.status_code == 201, hold.text
-    restockable = api.post("alice", "/goods", {"spec": spec(
-        title="restockable", policy="restockable",
-        tiers=[{"name": "own", "quota": 1, "lifetime_cap": 100}])}).json()["good_id"]
-    assert api.post("shop", f"/goods/{restockable}/tiers/own/sales", {
-        "buyer": "b1", "channel": "shop",
-        "unit_price": {"amount": 1, "currency": "EUR"}}).status_code == 201
-    entry = api.post("shop", f"/goods/{restockable}/tiers/own/waitlist",
-                     {"buyer": "w0", "channel": "shop"})
+    restockable = api.post(
+        "alice",
+        "/goods",
+        {
+            "spec": spec(
+                title="restockable",
+                policy="restockable",
+                tiers=[{"name": "own", "quota": 1, "lifetime_cap": 100}],
+            )
+        },
+    ).json()["good_id"]
+    assert (
+        api.post(
+            "shop",
+            f"/goods/{restockable}/tiers/own/sales",
+            {"buyer": "b1", "channel": "shop", "unit_price": {"amount": 1, "currency": "EUR"}},
+        ).status_code
+        == 201
+    )
+    entry = api.post(
+        "shop", f"/goods/{restockable}/tiers/own/waitlist", {"buyer": "w0", "channel": "shop"}
+    )
     assert entry.status_code == 201, entry.text
     api.caught_up()
-    return {"good": good, "unit": sale.json()["units"][0]["unit_id"],
-            "hold": hold.json()["hold_id"], "restockable": restockable,
-            "entry": entry.json()["entry_id"]}
+    return {
+        "good": good,
+        "unit": sale.json()["units"][0]["unit_id"],
+        "hold": hold.json()["hold_id"],
+        "restockable": restockable,
+        "entry": entry.json()["entry_id"],
+    }
 
 
 @pytest.fixture
 def coded(api: Api, world: dict[str, str]) -> dict[str, str]:
     """Alice's redemption-code good with codes imported, a unit sold through
     shop to b1, and its code delivered (so it can be redeemed)."""
-    good = api.post("alice", "/goods", {"spec": spec(
-        title="keys", kind="redemption-code", tiers=[{"name": "key", "quota": 50}])})
+    good = api.post(
+        "alice",
+        "/goods",
+        {"spec": spec(title="keys", kind="redemption-code", tiers=[{"name": "key", "quota": 50}])},
+    )
     assert good.status_code == 201, good.text
     good_id = good.json()["good_id"]
-    imported = api.post("alice", f"/goods/{good_id}/tiers/key/codes", {
-        "range": {"prefix": "MATRIX-", "width": 4, "start": 1, "end": 40}})
+    imported = api.post(
+        "alice",
+        f"/goods/{good_id}/tiers/key/codes",
+        {"range": {"prefix": "MATRIX-", "width": 4, "start": 1, "end": 40}},
+    )
     assert imported.status_code == 201, imported.text
-    sale = api.post("shop", f"/goods/{good_id}/tiers/key/sales", {
-        "buyer": "b1", "channel": "shop", "unit_price": {"amount": 1_000, "currency": "EUR"}})
+    sale = api.post(
+        "shop",
+        f"/goods/{good_id}/tiers/key/sales",
+        {"buyer": "b1", "channel": "shop", "unit_price": {"amount": 1_000, "currency": "EUR"}},
+    )
     assert sale.status_code == 201, sale.text
     unit = sale.json()["units"][0]["unit_id"]
     delivered = api.post("shop", f"/units/{unit}/code-deliveries", {"holder": "b1"})
@@ -140,40 +190,84 @@ def endpoints(w: dict[str, str]) -> list[tuple[str, str, Any, set[str]]]:
     c, cu, code = w["coded"], w["coded_unit"], w["code"]
     price = {"amount": 2_000, "currency": "EUR"}
     return [
-        ("POST", "/channels", lambda: {"channel": f"c{uuid.uuid4().hex[:8]}", "name": "x",
-                                       "fee_bps": 0}, {"admin"}),
+        (
+            "POST",
+            "/channels",
+            lambda: {"channel": f"c{uuid.uuid4().hex[:8]}", "name": "x", "fee_bps": 0},
+            {"admin"},
+        ),
         ("POST", "/goods", lambda: {"spec": spec(title=uuid.uuid4().hex)}, {"admin", "alice"}),
-        ("POST", f"/goods/{g}/variants",
-         lambda: {"spec": spec(title=uuid.uuid4().hex,
-                               tiers=[{"name": "own", "quota": 5}], variant_rules=None)},
-         {"admin", "alice"}),
-        ("POST", f"/goods/{g}/tiers/own/sales",
-         lambda: {"buyer": f"b{uuid.uuid4().hex[:6]}", "channel": "shop", "unit_price": price},
-         {"admin", "shop"}),
-        ("POST", f"/units/{u}/resales",
-         lambda: {"seller": "b1", "buyer": "b2", "channel": "shop", "price": price},
-         {"admin", "shop"}),
+        (
+            "POST",
+            f"/goods/{g}/variants",
+            lambda: {
+                "spec": spec(
+                    title=uuid.uuid4().hex, tiers=[{"name": "own", "quota": 5}], variant_rules=None
+                )
+            },
+            {"admin", "alice"},
+        ),
+        (
+            "POST",
+            f"/goods/{g}/tiers/own/sales",
+            lambda: {"buyer": f"b{uuid.uuid4().hex[:6]}", "channel": "shop", "unit_price": price},
+            {"admin", "shop"},
+        ),
+        (
+            "POST",
+            f"/units/{u}/resales",
+            lambda: {"seller": "b1", "buyer": "b2", "channel": "shop", "price": price},
+            {"admin", "shop"},
+        ),
         ("POST", f"/goods/{g}/tiers/own/restocks", lambda: {"quantity": 1}, {"admin", "alice"}),
         ("POST", f"/units/{u}/refunds", lambda: {"reason": "matrix"}, {"admin", "shop"}),
-        ("POST", f"/goods/{g}/tiers/own/holds",
-         lambda: {"channel": "shop", "quantity": 1, "ttl_seconds": 60}, {"admin", "shop"}),
-        ("POST", f"/goods/{g}/tiers/own/holds/{h}/commit",
-         lambda: {"buyer": "b9", "quantity": 1, "unit_price": price}, {"admin", "shop"}),
+        (
+            "POST",
+            f"/goods/{g}/tiers/own/holds",
+            lambda: {"channel": "shop", "quantity": 1, "ttl_seconds": 60},
+            {"admin", "shop"},
+        ),
+        (
+            "POST",
+            f"/goods/{g}/tiers/own/holds/{h}/commit",
+            lambda: {"buyer": "b9", "quantity": 1, "unit_price": price},
+            {"admin", "shop"},
+        ),
         ("POST", f"/goods/{g}/tiers/own/holds/{h}/release", lambda: {}, {"admin", "shop"}),
         ("GET", f"/goods/{g}/holds", None, READERS),
-        ("POST", f"/goods/{g}/tiers/own/pools/shop/allot", lambda: {"quantity": 1},
-         {"admin", "alice"}),
-        ("POST", f"/goods/{g}/tiers/own/pools/shop/return", lambda: {"quantity": 1},
-         {"admin", "alice", "shop"}),
-        ("POST", f"/goods/{g}/tiers/own/pools/move",
-         lambda: {"from": "shop", "to": "other", "quantity": 1}, {"admin", "alice"}),
+        (
+            "POST",
+            f"/goods/{g}/tiers/own/pools/shop/allot",
+            lambda: {"quantity": 1},
+            {"admin", "alice"},
+        ),
+        (
+            "POST",
+            f"/goods/{g}/tiers/own/pools/shop/return",
+            lambda: {"quantity": 1},
+            {"admin", "alice", "shop"},
+        ),
+        (
+            "POST",
+            f"/goods/{g}/tiers/own/pools/move",
+            lambda: {"from": "shop", "to": "other", "quantity": 1},
+            {"admin", "alice"},
+        ),
         ("GET", f"/goods/{g}/pools", None, READERS),
-        ("POST", f"/goods/{r}/tiers/own/waitlist",
-         lambda: {"buyer": f"w{uuid.uuid4().hex[:6]}", "channel": "shop"}, {"admin", "shop"}),
+        (
+            "POST",
+            f"/goods/{r}/tiers/own/waitlist",
+            lambda: {"buyer": f"w{uuid.uuid4().hex[:6]}", "channel": "shop"},
+            {"admin", "shop"},
+        ),
         ("POST", f"/goods/{r}/tiers/own/waitlist/{e}/leave", lambda: {}, {"admin", "shop"}),
         ("GET", f"/goods/{r}/waitlist", None, READERS),
-        ("POST", f"/goods/{g}/tiers/view/rates/other", lambda: {"per_minute": 1_000},
-         {"admin", "alice"}),
+        (
+            "POST",
+            f"/goods/{g}/tiers/view/rates/other",
+            lambda: {"per_minute": 1_000},
+            {"admin", "alice"},
+        ),
         ("GET", f"/holds/{h}", None, READERS - {"other"}),
         ("GET", "/goods", None, READERS),
         ("GET", f"/goods/{g}", None, READERS),
@@ -187,15 +281,23 @@ def endpoints(w: dict[str, str]) -> list[tuple[str, str, Any, set[str]]]:
         ("GET", "/views/status", None, {"admin", "auditor", "verifier"}),
         ("GET", "/me", None, EVERYONE),
         ("GET", f"/goods/{g}/stock/stream", None, READERS),
-        ("POST", f"/goods/{c}/tiers/key/codes",
-         lambda: {"codes": [f"M-{uuid.uuid4().hex}"]}, {"admin", "alice"}),
+        (
+            "POST",
+            f"/goods/{c}/tiers/key/codes",
+            lambda: {"codes": [f"M-{uuid.uuid4().hex}"]},
+            {"admin", "alice"},
+        ),
         ("GET", f"/goods/{c}/tiers/key/codes", None, {"admin", "alice", "auditor"}),
         # Only the channel that sold the unit: not another, not even admin.
         ("POST", f"/units/{cu}/code-deliveries", lambda: {"holder": "b1"}, {"shop"}),
         # Any creator may redeem, but another creator's code is 404
         # code-not-found to mallory (tests/integration/test_api_codes.py).
-        ("POST", "/code-redemptions", lambda: {"code": code, "redeemer": "r1"},
-         {"admin", "alice", "mallory"}),
+        (
+            "POST",
+            "/code-redemptions",
+            lambda: {"code": code, "redeemer": "r1"},
+            {"admin", "alice", "mallory"},
+        ),
     ]
 
 
@@ -211,8 +313,9 @@ def call(api: Api, method: str, path: str, body: Any, who: str | None) -> int:
     return int(api.get(who, path).status_code)
 
 
-def test_every_endpoint_for_every_role(api: Api, world: dict[str, str],
-                                      coded: dict[str, str]) -> None:
+def test_every_endpoint_for_every_role(
+    api: Api, world: dict[str, str], coded: dict[str, str]
+) -> None:
     world = world | coded
     checked = 0
     for method, path, body, allowed in endpoints(world):
@@ -229,8 +332,10 @@ def test_every_endpoint_for_every_role(api: Api, world: dict[str, str],
             assert call(api, method, path, body, anonymous) == 401, (method, path, anonymous)
             checked += 1
     assert checked == len(endpoints(world)) * (len(PRINCIPALS) + 3)
-    print(f"role matrix: {len(endpoints(world))} endpoints x {len(PRINCIPALS) + 3} callers "
-          f"= {checked} checks")
+    print(
+        f"role matrix: {len(endpoints(world))} endpoints x {len(PRINCIPALS) + 3} callers "
+        f"= {checked} checks"
+    )
 
 
 def test_a_creator_mints_only_as_one_of_the_goods_creators(api: Api) -> None:
@@ -274,21 +379,28 @@ def test_concurrent_duplicates_have_one_effect(api: Api, world: dict[str, str]) 
     assert {a.status_code for a in answers} == {201}
     assert len({a.text for a in answers}) == 1
     api.caught_up()
-    own = next(t for t in api.get("auditor", f"/goods/{world['good']}/stock").json()["tiers"]
-               if t["tier"] == "own")
+    own = next(
+        t
+        for t in api.get("auditor", f"/goods/{world['good']}/stock").json()["tiers"]
+        if t["tier"] == "own"
+    )
     assert own["issued"] == 2  # the world's sale and this one, once
 
 
 def test_a_post_without_idempotency_key_is_refused(api: Api, world: dict[str, str]) -> None:
-    response = api.client.post("/channels", json={"channel": "x", "name": "x", "fee_bps": 0},
-                               headers={"Authorization": f"Bearer {api.tokens['admin']}"})
+    response = api.client.post(
+        "/channels",
+        json={"channel": "x", "name": "x", "fee_bps": 0},
+        headers={"Authorization": f"Bearer {api.tokens['admin']}"},
+    )
     assert response.status_code == 400
     assert response.json()["type"] == PROBLEM + "idempotency-key-required"
 
 
 def test_domain_refusals_are_problems_with_stable_types(api: Api, world: dict[str, str]) -> None:
-    good = api.post("alice", "/goods", {"spec": spec(
-        title="tiny", tiers=[{"name": "own", "quota": 1}])}).json()["good_id"]
+    good = api.post(
+        "alice", "/goods", {"spec": spec(title="tiny", tiers=[{"name": "own", "quota": 1}])}
+    ).json()["good_id"]
     body = {"buyer": "b", "channel": "shop", "unit_price": {"amount": 1, "currency": "EUR"}}
     assert api.post("shop", f"/goods/{good}/tiers/own/sales", body).status_code == 201
     sold_out = api.post("shop", f"/goods/{good}/tiers/own/sales", body)
@@ -299,8 +411,11 @@ def test_domain_refusals_are_problems_with_stable_types(api: Api, world: dict[st
     missing = api.get("auditor", f"/goods/{uuid.uuid4()}")
     assert missing.status_code == 404
     assert missing.json()["type"].startswith(PROBLEM)
-    wrong_currency = api.post("shop", f"/goods/{world['good']}/tiers/own/sales",
-                              body | {"unit_price": {"amount": 1, "currency": "USD"}})
+    wrong_currency = api.post(
+        "shop",
+        f"/goods/{world['good']}/tiers/own/sales",
+        body | {"unit_price": {"amount": 1, "currency": "USD"}},
+    )
     assert wrong_currency.status_code == 409
     assert wrong_currency.json()["type"] == PROBLEM + "currency-mismatch"
 
@@ -309,8 +424,9 @@ def test_a_channel_refunds_only_its_own_sales(api: Api, world: dict[str, str]) -
     refused = api.post("other", f"/units/{world['unit']}/refunds", {"reason": "not mine"})
     assert refused.status_code == 403
     assert refused.json()["type"] == PROBLEM + "forbidden"
-    assert api.post("shop", f"/units/{world['unit']}/refunds",
-                    {"reason": "mine"}).status_code == 201
+    assert (
+        api.post("shop", f"/units/{world['unit']}/refunds", {"reason": "mine"}).status_code == 201
+    )
 
 
 def test_limits_are_enforced_at_the_edge(api: Api, world: dict[str, str]) -> None:
@@ -334,16 +450,27 @@ def test_limits_are_enforced_at_the_edge(api: Api, world: dict[str, str]) -> Non
     assert big_page.status_code == 422
     bad_cursor = api.get("auditor", "/goods", cursor="not-a-cursor")
     assert bad_cursor.status_code == 422
-    not_json = api.client.post("/goods", content=b"{", headers=api.headers("alice") | {
-        "content-type": "application/json"})
+    not_json = api.client.post(
+        "/goods", content=b"{", headers=api.headers("alice") | {"content-type": "application/json"}
+    )
     assert not_json.status_code == 422
     assert not_json.headers["content-type"] == "application/problem+json"
 
 
 def test_statement_and_settlement_read_the_views(api: Api, world: dict[str, str]) -> None:
-    assert api.post("shop", f"/units/{world['unit']}/resales", {
-        "seller": "b1", "buyer": "b2", "channel": "shop",
-        "price": {"amount": 10_000, "currency": "EUR"}}).status_code == 201
+    assert (
+        api.post(
+            "shop",
+            f"/units/{world['unit']}/resales",
+            {
+                "seller": "b1",
+                "buyer": "b2",
+                "channel": "shop",
+                "price": {"amount": 10_000, "currency": "EUR"},
+            },
+        ).status_code
+        == 201
+    )
     api.caught_up()
     statement = api.get("alice", "/creators/alice/statement", kind="resale").json()
     assert [line["amount"]["amount"] for line in statement["items"]] == [1_000]
@@ -373,11 +500,18 @@ def test_pages_cover_every_good_once(api: Api, world: dict[str, str]) -> None:
 def test_openapi_documents_every_route(api: Api) -> None:
     schema = api.client.get("/openapi.json").json()
     paths = schema["paths"]
-    for path in ("/goods", "/goods/{good_id}/tiers/{tier}/sales", "/units/{unit_id}/resales",
-                 "/creators/{creator}/statement", "/channels/{channel}/settlement",
-                 "/goods/{good_id}/stock/stream", "/log/checkpoint",
-                 "/goods/{good_id}/tiers/{tier}/codes", "/units/{unit_id}/code-deliveries",
-                 "/code-redemptions"):
+    for path in (
+        "/goods",
+        "/goods/{good_id}/tiers/{tier}/sales",
+        "/units/{unit_id}/resales",
+        "/creators/{creator}/statement",
+        "/channels/{channel}/settlement",
+        "/goods/{good_id}/stock/stream",
+        "/log/checkpoint",
+        "/goods/{good_id}/tiers/{tier}/codes",
+        "/units/{unit_id}/code-deliveries",
+        "/code-redemptions",
+    ):
         assert path in paths, path
     sale = paths["/goods/{good_id}/tiers/{tier}/sales"]["post"]
     assert any(p["name"] == "Idempotency-Key" for p in sale["parameters"])
@@ -385,8 +519,13 @@ def test_openapi_documents_every_route(api: Api) -> None:
 
 def test_the_log_and_provenance_are_public(api: Api, world: dict[str, str]) -> None:
     """A transparency log is readable by anyone: no key, any key, even a bad one."""
-    public = ["/healthz", "/log/entries?start=0&end=1", f"/units/{world['unit']}/provenance",
-              "/log/checkpoint", "/log/proof/consistency?old=1"]
+    public = [
+        "/healthz",
+        "/log/entries?start=0&end=1",
+        f"/units/{world['unit']}/provenance",
+        "/log/checkpoint",
+        "/log/proof/consistency?old=1",
+    ]
     for path in public:
         for who in [None, *PRINCIPALS, "revoked"]:
             status = api.get(who, path).status_code
@@ -400,21 +539,30 @@ def test_a_hold_through_the_api(api: Api, world: dict[str, str]) -> None:
     body = hold.json()
     assert (body["quantity"], body["channel"]) == (3, "shop")
     api.caught_up()
-    own = next(t for t in api.get("shop", f"/goods/{world['good']}/stock").json()["tiers"]
-               if t["tier"] == "own")
+    own = next(
+        t
+        for t in api.get("shop", f"/goods/{world['good']}/stock").json()["tiers"]
+        if t["tier"] == "own"
+    )
     assert own["reserved"] == 4  # this hold and the world's
     assert own["available"] == own["quota"] - own["issued"] - 4
     other = api.post("other", path, {"channel": "shop", "quantity": 1, "ttl_seconds": 60})
     assert other.status_code == 403
-    commit = api.post("shop", f"{path}/{body['hold_id']}/commit", {
-        "buyer": "zoe", "quantity": 2, "unit_price": {"amount": 500, "currency": "EUR"}},
-        key="pay-1")
+    commit = api.post(
+        "shop",
+        f"{path}/{body['hold_id']}/commit",
+        {"buyer": "zoe", "quantity": 2, "unit_price": {"amount": 500, "currency": "EUR"}},
+        key="pay-1",
+    )
     assert commit.status_code == 201
     assert commit.json()["outcome"] == "sold"
     assert len(commit.json()["units"]) == 2
-    again = api.post("shop", f"{path}/{body['hold_id']}/commit", {
-        "buyer": "zoe", "quantity": 2, "unit_price": {"amount": 500, "currency": "EUR"}},
-        key="pay-1")
+    again = api.post(
+        "shop",
+        f"{path}/{body['hold_id']}/commit",
+        {"buyer": "zoe", "quantity": 2, "unit_price": {"amount": 500, "currency": "EUR"}},
+        key="pay-1",
+    )
     assert again.headers["Idempotent-Replayed"] == "true"
     assert again.json() == commit.json()
     twice = api.post("shop", f"{path}/{body['hold_id']}/release", {})
@@ -433,12 +581,22 @@ def test_a_pool_through_the_api(api: Api, world: dict[str, str]) -> None:
     allot = api.post("alice", f"{base}/other/allot", {"quantity": 3})
     assert allot.status_code == 201, allot.text
     assert allot.json()["free"] == 3
-    sale = api.post("other", f"/goods/{world['good']}/tiers/own/sales", {
-        "buyer": "p1", "channel": "other", "quantity": 3,
-        "unit_price": {"amount": 10, "currency": "EUR"}})
+    sale = api.post(
+        "other",
+        f"/goods/{world['good']}/tiers/own/sales",
+        {
+            "buyer": "p1",
+            "channel": "other",
+            "quantity": 3,
+            "unit_price": {"amount": 10, "currency": "EUR"},
+        },
+    )
     assert sale.status_code == 201
-    more = api.post("other", f"/goods/{world['good']}/tiers/own/sales", {
-        "buyer": "p2", "channel": "other", "unit_price": {"amount": 10, "currency": "EUR"}})
+    more = api.post(
+        "other",
+        f"/goods/{world['good']}/tiers/own/sales",
+        {"buyer": "p2", "channel": "other", "unit_price": {"amount": 10, "currency": "EUR"}},
+    )
     assert more.status_code == 409  # its pool is empty and does not overflow
     assert more.json()["type"] == PROBLEM + "sold-out"
     api.caught_up()
@@ -448,22 +606,31 @@ def test_a_pool_through_the_api(api: Api, world: dict[str, str]) -> None:
 
 
 def test_a_queued_sale_tells_its_place_then_its_outcome(api: Api, world: dict[str, str]) -> None:
-    good = api.post("alice", "/goods", {"spec": spec(
-        title="hot", tiers=[{"name": "own", "quota": 5}])}).json()["good_id"]
+    good = api.post(
+        "alice", "/goods", {"spec": spec(title="hot", tiers=[{"name": "own", "quota": 5}])}
+    ).json()["good_id"]
     path = f"/goods/{good}/tiers/own/sales"
 
     def queued(buyer: str, key: str) -> list[dict[str, Any]]:
         headers = api.headers("shop", key) | {"Accept": "application/x-ndjson"}
-        response = api.client.post(path, headers=headers, json={
-            "buyer": buyer, "channel": "shop",
-            "unit_price": {"amount": 10, "currency": "EUR"}})
+        response = api.client.post(
+            path,
+            headers=headers,
+            json={
+                "buyer": buyer,
+                "channel": "shop",
+                "unit_price": {"amount": 10, "currency": "EUR"},
+            },
+        )
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("application/x-ndjson")
         return [json.loads(line) for line in response.text.splitlines()]
 
     answers: list[list[dict[str, Any]]] = []
-    threads = [threading.Thread(target=lambda i=i: answers.append(queued(f"q{i}", f"k{i}")))
-               for i in range(8)]
+    threads = [
+        threading.Thread(target=lambda i=i: answers.append(queued(f"q{i}", f"k{i}")))
+        for i in range(8)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -491,8 +658,12 @@ def test_a_queued_sale_tells_its_place_then_its_outcome(api: Api, world: dict[st
 
 
 def test_a_rate_rule_answers_429(api: Api, world: dict[str, str]) -> None:
-    assert api.post("alice", f"/goods/{world['good']}/tiers/view/rates/other",
-                    {"per_minute": 1}).status_code == 201
+    assert (
+        api.post(
+            "alice", f"/goods/{world['good']}/tiers/view/rates/other", {"per_minute": 1}
+        ).status_code
+        == 201
+    )
     path = f"/goods/{world['good']}/tiers/view/sales"
     body = {"buyer": "r1", "channel": "other", "unit_price": {"amount": 1, "currency": "EUR"}}
     assert api.post("other", path, body).status_code == 201

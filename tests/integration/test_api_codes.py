@@ -44,9 +44,12 @@ from tests.strategies import good_spec
 
 PROBLEM = "https://ledger.dev/problems/"
 PRINCIPALS = {
-    "admin": (Role.ADMIN, None), "alice": (Role.CREATOR, "alice"),
-    "mallory": (Role.CREATOR, "mallory"), "shop": (Role.CHANNEL, "shop"),
-    "other": (Role.CHANNEL, "other"), "auditor": (Role.AUDITOR, None),
+    "admin": (Role.ADMIN, None),
+    "alice": (Role.CREATOR, "alice"),
+    "mallory": (Role.CREATOR, "mallory"),
+    "shop": (Role.CHANNEL, "shop"),
+    "other": (Role.CHANNEL, "other"),
+    "auditor": (Role.AUDITOR, None),
     "verifier": (Role.VERIFIER, None),
 }
 PRICE = {"amount": 1_500, "currency": "EUR"}
@@ -86,8 +89,7 @@ class Server:
             headers["Authorization"] = f"Bearer {self.tokens[who]}"
         return headers
 
-    def post(self, who: str | None, path: str, body: Any, key: str | None = None
-             ) -> httpx.Response:
+    def post(self, who: str | None, path: str, body: Any, key: str | None = None) -> httpx.Response:
         response = self.http.post(path, json=body, headers=self.headers(who, key))
         self.answers.append(response)
         return response
@@ -103,8 +105,7 @@ class Server:
     def topics_since(self, position: int) -> list[str]:
         """The types of the events recorded after ``position``."""
         recorder = self.runtime.ledger.event_store.recorder
-        return [n.topic for n in recorder.select_notifications(start=position + 1,
-                                                                limit=1_000_000)]
+        return [n.topic for n in recorder.select_notifications(start=position + 1, limit=1_000_000)]
 
     def caught_up(self) -> None:
         assert self.runtime.runner is not None
@@ -152,17 +153,30 @@ def server(store_url: DatabaseURL, tmp_path: Path, logs: LogLines) -> Iterator[S
     # when they need to. (On SQLite, a seal racing a write can stall both for
     # the connection pool's 5 s timeout and fail one of them, a 500 if it is a
     # request's; see Server.sealed.)
-    runtime = open_runtime(store_url, Settings(projection_poll_interval=0.01, seal_interval=60),
-                           signers=[Signer.generate("ledger.test/codes")],
-                           code_keyring=Keyring.load(ring_file))
+    runtime = open_runtime(
+        store_url,
+        Settings(projection_poll_interval=0.01, seal_interval=60),
+        signers=[Signer.generate("ledger.test/codes")],
+        code_keyring=Keyring.load(ring_file),
+    )
     assert runtime.api_keys is not None
-    tokens = {name: runtime.api_keys.issue(role, subject, label=name)[1]
-              for name, (role, subject) in PRINCIPALS.items()}
+    tokens = {
+        name: runtime.api_keys.issue(role, subject, label=name)[1]
+        for name, (role, subject) in PRINCIPALS.items()
+    }
     port = free_port()
     # No log_config: uvicorn's loggers propagate to the root, where the
     # capture sits; "trace" is its most verbose level (ASGI messages too).
-    served = uvicorn.Server(uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port,
-                                           log_config=None, log_level="trace", access_log=True))
+    served = uvicorn.Server(
+        uvicorn.Config(
+            create_app(runtime),
+            host="127.0.0.1",
+            port=port,
+            log_config=None,
+            log_level="trace",
+            access_log=True,
+        )
+    )
     thread = threading.Thread(target=served.run, name="uvicorn", daemon=True)
     thread.start()
     try:
@@ -181,8 +195,12 @@ def server(store_url: DatabaseURL, tmp_path: Path, logs: LogLines) -> Iterator[S
 
 
 def coded_spec(creator: str, title: str, quota: int = 20) -> dict[str, Any]:
-    return good_spec(title=title, creators=[{"id": creator, "share_bps": 10_000}],
-                     kind="redemption-code", tiers=[{"name": "key", "quota": quota}])
+    return good_spec(
+        title=title,
+        creators=[{"id": creator, "share_bps": 10_000}],
+        kind="redemption-code",
+        tiers=[{"name": "key", "quota": quota}],
+    )
 
 
 def fresh_codes(n: int) -> list[str]:
@@ -192,41 +210,58 @@ def fresh_codes(n: int) -> list[str]:
 
 def fresh_range(start: int, end: int) -> tuple[dict[str, Any], list[str]]:
     prefix = f"R{secrets.token_hex(5).upper()}-"
-    return ({"prefix": prefix, "width": 6, "start": start, "end": end},
-            [f"{prefix}{n:06d}" for n in range(start, end + 1)])
+    return (
+        {"prefix": prefix, "width": 6, "start": start, "end": end},
+        [f"{prefix}{n:06d}" for n in range(start, end + 1)],
+    )
 
 
 @pytest.fixture
 def goods(server: Server) -> dict[str, str]:
     for channel in ("shop", "other"):
-        assert server.post("admin", "/channels", {"channel": channel, "name": channel,
-                                                  "fee_bps": 500}).status_code == 201
+        assert (
+            server.post(
+                "admin", "/channels", {"channel": channel, "name": channel, "fee_bps": 500}
+            ).status_code
+            == 201
+        )
     minted = {}
     for creator, title in (("alice", "Alice's keys"), ("mallory", "Mallory's keys")):
         answer = server.post(creator, "/goods", {"spec": coded_spec(creator, title)})
         assert answer.status_code == 201, answer.text
         minted[creator] = answer.json()["good_id"]
-    plain = server.post("alice", "/goods", {"spec": good_spec(
-        title="Plain", creators=[{"id": "alice", "share_bps": 10_000}])})
+    plain = server.post(
+        "alice",
+        "/goods",
+        {"spec": good_spec(title="Plain", creators=[{"id": "alice", "share_bps": 10_000}])},
+    )
     assert plain.status_code == 201, plain.text
-    return {"good": minted["alice"], "mallorys": minted["mallory"],
-            "plain": plain.json()["good_id"]}
+    return {
+        "good": minted["alice"],
+        "mallorys": minted["mallory"],
+        "plain": plain.json()["good_id"],
+    }
 
 
 def codes_path(good: str, tier: str = "key") -> str:
     return f"/goods/{good}/tiers/{tier}/codes"
 
 
-def sell(server: Server, good: str, buyer: str, channel: str = "shop",
-         quantity: int = 1) -> list[str]:
-    sale = server.post(channel, f"/goods/{good}/tiers/key/sales", {
-        "buyer": buyer, "channel": channel, "quantity": quantity, "unit_price": PRICE})
+def sell(
+    server: Server, good: str, buyer: str, channel: str = "shop", quantity: int = 1
+) -> list[str]:
+    sale = server.post(
+        channel,
+        f"/goods/{good}/tiers/key/sales",
+        {"buyer": buyer, "channel": channel, "quantity": quantity, "unit_price": PRICE},
+    )
     assert sale.status_code == 201, sale.text
     return [u["unit_id"] for u in sale.json()["units"]]
 
 
-def deliver(server: Server, who: str | None, unit: str, holder: str,
-            key: str | None = None) -> httpx.Response:
+def deliver(
+    server: Server, who: str | None, unit: str, holder: str, key: str | None = None
+) -> httpx.Response:
     return server.post(who, f"/units/{unit}/code-deliveries", {"holder": holder}, key=key)
 
 
@@ -241,7 +276,8 @@ def problem_of(response: httpx.Response, status: int, code: str) -> dict[str, An
 
 # -- import and counts -------------------------------------------------------------
 def test_a_batch_is_imported_by_list_or_by_range_and_counted(
-        server: Server, goods: dict[str, str]) -> None:
+    server: Server, goods: dict[str, str]
+) -> None:
     path = codes_path(goods["good"])
     listed = fresh_codes(3)
     first = server.post("alice", path, {"codes": listed}, key="import-1")
@@ -261,14 +297,26 @@ def test_a_batch_is_imported_by_list_or_by_range_and_counted(
     ranged = server.post("admin", path, {"range": span})
     assert ranged.status_code == 201, ranged.text
     assert (ranged.json()["imported"], ranged.json()["codes_imported"]) == (7, 10)
-    unprefixed = server.post("alice", codes_path(goods["mallorys"]), {"range": {
-        "width": 2, "start": 0, "end": 0}})
+    unprefixed = server.post(
+        "alice", codes_path(goods["mallorys"]), {"range": {"width": 2, "start": 0, "end": 0}}
+    )
     assert unprefixed.status_code == 403  # alice is not mallory's good's creator
-    assert server.post("mallory", codes_path(goods["mallorys"]), {"range": {
-        "width": 20, "start": 0, "end": 1}}).status_code == 201  # "000...0" and "000...1"
+    assert (
+        server.post(
+            "mallory", codes_path(goods["mallorys"]), {"range": {"width": 20, "start": 0, "end": 1}}
+        ).status_code
+        == 201
+    )  # "000...0" and "000...1"
 
-    expected = {"good_id": goods["good"], "tier": "key", "coded": True, "imported": 10,
-                "available": 10, "held": 0, "bound": 0}
+    expected = {
+        "good_id": goods["good"],
+        "tier": "key",
+        "coded": True,
+        "imported": 10,
+        "available": 10,
+        "held": 0,
+        "bound": 0,
+    }
     for who in ("admin", "alice", "auditor"):
         counts = server.get(who, path)
         assert counts.status_code == 200, counts.text
@@ -281,8 +329,11 @@ def test_a_batch_is_imported_by_list_or_by_range_and_counted(
     # Sold codes are counted as bound; a sale beyond the free codes is refused.
     sell(server, goods["good"], "carol", quantity=4)
     assert server.get("auditor", path).json() == expected | {"available": 6, "bound": 4}
-    exhausted = server.post("shop", f"/goods/{goods['good']}/tiers/key/sales", {
-        "buyer": "dave", "channel": "shop", "quantity": 7, "unit_price": PRICE})
+    exhausted = server.post(
+        "shop",
+        f"/goods/{goods['good']}/tiers/key/sales",
+        {"buyer": "dave", "channel": "shop", "quantity": 7, "unit_price": PRICE},
+    )
     problem_of(exhausted, 409, "codes-exhausted")
     # The answers name no code: only counts (and, at sale, refs).
     for response in server.answers:
@@ -290,51 +341,75 @@ def test_a_batch_is_imported_by_list_or_by_range_and_counted(
 
 
 def test_a_malformed_batch_is_refused_at_the_edge_or_by_the_domain(
-        server: Server, goods: dict[str, str]) -> None:
+    server: Server, goods: dict[str, str]
+) -> None:
     path = codes_path(goods["good"])
     bad: dict[str, Any]
-    for bad in ({}, {"codes": []}, {"codes": ["has space"]}, {"codes": ["x" * 129]},
-                {"codes": ["A1"], "range": {"width": 2, "start": 0, "end": 1}},
-                {"codes": None, "range": None}, {"range": {"width": 0, "start": 0, "end": 1}},
-                {"range": {"width": 21, "start": 0, "end": 1}},
-                {"range": {"prefix": "has space", "width": 2, "start": 0, "end": 1}},
-                {"range": {"width": 2, "start": 5, "end": 100}},  # end does not fit
-                {"range": {"width": 2, "start": 9, "end": 1}},
-                {"range": {"width": 6, "start": 0, "end": 10_000}},  # 10,001 codes
-                {"range": {"width": 2, "start": 0}}, {"codes": ["A1"], "extra": 1}):
+    for bad in (
+        {},
+        {"codes": []},
+        {"codes": ["has space"]},
+        {"codes": ["x" * 129]},
+        {"codes": ["A1"], "range": {"width": 2, "start": 0, "end": 1}},
+        {"codes": None, "range": None},
+        {"range": {"width": 0, "start": 0, "end": 1}},
+        {"range": {"width": 21, "start": 0, "end": 1}},
+        {"range": {"prefix": "has space", "width": 2, "start": 0, "end": 1}},
+        {"range": {"width": 2, "start": 5, "end": 100}},  # end does not fit
+        {"range": {"width": 2, "start": 9, "end": 1}},
+        {"range": {"width": 6, "start": 0, "end": 10_000}},  # 10,001 codes
+        {"range": {"width": 2, "start": 0}},
+        {"codes": ["A1"], "extra": 1},
+    ):
         refused = server.post("alice", path, bad)
         problem_of(refused, 422, "invalid-input")
-    problem_of(server.post("alice", codes_path(goods["plain"], "own"), {"codes": ["A1"]}),
-               409, "code-state")  # not a redemption-code good
-    problem_of(server.post("alice", codes_path(goods["good"], "nope"), {"codes": ["A1"]}),
-               404, "tier-not-found")
-    problem_of(server.post("admin", codes_path(str(uuid.uuid4())), {"codes": ["A1"]}),
-               404, "good-not-found")
+    problem_of(
+        server.post("alice", codes_path(goods["plain"], "own"), {"codes": ["A1"]}),
+        409,
+        "code-state",
+    )  # not a redemption-code good
+    problem_of(
+        server.post("alice", codes_path(goods["good"], "nope"), {"codes": ["A1"]}),
+        404,
+        "tier-not-found",
+    )
+    problem_of(
+        server.post("admin", codes_path(str(uuid.uuid4())), {"codes": ["A1"]}),
+        404,
+        "good-not-found",
+    )
     problem_of(server.get("admin", codes_path(goods["good"], "nope")), 404, "tier-not-found")
-    missing = server.http.post(path, json={"codes": ["A1"]},
-                               headers={"Authorization": f"Bearer {server.tokens['alice']}"})
+    missing = server.http.post(
+        path, json={"codes": ["A1"]}, headers={"Authorization": f"Bearer {server.tokens['alice']}"}
+    )
     problem_of(missing, 400, "idempotency-key-required")
     assert server.get("alice", path).json()["imported"] == 0
 
 
 def test_a_batch_with_a_code_seen_before_is_refused_whole_and_changes_nothing(
-        server: Server, goods: dict[str, str]) -> None:
+    server: Server, goods: dict[str, str]
+) -> None:
     path = codes_path(goods["good"])
     known = fresh_codes(3)
     assert server.post("alice", path, {"codes": known}).status_code == 201
     position = server.position()
     counts = server.get("alice", path).json()
     fresh = fresh_codes(2)
-    for batch, where in (([fresh[0], known[1], fresh[1]], "#2"),  # imported before
-                         ([fresh[0], fresh[1], fresh[0]], "#3"),  # twice in the batch
-                         ([known[2]], "#1")):
+    for batch, where in (
+        ([fresh[0], known[1], fresh[1]], "#2"),  # imported before
+        ([fresh[0], fresh[1], fresh[0]], "#3"),  # twice in the batch
+        ([known[2]], "#1"),
+    ):
         refused = server.post("alice", path, {"codes": batch})
         problem = problem_of(refused, 409, "duplicate-code")
         assert where in problem["detail"]
         assert not [c for c in known + fresh if c in refused.text]  # named by place only
     # Anywhere in the ledger: another creator's good too.
-    problem_of(server.post("mallory", codes_path(goods["mallorys"]), {"codes": [known[0]]}),
-               409, "duplicate-code")
+    problem_of(
+        server.post("mallory", codes_path(goods["mallorys"]), {"codes": [known[0]]}),
+        409,
+        "duplicate-code",
+    )
     assert server.position() == position  # nothing recorded
     assert server.get("alice", path).json() == counts
     assert server.get("mallory", codes_path(goods["mallorys"])).json()["imported"] == 0
@@ -344,7 +419,8 @@ def test_a_batch_with_a_code_seen_before_is_refused_whole_and_changes_nothing(
 
 # -- delivery ----------------------------------------------------------------------
 def test_the_selling_channel_delivers_the_code_to_the_holder_once(
-        server: Server, goods: dict[str, str]) -> None:
+    server: Server, goods: dict[str, str]
+) -> None:
     codes = fresh_codes(3)
     assert server.post("alice", codes_path(goods["good"]), {"codes": codes}).status_code == 201
     unit, second = sell(server, goods["good"], "carol", quantity=2)
@@ -369,13 +445,15 @@ def test_the_selling_channel_delivers_the_code_to_the_holder_once(
     assert asked_again.json()["delivered_at"] == body["delivered_at"]
     # Asking again records no delivery (only the command's idempotency record).
     assert server.topics_since(position) == ["command.recorded"]
-    problem_of(deliver(server, "shop", unit, "dave", key="deliver-1"), 409,
-               "idempotency-key-reused")
+    problem_of(
+        deliver(server, "shop", unit, "dave", key="deliver-1"), 409, "idempotency-key-reused"
+    )
     assert deliver(server, "shop", second, "carol").json()["code"] == codes[1]
 
 
 def test_nobody_but_the_selling_channel_gets_the_code(
-        server: Server, goods: dict[str, str]) -> None:
+    server: Server, goods: dict[str, str]
+) -> None:
     codes = fresh_codes(2)
     assert server.post("alice", codes_path(goods["good"]), {"codes": codes}).status_code == 201
     (unit,) = sell(server, goods["good"], "carol")
@@ -387,34 +465,51 @@ def test_nobody_but_the_selling_channel_gets_the_code(
     for anonymous in (None,):
         assert deliver(server, anonymous, unit, "carol").status_code == 401
     refusals.append(problem_of(deliver(server, "shop", unit, "dave"), 409, "not-holder"))
-    refusals.append(problem_of(deliver(server, "shop", str(uuid.uuid4()), "carol"), 404,
-                               "unit-not-found"))
+    refusals.append(
+        problem_of(deliver(server, "shop", str(uuid.uuid4()), "carol"), 404, "unit-not-found")
+    )
     assert server.position() == position  # no refusal recorded a delivery
     assert all(c not in str(r) for r in refusals for c in codes)
     # A unit without a code has none to deliver.
-    plain = server.post("shop", f"/goods/{goods['plain']}/tiers/own/sales", {
-        "buyer": "carol", "channel": "shop", "unit_price": PRICE})
-    problem_of(deliver(server, "shop", plain.json()["units"][0]["unit_id"], "carol"), 409,
-               "code-state")
+    plain = server.post(
+        "shop",
+        f"/goods/{goods['plain']}/tiers/own/sales",
+        {"buyer": "carol", "channel": "shop", "unit_price": PRICE},
+    )
+    problem_of(
+        deliver(server, "shop", plain.json()["units"][0]["unit_id"], "carol"), 409, "code-state"
+    )
     # Resold with its code still sealed, the unit's code goes to its new holder,
     # through the channel of that resale; the first buyer and channel lose it.
-    assert server.post("other", f"/units/{unit}/resales", {
-        "seller": "carol", "buyer": "dave", "channel": "other",
-        "price": PRICE}).status_code == 201
+    assert (
+        server.post(
+            "other",
+            f"/units/{unit}/resales",
+            {"seller": "carol", "buyer": "dave", "channel": "other", "price": PRICE},
+        ).status_code
+        == 201
+    )
     problem_of(deliver(server, "shop", unit, "dave"), 403, "forbidden")
     problem_of(deliver(server, "other", unit, "carol"), 409, "not-holder")
     delivered = deliver(server, "other", unit, "dave")
     assert delivered.status_code == 200, delivered.text
     assert delivered.json()["code"] == codes[0]
     # Revealed means final: no resale any more.
-    problem_of(server.post("other", f"/units/{unit}/resales", {
-        "seller": "dave", "buyer": "erin", "channel": "other", "price": PRICE}),
-        409, "code-state")
+    problem_of(
+        server.post(
+            "other",
+            f"/units/{unit}/resales",
+            {"seller": "dave", "buyer": "erin", "channel": "other", "price": PRICE},
+        ),
+        409,
+        "code-state",
+    )
 
 
 # -- redemption --------------------------------------------------------------------
 def test_a_code_is_redeemed_once_by_its_goods_creator(
-        server: Server, goods: dict[str, str]) -> None:
+    server: Server, goods: dict[str, str]
+) -> None:
     codes = fresh_codes(3)
     assert server.post("alice", codes_path(goods["good"]), {"codes": codes}).status_code == 201
     unit, undelivered = sell(server, goods["good"], "carol", quantity=2)
@@ -425,18 +520,26 @@ def test_a_code_is_redeemed_once_by_its_goods_creator(
     assert server.post(None, "/code-redemptions", body).status_code == 401
     # Another creator's code is as unknown as a code never imported.
     problem_of(server.post("mallory", "/code-redemptions", body), 404, "code-not-found")
-    problem_of(server.post("alice", "/code-redemptions",
-                           body | {"code": fresh_codes(1)[0]}), 404, "code-not-found")
+    problem_of(
+        server.post("alice", "/code-redemptions", body | {"code": fresh_codes(1)[0]}),
+        404,
+        "code-not-found",
+    )
     # A code bound but never delivered, or still free, is known to nobody else.
-    problem_of(server.post("alice", "/code-redemptions", body | {"code": codes[1]}), 409,
-               "code-state")
-    problem_of(server.post("alice", "/code-redemptions", body | {"code": codes[2]}), 409,
-               "code-state")
+    problem_of(
+        server.post("alice", "/code-redemptions", body | {"code": codes[1]}), 409, "code-state"
+    )
+    problem_of(
+        server.post("alice", "/code-redemptions", body | {"code": codes[2]}), 409, "code-state"
+    )
     redeemed = server.post("alice", "/code-redemptions", body, key="redeem-1")
     assert redeemed.status_code == 201, redeemed.text
     answer = redeemed.json()
     assert (answer["unit_id"], answer["holder"], answer["redeemer"]) == (
-        unit, "carol", "game-account-7")
+        unit,
+        "carol",
+        "game-account-7",
+    )
     assert answer["good_id"] == goods["good"]
     assert "code" not in answer
     replay = server.post("alice", "/code-redemptions", body, key="redeem-1")
@@ -447,8 +550,9 @@ def test_a_code_is_redeemed_once_by_its_goods_creator(
     # A redeemed code is used up: not shown again, and its sale is final.
     again = deliver(server, "shop", unit, "carol")
     problem_of(again, 409, "code-state")
-    problem_of(server.post("shop", f"/units/{unit}/refunds", {"reason": "too late"}), 409,
-               "code-state")
+    problem_of(
+        server.post("shop", f"/units/{unit}/refunds", {"reason": "too late"}), 409, "code-state"
+    )
     assert undelivered
 
 
@@ -459,7 +563,8 @@ def haystack(response: httpx.Response) -> str:
 
 
 def test_no_answer_but_the_delivery_and_no_log_line_holds_a_code(
-        server: Server, goods: dict[str, str]) -> None:
+    server: Server, goods: dict[str, str]
+) -> None:
     good, path = goods["good"], codes_path(goods["good"])
     listed = fresh_codes(4)
     span, ranged = fresh_range(1, 4)
@@ -469,24 +574,39 @@ def test_no_answer_but_the_delivery_and_no_log_line_holds_a_code(
     refused = server.post("alice", path, {"codes": [fresh_codes(1)[0], listed[2]]})
     problem_of(refused, 409, "duplicate-code")
     (unit,) = sell(server, good, "carol")
-    hold = server.post("shop", f"/goods/{good}/tiers/key/holds",
-                       {"channel": "shop", "quantity": 2, "ttl_seconds": 600})
+    hold = server.post(
+        "shop",
+        f"/goods/{good}/tiers/key/holds",
+        {"channel": "shop", "quantity": 2, "ttl_seconds": 600},
+    )
     assert hold.status_code == 201, hold.text
-    committed = server.post("shop", f"/goods/{good}/tiers/key/holds/"
-                                    f"{hold.json()['hold_id']}/commit", {
-        "buyer": "dave", "quantity": 1, "unit_price": PRICE})
+    committed = server.post(
+        "shop",
+        f"/goods/{good}/tiers/key/holds/{hold.json()['hold_id']}/commit",
+        {"buyer": "dave", "quantity": 1, "unit_price": PRICE},
+    )
     assert committed.status_code == 201, committed.text
     held_unit = committed.json()["units"][0]["unit_id"]
     (resold,) = sell(server, good, "erin")
-    assert server.post("shop", f"/units/{resold}/resales", {
-        "seller": "erin", "buyer": "fay", "channel": "shop",
-        "price": PRICE}).status_code == 201
+    assert (
+        server.post(
+            "shop",
+            f"/units/{resold}/resales",
+            {"seller": "erin", "buyer": "fay", "channel": "shop", "price": PRICE},
+        ).status_code
+        == 201
+    )
     (refunded,) = sell(server, good, "gus")
-    assert server.post("shop", f"/units/{refunded}/refunds",
-                       {"reason": "changed mind"}).status_code == 201  # its code returns
+    assert (
+        server.post("shop", f"/units/{refunded}/refunds", {"reason": "changed mind"}).status_code
+        == 201
+    )  # its code returns
 
-    deliveries = [deliver(server, "shop", unit, "carol"), deliver(server, "shop", unit, "carol"),
-                  deliver(server, "shop", held_unit, "dave")]
+    deliveries = [
+        deliver(server, "shop", unit, "carol"),
+        deliver(server, "shop", unit, "carol"),
+        deliver(server, "shop", held_unit, "dave"),
+    ]
     assert all(d.status_code == 200 for d in deliveries), [d.text for d in deliveries]
     shown = {d.json()["code"] for d in deliveries}
     assert shown <= set(every_code)
@@ -498,12 +618,14 @@ def test_no_answer_but_the_delivery_and_no_log_line_holds_a_code(
     code = deliveries[0].json()["code"]
     redemption = server.post("alice", "/code-redemptions", {"code": code, "redeemer": "r1"})
     assert redemption.status_code == 201, redemption.text
-    for body, status in (({"code": code, "redeemer": "r1"}, 409),
-                         ({"code": code + " ", "redeemer": "r1"}, 422),  # malformed code
-                         ({"code": code, "redeemer": "not an id!"}, 422),
-                         ({"code": code * 9, "redeemer": "r1"}, 422),  # too long
-                         ({"code": code, "redeemer": "r1", "extra": code}, 422),
-                         ({"code": listed[3], "redeemer": "r1"}, 409)):  # never delivered
+    for body, status in (
+        ({"code": code, "redeemer": "r1"}, 409),
+        ({"code": code + " ", "redeemer": "r1"}, 422),  # malformed code
+        ({"code": code, "redeemer": "not an id!"}, 422),
+        ({"code": code * 9, "redeemer": "r1"}, 422),  # too long
+        ({"code": code, "redeemer": "r1", "extra": code}, 422),
+        ({"code": listed[3], "redeemer": "r1"}, 409),
+    ):  # never delivered
         assert server.post("alice", "/code-redemptions", body).status_code == status, body
         assert server.post("mallory", "/code-redemptions", body).status_code in (404, 422)
     malformed = server.post("alice", path, {"codes": [code, code + " x"]})
@@ -513,18 +635,36 @@ def test_no_answer_but_the_delivery_and_no_log_line_holds_a_code(
     server.caught_up()
     size = server.sealed()
     hold_id = hold.json()["hold_id"]
-    reads = ["/goods", f"/goods/{good}", f"/goods/{good}/stock", f"/goods/{good}/lineage",
-             f"/goods/{good}/velocity", f"/goods/{good}/units", f"/goods/{good}/units?tier=key",
-             f"/goods/{good}/units?holder=carol", f"/goods/{good}/holds",
-             f"/goods/{good}/pools", f"/goods/{good}/waitlist", f"/holds/{hold_id}",
-             "/creators/alice/statement", "/channels/shop/settlement",
-             "/channels/shop/settlement?format=csv", "/views/status", path, "/me", "/healthz",
-             "/log/checkpoint", "/openapi.json"]
+    reads = [
+        "/goods",
+        f"/goods/{good}",
+        f"/goods/{good}/stock",
+        f"/goods/{good}/lineage",
+        f"/goods/{good}/velocity",
+        f"/goods/{good}/units",
+        f"/goods/{good}/units?tier=key",
+        f"/goods/{good}/units?holder=carol",
+        f"/goods/{good}/holds",
+        f"/goods/{good}/pools",
+        f"/goods/{good}/waitlist",
+        f"/holds/{hold_id}",
+        "/creators/alice/statement",
+        "/channels/shop/settlement",
+        "/channels/shop/settlement?format=csv",
+        "/views/status",
+        path,
+        "/me",
+        "/healthz",
+        "/log/checkpoint",
+        "/openapi.json",
+    ]
     reads += [f"/units/{u}" for u in (unit, held_unit, resold, refunded)]
     reads += [f"/units/{u}/provenance" for u in (unit, held_unit, resold, refunded)]
     reads += [f"/log/proof/inclusion?aggregate_id={unit}&version=1"]
-    reads += [f"/log/entries?start={start}&end={min(start + 1_000, size)}"
-              for start in range(0, size, 1_000)]
+    reads += [
+        f"/log/entries?start={start}&end={min(start + 1_000, size)}"
+        for start in range(0, size, 1_000)
+    ]
     answered: Counter[str | None] = Counter()
     callers: list[str | None] = [None, *PRINCIPALS]
     for caller in callers:
@@ -532,8 +672,9 @@ def test_no_answer_but_the_delivery_and_no_log_line_holds_a_code(
             response = server.http.get(read, headers=server.headers(caller))
             server.answers.append(response)
             answered[caller] += response.status_code == 200
-        with server.http.stream("GET", f"/goods/{good}/stock/stream",
-                                headers=server.headers(caller)) as stream:
+        with server.http.stream(
+            "GET", f"/goods/{good}/stock/stream", headers=server.headers(caller)
+        ) as stream:
             if stream.status_code == 200:
                 first = next(stream.iter_lines())
                 assert first.startswith("id: ")
@@ -557,8 +698,13 @@ def test_no_answer_but_the_delivery_and_no_log_line_holds_a_code(
     assert code in haystack(deliveries[0])
 
     exempt = {id(d) for d in deliveries}
-    leaked = [(r.request.method, str(r.request.url), c) for r in server.answers
-              if id(r) not in exempt for c in every_code if c in haystack(r)]
+    leaked = [
+        (r.request.method, str(r.request.url), c)
+        for r in server.answers
+        if id(r) not in exempt
+        for c in every_code
+        if c in haystack(r)
+    ]
     assert leaked == []
     assert len(server.answers) > 8 * len(reads)
 
@@ -570,31 +716,40 @@ def test_no_answer_but_the_delivery_and_no_log_line_holds_a_code(
 
 
 # -- no keyring, and the problem mapping -------------------------------------------
-def test_a_server_without_a_keyring_answers_503_and_changes_nothing(
-        store_url: DatabaseURL) -> None:
+def test_a_server_without_a_keyring_answers_503_and_changes_nothing(store_url: DatabaseURL) -> None:
     runtime = open_runtime(store_url, Settings(projection_poll_interval=0.01))
     assert runtime.api_keys is not None
     admin = {"Authorization": f"Bearer {runtime.api_keys.issue(Role.ADMIN, None)[1]}"}
     shop = {"Authorization": f"Bearer {runtime.api_keys.issue(Role.CHANNEL, 'shop')[1]}"}
     try:
         with TestClient(create_app(runtime)) as client:
-            def post(headers: dict[str, str], path: str, body: Any) -> Any:
-                return client.post(path, json=body,
-                                   headers=headers | {"Idempotency-Key": uuid.uuid4().hex})
 
-            assert post(admin, "/channels", {"channel": "shop", "name": "shop",
-                                             "fee_bps": 0}).status_code == 201
+            def post(headers: dict[str, str], path: str, body: Any) -> Any:
+                return client.post(
+                    path, json=body, headers=headers | {"Idempotency-Key": uuid.uuid4().hex}
+                )
+
+            assert (
+                post(
+                    admin, "/channels", {"channel": "shop", "name": "shop", "fee_bps": 0}
+                ).status_code
+                == 201
+            )
             good = post(admin, "/goods", {"spec": coded_spec("alice", "Keys")}).json()["good_id"]
             position = runtime.ledger.event_store.recorder.max_notification_id()
             for headers, path, body in (
-                    (admin, codes_path(good), {"codes": ["A1"]}),
-                    (admin, "/code-redemptions", {"code": "A1", "redeemer": "r"})):
+                (admin, codes_path(good), {"codes": ["A1"]}),
+                (admin, "/code-redemptions", {"code": "A1", "redeemer": "r"}),
+            ):
                 answer = post(headers, path, body)
                 assert answer.status_code == 503, answer.text
                 assert answer.json()["type"] == PROBLEM + "codes-unavailable"
                 assert answer.headers["content-type"] == "application/problem+json"
-            sale = post(shop, f"/goods/{good}/tiers/key/sales", {
-                "buyer": "b", "channel": "shop", "unit_price": PRICE})
+            sale = post(
+                shop,
+                f"/goods/{good}/tiers/key/sales",
+                {"buyer": "b", "channel": "shop", "unit_price": PRICE},
+            )
             assert sale.status_code == 409  # a coded tier never sells without codes
             assert sale.json()["type"] == PROBLEM + "codes-exhausted"
             assert client.get(codes_path(good), headers=admin).json()["imported"] == 0
@@ -604,10 +759,12 @@ def test_a_server_without_a_keyring_answers_503_and_changes_nothing(
 
 
 def test_each_code_error_has_its_status() -> None:
-    for error, status in ((errors.CodesExhaustedError("key", 2, 1), 409),
-                          (errors.CodeStateError("redeemed already"), 409),
-                          (errors.DuplicateCodeError(0, "imported before"), 409),
-                          (errors.CodeNotFoundError(), 404),
-                          (errors.CodesUnavailableError("no keyring"), 503)):
+    for error, status in (
+        (errors.CodesExhaustedError("key", 2, 1), 409),
+        (errors.CodeStateError("redeemed already"), 409),
+        (errors.DuplicateCodeError(0, "imported before"), 409),
+        (errors.CodeNotFoundError(), 404),
+        (errors.CodesUnavailableError("no keyring"), 503),
+    ):
         problem = domain_problem(error, "/x")
         assert (problem["status"], problem["type"]) == (status, PROBLEM + error.code)

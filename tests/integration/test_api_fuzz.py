@@ -40,26 +40,59 @@ class World:
         self.client, self.runtime, self.tokens = client, runtime, tokens
         admin = {"Authorization": f"Bearer {tokens['admin']}"}
         for channel in ("shop", "other"):
-            client.post("/channels", json={"channel": channel, "name": channel, "fee_bps": 500},
-                        headers=admin | {"Idempotency-Key": f"ch-{channel}"})
-        self.good = client.post("/goods", json={"spec": good_spec(variant_rules={
-            "max_variants": 2, "max_supply_per_variant": 5}, policy="restockable")},
-            headers=admin | {"Idempotency-Key": "mint"}).json()["good_id"]
-        sale = client.post(f"/goods/{self.good}/tiers/own/sales", json={
-            "buyer": "b1", "channel": "shop", "unit_price": {"amount": 100, "currency": "EUR"}},
-            headers=admin | {"Idempotency-Key": "sale"}).json()
+            client.post(
+                "/channels",
+                json={"channel": channel, "name": channel, "fee_bps": 500},
+                headers=admin | {"Idempotency-Key": f"ch-{channel}"},
+            )
+        self.good = client.post(
+            "/goods",
+            json={
+                "spec": good_spec(
+                    variant_rules={"max_variants": 2, "max_supply_per_variant": 5},
+                    policy="restockable",
+                )
+            },
+            headers=admin | {"Idempotency-Key": "mint"},
+        ).json()["good_id"]
+        sale = client.post(
+            f"/goods/{self.good}/tiers/own/sales",
+            json={
+                "buyer": "b1",
+                "channel": "shop",
+                "unit_price": {"amount": 100, "currency": "EUR"},
+            },
+            headers=admin | {"Idempotency-Key": "sale"},
+        ).json()
         self.unit = sale["units"][0]["unit_id"]
         # A redemption-code good with codes and a coded unit sold by shop to
         # b1, for the code routes to be aimed at.
-        self.coded = client.post("/goods", json={"spec": good_spec(
-            title="Keys", kind="redemption-code", tiers=[{"name": "key", "quota": 50}])},
-            headers=admin | {"Idempotency-Key": "mint-keys"}).json()["good_id"]
-        assert client.post(f"/goods/{self.coded}/tiers/key/codes", json={"range": {
-            "prefix": "FUZZ-", "width": 4, "start": 1, "end": 30}},
-            headers=admin | {"Idempotency-Key": "codes"}).status_code == 201
-        coded_sale = client.post(f"/goods/{self.coded}/tiers/key/sales", json={
-            "buyer": "b1", "channel": "shop", "unit_price": {"amount": 100, "currency": "EUR"}},
-            headers=admin | {"Idempotency-Key": "coded-sale"}).json()
+        self.coded = client.post(
+            "/goods",
+            json={
+                "spec": good_spec(
+                    title="Keys", kind="redemption-code", tiers=[{"name": "key", "quota": 50}]
+                )
+            },
+            headers=admin | {"Idempotency-Key": "mint-keys"},
+        ).json()["good_id"]
+        assert (
+            client.post(
+                f"/goods/{self.coded}/tiers/key/codes",
+                json={"range": {"prefix": "FUZZ-", "width": 4, "start": 1, "end": 30}},
+                headers=admin | {"Idempotency-Key": "codes"},
+            ).status_code
+            == 201
+        )
+        coded_sale = client.post(
+            f"/goods/{self.coded}/tiers/key/sales",
+            json={
+                "buyer": "b1",
+                "channel": "shop",
+                "unit_price": {"amount": 100, "currency": "EUR"},
+            },
+            headers=admin | {"Idempotency-Key": "coded-sale"},
+        ).json()
         self.coded_unit = coded_sale["units"][0]["unit_id"]
         loaded = schemathesis.openapi.from_asgi("/openapi.json", client.app)
         self.operations = []
@@ -77,18 +110,27 @@ class World:
         return int(recorder.max_notification_id() or 0), len(keys.list()), cosigned
 
     def known(self, name: str) -> list[Any]:
-        return {"good_id": [self.good], "unit_id": [self.unit], "tier": ["own", "view"],
-                "creator": ["alice"], "channel": ["shop", "other"]}.get(name, [])
+        return {
+            "good_id": [self.good],
+            "unit_id": [self.unit],
+            "tier": ["own", "view"],
+            "creator": ["alice"],
+            "channel": ["shop", "other"],
+        }.get(name, [])
 
 
 @pytest.fixture
 def world(store_url: DatabaseURL) -> Iterator[World]:
-    runtime = open_runtime(store_url, Settings(projection_poll_interval=0.01),
-                           code_keyring=Keyring.generate())
+    runtime = open_runtime(
+        store_url, Settings(projection_poll_interval=0.01), code_keyring=Keyring.generate()
+    )
     assert runtime.api_keys is not None
-    tokens = {role.value: runtime.api_keys.issue(role, "alice" if role is Role.CREATOR else
-                                                  "shop" if role is Role.CHANNEL else None)[1]
-              for role in Role}
+    tokens = {
+        role.value: runtime.api_keys.issue(
+            role, "alice" if role is Role.CREATOR else "shop" if role is Role.CHANNEL else None
+        )[1]
+        for role in Role
+    }
     try:
         with TestClient(create_app(runtime), raise_server_exceptions=False) as client:
             yield World(client, runtime, tokens)
@@ -97,8 +139,13 @@ def world(store_url: DatabaseURL) -> Iterator[World]:
 
 
 def strategies(world: World) -> st.SearchStrategy[Any]:
-    known = {"good_id": world.good, "unit_id": world.unit, "tier": "own", "creator": "alice",
-             "channel": "shop"}
+    known = {
+        "good_id": world.good,
+        "unit_id": world.unit,
+        "tier": "own",
+        "creator": "alice",
+        "channel": "shop",
+    }
     coded = known | {"good_id": world.coded, "unit_id": world.coded_unit, "tier": "key"}
     options = []
     for op in world.operations:
@@ -113,15 +160,20 @@ def strategies(world: World) -> st.SearchStrategy[Any]:
 
 
 def fuzz(world: World, examples: int) -> None:
-    @settings(max_examples=examples, deadline=None, database=None,
-              suppress_health_check=list(HealthCheck))
-    @given(case=strategies(world), role=st.sampled_from(sorted(world.tokens)),
-           keyed=st.integers(0, 9))
+    @settings(
+        max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    )
+    @given(
+        case=strategies(world), role=st.sampled_from(sorted(world.tokens)), keyed=st.integers(0, 9)
+    )
     def check(case: Any, role: str, keyed: int) -> None:
         request = case.as_transport_kwargs()
         request.pop("cookies", None)  # the API uses none
-        headers = {k: v for k, v in request.pop("headers").items()
-                   if k.lower() not in ("authorization", "x-api-key")}
+        headers = {
+            k: v
+            for k, v in request.pop("headers").items()
+            if k.lower() not in ("authorization", "x-api-key")
+        }
         headers["Authorization"] = f"Bearer {world.tokens[role]}"
         if request["method"] == "POST" and "Idempotency-Key" not in headers and keyed:
             headers["Idempotency-Key"] = f"fuzz-{STATS.total()}"
@@ -145,11 +197,14 @@ def fuzz(world: World, examples: int) -> None:
 
 @pytest.mark.parametrize("examples", [600])
 def test_no_request_drawn_from_the_schema_gets_a_5xx_or_changes_state_when_refused(
-        world: World, examples: int) -> None:
+    world: World, examples: int
+) -> None:
     STATS.clear()
     fuzz(world, examples)
-    print(f"fuzzed {sum(STATS.values())} requests over {len(world.operations)} operations: "
-          f"{dict(sorted(STATS.items()))}")
+    print(
+        f"fuzzed {sum(STATS.values())} requests over {len(world.operations)} operations: "
+        f"{dict(sorted(STATS.items()))}"
+    )
     assert STATS["4xx"] > 0
     assert STATS["2xx"] > 0
     # Whatever was accepted, the views kept up exactly.

@@ -40,7 +40,8 @@ def test_issue_authenticate_revoke(keys: ApiKeyStore) -> None:
     assert not keys.revoke("000000000000")
     listed = keys.list()
     assert [(k["key_id"], k["role"], k["subject"], k["label"]) for k in listed] == [
-        (who.key_id, "channel", "shop", "till 1")]
+        (who.key_id, "channel", "shop", "till 1")
+    ]
     assert listed[0]["revoked_at"] is not None
     assert "secret_hash" not in listed[0]
 
@@ -54,10 +55,12 @@ def test_the_secret_is_not_stored(keys: ApiKeyStore, store_url: DatabaseURL) -> 
         for path in Path(store_url.path).parent.glob(Path(store_url.path).name + "*"):
             assert secret.encode() not in path.read_bytes()
     else:
-        with psycopg.connect(host=store_url.host, port=store_url.port, user=store_url.user,
-                             dbname=store_url.dbname) as connection:
+        with psycopg.connect(
+            host=store_url.host, port=store_url.port, user=store_url.user, dbname=store_url.dbname
+        ) as connection:
             rows = connection.execute(
-                f'SELECT * FROM "{store_url.schema}".ledger_api_keys').fetchall()
+                f'SELECT * FROM "{store_url.schema}".ledger_api_keys'
+            ).fetchall()
         assert rows
         assert secret not in repr(rows)
 
@@ -70,10 +73,16 @@ def test_garbage_never_authenticates_nor_raises(keys: ApiKeyStore) -> None:
     prefix = f"lk_{who.key_id}_"
 
     @settings(max_examples=200)
-    @given(garbage=st.text(max_size=80) | TOKEN_LIKE | st.builds(
-        # the real key id with another secret, and near misses of the real token
-        lambda s, cut: (prefix + s, token[:cut] + s)[len(s) % 2],
-        st.text(max_size=60), st.integers(0, len(token))))
+    @given(
+        garbage=st.text(max_size=80)
+        | TOKEN_LIKE
+        | st.builds(
+            # the real key id with another secret, and near misses of the real token
+            lambda s, cut: (prefix + s, token[:cut] + s)[len(s) % 2],
+            st.text(max_size=60),
+            st.integers(0, len(token)),
+        )
+    )
     def check(garbage: str) -> None:
         if garbage != token:
             assert keys.authenticate(garbage) is None
@@ -89,10 +98,17 @@ def test_garbage_never_authenticates_nor_raises(keys: ApiKeyStore) -> None:
 
 def test_bad_grants_store_nothing(keys: ApiKeyStore) -> None:
     refused: list[tuple[Any, str | None, str]] = [
-        ("root", None, ""), (Role.CREATOR, None, ""), (Role.CREATOR, "", ""),
-        (Role.CHANNEL, "-shop", ""), (Role.CHANNEL, "shop/1", ""), (Role.CHANNEL, "shop\n", ""),
-        (Role.CHANNEL, "s" * 129, ""), (Role.ADMIN, "alice", ""), (Role.VERIFIER, "", ""),
-        (Role.AUDITOR, None, "x" * 201)]
+        ("root", None, ""),
+        (Role.CREATOR, None, ""),
+        (Role.CREATOR, "", ""),
+        (Role.CHANNEL, "-shop", ""),
+        (Role.CHANNEL, "shop/1", ""),
+        (Role.CHANNEL, "shop\n", ""),
+        (Role.CHANNEL, "s" * 129, ""),
+        (Role.ADMIN, "alice", ""),
+        (Role.VERIFIER, "", ""),
+        (Role.AUDITOR, None, "x" * 201),
+    ]
     for role, subject, label in refused:
         with pytest.raises(ValueError, match=r"^[^\n]+$"):
             keys.issue(role, subject, label)
@@ -143,9 +159,12 @@ def test_concurrent_revocations_succeed_once(store_url: DatabaseURL) -> None:
             barrier = threading.Barrier(len(stores))
             results: list[bool | BaseException] = []
 
-            def revoke(store: ApiKeyStore, key_id: str = who.key_id,
-                       barrier: threading.Barrier = barrier,
-                       results: list[bool | BaseException] = results) -> None:
+            def revoke(
+                store: ApiKeyStore,
+                key_id: str = who.key_id,
+                barrier: threading.Barrier = barrier,
+                results: list[bool | BaseException] = results,
+            ) -> None:
                 barrier.wait()
                 try:
                     results.append(store.revoke(key_id))
@@ -161,15 +180,18 @@ def test_concurrent_revocations_succeed_once(store_url: DatabaseURL) -> None:
             assert all(store.authenticate(token) is None for store in stores)
 
 
-@pytest.mark.parametrize(("role", "subject", "message"), [
-    ("root", None, "unknown role"),
-    ("creator", None, "needs --subject"),
-    ("channel", "bad/id", "needs --subject"),
-    ("auditor", "alice", "drop --subject"),
-    ("admin", "x", "drop --subject"),
-    ("verifier", "", "drop --subject"),
-    ("auditor", None, "at most 200"),
-])
+@pytest.mark.parametrize(
+    ("role", "subject", "message"),
+    [
+        ("root", None, "unknown role"),
+        ("creator", None, "needs --subject"),
+        ("channel", "bad/id", "needs --subject"),
+        ("auditor", "alice", "drop --subject"),
+        ("admin", "x", "drop --subject"),
+        ("verifier", "", "drop --subject"),
+        ("auditor", None, "at most 200"),
+    ],
+)
 def test_grants_are_checked(role: str, subject: str | None, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         check_grant(role, subject, "x" * 201 if message == "at most 200" else "")

@@ -1,4 +1,4 @@
-""""The database is unavailable" is told apart from contention, on real
+""" "The database is unavailable" is told apart from contention, on real
 errors from the real drivers: a refused connection and a pool that gives no
 connection are outages; a lock timeout on PostgreSQL and SQLite's "database
 is locked" are contention (retried by the service as before)."""
@@ -26,8 +26,9 @@ from tests.e2e.conftest import free_port
 
 def test_a_refused_connection_is_an_outage() -> None:
     with pytest.raises(psycopg.OperationalError) as caught:
-        psycopg.connect(host="127.0.0.1", port=free_port(), user="postgres", dbname="x",
-                        connect_timeout=2)
+        psycopg.connect(
+            host="127.0.0.1", port=free_port(), user="postgres", dbname="x", connect_timeout=2
+        )
     assert unavailable_reason(caught.value)
     wrapped = OperationalError("wrapped")
     wrapped.__cause__ = caught.value
@@ -45,8 +46,12 @@ def test_opening_a_store_whose_server_is_down_fails_within_the_bound() -> None:
 
 @pytest.mark.postgres
 def test_a_lock_timeout_is_contention_not_an_outage(postgres_url: DatabaseURL) -> None:
-    kwargs = {"host": postgres_url.host, "port": postgres_url.port,
-              "user": postgres_url.user, "dbname": postgres_url.dbname}
+    kwargs = {
+        "host": postgres_url.host,
+        "port": postgres_url.port,
+        "user": postgres_url.user,
+        "dbname": postgres_url.dbname,
+    }
     with psycopg.connect(**kwargs) as holder, psycopg.connect(**kwargs) as waiter:
         holder.execute(f'CREATE TABLE "{postgres_url.schema}".t (i int)')
         holder.commit()

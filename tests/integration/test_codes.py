@@ -53,16 +53,27 @@ def shop(store_url: DatabaseURL) -> Iterator[tuple[Ledger, str, Clock]]:
         yield ledger, str(good), clock
 
 
-def sell(ledger: Ledger, good: str, buyer: str, key: str, quantity: int = 1,
-         channel: str = "shop") -> dict[str, Any]:
-    return ledger.sell(good, "key", buyer=buyer, channel=channel, quantity=quantity,
-                       unit_price=EUR, idempotency_key=key)
+def sell(
+    ledger: Ledger, good: str, buyer: str, key: str, quantity: int = 1, channel: str = "shop"
+) -> dict[str, Any]:
+    return ledger.sell(
+        good,
+        "key",
+        buyer=buyer,
+        channel=channel,
+        quantity=quantity,
+        unit_price=EUR,
+        idempotency_key=key,
+    )
 
 
 def events_of(ledger: Ledger, event_type: str) -> list[bytes]:
     recorder = ledger.event_store.recorder
-    return [bytes(e.state) for e in recorder.select_notifications(start=1, limit=1_000_000)
-            if e.topic == event_type]
+    return [
+        bytes(e.state)
+        for e in recorder.select_notifications(start=1, limit=1_000_000)
+        if e.topic == event_type
+    ]
 
 
 # -- import ---------------------------------------------------------------------
@@ -75,8 +86,11 @@ def test_a_batch_is_imported_by_list_or_range_and_never_twice(shop: Any) -> None
     assert ledger.import_codes(good, "key", codes=SECRET_CODES, idempotency_key="i1") == first
     # Any code seen before, in any batch, refuses the whole batch, naming only
     # its place in the batch.
-    for codes, where in ((["NEW-1", "ZQ7R-000044"], "#2"), (["NEW-2", "NEW-2"], "#2"),
-                         ([SECRET_CODES[1]], "#1")):
+    for codes, where in (
+        (["NEW-1", "ZQ7R-000044"], "#2"),
+        (["NEW-2", "NEW-2"], "#2"),
+        ([SECRET_CODES[1]], "#1"),
+    ):
         with pytest.raises(errors.DuplicateCodeError, match=where) as refused:
             ledger.import_codes(good, "key", codes=codes, idempotency_key=f"dup-{codes[0]}")
         assert "NEW" not in str(refused.value)
@@ -86,19 +100,31 @@ def test_a_batch_is_imported_by_list_or_range_and_never_twice(shop: Any) -> None
     other = ledger.mint(coded_spec() | {"title": "Other"}, idempotency_key="m2")["good_id"]
     with pytest.raises(errors.DuplicateCodeError):
         ledger.import_codes(other, "key", codes=["ZQ7R-000041"], idempotency_key="x")
-    plain = ledger.mint(coded_spec(kind="collectible") | {"title": "Plain"},
-                        idempotency_key="m3")["good_id"]
+    plain = ledger.mint(coded_spec(kind="collectible") | {"title": "Plain"}, idempotency_key="m3")[
+        "good_id"
+    ]
     with pytest.raises(errors.CodeStateError, match="not a redemption-code"):
         ledger.import_codes(plain, "key", codes=["FRESH"], idempotency_key="y")
-    for bad in ({"codes": []}, {"codes": ["has space"]}, {"codes": ["x" * 129]},
-                {"code_range": {"prefix": "A", "width": 2, "start": 5, "end": 100}},
-                {"code_range": {"prefix": "A", "width": 2, "start": 9, "end": 1}},
-                {"codes": ["A"], "code_range": RANGE}, {}):
+    for bad in (
+        {"codes": []},
+        {"codes": ["has space"]},
+        {"codes": ["x" * 129]},
+        {"code_range": {"prefix": "A", "width": 2, "start": 5, "end": 100}},
+        {"code_range": {"prefix": "A", "width": 2, "start": 9, "end": 1}},
+        {"codes": ["A"], "code_range": RANGE},
+        {},
+    ):
         with pytest.raises(errors.InvalidInputError):
             ledger.import_codes(good, "key", idempotency_key="bad", **bad)
     assert ledger.code_counts(good, "key") == {
-        "good_id": good, "tier": "key", "coded": True, "imported": 10, "available": 10,
-        "held": 0, "bound": 0}
+        "good_id": good,
+        "tier": "key",
+        "coded": True,
+        "imported": 10,
+        "available": 10,
+        "held": 0,
+        "bound": 0,
+    }
     audit(ledger)
 
 
@@ -156,21 +182,25 @@ def test_a_hold_lends_codes_and_its_commit_binds_exactly_those(shop: Any) -> Non
     ledger, good, clock = shop
     ledger.import_codes(good, "key", code_range=RANGE, idempotency_key="i")
     refs = ledger.vault.refs(code_range(**RANGE))
-    hold = ledger.reserve(good, "key", channel="shop", quantity=3, ttl_seconds=60,
-                          idempotency_key="h1")
+    hold = ledger.reserve(
+        good, "key", channel="shop", quantity=3, ttl_seconds=60, idempotency_key="h1"
+    )
     assert ledger.code_counts(good, "key")["held"] == 3
     other = sell(ledger, good, "bob", "s1", quantity=2)  # not from the hold's codes
     assert [u["code_ref"] for u in other["units"]] == refs[3:5]
-    paid = ledger.commit_hold(good, "key", hold["hold_id"], buyer="ann", quantity=2,
-                              unit_price=EUR, idempotency_key="pay")
+    paid = ledger.commit_hold(
+        good, "key", hold["hold_id"], buyer="ann", quantity=2, unit_price=EUR, idempotency_key="pay"
+    )
     assert [u["code_ref"] for u in paid["units"]] == refs[:2]
     # The third lent code went back to the free codes: the next sale may take it.
     counts = ledger.code_counts(good, "key")
     assert (counts["held"], counts["available"], counts["bound"]) == (0, 3, 4)
-    released = ledger.reserve(good, "key", channel="live", quantity=2, ttl_seconds=5,
-                              idempotency_key="h2")
-    expiring = ledger.reserve(good, "key", channel="live", quantity=1, ttl_seconds=5,
-                              idempotency_key="h3")
+    released = ledger.reserve(
+        good, "key", channel="live", quantity=2, ttl_seconds=5, idempotency_key="h2"
+    )
+    expiring = ledger.reserve(
+        good, "key", channel="live", quantity=1, ttl_seconds=5, idempotency_key="h3"
+    )
     assert ledger.code_counts(good, "key")["available"] == 0
     ledger.release_hold(good, "key", released["hold_id"], idempotency_key="rel")
     clock.advance(10)
@@ -196,8 +226,9 @@ def test_the_code_is_shown_to_the_holder_only_and_delivered_once(shop: Any) -> N
     assert len(events_of(ledger, "code.delivered")) == 1
     # The revealed unit is final: no resale, and only its sale can be refunded.
     with pytest.raises(errors.CodeStateError, match="revealed"):
-        ledger.resell(unit, seller="ann", buyer="bob", channel="shop", price=EUR,
-                      idempotency_key="r")
+        ledger.resell(
+            unit, seller="ann", buyer="bob", channel="shop", price=EUR, idempotency_key="r"
+        )
     redeemed = ledger.redeem_code(SECRET_CODES[0], redeemer="game", idempotency_key="x1")
     assert (redeemed["unit_id"], redeemed["holder"]) == (unit, "ann")
     with pytest.raises(errors.CodeStateError, match="redeemed already"):
@@ -211,12 +242,14 @@ def test_the_code_is_shown_to_the_holder_only_and_delivered_once(shop: Any) -> N
     sealed = sell(ledger, good, "bob", "s2")["units"][0]["unit_id"]
     with pytest.raises(errors.CodeStateError, match="bound"):  # sold but not delivered
         ledger.redeem_code(SECRET_CODES[1], redeemer="game", idempotency_key="x5")
-    ledger.resell(sealed, seller="bob", buyer="cat", channel="shop", price=EUR,
-                  idempotency_key="r2")  # a sealed code travels with its unit
+    ledger.resell(
+        sealed, seller="bob", buyer="cat", channel="shop", price=EUR, idempotency_key="r2"
+    )  # a sealed code travels with its unit
     with pytest.raises(errors.NotHolderError):
         ledger.deliver_code(sealed, holder="bob", idempotency_key="d3")
-    assert ledger.deliver_code(sealed, holder="cat", idempotency_key="d4")["code"] \
-        == SECRET_CODES[1]
+    assert (
+        ledger.deliver_code(sealed, holder="cat", idempotency_key="d4")["code"] == SECRET_CODES[1]
+    )
     audit(ledger)
 
 
@@ -227,10 +260,15 @@ def test_only_a_creator_of_the_good_redeems_its_codes(shop: Any) -> None:
     ledger.deliver_code(unit, holder="ann", idempotency_key="d")
     creator = ledger.good(good).spec.creators[0].id
     with pytest.raises(errors.CodeNotFoundError):  # another creator learns nothing
-        ledger.redeem_code(SECRET_CODES[0], redeemer="x", idempotency_key="x",
-                           creator="someone-else")
-    assert ledger.redeem_code(SECRET_CODES[0], redeemer="x", idempotency_key="x",
-                              creator=creator)["unit_id"] == unit
+        ledger.redeem_code(
+            SECRET_CODES[0], redeemer="x", idempotency_key="x", creator="someone-else"
+        )
+    assert (
+        ledger.redeem_code(SECRET_CODES[0], redeemer="x", idempotency_key="x", creator=creator)[
+            "unit_id"
+        ]
+        == unit
+    )
 
 
 def test_refunds_return_a_sealed_code_and_void_a_revealed_one(shop: Any) -> None:
@@ -257,17 +295,22 @@ def test_refunds_return_a_sealed_code_and_void_a_revealed_one(shop: Any) -> None
 def _every_table(url: DatabaseURL) -> bytes:
     """Every row of every table of the store, as bytes (PostgreSQL)."""
     out = []
-    with psycopg.connect(host=url.host, port=url.port, user=url.user, dbname=url.dbname,
-                         autocommit=True) as conn:
+    with psycopg.connect(
+        host=url.host, port=url.port, user=url.user, dbname=url.dbname, autocommit=True
+    ) as conn:
         tables = conn.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
-            (url.schema,)).fetchall()
+            (url.schema,),
+        ).fetchall()
         assert len(tables) >= 5
         for (table,) in tables:
             for row in conn.execute(f'SELECT * FROM "{url.schema}"."{table}"'):
                 for value in row:
-                    out.append(bytes(value) if isinstance(value, (bytes, memoryview))
-                               else str(value).encode())
+                    out.append(
+                        bytes(value)
+                        if isinstance(value, (bytes, memoryview))
+                        else str(value).encode()
+                    )
     return b"\n".join(out)
 
 
@@ -279,7 +322,8 @@ def _stored_bytes(url: DatabaseURL) -> bytes:
 
 
 def test_the_text_is_in_no_table_file_log_or_other_answer(
-        shop: Any, caplog: pytest.LogCaptureFixture) -> None:
+    shop: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     ledger, good, _ = shop
     caplog.set_level(logging.DEBUG)
     texts = SECRET_CODES + code_range(**RANGE)
@@ -287,10 +331,21 @@ def test_the_text_is_in_no_table_file_log_or_other_answer(
     answers.append(ledger.import_codes(good, "key", codes=SECRET_CODES, idempotency_key="i1"))
     answers.append(ledger.import_codes(good, "key", code_range=RANGE, idempotency_key="i2"))
     answers.append(sold := sell(ledger, good, "ann", "s1", 2))
-    hold = ledger.reserve(good, "key", channel="live", quantity=2, ttl_seconds=60,
-                          idempotency_key="h")
-    answers += [hold, ledger.commit_hold(good, "key", hold["hold_id"], buyer="bob", quantity=1,
-                                         unit_price=EUR, idempotency_key="p")]
+    hold = ledger.reserve(
+        good, "key", channel="live", quantity=2, ttl_seconds=60, idempotency_key="h"
+    )
+    answers += [
+        hold,
+        ledger.commit_hold(
+            good,
+            "key",
+            hold["hold_id"],
+            buyer="bob",
+            quantity=1,
+            unit_price=EUR,
+            idempotency_key="p",
+        ),
+    ]
     unit = sold["units"][0]["unit_id"]
     delivered = ledger.deliver_code(unit, holder="ann", idempotency_key="d")
     answers.append(ledger.redeem_code(delivered["code"], redeemer="game", idempotency_key="x"))
@@ -309,7 +364,8 @@ def test_the_text_is_in_no_table_file_log_or_other_answer(
 
 # -- keys rotate ------------------------------------------------------------------------
 def test_rotation_reseals_every_code_and_retires_the_old_key(
-        store_url: DatabaseURL, tmp_path: Path) -> None:
+    store_url: DatabaseURL, tmp_path: Path
+) -> None:
     ring_file = tmp_path / "codes.keyring"
     Keyring.generate().save(ring_file)
     old = Keyring.load(ring_file)
@@ -327,8 +383,9 @@ def test_rotation_reseals_every_code_and_retires_the_old_key(
         del ring.keys[old.active]
         ring.save()
         # The running ledger picks the rotated file up by itself.
-        assert ledger.deliver_code(unit, holder="ann", idempotency_key="d")["code"] \
-            == SECRET_CODES[0]
+        assert (
+            ledger.deliver_code(unit, holder="ann", idempotency_key="d")["code"] == SECRET_CODES[0]
+        )
         ref = ledger.vault.refs([SECRET_CODES[1]])[0]
         before = type(ledger.vault)(ledger.event_store.recorder, stale)
         with pytest.raises(VaultError, match="not in the keyring"):
@@ -345,20 +402,31 @@ def fresh_store(request: pytest.FixtureRequest, backend: str) -> DatabaseURL:
         folder = request.getfixturevalue("tmp_path_factory").mktemp("example")
         return DatabaseURL.parse(f"sqlite:///{folder / 'ledger.db'}")
     database: DatabaseURL = request.getfixturevalue("postgres_database")
-    url = DatabaseURL.parse(f"{POSTGRES_SERVER.rstrip('/')}/{database.dbname}"
-                            f"?schema=x{secrets.token_hex(4)}")
+    url = DatabaseURL.parse(
+        f"{POSTGRES_SERVER.rstrip('/')}/{database.dbname}?schema=x{secrets.token_hex(4)}"
+    )
     create_schema(url)
     return url
 
 
-@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres",
-                                                            marks=pytest.mark.postgres)])
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
 @settings(max_examples=8)
-@given(quantity=st.integers(1, 3), callbacks=st.integers(2, 6), distinct_keys=st.booleans(),
-       askers=st.integers(1, 4))
+@given(
+    quantity=st.integers(1, 3),
+    callbacks=st.integers(2, 6),
+    distinct_keys=st.booleans(),
+    askers=st.integers(1, 4),
+)
 def test_duplicated_payment_callbacks_deliver_each_code_at_most_once(
-        request: pytest.FixtureRequest, backend: str, quantity: int, callbacks: int,
-        distinct_keys: bool, askers: int) -> None:
+    request: pytest.FixtureRequest,
+    backend: str,
+    quantity: int,
+    callbacks: int,
+    distinct_keys: bool,
+    askers: int,
+) -> None:
     """Concurrent copies of one payment callback (same idempotency key, or
     each its own), through two ledger instances on one store as two server
     processes would, then concurrent delivery requests: one sale, one code per
@@ -369,8 +437,14 @@ def test_duplicated_payment_callbacks_deliver_each_code_at_most_once(
         one.register_channel("shop", "shop", 500, idempotency_key="c")
         good = str(one.mint(coded_spec(), idempotency_key="m")["good_id"])
         one.import_codes(good, "key", code_range=RANGE, idempotency_key="i")
-        hold = one.reserve(good, "key", channel="shop", quantity=quantity, ttl_seconds=60,
-                           idempotency_key="order-1")["hold_id"]
+        hold = one.reserve(
+            good,
+            "key",
+            channel="shop",
+            quantity=quantity,
+            ttl_seconds=60,
+            idempotency_key="order-1",
+        )["hold_id"]
         outcomes: list[Any] = []
         lock = threading.Lock()
         start = threading.Barrier(callbacks)
@@ -380,8 +454,14 @@ def test_duplicated_payment_callbacks_deliver_each_code_at_most_once(
             start.wait()
             try:
                 result: Any = ledger.commit_hold(
-                    good, "key", hold, buyer="ann", quantity=quantity, unit_price=EUR,
-                    idempotency_key=f"pay-{i}" if distinct_keys else "pay")
+                    good,
+                    "key",
+                    hold,
+                    buyer="ann",
+                    quantity=quantity,
+                    unit_price=EUR,
+                    idempotency_key=f"pay-{i}" if distinct_keys else "pay",
+                )
             except errors.HoldResolvedError as error:
                 result = error
             with lock:
@@ -396,8 +476,9 @@ def test_duplicated_payment_callbacks_deliver_each_code_at_most_once(
 
         def ask(i: int) -> None:
             for unit in units:
-                text = (one, two)[i % 2].deliver_code(unit, holder="ann",
-                                                      idempotency_key=f"ask-{i}-{unit}")["code"]
+                text = (one, two)[i % 2].deliver_code(
+                    unit, holder="ann", idempotency_key=f"ask-{i}-{unit}"
+                )["code"]
                 with lock:
                     shown[unit].add(text)
 

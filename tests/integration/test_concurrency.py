@@ -33,17 +33,26 @@ def _buyer_process(url: str, good_id: str, worker: int) -> dict[str, Any]:
     from concurrent.futures import ThreadPoolExecutor
 
     rng = random.Random(worker)
-    requests = [(f"p{worker}-{i}", f"buyer-{worker}-{i}", rng.choice([1, 1, 2]))
-                for i in range(ATTEMPTS_PER_PROCESS)]
+    requests = [
+        (f"p{worker}-{i}", f"buyer-{worker}-{i}", rng.choice([1, 1, 2]))
+        for i in range(ATTEMPTS_PER_PROCESS)
+    ]
     requests += [(f"dup-{i}", f"dup-buyer-{i}", 1) for i in range(DUPLICATED_KEYS)]
     rng.shuffle(requests)
     with Ledger(url) as ledger:
+
         def buy(request: tuple[str, str, int]) -> tuple[str, Any]:
             key, buyer, quantity = request
             try:
-                return key, ledger.sell(good_id, "own", buyer=buyer, channel="shop",
-                                        quantity=quantity, unit_price=Money(500, "EUR"),
-                                        idempotency_key=key)
+                return key, ledger.sell(
+                    good_id,
+                    "own",
+                    buyer=buyer,
+                    channel="shop",
+                    quantity=quantity,
+                    unit_price=Money(500, "EUR"),
+                    idempotency_key=key,
+                )
             except SoldOutError:
                 return key, "sold-out"
             except LedgerError as error:
@@ -58,8 +67,9 @@ def test_processes_racing_for_one_tier_sell_exactly_the_quota(store_url: Databas
     url = store_url.display()
     with Ledger(store_url) as ledger:
         ledger.register_channel("shop", "Shop", 500, idempotency_key="channel")
-        good = ledger.mint(good_spec(tiers=[{"name": "own", "quota": QUOTA}]),
-                           idempotency_key="mint")["good_id"]
+        good = ledger.mint(
+            good_spec(tiers=[{"name": "own", "quota": QUOTA}]), idempotency_key="mint"
+        )["good_id"]
     context = multiprocessing.get_context("spawn")
     with context.Pool(PROCESSES) as pool:
         reports = pool.starmap(_buyer_process, [(url, good, w) for w in range(PROCESSES)])

@@ -28,9 +28,21 @@ T0 = datetime(2026, 12, 1, 8, 30, tzinfo=UTC)  # inside the early bird, before t
 
 
 def early_spec(**tier: Any) -> dict[str, Any]:
-    spec = good_spec(tiers=[{"name": "own", "quota": 10, "early_bird": {
-        "quantity": 3, "price": EARLY.to_json(), "opens_at": "2026-12-01T08:00:00Z",
-        "closes_at": "2026-12-01T10:00:00Z"}} | tier])
+    spec = good_spec(
+        tiers=[
+            {
+                "name": "own",
+                "quota": 10,
+                "early_bird": {
+                    "quantity": 3,
+                    "price": EARLY.to_json(),
+                    "opens_at": "2026-12-01T08:00:00Z",
+                    "closes_at": "2026-12-01T10:00:00Z",
+                },
+            }
+            | tier
+        ]
+    )
     spec["edition"] = {"policy": "absolute", "sale_opens_at": "2026-12-01T09:00:00Z"}
     return spec
 
@@ -45,8 +57,15 @@ def shop(store_url: DatabaseURL) -> Iterator[tuple[Ledger, str, Clock]]:
 
 
 def sell(ledger: Ledger, good: str, buyer: str, quantity: int, price: Money) -> Any:
-    return ledger.sell(good, "own", buyer=buyer, channel="shop", quantity=quantity,
-                       unit_price=price, idempotency_key=f"{buyer}-{quantity}-{price.amount}")
+    return ledger.sell(
+        good,
+        "own",
+        buyer=buyer,
+        channel="shop",
+        quantity=quantity,
+        unit_price=price,
+        idempotency_key=f"{buyer}-{quantity}-{price.amount}",
+    )
 
 
 def test_the_early_bird_has_its_own_price_window_and_quantity(shop: Any) -> None:
@@ -82,23 +101,29 @@ def test_once_the_sale_opens_the_early_bird_still_comes_first(shop: Any) -> None
 def test_a_hold_paid_in_the_early_birds_window_is_not_an_early_bird_sale(shop: Any) -> None:
     ledger, good, clock = shop
     clock.advance(3_600)  # 09:30
-    hold = ledger.reserve(good, "own", channel="shop", quantity=2, ttl_seconds=60,
-                          idempotency_key="h")["hold_id"]
-    paid = ledger.commit_hold(good, "own", hold, buyer="ann", quantity=2, unit_price=FULL,
-                              idempotency_key="p")
+    hold = ledger.reserve(
+        good, "own", channel="shop", quantity=2, ttl_seconds=60, idempotency_key="h"
+    )["hold_id"]
+    paid = ledger.commit_hold(
+        good, "own", hold, buyer="ann", quantity=2, unit_price=FULL, idempotency_key="p"
+    )
     assert paid["outcome"] == "sold"
     assert ledger.stock(good, "own").early_bird_sold == 0
     audit(ledger)
 
 
-@pytest.mark.parametrize(("early_bird", "field"), [
-    ({"quantity": 11}, "quantity"),
-    ({"price": {"amount": 5, "currency": "USD"}}, "price"),
-    ({"closes_at": "2026-12-01T07:00:00Z"}, "closes_at"),
-    ({"opens_at": None}, "opens_at"),
-])
+@pytest.mark.parametrize(
+    ("early_bird", "field"),
+    [
+        ({"quantity": 11}, "quantity"),
+        ({"price": {"amount": 5, "currency": "USD"}}, "price"),
+        ({"closes_at": "2026-12-01T07:00:00Z"}, "closes_at"),
+        ({"opens_at": None}, "opens_at"),
+    ],
+)
 def test_a_malformed_early_bird_is_refused_at_mint(
-        sqlite_url: DatabaseURL, early_bird: dict[str, Any], field: str) -> None:
+    sqlite_url: DatabaseURL, early_bird: dict[str, Any], field: str
+) -> None:
     base = early_spec()["tiers"][0]["early_bird"]
     with Ledger(sqlite_url) as ledger, pytest.raises(errors.InvalidInputError, match=field):
         ledger.mint(early_spec(early_bird=base | early_bird), idempotency_key="m")
@@ -131,18 +156,34 @@ def test_the_honest_store_verifies(store: Store) -> None:
     assert report.ok, report.first
 
 
-@pytest.mark.parametrize(("what", "nth", "change", "check"), [
-    ("the early price on the later, full-price sale", 2, lambda p: p.update(
-        unit_price=EARLY.to_json(), early_bird=True), "early-bird"),
-    ("an early-bird sale at another price", 0, lambda p: p.update(
-        unit_price=FULL.to_json()), "early-bird"),
-    ("a fourth early-bird unit", 2, lambda p: p.update(early_bird=True), "early-bird"),
-    ("an early-bird sale passed off as a plain one before the sale", 0,
-     lambda p: p.pop("early_bird"), "sale-window"),
-    ("early_bird written as false", 0, lambda p: p.update(early_bird=False), "bad-payload"),
-])
-def test_a_forged_early_bird_sale_is_caught(store: Store, what: str, nth: int,
-                                            change: Any, check: str) -> None:
+@pytest.mark.parametrize(
+    ("what", "nth", "change", "check"),
+    [
+        (
+            "the early price on the later, full-price sale",
+            2,
+            lambda p: p.update(unit_price=EARLY.to_json(), early_bird=True),
+            "early-bird",
+        ),
+        (
+            "an early-bird sale at another price",
+            0,
+            lambda p: p.update(unit_price=FULL.to_json()),
+            "early-bird",
+        ),
+        ("a fourth early-bird unit", 2, lambda p: p.update(early_bird=True), "early-bird"),
+        (
+            "an early-bird sale passed off as a plain one before the sale",
+            0,
+            lambda p: p.pop("early_bird"),
+            "sale-window",
+        ),
+        ("early_bird written as false", 0, lambda p: p.update(early_bird=False), "bad-payload"),
+    ],
+)
+def test_a_forged_early_bird_sale_is_caught(
+    store: Store, what: str, nth: int, change: Any, check: str
+) -> None:
     row = store.find("stock.sold", nth)
     store.edit(row, change)
     store.rechain(row.aggregate_id)

@@ -31,9 +31,7 @@ from ledger.store.eventstore import EventStore, IntegrityError
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 # One event store per test, many examples against it: fresh ids keep them apart.
-per_store = settings(
-    max_examples=15, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+per_store = settings(max_examples=15, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @pytest.fixture
@@ -109,7 +107,8 @@ def test_existing_beyond_500_ids(
 def test_existing_of_all_stored_ids(store: EventStore, stored_ids: list[uuid.UUID]) -> None:
     assert store.existing(stored_ids) == set(stored_ids)
     assert store.existing([*stored_ids[:499], uuid.uuid4(), stored_ids[-1]]) == {
-        *stored_ids[:499], stored_ids[-1]
+        *stored_ids[:499],
+        stored_ids[-1],
     }
 
 

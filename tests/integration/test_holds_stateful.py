@@ -66,8 +66,12 @@ class HoldMachine(RuleBasedStateMachine):
         spec["kind"] = "redemption-code" if coded else "collectible"
         self.good = str(self.ledger.mint(spec, idempotency_key="mint")["good_id"])
         if coded:  # exactly one code a unit: codes never run out before units do
-            self.ledger.import_codes(self.good, "own", code_range={
-                "prefix": "K-", "width": 4, "start": 1, "end": SUPPLY}, idempotency_key="codes")
+            self.ledger.import_codes(
+                self.good,
+                "own",
+                code_range={"prefix": "K-", "width": 4, "start": 1, "end": SUPPLY},
+                idempotency_key="codes",
+            )
         self.model: dict[str, HoldModel] = {}
         self.pools: dict[str, list[int | bool]] = {}  # channel -> [free, overflow]
         self.caps: dict[str, int | None] = {}  # channel -> units a minute (a rule exists)
@@ -124,9 +128,14 @@ class HoldMachine(RuleBasedStateMachine):
                 pass
             stock = Views(self.views).stock(self.good)[0]
             assert (stock["issued"], stock["reserved"], stock["pooled"]) == (
-                self.issued, self.reserved, self.pooled)
-            states = {h["hold_id"]: h["state"] for h in
-                      Views(self.views).holds(self.good, limit=1_000).items}
+                self.issued,
+                self.reserved,
+                self.pooled,
+            )
+            states = {
+                h["hold_id"]: h["state"]
+                for h in Views(self.views).holds(self.good, limit=1_000).items
+            }
             assert states == {h: m.state for h, m in self.model.items()}
             replay = compare_with_replay(self.views)
             assert replay.ok, replay.differences
@@ -134,19 +143,30 @@ class HoldMachine(RuleBasedStateMachine):
             self.ledger.close()
 
     # -- rules ------------------------------------------------------------------
-    @rule(target=holds, channel=st.sampled_from(["shop", "live"]), quantity=st.integers(1, 5),
-          ttl=st.integers(1, 30))
+    @rule(
+        target=holds,
+        channel=st.sampled_from(["shop", "live"]),
+        quantity=st.integers(1, 5),
+        ttl=st.integers(1, 30),
+    )
     def reserve(self, channel: str, quantity: int, ttl: int) -> str:
         available = self.shared
         try:
-            hold = self.ledger.reserve(self.good, "own", channel=channel, quantity=quantity,
-                                       ttl_seconds=ttl, idempotency_key=self.key())
+            hold = self.ledger.reserve(
+                self.good,
+                "own",
+                channel=channel,
+                quantity=quantity,
+                ttl_seconds=ttl,
+                idempotency_key=self.key(),
+            )
         except errors.SoldOutError:
             assert quantity > available
             return "00000000-0000-4000-8000-000000000000"
         assert quantity <= available
-        self.model[hold["hold_id"]] = HoldModel(channel, quantity,
-                                                self.now + timedelta(seconds=ttl))
+        self.model[hold["hold_id"]] = HoldModel(
+            channel, quantity, self.now + timedelta(seconds=ttl)
+        )
         return str(hold["hold_id"])
 
     @rule(hold=holds, part=st.integers(1, 5), as_channel=st.booleans())
@@ -163,9 +183,16 @@ class HoldMachine(RuleBasedStateMachine):
         source = self.sources(model.channel, quantity) if late else (0, quantity)
         limited = source is not None and not self.rate_ok(model.channel, quantity)
         try:
-            answer = self.ledger.commit_hold(self.good, "own", hold, buyer=f"b{next(self.keys)}",
-                                             quantity=quantity, unit_price=PRICE,
-                                             idempotency_key=self.key(), channel=channel)
+            answer = self.ledger.commit_hold(
+                self.good,
+                "own",
+                hold,
+                buyer=f"b{next(self.keys)}",
+                quantity=quantity,
+                unit_price=PRICE,
+                idempotency_key=self.key(),
+                channel=channel,
+            )
         except errors.HoldResolvedError:
             assert before not in ("held", "expired")
             model.state = before
@@ -231,9 +258,15 @@ class HoldMachine(RuleBasedStateMachine):
         source = self.sources(channel, quantity)
         limited = not self.rate_ok(channel, quantity)  # checked before the stock
         try:
-            sold = self.ledger.sell(self.good, "own", buyer=f"s{next(self.keys)}",
-                                    channel=channel, quantity=quantity, unit_price=PRICE,
-                                    idempotency_key=self.key())
+            sold = self.ledger.sell(
+                self.good,
+                "own",
+                buyer=f"s{next(self.keys)}",
+                channel=channel,
+                quantity=quantity,
+                unit_price=PRICE,
+                idempotency_key=self.key(),
+            )
         except errors.RateLimitedError:
             assert limited
             return
@@ -249,20 +282,29 @@ class HoldMachine(RuleBasedStateMachine):
         self.issued += quantity
         self.units.extend(u["unit_id"] for u in sold["units"])
 
-    @rule(channel=st.sampled_from(["shop", "live"]),
-          cap=st.none() | st.integers(1, 6))
+    @rule(channel=st.sampled_from(["shop", "live"]), cap=st.none() | st.integers(1, 6))
     def set_rate(self, channel: str, cap: int | None) -> None:
-        self.ledger.set_rate(self.good, "own", channel=channel, per_minute=cap,
-                             idempotency_key=self.key())
+        self.ledger.set_rate(
+            self.good, "own", channel=channel, per_minute=cap, idempotency_key=self.key()
+        )
         self.caps[channel] = cap
 
-    @rule(channel=st.sampled_from(["shop", "live"]), quantity=st.integers(1, 5),
-          overflow=st.booleans())
+    @rule(
+        channel=st.sampled_from(["shop", "live"]),
+        quantity=st.integers(1, 5),
+        overflow=st.booleans(),
+    )
     def allot(self, channel: str, quantity: int, overflow: bool) -> None:
         shared = self.shared
         try:
-            self.ledger.allot_pool(self.good, "own", channel=channel, quantity=quantity,
-                                   overflow=overflow, idempotency_key=self.key())
+            self.ledger.allot_pool(
+                self.good,
+                "own",
+                channel=channel,
+                quantity=quantity,
+                overflow=overflow,
+                idempotency_key=self.key(),
+            )
         except errors.SoldOutError:
             assert quantity > shared
             return
@@ -271,19 +313,25 @@ class HoldMachine(RuleBasedStateMachine):
         pool[0] = int(pool[0]) + quantity
         pool[1] = overflow
 
-    @rule(channel=st.sampled_from(["shop", "live"]), quantity=st.integers(1, 5),
-          move=st.booleans())
+    @rule(channel=st.sampled_from(["shop", "live"]), quantity=st.integers(1, 5), move=st.booleans())
     def give_back(self, channel: str, quantity: int, move: bool) -> None:
         """Return unsold pool units, or move them to the other channel's pool."""
         free = int(self.pools.get(channel, [0, False])[0])
         other = "live" if channel == "shop" else "shop"
         try:
             if move:
-                self.ledger.move_pool(self.good, "own", from_channel=channel, to_channel=other,
-                                      quantity=quantity, idempotency_key=self.key())
+                self.ledger.move_pool(
+                    self.good,
+                    "own",
+                    from_channel=channel,
+                    to_channel=other,
+                    quantity=quantity,
+                    idempotency_key=self.key(),
+                )
             else:
-                self.ledger.return_pool(self.good, "own", channel=channel, quantity=quantity,
-                                        idempotency_key=self.key())
+                self.ledger.return_pool(
+                    self.good, "own", channel=channel, quantity=quantity, idempotency_key=self.key()
+                )
         except errors.PoolShortError:
             assert quantity > free
             return
@@ -306,11 +354,15 @@ class HoldMachine(RuleBasedStateMachine):
     def the_counts_balance(self) -> None:
         stock = self.ledger.stock(self.good, "own")
         assert (stock.issued, stock.reserved, stock.pooled) == (
-            self.issued, self.reserved, self.pooled)
+            self.issued,
+            self.reserved,
+            self.pooled,
+        )
         assert stock.issued + stock.reserved + stock.pooled <= stock.supply
         assert stock.available == self.shared
         assert {c: p["free"] for c, p in stock.pools.items()} == {
-            c: p[0] for c, p in self.pools.items()}
+            c: p[0] for c, p in self.pools.items()
+        }
 
     @invariant()
     def the_codes_balance(self) -> None:
@@ -324,21 +376,26 @@ class HoldMachine(RuleBasedStateMachine):
     def every_hold_ends_once_and_as_the_model_says(self) -> None:
         stock = self.ledger.stock(self.good, "own")
         assert {h: v["state"] for h, v in stock.holds.items()} == {
-            h: m.state for h, m in self.model.items()}
+            h: m.state for h, m in self.model.items()
+        }
 
 
 def _machine_on(make_url: Callable[[], DatabaseURL], examples: int, coded: bool) -> None:
-    run_state_machine_as_test(lambda: HoldMachine(make_url(), coded),  # type: ignore[arg-type,return-value]
-                              settings=settings(max_examples=examples, stateful_step_count=30,
-                                                deadline=None))
+    run_state_machine_as_test(
+        lambda: HoldMachine(make_url(), coded),  # type: ignore[arg-type,return-value]
+        settings=settings(max_examples=examples, stateful_step_count=30, deadline=None),
+    )
 
 
 @pytest.mark.parametrize("coded", [False, True], ids=["plain", "coded"])
 def test_holds_balance_on_sqlite(coded: bool) -> None:
     with tempfile.TemporaryDirectory() as directory:
         counter = itertools.count()
-        _machine_on(lambda: DatabaseURL.parse(
-            f"sqlite:///{Path(directory) / f'h{next(counter)}.db'}"), examples=30, coded=coded)
+        _machine_on(
+            lambda: DatabaseURL.parse(f"sqlite:///{Path(directory) / f'h{next(counter)}.db'}"),
+            examples=30,
+            coded=coded,
+        )
 
 
 @pytest.mark.postgres
@@ -349,7 +406,9 @@ def test_holds_balance_on_postgres(postgres_database: DatabaseURL, coded: bool) 
     counter = itertools.count()
 
     def fresh_schema() -> DatabaseURL:
-        url = DatabaseURL.parse(f"{postgres_database.display()}?schema=holds{int(coded)}x{next(counter)}")
+        url = DatabaseURL.parse(
+            f"{postgres_database.display()}?schema=holds{int(coded)}x{next(counter)}"
+        )
         create_schema(url)
         return url
 

@@ -36,7 +36,9 @@ def reference_root(leaves: list[bytes]) -> bytes:
     k = 1
     while k * 2 < len(leaves):
         k *= 2
-    return hashlib.sha256(b"\x01" + reference_root(leaves[:k]) + reference_root(leaves[k:])).digest()
+    return hashlib.sha256(
+        b"\x01" + reference_root(leaves[:k]) + reference_root(leaves[k:])
+    ).digest()
 
 
 @pytest.fixture
@@ -52,11 +54,20 @@ def ledger(store_url: DatabaseURL) -> Iterator[Ledger]:
 
 
 def trade(ledger: Ledger, n: int, key: str) -> None:
-    good = ledger.mint(good_spec(title=f"Good {key}", tiers=[{"name": "own", "quota": 100}]),
-                       idempotency_key=f"mint-{key}")["good_id"]
+    good = ledger.mint(
+        good_spec(title=f"Good {key}", tiers=[{"name": "own", "quota": 100}]),
+        idempotency_key=f"mint-{key}",
+    )["good_id"]
     for i in range(n):
-        ledger.sell(good, "own", buyer=f"b{i}", channel="shop", quantity=1,
-                    unit_price=Money(100 + i, "EUR"), idempotency_key=f"{key}-{i}")
+        ledger.sell(
+            good,
+            "own",
+            buyer=f"b{i}",
+            channel="shop",
+            quantity=1,
+            unit_price=Money(100 + i, "EUR"),
+            idempotency_key=f"{key}-{i}",
+        )
 
 
 def records(url: DatabaseURL, tmp_path_name: str) -> list[bytes]:
@@ -85,8 +96,9 @@ def test_every_event_becomes_a_leaf_under_a_signed_checkpoint(
 
     for index in random.Random(1).sample(range(sealed.size), k=10):
         proof = merkle.inclusion_proof(index, sealed.size, log)
-        merkle.verify_inclusion(merkle.leaf_hash(exported[index]), index, sealed.size, proof,
-                                sealed.root)
+        merkle.verify_inclusion(
+            merkle.leaf_hash(exported[index]), index, sealed.size, proof, sealed.root
+        )
 
 
 def test_a_grown_log_is_provably_consistent_with_its_past(
@@ -118,8 +130,12 @@ def test_concurrent_sealers_build_one_tree(
 
         def seal_continuously(own: Ledger) -> None:
             try:
-                sealer = Sealer(own.event_store, LogStore(own.event_store.recorder),
-                                origin=ORIGIN, signers=[signer])
+                sealer = Sealer(
+                    own.event_store,
+                    LogStore(own.event_store.recorder),
+                    origin=ORIGIN,
+                    signers=[signer],
+                )
                 while not done.is_set():
                     sealer.seal()
                 sealer.seal()
@@ -128,8 +144,9 @@ def test_concurrent_sealers_build_one_tree(
             finally:
                 own.close()
 
-        sealers = [threading.Thread(target=seal_continuously, args=(Ledger(store_url),))
-                   for _ in range(2)]
+        sealers = [
+            threading.Thread(target=seal_continuously, args=(Ledger(store_url),)) for _ in range(2)
+        ]
         for thread in sealers:
             thread.start()
         trade(writer, 30, "c")
@@ -149,8 +166,9 @@ def test_concurrent_sealers_build_one_tree(
             old_cp, new_cp = log.checkpoint(old), log.checkpoint(new)
             assert old_cp is not None
             assert new_cp is not None
-            merkle.verify_consistency(old, new, old_cp.root, new_cp.root,
-                                      merkle.consistency_proof(old, new, log))
+            merkle.verify_consistency(
+                old, new, old_cp.root, new_cp.root, merkle.consistency_proof(old, new, log)
+            )
 
 
 def test_the_auditor_checks_each_checkpoint_against_the_events(
@@ -200,7 +218,8 @@ def test_the_auditor_checks_the_quorum_and_remembers_what_it_verified(
     policy = parse_policy(
         f"log {signer.verifier_key()}\n"
         + "".join(f"witness {n} {w.verifier_key()}\n" for n, w in witnesses.items())
-        + "group all-of-us 2 w1 w2 w3\nquorum all-of-us\n")
+        + "group all-of-us 2 w1 w2 w3\nquorum all-of-us\n"
+    )
     log = LogStore(ledger.event_store.recorder)
     trade(ledger, 3, "a")
     sealed = Sealer(ledger.event_store, log, origin=ORIGIN, signers=[signer]).seal()
@@ -254,14 +273,18 @@ def test_key_rotation_old_and_new_keys_sign_side_by_side(
 
 
 def test_the_store_reads_a_proofs_nodes_at_once(
-    ledger: Ledger, signer: Signer, tmp_path: object, store_url: DatabaseURL,
+    ledger: Ledger,
+    signer: Signer,
+    tmp_path: object,
+    store_url: DatabaseURL,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """``LogStore.inclusion`` (what the API serves) and ``subtrees`` on a real
     store: the same leaf, path and root as one read per node, cold or cached."""
     trade(ledger, 30, "a")
-    sealed = Sealer(ledger.event_store, LogStore(ledger.event_store.recorder), origin=ORIGIN,
-                    signers=[signer]).seal()
+    sealed = Sealer(
+        ledger.event_store, LogStore(ledger.event_store.recorder), origin=ORIGIN, signers=[signer]
+    ).seal()
     assert sealed is not None
     size = sealed.size
     exported = records(store_url, f"{tmp_path}/export.jsonl")
@@ -274,8 +297,9 @@ def test_the_store_reads_a_proofs_nodes_at_once(
             assert proof == merkle.inclusion_proof(index, size, _OneByOne(log))
             merkle.verify_inclusion(leaf, index, size, proof, root)
         for old in (1, size // 3, size - 1):
-            assert merkle.consistency_proof(old, size, log) == \
-                merkle.consistency_proof(old, size, _OneByOne(log))
+            assert merkle.consistency_proof(old, size, log) == merkle.consistency_proof(
+                old, size, _OneByOne(log)
+            )
             assert log.root(old) == merkle.root(old, _OneByOne(log)) == log.root(old)
     # More keys than one query takes, repeated keys, and a key not in the tree.
     monkeypatch.setattr(logstore, "_NODES_PER_QUERY", 7)
@@ -304,14 +328,16 @@ class _OneByOne:
 
 
 def test_sealing_in_the_same_process_never_stalls_the_writers(
-        ledger: Ledger, signer: Signer) -> None:
+    ledger: Ledger, signer: Signer
+) -> None:
     """A sealer sharing the writers' connection pool (as `ledger serve`'s
     does) used to read new events while holding SQLite's writer lock, from a
     second pooled connection, while writers waiting for the lock held the
     pool's other slots: both sides stalled until the pool timed out and a
     write failed. Now the sealer reads before it takes the lock."""
-    sealer = Sealer(ledger.event_store, LogStore(ledger.event_store.recorder),
-                    origin=ORIGIN, signers=[signer])
+    sealer = Sealer(
+        ledger.event_store, LogStore(ledger.event_store.recorder), origin=ORIGIN, signers=[signer]
+    )
     done = threading.Event()
     failures: list[BaseException] = []
 

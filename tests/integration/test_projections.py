@@ -46,50 +46,99 @@ def shop(store_url: DatabaseURL) -> Any:
     with Ledger(store_url, clock=clock) as ledger:
         ledger.register_channel("shop", "Shop", 500, idempotency_key="ch-shop")
         ledger.register_channel("market", "Market", 250, idempotency_key="ch-market")
-        master = ledger.mint(good_spec(
-            title="Aurora", policy="restockable",
-            tiers=[{"name": "own", "quota": 20, "transferable": True, "lifetime_cap": 40},
-                   {"name": "view", "quota": 100, "transferable": False}],
-            variant_rules={"max_variants": 3, "max_supply_per_variant": 50,
-                           "master_primary_bps": 1_000, "master_resale_bps": 500}),
-            idempotency_key="mint")["good_id"]
-        variant = ledger.derive_variant(master, good_spec(
-            title="Aurora (gold)", creators=[{"id": "carol", "share_bps": 10_000}],
-            tiers=[{"name": "own", "quota": 5, "transferable": True}]),
-            idempotency_key="derive")["good_id"]
+        master = ledger.mint(
+            good_spec(
+                title="Aurora",
+                policy="restockable",
+                tiers=[
+                    {"name": "own", "quota": 20, "transferable": True, "lifetime_cap": 40},
+                    {"name": "view", "quota": 100, "transferable": False},
+                ],
+                variant_rules={
+                    "max_variants": 3,
+                    "max_supply_per_variant": 50,
+                    "master_primary_bps": 1_000,
+                    "master_resale_bps": 500,
+                },
+            ),
+            idempotency_key="mint",
+        )["good_id"]
+        variant = ledger.derive_variant(
+            master,
+            good_spec(
+                title="Aurora (gold)",
+                creators=[{"id": "carol", "share_bps": 10_000}],
+                tiers=[{"name": "own", "quota": 5, "transferable": True}],
+            ),
+            idempotency_key="derive",
+        )["good_id"]
         yield ledger, master, variant, clock
 
 
 def test_views_follow_sales_resales_refunds_and_restocks(shop: Any) -> None:
     ledger, master, variant, _ = shop
-    units = [ledger.sell(master, "own", buyer=f"b{i}", channel="shop", quantity=1,
-                         unit_price=Money(1_000, "EUR"), idempotency_key=f"s{i}")
-             ["units"][0]["unit_id"] for i in range(15)]
-    ledger.sell(master, "view", buyer="v", channel="market", quantity=3,
-                unit_price=Money(100, "EUR"), idempotency_key="sv")
-    ledger.resell(units[0], seller="b0", buyer="zoe", channel="market",
-                  price=Money(5_000, "EUR"), idempotency_key="r0")
+    units = [
+        ledger.sell(
+            master,
+            "own",
+            buyer=f"b{i}",
+            channel="shop",
+            quantity=1,
+            unit_price=Money(1_000, "EUR"),
+            idempotency_key=f"s{i}",
+        )["units"][0]["unit_id"]
+        for i in range(15)
+    ]
+    ledger.sell(
+        master,
+        "view",
+        buyer="v",
+        channel="market",
+        quantity=3,
+        unit_price=Money(100, "EUR"),
+        idempotency_key="sv",
+    )
+    ledger.resell(
+        units[0],
+        seller="b0",
+        buyer="zoe",
+        channel="market",
+        price=Money(5_000, "EUR"),
+        idempotency_key="r0",
+    )
     ledger.refund(units[1], reason="changed mind", idempotency_key="f1")
     ledger.restock(master, "own", 10, idempotency_key="rs")
-    vunit = ledger.sell(variant, "own", buyer="b0", channel="shop", quantity=1,
-                        unit_price=Money(2_000, "EUR"), idempotency_key="sv0")
+    vunit = ledger.sell(
+        variant,
+        "own",
+        buyer="b0",
+        channel="shop",
+        quantity=1,
+        unit_price=Money(2_000, "EUR"),
+        idempotency_key="sv0",
+    )
     store = ProjectionStore(ledger.event_store.recorder)
     applied = catch_up(store)
     assert applied == store.store_position() == store.position().position
     views = Views(store)
 
     own = {s["tier"]: s for s in views.stock(master)}["own"]
-    assert (own["quota"], own["issued"], own["available"], own["sold_total"],
-            own["returned_total"]) == (30, 14, 16, 15, 1)
+    assert (
+        own["quota"],
+        own["issued"],
+        own["available"],
+        own["sold_total"],
+        own["returned_total"],
+    ) == (30, 14, 16, 15, 1)
     assert own["band"] == "plenty"
     assert own["display"] == "16 left"
 
     first = views.unit(units[0])
     assert first is not None
     history = first["history"]
-    assert [(h["type"], h["from"], h["to"], h["channel"], h["price"]["amount"])
-            for h in history] == [("unit.issued", None, "b0", "shop", 1_000),
-                                  ("unit.resold", "b0", "zoe", "market", 5_000)]
+    assert [
+        (h["type"], h["from"], h["to"], h["channel"], h["price"]["amount"]) for h in history
+    ] == [("unit.issued", None, "b0", "shop", 1_000), ("unit.resold", "b0", "zoe", "market", 5_000)]
     assert all(len(h["event_hash"]) == 64 for h in history)
     assert (views.unit(units[1]) or {})["holder"] is None  # refunded: back in stock
 
@@ -102,7 +151,8 @@ def test_views_follow_sales_resales_refunds_and_restocks(shop: Any) -> None:
     # alice holds 70 % of the creators' share; the resale paid her 10 % x 70 %.
     statement = views.statement("alice", kinds=("resale",))
     assert [(line["unit_id"], line["amount"]["amount"]) for line in statement["items"]] == [
-        (units[0], 350)]
+        (units[0], 350)
+    ]
     everything = views.statement("alice", limit=1_000)
     by_kind = {(t["good_id"], t["kind"]): t["amount"] for t in everything["totals"]}
     # 15 primary sales of 1,000 at a 5 % fee, 10 % to the master's creators
@@ -121,13 +171,16 @@ def test_views_follow_sales_resales_refunds_and_restocks(shop: Any) -> None:
     assert (row["units"], row["gross"], row["fees"]) == (15, 16_000, 800)
     assert row["net"] == row["gross"] - row["fees"] == row["royalties"] + row["seller_proceeds"]
     csv_text = settlement_csv(shop_day)
-    assert csv_text.splitlines()[0] == ("channel,day,currency,units,gross,fees,royalties,"
-                                        "seller_proceeds,net")
+    assert csv_text.splitlines()[0] == (
+        "channel,day,currency,units,gross,fees,royalties,seller_proceeds,net"
+    )
     market = views.settlement("market")[0]
     assert market["seller_proceeds"] == 5_000 - 125 - 500  # fee 2.5 %, royalty 10 %
 
-    velocity = {v["tier"]: v for v in views.velocity(master, now=T0 + timedelta(minutes=5),
-                                                      window_minutes=60)}
+    velocity = {
+        v["tier"]: v
+        for v in views.velocity(master, now=T0 + timedelta(minutes=5), window_minutes=60)
+    }
     assert velocity["own"]["sold_in_window"] == 15
     assert velocity["own"]["sell_out_estimate"] is not None
     assert vunit["units"][0]["serial"] == 1
@@ -137,16 +190,23 @@ def test_views_follow_sales_resales_refunds_and_restocks(shop: Any) -> None:
 def test_bands_move_with_hysteresis_as_stock_runs_down(store_url: DatabaseURL) -> None:
     with Ledger(store_url) as ledger:
         ledger.register_channel("shop", "Shop", 0, idempotency_key="ch")
-        good = ledger.mint(good_spec(tiers=[{"name": "own", "quota": 100}]),
-                           idempotency_key="m")["good_id"]
-        store = ProjectionStore(ledger.event_store.recorder,
-                                bands=BandPolicy(hysteresis_bps=200))
+        good = ledger.mint(good_spec(tiers=[{"name": "own", "quota": 100}]), idempotency_key="m")[
+            "good_id"
+        ]
+        store = ProjectionStore(ledger.event_store.recorder, bands=BandPolicy(hysteresis_bps=200))
         views = Views(store)
         seen = []
         units = []
         for i in range(100):
-            sold = ledger.sell(good, "own", buyer=f"b{i}", channel="shop", quantity=1,
-                               unit_price=Money(1, "EUR"), idempotency_key=f"s{i}")
+            sold = ledger.sell(
+                good,
+                "own",
+                buyer=f"b{i}",
+                channel="shop",
+                quantity=1,
+                unit_price=Money(1, "EUR"),
+                idempotency_key=f"s{i}",
+            )
             units.append(sold["units"][0]["unit_id"])
             catch_up(store)
             seen.append(views.stock(good)[0]["band"])
@@ -175,16 +235,24 @@ def test_bands_move_with_hysteresis_as_stock_runs_down(store_url: DatabaseURL) -
 def test_two_runners_apply_each_event_exactly_once(store_url: DatabaseURL) -> None:
     with Ledger(store_url) as ledger:
         ledger.register_channel("shop", "Shop", 500, idempotency_key="ch")
-        good = ledger.mint(good_spec(tiers=[{"name": "own", "quota": 500}]),
-                           idempotency_key="m")["good_id"]
+        good = ledger.mint(good_spec(tiers=[{"name": "own", "quota": 500}]), idempotency_key="m")[
+            "good_id"
+        ]
         stores = [ProjectionStore(ledger.event_store.recorder) for _ in range(2)]
         runners = [ProjectionRunner(s, poll_interval=0.001) for s in stores]
         for runner in runners:
             runner.start()
         try:
             for i in range(120):
-                ledger.sell(good, "own", buyer=f"b{i}", channel="shop", quantity=2,
-                            unit_price=Money(10, "EUR"), idempotency_key=f"s{i}")
+                ledger.sell(
+                    good,
+                    "own",
+                    buyer=f"b{i}",
+                    channel="shop",
+                    quantity=2,
+                    unit_price=Money(10, "EUR"),
+                    idempotency_key=f"s{i}",
+                )
             head = stores[0].store_position()
             assert all(r.wait_for(head, timeout=30) for r in runners)
         finally:
@@ -205,15 +273,27 @@ def test_a_runner_follows_live_and_reports_lag(store_url: DatabaseURL) -> None:
         listen = None
         if store.postgres:
             url = ledger.url
-            listen = {"host": url.host, "port": url.port, "user": url.user,
-                      "password": url.password, "dbname": url.dbname}
+            listen = {
+                "host": url.host,
+                "port": url.port,
+                "user": url.user,
+                "password": url.password,
+                "dbname": url.dbname,
+            }
         runner = ProjectionRunner(store, poll_interval=0.01, listen_dsn=listen)
         changed: list[set[str]] = []
         runner.subscribe(lambda c: changed.append(set(c.goods)))
         runner.start()
         try:
-            ledger.sell(good, "own", buyer="b", channel="shop", quantity=1,
-                        unit_price=Money(10, "EUR"), idempotency_key="s")
+            ledger.sell(
+                good,
+                "own",
+                buyer="b",
+                channel="shop",
+                quantity=1,
+                unit_price=Money(10, "EUR"),
+                idempotency_key="s",
+            )
             assert runner.wait_for(store.store_position(), timeout=10)
         finally:
             runner.stop()
@@ -227,8 +307,15 @@ def test_a_runner_follows_live_and_reports_lag(store_url: DatabaseURL) -> None:
 def test_rebuilding_from_zero_gives_the_same_views(shop: Any) -> None:
     ledger, master, _, _ = shop
     for i in range(5):
-        ledger.sell(master, "own", buyer=f"b{i}", channel="shop", quantity=1,
-                    unit_price=Money(1_000, "EUR"), idempotency_key=f"s{i}")
+        ledger.sell(
+            master,
+            "own",
+            buyer=f"b{i}",
+            channel="shop",
+            quantity=1,
+            unit_price=Money(1_000, "EUR"),
+            idempotency_key=f"s{i}",
+        )
     store = ProjectionStore(ledger.event_store.recorder)
     catch_up(store)
     before = Views(store).stock(master)
@@ -241,30 +328,53 @@ def test_rebuilding_from_zero_gives_the_same_views(shop: Any) -> None:
 
 def test_a_tampered_view_differs_from_the_replay(shop: Any) -> None:
     ledger, master, _, _ = shop
-    ledger.sell(master, "own", buyer="b", channel="shop", quantity=2,
-                unit_price=Money(1_000, "EUR"), idempotency_key="s")
+    ledger.sell(
+        master,
+        "own",
+        buyer="b",
+        channel="shop",
+        quantity=2,
+        unit_price=Money(1_000, "EUR"),
+        idempotency_key="s",
+    )
     store = ProjectionStore(ledger.event_store.recorder)
     catch_up(store)
     with store.cursor(commit=True) as cursor:
-        cursor.execute(store.dialect.sql(
-            "UPDATE {stock} SET available = available + 1 WHERE good_id = ? AND tier = 'own'"),
-            (master,))
-        cursor.execute(store.dialect.sql("DELETE FROM {unit_events} WHERE version = 1 "
-                                         "AND unit_id IN (SELECT unit_id FROM {units} "
-                                         "WHERE serial = 2)"))
+        cursor.execute(
+            store.dialect.sql(
+                "UPDATE {stock} SET available = available + 1 WHERE good_id = ? AND tier = 'own'"
+            ),
+            (master,),
+        )
+        cursor.execute(
+            store.dialect.sql(
+                "DELETE FROM {unit_events} WHERE version = 1 "
+                "AND unit_id IN (SELECT unit_id FROM {units} "
+                "WHERE serial = 2)"
+            )
+        )
     report = compare_with_replay(store)
     assert not report.ok
     assert report.mismatched_rows == 2
     assert any(d.startswith("stock [") and "available" in d for d in report.differences)
-    assert any(d.startswith("unit_events [") and "missing from the live view" in d
-               for d in report.differences)
+    assert any(
+        d.startswith("unit_events [") and "missing from the live view" in d
+        for d in report.differences
+    )
 
 
 def test_pages_walk_every_row_once_and_bad_cursors_are_refused(shop: Any) -> None:
     ledger, master, _, _ = shop
     for i in range(3):
-        ledger.sell(master, "view", buyer=f"b{i}", channel="shop", quantity=4,
-                    unit_price=Money(10, "EUR"), idempotency_key=f"s{i}")
+        ledger.sell(
+            master,
+            "view",
+            buyer=f"b{i}",
+            channel="shop",
+            quantity=4,
+            unit_price=Money(10, "EUR"),
+            idempotency_key=f"s{i}",
+        )
     store = ProjectionStore(ledger.event_store.recorder)
     catch_up(store)
     views = Views(store)
@@ -289,8 +399,9 @@ def test_pages_walk_every_row_once_and_bad_cursors_are_refused(shop: Any) -> Non
 def test_concurrent_writers_and_runner_agree(store_url: DatabaseURL) -> None:
     with Ledger(store_url) as ledger:
         ledger.register_channel("shop", "Shop", 500, idempotency_key="ch")
-        good = ledger.mint(good_spec(tiers=[{"name": "own", "quota": 300}]),
-                           idempotency_key="m")["good_id"]
+        good = ledger.mint(good_spec(tiers=[{"name": "own", "quota": 300}]), idempotency_key="m")[
+            "good_id"
+        ]
         store = ProjectionStore(ledger.event_store.recorder)
         runner = ProjectionRunner(store, poll_interval=0.001)
         runner.start()
@@ -298,8 +409,15 @@ def test_concurrent_writers_and_runner_agree(store_url: DatabaseURL) -> None:
         def buy(t: int) -> None:
             for i in range(50):
                 try:
-                    ledger.sell(good, "own", buyer=f"t{t}b{i}", channel="shop", quantity=1,
-                                unit_price=Money(10, "EUR"), idempotency_key=f"t{t}s{i}")
+                    ledger.sell(
+                        good,
+                        "own",
+                        buyer=f"t{t}b{i}",
+                        channel="shop",
+                        quantity=1,
+                        unit_price=Money(10, "EUR"),
+                        idempotency_key=f"t{t}s{i}",
+                    )
                 except Exception:  # sold out
                     return
 

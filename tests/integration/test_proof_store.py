@@ -52,8 +52,9 @@ def execute(log: LogStore, statement: str, *parameters: Any) -> None:
 
 def _read_node(log: LogStore, level: int, index: int) -> bytes:
     with log._cursor(commit=False) as cursor:
-        cursor.execute(log._sql("SELECT hash FROM {nodes} WHERE level = ? AND idx = ?"),
-                       (level, index))
+        cursor.execute(
+            log._sql("SELECT hash FROM {nodes} WHERE level = ? AND idx = ?"), (level, index)
+        )
         return bytes(cursor.fetchone()["hash"])
 
 
@@ -173,8 +174,7 @@ def test_a_damaged_frontier_is_located(
     node the sealer writes is wrong."""
     _, log, size = sealed
     frontier = merkle.CompactRange(size, [ZERO] * size.bit_count())
-    execute(log, "UPDATE {state} SET frontier = ? WHERE id = 1",
-            json.dumps(frontier.to_json()))
+    execute(log, "UPDATE {state} SET frontier = ? WHERE id = 1", json.dumps(frontier.to_json()))
     report = audit(store_url)
     found = proof_findings(report)
     assert [f.check for f in found] == ["stored-state"], [str(f) for f in report.findings]
@@ -211,7 +211,7 @@ def checker(ledger: Ledger) -> tuple[CheckedProofs, LogStore]:
 
 
 def test_every_proof_of_an_intact_store_is_checked_and_served(
-    sealed: tuple[Ledger, LogStore, int]
+    sealed: tuple[Ledger, LogStore, int],
 ) -> None:
     ledger, _, size = sealed
     proofs, log = checker(ledger)
@@ -246,7 +246,8 @@ def test_a_damaged_or_missing_node_is_refused_and_named(
     children = merkle.node_hash(_read_node(log, 2, 0), _read_node(log, 2, 1))
     assert zeroed.value.suspects == [
         f"tlog_nodes level 3 index 0 (leaves 0..7) holds {ZERO.hex()}, its children hash to "
-        f"{children.hex()}"]
+        f"{children.hex()}"
+    ]
     assert "missing" in str(missing.value)
     # (and the zeroed node beneath (4, 0), which this proof reads: damaged too)
     assert "tlog_nodes level 0 index 20 is missing" in missing.value.suspects
@@ -272,18 +273,23 @@ def test_a_damaged_leaf_is_named_from_its_event(sealed: tuple[Ledger, LogStore, 
 
 
 def test_a_provenance_bundle_is_never_built_on_a_leaf_row_naming_another_event(
-    sealed: tuple[Ledger, LogStore, int]
+    sealed: tuple[Ledger, LogStore, int],
 ) -> None:
     """Swap two leaves' rows: each proof is valid for its index, but of the
     other event's leaf; the bundle is refused, not sent."""
     ledger, log, _ = sealed
-    unit_leaf = next(leaf for leaf in log.leaves(0, 1_000)
-                     if leaf.version == 1 and leaf.index > 10
-                     and provenance_of(ledger, leaf.aggregate_id) is not None)
+    unit_leaf = next(
+        leaf
+        for leaf in log.leaves(0, 1_000)
+        if leaf.version == 1
+        and leaf.index > 10
+        and provenance_of(ledger, leaf.aggregate_id) is not None
+    )
     other = log.leaves(unit_leaf.index - 1, unit_leaf.index)[0]
     execute(log, "UPDATE {leaves} SET leaf_index = -1 WHERE leaf_index = ?", other.index)
-    execute(log, "UPDATE {leaves} SET leaf_index = ? WHERE leaf_index = ?", other.index,
-            unit_leaf.index)
+    execute(
+        log, "UPDATE {leaves} SET leaf_index = ? WHERE leaf_index = ?", other.index, unit_leaf.index
+    )
     execute(log, "UPDATE {leaves} SET leaf_index = ? WHERE leaf_index = -1", unit_leaf.index)
     proofs, fresh = checker(ledger)
     with pytest.raises(ProofStoreError):
@@ -292,8 +298,9 @@ def test_a_provenance_bundle_is_never_built_on_a_leaf_row_naming_another_event(
 
 def provenance_of(ledger: Ledger, aggregate_id: str) -> dict[str, Any] | None:
     try:
-        return provenance_bundle(ledger.event_store, LogStore(ledger.event_store.recorder,
-                                                              create=False), aggregate_id)
+        return provenance_bundle(
+            ledger.event_store, LogStore(ledger.event_store.recorder, create=False), aggregate_id
+        )
     except Exception:
         return None
 
@@ -324,9 +331,11 @@ def test_a_witness_is_never_pushed_a_proof_that_does_not_verify(
     thread.start()
     try:
         witness = Signer.generate("witness-a", key_type=0x04)
-        policy = parse_policy(f"log {SIGNER.verifier_key()}\nwitness witness-a "
-                              f"{witness.verifier_key()} http://127.0.0.1:{server.server_port}\n"
-                              "quorum witness-a\n")
+        policy = parse_policy(
+            f"log {SIGNER.verifier_key()}\nwitness witness-a "
+            f"{witness.verifier_key()} http://127.0.0.1:{server.server_port}\n"
+            "quorum witness-a\n"
+        )
         proofs, fresh = checker(ledger)
         latest = fresh.latest_checkpoint()
         assert latest is not None

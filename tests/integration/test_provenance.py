@@ -30,17 +30,36 @@ def setting(store_url: DatabaseURL) -> Any:
     policy = parse_policy(
         f"log {log_key.verifier_key()}\n"
         + "".join(f"witness {n} {w.verifier_key()}\n" for n, w in witnesses.items())
-        + "group v 2 w1 w2 w3\nquorum v\n")
+        + "group v 2 w1 w2 w3\nquorum v\n"
+    )
     with Ledger(store_url) as ledger:
         ledger.register_channel("shop", "Shop", 500, idempotency_key="ch")
         good = ledger.mint(good_spec(), idempotency_key="m")["good_id"]
-        unit = ledger.sell(good, "own", buyer="carol", channel="shop", quantity=1,
-                           unit_price=Money(1_000, "EUR"),
-                           idempotency_key="s")["units"][0]["unit_id"]
-        ledger.resell(unit, seller="carol", buyer="dave", channel="shop",
-                      price=Money(4_000, "EUR"), idempotency_key="r1")
-        ledger.resell(unit, seller="dave", buyer="erin", channel="shop",
-                      price=Money(6_000, "EUR"), idempotency_key="r2")
+        unit = ledger.sell(
+            good,
+            "own",
+            buyer="carol",
+            channel="shop",
+            quantity=1,
+            unit_price=Money(1_000, "EUR"),
+            idempotency_key="s",
+        )["units"][0]["unit_id"]
+        ledger.resell(
+            unit,
+            seller="carol",
+            buyer="dave",
+            channel="shop",
+            price=Money(4_000, "EUR"),
+            idempotency_key="r1",
+        )
+        ledger.resell(
+            unit,
+            seller="dave",
+            buyer="erin",
+            channel="shop",
+            price=Money(6_000, "EUR"),
+            idempotency_key="r2",
+        )
         log = LogStore(ledger.event_store.recorder)
         sealed = Sealer(ledger.event_store, log, origin=ORIGIN, signers=[log_key]).seal()
         assert sealed is not None
@@ -48,8 +67,12 @@ def setting(store_url: DatabaseURL) -> Any:
 
         def cosigned_by(*names: str) -> None:
             for n in names:
-                log.add_cosignature(sealed.size, n, cosign(body, witnesses[n], 1).line(),
-                                    "2026-11-22T00:00:00.000000Z")
+                log.add_cosignature(
+                    sealed.size,
+                    n,
+                    cosign(body, witnesses[n], 1).line(),
+                    "2026-11-22T00:00:00.000000Z",
+                )
 
         yield ledger, log, unit, policy, cosigned_by
 

@@ -26,8 +26,11 @@ def capped(store_url: DatabaseURL) -> Iterator[tuple[Ledger, str, list[datetime]
     with Ledger(store_url, clock=lambda: now[0]) as ledger:
         for channel in ("bots", "shop"):
             ledger.register_channel(channel, channel, 500, idempotency_key=f"ch-{channel}")
-        good = str(ledger.mint(good_spec(tiers=[{"name": "own", "quota": 100}]),
-                               idempotency_key="m")["good_id"])
+        good = str(
+            ledger.mint(good_spec(tiers=[{"name": "own", "quota": 100}]), idempotency_key="m")[
+                "good_id"
+            ]
+        )
         ledger.set_rate(good, "own", channel="bots", per_minute=3, idempotency_key="rate")
         yield ledger, good, now
 
@@ -36,8 +39,15 @@ def test_a_channel_sells_at_most_its_rate_a_minute(capped: Any) -> None:
     ledger, good, now = capped
 
     def sell(channel: str, quantity: int, key: str) -> Any:
-        return ledger.sell(good, "own", buyer=f"b-{key}", channel=channel, quantity=quantity,
-                           unit_price=EUR, idempotency_key=key)
+        return ledger.sell(
+            good,
+            "own",
+            buyer=f"b-{key}",
+            channel=channel,
+            quantity=quantity,
+            unit_price=EUR,
+            idempotency_key=key,
+        )
 
     sell("bots", 2, "a")
     with pytest.raises(errors.RateLimitedError, match="has sold 2 this minute"):
@@ -57,8 +67,15 @@ def test_concurrent_buyers_never_pass_the_cap(capped: Any) -> None:
 
     def buy(i: int) -> None:
         try:
-            ledger.sell(good, "own", buyer=f"bot{i}", channel="bots", quantity=1,
-                        unit_price=EUR, idempotency_key=f"k{i}")
+            ledger.sell(
+                good,
+                "own",
+                buyer=f"bot{i}",
+                channel="bots",
+                quantity=1,
+                unit_price=EUR,
+                idempotency_key=f"k{i}",
+            )
             outcomes.append("sold")
         except errors.RateLimitedError:
             outcomes.append("limited")
@@ -77,7 +94,8 @@ def test_bad_rates_are_refused(capped: Any) -> None:
     ledger, good, _ = capped
     for bad in (0, -1, True):
         with pytest.raises(errors.InvalidInputError):
-            ledger.set_rate(good, "own", channel="bots", per_minute=bad,
-                            idempotency_key=f"bad-{bad}")
+            ledger.set_rate(
+                good, "own", channel="bots", per_minute=bad, idempotency_key=f"bad-{bad}"
+            )
     with pytest.raises(errors.ChannelNotFoundError):
         ledger.set_rate(good, "own", channel="ghost", per_minute=1, idempotency_key="ghost")

@@ -41,8 +41,7 @@ def runtime(store_url: DatabaseURL) -> Iterator[Runtime]:
         runtime.ledger.close()
 
 
-def test_a_lookup_that_misses_just_before_the_views_catch_up_looks_again(
-        runtime: Runtime) -> None:
+def test_a_lookup_that_misses_just_before_the_views_catch_up_looks_again(runtime: Runtime) -> None:
     runner = runtime.runner
     assert runner is not None
     runner.step()  # the views are level with the store
@@ -76,7 +75,8 @@ def test_a_lookup_that_misses_with_the_views_level_is_a_404_at_once(runtime: Run
 
 
 def test_a_read_of_a_new_unit_while_the_views_are_stalled_is_never_a_404(
-        store_url: DatabaseURL) -> None:
+    store_url: DatabaseURL,
+) -> None:
     """Views stopped (as if they fell far behind): a read of the unit just
     sold, or of its good's stock, answers 503 ``views-behind`` with
     Retry-After after the bounded wait -- not a 404 -- and 200 once they
@@ -91,10 +91,15 @@ def test_a_read_of_a_new_unit_while_the_views_are_stalled_is_never_a_404(
             good, _ = open_shop_and_sell(runtime.ledger, 0)
             assert runtime.runner.wait_for(runtime.views.store.store_position(), 10)
             runtime.runner.stop()  # the views stall from here on
-            sale = client.post(f"/goods/{good}/tiers/own/sales", headers=headers | {
-                "Idempotency-Key": "s-1"}, json={"buyer": "carol", "channel": "shop",
-                                                 "unit_price": {"amount": 100,
-                                                                "currency": "EUR"}})
+            sale = client.post(
+                f"/goods/{good}/tiers/own/sales",
+                headers=headers | {"Idempotency-Key": "s-1"},
+                json={
+                    "buyer": "carol",
+                    "channel": "shop",
+                    "unit_price": {"amount": 100, "currency": "EUR"},
+                },
+            )
             assert sale.status_code == 201, sale.text
             unit = sale.json()["units"][0]["unit_id"]
             began = time.monotonic()

@@ -15,22 +15,31 @@ EUR = Money(1_000, "EUR")
 
 
 @pytest.mark.parametrize("resolve", [None, "commit", "release"])
-def test_a_hold_is_replayed_by_a_fresh_process(store_url: DatabaseURL,
-                                               resolve: str | None) -> None:
+def test_a_hold_is_replayed_by_a_fresh_process(store_url: DatabaseURL, resolve: str | None) -> None:
     with Ledger(store_url) as ledger:
         ledger.register_channel("shop", "Shop", 500, idempotency_key="ch")
-        good = ledger.mint(good_spec(tiers=[{"name": "own", "quota": 10}]),
-                           idempotency_key="mint")["good_id"]
-        first = ledger.reserve(good, "own", channel="shop", quantity=2, ttl_seconds=600,
-                               idempotency_key="cart-1")
+        good = ledger.mint(good_spec(tiers=[{"name": "own", "quota": 10}]), idempotency_key="mint")[
+            "good_id"
+        ]
+        first = ledger.reserve(
+            good, "own", channel="shop", quantity=2, ttl_seconds=600, idempotency_key="cart-1"
+        )
         if resolve == "commit":
-            ledger.commit_hold(good, "own", first["hold_id"], buyer="b1", quantity=2,
-                               unit_price=EUR, idempotency_key="pay-1")
+            ledger.commit_hold(
+                good,
+                "own",
+                first["hold_id"],
+                buyer="b1",
+                quantity=2,
+                unit_price=EUR,
+                idempotency_key="pay-1",
+            )
         elif resolve == "release":
             ledger.release_hold(good, "own", first["hold_id"], idempotency_key="drop-1")
     with Ledger(store_url) as ledger:
-        again = ledger.reserve(good, "own", channel="shop", quantity=2, ttl_seconds=600,
-                               idempotency_key="cart-1")
+        again = ledger.reserve(
+            good, "own", channel="shop", quantity=2, ttl_seconds=600, idempotency_key="cart-1"
+        )
         assert isinstance(again, Replayed)
         assert again == first
         assert ledger.stock(good, "own").holds.keys() == {first["hold_id"]}
@@ -39,15 +48,25 @@ def test_a_hold_is_replayed_by_a_fresh_process(store_url: DatabaseURL,
 def test_a_waitlist_entry_is_replayed_by_a_fresh_process(store_url: DatabaseURL) -> None:
     with Ledger(store_url) as ledger:
         ledger.register_channel("shop", "Shop", 500, idempotency_key="ch")
-        good = ledger.mint(good_spec(policy="restockable",
-                                     tiers=[{"name": "own", "quota": 1, "lifetime_cap": 5}]),
-                           idempotency_key="mint")["good_id"]
-        ledger.sell(good, "own", buyer="b0", channel="shop", quantity=1, unit_price=EUR,
-                    idempotency_key="s0")
-        first = ledger.join_waitlist(good, "own", buyer="b1", channel="shop", quantity=1,
-                                     idempotency_key="wait-1")
+        good = ledger.mint(
+            good_spec(policy="restockable", tiers=[{"name": "own", "quota": 1, "lifetime_cap": 5}]),
+            idempotency_key="mint",
+        )["good_id"]
+        ledger.sell(
+            good,
+            "own",
+            buyer="b0",
+            channel="shop",
+            quantity=1,
+            unit_price=EUR,
+            idempotency_key="s0",
+        )
+        first = ledger.join_waitlist(
+            good, "own", buyer="b1", channel="shop", quantity=1, idempotency_key="wait-1"
+        )
     with Ledger(store_url) as ledger:
-        again = ledger.join_waitlist(good, "own", buyer="b1", channel="shop", quantity=1,
-                                     idempotency_key="wait-1")
+        again = ledger.join_waitlist(
+            good, "own", buyer="b1", channel="shop", quantity=1, idempotency_key="wait-1"
+        )
         assert isinstance(again, Replayed)
         assert again == first

@@ -50,8 +50,13 @@ from tests.strategies import good_spec
 
 API_SOURCE = Path(__file__).parents[2] / "src" / "ledger" / "api"
 PROBLEM = "https://ledger.dev/problems/"
-PROVOKED = {"contention", "codes-unavailable", "views-unavailable", "not-ready",
-            "database-unavailable"}
+PROVOKED = {
+    "contention",
+    "codes-unavailable",
+    "views-unavailable",
+    "not-ready",
+    "database-unavailable",
+}
 # 503 types whose Retry-After another test asserts over HTTP (when the type exists).
 PROVOKED_ELSEWHERE = {"views-behind": Path(__file__).parent / "test_read_your_writes.py"}
 
@@ -97,8 +102,7 @@ def assert_retry_after(answer: httpx.Response, code: str) -> None:
 @contextmanager
 def served(app: FastAPI) -> Iterator[httpx.Client]:
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()
     try:
@@ -115,8 +119,11 @@ def served(app: FastAPI) -> Iterator[httpx.Client]:
 
 
 def _runtime(url: DatabaseURL, **settings: Any) -> Runtime:
-    return open_runtime(url, Settings(projection_process="no", seal_interval=60, **settings),
-                        signers=[Signer.generate("ledger.test/retry-after")])
+    return open_runtime(
+        url,
+        Settings(projection_process="no", seal_interval=60, **settings),
+        signers=[Signer.generate("ledger.test/retry-after")],
+    )
 
 
 def _bearer(runtime: Runtime, role: Role, subject: str | None = None) -> dict[str, str]:
@@ -128,11 +135,15 @@ SALE = {"buyer": "ann", "channel": "shop", "unit_price": {"amount": 100, "curren
 
 
 def _shop_and_good(http: httpx.Client, admin: dict[str, str], **spec: Any) -> str:
-    made = http.post("/channels", json={"channel": "shop", "name": "Shop", "fee_bps": 0},
-                     headers=admin | {"Idempotency-Key": "channel"})
+    made = http.post(
+        "/channels",
+        json={"channel": "shop", "name": "Shop", "fee_bps": 0},
+        headers=admin | {"Idempotency-Key": "channel"},
+    )
     assert made.status_code == 201, made.text
-    minted = http.post("/goods", json={"spec": good_spec(**spec)},
-                       headers=admin | {"Idempotency-Key": "good"})
+    minted = http.post(
+        "/goods", json={"spec": good_spec(**spec)}, headers=admin | {"Idempotency-Key": "good"}
+    )
     assert minted.status_code == 201, minted.text
     good: str = minted.json()["good_id"]
     return good
@@ -143,16 +154,27 @@ def test_contention_says_when_to_retry(sqlite_url: DatabaseURL) -> None:
     with served(create_app(runtime)) as http:
         admin = _bearer(runtime, Role.ADMIN)
         good = _shop_and_good(http, admin)
-        first = http.post(f"/goods/{good}/tiers/own/sales", json=SALE,
-                          headers=admin | {"Idempotency-Key": "s1"})
+        first = http.post(
+            f"/goods/{good}/tiers/own/sales", json=SALE, headers=admin | {"Idempotency-Key": "s1"}
+        )
         assert first.status_code == 201, first.text
         # Another writer sells meanwhile: this server's cached stock is stale,
         # and with one attempt allowed its commit conflict is final.
         with Ledger(sqlite_url) as other:
-            other.sell(good, "own", buyer="bo", channel="shop", quantity=1,
-                       unit_price=Money(100, "EUR"), idempotency_key="elsewhere")
-        answer = http.post(f"/goods/{good}/tiers/own/sales", json=SALE | {"buyer": "cy"},
-                           headers=admin | {"Idempotency-Key": "s2"})
+            other.sell(
+                good,
+                "own",
+                buyer="bo",
+                channel="shop",
+                quantity=1,
+                unit_price=Money(100, "EUR"),
+                idempotency_key="elsewhere",
+            )
+        answer = http.post(
+            f"/goods/{good}/tiers/own/sales",
+            json=SALE | {"buyer": "cy"},
+            headers=admin | {"Idempotency-Key": "s2"},
+        )
         assert_retry_after(answer, "contention")
     runtime.ledger.close()
 
@@ -161,10 +183,14 @@ def test_codes_unavailable_says_when_to_retry(sqlite_url: DatabaseURL) -> None:
     runtime = _runtime(sqlite_url)  # no code keyring
     with served(create_app(runtime)) as http:
         admin = _bearer(runtime, Role.ADMIN)
-        good = _shop_and_good(http, admin, kind="redemption-code",
-                              tiers=[{"name": "key", "quota": 5}])
-        answer = http.post(f"/goods/{good}/tiers/key/codes", json={"codes": ["ABCD-1234"]},
-                           headers=admin | {"Idempotency-Key": "codes"})
+        good = _shop_and_good(
+            http, admin, kind="redemption-code", tiers=[{"name": "key", "quota": 5}]
+        )
+        answer = http.post(
+            f"/goods/{good}/tiers/key/codes",
+            json={"codes": ["ABCD-1234"]},
+            headers=admin | {"Idempotency-Key": "codes"},
+        )
         assert_retry_after(answer, "codes-unavailable")
     runtime.ledger.close()
 
@@ -258,8 +284,11 @@ def test_database_unavailable_says_when_to_retry(postgres_url: DatabaseURL) -> N
             assert http.get(f"/goods/{good}/stock", headers=admin).status_code == 200
             relay.cut()
             started = time.monotonic()
-            sale = http.post(f"/goods/{good}/tiers/own/sales", json=SALE,
-                             headers=admin | {"Idempotency-Key": "cut"})
+            sale = http.post(
+                f"/goods/{good}/tiers/own/sales",
+                json=SALE,
+                headers=admin | {"Idempotency-Key": "cut"},
+            )
             assert_retry_after(sale, "database-unavailable")
             read = http.get(f"/goods/{good}/units", headers=admin)
             if read.status_code != 200:  # (a definition may be served from memory)

@@ -93,7 +93,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def teardown(self) -> None:
         try:
             with Ledger(self.url, cache_size=0) as fresh:
-                for (good, tier) in self.tiers:
+                for good, tier in self.tiers:
                     assert vars(fresh.stock(good, tier)) == vars(self.ledger.stock(good, tier))
                 for unit_id in self.units:
                     assert vars(fresh.unit(unit_id)) == vars(self.ledger.unit(unit_id))
@@ -105,7 +105,10 @@ class LedgerMachine(RuleBasedStateMachine):
             for (good, tier), model in self.tiers.items():
                 row = next(r for r in views.stock(good) if r["tier"] == tier)
                 assert (row["issued"], row["quota"], row["available"]) == (
-                    model.issued, model.supply, model.supply - model.issued)
+                    model.issued,
+                    model.supply,
+                    model.supply - model.issued,
+                )
             for unit_id, unit_model in self.units.items():
                 seen = views.unit(unit_id)
                 assert seen is not None
@@ -125,34 +128,59 @@ class LedgerMachine(RuleBasedStateMachine):
         self.done.append((call, key, result))
 
     # -- mint -------------------------------------------------------------
-    @rule(targets=(masters, goods), policy=st.sampled_from(["absolute", "restockable"]),
-          quota=st.integers(1, 6), extra=st.integers(0, 4), limit=st.none() | st.integers(1, 3),
-          resale=st.integers(0, 3_000))
+    @rule(
+        targets=(masters, goods),
+        policy=st.sampled_from(["absolute", "restockable"]),
+        quota=st.integers(1, 6),
+        extra=st.integers(0, 4),
+        limit=st.none() | st.integers(1, 3),
+        resale=st.integers(0, 3_000),
+    )
     def mint(self, policy: str, quota: int, extra: int, limit: int | None, resale: int) -> str:
         cap = quota + extra if policy == "restockable" else quota
-        tiers = [{"name": "own", "quota": quota, "transferable": True,
-                  "per_buyer_limit": min(limit, quota) if limit else None, "lifetime_cap": cap},
-                 {"name": "view", "quota": 3, "transferable": False}]
-        spec = good_spec(title=f"Good {next(self.keys)}", tiers=tiers, policy=policy,
-                         resale_bps=resale,
-                         variant_rules={"max_variants": 2, "max_supply_per_variant": 5,
-                                        "master_primary_bps": 1_000, "master_resale_bps": 250})
+        tiers = [
+            {
+                "name": "own",
+                "quota": quota,
+                "transferable": True,
+                "per_buyer_limit": min(limit, quota) if limit else None,
+                "lifetime_cap": cap,
+            },
+            {"name": "view", "quota": 3, "transferable": False},
+        ]
+        spec = good_spec(
+            title=f"Good {next(self.keys)}",
+            tiers=tiers,
+            policy=policy,
+            resale_bps=resale,
+            variant_rules={
+                "max_variants": 2,
+                "max_supply_per_variant": 5,
+                "master_primary_bps": 1_000,
+                "master_resale_bps": 250,
+            },
+        )
         key = self.key()
         result = self.ledger.mint(spec, idempotency_key=key)
         good = result["good_id"]
         for tier in tiers:
             self.tiers[(good, str(tier["name"]))] = TierModel(
-                int(tier["quota"]), int(tier.get("lifetime_cap") or tier["quota"]),
-                policy == "restockable", bool(tier["transferable"]),
-                tier.get("per_buyer_limit"))  # type: ignore[arg-type]
+                int(tier["quota"]),
+                int(tier.get("lifetime_cap") or tier["quota"]),
+                policy == "restockable",
+                bool(tier["transferable"]),
+                tier.get("per_buyer_limit"),
+            )  # type: ignore[arg-type]
         self.remember(lambda k: self.ledger.mint(spec, idempotency_key=k), key, result)
         return good
 
     @rule(target=goods, master=masters, quota=st.integers(1, 5))
     def derive(self, master: str, quota: int) -> str:
-        spec = good_spec(title=f"Variant {next(self.keys)}",
-                         tiers=[{"name": "own", "quota": quota}],
-                         creators=[{"id": "vera", "share_bps": 10_000}])
+        spec = good_spec(
+            title=f"Variant {next(self.keys)}",
+            tiers=[{"name": "own", "quota": quota}],
+            creators=[{"id": "vera", "share_bps": 10_000}],
+        )
         stored = self.stored()
         try:
             result = self.ledger.derive_variant(master, spec, idempotency_key=self.key())
@@ -164,18 +192,31 @@ class LedgerMachine(RuleBasedStateMachine):
         return str(result["good_id"])
 
     # -- sales ------------------------------------------------------------
-    @rule(good=goods, tier=st.sampled_from(["own", "view"]), buyer=st.sampled_from(BUYERS),
-          quantity=QUANTITIES, channel=st.sampled_from(sorted(CHANNELS)),
-          price=st.integers(0, 10_000))
-    def sell(self, good: str, tier: str, buyer: str, quantity: int, channel: str,
-             price: int) -> None:
+    @rule(
+        good=goods,
+        tier=st.sampled_from(["own", "view"]),
+        buyer=st.sampled_from(BUYERS),
+        quantity=QUANTITIES,
+        channel=st.sampled_from(sorted(CHANNELS)),
+        price=st.integers(0, 10_000),
+    )
+    def sell(
+        self, good: str, tier: str, buyer: str, quantity: int, channel: str, price: int
+    ) -> None:
         model = self.tiers.get((good, tier))
         stored = self.stored()
         key = self.key()
 
         def call(k: str) -> dict[str, Any]:
-            return self.ledger.sell(good, tier, buyer=buyer, channel=channel, quantity=quantity,
-                                    unit_price=Money(price, "EUR"), idempotency_key=k)
+            return self.ledger.sell(
+                good,
+                tier,
+                buyer=buyer,
+                channel=channel,
+                quantity=quantity,
+                unit_price=Money(price, "EUR"),
+                idempotency_key=k,
+            )
 
         if model is None:
             with pytest.raises(errors.TierNotFoundError):
@@ -199,12 +240,13 @@ class LedgerMachine(RuleBasedStateMachine):
         fresh = quantity - len(expected)
         expected += list(range(model.next_serial, model.next_serial + fresh))
         assert [u["serial"] for u in result["units"]] == expected
-        model.free = model.free[len(expected) - fresh:]
+        model.free = model.free[len(expected) - fresh :]
         model.next_serial += fresh
         model.bought[buyer] = model.bought.get(buyer, 0) + quantity
         for unit in result["units"]:
             known = self.units.setdefault(
-                unit["unit_id"], UnitModel(good, tier, unit["serial"], None, []))
+                unit["unit_id"], UnitModel(good, tier, unit["serial"], None, [])
+            )
             known.holder = buyer
             known.stack.append((buyer, None))
         self.remember(call, key, result)
@@ -213,8 +255,12 @@ class LedgerMachine(RuleBasedStateMachine):
         return sorted(u for u, m in self.units.items() if m.holder is not None)
 
     @precondition(lambda self: bool(self.held_units()))
-    @rule(data=st.data(), buyer=st.sampled_from([*BUYERS, "eve"]), honest=st.booleans(),
-          price=st.integers(0, 50_000))
+    @rule(
+        data=st.data(),
+        buyer=st.sampled_from([*BUYERS, "eve"]),
+        honest=st.booleans(),
+        price=st.integers(0, 50_000),
+    )
     def resell(self, data: st.DataObject, buyer: str, honest: bool, price: int) -> None:
         unit_id = data.draw(st.sampled_from(self.held_units()))
         unit = self.units[unit_id]
@@ -224,8 +270,14 @@ class LedgerMachine(RuleBasedStateMachine):
         key = self.key()
 
         def call(k: str) -> dict[str, Any]:
-            return self.ledger.resell(unit_id, seller=seller, buyer=buyer, channel="live",
-                                      price=Money(price, "EUR"), idempotency_key=k)
+            return self.ledger.resell(
+                unit_id,
+                seller=seller,
+                buyer=buyer,
+                channel="live",
+                price=Money(price, "EUR"),
+                idempotency_key=k,
+            )
 
         transferable = self.tiers[(unit.good, unit.tier)].transferable
         refusal: type[errors.LedgerError] | None = None
@@ -304,10 +356,18 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule(good=goods, bad=st.sampled_from(["quantity", "currency", "buyer", "channel"]))
     def invalid_sale(self, good: str, bad: str) -> None:
-        args: dict[str, Any] = {"buyer": "ann", "channel": "shop", "quantity": 1,
-                                "unit_price": Money(1, "EUR")}
-        args |= {"quantity": {"quantity": 0}, "currency": {"unit_price": Money(1, "JPY")},
-                 "buyer": {"buyer": ""}, "channel": {"channel": "ghost"}}[bad]
+        args: dict[str, Any] = {
+            "buyer": "ann",
+            "channel": "shop",
+            "quantity": 1,
+            "unit_price": Money(1, "EUR"),
+        }
+        args |= {
+            "quantity": {"quantity": 0},
+            "currency": {"unit_price": Money(1, "JPY")},
+            "buyer": {"buyer": ""},
+            "channel": {"channel": "ghost"},
+        }[bad]
         stored = self.stored()
         with pytest.raises(errors.LedgerError):
             self.ledger.sell(good, "own", idempotency_key=self.key(), **args)
@@ -330,7 +390,10 @@ class LedgerMachine(RuleBasedStateMachine):
             stock = self.ledger.stock(good, tier)
             assert stock.issued <= stock.supply <= stock.lifetime_cap
             assert (stock.issued, stock.supply, stock.free_serials) == (
-                model.issued, model.supply, model.free)
+                model.issued,
+                model.supply,
+                model.free,
+            )
 
     @invariant()
     def each_units_holder_is_its_last_buyer(self) -> None:
@@ -346,15 +409,18 @@ def _machine_on(make_url: Callable[[], DatabaseURL], examples: int) -> None:
     LedgerMachine.TestCase.settings = settings(
         max_examples=examples, stateful_step_count=40, deadline=None
     )
-    run_state_machine_as_test(lambda: LedgerMachine(make_url()),
-                              settings=LedgerMachine.TestCase.settings)
+    run_state_machine_as_test(
+        lambda: LedgerMachine(make_url()), settings=LedgerMachine.TestCase.settings
+    )
 
 
 def test_the_ledger_matches_its_model_on_sqlite() -> None:
     with tempfile.TemporaryDirectory() as directory:
         counter = itertools.count()
-        _machine_on(lambda: DatabaseURL.parse(
-            f"sqlite:///{Path(directory) / f'm{next(counter)}.db'}"), examples=30)
+        _machine_on(
+            lambda: DatabaseURL.parse(f"sqlite:///{Path(directory) / f'm{next(counter)}.db'}"),
+            examples=30,
+        )
 
 
 @pytest.mark.postgres
@@ -364,8 +430,7 @@ def test_the_ledger_matches_its_model_on_postgres(postgres_database: DatabaseURL
     counter = itertools.count()
 
     def fresh_schema() -> DatabaseURL:
-        url = DatabaseURL.parse(
-            f"{postgres_database.display()}?schema=machine{next(counter)}")
+        url = DatabaseURL.parse(f"{postgres_database.display()}?schema=machine{next(counter)}")
         create_schema(url)
         return url
 

@@ -46,13 +46,25 @@ def sealed_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("tamper") / "ledger.db"
     with Ledger(DatabaseURL.parse(f"sqlite:///{path}")) as ledger:
         ledger.register_channel("shop", "Shop", 500, idempotency_key="ch")
-        good = ledger.mint(good_spec(tiers=[{"name": "own", "quota": 30}]),
-                           idempotency_key="m")["good_id"]
-        sealer = Sealer(ledger.event_store, LogStore(ledger.event_store.recorder),
-                        origin=ORIGIN, signers=[SIGNER])
+        good = ledger.mint(good_spec(tiers=[{"name": "own", "quota": 30}]), idempotency_key="m")[
+            "good_id"
+        ]
+        sealer = Sealer(
+            ledger.event_store,
+            LogStore(ledger.event_store.recorder),
+            origin=ORIGIN,
+            signers=[SIGNER],
+        )
         for i in range(12):
-            ledger.sell(good, "own", buyer=f"b{i}", channel="shop", quantity=1,
-                        unit_price=Money(500, "EUR"), idempotency_key=f"s{i}")
+            ledger.sell(
+                good,
+                "own",
+                buyer=f"b{i}",
+                channel="shop",
+                quantity=1,
+                unit_price=Money(500, "EUR"),
+                idempotency_key=f"s{i}",
+            )
             if i in (5, 11):
                 sealer.seal()
     return path
@@ -117,11 +129,14 @@ def rechain(store: Store) -> int:
 
 def resign(store: Store) -> int:
     with sqlite3.connect(store.path) as db:
-        size, note = db.execute("SELECT size, note FROM tlog_checkpoints ORDER BY size "
-                                "LIMIT 1").fetchone()
+        size, note = db.execute(
+            "SELECT size, note FROM tlog_checkpoints ORDER BY size LIMIT 1"
+        ).fetchone()
         text = note.split("\n\n")[0] + "\n"
-        db.execute("UPDATE tlog_checkpoints SET note = ? WHERE size = ?",
-                   (sign_note(text, [Signer.generate(ORIGIN)]), size))
+        db.execute(
+            "UPDATE tlog_checkpoints SET note = ? WHERE size = ?",
+            (sign_note(text, [Signer.generate(ORIGIN)]), size),
+        )
     return 0
 
 
@@ -143,8 +158,7 @@ def test_the_untouched_store_verifies(store: Store) -> None:
     assert report.log["verified"] == 2
 
 
-@pytest.mark.parametrize(("case", "mutate", "checks", "code"), CASES,
-                         ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(("case", "mutate", "checks", "code"), CASES, ids=[c[0] for c in CASES])
 def test_each_mutation_is_caught_with_its_own_error(
     store: Store, case: str, mutate: Callable[[Store], int], checks: set[str], code: int
 ) -> None:

@@ -45,10 +45,15 @@ class FakeStock:
 
 
 @settings(max_examples=25)
-@given(units=st.integers(0, 40), wants=st.lists(st.integers(1, 4), min_size=1, max_size=60),
-       threads=st.integers(2, 24), batch_max=st.integers(1, 16))
+@given(
+    units=st.integers(0, 40),
+    wants=st.lists(st.integers(1, 4), min_size=1, max_size=60),
+    threads=st.integers(2, 24),
+    batch_max=st.integers(1, 16),
+)
 def test_a_ticket_behind_others_is_always_backed_by_a_unit(
-        units: int, wants: list[int], threads: int, batch_max: int) -> None:
+    units: int, wants: list[int], threads: int, batch_max: int
+) -> None:
     """Whoever is queued behind others holds a ticket the stock can honour:
     those requests never end sold out. And no unit is lost to the tickets:
     what is left at the end serves none of those refused."""
@@ -67,8 +72,7 @@ def test_a_ticket_behind_others_is_always_backed_by_a_unit(
                 quantity = work.pop()
             request = Request(run=None, units=quantity)
             try:
-                combiner.submit(key, request, stock.run_batch,
-                                refresh=lambda _key: stock.left)
+                combiner.submit(key, request, stock.run_batch, refresh=lambda _key: stock.left)
                 outcome = "sold"
             except NoTicket:
                 outcome = "no-ticket"
@@ -95,8 +99,9 @@ def test_a_ticket_behind_others_is_always_backed_by_a_unit(
 def tier(store_url: DatabaseURL) -> Any:
     with Ledger(store_url) as ledger:
         ledger.register_channel("shop", "shop", 500, idempotency_key="c")
-        spec = good_spec(tiers=[{"name": "own", "quota": 25, "lifetime_cap": 100}],
-                         policy="restockable")
+        spec = good_spec(
+            tiers=[{"name": "own", "quota": 25, "lifetime_cap": 100}], policy="restockable"
+        )
         good = str(ledger.mint(spec, idempotency_key="m")["good_id"])
         yield ledger, good
 
@@ -111,9 +116,16 @@ def test_a_flash_sale_hands_out_no_ticket_beyond_the_stock(tier: Any) -> None:
         position = [-1]
         start.wait()
         try:
-            ledger.sell(good, "own", buyer=f"b{i}", channel="shop", quantity=1,
-                        unit_price=EUR, idempotency_key=f"s{i}",
-                        on_queued=lambda p: position.__setitem__(0, p))
+            ledger.sell(
+                good,
+                "own",
+                buyer=f"b{i}",
+                channel="shop",
+                quantity=1,
+                unit_price=EUR,
+                idempotency_key=f"s{i}",
+                on_queued=lambda p: position.__setitem__(0, p),
+            )
             outcome = "sold"
         except errors.SoldOutError:
             outcome = "sold-out"
@@ -133,8 +145,15 @@ def test_a_flash_sale_hands_out_no_ticket_beyond_the_stock(tier: Any) -> None:
     # A buyer who got a unit and repeats the request (a lost answer) gets it
     # again, though no ticket is left for anyone new.
     lucky = next(i for o, _, i in outcomes if o == "sold")
-    replay = ledger.sell(good, "own", buyer=f"b{lucky}", channel="shop", quantity=1,
-                         unit_price=EUR, idempotency_key=f"s{lucky}")
+    replay = ledger.sell(
+        good,
+        "own",
+        buyer=f"b{lucky}",
+        channel="shop",
+        quantity=1,
+        unit_price=EUR,
+        idempotency_key=f"s{lucky}",
+    )
     assert replay["buyer"] == f"b{lucky}"
     audit(ledger)
 
@@ -144,20 +163,54 @@ def test_units_freed_by_another_process_are_sold_again(store_url: DatabaseURL) -
     refunds a unit and restocks. A's next buyers must get those units."""
     with Ledger(store_url) as a, Ledger(store_url) as b:
         a.register_channel("shop", "shop", 500, idempotency_key="c")
-        spec = good_spec(tiers=[{"name": "own", "quota": 3, "lifetime_cap": 10}],
-                         policy="restockable")
+        spec = good_spec(
+            tiers=[{"name": "own", "quota": 3, "lifetime_cap": 10}], policy="restockable"
+        )
         good = str(a.mint(spec, idempotency_key="m")["good_id"])
-        units = [a.sell(good, "own", buyer=f"x{i}", channel="shop", quantity=1,
-                        unit_price=EUR, idempotency_key=f"s{i}")["units"][0]["unit_id"]
-                 for i in range(3)]
+        units = [
+            a.sell(
+                good,
+                "own",
+                buyer=f"x{i}",
+                channel="shop",
+                quantity=1,
+                unit_price=EUR,
+                idempotency_key=f"s{i}",
+            )["units"][0]["unit_id"]
+            for i in range(3)
+        ]
         with pytest.raises(errors.SoldOutError):
-            a.sell(good, "own", buyer="late", channel="shop", quantity=1, unit_price=EUR,
-                   idempotency_key="late-1")
+            a.sell(
+                good,
+                "own",
+                buyer="late",
+                channel="shop",
+                quantity=1,
+                unit_price=EUR,
+                idempotency_key="late-1",
+            )
         b.refund(units[0], reason="r", idempotency_key="rf")
-        assert a.sell(good, "own", buyer="late", channel="shop", quantity=1, unit_price=EUR,
-                      idempotency_key="late-2")["units"][0]["serial"] == 1
+        assert (
+            a.sell(
+                good,
+                "own",
+                buyer="late",
+                channel="shop",
+                quantity=1,
+                unit_price=EUR,
+                idempotency_key="late-2",
+            )["units"][0]["serial"]
+            == 1
+        )
         b.restock(good, "own", 2, idempotency_key="rs")
-        sold = a.sell(good, "own", buyer="later", channel="shop", quantity=2, unit_price=EUR,
-                      idempotency_key="late-3")
+        sold = a.sell(
+            good,
+            "own",
+            buyer="later",
+            channel="shop",
+            quantity=2,
+            unit_price=EUR,
+            idempotency_key="late-3",
+        )
         assert [u["serial"] for u in sold["units"]] == [4, 5]
         audit(a)

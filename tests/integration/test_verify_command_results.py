@@ -50,50 +50,111 @@ def build(url: DatabaseURL) -> None:
     now = [T0]
     with Ledger(url, clock=lambda: now[0], code_keyring=Keyring.generate()) as ledger:
         ledger.register_channel("shop", "Shop", 500, idempotency_key="ch")
-        good = ledger.mint(good_spec(policy="restockable",
-                                     tiers=[{"name": "own", "quota": 4, "lifetime_cap": 10}]),
-                           idempotency_key="m")["good_id"]
+        good = ledger.mint(
+            good_spec(
+                policy="restockable", tiers=[{"name": "own", "quota": 4, "lifetime_cap": 10}]
+            ),
+            idempotency_key="m",
+        )["good_id"]
         coded_spec = good_spec(title="Keys", tiers=[{"name": "key", "quota": 3}])
         coded_spec["kind"] = "redemption-code"
         coded = ledger.mint(coded_spec, idempotency_key="m2")["good_id"]
-        ledger.import_codes(coded, "key", codes=["ALPHA-1", "BRAVO-2", "CHARLIE-3"],
-                            idempotency_key="import")
-        ledger.sell(coded, "key", buyer="kim", channel="shop", quantity=2, unit_price=EUR,
-                    idempotency_key="sell-coded")
-        units = ledger.sell(good, "own", buyer="carol", channel="shop", quantity=2,
-                            unit_price=EUR, idempotency_key="sell")["units"]
-        ledger.resell(units[0]["unit_id"], seller="carol", buyer="dave", channel="shop",
-                      price=Money(300, "EUR"), idempotency_key="resell")
+        ledger.import_codes(
+            coded, "key", codes=["ALPHA-1", "BRAVO-2", "CHARLIE-3"], idempotency_key="import"
+        )
+        ledger.sell(
+            coded,
+            "key",
+            buyer="kim",
+            channel="shop",
+            quantity=2,
+            unit_price=EUR,
+            idempotency_key="sell-coded",
+        )
+        units = ledger.sell(
+            good,
+            "own",
+            buyer="carol",
+            channel="shop",
+            quantity=2,
+            unit_price=EUR,
+            idempotency_key="sell",
+        )["units"]
+        ledger.resell(
+            units[0]["unit_id"],
+            seller="carol",
+            buyer="dave",
+            channel="shop",
+            price=Money(300, "EUR"),
+            idempotency_key="resell",
+        )
         ledger.refund(units[0]["unit_id"], reason="fraud", idempotency_key="refund-resale")
         ledger.refund(units[1]["unit_id"], reason="changed mind", idempotency_key="refund")
         # In time: the payment reissues the returned serial.
-        hold = ledger.reserve(good, "own", channel="shop", quantity=1, ttl_seconds=60,
-                              idempotency_key="reserve")["hold_id"]
-        ledger.commit_hold(good, "own", hold, buyer="ann", quantity=1, unit_price=EUR,
-                           idempotency_key="commit")
+        hold = ledger.reserve(
+            good, "own", channel="shop", quantity=1, ttl_seconds=60, idempotency_key="reserve"
+        )["hold_id"]
+        ledger.commit_hold(
+            good, "own", hold, buyer="ann", quantity=1, unit_price=EUR, idempotency_key="commit"
+        )
         # Late: the hold's time is up, units are left.
-        late = ledger.reserve(good, "own", channel="shop", quantity=1, ttl_seconds=5,
-                              idempotency_key="reserve-late")["hold_id"]
+        late = ledger.reserve(
+            good, "own", channel="shop", quantity=1, ttl_seconds=5, idempotency_key="reserve-late"
+        )["hold_id"]
         now[0] += timedelta(seconds=10)
-        ledger.commit_hold(good, "own", late, buyer="bea", quantity=1, unit_price=EUR,
-                           idempotency_key="commit-late")
+        ledger.commit_hold(
+            good,
+            "own",
+            late,
+            buyer="bea",
+            quantity=1,
+            unit_price=EUR,
+            idempotency_key="commit-late",
+        )
         # Too late: expired (recorded by the sweeper), and the last unit sold meanwhile.
-        owed = ledger.reserve(good, "own", channel="shop", quantity=1, ttl_seconds=5,
-                              idempotency_key="reserve-owed")["hold_id"]
+        owed = ledger.reserve(
+            good, "own", channel="shop", quantity=1, ttl_seconds=5, idempotency_key="reserve-owed"
+        )["hold_id"]
         now[0] += timedelta(seconds=10)
         ledger.expire_holds(good, "own")
-        ledger.sell(good, "own", buyer="lou", channel="shop", quantity=1, unit_price=EUR,
-                    idempotency_key="sell-last")
-        assert ledger.commit_hold(good, "own", owed, buyer="cid", quantity=1, unit_price=EUR,
-                                  idempotency_key="commit-owed")["outcome"] == "refund-owed"
+        ledger.sell(
+            good,
+            "own",
+            buyer="lou",
+            channel="shop",
+            quantity=1,
+            unit_price=EUR,
+            idempotency_key="sell-last",
+        )
+        assert (
+            ledger.commit_hold(
+                good,
+                "own",
+                owed,
+                buyer="cid",
+                quantity=1,
+                unit_price=EUR,
+                idempotency_key="commit-owed",
+            )["outcome"]
+            == "refund-owed"
+        )
         # The sold-out tier's waitlist: a leave frees a place.
-        first = ledger.join_waitlist(good, "own", buyer="wes", channel="shop", quantity=1,
-                                     idempotency_key="join")["entry_id"]
-        assert ledger.join_waitlist(good, "own", buyer="xia", channel="shop", quantity=2,
-                                    idempotency_key="join-2")["place"] == 2
+        first = ledger.join_waitlist(
+            good, "own", buyer="wes", channel="shop", quantity=1, idempotency_key="join"
+        )["entry_id"]
+        assert (
+            ledger.join_waitlist(
+                good, "own", buyer="xia", channel="shop", quantity=2, idempotency_key="join-2"
+            )["place"]
+            == 2
+        )
         ledger.leave_waitlist(good, "own", first, idempotency_key="leave")
-        assert ledger.join_waitlist(good, "own", buyer="yan", channel="shop", quantity=1,
-                                    idempotency_key="join-3")["place"] == 2
+        assert (
+            ledger.join_waitlist(
+                good, "own", buyer="yan", channel="shop", quantity=1, idempotency_key="join-3"
+            )["place"]
+            == 2
+        )
         ledger.restock(good, "own", 2, idempotency_key="restock")  # offers xia a hold
 
 
@@ -117,28 +178,73 @@ def test_the_honest_store_has_no_command_result_finding(store_url: DatabaseURL) 
     assert report.by_type["command.recorded"] >= 17
 
 
-def test_group_committed_commands_have_no_command_result_finding(
-        store_url: DatabaseURL) -> None:
+def test_group_committed_commands_have_no_command_result_finding(store_url: DatabaseURL) -> None:
     """Commands racing on one stock are saved in batches (group commit):
     a batch's effects come before its records, and each answer -- a waiting
     buyer's place in line, say -- is the one its own effects determine."""
     with Ledger(store_url) as ledger:
         ledger.register_channel("shop", "Shop", 500, idempotency_key="ch")
-        good = ledger.mint(good_spec(policy="restockable", tiers=[
-            {"name": "own", "quota": 48, "lifetime_cap": 100}]), idempotency_key="m")["good_id"]
+        good = ledger.mint(
+            good_spec(
+                policy="restockable", tiers=[{"name": "own", "quota": 48, "lifetime_cap": 100}]
+            ),
+            idempotency_key="m",
+        )["good_id"]
         with ThreadPoolExecutor(16) as pool:
-            list(pool.map(lambda i: ledger.sell(
-                good, "own", buyer=f"b{i}", channel="shop", quantity=1 + i % 2,
-                unit_price=EUR, idempotency_key=f"s{i}"), range(24)))
-            holds = list(pool.map(lambda i: ledger.reserve(
-                good, "own", channel="shop", quantity=1, ttl_seconds=60,
-                idempotency_key=f"h{i}")["hold_id"], range(12)))
-            list(pool.map(lambda i: ledger.commit_hold(
-                good, "own", holds[i], buyer=f"c{i}", quantity=1, unit_price=EUR,
-                idempotency_key=f"p{i}"), range(12)))
-            places = list(pool.map(lambda i: ledger.join_waitlist(
-                good, "own", buyer=f"w{i}", channel="shop", quantity=1,
-                idempotency_key=f"j{i}")["place"], range(12)))
+            list(
+                pool.map(
+                    lambda i: ledger.sell(
+                        good,
+                        "own",
+                        buyer=f"b{i}",
+                        channel="shop",
+                        quantity=1 + i % 2,
+                        unit_price=EUR,
+                        idempotency_key=f"s{i}",
+                    ),
+                    range(24),
+                )
+            )
+            holds = list(
+                pool.map(
+                    lambda i: ledger.reserve(
+                        good,
+                        "own",
+                        channel="shop",
+                        quantity=1,
+                        ttl_seconds=60,
+                        idempotency_key=f"h{i}",
+                    )["hold_id"],
+                    range(12),
+                )
+            )
+            list(
+                pool.map(
+                    lambda i: ledger.commit_hold(
+                        good,
+                        "own",
+                        holds[i],
+                        buyer=f"c{i}",
+                        quantity=1,
+                        unit_price=EUR,
+                        idempotency_key=f"p{i}",
+                    ),
+                    range(12),
+                )
+            )
+            places = list(
+                pool.map(
+                    lambda i: ledger.join_waitlist(
+                        good,
+                        "own",
+                        buyer=f"w{i}",
+                        channel="shop",
+                        quantity=1,
+                        idempotency_key=f"j{i}",
+                    )["place"],
+                    range(12),
+                )
+            )
     assert sorted(places) == list(range(1, 13))
     report = verify_store(store_url)
     assert report.ok, describe(report)
@@ -147,6 +253,7 @@ def test_group_committed_commands_have_no_command_result_finding(
 def _set(name: str, value: Any) -> Callable[[Result], None]:
     def change(result: Result) -> None:
         result[name] = value
+
     return change
 
 
@@ -157,18 +264,21 @@ def _add(result: Result, name: str, delta: int) -> None:
 def _price(name: str) -> Callable[[Result], None]:
     def change(result: Result) -> None:
         result[name]["amount"] += 1
+
     return change
 
 
 def _first_unit(name: str, value: Any) -> Callable[[Result], None]:
     def change(result: Result) -> None:
         result["units"][0][name] = value
+
     return change
 
 
 def _drop(name: str) -> Callable[[Result], None]:
     def change(result: Result) -> None:
         del result[name]
+
     return change
 
 
@@ -263,7 +373,8 @@ CASES: dict[str, tuple[str, Callable[[Result], None]]] = {
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_each_forged_result_is_a_command_result_finding_at_its_record(
-        store: Store, case: str) -> None:
+    store: Store, case: str
+) -> None:
     key, change = CASES[case]
     row = store.find("command.recorded", key=key)
     assert verify_store(store.url).ok
@@ -312,19 +423,26 @@ def test_a_forged_result_is_caught_on_postgresql(postgres_url: DatabaseURL) -> N
     build(postgres_url)
     assert verify_store(postgres_url).ok
     record = ""
-    with psycopg.connect(host=postgres_url.host, port=postgres_url.port,
-                         user=postgres_url.user, dbname=postgres_url.dbname,
-                         autocommit=True) as con:
+    with psycopg.connect(
+        host=postgres_url.host,
+        port=postgres_url.port,
+        user=postgres_url.user,
+        dbname=postgres_url.dbname,
+        autocommit=True,
+    ) as con:
         table = f'"{postgres_url.schema}".ledger_events'
-        rows = con.execute(f"SELECT originator_id, state FROM {table} WHERE topic = "
-                           "'command.recorded'").fetchall()
+        rows = con.execute(
+            f"SELECT originator_id, state FROM {table} WHERE topic = 'command.recorded'"
+        ).fetchall()
         for originator_id, state in rows:
             data = orjson.loads(bytes(state))
             if data["payload"]["key"] == "resell":
                 record = str(originator_id)
                 data["payload"]["result"]["serial"] += 1
-                con.execute(f"UPDATE {table} SET state = %s WHERE originator_id = %s",
-                            (codec_encode(data), originator_id))
+                con.execute(
+                    f"UPDATE {table} SET state = %s WHERE originator_id = %s",
+                    (codec_encode(data), originator_id),
+                )
     report = verify_store(postgres_url)
     assert [f.check for f in report.findings] == ["command-result"], describe(report)
     assert report.findings[0].aggregate_id == record

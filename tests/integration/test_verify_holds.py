@@ -29,24 +29,49 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     now = [T0]
     with Ledger(DatabaseURL.parse(f"sqlite:///{path}"), clock=lambda: now[0]) as ledger:
         ledger.register_channel("shop", "Shop", 500, idempotency_key="ch")
-        good = ledger.mint(good_spec(tiers=[{"name": "own", "quota": 10}]),
-                           idempotency_key="m")["good_id"]
-        committed = ledger.reserve(good, "own", channel="shop", quantity=3, ttl_seconds=60,
-                                   idempotency_key="h1")["hold_id"]
-        released = ledger.reserve(good, "own", channel="shop", quantity=2, ttl_seconds=60,
-                                  idempotency_key="h2")["hold_id"]
-        expired = ledger.reserve(good, "own", channel="shop", quantity=1, ttl_seconds=5,
-                                 idempotency_key="h3")["hold_id"]
+        good = ledger.mint(good_spec(tiers=[{"name": "own", "quota": 10}]), idempotency_key="m")[
+            "good_id"
+        ]
+        committed = ledger.reserve(
+            good, "own", channel="shop", quantity=3, ttl_seconds=60, idempotency_key="h1"
+        )["hold_id"]
+        released = ledger.reserve(
+            good, "own", channel="shop", quantity=2, ttl_seconds=60, idempotency_key="h2"
+        )["hold_id"]
+        expired = ledger.reserve(
+            good, "own", channel="shop", quantity=1, ttl_seconds=5, idempotency_key="h3"
+        )["hold_id"]
         now[0] += timedelta(seconds=2)
-        ledger.commit_hold(good, "own", committed, buyer="ann", quantity=2,
-                           unit_price=Money(100, "EUR"), idempotency_key="p1")
+        ledger.commit_hold(
+            good,
+            "own",
+            committed,
+            buyer="ann",
+            quantity=2,
+            unit_price=Money(100, "EUR"),
+            idempotency_key="p1",
+        )
         ledger.release_hold(good, "own", released, idempotency_key="r2")
         now[0] += timedelta(seconds=10)
         ledger.expire_holds(good, "own")
-        ledger.sell(good, "own", buyer="bob", channel="shop", quantity=8,
-                    unit_price=Money(100, "EUR"), idempotency_key="s")
-        ledger.commit_hold(good, "own", expired, buyer="cat", quantity=1,
-                           unit_price=Money(100, "EUR"), idempotency_key="p3")
+        ledger.sell(
+            good,
+            "own",
+            buyer="bob",
+            channel="shop",
+            quantity=8,
+            unit_price=Money(100, "EUR"),
+            idempotency_key="s",
+        )
+        ledger.commit_hold(
+            good,
+            "own",
+            expired,
+            buyer="cat",
+            quantity=1,
+            unit_price=Money(100, "EUR"),
+            idempotency_key="p3",
+        )
     return path
 
 
@@ -67,24 +92,58 @@ def forge(store: Store, topic: str, nth: int, change: Callable[[dict[str, Any]],
 def test_the_honest_store_verifies_with_every_kind_of_hold(store: Store) -> None:
     report = verify_store(store.url)
     assert report.ok, report.first
-    for event_type in ("stock.reserved", "stock.hold-committed", "stock.hold-released",
-                       "stock.refund-owed"):
+    for event_type in (
+        "stock.reserved",
+        "stock.hold-committed",
+        "stock.hold-released",
+        "stock.refund-owed",
+    ):
         assert report.by_type[event_type] >= 1
 
 
 CASES = [
-    ("hold more than the supply", "stock.reserved", 0,
-     lambda p: p.update(quantity=p["quantity"] + 9), "oversold"),
-    ("expire a hold before its time", "stock.hold-released", 0,
-     lambda p: p.update(reason="expired"), "hold-expiry"),
-    ("commit more than the hold", "stock.hold-committed", 0,
-     lambda p: p.update(returned=p["returned"] + 1), "hold-mismatch"),
-    ("commit a hold after it expired", "stock.reserved", 0,
-     lambda p: p.update(expires_at="2026-11-22T12:00:01.000000Z"), "hold-expiry"),
-    ("release a hold twice", "stock.hold-released", 1,
-     lambda p: p.update(hold_id=_first_hold), "hold-state"),
-    ("owe a refund for a hold that did not expire", "stock.refund-owed", 0,
-     lambda p: p.update(hold_id=_first_hold), "hold-state"),
+    (
+        "hold more than the supply",
+        "stock.reserved",
+        0,
+        lambda p: p.update(quantity=p["quantity"] + 9),
+        "oversold",
+    ),
+    (
+        "expire a hold before its time",
+        "stock.hold-released",
+        0,
+        lambda p: p.update(reason="expired"),
+        "hold-expiry",
+    ),
+    (
+        "commit more than the hold",
+        "stock.hold-committed",
+        0,
+        lambda p: p.update(returned=p["returned"] + 1),
+        "hold-mismatch",
+    ),
+    (
+        "commit a hold after it expired",
+        "stock.reserved",
+        0,
+        lambda p: p.update(expires_at="2026-11-22T12:00:01.000000Z"),
+        "hold-expiry",
+    ),
+    (
+        "release a hold twice",
+        "stock.hold-released",
+        1,
+        lambda p: p.update(hold_id=_first_hold),
+        "hold-state",
+    ),
+    (
+        "owe a refund for a hold that did not expire",
+        "stock.refund-owed",
+        0,
+        lambda p: p.update(hold_id=_first_hold),
+        "hold-state",
+    ),
 ]
 
 
@@ -92,11 +151,17 @@ def _first_hold() -> str:  # replaced per test with the real id
     raise AssertionError
 
 
-@pytest.mark.parametrize(("case", "topic", "nth", "change", "check"), CASES,
-                         ids=[c[0] for c in CASES])
-def test_each_forged_hold_is_caught(store: Store, case: str, topic: str, nth: int,
-                                    change: Callable[[dict[str, Any]], None],
-                                    check: str) -> None:
+@pytest.mark.parametrize(
+    ("case", "topic", "nth", "change", "check"), CASES, ids=[c[0] for c in CASES]
+)
+def test_each_forged_hold_is_caught(
+    store: Store,
+    case: str,
+    topic: str,
+    nth: int,
+    change: Callable[[dict[str, Any]], None],
+    check: str,
+) -> None:
     first = store.find("stock.reserved", 0).data["payload"]["hold_id"]
 
     def apply(payload: dict[str, Any]) -> None:
@@ -119,14 +184,29 @@ def pooled_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with Ledger(DatabaseURL.parse(f"sqlite:///{path}")) as ledger:
         for channel in ("live", "shop"):
             ledger.register_channel(channel, channel, 500, idempotency_key=f"ch-{channel}")
-        good = ledger.mint(good_spec(tiers=[{"name": "own", "quota": 10}]),
-                           idempotency_key="m")["good_id"]
+        good = ledger.mint(good_spec(tiers=[{"name": "own", "quota": 10}]), idempotency_key="m")[
+            "good_id"
+        ]
         ledger.allot_pool(good, "own", channel="live", quantity=4, idempotency_key="a")
-        ledger.sell(good, "own", buyer="ann", channel="live", quantity=2,
-                    unit_price=Money(100, "EUR"), idempotency_key="s1")
+        ledger.sell(
+            good,
+            "own",
+            buyer="ann",
+            channel="live",
+            quantity=2,
+            unit_price=Money(100, "EUR"),
+            idempotency_key="s1",
+        )
         ledger.return_pool(good, "own", channel="live", quantity=1, idempotency_key="r")
-        ledger.sell(good, "own", buyer="bob", channel="shop", quantity=3,
-                    unit_price=Money(100, "EUR"), idempotency_key="s2")
+        ledger.sell(
+            good,
+            "own",
+            buyer="bob",
+            channel="shop",
+            quantity=3,
+            unit_price=Money(100, "EUR"),
+            idempotency_key="s2",
+        )
     return path
 
 
@@ -138,27 +218,40 @@ def pooled(pooled_template: Path, tmp_path: Path) -> Store:
 
 
 POOL_CASES = [
-    ("allot more than the supply", "stock.allotted", lambda p: p.update(quantity=12),
-     "oversold"),
-    ("draw more than the pool", "stock.pool-drawn", lambda p: p.update(quantity=5),
-     "pool-mismatch"),
-    ("return more than the pool", "stock.pool-returned", lambda p: p.update(quantity=3),
-     "pool-mismatch"),
-    ("sell past the pool while it has units", "stock.pool-drawn",
-     lambda p: p.update(quantity=1), "pool-order"),
+    ("allot more than the supply", "stock.allotted", lambda p: p.update(quantity=12), "oversold"),
+    (
+        "draw more than the pool",
+        "stock.pool-drawn",
+        lambda p: p.update(quantity=5),
+        "pool-mismatch",
+    ),
+    (
+        "return more than the pool",
+        "stock.pool-returned",
+        lambda p: p.update(quantity=3),
+        "pool-mismatch",
+    ),
+    (
+        "sell past the pool while it has units",
+        "stock.pool-drawn",
+        lambda p: p.update(quantity=1),
+        "pool-order",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("case", "topic", "change", "check"), POOL_CASES,
-                         ids=[c[0] for c in POOL_CASES])
-def test_each_forged_pool_event_is_caught(pooled: Store, case: str, topic: str,
-                                          change: Callable[[dict[str, Any]], None],
-                                          check: str) -> None:
+@pytest.mark.parametrize(
+    ("case", "topic", "change", "check"), POOL_CASES, ids=[c[0] for c in POOL_CASES]
+)
+def test_each_forged_pool_event_is_caught(
+    pooled: Store, case: str, topic: str, change: Callable[[dict[str, Any]], None], check: str
+) -> None:
     assert verify_store(pooled.url).ok
     forge(pooled, topic, 0, change)
     report = verify_store(pooled.url)
-    assert check in {f.check for f in report.findings}, \
+    assert check in {f.check for f in report.findings}, (
         f"{case}: {[str(f) for f in report.findings]}"
+    )
     assert exit_code(f.check for f in report.findings) == 4
 
 
@@ -176,13 +269,30 @@ def waiting(tmp_path: Path) -> Store:
     path = tmp_path / "waiting.db"
     with Ledger(DatabaseURL.parse(f"sqlite:///{path}")) as ledger:
         ledger.register_channel("shop", "shop", 500, idempotency_key="ch")
-        good = ledger.mint(good_spec(policy="restockable", tiers=[
-            {"name": "own", "quota": 2, "lifetime_cap": 20}]), idempotency_key="m")["good_id"]
-        ledger.sell(good, "own", buyer="x", channel="shop", quantity=2,
-                    unit_price=Money(100, "EUR"), idempotency_key="s")
+        good = ledger.mint(
+            good_spec(
+                policy="restockable", tiers=[{"name": "own", "quota": 2, "lifetime_cap": 20}]
+            ),
+            idempotency_key="m",
+        )["good_id"]
+        ledger.sell(
+            good,
+            "own",
+            buyer="x",
+            channel="shop",
+            quantity=2,
+            unit_price=Money(100, "EUR"),
+            idempotency_key="s",
+        )
         for buyer, quantity in (("ann", 2), ("bob", 3)):
-            ledger.join_waitlist(good, "own", buyer=buyer, channel="shop", quantity=quantity,
-                                 idempotency_key=f"w-{buyer}")
+            ledger.join_waitlist(
+                good,
+                "own",
+                buyer=buyer,
+                channel="shop",
+                quantity=quantity,
+                idempotency_key=f"w-{buyer}",
+            )
         ledger.restock(good, "own", 4, idempotency_key="r")  # ann is offered 2; bob's 3 wait
     return Store(path)
 
@@ -210,12 +320,20 @@ def test_sales_past_a_rate_rule_are_caught(tmp_path: Path) -> None:
     now = [T0]
     with Ledger(DatabaseURL.parse(f"sqlite:///{path}"), clock=lambda: now[0]) as ledger:
         ledger.register_channel("bots", "bots", 500, idempotency_key="ch")
-        good = ledger.mint(good_spec(tiers=[{"name": "own", "quota": 10}]),
-                           idempotency_key="m")["good_id"]
+        good = ledger.mint(good_spec(tiers=[{"name": "own", "quota": 10}]), idempotency_key="m")[
+            "good_id"
+        ]
         ledger.set_rate(good, "own", channel="bots", per_minute=3, idempotency_key="r")
         for i in range(3):
-            ledger.sell(good, "own", buyer=f"b{i}", channel="bots", quantity=1,
-                        unit_price=Money(100, "EUR"), idempotency_key=f"s{i}")
+            ledger.sell(
+                good,
+                "own",
+                buyer=f"b{i}",
+                channel="bots",
+                quantity=1,
+                unit_price=Money(100, "EUR"),
+                idempotency_key=f"s{i}",
+            )
     store = Store(path)
     assert verify_store(store.url).ok
     forge(store, "stock.rate-set", 0, lambda p: p.update(per_minute=2))

@@ -611,8 +611,11 @@ def test_wrong_split_amount_rechained(example: Store) -> None:
     assert "alice/creator 665" in first.message
     # Its units, and the answer its record keeps, now carry a split other
     # than the sale's.
-    assert {f.check for f in report.findings} == {"split-mismatch", "unit-mismatch",
-                                                  "command-result"}
+    assert {f.check for f in report.findings} == {
+        "split-mismatch",
+        "unit-mismatch",
+        "command-result",
+    }
 
 
 def test_split_not_summing_to_the_price_rechained(example: Store) -> None:

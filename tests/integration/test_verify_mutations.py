@@ -58,11 +58,15 @@ from tests.strategies import good_spec
 
 ORIGIN = "ledger.test/mutations"
 LOG_KEY = Signer.from_seed(ORIGIN, b"\x01" * 32)
-WITNESSES = {n: Signer.from_seed(n, bytes([i + 2]) * 32, key_type=0x04)
-             for i, n in enumerate(("w1", "w2", "w3"))}
-POLICY = (f"log {LOG_KEY.verifier_key()}\n"
-          + "".join(f"witness {n} {w.verifier_key()}\n" for n, w in WITNESSES.items())
-          + "group v 2 w1 w2 w3\nquorum v\n")
+WITNESSES = {
+    n: Signer.from_seed(n, bytes([i + 2]) * 32, key_type=0x04)
+    for i, n in enumerate(("w1", "w2", "w3"))
+}
+POLICY = (
+    f"log {LOG_KEY.verifier_key()}\n"
+    + "".join(f"witness {n} {w.verifier_key()}\n" for n, w in WITNESSES.items())
+    + "group v 2 w1 w2 w3\nquorum v\n"
+)
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 EUR = Money(100, "EUR")
 
@@ -78,15 +82,19 @@ def build(url: DatabaseURL) -> None:
     with Ledger(url, clock=lambda: now[0], code_keyring=Keyring.generate()) as ledger:
         ledger.register_channel("shop", "Shop", 500, idempotency_key="c1")
         ledger.register_channel("market", "Market", 250, idempotency_key="c2")
-        good = ledger.mint(good_spec(tiers=[
-            {"name": "own", "quota": 10, "transferable": True},
-            {"name": "view", "quota": 20, "transferable": False}]),
-            idempotency_key="m1")["good_id"]
+        good = ledger.mint(
+            good_spec(
+                tiers=[
+                    {"name": "own", "quota": 10, "transferable": True},
+                    {"name": "view", "quota": 20, "transferable": False},
+                ]
+            ),
+            idempotency_key="m1",
+        )["good_id"]
         spec = good_spec(title="Keys", tiers=[{"name": "key", "quota": 6}])
         spec["kind"] = "redemption-code"
         coded = ledger.mint(spec, idempotency_key="m2")["good_id"]
-        ledger.import_codes(coded, "key", codes=["A-1", "B-2", "C-3", "D-4"],
-                            idempotency_key="i1")
+        ledger.import_codes(coded, "key", codes=["A-1", "B-2", "C-3", "D-4"], idempotency_key="i1")
         log = LogStore(ledger.event_store.recorder)
         sealer = Sealer(ledger.event_store, log, origin=ORIGIN, signers=[LOG_KEY])
 
@@ -95,35 +103,79 @@ def build(url: DatabaseURL) -> None:
             assert sealed is not None
             body = parse_note(sealed.note).text
             for name in ("w1", "w3"):
-                log.add_cosignature(sealed.size, name, cosign(body, WITNESSES[name], 1).line(),
-                                    "2026-11-22T00:00:00.000000Z")
+                log.add_cosignature(
+                    sealed.size,
+                    name,
+                    cosign(body, WITNESSES[name], 1).line(),
+                    "2026-11-22T00:00:00.000000Z",
+                )
 
-        sale = ledger.sell(good, "own", buyer="carol", channel="shop", quantity=2,
-                           unit_price=Money(999, "EUR"), idempotency_key="s1")
+        sale = ledger.sell(
+            good,
+            "own",
+            buyer="carol",
+            channel="shop",
+            quantity=2,
+            unit_price=Money(999, "EUR"),
+            idempotency_key="s1",
+        )
         unit = sale["units"][0]["unit_id"]
-        ledger.resell(unit, seller="carol", buyer="dave", channel="market",
-                      price=Money(5000, "EUR"), idempotency_key="r1")
+        ledger.resell(
+            unit,
+            seller="carol",
+            buyer="dave",
+            channel="market",
+            price=Money(5000, "EUR"),
+            idempotency_key="r1",
+        )
         seal()
-        ledger.resell(unit, seller="dave", buyer="hana", channel="shop",
-                      price=Money(7777, "EUR"), idempotency_key="r2")
+        ledger.resell(
+            unit,
+            seller="dave",
+            buyer="hana",
+            channel="shop",
+            price=Money(7777, "EUR"),
+            idempotency_key="r2",
+        )
         ledger.refund(sale["units"][1]["unit_id"], reason="fraud", idempotency_key="f1")
-        ledger.sell(good, "view", buyer="frank", channel="shop", quantity=2,
-                    unit_price=Money(100, "EUR"), idempotency_key="s2")
+        ledger.sell(
+            good,
+            "view",
+            buyer="frank",
+            channel="shop",
+            quantity=2,
+            unit_price=Money(100, "EUR"),
+            idempotency_key="s2",
+        )
         seal()
-        hold = ledger.reserve(coded, "key", channel="shop", quantity=2, ttl_seconds=60,
-                              idempotency_key="h1")["hold_id"]
-        keys = ledger.sell(coded, "key", buyer="bob", channel="shop", quantity=1,
-                           unit_price=EUR, idempotency_key="s3")["units"]
+        hold = ledger.reserve(
+            coded, "key", channel="shop", quantity=2, ttl_seconds=60, idempotency_key="h1"
+        )["hold_id"]
+        keys = ledger.sell(
+            coded,
+            "key",
+            buyer="bob",
+            channel="shop",
+            quantity=1,
+            unit_price=EUR,
+            idempotency_key="s3",
+        )["units"]
         now[0] += timedelta(seconds=2)
-        ledger.commit_hold(coded, "key", hold, buyer="ann", quantity=1, unit_price=EUR,
-                           idempotency_key="p1")
-        code = ledger.deliver_code(keys[0]["unit_id"], holder="bob",
-                                   idempotency_key="d1")["code"]
+        ledger.commit_hold(
+            coded, "key", hold, buyer="ann", quantity=1, unit_price=EUR, idempotency_key="p1"
+        )
+        code = ledger.deliver_code(keys[0]["unit_id"], holder="bob", idempotency_key="d1")["code"]
         ledger.redeem_code(code, redeemer="bob", idempotency_key="x1")
         seal()
         # A last resale left unsealed: the unit's last event.
-        ledger.resell(unit, seller="hana", buyer="ivan", channel="market",
-                      price=Money(8000, "EUR"), idempotency_key="r3")
+        ledger.resell(
+            unit,
+            seller="hana",
+            buyer="ivan",
+            channel="market",
+            price=Money(8000, "EUR"),
+            idempotency_key="r3",
+        )
         views = ProjectionStore(ledger.event_store.recorder)
         while views.apply_next(lambda: APPLIED_AT) is not None:
             pass
@@ -182,7 +234,8 @@ def last_resale(db: Path) -> int:
         row = con.execute(
             "SELECT rowid FROM stored_events e WHERE topic = 'unit.resold' AND "
             "originator_version = (SELECT max(originator_version) FROM stored_events f "
-            "WHERE f.originator_id = e.originator_id) ORDER BY rowid LIMIT 1").fetchone()
+            "WHERE f.originator_id = e.originator_id) ORDER BY rowid LIMIT 1"
+        ).fetchone()
     assert row is not None
     return int(row[0])
 
@@ -194,8 +247,7 @@ def test_the_base_store_verifies(base: Path) -> None:
     assert "views       OK" in done.stdout
 
 
-def test_a_last_resale_renamed_reissued_is_a_located_finding(base: Path,
-                                                             tmp_path: Path) -> None:
+def test_a_last_resale_renamed_reissued_is_a_located_finding(base: Path, tmp_path: Path) -> None:
     """The issue's case: only the type column of a unit's last event edited.
     It was a `KeyError: 'holder'` traceback from the views check, exit 1."""
     db = tmp_path / "renamed.db"
@@ -203,9 +255,22 @@ def test_a_last_resale_renamed_reissued_is_a_located_finding(base: Path,
     rowid = last_resale(db)
     with sqlite3.connect(db) as con:
         con.execute("UPDATE stored_events SET topic = 'unit.reissued' WHERE rowid = ?", (rowid,))
-    done = subprocess.run([sys.executable, "-m", "ledger.cli", "verify", "--db", str(db),
-                           "--json", str(tmp_path / "report.json")],
-                          capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ledger.cli",
+            "verify",
+            "--db",
+            str(db),
+            "--json",
+            str(tmp_path / "report.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert "Traceback" not in done.stderr, done.stderr
     assert done.returncode in {3, 4}, done.stdout + done.stderr
     report = json.loads((tmp_path / "report.json").read_text())
@@ -214,21 +279,35 @@ def test_a_last_resale_renamed_reissued_is_a_located_finding(base: Path,
     assert f"first bad   position {rowid}" in done.stdout
     # The views are not compared with a replay of events that do not verify.
     assert "views       not checked" in done.stdout
-    assert report["views"] == {"checked": False,
-                               "reason": "the events did not verify"}
+    assert report["views"] == {"checked": False, "reason": "the events did not verify"}
 
 
 # ---------------------------------------------------------------------------
 # Random edits, any table, any column
 # ---------------------------------------------------------------------------
-TOPICS = ["unit.issued", "unit.reissued", "unit.resold", "unit.refunded", "stock.sold",
-          "stock.opened", "stock.returned", "good.minted", "command.recorded",
-          "allowance.counted", "code.bound", "no.such-type", "", "[/x]"]
+TOPICS = [
+    "unit.issued",
+    "unit.reissued",
+    "unit.resold",
+    "unit.refunded",
+    "stock.sold",
+    "stock.opened",
+    "stock.returned",
+    "good.minted",
+    "command.recorded",
+    "allowance.counted",
+    "code.bound",
+    "no.such-type",
+    "",
+    "[/x]",
+]
 
 
 def tables(con: sqlite3.Connection) -> list[str]:
-    return [r[0] for r in con.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+    return [
+        r[0]
+        for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+    ]
 
 
 def columns(con: sqlite3.Connection, table: str) -> list[str]:
@@ -263,10 +342,18 @@ def json_edit(value: Any, draw: st.DataObject) -> Any:
 
     walk(data, ())
     path = draw.draw(st.sampled_from(paths[1:] or [()]), label="path")
-    new = draw.draw(st.one_of(
-        st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), st.text(max_size=12),
-        st.floats(allow_nan=False, allow_infinity=False), st.just([]), st.just({})),
-        label="json value")
+    new = draw.draw(
+        st.one_of(
+            st.none(),
+            st.booleans(),
+            st.integers(-(2**63), 2**63 - 1),
+            st.text(max_size=12),
+            st.floats(allow_nan=False, allow_infinity=False),
+            st.just([]),
+            st.just({}),
+        ),
+        label="json value",
+    )
     if not path:
         data = new
     else:
@@ -344,9 +431,12 @@ def mutate(con: sqlite3.Connection, draw: st.DataObject) -> str:
     if "stored_events" in names and draw.draw(st.booleans(), label="events"):
         table = "stored_events"  # half the edits: the events themselves
     rowids = [r[0] for r in con.execute(f'SELECT rowid FROM "{table}" ORDER BY rowid')]
-    action = draw.draw(st.sampled_from(
-        ["set", "set", "set", "set", "delete", "duplicate", "swap", "move", "drop", "forge"]),
-        label="action")
+    action = draw.draw(
+        st.sampled_from(
+            ["set", "set", "set", "set", "delete", "duplicate", "swap", "move", "drop", "forge"]
+        ),
+        label="action",
+    )
     if action == "forge":
         if table == "stored_events" and rowids:
             return forge(con, rowids, draw)
@@ -364,11 +454,13 @@ def mutate(con: sqlite3.Connection, draw: st.DataObject) -> str:
     column = draw.draw(st.sampled_from(cols), label="column")
     try:
         if action == "set":
-            current = con.execute(f'SELECT "{column}" FROM "{table}" WHERE rowid = ?',
-                                  (rowid,)).fetchone()[0]
+            current = con.execute(
+                f'SELECT "{column}" FROM "{table}" WHERE rowid = ?', (rowid,)
+            ).fetchone()[0]
             expression, value = new_value(current, column, draw)
-            con.execute(f'UPDATE "{table}" SET "{column}" = {expression} WHERE rowid = ?',
-                        (value, rowid))
+            con.execute(
+                f'UPDATE "{table}" SET "{column}" = {expression} WHERE rowid = ?', (value, rowid)
+            )
             return f"{table} row {rowid}: {column} = {expression} {value!r:.60}"
         if action == "delete":
             con.execute(f'DELETE FROM "{table}" WHERE rowid = ?', (rowid,))
@@ -376,23 +468,29 @@ def mutate(con: sqlite3.Connection, draw: st.DataObject) -> str:
         if action == "duplicate":
             # A copy at the end, one column changed (keys must stay unique).
             listed = ", ".join(f'"{c}"' for c in cols)
-            current = con.execute(f'SELECT "{column}" FROM "{table}" WHERE rowid = ?',
-                                  (rowid,)).fetchone()[0]
+            current = con.execute(
+                f'SELECT "{column}" FROM "{table}" WHERE rowid = ?', (rowid,)
+            ).fetchone()[0]
             expression, value = new_value(current, column, draw)
             chosen = ", ".join(expression if c == column else f'"{c}"' for c in cols)
-            con.execute(f'INSERT INTO "{table}" ({listed}) SELECT {chosen} FROM "{table}" '
-                        f"WHERE rowid = ?", (value, rowid))
+            con.execute(
+                f'INSERT INTO "{table}" ({listed}) SELECT {chosen} FROM "{table}" WHERE rowid = ?',
+                (value, rowid),
+            )
             return f"{table} row {rowid} duplicated with {column} = {value!r:.60}"
         if action == "swap":
             other = draw.draw(st.sampled_from(rowids), label="other row")
-            a, b = (con.execute(f'SELECT "{column}" FROM "{table}" WHERE rowid = ?',
-                                (r,)).fetchone()[0] for r in (rowid, other))
+            a, b = (
+                con.execute(f'SELECT "{column}" FROM "{table}" WHERE rowid = ?', (r,)).fetchone()[0]
+                for r in (rowid, other)
+            )
             con.execute(f'UPDATE "{table}" SET "{column}" = ? WHERE rowid = ?', (b, rowid))
             con.execute(f'UPDATE "{table}" SET "{column}" = ? WHERE rowid = ?', (a, other))
             return f"{table} rows {rowid} and {other}: {column} swapped"
         # move: another rowid, i.e. another position in the log
-        target = draw.draw(st.one_of(st.integers(-5, max(rowids) + 5),
-                                     st.sampled_from(rowids)), label="new rowid")
+        target = draw.draw(
+            st.one_of(st.integers(-5, max(rowids) + 5), st.sampled_from(rowids)), label="new rowid"
+        )
         con.execute(f'UPDATE "{table}" SET rowid = ? WHERE rowid = ?', (target, rowid))
         return f"{table} row {rowid} moved to rowid {target}"
     except sqlite3.IntegrityError as error:
@@ -403,11 +501,13 @@ def forge(con: sqlite3.Connection, rowids: list[int], draw: st.DataObject) -> st
     """A careful forger: one member of an event's payload changed, stored
     canonically, and every later hash of its aggregate recomputed (mostly
     in the unsealed tail, where no checkpoint sees it)."""
-    rowid = draw.draw(st.one_of(st.sampled_from(rowids[-8:]), st.sampled_from(rowids)),
-                      label="forged row")
+    rowid = draw.draw(
+        st.one_of(st.sampled_from(rowids[-8:]), st.sampled_from(rowids)), label="forged row"
+    )
     originator_id, version, state = con.execute(
         "SELECT originator_id, originator_version, state FROM stored_events WHERE rowid = ?",
-        (rowid,)).fetchone()
+        (rowid,),
+    ).fetchone()
     try:
         data = orjson.loads(state)
         payload = json.loads(json_edit(codec_encode(data["payload"]), draw))
@@ -418,9 +518,10 @@ def forge(con: sqlite3.Connection, rowids: list[int], draw: st.DataObject) -> st
     con.execute("UPDATE stored_events SET state = ? WHERE rowid = ?", (codec_encode(data), rowid))
     prev = None
     for at, v, topic, stored in con.execute(
-            "SELECT rowid, originator_version, topic, state FROM stored_events WHERE "
-            "originator_id = ? AND originator_version >= ? ORDER BY originator_version",
-            (originator_id, version)).fetchall():
+        "SELECT rowid, originator_version, topic, state FROM stored_events WHERE "
+        "originator_id = ? AND originator_version >= ? ORDER BY originator_version",
+        (originator_id, version),
+    ).fetchall():
         try:
             event = orjson.loads(stored)
             if prev is not None:
@@ -433,13 +534,18 @@ def forge(con: sqlite3.Connection, rowids: list[int], draw: st.DataObject) -> st
     return f"stored_events row {rowid} forged and its aggregate re-chained: {payload!r:.60}"
 
 
-LOCATED = re.compile(r"position -?\d+|size -?\d+|tlog_\w+ row|row of size|\w+ \[|"
-                     r"\[id=1\]|^\w+: the view|after position|after the start")
+LOCATED = re.compile(
+    r"position -?\d+|size -?\d+|tlog_\w+ row|row of size|\w+ \[|"
+    r"\[id=1\]|^\w+: the view|after position|after the start"
+)
 
 
 def located(finding: dict[str, Any]) -> bool:
-    return (finding["position"] is not None or finding["aggregate_id"] is not None
-            or LOCATED.search(finding["message"]) is not None)
+    return (
+        finding["position"] is not None
+        or finding["aggregate_id"] is not None
+        or LOCATED.search(finding["message"]) is not None
+    )
 
 
 def check_outcome(done: Outcome, what: list[str]) -> None:
@@ -453,8 +559,9 @@ def check_outcome(done: Outcome, what: list[str]) -> None:
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1, context
         assert lines[0].startswith("error: cannot read a ledger store at"), context
-        assert any(w.startswith(("drop stored_events", "drop ledger_events"))
-                   for w in what), context
+        assert any(w.startswith(("drop stored_events", "drop ledger_events")) for w in what), (
+            context
+        )
         return
     report = done.report
     assert report is not None, context
@@ -469,8 +576,11 @@ def check_outcome(done: Outcome, what: list[str]) -> None:
         assert not views["ok"], context
         assert views["differences"] or views["problems"], context
         for line in views["differences"] + views["problems"]:
-            assert re.match(r"(\w+ \[|\w+: the view|event at position \d+|events after "
-                            r"position \d+|the views cannot be read)", line), (line, context)
+            assert re.match(
+                r"(\w+ \[|\w+: the view|event at position \d+|events after "
+                r"position \d+|the views cannot be read)",
+                line,
+            ), (line, context)
         return
     assert not report["ok"], context
     assert findings, context
@@ -483,12 +593,16 @@ def check_outcome(done: Outcome, what: list[str]) -> None:
     assert report.get("views", {}).get("checked", False) is False, context
 
 
-@settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture],
-          phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
-          deadline=None)
+@settings(
+    max_examples=100,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
+    deadline=None,
+)
 @given(st.data())
 def test_any_edit_of_any_table_ends_in_a_documented_code_and_located_findings(
-        base: Path, tmp_path: Path, data: st.DataObject) -> None:
+    base: Path, tmp_path: Path, data: st.DataObject
+) -> None:
     db = fresh_copy(base, tmp_path)
     with sqlite3.connect(db) as con:
         what = [mutate(con, data) for _ in range(data.draw(st.integers(1, 3), label="edits"))]
@@ -506,35 +620,45 @@ EDITS = {
     # A checkpoint row whose root is text hid the whole log (exit 0).
     "checkpoint root as text": (
         "UPDATE tlog_checkpoints SET root = 'abc' WHERE size = (SELECT min(size) FROM "
-        "tlog_checkpoints)", 5, "tlog_checkpoints row of size"),
+        "tlog_checkpoints)",
+        5,
+        "tlog_checkpoints row of size",
+    ),
     # A type that is no UTF-8: a traceback from the database driver.
     "type not UTF-8": (
-        "UPDATE stored_events SET topic = CAST(x'ff' AS TEXT) WHERE rowid = 5", 3,
-        "position 5"),
+        "UPDATE stored_events SET topic = CAST(x'ff' AS TEXT) WHERE rowid = 5",
+        3,
+        "position 5",
+    ),
     # An id that is no UUID stopped the reading of every later event.
     "id not a UUID": (
-        "UPDATE stored_events SET originator_id = 'zz' WHERE rowid = 5", 3, "position 5"),
+        "UPDATE stored_events SET originator_id = 'zz' WHERE rowid = 5",
+        3,
+        "position 5",
+    ),
     # A type that reads as markup: a traceback from the printer.
-    "type as markup": (
-        "UPDATE stored_events SET topic = '[/x]' WHERE rowid = 5", 7, "position 5"),
+    "type as markup": ("UPDATE stored_events SET topic = '[/x]' WHERE rowid = 5", 7, "position 5"),
     # A view's key of another type: a TypeError comparing it.
     "view key as a number": (
-        "UPDATE proj_units SET unit_id = 5 WHERE rowid = 1", 9, "units [unit_id=5]"),
+        "UPDATE proj_units SET unit_id = 5 WHERE rowid = 1",
+        9,
+        "units [unit_id=5]",
+    ),
     # The views' position that is no number hid the views (exit 0).
-    "view position as text": (
-        "UPDATE proj_position SET position = 'abc'", 9, "position [id=1]"),
+    "view position as text": ("UPDATE proj_position SET position = 'abc'", 9, "position [id=1]"),
     # The views' version that is no number: a ValueError traceback.
     "view version as text": ("UPDATE proj_meta SET version = 'x'", 9, "meta [id=1]"),
     # A view table dropped: a traceback from the database.
     "view dropped": ("DROP TABLE proj_units", 9, "units: the view cannot be compared"),
     # The cosignatures' table dropped, given a policy: a traceback.
-    "cosignatures dropped": ("DROP TABLE tlog_cosignatures", 6,
-                             "its cosignatures cannot be read"),
+    "cosignatures dropped": ("DROP TABLE tlog_cosignatures", 6, "its cosignatures cannot be read"),
     # An id stored as bytes: the proof store's finding carried it into the
     # JSON report (TypeError, exit 1).
     "id as bytes": (
-        "UPDATE stored_events SET originator_id = CAST(originator_id AS BLOB) "
-        "WHERE rowid = 1", 3, "position 1"),
+        "UPDATE stored_events SET originator_id = CAST(originator_id AS BLOB) WHERE rowid = 1",
+        3,
+        "position 1",
+    ),
 }
 
 
@@ -550,7 +674,8 @@ def test_each_damage_found_is_a_located_finding(base: Path, tmp_path: Path, name
     assert done.code == code, done.stdout + done.stderr
     assert done.report is not None
     lines = [f["message"] for f in done.report["findings"]] + [
-        f"position {f['position']}" for f in done.report["findings"]]
+        f"position {f['position']}" for f in done.report["findings"]
+    ]
     lines += done.report.get("views", {}).get("problems", [])
     lines += done.report.get("views", {}).get("differences", [])
     assert any(where in line for line in lines), lines
@@ -559,12 +684,18 @@ def test_each_damage_found_is_a_located_finding(base: Path, tmp_path: Path, name
 def test_a_file_that_is_no_database_cannot_be_verified_in_one_line(tmp_path: Path) -> None:
     db = tmp_path / "ledger.db"
     db.write_bytes(bytes(range(256)) * 20)
-    done = subprocess.run([sys.executable, "-m", "ledger.cli", "verify", "--db", str(db)],
-                          capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "ledger.cli", "verify", "--db", str(db)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         f"error: cannot read a ledger store at sqlite:///{db}: DatabaseError: file is not a "
-        "database"]
+        "database"
+    ]
 
 
 # ---------------------------------------------------------------------------
@@ -575,15 +706,18 @@ _schemas = itertools.count(1)
 
 
 def pg_connect(url: DatabaseURL) -> psycopg.Connection[tuple[Any, ...]]:
-    return psycopg.connect(host=url.host, port=url.port, user=url.user, dbname=url.dbname,
-                           autocommit=True)
+    return psycopg.connect(
+        host=url.host, port=url.port, user=url.user, dbname=url.dbname, autocommit=True
+    )
 
 
 @pytest.fixture(scope="module")
-def pg_base(postgres_database: DatabaseURL, tmp_path_factory: pytest.TempPathFactory
-            ) -> tuple[DatabaseURL, Path]:
-    url = DatabaseURL.parse(f"{POSTGRES_SERVER.rstrip('/')}/{postgres_database.dbname}"
-                            "?schema=mutations_base")
+def pg_base(
+    postgres_database: DatabaseURL, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[DatabaseURL, Path]:
+    url = DatabaseURL.parse(
+        f"{POSTGRES_SERVER.rstrip('/')}/{postgres_database.dbname}?schema=mutations_base"
+    )
     create_schema(url)
     build(url)
     policy = tmp_path_factory.mktemp("pg-mutations") / "policy.txt"
@@ -596,13 +730,15 @@ def pg_copy(base: DatabaseURL) -> DatabaseURL:
     schema = f"mutations_{next(_schemas)}"
     with pg_connect(base) as con:
         con.execute(f'CREATE SCHEMA "{schema}"')
-        for (table,) in con.execute("SELECT table_name FROM information_schema.tables WHERE "
-                                    "table_schema = %s ORDER BY table_name",
-                                    (base.schema,)).fetchall():
-            con.execute(f'CREATE TABLE "{schema}"."{table}" (LIKE "{base.schema}"."{table}" '
-                        "INCLUDING ALL)")
-            con.execute(f'INSERT INTO "{schema}"."{table}" SELECT * FROM '
-                        f'"{base.schema}"."{table}"')
+        for (table,) in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE "
+            "table_schema = %s ORDER BY table_name",
+            (base.schema,),
+        ).fetchall():
+            con.execute(
+                f'CREATE TABLE "{schema}"."{table}" (LIKE "{base.schema}"."{table}" INCLUDING ALL)'
+            )
+            con.execute(f'INSERT INTO "{schema}"."{table}" SELECT * FROM "{base.schema}"."{table}"')
     return DatabaseURL.parse(f"{POSTGRES_SERVER.rstrip('/')}/{base.dbname}?schema={schema}")
 
 
@@ -628,8 +764,13 @@ def pg_value(current: Any, data_type: str, column: str, draw: st.DataObject) -> 
     if kind == "integer":
         return draw.draw(st.integers(-bound - 1, bound))
     if kind == "near":
-        return max(-bound - 1, min(bound, draw.draw(st.sampled_from(
-            [current + 1, current - 1, -current, current * 2, 0]))))
+        return max(
+            -bound - 1,
+            min(
+                bound,
+                draw.draw(st.sampled_from([current + 1, current - 1, -current, current * 2, 0])),
+            ),
+        )
     if kind == "uuid":
         return draw.draw(st.uuids())
     if kind == "blob":
@@ -647,11 +788,15 @@ def pg_value(current: Any, data_type: str, column: str, draw: st.DataObject) -> 
     return draw.draw(st.sampled_from(TOPICS))
 
 
-def pg_mutate(con: psycopg.Connection[tuple[Any, ...]], schema: str,
-              draw: st.DataObject) -> str:
-    names = [r[0] for r in con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = %s "
-        "ORDER BY table_name", (schema,)).fetchall()]
+def pg_mutate(con: psycopg.Connection[tuple[Any, ...]], schema: str, draw: st.DataObject) -> str:
+    names = [
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s "
+            "ORDER BY table_name",
+            (schema,),
+        ).fetchall()
+    ]
     table = draw.draw(st.sampled_from(names), label="table")
     if "ledger_events" in names and draw.draw(st.booleans(), label="events"):
         table = "ledger_events"
@@ -660,62 +805,85 @@ def pg_mutate(con: psycopg.Connection[tuple[Any, ...]], schema: str,
     if not rows:
         return f"{table} is empty"
     row = draw.draw(st.sampled_from(rows), label="row")
-    typed = con.execute("SELECT column_name, data_type FROM information_schema.columns WHERE "
-                        "table_schema = %s AND table_name = %s ORDER BY ordinal_position",
-                        (schema, table)).fetchall()
+    typed = con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE "
+        "table_schema = %s AND table_name = %s ORDER BY ordinal_position",
+        (schema, table),
+    ).fetchall()
     column, data_type = draw.draw(st.sampled_from(typed), label="column")
-    action = draw.draw(st.sampled_from(["set", "set", "set", "delete", "duplicate", "swap"]),
-                       label="action")
+    action = draw.draw(
+        st.sampled_from(["set", "set", "set", "delete", "duplicate", "swap"]), label="action"
+    )
     try:
         if action == "delete":
             con.execute(f"DELETE FROM {qualified} WHERE ctid = %s::tid", (row,))
             return f"{table} row {row} deleted"
         if action == "swap":
             other = draw.draw(st.sampled_from(rows), label="other row")
-            con.execute(f'UPDATE {qualified} a SET "{column}" = b."{column}" FROM {qualified} b '
-                        "WHERE (a.ctid, b.ctid) IN ((%s::tid, %s::tid), (%s::tid, %s::tid))",
-                        (row, other, other, row))
+            con.execute(
+                f'UPDATE {qualified} a SET "{column}" = b."{column}" FROM {qualified} b '
+                "WHERE (a.ctid, b.ctid) IN ((%s::tid, %s::tid), (%s::tid, %s::tid))",
+                (row, other, other, row),
+            )
             return f"{table} rows {row} and {other}: {column} swapped"
-        current = con.execute(f'SELECT "{column}" FROM {qualified} WHERE ctid = %s::tid',
-                              (row,)).fetchone()
+        current = con.execute(
+            f'SELECT "{column}" FROM {qualified} WHERE ctid = %s::tid', (row,)
+        ).fetchone()
         assert current is not None
         value = pg_value(current[0], data_type, column, draw)
         if action == "set":
-            con.execute(f'UPDATE {qualified} SET "{column}" = %s WHERE ctid = %s::tid',
-                        (value, row))
+            con.execute(
+                f'UPDATE {qualified} SET "{column}" = %s WHERE ctid = %s::tid', (value, row)
+            )
             return f"{table} row {row}: {column} = {value!r:.60}"
         listed = ", ".join(f'"{c}"' for c, _ in typed)
         chosen = ", ".join("%s" if c == column else f'"{c}"' for c, _ in typed)
-        con.execute(f"INSERT INTO {qualified} ({listed}) SELECT {chosen} FROM {qualified} "
-                    "WHERE ctid = %s::tid", (value, row))
+        con.execute(
+            f"INSERT INTO {qualified} ({listed}) SELECT {chosen} FROM {qualified} "
+            "WHERE ctid = %s::tid",
+            (value, row),
+        )
         return f"{table} row {row} duplicated with {column} = {value!r:.60}"
     except psycopg.Error as error:  # a constraint or the column's type refused it
         return f"{table} {action} refused: {type(error).__name__}"
 
 
 @pytest.mark.postgres
-@settings(max_examples=10, suppress_health_check=[HealthCheck.function_scoped_fixture],
-          phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink], deadline=None)
+@settings(
+    max_examples=10,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
+    deadline=None,
+)
 @given(st.data())
 def test_any_edit_of_a_postgresql_store_ends_in_a_documented_code_and_located_findings(
-        pg_base: tuple[DatabaseURL, Path], tmp_path: Path, data: st.DataObject) -> None:
+    pg_base: tuple[DatabaseURL, Path], tmp_path: Path, data: st.DataObject
+) -> None:
     base, policy = pg_base
     url = pg_copy(base)
     with pg_connect(url) as con:
-        what = [pg_mutate(con, url.schema, data)
-                for _ in range(data.draw(st.integers(1, 3), label="edits"))]
+        what = [
+            pg_mutate(con, url.schema, data)
+            for _ in range(data.draw(st.integers(1, 3), label="edits"))
+        ]
     uses_policy = data.draw(st.booleans(), label="policy")
-    done = verify(url.display(), policy=policy if uses_policy else None,
-                  out=tmp_path / f"{url.schema}.json")
+    done = verify(
+        url.display(), policy=policy if uses_policy else None, out=tmp_path / f"{url.schema}.json"
+    )
     event(f"exit {done.code}")
     check_outcome(done, what)
 
 
-@settings(max_examples=8, suppress_health_check=[HealthCheck.function_scoped_fixture],
-          phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink], deadline=None)
+@settings(
+    max_examples=8,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
+    deadline=None,
+)
 @given(st.data())
 def test_the_second_process_finds_the_same_in_an_edited_store(
-        base: Path, tmp_path: Path, data: st.DataObject) -> None:
+    base: Path, tmp_path: Path, data: st.DataObject
+) -> None:
     """A large store is read with a second process checking rows ahead
     (ledger.verify.pipeline): on any edit, the same findings, no exception."""
     db = fresh_copy(base, tmp_path)
@@ -732,15 +900,24 @@ def test_the_second_process_finds_the_same_in_an_edited_store(
 # ---------------------------------------------------------------------------
 # What the auditor hands verify besides the store: one line and exit 2
 # ---------------------------------------------------------------------------
-@pytest.mark.parametrize("damage", ["note not UTF-8", "note a directory", "policy garbage",
-                                    "policy not UTF-8", "--policy not UTF-8",
-                                    "--log-key not UTF-8", "--state not a number"])
-def test_unreadable_inputs_are_one_line_and_exit_2(base: Path, tmp_path: Path,
-                                                   damage: str) -> None:
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "note not UTF-8",
+        "note a directory",
+        "policy garbage",
+        "policy not UTF-8",
+        "--policy not UTF-8",
+        "--log-key not UTF-8",
+        "--state not a number",
+    ],
+)
+def test_unreadable_inputs_are_one_line_and_exit_2(base: Path, tmp_path: Path, damage: str) -> None:
     bundle = tmp_path / "bundle"
     runner = CliRunner()
-    exported = runner.invoke(app, ["export", "--db", f"sqlite:///{base}", "--bundle",
-                                   "--out", str(bundle)])
+    exported = runner.invoke(
+        app, ["export", "--db", f"sqlite:///{base}", "--bundle", "--out", str(bundle)]
+    )
     assert exported.exit_code == 0, exported.output
     args = ["verify", "--bundle", str(bundle)]
     notes = sorted((bundle / "checkpoints").glob("*.note"))
@@ -769,8 +946,7 @@ def test_unreadable_inputs_are_one_line_and_exit_2(base: Path, tmp_path: Path,
     assert lines[0].startswith("error: "), lines
 
 
-def test_the_replay_tolerates_events_the_projector_cannot_apply(base: Path,
-                                                                tmp_path: Path) -> None:
+def test_the_replay_tolerates_events_the_projector_cannot_apply(base: Path, tmp_path: Path) -> None:
     """ledger verify replays only verified events; the replay itself,
     given the issue's damaged event anyway, names it and goes on."""
     db = fresh_copy(base, tmp_path)
@@ -784,14 +960,16 @@ def test_the_replay_tolerates_events_the_projector_cannot_apply(base: Path,
     assert not replay.ok
     assert len(replay.problems) == 1, replay.problems
     assert replay.problems[0].startswith(f"event at position {rowid} (unit.reissued v"), (
-        replay.problems)
+        replay.problems
+    )
     assert "cannot be replayed (KeyError: 'holder')" in replay.problems[0]
     assert replay.events == replay.position  # every other event was replayed
 
 
 @pytest.mark.postgres
 def test_a_postgresql_schema_without_a_store_is_one_line_and_exit_2(
-        postgres_url: DatabaseURL) -> None:
+    postgres_url: DatabaseURL,
+) -> None:
     done = CliRunner().invoke(app, ["verify", "--db", postgres_url.display()])
     assert done.exception is None or isinstance(done.exception, SystemExit), done.exception
     assert done.exit_code == 2, done.output

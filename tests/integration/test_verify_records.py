@@ -36,12 +36,26 @@ def resale_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ledger.register_channel("shop", "Shop", 500, idempotency_key="c1")
         from tests.strategies import good_spec
 
-        good = ledger.mint(good_spec(tiers=[{"name": "own", "quota": 3}]),
-                           idempotency_key="m1")["good_id"]
-        sold = ledger.sell(good, "own", buyer="carol", channel="shop", quantity=1,
-                           unit_price=Money(500, "EUR"), idempotency_key="s1")
-        ledger.resell(sold["units"][0]["unit_id"], seller="carol", buyer="dave", channel="shop",
-                      price=Money(900, "EUR"), idempotency_key="r1")
+        good = ledger.mint(good_spec(tiers=[{"name": "own", "quota": 3}]), idempotency_key="m1")[
+            "good_id"
+        ]
+        sold = ledger.sell(
+            good,
+            "own",
+            buyer="carol",
+            channel="shop",
+            quantity=1,
+            unit_price=Money(500, "EUR"),
+            idempotency_key="s1",
+        )
+        ledger.resell(
+            sold["units"][0]["unit_id"],
+            seller="carol",
+            buyer="dave",
+            channel="shop",
+            price=Money(900, "EUR"),
+            idempotency_key="r1",
+        )
     return path
 
 

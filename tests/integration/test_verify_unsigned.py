@@ -36,8 +36,7 @@ from tests.strategies import good_spec
 ORIGIN = "ledger.test/unsigned"
 SIGNER = Signer.generate(ORIGIN)
 WITNESS = Signer.generate("w1", key_type=0x04)
-POLICY_TEXT = (f"log {SIGNER.verifier_key()}\nwitness w1 {WITNESS.verifier_key()}\n"
-               "quorum w1\n")
+POLICY_TEXT = f"log {SIGNER.verifier_key()}\nwitness w1 {WITNESS.verifier_key()}\nquorum w1\n"
 # Sales every 10 s for 12 minutes; the sealer signs after the 6th and the 72nd.
 SALES, SEALED_AFTER = 72, (5, 71)
 
@@ -48,20 +47,32 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     clock = Clock()
     with Ledger(DatabaseURL.parse(f"sqlite:///{path}"), clock=clock) as ledger:
         ledger.register_channel("shop", "Shop", 500, idempotency_key="ch")
-        good = ledger.mint(good_spec(tiers=[{"name": "own", "quota": 100}]),
-                           idempotency_key="m")["good_id"]
+        good = ledger.mint(good_spec(tiers=[{"name": "own", "quota": 100}]), idempotency_key="m")[
+            "good_id"
+        ]
         log = LogStore(ledger.event_store.recorder)
         sealer = Sealer(ledger.event_store, log, origin=ORIGIN, signers=[SIGNER], clock=clock)
         for i in range(SALES):
             clock.advance(10)
-            ledger.sell(good, "own", buyer=f"b{i}", channel="shop", quantity=1,
-                        unit_price=Money(500, "EUR"), idempotency_key=f"s{i}")
+            ledger.sell(
+                good,
+                "own",
+                buyer=f"b{i}",
+                channel="shop",
+                quantity=1,
+                unit_price=Money(500, "EUR"),
+                idempotency_key=f"s{i}",
+            )
             if i in SEALED_AFTER:
                 sealed = sealer.seal()
                 assert sealed is not None
                 body = parse_note(sealed.note).text
-                log.add_cosignature(sealed.size, "w1", cosign(body, WITNESS, 1_800_000_000).line(),
-                                    "2026-11-22T12:00:00.000000Z")
+                log.add_cosignature(
+                    sealed.size,
+                    "w1",
+                    cosign(body, WITNESS, 1_800_000_000).line(),
+                    "2026-11-22T12:00:00.000000Z",
+                )
     return path
 
 
@@ -87,8 +98,10 @@ def checks(report: object) -> set[str]:
 
 
 def test_the_untouched_store_verifies_with_a_key_and_a_policy(store: Store) -> None:
-    for report in (verify_store(store.url, log_keys=[SIGNER.verifier()]),
-                   verify_store(store.url, policy=policy())):
+    for report in (
+        verify_store(store.url, log_keys=[SIGNER.verifier()]),
+        verify_store(store.url, policy=policy()),
+    ):
         assert report.ok, report.first
         assert report.log is not None
         assert (report.log["verified"], report.log["unsealed_events"]) == (2, 0)
@@ -96,8 +109,10 @@ def test_the_untouched_store_verifies_with_a_key_and_a_policy(store: Store) -> N
 
 def test_deleted_checkpoints_fail_with_a_key_or_a_policy(store: Store) -> None:
     sql(store, "DELETE FROM tlog_cosignatures", "DELETE FROM tlog_checkpoints")
-    for report in (verify_store(store.url, log_keys=[SIGNER.verifier()]),
-                   verify_store(store.url, policy=policy())):
+    for report in (
+        verify_store(store.url, log_keys=[SIGNER.verifier()]),
+        verify_store(store.url, policy=policy()),
+    ):
         assert checks(report) == {"no-checkpoint"}, [str(f) for f in report.findings]
         assert exit_code(checks(report)) == 10
         assert report.log is not None
@@ -112,8 +127,13 @@ def test_deleted_checkpoints_fail_with_a_key_or_a_policy(store: Store) -> None:
 
 
 def test_a_dropped_log_fails_with_a_key(store: Store) -> None:
-    sql(store, *(f"DROP TABLE tlog_{name}" for name in
-                 ("cosignatures", "checkpoints", "nodes", "leaves", "state")))
+    sql(
+        store,
+        *(
+            f"DROP TABLE tlog_{name}"
+            for name in ("cosignatures", "checkpoints", "nodes", "leaves", "state")
+        ),
+    )
     report = verify_store(store.url, log_keys=[SIGNER.verifier()])
     assert checks(report) == {"no-checkpoint"}
     assert verify_store(store.url).ok
@@ -126,15 +146,18 @@ def later_checkpoints_removed(store: Store) -> int:
         first = db.execute("SELECT MIN(size) FROM tlog_checkpoints").fetchone()[0]
         db.execute("DELETE FROM tlog_cosignatures WHERE size > ?", (first,))
         db.execute("DELETE FROM tlog_checkpoints WHERE size > ?", (first,))
-        position = db.execute("SELECT rowid FROM stored_events ORDER BY rowid LIMIT 1 OFFSET ?",
-                              (first,)).fetchone()[0]
+        position = db.execute(
+            "SELECT rowid FROM stored_events ORDER BY rowid LIMIT 1 OFFSET ?", (first,)
+        ).fetchone()[0]
     return int(position)
 
 
 def test_events_outside_every_checkpoint_beyond_the_bound_fail(store: Store) -> None:
     position = later_checkpoints_removed(store)
-    for report in (verify_store(store.url, log_keys=[SIGNER.verifier()]),
-                   verify_store(store.url, policy=policy())):
+    for report in (
+        verify_store(store.url, log_keys=[SIGNER.verifier()]),
+        verify_store(store.url, policy=policy()),
+    ):
         assert checks(report) == {"unsigned-events"}, [str(f) for f in report.findings]
         assert exit_code(checks(report)) == 10
         finding = report.findings[0]
@@ -153,11 +176,19 @@ def test_a_fresh_unsealed_tail_is_not_a_finding(store: Store) -> None:
     clock = Clock()
     clock.advance(10 * SALES + 2)
     with Ledger(store.url, clock=clock) as ledger:
-        good = ledger.mint(good_spec(title="Fresh", tiers=[{"name": "own", "quota": 5}]),
-                           idempotency_key="m2")["good_id"]
+        good = ledger.mint(
+            good_spec(title="Fresh", tiers=[{"name": "own", "quota": 5}]), idempotency_key="m2"
+        )["good_id"]
         clock.advance(1)
-        ledger.sell(good, "own", buyer="late", channel="shop", quantity=1,
-                    unit_price=Money(500, "EUR"), idempotency_key="late")
+        ledger.sell(
+            good,
+            "own",
+            buyer="late",
+            channel="shop",
+            quantity=1,
+            unit_price=Money(500, "EUR"),
+            idempotency_key="late",
+        )
     report = verify_store(store.url, log_keys=[SIGNER.verifier()])
     assert report.ok, report.first
     assert report.log is not None
@@ -167,8 +198,7 @@ def test_a_fresh_unsealed_tail_is_not_a_finding(store: Store) -> None:
     assert checks(strict) == {"unsigned-events"}
 
 
-def test_a_bundle_without_checkpoints_fails_with_its_policy(store: Store, tmp_path: Path
-                                                            ) -> None:
+def test_a_bundle_without_checkpoints_fails_with_its_policy(store: Store, tmp_path: Path) -> None:
     sql(store, "DELETE FROM tlog_cosignatures", "DELETE FROM tlog_checkpoints")
     export_bundle(store.url, tmp_path / "bundle", POLICY_TEXT)
     report = verify_bundle(tmp_path / "bundle")  # the bundle's own policy.txt

@@ -23,16 +23,28 @@ from tests.strategies import good_spec
 def _listen(url: DatabaseURL) -> dict[str, object] | None:
     if url.backend != "postgresql":
         return None
-    return {"host": url.host, "port": url.port, "user": url.user, "password": url.password,
-            "dbname": url.dbname}
+    return {
+        "host": url.host,
+        "port": url.port,
+        "user": url.user,
+        "password": url.password,
+        "dbname": url.dbname,
+    }
 
 
 def _sell(ledger: Ledger, good: str, threads: int, each: int, tag: str) -> None:
     def buy(t: int) -> None:
         for i in range(each):
             try:
-                ledger.sell(good, "own", buyer=f"{tag}{t}b{i}", channel="shop", quantity=1,
-                            unit_price=Money(10, "EUR"), idempotency_key=f"{tag}{t}s{i}")
+                ledger.sell(
+                    good,
+                    "own",
+                    buyer=f"{tag}{t}b{i}",
+                    channel="shop",
+                    quantity=1,
+                    unit_price=Money(10, "EUR"),
+                    idempotency_key=f"{tag}{t}s{i}",
+                )
             except SoldOutError:
                 return
 
@@ -46,11 +58,13 @@ def _sell(ledger: Ledger, good: str, threads: int, each: int, tag: str) -> None:
 def test_a_process_runner_keeps_the_views_like_a_thread(store_url: DatabaseURL) -> None:
     with Ledger(store_url) as ledger:
         ledger.register_channel("shop", "Shop", 500, idempotency_key="ch")
-        good = str(ledger.mint(good_spec(tiers=[{"name": "own", "quota": 150}]),
-                               idempotency_key="m")["good_id"])
+        good = str(
+            ledger.mint(good_spec(tiers=[{"name": "own", "quota": 150}]), idempotency_key="m")[
+                "good_id"
+            ]
+        )
         store = ProjectionStore(ledger.event_store.recorder)
-        runner = ProcessRunner(store, store_url, poll_interval=0.01,
-                               listen_dsn=_listen(store_url))
+        runner = ProcessRunner(store, store_url, poll_interval=0.01, listen_dsn=_listen(store_url))
         changed: list[set[str]] = []
         runner.subscribe(lambda c: changed.append(set(c.goods)))
         runner.start()
@@ -78,11 +92,15 @@ def test_a_process_runner_keeps_the_views_like_a_thread(store_url: DatabaseURL) 
 
 
 def test_a_killed_views_process_is_replaced_and_nothing_is_applied_twice(
-        store_url: DatabaseURL) -> None:
+    store_url: DatabaseURL,
+) -> None:
     with Ledger(store_url) as ledger:
         ledger.register_channel("shop", "Shop", 500, idempotency_key="ch")
-        good = str(ledger.mint(good_spec(tiers=[{"name": "own", "quota": 400}]),
-                               idempotency_key="m")["good_id"])
+        good = str(
+            ledger.mint(good_spec(tiers=[{"name": "own", "quota": 400}]), idempotency_key="m")[
+                "good_id"
+            ]
+        )
         store = ProjectionStore(ledger.event_store.recorder)
         runner = ProcessRunner(store, store_url, poll_interval=0.01)
         runner.start()
@@ -113,8 +131,9 @@ def test_a_views_process_that_cannot_start_is_reported(tmp_path: Path) -> None:
         ledger.register_channel("shop", "Shop", 500, idempotency_key="ch")
         store = ProjectionStore(ledger.event_store.recorder)
         # The child is pointed at a file in a directory that does not exist.
-        runner = ProcessRunner(store, DatabaseURL.parse(f"sqlite:///{tmp_path}/gone/x.db"),
-                               poll_interval=0.01)
+        runner = ProcessRunner(
+            store, DatabaseURL.parse(f"sqlite:///{tmp_path}/gone/x.db"), poll_interval=0.01
+        )
         runner.start()
         try:
             assert not runner.wait_for(store.store_position(), timeout=1.5)
@@ -127,10 +146,15 @@ def test_a_views_process_that_cannot_start_is_reported(tmp_path: Path) -> None:
         assert store.position().events == 0  # nothing half-applied
 
 
-@pytest.mark.parametrize(("choice", "backend", "expected"), [
-    ("yes", "sqlite", True), ("no", "postgresql", False), ("auto", "sqlite", False),
-    ("auto", "postgresql", (os.cpu_count() or 1) > 1),
-])
+@pytest.mark.parametrize(
+    ("choice", "backend", "expected"),
+    [
+        ("yes", "sqlite", True),
+        ("no", "postgresql", False),
+        ("auto", "sqlite", False),
+        ("auto", "postgresql", (os.cpu_count() or 1) > 1),
+    ],
+)
 def test_where_the_views_run_is_a_setting(choice: str, backend: str, expected: bool) -> None:
     settings = Settings(projection_process=choice)  # type: ignore[arg-type]
     assert settings.views_in_process(backend) is expected

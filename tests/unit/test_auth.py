@@ -44,8 +44,9 @@ def app_with(keys: FakeKeys | None) -> TestClient:
         return {"key_id": who.key_id}
 
     @app.get("/channels/{channel}")
-    def for_channel(channel: str,
-                    who: Annotated[Principal, require(Role.CHANNEL)]) -> dict[str, Any]:
+    def for_channel(
+        channel: str, who: Annotated[Principal, require(Role.CHANNEL)]
+    ) -> dict[str, Any]:
         check_channel(who, channel)
         return {"role": who.role.value}
 
@@ -58,11 +59,13 @@ def bearer(token: str) -> dict[str, str]:
 
 def test_missing_and_invalid_keys_are_401_with_a_challenge() -> None:
     client = app_with(FakeKeys())
-    for headers, code in [({}, "unauthenticated"),
-                          ({"Authorization": "Basic dXNlcjpwYXNz"}, "unauthenticated"),
-                          ({"X-API-Key": ""}, "unauthenticated"),
-                          (bearer("lk-nobody"), "invalid-api-key"),
-                          ({"X-API-Key": "lk-nobody"}, "invalid-api-key")]:
+    for headers, code in [
+        ({}, "unauthenticated"),
+        ({"Authorization": "Basic dXNlcjpwYXNz"}, "unauthenticated"),
+        ({"X-API-Key": ""}, "unauthenticated"),
+        (bearer("lk-nobody"), "invalid-api-key"),
+        ({"X-API-Key": "lk-nobody"}, "invalid-api-key"),
+    ]:
         response = client.get("/anyone", headers=headers)
         assert response.status_code == 401, headers
         assert response.headers["content-type"] == "application/problem+json"
@@ -80,13 +83,21 @@ def test_either_header_carries_the_key() -> None:
     client = app_with(FakeKeys())
     assert client.get("/anyone", headers=bearer("lk-shop")).json() == {"key_id": "s00000000000"}
     assert client.get("/anyone", headers={"X-API-Key": "lk-shop"}).json() == {
-        "key_id": "s00000000000"}
+        "key_id": "s00000000000"
+    }
 
 
-@pytest.mark.parametrize(("token", "channel", "status"), [
-    ("lk-shop", "shop", 200), ("lk-shop", "other", 403), ("lk-admin", "other", 200),
-    ("lk-alice", "shop", 403), ("lk-verifier", "shop", 403), ("lk-audit", "shop", 403),
-])
+@pytest.mark.parametrize(
+    ("token", "channel", "status"),
+    [
+        ("lk-shop", "shop", 200),
+        ("lk-shop", "other", 403),
+        ("lk-admin", "other", 200),
+        ("lk-alice", "shop", 403),
+        ("lk-verifier", "shop", 403),
+        ("lk-audit", "shop", 403),
+    ],
+)
 def test_roles_then_scope(token: str, channel: str, status: int) -> None:
     response = app_with(FakeKeys()).get(f"/channels/{channel}", headers=bearer(token))
     assert response.status_code == status, response.text
@@ -102,9 +113,14 @@ def test_scope_checks() -> None:
     check_creator(audit, ["bob"])  # auditors read every creator's statements
     check_channel(admin, "shop")
     check_channel(shop, "shop")
-    refused = [(check_creator, alice, ["bob"]), (check_creator, shop, ["shop"]),
-               (check_creator, verifier, ["alice"]), (check_channel, shop, "Shop"),
-               (check_channel, alice, "alice"), (check_channel, verifier, "shop")]
+    refused = [
+        (check_creator, alice, ["bob"]),
+        (check_creator, shop, ["shop"]),
+        (check_creator, verifier, ["alice"]),
+        (check_channel, shop, "Shop"),
+        (check_channel, alice, "alice"),
+        (check_channel, verifier, "shop"),
+    ]
     for check, who, scope in refused:
         with pytest.raises(ApiProblem) as raised:
             check(who, scope)  # type: ignore[operator]
@@ -114,8 +130,11 @@ def test_scope_checks() -> None:
 def test_openapi_declares_both_schemes() -> None:
     schema = app_with(FakeKeys()).get("/openapi.json").json()
     schemes = schema["components"]["securitySchemes"]
-    assert schemes["HTTPBearer"] == {"type": "http", "scheme": "bearer",
-                                     "description": schemes["HTTPBearer"]["description"]}
+    assert schemes["HTTPBearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": schemes["HTTPBearer"]["description"],
+    }
     assert schemes["APIKeyHeader"]["name"] == "X-API-Key"
     assert schemes["APIKeyHeader"]["in"] == "header"
     security = schema["paths"]["/channels/{channel}"]["get"]["security"]

@@ -20,10 +20,21 @@ from ledger.projections.bands import (
 POLICY = BandPolicy()
 
 
-@pytest.mark.parametrize(("available", "band"), [
-    (100, PLENTY), (31, PLENTY), (30, LIMITED), (10, LIMITED), (9, SCARCE), (5, SCARCE),
-    (4, LAST_CHANCE), (1, LAST_CHANCE), (0, SOLD_OUT), (-1, SOLD_OUT),
-])
+@pytest.mark.parametrize(
+    ("available", "band"),
+    [
+        (100, PLENTY),
+        (31, PLENTY),
+        (30, LIMITED),
+        (10, LIMITED),
+        (9, SCARCE),
+        (5, SCARCE),
+        (4, LAST_CHANCE),
+        (1, LAST_CHANCE),
+        (0, SOLD_OUT),
+        (-1, SOLD_OUT),
+    ],
+)
 def test_bands_from_scratch_follow_the_thresholds(available: int, band: str) -> None:
     assert POLICY.band(None, available, 100) == band
 
@@ -38,10 +49,14 @@ def test_easing_back_needs_the_margin() -> None:
     assert POLICY.band(PLENTY, 0, 100) == SOLD_OUT
 
 
-@given(previous=st.sampled_from([None, *ORDER]), available=st.integers(-5, 1_000),
-       supply=st.integers(1, 1_000))
-def test_a_band_is_never_wrong_by_more_than_the_margin(previous: str | None, available: int,
-                                                        supply: int) -> None:
+@given(
+    previous=st.sampled_from([None, *ORDER]),
+    available=st.integers(-5, 1_000),
+    supply=st.integers(1, 1_000),
+)
+def test_a_band_is_never_wrong_by_more_than_the_margin(
+    previous: str | None, available: int, supply: int
+) -> None:
     band = POLICY.band(previous, available, supply)
     fresh = POLICY.band(None, available, supply)
     if available <= 0:
@@ -51,8 +66,7 @@ def test_a_band_is_never_wrong_by_more_than_the_margin(previous: str | None, ava
     # Never less scarce than the truth, and never scarcer than the truth
     # would be with the margin taken off what is left.
     assert ORDER.index(fresh) <= ORDER.index(band)
-    assert ORDER.index(band) <= ORDER.index(POLICY._raw(available, supply,
-                                                        POLICY.hysteresis_bps))
+    assert ORDER.index(band) <= ORDER.index(POLICY._raw(available, supply, POLICY.hysteresis_bps))
 
 
 @given(available=st.integers(2, 10_000), supply=st.integers(50, 10_000))

@@ -25,20 +25,24 @@ def test_canonical_bytes_are_recognised_and_round_trip(value: Any) -> None:
     assert canonical.decode(data) == value
 
 
-@pytest.mark.parametrize("data", [
-    b'{"b":1,"a":2}',          # unsorted keys
-    b'{"a": 1}',               # whitespace
-    b'{"a":1.5}',              # a float
-    b'{"a":9007199254740992}',  # beyond 2**53 - 1
-    b'"\\u0041"',              # needless escape
-    b"{\"a\":1",               # not JSON
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'{"b":1,"a":2}',  # unsorted keys
+        b'{"a": 1}',  # whitespace
+        b'{"a":1.5}',  # a float
+        b'{"a":9007199254740992}',  # beyond 2**53 - 1
+        b'"\\u0041"',  # needless escape
+        b'{"a":1',  # not JSON
+    ],
+)
 def test_non_canonical_bytes_are_refused(data: bytes) -> None:
     assert not canonical.is_canonical(data)
 
 
-@pytest.mark.parametrize("value", [1.0, 2**53, {"k": [float("nan")]}, {"bad key": 1},
-                                   {"k\ue000": 1}, object()])
+@pytest.mark.parametrize(
+    "value", [1.0, 2**53, {"k": [float("nan")]}, {"bad key": 1}, {"k\ue000": 1}, object()]
+)
 def test_values_the_ledger_cannot_hash_are_rejected(value: Any) -> None:
     with pytest.raises(InvalidInputError):
         canonical.check_json_value(value, field="metadata", depth_max=4)

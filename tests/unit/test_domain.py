@@ -37,35 +37,61 @@ def mint(**overrides: Any) -> Good:
 
 
 def sell(stock: TierStock, quantity: int = 1, buyer: str = "carol") -> list[int]:
-    return stock.sell(sale_id="s", buyer=buyer, channel="shop", quantity=quantity,
-                      unit_price=PRICE, split=[], now=NOW)
+    return stock.sell(
+        sale_id="s",
+        buyer=buyer,
+        channel="shop",
+        quantity=quantity,
+        unit_price=PRICE,
+        split=[],
+        now=NOW,
+    )
 
 
-@pytest.mark.parametrize(("change", "field"), [
-    ({"title": ""}, "title"),
-    ({"title": "x" * 201}, "title"),
-    ({"creators": []}, "creators"),
-    ({"creators": [{"id": "a", "share_bps": 5000}]}, "creators"),
-    ({"creators": [{"id": "a", "share_bps": 5000}, {"id": "a", "share_bps": 5000}]}, "creators"),
-    ({"creators": [{"id": "has space", "share_bps": 10000}]}, "creators[0].id"),
-    ({"content_digest": "md5:abc"}, "content_digest"),
-    ({"kind": "nft"}, "kind"),
-    ({"currency": "euro"}, "currency"),
-    ({"tiers": []}, "tiers"),
-    ({"tiers": [{"name": "own", "quota": 0}]}, "tiers[0].quota"),
-    ({"tiers": [{"name": "Own", "quota": 1}]}, "tiers[0].name"),
-    ({"tiers": [{"name": "own", "quota": 1}, {"name": "own", "quota": 2}]}, "tiers"),
-    ({"tiers": [{"name": "own", "quota": 5, "lifetime_cap": 9}]}, "tiers[0].lifetime_cap"),
-    ({"tiers": [{"name": "own", "quota": 5, "per_buyer_limit": 6}]}, "tiers[0].per_buyer_limit"),
-    ({"royalty": {"resale_bps": 10001}}, "royalty.resale_bps"),
-    ({"metadata": {"price": 1.5}}, "metadata"),
-    ({"metadata": {"k": "v" * 5000}}, "metadata"),
-    ({"edition": {"policy": "absolute", "sale_opens_at": "2026-01-02T00:00:00Z",
-                  "sale_closes_at": "2026-01-01T00:00:00Z"}}, "edition.sale_closes_at"),
-    ({"edition": {"policy": "absolute", "sale_opens_at": "2026-01-02T00:00:00"}},
-     "edition.sale_opens_at"),
-    ({"colour": "red"}, "spec"),
-])
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"title": ""}, "title"),
+        ({"title": "x" * 201}, "title"),
+        ({"creators": []}, "creators"),
+        ({"creators": [{"id": "a", "share_bps": 5000}]}, "creators"),
+        (
+            {"creators": [{"id": "a", "share_bps": 5000}, {"id": "a", "share_bps": 5000}]},
+            "creators",
+        ),
+        ({"creators": [{"id": "has space", "share_bps": 10000}]}, "creators[0].id"),
+        ({"content_digest": "md5:abc"}, "content_digest"),
+        ({"kind": "nft"}, "kind"),
+        ({"currency": "euro"}, "currency"),
+        ({"tiers": []}, "tiers"),
+        ({"tiers": [{"name": "own", "quota": 0}]}, "tiers[0].quota"),
+        ({"tiers": [{"name": "Own", "quota": 1}]}, "tiers[0].name"),
+        ({"tiers": [{"name": "own", "quota": 1}, {"name": "own", "quota": 2}]}, "tiers"),
+        ({"tiers": [{"name": "own", "quota": 5, "lifetime_cap": 9}]}, "tiers[0].lifetime_cap"),
+        (
+            {"tiers": [{"name": "own", "quota": 5, "per_buyer_limit": 6}]},
+            "tiers[0].per_buyer_limit",
+        ),
+        ({"royalty": {"resale_bps": 10001}}, "royalty.resale_bps"),
+        ({"metadata": {"price": 1.5}}, "metadata"),
+        ({"metadata": {"k": "v" * 5000}}, "metadata"),
+        (
+            {
+                "edition": {
+                    "policy": "absolute",
+                    "sale_opens_at": "2026-01-02T00:00:00Z",
+                    "sale_closes_at": "2026-01-01T00:00:00Z",
+                }
+            },
+            "edition.sale_closes_at",
+        ),
+        (
+            {"edition": {"policy": "absolute", "sale_opens_at": "2026-01-02T00:00:00"}},
+            "edition.sale_opens_at",
+        ),
+        ({"colour": "red"}, "spec"),
+    ],
+)
 def test_bad_specs_are_refused_naming_the_field(change: dict[str, Any], field: str) -> None:
     with pytest.raises(InvalidInputError) as caught:
         GoodSpec.from_json(good_spec() | change)
@@ -77,8 +103,10 @@ def test_fingerprint_is_the_hash_of_the_definition_and_names_the_good() -> None:
     assert good.fingerprint == canonical.sha256_hex(canonical.encode(good.definition))
     assert good.definition["minted_at"] == "2026-11-22T12:00:00.000000Z"
     # The only events a good has never touch its definition.
-    assert {e.TYPE for e in (Good.Minted, Good.VariantDerived)} == {"good.minted",
-                                                                   "good.variant-derived"}
+    assert {e.TYPE for e in (Good.Minted, Good.VariantDerived)} == {
+        "good.minted",
+        "good.variant-derived",
+    }
     assert "definition" not in {f.name for f in dataclasses.fields(Good.VariantDerived)}
 
 
@@ -117,9 +145,17 @@ def test_a_returned_serial_is_sold_again_before_new_ones() -> None:
 
 def test_the_sale_window_is_enforced() -> None:
     opens, closes = NOW + timedelta(hours=1), NOW + timedelta(hours=2)
-    stock = TierStock.open(mint(edition={"policy": "absolute",
-                                         "sale_opens_at": opens.isoformat(),
-                                         "sale_closes_at": closes.isoformat()}), "own", NOW)
+    stock = TierStock.open(
+        mint(
+            edition={
+                "policy": "absolute",
+                "sale_opens_at": opens.isoformat(),
+                "sale_closes_at": closes.isoformat(),
+            }
+        ),
+        "own",
+        NOW,
+    )
     with pytest.raises(SaleWindowError, match="open at"):
         stock.check_sale(1, NOW)
     stock.check_sale(1, opens)
@@ -129,9 +165,18 @@ def test_the_sale_window_is_enforced() -> None:
 
 def unit(transferable: bool = True) -> Unit:
     good = mint()
-    return Unit.issue(good_id=good.id, tier="own", serial=1, transferable=transferable,
-                      buyer="carol", sale_id="s1", channel="shop", price=PRICE,
-                      split=split(1000, good.primary_shares("shop", 500)), now=NOW)
+    return Unit.issue(
+        good_id=good.id,
+        tier="own",
+        serial=1,
+        transferable=transferable,
+        buyer="carol",
+        sale_id="s1",
+        channel="shop",
+        price=PRICE,
+        split=split(1000, good.primary_shares("shop", 500)),
+        now=NOW,
+    )
 
 
 def test_only_the_holder_resells_and_only_transferable_units() -> None:
@@ -142,15 +187,17 @@ def test_only_the_holder_resells_and_only_transferable_units() -> None:
         held.check_resale("mallory", "dave")
     with pytest.raises(SelfTradeError):
         held.check_resale("carol", "carol")
-    held.resell(resale_id="r1", seller="carol", buyer="dave", channel="shop", price=PRICE,
-                split=[], now=NOW)
+    held.resell(
+        resale_id="r1", seller="carol", buyer="dave", channel="shop", price=PRICE, split=[], now=NOW
+    )
     assert held.holder == "dave"
 
 
 def test_refunds_unwind_acquisitions_newest_first() -> None:
     held = unit()
-    held.resell(resale_id="r1", seller="carol", buyer="dave", channel="shop", price=PRICE,
-                split=[], now=NOW)
+    held.resell(
+        resale_id="r1", seller="carol", buyer="dave", channel="shop", price=PRICE, split=[], now=NOW
+    )
     assert held.refund(refund_id="f1", reason="x", now=NOW)["kind"] == "resale"
     assert held.holder == "carol"
     assert held.refund(refund_id="f2", reason="x", now=NOW)["kind"] == "sale"
@@ -160,13 +207,18 @@ def test_refunds_unwind_acquisitions_newest_first() -> None:
 
 
 def test_variants_follow_the_masters_rules() -> None:
-    rules = {"max_variants": 1, "max_supply_per_variant": 50, "master_primary_bps": 1000,
-             "master_resale_bps": 100}
+    rules = {
+        "max_variants": 1,
+        "max_supply_per_variant": 50,
+        "master_primary_bps": 1000,
+        "master_resale_bps": 100,
+    }
     master = mint(variant_rules=rules)
     small = GoodSpec.from_json(good_spec(title="Red", tiers=[{"name": "own", "quota": 50}]))
     with pytest.raises(VariantRuleError, match="may not exceed"):
         master.derive_variant(
-            GoodSpec.from_json(good_spec(title="Big", tiers=[{"name": "own", "quota": 51}])), NOW)
+            GoodSpec.from_json(good_spec(title="Big", tiers=[{"name": "own", "quota": 51}])), NOW
+        )
     with pytest.raises(VariantRuleError, match="currency"):
         master.derive_variant(GoodSpec.from_json(good_spec(currency="USD")), NOW)
     variant = master.derive_variant(small, NOW)
@@ -182,11 +234,25 @@ def test_variants_follow_the_masters_rules() -> None:
 
 
 def test_master_creators_share_in_a_variants_sales() -> None:
-    master = mint(variant_rules={"max_variants": 1, "max_supply_per_variant": 50,
-                                 "master_primary_bps": 1000, "master_resale_bps": 500})
-    variant = master.derive_variant(GoodSpec.from_json(good_spec(
-        title="Red", creators=[{"id": "carmen", "share_bps": 10000}],
-        tiers=[{"name": "own", "quota": 5}], resale_bps=1000)), NOW)
+    master = mint(
+        variant_rules={
+            "max_variants": 1,
+            "max_supply_per_variant": 50,
+            "master_primary_bps": 1000,
+            "master_resale_bps": 500,
+        }
+    )
+    variant = master.derive_variant(
+        GoodSpec.from_json(
+            good_spec(
+                title="Red",
+                creators=[{"id": "carmen", "share_bps": 10000}],
+                tiers=[{"name": "own", "quota": 5}],
+                resale_bps=1000,
+            )
+        ),
+        NOW,
+    )
     primary = split(10_000, variant.primary_shares("shop", 500))
     assert primary == [
         {"recipient": "carmen", "role": "creator", "amount": 8500},

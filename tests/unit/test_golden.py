@@ -33,13 +33,23 @@ def test_vectors_file_is_the_frozen_one() -> None:
 
 @pytest.mark.parametrize("vector", VECTORS["events"], ids=lambda v: f"{v['type']}-v{v['version']}")
 def test_record_and_hash_from_the_spec_alone(vector: dict[str, Any]) -> None:
-    record = rfc8785.dumps({
-        "aggregate_id": vector["aggregate_id"], "version": vector["version"],
-        "type": vector["type"], "timestamp": vector["timestamp"],
-        "payload": vector["payload"], "prev_hash": vector["prev_hash"],
-    })
-    state = rfc8785.dumps({"payload": vector["payload"], "prev_hash": vector["prev_hash"],
-                           "timestamp": vector["timestamp"]})
+    record = rfc8785.dumps(
+        {
+            "aggregate_id": vector["aggregate_id"],
+            "version": vector["version"],
+            "type": vector["type"],
+            "timestamp": vector["timestamp"],
+            "payload": vector["payload"],
+            "prev_hash": vector["prev_hash"],
+        }
+    )
+    state = rfc8785.dumps(
+        {
+            "payload": vector["payload"],
+            "prev_hash": vector["prev_hash"],
+            "timestamp": vector["timestamp"],
+        }
+    )
     assert record.decode() == vector["record"]
     assert state.decode() == vector["state"]
     assert hashlib.sha256(record).hexdigest() == vector["hash"]
@@ -49,9 +59,12 @@ def test_record_and_hash_from_the_spec_alone(vector: dict[str, Any]) -> None:
 def test_ledger_code_reads_and_rehashes_the_stored_form(vector: dict[str, Any]) -> None:
     from eventsourcing.persistence import StoredEvent
 
-    stored = StoredEvent(originator_id=uuid.UUID(vector["aggregate_id"]),
-                         originator_version=vector["version"], topic=vector["type"],
-                         state=vector["state"].encode())
+    stored = StoredEvent(
+        originator_id=uuid.UUID(vector["aggregate_id"]),
+        originator_version=vector["version"],
+        topic=vector["type"],
+        state=vector["state"].encode(),
+    )
     event = ChainedEventMapper().to_domain_event(stored)
     assert event.record.decode() == vector["record"]
     assert event.hash == vector["hash"]
@@ -76,10 +89,17 @@ def test_fingerprint_and_derived_ids() -> None:
     assert namespace == ids.LEDGER_NAMESPACE
     names = VECTORS["ids"]
     assert str(uuid.uuid5(namespace, f"good/{names['good'][0]}")) == names["good"][1]
-    assert str(uuid.uuid5(namespace, "stock/{}/{}".format(*names["stock"][:2]))) == names["stock"][2]
-    assert str(uuid.uuid5(namespace, "unit/{}/{}/{}".format(*names["unit"][:3]))) == names["unit"][3]
+    assert (
+        str(uuid.uuid5(namespace, "stock/{}/{}".format(*names["stock"][:2]))) == names["stock"][2]
+    )
+    assert (
+        str(uuid.uuid5(namespace, "unit/{}/{}/{}".format(*names["unit"][:3]))) == names["unit"][3]
+    )
     assert str(uuid.uuid5(namespace, f"channel/{names['channel'][0]}")) == names["channel"][1]
-    assert str(uuid.uuid5(namespace, "command/{}/{}".format(*names["command"][:2]))) == names["command"][2]
+    assert (
+        str(uuid.uuid5(namespace, "command/{}/{}".format(*names["command"][:2])))
+        == names["command"][2]
+    )
     assert str(ids.good_id_for(names["good"][0])) == names["good"][1]
 
 

@@ -17,7 +17,11 @@ def test_derive_is_uuid5_of_the_joined_name(kind: str, parts: list[str]) -> None
     expected = uuid5(LEDGER_NAMESPACE, "/".join((kind, *parts)))
     assert derived == expected
     assert (str(derived), hash(derived), derived.version, derived.variant) == (
-        str(expected), hash(expected), expected.version, expected.variant)
+        str(expected),
+        hash(expected),
+        expected.version,
+        expected.variant,
+    )
     assert UUID(str(derived)) == derived
     assert pickle.loads(pickle.dumps(derived)) == derived
 

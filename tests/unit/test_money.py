@@ -37,10 +37,16 @@ def test_largest_remainders_get_the_leftover_units(amount: int, ws: list[int]) -
     shares = [Share(f"r{i}", "creator", w) for i, w in enumerate(ws) if w]
     total = sum(ws)
     parts = split(amount, shares)
-    bumped = [amount * s.weight % total for s, p in zip(shares, parts, strict=True)
-              if p["amount"] > amount * s.weight // total]
-    kept = [amount * s.weight % total for s, p in zip(shares, parts, strict=True)
-            if p["amount"] == amount * s.weight // total]
+    bumped = [
+        amount * s.weight % total
+        for s, p in zip(shares, parts, strict=True)
+        if p["amount"] > amount * s.weight // total
+    ]
+    kept = [
+        amount * s.weight % total
+        for s, p in zip(shares, parts, strict=True)
+        if p["amount"] == amount * s.weight // total
+    ]
     if bumped and kept:
         assert min(bumped) >= max(kept)
 
@@ -57,8 +63,10 @@ def test_zero_weight_parts_are_left_out() -> None:
     assert parts == [{"recipient": "b", "role": "channel", "amount": 10}]
 
 
-@pytest.mark.parametrize(("amount", "currency"), [(-1, "EUR"), (1.5, "EUR"), (True, "EUR"),
-                                                   (10**13, "EUR"), (1, "eur"), (1, "EURO")])
+@pytest.mark.parametrize(
+    ("amount", "currency"),
+    [(-1, "EUR"), (1.5, "EUR"), (True, "EUR"), (10**13, "EUR"), (1, "eur"), (1, "EURO")],
+)
 def test_money_refuses_bad_amounts_and_currencies(amount: object, currency: str) -> None:
     with pytest.raises(InvalidInputError):
         Money(amount, currency)  # type: ignore[arg-type]

@@ -885,8 +885,9 @@ def test_a_bulk_source_is_read_once_per_root_or_proof(size: int) -> None:
     cases: list[Callable[[merkle.SubtreeSource], object]] = [lambda s: root(size, s)]
     for index in {i for i in (0, 1, size // 3, size // 2, size - 1) if i < size}:
         cases.append(functools.partial(lambda i, s: inclusion_proof(i, size, s), index))
-        cases.append(functools.partial(
-            lambda i, s: merkle.leaf_and_inclusion_proof(i, size, s), index))
+        cases.append(
+            functools.partial(lambda i, s: merkle.leaf_and_inclusion_proof(i, size, s), index)
+        )
     for old in {o for o in (1, 2, size // 3, size - 1, size) if 1 <= o <= size}:
         cases.append(functools.partial(lambda o, s: consistency_proof(o, size, s), old))
     for generate in cases:

@@ -62,8 +62,10 @@ def busy_copy(busy_path: Path, tmp_path: Path) -> Path:
 
 def stored_rows(path: Path) -> list[Row]:
     with sqlite3.connect(path) as db:
-        found = db.execute("SELECT rowid, originator_id, originator_version, topic, state "
-                           "FROM stored_events ORDER BY rowid").fetchall()
+        found = db.execute(
+            "SELECT rowid, originator_id, originator_version, topic, state "
+            "FROM stored_events ORDER BY rowid"
+        ).fetchall()
     return [(r[0], str(uuid.UUID(r[1])), r[2], r[3], bytes(r[4])) for r in found]
 
 
@@ -121,16 +123,20 @@ def seal(url: DatabaseURL) -> Signer:
     signer = Signer.generate("test.example/log")
     store = EventStore(url)
     try:
-        Sealer(store, LogStore(store.recorder), origin="test.example/log",
-               signers=[signer]).seal()
+        Sealer(store, LogStore(store.recorder), origin="test.example/log", signers=[signer]).seal()
     finally:
         store.close()
     return signer
 
 
 def key(report: Report) -> Any:
-    return (report.events, report.aggregates, report.findings_total, report.by_type,
-            [f.to_json() for f in report.findings])
+    return (
+        report.events,
+        report.aggregates,
+        report.findings_total,
+        report.by_type,
+        [f.to_json() for f in report.findings],
+    )
 
 
 def feed(rows: list[Row], **options: Any) -> Report:
@@ -142,8 +148,9 @@ def feed(rows: list[Row], **options: Any) -> Report:
 
 # -- the fast path and the state table ------------------------------------------
 @pytest.mark.parametrize("seed", range(40))
-def test_fast_path_memory_and_general_path_agree(busy_path: Path, seed: int,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fast_path_memory_and_general_path_agree(
+    busy_path: Path, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     rows = stored_rows(busy_path) if seed == 0 else damaged(stored_rows(busy_path), seed)
     fast = feed(rows)
     spilled = feed(rows, memory=2_000)  # a few entries in memory, the rest on disk
@@ -156,8 +163,9 @@ def test_fast_path_memory_and_general_path_agree(busy_path: Path, seed: int,
 
 def test_state_table_spills_and_reloads() -> None:
     table = StateTable(budget=20_000)
-    keys: list[bytes | str] = [uuid.UUID(int=i * 7_919 + 1).bytes if i % 50 else f"odd id {i}"
-                               for i in range(2_000)]
+    keys: list[bytes | str] = [
+        uuid.UUID(int=i * 7_919 + 1).bytes if i % 50 else f"odd id {i}" for i in range(2_000)
+    ]
     values = {k: bytes([i % 256]) * (i % 40 + 1) for i, k in enumerate(keys)}
     for k, v in values.items():
         assert table.get(k) is None
@@ -178,8 +186,7 @@ def test_state_table_spills_and_reloads() -> None:
 
 
 @given(st.sampled_from(sorted(PAYLOADS)), json_values)
-def test_payload_check_never_passes_what_the_schema_refuses(event_type: str,
-                                                            payload: Any) -> None:
+def test_payload_check_never_passes_what_the_schema_refuses(event_type: str, payload: Any) -> None:
     if PAYLOAD_OK[event_type](payload):
         assert payload_problem(event_type, payload) is None
 
@@ -210,38 +217,49 @@ def read_all(rows: Any) -> list[Any]:
     return out
 
 
-@pytest.mark.parametrize("damage", [
-    None,
-    "UPDATE stored_events SET originator_id = upper(originator_id) WHERE rowid % 7 = 0",
-    "UPDATE stored_events SET originator_id = '6f1c2a4e-58b3-5d7e-9a0c-3b8e4f2d1a60' "
-    "WHERE rowid = 5",
-])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        None,
+        "UPDATE stored_events SET originator_id = upper(originator_id) WHERE rowid % 7 = 0",
+        "UPDATE stored_events SET originator_id = '6f1c2a4e-58b3-5d7e-9a0c-3b8e4f2d1a60' "
+        "WHERE rowid = 5",
+    ],
+)
 def test_rows_are_read_as_the_library_reads_them(busy_copy: Path, damage: str | None) -> None:
     if damage is not None:
         with sqlite3.connect(busy_copy) as db:
             db.execute(damage)
     url = DatabaseURL.parse(f"sqlite:///{busy_copy}")
     with RecordReader(url) as reader:
-        expected = read_all((r.position, r.aggregate_id, r.version, r.event_type, r.state)
-                            for r in reader)
+        expected = read_all(
+            (r.position, r.aggregate_id, r.version, r.event_type, r.state) for r in reader
+        )
     with RecordReader(url) as reader:
         assert read_all(_rows(reader)) == expected
 
 
-@pytest.mark.parametrize(("damage", "column", "stored"), [
-    ("UPDATE stored_events SET originator_id = 'nothex' WHERE rowid = 9", 1, "nothex"),
-    ("UPDATE stored_events SET originator_id = NULL WHERE rowid = 9", 1, None),
-    ("UPDATE stored_events SET originator_id = 12 WHERE rowid = 9", 1, "12"),  # TEXT column
-    ("UPDATE stored_events SET state = CAST(state AS TEXT) WHERE rowid = 9", 4, str),
-    ("UPDATE stored_events SET state = NULL WHERE rowid = 9", 4, None),
-    # (the library reads this one as b"\0\0", bytes(2), and reads on)
-    ("UPDATE stored_events SET state = 2 WHERE rowid = 9", 4, 2),
-    ("UPDATE stored_events SET topic = CAST(x'ff' AS TEXT) WHERE rowid = 9", 3, b"\xff"),
-    ("UPDATE stored_events SET originator_version = CAST(x'80' AS TEXT) WHERE rowid = 9", 2,
-     b"\x80"),
-])
+@pytest.mark.parametrize(
+    ("damage", "column", "stored"),
+    [
+        ("UPDATE stored_events SET originator_id = 'nothex' WHERE rowid = 9", 1, "nothex"),
+        ("UPDATE stored_events SET originator_id = NULL WHERE rowid = 9", 1, None),
+        ("UPDATE stored_events SET originator_id = 12 WHERE rowid = 9", 1, "12"),  # TEXT column
+        ("UPDATE stored_events SET state = CAST(state AS TEXT) WHERE rowid = 9", 4, str),
+        ("UPDATE stored_events SET state = NULL WHERE rowid = 9", 4, None),
+        # (the library reads this one as b"\0\0", bytes(2), and reads on)
+        ("UPDATE stored_events SET state = 2 WHERE rowid = 9", 4, 2),
+        ("UPDATE stored_events SET topic = CAST(x'ff' AS TEXT) WHERE rowid = 9", 3, b"\xff"),
+        (
+            "UPDATE stored_events SET originator_version = CAST(x'80' AS TEXT) WHERE rowid = 9",
+            2,
+            b"\x80",
+        ),
+    ],
+)
 def test_a_row_the_library_cannot_read_is_read_as_stored(
-        busy_path: Path, busy_copy: Path, damage: str, column: int, stored: Any) -> None:
+    busy_path: Path, busy_copy: Path, damage: str, column: int, stored: Any
+) -> None:
     """Where the library stops (a page it cannot convert or decode), the
     verifier's reader reads on: every other row as the library would, the
     damaged value as it is stored, for the verifier to report."""
@@ -258,7 +276,7 @@ def test_a_row_the_library_cannot_read_is_read_as_stored(
         else:
             value = row[column]
             assert isinstance(value, str) if stored is str else value == stored
-            assert row[:column] + row[column + 1:] == before[:column] + before[column + 1:]
+            assert row[:column] + row[column + 1 :] == before[:column] + before[column + 1 :]
 
 
 # -- the second process -------------------------------------------------------------
@@ -272,8 +290,8 @@ def test_check_page_says_what_each_row_is(busy_path: Path) -> None:
     assert [flags & (CLEAN | LEAF) for flags in result[:n]] == [CLEAN | LEAF] * 3 + [LEAF, 0]
     for i, row in enumerate(page[:4]):
         record = splice(*row[1:])
-        digest = result[n + 32 * i:n + 32 * (i + 1)]
-        leaf = result[33 * n + 32 * i:33 * n + 32 * (i + 1)]
+        digest = result[n + 32 * i : n + 32 * (i + 1)]
+        leaf = result[33 * n + 32 * i : 33 * n + 32 * (i + 1)]
         assert digest == (hashlib.sha256(record).digest() if i < 3 else bytes(32))
         assert leaf == merkle.leaf_hash(record)
 
@@ -318,19 +336,22 @@ def test_prechecker_raises_a_read_error_after_the_rows_before_it(busy_path: Path
     assert seen == rows[:17]
 
 
-@pytest.mark.parametrize("damage", [
-    None,
-    "UPDATE stored_events SET state = replace(state, ':', ': ') WHERE rowid = 8",
-    "DELETE FROM stored_events WHERE rowid = 11",
-    "UPDATE stored_events SET originator_version = originator_version + 1 WHERE rowid = 20",
-    "UPDATE stored_events SET state = NULL WHERE rowid = 15",
-    "UPDATE tlog_checkpoints SET root = zeroblob(32)",
-    """UPDATE stored_events SET state = CAST(replace(state, '"key":"s1"', '"key":"zz"') AS BLOB)
+@pytest.mark.parametrize(
+    "damage",
+    [
+        None,
+        "UPDATE stored_events SET state = replace(state, ':', ': ') WHERE rowid = 8",
+        "DELETE FROM stored_events WHERE rowid = 11",
+        "UPDATE stored_events SET originator_version = originator_version + 1 WHERE rowid = 20",
+        "UPDATE stored_events SET state = NULL WHERE rowid = 15",
+        "UPDATE tlog_checkpoints SET root = zeroblob(32)",
+        """UPDATE stored_events SET state = CAST(replace(state, '"key":"s1"', '"key":"zz"') AS BLOB)
        WHERE topic = 'command.recorded'""",
-    """UPDATE stored_events SET state =
+        """UPDATE stored_events SET state =
        CAST(replace(state, '"buyer":"carol"', '"buyer":"carl"') AS BLOB)
        WHERE topic = 'allowance.started'""",
-])
+    ],
+)
 def test_parallel_verification_reports_the_same(busy_copy: Path, damage: str | None) -> None:
     url = DatabaseURL.parse(f"sqlite:///{busy_copy}")
     signer = seal(url)
@@ -395,10 +416,14 @@ def test_positions_beyond_32_bits_are_kept_whole(busy_path: Path, offset: int) -
     moved = [(position + offset, *rest) for position, *rest in rows]
     plain, far = feed(rows), feed(moved, memory=2_000)
     assert [(f.position, f.message) for f in far.findings] == [
-        (None if f.position is None else f.position + offset,
-         f.message.replace(f"at position {p}", f"at position {p + offset}") if (
-             p := _position_named(f.message)) is not None else f.message)
-        for f in plain.findings]
+        (
+            None if f.position is None else f.position + offset,
+            f.message.replace(f"at position {p}", f"at position {p + offset}")
+            if (p := _position_named(f.message)) is not None
+            else f.message,
+        )
+        for f in plain.findings
+    ]
     assert plain.findings_total == far.findings_total > 0
     assert any(_position_named(f.message) for f in far.findings)
 
@@ -412,8 +437,9 @@ def _position_named(message: str) -> int | None:
 
 # -- the same on a store with redemption codes, holds and their whole lives ------------
 @pytest.mark.parametrize("seed", range(0, 40, 3))
-def test_paths_agree_on_codes_and_holds(request: pytest.FixtureRequest, seed: int,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_paths_agree_on_codes_and_holds(
+    request: pytest.FixtureRequest, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     codes: Path = request.getfixturevalue("template")  # test_verify_codes's store
     rows = stored_rows(codes) if seed == 0 else damaged(stored_rows(codes), seed)
     fast, spilled = feed(rows), feed(rows, memory=2_000)
@@ -423,11 +449,13 @@ def test_paths_agree_on_codes_and_holds(request: pytest.FixtureRequest, seed: in
         assert fast.ok, fast.first
 
 
-def test_parallel_verification_on_codes_and_holds(request: pytest.FixtureRequest,
-                                                  tmp_path: Path) -> None:
+def test_parallel_verification_on_codes_and_holds(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
     path = tmp_path / "codes.db"
     shutil.copy(request.getfixturevalue("template"), path)
     url = DatabaseURL.parse(f"sqlite:///{path}")
     keys = [seal(url).verifier()]
     assert key(verify_store(url, log_keys=keys, parallel=True)) == key(
-        verify_store(url, log_keys=keys, parallel=False))
+        verify_store(url, log_keys=keys, parallel=False)
+    )

@@ -324,9 +324,18 @@ def batch_events() -> list[Any]:
             tail += unit.collect_events()
             units.append({"unit_id": str(unit.id), "serial": serial})
         # The answer the service records for a sale (a retry gets it again).
-        answer = {"sale_id": sale_id, "good_id": str(good.id), "tier": "own", "buyer": buyer,
-                  "channel": "shop", "quantity": quantity, "unit_price": PRICE,
-                  "split_per_unit": parts, "units": units, "sold_at": format_timestamp(NOW)}
+        answer = {
+            "sale_id": sale_id,
+            "good_id": str(good.id),
+            "tier": "own",
+            "buyer": buyer,
+            "channel": "shop",
+            "quantity": quantity,
+            "unit_price": PRICE,
+            "split_per_unit": parts,
+            "units": units,
+            "sold_at": format_timestamp(NOW),
+        }
         tail += _record(key, "sell", answer).collect_events()
     # The stock was touched first, so both stock.sold come before the rest.
     return [*events, *stock.collect_events(), *tail]
@@ -373,7 +382,9 @@ def test_a_sale_recorded_as_another_command() -> None:
     report = feed_events(events)
     assert checks(report) == [(at + 1, "command-mismatch")]
     assert (report.findings[0].expected, report.findings[0].actual) == (
-        "sell or commit-hold", "refund")
+        "sell or commit-hold",
+        "refund",
+    )
 
 
 def test_a_unit_event_missing_from_the_batch() -> None:

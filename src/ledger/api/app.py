@@ -44,9 +44,12 @@ A verifiable, event-sourced ledger of digital goods.
 """
 
 
-def create_app(runtime: Runtime | None = None, *,
-               opener: Callable[[Callable[[Runtime], object]], RuntimeOpener] | None = None,
-               header_limits: HeaderLimits | None = None) -> FastAPI:
+def create_app(
+    runtime: Runtime | None = None,
+    *,
+    opener: Callable[[Callable[[Runtime], object]], RuntimeOpener] | None = None,
+    header_limits: HeaderLimits | None = None,
+) -> FastAPI:
     """The app on ``runtime``; or, given ``opener`` instead, an app that
     listens at once and serves once ``opener(on_open)``'s thread has opened
     the runtime (``ledger serve`` on a database that may be down)."""
@@ -75,8 +78,7 @@ def create_app(runtime: Runtime | None = None, *,
             if app.state.runtime is not None:
                 app.state.runtime.stop()
 
-    app = FastAPI(title="ledger", version=__version__, lifespan=lifespan,
-                  description=DESCRIPTION)
+    app = FastAPI(title="ledger", version=__version__, lifespan=lifespan, description=DESCRIPTION)
     app.state.runtime = runtime
     app.state.opener = None
     app.add_middleware(BodyLimit, max_bytes=limits.REQUEST_BODY_BYTES_MAX)
@@ -91,7 +93,11 @@ def create_app(runtime: Runtime | None = None, *,
 
     @app.get("/me", tags=["ops"], summary="Who this API key is")
     def me(who: Annotated[Principal, require(*Role)]) -> dict[str, Any]:
-        return {"key_id": who.key_id, "role": who.role.value, "subject": who.subject,
-                "label": who.label}
+        return {
+            "key_id": who.key_id,
+            "role": who.role.value,
+            "subject": who.subject,
+            "label": who.label,
+        }
 
     return app

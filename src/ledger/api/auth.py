@@ -20,8 +20,9 @@ from ledger.api.problems import ApiProblem
 from ledger.store.apikeys import ApiKeyStore, Principal, Role
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Bearer lk_…`")
-_header = APIKeyHeader(name="X-API-Key", auto_error=False,
-                       description="The same API key, in a header of its own")
+_header = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="The same API key, in a header of its own"
+)
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ledger"'}
 
 
@@ -35,15 +36,23 @@ async def principal(
     # time over HTTP); only a miss reads the database, in the thread pool.
     token = bearer.credentials if bearer is not None else header
     if not token:
-        raise ApiProblem(401, "unauthenticated", "send an API key: Authorization: Bearer <key>",
-                         headers=_CHALLENGE)
+        raise ApiProblem(
+            401,
+            "unauthenticated",
+            "send an API key: Authorization: Bearer <key>",
+            headers=_CHALLENGE,
+        )
     keys: ApiKeyStore | None = request.app.state.runtime.api_keys
     found = None
     if keys is not None:
         found = keys.remembered(token) or await run_in_threadpool(keys.authenticate, token)
     if found is None:
-        raise ApiProblem(401, "invalid-api-key", "the API key is unknown, malformed or revoked",
-                         headers=_CHALLENGE)
+        raise ApiProblem(
+            401,
+            "invalid-api-key",
+            "the API key is unknown, malformed or revoked",
+            headers=_CHALLENGE,
+        )
     return found
 
 
@@ -55,8 +64,9 @@ def require(*roles: Role, admin: bool = True) -> Any:
     async def check(who: Annotated[Principal, Depends(principal)]) -> Principal:
         if who.role not in allowed:
             names = ", ".join(sorted(r.value for r in allowed))
-            raise ApiProblem(403, "forbidden",
-                             f"a {who.role.value} key cannot do this (allowed: {names})")
+            raise ApiProblem(
+                403, "forbidden", f"a {who.role.value} key cannot do this (allowed: {names})"
+            )
         return who
 
     return Depends(check)
@@ -72,8 +82,9 @@ def check_creator(who: Principal, creators: Iterable[str]) -> None:
     if who.role in _UNSCOPED:
         return
     if who.role is not Role.CREATOR or who.subject not in set(creators):
-        raise ApiProblem(403, "forbidden",
-                         f"{who.role.value} {who.subject!r} is not a creator of this")
+        raise ApiProblem(
+            403, "forbidden", f"{who.role.value} {who.subject!r} is not a creator of this"
+        )
 
 
 def check_channel(who: Principal, channel: str) -> None:
@@ -81,6 +92,8 @@ def check_channel(who: Principal, channel: str) -> None:
     if who.role in _UNSCOPED:
         return
     if who.role is not Role.CHANNEL or who.subject != channel:
-        raise ApiProblem(403, "forbidden",
-                         f"{who.role.value} {who.subject!r} cannot act or read for channel "
-                         f"{channel!r}")
+        raise ApiProblem(
+            403,
+            "forbidden",
+            f"{who.role.value} {who.subject!r} cannot act or read for channel {channel!r}",
+        )

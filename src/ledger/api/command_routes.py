@@ -40,10 +40,15 @@ from ledger.store.availability import unavailable_reason
 router = APIRouter(tags=["commands"], route_class=StrictJsonRoute)
 logger = logging.getLogger("ledger.api")
 
-IdempotencyKey = Annotated[str | None, Header(
-    alias="Idempotency-Key", max_length=limits.IDEMPOTENCY_KEY_CHARS_MAX,
-    description="Required. A unique key per intended effect (e.g. a UUID); "
-                "retrying with the same key and body returns the first response.")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=limits.IDEMPOTENCY_KEY_CHARS_MAX,
+        description="Required. A unique key per intended effect (e.g. a UUID); "
+        "retrying with the same key and body returns the first response.",
+    ),
+]
 GoodId = Annotated[UUID, Path(description="The good's id")]
 UnitId = Annotated[UUID, Path(description="The unit's id")]
 TierPath = Annotated[str, Path(pattern=limits.TIER_NAME_PATTERN, max_length=32)]
@@ -57,8 +62,7 @@ COMMAND_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"description": "No API key, or an invalid or revoked one"},
     403: {"description": "The key's role or scope does not allow this"},
     404: {"description": "A good, tier, unit or channel named does not exist"},
-    409: {"description": "A business rule refused it, or the key was reused with "
-                         "another body"},
+    409: {"description": "A business rule refused it, or the key was reused with another body"},
     413: {"description": "Body too large"},
     422: {"description": "Malformed input"},
 }
@@ -79,8 +83,11 @@ def scope_of(principal: Principal) -> str:
 
 def _key(key: str | None) -> str:
     if key is None:
-        raise ApiProblem(400, "idempotency-key-required",
-                         "every POST needs an Idempotency-Key header (e.g. a fresh UUID)")
+        raise ApiProblem(
+            400,
+            "idempotency-key-required",
+            "every POST needs an Idempotency-Key header (e.g. a fresh UUID)",
+        )
     return key
 
 
@@ -108,66 +115,131 @@ def _answer(response: Response, result: dict[str, Any], *, status: int = 201) ->
     return answer
 
 
-@router.post("/channels", status_code=201, response_model=ANSWER,
-             responses=COMMAND_RESPONSES,
-             summary="Register a channel (shop, livestream room, partner platform)")
-def register_channel(rt: RuntimeDep, body: models.RegisterChannel, who: Admin,
-                     response: Response, key: IdempotencyKey = None) -> Response:
-    return _answer(response, rt.ledger.register_channel(
-        body.channel, body.name, body.fee_bps, idempotency_key=_key(key), scope=scope_of(who)))
+@router.post(
+    "/channels",
+    status_code=201,
+    response_model=ANSWER,
+    responses=COMMAND_RESPONSES,
+    summary="Register a channel (shop, livestream room, partner platform)",
+)
+def register_channel(
+    rt: RuntimeDep,
+    body: models.RegisterChannel,
+    who: Admin,
+    response: Response,
+    key: IdempotencyKey = None,
+) -> Response:
+    return _answer(
+        response,
+        rt.ledger.register_channel(
+            body.channel, body.name, body.fee_bps, idempotency_key=_key(key), scope=scope_of(who)
+        ),
+    )
 
 
-@router.post("/goods", status_code=201, response_model=ANSWER,
-             responses=COMMAND_RESPONSES,
-             summary="Mint a good: its definition is fixed from now on")
-def mint(rt: RuntimeDep, body: models.Mint, who: CreatorOrAdmin, response: Response,
-         key: IdempotencyKey = None) -> Response:
+@router.post(
+    "/goods",
+    status_code=201,
+    response_model=ANSWER,
+    responses=COMMAND_RESPONSES,
+    summary="Mint a good: its definition is fixed from now on",
+)
+def mint(
+    rt: RuntimeDep,
+    body: models.Mint,
+    who: CreatorOrAdmin,
+    response: Response,
+    key: IdempotencyKey = None,
+) -> Response:
     check_creator(who, [c.id for c in body.spec.creators])
-    return _answer(response, rt.ledger.mint(body.spec.to_domain(), idempotency_key=_key(key),
-                                            scope=scope_of(who)))
+    return _answer(
+        response,
+        rt.ledger.mint(body.spec.to_domain(), idempotency_key=_key(key), scope=scope_of(who)),
+    )
 
 
-@router.post("/goods/{good_id}/variants", status_code=201, response_model=ANSWER,
-             responses=COMMAND_RESPONSES,
-             summary="Derive a limited variant under the master's variant rules")
-def derive_variant(rt: RuntimeDep, good_id: GoodId, body: models.DeriveVariant,
-                   who: CreatorOrAdmin, response: Response,
-                   key: IdempotencyKey = None) -> Response:
+@router.post(
+    "/goods/{good_id}/variants",
+    status_code=201,
+    response_model=ANSWER,
+    responses=COMMAND_RESPONSES,
+    summary="Derive a limited variant under the master's variant rules",
+)
+def derive_variant(
+    rt: RuntimeDep,
+    good_id: GoodId,
+    body: models.DeriveVariant,
+    who: CreatorOrAdmin,
+    response: Response,
+    key: IdempotencyKey = None,
+) -> Response:
     check_creator(who, _creators(rt, good_id))
-    return _answer(response, rt.ledger.derive_variant(
-        good_id, body.spec.to_domain(), idempotency_key=_key(key), scope=scope_of(who)))
+    return _answer(
+        response,
+        rt.ledger.derive_variant(
+            good_id, body.spec.to_domain(), idempotency_key=_key(key), scope=scope_of(who)
+        ),
+    )
 
 
 NDJSON = "application/x-ndjson"
 
 
-@router.post("/goods/{good_id}/tiers/{tier}/sales", status_code=201,
-             response_model=ANSWER,
-             responses=COMMAND_RESPONSES | {200: {"content": {NDJSON: {}}, "description": (
-                 "With Accept: application/x-ndjson: a line {\"queued\": {\"position\": n}} "
-                 "at once, then {\"status\", \"result\"} or {\"status\", \"problem\"}")}},
-             summary="Primary sale of units of one tier (with Accept: application/x-ndjson, "
-                     "the buyer's place in the queue comes first, then the outcome)")
-def sell(rt: RuntimeDep, good_id: GoodId, tier: TierPath, body: models.Sell,
-         who: ChannelOrAdmin, response: Response, request: Request,
-         key: IdempotencyKey = None) -> Any:
+@router.post(
+    "/goods/{good_id}/tiers/{tier}/sales",
+    status_code=201,
+    response_model=ANSWER,
+    responses=COMMAND_RESPONSES
+    | {
+        200: {
+            "content": {NDJSON: {}},
+            "description": (
+                'With Accept: application/x-ndjson: a line {"queued": {"position": n}} '
+                'at once, then {"status", "result"} or {"status", "problem"}'
+            ),
+        }
+    },
+    summary="Primary sale of units of one tier (with Accept: application/x-ndjson, "
+    "the buyer's place in the queue comes first, then the outcome)",
+)
+def sell(
+    rt: RuntimeDep,
+    good_id: GoodId,
+    tier: TierPath,
+    body: models.Sell,
+    who: ChannelOrAdmin,
+    response: Response,
+    request: Request,
+    key: IdempotencyKey = None,
+) -> Any:
     check_channel(who, body.channel)
     idempotency_key = _key(key)
 
     def run(on_queued: Callable[[int], object] | None = None) -> dict[str, Any]:
         return rt.ledger.sell(
-            good_id, tier, buyer=body.buyer, channel=body.channel, quantity=body.quantity,
+            good_id,
+            tier,
+            buyer=body.buyer,
+            channel=body.channel,
+            quantity=body.quantity,
             unit_price=Money(body.unit_price.amount, body.unit_price.currency),
-            idempotency_key=idempotency_key, scope=scope_of(who), on_queued=on_queued)
+            idempotency_key=idempotency_key,
+            scope=scope_of(who),
+            on_queued=on_queued,
+        )
 
     if NDJSON in request.headers.get("accept", ""):
-        return StreamingResponse(_queued_outcome(run, request.url.path), media_type=NDJSON,
-                                 headers={"Cache-Control": "no-store"})
+        return StreamingResponse(
+            _queued_outcome(run, request.url.path),
+            media_type=NDJSON,
+            headers={"Cache-Control": "no-store"},
+        )
     return _answer(response, run())
 
 
-def _queued_outcome(run: Callable[[Callable[[int], object]], dict[str, Any]],
-                    instance: str) -> Iterator[bytes]:
+def _queued_outcome(
+    run: Callable[[Callable[[int], object]], dict[str, Any]], instance: str
+) -> Iterator[bytes]:
     """Lines of a queued sale: its place in the queue as soon as it has one,
     then its outcome (a result, or a problem document)."""
     lines: queue.Queue[tuple[str, Any]] = queue.Queue()
@@ -183,11 +255,19 @@ def _queued_outcome(run: Callable[[Callable[[int], object]], dict[str, Any]],
                 lines.put(("problem", unavailable_document(error, reason, instance)))
                 return
             logger.exception("queued sale failed on %s", instance)
-            lines.put(("problem", {"type": PROBLEM_BASE + "internal-error",
-                                   "title": "Internal error", "status": 500,
-                                   "detail": "the server could not complete the request; "
-                                             "nothing acknowledged is lost",
-                                   "instance": instance}))
+            lines.put(
+                (
+                    "problem",
+                    {
+                        "type": PROBLEM_BASE + "internal-error",
+                        "title": "Internal error",
+                        "status": 500,
+                        "detail": "the server could not complete the request; "
+                        "nothing acknowledged is lost",
+                        "instance": instance,
+                    },
+                )
+            )
 
     threading.Thread(target=work, name="queued-sale", daemon=True).start()
     while True:
@@ -195,180 +275,398 @@ def _queued_outcome(run: Callable[[Callable[[int], object]], dict[str, Any]],
         if kind == "queued":
             yield orjson.dumps({"queued": {"position": value}}) + b"\n"
         elif kind == "done":
-            yield orjson.dumps({"status": 201, "replayed": isinstance(value, Replayed),
-                                "result": dict(value)}) + b"\n"
+            yield (
+                orjson.dumps(
+                    {"status": 201, "replayed": isinstance(value, Replayed), "result": dict(value)}
+                )
+                + b"\n"
+            )
             return
         else:
             yield orjson.dumps({"status": value["status"], "problem": value}) + b"\n"
             return
 
 
-@router.post("/units/{unit_id}/resales", status_code=201, response_model=ANSWER,
-             responses=COMMAND_RESPONSES,
-             summary="Resale: the holder sells a transferable unit on; royalties are split")
-def resell(rt: RuntimeDep, unit_id: UnitId, body: models.Resell, who: ChannelOrAdmin,
-           response: Response, key: IdempotencyKey = None) -> Response:
+@router.post(
+    "/units/{unit_id}/resales",
+    status_code=201,
+    response_model=ANSWER,
+    responses=COMMAND_RESPONSES,
+    summary="Resale: the holder sells a transferable unit on; royalties are split",
+)
+def resell(
+    rt: RuntimeDep,
+    unit_id: UnitId,
+    body: models.Resell,
+    who: ChannelOrAdmin,
+    response: Response,
+    key: IdempotencyKey = None,
+) -> Response:
     check_channel(who, body.channel)
-    return _answer(response, rt.ledger.resell(
-        unit_id, seller=body.seller, buyer=body.buyer, channel=body.channel,
-        price=Money(body.price.amount, body.price.currency), idempotency_key=_key(key),
-        scope=scope_of(who)))
+    return _answer(
+        response,
+        rt.ledger.resell(
+            unit_id,
+            seller=body.seller,
+            buyer=body.buyer,
+            channel=body.channel,
+            price=Money(body.price.amount, body.price.currency),
+            idempotency_key=_key(key),
+            scope=scope_of(who),
+        ),
+    )
 
 
-@router.post("/goods/{good_id}/tiers/{tier}/restocks", status_code=201,
-             response_model=ANSWER,
-             responses=COMMAND_RESPONSES,
-             summary="Restock a restockable tier, up to its lifetime cap")
-def restock(rt: RuntimeDep, good_id: GoodId, tier: TierPath, body: models.Restock,
-            who: CreatorOrAdmin, response: Response,
-            key: IdempotencyKey = None) -> Response:
+@router.post(
+    "/goods/{good_id}/tiers/{tier}/restocks",
+    status_code=201,
+    response_model=ANSWER,
+    responses=COMMAND_RESPONSES,
+    summary="Restock a restockable tier, up to its lifetime cap",
+)
+def restock(
+    rt: RuntimeDep,
+    good_id: GoodId,
+    tier: TierPath,
+    body: models.Restock,
+    who: CreatorOrAdmin,
+    response: Response,
+    key: IdempotencyKey = None,
+) -> Response:
     check_creator(who, _creators(rt, good_id))
-    return _answer(response, rt.ledger.restock(good_id, tier, body.quantity,
-                                               idempotency_key=_key(key), scope=scope_of(who)))
+    return _answer(
+        response,
+        rt.ledger.restock(
+            good_id, tier, body.quantity, idempotency_key=_key(key), scope=scope_of(who)
+        ),
+    )
 
 
-@router.post("/units/{unit_id}/refunds", status_code=201, response_model=ANSWER,
-             responses=COMMAND_RESPONSES,
-             summary="Refund the holder's latest acquisition of a unit "
-                     "(a channel refunds only what it sold)")
-def refund(rt: RuntimeDep, unit_id: UnitId, body: models.Refund, who: ChannelOrAdmin,
-           response: Response, key: IdempotencyKey = None) -> Response:
-    return _answer(response, rt.ledger.refund(unit_id, reason=body.reason,
-                                              idempotency_key=_key(key), scope=scope_of(who),
-                                              channel=_own_channel(who)))
+@router.post(
+    "/units/{unit_id}/refunds",
+    status_code=201,
+    response_model=ANSWER,
+    responses=COMMAND_RESPONSES,
+    summary="Refund the holder's latest acquisition of a unit "
+    "(a channel refunds only what it sold)",
+)
+def refund(
+    rt: RuntimeDep,
+    unit_id: UnitId,
+    body: models.Refund,
+    who: ChannelOrAdmin,
+    response: Response,
+    key: IdempotencyKey = None,
+) -> Response:
+    return _answer(
+        response,
+        rt.ledger.refund(
+            unit_id,
+            reason=body.reason,
+            idempotency_key=_key(key),
+            scope=scope_of(who),
+            channel=_own_channel(who),
+        ),
+    )
 
 
 HoldId = Annotated[UUID, Path(description="The hold's id (hold_id)")]
 
 
-@router.post("/goods/{good_id}/tiers/{tier}/holds", status_code=201,
-             response_model=ANSWER,
-             responses=COMMAND_RESPONSES,
-             summary="Reserve units for a while (the inventory gateway): nobody else can "
-                     "buy them until the hold is committed, released or expires")
-def reserve(rt: RuntimeDep, good_id: GoodId, tier: TierPath, body: models.Reserve,
-            who: ChannelOrAdmin, response: Response,
-            key: IdempotencyKey = None) -> Response:
+@router.post(
+    "/goods/{good_id}/tiers/{tier}/holds",
+    status_code=201,
+    response_model=ANSWER,
+    responses=COMMAND_RESPONSES,
+    summary="Reserve units for a while (the inventory gateway): nobody else can "
+    "buy them until the hold is committed, released or expires",
+)
+def reserve(
+    rt: RuntimeDep,
+    good_id: GoodId,
+    tier: TierPath,
+    body: models.Reserve,
+    who: ChannelOrAdmin,
+    response: Response,
+    key: IdempotencyKey = None,
+) -> Response:
     check_channel(who, body.channel)
-    return _answer(response, rt.ledger.reserve(
-        good_id, tier, channel=body.channel, quantity=body.quantity,
-        ttl_seconds=body.ttl_seconds, idempotency_key=_key(key), scope=scope_of(who)))
+    return _answer(
+        response,
+        rt.ledger.reserve(
+            good_id,
+            tier,
+            channel=body.channel,
+            quantity=body.quantity,
+            ttl_seconds=body.ttl_seconds,
+            idempotency_key=_key(key),
+            scope=scope_of(who),
+        ),
+    )
 
 
-@router.post("/goods/{good_id}/tiers/{tier}/holds/{hold_id}/commit", status_code=201,
-             response_model=ANSWER,
-             responses=COMMAND_RESPONSES,
-             summary="The payment arrived: sell all or part of the hold (the rest returns). "
-                     "After expiry: a late sale if stock remains, else a refund owed")
-def commit_hold(rt: RuntimeDep, good_id: GoodId, tier: TierPath, hold_id: HoldId,
-                body: models.CommitHold, who: ChannelOrAdmin, response: Response,
-                key: IdempotencyKey = None) -> Response:
-    return _answer(response, rt.ledger.commit_hold(
-        good_id, tier, hold_id, buyer=body.buyer, quantity=body.quantity,
-        unit_price=Money(body.unit_price.amount, body.unit_price.currency),
-        idempotency_key=_key(key), scope=scope_of(who), channel=_own_channel(who)))
+@router.post(
+    "/goods/{good_id}/tiers/{tier}/holds/{hold_id}/commit",
+    status_code=201,
+    response_model=ANSWER,
+    responses=COMMAND_RESPONSES,
+    summary="The payment arrived: sell all or part of the hold (the rest returns). "
+    "After expiry: a late sale if stock remains, else a refund owed",
+)
+def commit_hold(
+    rt: RuntimeDep,
+    good_id: GoodId,
+    tier: TierPath,
+    hold_id: HoldId,
+    body: models.CommitHold,
+    who: ChannelOrAdmin,
+    response: Response,
+    key: IdempotencyKey = None,
+) -> Response:
+    return _answer(
+        response,
+        rt.ledger.commit_hold(
+            good_id,
+            tier,
+            hold_id,
+            buyer=body.buyer,
+            quantity=body.quantity,
+            unit_price=Money(body.unit_price.amount, body.unit_price.currency),
+            idempotency_key=_key(key),
+            scope=scope_of(who),
+            channel=_own_channel(who),
+        ),
+    )
 
 
-@router.post("/goods/{good_id}/tiers/{tier}/holds/{hold_id}/release", status_code=201,
-             response_model=ANSWER,
-             responses=COMMAND_RESPONSES, summary="Give the hold's units back now")
-def release_hold(rt: RuntimeDep, good_id: GoodId, tier: TierPath, hold_id: HoldId,
-                 who: ChannelOrAdmin, response: Response, key: IdempotencyKey = None,
-                 body: models.ReleaseHold | None = None) -> Response:
+@router.post(
+    "/goods/{good_id}/tiers/{tier}/holds/{hold_id}/release",
+    status_code=201,
+    response_model=ANSWER,
+    responses=COMMAND_RESPONSES,
+    summary="Give the hold's units back now",
+)
+def release_hold(
+    rt: RuntimeDep,
+    good_id: GoodId,
+    tier: TierPath,
+    hold_id: HoldId,
+    who: ChannelOrAdmin,
+    response: Response,
+    key: IdempotencyKey = None,
+    body: models.ReleaseHold | None = None,
+) -> Response:
     del body  # optional and empty: the key says it all
-    return _answer(response, rt.ledger.release_hold(
-        good_id, tier, hold_id, idempotency_key=_key(key), scope=scope_of(who),
-        channel=_own_channel(who)))
+    return _answer(
+        response,
+        rt.ledger.release_hold(
+            good_id,
+            tier,
+            hold_id,
+            idempotency_key=_key(key),
+            scope=scope_of(who),
+            channel=_own_channel(who),
+        ),
+    )
 
 
-ChannelPath = Annotated[str, Path(min_length=1, max_length=limits.ID_CHARS_MAX,
-                                  pattern=limits.IDENTIFIER_PATTERN)]
+ChannelPath = Annotated[
+    str, Path(min_length=1, max_length=limits.ID_CHARS_MAX, pattern=limits.IDENTIFIER_PATTERN)
+]
 
 
-@router.post("/goods/{good_id}/tiers/{tier}/pools/{channel}/allot", status_code=201,
-             response_model=ANSWER,
-             responses=COMMAND_RESPONSES,
-             summary="Set units of the shared stock aside for a channel (e.g. a livestream "
-                     "room); it sells from its pool first")
-def allot_pool(rt: RuntimeDep, good_id: GoodId, tier: TierPath, channel: ChannelPath,
-               body: models.Allot, who: CreatorOrAdmin, response: Response,
-               key: IdempotencyKey = None) -> Response:
+@router.post(
+    "/goods/{good_id}/tiers/{tier}/pools/{channel}/allot",
+    status_code=201,
+    response_model=ANSWER,
+    responses=COMMAND_RESPONSES,
+    summary="Set units of the shared stock aside for a channel (e.g. a livestream "
+    "room); it sells from its pool first",
+)
+def allot_pool(
+    rt: RuntimeDep,
+    good_id: GoodId,
+    tier: TierPath,
+    channel: ChannelPath,
+    body: models.Allot,
+    who: CreatorOrAdmin,
+    response: Response,
+    key: IdempotencyKey = None,
+) -> Response:
     check_creator(who, _creators(rt, good_id))
-    return _answer(response, rt.ledger.allot_pool(
-        good_id, tier, channel=channel, quantity=body.quantity, overflow=body.overflow,
-        idempotency_key=_key(key), scope=scope_of(who)))
+    return _answer(
+        response,
+        rt.ledger.allot_pool(
+            good_id,
+            tier,
+            channel=channel,
+            quantity=body.quantity,
+            overflow=body.overflow,
+            idempotency_key=_key(key),
+            scope=scope_of(who),
+        ),
+    )
 
 
-@router.post("/goods/{good_id}/tiers/{tier}/pools/{channel}/return", status_code=201,
-             response_model=ANSWER,
-             responses=COMMAND_RESPONSES,
-             summary="Give unsold units of a channel's pool back to the shared stock (the "
-                     "good's creator, or the channel itself)")
-def return_pool(rt: RuntimeDep, good_id: GoodId, tier: TierPath, channel: ChannelPath,
-                body: models.ReturnPool, who: Annotated[Principal, require(Role.CREATOR,
-                                                                           Role.CHANNEL)],
-                response: Response, key: IdempotencyKey = None) -> Response:
+@router.post(
+    "/goods/{good_id}/tiers/{tier}/pools/{channel}/return",
+    status_code=201,
+    response_model=ANSWER,
+    responses=COMMAND_RESPONSES,
+    summary="Give unsold units of a channel's pool back to the shared stock (the "
+    "good's creator, or the channel itself)",
+)
+def return_pool(
+    rt: RuntimeDep,
+    good_id: GoodId,
+    tier: TierPath,
+    channel: ChannelPath,
+    body: models.ReturnPool,
+    who: Annotated[Principal, require(Role.CREATOR, Role.CHANNEL)],
+    response: Response,
+    key: IdempotencyKey = None,
+) -> Response:
     if who.role is Role.CHANNEL:
         check_channel(who, channel)
     else:
         check_creator(who, _creators(rt, good_id))
-    return _answer(response, rt.ledger.return_pool(
-        good_id, tier, channel=channel, quantity=body.quantity, idempotency_key=_key(key),
-        scope=scope_of(who)))
+    return _answer(
+        response,
+        rt.ledger.return_pool(
+            good_id,
+            tier,
+            channel=channel,
+            quantity=body.quantity,
+            idempotency_key=_key(key),
+            scope=scope_of(who),
+        ),
+    )
 
 
-@router.post("/goods/{good_id}/tiers/{tier}/pools/move", status_code=201,
-             response_model=ANSWER,
-             responses=COMMAND_RESPONSES,
-             summary="Move unsold units from one channel's pool to another's, in one step")
-def move_pool(rt: RuntimeDep, good_id: GoodId, tier: TierPath, body: models.MovePool,
-              who: CreatorOrAdmin, response: Response,
-              key: IdempotencyKey = None) -> Response:
+@router.post(
+    "/goods/{good_id}/tiers/{tier}/pools/move",
+    status_code=201,
+    response_model=ANSWER,
+    responses=COMMAND_RESPONSES,
+    summary="Move unsold units from one channel's pool to another's, in one step",
+)
+def move_pool(
+    rt: RuntimeDep,
+    good_id: GoodId,
+    tier: TierPath,
+    body: models.MovePool,
+    who: CreatorOrAdmin,
+    response: Response,
+    key: IdempotencyKey = None,
+) -> Response:
     check_creator(who, _creators(rt, good_id))
-    return _answer(response, rt.ledger.move_pool(
-        good_id, tier, from_channel=body.from_channel, to_channel=body.to_channel,
-        quantity=body.quantity, idempotency_key=_key(key), scope=scope_of(who)))
+    return _answer(
+        response,
+        rt.ledger.move_pool(
+            good_id,
+            tier,
+            from_channel=body.from_channel,
+            to_channel=body.to_channel,
+            quantity=body.quantity,
+            idempotency_key=_key(key),
+            scope=scope_of(who),
+        ),
+    )
 
 
-@router.post("/goods/{good_id}/tiers/{tier}/rates/{channel}", status_code=201,
-             response_model=ANSWER,
-             responses=COMMAND_RESPONSES,
-             summary="Cap a channel's sales of a tier per minute (anti-bot); null lifts it")
-def set_rate(rt: RuntimeDep, good_id: GoodId, tier: TierPath, channel: ChannelPath,
-             body: models.SetRate, who: CreatorOrAdmin, response: Response,
-             key: IdempotencyKey = None) -> Response:
+@router.post(
+    "/goods/{good_id}/tiers/{tier}/rates/{channel}",
+    status_code=201,
+    response_model=ANSWER,
+    responses=COMMAND_RESPONSES,
+    summary="Cap a channel's sales of a tier per minute (anti-bot); null lifts it",
+)
+def set_rate(
+    rt: RuntimeDep,
+    good_id: GoodId,
+    tier: TierPath,
+    channel: ChannelPath,
+    body: models.SetRate,
+    who: CreatorOrAdmin,
+    response: Response,
+    key: IdempotencyKey = None,
+) -> Response:
     check_creator(who, _creators(rt, good_id))
-    return _answer(response, rt.ledger.set_rate(
-        good_id, tier, channel=channel, per_minute=body.per_minute,
-        idempotency_key=_key(key), scope=scope_of(who)))
+    return _answer(
+        response,
+        rt.ledger.set_rate(
+            good_id,
+            tier,
+            channel=channel,
+            per_minute=body.per_minute,
+            idempotency_key=_key(key),
+            scope=scope_of(who),
+        ),
+    )
 
 
 EntryId = Annotated[UUID, Path(description="The waitlist entry's id (entry_id)")]
 
 
-@router.post("/goods/{good_id}/tiers/{tier}/waitlist", status_code=201,
-             response_model=ANSWER,
-             responses=COMMAND_RESPONSES,
-             summary="Join the waitlist of a sold-out, restockable tier; a restock holds "
-                     "units for waiting buyers first, in order (the hold id is the entry id)")
-def join_waitlist(rt: RuntimeDep, good_id: GoodId, tier: TierPath, body: models.JoinWaitlist,
-                  who: ChannelOrAdmin, response: Response,
-                  key: IdempotencyKey = None) -> Response:
+@router.post(
+    "/goods/{good_id}/tiers/{tier}/waitlist",
+    status_code=201,
+    response_model=ANSWER,
+    responses=COMMAND_RESPONSES,
+    summary="Join the waitlist of a sold-out, restockable tier; a restock holds "
+    "units for waiting buyers first, in order (the hold id is the entry id)",
+)
+def join_waitlist(
+    rt: RuntimeDep,
+    good_id: GoodId,
+    tier: TierPath,
+    body: models.JoinWaitlist,
+    who: ChannelOrAdmin,
+    response: Response,
+    key: IdempotencyKey = None,
+) -> Response:
     check_channel(who, body.channel)
-    return _answer(response, rt.ledger.join_waitlist(
-        good_id, tier, buyer=body.buyer, channel=body.channel, quantity=body.quantity,
-        idempotency_key=_key(key), scope=scope_of(who)))
+    return _answer(
+        response,
+        rt.ledger.join_waitlist(
+            good_id,
+            tier,
+            buyer=body.buyer,
+            channel=body.channel,
+            quantity=body.quantity,
+            idempotency_key=_key(key),
+            scope=scope_of(who),
+        ),
+    )
 
 
-@router.post("/goods/{good_id}/tiers/{tier}/waitlist/{entry_id}/leave", status_code=201,
-             response_model=ANSWER,
-             responses=COMMAND_RESPONSES, summary="Leave the waitlist")
-def leave_waitlist(rt: RuntimeDep, good_id: GoodId, tier: TierPath, entry_id: EntryId,
-                   who: ChannelOrAdmin, response: Response,
-                   key: IdempotencyKey = None) -> Response:
-    return _answer(response, rt.ledger.leave_waitlist(
-        good_id, tier, entry_id, idempotency_key=_key(key), scope=scope_of(who),
-        channel=_own_channel(who)))
+@router.post(
+    "/goods/{good_id}/tiers/{tier}/waitlist/{entry_id}/leave",
+    status_code=201,
+    response_model=ANSWER,
+    responses=COMMAND_RESPONSES,
+    summary="Leave the waitlist",
+)
+def leave_waitlist(
+    rt: RuntimeDep,
+    good_id: GoodId,
+    tier: TierPath,
+    entry_id: EntryId,
+    who: ChannelOrAdmin,
+    response: Response,
+    key: IdempotencyKey = None,
+) -> Response:
+    return _answer(
+        response,
+        rt.ledger.leave_waitlist(
+            good_id,
+            tier,
+            entry_id,
+            idempotency_key=_key(key),
+            scope=scope_of(who),
+            channel=_own_channel(who),
+        ),
+    )
 
 
 # -- redemption codes ------------------------------------------------------------
@@ -380,58 +678,114 @@ def leave_waitlist(rt: RuntimeDep, good_id: GoodId, tier: TierPath, entry_id: En
 ChannelOnly = Annotated[Principal, require(Role.CHANNEL, admin=False)]
 
 
-@router.post("/goods/{good_id}/tiers/{tier}/codes", status_code=201,
-             response_model=ANSWER,
-             responses=COMMAND_RESPONSES | {503: {"description": (
-                 "codes-unavailable: this server has no code keyring")}},
-             summary="Import a batch of redemption codes into a tier of a redemption-code "
-                     "good: a list, or a range (all or nothing; a code seen before anywhere "
-                     "refuses the batch)")
-def import_codes(rt: RuntimeDep, good_id: GoodId, tier: TierPath, body: models.ImportCodes,
-                 who: CreatorOrAdmin, response: Response,
-                 key: IdempotencyKey = None) -> Response:
+@router.post(
+    "/goods/{good_id}/tiers/{tier}/codes",
+    status_code=201,
+    response_model=ANSWER,
+    responses=COMMAND_RESPONSES
+    | {503: {"description": ("codes-unavailable: this server has no code keyring")}},
+    summary="Import a batch of redemption codes into a tier of a redemption-code "
+    "good: a list, or a range (all or nothing; a code seen before anywhere "
+    "refuses the batch)",
+)
+def import_codes(
+    rt: RuntimeDep,
+    good_id: GoodId,
+    tier: TierPath,
+    body: models.ImportCodes,
+    who: CreatorOrAdmin,
+    response: Response,
+    key: IdempotencyKey = None,
+) -> Response:
     check_creator(who, _creators(rt, good_id))
     code_range = body.code_range.model_dump() if body.code_range is not None else None
-    return _answer(response, rt.ledger.import_codes(
-        good_id, tier, codes=body.codes, code_range=code_range, idempotency_key=_key(key),
-        scope=scope_of(who)))
+    return _answer(
+        response,
+        rt.ledger.import_codes(
+            good_id,
+            tier,
+            codes=body.codes,
+            code_range=code_range,
+            idempotency_key=_key(key),
+            scope=scope_of(who),
+        ),
+    )
 
 
-@router.post("/units/{unit_id}/code-deliveries", status_code=200,
-             response_model=ANSWER,
-             responses=COMMAND_RESPONSES | {
-                 200: {"description": "The unit's code, with first_delivery (false when it "
-                                      "was delivered before); sent with Cache-Control: "
-                                      "no-store"},
-                 403: {"description": "Not a channel key, or not the channel of the unit's "
-                                      "current acquisition (an admin key is refused too)"},
-                 503: {"description": "codes-unavailable: this server has no code keyring"}},
-             summary="Reveal a unit's redemption code to its holder, through the channel "
-                     "that sold it (recorded once; asking again shows the same code)")
-def deliver_code(rt: RuntimeDep, unit_id: UnitId, body: models.DeliverCode, who: ChannelOnly,
-                 response: Response, key: IdempotencyKey = None) -> Response:
+@router.post(
+    "/units/{unit_id}/code-deliveries",
+    status_code=200,
+    response_model=ANSWER,
+    responses=COMMAND_RESPONSES
+    | {
+        200: {
+            "description": "The unit's code, with first_delivery (false when it "
+            "was delivered before); sent with Cache-Control: "
+            "no-store"
+        },
+        403: {
+            "description": "Not a channel key, or not the channel of the unit's "
+            "current acquisition (an admin key is refused too)"
+        },
+        503: {"description": "codes-unavailable: this server has no code keyring"},
+    },
+    summary="Reveal a unit's redemption code to its holder, through the channel "
+    "that sold it (recorded once; asking again shows the same code)",
+)
+def deliver_code(
+    rt: RuntimeDep,
+    unit_id: UnitId,
+    body: models.DeliverCode,
+    who: ChannelOnly,
+    response: Response,
+    key: IdempotencyKey = None,
+) -> Response:
     if who.role is not Role.CHANNEL or who.subject is None:  # require() already saw to it
         raise ApiProblem(403, "forbidden", "only the channel that sold a unit sees its code")
-    answer = rt.ledger.deliver_code(unit_id, holder=body.holder, idempotency_key=_key(key),
-                                    scope=scope_of(who), channel=who.subject)
+    answer = rt.ledger.deliver_code(
+        unit_id,
+        holder=body.holder,
+        idempotency_key=_key(key),
+        scope=scope_of(who),
+        channel=who.subject,
+    )
     response.headers["Cache-Control"] = "no-store"
     return _answer(response, answer, status=200)
 
 
-@router.post("/code-redemptions", status_code=201,
-             response_model=ANSWER,
-             responses=COMMAND_RESPONSES | {
-                 404: {"description": "code-not-found: never imported, or (for a creator "
-                                      "key) a code of another creator's good"},
-                 503: {"description": "codes-unavailable: this server has no code keyring"}},
-             summary="Redeem a delivered redemption code, once (a creator redeems the codes "
-                     "of its own goods)")
-def redeem_code(rt: RuntimeDep, body: models.RedeemCode, who: CreatorOrAdmin,
-                response: Response, key: IdempotencyKey = None) -> Response:
+@router.post(
+    "/code-redemptions",
+    status_code=201,
+    response_model=ANSWER,
+    responses=COMMAND_RESPONSES
+    | {
+        404: {
+            "description": "code-not-found: never imported, or (for a creator "
+            "key) a code of another creator's good"
+        },
+        503: {"description": "codes-unavailable: this server has no code keyring"},
+    },
+    summary="Redeem a delivered redemption code, once (a creator redeems the codes "
+    "of its own goods)",
+)
+def redeem_code(
+    rt: RuntimeDep,
+    body: models.RedeemCode,
+    who: CreatorOrAdmin,
+    response: Response,
+    key: IdempotencyKey = None,
+) -> Response:
     creator = who.subject if who.role is Role.CREATOR else None
-    return _answer(response, rt.ledger.redeem_code(
-        body.code, redeemer=body.redeemer, idempotency_key=_key(key), scope=scope_of(who),
-        creator=creator))
+    return _answer(
+        response,
+        rt.ledger.redeem_code(
+            body.code,
+            redeemer=body.redeemer,
+            idempotency_key=_key(key),
+            scope=scope_of(who),
+            creator=creator,
+        ),
+    )
 
 
 def _own_channel(who: Principal) -> str | None:

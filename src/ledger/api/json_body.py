@@ -89,8 +89,9 @@ def _is_json(content_type: str | None) -> bool:
     if content_type is None:
         return False
     media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (media.startswith("application/")
-                                           and media.endswith("+json"))
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
 
 
 class StrictJsonRoute(APIRoute):
@@ -122,9 +123,13 @@ async def _parse(request: Request, body: bytes) -> None:
             found = None
         key, location = found if found is not None else (error.key, ["body"])
         where = ".".join(location[1:]) or "the body"
-        raise ApiProblem(422, "duplicate-key", f"{key!r} is given twice in {where}; "
-                         "a JSON object names each key once", key=key,
-                         location=location) from None
+        raise ApiProblem(
+            422,
+            "duplicate-key",
+            f"{key!r} is given twice in {where}; a JSON object names each key once",
+            key=key,
+            location=location,
+        ) from None
     except json.JSONDecodeError:
         pass  # FastAPI answers a malformed body as it always does (422 invalid-input)
     except (ValueError, RecursionError) as error:  # e.g. an integer of 5,000 digits

@@ -72,14 +72,23 @@ class BodyLimit:
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
         body: dict[str, Any] = {
-            "type": PROBLEM_BASE + "body-too-large", "title": "Body too large", "status": 413,
+            "type": PROBLEM_BASE + "body-too-large",
+            "title": "Body too large",
+            "status": 413,
             "detail": f"request bodies are limited to {self.max_bytes} bytes",
             "instance": scope.get("path", ""),
         }
         data = orjson.dumps(body)
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", MEDIA_TYPE.encode()),
-                                (b"content-length", str(len(data)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", MEDIA_TYPE.encode()),
+                    (b"content-length", str(len(data)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": data})
 
 
@@ -106,27 +115,44 @@ class HeaderLimit:
     def _check(self, headers: list[tuple[bytes, bytes]]) -> tuple[str, str] | None:
         bounds = self.bounds
         if len(headers) > bounds.count_max:
-            return "too-many-headers", (f"{len(headers)} header lines; a request may send "
-                                        f"at most {bounds.count_max}")
+            return "too-many-headers", (
+                f"{len(headers)} header lines; a request may send at most {bounds.count_max}"
+            )
         total = 0
         for name, value in headers:
             size = len(name) + len(value)
             if size > bounds.header_bytes_max:
                 shown = name[:64].decode("latin-1")
-                return "header-too-large", (f"header {shown!r} has {size} bytes (name and "
-                                            f"value); at most {bounds.header_bytes_max}")
+                return "header-too-large", (
+                    f"header {shown!r} has {size} bytes (name and "
+                    f"value); at most {bounds.header_bytes_max}"
+                )
             total += size
         if total > bounds.headers_bytes_max:
-            return "headers-too-large", (f"the headers have {total} bytes together; at most "
-                                         f"{bounds.headers_bytes_max}")
+            return "headers-too-large", (
+                f"the headers have {total} bytes together; at most {bounds.headers_bytes_max}"
+            )
         return None
 
 
 async def _refuse(scope: Scope, send: Send, status: int, code: str, detail: str) -> None:
-    body = orjson.dumps({"type": PROBLEM_BASE + code, "title": code.replace("-", " ")
-                         .capitalize(), "status": status, "detail": detail,
-                         "instance": scope.get("path", "")})
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", MEDIA_TYPE.encode()),
-                            (b"content-length", str(len(body)).encode())]})
+    body = orjson.dumps(
+        {
+            "type": PROBLEM_BASE + code,
+            "title": code.replace("-", " ").capitalize(),
+            "status": status,
+            "detail": detail,
+            "instance": scope.get("path", ""),
+        }
+    )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", MEDIA_TYPE.encode()),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

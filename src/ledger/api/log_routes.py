@@ -83,20 +83,27 @@ def _checked_size(latest: StoredCheckpoint | None, size: int | None) -> int:
     if size is None:
         return signed
     if size > signed:
-        raise ApiProblem(422, "size-not-signed",
-                         f"the largest signed tree size is {signed}, not {size}")
+        raise ApiProblem(
+            422, "size-not-signed", f"the largest signed tree size is {signed}, not {size}"
+        )
     return size
 
 
 def proof_store_problem(error: ProofStoreError) -> ApiProblem:
     """The answer instead of a proof that does not verify (never sent)."""
-    return ApiProblem(500, "proof-store-damaged",
-                      f"{error}; the proof is not sent. The server's stored tree is damaged "
-                      "(its operator is alerted; `ledger verify --db` locates the damage)")
+    return ApiProblem(
+        500,
+        "proof-store-damaged",
+        f"{error}; the proof is not sent. The server's stored tree is damaged "
+        "(its operator is alerted; `ledger verify --db` locates the damage)",
+    )
 
 
-@router.get("/checkpoint", response_class=PlainTextResponse,
-            summary="The latest signed checkpoint, with every cosignature received")
+@router.get(
+    "/checkpoint",
+    response_class=PlainTextResponse,
+    summary="The latest signed checkpoint, with every cosignature received",
+)
 def latest_checkpoint(rt: RuntimeDep) -> PlainTextResponse:
     latest = rt.log.latest_checkpoint()
     if latest is None:
@@ -106,10 +113,16 @@ def latest_checkpoint(rt: RuntimeDep) -> PlainTextResponse:
     return PlainTextResponse(latest.note + lines, media_type="text/plain; charset=utf-8")
 
 
-@router.get("/entries", response_model=Entries,
-            summary="Leaves start <= index < end, with their exact record bytes")
-def entries(rt: RuntimeDep, start: Annotated[int, Query(ge=0, le=limits.LOG_INDEX_MAX)],
-            end: Annotated[int, Query(gt=0, le=limits.LOG_SIZE_MAX)]) -> Entries:
+@router.get(
+    "/entries",
+    response_model=Entries,
+    summary="Leaves start <= index < end, with their exact record bytes",
+)
+def entries(
+    rt: RuntimeDep,
+    start: Annotated[int, Query(ge=0, le=limits.LOG_INDEX_MAX)],
+    end: Annotated[int, Query(gt=0, le=limits.LOG_SIZE_MAX)],
+) -> Entries:
     if end <= start:
         raise ApiProblem(422, "invalid-range", "end must be greater than start")
     if end - start > ENTRIES_PAGE_MAX:
@@ -119,21 +132,32 @@ def entries(rt: RuntimeDep, start: Annotated[int, Query(ge=0, le=limits.LOG_INDE
     if not leaves:
         raise ApiProblem(404, "no-entries", f"the log has {size} entries")
     notifications = rt.ledger.event_store.recorder.select_notifications(
-        start=leaves[0].position, limit=len(leaves))
+        start=leaves[0].position, limit=len(leaves)
+    )
     out = []
     for leaf, stored in zip(leaves, notifications, strict=True):
         if stored.id != leaf.position:
             raise InvariantError("the log's leaves and the store disagree")
-        record = record_bytes(str(stored.originator_id), stored.originator_version,
-                              stored.topic, bytes(stored.state))
-        out.append(Entry(index=leaf.index, aggregate_id=leaf.aggregate_id,
-                         version=leaf.version, record=record.decode(),
-                         leaf_hash=b64(leaf.hash)))
+        record = record_bytes(
+            str(stored.originator_id), stored.originator_version, stored.topic, bytes(stored.state)
+        )
+        out.append(
+            Entry(
+                index=leaf.index,
+                aggregate_id=leaf.aggregate_id,
+                version=leaf.version,
+                record=record.decode(),
+                leaf_hash=b64(leaf.hash),
+            )
+        )
     return Entries(start=start, end=start + len(out), entries=out)
 
 
-@router.get("/proof/inclusion", response_model=InclusionProof,
-            summary="Inclusion proof of a leaf (by index, or by aggregate id and version)")
+@router.get(
+    "/proof/inclusion",
+    response_model=InclusionProof,
+    summary="Inclusion proof of a leaf (by index, or by aggregate id and version)",
+)
 def inclusion(
     rt: RuntimeDep,
     index: Annotated[int | None, Query(ge=0, le=limits.LOG_INDEX_MAX)] = None,
@@ -155,8 +179,11 @@ def inclusion(
         # (Below a signed size every leaf exists: no need to look it up.)
         raise ApiProblem(404, "not-in-log", f"no leaf {index}")
     if index >= tree_size:
-        raise ApiProblem(422, "not-yet-signed",
-                         f"leaf {index} is not under a signed checkpoint of size {tree_size}")
+        raise ApiProblem(
+            422,
+            "not-yet-signed",
+            f"leaf {index} is not under a signed checkpoint of size {tree_size}",
+        )
     if latest is None:
         raise InvariantError("a signed size without a checkpoint")
     # The leaf hash and its path in one read of the nodes not cached, verified
@@ -166,30 +193,49 @@ def inclusion(
         checked = rt.proofs.inclusion(index, tree_size, latest, leaf=event_leaf)
     except ProofStoreError as error:
         raise proof_store_problem(error) from None
-    return InclusionProof(index=index, size=tree_size, leaf_hash=b64(checked.leaf),
-                          root=b64(checked.root), proof=[b64(h) for h in checked.proof])
+    return InclusionProof(
+        index=index,
+        size=tree_size,
+        leaf_hash=b64(checked.leaf),
+        root=b64(checked.root),
+        proof=[b64(h) for h in checked.proof],
+    )
 
 
 def _event_leaf(rt: Runtime, leaf: Leaf) -> bytes:
     """The leaf hash of the event a ``tlog_leaves`` row names, from the event
     itself: a row naming another event gives a proof of the wrong leaf."""
     stored = rt.ledger.event_store.recorder.select_notifications(start=leaf.position, limit=1)
-    if (not stored or stored[0].id != leaf.position
-            or str(stored[0].originator_id) != leaf.aggregate_id
-            or stored[0].originator_version != leaf.version):
-        raise proof_store_problem(rt.proofs.damaged(
-            f"tlog_leaves row {leaf.index} names {leaf.aggregate_id} v{leaf.version} at "
-            f"position {leaf.position}, which holds another event"))
+    if (
+        not stored
+        or stored[0].id != leaf.position
+        or str(stored[0].originator_id) != leaf.aggregate_id
+        or stored[0].originator_version != leaf.version
+    ):
+        raise proof_store_problem(
+            rt.proofs.damaged(
+                f"tlog_leaves row {leaf.index} names {leaf.aggregate_id} v{leaf.version} at "
+                f"position {leaf.position}, which holds another event"
+            )
+        )
     event = stored[0]
-    return merkle.leaf_hash(record_bytes(str(event.originator_id), event.originator_version,
-                                         event.topic, bytes(event.state)))
+    return merkle.leaf_hash(
+        record_bytes(
+            str(event.originator_id), event.originator_version, event.topic, bytes(event.state)
+        )
+    )
 
 
-@router.get("/proof/consistency", response_model=ConsistencyProof,
-            summary="Consistency proof between two signed tree sizes")
-def consistency(rt: RuntimeDep, old: Annotated[int, Query(ge=1, le=limits.LOG_SIZE_MAX)],
-                new: Annotated[int | None, Query(ge=1, le=limits.LOG_SIZE_MAX)] = None,
-                ) -> ConsistencyProof:
+@router.get(
+    "/proof/consistency",
+    response_model=ConsistencyProof,
+    summary="Consistency proof between two signed tree sizes",
+)
+def consistency(
+    rt: RuntimeDep,
+    old: Annotated[int, Query(ge=1, le=limits.LOG_SIZE_MAX)],
+    new: Annotated[int | None, Query(ge=1, le=limits.LOG_SIZE_MAX)] = None,
+) -> ConsistencyProof:
     latest = rt.log.latest_checkpoint()
     new_size = _checked_size(latest, new)
     if old > new_size:
@@ -200,8 +246,13 @@ def consistency(rt: RuntimeDep, old: Annotated[int, Query(ge=1, le=limits.LOG_SI
         checked = rt.proofs.consistency(old, new_size, latest)
     except ProofStoreError as error:
         raise proof_store_problem(error) from None
-    return ConsistencyProof(old_size=old, new_size=new_size, old_root=b64(checked.old_root),
-                            new_root=b64(checked.new_root), proof=[b64(h) for h in checked.proof])
+    return ConsistencyProof(
+        old_size=old,
+        new_size=new_size,
+        old_root=b64(checked.old_root),
+        new_root=b64(checked.new_root),
+        proof=[b64(h) for h in checked.proof],
+    )
 
 
 class Cosignature(BaseModel):
@@ -211,8 +262,11 @@ class Cosignature(BaseModel):
     line: str = Field(max_length=1_000, description="A C2SP cosignature line: — <name> <b64>")
 
 
-@router.post("/cosignatures", status_code=201,
-             summary="A verifier node hands in its cosignature of a checkpoint")
+@router.post(
+    "/cosignatures",
+    status_code=201,
+    summary="A verifier node hands in its cosignature of a checkpoint",
+)
 def add_cosignature(rt: RuntimeDep, cosignature: Cosignature) -> dict[str, object]:
     if rt.policy is None:
         raise ApiProblem(403, "no-witnesses", "this ledger has no policy naming verifiers")
@@ -222,8 +276,11 @@ def add_cosignature(rt: RuntimeDep, cosignature: Cosignature) -> dict[str, objec
         raise ApiProblem(422, "invalid-input", f"line: {error}") from None
     witness = rt.policy.witnesses.get(signature.name)
     if witness is None or witness.key_id != signature.key_id:
-        raise ApiProblem(403, "unknown-witness", f"{signature.name!r} is not a verifier "
-                         "this ledger's policy names")
+        raise ApiProblem(
+            403,
+            "unknown-witness",
+            f"{signature.name!r} is not a verifier this ledger's policy names",
+        )
     stored = rt.log.checkpoint(cosignature.size)
     if stored is None:
         raise ApiProblem(404, "no-checkpoint", f"no checkpoint of size {cosignature.size}")
@@ -231,6 +288,7 @@ def add_cosignature(rt: RuntimeDep, cosignature: Cosignature) -> dict[str, objec
         verify_cosignature(parse_note(stored.note).text, signature, witness)
     except NoteError as error:
         raise ApiProblem(403, "bad-cosignature", str(error)) from None
-    rt.log.add_cosignature(cosignature.size, signature.name, cosignature.line,
-                           format_timestamp(utc_now()))
+    rt.log.add_cosignature(
+        cosignature.size, signature.name, cosignature.line, format_timestamp(utc_now())
+    )
     return {"size": cosignature.size, "cosigner": signature.name}

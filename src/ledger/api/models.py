@@ -13,15 +13,27 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ledger.domain import limits
 
-Identifier = Annotated[str, Field(min_length=1, max_length=limits.ID_CHARS_MAX,
-                                  pattern=limits.IDENTIFIER_PATTERN,
-                                  examples=["shop-berlin"])]
-TierName = Annotated[str, Field(pattern=limits.TIER_NAME_PATTERN, max_length=32,
-                                examples=["own"])]
-Bps = Annotated[int, Field(ge=0, le=limits.BPS_DENOMINATOR,
-                           description="basis points (1/100 of a percent)")]
-Timestamp = Annotated[str, Field(max_length=27, pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$",
-                                 examples=["2026-12-01T18:00:00.000000Z"])]
+Identifier = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=limits.ID_CHARS_MAX,
+        pattern=limits.IDENTIFIER_PATTERN,
+        examples=["shop-berlin"],
+    ),
+]
+TierName = Annotated[str, Field(pattern=limits.TIER_NAME_PATTERN, max_length=32, examples=["own"])]
+Bps = Annotated[
+    int, Field(ge=0, le=limits.BPS_DENOMINATOR, description="basis points (1/100 of a percent)")
+]
+Timestamp = Annotated[
+    str,
+    Field(
+        max_length=27,
+        pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$",
+        examples=["2026-12-01T18:00:00.000000Z"],
+    ),
+]
 
 
 class Strict(BaseModel):
@@ -137,14 +149,20 @@ class Refund(Strict):
 class Reserve(Strict):
     channel: Identifier
     quantity: int = Field(ge=1, le=limits.HOLD_QUANTITY_MAX)
-    ttl_seconds: int = Field(ge=limits.HOLD_TTL_SECONDS_MIN, le=limits.HOLD_TTL_SECONDS_MAX,
-                             description="How long the units are held")
+    ttl_seconds: int = Field(
+        ge=limits.HOLD_TTL_SECONDS_MIN,
+        le=limits.HOLD_TTL_SECONDS_MAX,
+        description="How long the units are held",
+    )
 
 
 class CommitHold(Strict):
     buyer: Identifier
-    quantity: int = Field(ge=1, le=limits.HOLD_QUANTITY_MAX,
-                          description="Units to sell, at most the hold's; the rest returns")
+    quantity: int = Field(
+        ge=1,
+        le=limits.HOLD_QUANTITY_MAX,
+        description="Units to sell, at most the hold's; the rest returns",
+    )
     unit_price: Money
 
 
@@ -154,8 +172,10 @@ class ReleaseHold(Strict):
 
 class Allot(Strict):
     quantity: int = Field(ge=1, le=limits.TIER_QUOTA_MAX)
-    overflow: bool = Field(default=False, description="May the channel sell on from the "
-                           "shared stock once its pool is empty?")
+    overflow: bool = Field(
+        default=False,
+        description="May the channel sell on from the shared stock once its pool is empty?",
+    )
 
 
 class ReturnPool(Strict):
@@ -175,13 +195,23 @@ class JoinWaitlist(Strict):
 
 
 class SetRate(Strict):
-    per_minute: int | None = Field(ge=1, le=limits.TIER_QUOTA_MAX, description=(
-        "Units the channel may sell of this tier per minute; null lifts the cap"))
+    per_minute: int | None = Field(
+        ge=1,
+        le=limits.TIER_QUOTA_MAX,
+        description=("Units the channel may sell of this tier per minute; null lifts the cap"),
+    )
 
 
-CodeText = Annotated[str, Field(min_length=1, max_length=limits.CODE_CHARS_MAX,
-                                pattern=limits.CODE_PATTERN, examples=["GIFT-000001"],
-                                description="printable ASCII without spaces, case-sensitive")]
+CodeText = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=limits.CODE_CHARS_MAX,
+        pattern=limits.CODE_PATTERN,
+        examples=["GIFT-000001"],
+        description="printable ASCII without spaces, case-sensitive",
+    ),
+]
 _PREFIX_PATTERN = r"^[\x21-\x7e]*$"  # CODE_PATTERN, but a range's prefix may be empty
 _COUNTER_MAX = 10**limits.CODE_RANGE_WIDTH_MAX - 1
 
@@ -190,20 +220,29 @@ class CodeRange(Strict):
     """``prefix`` then the counter from ``start`` to ``end`` (inclusive),
     zero-padded to ``width`` digits: GIFT-000001 ... GIFT-005000."""
 
-    prefix: str = Field(default="", max_length=limits.CODE_CHARS_MAX - 1,
-                        pattern=_PREFIX_PATTERN, examples=["GIFT-"])
+    prefix: str = Field(
+        default="",
+        max_length=limits.CODE_CHARS_MAX - 1,
+        pattern=_PREFIX_PATTERN,
+        examples=["GIFT-"],
+    )
     width: int = Field(ge=1, le=limits.CODE_RANGE_WIDTH_MAX, examples=[6])
     start: int = Field(ge=0, le=_COUNTER_MAX, examples=[1])
-    end: int = Field(ge=0, le=_COUNTER_MAX, examples=[5000],
-                     description=f"inclusive; at most {limits.CODES_PER_IMPORT_MAX} codes "
-                                 "a range")
+    end: int = Field(
+        ge=0,
+        le=_COUNTER_MAX,
+        examples=[5000],
+        description=f"inclusive; at most {limits.CODES_PER_IMPORT_MAX} codes a range",
+    )
 
 
 class ImportCodes(Strict):
     """Exactly one of ``codes`` (a list) or ``range``."""
 
-    codes: Annotated[list[CodeText], Field(
-        min_length=1, max_length=limits.CODES_PER_IMPORT_MAX)] | None = None
+    codes: (
+        Annotated[list[CodeText], Field(min_length=1, max_length=limits.CODES_PER_IMPORT_MAX)]
+        | None
+    ) = None
     code_range: CodeRange | None = Field(default=None, alias="range")
 
     @model_validator(mode="after")

@@ -41,8 +41,15 @@ STATUS_BY_ERROR: list[tuple[type[errors.LedgerError], int]] = [
 class ApiProblem(Exception):  # noqa: N818 - it is a problem, rendered as one
     """An error raised at the edge (not from the domain)."""
 
-    def __init__(self, status: int, code: str, detail: str, *,
-                 headers: dict[str, str] | None = None, **extra: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(detail)
         self.status, self.code, self.detail, self.extra = status, code, detail, extra
         self.headers = headers or {}
@@ -70,31 +77,63 @@ def retry_after(status: int, code: str) -> dict[str, str]:
     return {"Retry-After": str(RETRY_AFTER_SECONDS.get(code, RETRY_AFTER_DEFAULT))}
 
 
-def problem(status: int, code: str, title: str, detail: str, instance: str, *,
-            headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
-    body = {"type": PROBLEM_BASE + code, "title": title, "status": status, "detail": detail,
-            "instance": instance, **extra}
-    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE,
-                        headers=retry_after(status, code) | (headers or {}))
+def problem(
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    instance: str,
+    *,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body = {
+        "type": PROBLEM_BASE + code,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+        **extra,
+    }
+    return JSONResponse(
+        body,
+        status_code=status,
+        media_type=MEDIA_TYPE,
+        headers=retry_after(status, code) | (headers or {}),
+    )
 
 
 def unavailable_document(error: BaseException, reason: str, instance: str) -> dict[str, Any]:
     """The 503 database-unavailable problem (see ledger.store.availability)."""
-    detail = (str(error) if isinstance(error, DatabaseUnavailableError)
-              else f"the database is unavailable ({reason}); retry later (a command: with "
-                   "the same Idempotency-Key)")
+    detail = (
+        str(error)
+        if isinstance(error, DatabaseUnavailableError)
+        else f"the database is unavailable ({reason}); retry later (a command: with "
+        "the same Idempotency-Key)"
+    )
     extra: dict[str, Any] = (
         {"outcome_unknown": True}
-        if isinstance(error, DatabaseUnavailableError) and error.outcome_unknown else {})
-    return {"type": PROBLEM_BASE + DatabaseUnavailableError.code,
-            "title": "Database unavailable", "status": 503, "detail": detail,
-            "instance": instance, **extra}
+        if isinstance(error, DatabaseUnavailableError) and error.outcome_unknown
+        else {}
+    )
+    return {
+        "type": PROBLEM_BASE + DatabaseUnavailableError.code,
+        "title": "Database unavailable",
+        "status": 503,
+        "detail": detail,
+        "instance": instance,
+        **extra,
+    }
 
 
 def unavailable_problem(error: BaseException, reason: str, instance: str) -> JSONResponse:
     body = unavailable_document(error, reason, instance)
-    return JSONResponse(body, status_code=503, media_type=MEDIA_TYPE,
-                        headers=retry_after(503, DatabaseUnavailableError.code))
+    return JSONResponse(
+        body,
+        status_code=503,
+        media_type=MEDIA_TYPE,
+        headers=retry_after(503, DatabaseUnavailableError.code),
+    )
 
 
 def _title(code: str) -> str:
@@ -105,17 +144,28 @@ def domain_problem(error: errors.LedgerError, instance: str) -> dict[str, Any]:
     """The problem document for a domain error (its ``status`` inside)."""
     status = next((s for kind, s in STATUS_BY_ERROR if isinstance(error, kind)), 400)
     extra: dict[str, Any] = (
-        {"field": error.field} if isinstance(error, errors.InvalidInputError) else {})
-    return {"type": PROBLEM_BASE + error.code, "title": _title(error.code), "status": status,
-            "detail": error.message, "instance": instance, **extra}
+        {"field": error.field} if isinstance(error, errors.InvalidInputError) else {}
+    )
+    return {
+        "type": PROBLEM_BASE + error.code,
+        "title": _title(error.code),
+        "status": status,
+        "detail": error.message,
+        "instance": instance,
+        **extra,
+    }
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(errors.LedgerError)
     async def domain_error(request: Request, error: errors.LedgerError) -> JSONResponse:
         body = domain_problem(error, request.url.path)
-        return JSONResponse(body, status_code=body["status"], media_type=MEDIA_TYPE,
-                            headers=retry_after(body["status"], error.code))
+        return JSONResponse(
+            body,
+            status_code=body["status"],
+            media_type=MEDIA_TYPE,
+            headers=retry_after(body["status"], error.code),
+        )
 
     @app.exception_handler(DatabaseUnavailableError)
     @app.exception_handler(PersistenceError)  # the event store's wrapper of driver errors
@@ -128,28 +178,40 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ApiProblem)
     async def api_problem(request: Request, error: ApiProblem) -> JSONResponse:
-        return problem(error.status, error.code, _title(error.code), error.detail,
-                       request.url.path, headers=error.headers, **error.extra)
+        return problem(
+            error.status,
+            error.code,
+            _title(error.code),
+            error.detail,
+            request.url.path,
+            headers=error.headers,
+            **error.extra,
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
-        issues = [{"location": list(map(str, e.get("loc", ()))), "message": e.get("msg", "")}
-                  for e in error.errors()]
+        issues = [
+            {"location": list(map(str, e.get("loc", ()))), "message": e.get("msg", "")}
+            for e in error.errors()
+        ]
         first = issues[0] if issues else {"location": [], "message": "invalid request"}
         detail = f"{'.'.join(first['location'])}: {first['message']}"
-        return problem(422, "invalid-input", "Invalid input", detail, request.url.path,
-                       errors=issues)
+        return problem(
+            422, "invalid-input", "Invalid input", detail, request.url.path, errors=issues
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         code = {404: "not-found", 405: "method-not-allowed"}.get(error.status_code, "http-error")
-        return problem(error.status_code, code, _title(code), str(error.detail),
-                       request.url.path)
+        return problem(error.status_code, code, _title(code), str(error.detail), request.url.path)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
-        logger.error("unhandled error on %s %s", request.method, request.url.path,
-                     exc_info=error)
-        return problem(500, "internal-error", "Internal error",
-                       "the server could not complete the request; nothing acknowledged is lost",
-                       request.url.path)
+        logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
+        return problem(
+            500,
+            "internal-error",
+            "Internal error",
+            "the server could not complete the request; nothing acknowledged is lost",
+            request.url.path,
+        )

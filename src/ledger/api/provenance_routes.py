@@ -16,9 +16,11 @@ from ledger.service.provenance import NotYetSealedError, provenance_bundle
 router = APIRouter(tags=["provenance"], route_class=StrictJsonRoute)
 
 
-@router.get("/units/{unit_id}/provenance",
-            summary="A unit's history, each event with a tlog-proof against the latest "
-                    "cosigned checkpoint (verify with ledger.verify.provenance)")
+@router.get(
+    "/units/{unit_id}/provenance",
+    summary="A unit's history, each event with a tlog-proof against the latest "
+    "cosigned checkpoint (verify with ledger.verify.provenance)",
+)
 def provenance(rt: RuntimeDep, unit_id: UUID) -> dict[str, Any]:
     try:
         return provenance_bundle(rt.ledger.event_store, rt.log, unit_id, rt.proofs)

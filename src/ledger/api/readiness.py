@@ -36,10 +36,12 @@ class NotReady:
         self.state = state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] not in OPEN_PATHS \
-                and getattr(self.state, "runtime", None) is None:
-            response = problem(503, "not-ready", "Not ready", _waiting(self.state),
-                               scope["path"])
+        if (
+            scope["type"] == "http"
+            and scope["path"] not in OPEN_PATHS
+            and getattr(self.state, "runtime", None) is None
+        ):
+            response = problem(503, "not-ready", "Not ready", _waiting(self.state), scope["path"])
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
@@ -48,8 +50,7 @@ class NotReady:
 def _waiting(state: State) -> str:
     opener = getattr(state, "opener", None)
     reason = getattr(opener, "reason", None)
-    return ("the server is starting: waiting for the database"
-            + (f" ({reason})" if reason else ""))
+    return "the server is starting: waiting for the database" + (f" ({reason})" if reason else "")
 
 
 @router.get("/healthz", summary="Liveness: the process answers")
@@ -65,16 +66,19 @@ def health(request: Request) -> dict[str, object]:
     return body
 
 
-@router.get("/readyz", summary="Readiness: database, views and sealer are ready",
-            responses={503: {"description": "not-ready (with Retry-After): what is not"}})
+@router.get(
+    "/readyz",
+    summary="Readiness: database, views and sealer are ready",
+    responses={503: {"description": "not-ready (with Retry-After): what is not"}},
+)
 def ready(request: Request) -> dict[str, Any]:
     runtime = getattr(request.app.state, "runtime", None)
     if runtime is None:
-        raise ApiProblem(503, "not-ready", _waiting(request.app.state),
-                         database=False, views=False, sealer=False)
+        raise ApiProblem(
+            503, "not-ready", _waiting(request.app.state), database=False, views=False, sealer=False
+        )
     readiness: dict[str, Any] = runtime.readiness()
     missing = [name for name, ok in readiness.items() if not ok]
     if missing:
-        raise ApiProblem(503, "not-ready", f"not ready yet: {', '.join(missing)}",
-                         **readiness)
+        raise ApiProblem(503, "not-ready", f"not ready yet: {', '.join(missing)}", **readiness)
     return {"status": "ready", **readiness}

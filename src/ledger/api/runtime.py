@@ -71,11 +71,15 @@ class Runtime:
         knows), the views (caught up once, last batch applied) and the
         sealer (its last round sealed)."""
         availability = availability_of(self.ledger.event_store.recorder)
-        views = self.runner is None or (self.runner.caught_up.is_set()
-                                        and self.runner.error is None)
+        views = self.runner is None or (
+            self.runner.caught_up.is_set() and self.runner.error is None
+        )
         sealer = self.sealer is None or (self._thread is not None and self._thread.ready)
-        return {"database": availability is None or not availability.down,
-                "views": views, "sealer": sealer}
+        return {
+            "database": availability is None or not availability.down,
+            "views": views,
+            "sealer": sealer,
+        }
 
     def start(self) -> None:
         if self.runner is not None:
@@ -105,12 +109,22 @@ class Runtime:
             self.runner.stop()
 
 
-def open_runtime(url: DatabaseURL, settings: Settings, *, signers: Sequence[Signer] = (),
-                 policy: Policy | None = None, code_keyring: Keyring | None = None) -> Runtime:
+def open_runtime(
+    url: DatabaseURL,
+    settings: Settings,
+    *,
+    signers: Sequence[Signer] = (),
+    policy: Policy | None = None,
+    code_keyring: Keyring | None = None,
+) -> Runtime:
     """Everything ``ledger serve`` runs, on one store (tables created as needed)."""
     url = dataclasses.replace(url, timeout=settings.database_timeout)
-    ledger = Ledger(url, retries=settings.command_retries,
-                    cache_size=settings.aggregate_cache_size, code_keyring=code_keyring)
+    ledger = Ledger(
+        url,
+        retries=settings.command_retries,
+        cache_size=settings.aggregate_cache_size,
+        code_keyring=code_keyring,
+    )
     try:
         recorder = ledger.event_store.recorder
         log = LogStore(recorder)
@@ -120,20 +134,39 @@ def open_runtime(url: DatabaseURL, settings: Settings, *, signers: Sequence[Sign
         projections = ProjectionStore(recorder, bands=settings.band_policy())
         listen = None
         if url.backend == "postgresql" and settings.projection_follow == "listen":
-            listen = {"host": url.host, "port": url.port, "user": url.user,
-                      "password": url.password, "dbname": url.dbname,
-                      "connect_timeout": max(2, math.ceil(url.timeout))}
-        runner = (ProcessRunner(projections, url, bands=settings.band_policy(),
-                                poll_interval=settings.projection_poll_interval,
-                                listen_dsn=listen)
-                  if settings.views_in_process(url.backend) else
-                  ProjectionRunner(projections, poll_interval=settings.projection_poll_interval,
-                                   listen_dsn=listen))
-        return Runtime(ledger, log, sealer, seal_interval=settings.seal_interval, policy=policy,
-                       projections=projections, runner=runner,
-                       api_keys=ApiKeyStore(recorder),
-                       velocity_window_minutes=settings.velocity_window_minutes,
-                       hold_sweep_interval=settings.hold_sweep_interval)
+            listen = {
+                "host": url.host,
+                "port": url.port,
+                "user": url.user,
+                "password": url.password,
+                "dbname": url.dbname,
+                "connect_timeout": max(2, math.ceil(url.timeout)),
+            }
+        runner = (
+            ProcessRunner(
+                projections,
+                url,
+                bands=settings.band_policy(),
+                poll_interval=settings.projection_poll_interval,
+                listen_dsn=listen,
+            )
+            if settings.views_in_process(url.backend)
+            else ProjectionRunner(
+                projections, poll_interval=settings.projection_poll_interval, listen_dsn=listen
+            )
+        )
+        return Runtime(
+            ledger,
+            log,
+            sealer,
+            seal_interval=settings.seal_interval,
+            policy=policy,
+            projections=projections,
+            runner=runner,
+            api_keys=ApiKeyStore(recorder),
+            velocity_window_minutes=settings.velocity_window_minutes,
+            hold_sweep_interval=settings.hold_sweep_interval,
+        )
     except BaseException:
         ledger.close()
         raise
@@ -151,8 +184,9 @@ class RuntimeOpener(threading.Thread):
     Each attempt first connects once (cheap, bounded by the URL's timeout);
     only when that works is the runtime opened -- tables, views, sealer."""
 
-    def __init__(self, url: DatabaseURL, open_: Callable[[], Runtime],
-                 on_open: Callable[[Runtime], object]) -> None:
+    def __init__(
+        self, url: DatabaseURL, open_: Callable[[], Runtime], on_open: Callable[[Runtime], object]
+    ) -> None:
         super().__init__(name="ledger-opener", daemon=True)
         self._url = url
         self._open = open_
@@ -165,9 +199,15 @@ class RuntimeOpener(threading.Thread):
         import psycopg  # noqa: PLC0415 - PostgreSQL only
 
         url = self._url
-        with psycopg.connect(host=url.host, port=url.port, user=url.user,
-                             password=url.password, dbname=url.dbname, autocommit=True,
-                             connect_timeout=max(2, math.ceil(url.timeout))) as connection:
+        with psycopg.connect(
+            host=url.host,
+            port=url.port,
+            user=url.user,
+            password=url.password,
+            dbname=url.dbname,
+            autocommit=True,
+            connect_timeout=max(2, math.ceil(url.timeout)),
+        ) as connection:
             connection.execute("SELECT 1")
 
     def run(self) -> None:
@@ -183,8 +223,12 @@ class RuntimeOpener(threading.Thread):
                     reason = f"{type(error).__name__}: {error}"
                     logger.exception("cannot open the store at %s; trying again", display)
                 elif reason != self.reason:
-                    logger.warning("waiting for the database at %s (%s); /healthz answers, "
-                                   "everything else 503 until it does", display, reason)
+                    logger.warning(
+                        "waiting for the database at %s (%s); /healthz answers, "
+                        "everything else 503 until it does",
+                        display,
+                        reason,
+                    )
                 self.reason = reason
                 self._stop_event.wait(OPEN_RETRY_SECONDS)
                 continue
@@ -192,8 +236,11 @@ class RuntimeOpener(threading.Thread):
                 runtime.ledger.close()
                 return
             self._on_open(runtime)
-            logger.info("the database at %s answers: serving (after %.1f s)", display,
-                           time.monotonic() - self.waiting_since)
+            logger.info(
+                "the database at %s answers: serving (after %.1f s)",
+                display,
+                time.monotonic() - self.waiting_since,
+            )
             return
 
     def stop(self) -> None:

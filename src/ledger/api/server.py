@@ -36,12 +36,22 @@ LINGER_SECONDS = 1.0  # how long a refused connection's input is drained before 
 
 def problem_response(status: int, code: str, title: str, detail: str) -> bytes:
     """A complete HTTP/1.1 answer carrying a problem document; closes the connection."""
-    body = orjson.dumps({"type": PROBLEM_BASE + code, "title": title, "status": status,
-                         "detail": detail})
-    return b"".join([STATUS_LINE[status],
-                     b"content-type: ", MEDIA_TYPE.encode(), b"\r\n",
-                     b"content-length: ", str(len(body)).encode(), b"\r\n",
-                     b"connection: close\r\n\r\n", body])
+    body = orjson.dumps(
+        {"type": PROBLEM_BASE + code, "title": title, "status": status, "detail": detail}
+    )
+    return b"".join(
+        [
+            STATUS_LINE[status],
+            b"content-type: ",
+            MEDIA_TYPE.encode(),
+            b"\r\n",
+            b"content-length: ",
+            str(len(body)).encode(),
+            b"\r\n",
+            b"connection: close\r\n\r\n",
+            body,
+        ]
+    )
 
 
 class LedgerHttpProtocol(HttpToolsProtocol):
@@ -77,17 +87,24 @@ class LedgerHttpProtocol(HttpToolsProtocol):
         self._head_bytes += len(data)
         if self._head_bytes > self.head_bytes_max:
             self.logger.warning("Request head over %d bytes refused.", self.head_bytes_max)
-            self.refuse(431, "headers-too-large", "Headers too large",
-                        f"the request line and headers are limited to "
-                        f"{self.head_bytes_max} bytes together")
+            self.refuse(
+                431,
+                "headers-too-large",
+                "Headers too large",
+                f"the request line and headers are limited to {self.head_bytes_max} bytes together",
+            )
 
     def send_400_response(self, msg: str) -> None:
         # uvicorn's answer to bytes that are not HTTP/1.1 (text/plain there).
         del msg
-        self.refuse(400, "malformed-request", "Malformed request",
-                    "the request is not valid HTTP/1.1 (for example a control character "
-                    "or a line without a colon in a header, a bad request line, or a bad "
-                    "chunk size); the connection is closed")
+        self.refuse(
+            400,
+            "malformed-request",
+            "Malformed request",
+            "the request is not valid HTTP/1.1 (for example a control character "
+            "or a line without a colon in a header, a bad request line, or a bad "
+            "chunk size); the connection is closed",
+        )
 
     def refuse(self, status: int, code: str, title: str, detail: str) -> None:
         """Answer with a problem document, then close once the client's input drains."""

@@ -33,8 +33,9 @@ app.command()(demo.demo)
 app.command()(verify.verify)
 app.command()(export.export)
 
-keys_app = typer.Typer(help="Ed25519 keys for the log and for verifier nodes (C2SP signed-note).",
-                       no_args_is_help=True)
+keys_app = typer.Typer(
+    help="Ed25519 keys for the log and for verifier nodes (C2SP signed-note).", no_args_is_help=True
+)
 app.add_typer(keys_app, name="keys")
 keys_app.command("generate")(keys.keys_generate)
 keys_app.command("show")(keys.keys_show)
@@ -45,14 +46,16 @@ verifier_app = typer.Typer(help="Independent verifier nodes.", no_args_is_help=T
 app.add_typer(verifier_app, name="verifier")
 verifier_app.command("run")(verifier.verifier_run)
 
-proof_app = typer.Typer(help="Provenance proofs a platform can check offline.",
-                        no_args_is_help=True)
+proof_app = typer.Typer(
+    help="Provenance proofs a platform can check offline.", no_args_is_help=True
+)
 app.add_typer(proof_app, name="proof")
 proof_app.command("export")(proof.proof_export)
 proof_app.command("verify")(proof.proof_verify)
 
-api_keys_app = typer.Typer(help="API keys for the HTTP API: issue, list, revoke.",
-                           no_args_is_help=True)
+api_keys_app = typer.Typer(
+    help="API keys for the HTTP API: issue, list, revoke.", no_args_is_help=True
+)
 app.add_typer(api_keys_app, name="api-keys")
 api_keys_app.command("issue")(apikeys.api_keys_issue)
 api_keys_app.command("list")(apikeys.api_keys_list)
@@ -63,8 +66,9 @@ app.add_typer(views_app, name="views")
 views_app.command("status")(views.views_status)
 views_app.command("rebuild")(views.views_rebuild)
 
-codes_app = typer.Typer(help="Redemption codes: the keyring, key rotation, imports, counts.",
-                        no_args_is_help=True)
+codes_app = typer.Typer(
+    help="Redemption codes: the keyring, key rotation, imports, counts.", no_args_is_help=True
+)
 app.add_typer(codes_app, name="codes")
 codes_app.command("keyring")(codes.codes_keyring)
 codes_app.command("rotate")(codes.codes_rotate)

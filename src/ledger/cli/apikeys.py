@@ -23,20 +23,25 @@ if TYPE_CHECKING:
     from ledger.store.apikeys import ApiKeyStore
 
 
-RoleOption = Annotated[str, typer.Option(
-    "--role", help="admin, creator, channel, auditor or verifier.")]
+RoleOption = Annotated[
+    str, typer.Option("--role", help="admin, creator, channel, auditor or verifier.")
+]
 
 
 def api_keys_issue(
     role: RoleOption,
-    subject: Annotated[str | None, typer.Option(
-        "--subject", help="The creator or channel id the key acts for (creator and channel "
-        "keys only).")] = None,
-    label: Annotated[str, typer.Option("--label", help="A note for whoever reads the list.")]
-    = "",
+    subject: Annotated[
+        str | None,
+        typer.Option(
+            "--subject",
+            help="The creator or channel id the key acts for (creator and channel keys only).",
+        ),
+    ] = None,
+    label: Annotated[str, typer.Option("--label", help="A note for whoever reads the list.")] = "",
     db: DbOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print {key_id, token, role, "
-                                          "subject} as JSON.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print {key_id, token, role, subject} as JSON.")
+    ] = False,
 ) -> None:
     """Issue a key. The token is printed once; only its hash is stored."""
     from ledger.store.apikeys import check_grant
@@ -47,13 +52,25 @@ def api_keys_issue(
         raise _fail(str(error)) from None
     who, token = _with_keys(db, lambda keys: keys.issue(role, subject, label), create=True)
     if as_json:
-        sys.stdout.write(json.dumps({"key_id": who.key_id, "token": token, "role": who.role.value,
-                                     "subject": who.subject}) + "\n")
+        sys.stdout.write(
+            json.dumps(
+                {
+                    "key_id": who.key_id,
+                    "token": token,
+                    "role": who.role.value,
+                    "subject": who.subject,
+                }
+            )
+            + "\n"
+        )
     else:
         sys.stdout.write(token + "\n")
-    errors.print(f"issued {who.role.value} key {who.key_id}"
-                 f"{f' for {who.subject}' if who.subject else ''}; the token is shown only "
-                 "this once", highlight=False)
+    errors.print(
+        f"issued {who.role.value} key {who.key_id}"
+        f"{f' for {who.subject}' if who.subject else ''}; the token is shown only "
+        "this once",
+        highlight=False,
+    )
 
 
 def api_keys_list(
@@ -69,8 +86,14 @@ def api_keys_list(
         return
     table = Table("key id", "role", "subject", "label", "issued", "revoked")
     for row in rows:
-        table.add_row(row["key_id"], row["role"], row["subject"] or "", row["label"],
-                      row["created_at"], row["revoked_at"] or "")
+        table.add_row(
+            row["key_id"],
+            row["role"],
+            row["subject"] or "",
+            row["label"],
+            row["created_at"],
+            row["revoked_at"] or "",
+        )
     console.print(table)
 
 
@@ -103,5 +126,7 @@ def _with_keys(db: str | None, work: Callable[[ApiKeyStore], T], *, create: bool
         if isinstance(error, typer.Exit):
             raise
         text = str(error).strip()
-        raise _fail(f"cannot {'write' if create else 'read'} API keys at {url.display()}: "
-                    f"{text.splitlines()[0] if text else type(error).__name__}") from None
+        raise _fail(
+            f"cannot {'write' if create else 'read'} API keys at {url.display()}: "
+            f"{text.splitlines()[0] if text else type(error).__name__}"
+        ) from None

@@ -25,20 +25,25 @@ if TYPE_CHECKING:
     from ledger.store.codevault import Keyring
 
 
-KeyringOption = Annotated[Path | None, typer.Option(
-    "--keyring", help="The code keyring file (default: $LEDGER_CODE_KEYRING_FILE).")]
+KeyringOption = Annotated[
+    Path | None,
+    typer.Option("--keyring", help="The code keyring file (default: $LEDGER_CODE_KEYRING_FILE)."),
+]
 
 
-GoodOption = Annotated[str, typer.Option("--good", help="The good's id (a redemption-code "
-                                         "good).")]
+GoodOption = Annotated[str, typer.Option("--good", help="The good's id (a redemption-code good).")]
 
 
 TierOption = Annotated[str, typer.Option("--tier", help="The tier's name.")]
 
 
 def codes_keyring(
-    out: Annotated[Path, typer.Option("--out", help="The keyring file to create (mode 0600; "
-                                      "keep it apart from the database).")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", help="The keyring file to create (mode 0600; keep it apart from the database)."
+        ),
+    ],
 ) -> None:
     """Create a new code keyring and print its active key id."""
     import os
@@ -58,15 +63,23 @@ def codes_keyring(
         out.unlink(missing_ok=True)
         raise
     console.print(ring.active, highlight=False, soft_wrap=True)
-    errors.print(f"wrote the code keyring {out} (mode 0600); keep it apart from the database "
-                 "and back it up: without it no sealed code opens", highlight=False, soft_wrap=True)
+    errors.print(
+        f"wrote the code keyring {out} (mode 0600); keep it apart from the database "
+        "and back it up: without it no sealed code opens",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def codes_rotate(
     keyring: KeyringOption = None,
     db: DbOption = None,
-    retire: Annotated[bool, typer.Option("--retire", help="Then remove from the ring every "
-                                         "key no sealed code uses any more.")] = False,
+    retire: Annotated[
+        bool,
+        typer.Option(
+            "--retire", help="Then remove from the ring every key no sealed code uses any more."
+        ),
+    ] = False,
 ) -> None:
     """Add a new key to the ring, make it active and re-seal every code in the
     vault under it. Servers reading the same keyring file pick it up by themselves."""
@@ -87,8 +100,11 @@ def codes_rotate(
             usage = vault.key_usage()
             unused = [key for key in old if not usage.get(key)]
             if retire and unused:
-                kept = type(ring)(ring.ref_key, {k: v for k, v in ring.keys.items()
-                                                 if k not in unused}, ring.active)
+                kept = type(ring)(
+                    ring.ref_key,
+                    {k: v for k, v in ring.keys.items() if k not in unused},
+                    ring.active,
+                )
                 _save_keyring(kept, path)
                 # A process still on the old ring may have sealed a code since the
                 # count: re-seal it under the new key (this ring still opens it).
@@ -99,19 +115,35 @@ def codes_rotate(
     except VaultError as error:
         raise _fail(str(error)) from None
     except Exception as error:  # no vault table, no server...
-        raise _fail(f"cannot rotate the code vault at {url.display()}: {_first_line(error)}") \
-            from None
-    console.print(f"added key {new_id} to {path}, now active; re-sealed {resealed:,} "
-                  f"code(s) under it", highlight=False, soft_wrap=True)
+        raise _fail(
+            f"cannot rotate the code vault at {url.display()}: {_first_line(error)}"
+        ) from None
+    console.print(
+        f"added key {new_id} to {path}, now active; re-sealed {resealed:,} code(s) under it",
+        highlight=False,
+        soft_wrap=True,
+    )
     for key in sorted(set(usage) | {new_id}):
-        console.print(f"  {key}  {usage.get(key, 0):,} code(s)"
-                      f"{'  (active)' if key == new_id else ''}", highlight=False, soft_wrap=True)
+        console.print(
+            f"  {key}  {usage.get(key, 0):,} code(s){'  (active)' if key == new_id else ''}",
+            highlight=False,
+            soft_wrap=True,
+        )
     if retire:
-        console.print(f"retired {', '.join(unused)}" if unused else
-                      "retired no key (every key is still in use)", highlight=False, soft_wrap=True)
+        console.print(
+            f"retired {', '.join(unused)}"
+            if unused
+            else "retired no key (every key is still in use)",
+            highlight=False,
+            soft_wrap=True,
+        )
     elif unused:
-        console.print(f"no code uses {', '.join(unused)} any more: `ledger codes rotate "
-                      "--retire` removes them from the ring", highlight=False, soft_wrap=True)
+        console.print(
+            f"no code uses {', '.join(unused)} any more: `ledger codes rotate "
+            "--retire` removes them from the ring",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def codes_status(
@@ -137,16 +169,27 @@ def codes_status(
     if not counts["coded"]:
         raise _fail(f"tier {tier!r} of good {counts['good_id']} carries no redemption codes")
     if as_json:
-        sys.stdout.write(json.dumps({k: counts[k] for k in (
-            "good_id", "tier", "imported", "available", "held", "bound")}) + "\n")
+        sys.stdout.write(
+            json.dumps(
+                {
+                    k: counts[k]
+                    for k in ("good_id", "tier", "imported", "available", "held", "bound")
+                }
+            )
+            + "\n"
+        )
         return
     _print_code_counts(counts)
 
 
 def _print_code_counts(counts: dict[str, object]) -> None:
-    console.print(f"good {counts['good_id']} tier {counts['tier']}: {counts['imported']:,} "
-                  f"imported, {counts['available']:,} available, {counts['held']:,} held, "
-                  f"{counts['bound']:,} bound", highlight=False, soft_wrap=True)
+    console.print(
+        f"good {counts['good_id']} tier {counts['tier']}: {counts['imported']:,} "
+        f"imported, {counts['available']:,} available, {counts['held']:,} held, "
+        f"{counts['bound']:,} bound",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _keyring_path(given: Path | None) -> Path:
@@ -154,8 +197,10 @@ def _keyring_path(given: Path | None) -> Path:
         return given
     configured = Settings().code_keyring_file
     if not configured:
-        raise _fail("no code keyring: give --keyring FILE or set LEDGER_CODE_KEYRING_FILE "
-                    "(`ledger codes keyring --out FILE` makes one)")
+        raise _fail(
+            "no code keyring: give --keyring FILE or set LEDGER_CODE_KEYRING_FILE "
+            "(`ledger codes keyring --out FILE` makes one)"
+        )
     return Path(configured)
 
 
@@ -165,8 +210,10 @@ def _check_ring_fits(usage: dict[str, int], ring: Keyring, path: Path) -> None:
     codes), or a copy from before a rotation."""
     strangers = sorted(set(usage) - set(ring.keys))
     if strangers:
-        raise _fail(f"the vault holds codes sealed under key(s) {', '.join(strangers)}, which "
-                    f"{path} does not hold: is it this store's current keyring?")
+        raise _fail(
+            f"the vault holds codes sealed under key(s) {', '.join(strangers)}, which "
+            f"{path} does not hold: is it this store's current keyring?"
+        )
 
 
 def _save_keyring(ring: Keyring, path: Path) -> None:

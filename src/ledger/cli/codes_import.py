@@ -35,12 +35,20 @@ CODES_PER_CHUNK = 1_000  # codes in one import command (one transaction)
 def codes_import(  # noqa: C901, PLR0912, PLR0915 - the use case issue 13 step 1 moves into the service
     good: GoodOption,
     tier: TierOption,
-    file: Annotated[Path | None, typer.Option("--file", help="One code per line (blank lines "
-                                              "ignored, surrounding spaces stripped).")]
-    = None,
-    code_range: Annotated[str | None, typer.Option(
-        "--range", help="PREFIX:WIDTH:START-END: PREFIX then the counter from START to END, "
-        "zero-padded to WIDTH digits (e.g. GAME-:6:1-5000).")] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file", help="One code per line (blank lines ignored, surrounding spaces stripped)."
+        ),
+    ] = None,
+    code_range: Annotated[
+        str | None,
+        typer.Option(
+            "--range",
+            help="PREFIX:WIDTH:START-END: PREFIX then the counter from START to END, "
+            "zero-padded to WIDTH digits (e.g. GAME-:6:1-5000).",
+        ),
+    ] = None,
     keyring: KeyringOption = None,
     db: DbOption = None,
 ) -> None:
@@ -68,16 +76,22 @@ def codes_import(  # noqa: C901, PLR0912, PLR0915 - the use case issue 13 step 1
             source = "\n".join(texts) + "\n"
             for index, text in enumerate(texts):
                 check_code(text, field=f"{file} line {lines[index]}")
-            batches = [(texts[i:i + CODES_PER_CHUNK], None)
-                       for i in range(0, len(texts), CODES_PER_CHUNK)]
+            batches = [
+                (texts[i : i + CODES_PER_CHUNK], None)
+                for i in range(0, len(texts), CODES_PER_CHUNK)
+            ]
         else:
             if code_range is None:
                 raise InvariantError("codes import: neither --file nor --range after the check")
             prefix, width, start, end = _parse_range(code_range)
             source = f"range {prefix}:{width}:{start}-{end}\n"
             for low in range(start, end + 1, CODES_PER_CHUNK):
-                piece: dict[str, object] = {"prefix": prefix, "width": width, "start": low,
-                                            "end": min(low + CODES_PER_CHUNK - 1, end)}
+                piece: dict[str, object] = {
+                    "prefix": prefix,
+                    "width": width,
+                    "start": low,
+                    "end": min(low + CODES_PER_CHUNK - 1, end),
+                }
                 batches.append((code_range_of(**piece), piece))
             lines = list(range(1, end - start + 2))
     except LedgerError as error:
@@ -100,34 +114,47 @@ def codes_import(  # noqa: C901, PLR0912, PLR0915 - the use case issue 13 step 1
             stored = ledger.good(good)  # refused before anything is stored
             stored.tier(tier)
             if stored.spec.kind != "redemption-code":
-                raise _fail(f"good {stored.id} is a {stored.spec.kind}, not a redemption-code: "
-                            "its units carry no codes")
-            keys = [f"codes-{stored.id}-{tier}-{digest[:32]}-{index}"
-                    for index in range(len(batches))]
+                raise _fail(
+                    f"good {stored.id} is a {stored.spec.kind}, not a redemption-code: "
+                    "its units carry no codes"
+                )
+            keys = [
+                f"codes-{stored.id}-{tier}-{digest[:32]}-{index}" for index in range(len(batches))
+            ]
             refs = ledger.vault.refs(every)
             seen: dict[str, int] = {}
             for position, ref in enumerate(refs):
                 if (earlier := seen.setdefault(ref, position)) != position:
-                    raise _fail(f"{where(lines[position])} repeats {where(lines[earlier])}; "
-                                "nothing imported")
+                    raise _fail(
+                        f"{where(lines[position])} repeats {where(lines[earlier])}; "
+                        "nothing imported"
+                    )
             # A chunk already recorded (an earlier run of this import) is
             # replayed; any other chunk's codes must all be new.
             done = ledger.event_store.existing([command_id_for("", key) for key in keys])
-            fresh = [position for index, (chunk, _) in enumerate(batches)
-                     if command_id_for("", keys[index]) not in done
-                     for position in range(index * CODES_PER_CHUNK,
-                                           index * CODES_PER_CHUNK + len(chunk))]
+            fresh = [
+                position
+                for index, (chunk, _) in enumerate(batches)
+                if command_id_for("", keys[index]) not in done
+                for position in range(index * CODES_PER_CHUNK, index * CODES_PER_CHUNK + len(chunk))
+            ]
             taken = ledger.event_store.existing([code_id_for(refs[p]) for p in fresh])
             if taken:
                 first = next(p for p in fresh if code_id_for(refs[p]) in taken)
-                raise _fail(f"{len(taken):,} code(s) were imported before, the first at "
-                            f"{where(lines[first])}; nothing imported")
+                raise _fail(
+                    f"{len(taken):,} code(s) were imported before, the first at "
+                    f"{where(lines[first])}; nothing imported"
+                )
             with _progress() as progress:
                 task = progress.add_task("importing codes", total=len(every))
                 for index, (chunk, part) in enumerate(batches):
                     answer = ledger.import_codes(
-                        stored.id, tier, codes=None if part else chunk, code_range=part,
-                        idempotency_key=keys[index])
+                        stored.id,
+                        tier,
+                        codes=None if part else chunk,
+                        code_range=part,
+                        idempotency_key=keys[index],
+                    )
                     if isinstance(answer, Replayed):
                         replayed += len(chunk)
                     else:
@@ -138,16 +165,26 @@ def codes_import(  # noqa: C901, PLR0912, PLR0915 - the use case issue 13 step 1
         raise
     except (LedgerError, VaultError) as error:
         text = error.message if isinstance(error, LedgerError) else str(error)
-        partly = f" ({imported:,} code(s) imported first; run the same import again to " \
-            "finish it)" if imported else ""
+        partly = (
+            f" ({imported:,} code(s) imported first; run the same import again to finish it)"
+            if imported
+            else ""
+        )
         raise _fail(f"{text}{partly}") from None
     except Exception as error:
         raise _fail(f"cannot import codes at {url.display()}: {_first_line(error)}") from None
     chunks = len(batches)
-    console.print(f"imported {imported:,} code(s) in {chunks:,} chunk(s) of up to "
-                  f"{CODES_PER_CHUNK:,}" + (f"; {replayed:,} were imported already by an "
-                                             "earlier run of this import" if replayed else ""),
-                  highlight=False, soft_wrap=True)
+    console.print(
+        f"imported {imported:,} code(s) in {chunks:,} chunk(s) of up to "
+        f"{CODES_PER_CHUNK:,}"
+        + (
+            f"; {replayed:,} were imported already by an earlier run of this import"
+            if replayed
+            else ""
+        ),
+        highlight=False,
+        soft_wrap=True,
+    )
     _print_code_counts(counts)
 
 
@@ -183,8 +220,9 @@ def _parse_range(text: str) -> tuple[str, int, int, int]:
     bounds = parts[-1].split("-")
     numbers = [parts[1], *bounds] if len(parts) == 3 else []
     if len(bounds) != 2 or not numbers or not all(n.isascii() and n.isdigit() for n in numbers):
-        raise InvalidInputError("--range", f"{text!r} is not PREFIX:WIDTH:START-END "
-                                "(e.g. GAME-:6:1-5000)")
+        raise InvalidInputError(
+            "--range", f"{text!r} is not PREFIX:WIDTH:START-END (e.g. GAME-:6:1-5000)"
+        )
     start, end = int(bounds[0]), int(bounds[1])
     if start > end:
         raise InvalidInputError("--range", "END must not be below START")

@@ -31,8 +31,9 @@ errors = Console(stderr=True)
 
 DbOption = Annotated[
     str | None,
-    typer.Option("--db", help="Database URL or SQLite path (default: $LEDGER_DATABASE_URL "
-                 "or ./ledger.db)."),
+    typer.Option(
+        "--db", help="Database URL or SQLite path (default: $LEDGER_DATABASE_URL or ./ledger.db)."
+    ),
 ]
 
 
@@ -51,8 +52,12 @@ def _url(db: str | None) -> DatabaseURL:
 
 def _progress() -> Progress:
     return Progress(
-        TextColumn("[progress.description]{task.description}"), BarColumn(),
-        MofNCompleteColumn(), TimeElapsedColumn(), console=errors, transient=True,
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=errors,
+        transient=True,
     )
 
 
@@ -91,4 +96,3 @@ def _load_policy(path: Path) -> Policy:
 def _first_line(error: Exception) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
-

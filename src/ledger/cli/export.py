@@ -19,14 +19,22 @@ from ledger.store.records import StoreMissingError
 
 
 def export(
-    out: Annotated[Path, typer.Option("--out", help="File (JSON Lines) or, with --bundle, "
-                                      "directory to write.")],
+    out: Annotated[
+        Path, typer.Option("--out", help="File (JSON Lines) or, with --bundle, directory to write.")
+    ],
     db: DbOption = None,
-    bundle: Annotated[bool, typer.Option("--bundle", help="Write a self-contained audit "
-                                         "bundle: entries, checkpoints with cosignatures, "
-                                         "policy.")] = False,
-    policy: Annotated[Path | None, typer.Option("--policy", help="Policy file to include "
-                                                "in the bundle.")] = None,
+    bundle: Annotated[
+        bool,
+        typer.Option(
+            "--bundle",
+            help="Write a self-contained audit "
+            "bundle: entries, checkpoints with cosignatures, "
+            "policy.",
+        ),
+    ] = False,
+    policy: Annotated[
+        Path | None, typer.Option("--policy", help="Policy file to include in the bundle.")
+    ] = None,
 ) -> None:
     """Write every event record, in commit order, to a JSON Lines file (or an
     audit bundle directory with --bundle)."""

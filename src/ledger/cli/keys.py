@@ -15,11 +15,20 @@ from ledger.cli.common import (
 
 
 def keys_generate(
-    name: Annotated[str, typer.Option("--name", help="Key name: the log's origin (e.g. "
-                                      "ledger.example/log) or the verifier's name.")],
+    name: Annotated[
+        str,
+        typer.Option(
+            "--name",
+            help="Key name: the log's origin (e.g. ledger.example/log) or the verifier's name.",
+        ),
+    ],
     out: Annotated[Path, typer.Option("--out", help="Private key file to create.")],
-    cosigner: Annotated[bool, typer.Option("--cosigner", help="A verifier's cosigning key "
-                                           "(tlog-cosignature, type 0x04).")] = False,
+    cosigner: Annotated[
+        bool,
+        typer.Option(
+            "--cosigner", help="A verifier's cosigning key (tlog-cosignature, type 0x04)."
+        ),
+    ] = False,
 ) -> None:
     """Create a private key file (mode 0600) and print its public verifier key."""
     from ledger.tlog.c2sp import NoteError

@@ -68,10 +68,15 @@ def proof_verify(
     except ProvenanceError as error:
         errors.print(f"[bold red]FAILED[/] {error}", highlight=False)
         raise typer.Exit(8) from None
-    console.print(f"unit {checked.unit_id}: {len(checked.history)} event(s) included in the "
-                  f"log of size {checked.tree_size}, cosigned by "
-                  f"{', '.join(checked.cosigners) or 'no one'}")
+    console.print(
+        f"unit {checked.unit_id}: {len(checked.history)} event(s) included in the "
+        f"log of size {checked.tree_size}, cosigned by "
+        f"{', '.join(checked.cosigners) or 'no one'}"
+    )
     for entry in checked.history:
-        console.print(f"  v{entry['version']} {entry['at']} {entry['type']:<14} holder "
-                      f"{entry['holder']} price {entry['price']}", highlight=False)
+        console.print(
+            f"  v{entry['version']} {entry['at']} {entry['type']:<14} holder "
+            f"{entry['holder']} price {entry['price']}",
+            highlight=False,
+        )
     console.print("verdict [bold green]OK[/]")

@@ -23,12 +23,22 @@ def serve(
     db: DbOption = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65_535)] = 8000,
-    log_key: Annotated[str | None, typer.Option("--log-key", help="Private key file(s) of "
-                                                "the log, comma-separated (default: "
-                                                "$LEDGER_LOG_KEY_FILE).")] = None,
-    policy: Annotated[Path | None, typer.Option("--policy", help="C2SP tlog-policy file "
-                                                "naming the verifiers whose cosignatures "
-                                                "the ledger accepts.")] = None,
+    log_key: Annotated[
+        str | None,
+        typer.Option(
+            "--log-key",
+            help="Private key file(s) of the log, comma-separated (default: $LEDGER_LOG_KEY_FILE).",
+        ),
+    ] = None,
+    policy: Annotated[
+        Path | None,
+        typer.Option(
+            "--policy",
+            help="C2SP tlog-policy file "
+            "naming the verifiers whose cosignatures "
+            "the ledger accepts.",
+        ),
+    ] = None,
 ) -> None:
     """Run the HTTP API on the store: commands and reads (with API keys; make one
     with `ledger api-keys issue`), live views, and signed checkpoints of the log."""
@@ -46,26 +56,29 @@ def serve(
     try:
         settings = Settings()
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}"
-                             for e in error.errors())
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in error.errors()
+        )
         raise _fail(f"settings (LEDGER_*): {problems}") from None
     url = _url(db)
     key_files = log_key or settings.log_key_file
     if not key_files:
-        raise _fail("the server signs checkpoints: give --log-key FILE "
-                    "(make one with: ledger keys generate --name ORIGIN --out FILE)")
+        raise _fail(
+            "the server signs checkpoints: give --log-key FILE "
+            "(make one with: ledger keys generate --name ORIGIN --out FILE)"
+        )
     signers = [_load_signer(Path(part.strip())) for part in key_files.split(",")]
     try:
         settings.band_policy()
     except ValueError as error:
         raise _fail(f"display band settings: {error}") from None
-    code_keyring = _load_keyring(Path(settings.code_keyring_file)) \
-        if settings.code_keyring_file else None
+    code_keyring = (
+        _load_keyring(Path(settings.code_keyring_file)) if settings.code_keyring_file else None
+    )
     trust = _load_policy(policy) if policy else None
 
     def opened() -> Runtime:
-        return open_runtime(url, settings, signers=signers, policy=trust,
-                            code_keyring=code_keyring)
+        return open_runtime(url, settings, signers=signers, policy=trust, code_keyring=code_keyring)
 
     # The ledger's own messages (waiting for the database, outages) beside uvicorn's.
     handler = logging.StreamHandler()
@@ -75,23 +88,33 @@ def serve(
     # During an outage the pool warns of each reconnection attempt (twenty a
     # second); ledger.store says it once, when the database goes and comes.
     logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
-    header_limits = HeaderLimits(header_bytes_max=settings.header_bytes_max,
-                                 headers_bytes_max=settings.headers_bytes_max,
-                                 count_max=settings.headers_count_max)
+    header_limits = HeaderLimits(
+        header_bytes_max=settings.header_bytes_max,
+        headers_bytes_max=settings.headers_bytes_max,
+        count_max=settings.headers_count_max,
+    )
     if url.backend == "sqlite":  # ready at once, or a clear refusal
         try:
             api = create_app(opened(), header_limits=header_limits)
         except Exception as error:
             raise _fail(f"cannot open {url.display()}: {error}") from None
     else:  # listen at once; serve when the database answers (RuntimeOpener)
-        api = create_app(opener=lambda on_open: RuntimeOpener(
-            dataclasses.replace(url, timeout=settings.database_timeout), opened, on_open),
-            header_limits=header_limits)
+        api = create_app(
+            opener=lambda on_open: RuntimeOpener(
+                dataclasses.replace(url, timeout=settings.database_timeout), opened, on_open
+            ),
+            header_limits=header_limits,
+        )
     tune_gc()  # (ledger.tuning: the cyclic collector cost ~15 % of a flash sale)
     try:
         # (ledger.api.server: the request head bounded, refusals as problems)
-        uvicorn.run(api, host=host, port=port, log_level="info",
-                    http=http_protocol(settings.headers_bytes_max))
+        uvicorn.run(
+            api,
+            host=host,
+            port=port,
+            log_level="info",
+            http=http_protocol(settings.headers_bytes_max),
+        )
     finally:
         if api.state.runtime is not None:
             api.state.runtime.ledger.close()

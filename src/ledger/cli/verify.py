@@ -33,31 +33,62 @@ if TYPE_CHECKING:
 
 def verify(  # noqa: C901, PLR0912, PLR0915 - one branch per source and option; issue 13 step 5
     db: DbOption = None,
-    export: Annotated[Path | None, typer.Option("--export", help="Verify an exported "
-                                                "JSON Lines file instead of a database.")]
-    = None,
-    bundle: Annotated[Path | None, typer.Option("--bundle", help="Verify an audit bundle "
-                                                "directory (ledger export --bundle) offline.")]
-    = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report as "
-                                                  "JSON to this file ('-' for stdout).")]
-    = None,
-    log_key: Annotated[list[str] | None, typer.Option(
-        "--log-key", help="A trusted log verifier key (vkey text, or a file holding one); "
-        "checkpoints must carry its signature. Repeatable.")] = None,
-    policy: Annotated[Path | None, typer.Option(
-        "--policy", help="C2SP tlog-policy file: trusted log keys, verifiers and the quorum "
-        "the latest checkpoint's cosignatures must meet.")] = None,
-    state: Annotated[Path | None, typer.Option(
-        "--state", help="Remember the verified checkpoint here; next time, a log that no "
-        "longer contains it (rolled back or rewritten) fails.")] = None,
-    views: Annotated[bool, typer.Option(
-        "--views/--no-views", help="Given a database, also check that its read views "
-        "equal a fresh replay of its events.")] = True,
-    max_unsigned_age: Annotated[str | None, typer.Option(
-        "--max-unsigned-age", metavar="SECONDS", help="With --log-key or --policy: how many "
-        "seconds older than the newest event an event may be and still be outside every "
-        "checkpoint (default: $LEDGER_VERIFY_MAX_UNSIGNED_AGE or 300).")] = None,
+    export: Annotated[
+        Path | None,
+        typer.Option("--export", help="Verify an exported JSON Lines file instead of a database."),
+    ] = None,
+    bundle: Annotated[
+        Path | None,
+        typer.Option(
+            "--bundle", help="Verify an audit bundle directory (ledger export --bundle) offline."
+        ),
+    ] = None,
+    json_out: Annotated[
+        Path | None,
+        typer.Option("--json", help="Write the report as JSON to this file ('-' for stdout)."),
+    ] = None,
+    log_key: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--log-key",
+            help="A trusted log verifier key (vkey text, or a file holding one); "
+            "checkpoints must carry its signature. Repeatable.",
+        ),
+    ] = None,
+    policy: Annotated[
+        Path | None,
+        typer.Option(
+            "--policy",
+            help="C2SP tlog-policy file: trusted log keys, verifiers and the quorum "
+            "the latest checkpoint's cosignatures must meet.",
+        ),
+    ] = None,
+    state: Annotated[
+        Path | None,
+        typer.Option(
+            "--state",
+            help="Remember the verified checkpoint here; next time, a log that no "
+            "longer contains it (rolled back or rewritten) fails.",
+        ),
+    ] = None,
+    views: Annotated[
+        bool,
+        typer.Option(
+            "--views/--no-views",
+            help="Given a database, also check that its read views "
+            "equal a fresh replay of its events.",
+        ),
+    ] = True,
+    max_unsigned_age: Annotated[
+        str | None,
+        typer.Option(
+            "--max-unsigned-age",
+            metavar="SECONDS",
+            help="With --log-key or --policy: how many "
+            "seconds older than the newest event an event may be and still be outside every "
+            "checkpoint (default: $LEDGER_VERIFY_MAX_UNSIGNED_AGE or 300).",
+        ),
+    ] = None,
 ) -> None:
     """Check every event's encoding and hash chain, every rule the events
     alone can prove, and every signed checkpoint of the log against the
@@ -95,23 +126,30 @@ def verify(  # noqa: C901, PLR0912, PLR0915 - one branch per source and option; 
                     raise _fail(f"no audit bundle at {bundle} (no entries.jsonl)")
                 try:
                     report = verify_bundle(
-                        bundle, advance, log_keys=keys,
+                        bundle,
+                        advance,
+                        log_keys=keys,
                         policy=_load_policy(policy) if policy else None,
                         remembered=_read_state(state) if state else None,
-                        max_unsigned_age=bound)
+                        max_unsigned_age=bound,
+                    )
                 except BundleError as error:
                     raise _fail(str(error)) from None
             elif export is not None:
                 if not export.is_file():
                     raise _fail(f"no export file at {export}")
-                report = verify_export(export, advance, log_keys=keys,
-                                       policy=_load_policy(policy) if policy else None)
+                report = verify_export(
+                    export, advance, log_keys=keys, policy=_load_policy(policy) if policy else None
+                )
             else:
                 report = verify_store(
-                    _url(db), advance, log_keys=keys,
+                    _url(db),
+                    advance,
+                    log_keys=keys,
                     policy=_load_policy(policy) if policy else None,
                     remembered=_read_state(state) if state else None,
-                    max_unsigned_age=bound)
+                    max_unsigned_age=bound,
+                )
         except StoreMissingError as error:
             raise _fail(str(error)) from None
         replay = None
@@ -130,10 +168,16 @@ def verify(  # noqa: C901, PLR0912, PLR0915 - one branch per source and option; 
     elif views_skipped is not None:
         console.print(f"views       not checked — {views_skipped}", highlight=False)
     if json_out is not None:
-        views_json = (replay.to_json() if replay is not None else
-                      {"checked": False, "reason": views_skipped} if views_skipped else None)
-        text = json.dumps(report.to_json() | ({"views": views_json} if views_json else {}),
-                          indent=2)
+        views_json = (
+            replay.to_json()
+            if replay is not None
+            else {"checked": False, "reason": views_skipped}
+            if views_skipped
+            else None
+        )
+        text = json.dumps(
+            report.to_json() | ({"views": views_json} if views_json else {}), indent=2
+        )
         if str(json_out) == "-":
             sys.stdout.write(text + "\n")
         else:
@@ -156,8 +200,7 @@ def _unsigned_age(given: str | None) -> float:
         try:
             return Settings().verify_max_unsigned_age
         except ValidationError as error:
-            raise _fail(f"LEDGER_VERIFY_MAX_UNSIGNED_AGE: "
-                        f"{error.errors()[0]['msg']}") from None
+            raise _fail(f"LEDGER_VERIFY_MAX_UNSIGNED_AGE: {error.errors()[0]['msg']}") from None
     try:
         seconds = float(given)
     except ValueError:
@@ -178,20 +221,26 @@ def _check_views(url: DatabaseURL, advance: Callable[[int], None]) -> ReplayRepo
 
     try:
         with RecordReader(url) as reader:
-            views = ProjectionStore(reader.recorder, bands=Settings().band_policy(),
-                                    create=False)
+            views = ProjectionStore(reader.recorder, bands=Settings().band_policy(), create=False)
             if not views_present(views):
                 return None
             try:
                 version = views.version()
             except (ValueError, TypeError, OverflowError) as error:
-                return ReplayReport(problems=[
-                    f"meta [id=1]: the views' layout version cannot be read "
-                    f"({type(error).__name__}: {error})"])
+                return ReplayReport(
+                    problems=[
+                        f"meta [id=1]: the views' layout version cannot be read "
+                        f"({type(error).__name__}: {error})"
+                    ]
+                )
             if version != VIEWS_VERSION:
-                errors.print(f"views: laid out by another version ({version}, this is "
-                             f"{VIEWS_VERSION}); not checked -- a server rebuilds them on start, "
-                             "or run `ledger views rebuild`", highlight=False, markup=False)
+                errors.print(
+                    f"views: laid out by another version ({version}, this is "
+                    f"{VIEWS_VERSION}); not checked -- a server rebuilds them on start, "
+                    "or run `ledger views rebuild`",
+                    highlight=False,
+                    markup=False,
+                )
                 return None
             done = 0
 
@@ -202,22 +251,28 @@ def _check_views(url: DatabaseURL, advance: Callable[[int], None]) -> ReplayRepo
 
             return compare_with_replay(views, progress=step)
     except Exception as error:  # the database itself failed under the views
-        return ReplayReport(problems=[
-            f"the views cannot be read ({type(error).__name__}: {error})"])
+        return ReplayReport(
+            problems=[f"the views cannot be read ({type(error).__name__}: {error})"]
+        )
 
 
 def _print_replay(replay: ReplayReport) -> None:
     rows = sum(replay.rows.values())
     if replay.ok:
-        console.print(f"views       OK — {rows:,} rows in {len(replay.rows)} views equal a fresh "
-                      f"replay of {replay.events:,} events (position {replay.position:,})")
+        console.print(
+            f"views       OK — {rows:,} rows in {len(replay.rows)} views equal a fresh "
+            f"replay of {replay.events:,} events (position {replay.position:,})"
+        )
         return
     if replay.mismatched_rows:
-        console.print(f"views       [bold red]DIFFER[/] — {replay.mismatched_rows:,} of {rows:,} "
-                      "rows differ from a fresh replay")
+        console.print(
+            f"views       [bold red]DIFFER[/] — {replay.mismatched_rows:,} of {rows:,} "
+            "rows differ from a fresh replay"
+        )
     else:
-        console.print("views       [bold red]DIFFER[/] — they cannot all be compared with a "
-                      "fresh replay")
+        console.print(
+            "views       [bold red]DIFFER[/] — they cannot all be compared with a fresh replay"
+        )
     for line in [*replay.problems[:5], *replay.differences[:5]][:5]:
         console.print(f"            {line}", highlight=False, markup=False)
 
@@ -251,18 +306,26 @@ def _print_report(report: object) -> None:
 
     rate = report.events / report.elapsed_s if report.elapsed_s > 0 else 0.0
     plain(f"source      {report.source}")
-    plain(f"events      {report.events:,} in {report.aggregates:,} aggregates "
-          f"({report.elapsed_s:.2f} s, {rate:,.0f} events/s)")
+    plain(
+        f"events      {report.events:,} in {report.aggregates:,} aggregates "
+        f"({report.elapsed_s:.2f} s, {rate:,.0f} events/s)"
+    )
     if report.log is not None:
         log = report.log
         signed = ", ".join(log["signers"]) if log["keys_given"] else "not checked (no --log-key)"
-        plain(f"log         {log['verified']}/{log['checkpoints']} checkpoints match the "
-              f"events; latest size {log['latest_size']:,} root {log['latest_root']}")
-        plain(f"            signed by: {signed}; {log['unsealed_events']:,} events "
-              "not yet under a checkpoint")
+        plain(
+            f"log         {log['verified']}/{log['checkpoints']} checkpoints match the "
+            f"events; latest size {log['latest_size']:,} root {log['latest_root']}"
+        )
+        plain(
+            f"            signed by: {signed}; {log['unsealed_events']:,} events "
+            "not yet under a checkpoint"
+        )
         if log["quorum"]:
-            plain(f"            cosigned by: {', '.join(log['cosigners']) or 'no one'};"
-                  f" quorum {log['quorum']}")
+            plain(
+                f"            cosigned by: {', '.join(log['cosigners']) or 'no one'};"
+                f" quorum {log['quorum']}"
+            )
     if report.ok:
         console.print("verdict     [bold green]OK[/] — every chain and rule holds")
         return
@@ -273,13 +336,19 @@ def _print_report(report: object) -> None:
     if first.position is None and first.aggregate_id is None:
         plain("first bad   not at one event (the message says where)")
     else:
-        plain(f"first bad   position {first.position}, aggregate {first.aggregate_id} "
-              f"v{first.version} ({first.event_type})")
+        plain(
+            f"first bad   position {first.position}, aggregate {first.aggregate_id} "
+            f"v{first.version} ({first.event_type})"
+        )
     plain(f"            [{first.check}] {first.message}")
-    others = sorted((f for f in report.findings if f is not first),
-                    key=lambda f: f.position if f.position is not None else 0)
+    others = sorted(
+        (f for f in report.findings if f is not first),
+        key=lambda f: f.position if f.position is not None else 0,
+    )
     for finding in others[:4]:
-        plain(f"also        position {finding.position} ({finding.event_type}) "
-              f"[{finding.check}] {finding.message}")
+        plain(
+            f"also        position {finding.position} ({finding.event_type}) "
+            f"[{finding.check}] {finding.message}"
+        )
     if report.findings_total > 5:
         console.print(f"            … {report.findings_total - 5} more in the --json report")

@@ -22,14 +22,18 @@ def views_status(db: DbOption = None) -> None:
         with RecordReader(_url(db)) as reader:
             views = ProjectionStore(reader.recorder, create=False)
             if not views.exists():
-                raise _fail("this store has no views yet (ledger serve or ledger views rebuild "
-                            "makes them)")
+                raise _fail(
+                    "this store has no views yet (ledger serve or ledger views rebuild makes them)"
+                )
             at, head = views.position(), views.store_position()
     except StoreMissingError as error:
         raise _fail(str(error)) from None
-    console.print(f"views at position {at.position:,} of {head:,} ({head - at.position:,} "
-                  f"behind); {at.events:,} events applied; last event {at.last_event_at}, "
-                  f"applied {at.applied_at}", highlight=False)
+    console.print(
+        f"views at position {at.position:,} of {head:,} ({head - at.position:,} "
+        f"behind); {at.events:,} events applied; last event {at.last_event_at}, "
+        f"applied {at.applied_at}",
+        highlight=False,
+    )
 
 
 def views_rebuild(db: DbOption = None) -> None:

@@ -22,8 +22,12 @@ class Channel(Aggregate):
         name = validate.text(name, field="name", max_chars=limits.TITLE_CHARS_MAX)
         fee_bps = check_bps(fee_bps, field="fee_bps")
         return cls._create(
-            cls.Registered, channel_id_for(channel), now,
-            channel=channel, name=name, fee_bps=fee_bps,
+            cls.Registered,
+            channel_id_for(channel),
+            now,
+            channel=channel,
+            name=name,
+            fee_bps=fee_bps,
         )
 
     @dataclass(frozen=True)

@@ -67,24 +67,26 @@ def code_range(prefix: object, width: object, start: object, end: object) -> lis
     """A consecutive batch: ``prefix`` then the counter from ``start`` to
     ``end`` (inclusive), zero-padded to ``width`` digits."""
     if not isinstance(prefix, str) or len(prefix) > limits.CODE_CHARS_MAX - 1:
-        raise InvalidInputError("prefix", f"must be at most {limits.CODE_CHARS_MAX - 1} "
-                                "characters")
+        raise InvalidInputError("prefix", f"must be at most {limits.CODE_CHARS_MAX - 1} characters")
     if prefix:
         check_code(prefix, field="prefix")
-    width, start, end = (_count(name, value) for name, value in
-                         (("width", width), ("start", start), ("end", end)))
+    width, start, end = (
+        _count(name, value) for name, value in (("width", width), ("start", start), ("end", end))
+    )
     if not 1 <= width <= limits.CODE_RANGE_WIDTH_MAX:
         raise InvalidInputError("width", f"must be 1 to {limits.CODE_RANGE_WIDTH_MAX} digits")
     if len(prefix) + width > limits.CODE_CHARS_MAX:
-        raise InvalidInputError("width", f"prefix and counter exceed {limits.CODE_CHARS_MAX} "
-                                "characters")
+        raise InvalidInputError(
+            "width", f"prefix and counter exceed {limits.CODE_CHARS_MAX} characters"
+        )
     if end >= 10**width:
         raise InvalidInputError("end", f"does not fit in {width} digit(s)")
     if not start <= end:
         raise InvalidInputError("end", "must not be below start")
     if end - start + 1 > limits.CODES_PER_IMPORT_MAX:
-        raise InvalidInputError("end", f"a range holds at most {limits.CODES_PER_IMPORT_MAX} "
-                                "codes; import it in parts")
+        raise InvalidInputError(
+            "end", f"a range holds at most {limits.CODES_PER_IMPORT_MAX} codes; import it in parts"
+        )
     return [f"{prefix}{n:0{width}d}" for n in range(start, end + 1)]
 
 
@@ -105,10 +107,16 @@ class Code(Aggregate):
     delivered_at: str | None
 
     @classmethod
-    def import_(cls, *, ref: str, good_id: str, tier: str, batch_id: str,
-                now: datetime) -> Code:
-        return cls._create(cls.Imported, code_id_for(check_ref(ref)), now, ref=ref,
-                           good_id=good_id, tier=tier, batch_id=batch_id)
+    def import_(cls, *, ref: str, good_id: str, tier: str, batch_id: str, now: datetime) -> Code:
+        return cls._create(
+            cls.Imported,
+            code_id_for(check_ref(ref)),
+            now,
+            ref=ref,
+            good_id=good_id,
+            tier=tier,
+            batch_id=batch_id,
+        )
 
     def bind(self, *, unit_id: str, sale_id: str, now: datetime) -> None:
         if self.state != FREE:
@@ -122,8 +130,9 @@ class Code(Aggregate):
         if self.state == DELIVERED and self.holder == holder:
             return False
         if self.state != BOUND:
-            raise CodeStateError(f"the code of unit {unit_id} is {self.state}: it cannot be "
-                                 "delivered")
+            raise CodeStateError(
+                f"the code of unit {unit_id} is {self.state}: it cannot be delivered"
+            )
         self._trigger(Code.Delivered, now, unit_id=unit_id, holder=holder)
         return True
 
@@ -131,10 +140,12 @@ class Code(Aggregate):
         if self.state == REDEEMED:
             raise CodeStateError("this code was redeemed already")
         if self.state != DELIVERED:
-            raise CodeStateError(f"this code is {self.state}: only a code delivered to its "
-                                 "holder can be redeemed")
-        self._trigger(Code.Redeemed, now, unit_id=self.unit_id, holder=self.holder,
-                      redeemer=redeemer)
+            raise CodeStateError(
+                f"this code is {self.state}: only a code delivered to its holder can be redeemed"
+            )
+        self._trigger(
+            Code.Redeemed, now, unit_id=self.unit_id, holder=self.holder, redeemer=redeemer
+        )
 
     def settle_refund(self, *, unit_id: str, refund_id: str, now: datetime) -> bool:
         """The sale that bound this code is refunded: an undelivered code goes
@@ -146,8 +157,9 @@ class Code(Aggregate):
         if self.state == DELIVERED:
             self._trigger(Code.Voided, now, unit_id=unit_id, refund_id=refund_id)
             return False
-        raise CodeStateError(f"the code of unit {unit_id} is {self.state}: its sale can no "
-                             "longer be refunded")
+        raise CodeStateError(
+            f"the code of unit {unit_id} is {self.state}: its sale can no longer be refunded"
+        )
 
     def _check_unit(self, unit_id: str) -> None:
         if self.unit_id != unit_id:
@@ -155,8 +167,13 @@ class Code(Aggregate):
 
     @property
     def summary(self) -> dict[str, Any]:
-        return {"ref": self.ref, "good_id": self.good_id, "tier": self.tier,
-                "state": self.state, "unit_id": self.unit_id}
+        return {
+            "ref": self.ref,
+            "good_id": self.good_id,
+            "tier": self.tier,
+            "state": self.state,
+            "unit_id": self.unit_id,
+        }
 
     # -- events -----------------------------------------------------------
     @dataclass(frozen=True)

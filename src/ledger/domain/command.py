@@ -50,12 +50,24 @@ class CommandRecord(Aggregate):
 
     @classmethod
     def record(
-        cls, *, scope: str, key: str, command: str, request_hash: str,
-        result: dict[str, Any], now: datetime,
+        cls,
+        *,
+        scope: str,
+        key: str,
+        command: str,
+        request_hash: str,
+        result: dict[str, Any],
+        now: datetime,
     ) -> CommandRecord:
         return cls._create(
-            cls.Recorded, command_id_for(scope, key), now,
-            scope=scope, key=key, command=command, request_hash=request_hash, result=result,
+            cls.Recorded,
+            command_id_for(scope, key),
+            now,
+            scope=scope,
+            key=key,
+            command=command,
+            request_hash=request_hash,
+            result=result,
         )
 
     def answer(self, command: str, request_hash: str) -> dict[str, Any]:

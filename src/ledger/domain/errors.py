@@ -103,9 +103,7 @@ class IdempotencyKeyReusedError(ConflictError):
     code = "idempotency-key-reused"
 
     def __init__(self, key: str) -> None:
-        super().__init__(
-            f"idempotency key {key!r} was already used with a different request"
-        )
+        super().__init__(f"idempotency key {key!r} was already used with a different request")
 
 
 class RuleViolation(LedgerError):  # noqa: N818 - a violation, not an "error"
@@ -116,9 +114,7 @@ class SoldOutError(RuleViolation):
     code = "sold-out"
 
     def __init__(self, tier: str, requested: int, available: int) -> None:
-        super().__init__(
-            f"tier {tier!r} has {available} unit(s) available, {requested} requested"
-        )
+        super().__init__(f"tier {tier!r} has {available} unit(s) available, {requested} requested")
         self.requested = requested
         self.available = available
 
@@ -142,8 +138,10 @@ class EarlyBirdPriceError(RuleViolation):
     code = "early-bird-price"
 
     def __init__(self, tier: str, price: dict[str, object]) -> None:
-        super().__init__(f"tier {tier!r} is selling its early-bird allotment: the unit price "
-                         f"is {price['amount']} {price['currency']}")
+        super().__init__(
+            f"tier {tier!r} is selling its early-bird allotment: the unit price "
+            f"is {price['amount']} {price['currency']}"
+        )
 
 
 class NotTransferableError(RuleViolation):
@@ -225,16 +223,20 @@ class RateLimitedError(RuleViolation):
     code = "rate-limited"
 
     def __init__(self, channel: str, tier: str, limit: int, sold: int) -> None:
-        super().__init__(f"channel {channel!r} may sell {limit} unit(s) of tier {tier!r} a "
-                         f"minute and has sold {sold} this minute; try again next minute")
+        super().__init__(
+            f"channel {channel!r} may sell {limit} unit(s) of tier {tier!r} a "
+            f"minute and has sold {sold} this minute; try again next minute"
+        )
 
 
 class PoolShortError(RuleViolation):
     code = "pool-short"
 
     def __init__(self, channel: str, tier: str, requested: int, free: int) -> None:
-        super().__init__(f"channel {channel!r} has {free} unsold unit(s) of tier {tier!r} in "
-                         f"its pool, {requested} requested")
+        super().__init__(
+            f"channel {channel!r} has {free} unsold unit(s) of tier {tier!r} in "
+            f"its pool, {requested} requested"
+        )
 
 
 class CodesExhaustedError(RuleViolation):
@@ -243,8 +245,10 @@ class CodesExhaustedError(RuleViolation):
     code = "codes-exhausted"
 
     def __init__(self, tier: str, requested: int, available: int) -> None:
-        super().__init__(f"tier {tier!r} has {available} redemption code(s) left to bind, "
-                         f"{requested} requested: import more codes")
+        super().__init__(
+            f"tier {tier!r} has {available} redemption code(s) left to bind, "
+            f"{requested} requested: import more codes"
+        )
 
 
 class CodeStateError(RuleViolation):

@@ -45,9 +45,12 @@ class EarlyBird:
     closes_at: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"quantity": self.quantity,
-                "price": {"amount": self.price, "currency": self.currency},
-                "opens_at": self.opens_at, "closes_at": self.closes_at}
+        return {
+            "quantity": self.quantity,
+            "price": {"amount": self.price, "currency": self.currency},
+            "opens_at": self.opens_at,
+            "closes_at": self.closes_at,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,16 +134,30 @@ class GoodSpec:
 
     @classmethod
     def from_json(cls, data: Any) -> GoodSpec:
-        fields = {"title", "creators", "content_digest", "kind", "currency", "edition",
-                  "tiers", "royalty", "variant_rules", "metadata"}
+        fields = {
+            "title",
+            "creators",
+            "content_digest",
+            "kind",
+            "currency",
+            "edition",
+            "tiers",
+            "royalty",
+            "variant_rules",
+            "metadata",
+        }
         data = validate.mapping(
-            data, field="spec", keys=fields,
+            data,
+            field="spec",
+            keys=fields,
             required={"title", "creators", "content_digest", "kind", "currency", "tiers"},
         )
         title = validate.text(data["title"], field="title", max_chars=limits.TITLE_CHARS_MAX)
         creators = _read_creators(data["creators"])
         digest = validate.text(
-            data["content_digest"], field="content_digest", max_chars=71,
+            data["content_digest"],
+            field="content_digest",
+            max_chars=71,
             pattern=limits.CONTENT_DIGEST_PATTERN,
         )
         kind = data["kind"]
@@ -150,8 +167,10 @@ class GoodSpec:
             data["currency"], field="currency", max_chars=3, pattern=limits.CURRENCY_PATTERN
         )
         edition = validate.mapping(
-            data.get("edition", {"policy": ABSOLUTE}), field="edition",
-            keys={"policy", "sale_opens_at", "sale_closes_at"}, required={"policy"},
+            data.get("edition", {"policy": ABSOLUTE}),
+            field="edition",
+            keys={"policy", "sale_opens_at", "sale_closes_at"},
+            required={"policy"},
         )
         policy = edition["policy"]
         if policy not in (ABSOLUTE, RESTOCKABLE):
@@ -162,8 +181,10 @@ class GoodSpec:
             raise InvalidInputError("edition.sale_closes_at", "must be after sale_opens_at")
         tiers = _read_tiers(data["tiers"], policy, currency)
         royalty = validate.mapping(
-            data.get("royalty", {"resale_bps": 0}), field="royalty",
-            keys={"resale_bps"}, required={"resale_bps"},
+            data.get("royalty", {"resale_bps": 0}),
+            field="royalty",
+            keys={"resale_bps"},
+            required={"resale_bps"},
         )
         resale_bps = check_bps(royalty["resale_bps"], field="royalty.resale_bps")
         rules = _read_variant_rules(data.get("variant_rules"))
@@ -176,10 +197,18 @@ class GoodSpec:
         if len(canonical.encode(metadata)) > limits.METADATA_BYTES_MAX:
             raise InvalidInputError("metadata", f"at most {limits.METADATA_BYTES_MAX} bytes")
         return cls(
-            title=title, creators=creators, content_digest=digest, kind=kind,
-            currency=currency, edition_policy=policy, sale_opens_at=opens,
-            sale_closes_at=closes, tiers=tiers, resale_royalty_bps=resale_bps,
-            variant_rules=rules, metadata=json.loads(json.dumps(metadata)),
+            title=title,
+            creators=creators,
+            content_digest=digest,
+            kind=kind,
+            currency=currency,
+            edition_policy=policy,
+            sale_opens_at=opens,
+            sale_closes_at=closes,
+            tiers=tiers,
+            resale_royalty_bps=resale_bps,
+            variant_rules=rules,
+            metadata=json.loads(json.dumps(metadata)),
         )
 
 
@@ -188,13 +217,16 @@ def _read_creators(value: Any) -> tuple[Creator, ...]:
         raise InvalidInputError("creators", f"must be a list of 1 to {limits.CREATORS_MAX}")
     creators = []
     for i, raw in enumerate(value):
-        item = validate.mapping(raw, field=f"creators[{i}]", keys={"id", "share_bps"},
-                                required={"id"})
+        item = validate.mapping(
+            raw, field=f"creators[{i}]", keys={"id", "share_bps"}, required={"id"}
+        )
         share = item.get("share_bps", limits.BPS_DENOMINATOR if len(value) == 1 else None)
-        creators.append(Creator(
-            id=validate.identifier(item["id"], field=f"creators[{i}].id"),
-            share_bps=check_bps(share, field=f"creators[{i}].share_bps"),
-        ))
+        creators.append(
+            Creator(
+                id=validate.identifier(item["id"], field=f"creators[{i}].id"),
+                share_bps=check_bps(share, field=f"creators[{i}].share_bps"),
+            )
+        )
     if len({c.id for c in creators}) != len(creators):
         raise InvalidInputError("creators", "creator ids must be unique")
     if sum(c.share_bps for c in creators) != limits.BPS_DENOMINATOR:
@@ -209,17 +241,20 @@ def _read_tiers(value: Any, policy: str, currency: str) -> tuple[TierSpec, ...]:
     for i, raw in enumerate(value):
         where = f"tiers[{i}]"
         item = validate.mapping(
-            raw, field=where,
-            keys={"name", "quota", "transferable", "per_buyer_limit", "lifetime_cap",
-                  "early_bird"},
+            raw,
+            field=where,
+            keys={"name", "quota", "transferable", "per_buyer_limit", "lifetime_cap", "early_bird"},
             required={"name", "quota"},
         )
-        name = validate.text(item["name"], field=f"{where}.name", max_chars=32,
-                             pattern=limits.TIER_NAME_PATTERN)
-        quota = validate.integer(item["quota"], field=f"{where}.quota", low=1,
-                                 high=limits.TIER_QUOTA_MAX)
-        transferable = validate.boolean(item.get("transferable", True),
-                                        field=f"{where}.transferable")
+        name = validate.text(
+            item["name"], field=f"{where}.name", max_chars=32, pattern=limits.TIER_NAME_PATTERN
+        )
+        quota = validate.integer(
+            item["quota"], field=f"{where}.quota", low=1, high=limits.TIER_QUOTA_MAX
+        )
+        transferable = validate.boolean(
+            item.get("transferable", True), field=f"{where}.transferable"
+        )
         limit = item.get("per_buyer_limit")
         if limit is not None:
             limit = validate.integer(limit, field=f"{where}.per_buyer_limit", low=1, high=quota)
@@ -231,22 +266,38 @@ def _read_tiers(value: Any, policy: str, currency: str) -> tuple[TierSpec, ...]:
                 )
             cap = quota
         else:
-            cap = quota if cap is None else validate.integer(
-                cap, field=f"{where}.lifetime_cap", low=quota, high=limits.TIER_QUOTA_MAX
+            cap = (
+                quota
+                if cap is None
+                else validate.integer(
+                    cap, field=f"{where}.lifetime_cap", low=quota, high=limits.TIER_QUOTA_MAX
+                )
             )
         early = item.get("early_bird")
-        tiers.append(TierSpec(name, quota, transferable, limit, cap,
-                              None if early is None else
-                              _read_early_bird(early, f"{where}.early_bird", quota, currency)))
+        tiers.append(
+            TierSpec(
+                name,
+                quota,
+                transferable,
+                limit,
+                cap,
+                None
+                if early is None
+                else _read_early_bird(early, f"{where}.early_bird", quota, currency),
+            )
+        )
     if len({t.name for t in tiers}) != len(tiers):
         raise InvalidInputError("tiers", "tier names must be unique")
     return tuple(tiers)
 
 
 def _read_early_bird(value: Any, where: str, quota: int, currency: str) -> EarlyBird:
-    item = validate.mapping(value, field=where, keys={"quantity", "price", "opens_at",
-                                                     "closes_at"},
-                            required={"quantity", "price", "opens_at", "closes_at"})
+    item = validate.mapping(
+        value,
+        field=where,
+        keys={"quantity", "price", "opens_at", "closes_at"},
+        required={"quantity", "price", "opens_at", "closes_at"},
+    )
     quantity = validate.integer(item["quantity"], field=f"{where}.quantity", low=1, high=quota)
     price = Money.from_json(item["price"])
     if price.currency != currency:
@@ -264,20 +315,30 @@ def _read_variant_rules(value: Any) -> VariantRules | None:
     if value is None:
         return None
     item = validate.mapping(
-        value, field="variant_rules",
+        value,
+        field="variant_rules",
         keys={"max_variants", "max_supply_per_variant", "master_primary_bps", "master_resale_bps"},
         required={"max_variants", "max_supply_per_variant"},
     )
     return VariantRules(
-        max_variants=validate.integer(item["max_variants"], field="variant_rules.max_variants",
-                                      low=1, high=limits.VARIANTS_MAX),
+        max_variants=validate.integer(
+            item["max_variants"],
+            field="variant_rules.max_variants",
+            low=1,
+            high=limits.VARIANTS_MAX,
+        ),
         max_supply_per_variant=validate.integer(
-            item["max_supply_per_variant"], field="variant_rules.max_supply_per_variant",
-            low=1, high=limits.TIER_QUOTA_MAX),
-        master_primary_bps=check_bps(item.get("master_primary_bps", 0),
-                                     field="variant_rules.master_primary_bps"),
-        master_resale_bps=check_bps(item.get("master_resale_bps", 0),
-                                    field="variant_rules.master_resale_bps"),
+            item["max_supply_per_variant"],
+            field="variant_rules.max_supply_per_variant",
+            low=1,
+            high=limits.TIER_QUOTA_MAX,
+        ),
+        master_primary_bps=check_bps(
+            item.get("master_primary_bps", 0), field="variant_rules.master_primary_bps"
+        ),
+        master_resale_bps=check_bps(
+            item.get("master_resale_bps", 0), field="variant_rules.master_resale_bps"
+        ),
     )
 
 
@@ -290,9 +351,7 @@ class Good(Aggregate):
     variants: list[str]
 
     @classmethod
-    def mint(
-        cls, spec: GoodSpec, now: datetime, master: Good | None = None
-    ) -> Good:
+    def mint(cls, spec: GoodSpec, now: datetime, master: Good | None = None) -> Good:
         master_block = None
         if master is not None:
             rules = master.spec.variant_rules
@@ -312,8 +371,11 @@ class Good(Aggregate):
         }
         fingerprint = canonical.fingerprint(definition)
         return cls._create(
-            cls.Minted, good_id_for(fingerprint), now,
-            definition=definition, fingerprint=fingerprint,
+            cls.Minted,
+            good_id_for(fingerprint),
+            now,
+            definition=definition,
+            fingerprint=fingerprint,
         )
 
     def derive_variant(self, spec: GoodSpec, now: datetime) -> Good:
@@ -339,8 +401,10 @@ class Good(Aggregate):
                 )
         variant = Good.mint(spec, now, master=self)
         self._trigger(
-            Good.VariantDerived, now,
-            variant_id=str(variant.id), variant_fingerprint=variant.fingerprint,
+            Good.VariantDerived,
+            now,
+            variant_id=str(variant.id),
+            variant_fingerprint=variant.fingerprint,
             index=len(self.variants) + 1,
         )
         return variant
@@ -379,8 +443,14 @@ class Good(Aggregate):
         )
 
     def _shares(
-        self, creators_bps: int, master_bps: int, master: dict[str, Any] | None,
-        channel: str, channel_fee_bps: int, seller: str | None, seller_bps: int,
+        self,
+        creators_bps: int,
+        master_bps: int,
+        master: dict[str, Any] | None,
+        channel: str,
+        channel_fee_bps: int,
+        seller: str | None,
+        seller_bps: int,
     ) -> list[Share]:
         whole = limits.BPS_DENOMINATOR
         shares = [Share(c.id, "creator", creators_bps * c.share_bps) for c in self.spec.creators]

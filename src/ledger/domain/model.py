@@ -180,8 +180,10 @@ def _payload_fields(event_class: type[Event]) -> tuple[tuple[str, bool], ...]:
     found = _PAYLOAD_FIELDS.get(event_class)
     if found is None:
         found = _PAYLOAD_FIELDS[event_class] = tuple(
-            (f.name, "omit_if_none" in f.metadata) for f in dataclasses.fields(event_class)
-            if f.name not in ENVELOPE_FIELDS)
+            (f.name, "omit_if_none" in f.metadata)
+            for f in dataclasses.fields(event_class)
+            if f.name not in ENVELOPE_FIELDS
+        )
     return found
 
 

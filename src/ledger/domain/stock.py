@@ -91,12 +91,18 @@ class TierStock(Aggregate):
         tier = good.tier(tier_name)
         spec = good.spec
         return cls._create(
-            cls.Opened, stock_id_for(good.id, tier.name), now,
-            good_id=str(good.id), tier=tier.name, supply=tier.quota,
+            cls.Opened,
+            stock_id_for(good.id, tier.name),
+            now,
+            good_id=str(good.id),
+            tier=tier.name,
+            supply=tier.quota,
             lifetime_cap=tier.lifetime_cap or tier.quota,
             restockable=spec.edition_policy == RESTOCKABLE,
-            transferable=tier.transferable, per_buyer_limit=tier.per_buyer_limit,
-            sale_opens_at=spec.sale_opens_at, sale_closes_at=spec.sale_closes_at,
+            transferable=tier.transferable,
+            per_buyer_limit=tier.per_buyer_limit,
+            sale_opens_at=spec.sale_opens_at,
+            sale_closes_at=spec.sale_closes_at,
             coded=True if spec.kind == REDEMPTION_CODE else None,
             early_bird=tier.early_bird.to_json() if tier.early_bird else None,
         )
@@ -136,7 +142,7 @@ class TierStock(Aggregate):
         if quantity > self.codes_available:
             raise CodesExhaustedError(self.tier, quantity, self.codes_available)
         pool = self.codes_free
-        return [pool[i * REF_CHARS:(i + 1) * REF_CHARS] for i in range(quantity)]
+        return [pool[i * REF_CHARS : (i + 1) * REF_CHARS] for i in range(quantity)]
 
     def sources(self, channel: str, quantity: int) -> tuple[int, int]:
         """Where a sale of ``quantity`` by ``channel`` comes from: (from its
@@ -171,8 +177,9 @@ class TierStock(Aggregate):
     def due_holds(self, now: datetime) -> list[str]:
         """Live holds whose time is up, soonest first."""
         moment = format_timestamp(now)
-        due = [h for h, v in self.holds.items()
-               if v["state"] == "held" and v["expires_at"] <= moment]
+        due = [
+            h for h, v in self.holds.items() if v["state"] == "held" and v["expires_at"] <= moment
+        ]
         return sorted(due, key=lambda h: (self.holds[h]["expires_at"], h))
 
     def serials_for(self, quantity: int) -> list[int]:
@@ -203,12 +210,19 @@ class TierStock(Aggregate):
         if early is None:
             return False
         moment = format_timestamp(now)
-        return bool(early["opens_at"] <= moment < early["closes_at"]
-                    and self.early_bird_sold + quantity <= early["quantity"])
+        return bool(
+            early["opens_at"] <= moment < early["closes_at"]
+            and self.early_bird_sold + quantity <= early["quantity"]
+        )
 
-    def check_sale(self, quantity: int, now: datetime, channel: str | None = None,
-                   rate_channel: str | None = None, unit_price: dict[str, Any] | None = None,
-                   ) -> None:
+    def check_sale(
+        self,
+        quantity: int,
+        now: datetime,
+        channel: str | None = None,
+        rate_channel: str | None = None,
+        unit_price: dict[str, Any] | None = None,
+    ) -> None:
         """Refuse a sale that cannot happen; with ``channel``, the channel's
         pool comes first (without, the sale is from the shared stock); with
         ``rate_channel``, that channel's rate rule must hold. With
@@ -242,35 +256,68 @@ class TierStock(Aggregate):
 
     # -- commands ---------------------------------------------------------
     def sell(
-        self, *, sale_id: str, buyer: str, channel: str, quantity: int,
-        unit_price: dict[str, Any], split: list[dict[str, Any]], now: datetime,
-        from_pool: bool = True, early_bird: bool = True,
+        self,
+        *,
+        sale_id: str,
+        buyer: str,
+        channel: str,
+        quantity: int,
+        unit_price: dict[str, Any],
+        split: list[dict[str, Any]],
+        now: datetime,
+        from_pool: bool = True,
+        early_bird: bool = True,
     ) -> list[int]:
         """A primary sale; through a channel with a pool, from the pool first
         (``from_pool=False``: from the shared stock only, as a hold's units
         are). ``early_bird=False``: not one, whatever the clock (a hold's)."""
         pool_channel = channel if from_pool else None
-        self.check_sale(quantity, now, pool_channel, rate_channel=channel,
-                        unit_price=unit_price if early_bird else None)
+        self.check_sale(
+            quantity,
+            now,
+            pool_channel,
+            rate_channel=channel,
+            unit_price=unit_price if early_bird else None,
+        )
         early = early_bird and self.early_bird_for(quantity, now)
         drawn = self.sources(channel, quantity)[0] if pool_channel is not None else 0
         if drawn:
-            self._trigger(TierStock.PoolDrawn, now, channel=channel, quantity=drawn,
-                          sale_id=sale_id)
+            self._trigger(
+                TierStock.PoolDrawn, now, channel=channel, quantity=drawn, sale_id=sale_id
+            )
         serials = self.serials_for(quantity)
         self._trigger(
-            TierStock.Sold, now, sale_id=sale_id, buyer=buyer, channel=channel,
-            serials=serials, unit_price=unit_price, split=split,
-            codes=self.codes_for(quantity), early_bird=True if early else None,
+            TierStock.Sold,
+            now,
+            sale_id=sale_id,
+            buyer=buyer,
+            channel=channel,
+            serials=serials,
+            unit_price=unit_price,
+            split=split,
+            codes=self.codes_for(quantity),
+            early_bird=True if early else None,
         )
         return serials
 
-    def reserve(self, *, hold_id: str, channel: str, quantity: int, ttl_seconds: int,
-                now: datetime, waitlist: bool = False) -> str:
+    def reserve(
+        self,
+        *,
+        hold_id: str,
+        channel: str,
+        quantity: int,
+        ttl_seconds: int,
+        now: datetime,
+        waitlist: bool = False,
+    ) -> str:
         """Hold ``quantity`` units for ``channel``; returns when the hold expires."""
         validate.integer(quantity, field="quantity", low=1, high=limits.HOLD_QUANTITY_MAX)
-        validate.integer(ttl_seconds, field="ttl_seconds", low=limits.HOLD_TTL_SECONDS_MIN,
-                         high=limits.HOLD_TTL_SECONDS_MAX)
+        validate.integer(
+            ttl_seconds,
+            field="ttl_seconds",
+            low=limits.HOLD_TTL_SECONDS_MIN,
+            high=limits.HOLD_TTL_SECONDS_MAX,
+        )
         if hold_id in self.holds or (hold_id in self.waitlist) != waitlist:
             raise AssertionError(f"hold {hold_id} exists already")  # ids are command ids
         self._check_window(now)
@@ -278,8 +325,15 @@ class TierStock(Aggregate):
             raise SoldOutError(self.tier, quantity, self.available)
         codes = self.codes_for(quantity)
         expires_at = format_timestamp(now + timedelta(seconds=ttl_seconds))
-        self._trigger(TierStock.Reserved, now, hold_id=hold_id, channel=channel,
-                      quantity=quantity, expires_at=expires_at, codes=codes)
+        self._trigger(
+            TierStock.Reserved,
+            now,
+            hold_id=hold_id,
+            channel=channel,
+            quantity=quantity,
+            expires_at=expires_at,
+            codes=codes,
+        )
         return expires_at
 
     def commit_hold(self, *, hold_id: str, sale_id: str, quantity: int, now: datetime) -> None:
@@ -289,15 +343,26 @@ class TierStock(Aggregate):
         if format_timestamp(now) >= hold["expires_at"]:
             raise AssertionError("expire a due hold before committing it")
         validate.integer(quantity, field="quantity", low=1, high=hold["quantity"])
-        self._trigger(TierStock.HoldCommitted, now, hold_id=hold_id, sale_id=sale_id,
-                      quantity=quantity, returned=hold["quantity"] - quantity)
+        self._trigger(
+            TierStock.HoldCommitted,
+            now,
+            hold_id=hold_id,
+            sale_id=sale_id,
+            quantity=quantity,
+            returned=hold["quantity"] - quantity,
+        )
 
     def release_hold(self, hold_id: str, *, now: datetime, expired: bool = False) -> None:
         hold = self.hold(hold_id)
         if expired and format_timestamp(now) < hold["expires_at"]:
             raise AssertionError("a hold expires only at its time")
-        self._trigger(TierStock.HoldReleased, now, hold_id=hold_id, quantity=hold["quantity"],
-                      reason="expired" if expired else "released")
+        self._trigger(
+            TierStock.HoldReleased,
+            now,
+            hold_id=hold_id,
+            quantity=hold["quantity"],
+            reason="expired" if expired else "released",
+        )
 
     def expire_due(self, now: datetime) -> list[str]:
         """Release every hold whose time is up; returns their ids."""
@@ -306,14 +371,29 @@ class TierStock(Aggregate):
             self.release_hold(hold_id, now=now, expired=True)
         return due
 
-    def owe_refund(self, *, hold_id: str, refund_id: str, buyer: str, quantity: int,
-                   amount: dict[str, Any], now: datetime) -> None:
+    def owe_refund(
+        self,
+        *,
+        hold_id: str,
+        refund_id: str,
+        buyer: str,
+        quantity: int,
+        amount: dict[str, Any],
+        now: datetime,
+    ) -> None:
         """A payment for an expired hold found no stock left: record what the
         channel owes the buyer back."""
         if self.find_hold(hold_id)["state"] != "expired":
             raise AssertionError("a refund is owed only for an expired hold")
-        self._trigger(TierStock.RefundOwed, now, hold_id=hold_id, refund_id=refund_id,
-                      buyer=buyer, quantity=quantity, amount=amount)
+        self._trigger(
+            TierStock.RefundOwed,
+            now,
+            hold_id=hold_id,
+            refund_id=refund_id,
+            buyer=buyer,
+            quantity=quantity,
+            amount=amount,
+        )
 
     def allot(self, *, channel: str, quantity: int, overflow: bool, now: datetime) -> None:
         """Move ``quantity`` units from the shared stock into ``channel``'s pool."""
@@ -321,8 +401,9 @@ class TierStock(Aggregate):
         validate.boolean(overflow, field="overflow")
         if quantity > self.available:
             raise SoldOutError(self.tier, quantity, self.available)
-        self._trigger(TierStock.Allotted, now, channel=channel, quantity=quantity,
-                      overflow=overflow)
+        self._trigger(
+            TierStock.Allotted, now, channel=channel, quantity=quantity, overflow=overflow
+        )
 
     def return_pool(self, *, channel: str, quantity: int, now: datetime) -> None:
         """Move ``quantity`` unsold units of ``channel``'s pool back to the shared stock."""
@@ -359,45 +440,64 @@ class TierStock(Aggregate):
         for entry_id in self.waiting():
             entry = self.waitlist[entry_id]
             if entry["quantity"] > self.available or (
-                    self.coded and entry["quantity"] > self.codes_available):
+                self.coded and entry["quantity"] > self.codes_available
+            ):
                 break
-            self.reserve(hold_id=entry_id, channel=entry["channel"], quantity=entry["quantity"],
-                         ttl_seconds=limits.WAITLIST_OFFER_TTL_SECONDS, now=now, waitlist=True)
+            self.reserve(
+                hold_id=entry_id,
+                channel=entry["channel"],
+                quantity=entry["quantity"],
+                ttl_seconds=limits.WAITLIST_OFFER_TTL_SECONDS,
+                now=now,
+                waitlist=True,
+            )
             offered.append(entry_id)
         return offered
 
-    def join_waitlist(self, *, entry_id: str, buyer: str, channel: str, quantity: int,
-                      now: datetime) -> int:
+    def join_waitlist(
+        self, *, entry_id: str, buyer: str, channel: str, quantity: int, now: datetime
+    ) -> int:
         """Wait for a restock; only when the tier cannot serve ``quantity`` now.
         Returns the place in line (1 = next)."""
         validate.integer(quantity, field="quantity", low=1, high=limits.HOLD_QUANTITY_MAX)
         if not self.restockable:
             raise AbsoluteEditionError(self.good_id)
         if quantity <= self.available:
-            raise WaitlistError(f"tier {self.tier!r} has {self.available} unit(s) available: "
-                                "buy them rather than wait")
+            raise WaitlistError(
+                f"tier {self.tier!r} has {self.available} unit(s) available: "
+                "buy them rather than wait"
+            )
         waiting = self.waiting()
         if len(waiting) >= limits.WAITLIST_MAX:
             raise WaitlistError(f"the waitlist of tier {self.tier!r} is full")
         if entry_id in self.waitlist or entry_id in self.holds:
             raise AssertionError(f"waitlist entry {entry_id} exists already")
-        self._trigger(TierStock.Waitlisted, now, entry_id=entry_id, buyer=buyer,
-                      channel=channel, quantity=quantity)
+        self._trigger(
+            TierStock.Waitlisted,
+            now,
+            entry_id=entry_id,
+            buyer=buyer,
+            channel=channel,
+            quantity=quantity,
+        )
         return len(waiting) + 1
 
     def leave_waitlist(self, entry_id: str, now: datetime) -> None:
         entry = self.waitlist.get(entry_id)
         if entry is None or entry["state"] != "waiting":
-            raise WaitlistError(f"entry {entry_id} is not waiting"
-                                + (f" (it was {entry['state']})" if entry else ""))
+            raise WaitlistError(
+                f"entry {entry_id} is not waiting"
+                + (f" (it was {entry['state']})" if entry else "")
+            )
         self._trigger(TierStock.WaitlistLeft, now, entry_id=entry_id)
 
     def import_codes(self, *, batch_id: str, refs: list[str], now: datetime) -> None:
         """Add a batch of codes (by ref; each code's own aggregate, created in
         the same transaction, is what makes it unique) to the pool."""
         if not self.coded:
-            raise CodeStateError(f"tier {self.tier!r} is not of a {REDEMPTION_CODE} good: "
-                                 "its units carry no codes")
+            raise CodeStateError(
+                f"tier {self.tier!r} is not of a {REDEMPTION_CODE} good: its units carry no codes"
+            )
         if not 1 <= len(refs) <= limits.CODES_PER_IMPORT_MAX:
             raise InvalidInputError("codes", f"a batch holds 1 to {limits.CODES_PER_IMPORT_MAX}")
         for ref in refs:
@@ -431,8 +531,17 @@ class TierStock(Aggregate):
         early_bird: dict[str, Any] | None = field(default=None, metadata=OMIT_IF_NONE)
 
         def apply(self, aggregate: TierStock) -> None:
-            for name in ("good_id", "tier", "supply", "lifetime_cap", "restockable",
-                         "transferable", "per_buyer_limit", "sale_opens_at", "sale_closes_at"):
+            for name in (
+                "good_id",
+                "tier",
+                "supply",
+                "lifetime_cap",
+                "restockable",
+                "transferable",
+                "per_buyer_limit",
+                "sale_opens_at",
+                "sale_closes_at",
+            ):
                 setattr(aggregate, name, getattr(self, name))
             aggregate.coded = bool(self.coded)
             aggregate.early_bird = self.early_bird
@@ -498,7 +607,6 @@ class TierStock(Aggregate):
             bisect.insort(aggregate.free_serials, self.serial)
             aggregate.returned_total += 1
 
-
     @dataclass(frozen=True)
     class Reserved(Event):
         TYPE = "stock.reserved"
@@ -509,8 +617,12 @@ class TierStock(Aggregate):
         codes: list[str] | None = field(default=None, metadata=OMIT_IF_NONE)
 
         def apply(self, aggregate: TierStock) -> None:
-            aggregate.holds[self.hold_id] = {"channel": self.channel, "quantity": self.quantity,
-                                             "expires_at": self.expires_at, "state": "held"}
+            aggregate.holds[self.hold_id] = {
+                "channel": self.channel,
+                "quantity": self.quantity,
+                "expires_at": self.expires_at,
+                "state": "held",
+            }
             if self.codes:
                 _take_codes(aggregate, self.codes)
                 aggregate.holds[self.hold_id]["codes"] = list(self.codes)
@@ -533,9 +645,8 @@ class TierStock(Aggregate):
             hold["state"] = "committed"
             codes = hold.pop("codes", None)
             if codes:  # the sale that follows binds the first ones; the rest return
-                kept = "".join(codes[:self.quantity])
-                aggregate.codes_free = kept + aggregate.codes_free + "".join(
-                    codes[self.quantity:])
+                kept = "".join(codes[: self.quantity])
+                aggregate.codes_free = kept + aggregate.codes_free + "".join(codes[self.quantity :])
 
     @dataclass(frozen=True)
     class HoldReleased(Event):
@@ -561,7 +672,6 @@ class TierStock(Aggregate):
 
         def apply(self, aggregate: TierStock) -> None:
             aggregate.holds[self.hold_id]["refund_owed"] = self.refund_id
-
 
     @dataclass(frozen=True)
     class Allotted(Event):
@@ -594,7 +704,6 @@ class TierStock(Aggregate):
         def apply(self, aggregate: TierStock) -> None:
             aggregate.pools[self.channel]["free"] -= self.quantity
 
-
     @dataclass(frozen=True)
     class RateSet(Event):
         TYPE = "stock.rate-set"
@@ -615,8 +724,11 @@ class TierStock(Aggregate):
 
         def apply(self, aggregate: TierStock) -> None:
             aggregate.waitlist[self.entry_id] = {
-                "buyer": self.buyer, "channel": self.channel, "quantity": self.quantity,
-                "state": "waiting"}
+                "buyer": self.buyer,
+                "channel": self.channel,
+                "quantity": self.quantity,
+                "state": "waiting",
+            }
 
     @dataclass(frozen=True)
     class WaitlistLeft(Event):
@@ -625,7 +737,6 @@ class TierStock(Aggregate):
 
         def apply(self, aggregate: TierStock) -> None:
             aggregate.waitlist[self.entry_id]["state"] = "left"
-
 
     @dataclass(frozen=True)
     class CodesImported(Event):
@@ -652,10 +763,9 @@ def _take_codes(stock: TierStock, refs: list[str]) -> None:
     commands pick them; anywhere else is tolerated, as a replay must be)."""
     taken = "".join(refs)
     if stock.codes_free.startswith(taken):
-        stock.codes_free = stock.codes_free[len(taken):]
+        stock.codes_free = stock.codes_free[len(taken) :]
         return
-    pool = [stock.codes_free[i:i + REF_CHARS]
-            for i in range(0, len(stock.codes_free), REF_CHARS)]
+    pool = [stock.codes_free[i : i + REF_CHARS] for i in range(0, len(stock.codes_free), REF_CHARS)]
     for ref in refs:
         pool.remove(ref)
     stock.codes_free = "".join(pool)
@@ -677,8 +787,11 @@ class BuyerAllowance(Aggregate):
     @classmethod
     def start(cls, stock: TierStock, buyer: str, now: datetime) -> BuyerAllowance:
         return cls._create(
-            cls.Started, allowance_id_for(stock.id, buyer), now,
-            stock_id=str(stock.id), buyer=buyer,
+            cls.Started,
+            allowance_id_for(stock.id, buyer),
+            now,
+            stock_id=str(stock.id),
+            buyer=buyer,
         )
 
     def check(self, quantity: int, limit: int, tier: str) -> None:
@@ -712,4 +825,3 @@ class BuyerAllowance(Aggregate):
 
 
 BuyerAllowance.Started.AGGREGATE = BuyerAllowance
-

@@ -42,26 +42,58 @@ class Unit(Aggregate):
 
     @classmethod
     def issue(
-        cls, *, good_id: Any, tier: str, serial: int, transferable: bool, buyer: str,
-        sale_id: str, channel: str, price: dict[str, Any], split: list[dict[str, Any]],
-        now: datetime, code: str | None = None,
+        cls,
+        *,
+        good_id: Any,
+        tier: str,
+        serial: int,
+        transferable: bool,
+        buyer: str,
+        sale_id: str,
+        channel: str,
+        price: dict[str, Any],
+        split: list[dict[str, Any]],
+        now: datetime,
+        code: str | None = None,
     ) -> Unit:
         return cls._create(
-            cls.Issued, unit_id_for(good_id, tier, serial), now,
-            good_id=str(good_id), tier=tier, serial=serial, transferable=transferable,
-            holder=buyer, sale_id=sale_id, channel=channel, price=price, split=split,
+            cls.Issued,
+            unit_id_for(good_id, tier, serial),
+            now,
+            good_id=str(good_id),
+            tier=tier,
+            serial=serial,
+            transferable=transferable,
+            holder=buyer,
+            sale_id=sale_id,
+            channel=channel,
+            price=price,
+            split=split,
             code=code,
         )
 
     def reissue(
-        self, *, buyer: str, sale_id: str, channel: str, price: dict[str, Any],
-        split: list[dict[str, Any]], now: datetime, code: str | None = None,
+        self,
+        *,
+        buyer: str,
+        sale_id: str,
+        channel: str,
+        price: dict[str, Any],
+        split: list[dict[str, Any]],
+        now: datetime,
+        code: str | None = None,
     ) -> None:
         if self.holder is not None:
             raise AssertionError(f"unit {self.id} is held; its serial is not free")
         self._trigger(
-            Unit.Reissued, now, holder=buyer, sale_id=sale_id, channel=channel,
-            price=price, split=split, code=code,
+            Unit.Reissued,
+            now,
+            holder=buyer,
+            sale_id=sale_id,
+            channel=channel,
+            price=price,
+            split=split,
+            code=code,
         )
 
     def check_resale(self, seller: str, buyer: str) -> None:
@@ -75,13 +107,26 @@ class Unit(Aggregate):
             raise SelfTradeError(seller)
 
     def resell(
-        self, *, resale_id: str, seller: str, buyer: str, channel: str,
-        price: dict[str, Any], split: list[dict[str, Any]], now: datetime,
+        self,
+        *,
+        resale_id: str,
+        seller: str,
+        buyer: str,
+        channel: str,
+        price: dict[str, Any],
+        split: list[dict[str, Any]],
+        now: datetime,
     ) -> None:
         self.check_resale(seller, buyer)
         self._trigger(
-            Unit.Resold, now, resale_id=resale_id, seller=seller, buyer=buyer,
-            channel=channel, price=price, split=split,
+            Unit.Resold,
+            now,
+            resale_id=resale_id,
+            seller=seller,
+            buyer=buyer,
+            channel=channel,
+            price=price,
+            split=split,
         )
 
     def current_acquisition(self) -> dict[str, Any]:
@@ -96,10 +141,16 @@ class Unit(Aggregate):
     def refund(self, *, refund_id: str, reason: str, now: datetime) -> dict[str, Any]:
         acquisition = self.current_acquisition()
         self._trigger(
-            Unit.Refunded, now, refund_id=refund_id, acquisition_id=acquisition["id"],
-            kind=acquisition["kind"], holder=acquisition["holder"],
-            returned_to=acquisition["from"], price=acquisition["price"],
-            split=acquisition["split"], reason=reason,
+            Unit.Refunded,
+            now,
+            refund_id=refund_id,
+            acquisition_id=acquisition["id"],
+            kind=acquisition["kind"],
+            holder=acquisition["holder"],
+            returned_to=acquisition["from"],
+            price=acquisition["price"],
+            split=acquisition["split"],
+            reason=reason,
         )
         return acquisition
 
@@ -125,8 +176,16 @@ class Unit(Aggregate):
             aggregate.transferable = self.transferable
             aggregate.acquisitions = []
             aggregate.code = self.code
-            _acquire(aggregate, self.sale_id, PRIMARY, self.holder, None, self.channel,
-                     self.price, self.split)
+            _acquire(
+                aggregate,
+                self.sale_id,
+                PRIMARY,
+                self.holder,
+                None,
+                self.channel,
+                self.price,
+                self.split,
+            )
 
     @dataclass(frozen=True)
     class Reissued(Event):
@@ -140,8 +199,16 @@ class Unit(Aggregate):
 
         def apply(self, aggregate: Unit) -> None:
             aggregate.code = self.code
-            _acquire(aggregate, self.sale_id, PRIMARY, self.holder, None, self.channel,
-                     self.price, self.split)
+            _acquire(
+                aggregate,
+                self.sale_id,
+                PRIMARY,
+                self.holder,
+                None,
+                self.channel,
+                self.price,
+                self.split,
+            )
 
     @dataclass(frozen=True)
     class Resold(Event):
@@ -154,8 +221,16 @@ class Unit(Aggregate):
         split: list[dict[str, Any]]
 
         def apply(self, aggregate: Unit) -> None:
-            _acquire(aggregate, self.resale_id, SECONDARY, self.buyer, self.seller,
-                     self.channel, self.price, self.split)
+            _acquire(
+                aggregate,
+                self.resale_id,
+                SECONDARY,
+                self.buyer,
+                self.seller,
+                self.channel,
+                self.price,
+                self.split,
+            )
 
     @dataclass(frozen=True)
     class Refunded(Event):
@@ -182,11 +257,25 @@ Unit.Issued.AGGREGATE = Unit
 
 
 def _acquire(
-    unit: Unit, acquisition_id: str, kind: str, holder: str, previous: str | None,
-    channel: str, price: dict[str, Any], split: list[dict[str, Any]],
+    unit: Unit,
+    acquisition_id: str,
+    kind: str,
+    holder: str,
+    previous: str | None,
+    channel: str,
+    price: dict[str, Any],
+    split: list[dict[str, Any]],
 ) -> None:
     unit.holder = holder
-    unit.acquisitions.append({
-        "id": acquisition_id, "kind": kind, "holder": holder, "from": previous,
-        "channel": channel, "price": price, "split": split, "refunded": False,
-    })
+    unit.acquisitions.append(
+        {
+            "id": acquisition_id,
+            "kind": kind,
+            "holder": holder,
+            "from": previous,
+            "channel": channel,
+            "price": price,
+            "split": split,
+            "refunded": False,
+        }
+    )

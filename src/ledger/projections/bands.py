@@ -17,11 +17,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 PLENTY, LIMITED, SCARCE, LAST_CHANCE, SOLD_OUT = (
-    "plenty", "limited", "scarce", "last-chance", "sold-out")
+    "plenty",
+    "limited",
+    "scarce",
+    "last-chance",
+    "sold-out",
+)
 # Scarcest last; index = how scarce.
 ORDER = (PLENTY, LIMITED, SCARCE, LAST_CHANCE, SOLD_OUT)
-LABELS = {LIMITED: "selling fast", SCARCE: "scarce", LAST_CHANCE: "last chance",
-          SOLD_OUT: "sold out"}
+LABELS = {
+    LIMITED: "selling fast",
+    SCARCE: "scarce",
+    LAST_CHANCE: "last chance",
+    SOLD_OUT: "sold out",
+}
 
 
 @dataclass(frozen=True)
@@ -35,8 +44,9 @@ class BandPolicy:
 
     def __post_init__(self) -> None:
         if not 0 < self.last_chance_bps < self.scarce_bps < self.plenty_bps < 10_000:
-            raise ValueError("band thresholds must satisfy "
-                             "0 < last_chance_bps < scarce_bps < plenty_bps < 10000")
+            raise ValueError(
+                "band thresholds must satisfy 0 < last_chance_bps < scarce_bps < plenty_bps < 10000"
+            )
         if not 0 <= self.hysteresis_bps < self.last_chance_bps:
             raise ValueError("hysteresis_bps must be at least 0 and below last_chance_bps")
 

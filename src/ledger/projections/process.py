@@ -76,8 +76,14 @@ class ProcessRunner(ProjectionRunner):
     ``store`` is this process's view store (for positions and status);
     ``url`` and ``bands`` are what the child opens its own with."""
 
-    def __init__(self, store: ProjectionStore, url: DatabaseURL, *,
-                 bands: BandPolicy | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        store: ProjectionStore,
+        url: DatabaseURL,
+        *,
+        bands: BandPolicy | None = None,
+        **options: Any,
+    ) -> None:
         super().__init__(store, **options)
         self._url = url
         self._bands = bands or BandPolicy()
@@ -105,17 +111,26 @@ class ProcessRunner(ProjectionRunner):
         if body is None:
             return None, int(seen)
         events, position, first_at, last_at, goods = body
-        return Changes(events=events, position=position, first_event_at=first_at,
-                       last_event_at=last_at, goods=set(goods)), int(seen)
+        return Changes(
+            events=events,
+            position=position,
+            first_event_at=first_at,
+            last_event_at=last_at,
+            goods=set(goods),
+        ), int(seen)
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         child = subprocess.Popen(
             [sys.executable, "-m", "ledger.projections.process"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            close_fds=True,
+        )
         if child.stdin is None:
             raise InvariantError("child.stdin unset")
-        opening = json.dumps({"url": dataclasses.asdict(self._url),
-                              "bands": dataclasses.asdict(self._bands)}).encode()
+        opening = json.dumps(
+            {"url": dataclasses.asdict(self._url), "bands": dataclasses.asdict(self._bands)}
+        ).encode()
         try:
             _write(child.stdin, opening)
         except OSError:
@@ -159,16 +174,25 @@ def serve(source: IO[bytes], sink: IO[bytes]) -> None:
     settings = json.loads(opening)
     events = EventStore(DatabaseURL(**settings["url"]))
     try:
-        store = ProjectionStore(events.recorder, bands=BandPolicy(**settings["bands"]),
-                                create=False)
+        store = ProjectionStore(
+            events.recorder, bands=BandPolicy(**settings["bands"]), create=False
+        )
         while (request := _read(source)) is not None:
             (limit,) = _LENGTH.unpack(request)
             reply: tuple[Any, ...]
             try:
                 changes = store.apply_next(now_text, limit=limit)
-                body = None if changes is None else (
-                    changes.events, changes.position, changes.first_event_at,
-                    changes.last_event_at, sorted(changes.goods))
+                body = (
+                    None
+                    if changes is None
+                    else (
+                        changes.events,
+                        changes.position,
+                        changes.first_event_at,
+                        changes.last_event_at,
+                        sorted(changes.goods),
+                    )
+                )
                 reply = ("ok", body, store.seen_position)
             except Exception as error:  # reported to the parent, which retries
                 reason = unavailable_reason(error)
@@ -176,8 +200,7 @@ def serve(source: IO[bytes], sink: IO[bytes]) -> None:
                     reply = ("unavailable", reason, store.seen_position)
                 else:
                     logger.exception("views batch failed")
-                    reply = ("error", f"{type(error).__name__}: {error}",
-                             store.seen_position)
+                    reply = ("error", f"{type(error).__name__}: {error}", store.seen_position)
             _write(sink, marshal.dumps(reply))
     finally:
         events.close()

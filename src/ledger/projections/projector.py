@@ -30,20 +30,91 @@ from ledger.projections.tables import Dialect
 CREATOR_ROLES = ("creator", "master-creator")
 IN_CHUNK = 500  # ids per bulk SELECT
 
-STOCK_COLUMNS = ("stock_id", "good_id", "tier", "supply", "lifetime_cap", "restockable",
-                 "transferable", "issued", "reserved", "available", "pooled", "sold_total",
-                 "returned_total", "band", "first_sale_at", "last_sale_at", "updated_at",
-                 "position")
-UNIT_COLUMNS = ("unit_id", "good_id", "tier", "serial", "holder", "transferable", "events",
-                "updated_at")
-POOL_COLUMNS = ("stock_id", "channel", "good_id", "tier", "free", "overflow", "allotted",
-                "returned", "sold", "updated_at")
-WAITLIST_COLUMNS = ("entry_id", "stock_id", "good_id", "tier", "buyer", "channel", "quantity",
-                    "state", "joined_at", "updated_at", "position")
-HOLD_COLUMNS = ("hold_id", "stock_id", "good_id", "tier", "channel", "quantity", "expires_at",
-                "state", "committed", "sale_id", "refunds_owed", "reserved_at", "updated_at")
-ROYALTY_COLUMNS = ("recipient", "role", "good_id", "unit_id", "kind", "reference", "at", "day",
-                   "amount", "price", "currency", "channel", "position")
+STOCK_COLUMNS = (
+    "stock_id",
+    "good_id",
+    "tier",
+    "supply",
+    "lifetime_cap",
+    "restockable",
+    "transferable",
+    "issued",
+    "reserved",
+    "available",
+    "pooled",
+    "sold_total",
+    "returned_total",
+    "band",
+    "first_sale_at",
+    "last_sale_at",
+    "updated_at",
+    "position",
+)
+UNIT_COLUMNS = (
+    "unit_id",
+    "good_id",
+    "tier",
+    "serial",
+    "holder",
+    "transferable",
+    "events",
+    "updated_at",
+)
+POOL_COLUMNS = (
+    "stock_id",
+    "channel",
+    "good_id",
+    "tier",
+    "free",
+    "overflow",
+    "allotted",
+    "returned",
+    "sold",
+    "updated_at",
+)
+WAITLIST_COLUMNS = (
+    "entry_id",
+    "stock_id",
+    "good_id",
+    "tier",
+    "buyer",
+    "channel",
+    "quantity",
+    "state",
+    "joined_at",
+    "updated_at",
+    "position",
+)
+HOLD_COLUMNS = (
+    "hold_id",
+    "stock_id",
+    "good_id",
+    "tier",
+    "channel",
+    "quantity",
+    "expires_at",
+    "state",
+    "committed",
+    "sale_id",
+    "refunds_owed",
+    "reserved_at",
+    "updated_at",
+)
+ROYALTY_COLUMNS = (
+    "recipient",
+    "role",
+    "good_id",
+    "unit_id",
+    "kind",
+    "reference",
+    "at",
+    "day",
+    "amount",
+    "price",
+    "currency",
+    "channel",
+    "position",
+)
 SETTLEMENT_SUMS = ("units", "gross", "fees", "royalties", "seller_proceeds", "net")
 
 
@@ -137,49 +208,81 @@ class Projector:
     def _select_in(self, cursor: Any, statement: str, keys: Sequence[Any]) -> list[Any]:
         rows: list[Any] = []
         for start in range(0, len(keys), IN_CHUNK):
-            chunk = keys[start:start + IN_CHUNK]
-            cursor.execute(self._q(statement.replace("(?)", "(" + ", ".join("?" * len(chunk))
-                                                      + ")")), tuple(chunk))
+            chunk = keys[start : start + IN_CHUNK]
+            cursor.execute(
+                self._q(statement.replace("(?)", "(" + ", ".join("?" * len(chunk)) + ")")),
+                tuple(chunk),
+            )
             rows.extend(cursor.fetchall())
         return rows
 
-    def _prefetch(self, cursor: Any, batch: _Batch,
-                  decoded: list[tuple[Record, dict[str, Any]]]) -> None:
-        stock_ids = sorted({r.aggregate_id for r, _ in decoded
-                            if r.type.startswith("stock.") and r.type != "stock.opened"})
-        unit_ids = sorted({r.aggregate_id for r, _ in decoded
-                           if r.type in ("unit.reissued", "unit.resold", "unit.refunded")})
-        refunds = sorted({(r.aggregate_id, e["payload"]["acquisition_id"]) for r, e in decoded
-                          if r.type == "unit.refunded"})
-        hold_ids = sorted({e["payload"]["hold_id"] for r, e in decoded
-                           if r.type in ("stock.hold-committed", "stock.hold-released",
-                                         "stock.refund-owed")})
-        for row in self._select_in(cursor, "SELECT * FROM {holds} WHERE hold_id IN (?)",
-                                   hold_ids):
+    def _prefetch(
+        self, cursor: Any, batch: _Batch, decoded: list[tuple[Record, dict[str, Any]]]
+    ) -> None:
+        stock_ids = sorted(
+            {
+                r.aggregate_id
+                for r, _ in decoded
+                if r.type.startswith("stock.") and r.type != "stock.opened"
+            }
+        )
+        unit_ids = sorted(
+            {
+                r.aggregate_id
+                for r, _ in decoded
+                if r.type in ("unit.reissued", "unit.resold", "unit.refunded")
+            }
+        )
+        refunds = sorted(
+            {
+                (r.aggregate_id, e["payload"]["acquisition_id"])
+                for r, e in decoded
+                if r.type == "unit.refunded"
+            }
+        )
+        hold_ids = sorted(
+            {
+                e["payload"]["hold_id"]
+                for r, e in decoded
+                if r.type in ("stock.hold-committed", "stock.hold-released", "stock.refund-owed")
+            }
+        )
+        for row in self._select_in(cursor, "SELECT * FROM {holds} WHERE hold_id IN (?)", hold_ids):
             batch.holds[str(row["hold_id"])] = {c: row[c] for c in HOLD_COLUMNS}
-        entries = sorted({e["payload"].get("entry_id") or e["payload"]["hold_id"]
-                          for r, e in decoded
-                          if r.type in ("stock.reserved", "stock.waitlist-left")})
-        for row in self._select_in(cursor, "SELECT * FROM {waitlist} WHERE entry_id IN (?)",
-                                   entries):
+        entries = sorted(
+            {
+                e["payload"].get("entry_id") or e["payload"]["hold_id"]
+                for r, e in decoded
+                if r.type in ("stock.reserved", "stock.waitlist-left")
+            }
+        )
+        for row in self._select_in(
+            cursor, "SELECT * FROM {waitlist} WHERE entry_id IN (?)", entries
+        ):
             batch.waitlist[str(row["entry_id"])] = {c: row[c] for c in WAITLIST_COLUMNS}
-        pooled = sorted({r.aggregate_id for r, _ in decoded
-                         if r.type in ("stock.allotted", "stock.pool-returned",
-                                       "stock.pool-drawn")})
-        for row in self._select_in(cursor, "SELECT * FROM {pools} WHERE stock_id IN (?)",
-                                   pooled):
+        pooled = sorted(
+            {
+                r.aggregate_id
+                for r, _ in decoded
+                if r.type in ("stock.allotted", "stock.pool-returned", "stock.pool-drawn")
+            }
+        )
+        for row in self._select_in(cursor, "SELECT * FROM {pools} WHERE stock_id IN (?)", pooled):
             batch.pools[(str(row["stock_id"]), str(row["channel"]))] = {
-                c: row[c] for c in POOL_COLUMNS}
-        for row in self._select_in(cursor, "SELECT * FROM {stock} WHERE stock_id IN (?)",
-                                   stock_ids):
+                c: row[c] for c in POOL_COLUMNS
+            }
+        for row in self._select_in(
+            cursor, "SELECT * FROM {stock} WHERE stock_id IN (?)", stock_ids
+        ):
             batch.stock[str(row["stock_id"])] = {c: row[c] for c in STOCK_COLUMNS}
-        for row in self._select_in(cursor, "SELECT * FROM {units} WHERE unit_id IN (?)",
-                                   unit_ids):
+        for row in self._select_in(cursor, "SELECT * FROM {units} WHERE unit_id IN (?)", unit_ids):
             batch.units[str(row["unit_id"])] = {c: row[c] for c in UNIT_COLUMNS}
         if refunds:
             for row in self._select_in(
-                    cursor, "SELECT unit_id, reference, channel FROM {unit_events} "
-                    "WHERE reference IN (?)", sorted({ref for _, ref in refunds})):
+                cursor,
+                "SELECT unit_id, reference, channel FROM {unit_events} WHERE reference IN (?)",
+                sorted({ref for _, ref in refunds}),
+            ):
                 batch.acquisitions[(str(row["unit_id"]), str(row["reference"]))] = row["channel"]
 
     # -- goods ------------------------------------------------------------
@@ -189,9 +292,19 @@ class Projector:
         spec = definition["spec"]
         creators = [c["id"] for c in spec["creators"]]
         master = definition.get("master")
-        b.goods.append((r.aggregate_id, p["fingerprint"], spec["title"], spec["kind"],
-                        spec["currency"], orjson.dumps(creators).decode(),
-                        master["good_id"] if master else None, e["timestamp"], r.position))
+        b.goods.append(
+            (
+                r.aggregate_id,
+                p["fingerprint"],
+                spec["title"],
+                spec["kind"],
+                spec["currency"],
+                orjson.dumps(creators).decode(),
+                master["good_id"] if master else None,
+                e["timestamp"],
+                r.position,
+            )
+        )
         b.good_creators.extend((creator, r.aggregate_id) for creator in dict.fromkeys(creators))
 
     def _variant_derived(self, b: _Batch, r: Record, e: dict[str, Any], _ch: Changes) -> None:
@@ -204,20 +317,42 @@ class Projector:
         p = e["payload"]
         supply = int(p["supply"])
         b.stock[r.aggregate_id] = {
-            "stock_id": r.aggregate_id, "good_id": p["good_id"], "tier": p["tier"],
-            "supply": supply, "lifetime_cap": int(p["lifetime_cap"]),
+            "stock_id": r.aggregate_id,
+            "good_id": p["good_id"],
+            "tier": p["tier"],
+            "supply": supply,
+            "lifetime_cap": int(p["lifetime_cap"]),
             "restockable": int(bool(p["restockable"])),
-            "transferable": int(bool(p["transferable"])), "issued": 0, "reserved": 0,
-            "available": supply, "pooled": 0, "sold_total": 0, "returned_total": 0,
-            "band": self.bands.band(None, supply, supply), "first_sale_at": None,
-            "last_sale_at": None, "updated_at": e["timestamp"], "position": r.position,
+            "transferable": int(bool(p["transferable"])),
+            "issued": 0,
+            "reserved": 0,
+            "available": supply,
+            "pooled": 0,
+            "sold_total": 0,
+            "returned_total": 0,
+            "band": self.bands.band(None, supply, supply),
+            "first_sale_at": None,
+            "last_sale_at": None,
+            "updated_at": e["timestamp"],
+            "position": r.position,
         }
         b.touched_stock.add(r.aggregate_id)
         ch.goods.add(p["good_id"])
 
-    def _change_stock(self, b: _Batch, r: Record, at: str, ch: Changes, *, issued: int = 0,
-                      supply: int | None = None, sold: int = 0, returned: int = 0,
-                      reserved: int = 0, pooled: int = 0) -> None:
+    def _change_stock(
+        self,
+        b: _Batch,
+        r: Record,
+        at: str,
+        ch: Changes,
+        *,
+        issued: int = 0,
+        supply: int | None = None,
+        sold: int = 0,
+        returned: int = 0,
+        reserved: int = 0,
+        pooled: int = 0,
+    ) -> None:
         row = b.stock.get(r.aggregate_id)
         if row is None:
             raise LookupError(f"stock {r.aggregate_id} changed before it was opened")
@@ -226,10 +361,10 @@ class Projector:
         row["issued"] = int(row["issued"]) + issued
         row["reserved"] = int(row["reserved"]) + reserved
         row["pooled"] = int(row["pooled"]) + pooled
-        row["available"] = (int(row["supply"]) - int(row["issued"]) - int(row["reserved"])
-                            - int(row["pooled"]))
-        row["band"] = self.bands.band(str(row["band"]), int(row["available"]),
-                                      int(row["supply"]))
+        row["available"] = (
+            int(row["supply"]) - int(row["issued"]) - int(row["reserved"]) - int(row["pooled"])
+        )
+        row["band"] = self.bands.band(str(row["band"]), int(row["available"]), int(row["supply"]))
         row["sold_total"] = int(row["sold_total"]) + sold
         row["returned_total"] = int(row["returned_total"]) + returned
         if sold:
@@ -259,10 +394,20 @@ class Projector:
         self._change_stock(b, r, at, ch, reserved=int(p["quantity"]))
         stock = b.stock[r.aggregate_id]
         b.holds[p["hold_id"]] = {
-            "hold_id": p["hold_id"], "stock_id": r.aggregate_id, "good_id": stock["good_id"],
-            "tier": stock["tier"], "channel": p["channel"], "quantity": int(p["quantity"]),
-            "expires_at": p["expires_at"], "state": "held", "committed": 0, "sale_id": None,
-            "refunds_owed": 0, "reserved_at": at, "updated_at": at}
+            "hold_id": p["hold_id"],
+            "stock_id": r.aggregate_id,
+            "good_id": stock["good_id"],
+            "tier": stock["tier"],
+            "channel": p["channel"],
+            "quantity": int(p["quantity"]),
+            "expires_at": p["expires_at"],
+            "state": "held",
+            "committed": 0,
+            "sale_id": None,
+            "refunds_owed": 0,
+            "reserved_at": at,
+            "updated_at": at,
+        }
         entry = b.waitlist.get(p["hold_id"])
         if entry is not None:  # a restock's offer to a waiting buyer
             entry.update(state="offered", updated_at=at)
@@ -273,10 +418,18 @@ class Projector:
         if stock is None:
             raise LookupError(f"stock {r.aggregate_id} changed before it was opened")
         b.waitlist[p["entry_id"]] = {
-            "entry_id": p["entry_id"], "stock_id": r.aggregate_id, "good_id": stock["good_id"],
-            "tier": stock["tier"], "buyer": p["buyer"], "channel": p["channel"],
-            "quantity": int(p["quantity"]), "state": "waiting", "joined_at": e["timestamp"],
-            "updated_at": e["timestamp"], "position": r.position}
+            "entry_id": p["entry_id"],
+            "stock_id": r.aggregate_id,
+            "good_id": stock["good_id"],
+            "tier": stock["tier"],
+            "buyer": p["buyer"],
+            "channel": p["channel"],
+            "quantity": int(p["quantity"]),
+            "state": "waiting",
+            "joined_at": e["timestamp"],
+            "updated_at": e["timestamp"],
+            "position": r.position,
+        }
 
     def _waitlist_left(self, b: _Batch, _r: Record, e: dict[str, Any], _ch: Changes) -> None:
         entry = b.waitlist.get(e["payload"]["entry_id"])
@@ -294,8 +447,12 @@ class Projector:
         p = e["payload"]
         hold = self._hold(b, p["hold_id"])
         self._change_stock(b, r, e["timestamp"], ch, reserved=-int(hold["quantity"]))
-        hold.update(state="committed", committed=int(p["quantity"]), sale_id=p["sale_id"],
-                    updated_at=e["timestamp"])
+        hold.update(
+            state="committed",
+            committed=int(p["quantity"]),
+            sale_id=p["sale_id"],
+            updated_at=e["timestamp"],
+        )
 
     def _hold_released(self, b: _Batch, r: Record, e: dict[str, Any], ch: Changes) -> None:
         p = e["payload"]
@@ -306,8 +463,10 @@ class Projector:
     def _refund_owed(self, b: _Batch, _r: Record, e: dict[str, Any], _ch: Changes) -> None:
         p = e["payload"]
         hold = self._hold(b, p["hold_id"])
-        hold.update(refunds_owed=int(hold["refunds_owed"]) + int(p["amount"]["amount"]),
-                    updated_at=e["timestamp"])
+        hold.update(
+            refunds_owed=int(hold["refunds_owed"]) + int(p["amount"]["amount"]),
+            updated_at=e["timestamp"],
+        )
 
     # -- channels' pools -------------------------------------------------------
     def _pool(self, b: _Batch, r: Record, channel: str, at: str) -> dict[str, Any]:
@@ -316,9 +475,17 @@ class Projector:
         if pool is None:
             stock = b.stock[r.aggregate_id]
             pool = b.pools[key] = {
-                "stock_id": r.aggregate_id, "channel": channel, "good_id": stock["good_id"],
-                "tier": stock["tier"], "free": 0, "overflow": 0, "allotted": 0, "returned": 0,
-                "sold": 0, "updated_at": at}
+                "stock_id": r.aggregate_id,
+                "channel": channel,
+                "good_id": stock["good_id"],
+                "tier": stock["tier"],
+                "free": 0,
+                "overflow": 0,
+                "allotted": 0,
+                "returned": 0,
+                "sold": 0,
+                "updated_at": at,
+            }
         pool["updated_at"] = at
         return pool
 
@@ -345,14 +512,39 @@ class Projector:
         pool["sold"] = int(pool["sold"]) + int(p["quantity"])
 
     # -- units, royalties, settlement --------------------------------------
-    def _unit_event(self, b: _Batch, r: Record, e: dict[str, Any], *, reference: str,
-                    before: str | None, after: str | None, channel: str | None,
-                    price: dict[str, Any], split: list[dict[str, Any]]) -> None:
+    def _unit_event(
+        self,
+        b: _Batch,
+        r: Record,
+        e: dict[str, Any],
+        *,
+        reference: str,
+        before: str | None,
+        after: str | None,
+        channel: str | None,
+        price: dict[str, Any],
+        split: list[dict[str, Any]],
+    ) -> None:
         event_hash = hashlib.sha256(
-            record_bytes(r.aggregate_id, r.version, r.type, r.state)).hexdigest()
-        b.unit_events.append((r.aggregate_id, r.version, r.position, r.type, e["timestamp"],
-                              reference, before, after, channel, int(price["amount"]),
-                              price["currency"], orjson.dumps(split).decode(), event_hash))
+            record_bytes(r.aggregate_id, r.version, r.type, r.state)
+        ).hexdigest()
+        b.unit_events.append(
+            (
+                r.aggregate_id,
+                r.version,
+                r.position,
+                r.type,
+                e["timestamp"],
+                reference,
+                before,
+                after,
+                channel,
+                int(price["amount"]),
+                price["currency"],
+                orjson.dumps(split).decode(),
+                event_hash,
+            )
+        )
         b.acquisitions[(r.aggregate_id, reference)] = channel
 
     def _unit(self, b: _Batch, unit_id: str) -> dict[str, Any]:
@@ -366,9 +558,15 @@ class Projector:
         at = e["timestamp"]
         if r.type == "unit.issued":
             b.units[r.aggregate_id] = {
-                "unit_id": r.aggregate_id, "good_id": p["good_id"], "tier": p["tier"],
-                "serial": int(p["serial"]), "holder": p["holder"],
-                "transferable": int(bool(p["transferable"])), "events": 1, "updated_at": at}
+                "unit_id": r.aggregate_id,
+                "good_id": p["good_id"],
+                "tier": p["tier"],
+                "serial": int(p["serial"]),
+                "holder": p["holder"],
+                "transferable": int(bool(p["transferable"])),
+                "events": 1,
+                "updated_at": at,
+            }
             before, after, reference, kind = None, p["holder"], p["sale_id"], "primary"
         else:
             unit = self._unit(b, r.aggregate_id)
@@ -380,8 +578,17 @@ class Projector:
             unit["events"] = int(unit["events"]) + 1
             unit["updated_at"] = at
         b.touched_units.add(r.aggregate_id)
-        self._unit_event(b, r, e, reference=reference, before=before, after=after,
-                         channel=p["channel"], price=p["price"], split=p["split"])
+        self._unit_event(
+            b,
+            r,
+            e,
+            reference=reference,
+            before=before,
+            after=after,
+            channel=p["channel"],
+            price=p["price"],
+            split=p["split"],
+        )
         good_id = str(b.units[r.aggregate_id]["good_id"])
         self._pay(b, r, at, good_id, kind, reference, p["channel"], p["price"], p["split"], 1)
 
@@ -394,16 +601,44 @@ class Projector:
         unit["events"] = int(unit["events"]) + 1
         unit["updated_at"] = at
         b.touched_units.add(r.aggregate_id)
-        self._unit_event(b, r, e, reference=p["refund_id"], before=p["holder"],
-                         after=p["returned_to"], channel=channel, price=p["price"],
-                         split=p["split"])
+        self._unit_event(
+            b,
+            r,
+            e,
+            reference=p["refund_id"],
+            before=p["holder"],
+            after=p["returned_to"],
+            channel=channel,
+            price=p["price"],
+            split=p["split"],
+        )
         kind = "primary-refund" if p["kind"] == "sale" else "resale-refund"
-        self._pay(b, r, at, str(unit["good_id"]), kind, p["refund_id"], channel, p["price"],
-                  p["split"], -1)
+        self._pay(
+            b,
+            r,
+            at,
+            str(unit["good_id"]),
+            kind,
+            p["refund_id"],
+            channel,
+            p["price"],
+            p["split"],
+            -1,
+        )
 
-    def _pay(self, b: _Batch, r: Record, at: str, good_id: str, kind: str, reference: str,
-             channel: str | None, price: dict[str, Any], split: list[dict[str, Any]],
-             sign: int) -> None:
+    def _pay(
+        self,
+        b: _Batch,
+        r: Record,
+        at: str,
+        good_id: str,
+        kind: str,
+        reference: str,
+        channel: str | None,
+        price: dict[str, Any],
+        split: list[dict[str, Any]],
+        sign: int,
+    ) -> None:
         currency = price["currency"]
         amount = int(price["amount"])
         fees = royalties = sellers = 0
@@ -414,9 +649,21 @@ class Projector:
                 key = (part["recipient"], role, reference, r.aggregate_id)
                 line = b.royalties.get(key)
                 if line is None:
-                    b.royalties[key] = [part["recipient"], role, good_id, r.aggregate_id, kind,
-                                        reference, at, at[:10], sign * value, sign * amount,
-                                        currency, channel, r.position]
+                    b.royalties[key] = [
+                        part["recipient"],
+                        role,
+                        good_id,
+                        r.aggregate_id,
+                        kind,
+                        reference,
+                        at,
+                        at[:10],
+                        sign * value,
+                        sign * amount,
+                        currency,
+                        channel,
+                        r.position,
+                    ]
                 else:
                     line[8] += sign * value
             elif role == "channel":
@@ -435,54 +682,95 @@ class Projector:
             cursor.executemany(self._q(statement), rows)
 
     def _write(self, cursor: Any, b: _Batch) -> None:
-        self._many(cursor, "INSERT INTO {goods} (good_id, fingerprint, title, kind, currency, "
-                   "creators, master_id, minted_at, variants, position) "
-                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?)", b.goods)
-        self._many(cursor, "INSERT INTO {good_creators} (creator, good_id) VALUES (?, ?)",
-                   b.good_creators)
-        self._many(cursor, "INSERT INTO {lineage} (master_id, variant_id, idx, derived_at) "
-                   "VALUES (?, ?, ?, ?)", b.lineage)
-        self._many(cursor, "UPDATE {goods} SET variants = variants + ? WHERE good_id = ?",
-                   [(n, good) for good, n in sorted(b.variants.items())])
-        self._many(cursor, _upsert("stock", STOCK_COLUMNS, ("stock_id",)),
-                   [tuple(b.stock[s][c] for c in STOCK_COLUMNS) for s in sorted(b.touched_stock)])
-        self._many(cursor, _upsert("units", UNIT_COLUMNS, ("unit_id",)),
-                   [tuple(b.units[u][c] for c in UNIT_COLUMNS) for u in sorted(b.touched_units)])
-        self._many(cursor, _upsert("waitlist", WAITLIST_COLUMNS, ("entry_id",)),
-                   [tuple(b.waitlist[k][c] for c in WAITLIST_COLUMNS) for k in sorted(b.waitlist)])
-        self._many(cursor, _upsert("pools", POOL_COLUMNS, ("stock_id", "channel")),
-                   [tuple(b.pools[k][c] for c in POOL_COLUMNS) for k in sorted(b.pools)])
-        self._many(cursor, _upsert("holds", HOLD_COLUMNS, ("hold_id",)),
-                   [tuple(b.holds[h][c] for c in HOLD_COLUMNS) for h in sorted(b.holds)])
-        self._many(cursor, "INSERT INTO {unit_events} (unit_id, version, position, type, at, "
-                   "reference, holder_before, holder_after, channel, amount, currency, split, "
-                   "event_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", b.unit_events)
-        self._many(cursor, _ADD_ROYALTIES,
-                   [tuple(line) for _, line in sorted(b.royalties.items())])
-        self._many(cursor, _ADD_SETTLEMENT,
-                   [(*key, *sums) for key, sums in sorted(b.settlement.items())])
-        self._many(cursor, "INSERT INTO {velocity} AS v (stock_id, minute, units) "
-                   "VALUES (?, ?, ?) ON CONFLICT (stock_id, minute) "
-                   "DO UPDATE SET units = v.units + excluded.units",
-                   [(*key, n) for key, n in sorted(b.velocity.items())])
+        self._many(
+            cursor,
+            "INSERT INTO {goods} (good_id, fingerprint, title, kind, currency, "
+            "creators, master_id, minted_at, variants, position) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
+            b.goods,
+        )
+        self._many(
+            cursor, "INSERT INTO {good_creators} (creator, good_id) VALUES (?, ?)", b.good_creators
+        )
+        self._many(
+            cursor,
+            "INSERT INTO {lineage} (master_id, variant_id, idx, derived_at) VALUES (?, ?, ?, ?)",
+            b.lineage,
+        )
+        self._many(
+            cursor,
+            "UPDATE {goods} SET variants = variants + ? WHERE good_id = ?",
+            [(n, good) for good, n in sorted(b.variants.items())],
+        )
+        self._many(
+            cursor,
+            _upsert("stock", STOCK_COLUMNS, ("stock_id",)),
+            [tuple(b.stock[s][c] for c in STOCK_COLUMNS) for s in sorted(b.touched_stock)],
+        )
+        self._many(
+            cursor,
+            _upsert("units", UNIT_COLUMNS, ("unit_id",)),
+            [tuple(b.units[u][c] for c in UNIT_COLUMNS) for u in sorted(b.touched_units)],
+        )
+        self._many(
+            cursor,
+            _upsert("waitlist", WAITLIST_COLUMNS, ("entry_id",)),
+            [tuple(b.waitlist[k][c] for c in WAITLIST_COLUMNS) for k in sorted(b.waitlist)],
+        )
+        self._many(
+            cursor,
+            _upsert("pools", POOL_COLUMNS, ("stock_id", "channel")),
+            [tuple(b.pools[k][c] for c in POOL_COLUMNS) for k in sorted(b.pools)],
+        )
+        self._many(
+            cursor,
+            _upsert("holds", HOLD_COLUMNS, ("hold_id",)),
+            [tuple(b.holds[h][c] for c in HOLD_COLUMNS) for h in sorted(b.holds)],
+        )
+        self._many(
+            cursor,
+            "INSERT INTO {unit_events} (unit_id, version, position, type, at, "
+            "reference, holder_before, holder_after, channel, amount, currency, split, "
+            "event_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            b.unit_events,
+        )
+        self._many(cursor, _ADD_ROYALTIES, [tuple(line) for _, line in sorted(b.royalties.items())])
+        self._many(
+            cursor, _ADD_SETTLEMENT, [(*key, *sums) for key, sums in sorted(b.settlement.items())]
+        )
+        self._many(
+            cursor,
+            "INSERT INTO {velocity} AS v (stock_id, minute, units) "
+            "VALUES (?, ?, ?) ON CONFLICT (stock_id, minute) "
+            "DO UPDATE SET units = v.units + excluded.units",
+            [(*key, n) for key, n in sorted(b.velocity.items())],
+        )
 
 
 # Column lists are ours, never input: building the statements is safe.
 _ADD_ROYALTIES = (
-    "INSERT INTO {royalties} AS y (" + ", ".join(ROYALTY_COLUMNS)  # noqa: S608
-    + ") VALUES (" + ", ".join("?" * len(ROYALTY_COLUMNS)) + ") "
+    "INSERT INTO {royalties} AS y ("  # noqa: S608
+    + ", ".join(ROYALTY_COLUMNS)
+    + ") VALUES ("
+    + ", ".join("?" * len(ROYALTY_COLUMNS))
+    + ") "
     "ON CONFLICT (recipient, role, reference, unit_id) "
-    "DO UPDATE SET amount = y.amount + excluded.amount")
+    "DO UPDATE SET amount = y.amount + excluded.amount"
+)
 _ADD_SETTLEMENT = (
     "INSERT INTO {settlement} AS s (channel, day, currency, "  # noqa: S608
-    + ", ".join(SETTLEMENT_SUMS) + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    + ", ".join(SETTLEMENT_SUMS)
+    + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (channel, day, currency) DO UPDATE SET "
-    + ", ".join(f"{c} = s.{c} + excluded.{c}" for c in SETTLEMENT_SUMS))
+    + ", ".join(f"{c} = s.{c} + excluded.{c}" for c in SETTLEMENT_SUMS)
+)
 
 
 def _upsert(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
     """INSERT a whole row, or replace every other column of the one there."""
     updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
-    return (f"INSERT INTO {{{table}}} ({', '.join(columns)}) "  # noqa: S608 - our columns
-            f"VALUES ({', '.join('?' * len(columns))}) "
-            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}")
+    return (
+        f"INSERT INTO {{{table}}} ({', '.join(columns)}) "  # noqa: S608 - our columns
+        f"VALUES ({', '.join('?' * len(columns))}) "
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+    )

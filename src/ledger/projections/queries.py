@@ -46,10 +46,17 @@ def decode_cursor(cursor: str | None, arity: int) -> list[Any] | None:
         key = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (ValueError, orjson.JSONDecodeError):
         raise InvalidInputError("cursor", "not a cursor this server issued") from None
-    if (not isinstance(key, list) or len(key) != arity
-            or not all(isinstance(k, str) or (isinstance(k, int) and not isinstance(k, bool)
-                                              and abs(k) <= limits.JSON_INTEGER_MAX)
-                       for k in key)):
+    if (
+        not isinstance(key, list)
+        or len(key) != arity
+        or not all(
+            isinstance(k, str)
+            or (
+                isinstance(k, int) and not isinstance(k, bool) and abs(k) <= limits.JSON_INTEGER_MAX
+            )
+            for k in key
+        )
+    ):
         raise InvalidInputError("cursor", "not a cursor this server issued")
     return key
 
@@ -74,8 +81,7 @@ def _equal(**columns: Any) -> tuple[list[str], list[Any]]:
     return [f"{column} = ?" for column, _ in given], [value for _, value in given]
 
 
-def _days(where: list[str], params: list[Any], from_day: str | None,
-          to_day: str | None) -> None:
+def _days(where: list[str], params: list[Any], from_day: str | None, to_day: str | None) -> None:
     """An inclusive range of UTC days, checked."""
     if from_day is not None:
         where.append("day >= ?")
@@ -108,8 +114,16 @@ class Views:
             cursor.execute(self.store.dialect.sql(statement), tuple(params))
             return [dict(row) for row in cursor.fetchall()]
 
-    def _page(self, select: str, where: list[str], params: list[Any], order: list[str],
-              cursor: str | None, limit: int, shape: Any) -> Page:
+    def _page(
+        self,
+        select: str,
+        where: list[str],
+        params: list[Any],
+        order: list[str],
+        cursor: str | None,
+        limit: int,
+        shape: Any,
+    ) -> Page:
         _check_limit(limit)
         condition, extra = _after(order, decode_cursor(cursor, len(order)))
         clauses = [*where, condition] if condition else where
@@ -118,19 +132,30 @@ class Views:
         rows = self._rows(text, [*params, *extra])
         more = len(rows) > limit
         rows = rows[:limit]
-        next_cursor = encode_cursor([rows[-1][c.split(".")[-1]] for c in order]) \
-            if more and rows else None
+        next_cursor = (
+            encode_cursor([rows[-1][c.split(".")[-1]] for c in order]) if more and rows else None
+        )
         return Page([shape(r) for r in rows], next_cursor)
 
     # -- goods, stock, lineage ----------------------------------------------
-    def goods(self, *, creator: str | None = None, cursor: str | None = None,
-              limit: int = PAGE_SIZE_DEFAULT) -> Page:
+    def goods(
+        self,
+        *,
+        creator: str | None = None,
+        cursor: str | None = None,
+        limit: int = PAGE_SIZE_DEFAULT,
+    ) -> Page:
         if creator is None:
-            return self._page("SELECT * FROM {goods}", [], [], ["good_id"], cursor, limit,
-                              _good)
+            return self._page("SELECT * FROM {goods}", [], [], ["good_id"], cursor, limit, _good)
         return self._page(
             "SELECT g.* FROM {goods} g JOIN {good_creators} c ON c.good_id = g.good_id",
-            ["c.creator = ?"], [creator], ["g.good_id"], cursor, limit, _good)
+            ["c.creator = ?"],
+            [creator],
+            ["g.good_id"],
+            cursor,
+            limit,
+            _good,
+        )
 
     def good(self, good_id: str) -> dict[str, Any] | None:
         rows = self._rows("SELECT * FROM {goods} WHERE good_id = ?", (good_id,))
@@ -150,66 +175,120 @@ class Views:
             found = self.good(master)
             if found is None:
                 break
-            ancestors.append({"good_id": found["good_id"], "title": found["title"],
-                              "fingerprint": found["fingerprint"]})
+            ancestors.append(
+                {
+                    "good_id": found["good_id"],
+                    "title": found["title"],
+                    "fingerprint": found["fingerprint"],
+                }
+            )
             master = found["master_id"]
         variants = self._rows(
             "SELECT l.variant_id, l.idx, l.derived_at, g.title, g.fingerprint FROM {lineage} l "
             "JOIN {goods} g ON g.good_id = l.variant_id WHERE l.master_id = ? ORDER BY l.idx",
-            (good_id,))
+            (good_id,),
+        )
         return {
-            "good_id": good_id, "title": good["title"], "fingerprint": good["fingerprint"],
+            "good_id": good_id,
+            "title": good["title"],
+            "fingerprint": good["fingerprint"],
             "masters": ancestors,
-            "variants": [{"good_id": v["variant_id"], "index": int(v["idx"]),
-                          "title": v["title"], "fingerprint": v["fingerprint"],
-                          "derived_at": v["derived_at"]} for v in variants],
+            "variants": [
+                {
+                    "good_id": v["variant_id"],
+                    "index": int(v["idx"]),
+                    "title": v["title"],
+                    "fingerprint": v["fingerprint"],
+                    "derived_at": v["derived_at"],
+                }
+                for v in variants
+            ],
         }
 
     # -- units ---------------------------------------------------------------
-    def units(self, good_id: str, *, tier: str | None = None, holder: str | None = None,
-              cursor: str | None = None, limit: int = PAGE_SIZE_DEFAULT) -> Page:
+    def units(
+        self,
+        good_id: str,
+        *,
+        tier: str | None = None,
+        holder: str | None = None,
+        cursor: str | None = None,
+        limit: int = PAGE_SIZE_DEFAULT,
+    ) -> Page:
         where, params = _equal(good_id=good_id, tier=tier, holder=holder)
-        return self._page("SELECT * FROM {units}", where, params, ["tier", "serial"], cursor,
-                          limit, _unit)
+        return self._page(
+            "SELECT * FROM {units}", where, params, ["tier", "serial"], cursor, limit, _unit
+        )
 
     def unit(self, unit_id: str) -> dict[str, Any] | None:
         rows = self._rows("SELECT * FROM {units} WHERE unit_id = ?", (unit_id,))
         if not rows:
             return None
         history = self._rows(
-            "SELECT * FROM {unit_events} WHERE unit_id = ? ORDER BY version", (unit_id,))
+            "SELECT * FROM {unit_events} WHERE unit_id = ? ORDER BY version", (unit_id,)
+        )
         return _unit(rows[0]) | {"history": [_unit_event(h) for h in history]}
 
     # -- reservations -----------------------------------------------------------
-    def holds(self, good_id: str, *, channel: str | None = None, state: str | None = None,
-              cursor: str | None = None, limit: int = PAGE_SIZE_DEFAULT) -> Page:
+    def holds(
+        self,
+        good_id: str,
+        *,
+        channel: str | None = None,
+        state: str | None = None,
+        cursor: str | None = None,
+        limit: int = PAGE_SIZE_DEFAULT,
+    ) -> Page:
         where, params = _equal(good_id=good_id, channel=channel, state=state)
-        return self._page("SELECT * FROM {holds}", where, params, ["hold_id"], cursor, limit,
-                          _hold)
+        return self._page("SELECT * FROM {holds}", where, params, ["hold_id"], cursor, limit, _hold)
 
     def pools(self, good_id: str, *, channel: str | None = None) -> list[dict[str, Any]]:
         """Per tier and channel: unsold units set aside, and what became of them."""
         where, params = _equal(good_id=good_id, channel=channel)
-        rows = self._rows("SELECT * FROM {pools} WHERE " + " AND ".join(where)  # noqa: S608
-                          + " ORDER BY tier, channel", params)
-        return [{"tier": r["tier"], "channel": r["channel"], "free": int(r["free"]),
-                 "overflow": bool(r["overflow"]), "allotted": int(r["allotted"]),
-                 "returned": int(r["returned"]), "sold": int(r["sold"]),
-                 "updated_at": r["updated_at"]} for r in rows]
+        rows = self._rows(
+            "SELECT * FROM {pools} WHERE "  # noqa: S608
+            + " AND ".join(where)
+            + " ORDER BY tier, channel",
+            params,
+        )
+        return [
+            {
+                "tier": r["tier"],
+                "channel": r["channel"],
+                "free": int(r["free"]),
+                "overflow": bool(r["overflow"]),
+                "allotted": int(r["allotted"]),
+                "returned": int(r["returned"]),
+                "sold": int(r["sold"]),
+                "updated_at": r["updated_at"],
+            }
+            for r in rows
+        ]
 
     def waitlist(self, good_id: str, *, channel: str | None = None) -> list[dict[str, Any]]:
         """Entries still waiting, per tier in the order they joined, with each
         one's place in line (counted over every channel's entries)."""
-        rows = self._rows("SELECT * FROM {waitlist} WHERE good_id = ? AND state = 'waiting' "
-                          "ORDER BY tier, position", (good_id,))
+        rows = self._rows(
+            "SELECT * FROM {waitlist} WHERE good_id = ? AND state = 'waiting' "
+            "ORDER BY tier, position",
+            (good_id,),
+        )
         out, place, tier = [], 0, None
         for r in rows:
             place = place + 1 if r["tier"] == tier else 1
             tier = r["tier"]
             if channel is None or r["channel"] == channel:
-                out.append({"entry_id": r["entry_id"], "tier": r["tier"], "buyer": r["buyer"],
-                            "channel": r["channel"], "quantity": int(r["quantity"]),
-                            "place": place, "joined_at": r["joined_at"]})
+                out.append(
+                    {
+                        "entry_id": r["entry_id"],
+                        "tier": r["tier"],
+                        "buyer": r["buyer"],
+                        "channel": r["channel"],
+                        "quantity": int(r["quantity"]),
+                        "place": place,
+                        "joined_at": r["joined_at"],
+                    }
+                )
         return out
 
     def hold(self, hold_id: str) -> dict[str, Any] | None:
@@ -220,43 +299,80 @@ class Views:
         """(good_id, tier) of every tier with a live hold whose time is up."""
         rows = self._rows(
             "SELECT DISTINCT good_id, tier FROM {holds} WHERE state = 'held' AND expires_at <= ? "
-            "ORDER BY good_id, tier", (format_timestamp(now),))
+            "ORDER BY good_id, tier",
+            (format_timestamp(now),),
+        )
         return [(str(r["good_id"]), str(r["tier"])) for r in rows[:limit]]
 
     # -- money ----------------------------------------------------------------
-    def statement(self, creator: str, *, good_id: str | None = None,
-                  from_day: str | None = None, to_day: str | None = None,
-                  kinds: tuple[str, ...] | None = None, cursor: str | None = None,
-                  limit: int = PAGE_SIZE_DEFAULT) -> dict[str, Any]:
+    def statement(
+        self,
+        creator: str,
+        *,
+        good_id: str | None = None,
+        from_day: str | None = None,
+        to_day: str | None = None,
+        kinds: tuple[str, ...] | None = None,
+        cursor: str | None = None,
+        limit: int = PAGE_SIZE_DEFAULT,
+    ) -> dict[str, Any]:
         """A creator's royalty statement: each payment line and the totals."""
         where, params = _equal(recipient=creator, good_id=good_id)
         _days(where, params, from_day, to_day)
         if kinds:
             where.append("kind IN (" + ", ".join("?" * len(kinds)) + ")")
             params.extend(kinds)
-        page = self._page("SELECT * FROM {royalties}", where, params,
-                          ["at", "reference", "unit_id", "role"], cursor, limit, _royalty)
+        page = self._page(
+            "SELECT * FROM {royalties}",
+            where,
+            params,
+            ["at", "reference", "unit_id", "role"],
+            cursor,
+            limit,
+            _royalty,
+        )
         totals = self._rows(
             "SELECT good_id, kind, currency, COUNT(*) AS lines, SUM(amount) AS amount "
-            "FROM {royalties} WHERE " + " AND ".join(where)
-            + " GROUP BY good_id, kind, currency ORDER BY good_id, kind, currency", params)
-        return {"creator": creator, "from": from_day, "to": to_day, "good_id": good_id,
-                "totals": [{"good_id": t["good_id"], "kind": t["kind"],
-                            "currency": t["currency"], "lines": int(t["lines"]),
-                            "amount": int(t["amount"])} for t in totals],
-                **page.to_json()}
+            "FROM {royalties} WHERE "
+            + " AND ".join(where)
+            + " GROUP BY good_id, kind, currency ORDER BY good_id, kind, currency",
+            params,
+        )
+        return {
+            "creator": creator,
+            "from": from_day,
+            "to": to_day,
+            "good_id": good_id,
+            "totals": [
+                {
+                    "good_id": t["good_id"],
+                    "kind": t["kind"],
+                    "currency": t["currency"],
+                    "lines": int(t["lines"]),
+                    "amount": int(t["amount"]),
+                }
+                for t in totals
+            ],
+            **page.to_json(),
+        }
 
-    def settlement(self, channel: str, *, from_day: str | None = None,
-                   to_day: str | None = None) -> list[dict[str, Any]]:
+    def settlement(
+        self, channel: str, *, from_day: str | None = None, to_day: str | None = None
+    ) -> list[dict[str, Any]]:
         where, params = _equal(channel=channel)
         _days(where, params, from_day, to_day)
-        rows = self._rows("SELECT * FROM {settlement} WHERE " + " AND ".join(where)  # noqa: S608
-                          + " ORDER BY day, currency", params)
+        rows = self._rows(
+            "SELECT * FROM {settlement} WHERE "  # noqa: S608
+            + " AND ".join(where)
+            + " ORDER BY day, currency",
+            params,
+        )
         return [{k: (int(v) if k in _MONEY_COLUMNS else v) for k, v in r.items()} for r in rows]
 
     # -- velocity -------------------------------------------------------------
-    def velocity(self, good_id: str, *, now: datetime,
-                 window_minutes: int = 60) -> list[dict[str, Any]]:
+    def velocity(
+        self, good_id: str, *, now: datetime, window_minutes: int = 60
+    ) -> list[dict[str, Any]]:
         """Units sold per hour over the window, and when each tier would sell out
         at that rate (``None`` when nothing sold in the window)."""
         if not 1 <= window_minutes <= 7 * 24 * 60:
@@ -266,23 +382,41 @@ class Views:
         for tier in self.stock(good_id):
             sold = self._rows(
                 "SELECT COALESCE(SUM(units), 0) AS n FROM {velocity} "
-                "WHERE stock_id = ? AND minute >= ?", (tier["stock_id"], since))[0]["n"]
+                "WHERE stock_id = ? AND minute >= ?",
+                (tier["stock_id"], since),
+            )[0]["n"]
             per_hour = int(sold) * 60 / window_minutes
             estimate = None
             if per_hour > 0 and tier["available"] > 0:
                 estimate = format_timestamp(now + timedelta(hours=tier["available"] / per_hour))
             elif tier["available"] == 0:
                 estimate = tier["last_sale_at"]
-            out.append({"tier": tier["tier"], "available": tier["available"],
-                        "sold_in_window": int(sold), "window_minutes": window_minutes,
-                        "units_per_hour": round(per_hour, 3), "sold_out": tier["sold_out"],
-                        "sell_out_estimate": estimate})
+            out.append(
+                {
+                    "tier": tier["tier"],
+                    "available": tier["available"],
+                    "sold_in_window": int(sold),
+                    "window_minutes": window_minutes,
+                    "units_per_hour": round(per_hour, 3),
+                    "sold_out": tier["sold_out"],
+                    "sell_out_estimate": estimate,
+                }
+            )
         return out
 
 
 _MONEY_COLUMNS = {"units", "gross", "fees", "royalties", "seller_proceeds", "net"}
-SETTLEMENT_CSV_COLUMNS = ["channel", "day", "currency", "units", "gross", "fees", "royalties",
-                          "seller_proceeds", "net"]
+SETTLEMENT_CSV_COLUMNS = [
+    "channel",
+    "day",
+    "currency",
+    "units",
+    "gross",
+    "fees",
+    "royalties",
+    "seller_proceeds",
+    "net",
+]
 
 
 def settlement_csv(rows: list[dict[str, Any]]) -> str:
@@ -295,52 +429,102 @@ def settlement_csv(rows: list[dict[str, Any]]) -> str:
 
 
 def _good(r: dict[str, Any]) -> dict[str, Any]:
-    return {"good_id": r["good_id"], "fingerprint": r["fingerprint"], "title": r["title"],
-            "kind": r["kind"], "currency": r["currency"],
-            "creators": orjson.loads(r["creators"]), "master_id": r["master_id"],
-            "minted_at": r["minted_at"], "variants": int(r["variants"])}
+    return {
+        "good_id": r["good_id"],
+        "fingerprint": r["fingerprint"],
+        "title": r["title"],
+        "kind": r["kind"],
+        "currency": r["currency"],
+        "creators": orjson.loads(r["creators"]),
+        "master_id": r["master_id"],
+        "minted_at": r["minted_at"],
+        "variants": int(r["variants"]),
+    }
 
 
 def _stock(r: dict[str, Any]) -> dict[str, Any]:
     available = int(r["available"])
-    return {"stock_id": r["stock_id"], "good_id": r["good_id"], "tier": r["tier"],
-            "quota": int(r["supply"]), "lifetime_cap": int(r["lifetime_cap"]),
-            "restockable": bool(r["restockable"]), "transferable": bool(r["transferable"]),
-            "issued": int(r["issued"]), "reserved": int(r["reserved"]),
-            "pooled": int(r["pooled"]), "available": available,
-            "sold_out": available <= 0, "band": r["band"], "display": display(r["band"], available),
-            "sold_total": int(r["sold_total"]), "returned_total": int(r["returned_total"]),
-            "first_sale_at": r["first_sale_at"], "last_sale_at": r["last_sale_at"],
-            "updated_at": r["updated_at"], "position": int(r["position"])}
+    return {
+        "stock_id": r["stock_id"],
+        "good_id": r["good_id"],
+        "tier": r["tier"],
+        "quota": int(r["supply"]),
+        "lifetime_cap": int(r["lifetime_cap"]),
+        "restockable": bool(r["restockable"]),
+        "transferable": bool(r["transferable"]),
+        "issued": int(r["issued"]),
+        "reserved": int(r["reserved"]),
+        "pooled": int(r["pooled"]),
+        "available": available,
+        "sold_out": available <= 0,
+        "band": r["band"],
+        "display": display(r["band"], available),
+        "sold_total": int(r["sold_total"]),
+        "returned_total": int(r["returned_total"]),
+        "first_sale_at": r["first_sale_at"],
+        "last_sale_at": r["last_sale_at"],
+        "updated_at": r["updated_at"],
+        "position": int(r["position"]),
+    }
 
 
 def _unit(r: dict[str, Any]) -> dict[str, Any]:
-    return {"unit_id": r["unit_id"], "good_id": r["good_id"], "tier": r["tier"],
-            "serial": int(r["serial"]), "holder": r["holder"],
-            "transferable": bool(r["transferable"]), "events": int(r["events"]),
-            "updated_at": r["updated_at"]}
+    return {
+        "unit_id": r["unit_id"],
+        "good_id": r["good_id"],
+        "tier": r["tier"],
+        "serial": int(r["serial"]),
+        "holder": r["holder"],
+        "transferable": bool(r["transferable"]),
+        "events": int(r["events"]),
+        "updated_at": r["updated_at"],
+    }
 
 
 def _unit_event(r: dict[str, Any]) -> dict[str, Any]:
-    price = None if r["amount"] is None else {"amount": int(r["amount"]),
-                                               "currency": r["currency"]}
-    return {"version": int(r["version"]), "position": int(r["position"]), "type": r["type"],
-            "at": r["at"], "reference": r["reference"], "from": r["holder_before"],
-            "to": r["holder_after"], "channel": r["channel"], "price": price,
-            "split": orjson.loads(r["split"]), "event_hash": r["event_hash"]}
+    price = None if r["amount"] is None else {"amount": int(r["amount"]), "currency": r["currency"]}
+    return {
+        "version": int(r["version"]),
+        "position": int(r["position"]),
+        "type": r["type"],
+        "at": r["at"],
+        "reference": r["reference"],
+        "from": r["holder_before"],
+        "to": r["holder_after"],
+        "channel": r["channel"],
+        "price": price,
+        "split": orjson.loads(r["split"]),
+        "event_hash": r["event_hash"],
+    }
 
 
 def _hold(r: dict[str, Any]) -> dict[str, Any]:
-    return {"hold_id": r["hold_id"], "good_id": r["good_id"], "tier": r["tier"],
-            "channel": r["channel"], "quantity": int(r["quantity"]),
-            "expires_at": r["expires_at"], "state": r["state"], "committed": int(r["committed"]),
-            "sale_id": r["sale_id"], "refunds_owed": int(r["refunds_owed"]),
-            "reserved_at": r["reserved_at"], "updated_at": r["updated_at"]}
+    return {
+        "hold_id": r["hold_id"],
+        "good_id": r["good_id"],
+        "tier": r["tier"],
+        "channel": r["channel"],
+        "quantity": int(r["quantity"]),
+        "expires_at": r["expires_at"],
+        "state": r["state"],
+        "committed": int(r["committed"]),
+        "sale_id": r["sale_id"],
+        "refunds_owed": int(r["refunds_owed"]),
+        "reserved_at": r["reserved_at"],
+        "updated_at": r["updated_at"],
+    }
 
 
 def _royalty(r: dict[str, Any]) -> dict[str, Any]:
-    return {"at": r["at"], "day": r["day"], "kind": r["kind"], "reference": r["reference"],
-            "good_id": r["good_id"], "unit_id": r["unit_id"], "role": r["role"],
-            "amount": {"amount": int(r["amount"]), "currency": r["currency"]},
-            "price": {"amount": int(r["price"]), "currency": r["currency"]},
-            "channel": r["channel"]}
+    return {
+        "at": r["at"],
+        "day": r["day"],
+        "kind": r["kind"],
+        "reference": r["reference"],
+        "good_id": r["good_id"],
+        "unit_id": r["unit_id"],
+        "role": r["role"],
+        "amount": {"amount": int(r["amount"]), "currency": r["currency"]},
+        "price": {"amount": int(r["price"]), "currency": r["currency"]},
+        "channel": r["channel"],
+    }

@@ -29,10 +29,17 @@ from ledger.store.sqlitefiles import create_private
 
 # The sort key of each compared table (its primary key).
 KEYS = {
-    "goods": "good_id", "good_creators": "creator, good_id", "stock": "stock_id",
-    "units": "unit_id", "unit_events": "unit_id, version", "lineage": "master_id, variant_id",
-    "royalties": "recipient, role, reference, unit_id", "settlement": "channel, day, currency",
-    "velocity": "stock_id, minute", "holds": "hold_id", "pools": "stock_id, channel",
+    "goods": "good_id",
+    "good_creators": "creator, good_id",
+    "stock": "stock_id",
+    "units": "unit_id",
+    "unit_events": "unit_id, version",
+    "lineage": "master_id, variant_id",
+    "royalties": "recipient, role, reference, unit_id",
+    "settlement": "channel, day, currency",
+    "velocity": "stock_id, minute",
+    "holds": "hold_id",
+    "pools": "stock_id, channel",
     "waitlist": "entry_id",
 }
 if set(KEYS) != set(TABLES) - {"position", "meta"}:
@@ -54,9 +61,15 @@ class ReplayReport:
         return self.mismatched_rows == 0 and not self.problems
 
     def to_json(self) -> dict[str, Any]:
-        return {"ok": self.ok, "position": self.position, "events": self.events,
-                "rows": self.rows, "mismatched_rows": self.mismatched_rows,
-                "differences": self.differences, "problems": self.problems}
+        return {
+            "ok": self.ok,
+            "position": self.position,
+            "events": self.events,
+            "rows": self.rows,
+            "mismatched_rows": self.mismatched_rows,
+            "differences": self.differences,
+            "problems": self.problems,
+        }
 
 
 def _why(error: BaseException) -> str:
@@ -75,14 +88,20 @@ def views_present(live: ProjectionStore) -> bool:
     return True
 
 
-def compare_with_replay(live: ProjectionStore, *, progress: Callable[[int], None] | None = None,
-                        max_differences: int = 20) -> ReplayReport:
+def compare_with_replay(
+    live: ProjectionStore,
+    *,
+    progress: Callable[[int], None] | None = None,
+    max_differences: int = 20,
+) -> ReplayReport:
     report = ReplayReport()
     try:
         report.position = live.position().position
     except Exception as error:  # the row is there but holds no position
-        report.problems.append(f"position [id=1]: the views' position cannot be read "
-                               f"({_why(error)}); nothing to compare up to")
+        report.problems.append(
+            f"position [id=1]: the views' position cannot be read "
+            f"({_why(error)}); nothing to compare up to"
+        )
         return report
     with tempfile.TemporaryDirectory(prefix="ledger-replay-") as scratch:
         path = Path(scratch) / "views.db"
@@ -99,11 +118,14 @@ def compare_with_replay(live: ProjectionStore, *, progress: Callable[[int], None
             after = 0
             while after < report.position:
                 try:
-                    records = [r for r in live.read(after, BATCH_EVENTS)
-                               if r.position <= report.position]
+                    records = [
+                        r for r in live.read(after, BATCH_EVENTS) if r.position <= report.position
+                    ]
                 except Exception as error:
-                    report.problems.append(f"events after position {after} cannot be read for "
-                                           f"the replay ({_why(error)})")
+                    report.problems.append(
+                        f"events after position {after} cannot be read for "
+                        f"the replay ({_why(error)})"
+                    )
                     break
                 if not records:
                     break
@@ -116,15 +138,15 @@ def compare_with_replay(live: ProjectionStore, *, progress: Callable[[int], None
                 try:
                     _compare(table, key, live, fresh, dialect, report, max_differences)
                 except Exception as error:  # no such table or column, say
-                    report.problems.append(f"{table}: the view cannot be compared "
-                                           f"({_why(error)})")
+                    report.problems.append(f"{table}: the view cannot be compared ({_why(error)})")
         finally:
             fresh.close()
     return report
 
 
-def _apply(projector: Projector, fresh: sqlite3.Connection, records: list[Record],
-           report: ReplayReport) -> int:
+def _apply(
+    projector: Projector, fresh: sqlite3.Connection, records: list[Record], report: ReplayReport
+) -> int:
     """Apply a batch to the scratch views; if the projector cannot, apply
     its events one by one and report each it cannot apply, by position."""
     changes = Changes()
@@ -147,7 +169,8 @@ def _apply(projector: Projector, fresh: sqlite3.Connection, records: list[Record
             fresh.execute("ROLLBACK")
             report.problems.append(
                 f"event at position {record.position} ({record.type} v{record.version} of "
-                f"{record.aggregate_id}) cannot be replayed ({_why(error)})")
+                f"{record.aggregate_id}) cannot be replayed ({_why(error)})"
+            )
         events += 1
     return events
 
@@ -188,8 +211,15 @@ def _sort_key(value: Any) -> tuple[int, Any]:
     return (3, bytes(value))
 
 
-def _compare(table: str, key: str, live: ProjectionStore, fresh: sqlite3.Connection,
-             dialect: Dialect, report: ReplayReport, max_differences: int) -> None:
+def _compare(
+    table: str,
+    key: str,
+    live: ProjectionStore,
+    fresh: sqlite3.Connection,
+    dialect: Dialect,
+    report: ReplayReport,
+    max_differences: int,
+) -> None:
     columns = [c.strip() for c in key.split(",")]
     count = 0
 
@@ -200,10 +230,14 @@ def _compare(table: str, key: str, live: ProjectionStore, fresh: sqlite3.Connect
             report.differences.append(f"{table} [{at}]: {what}")
 
     with live.cursor(commit=False) as live_cursor:
-        live_rows = _rows(live_cursor, live.dialect.sql(
-            f"SELECT * FROM {{{table}}} ORDER BY {_order(key, live.postgres)}"))  # noqa: S608
-        fresh_rows = _rows(fresh.cursor(), dialect.sql(
-            f"SELECT * FROM {{{table}}} ORDER BY {_order(key, False)}"))  # noqa: S608
+        live_rows = _rows(
+            live_cursor,
+            live.dialect.sql(f"SELECT * FROM {{{table}}} ORDER BY {_order(key, live.postgres)}"),  # noqa: S608
+        )
+        fresh_rows = _rows(
+            fresh.cursor(),
+            dialect.sql(f"SELECT * FROM {{{table}}} ORDER BY {_order(key, False)}"),  # noqa: S608
+        )
         a, b = next(live_rows, None), next(fresh_rows, None)
         while a is not None or b is not None:
             count += 1
@@ -219,7 +253,13 @@ def _compare(table: str, key: str, live: ProjectionStore, fresh: sqlite3.Connect
                 if a is None or b is None:
                     raise InvariantError("a, b unset")
                 if a != b:
-                    differ(a, "; ".join(f"{c}: live {a.get(c)!r}, replay {b.get(c)!r}"
-                                        for c in b if a.get(c) != b.get(c)))
+                    differ(
+                        a,
+                        "; ".join(
+                            f"{c}: live {a.get(c)!r}, replay {b.get(c)!r}"
+                            for c in b
+                            if a.get(c) != b.get(c)
+                        ),
+                    )
                 a, b = next(live_rows, None), next(fresh_rows, None)
     report.rows[table] = count

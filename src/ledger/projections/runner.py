@@ -70,19 +70,32 @@ class LagStats:
     def summary(self) -> dict[str, float | int | None]:
         with self._lock:
             ordered = sorted(self._lags)
+
         def pct(q: float) -> float | None:
             if not ordered:
                 return None
             return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 6)
-        return {"batches": self.count, "window": len(ordered), "last_seconds": self.last,
-                "p50_seconds": pct(0.50), "p99_seconds": pct(0.99),
-                "max_seconds": round(self.max, 6)}
+
+        return {
+            "batches": self.count,
+            "window": len(ordered),
+            "last_seconds": self.last,
+            "p50_seconds": pct(0.50),
+            "p99_seconds": pct(0.99),
+            "max_seconds": round(self.max, 6),
+        }
 
 
 class ProjectionRunner:
-    def __init__(self, store: ProjectionStore, *, poll_interval: float = 0.05,
-                 min_interval: float = 0.02, batch_events: int = BATCH_EVENTS,
-                 listen_dsn: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        store: ProjectionStore,
+        *,
+        poll_interval: float = 0.05,
+        min_interval: float = 0.02,
+        batch_events: int = BATCH_EVENTS,
+        listen_dsn: dict[str, Any] | None = None,
+    ) -> None:
         self.store = store
         self.poll_interval = poll_interval
         self.min_interval = min_interval
@@ -109,6 +122,7 @@ class ProjectionRunner:
             with self._lock:
                 if listener in self._listeners:
                     self._listeners.remove(listener)
+
         return unsubscribe
 
     def _tell(self, changes: Changes) -> None:
@@ -176,8 +190,9 @@ class ProjectionRunner:
                 self._applied.wait(min(left, 0.05))
         return True
 
-    def lookup(self, fetch: Callable[[], T | None], head: Callable[[], int],
-               timeout: float) -> T | None:
+    def lookup(
+        self, fetch: Callable[[], T | None], head: Callable[[], int], timeout: float
+    ) -> T | None:
         """``fetch()`` from the views; None only if the views it read held
         every event stored before this call (``head()``: the store's
         position now), so that a miss means "not there" and never "not
@@ -211,8 +226,9 @@ class ProjectionRunner:
         self._thread = threading.Thread(target=self._run, name="projections", daemon=True)
         self._thread.start()
         if self._listen_dsn is not None:
-            self._listen_thread = threading.Thread(target=self._listen, name="projections-listen",
-                                                   daemon=True)
+            self._listen_thread = threading.Thread(
+                target=self._listen, name="projections-listen", daemon=True
+            )
             self._listen_thread.start()
 
     def stop(self) -> None:
@@ -271,9 +287,12 @@ class ProjectionRunner:
         view = self.store.position()
         head = self.store.store_position()
         return {
-            "position": view.position, "store_position": head,
-            "behind": max(0, head - view.position), "events_applied": view.events,
-            "last_event_at": view.last_event_at, "applied_at": view.applied_at,
-            "lag": self.lag.summary(), "error": self.error,
+            "position": view.position,
+            "store_position": head,
+            "behind": max(0, head - view.position),
+            "events_applied": view.events,
+            "last_event_at": view.last_event_at,
+            "applied_at": view.applied_at,
+            "lag": self.lag.summary(),
+            "error": self.error,
         }
-

@@ -35,8 +35,9 @@ class ViewPosition:
 
 
 class ProjectionStore:
-    def __init__(self, recorder: ApplicationRecorder, *, bands: BandPolicy | None = None,
-                 create: bool = True) -> None:
+    def __init__(
+        self, recorder: ApplicationRecorder, *, bands: BandPolicy | None = None, create: bool = True
+    ) -> None:
         self.recorder = recorder
         self._datastore: Any = recorder.datastore  # type: ignore[attr-defined]
         self.postgres = type(recorder).__module__.endswith("postgres")
@@ -75,14 +76,16 @@ class ProjectionStore:
     def _create(self, cursor: Any) -> None:
         for statement in self.dialect.create_statements():
             cursor.execute(statement)
-        cursor.execute(self._q(
-            "INSERT INTO {position} (id, position, events, last_event_at, applied_at) "
-            "VALUES (1, 0, 0, NULL, NULL) ON CONFLICT (id) DO NOTHING"))
+        cursor.execute(
+            self._q(
+                "INSERT INTO {position} (id, position, events, last_event_at, applied_at) "
+                "VALUES (1, 0, 0, NULL, NULL) ON CONFLICT (id) DO NOTHING"
+            )
+        )
 
     def _stamp(self, cursor: Any) -> None:
         cursor.execute(self._q("DELETE FROM {meta}"))
-        cursor.execute(self._q("INSERT INTO {meta} (id, version) VALUES (1, ?)"),
-                       (VIEWS_VERSION,))
+        cursor.execute(self._q("INSERT INTO {meta} (id, version) VALUES (1, ?)"), (VIEWS_VERSION,))
 
     def version(self) -> int | None:
         """The layout version of the views in the store (None: none there)."""
@@ -112,21 +115,30 @@ class ProjectionStore:
 
     def position(self) -> ViewPosition:
         with self.cursor(commit=False) as cursor:
-            cursor.execute(self._q(
-                "SELECT position, events, last_event_at, applied_at FROM {position} WHERE id = 1"))
+            cursor.execute(
+                self._q(
+                    "SELECT position, events, last_event_at, applied_at"
+                    " FROM {position} WHERE id = 1"
+                )
+            )
             row = cursor.fetchone()
         if row is None:
             return ViewPosition(0, 0, None, None)
-        return ViewPosition(int(row["position"]), int(row["events"]), row["last_event_at"],
-                            row["applied_at"])
+        return ViewPosition(
+            int(row["position"]), int(row["events"]), row["last_event_at"], row["applied_at"]
+        )
 
     def store_position(self) -> int:
         return int(self.recorder.max_notification_id() or 0)
 
     def read(self, after: int, limit: int) -> list[Record]:
         page = self.recorder.select_notifications(start=after + 1, limit=limit)
-        return [Record(n.id, str(UUID(str(n.originator_id))), n.originator_version, n.topic,
-                       bytes(n.state)) for n in page]
+        return [
+            Record(
+                n.id, str(UUID(str(n.originator_id))), n.originator_version, n.topic, bytes(n.state)
+            )
+            for n in page
+        ]
 
     def apply_next(self, now: Callable[[], str], limit: int = BATCH_EVENTS) -> Changes | None:
         """Apply the next batch of events; None when there is nothing new."""
@@ -152,10 +164,13 @@ class ProjectionStore:
             self.projector.apply(cursor, fresh, changes)
             changes.first_event_at = _timestamp(fresh[0])
             changes.last_event_at = _timestamp(fresh[-1])
-            cursor.execute(self._q(
-                "UPDATE {position} SET position = ?, events = events + ?, last_event_at = ?, "
-                "applied_at = ? WHERE id = 1"),
-                (changes.position, changes.events, changes.last_event_at, now()))
+            cursor.execute(
+                self._q(
+                    "UPDATE {position} SET position = ?, events = events + ?, last_event_at = ?, "
+                    "applied_at = ? WHERE id = 1"
+                ),
+                (changes.position, changes.events, changes.last_event_at, now()),
+            )
         return changes
 
 
@@ -164,4 +179,4 @@ def _timestamp(record: Record) -> str | None:
     # closing brace, so it can be sliced out without parsing the event.
     state = record.state
     at = state.rfind(b'"timestamp":"')
-    return state[at + 13:at + 13 + 27].decode() if at >= 0 else None
+    return state[at + 13 : at + 13 + 27].decode() if at >= 0 else None

@@ -18,62 +18,61 @@ TABLES: dict[str, str] = {
     "meta": "id INTEGER PRIMARY KEY, version INTEGER NOT NULL",
     # One row: how far the views have read the store, and when.
     "position": "id INTEGER PRIMARY KEY, position BIGINT NOT NULL, events BIGINT NOT NULL, "
-                "last_event_at TEXT, applied_at TEXT",
+    "last_event_at TEXT, applied_at TEXT",
     "goods": "good_id TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, title TEXT NOT NULL, "
-             "kind TEXT NOT NULL, currency TEXT NOT NULL, creators TEXT NOT NULL, "
-             "master_id TEXT, minted_at TEXT NOT NULL, variants INTEGER NOT NULL, "
-             "position BIGINT NOT NULL",
-    "good_creators": "creator TEXT NOT NULL, good_id TEXT NOT NULL, "
-                     "PRIMARY KEY (creator, good_id)",
+    "kind TEXT NOT NULL, currency TEXT NOT NULL, creators TEXT NOT NULL, "
+    "master_id TEXT, minted_at TEXT NOT NULL, variants INTEGER NOT NULL, "
+    "position BIGINT NOT NULL",
+    "good_creators": "creator TEXT NOT NULL, good_id TEXT NOT NULL, PRIMARY KEY (creator, good_id)",
     "stock": "stock_id TEXT PRIMARY KEY, good_id TEXT NOT NULL, tier TEXT NOT NULL, "
-             "supply BIGINT NOT NULL, lifetime_cap BIGINT NOT NULL, restockable INTEGER NOT NULL, "
-             "transferable INTEGER NOT NULL, issued BIGINT NOT NULL, reserved BIGINT NOT NULL, "
-             "available BIGINT NOT NULL, pooled BIGINT NOT NULL, sold_total BIGINT NOT NULL, "
-             "returned_total BIGINT "
-             "NOT NULL, band TEXT NOT NULL, first_sale_at TEXT, last_sale_at TEXT, "
-             "updated_at TEXT NOT NULL, position BIGINT NOT NULL, UNIQUE (good_id, tier)",
+    "supply BIGINT NOT NULL, lifetime_cap BIGINT NOT NULL, restockable INTEGER NOT NULL, "
+    "transferable INTEGER NOT NULL, issued BIGINT NOT NULL, reserved BIGINT NOT NULL, "
+    "available BIGINT NOT NULL, pooled BIGINT NOT NULL, sold_total BIGINT NOT NULL, "
+    "returned_total BIGINT "
+    "NOT NULL, band TEXT NOT NULL, first_sale_at TEXT, last_sale_at TEXT, "
+    "updated_at TEXT NOT NULL, position BIGINT NOT NULL, UNIQUE (good_id, tier)",
     "units": "unit_id TEXT PRIMARY KEY, good_id TEXT NOT NULL, tier TEXT NOT NULL, "
-             "serial BIGINT NOT NULL, holder TEXT, transferable INTEGER NOT NULL, "
-             "events INTEGER NOT NULL, updated_at TEXT NOT NULL, UNIQUE (good_id, tier, serial)",
+    "serial BIGINT NOT NULL, holder TEXT, transferable INTEGER NOT NULL, "
+    "events INTEGER NOT NULL, updated_at TEXT NOT NULL, UNIQUE (good_id, tier, serial)",
     # Every event of a unit's life: who held it before and after, at what price.
     "unit_events": "unit_id TEXT NOT NULL, version INTEGER NOT NULL, position BIGINT NOT NULL, "
-                   "type TEXT NOT NULL, at TEXT NOT NULL, reference TEXT NOT NULL, "
-                   "holder_before TEXT, holder_after TEXT, channel TEXT, amount BIGINT, "
-                   "currency TEXT, split TEXT NOT NULL, event_hash TEXT NOT NULL, "
-                   "PRIMARY KEY (unit_id, version)",
+    "type TEXT NOT NULL, at TEXT NOT NULL, reference TEXT NOT NULL, "
+    "holder_before TEXT, holder_after TEXT, channel TEXT, amount BIGINT, "
+    "currency TEXT, split TEXT NOT NULL, event_hash TEXT NOT NULL, "
+    "PRIMARY KEY (unit_id, version)",
     "lineage": "master_id TEXT NOT NULL, variant_id TEXT NOT NULL, idx INTEGER NOT NULL, "
-               "derived_at TEXT NOT NULL, PRIMARY KEY (master_id, variant_id)",
+    "derived_at TEXT NOT NULL, PRIMARY KEY (master_id, variant_id)",
     # Each payment to a creator (or a master's creator): primary proceeds,
     # resale royalties, and their reversals on refund (negative amounts).
     "royalties": "recipient TEXT NOT NULL, role TEXT NOT NULL, good_id TEXT NOT NULL, "
-                 "unit_id TEXT NOT NULL, kind TEXT NOT NULL, reference TEXT NOT NULL, "
-                 "at TEXT NOT NULL, day TEXT NOT NULL, amount BIGINT NOT NULL, "
-                 "price BIGINT NOT NULL, currency TEXT NOT NULL, channel TEXT, "
-                 "position BIGINT NOT NULL, "
-                 "PRIMARY KEY (recipient, role, reference, unit_id)",
+    "unit_id TEXT NOT NULL, kind TEXT NOT NULL, reference TEXT NOT NULL, "
+    "at TEXT NOT NULL, day TEXT NOT NULL, amount BIGINT NOT NULL, "
+    "price BIGINT NOT NULL, currency TEXT NOT NULL, channel TEXT, "
+    "position BIGINT NOT NULL, "
+    "PRIMARY KEY (recipient, role, reference, unit_id)",
     "settlement": "channel TEXT NOT NULL, day TEXT NOT NULL, currency TEXT NOT NULL, "
-                  "units BIGINT NOT NULL, gross BIGINT NOT NULL, fees BIGINT NOT NULL, "
-                  "royalties BIGINT NOT NULL, seller_proceeds BIGINT NOT NULL, "
-                  "net BIGINT NOT NULL, PRIMARY KEY (channel, day, currency)",
+    "units BIGINT NOT NULL, gross BIGINT NOT NULL, fees BIGINT NOT NULL, "
+    "royalties BIGINT NOT NULL, seller_proceeds BIGINT NOT NULL, "
+    "net BIGINT NOT NULL, PRIMARY KEY (channel, day, currency)",
     # Every reservation and how it ended (held, committed, released, expired).
     "holds": "hold_id TEXT PRIMARY KEY, stock_id TEXT NOT NULL, good_id TEXT NOT NULL, "
-             "tier TEXT NOT NULL, channel TEXT NOT NULL, quantity BIGINT NOT NULL, "
-             "expires_at TEXT NOT NULL, state TEXT NOT NULL, committed BIGINT NOT NULL, "
-             "sale_id TEXT, refunds_owed BIGINT NOT NULL, reserved_at TEXT NOT NULL, "
-             "updated_at TEXT NOT NULL",
+    "tier TEXT NOT NULL, channel TEXT NOT NULL, quantity BIGINT NOT NULL, "
+    "expires_at TEXT NOT NULL, state TEXT NOT NULL, committed BIGINT NOT NULL, "
+    "sale_id TEXT, refunds_owed BIGINT NOT NULL, reserved_at TEXT NOT NULL, "
+    "updated_at TEXT NOT NULL",
     # Buyers waiting for a restock, in the order they joined.
     "waitlist": "entry_id TEXT PRIMARY KEY, stock_id TEXT NOT NULL, good_id TEXT NOT NULL, "
-                "tier TEXT NOT NULL, buyer TEXT NOT NULL, channel TEXT NOT NULL, "
-                "quantity BIGINT NOT NULL, state TEXT NOT NULL, joined_at TEXT NOT NULL, "
-                "updated_at TEXT NOT NULL, position BIGINT NOT NULL",
+    "tier TEXT NOT NULL, buyer TEXT NOT NULL, channel TEXT NOT NULL, "
+    "quantity BIGINT NOT NULL, state TEXT NOT NULL, joined_at TEXT NOT NULL, "
+    "updated_at TEXT NOT NULL, position BIGINT NOT NULL",
     # Channels' pools per stock: unsold units set aside for a channel.
     "pools": "stock_id TEXT NOT NULL, channel TEXT NOT NULL, good_id TEXT NOT NULL, "
-             "tier TEXT NOT NULL, free BIGINT NOT NULL, overflow INTEGER NOT NULL, "
-             "allotted BIGINT NOT NULL, returned BIGINT NOT NULL, sold BIGINT NOT NULL, "
-             "updated_at TEXT NOT NULL, PRIMARY KEY (stock_id, channel)",
+    "tier TEXT NOT NULL, free BIGINT NOT NULL, overflow INTEGER NOT NULL, "
+    "allotted BIGINT NOT NULL, returned BIGINT NOT NULL, sold BIGINT NOT NULL, "
+    "updated_at TEXT NOT NULL, PRIMARY KEY (stock_id, channel)",
     # Primary units sold per stock per minute (refunds subtract).
     "velocity": "stock_id TEXT NOT NULL, minute TEXT NOT NULL, units BIGINT NOT NULL, "
-                "PRIMARY KEY (stock_id, minute)",
+    "PRIMARY KEY (stock_id, minute)",
 }
 
 INDEXES = [
@@ -106,8 +105,10 @@ class Dialect:
 
     def create_statements(self) -> list[str]:
         names = self.names
-        return [f"CREATE TABLE IF NOT EXISTS {names[name]} ({columns})"
-                for name, columns in TABLES.items()] + [self.sql(i) for i in INDEXES]
+        return [
+            f"CREATE TABLE IF NOT EXISTS {names[name]} ({columns})"
+            for name, columns in TABLES.items()
+        ] + [self.sql(i) for i in INDEXES]
 
     def drop_statements(self) -> list[str]:
         return [f"DROP TABLE IF EXISTS {table}" for table in self.names.values()]

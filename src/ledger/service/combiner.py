@@ -122,7 +122,9 @@ class Combiner:
         self._tickets: dict[UUID, _Tickets] = {}
 
     def submit(
-        self, key: UUID | None, request: Request,
+        self,
+        key: UUID | None,
+        request: Request,
         run_batch: Callable[[list[Request]], int | None],
         on_queued: Callable[[int], object] | None = None,
         refresh: Callable[[UUID], int | None] | None = None,
@@ -160,8 +162,9 @@ class Combiner:
                 head.wake()
         return request.outcome()
 
-    def _combine(self, key: UUID, mine: Request,
-                 run_batch: Callable[[list[Request]], int | None]) -> None:
+    def _combine(
+        self, key: UUID, mine: Request, run_batch: Callable[[list[Request]], int | None]
+    ) -> None:
         """Run the key's queue, batch after batch, until this thread's own
         request is answered (then hand over) or the queue is empty."""
         while not mine.done:
@@ -195,8 +198,9 @@ class Combiner:
                 for waiting in batch:
                     waiting.wake()
 
-    def _admit(self, key: UUID, request: Request,
-               refresh: Callable[[UUID], int | None] | None) -> None:
+    def _admit(
+        self, key: UUID, request: Request, refresh: Callable[[UUID], int | None] | None
+    ) -> None:
         """Queue ``request`` with its ticket, or raise :class:`NoTicket`.
 
         Short of units -- every unit left is promised to requests queued
@@ -211,11 +215,19 @@ class Combiner:
             with self._guard:
                 tickets = self._tickets_of(key)
                 generation = tickets.generation
-                if request.units and refresh is not None and tickets.remaining is None \
-                        and not reads:
+                if (
+                    request.units
+                    and refresh is not None
+                    and tickets.remaining is None
+                    and not reads
+                ):
                     pass  # the key's first request in this process: learn what is left
-                elif not (request.units and tickets.queued and tickets.remaining is not None
-                          and tickets.queued + request.units > tickets.remaining):
+                elif not (
+                    request.units
+                    and tickets.queued
+                    and tickets.remaining is not None
+                    and tickets.queued + request.units > tickets.remaining
+                ):
                     # Enough left -- or nothing queued ahead: then it runs, and
                     # its own decision says precisely why, if it cannot be served.
                     tickets.queued += request.units
@@ -223,8 +235,11 @@ class Combiner:
                     request.position = len(queue)
                     queue.append(request)
                     return
-                elif refresh is None or reads >= 2 or \
-                        time.monotonic() - tickets.known_at < REFRESH_AFTER_SECONDS:
+                elif (
+                    refresh is None
+                    or reads >= 2
+                    or time.monotonic() - tickets.known_at < REFRESH_AFTER_SECONDS
+                ):
                     raise NoTicket(tickets.remaining or 0, tickets.queued)
             if refresh is None:
                 raise InvariantError("refresh unset")
@@ -232,8 +247,7 @@ class Combiner:
             reads += 1
             with self._guard:
                 tickets = self._tickets_of(key)
-                if fresh is not None and tickets.generation == generation \
-                        and not tickets.running:
+                if fresh is not None and tickets.generation == generation and not tickets.running:
                     tickets.remaining = fresh
                     tickets.known_at = time.monotonic()
 

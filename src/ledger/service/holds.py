@@ -31,8 +31,9 @@ def sweep(ledger: Ledger, due: DueHolds, now: datetime | None = None) -> int:
         try:
             expired += len(ledger.expire_holds(good_id, tier))
         except LedgerError:  # contention outlasted retries: the next sweep retries
-            logger.warning("could not expire holds of %s/%s; will retry", good_id, tier,
-                           exc_info=True)
+            logger.warning(
+                "could not expire holds of %s/%s; will retry", good_id, tier, exc_info=True
+            )
     return expired
 
 
@@ -51,8 +52,7 @@ class HoldSweeper(threading.Thread):
             except Exception as error:  # keep sweeping; log it, keep it for the owner
                 reason = unavailable_reason(error)
                 if reason is None:
-                    logger.exception("sweeping holds failed; retrying in %.1f s",
-                                     self._interval)
+                    logger.exception("sweeping holds failed; retrying in %.1f s", self._interval)
                 elif self.error is None:  # once per outage, without a traceback
                     logger.warning("sweeping holds waits for the database (%s)", reason)
                 self.error = error

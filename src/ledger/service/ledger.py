@@ -251,8 +251,11 @@ class Ledger:
             if uow.get(Channel, registered.id) is not None:
                 raise ChannelAlreadyExistsError(channel)
             uow.add(registered)
-            return {"channel": registered.channel, "channel_id": str(registered.id),
-                    "fee_bps": registered.fee_bps}
+            return {
+                "channel": registered.channel,
+                "channel_id": str(registered.id),
+                "fee_bps": registered.fee_bps,
+            }
 
         return self._submit("register-channel", args, idempotency_key, scope, None, decide)
 
@@ -268,8 +271,12 @@ class Ledger:
         return self._submit("mint", args, idempotency_key, scope, None, decide)
 
     def derive_variant(
-        self, master_id: UUID | str, spec: GoodSpec | Mapping[str, Any], *,
-        idempotency_key: str, scope: str = "",
+        self,
+        master_id: UUID | str,
+        spec: GoodSpec | Mapping[str, Any],
+        *,
+        idempotency_key: str,
+        scope: str = "",
     ) -> dict[str, Any]:
         master_uuid = _uuid(master_id, "master_id")
         good_spec = spec if isinstance(spec, GoodSpec) else GoodSpec.from_json(spec)
@@ -285,8 +292,16 @@ class Ledger:
         return self._submit("derive-variant", args, idempotency_key, scope, master_uuid, decide)
 
     def sell(
-        self, good_id: UUID | str, tier: str, *, buyer: str, channel: str, quantity: int,
-        unit_price: Money, idempotency_key: str, scope: str = "",
+        self,
+        good_id: UUID | str,
+        tier: str,
+        *,
+        buyer: str,
+        channel: str,
+        quantity: int,
+        unit_price: Money,
+        idempotency_key: str,
+        scope: str = "",
         on_queued: Callable[[int], object] | None = None,
     ) -> dict[str, Any]:
         """Primary sale of ``quantity`` units of one tier to ``buyer``.
@@ -297,8 +312,14 @@ class Ledger:
         good_uuid = _uuid(good_id, "good_id")
         buyer = validate.identifier(buyer, field="buyer")
         validate.integer(quantity, field="quantity", low=1, high=limits.SALE_QUANTITY_MAX)
-        args = {"good_id": str(good_uuid), "tier": tier, "buyer": buyer, "channel": channel,
-                "quantity": quantity, "unit_price": unit_price.to_json()}
+        args = {
+            "good_id": str(good_uuid),
+            "tier": tier,
+            "buyer": buyer,
+            "channel": channel,
+            "quantity": quantity,
+            "unit_price": unit_price.to_json(),
+        }
         sale_id = str(command_id_for(scope, check_key(idempotency_key)))
 
         def decide(uow: UnitOfWork, now: datetime) -> dict[str, Any]:
@@ -306,24 +327,51 @@ class Ledger:
             stock = self._stock_in(uow, good_uuid, tier)
             _check_currency(good, unit_price)
             via = self.channel(channel)
-            return self._sell_units(uow, good, stock, buyer=buyer, channel=via,
-                                    quantity=quantity, unit_price=unit_price, sale_id=sale_id,
-                                    now=now)
+            return self._sell_units(
+                uow,
+                good,
+                stock,
+                buyer=buyer,
+                channel=via,
+                quantity=quantity,
+                unit_price=unit_price,
+                sale_id=sale_id,
+                now=now,
+            )
 
-        return self._submit("sell", args, idempotency_key, scope,
-                            stock_id_for(good_uuid, tier), decide, on_queued=on_queued,
-                            units=quantity)
+        return self._submit(
+            "sell",
+            args,
+            idempotency_key,
+            scope,
+            stock_id_for(good_uuid, tier),
+            decide,
+            on_queued=on_queued,
+            units=quantity,
+        )
 
     def resell(
-        self, unit_id: UUID | str, *, seller: str, buyer: str, channel: str, price: Money,
-        idempotency_key: str, scope: str = "",
+        self,
+        unit_id: UUID | str,
+        *,
+        seller: str,
+        buyer: str,
+        channel: str,
+        price: Money,
+        idempotency_key: str,
+        scope: str = "",
     ) -> dict[str, Any]:
         """Secondary sale: the holder sells a transferable unit on."""
         unit_uuid = _uuid(unit_id, "unit_id")
         seller = validate.identifier(seller, field="seller")
         buyer = validate.identifier(buyer, field="buyer")
-        args = {"unit_id": str(unit_uuid), "seller": seller, "buyer": buyer,
-                "channel": channel, "price": price.to_json()}
+        args = {
+            "unit_id": str(unit_uuid),
+            "seller": seller,
+            "buyer": buyer,
+            "channel": channel,
+            "price": price.to_json(),
+        }
         resale_id = str(command_id_for(scope, check_key(idempotency_key)))
 
         def decide(uow: UnitOfWork, now: datetime) -> dict[str, Any]:
@@ -335,22 +383,43 @@ class Ledger:
             via = self.channel(channel)
             unit.check_resale(seller, buyer)
             if unit.code and self._code_in(uow, unit.code).state != "bound":
-                raise CodeStateError(f"the code of unit {unit.id} was revealed to its holder: "
-                                     "the unit can no longer be resold")
+                raise CodeStateError(
+                    f"the code of unit {unit.id} was revealed to its holder: "
+                    "the unit can no longer be resold"
+                )
             parts = split(price.amount, good.resale_shares(via.channel, via.fee_bps, seller))
-            unit.resell(resale_id=resale_id, seller=seller, buyer=buyer, channel=via.channel,
-                        price=price.to_json(), split=parts, now=now)
+            unit.resell(
+                resale_id=resale_id,
+                seller=seller,
+                buyer=buyer,
+                channel=via.channel,
+                price=price.to_json(),
+                split=parts,
+                now=now,
+            )
             return {
-                "resale_id": resale_id, "unit_id": str(unit.id), "good_id": unit.good_id,
-                "tier": unit.tier, "serial": unit.serial, "seller": seller, "buyer": buyer,
-                "channel": via.channel, "price": price.to_json(), "split": parts,
+                "resale_id": resale_id,
+                "unit_id": str(unit.id),
+                "good_id": unit.good_id,
+                "tier": unit.tier,
+                "serial": unit.serial,
+                "seller": seller,
+                "buyer": buyer,
+                "channel": via.channel,
+                "price": price.to_json(),
+                "split": parts,
                 "resold_at": format_timestamp(now),
             }
 
         return self._submit("resell", args, idempotency_key, scope, unit_uuid, decide)
 
     def restock(
-        self, good_id: UUID | str, tier: str, quantity: int, *, idempotency_key: str,
+        self,
+        good_id: UUID | str,
+        tier: str,
+        quantity: int,
+        *,
+        idempotency_key: str,
         scope: str = "",
     ) -> dict[str, Any]:
         good_uuid = _uuid(good_id, "good_id")
@@ -359,16 +428,29 @@ class Ledger:
         def decide(uow: UnitOfWork, now: datetime) -> dict[str, Any]:
             stock = self._stock_in(uow, good_uuid, tier)
             offered = stock.restock(quantity, now)
-            return {"good_id": str(good_uuid), "tier": tier, "quantity": quantity,
-                    "supply": stock.supply, "lifetime_cap": stock.lifetime_cap,
-                    "offered": [{"entry_id": e, "hold_id": e,
-                                 "expires_at": stock.holds[e]["expires_at"]} for e in offered]}
+            return {
+                "good_id": str(good_uuid),
+                "tier": tier,
+                "quantity": quantity,
+                "supply": stock.supply,
+                "lifetime_cap": stock.lifetime_cap,
+                "offered": [
+                    {"entry_id": e, "hold_id": e, "expires_at": stock.holds[e]["expires_at"]}
+                    for e in offered
+                ],
+            }
 
-        return self._submit("restock", args, idempotency_key, scope,
-                            stock_id_for(good_uuid, tier), decide)
+        return self._submit(
+            "restock", args, idempotency_key, scope, stock_id_for(good_uuid, tier), decide
+        )
 
     def refund(
-        self, unit_id: UUID | str, *, reason: str, idempotency_key: str, scope: str = "",
+        self,
+        unit_id: UUID | str,
+        *,
+        reason: str,
+        idempotency_key: str,
+        scope: str = "",
         channel: str | None = None,
     ) -> dict[str, Any]:
         """Refund the current holder's acquisition of a unit (see
@@ -388,18 +470,25 @@ class Ledger:
                 raise UnitNotFoundError(unit_uuid)
             current = unit.current_acquisition()  # refuses a unit with nothing to refund
             if channel is not None and current["channel"] != channel:
-                raise ForbiddenError(f"unit {unit.id} was last acquired through another "
-                                     f"channel; {channel!r} can only refund its own sales")
+                raise ForbiddenError(
+                    f"unit {unit.id} was last acquired through another "
+                    f"channel; {channel!r} can only refund its own sales"
+                )
             stock = allowance = None
             code = self._code_in(uow, unit.code) if unit.code else None
             if code is not None and code.unit_id != str(unit.id):
                 raise _StaleReadError
-            if code is not None and code.state != "bound" and (
-                    code.state == "redeemed" or current["kind"] != PRIMARY):
+            if (
+                code is not None
+                and code.state != "bound"
+                and (code.state == "redeemed" or current["kind"] != PRIMARY)
+            ):
                 # A delivered code can be voided by refunding its primary
                 # sale, until it is redeemed; no other refund undoes a reveal.
-                raise CodeStateError(f"the code of unit {unit.id} was {code.state}: this "
-                                     "acquisition can no longer be refunded")
+                raise CodeStateError(
+                    f"the code of unit {unit.id} was {code.state}: this "
+                    "acquisition can no longer be refunded"
+                )
             if current["kind"] == PRIMARY:
                 stock = uow.get(TierStock, stock_id_for(UUID(unit.good_id), unit.tier))
                 if stock is None:
@@ -413,23 +502,40 @@ class Ledger:
             acquisition = unit.refund(refund_id=refund_id, reason=reason, now=now)
             if stock is not None:
                 stock.take_back(serial=unit.serial, refund_id=refund_id, now=now)
-                if code is not None and code_ref is not None and code.settle_refund(
-                        unit_id=str(unit.id), refund_id=refund_id, now=now):
+                if (
+                    code is not None
+                    and code_ref is not None
+                    and code.settle_refund(unit_id=str(unit.id), refund_id=refund_id, now=now)
+                ):
                     stock.return_code(ref=code_ref, refund_id=refund_id, now=now)
             if allowance is not None:
                 allowance.count(-1, refund_id, now)
             return {
-                "refund_id": refund_id, "unit_id": str(unit.id), "kind": acquisition["kind"],
-                "refunded_acquisition": acquisition["id"], "holder": acquisition["holder"],
-                "returned_to": acquisition["from"], "amount": acquisition["price"],
+                "refund_id": refund_id,
+                "unit_id": str(unit.id),
+                "kind": acquisition["kind"],
+                "refunded_acquisition": acquisition["id"],
+                "holder": acquisition["holder"],
+                "returned_to": acquisition["from"],
+                "amount": acquisition["price"],
                 "refunded_at": format_timestamp(now),
             }
 
         return self._submit("refund", args, idempotency_key, scope, unit_uuid, decide)
 
     def _sell_units(
-        self, uow: UnitOfWork, good: Good, stock: TierStock, *, buyer: str, channel: Channel,
-        quantity: int, unit_price: Money, sale_id: str, now: datetime, from_pool: bool = True,
+        self,
+        uow: UnitOfWork,
+        good: Good,
+        stock: TierStock,
+        *,
+        buyer: str,
+        channel: Channel,
+        quantity: int,
+        unit_price: Money,
+        sale_id: str,
+        now: datetime,
+        from_pool: bool = True,
         from_hold: bool = False,
     ) -> dict[str, Any]:
         """A primary sale from ``stock`` (checked before anything changes):
@@ -441,8 +547,13 @@ class Ledger:
         price = unit_price.to_json()
         # Every check before any change: a refusal must leave the batch's
         # shared aggregates untouched.
-        stock.check_sale(quantity, now, via.channel if from_pool else None,
-                         rate_channel=via.channel, unit_price=None if from_hold else price)
+        stock.check_sale(
+            quantity,
+            now,
+            via.channel if from_pool else None,
+            rate_channel=via.channel,
+            unit_price=None if from_hold else price,
+        )
         allowance = None
         if stock.per_buyer_limit is not None:
             allowance = uow.get_or_assume_new(BuyerAllowance, allowance_id_for(stock.id, buyer))
@@ -455,9 +566,17 @@ class Ledger:
         if any(code.state != "free" for code in codes):
             raise _StaleReadError  # the stock was read before another process used it
         first_fresh = stock.next_serial
-        serials = stock.sell(sale_id=sale_id, buyer=buyer, channel=via.channel,
-                             quantity=quantity, unit_price=price, split=parts, now=now,
-                             from_pool=from_pool, early_bird=not from_hold)
+        serials = stock.sell(
+            sale_id=sale_id,
+            buyer=buyer,
+            channel=via.channel,
+            quantity=quantity,
+            unit_price=price,
+            split=parts,
+            now=now,
+            from_pool=from_pool,
+            early_bird=not from_hold,
+        )
         if stock.per_buyer_limit is not None:
             if allowance is None:
                 allowance = BuyerAllowance.start(stock, buyer, now)
@@ -474,23 +593,47 @@ class Ledger:
                 if unit is not None and unit.holder is not None:
                     raise _StaleReadError  # reissued meanwhile by another process
             if unit is None:
-                unit = Unit.issue(good_id=good.id, tier=tier, serial=serial,
-                                  transferable=tier_spec.transferable, buyer=buyer,
-                                  sale_id=sale_id, channel=via.channel, price=price,
-                                  split=parts, now=now, code=ref)
+                unit = Unit.issue(
+                    good_id=good.id,
+                    tier=tier,
+                    serial=serial,
+                    transferable=tier_spec.transferable,
+                    buyer=buyer,
+                    sale_id=sale_id,
+                    channel=via.channel,
+                    price=price,
+                    split=parts,
+                    now=now,
+                    code=ref,
+                )
                 uow.add(unit)
             else:
-                unit.reissue(buyer=buyer, sale_id=sale_id, channel=via.channel,
-                             price=price, split=parts, now=now, code=ref)
+                unit.reissue(
+                    buyer=buyer,
+                    sale_id=sale_id,
+                    channel=via.channel,
+                    price=price,
+                    split=parts,
+                    now=now,
+                    code=ref,
+                )
             if codes:
                 codes[index].bind(unit_id=str(unit.id), sale_id=sale_id, now=now)
             units.append(unit)
         return {
-            "sale_id": sale_id, "good_id": str(good.id), "tier": tier, "buyer": buyer,
-            "channel": via.channel, "quantity": quantity, "unit_price": price,
+            "sale_id": sale_id,
+            "good_id": str(good.id),
+            "tier": tier,
+            "buyer": buyer,
+            "channel": via.channel,
+            "quantity": quantity,
+            "unit_price": price,
             "split_per_unit": parts,
-            "units": [{"unit_id": str(u.id), "serial": u.serial}
-                      | ({"code_ref": u.code} if u.code else {}) for u in units],
+            "units": [
+                {"unit_id": str(u.id), "serial": u.serial}
+                | ({"code_ref": u.code} if u.code else {})
+                for u in units
+            ],
             "sold_at": format_timestamp(now),
         }
 
@@ -498,33 +641,71 @@ class Ledger:
     # Reservations: the inventory gateway
     # ------------------------------------------------------------------
     def reserve(
-        self, good_id: UUID | str, tier: str, *, channel: str, quantity: int, ttl_seconds: int,
-        idempotency_key: str, scope: str = "",
+        self,
+        good_id: UUID | str,
+        tier: str,
+        *,
+        channel: str,
+        quantity: int,
+        ttl_seconds: int,
+        idempotency_key: str,
+        scope: str = "",
     ) -> dict[str, Any]:
         """Hold ``quantity`` units of a tier for ``channel`` for ``ttl_seconds``."""
         good_uuid = _uuid(good_id, "good_id")
         validate.integer(quantity, field="quantity", low=1, high=limits.HOLD_QUANTITY_MAX)
-        args = {"good_id": str(good_uuid), "tier": tier, "channel": channel,
-                "quantity": quantity, "ttl_seconds": ttl_seconds}
+        args = {
+            "good_id": str(good_uuid),
+            "tier": tier,
+            "channel": channel,
+            "quantity": quantity,
+            "ttl_seconds": ttl_seconds,
+        }
         hold_id = str(command_id_for(scope, check_key(idempotency_key)))
 
         def decide(uow: UnitOfWork, now: datetime) -> dict[str, Any]:
             stock = self._stock_in(uow, good_uuid, tier)
             _answered_before(uow, hold_id in stock.holds or hold_id in stock.waitlist)
             via = self.channel(channel)
-            expires_at = stock.reserve(hold_id=hold_id, channel=via.channel, quantity=quantity,
-                                       ttl_seconds=ttl_seconds, now=now)
-            return {"hold_id": hold_id, "good_id": str(good_uuid), "tier": tier,
-                    "channel": via.channel, "quantity": quantity, "expires_at": expires_at,
-                    "reserved_at": format_timestamp(now)}
+            expires_at = stock.reserve(
+                hold_id=hold_id,
+                channel=via.channel,
+                quantity=quantity,
+                ttl_seconds=ttl_seconds,
+                now=now,
+            )
+            return {
+                "hold_id": hold_id,
+                "good_id": str(good_uuid),
+                "tier": tier,
+                "channel": via.channel,
+                "quantity": quantity,
+                "expires_at": expires_at,
+                "reserved_at": format_timestamp(now),
+            }
 
-        return self._submit("reserve", args, idempotency_key, scope,
-                            stock_id_for(good_uuid, tier), decide,
-                            units=quantity)
+        return self._submit(
+            "reserve",
+            args,
+            idempotency_key,
+            scope,
+            stock_id_for(good_uuid, tier),
+            decide,
+            units=quantity,
+        )
 
     def commit_hold(
-        self, good_id: UUID | str, tier: str, hold_id: UUID | str, *, buyer: str, quantity: int,
-        unit_price: Money, idempotency_key: str, scope: str = "", channel: str | None = None,
+        self,
+        good_id: UUID | str,
+        tier: str,
+        hold_id: UUID | str,
+        *,
+        buyer: str,
+        quantity: int,
+        unit_price: Money,
+        idempotency_key: str,
+        scope: str = "",
+        channel: str | None = None,
     ) -> dict[str, Any]:
         """The payment for a hold arrived: sell ``quantity`` of it to ``buyer``;
         the rest of the hold returns to stock.
@@ -539,8 +720,14 @@ class Ledger:
         hold_key = str(_uuid(hold_id, "hold_id"))
         buyer = validate.identifier(buyer, field="buyer")
         validate.integer(quantity, field="quantity", low=1, high=limits.HOLD_QUANTITY_MAX)
-        args = {"good_id": str(good_uuid), "tier": tier, "hold_id": hold_key, "buyer": buyer,
-                "quantity": quantity, "unit_price": unit_price.to_json()}
+        args = {
+            "good_id": str(good_uuid),
+            "tier": tier,
+            "hold_id": hold_key,
+            "buyer": buyer,
+            "quantity": quantity,
+            "unit_price": unit_price.to_json(),
+        }
         sale_id = str(command_id_for(scope, check_key(idempotency_key)))
 
         def decide(uow: UnitOfWork, now: datetime) -> dict[str, Any]:
@@ -557,10 +744,19 @@ class Ledger:
                 raise InvalidInputError("quantity", f"must be 1 to {hold['quantity']} (the hold)")
             if hold["state"] == "held" and format_timestamp(now) < hold["expires_at"]:
                 stock.commit_hold(hold_id=hold_key, sale_id=sale_id, quantity=quantity, now=now)
-                sold = self._sell_units(uow, good, stock, buyer=buyer, channel=via,
-                                        quantity=quantity, unit_price=unit_price,
-                                        sale_id=sale_id, now=now, from_pool=False,
-                                        from_hold=True)
+                sold = self._sell_units(
+                    uow,
+                    good,
+                    stock,
+                    buyer=buyer,
+                    channel=via,
+                    quantity=quantity,
+                    unit_price=unit_price,
+                    sale_id=sale_id,
+                    now=now,
+                    from_pool=False,
+                    from_hold=True,
+                )
                 return sold | {"outcome": "sold", "hold_id": hold_key}
             # Late: the hold's time is up.
             if hold["state"] == "held":
@@ -570,24 +766,54 @@ class Ledger:
             except SoldOutError:
                 pass
             else:
-                sold = self._sell_units(uow, good, stock, buyer=buyer, channel=via,
-                                        quantity=quantity, unit_price=unit_price,
-                                        sale_id=sale_id, now=now, from_hold=True)
+                sold = self._sell_units(
+                    uow,
+                    good,
+                    stock,
+                    buyer=buyer,
+                    channel=via,
+                    quantity=quantity,
+                    unit_price=unit_price,
+                    sale_id=sale_id,
+                    now=now,
+                    from_hold=True,
+                )
                 return sold | {"outcome": "sold-late", "hold_id": hold_key}
             amount = Money(unit_price.amount * quantity, unit_price.currency).to_json()
-            stock.owe_refund(hold_id=hold_key, refund_id=sale_id, buyer=buyer,
-                             quantity=quantity, amount=amount, now=now)
-            return {"outcome": "refund-owed", "hold_id": hold_key, "refund_id": sale_id,
-                    "good_id": str(good_uuid), "tier": tier, "buyer": buyer,
-                    "channel": via.channel, "quantity": quantity, "amount": amount,
-                    "decided_at": format_timestamp(now)}
+            stock.owe_refund(
+                hold_id=hold_key,
+                refund_id=sale_id,
+                buyer=buyer,
+                quantity=quantity,
+                amount=amount,
+                now=now,
+            )
+            return {
+                "outcome": "refund-owed",
+                "hold_id": hold_key,
+                "refund_id": sale_id,
+                "good_id": str(good_uuid),
+                "tier": tier,
+                "buyer": buyer,
+                "channel": via.channel,
+                "quantity": quantity,
+                "amount": amount,
+                "decided_at": format_timestamp(now),
+            }
 
-        return self._submit("commit-hold", args, idempotency_key, scope,
-                            stock_id_for(good_uuid, tier), decide)
+        return self._submit(
+            "commit-hold", args, idempotency_key, scope, stock_id_for(good_uuid, tier), decide
+        )
 
     def release_hold(
-        self, good_id: UUID | str, tier: str, hold_id: UUID | str, *, idempotency_key: str,
-        scope: str = "", channel: str | None = None,
+        self,
+        good_id: UUID | str,
+        tier: str,
+        hold_id: UUID | str,
+        *,
+        idempotency_key: str,
+        scope: str = "",
+        channel: str | None = None,
     ) -> dict[str, Any]:
         """Give a hold's units back before it expires (if its time is already
         up, it is recorded as expired instead: the units return either way)."""
@@ -602,12 +828,18 @@ class Ledger:
             hold = stock.hold(hold_key)
             expired = format_timestamp(now) >= hold["expires_at"]
             stock.release_hold(hold_key, now=now, expired=expired)
-            return {"hold_id": hold_key, "good_id": str(good_uuid), "tier": tier,
-                    "quantity": hold["quantity"], "how": "expired" if expired else "released",
-                    "released_at": format_timestamp(now)}
+            return {
+                "hold_id": hold_key,
+                "good_id": str(good_uuid),
+                "tier": tier,
+                "quantity": hold["quantity"],
+                "how": "expired" if expired else "released",
+                "released_at": format_timestamp(now),
+            }
 
-        return self._submit("release-hold", args, idempotency_key, scope,
-                            stock_id_for(good_uuid, tier), decide)
+        return self._submit(
+            "release-hold", args, idempotency_key, scope, stock_id_for(good_uuid, tier), decide
+        )
 
     def expire_holds(self, good_id: UUID | str, tier: str) -> list[str]:
         """Record the expiry of every hold of a tier whose time is up (the
@@ -619,8 +851,9 @@ class Ledger:
             stock = self._stock_in(uow, good_uuid, tier)
             return {"expired": stock.expire_due(now)}
 
-        result = self._submit("expire-holds", {}, "", "", stock_id_for(good_uuid, tier), decide,
-                              recorded=False)
+        result = self._submit(
+            "expire-holds", {}, "", "", stock_id_for(good_uuid, tier), decide, recorded=False
+        )
         expired: list[str] = result["expired"]
         return expired
 
@@ -628,34 +861,61 @@ class Ledger:
     # Waitlists
     # ------------------------------------------------------------------
     def join_waitlist(
-        self, good_id: UUID | str, tier: str, *, buyer: str, channel: str, quantity: int,
-        idempotency_key: str, scope: str = "",
+        self,
+        good_id: UUID | str,
+        tier: str,
+        *,
+        buyer: str,
+        channel: str,
+        quantity: int,
+        idempotency_key: str,
+        scope: str = "",
     ) -> dict[str, Any]:
         """Wait for a restock of a sold-out, restockable tier. A restock holds
         units for waiting buyers first, in the order they joined; the hold's
         id is the entry's, and the channel commits it like any hold."""
         good_uuid = _uuid(good_id, "good_id")
         buyer = validate.identifier(buyer, field="buyer")
-        args = {"good_id": str(good_uuid), "tier": tier, "buyer": buyer, "channel": channel,
-                "quantity": quantity}
+        args = {
+            "good_id": str(good_uuid),
+            "tier": tier,
+            "buyer": buyer,
+            "channel": channel,
+            "quantity": quantity,
+        }
         entry_id = str(command_id_for(scope, check_key(idempotency_key)))
 
         def decide(uow: UnitOfWork, now: datetime) -> dict[str, Any]:
             stock = self._stock_in(uow, good_uuid, tier)
             _answered_before(uow, entry_id in stock.waitlist or entry_id in stock.holds)
             via = self.channel(channel)
-            place = stock.join_waitlist(entry_id=entry_id, buyer=buyer, channel=via.channel,
-                                        quantity=quantity, now=now)
-            return {"entry_id": entry_id, "good_id": str(good_uuid), "tier": tier,
-                    "buyer": buyer, "channel": via.channel, "quantity": quantity,
-                    "place": place, "joined_at": format_timestamp(now)}
+            place = stock.join_waitlist(
+                entry_id=entry_id, buyer=buyer, channel=via.channel, quantity=quantity, now=now
+            )
+            return {
+                "entry_id": entry_id,
+                "good_id": str(good_uuid),
+                "tier": tier,
+                "buyer": buyer,
+                "channel": via.channel,
+                "quantity": quantity,
+                "place": place,
+                "joined_at": format_timestamp(now),
+            }
 
-        return self._submit("join-waitlist", args, idempotency_key, scope,
-                            stock_id_for(good_uuid, tier), decide)
+        return self._submit(
+            "join-waitlist", args, idempotency_key, scope, stock_id_for(good_uuid, tier), decide
+        )
 
     def leave_waitlist(
-        self, good_id: UUID | str, tier: str, entry_id: UUID | str, *, idempotency_key: str,
-        scope: str = "", channel: str | None = None,
+        self,
+        good_id: UUID | str,
+        tier: str,
+        entry_id: UUID | str,
+        *,
+        idempotency_key: str,
+        scope: str = "",
+        channel: str | None = None,
     ) -> dict[str, Any]:
         good_uuid = _uuid(good_id, "good_id")
         entry = str(_uuid(entry_id, "entry_id"))
@@ -669,25 +929,42 @@ class Ledger:
             if channel is not None and found["channel"] != channel:
                 raise ForbiddenError(f"entry {entry} belongs to another channel")
             stock.leave_waitlist(entry, now)
-            return {"entry_id": entry, "good_id": str(good_uuid), "tier": tier,
-                    "left_at": format_timestamp(now)}
+            return {
+                "entry_id": entry,
+                "good_id": str(good_uuid),
+                "tier": tier,
+                "left_at": format_timestamp(now),
+            }
 
-        return self._submit("leave-waitlist", args, idempotency_key, scope,
-                            stock_id_for(good_uuid, tier), decide)
+        return self._submit(
+            "leave-waitlist", args, idempotency_key, scope, stock_id_for(good_uuid, tier), decide
+        )
 
     # ------------------------------------------------------------------
     # Channels' pools
     # ------------------------------------------------------------------
     def allot_pool(
-        self, good_id: UUID | str, tier: str, *, channel: str, quantity: int,
-        overflow: bool = False, idempotency_key: str, scope: str = "",
+        self,
+        good_id: UUID | str,
+        tier: str,
+        *,
+        channel: str,
+        quantity: int,
+        overflow: bool = False,
+        idempotency_key: str,
+        scope: str = "",
     ) -> dict[str, Any]:
         """Set ``quantity`` units of the shared stock aside for ``channel``
         (a livestream room's 2,000). With ``overflow``, the channel sells on
         from the shared stock once its pool is empty."""
         good_uuid = _uuid(good_id, "good_id")
-        args = {"good_id": str(good_uuid), "tier": tier, "channel": channel,
-                "quantity": quantity, "overflow": overflow}
+        args = {
+            "good_id": str(good_uuid),
+            "tier": tier,
+            "channel": channel,
+            "quantity": quantity,
+            "overflow": overflow,
+        }
 
         def decide(uow: UnitOfWork, now: datetime) -> dict[str, Any]:
             stock = self._stock_in(uow, good_uuid, tier)
@@ -695,35 +972,54 @@ class Ledger:
             stock.allot(channel=via.channel, quantity=quantity, overflow=overflow, now=now)
             return self._pool_answer(stock, via.channel, now)
 
-        return self._submit("allot-pool", args, idempotency_key, scope,
-                            stock_id_for(good_uuid, tier), decide)
+        return self._submit(
+            "allot-pool", args, idempotency_key, scope, stock_id_for(good_uuid, tier), decide
+        )
 
     def return_pool(
-        self, good_id: UUID | str, tier: str, *, channel: str, quantity: int,
-        idempotency_key: str, scope: str = "",
+        self,
+        good_id: UUID | str,
+        tier: str,
+        *,
+        channel: str,
+        quantity: int,
+        idempotency_key: str,
+        scope: str = "",
     ) -> dict[str, Any]:
         """Give ``quantity`` unsold units of ``channel``'s pool back to the shared stock."""
         good_uuid = _uuid(good_id, "good_id")
-        args = {"good_id": str(good_uuid), "tier": tier, "channel": channel,
-                "quantity": quantity}
+        args = {"good_id": str(good_uuid), "tier": tier, "channel": channel, "quantity": quantity}
 
         def decide(uow: UnitOfWork, now: datetime) -> dict[str, Any]:
             stock = self._stock_in(uow, good_uuid, tier)
             stock.return_pool(channel=channel, quantity=quantity, now=now)
             return self._pool_answer(stock, channel, now)
 
-        return self._submit("return-pool", args, idempotency_key, scope,
-                            stock_id_for(good_uuid, tier), decide)
+        return self._submit(
+            "return-pool", args, idempotency_key, scope, stock_id_for(good_uuid, tier), decide
+        )
 
     def move_pool(
-        self, good_id: UUID | str, tier: str, *, from_channel: str, to_channel: str,
-        quantity: int, idempotency_key: str, scope: str = "",
+        self,
+        good_id: UUID | str,
+        tier: str,
+        *,
+        from_channel: str,
+        to_channel: str,
+        quantity: int,
+        idempotency_key: str,
+        scope: str = "",
     ) -> dict[str, Any]:
         """Move unsold units from one channel's pool to another's, in one step
         (the destination keeps its overflow setting; a new pool has none)."""
         good_uuid = _uuid(good_id, "good_id")
-        args = {"good_id": str(good_uuid), "tier": tier, "from": from_channel,
-                "to": to_channel, "quantity": quantity}
+        args = {
+            "good_id": str(good_uuid),
+            "tier": tier,
+            "from": from_channel,
+            "to": to_channel,
+            "quantity": quantity,
+        }
 
         def decide(uow: UnitOfWork, now: datetime) -> dict[str, Any]:
             stock = self._stock_in(uow, good_uuid, tier)
@@ -733,46 +1029,77 @@ class Ledger:
             stock.return_pool(channel=from_channel, quantity=quantity, now=now)
             overflow = bool(stock.pools.get(to.channel, {}).get("overflow", False))
             stock.allot(channel=to.channel, quantity=quantity, overflow=overflow, now=now)
-            return {"from": self._pool_answer(stock, from_channel, now),
-                    "to": self._pool_answer(stock, to.channel, now)}
+            return {
+                "from": self._pool_answer(stock, from_channel, now),
+                "to": self._pool_answer(stock, to.channel, now),
+            }
 
-        return self._submit("move-pool", args, idempotency_key, scope,
-                            stock_id_for(good_uuid, tier), decide)
+        return self._submit(
+            "move-pool", args, idempotency_key, scope, stock_id_for(good_uuid, tier), decide
+        )
 
     def set_rate(
-        self, good_id: UUID | str, tier: str, *, channel: str, per_minute: int | None,
-        idempotency_key: str, scope: str = "",
+        self,
+        good_id: UUID | str,
+        tier: str,
+        *,
+        channel: str,
+        per_minute: int | None,
+        idempotency_key: str,
+        scope: str = "",
     ) -> dict[str, Any]:
         """Cap ``channel``'s primary sales of a tier per minute (anti-bot);
         ``None`` lifts the cap. Checked on the stock's own version, so the cap
         holds with the sales whatever process makes them."""
         good_uuid = _uuid(good_id, "good_id")
-        args = {"good_id": str(good_uuid), "tier": tier, "channel": channel,
-                "per_minute": per_minute}
+        args = {
+            "good_id": str(good_uuid),
+            "tier": tier,
+            "channel": channel,
+            "per_minute": per_minute,
+        }
 
         def decide(uow: UnitOfWork, now: datetime) -> dict[str, Any]:
             stock = self._stock_in(uow, good_uuid, tier)
             via = self.channel(channel)
             stock.set_rate(channel=via.channel, per_minute=per_minute, now=now)
-            return {"good_id": str(good_uuid), "tier": tier, "channel": via.channel,
-                    "per_minute": per_minute, "set_at": format_timestamp(now)}
+            return {
+                "good_id": str(good_uuid),
+                "tier": tier,
+                "channel": via.channel,
+                "per_minute": per_minute,
+                "set_at": format_timestamp(now),
+            }
 
-        return self._submit("set-rate", args, idempotency_key, scope,
-                            stock_id_for(good_uuid, tier), decide)
+        return self._submit(
+            "set-rate", args, idempotency_key, scope, stock_id_for(good_uuid, tier), decide
+        )
 
     @staticmethod
     def _pool_answer(stock: TierStock, channel: str, now: datetime) -> dict[str, Any]:
         pool = stock.pools.get(channel, {"free": 0, "overflow": False})
-        return {"good_id": stock.good_id, "tier": stock.tier, "channel": channel,
-                "free": int(pool["free"]), "overflow": bool(pool["overflow"]),
-                "shared_available": stock.available, "at": format_timestamp(now)}
+        return {
+            "good_id": stock.good_id,
+            "tier": stock.tier,
+            "channel": channel,
+            "free": int(pool["free"]),
+            "overflow": bool(pool["overflow"]),
+            "shared_available": stock.available,
+            "at": format_timestamp(now),
+        }
 
     # ------------------------------------------------------------------
     # Redemption codes
     # ------------------------------------------------------------------
     def import_codes(
-        self, good_id: UUID | str, tier: str, *, codes: list[str] | None = None,
-        code_range: Mapping[str, Any] | None = None, idempotency_key: str, scope: str = "",
+        self,
+        good_id: UUID | str,
+        tier: str,
+        *,
+        codes: list[str] | None = None,
+        code_range: Mapping[str, Any] | None = None,
+        idempotency_key: str,
+        scope: str = "",
     ) -> dict[str, Any]:
         """Add a batch of codes to a tier of a ``redemption-code`` good: a list
         of codes, or a consecutive range ``{prefix, width, start, end}``.
@@ -792,10 +1119,16 @@ class Ledger:
         good = self.good(good_uuid)
         good.tier(tier)
         if good.spec.kind != REDEMPTION_CODE:
-            raise CodeStateError(f"good {good.id} is a {good.spec.kind}, not a "
-                                 f"{REDEMPTION_CODE}: its units carry no codes")
-        args = {"good_id": str(good_uuid), "tier": tier, "count": len(refs),
-                "refs_sha256": canonical.sha256_hex("".join(refs).encode())}
+            raise CodeStateError(
+                f"good {good.id} is a {good.spec.kind}, not a "
+                f"{REDEMPTION_CODE}: its units carry no codes"
+            )
+        args = {
+            "good_id": str(good_uuid),
+            "tier": tier,
+            "count": len(refs),
+            "refs_sha256": canonical.sha256_hex("".join(refs).encode()),
+        }
         batch_id = str(command_id_for(scope, check_key(idempotency_key)))
         self._vault_call(lambda: self.vault.stash(list(zip(refs, texts, strict=True))))
 
@@ -804,20 +1137,34 @@ class Ledger:
                 if uow.get_or_assume_new(Code, code_id_for(ref)) is not None:
                     raise DuplicateCodeError(position, "imported before")
             for ref in refs:  # the codes' events first, then the tier's
-                uow.add(Code.import_(ref=ref, good_id=str(good_uuid), tier=tier,
-                                     batch_id=batch_id, now=now))
+                uow.add(
+                    Code.import_(
+                        ref=ref, good_id=str(good_uuid), tier=tier, batch_id=batch_id, now=now
+                    )
+                )
             stock = self._stock_in(uow, good_uuid, tier)
             stock.import_codes(batch_id=batch_id, refs=refs, now=now)
-            return {"batch_id": batch_id, "good_id": str(good_uuid), "tier": tier,
-                    "imported": len(refs), "codes_imported": stock.codes_imported,
-                    "codes_available": stock.codes_available,
-                    "imported_at": format_timestamp(now)}
+            return {
+                "batch_id": batch_id,
+                "good_id": str(good_uuid),
+                "tier": tier,
+                "imported": len(refs),
+                "codes_imported": stock.codes_imported,
+                "codes_available": stock.codes_available,
+                "imported_at": format_timestamp(now),
+            }
 
-        return self._submit("import-codes", args, idempotency_key, scope,
-                            stock_id_for(good_uuid, tier), decide)
+        return self._submit(
+            "import-codes", args, idempotency_key, scope, stock_id_for(good_uuid, tier), decide
+        )
 
     def deliver_code(
-        self, unit_id: UUID | str, *, holder: str, idempotency_key: str, scope: str = "",
+        self,
+        unit_id: UUID | str,
+        *,
+        holder: str,
+        idempotency_key: str,
+        scope: str = "",
         channel: str | None = None,
     ) -> dict[str, Any]:
         """Reveal a unit's code to its current holder. The first delivery is
@@ -840,18 +1187,27 @@ class Ledger:
             if unit.holder != holder:
                 raise NotHolderError(unit_uuid, holder)
             if channel is not None and unit.current_acquisition()["channel"] != channel:
-                raise ForbiddenError(f"unit {unit.id} was last acquired through another "
-                                     f"channel; {channel!r} delivers only its own sales' codes")
+                raise ForbiddenError(
+                    f"unit {unit.id} was last acquired through another "
+                    f"channel; {channel!r} delivers only its own sales' codes"
+                )
             if unit.code is None:
                 raise CodeStateError(f"unit {unit.id} carries no redemption code")
             code = self._code_in(uow, unit.code)
             if code.unit_id != str(unit.id):
                 raise _StaleReadError  # the unit was refunded and sold again meanwhile
             first = code.deliver(unit_id=str(unit.id), holder=holder, now=now)
-            return {"unit_id": str(unit.id), "good_id": unit.good_id, "tier": unit.tier,
-                    "serial": unit.serial, "holder": holder, "code_ref": code.ref,
-                    "state": code.state, "first_delivery": first,
-                    "delivered_at": code.delivered_at}
+            return {
+                "unit_id": str(unit.id),
+                "good_id": unit.good_id,
+                "tier": unit.tier,
+                "serial": unit.serial,
+                "holder": holder,
+                "code_ref": code.ref,
+                "state": code.state,
+                "first_delivery": first,
+                "delivered_at": code.delivered_at,
+            }
 
         answer = self._submit("deliver-code", args, idempotency_key, scope, unit_uuid, decide)
         revealed = type(answer)(answer)  # a copy: the record's own answer stays as it is
@@ -859,7 +1215,12 @@ class Ledger:
         return revealed
 
     def redeem_code(
-        self, code: str, *, redeemer: str, idempotency_key: str, scope: str = "",
+        self,
+        code: str,
+        *,
+        redeemer: str,
+        idempotency_key: str,
+        scope: str = "",
         creator: str | None = None,
     ) -> dict[str, Any]:
         """Redeem a delivered code, once. With ``creator``, only a code of that
@@ -874,23 +1235,35 @@ class Ledger:
             if found is None:
                 raise CodeNotFoundError()
             if creator is not None and creator not in {
-                    c.id for c in self.good(found.good_id).spec.creators}:
+                c.id for c in self.good(found.good_id).spec.creators
+            }:
                 raise CodeNotFoundError()
             found.redeem(redeemer=redeemer, now=now)
-            return {"code_ref": ref, "unit_id": found.unit_id, "good_id": found.good_id,
-                    "tier": found.tier, "holder": found.holder, "redeemer": redeemer,
-                    "redeemed_at": format_timestamp(now)}
+            return {
+                "code_ref": ref,
+                "unit_id": found.unit_id,
+                "good_id": found.good_id,
+                "tier": found.tier,
+                "holder": found.holder,
+                "redeemer": redeemer,
+                "redeemed_at": format_timestamp(now),
+            }
 
-        return self._submit("redeem-code", args, idempotency_key, scope, code_id_for(ref),
-                            decide)
+        return self._submit("redeem-code", args, idempotency_key, scope, code_id_for(ref), decide)
 
     def code_counts(self, good_id: UUID | str, tier: str) -> dict[str, Any]:
         """A tier's codes: imported, free (unbound and not lent to a hold), lent to holds."""
         stock = self.stock(good_id, tier)
         lent = sum(len(h.get("codes", ())) for h in stock.holds.values())
-        return {"good_id": stock.good_id, "tier": stock.tier, "coded": stock.coded,
-                "imported": stock.codes_imported, "available": stock.codes_available,
-                "held": lent, "bound": stock.codes_imported - stock.codes_available - lent}
+        return {
+            "good_id": stock.good_id,
+            "tier": stock.tier,
+            "coded": stock.coded,
+            "imported": stock.codes_imported,
+            "available": stock.codes_available,
+            "held": lent,
+            "bound": stock.codes_imported - stock.codes_available - lent,
+        }
 
     def _code_in(self, uow: UnitOfWork, ref: str) -> Code:
         code = uow.get(Code, code_id_for(ref))
@@ -916,9 +1289,17 @@ class Ledger:
     # Running commands
     # ------------------------------------------------------------------
     def _submit(
-        self, name: str, args: dict[str, Any], idempotency_key: str, scope: str,
-        contended: UUID | None, decide: Decide, *, recorded: bool = True,
-        on_queued: Callable[[int], object] | None = None, units: int = 0,
+        self,
+        name: str,
+        args: dict[str, Any],
+        idempotency_key: str,
+        scope: str,
+        contended: UUID | None,
+        decide: Decide,
+        *,
+        recorded: bool = True,
+        on_queued: Callable[[int], object] | None = None,
+        units: int = 0,
     ) -> dict[str, Any]:
         """Run a command through the combiner. ``units``: what it would take
         of ``contended``'s stock -- its ticket (see the combiner); a request
@@ -928,19 +1309,23 @@ class Ledger:
         key = check_key(idempotency_key) if recorded else ""
         if scope:
             validate.identifier(scope, field="scope")
-        command = _Command(name, scope, key, request_hash(name, args), decide, recorded,
-                           contended)
+        command = _Command(name, scope, key, request_hash(name, args), decide, recorded, contended)
         with self._inflight_lock:
             duplicate = command.record_id in self._inflight
             self._inflight[command.record_id] += 1
         try:
             return self._combiner.submit(
-                contended, Request(run=command, units=0 if duplicate else units),
-                self._run_batch, on_queued, self._remaining)
+                contended,
+                Request(run=command, units=0 if duplicate else units),
+                self._run_batch,
+                on_queued,
+                self._remaining,
+            )
         except NoTicket as refused:
             if not self._recorded(command.record_id):
-                raise SoldOutError(args.get("tier", "?"), units,
-                                   max(0, refused.remaining - refused.queued)) from None
+                raise SoldOutError(
+                    args.get("tier", "?"), units, max(0, refused.remaining - refused.queued)
+                ) from None
             try:
                 record = self._store.load(command.record_id)
             except AggregateNotFoundError:
@@ -964,7 +1349,8 @@ class Ledger:
             if len(self._splits) >= 10_000:
                 self._splits.clear()
             parts = self._splits[key] = split(
-                amount, good.primary_shares(channel.channel, channel.fee_bps))
+                amount, good.primary_shares(channel.channel, channel.fee_bps)
+            )
         return [dict(part) for part in parts]
 
     def _recorded(self, record_id: UUID) -> bool:
@@ -1016,8 +1402,7 @@ class Ledger:
             committing = False
             try:
                 for request in batch:
-                    outcome = self._decide(request.run, uow, now, decided,
-                                           shared=len(batch) > 1)
+                    outcome = self._decide(request.run, uow, now, decided, shared=len(batch) > 1)
                     if isinstance(outcome, _Spoiled):  # nothing of it may be saved
                         if isinstance(outcome.outcome, LedgerError):
                             request.fail(outcome.outcome)
@@ -1037,8 +1422,7 @@ class Ledger:
                     uow.forget()
                     unknown = unknown or committing
                     if fast_failure(conflict) or time.monotonic() + 0.1 >= deadline:
-                        unavailable = DatabaseUnavailableError(reason,
-                                                               outcome_unknown=unknown)
+                        unavailable = DatabaseUnavailableError(reason, outcome_unknown=unknown)
                         for request in batch:
                             if not request.done:
                                 request.fail(unavailable)
@@ -1059,16 +1443,20 @@ class Ledger:
             stock = uow.seen(batch[0].run.contended)
             return stock.remaining if isinstance(stock, TierStock) else None
         error = ConcurrencyError(
-            f"still conflicting after {self._retries} attempts; "
-            "retry with the same idempotency key"
+            f"still conflicting after {self._retries} attempts; retry with the same idempotency key"
         )
         for request in batch:
             request.fail(error)
         return None
 
     def _decide(
-        self, command: _Command, uow: UnitOfWork, now: datetime,
-        decided: dict[UUID, tuple[_Command, dict[str, Any]]], *, shared: bool,
+        self,
+        command: _Command,
+        uow: UnitOfWork,
+        now: datetime,
+        decided: dict[UUID, tuple[_Command, dict[str, Any]]],
+        *,
+        shared: bool,
     ) -> dict[str, Any] | LedgerError | _Spoiled | _Unconfirmed:
         """One command's outcome: its result, or the error refusing it, or
         :class:`_Spoiled` if it was refused after changing aggregates, or
@@ -1091,8 +1479,11 @@ class Ledger:
             result = command.decide(uow, now)
         except LedgerError as error:
             outcome: dict[str, Any] | LedgerError = error
-            if not uow.careful and not isinstance(error, InvalidInputError) and (
-                    isinstance(error, BuyerLimitError) or not uow.is_current(command.contended)):
+            if (
+                not uow.careful
+                and not isinstance(error, InvalidInputError)
+                and (isinstance(error, BuyerLimitError) or not uow.is_current(command.contended))
+            ):
                 # Refused on what this process last wrote, which another
                 # process has changed since (a restock, a refund...): decide
                 # again on the stored state.
@@ -1114,15 +1505,22 @@ class Ledger:
             if shared:
                 raise _PoisonedBatchError from error
             return _Spoiled(outcome)
-        uow.add(CommandRecord.record(
-            scope=command.scope, key=command.key, command=command.name,
-            request_hash=command.request_hash, result=result, now=now,
-        ))
+        uow.add(
+            CommandRecord.record(
+                scope=command.scope,
+                key=command.key,
+                command=command.name,
+                request_hash=command.request_hash,
+                result=result,
+                now=now,
+            )
+        )
         decided[command.record_id] = (command, result)
         return result
 
     def _confirm(
-        self, outcomes: list[tuple[Request, dict[str, Any] | LedgerError | _Unconfirmed]],
+        self,
+        outcomes: list[tuple[Request, dict[str, Any] | LedgerError | _Unconfirmed]],
     ) -> list[tuple[Request, dict[str, Any] | LedgerError]]:
         """Settle the batch's unconfirmed refusals with one query: a command
         whose record exists after all is a retry, answered from the record."""
@@ -1139,16 +1537,18 @@ class Ledger:
                 if not isinstance(record, CommandRecord):
                     raise InvariantError("a command id names another kind of aggregate")
                 try:
-                    settled.append((request, Replayed(record.answer(command.name,
-                                                                    command.request_hash))))
+                    settled.append(
+                        (request, Replayed(record.answer(command.name, command.request_hash)))
+                    )
                 except LedgerError as conflict:
                     settled.append((request, conflict))
             else:
                 settled.append((request, outcome))
         return settled
 
-    def _decide_unrecorded(self, command: _Command, uow: UnitOfWork, now: datetime, *,
-                           shared: bool) -> dict[str, Any] | LedgerError | _Spoiled:
+    def _decide_unrecorded(
+        self, command: _Command, uow: UnitOfWork, now: datetime, *, shared: bool
+    ) -> dict[str, Any] | LedgerError | _Spoiled:
         before = uow.pending_events()
         try:
             return command.decide(uow, now)
@@ -1215,7 +1615,11 @@ def _batch_texts(codes: list[str] | None, code_range: Mapping[str, Any] | None) 
         return code_list(codes)
     if code_range is None:
         raise InvariantError("code_range unset")
-    if not isinstance(code_range, Mapping) or set(code_range) != {"prefix", "width", "start",
-                                                                   "end"}:
+    if not isinstance(code_range, Mapping) or set(code_range) != {
+        "prefix",
+        "width",
+        "start",
+        "end",
+    }:
         raise InvalidInputError("range", "must be {prefix, width, start, end}")
     return code_range_of(**code_range)

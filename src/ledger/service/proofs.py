@@ -95,8 +95,9 @@ class CheckedProofs:
                 self._signed.popitem(last=False)
         return signed.root
 
-    def inclusion(self, index: int, size: int, signed: StoredCheckpoint, *,
-                  leaf: bytes | None = None) -> Inclusion:
+    def inclusion(
+        self, index: int, size: int, signed: StoredCheckpoint, *, leaf: bytes | None = None
+    ) -> Inclusion:
         """Leaf ``index``'s hash and inclusion proof in the tree of ``size``
         leaves, and that tree's root, checked against ``signed`` (a signed
         checkpoint of ``size`` or more leaves). ``leaf``: the leaf hash the
@@ -107,16 +108,18 @@ class CheckedProofs:
             stored_leaf, proof = merkle.leaf_and_inclusion_proof(index, size, self._log)
             root = signed_root if size == signed.size else self._log.root(size)
         except LookupError as error:  # a node the tree of that size must have
-            raise self.damaged(f"the inclusion proof of leaf {index} in the tree of size "
-                               f"{size} cannot be built, a stored node is missing ({error})",
-                               merkle.subtrees_read(root_of=size, inclusion=(index, size))
-                               ) from None
+            raise self.damaged(
+                f"the inclusion proof of leaf {index} in the tree of size "
+                f"{size} cannot be built, a stored node is missing ({error})",
+                merkle.subtrees_read(root_of=size, inclusion=(index, size)),
+            ) from None
         try:
             if leaf is not None and leaf != stored_leaf:
                 raise merkle.ProofError(
                     f"the stored leaf hash {stored_leaf.hex()} is not the event's "
                     f"{leaf.hex()}: tlog_leaves row {index} names another event, or the "
-                    "hash is damaged")
+                    "hash is damaged"
+                )
             merkle.verify_inclusion(stored_leaf, index, size, proof, root)
             if size != signed.size:
                 self._verify_consistency(size, signed.size, root, signed_root)
@@ -126,11 +129,12 @@ class CheckedProofs:
                 keys += merkle.subtrees_read(root_of=size, consistency=(size, signed.size))
             raise self.damaged(
                 f"the inclusion proof of leaf {index} in the tree of size {size} does not "
-                f"verify against the signed root of size {signed.size}: {error}", keys) from None
+                f"verify against the signed root of size {signed.size}: {error}",
+                keys,
+            ) from None
         return Inclusion(index, size, stored_leaf, proof, root)
 
-    def consistency(self, old_size: int, new_size: int,
-                    signed: StoredCheckpoint) -> Consistency:
+    def consistency(self, old_size: int, new_size: int, signed: StoredCheckpoint) -> Consistency:
         """The proof that the tree of ``old_size`` leaves is a prefix of that
         of ``new_size``, with both roots, checked against ``signed`` (a signed
         checkpoint of ``new_size`` or more leaves)."""
@@ -140,11 +144,11 @@ class CheckedProofs:
             old_root = self._log.root(old_size)
             new_root = signed_root if new_size == signed.size else self._log.root(new_size)
         except LookupError as error:  # a node the tree of that size must have
-            raise self.damaged(f"the consistency proof from size {old_size} to {new_size} "
-                               f"cannot be built, a stored node is missing ({error})",
-                               merkle.subtrees_read(root_of=new_size,
-                                                    consistency=(old_size, new_size))
-                               ) from None
+            raise self.damaged(
+                f"the consistency proof from size {old_size} to {new_size} "
+                f"cannot be built, a stored node is missing ({error})",
+                merkle.subtrees_read(root_of=new_size, consistency=(old_size, new_size)),
+            ) from None
         try:
             merkle.verify_consistency(old_size, new_size, old_root, new_root, proof)
             if new_size != signed.size:
@@ -152,15 +156,17 @@ class CheckedProofs:
         except merkle.ProofError as error:
             keys = merkle.subtrees_read(root_of=old_size, consistency=(old_size, new_size))
             if new_size != signed.size:
-                keys += merkle.subtrees_read(root_of=new_size,
-                                             consistency=(new_size, signed.size))
+                keys += merkle.subtrees_read(root_of=new_size, consistency=(new_size, signed.size))
             raise self.damaged(
                 f"the consistency proof from size {old_size} to {new_size} does not verify "
-                f"against the signed root of size {signed.size}: {error}", keys) from None
+                f"against the signed root of size {signed.size}: {error}",
+                keys,
+            ) from None
         return Consistency(old_size, new_size, old_root, new_root, proof)
 
-    def _verify_consistency(self, size: int, signed_size: int, root: bytes,
-                            signed_root: bytes) -> None:
+    def _verify_consistency(
+        self, size: int, signed_size: int, root: bytes, signed_root: bytes
+    ) -> None:
         try:
             proof = merkle.consistency_proof(size, signed_size, self._log)
         except LookupError as error:
@@ -179,10 +185,17 @@ class CheckedProofs:
                     suspects.append(found)
         except Exception:  # the diagnosis must not hide the damage it looks for
             logger.exception("locating the damaged node failed")
-        named = "; ".join(suspects) if suspects else (
-            "no single stored node found to disagree with what lies beneath it")
-        logger.error("proof store damaged: %s. Not served. %s. Run `ledger verify --db` to "
-                     "list every damaged row.", message, named)
+        named = (
+            "; ".join(suspects)
+            if suspects
+            else ("no single stored node found to disagree with what lies beneath it")
+        )
+        logger.error(
+            "proof store damaged: %s. Not served. %s. Run `ledger verify --db` to "
+            "list every damaged row.",
+            message,
+            named,
+        )
         return ProofStoreError(message, suspects)
 
     def _suspect(self, level: int, index: int) -> str | None:
@@ -198,8 +211,10 @@ class CheckedProofs:
             expected = self._event_leaf(index)
             if expected is None or expected == stored:
                 return None
-            return (f"{where} (leaf {index}) holds {stored.hex()}, the event's leaf hash "
-                    f"is {expected.hex()}")
+            return (
+                f"{where} (leaf {index}) holds {stored.hex()}, the event's leaf hash "
+                f"is {expected.hex()}"
+            )
         children = [(level - 1, 2 * index), (level - 1, 2 * index + 1)]
         try:
             below = self._log.subtrees(children)
@@ -213,8 +228,10 @@ class CheckedProofs:
             if deeper is not None:
                 return deeper
         first = index << level
-        return (f"{where} (leaves {first}..{first + (1 << level) - 1}) holds {stored.hex()}, "
-                f"its children hash to {expected.hex()}")
+        return (
+            f"{where} (leaves {first}..{first + (1 << level) - 1}) holds {stored.hex()}, "
+            f"its children hash to {expected.hex()}"
+        )
 
     def _event_leaf(self, index: int) -> bytes | None:
         """Leaf ``index``'s hash recomputed from its event (None if unknown)."""
@@ -226,5 +243,8 @@ class CheckedProofs:
         if not found or found[0].id != position:
             return None
         event = found[0]
-        return merkle.leaf_hash(record_bytes(str(event.originator_id), event.originator_version,
-                                             event.topic, bytes(event.state)))
+        return merkle.leaf_hash(
+            record_bytes(
+                str(event.originator_id), event.originator_version, event.topic, bytes(event.state)
+            )
+        )

@@ -36,8 +36,9 @@ class NotYetSealedError(LookupError):
     """Some of the unit's events are not under a signed checkpoint yet."""
 
 
-def provenance_bundle(store: EventStore, log: LogStore, unit_id: UUID | str,
-                      proofs: CheckedProofs | None = None) -> dict[str, Any]:
+def provenance_bundle(
+    store: EventStore, log: LogStore, unit_id: UUID | str, proofs: CheckedProofs | None = None
+) -> dict[str, Any]:
     """``proofs``: the server's checker (its signed roots remembered); one of
     its own otherwise."""
     proofs = proofs if proofs is not None else CheckedProofs(log, store)
@@ -48,20 +49,25 @@ def provenance_bundle(store: EventStore, log: LogStore, unit_id: UUID | str,
     latest = log.latest_checkpoint()
     if latest is None:
         raise NotYetSealedError("the log has not signed a checkpoint yet")
-    signed = latest.note + "".join(
-        line + "\n" for line in log.cosignatures(latest.size).values())
+    signed = latest.note + "".join(line + "\n" for line in log.cosignatures(latest.size).values())
     events = []
     for event in stored:
         leaf = log.leaf_of(str(unit_id), event.originator_version)
         if leaf is None or leaf.index >= latest.size:
             raise NotYetSealedError(
-                f"unit {unit_id} v{event.originator_version} is not under a checkpoint yet")
-        record = record_bytes(str(unit_id), event.originator_version, event.topic,
-                              bytes(event.state))
-        proof = proofs.inclusion(leaf.index, latest.size, latest,
-                                 leaf=merkle.leaf_hash(record)).proof
+                f"unit {unit_id} v{event.originator_version} is not under a checkpoint yet"
+            )
+        record = record_bytes(
+            str(unit_id), event.originator_version, event.topic, bytes(event.state)
+        )
+        proof = proofs.inclusion(
+            leaf.index, latest.size, latest, leaf=merkle.leaf_hash(record)
+        ).proof
         extra = f"{unit_id} {event.originator_version}".encode()
-        events.append({"record": record.decode(),
-                       "proof": format_tlog_proof(leaf.index, proof, signed, extra)})
-    return {"format": FORMAT, "unit_id": str(unit_id), "checkpoint": signed,
-            "events": events}
+        events.append(
+            {
+                "record": record.decode(),
+                "proof": format_tlog_proof(leaf.index, proof, signed, extra),
+            }
+        )
+    return {"format": FORMAT, "unit_id": str(unit_id), "checkpoint": signed, "events": events}

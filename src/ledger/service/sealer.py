@@ -34,7 +34,12 @@ logger = logging.getLogger("ledger.sealer")
 
 class Sealer:
     def __init__(
-        self, store: EventStore, log: LogStore, *, origin: str, signers: Sequence[Signer],
+        self,
+        store: EventStore,
+        log: LogStore,
+        *,
+        origin: str,
+        signers: Sequence[Signer],
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         if not signers:
@@ -49,9 +54,16 @@ class Sealer:
     def _read_new(self, last_position: int, limit: int) -> list[tuple[int, str, int, bytes]]:
         page = self._store.recorder.select_notifications(start=last_position + 1, limit=limit)
         return [
-            (n.id, str(n.originator_id), n.originator_version,
-             merkle.leaf_hash(record_bytes(str(n.originator_id), n.originator_version,
-                                           n.topic, bytes(n.state))))
+            (
+                n.id,
+                str(n.originator_id),
+                n.originator_version,
+                merkle.leaf_hash(
+                    record_bytes(
+                        str(n.originator_id), n.originator_version, n.topic, bytes(n.state)
+                    )
+                ),
+            )
             for n in page
         ]
 
@@ -82,8 +94,12 @@ class Sealer:
 class SealerThread(threading.Thread):
     """Runs ``seal()`` every ``interval`` seconds until stopped."""
 
-    def __init__(self, sealer: Sealer, interval: float = 1.0,
-                 on_seal: Callable[[StoredCheckpoint], object] | None = None) -> None:
+    def __init__(
+        self,
+        sealer: Sealer,
+        interval: float = 1.0,
+        on_seal: Callable[[StoredCheckpoint], object] | None = None,
+    ) -> None:
         super().__init__(name="ledger-sealer", daemon=True)
         self._sealer = sealer
         self._interval = interval

@@ -31,8 +31,14 @@ logger = logging.getLogger("ledger.witnessing")
 
 
 class WitnessPusher:
-    def __init__(self, log: LogStore, policy: Policy, *, timeout: float = 5.0,
-                 proofs: CheckedProofs | None = None) -> None:
+    def __init__(
+        self,
+        log: LogStore,
+        policy: Policy,
+        *,
+        timeout: float = 5.0,
+        proofs: CheckedProofs | None = None,
+    ) -> None:
         """``proofs`` verifies each consistency proof against the checkpoint
         before it is pushed (one that does not verify is never sent)."""
         self._log = log
@@ -43,8 +49,11 @@ class WitnessPusher:
 
     def push(self, checkpoint: StoredCheckpoint) -> dict[str, bool]:
         """Offer ``checkpoint`` to every verifier with a URL; which cosigned."""
-        return {name: self._push_one(name, url, checkpoint)
-                for name, url in self._policy.witness_urls.items() if url}
+        return {
+            name: self._push_one(name, url, checkpoint)
+            for name, url in self._policy.witness_urls.items()
+            if url
+        }
 
     def _push_one(self, name: str, url: str, checkpoint: StoredCheckpoint) -> bool:
         old = self._sizes.get(name, 0)
@@ -61,14 +70,20 @@ class WitnessPusher:
             except httpx.HTTPError as error:
                 logger.warning("verifier %s unreachable: %s", name, error)
                 return False
-            if response.status_code == 409 and response.headers.get(
-                    "content-type", "").startswith("text/x.tlog.size"):
+            if response.status_code == 409 and response.headers.get("content-type", "").startswith(
+                "text/x.tlog.size"
+            ):
                 old = int(response.text.strip() or 0)
                 self._sizes[name] = old
                 continue
             if response.status_code != 200:
-                logger.warning("verifier %s refused size %d: %s %s", name, checkpoint.size,
-                               response.status_code, response.text.strip()[:200])
+                logger.warning(
+                    "verifier %s refused size %d: %s %s",
+                    name,
+                    checkpoint.size,
+                    response.status_code,
+                    response.text.strip()[:200],
+                )
                 return False
             return self._store(name, checkpoint, response.text)
         return False

@@ -57,18 +57,20 @@ class Principal:
     label: str = ""
 
 
-def check_grant(role: Role | str, subject: str | None,
-                label: str = "") -> tuple[Role, str | None]:
+def check_grant(role: Role | str, subject: str | None, label: str = "") -> tuple[Role, str | None]:
     """The role and subject of a key to issue, or ``ValueError`` saying what is wrong."""
     try:
         chosen = Role(role)
     except ValueError:
-        raise ValueError(f"unknown role {role!r}: use one of "
-                         f"{', '.join(r.value for r in Role)}") from None
+        raise ValueError(
+            f"unknown role {role!r}: use one of {', '.join(r.value for r in Role)}"
+        ) from None
     if chosen in SCOPED:
         if subject is None or not _SUBJECT.fullmatch(subject):
-            raise ValueError(f"a {chosen.value} key needs --subject: the {chosen.value} id it "
-                             "acts for (letters, digits and _.:@-, at most 128)")
+            raise ValueError(
+                f"a {chosen.value} key needs --subject: the {chosen.value} id it "
+                "acts for (letters, digits and _.:@-, at most 128)"
+            )
     elif subject is not None:
         raise ValueError(f"a {chosen.value} key acts for no one in particular: drop --subject")
     if len(label) > MAX_LABEL:
@@ -85,8 +87,13 @@ def _now() -> str:
 
 
 class ApiKeyStore(SideTables):
-    def __init__(self, recorder: ApplicationRecorder, *, create: bool = True,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        recorder: ApplicationRecorder,
+        *,
+        create: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         super().__init__(recorder, t="api_keys")
         self._cache: dict[str, tuple[float, Principal]] = {}
         self._lock = threading.Lock()
@@ -95,22 +102,28 @@ class ApiKeyStore(SideTables):
             self.create_table()
 
     def create_table(self) -> None:
-        self._create(_DDL_LOCK_KEY,
-                     "CREATE TABLE IF NOT EXISTS {t} (key_id TEXT PRIMARY KEY, secret_hash TEXT "
-                     "NOT NULL, role TEXT NOT NULL, subject TEXT, label TEXT NOT NULL, "
-                     "created_at TEXT NOT NULL, revoked_at TEXT)")
+        self._create(
+            _DDL_LOCK_KEY,
+            "CREATE TABLE IF NOT EXISTS {t} (key_id TEXT PRIMARY KEY, secret_hash TEXT "
+            "NOT NULL, role TEXT NOT NULL, subject TEXT, label TEXT NOT NULL, "
+            "created_at TEXT NOT NULL, revoked_at TEXT)",
+        )
 
-    def issue(self, role: Role | str, subject: str | None = None,
-              label: str = "") -> tuple[Principal, str]:
+    def issue(
+        self, role: Role | str, subject: str | None = None, label: str = ""
+    ) -> tuple[Principal, str]:
         """A new key; the token is returned once and never stored."""
         chosen, subject = check_grant(role, subject, label)
         key_id = secrets.token_hex(6)
         secret = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
         with self._cursor(commit=True) as cursor:
-            cursor.execute(self._sql(
-                "INSERT INTO {t} (key_id, secret_hash, role, subject, label, created_at, "
-                "revoked_at) VALUES (?, ?, ?, ?, ?, ?, NULL)"),
-                (key_id, _hash(secret), chosen.value, subject, label, _now()))
+            cursor.execute(
+                self._sql(
+                    "INSERT INTO {t} (key_id, secret_hash, role, subject, label, created_at, "
+                    "revoked_at) VALUES (?, ?, ?, ?, ?, ?, NULL)"
+                ),
+                (key_id, _hash(secret), chosen.value, subject, label, _now()),
+            )
         return Principal(key_id, chosen, subject, label), f"lk_{key_id}_{secret}"
 
     def authenticate(self, token: str) -> Principal | None:
@@ -125,9 +138,12 @@ class ApiKeyStore(SideTables):
         if cached is not None:
             return cached
         with self._cursor(commit=False) as cursor:
-            cursor.execute(self._sql(
-                "SELECT secret_hash, role, subject, label, revoked_at FROM {t} WHERE key_id = ?"),
-                (key_id,))
+            cursor.execute(
+                self._sql(
+                    "SELECT secret_hash, role, subject, label, revoked_at FROM {t} WHERE key_id = ?"
+                ),
+                (key_id,),
+            )
             row = cursor.fetchone()
         if row is None or row["revoked_at"] is not None:
             return None
@@ -167,30 +183,35 @@ class ApiKeyStore(SideTables):
             return False
         with self._cursor(commit=True) as cursor:
             if self._postgres:
-                cursor.execute(self._sql(
-                    "SELECT revoked_at FROM {t} WHERE key_id = ? FOR UPDATE"), (key_id,))
+                cursor.execute(
+                    self._sql("SELECT revoked_at FROM {t} WHERE key_id = ? FOR UPDATE"), (key_id,)
+                )
             else:
                 # Write first, so SQLite takes its writer lock (waiting for it)
                 # before this transaction reads what it will change.
-                cursor.execute(self._sql(
-                    "UPDATE {t} SET revoked_at = revoked_at WHERE key_id = ?"), (key_id,))
-                cursor.execute(self._sql(
-                    "SELECT revoked_at FROM {t} WHERE key_id = ?"), (key_id,))
+                cursor.execute(
+                    self._sql("UPDATE {t} SET revoked_at = revoked_at WHERE key_id = ?"), (key_id,)
+                )
+                cursor.execute(self._sql("SELECT revoked_at FROM {t} WHERE key_id = ?"), (key_id,))
             row = cursor.fetchone()
             if row is None or row["revoked_at"] is not None:
                 return False
-            cursor.execute(self._sql(
-                "UPDATE {t} SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL"),
-                (_now(), key_id))
+            cursor.execute(
+                self._sql("UPDATE {t} SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL"),
+                (_now(), key_id),
+            )
         with self._lock:
             self._cache.clear()
         return True
 
     def list(self) -> list[dict[str, Any]]:
         with self._cursor(commit=False) as cursor:
-            cursor.execute(self._sql(
-                "SELECT key_id, role, subject, label, created_at, revoked_at FROM {t} "
-                "ORDER BY created_at, key_id"))
+            cursor.execute(
+                self._sql(
+                    "SELECT key_id, role, subject, label, created_at, revoked_at FROM {t} "
+                    "ORDER BY created_at, key_id"
+                )
+            )
             return [dict(row) for row in cursor.fetchall()]
 
 

@@ -36,9 +36,11 @@ class DatabaseUnavailableError(Exception):
 
     def __init__(self, reason: str, *, outcome_unknown: bool = False) -> None:
         if outcome_unknown:
-            message = (f"the database became unavailable while the command was being "
-                       f"committed ({reason}); it may or may not have been recorded: retry "
-                       f"with the same Idempotency-Key to get its one answer")
+            message = (
+                f"the database became unavailable while the command was being "
+                f"committed ({reason}); it may or may not have been recorded: retry "
+                f"with the same Idempotency-Key to get its one answer"
+            )
         else:
             message = f"the database is unavailable ({reason}); nothing was changed"
         super().__init__(message)

@@ -91,8 +91,9 @@ class Keyring:
             text = where.read_text()
             mtime = where.stat().st_mtime
         except FileNotFoundError:
-            raise VaultError(f"no code keyring at {where} (`ledger codes keyring` makes "
-                             "one)") from None
+            raise VaultError(
+                f"no code keyring at {where} (`ledger codes keyring` makes one)"
+            ) from None
         except OSError as error:
             raise VaultError(f"cannot read the code keyring {where}: {error.strerror}") from None
         try:
@@ -107,7 +108,10 @@ class Keyring:
         ring = cls(
             _unb64(data.get("ref_key"), f"{where}: ref_key"),
             {str(k): _unb64(v, f"{where}: key {k}") for k, v in keys.items()},
-            str(data.get("active")), where, mtime)
+            str(data.get("active")),
+            where,
+            mtime,
+        )
         if ring.active not in ring.keys:
             raise VaultError(f"{where}: the active key {ring.active!r} is not in the ring")
         return ring
@@ -117,9 +121,18 @@ class Keyring:
         where = Path(path) if path is not None else self.path
         if where is None:
             raise VaultError("the keyring has no file")
-        text = json.dumps({"format": FORMAT, "ref_key": _b64(self.ref_key),
-                           "keys": {k: _b64(v) for k, v in self.keys.items()},
-                           "active": self.active}, indent=2) + "\n"
+        text = (
+            json.dumps(
+                {
+                    "format": FORMAT,
+                    "ref_key": _b64(self.ref_key),
+                    "keys": {k: _b64(v) for k, v in self.keys.items()},
+                    "active": self.active,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
         temporary = where.with_name(where.name + ".tmp")
         try:
             # A leftover temporary file (a crash mid-save) may have looser
@@ -168,19 +181,22 @@ class Keyring:
     def seal(self, ref: str, code: str) -> tuple[str, bytes, bytes]:
         nonce = secrets.token_bytes(12)
         sealed = AESGCM(self.keys[self.active]).encrypt(
-            nonce, code.encode(), _associated(ref, self.active))
+            nonce, code.encode(), _associated(ref, self.active)
+        )
         return self.active, nonce, sealed
 
     def open(self, ref: str, key_id: str, nonce: bytes, sealed: bytes) -> str:
         key = self.keys.get(key_id)
         if key is None:
-            raise VaultError(f"the code of ref {ref} is sealed under key {key_id!r}, which is "
-                             "not in the keyring")
+            raise VaultError(
+                f"the code of ref {ref} is sealed under key {key_id!r}, which is not in the keyring"
+            )
         try:
             return AESGCM(key).decrypt(nonce, sealed, _associated(ref, key_id)).decode()
         except InvalidTag:
-            raise VaultError(f"the sealed code of ref {ref} does not open: the row was "
-                             "altered or moved") from None
+            raise VaultError(
+                f"the sealed code of ref {ref} does not open: the row was altered or moved"
+            ) from None
 
 
 def _associated(ref: str, key_id: str) -> bytes:
@@ -194,8 +210,9 @@ def _new_key_id() -> str:
 class CodeVault(SideTables):
     """The sealed codes' table (``{t}``) and the keyring's fingerprint (``{m}``)."""
 
-    def __init__(self, recorder: ApplicationRecorder, keyring: Keyring | None, *,
-                 create: bool = True) -> None:
+    def __init__(
+        self, recorder: ApplicationRecorder, keyring: Keyring | None, *, create: bool = True
+    ) -> None:
         super().__init__(recorder, t="code_secrets", m="code_keyring")
         self._keyring = keyring
         self._lock = threading.Lock()
@@ -209,8 +226,10 @@ class CodeVault(SideTables):
         store's: refs made with another ring's key would miss every code
         imported before, so duplicates would go unseen."""
         if self._keyring is None:
-            raise VaultError("this server has no code keyring: set LEDGER_CODE_KEYRING_FILE "
-                             "(`ledger codes keyring` makes one)")
+            raise VaultError(
+                "this server has no code keyring: set LEDGER_CODE_KEYRING_FILE "
+                "(`ledger codes keyring` makes one)"
+            )
         with self._lock:
             self._keyring = ring = self._keyring.refreshed()
         if self._ring_checked != ring.fingerprint:
@@ -220,14 +239,19 @@ class CodeVault(SideTables):
     def _check_ring(self, ring: Keyring) -> None:
         """Remember the first ring's fingerprint; refuse any other."""
         with self._cursor(commit=True) as cursor:
-            cursor.execute(self._sql(
-                "INSERT INTO {m} (id, fingerprint) VALUES (1, ?) ON CONFLICT (id) DO NOTHING"),
-                (ring.fingerprint,))
+            cursor.execute(
+                self._sql(
+                    "INSERT INTO {m} (id, fingerprint) VALUES (1, ?) ON CONFLICT (id) DO NOTHING"
+                ),
+                (ring.fingerprint,),
+            )
             cursor.execute(self._sql("SELECT fingerprint FROM {m} WHERE id = 1"))
             row = cursor.fetchone()
         if row is None or str(row["fingerprint"]) != ring.fingerprint:
-            raise VaultError("this code keyring is not the one this store's codes were "
-                             "imported with (its ref key differs): use that keyring")
+            raise VaultError(
+                "this code keyring is not the one this store's codes were "
+                "imported with (its ref key differs): use that keyring"
+            )
         self._ring_checked = ring.fingerprint
 
     @property
@@ -236,11 +260,13 @@ class CodeVault(SideTables):
 
     def create_table(self) -> None:
         blob = "BYTEA" if self._postgres else "BLOB"
-        self._create(_DDL_LOCK_KEY,
-                     "CREATE TABLE IF NOT EXISTS {t} (ref TEXT PRIMARY KEY, key_id TEXT NOT NULL, "
-                     f"nonce {blob} NOT NULL, sealed {blob} NOT NULL, stored_at TEXT NOT NULL)",
-                     "CREATE TABLE IF NOT EXISTS {m} (id INTEGER PRIMARY KEY CHECK (id = 1), "
-                     "fingerprint TEXT NOT NULL)")
+        self._create(
+            _DDL_LOCK_KEY,
+            "CREATE TABLE IF NOT EXISTS {t} (ref TEXT PRIMARY KEY, key_id TEXT NOT NULL, "
+            f"nonce {blob} NOT NULL, sealed {blob} NOT NULL, stored_at TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS {m} (id INTEGER PRIMARY KEY CHECK (id = 1), "
+            "fingerprint TEXT NOT NULL)",
+        )
 
     def refs(self, codes: Iterable[str]) -> list[str]:
         ring = self.keyring
@@ -255,16 +281,20 @@ class CodeVault(SideTables):
             key_id, nonce, sealed = ring.seal(ref, code)
             rows.append((ref, key_id, nonce, sealed, now))
         with self._cursor(commit=True) as cursor:
-            cursor.executemany(self._sql(
-                "INSERT INTO {t} (ref, key_id, nonce, sealed, stored_at) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (ref) DO NOTHING"), rows)
+            cursor.executemany(
+                self._sql(
+                    "INSERT INTO {t} (ref, key_id, nonce, sealed, stored_at)"
+                    " VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT (ref) DO NOTHING"
+                ),
+                rows,
+            )
 
     def reveal(self, ref: str) -> str:
         """The text of the code named ``ref``."""
         ring = self.keyring
         with self._cursor(commit=False) as cursor:
-            cursor.execute(self._sql("SELECT key_id, nonce, sealed FROM {t} WHERE ref = ?"),
-                           (ref,))
+            cursor.execute(self._sql("SELECT key_id, nonce, sealed FROM {t} WHERE ref = ?"), (ref,))
             row = cursor.fetchone()
         if row is None:
             raise VaultError(f"the vault holds no sealed code for ref {ref}")
@@ -285,9 +315,12 @@ class CodeVault(SideTables):
         done = 0
         while True:
             with self._cursor(commit=True) as cursor:
-                cursor.execute(self._sql(
-                    "SELECT ref, key_id, nonce, sealed FROM {t} WHERE key_id <> ? LIMIT ?"),
-                    (ring.active, REENCRYPT_BATCH))
+                cursor.execute(
+                    self._sql(
+                        "SELECT ref, key_id, nonce, sealed FROM {t} WHERE key_id <> ? LIMIT ?"
+                    ),
+                    (ring.active, REENCRYPT_BATCH),
+                )
                 rows = cursor.fetchall()
                 if not rows:
                     return done
@@ -297,15 +330,18 @@ class CodeVault(SideTables):
                     code = ring.open(ref, key_id, bytes(row["nonce"]), bytes(row["sealed"]))
                     new_id, nonce, sealed = ring.seal(ref, code)
                     updates.append((new_id, nonce, sealed, ref, key_id))
-                cursor.executemany(self._sql(
-                    "UPDATE {t} SET key_id = ?, nonce = ?, sealed = ? WHERE ref = ? "
-                    "AND key_id = ?"), updates)
+                cursor.executemany(
+                    self._sql(
+                        "UPDATE {t} SET key_id = ?, nonce = ?, sealed = ? WHERE ref = ? "
+                        "AND key_id = ?"
+                    ),
+                    updates,
+                )
                 done += len(updates)
 
 
 @contextmanager
-def open_vault(url: DatabaseURL, keyring: Keyring | None, *,
-               create: bool) -> Iterator[CodeVault]:
+def open_vault(url: DatabaseURL, keyring: Keyring | None, *, create: bool) -> Iterator[CodeVault]:
     """The vault of the store at ``url``, for the CLI."""
     with open_recorder(url, create=create) as recorder:
         yield CodeVault(recorder, keyring, create=create)

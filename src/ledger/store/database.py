@@ -52,9 +52,11 @@ class DatabaseURL:
                 raise DatabaseURLError(
                     f"{text!r}: write sqlite:///relative/path.db or sqlite:////absolute/path.db"
                 )
-            text = text[len("sqlite:///"):]
+            text = text[len("sqlite:///") :]
         elif "://" in text:
-            raise DatabaseURLError(f"{text!r}: unsupported scheme (use sqlite:/// or postgresql://)")
+            raise DatabaseURLError(
+                f"{text!r}: unsupported scheme (use sqlite:/// or postgresql://)"
+            )
         return cls(backend="sqlite", path=text)
 
     @classmethod
@@ -75,10 +77,15 @@ class DatabaseURL:
         if not schema.isidentifier():
             raise DatabaseURLError(f"{text!r}: schema must be a plain identifier")
         return cls(
-            backend="postgresql", host=host, port=port, schema=schema,
+            backend="postgresql",
+            host=host,
+            port=port,
+            schema=schema,
             user=unquote(parts.username or "postgres"),
-            password=unquote(parts.password or ""), dbname=dbname,
-            pool_size=pool_size, max_overflow=max_overflow,
+            password=unquote(parts.password or ""),
+            dbname=dbname,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
         )
 
     def event_store_env(self, *, create_tables: bool = True) -> dict[str, str]:

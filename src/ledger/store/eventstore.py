@@ -149,15 +149,20 @@ class EventStore(Application[UUID]):
         # parsed) and the library's table name; the ids are parameters.
         with datastore.transaction(commit=False) as cursor:
             if self.url.backend == "postgresql":
-                cursor.execute(f'SELECT DISTINCT originator_id FROM "{datastore.schema}".'  # noqa: S608
-                               f'"{table}" WHERE originator_id = ANY(%s)',
-                               (list(aggregate_ids),))
+                cursor.execute(
+                    f'SELECT DISTINCT originator_id FROM "{datastore.schema}".'  # noqa: S608
+                    f'"{table}" WHERE originator_id = ANY(%s)',
+                    (list(aggregate_ids),),
+                )
                 found.update(UUID(str(row["originator_id"])) for row in cursor.fetchall())
             else:
                 for start in range(0, len(aggregate_ids), 500):
-                    chunk = [i.hex for i in aggregate_ids[start:start + 500]]
-                    cursor.execute(f"SELECT DISTINCT originator_id FROM {table} WHERE "  # noqa: S608
-                                   f"originator_id IN ({', '.join('?' * len(chunk))})", chunk)
+                    chunk = [i.hex for i in aggregate_ids[start : start + 500]]
+                    cursor.execute(
+                        f"SELECT DISTINCT originator_id FROM {table} WHERE "  # noqa: S608
+                        f"originator_id IN ({', '.join('?' * len(chunk))})",
+                        chunk,
+                    )
                     found.update(UUID(row["originator_id"]) for row in cursor.fetchall())
         return found
 

@@ -65,8 +65,10 @@ class LogStore:
         self._postgres = type(recorder).__module__.endswith("postgres")
         schema = getattr(self._datastore, "schema", "")
         prefix = f'"{schema}".ledger_' if self._postgres else ""
-        self._t = {name: f"{prefix}tlog_{name}" for name in
-                   ("leaves", "nodes", "state", "checkpoints", "cosignatures")}
+        self._t = {
+            name: f"{prefix}tlog_{name}"
+            for name in ("leaves", "nodes", "state", "checkpoints", "cosignatures")
+        }
         self._cache: OrderedDict[tuple[int, int], bytes] = OrderedDict()
         self._cache_max = node_cache
         self._roots: OrderedDict[int, bytes] = OrderedDict()  # size -> root: never changes
@@ -117,8 +119,11 @@ class LogStore:
         row = cursor.fetchone()
         if row is None:
             return 0, 0, CompactRange()
-        return int(row["size"]), int(row["last_position"]), CompactRange.from_json(
-            json.loads(row["frontier"]))
+        return (
+            int(row["size"]),
+            int(row["last_position"]),
+            CompactRange.from_json(json.loads(row["frontier"])),
+        )
 
     def size(self) -> int:
         return self.state()[0]
@@ -131,8 +136,9 @@ class LogStore:
                 self._cache.move_to_end(key)
                 return cached
         with self._cursor(commit=False) as cursor:
-            cursor.execute(self._sql("SELECT hash FROM {nodes} WHERE level = ? AND idx = ?"),
-                           (level, index))
+            cursor.execute(
+                self._sql("SELECT hash FROM {nodes} WHERE level = ? AND idx = ?"), (level, index)
+            )
             row = cursor.fetchone()
         if row is None:
             raise LookupError(f"no subtree at level {level} index {index}")
@@ -180,15 +186,19 @@ class LogStore:
     def _node_queries(self, keys: list[tuple[int, int]]) -> Iterator[tuple[str, Any]]:
         """SELECTs of the nodes ``keys`` name: one index search per key."""
         if self._postgres:  # one statement whatever the count: a join on two arrays
-            yield self._sql(
-                "SELECT n.level, n.idx, n.hash FROM unnest(?::int[], ?::bigint[]) AS k(level, idx) "
-                "JOIN {nodes} n ON n.level = k.level AND n.idx = k.idx"), (
-                [level for level, _ in keys], [idx for _, idx in keys])
+            yield (
+                self._sql(
+                    "SELECT n.level, n.idx, n.hash"
+                    " FROM unnest(?::int[], ?::bigint[]) AS k(level, idx) "
+                    "JOIN {nodes} n ON n.level = k.level AND n.idx = k.idx"
+                ),
+                ([level for level, _ in keys], [idx for _, idx in keys]),
+            )
             return
         # SQLite: an OR of primary-key lookups, which it runs as a "multi-index
         # OR" (a join on json_each is slower, "IN (VALUES ...)" a full scan).
         for start in range(0, len(keys), _NODES_PER_QUERY):
-            chunk = keys[start:start + _NODES_PER_QUERY]
+            chunk = keys[start : start + _NODES_PER_QUERY]
             where = " OR ".join(["(level = ? AND idx = ?)"] * len(chunk))
             select = "SELECT level, idx, hash FROM {nodes} WHERE " + where  # noqa: S608
             yield self._sql(select), [part for key in chunk for part in key]
@@ -221,37 +231,59 @@ class LogStore:
     def leaves(self, start: int, end: int) -> list[Leaf]:
         """Leaves ``start <= index < end``."""
         with self._cursor(commit=False) as cursor:
-            cursor.execute(self._sql(
-                "SELECT l.leaf_index, l.position, l.aggregate_id, l.version, n.hash "
-                "FROM {leaves} l JOIN {nodes} n ON n.level = 0 AND n.idx = l.leaf_index "
-                "WHERE l.leaf_index >= ? AND l.leaf_index < ? ORDER BY l.leaf_index"),
-                (start, end))
-            return [Leaf(int(r["leaf_index"]), int(r["position"]), str(r["aggregate_id"]),
-                         int(r["version"]), bytes(r["hash"])) for r in cursor.fetchall()]
+            cursor.execute(
+                self._sql(
+                    "SELECT l.leaf_index, l.position, l.aggregate_id, l.version, n.hash "
+                    "FROM {leaves} l JOIN {nodes} n ON n.level = 0 AND n.idx = l.leaf_index "
+                    "WHERE l.leaf_index >= ? AND l.leaf_index < ? ORDER BY l.leaf_index"
+                ),
+                (start, end),
+            )
+            return [
+                Leaf(
+                    int(r["leaf_index"]),
+                    int(r["position"]),
+                    str(r["aggregate_id"]),
+                    int(r["version"]),
+                    bytes(r["hash"]),
+                )
+                for r in cursor.fetchall()
+            ]
 
     def leaf_of(self, aggregate_id: str, version: int) -> Leaf | None:
         with self._cursor(commit=False) as cursor:
-            cursor.execute(self._sql(
-                "SELECT l.leaf_index, l.position, n.hash FROM {leaves} l JOIN {nodes} n "
-                "ON n.level = 0 AND n.idx = l.leaf_index "
-                "WHERE l.aggregate_id = ? AND l.version = ?"), (aggregate_id, version))
+            cursor.execute(
+                self._sql(
+                    "SELECT l.leaf_index, l.position, n.hash FROM {leaves} l JOIN {nodes} n "
+                    "ON n.level = 0 AND n.idx = l.leaf_index "
+                    "WHERE l.aggregate_id = ? AND l.version = ?"
+                ),
+                (aggregate_id, version),
+            )
             row = cursor.fetchone()
         if row is None:
             return None
-        return Leaf(int(row["leaf_index"]), int(row["position"]), aggregate_id, version,
-                    bytes(row["hash"]))
+        return Leaf(
+            int(row["leaf_index"]), int(row["position"]), aggregate_id, version, bytes(row["hash"])
+        )
 
     def latest_checkpoint(self) -> StoredCheckpoint | None:
         with self._cursor(commit=False) as cursor:
-            cursor.execute(self._sql(
-                "SELECT size, root, note, signed_at FROM {checkpoints} ORDER BY size DESC LIMIT 1"))
+            cursor.execute(
+                self._sql(
+                    "SELECT size, root, note, signed_at FROM {checkpoints}"
+                    " ORDER BY size DESC LIMIT 1"
+                )
+            )
             row = cursor.fetchone()
         return _checkpoint(row)
 
     def checkpoint(self, size: int) -> StoredCheckpoint | None:
         with self._cursor(commit=False) as cursor:
-            cursor.execute(self._sql(
-                "SELECT size, root, note, signed_at FROM {checkpoints} WHERE size = ?"), (size,))
+            cursor.execute(
+                self._sql("SELECT size, root, note, signed_at FROM {checkpoints} WHERE size = ?"),
+                (size,),
+            )
             return _checkpoint(cursor.fetchone())
 
     def exists(self) -> bool:
@@ -264,24 +296,29 @@ class LogStore:
 
     def checkpoints(self) -> list[StoredCheckpoint]:
         with self._cursor(commit=False) as cursor:
-            cursor.execute(self._sql(
-                "SELECT size, root, note, signed_at FROM {checkpoints} ORDER BY size"))
+            cursor.execute(
+                self._sql("SELECT size, root, note, signed_at FROM {checkpoints} ORDER BY size")
+            )
             return [c for c in (_checkpoint(r) for r in cursor.fetchall()) if c is not None]
 
     def checkpoint_rows(self) -> list[tuple[Any, Any, Any, Any]]:
         """Every checkpoint row as stored, unconverted: (size, root, note,
         signed_at), for an auditor who judges each value itself."""
         with self._cursor(commit=False) as cursor:
-            cursor.execute(self._sql(
-                "SELECT size, root, note, signed_at FROM {checkpoints} ORDER BY size"))
+            cursor.execute(
+                self._sql("SELECT size, root, note, signed_at FROM {checkpoints} ORDER BY size")
+            )
             return [(r["size"], r["root"], r["note"], r["signed_at"]) for r in cursor.fetchall()]
 
     def cosignatures(self, size: int) -> dict[str, str]:
         """Cosigner name -> the signature line it returned, for one checkpoint."""
         with self._cursor(commit=False) as cursor:
-            cursor.execute(self._sql(
-                "SELECT cosigner, line FROM {cosignatures} WHERE size = ? ORDER BY cosigner"),
-                (size,))
+            cursor.execute(
+                self._sql(
+                    "SELECT cosigner, line FROM {cosignatures} WHERE size = ? ORDER BY cosigner"
+                ),
+                (size,),
+            )
             return {str(r["cosigner"]): str(r["line"]) for r in cursor.fetchall()}
 
     # -- the rows as stored, for the auditor ------------------------------------
@@ -291,8 +328,9 @@ class LogStore:
     def stored_state(self) -> tuple[Any, Any, Any] | None:
         """The ``tlog_state`` row: (size, last_position, frontier text)."""
         with self._cursor(commit=False) as cursor:
-            cursor.execute(self._sql(
-                "SELECT size, last_position, frontier FROM {state} WHERE id = 1"))
+            cursor.execute(
+                self._sql("SELECT size, last_position, frontier FROM {state} WHERE id = 1")
+            )
             row = cursor.fetchone()
         return None if row is None else (row["size"], row["last_position"], row["frontier"])
 
@@ -302,8 +340,10 @@ class LogStore:
         where = "" if after is None else "WHERE leaf_index > ? "
         return self._tuples(
             "SELECT leaf_index, position, aggregate_id, version FROM {leaves} "  # noqa: S608
-            + where + "ORDER BY leaf_index LIMIT ?",
-            (limit,) if after is None else (after, limit))
+            + where
+            + "ORDER BY leaf_index LIMIT ?",
+            (limit,) if after is None else (after, limit),
+        )
 
     def stored_nodes(self, level: Any, after: Any, limit: int) -> list[tuple[Any, Any]]:
         """Up to ``limit`` ``tlog_nodes`` rows (idx, hash) of ``level`` after
@@ -311,7 +351,8 @@ class LogStore:
         where = "WHERE level = ? " + ("" if after is None else "AND idx > ? ")
         return self._tuples(
             "SELECT idx, hash FROM {nodes} " + where + "ORDER BY idx LIMIT ?",  # noqa: S608
-            (level, limit) if after is None else (level, after, limit))
+            (level, limit) if after is None else (level, after, limit),
+        )
 
     def _tuples(self, statement: str, parameters: Sequence[Any]) -> list[Any]:
         """The rows of a SELECT as plain tuples (from SQLite without building
@@ -330,8 +371,10 @@ class LogStore:
         with self._cursor(commit=False) as cursor:
             while True:
                 if levels:
-                    cursor.execute(self._sql(
-                        "SELECT MIN(level) AS level FROM {nodes} WHERE level > ?"), (levels[-1],))
+                    cursor.execute(
+                        self._sql("SELECT MIN(level) AS level FROM {nodes} WHERE level > ?"),
+                        (levels[-1],),
+                    )
                 else:
                     cursor.execute(self._sql("SELECT MIN(level) AS level FROM {nodes}"))
                 row = cursor.fetchone()
@@ -369,7 +412,8 @@ class LogStore:
             if early is not None and last_position != expected:
                 return 0  # another sealer got there first: read again next time
             batch: Sequence[tuple[int, str, int, bytes]] = (
-                early if early is not None else read_new(last_position, limit))
+                early if early is not None else read_new(last_position, limit)
+            )
             if not batch:
                 return 0
             leaves, nodes = [], []
@@ -380,35 +424,54 @@ class LogStore:
                 nodes.extend(frontier.append(leaf_hash))
                 size += 1
                 last_position = position
-            cursor.executemany(self._sql(
-                "INSERT INTO {leaves} (leaf_index, position, aggregate_id, version) "
-                "VALUES (?, ?, ?, ?)"), leaves)
-            cursor.executemany(self._sql(
-                "INSERT INTO {nodes} (level, idx, hash) VALUES (?, ?, ?)"), nodes)
+            cursor.executemany(
+                self._sql(
+                    "INSERT INTO {leaves} (leaf_index, position, aggregate_id, version) "
+                    "VALUES (?, ?, ?, ?)"
+                ),
+                leaves,
+            )
+            cursor.executemany(
+                self._sql("INSERT INTO {nodes} (level, idx, hash) VALUES (?, ?, ?)"), nodes
+            )
             cursor.execute(self._sql("DELETE FROM {state} WHERE id = 1"))
-            cursor.execute(self._sql(
-                "INSERT INTO {state} (id, size, last_position, frontier) VALUES (1, ?, ?, ?)"),
-                (size, last_position, json.dumps(frontier.to_json())))
+            cursor.execute(
+                self._sql(
+                    "INSERT INTO {state} (id, size, last_position, frontier) VALUES (1, ?, ?, ?)"
+                ),
+                (size, last_position, json.dumps(frontier.to_json())),
+            )
             return len(batch)
 
     def add_checkpoint(self, size: int, root: bytes, note: str, signed_at: str) -> None:
         with self._cursor(commit=True) as cursor:
             # A size another sealer signed first keeps its note (same root).
-            cursor.execute(self._sql(
-                "INSERT INTO {checkpoints} (size, root, note, signed_at) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (size) DO NOTHING"), (size, root, note, signed_at))
+            cursor.execute(
+                self._sql(
+                    "INSERT INTO {checkpoints} (size, root, note, signed_at) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (size) DO NOTHING"
+                ),
+                (size, root, note, signed_at),
+            )
 
     def add_cosignature(self, size: int, cosigner: str, line: str, received_at: str) -> None:
         with self._cursor(commit=True) as cursor:
-            cursor.execute(self._sql("DELETE FROM {cosignatures} WHERE size = ? AND cosigner = ?"),
-                           (size, cosigner))
-            cursor.execute(self._sql(
-                "INSERT INTO {cosignatures} (size, cosigner, line, received_at) "
-                "VALUES (?, ?, ?, ?)"), (size, cosigner, line, received_at))
+            cursor.execute(
+                self._sql("DELETE FROM {cosignatures} WHERE size = ? AND cosigner = ?"),
+                (size, cosigner),
+            )
+            cursor.execute(
+                self._sql(
+                    "INSERT INTO {cosignatures} (size, cosigner, line, received_at) "
+                    "VALUES (?, ?, ?, ?)"
+                ),
+                (size, cosigner, line, received_at),
+            )
 
 
 def _checkpoint(row: Any) -> StoredCheckpoint | None:
     if row is None:
         return None
-    return StoredCheckpoint(int(row["size"]), bytes(row["root"]), str(row["note"]),
-                            str(row["signed_at"]))
+    return StoredCheckpoint(
+        int(row["size"]), bytes(row["root"]), str(row["note"]), str(row["signed_at"])
+    )

@@ -26,8 +26,13 @@ from ledger.store.database import DEFAULT_DATABASE_TIMEOUT, DatabaseURL
 
 def _admin_connection(url: DatabaseURL) -> psycopg.Connection[tuple[object, ...]]:
     return psycopg.connect(
-        host=url.host, port=url.port, user=url.user, password=url.password,
-        dbname="postgres", autocommit=True, connect_timeout=5,
+        host=url.host,
+        port=url.port,
+        user=url.user,
+        password=url.password,
+        dbname="postgres",
+        autocommit=True,
+        connect_timeout=5,
     )
 
 
@@ -59,11 +64,17 @@ def drop_database(url: DatabaseURL) -> None:
 
 def create_schema(url: DatabaseURL) -> None:
     with psycopg.connect(
-        host=url.host, port=url.port, user=url.user, password=url.password,
-        dbname=url.dbname, autocommit=True, connect_timeout=5,
+        host=url.host,
+        port=url.port,
+        user=url.user,
+        password=url.password,
+        dbname=url.dbname,
+        autocommit=True,
+        connect_timeout=5,
     ) as connection:
-        connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
-            sql.Identifier(url.schema)))
+        connection.execute(
+            sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(url.schema))
+        )
 
 
 # ---------------------------------------------------------------------------
@@ -99,8 +110,7 @@ class Availability:
     every ``PROBE_INTERVAL`` s -- connects again. Then the pool's idle
     connections (made before, likely dead) are dropped, and it is up."""
 
-    def __init__(self, connect_kwargs: dict[str, Any], display: str,
-                 connect_timeout: int) -> None:
+    def __init__(self, connect_kwargs: dict[str, Any], display: str, connect_timeout: int) -> None:
         self._kwargs = {k: v for k, v in connect_kwargs.items() if k != "row_factory"}
         self._kwargs["connect_timeout"] = connect_timeout
         self.display = display
@@ -126,8 +136,9 @@ class Availability:
         with self._lock:
             if self._closed.is_set() or (self._prober is not None and self._prober.is_alive()):
                 return
-            self._prober = threading.Thread(target=self._probe, args=(reason,),
-                                            name="ledger-db-probe", daemon=True)
+            self._prober = threading.Thread(
+                target=self._probe, args=(reason,), name="ledger-db-probe", daemon=True
+            )
             self._prober.start()
 
     def confirm(self, reason: str) -> None:
@@ -148,8 +159,12 @@ class Availability:
             if self._down_since is not None:
                 return
             self._down_since = time.monotonic()
-        logger.warning("the database at %s is unavailable (%s): requests are answered 503 "
-                       "database-unavailable until it is back", self.display, reason)
+        logger.warning(
+            "the database at %s is unavailable (%s): requests are answered 503 "
+            "database-unavailable until it is back",
+            self.display,
+            reason,
+        )
 
     def probe_once(self) -> None:
         """Connect and ask the server one question; raises if it cannot."""
@@ -171,8 +186,11 @@ class Availability:
             if self.on_up is not None:
                 self.on_up()  # before letting requests through: no stale connections
             self._down_since = None
-            logger.warning("the database at %s answers again (down %.1f s)", self.display,
-                           time.monotonic() - since)
+            logger.warning(
+                "the database at %s answers again (down %.1f s)",
+                self.display,
+                time.monotonic() - since,
+            )
 
     def close(self) -> None:
         self._closed.set()
@@ -189,8 +207,9 @@ class _QuickRetry(AttemptWithBackoff):
 class LedgerPool(ConnectionPool[Any]):
     """The event store's pool, told about the database's availability."""
 
-    def __init__(self, *args: Any, availability: Availability, pre_ping: bool,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, availability: Availability, pre_ping: bool, **kwargs: Any
+    ) -> None:
         self.availability = availability
         self._pre_ping = pre_ping
         availability.on_up = self.drain
@@ -226,8 +245,7 @@ class LedgerPool(ConnectionPool[Any]):
         super().putconn(conn)
 
     def _add_connection(self, attempt: Any, growing: bool = False) -> None:
-        super()._add_connection(attempt or _QuickRetry(timeout=self.reconnect_timeout),
-                                growing)
+        super()._add_connection(attempt or _QuickRetry(timeout=self.reconnect_timeout), growing)
 
     def close(self, timeout: float = 5.0) -> None:
         self.availability.close()
@@ -263,16 +281,24 @@ class LedgerPostgresFactory(PostgresFactory):
         kwargs: dict[str, Any] = dict(cast(dict[str, Any], old.kwargs))
         connect_timeout = max(2, math.ceil(timeout))  # (libpq's least is 2 s)
         kwargs["connect_timeout"] = connect_timeout
-        display = f"postgresql://{kwargs.get('user')}@{kwargs.get('host')}:" \
-                  f"{kwargs.get('port')}/{kwargs.get('dbname')}"
+        display = (
+            f"postgresql://{kwargs.get('user')}@{kwargs.get('host')}:"
+            f"{kwargs.get('port')}/{kwargs.get('dbname')}"
+        )
         availability = Availability(kwargs, display, connect_timeout)
 
         datastore.pool = LedgerPool(
-            connection_class=old.connection_class, kwargs=kwargs,
-            min_size=old.min_size, max_size=old.max_size, open=False,
+            connection_class=old.connection_class,
+            kwargs=kwargs,
+            min_size=old.min_size,
+            max_size=old.max_size,
+            open=False,
             configure=datastore.after_connect_func(),
-            timeout=timeout, max_waiting=old.max_waiting, max_lifetime=old.max_lifetime,
-            reconnect_timeout=24 * 3600.0, availability=availability,
+            timeout=timeout,
+            max_waiting=old.max_waiting,
+            max_lifetime=old.max_lifetime,
+            reconnect_timeout=24 * 3600.0,
+            availability=availability,
             pre_ping=bool(datastore.pre_ping),
         )
 

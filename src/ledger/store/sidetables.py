@@ -25,8 +25,10 @@ class SideTables:
         self._datastore: Any = recorder.datastore  # type: ignore[attr-defined]
         self._postgres = type(recorder).__module__.endswith("postgres")
         schema = getattr(self._datastore, "schema", "")
-        self._tables = {"{" + key + "}": f'"{schema}".ledger_{name}' if self._postgres else name
-                        for key, name in tables.items()}
+        self._tables = {
+            "{" + key + "}": f'"{schema}".ledger_{name}' if self._postgres else name
+            for key, name in tables.items()
+        }
 
     def _sql(self, statement: str) -> str:
         for placeholder, table in self._tables.items():

@@ -85,7 +85,10 @@ def _warn_if_open(path: str) -> None:
         _warned.add(key)
     logger.warning(
         "%s open to other users: the store holds API key hashes and sealed codes; "
-        "tighten with: chmod 600 %s*", ", ".join(open_to_others), path)
+        "tighten with: chmod 600 %s*",
+        ", ".join(open_to_others),
+        path,
+    )
 
 
 class PrivateSQLiteFactory(SQLiteFactory):

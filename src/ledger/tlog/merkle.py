@@ -227,8 +227,9 @@ def inclusion_proof(index: int, size: int, source: SubtreeSource) -> list[bytes]
     return _hashes(_inclusion_ranges(index, size), source)
 
 
-def leaf_and_inclusion_proof(index: int, size: int,
-                             source: SubtreeSource) -> tuple[bytes, list[bytes]]:
+def leaf_and_inclusion_proof(
+    index: int, size: int, source: SubtreeSource
+) -> tuple[bytes, list[bytes]]:
     """Leaf ``index``'s hash and :func:`inclusion_proof`, read together (a
     :class:`BulkSubtreeSource` is asked once for both)."""
     leaf, *path = _hashes([(index, index + 1), *_inclusion_ranges(index, size)], source)
@@ -274,8 +275,12 @@ def consistency_proof(old_size: int, new_size: int, source: SubtreeSource) -> li
     return _hashes(_consistency_ranges(old_size, new_size), source)
 
 
-def subtrees_read(*, root_of: int | None = None, inclusion: tuple[int, int] | None = None,
-                  consistency: tuple[int, int] | None = None) -> list[tuple[int, int]]:
+def subtrees_read(
+    *,
+    root_of: int | None = None,
+    inclusion: tuple[int, int] | None = None,
+    consistency: tuple[int, int] | None = None,
+) -> list[tuple[int, int]]:
     """The ``(level, index)`` of every stored subtree that :func:`root`
     (``root_of`` leaves), :func:`leaf_and_inclusion_proof` (``(index, size)``)
     or :func:`consistency_proof` (``(old_size, new_size)``) reads: where to

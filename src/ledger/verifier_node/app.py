@@ -59,8 +59,7 @@ def create_node_app(node: VerifierNode, poll_interval: float = 0.5) -> FastAPI: 
     @app.post("/add-checkpoint")
     async def add_checkpoint(request: Request) -> Response:
         if node.state.alarm is not None:
-            return PlainTextResponse(f"in alarm: {node.state.alarm['message']}",
-                                     status_code=503)
+            return PlainTextResponse(f"in alarm: {node.state.alarm['message']}", status_code=503)
         body = (await request.body()).decode("utf-8", "replace")
         try:
             request_ = parse_add_checkpoint(body)
@@ -75,21 +74,26 @@ def create_node_app(node: VerifierNode, poll_interval: float = 0.5) -> FastAPI: 
             except MalformedRequestError as error:
                 return PlainTextResponse(str(error), status_code=400)
             if request_.old_size != node.state.size:
-                return PlainTextResponse(f"{node.state.size}\n", status_code=409,
-                                         media_type="text/x.tlog.size")
+                return PlainTextResponse(
+                    f"{node.state.size}\n", status_code=409, media_type="text/x.tlog.size"
+                )
             if request_.old_size and checkpoint.size != request_.old_size:
                 try:
                     merkle.verify_consistency(
-                        request_.old_size, checkpoint.size,
-                        base64.b64decode(node.state.root), checkpoint.root,
-                        request_.consistency)
+                        request_.old_size,
+                        checkpoint.size,
+                        base64.b64decode(node.state.root),
+                        checkpoint.root,
+                        request_.consistency,
+                    )
                 except merkle.ProofError as error:
                     return PlainTextResponse(f"bad consistency proof: {error}", status_code=422)
             line = node.add_checkpoint(request_.checkpoint)
         except Refusal as refusal:
             if refusal.size is not None:
-                return PlainTextResponse(f"{refusal.size}\n", status_code=409,
-                                         media_type="text/x.tlog.size")
+                return PlainTextResponse(
+                    f"{refusal.size}\n", status_code=409, media_type="text/x.tlog.size"
+                )
             return PlainTextResponse(refusal.message, status_code=refusal.status)
         return PlainTextResponse(line + "\n")
 
@@ -101,8 +105,13 @@ def create_node_app(node: VerifierNode, poll_interval: float = 0.5) -> FastAPI: 
 
     @app.get("/status")
     def status() -> JSONResponse:
-        body = {"name": node.signer.name, "origin": node.origin, "size": node.state.size,
-                "root": node.state.root, "alarm": node.state.alarm}
+        body = {
+            "name": node.signer.name,
+            "origin": node.origin,
+            "size": node.state.size,
+            "root": node.state.root,
+            "alarm": node.state.alarm,
+        }
         return JSONResponse(body, status_code=503 if node.state.alarm else 200)
 
     @app.get("/metrics")

@@ -65,14 +65,26 @@ class Refusal(Exception):  # noqa: N818 - a refusal, with the status a witness a
 class Alarm(Refusal):
     """The ledger misbehaved: evidence is kept and cosigning stops."""
 
-    def __init__(self, check: str, message: str, *, index: int | None = None,
-                 expected: str | None = None, actual: str | None = None) -> None:
+    def __init__(
+        self,
+        check: str,
+        message: str,
+        *,
+        index: int | None = None,
+        expected: str | None = None,
+        actual: str | None = None,
+    ) -> None:
         # tlog-witness (HEAD) answers 422 to a checkpoint inconsistent with
         # what the witness cosigned, e.g. another root for the same size.
         super().__init__(422, message)
-        self.evidence = {"check": check, "message": message, "index": index,
-                         "expected": expected, "actual": actual,
-                         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        self.evidence = {
+            "check": check,
+            "message": message,
+            "index": index,
+            "expected": expected,
+            "actual": actual,
+            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
 
 
 def b64(data: bytes) -> str:
@@ -91,9 +103,17 @@ class NodeState:
 
 
 class VerifierNode:
-    def __init__(self, *, ledger_url: str, signer: Signer, log_keys: list[Verifier],
-                 origin: str, state_dir: Path, peers: list[str] | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        *,
+        ledger_url: str,
+        signer: Signer,
+        log_keys: list[Verifier],
+        origin: str,
+        state_dir: Path,
+        peers: list[str] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.ledger_url = ledger_url.rstrip("/")
         self.signer = signer
         self.log_keys = log_keys
@@ -159,8 +179,7 @@ class VerifierNode:
         try:
             note, logs = open_note(signed, self.log_keys)
         except NoteError as error:
-            raise Refusal(403, f"the checkpoint's log signature does not verify: {error}")\
-                from None
+            raise Refusal(403, f"the checkpoint's log signature does not verify: {error}") from None
         if not logs:
             raise Refusal(403, "the checkpoint carries no signature of a trusted log key")
         checkpoint = Checkpoint.parse(note.text)
@@ -169,8 +188,9 @@ class VerifierNode:
         return checkpoint, note.text
 
     def _entries(self, start: int, end: int) -> list[dict[str, Any]]:
-        response = self._http.get(f"{self.ledger_url}/log/entries",
-                                  params={"start": start, "end": end})
+        response = self._http.get(
+            f"{self.ledger_url}/log/entries", params={"start": start, "end": end}
+        )
         response.raise_for_status()
         entries: list[dict[str, Any]] = response.json()["entries"]
         return entries
@@ -188,16 +208,27 @@ class VerifierNode:
                 for entry in page:
                     index = self._tree.size
                     if entry["index"] != index:
-                        self._raise_alarm(Alarm("entry-order", f"asked for entry {index}, the "
-                                                f"ledger served {entry['index']}", index=index))
+                        self._raise_alarm(
+                            Alarm(
+                                "entry-order",
+                                f"asked for entry {index}, the ledger served {entry['index']}",
+                                index=index,
+                            )
+                        )
                     record = entry["record"].encode()
                     leaf = merkle.leaf_hash(record)
                     served = base64.b64decode(entry["leaf_hash"])
                     if served != leaf:
-                        self._raise_alarm(Alarm(
-                            "leaf-hash", f"entry {index}: its record hashes to {b64(leaf)}, the "
-                            f"log's tree has {b64(served)}", index=index,
-                            expected=b64(leaf), actual=b64(served)))
+                        self._raise_alarm(
+                            Alarm(
+                                "leaf-hash",
+                                f"entry {index}: its record hashes to {b64(leaf)}, the "
+                                f"log's tree has {b64(served)}",
+                                index=index,
+                                expected=b64(leaf),
+                                actual=b64(served),
+                            )
+                        )
                     verified = self._check_known(known, start, index, leaf)
                     self._rules.feed_record(index + 1, record)
                     self._tree.append(leaf)
@@ -222,12 +253,18 @@ class VerifierNode:
         none; ``known`` holds those from ``start``); an alarm if the entry
         hashes differently now."""
         offset = 32 * (index - start)
-        verified = known[offset: offset + 32] if offset >= 0 else b""
+        verified = known[offset : offset + 32] if offset >= 0 else b""
         if verified and verified != leaf:
-            self._raise_alarm(Alarm(
-                "history-rewritten", f"entry {index} changed since this node verified it: "
-                f"was {b64(verified)}, now {b64(leaf)}", index=index,
-                expected=b64(verified), actual=b64(leaf)))
+            self._raise_alarm(
+                Alarm(
+                    "history-rewritten",
+                    f"entry {index} changed since this node verified it: "
+                    f"was {b64(verified)}, now {b64(leaf)}",
+                    index=index,
+                    expected=b64(verified),
+                    actual=b64(leaf),
+                )
+            )
         return verified
 
     def _check_rules(self) -> None:
@@ -236,8 +273,15 @@ class VerifierNode:
             first = findings[self._reported]
             self._reported = len(findings)
             index = first.position - 1 if first.position else None
-            self._raise_alarm(Alarm(f"rule:{first.check}", f"entry {index}: {first.message}",
-                                    index=index, expected=first.expected, actual=first.actual))
+            self._raise_alarm(
+                Alarm(
+                    f"rule:{first.check}",
+                    f"entry {index}: {first.message}",
+                    index=index,
+                    expected=first.expected,
+                    actual=first.actual,
+                )
+            )
 
     def replay(self) -> None:
         """After a restart: re-verify everything up to the size last cosigned."""
@@ -245,10 +289,15 @@ class VerifierNode:
             if self.state.size and self._tree.size < self.state.size:
                 self._follow(self.state.size)
                 if b64(self._tree.root()) != self.state.root:
-                    self._raise_alarm(Alarm(
-                        "history-rewritten", f"the tree of the first {self.state.size} entries "
-                        "is not the one this node cosigned", expected=self.state.root,
-                        actual=b64(self._tree.root())))
+                    self._raise_alarm(
+                        Alarm(
+                            "history-rewritten",
+                            f"the tree of the first {self.state.size} entries "
+                            "is not the one this node cosigned",
+                            expected=self.state.root,
+                            actual=b64(self._tree.root()),
+                        )
+                    )
 
     def add_checkpoint(self, signed: str) -> str:
         """Verify a signed checkpoint (and everything up to it); return this
@@ -260,19 +309,34 @@ class VerifierNode:
             root = b64(checkpoint.root)
             seen = self.state.history.get(str(checkpoint.size))
             if seen is not None and seen != root:
-                self._raise_alarm(Alarm(
-                    "split-view", f"two roots for size {checkpoint.size}: {seen} (cosigned "
-                    f"before) and {root}", expected=seen, actual=root))
+                self._raise_alarm(
+                    Alarm(
+                        "split-view",
+                        f"two roots for size {checkpoint.size}: {seen} (cosigned "
+                        f"before) and {root}",
+                        expected=seen,
+                        actual=root,
+                    )
+                )
             if checkpoint.size < self.state.size:
-                raise Refusal(409, f"this node has cosigned size {self.state.size}; "
-                              f"{checkpoint.size} is older", size=self.state.size)
+                raise Refusal(
+                    409,
+                    f"this node has cosigned size {self.state.size}; {checkpoint.size} is older",
+                    size=self.state.size,
+                )
             self.replay()
             self._follow(checkpoint.size)
             mine = self._tree.root() if checkpoint.size else merkle.EMPTY_ROOT
             if mine != checkpoint.root:
-                self._raise_alarm(Alarm(
-                    "root-mismatch", f"the signed root at size {checkpoint.size} is not the "
-                    "root of the entries served", expected=b64(mine), actual=root))
+                self._raise_alarm(
+                    Alarm(
+                        "root-mismatch",
+                        f"the signed root at size {checkpoint.size} is not the "
+                        "root of the entries served",
+                        expected=b64(mine),
+                        actual=root,
+                    )
+                )
             signature = cosign(body, self.signer, int(self._clock()))
             line = signature.line()
             self.state.size, self.state.root = checkpoint.size, root
@@ -300,8 +364,7 @@ class VerifierNode:
             known = self._known_leaves(start, end)
             for entry in self._entries(start, end):
                 index = int(entry["index"])
-                self._check_known(known, start, index,
-                                  merkle.leaf_hash(entry["record"].encode()))
+                self._check_known(known, start, index, merkle.leaf_hash(entry["record"].encode()))
 
     def poll_once(self) -> None:
         if self.state.alarm is not None:
@@ -312,26 +375,37 @@ class VerifierNode:
         if response.status_code == 404:
             if self.state.size and _problem_type(response).endswith("/no-checkpoint"):
                 # A ledger never removes a checkpoint: this one's were deleted.
-                self._raise_alarm(Alarm(
-                    "checkpoint-withdrawn", f"the ledger shows no checkpoint, but this node "
-                    f"cosigned its checkpoint of size {self.state.size}: its checkpoints were "
-                    "removed", expected=self.state.root))
+                self._raise_alarm(
+                    Alarm(
+                        "checkpoint-withdrawn",
+                        f"the ledger shows no checkpoint, but this node "
+                        f"cosigned its checkpoint of size {self.state.size}: its checkpoints were "
+                        "removed",
+                        expected=self.state.root,
+                    )
+                )
             return
         response.raise_for_status()
         signed = _log_part(response.text)
         checkpoint = self._open(signed)
         if checkpoint.size < self.state.size and self.state.cosigned:
-            self._raise_alarm(Alarm(
-                "rollback", f"the ledger's latest checkpoint is of size {checkpoint.size}, "
-                f"smaller than the size {self.state.size} this node cosigned: its later "
-                "checkpoints were removed or the log was rolled back",
-                expected=str(self.state.size), actual=str(checkpoint.size)))
+            self._raise_alarm(
+                Alarm(
+                    "rollback",
+                    f"the ledger's latest checkpoint is of size {checkpoint.size}, "
+                    f"smaller than the size {self.state.size} this node cosigned: its later "
+                    "checkpoints were removed or the log was rolled back",
+                    expected=str(self.state.size),
+                    actual=str(checkpoint.size),
+                )
+            )
         if checkpoint.size <= self.state.size and self.state.cosigned:
             self.compare_with_peers()
             return
         line = self.add_checkpoint(signed)
-        self._http.post(f"{self.ledger_url}/log/cosignatures",
-                        json={"size": checkpoint.size, "line": line})
+        self._http.post(
+            f"{self.ledger_url}/log/cosignatures", json={"size": checkpoint.size, "line": line}
+        )
         self.compare_with_peers()
 
     def compare_with_peers(self) -> None:
@@ -358,13 +432,19 @@ class VerifierNode:
                 return
             if theirs.size == size:
                 if b64(theirs.root) != root:
-                    self._raise_alarm(Alarm(
-                        "split-view", f"peer {peer} cosigned another root at size {size}",
-                        expected=root, actual=b64(theirs.root)))
+                    self._raise_alarm(
+                        Alarm(
+                            "split-view",
+                            f"peer {peer} cosigned another root at size {size}",
+                            expected=root,
+                            actual=b64(theirs.root),
+                        )
+                    )
                 return
             old, new = sorted([(size, base64.b64decode(root)), (theirs.size, theirs.root)])
-            response = self._http.get(f"{self.ledger_url}/log/proof/consistency",
-                                      params={"old": old[0], "new": new[0]})
+            response = self._http.get(
+                f"{self.ledger_url}/log/proof/consistency", params={"old": old[0], "new": new[0]}
+            )
             if response.status_code != 200:
                 # Perhaps our ledger has not yet shown us the peer's newer
                 # checkpoint; a ledger that never proves it is withholding.
@@ -372,19 +452,29 @@ class VerifierNode:
                 self._unproven[peer] = refused
                 if refused < UNPROVEN_POLLS_MAX:
                     return
-                self._raise_alarm(Alarm(
-                    "split-view", f"the ledger will not prove that peer {peer}'s checkpoint "
-                    f"at size {theirs.size} extends this node's at size {size}",
-                    expected=root, actual=b64(theirs.root)))
+                self._raise_alarm(
+                    Alarm(
+                        "split-view",
+                        f"the ledger will not prove that peer {peer}'s checkpoint "
+                        f"at size {theirs.size} extends this node's at size {size}",
+                        expected=root,
+                        actual=b64(theirs.root),
+                    )
+                )
             self._unproven.pop(peer, None)
             try:
                 proof = [base64.b64decode(h) for h in response.json()["proof"]]
                 merkle.verify_consistency(old[0], new[0], old[1], new[1], proof)
             except (merkle.ProofError, KeyError, ValueError) as error:
-                self._raise_alarm(Alarm(
-                    "split-view", f"peer {peer}'s checkpoint at size {theirs.size} is not "
-                    f"consistent with this node's at size {size}: {error}",
-                    expected=root, actual=b64(theirs.root)))
+                self._raise_alarm(
+                    Alarm(
+                        "split-view",
+                        f"peer {peer}'s checkpoint at size {theirs.size} is not "
+                        f"consistent with this node's at size {size}: {error}",
+                        expected=root,
+                        actual=b64(theirs.root),
+                    )
+                )
 
     def close(self) -> None:
         self._http.close()

@@ -145,8 +145,16 @@ if TYPE_CHECKING:
         verify_store,
     )
 
-_SOURCES = frozenset({"BundleError", "export_bundle", "export_store", "verify_bundle",
-                      "verify_export", "verify_store"})
+_SOURCES = frozenset(
+    {
+        "BundleError",
+        "export_bundle",
+        "export_store",
+        "verify_bundle",
+        "verify_export",
+        "verify_store",
+    }
+)
 
 
 def __getattr__(name: str) -> Any:
@@ -158,6 +166,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(sources, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 CHECKS: tuple[str, ...] = (
     # the global log (ledger.verify.log) and the auditor's memory (--state)

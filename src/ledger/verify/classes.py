@@ -20,13 +20,34 @@ from collections.abc import Iterable
 
 # (class, exit code, check codes). Codes not listed are domain-rule findings.
 CLASSES: list[tuple[str, int, frozenset[str]]] = [
-    ("signature", 5, frozenset({"checkpoint-signature", "checkpoint-origin",
-                                "checkpoint-mismatch"})),
-    ("chain", 3, frozenset({"bad-json", "not-canonical", "bad-envelope", "bad-timestamp",
-                            "record-mismatch", "bad-line", "unreadable", "version-gap",
-                            "version-order", "prev-hash-mismatch"})),
-    ("consistency", 7, frozenset({"checkpoint-root", "checkpoint-beyond-log", "rollback",
-                                  "split-view"})),
+    (
+        "signature",
+        5,
+        frozenset({"checkpoint-signature", "checkpoint-origin", "checkpoint-mismatch"}),
+    ),
+    (
+        "chain",
+        3,
+        frozenset(
+            {
+                "bad-json",
+                "not-canonical",
+                "bad-envelope",
+                "bad-timestamp",
+                "record-mismatch",
+                "bad-line",
+                "unreadable",
+                "version-gap",
+                "version-order",
+                "prev-hash-mismatch",
+            }
+        ),
+    ),
+    (
+        "consistency",
+        7,
+        frozenset({"checkpoint-root", "checkpoint-beyond-log", "rollback", "split-view"}),
+    ),
     ("inclusion", 8, frozenset({"inclusion"})),
     ("quorum", 6, frozenset({"quorum"})),
     ("unsigned", 10, frozenset({"no-checkpoint", "unsigned-events"})),

@@ -68,8 +68,12 @@ class CodeRules:
     def opened(self, ev: Located, stock_id: str, p: Payload, kind: str | None) -> None:
         coded = p.get("coded", False)
         if kind is not None and coded != (kind == "redemption-code"):
-            self._flag(ev, "stock-mismatch", f"coded is {coded}, but the good is a {kind}: "
-                       "exactly the tiers of redemption-code goods are coded")
+            self._flag(
+                ev,
+                "stock-mismatch",
+                f"coded is {coded}, but the good is a {kind}: "
+                "exactly the tiers of redemption-code goods are coded",
+            )
         if coded:
             self.coded.add(stock_id)
             self._pools.setdefault(stock_id, set())
@@ -83,8 +87,12 @@ class CodeRules:
             self._flag(ev, "bad-id", "the code's aggregate id is not derived from its ref")
         stock_id = codec.derive_id("stock", p["good_id"], p["tier"])
         if known_good is not None and stock_id not in self.coded:
-            self._flag(ev, "code-import", f"tier {p['tier']!r} of good {p['good_id']} is not "
-                       "coded: only a redemption-code good's tiers take codes")
+            self._flag(
+                ev,
+                "code-import",
+                f"tier {p['tier']!r} of good {p['good_id']} is not "
+                "coded: only a redemption-code good's tiers take codes",
+            )
         if ref in self._codes:
             self._flag(ev, "code-import", f"code {ref} is imported twice")
             return
@@ -98,11 +106,19 @@ class CodeRules:
         pool = self._pools.setdefault(stock_id, set())
         for ref in p["refs"]:
             code = self._codes.get(ref)
-            if code is None or code.state != IMPORTED or code.stock_id != stock_id \
-                    or code.batch_id != p["batch_id"]:
-                why = ("no code.imported precedes it" if code is None else
-                       "it is listed by a batch already" if code.state != IMPORTED else
-                       "its code.imported names another tier or batch")
+            if (
+                code is None
+                or code.state != IMPORTED
+                or code.stock_id != stock_id
+                or code.batch_id != p["batch_id"]
+            ):
+                why = (
+                    "no code.imported precedes it"
+                    if code is None
+                    else "it is listed by a batch already"
+                    if code.state != IMPORTED
+                    else "its code.imported names another tier or batch"
+                )
                 self._flag(ev, "code-import", f"code {ref} cannot join the pool: {why}")
                 continue
             code.state = FREE
@@ -121,8 +137,12 @@ class CodeRules:
         for ref in refs:
             code = self._codes.get(ref)
             if ref not in pool or code is None:
-                self._flag(ev, "code-binding", f"code {ref} is not free in this tier's pool "
-                           f"(it is {code.state if code else 'not imported here'})")
+                self._flag(
+                    ev,
+                    "code-binding",
+                    f"code {ref} is not free in this tier's pool "
+                    f"(it is {code.state if code else 'not imported here'})",
+                )
                 continue
             pool.discard(ref)
             code.state = state
@@ -132,9 +152,14 @@ class CodeRules:
     def _check_count(self, ev: Located, stock_id: str, p: Payload, quantity: int) -> list[str]:
         refs: list[str] = p.get("codes", [])
         if stock_id in self.coded and len(refs) != quantity:
-            self._flag(ev, "code-binding", f"{quantity} unit(s) of a coded tier take "
-                       f"{quantity} code(s); the event names {len(refs)}",
-                       expected=str(quantity), actual=str(len(refs)))
+            self._flag(
+                ev,
+                "code-binding",
+                f"{quantity} unit(s) of a coded tier take "
+                f"{quantity} code(s); the event names {len(refs)}",
+                expected=str(quantity),
+                actual=str(len(refs)),
+            )
         elif stock_id not in self.coded and refs:
             self._flag(ev, "code-binding", "codes named for a tier that is not coded")
         if len(set(refs)) != len(refs):
@@ -167,9 +192,13 @@ class CodeRules:
         if committing is not None:  # the sale of a committed hold takes the hold's codes
             named, lent = committing
             if refs != named:
-                self._flag(ev, "code-binding", "the sale of a committed hold does not take "
-                           "the codes lent to the hold", expected=",".join(named),
-                           actual=",".join(refs))
+                self._flag(
+                    ev,
+                    "code-binding",
+                    "the sale of a committed hold does not take the codes lent to the hold",
+                    expected=",".join(named),
+                    actual=",".join(refs),
+                )
             for ref in refs:
                 if ref not in named:
                     self._take(ev, stock_id, [ref], SOLD)
@@ -188,8 +217,13 @@ class CodeRules:
         """``unit.issued`` / ``unit.reissued``: it carries its sale's code."""
         due = self._due.pop(unit_id, None)
         if p.get("code") != due:
-            self._flag(ev, "code-binding", f"the unit carries code {p.get('code')}, its sale "
-                       f"gave it {due}", expected=str(due), actual=str(p.get("code")))
+            self._flag(
+                ev,
+                "code-binding",
+                f"the unit carries code {p.get('code')}, its sale gave it {due}",
+                expected=str(due),
+                actual=str(p.get("code")),
+            )
         if due is not None:
             self._units[unit_id] = due
 
@@ -198,9 +232,13 @@ class CodeRules:
         if code is None:
             return
         if code.state != SOLD or (code.unit_id, code.sale_id) != (p["unit_id"], p["sale_id"]):
-            self._flag(ev, "code-binding", f"code {code.ref} is bound to unit {p['unit_id']} "
-                       f"by sale {p['sale_id']}, but no sale gave it that unit "
-                       f"(the code is {code.state})")
+            self._flag(
+                ev,
+                "code-binding",
+                f"code {code.ref} is bound to unit {p['unit_id']} "
+                f"by sale {p['sale_id']}, but no sale gave it that unit "
+                f"(the code is {code.state})",
+            )
             return
         code.state = BOUND
 
@@ -210,23 +248,38 @@ class CodeRules:
         if code is None:
             return
         if code.state != BOUND or code.unit_id != p["unit_id"]:
-            self._flag(ev, "code-state", f"code {code.ref} is delivered while {code.state}"
-                       + ("" if code.unit_id == p["unit_id"] else
-                          f" and bound to another unit ({code.unit_id})"))
+            self._flag(
+                ev,
+                "code-state",
+                f"code {code.ref} is delivered while {code.state}"
+                + (
+                    ""
+                    if code.unit_id == p["unit_id"]
+                    else f" and bound to another unit ({code.unit_id})"
+                ),
+            )
         elif holder != p["holder"]:
-            self._flag(ev, "code-state", f"code {code.ref} is delivered to {p['holder']}, "
-                       f"who does not hold its unit ({holder})", expected=str(holder),
-                       actual=p["holder"])
+            self._flag(
+                ev,
+                "code-state",
+                f"code {code.ref} is delivered to {p['holder']}, "
+                f"who does not hold its unit ({holder})",
+                expected=str(holder),
+                actual=p["holder"],
+            )
         code.state, code.holder = DELIVERED, p["holder"]
 
     def redeemed(self, ev: Located, p: Payload) -> None:
         code = self._code_of(ev)
         if code is None:
             return
-        if code.state != DELIVERED or (code.unit_id, code.holder) != (p["unit_id"],
-                                                                        p["holder"]):
-            self._flag(ev, "code-state", f"code {code.ref} is redeemed while {code.state}: a "
-                       "code is redeemed once, after its delivery, for its unit and holder")
+        if code.state != DELIVERED or (code.unit_id, code.holder) != (p["unit_id"], p["holder"]):
+            self._flag(
+                ev,
+                "code-state",
+                f"code {code.ref} is redeemed while {code.state}: a "
+                "code is redeemed once, after its delivery, for its unit and holder",
+            )
         code.state = REDEEMED
 
     def resold(self, ev: Located, unit_id: str) -> None:
@@ -244,8 +297,11 @@ class CodeRules:
             # The sale's refund sends a sealed code back, voids a revealed one.
             code.refund = (p["refund_id"], "returned" if code.state == BOUND else "voided")
         elif code.state != BOUND:
-            self._flag(ev, "code-state", f"a {p['kind']} of the unit is refunded after its "
-                       f"code was {code.state}")
+            self._flag(
+                ev,
+                "code-state",
+                f"a {p['kind']} of the unit is refunded after its code was {code.state}",
+            )
         if primary:
             self._units.pop(unit_id, None)
 
@@ -255,8 +311,12 @@ class CodeRules:
         if code is None:
             return
         if code.refund != (p["refund_id"], outcome) or code.unit_id != p["unit_id"]:
-            self._flag(ev, "code-state", f"code {code.ref} is {outcome}, but no refund of its "
-                       f"sale calls for that (it is {code.state})")
+            self._flag(
+                ev,
+                "code-state",
+                f"code {code.ref} is {outcome}, but no refund of its "
+                f"sale calls for that (it is {code.state})",
+            )
         if outcome == "returned":  # its stock.code-returned names the refund
             code.returned_by = code.refund[0] if code.refund is not None else p["refund_id"]
         code.refund = None
@@ -265,14 +325,23 @@ class CodeRules:
     def returned_to_pool(self, ev: Located, stock_id: str, p: Payload) -> None:
         code = self._codes.get(p["ref"])
         if code is None or code.state != RETURNING or code.stock_id != stock_id:
-            self._flag(ev, "code-state", f"code {p['ref']} returns to the pool without a "
-                       "code.returned of this tier before it")
+            self._flag(
+                ev,
+                "code-state",
+                f"code {p['ref']} returns to the pool without a "
+                "code.returned of this tier before it",
+            )
             return
         if p["refund_id"] != code.returned_by:
-            self._flag(ev, "code-state", f"code {code.ref} returns to the pool by refund "
-                       f"{p['refund_id']}, but the refund that returned it is "
-                       f"{code.returned_by}", expected=str(code.returned_by),
-                       actual=p["refund_id"])
+            self._flag(
+                ev,
+                "code-state",
+                f"code {code.ref} returns to the pool by refund "
+                f"{p['refund_id']}, but the refund that returned it is "
+                f"{code.returned_by}",
+                expected=str(code.returned_by),
+                actual=p["refund_id"],
+            )
         code.state, code.unit_id, code.sale_id, code.holder = FREE, None, None, None
         code.returned_by = None
         self._pools.setdefault(stock_id, set()).add(p["ref"])
@@ -289,15 +358,31 @@ class CodeRules:
             if code.event.aggregate_id in unreadable:
                 continue
             if code.state == IMPORTED:
-                self._flag(code.event, "code-import", f"code {code.ref} is imported but no "
-                           "stock.codes-imported puts it in its tier's pool")
+                self._flag(
+                    code.event,
+                    "code-import",
+                    f"code {code.ref} is imported but no "
+                    "stock.codes-imported puts it in its tier's pool",
+                )
             elif code.state == SOLD:
-                self._flag(code.event, "code-binding", f"code {code.ref} is sold (sale "
-                           f"{code.sale_id}) but never bound by a code.bound")
+                self._flag(
+                    code.event,
+                    "code-binding",
+                    f"code {code.ref} is sold (sale "
+                    f"{code.sale_id}) but never bound by a code.bound",
+                )
             elif code.state == RETURNING:
-                self._flag(code.event, "code-state", f"code {code.ref} is returned but no "
-                           "stock.code-returned puts it back in its pool")
+                self._flag(
+                    code.event,
+                    "code-state",
+                    f"code {code.ref} is returned but no "
+                    "stock.code-returned puts it back in its pool",
+                )
             if code.refund is not None:
-                self._flag(code.event, "code-state", f"the refund {code.refund[0]} of code "
-                           f"{code.ref}'s sale is not followed by its code.{code.refund[1]}")
+                self._flag(
+                    code.event,
+                    "code-state",
+                    f"the refund {code.refund[0]} of code "
+                    f"{code.ref}'s sale is not followed by its code.{code.refund[1]}",
+                )
         self._due.clear()

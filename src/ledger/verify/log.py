@@ -50,9 +50,15 @@ class LogSummary:
 
 
 class LogAuditor:
-    def __init__(self, checkpoints: Sequence[StoredCheckpoint], log_keys: Sequence[Verifier],
-                 origin: str | None = None, *, remembered: tuple[int, str] | None = None,
-                 on_verified: Callable[[], object] | None = None) -> None:
+    def __init__(
+        self,
+        checkpoints: Sequence[StoredCheckpoint],
+        log_keys: Sequence[Verifier],
+        origin: str | None = None,
+        *,
+        remembered: tuple[int, str] | None = None,
+        on_verified: Callable[[], object] | None = None,
+    ) -> None:
         """``remembered`` is the (size, base64 root) an earlier run verified
         (``--state``): the log must still contain that tree. ``on_verified``
         is called when a checkpoint over the entries added so far verifies."""
@@ -97,21 +103,31 @@ class LogAuditor:
             size, root = self._remembered
             self._remembered = None
             if b64(self._tree.root()) != root:
-                self._flag(position, "split-view",
-                           f"the first {size} entries no longer form the tree verified "
-                           f"before: this log shows another history", expected=root,
-                           actual=b64(self._tree.root()))
+                self._flag(
+                    position,
+                    "split-view",
+                    f"the first {size} entries no longer form the tree verified "
+                    f"before: this log shows another history",
+                    expected=root,
+                    actual=b64(self._tree.root()),
+                )
         self._watch = self._next_watch()
 
     def finish(self) -> list[Finding]:
         if self._remembered is not None:
-            self._flag(None, "rollback",
-                       f"the log has {self._tree.size} entries, fewer than the "
-                       f"{self._remembered[0]} verified before: it was rolled back")
+            self._flag(
+                None,
+                "rollback",
+                f"the log has {self._tree.size} entries, fewer than the "
+                f"{self._remembered[0]} verified before: it was rolled back",
+            )
         for checkpoint in self._pending:
-            self._flag(None, "checkpoint-beyond-log",
-                       f"checkpoint of size {checkpoint.size} covers more events than the "
-                       f"store holds ({self._tree.size}): events were deleted or truncated")
+            self._flag(
+                None,
+                "checkpoint-beyond-log",
+                f"checkpoint of size {checkpoint.size} covers more events than the "
+                f"store holds ({self._tree.size}): events were deleted or truncated",
+            )
         self._pending = []
         self.summary.unsealed_events = self._tree.size - self.summary.latest_size
         return self.findings
@@ -129,25 +145,38 @@ class LogAuditor:
                 note, signed = parse_note(stored.note), []
             checkpoint = Checkpoint.parse(note.text)
         except NoteError as error:
-            self._flag(position, "checkpoint-signature",
-                       f"checkpoint of size {stored.size}: {error}")
+            self._flag(
+                position, "checkpoint-signature", f"checkpoint of size {stored.size}: {error}"
+            )
             return
         if self._keys and not signed:
-            self._flag(position, "checkpoint-signature",
-                       f"checkpoint of size {stored.size} has no valid signature by a trusted "
-                       "log key")
+            self._flag(
+                position,
+                "checkpoint-signature",
+                f"checkpoint of size {stored.size} has no valid signature by a trusted log key",
+            )
             return
         if self._origin is not None and checkpoint.origin != self._origin:
-            self._flag(position, "checkpoint-origin",
-                       f"checkpoint origin {checkpoint.origin!r}, expected {self._origin!r}")
+            self._flag(
+                position,
+                "checkpoint-origin",
+                f"checkpoint origin {checkpoint.origin!r}, expected {self._origin!r}",
+            )
         if checkpoint.size != stored.size or checkpoint.root != stored.root:
-            self._flag(position, "checkpoint-mismatch",
-                       f"stored checkpoint row (size {stored.size}) differs from its signed note")
+            self._flag(
+                position,
+                "checkpoint-mismatch",
+                f"stored checkpoint row (size {stored.size}) differs from its signed note",
+            )
         if checkpoint.root != root:
-            self._flag(position, "checkpoint-root",
-                       f"the signed root at size {checkpoint.size} is not the root of the "
-                       f"events: expected {b64(root)}, signed {b64(checkpoint.root)}",
-                       expected=b64(root), actual=b64(checkpoint.root))
+            self._flag(
+                position,
+                "checkpoint-root",
+                f"the signed root at size {checkpoint.size} is not the root of the "
+                f"events: expected {b64(root)}, signed {b64(checkpoint.root)}",
+                expected=b64(root),
+                actual=b64(checkpoint.root),
+            )
             return
         self.summary.verified += 1
         self.summary.latest_size = checkpoint.size
@@ -157,10 +186,16 @@ class LogAuditor:
         if self._on_verified is not None:
             self._on_verified()
 
-    def _flag(self, position: int | None, check: str, message: str, *,
-              expected: str | None = None, actual: str | None = None) -> None:
-        self.findings.append(Finding(position, None, None, None, check, message,
-                                     expected, actual))
+    def _flag(
+        self,
+        position: int | None,
+        check: str,
+        message: str,
+        *,
+        expected: str | None = None,
+        actual: str | None = None,
+    ) -> None:
+        self.findings.append(Finding(position, None, None, None, check, message, expected, actual))
 
 
 def b64(data: bytes) -> str:

@@ -62,8 +62,11 @@ def check_page(rows: Sequence[Row]) -> bytes:
         value = clean_state(aggregate_id, version, event_type, state)
         if value is not None:
             record = record_bytes(aggregate_id, version, event_type, state)
-            flags[i] = CLEAN | LEAF | (ID_OK if own_id_ok(aggregate_id, event_type,
-                                                           value["payload"]) else 0)
+            flags[i] = (
+                CLEAN
+                | LEAF
+                | (ID_OK if own_id_ok(aggregate_id, event_type, value["payload"]) else 0)
+            )
             hashes.append(_sha256(record).digest())
             leaves.append(_sha256(_LEAF_PREFIX + record).digest())
             continue
@@ -105,8 +108,10 @@ def _read_frame(source: IO[bytes]) -> bytes:
 
 
 _LENGTH = struct.Struct("<Q")
-_CHILD = ("import sys; from ledger.tuning import tune_gc; tune_gc(); "
-          "from ledger.verify.pipeline import _serve; _serve(sys.stdin.buffer, sys.stdout.buffer)")
+_CHILD = (
+    "import sys; from ledger.tuning import tune_gc; tune_gc(); "
+    "from ledger.verify.pipeline import _serve; _serve(sys.stdin.buffer, sys.stdout.buffer)"
+)
 
 
 class Prechecker:
@@ -119,16 +124,22 @@ class Prechecker:
         package_root = str(Path(__file__).resolve().parents[2])  # where ledger is imported from
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (package_root, env.get("PYTHONPATH", "")) if p)
+            p for p in (package_root, env.get("PYTHONPATH", "")) if p
+        )
         self.broken = False
         self._process = subprocess.Popen(  # noqa: S603 - this interpreter, our own code
-            [sys.executable, "-c", _CHILD], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+            [sys.executable, "-c", _CHILD],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
         # Pages are written by a thread: while the child answers one page
         # (and waits for it to be read), the next can be on its way.
         self._outbox: queue.Queue[bytes | None] = queue.Queue(maxsize=IN_FLIGHT)
-        self._writer = threading.Thread(target=self._write, name="ledger-verify-precheck",
-                                        daemon=True)
+        self._writer = threading.Thread(
+            target=self._write, name="ledger-verify-precheck", daemon=True
+        )
         self._writer.start()
 
     def _write(self) -> None:
@@ -187,8 +198,9 @@ class Prechecker:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def pages(self, rows: Iterable[Row], errors: tuple[type[BaseException], ...],
-              page_size: int = PAGE) -> Iterator[tuple[list[Row], bytes | None]]:
+    def pages(
+        self, rows: Iterable[Row], errors: tuple[type[BaseException], ...], page_size: int = PAGE
+    ) -> Iterator[tuple[list[Row], bytes | None]]:
         """``rows`` in order, a page at a time, each page with what this
         process found of it (see :func:`check_page`; None if it has not
         said). Pages are sent ahead; an error of ``errors`` raised by

@@ -89,8 +89,15 @@ class ProofStoreAuditor(LogAuditor):
     """A :class:`LogAuditor` that also checks the stored leaves, nodes and
     state; feed it with :meth:`add_event` / :meth:`add_event_leaf`."""
 
-    def __init__(self, checkpoints: Sequence[StoredCheckpoint], log_keys: Sequence[Verifier],
-                 origin: str | None = None, *, stored: LogStore, **options: Any) -> None:
+    def __init__(
+        self,
+        checkpoints: Sequence[StoredCheckpoint],
+        log_keys: Sequence[Verifier],
+        origin: str | None = None,
+        *,
+        stored: LogStore,
+        **options: Any,
+    ) -> None:
         """``stored``: the log store whose tables are checked; ``options``
         go to :class:`LogAuditor` (``remembered``, ...)."""
         super().__init__(checkpoints, log_keys, origin, **options)
@@ -104,8 +111,9 @@ class ProofStoreAuditor(LogAuditor):
             self._state = stored.stored_state()
             size = 0 if self._state is None else self._state[0]
             if not _is_index(size) or size < 0:
-                self._proof(None, "stored-state",
-                            f"tlog_state row: size {size!r} is not a tree size")
+                self._proof(
+                    None, "stored-state", f"tlog_state row: size {size!r} is not a tree size"
+                )
                 size = 0
             self._size = size
             self._leaves = _Rows(lambda after: stored.stored_leaves(after, PAGE))
@@ -117,9 +125,12 @@ class ProofStoreAuditor(LogAuditor):
     def _cannot_read(self, position: int | None, error: Exception) -> None:
         """A table that cannot be read (dropped, a column of another type...)
         ends the check of the proof store with a finding."""
-        self._proof(position, "stored-state",
-                    f"a tlog_leaves, tlog_nodes or tlog_state row cannot be read: "
-                    f"{type(error).__name__}: {error}"[:300])
+        self._proof(
+            position,
+            "stored-state",
+            f"a tlog_leaves, tlog_nodes or tlog_state row cannot be read: "
+            f"{type(error).__name__}: {error}"[:300],
+        )
         self._size = min(self._size, self._tree.size)
         self._unreadable = True
 
@@ -128,8 +139,7 @@ class ProofStoreAuditor(LogAuditor):
         """The next entry: an event and its record bytes."""
         self.add_event_leaf(position, aggregate_id, version, merkle.leaf_hash(record))
 
-    def add_event_leaf(self, position: int, aggregate_id: str, version: int,
-                       leaf: bytes) -> None:
+    def add_event_leaf(self, position: int, aggregate_id: str, version: int, leaf: bytes) -> None:
         """The next entry: an event and its leaf hash."""
         tree = self._tree
         index = tree.size
@@ -144,8 +154,9 @@ class ProofStoreAuditor(LogAuditor):
         if tree.size == self._watch:
             self._reached(position)
 
-    def _compare(self, index: int, position: int, aggregate_id: str, version: int,
-                 completed: list[bytes]) -> None:
+    def _compare(
+        self, index: int, position: int, aggregate_id: str, version: int, completed: list[bytes]
+    ) -> None:
         """Leaf ``index`` (the event at ``position``) and the hashes of the
         subtrees its append completed (level 0 first), against the stored
         rows."""
@@ -184,19 +195,31 @@ class ProofStoreAuditor(LogAuditor):
                 self._extra_leaf(row, position)
                 continue
             if row is None or row[0] > index:
-                self._proof(position, "stored-leaf",
-                            f"tlog_leaves row of leaf {index} is missing", aggregate_id, version,
-                            expected=expected, actual="no row")
+                self._proof(
+                    position,
+                    "stored-leaf",
+                    f"tlog_leaves row of leaf {index} is missing",
+                    aggregate_id,
+                    version,
+                    expected=expected,
+                    actual="no row",
+                )
                 return
             self._leaves.at += 1
             if row[0] < index:
                 self._extra_leaf(row, position)
                 continue
             if row[1:] != (position, aggregate_id, version):
-                self._proof(position, "stored-leaf",
-                            f"tlog_leaves row of leaf {index} names another event than the one "
-                            f"at its index", aggregate_id, version, expected=expected,
-                            actual=f"position {row[1]!r}, {row[2]!r} v{row[3]!r}")
+                self._proof(
+                    position,
+                    "stored-leaf",
+                    f"tlog_leaves row of leaf {index} names another event than the one "
+                    f"at its index",
+                    aggregate_id,
+                    version,
+                    expected=expected,
+                    actual=f"position {row[1]!r}, {row[2]!r} v{row[3]!r}",
+                )
             return
 
     def _node_differs(self, level: int, index: int, hash_: bytes, position: int | None) -> None:
@@ -209,31 +232,46 @@ class ProofStoreAuditor(LogAuditor):
                 self._extra_node(level, row, position)
                 continue
             if row is None or row[0] > index:
-                self._proof(position, "stored-node",
-                            f"{where} is missing (recomputed {hash_.hex()})",
-                            expected=hash_.hex(), actual="no row")
+                self._proof(
+                    position,
+                    "stored-node",
+                    f"{where} is missing (recomputed {hash_.hex()})",
+                    expected=hash_.hex(),
+                    actual="no row",
+                )
                 return
             rows.at += 1
             if row[0] < index:
                 self._extra_node(level, row, position)
                 continue
             if row[1] != hash_:
-                self._proof(position, "stored-node",
-                            f"{where} differs from the hash recomputed from the events: "
-                            f"stored {_hex(row[1])}, recomputed {hash_.hex()}",
-                            expected=hash_.hex(), actual=_hex(row[1]))
+                self._proof(
+                    position,
+                    "stored-node",
+                    f"{where} differs from the hash recomputed from the events: "
+                    f"stored {_hex(row[1])}, recomputed {hash_.hex()}",
+                    expected=hash_.hex(),
+                    actual=_hex(row[1]),
+                )
             return
 
     def _extra_leaf(self, row: Any, position: int | None, why: str = "") -> None:
-        self._proof(position, "stored-leaf",
-                    f"tlog_leaves row of leaf {row[0]!r} is extra{why}",
-                    expected="no row",
-                    actual=f"position {row[1]!r}, {row[2]!r} v{row[3]!r}")
+        self._proof(
+            position,
+            "stored-leaf",
+            f"tlog_leaves row of leaf {row[0]!r} is extra{why}",
+            expected="no row",
+            actual=f"position {row[1]!r}, {row[2]!r} v{row[3]!r}",
+        )
 
     def _extra_node(self, level: Any, row: Any, position: int | None, why: str = "") -> None:
-        self._proof(position, "stored-node",
-                    f"tlog_nodes row level {level!r} index {row[0]!r} is extra{why}",
-                    expected="no row", actual=_hex(row[1]))
+        self._proof(
+            position,
+            "stored-node",
+            f"tlog_nodes row level {level!r} index {row[0]!r} is extra{why}",
+            expected="no row",
+            actual=_hex(row[1]),
+        )
 
     def _check_state(self, position: int | None) -> None:
         """The tree has reached the stored size: ``tlog_state`` must hold it."""
@@ -242,31 +280,46 @@ class ProofStoreAuditor(LogAuditor):
         _, last_position, text = self._state
         expected_last = 0 if self._size == 0 else position
         if self._size and last_position != expected_last:
-            self._proof(position, "stored-state",
-                        f"tlog_state row: last position {last_position!r} is not the position of "
-                        f"leaf {self._size - 1}", expected=str(expected_last),
-                        actual=repr(last_position))
+            self._proof(
+                position,
+                "stored-state",
+                f"tlog_state row: last position {last_position!r} is not the position of "
+                f"leaf {self._size - 1}",
+                expected=str(expected_last),
+                actual=repr(last_position),
+            )
         try:
             frontier = merkle.CompactRange.from_json(json.loads(text))
         except (TypeError, ValueError) as error:
-            self._proof(position, "stored-state",
-                        f"tlog_state row: the frontier cannot be read: {error}")
+            self._proof(
+                position, "stored-state", f"tlog_state row: the frontier cannot be read: {error}"
+            )
             return
         if frontier == self._tree:
             return
         if frontier.size != self._tree.size:
-            self._proof(position, "stored-state",
-                        f"tlog_state row: the frontier is of {frontier.size} leaves, the row's "
-                        f"size {self._size}", expected=str(self._size), actual=str(frontier.size))
+            self._proof(
+                position,
+                "stored-state",
+                f"tlog_state row: the frontier is of {frontier.size} leaves, the row's "
+                f"size {self._size}",
+                expected=str(self._size),
+                actual=str(frontier.size),
+            )
             return
         for (level, index, want), (_, _, got) in zip(
-                self._tree.subtrees(), frontier.subtrees(), strict=True):
+            self._tree.subtrees(), frontier.subtrees(), strict=True
+        ):
             if want != got:
-                self._proof(position, "stored-state",
-                            f"tlog_state row: the frontier's subtree level {level} index {index} "
-                            f"({_span(level, index)}) differs from the hash recomputed from "
-                            f"the events: stored {got.hex()}, recomputed {want.hex()}",
-                            expected=want.hex(), actual=got.hex())
+                self._proof(
+                    position,
+                    "stored-state",
+                    f"tlog_state row: the frontier's subtree level {level} index {index} "
+                    f"({_span(level, index)}) differs from the hash recomputed from "
+                    f"the events: stored {got.hex()}, recomputed {want.hex()}",
+                    expected=want.hex(),
+                    actual=got.hex(),
+                )
                 return
 
     # -- the end --------------------------------------------------------------
@@ -287,9 +340,14 @@ class ProofStoreAuditor(LogAuditor):
     def _read_the_rest(self) -> None:
         events = self._tree.size
         if events < self._size:
-            self._proof(None, "stored-state",
-                        f"tlog_state row: the stored tree has {self._size} leaves, the store "
-                        f"{events} events", expected=str(events), actual=str(self._size))
+            self._proof(
+                None,
+                "stored-state",
+                f"tlog_state row: the stored tree has {self._size} leaves, the store "
+                f"{events} events",
+                expected=str(events),
+                actual=str(self._size),
+            )
         # What a running server appended while this audit ran is beyond the
         # size checked, but not beyond the tree it has now.
         state = self._stored.stored_state()
@@ -322,17 +380,26 @@ class ProofStoreAuditor(LogAuditor):
                 elif last >= grown:
                     self._extra_node(level, row, None, beyond)
 
-    def _proof(self, position: int | None, check: str, message: str,
-               aggregate_id: str | None = None, version: int | None = None, *,
-               expected: str | None = None, actual: str | None = None) -> None:
+    def _proof(
+        self,
+        position: int | None,
+        check: str,
+        message: str,
+        aggregate_id: str | None = None,
+        version: int | None = None,
+        *,
+        expected: str | None = None,
+        actual: str | None = None,
+    ) -> None:
         self.proof_total += 1
         # (a damaged events row may hand in an id or a version of another
         # type: the message says what it was; the finding's fields stay JSON)
         aggregate_id = aggregate_id if isinstance(aggregate_id, str) else None
         version = version if type(version) is int else None
         if len(self.proof_findings) < KEPT:
-            self.proof_findings.append(Finding(position, aggregate_id, version, None, check,
-                                               message, expected, actual))
+            self.proof_findings.append(
+                Finding(position, aggregate_id, version, None, check, message, expected, actual)
+            )
 
     @property
     def dropped(self) -> int:

@@ -53,9 +53,10 @@ def verify_provenance(bundle: dict[str, Any], policy: Policy) -> Provenance:
         raise ProvenanceError(f"checkpoint: {error}") from None
     if not checked.ok:
         raise ProvenanceError(
-            f"checkpoint is cosigned by {sorted(checked.cosigners)}: the policy's quorum is "
-            "not met" if not checked.quorum_met else
-            f"forged cosignatures: {checked.invalid_cosigners}")
+            f"checkpoint is cosigned by {sorted(checked.cosigners)}: the policy's quorum is not met"
+            if not checked.quorum_met
+            else f"forged cosignatures: {checked.invalid_cosigners}"
+        )
     result = Provenance(unit_id, checked.checkpoint.size, sorted(checked.cosigners))
     previous = codec.ZERO_HASH
     holder: str | None = None
@@ -71,25 +72,37 @@ def verify_provenance(bundle: dict[str, Any], policy: Policy) -> Provenance:
         if parsed.get("aggregate_id") != unit_id or parsed.get("version") != number:
             raise ProvenanceError(f"event {number}: not version {number} of unit {unit_id}")
         if parsed.get("prev_hash") != previous:
-            raise ProvenanceError(f"event {number}: prev_hash does not link to the previous "
-                                  "event (history incomplete or altered)")
+            raise ProvenanceError(
+                f"event {number}: prev_hash does not link to the previous "
+                "event (history incomplete or altered)"
+            )
         if proof.checkpoint != checked.checkpoint:
             raise ProvenanceError(f"event {number}: proven against another checkpoint")
         try:
-            merkle.verify_inclusion(merkle.leaf_hash(record), proof.index,
-                                    checked.checkpoint.size, proof.inclusion,
-                                    checked.checkpoint.root)
+            merkle.verify_inclusion(
+                merkle.leaf_hash(record),
+                proof.index,
+                checked.checkpoint.size,
+                proof.inclusion,
+                checked.checkpoint.root,
+            )
         except merkle.ProofError as error:
             raise ProvenanceError(f"event {number}: not in the log: {error}") from None
         previous = hashlib.sha256(record).hexdigest()
         holder = _holder_after(parsed, holder)
         payload = parsed.get("payload", {})
-        result.history.append({
-            "version": number, "type": parsed.get("type"), "at": parsed.get("timestamp"),
-            "holder": holder, "price": payload.get("price"),
-            "channel": payload.get("channel"), "leaf_index": proof.index,
-            "event_hash": previous,
-        })
+        result.history.append(
+            {
+                "version": number,
+                "type": parsed.get("type"),
+                "at": parsed.get("timestamp"),
+                "holder": holder,
+                "price": payload.get("price"),
+                "channel": payload.get("channel"),
+                "leaf_index": proof.index,
+                "event_hash": previous,
+            }
+        )
     return result
 
 

@@ -127,27 +127,35 @@ def _members_lines(v: str, expected: Mapping[str, Check], env: _Env, indent: str
     if not order:
         return _members_lines_by_key(v, expected, env, indent)
     names = [env.variable() for _ in order]
-    lines = [f"{indent}if type({v}) is dict and tuple({v}) == {env.name(order)}:",
-             f"{indent}    {', '.join(names)}{',' if len(names) == 1 else ''} = {v}.values()"]
+    lines = [
+        f"{indent}if type({v}) is dict and tuple({v}) == {env.name(order)}:",
+        f"{indent}    {', '.join(names)}{',' if len(names) == 1 else ''} = {v}.values()",
+    ]
     for name, key in zip(names, order, strict=True):
         lines += _lines(expected[key], name, env, indent + "    ")
     lines.append(f"{indent}else:")
     return lines + _members_lines_by_key(v, expected, env, indent + "    ")
 
 
-def _members_lines_by_key(v: str, expected: Mapping[str, Check], env: _Env,
-                          indent: str) -> list[str]:
+def _members_lines_by_key(
+    v: str, expected: Mapping[str, Check], env: _Env, indent: str
+) -> list[str]:
     every = frozenset(expected)
     required = frozenset(k for k, c in expected.items() if not isinstance(c, Optional))
-    keys = (f"{v}.keys() != {env.name(every)}" if required == every
-            else f"not {env.name(required)} <= {v}.keys() <= {env.name(every)}")
+    keys = (
+        f"{v}.keys() != {env.name(every)}"
+        if required == every
+        else f"not {env.name(required)} <= {v}.keys() <= {env.name(every)}"
+    )
     lines = [f"{indent}if type({v}) is not dict or {keys}:", f"{indent}    return False"]
     for key, check in expected.items():
         item = env.variable()
         if isinstance(check, Optional):
-            lines += [f"{indent}{item} = {v}.get({key!r}, {env.name(_ABSENT)})",
-                      f"{indent}if {item} is not {env.name(_ABSENT)}:",
-                      *_lines(check.check, item, env, indent + "    ")]
+            lines += [
+                f"{indent}{item} = {v}.get({key!r}, {env.name(_ABSENT)})",
+                f"{indent}if {item} is not {env.name(_ABSENT)}:",
+                *_lines(check.check, item, env, indent + "    "),
+            ]
         else:
             lines += [f"{indent}{item} = {v}[{key!r}]", *_lines(check, item, env, indent)]
     return lines
@@ -160,8 +168,11 @@ def _members_inline(v: str, expected: Mapping[str, Check], env: _Env) -> str:
     """:func:`members` returning None, as one expression."""
     every = frozenset(expected)
     required = frozenset(k for k, c in expected.items() if not isinstance(c, Optional))
-    keys = (f"{v}.keys() == {env.name(every)}" if required == every
-            else f"{env.name(required)} <= {v}.keys() <= {env.name(every)}")
+    keys = (
+        f"{v}.keys() == {env.name(every)}"
+        if required == every
+        else f"{env.name(required)} <= {v}.keys() <= {env.name(every)}"
+    )
     terms = [f"type({v}) is dict", keys]
     for key, check in expected.items():
         item = f"{v}[{key!r}]"
@@ -170,6 +181,7 @@ def _members_inline(v: str, expected: Mapping[str, Check], env: _Env) -> str:
         else:
             terms.append(_inline(check, item, env))
     return f"({' and '.join(terms)})"
+
 
 BPS = 10_000
 CURRENCY_PATTERN = re.compile(r"[A-Z]{3}")
@@ -196,8 +208,7 @@ def members(value: Any, expected: Mapping[str, Check], what: str) -> str | None:
     if not isinstance(value, dict):
         return f"{what} is not an object"
     if value.keys() != expected.keys():
-        missing = [k for k, c in expected.items()
-                   if k not in value and not isinstance(c, Optional)]
+        missing = [k for k, c in expected.items() if k not in value and not isinstance(c, Optional)]
         if missing:
             return f"{what} lacks member(s) {', '.join(sorted(missing))}"
         extra = [k for k in value if k not in expected]
@@ -236,8 +247,11 @@ def text(*, no_slash: bool = False, empty_ok: bool = False) -> Check:
         return None
 
     def inline(v: str, _env: _Env) -> str:
-        terms = [f"type({v}) is str", *(() if empty_ok else (v,)),
-                 *((f"'/' not in {v}",) if no_slash else ())]
+        terms = [
+            f"type({v}) is str",
+            *(() if empty_ok else (v,)),
+            *((f"'/' not in {v}",) if no_slash else ()),
+        ]
         return f"({' and '.join(terms)})"
 
     _register(check, inline)
@@ -277,8 +291,11 @@ def nullable(check: Check) -> Check:
     def inner(value: Any) -> str | None:
         return None if value is None else check(value)
 
-    _register(inner, lambda v, env: f"({v} is None or {_inline(check, v, env)})",
-              float_free=check in _FLOAT_FREE)
+    _register(
+        inner,
+        lambda v, env: f"({v} is None or {_inline(check, v, env)})",
+        float_free=check in _FLOAT_FREE,
+    )
     return inner
 
 
@@ -320,15 +337,19 @@ def list_of(check: Check, *, min_len: int = 0) -> Check:
 
     def inline(v: str, env: _Env) -> str:
         item = env.variable()
-        return (f"(type({v}) is list and len({v}) >= {min_len} and "
-                f"all({_inline(check, item, env)} for {item} in {v}))")
+        return (
+            f"(type({v}) is list and len({v}) >= {min_len} and "
+            f"all({_inline(check, item, env)} for {item} in {v}))"
+        )
 
     def lines(v: str, env: _Env, indent: str) -> list[str]:
         item = env.variable()
-        return [f"{indent}if type({v}) is not list or len({v}) < {min_len}:",
-                f"{indent}    return False",
-                f"{indent}for {item} in {v}:",
-                *_lines(check, item, env, indent + "    ")]
+        return [
+            f"{indent}if type({v}) is not list or len({v}) < {min_len}:",
+            f"{indent}    return False",
+            f"{indent}for {item} in {v}:",
+            *_lines(check, item, env, indent + "    "),
+        ]
 
     _register(inner, inline, float_free=check in _FLOAT_FREE)
     _LINES[inner] = lines
@@ -340,8 +361,11 @@ def shape(expected: Mapping[str, Check]) -> Check:
         problem = members(value, expected, "")
         return None if problem is None else problem.lstrip(". ")
 
-    _register(check, lambda v, env: _members_inline(v, expected, env),
-              float_free=all(_unwrap(c) in _FLOAT_FREE for c in expected.values()))
+    _register(
+        check,
+        lambda v, env: _members_inline(v, expected, env),
+        float_free=all(_unwrap(c) in _FLOAT_FREE for c in expected.values()),
+    )
     _LINES[check] = lambda v, env, indent: _members_lines(v, expected, env, indent)
     return check
 
@@ -404,19 +428,23 @@ _register(obj, lambda v, _env: f"(type({v}) is dict)", float_free=False)
 
 def _money_inline(v: str, env: _Env) -> str:
     currency_ok = _matches(CURRENCY_PATTERN, f"{v}['currency']", env)
-    return (f"(type({v}) is dict and {v}.keys() == {env.name(_MONEY_KEYS)} "
-            f"and type({v}['amount']) is int and 0 <= {v}['amount'] <= {SAFE_INTEGER_MAX} "
-            f"and {currency_ok})")
+    return (
+        f"(type({v}) is dict and {v}.keys() == {env.name(_MONEY_KEYS)} "
+        f"and type({v}['amount']) is int and 0 <= {v}['amount'] <= {SAFE_INTEGER_MAX} "
+        f"and {currency_ok})"
+    )
 
 
 _register(money, _money_inline)
 
 
 def _part_ok(part: str, env: _Env) -> str:
-    return (f"(type({part}) is dict and {part}.keys() == {env.name(_PART_KEYS)} "
-            f"and type({part}['recipient']) is str and len({part}['recipient']) > 0 "
-            f"and type({part}['role']) is str and {part}['role'] in {env.name(ROLES)} "
-            f"and type({part}['amount']) is int and 0 <= {part}['amount'] <= {SAFE_INTEGER_MAX})")
+    return (
+        f"(type({part}) is dict and {part}.keys() == {env.name(_PART_KEYS)} "
+        f"and type({part}['recipient']) is str and len({part}['recipient']) > 0 "
+        f"and type({part}['role']) is str and {part}['role'] in {env.name(ROLES)} "
+        f"and type({part}['amount']) is int and 0 <= {part}['amount'] <= {SAFE_INTEGER_MAX})"
+    )
 
 
 def _split_inline(v: str, env: _Env) -> str:
@@ -427,7 +455,8 @@ def _split_inline(v: str, env: _Env) -> str:
 def _split_lines(v: str, env: _Env, indent: str) -> list[str]:
     part, amount, recipient, role = (env.variable() for _ in range(4))
     return [
-        f"{indent}if type({v}) is not list or not {v}:", f"{indent}    return False",
+        f"{indent}if type({v}) is not list or not {v}:",
+        f"{indent}    return False",
         f"{indent}for {part} in {v}:",
         f"{indent}    if type({part}) is dict and tuple({part}) == {env.name(_PART_ORDER)}:",
         f"{indent}        {amount}, {recipient}, {role} = {part}.values()",
@@ -466,8 +495,9 @@ _LINES[split] = _split_lines
 
 creators = list_of(shape({"id": text(), "share_bps": bps}), min_len=1)
 
-EARLY_BIRD = shape({"quantity": integer(1), "price": money, "opens_at": timestamp,
-                    "closes_at": timestamp})
+EARLY_BIRD = shape(
+    {"quantity": integer(1), "price": money, "opens_at": timestamp, "closes_at": timestamp}
+)
 
 PAYLOADS: dict[str, dict[str, Check]] = {
     "good.minted": {"definition": obj, "fingerprint": hex64},
@@ -577,8 +607,12 @@ PAYLOADS: dict[str, dict[str, Check]] = {
     },
     "stock.codes-imported": {"batch_id": uuid_text, "refs": list_of(code_ref, min_len=1)},
     "stock.code-returned": {"ref": code_ref, "refund_id": uuid_text},
-    "code.imported": {"ref": code_ref, "good_id": uuid_text, "tier": identifier,
-                      "batch_id": uuid_text},
+    "code.imported": {
+        "ref": code_ref,
+        "good_id": uuid_text,
+        "tier": identifier,
+        "batch_id": uuid_text,
+    },
     "code.bound": {"unit_id": uuid_text, "sale_id": uuid_text},
     "code.delivered": {"unit_id": uuid_text, "holder": identifier},
     "code.redeemed": {"unit_id": uuid_text, "holder": identifier, "redeemer": identifier},
@@ -628,9 +662,11 @@ def payload_problem(event_type: str, payload: Any) -> str | None:
 def _compile(types: Mapping[str, Mapping[str, Check]]) -> dict[str, Callable[[Any], object]]:
     env = _Env()
     source = "".join(
-        "\n".join([f"def _ok{n}(p):", *_members_lines("p", expected, env, "    "),
-                   "    return True\n"])
-        for n, expected in enumerate(types.values()))
+        "\n".join(
+            [f"def _ok{n}(p):", *_members_lines("p", expected, env, "    "), "    return True\n"]
+        )
+        for n, expected in enumerate(types.values())
+    )
     # Generated from the declarations above only: no data goes into the source.
     exec(compile(source, "<ledger.verify.schema fast checks>", "exec"), env.namespace)  # noqa: S102
     return {event_type: env.namespace[f"_ok{n}"] for n, event_type in enumerate(types)}
@@ -717,11 +753,14 @@ def definition_rule_problems(definition: Any) -> list[str]:  # noqa: PLR0912 - o
         if early is None:
             continue
         if early["quantity"] > tier["quota"]:
-            problems.append(f"tier {tier['name']!r}: the early bird's quantity "
-                            f"{early['quantity']} exceeds the quota {tier['quota']}")
+            problems.append(
+                f"tier {tier['name']!r}: the early bird's quantity "
+                f"{early['quantity']} exceeds the quota {tier['quota']}"
+            )
         if early["price"]["currency"] != spec["currency"]:
-            problems.append(f"tier {tier['name']!r}: the early bird's price is not in "
-                            f"{spec['currency']}")
+            problems.append(
+                f"tier {tier['name']!r}: the early bird's price is not in {spec['currency']}"
+            )
         if early["closes_at"] <= early["opens_at"]:
             problems.append(f"tier {tier['name']!r}: the early bird closes before it opens")
     if spec["edition"]["policy"] == "absolute":

@@ -40,10 +40,15 @@ _ROW_ERRORS = (Exception,)
 
 
 def verify_store(  # noqa: C901, PLR0912, PLR0915 - issue 13 step 3 splits the verifier
-    url: DatabaseURL, progress: Progress | None = None, *,
-    log_keys: Sequence[NoteVerifier] = (), origin: str | None = None,
-    policy: Policy | None = None, remembered: tuple[int, str] | None = None,
-    parallel: bool | None = None, max_unsigned_age: float = UNSIGNED_AGE_DEFAULT,
+    url: DatabaseURL,
+    progress: Progress | None = None,
+    *,
+    log_keys: Sequence[NoteVerifier] = (),
+    origin: str | None = None,
+    policy: Policy | None = None,
+    remembered: tuple[int, str] | None = None,
+    parallel: bool | None = None,
+    max_unsigned_age: float = UNSIGNED_AGE_DEFAULT,
 ) -> Report:
     """Verify every stored event, in commit order, and every signed
     checkpoint of the global log against those events.
@@ -84,7 +89,8 @@ def verify_store(  # noqa: C901, PLR0912, PLR0915 - issue 13 step 3 splits the v
             stored = reader.max_position()
         except Exception as error:  # no events table: this is no ledger store
             raise StoreUnreadableError(
-                f"cannot read a ledger store at {url.display()}: {_why(error)}") from None
+                f"cannot read a ledger store at {url.display()}: {_why(error)}"
+            ) from None
         if parallel is None:
             parallel = (os.cpu_count() or 1) > 1 and stored >= PARALLEL_FROM
         verifier = Verifier(memory=DEFAULT_BUDGET - CHILD_MEMORY) if parallel else Verifier()
@@ -95,9 +101,14 @@ def verify_store(  # noqa: C901, PLR0912, PLR0915 - issue 13 step 3 splits the v
             stored_checkpoints, unreadable_checkpoints = checkpoints
             # The log's checkpoints against the events, and the stored tree
             # the server proves from against the tree of the events.
-            auditor = ProofStoreAuditor(stored_checkpoints, log_keys, origin,
-                                        remembered=remembered,
-                                        on_verified=verifier.mark_signed, stored=log)
+            auditor = ProofStoreAuditor(
+                stored_checkpoints,
+                log_keys,
+                origin,
+                remembered=remembered,
+                on_verified=verifier.mark_signed,
+                stored=log,
+            )
             auditor.findings.extend(unreadable_checkpoints)
         feed = verifier.feed_stored
         add = None if auditor is None else auditor.add_event
@@ -112,9 +123,14 @@ def verify_store(  # noqa: C901, PLR0912, PLR0915 - issue 13 step 3 splits the v
                     # spliced them: the log's leaf is the same bytes.
                     record = feed(position, aggregate_id, version, event_type, state)
                     if add is not None:
-                        add(position, aggregate_id, version,
-                            record if record is not None else
-                            _record(aggregate_id, version, event_type, state))
+                        add(
+                            position,
+                            aggregate_id,
+                            version,
+                            record
+                            if record is not None
+                            else _record(aggregate_id, version, event_type, state),
+                        )
                     last = position
                     done += 1
                     if progress is not None and done % PROGRESS_EVERY == 0:
@@ -131,20 +147,33 @@ def verify_store(  # noqa: C901, PLR0912, PLR0915 - issue 13 step 3 splits the v
                         flags = result[i]
                         if flags & CLEAN:
                             at = n + i * HASH_SIZE
-                            feed_checked(position, aggregate_id, version, event_type, state,
-                                         result[at:at + HASH_SIZE], bool(flags & ID_OK))
+                            feed_checked(
+                                position,
+                                aggregate_id,
+                                version,
+                                event_type,
+                                state,
+                                result[at : at + HASH_SIZE],
+                                bool(flags & ID_OK),
+                            )
                             record = None
                         else:
                             record = feed(position, aggregate_id, version, event_type, state)
                         if add is not None and add_leaf is not None:
                             if flags & LEAF:
                                 at = n * (1 + HASH_SIZE) + i * HASH_SIZE
-                                add_leaf(position, aggregate_id, version,
-                                         result[at:at + HASH_SIZE])
+                                add_leaf(
+                                    position, aggregate_id, version, result[at : at + HASH_SIZE]
+                                )
                             else:
-                                add(position, aggregate_id, version,
-                                    record if record is not None else
-                                    _record(aggregate_id, version, event_type, state))
+                                add(
+                                    position,
+                                    aggregate_id,
+                                    version,
+                                    record
+                                    if record is not None
+                                    else _record(aggregate_id, version, event_type, state),
+                                )
                         last = position
                         done += 1
                         if progress is not None and done % PROGRESS_EVERY == 0:
@@ -152,7 +181,8 @@ def verify_store(  # noqa: C901, PLR0912, PLR0915 - issue 13 step 3 splits the v
         except _ROW_ERRORS as error:
             after = "the start" if last is None else f"position {last}"
             verifier.report_unreadable(
-                None, f"the stored events cannot be read after {after}: {_why(error)}")
+                None, f"the stored events cannot be read after {after}: {_why(error)}"
+            )
         else:
             if auditor is not None:  # the stored rows no event reached, while the store is open
                 auditor.read_the_rest()
@@ -171,18 +201,34 @@ def verify_store(  # noqa: C901, PLR0912, PLR0915 - issue 13 step 3 splits the v
         report.findings_total += len(findings) + auditor.dropped
         report.log = summary.to_json()
     elif remembered is not None:
-        report.findings.append(Finding(None, None, None, None, "rollback",
-                                       "the store has no log, but one was verified before"))
+        report.findings.append(
+            Finding(
+                None,
+                None,
+                None,
+                None,
+                "rollback",
+                "the store has no log, but one was verified before",
+            )
+        )
         report.findings_total += 1
     if signed_asked:
-        _add(report, _signing_findings(
-            verifier, report.events, None if auditor is None else auditor.summary,
-            max_unsigned_age, "the store has no log tables" if auditor is None else ""))
+        _add(
+            report,
+            _signing_findings(
+                verifier,
+                report.events,
+                None if auditor is None else auditor.summary,
+                max_unsigned_age,
+                "the store has no log tables" if auditor is None else "",
+            ),
+        )
     return report
 
 
-def _signing_findings(verifier: Verifier, events: int, summary: LogSummary | None,
-                      max_age: float, why: str = "") -> list[Finding]:
+def _signing_findings(
+    verifier: Verifier, events: int, summary: LogSummary | None, max_age: float, why: str = ""
+) -> list[Finding]:
     """What an auditor who named a log key or a policy is told of a log
     that is not (all) signed: no checkpoint over its events at all, or an
     event left outside every verified checkpoint for longer than
@@ -190,12 +236,20 @@ def _signing_findings(verifier: Verifier, events: int, summary: LogSummary | Non
     if not events:
         return []
     if summary is None or not summary.checkpoints:
-        return [Finding(None, None, None, None, "no-checkpoint",
-                        f"the log has {events} events and no checkpoint"
-                        f"{f' ({why})' if why else ''}: nothing of it is signed by a log key "
-                        "(a server signs within seconds, and never removes a checkpoint)",
-                        expected=">= 1 checkpoint",
-                        actual="0")]
+        return [
+            Finding(
+                None,
+                None,
+                None,
+                None,
+                "no-checkpoint",
+                f"the log has {events} events and no checkpoint"
+                f"{f' ({why})' if why else ''}: nothing of it is signed by a log key "
+                "(a server signs within seconds, and never removes a checkpoint)",
+                expected=">= 1 checkpoint",
+                actual="0",
+            )
+        ]
     found = verifier.unsigned_finding(max_age)
     return [] if found is None else [found]
 
@@ -219,16 +273,20 @@ def _rows(reader: RecordReader) -> Iterator[Row]:  # noqa: PLR0912 - measured fa
     verifier to report at its row."""
     recorder: Any = reader.recorder
     datastore: Any = getattr(recorder, "datastore", None)
-    if not (type(recorder).__module__ == "eventsourcing.sqlite"
-            and getattr(datastore, "originator_id_type", None) == "uuid"
-            and isinstance(getattr(recorder, "events_table_name", None), str)):
+    if not (
+        type(recorder).__module__ == "eventsourcing.sqlite"
+        and getattr(datastore, "originator_id_type", None) == "uuid"
+        and isinstance(getattr(recorder, "events_table_name", None), str)
+    ):
         for row in reader:
             yield row.position, row.aggregate_id, row.version, row.event_type, row.state
         return
     # As the library's select_notifications, less the columns it does not need.
     table = recorder.events_table_name
-    statement = ("SELECT rowid, originator_id, originator_version, topic, state FROM "  # noqa: S608
-                 f"{table} WHERE rowid>=? ORDER BY rowid LIMIT ?")
+    statement = (
+        "SELECT rowid, originator_id, originator_version, topic, state FROM "  # noqa: S608
+        f"{table} WHERE rowid>=? ORDER BY rowid LIMIT ?"
+    )
     convert = recorder.convert_originator_id
     formatted: dict[str, str] = {}  # ids recur (a stock's in each of its events)
     start = 1
@@ -254,8 +312,11 @@ def _rows(reader: RecordReader) -> Iterator[Row]:  # noqa: PLR0912 - measured fa
         for position, originator_id, version, event_type, state in fetched:
             aggregate_id = formatted.get(originator_id) if type(originator_id) is str else None
             if aggregate_id is None:
-                if (type(originator_id) is str and len(originator_id) == 32
-                        and not originator_id.strip(_HEX_DIGITS)):
+                if (
+                    type(originator_id) is str
+                    and len(originator_id) == 32
+                    and not originator_id.strip(_HEX_DIGITS)
+                ):
                     h = originator_id  # what str(UUID(h)) gives, without the UUID
                     aggregate_id = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
                     formatted[h] = aggregate_id
@@ -278,12 +339,16 @@ def _rows(reader: RecordReader) -> Iterator[Row]:  # noqa: PLR0912 - measured fa
 def _rows_one_by_one(cursor: Any, table: str, start: int) -> list[tuple[Any, ...]]:
     """A page of stored rows, each read alone; a text value that is no
     UTF-8 is read as its bytes (which no id, type or version is)."""
-    cursor.execute(f"SELECT rowid FROM {table} WHERE rowid>=? ORDER BY rowid LIMIT ?",  # noqa: S608
-                   (start, _PAGE))
+    cursor.execute(
+        f"SELECT rowid FROM {table} WHERE rowid>=? ORDER BY rowid LIMIT ?",  # noqa: S608
+        (start, _PAGE),
+    )
     rowids = [row[0] for row in cursor.fetchall()]
     names = ("originator_id", "originator_version", "topic", "state")
-    columns = ", ".join(f"typeof({c}), CASE WHEN typeof({c})='text' THEN CAST({c} AS BLOB) "
-                        f"ELSE {c} END" for c in names)
+    columns = ", ".join(
+        f"typeof({c}), CASE WHEN typeof({c})='text' THEN CAST({c} AS BLOB) ELSE {c} END"
+        for c in names
+    )
     rows = []
     for rowid in rowids:
         cursor.execute(f"SELECT {columns} FROM {table} WHERE rowid=?", (rowid,))  # noqa: S608
@@ -329,7 +394,8 @@ def _open(url: DatabaseURL) -> Iterator[RecordReader]:
         raise
     except Exception as error:
         raise StoreUnreadableError(
-            f"cannot read a ledger store at {url.display()}: {_why(error)}") from None
+            f"cannot read a ledger store at {url.display()}: {_why(error)}"
+        ) from None
     with reader:
         yield reader
 
@@ -348,8 +414,16 @@ def _read_checkpoints(log: LogStore) -> tuple[list[StoredCheckpoint], list[Findi
     for size, root, note, signed_at in rows:
         where = f"tlog_checkpoints row of size {size!r}"
         if not isinstance(note, str):
-            findings.append(Finding(None, None, None, None, "checkpoint-signature",
-                                    f"{where}: its note is {type(note).__name__}, not text"))
+            findings.append(
+                Finding(
+                    None,
+                    None,
+                    None,
+                    None,
+                    "checkpoint-signature",
+                    f"{where}: its note is {type(note).__name__}, not text",
+                )
+            )
             continue
         size_ok = type(size) is int and 0 <= size <= _MAX_SIZE
         root_ok = isinstance(root, (bytes, bytearray, memoryview))
@@ -357,18 +431,37 @@ def _read_checkpoints(log: LogStore) -> tuple[list[StoredCheckpoint], list[Findi
             checkpoints.append(StoredCheckpoint(size, bytes(root), note, str(signed_at)))
             continue
         what = ", ".join(
-            text for ok, text in ((size_ok, "its size is no tree size"),
-                                  (root_ok, f"its root is {type(root).__name__}, not bytes"))
-            if not ok)
+            text
+            for ok, text in (
+                (size_ok, "its size is no tree size"),
+                (root_ok, f"its root is {type(root).__name__}, not bytes"),
+            )
+            if not ok
+        )
         try:
             signed = Checkpoint.parse(parse_note(note).text)
         except (NoteError, ValueError) as error:
-            findings.append(Finding(None, None, None, None, "checkpoint-signature",
-                                    f"{where}: {what}, and its note does not parse ({error})"))
+            findings.append(
+                Finding(
+                    None,
+                    None,
+                    None,
+                    None,
+                    "checkpoint-signature",
+                    f"{where}: {what}, and its note does not parse ({error})",
+                )
+            )
             continue
-        findings.append(Finding(None, None, None, None, "checkpoint-mismatch",
-                                f"{where}: {what}; audited as its signed note says "
-                                f"(size {signed.size})"))
+        findings.append(
+            Finding(
+                None,
+                None,
+                None,
+                None,
+                "checkpoint-mismatch",
+                f"{where}: {what}; audited as its signed note says (size {signed.size})",
+            )
+        )
         checkpoints.append(StoredCheckpoint(signed.size, signed.root, note, str(signed_at)))
     return checkpoints, findings
 
@@ -376,47 +469,83 @@ def _read_checkpoints(log: LogStore) -> tuple[list[StoredCheckpoint], list[Findi
 _MAX_SIZE = 2**63 - 1
 
 
-def _check_quorum(policy: Policy, log_keys: Sequence[NoteVerifier], summary: LogSummary,
-                  url: DatabaseURL) -> list[Finding]:
+def _check_quorum(
+    policy: Policy, log_keys: Sequence[NoteVerifier], summary: LogSummary, url: DatabaseURL
+) -> list[Finding]:
     """The latest checkpoint, with the cosignatures the ledger received,
     must satisfy the policy's quorum."""
     try:
         with RecordReader(url) as reader:
             lines = LogStore(reader.recorder, create=False).cosignatures(summary.latest_size)
     except Exception as error:
-        return [Finding(None, None, None, None, "quorum",
-                        f"checkpoint of size {summary.latest_size}: its cosignatures cannot be "
-                        f"read from tlog_cosignatures ({_why(error)})")]
+        return [
+            Finding(
+                None,
+                None,
+                None,
+                None,
+                "quorum",
+                f"checkpoint of size {summary.latest_size}: its cosignatures cannot be "
+                f"read from tlog_cosignatures ({_why(error)})",
+            )
+        ]
     note = summary.latest_note + "".join(line + "\n" for line in lines.values())
     return _quorum_findings(policy, log_keys, summary, note)
 
 
-def _quorum_findings(policy: Policy, log_keys: Sequence[NoteVerifier], summary: LogSummary,
-                     note: str) -> list[Finding]:
+def _quorum_findings(
+    policy: Policy, log_keys: Sequence[NoteVerifier], summary: LogSummary, note: str
+) -> list[Finding]:
     try:
         result = policy.check(note, log_verifiers=log_keys)
     except NoteError as error:
-        return [Finding(None, None, None, None, "checkpoint-signature",
-                        f"checkpoint of size {summary.latest_size} with its cosignatures: "
-                        f"{error}")]
+        return [
+            Finding(
+                None,
+                None,
+                None,
+                None,
+                "checkpoint-signature",
+                f"checkpoint of size {summary.latest_size} with its cosignatures: {error}",
+            )
+        ]
     summary.origin = result.checkpoint.origin
     summary.cosigners = sorted(result.cosigners)
     summary.quorum = "met" if result.quorum_met else "not met"
-    findings = [Finding(None, None, None, None, "quorum",
-                        f"checkpoint of size {summary.latest_size}: cosignature by {name!r} "
-                        f"does not verify: {why}")
-                for name, why in sorted(result.invalid_cosigners.items())]
+    findings = [
+        Finding(
+            None,
+            None,
+            None,
+            None,
+            "quorum",
+            f"checkpoint of size {summary.latest_size}: cosignature by {name!r} "
+            f"does not verify: {why}",
+        )
+        for name, why in sorted(result.invalid_cosigners.items())
+    ]
     if not result.quorum_met:
-        findings.append(Finding(
-            None, None, None, None, "quorum",
-            f"checkpoint of size {summary.latest_size} is cosigned by "
-            f"{', '.join(summary.cosigners) or 'no one'}: the policy's quorum is not met"))
+        findings.append(
+            Finding(
+                None,
+                None,
+                None,
+                None,
+                "quorum",
+                f"checkpoint of size {summary.latest_size} is cosigned by "
+                f"{', '.join(summary.cosigners) or 'no one'}: the policy's quorum is not met",
+            )
+        )
     return findings
 
 
-def verify_export(path: str | os.PathLike[str], progress: Progress | None = None, *,
-                  log_keys: Sequence[NoteVerifier] = (), policy: Policy | None = None
-                  ) -> Report:
+def verify_export(
+    path: str | os.PathLike[str],
+    progress: Progress | None = None,
+    *,
+    log_keys: Sequence[NoteVerifier] = (),
+    policy: Policy | None = None,
+) -> Report:
     """Verify an export file (JSON Lines, one record per line). An export
     holds no checkpoints: given a log key or a policy, a non-empty one
     fails with ``no-checkpoint`` (an audit bundle carries them)."""
@@ -424,15 +553,26 @@ def verify_export(path: str | os.PathLike[str], progress: Progress | None = None
     _feed_lines(verifier, path, progress)
     report = verifier.finish(os.fspath(path))
     if log_keys or policy is not None:
-        _add(report, _signing_findings(
-            verifier, report.events, None, UNSIGNED_AGE_DEFAULT,
-            "an export file holds none: verify the audit bundle, ledger export --bundle, "
-            "with ledger verify --bundle"))
+        _add(
+            report,
+            _signing_findings(
+                verifier,
+                report.events,
+                None,
+                UNSIGNED_AGE_DEFAULT,
+                "an export file holds none: verify the audit bundle, ledger export --bundle, "
+                "with ledger verify --bundle",
+            ),
+        )
     return report
 
 
-def _feed_lines(verifier: Verifier, path: str | os.PathLike[str], progress: Progress | None,
-                also: Callable[[int, bytes], None] | None = None) -> None:
+def _feed_lines(
+    verifier: Verifier,
+    path: str | os.PathLike[str],
+    progress: Progress | None,
+    also: Callable[[int, bytes], None] | None = None,
+) -> None:
     """Feed the export file's records to ``verifier`` (and to ``also``)."""
     done = 0
     with open(path, "rb") as lines:
@@ -507,8 +647,12 @@ BUNDLE_CHECKPOINTS = "checkpoints"
 BUNDLE_POLICY = "policy.txt"
 
 
-def export_bundle(url: DatabaseURL, directory: str | os.PathLike[str],
-                  policy_text: str | None = None, progress: Progress | None = None) -> int:
+def export_bundle(
+    url: DatabaseURL,
+    directory: str | os.PathLike[str],
+    policy_text: str | None = None,
+    progress: Progress | None = None,
+) -> int:
     """A self-contained directory an auditor verifies offline: the entries
     (section 3), every signed checkpoint with the cosignatures received
     (``checkpoints/<size>.note``) and, if given, the policy. Returns the
@@ -528,10 +672,15 @@ def export_bundle(url: DatabaseURL, directory: str | os.PathLike[str],
     return count
 
 
-def verify_bundle(directory: str | os.PathLike[str], progress: Progress | None = None, *,
-                  log_keys: Sequence[NoteVerifier] = (), policy: Policy | None = None,
-                  remembered: tuple[int, str] | None = None,
-                  max_unsigned_age: float = UNSIGNED_AGE_DEFAULT) -> Report:
+def verify_bundle(
+    directory: str | os.PathLike[str],
+    progress: Progress | None = None,
+    *,
+    log_keys: Sequence[NoteVerifier] = (),
+    policy: Policy | None = None,
+    remembered: tuple[int, str] | None = None,
+    max_unsigned_age: float = UNSIGNED_AGE_DEFAULT,
+) -> Report:
     """Verify an exported bundle offline: entries, chains and rules, and every
     checkpoint (root, log signature, and the latest one's quorum). Given a
     log key or a policy (the bundle's own ``policy.txt`` counts), the log
@@ -556,8 +705,9 @@ def verify_bundle(directory: str | os.PathLike[str], progress: Progress | None =
         notes[checkpoint.size] = text
         checkpoints.append(StoredCheckpoint(checkpoint.size, checkpoint.root, text, ""))
     verifier = Verifier()
-    auditor = LogAuditor(checkpoints, log_keys, remembered=remembered,
-                         on_verified=verifier.mark_signed)
+    auditor = LogAuditor(
+        checkpoints, log_keys, remembered=remembered, on_verified=verifier.mark_signed
+    )
     _feed_lines(verifier, source / BUNDLE_ENTRIES, progress, auditor.add)
     report = verifier.finish(os.fspath(source / BUNDLE_ENTRIES))
     findings = auditor.finish()

@@ -196,10 +196,11 @@ class _Cold:
         offset = self._write_all(keys, base)
         offset = self._write_all(ends.tobytes(), offset)
         for start in range(0, n, _CHUNK):  # (not joined in one copy: a run is megabytes)
-            offset = self._write_all(b"".join(e[1] for e in entries[start:start + _CHUNK]),
-                                     offset)
+            offset = self._write_all(
+                b"".join(e[1] for e in entries[start : start + _CHUNK]), offset
+            )
         self._end = offset
-        sparse = [keys[i:i + 16] for i in range(0, len(keys), 16 * _SPARSE)]
+        sparse = [keys[i : i + 16] for i in range(0, len(keys), 16 * _SPARSE)]
         self._runs.append(_Run(base, n, sparse, bloom, size))
         self.written += n
 
@@ -232,8 +233,9 @@ class _Cold:
 class _Run:
     __slots__ = ("base", "bloom", "bloom_size", "count", "sparse")
 
-    def __init__(self, base: int, count: int, sparse: list[bytes], bloom: bytearray,
-                 bloom_size: int) -> None:
+    def __init__(
+        self, base: int, count: int, sparse: list[bytes], bloom: bytearray, bloom_size: int
+    ) -> None:
         self.base, self.count, self.sparse = base, count, sparse
         self.bloom, self.bloom_size = bloom, bloom_size
 

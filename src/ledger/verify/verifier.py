@@ -90,9 +90,15 @@ _KIND_OF = {True: "sale", False: "resale"}
 # as each such event needs its record (command-missing). Other commands'
 # effects do not name their record, and some legitimately write none (a
 # second delivery of a code records only the answer).
-_NAMED_BY = {"sell": "sale_id", "commit-hold": "sale_id or refund_id", "resell": "resale_id",
-             "refund": "refund_id", "reserve": "hold_id", "join-waitlist": "entry_id",
-             "import-codes": "batch_id"}
+_NAMED_BY = {
+    "sell": "sale_id",
+    "commit-hold": "sale_id or refund_id",
+    "resell": "resale_id",
+    "refund": "refund_id",
+    "reserve": "hold_id",
+    "join-waitlist": "entry_id",
+    "import-codes": "batch_id",
+}
 _NO_TIME = "~"  # after every timestamp's text
 _TERMS_KEPT = 16_384  # distinct terms numbered at most (the rest are kept whole)
 
@@ -383,28 +389,52 @@ class Verifier:
         value = clean_state(aggregate_id, version, event_type, state)
         if value is not None:
             record = record_bytes(aggregate_id, version, event_type, state)
-            self._accept(position, aggregate_id, version, event_type, value,
-                         _sha256(record).digest())
+            self._accept(
+                position, aggregate_id, version, event_type, value, _sha256(record).digest()
+            )
             return record
         self._feed_general(position, aggregate_id, version, event_type, state)
         return None
 
     def feed_checked(
-        self, position: int, aggregate_id: str, version: int, event_type: str, state: bytes,
-        digest: bytes, id_ok: bool = False,
+        self,
+        position: int,
+        aggregate_id: str,
+        version: int,
+        event_type: str,
+        state: bytes,
+        digest: bytes,
+        id_ok: bool = False,
     ) -> None:
         """:meth:`feed` for a row that :func:`clean_state` has passed (in
         another process, say) and whose record hashes to ``digest``;
         ``id_ok``: :func:`own_id_ok` holds for it."""
         self._accept(position, aggregate_id, version, event_type, _loads(state), digest, id_ok)
 
-    def _accept(self, position: int, aggregate_id: str, version: int, event_type: str,
-                value: Payload, digest: bytes, id_ok: bool = False) -> None:
+    def _accept(
+        self,
+        position: int,
+        aggregate_id: str,
+        version: int,
+        event_type: str,
+        value: Payload,
+        digest: bytes,
+        id_ok: bool = False,
+    ) -> None:
         """An event whose bytes, columns, envelope and payload members are
         known to be right: its chain and rules."""
-        ev = _Event(position, aggregate_id, version, event_type, value["timestamp"],
-                    value["prev_hash"], value["payload"], digest, id_ok,
-                    _uuid_key(aggregate_id))
+        ev = _Event(
+            position,
+            aggregate_id,
+            version,
+            event_type,
+            value["timestamp"],
+            value["prev_hash"],
+            value["payload"],
+            digest,
+            id_ok,
+            _uuid_key(aggregate_id),
+        )
         self._events += 1
         by_type = self._by_type
         by_type[event_type] = by_type.get(event_type, 0) + 1
@@ -530,11 +560,19 @@ class Verifier:
         age = (_instant(self._newest) - _instant(stamp)).total_seconds()
         if age <= max_age:
             return None
-        return Finding(ev.position, ev.aggregate_id, ev.version, ev.type, "unsigned-events",
-                       f"this event ({stamp}) is outside every checkpoint, {age:g} s older "
-                       f"than the newest event ({self._newest}): the log was not signed "
-                       "for longer than the sealer ever leaves it, or its later checkpoints "
-                       "were removed", expected=f"<= {max_age:g} s", actual=f"{age:g} s")
+        return Finding(
+            ev.position,
+            ev.aggregate_id,
+            ev.version,
+            ev.type,
+            "unsigned-events",
+            f"this event ({stamp}) is outside every checkpoint, {age:g} s older "
+            f"than the newest event ({self._newest}): the log was not signed "
+            "for longer than the sealer ever leaves it, or its later checkpoints "
+            "were removed",
+            expected=f"<= {max_age:g} s",
+            actual=f"{age:g} s",
+        )
 
     def findings_so_far(self) -> list[Finding]:
         """Findings kept so far, in detection order (for followers that feed
@@ -653,8 +691,12 @@ class Verifier:
         table = self._aggregates
         blob = table.get(ev.key)
         position = ev.position
-        if (kind is None or type(position) is not int or not 0 <= position <= _U32
-                or ev.version > _U32):
+        if (
+            kind is None
+            or type(position) is not int
+            or not 0 <= position <= _U32
+            or ev.version > _U32
+        ):
             had = self._check_chain(ev, kind)
         elif blob is None:
             if ev.version == 1 and (ev.prev_hash is None or ev.prev_hash == codec.ZERO_HASH):
@@ -772,8 +814,7 @@ class Verifier:
             code = _KIND_CODES[kind]
         if ev.version >= expected_version:
             # Resynchronise on what is stored, so one break is one finding.
-            table.put(ev.key, _pack(ev.hash, ev.version, ev.position, code, unit,
-                                             allowance))
+            table.put(ev.key, _pack(ev.hash, ev.version, ev.position, code, unit, allowance))
         elif code != old_code:
             table.put(ev.key, _pack(head, version, position, code, unit, allowance))
         return had
@@ -799,20 +840,44 @@ class Verifier:
             return None
         stock_ref, serial, transferable, holder, acquisitions = packed
         terms = self._terms_list
-        return _Unit(self._stock_names[stock_ref], serial, transferable, holder, [
-            _Acquisition(_uuid_str(i) if type(i) is bytes else i,
-                         _KIND_OF[k] if type(k) is bool else k, h, src,
-                         terms[t] if type(t) is int else t)
-            for i, k, h, src, t in acquisitions])
+        return _Unit(
+            self._stock_names[stock_ref],
+            serial,
+            transferable,
+            holder,
+            [
+                _Acquisition(
+                    _uuid_str(i) if type(i) is bytes else i,
+                    _KIND_OF[k] if type(k) is bool else k,
+                    h,
+                    src,
+                    terms[t] if type(t) is int else t,
+                )
+                for i, k, h, src, t in acquisitions
+            ],
+        )
 
     def _keep_unit(self, key: Key, unit: _Unit) -> None:
         """Store a unit's state with its aggregate's (whose chain is known):
         acquisition ids as a UUID's bytes, kinds as booleans, terms by
         their number in a table of terms seen (a sale's units share theirs)."""
         head, version, position, code, _, allowance = _unpack(self._known(key))
-        packed = (self._stock_ref(unit.stock_id), unit.serial, unit.transferable, unit.holder,
-                  [(_key(a.id), _KIND_FLAG.get(a.kind, a.kind), a.holder, a.source,
-                    self._terms_ref(a.terms)) for a in unit.acquisitions])
+        packed = (
+            self._stock_ref(unit.stock_id),
+            unit.serial,
+            unit.transferable,
+            unit.holder,
+            [
+                (
+                    _key(a.id),
+                    _KIND_FLAG.get(a.kind, a.kind),
+                    a.holder,
+                    a.source,
+                    self._terms_ref(a.terms),
+                )
+                for a in unit.acquisitions
+            ],
+        )
         self._aggregates.put(key, _pack(head, version, position, code, packed, allowance))
 
     def _terms_ref(self, terms: bytes) -> bytes | int:
@@ -836,8 +901,12 @@ class Verifier:
 
     def _keep_allowance(self, key: Key, allowance: _Allowance) -> None:
         head, version, position, code, unit, _ = _unpack(self._known(key))
-        packed = (self._stock_ref(allowance.stock_id), allowance.buyer, allowance.total,
-                  allowance.derived)
+        packed = (
+            self._stock_ref(allowance.stock_id),
+            allowance.buyer,
+            allowance.total,
+            allowance.derived,
+        )
         self._aggregates.put(key, _pack(head, version, position, code, unit, packed))
 
     def _known(self, key: Key) -> bytes:
@@ -955,8 +1024,9 @@ class Verifier:
             if answer is not None:
                 self._check_result(ev, p, answer)
 
-    def _name_command(self, ev: _Event, command_id: str, name: str | tuple[str, ...],
-                      label: str) -> bool:
+    def _name_command(
+        self, ev: _Event, command_id: str, name: str | tuple[str, ...], label: str
+    ) -> bool:
         """``ev`` names the command record it was saved with (section 5): it
         must be in the log (after ``ev``, as the writer saves it last).
         Returns whether the record is awaited (not seen yet)."""
@@ -976,52 +1046,70 @@ class Verifier:
         if answer.sale and command == "commit-hold":
             # A hold's payment answers as a sale, with how it went.
             late_hold = answer.hold_id is None
-            want = {**want, "outcome": "sold-late" if late_hold else "sold",
-                    "hold_id": _OPEN if late_hold else answer.hold_id}
+            want = {
+                **want,
+                "outcome": "sold-late" if late_hold else "sold",
+                "hold_id": _OPEN if late_hold else answer.hold_id,
+            }
         if result == want and _canonical(result) == _canonical(want):
             return  # (the common case: every member determined, and the same)
         if len(result) == len(want):
             filled = {k: result.get(k) if v is _OPEN else v for k, v in want.items()}
-            if result == filled and _canonical(result) == _canonical(filled) and (
-                    not late_hold or self._expired_hold(answer, result["hold_id"])):
+            if (
+                result == filled
+                and _canonical(result) == _canonical(filled)
+                and (not late_hold or self._expired_hold(answer, result["hold_id"]))
+            ):
                 return
         problems = []
         for name, value in want.items():
             if name not in result:
                 problems.append(f"{name} is missing")
             elif value is not _OPEN and _canonical(result[name]) != _canonical(value):
-                problems.append(f"{name} is {_short(result[name])}, its effects say "
-                                f"{_short(value)}")
+                problems.append(
+                    f"{name} is {_short(result[name])}, its effects say {_short(value)}"
+                )
         extra = [name for name in result if name not in want]
         if extra:
             problems.append(f"{', '.join(map(repr, extra))} is no member of a {command} answer")
-        if late_hold and "hold_id" in result and not self._expired_hold(answer,
-                                                                         result["hold_id"]):
-            problems.append(f"hold_id {_short(result['hold_id'])} is no expired hold of this "
-                            f"tier through {_short(want.get('channel'))}: a payment after "
-                            "expiry answers with the hold it paid for")
+        if late_hold and "hold_id" in result and not self._expired_hold(answer, result["hold_id"]):
+            problems.append(
+                f"hold_id {_short(result['hold_id'])} is no expired hold of this "
+                f"tier through {_short(want.get('channel'))}: a payment after "
+                "expiry answers with the hold it paid for"
+            )
         if problems:
-            self._flag(ev, "command-result", f"the result recorded for this {command} is not "
-                       "the answer its effects determine (a retry would be answered with it): "
-                       + "; ".join(problems))
+            self._flag(
+                ev,
+                "command-result",
+                f"the result recorded for this {command} is not "
+                "the answer its effects determine (a retry would be answered with it): "
+                + "; ".join(problems),
+            )
 
     def _expired_hold(self, answer: _Answer, hold_id: object) -> bool:
         """Whether ``hold_id`` is an expired hold of the sale's stock, of
         the sale's channel (what a late payment pays for)."""
         stock = self._stocks.get(answer.stock_id)
         hold = stock.holds.get(hold_id) if stock is not None and type(hold_id) is str else None
-        return hold is not None and hold.state == "expired" and (
-            hold.channel == answer.members["channel"])
+        return (
+            hold is not None
+            and hold.state == "expired"
+            and (hold.channel == answer.members["channel"])
+        )
 
-    def _stock_answer(self, stock: _Stock | None, ev: _Event, time_name: str,
-                      **members: Any) -> _Answer:
+    def _stock_answer(
+        self, stock: _Stock | None, ev: _Event, time_name: str, **members: Any
+    ) -> _Answer:
         """An answer naming its stock's good and tier, and the effect's time."""
-        return _Answer({
-            **members,
-            "good_id": stock.good_id if stock is not None else _OPEN,
-            "tier": stock.tier if stock is not None else _OPEN,
-            time_name: ev.timestamp or _OPEN,
-        })
+        return _Answer(
+            {
+                **members,
+                "good_id": stock.good_id if stock is not None else _OPEN,
+                "tier": stock.tier if stock is not None else _OPEN,
+                time_name: ev.timestamp or _OPEN,
+            }
+        )
 
     def _on_good_minted(self, ev: _Event, p: Payload) -> None:
         if ev.aggregate_id is None:
@@ -1205,7 +1293,8 @@ class Verifier:
                     "early_bird": tier.get("early_bird"),
                 }
                 diffs = [
-                    f"{k} {p.get(k)!r} (definition: {v!r})" for k, v in expected.items()
+                    f"{k} {p.get(k)!r} (definition: {v!r})"
+                    for k, v in expected.items()
                     if p.get(k) != v
                 ]
                 if diffs:
@@ -1303,9 +1392,12 @@ class Verifier:
             self._check_currency(ev, price, good)
             fee = self._fee(ev, p["channel"])
             if fee is not None:
-                self._check_split(ev, p["split"], price["amount"],
-                                  self._primary_split(stock.good_id, good, p["channel"], fee,
-                                                      price["amount"]))
+                self._check_split(
+                    ev,
+                    p["split"],
+                    price["amount"],
+                    self._primary_split(stock.good_id, good, p["channel"], fee, price["amount"]),
+                )
         # Await one unit event per serial, and the buyer's allowance count.
         sale = _Sale(
             event=ev.ref(),
@@ -1328,8 +1420,9 @@ class Verifier:
             awaited[unit_id] = (sale, serial)
 
     @staticmethod
-    def _sale_answer(ev: _Event, stock: _Stock, p: Payload, unit_ids: list[str],
-                     hold_id: str | None) -> _Answer:
+    def _sale_answer(
+        ev: _Event, stock: _Stock, p: Payload, unit_ids: list[str], hold_id: str | None
+    ) -> _Answer:
         """A sale's answer (a hold payment's adds its outcome and hold)."""
         serials = p["serials"]
         codes = p.get("codes")
@@ -1337,19 +1430,33 @@ class Verifier:
         if codes is None:
             units = [{"unit_id": u, "serial": s} for u, s in zip(unit_ids, serials, strict=True)]
         elif type(codes) is list and len(codes) == len(serials):
-            units = [{"unit_id": u, "serial": s, "code_ref": c}
-                     for u, s, c in zip(unit_ids, serials, codes, strict=True)]
+            units = [
+                {"unit_id": u, "serial": s, "code_ref": c}
+                for u, s, c in zip(unit_ids, serials, codes, strict=True)
+            ]
         else:
             units = _OPEN  # (flagged as a code-binding)
-        return _Answer({
-            "sale_id": p["sale_id"], "good_id": stock.good_id, "tier": stock.tier,
-            "buyer": p["buyer"], "channel": p["channel"], "quantity": len(serials),
-            "unit_price": p["unit_price"], "split_per_unit": p["split"], "units": units,
-            "sold_at": ev.timestamp or _OPEN,
-        }, stock_id=ev.aggregate_id or "", sale=True, hold_id=hold_id)
+        return _Answer(
+            {
+                "sale_id": p["sale_id"],
+                "good_id": stock.good_id,
+                "tier": stock.tier,
+                "buyer": p["buyer"],
+                "channel": p["channel"],
+                "quantity": len(serials),
+                "unit_price": p["unit_price"],
+                "split_per_unit": p["split"],
+                "units": units,
+                "sold_at": ev.timestamp or _OPEN,
+            },
+            stock_id=ev.aggregate_id or "",
+            sale=True,
+            hold_id=hold_id,
+        )
 
-    def _resale_split(self, stock: _Stock | None, good: _Good, channel: str, fee: int,
-                      amount: int, seller: str) -> list[Payload] | None:
+    def _resale_split(
+        self, stock: _Stock | None, good: _Good, channel: str, fee: int, amount: int, seller: str
+    ) -> list[Payload] | None:
         """Section 7's split of a resale. The seller's name is only a label:
         its part is the last and its weight does not depend on it, so the
         split is remembered per good, channel and price, the seller's part
@@ -1360,8 +1467,15 @@ class Verifier:
         try:
             parts = self._resale_splits[key]
         except KeyError:
-            weights = resale_weights(good.creators, good.resale_bps, good.master_creators,
-                                     good.master_resale_bps, channel, fee, _SELLER)
+            weights = resale_weights(
+                good.creators,
+                good.resale_bps,
+                good.master_creators,
+                good.master_resale_bps,
+                channel,
+                fee,
+                _SELLER,
+            )
             parts = largest_remainder(amount, weights)
             if len(self._resale_splits) >= 10_000:
                 self._resale_splits.clear()
@@ -1370,8 +1484,9 @@ class Verifier:
             return [*parts[:-1], {**parts[-1], "recipient": seller}]
         return parts
 
-    def _primary_split(self, good_id: str, good: _Good, channel: str, fee: int,
-                       amount: int) -> list[Payload] | None:
+    def _primary_split(
+        self, good_id: str, good: _Good, channel: str, fee: int, amount: int
+    ) -> list[Payload] | None:
         """Section 7's split of a primary sale (remembered: a good's sales
         through one channel at one price all split alike). Not to be changed
         by the caller."""
@@ -1399,15 +1514,27 @@ class Verifier:
         stock.early_bird_sold += len(p["serials"])
         moment = ev.timestamp
         if moment is not None and not early["opens_at"] <= moment < early["closes_at"]:
-            self._flag(ev, "early-bird", f"sold at {moment}, outside the early bird's window "
-                       f"[{early['opens_at']}, {early['closes_at']})")
+            self._flag(
+                ev,
+                "early-bird",
+                f"sold at {moment}, outside the early bird's window "
+                f"[{early['opens_at']}, {early['closes_at']})",
+            )
         if stock.early_bird_sold > early["quantity"]:
-            self._flag(ev, "early-bird", f"{stock.early_bird_sold} early-bird units sold, "
-                       f"over its {early['quantity']}", expected=f"<= {early['quantity']}",
-                       actual=str(stock.early_bird_sold))
+            self._flag(
+                ev,
+                "early-bird",
+                f"{stock.early_bird_sold} early-bird units sold, over its {early['quantity']}",
+                expected=f"<= {early['quantity']}",
+                actual=str(stock.early_bird_sold),
+            )
         if p["unit_price"] != early["price"]:
-            self._flag(ev, "early-bird", f"sold at {_short(p['unit_price'])}, not the early "
-                       f"bird's price {_short(early['price'])}")
+            self._flag(
+                ev,
+                "early-bird",
+                f"sold at {_short(p['unit_price'])}, not the early "
+                f"bird's price {_short(early['price'])}",
+            )
 
     # -- reservations ---------------------------------------------------------
     def _stock_for_hold(self, ev: _Event, *, offer: bool = False) -> _Stock | None:
@@ -1428,12 +1555,16 @@ class Verifier:
         if offers and stock.offering is not None:
             self._close_offers(stock)
         if stock.pending is not None:
-            self._flag(stock.pending[0], "hold-mismatch",
-                       "a hold-committed is not followed by its stock.sold")
+            self._flag(
+                stock.pending[0],
+                "hold-mismatch",
+                "a hold-committed is not followed by its stock.sold",
+            )
             stock.pending = None
         if stock.drawing is not None:
-            self._flag(stock.drawing[0], "pool-mismatch",
-                       "a pool-drawn is not followed by its stock.sold")
+            self._flag(
+                stock.drawing[0], "pool-mismatch", "a pool-drawn is not followed by its stock.sold"
+            )
             stock.drawing = None
 
     def _live_hold(self, ev: _Event, stock: _Stock, hold_id: str) -> _Hold | None:
@@ -1442,8 +1573,13 @@ class Verifier:
             self._flag(ev, "hold-state", f"tier {stock.tier!r} has no hold {hold_id}")
             return None
         if hold.state != "held":
-            self._flag(ev, "hold-state", f"hold {hold_id} was already {hold.state}",
-                       expected="held", actual=hold.state)
+            self._flag(
+                ev,
+                "hold-state",
+                f"hold {hold_id} was already {hold.state}",
+                expected="held",
+                actual=hold.state,
+            )
             return None
         return hold
 
@@ -1454,8 +1590,14 @@ class Verifier:
         entry = known.waitlist.get(p["hold_id"]) if known is not None else None
         if entry is None and self._name_command(ev, p["hold_id"], "reserve", "hold_id"):
             self._answers[p["hold_id"]] = self._stock_answer(
-                known, ev, "reserved_at", hold_id=p["hold_id"], channel=p["channel"],
-                quantity=p["quantity"], expires_at=p["expires_at"])
+                known,
+                ev,
+                "reserved_at",
+                hold_id=p["hold_id"],
+                channel=p["channel"],
+                quantity=p["quantity"],
+                expires_at=p["expires_at"],
+            )
         stock = self._stock_for_hold(ev, offer=entry is not None)
         if stock is None:
             return
@@ -1466,11 +1608,18 @@ class Verifier:
             (stock.opens is not None and moment < stock.opens)
             or (stock.closes is not None and moment >= stock.closes)
         ):
-            self._flag(ev, "sale-window", f"reserved at {moment}, outside the sale window "
-                       f"[{stock.opens or '-∞'}, {stock.closes or '∞'})")
+            self._flag(
+                ev,
+                "sale-window",
+                f"reserved at {moment}, outside the sale window "
+                f"[{stock.opens or '-∞'}, {stock.closes or '∞'})",
+            )
         if moment is not None and p["expires_at"] <= moment:
-            self._flag(ev, "hold-expiry", f"the hold expires at {p['expires_at']}, not after "
-                       f"it was made ({moment})")
+            self._flag(
+                ev,
+                "hold-expiry",
+                f"the hold expires at {p['expires_at']}, not after it was made ({moment})",
+            )
         self._fee(ev, p["channel"])
         if p["hold_id"] in stock.holds:
             self._flag(ev, "hold-state", f"hold {p['hold_id']} is made twice")
@@ -1511,22 +1660,35 @@ class Verifier:
             rule[1], rule[2] = minute, 0
         rule[2] += len(p["serials"])
         if rule[0] is not None and rule[2] > rule[0]:
-            self._flag(ev, "rate-limit", f"{p['channel']!r} sold {rule[2]} unit(s) of tier "
-                       f"{stock.tier!r} in the minute {minute}, over its rule of {rule[0]}",
-                       expected=f"<= {rule[0]}", actual=str(rule[2]))
+            self._flag(
+                ev,
+                "rate-limit",
+                f"{p['channel']!r} sold {rule[2]} unit(s) of tier "
+                f"{stock.tier!r} in the minute {minute}, over its rule of {rule[0]}",
+                expected=f"<= {rule[0]}",
+                actual=str(rule[2]),
+            )
 
     # -- waitlists ---------------------------------------------------------------
     def _on_waitlisted(self, ev: _Event, p: Payload) -> None:
         awaited = self._name_command(ev, p["entry_id"], "join-waitlist", "entry_id")
         stock = self._stock_for_hold(ev)
-        again = stock is not None and (p["entry_id"] in stock.waitlist
-                                       or p["entry_id"] in stock.holds)
+        again = stock is not None and (
+            p["entry_id"] in stock.waitlist or p["entry_id"] in stock.holds
+        )
         if awaited:
             # Its place in line: 1 + the entries still waiting before it.
             place = _OPEN if stock is None or again else stock.waiting + 1
             self._answers[p["entry_id"]] = self._stock_answer(
-                stock, ev, "joined_at", entry_id=p["entry_id"], buyer=p["buyer"],
-                channel=p["channel"], quantity=p["quantity"], place=place)
+                stock,
+                ev,
+                "joined_at",
+                entry_id=p["entry_id"],
+                buyer=p["buyer"],
+                channel=p["channel"],
+                quantity=p["quantity"],
+                place=place,
+            )
         if stock is None:
             return
         self._fee(ev, p["channel"])
@@ -1535,9 +1697,13 @@ class Verifier:
             return
         available = stock.supply - stock.committed
         if not stock.restockable or p["quantity"] <= available:
-            self._flag(ev, "waitlist-early", f"waits for {p['quantity']} of tier "
-                       f"{stock.tier!r}, which has {available} available"
-                       + ("" if stock.restockable else " and can never be restocked"))
+            self._flag(
+                ev,
+                "waitlist-early",
+                f"waits for {p['quantity']} of tier "
+                f"{stock.tier!r}, which has {available} available"
+                + ("" if stock.restockable else " and can never be restocked"),
+            )
         stock.waitlist[p["entry_id"]] = ["waiting", p["quantity"], p["channel"]]
         stock.waiting += 1
 
@@ -1547,8 +1713,11 @@ class Verifier:
             return
         entry = stock.waitlist.get(p["entry_id"])
         if entry is None or entry[0] != "waiting":
-            self._flag(ev, "waitlist-state", f"entry {p['entry_id']} leaves, but it is "
-                       f"{entry[0] if entry else 'unknown'}")
+            self._flag(
+                ev,
+                "waitlist-state",
+                f"entry {p['entry_id']} leaves, but it is {entry[0] if entry else 'unknown'}",
+            )
             return
         entry[0] = "left"
         stock.waiting -= 1
@@ -1556,11 +1725,19 @@ class Verifier:
     def _check_offer(self, ev: _Event, stock: _Stock, p: Payload, entry: list[Any]) -> None:
         first = next((e for e, v in stock.waitlist.items() if v[0] == "waiting"), None)
         if stock.offering is None or entry[0] != "waiting" or first != p["hold_id"]:
-            self._flag(ev, "waitlist-order", f"a hold for waitlist entry {p['hold_id']} "
-                       "that is not the restock's next offer, first come first served")
+            self._flag(
+                ev,
+                "waitlist-order",
+                f"a hold for waitlist entry {p['hold_id']} "
+                "that is not the restock's next offer, first come first served",
+            )
         if (entry[1], entry[2]) != (p["quantity"], p["channel"]):
-            self._flag(ev, "waitlist-mismatch", f"the offer holds {p['quantity']} for "
-                       f"{p['channel']!r}; the entry waits for {entry[1]} through {entry[2]!r}")
+            self._flag(
+                ev,
+                "waitlist-mismatch",
+                f"the offer holds {p['quantity']} for "
+                f"{p['channel']!r}; the entry waits for {entry[1]} through {entry[2]!r}",
+            )
         if entry[0] == "waiting":
             stock.waiting -= 1
         entry[0] = "offered"
@@ -1572,15 +1749,21 @@ class Verifier:
         if restock is None:
             raise VerifierInvariantError("restock unset")
         moment = restock.timestamp
-        if moment is not None and ((stock.opens is not None and moment < stock.opens) or (
-                stock.closes is not None and moment >= stock.closes)):
+        if moment is not None and (
+            (stock.opens is not None and moment < stock.opens)
+            or (stock.closes is not None and moment >= stock.closes)
+        ):
             return  # outside the sale window no holds are offered
         first = next((v for v in stock.waitlist.values() if v[0] == "waiting"), None)
         available = stock.supply - stock.committed
         if first is not None and first[1] <= available:
-            self._flag(restock, "waitlist-skipped", f"after this restock {available} unit(s) "
-                       f"were available, but the first waiting buyer (for {first[1]}) was "
-                       "offered no hold")
+            self._flag(
+                restock,
+                "waitlist-skipped",
+                f"after this restock {available} unit(s) "
+                f"were available, but the first waiting buyer (for {first[1]}) was "
+                "offered no hold",
+            )
 
     # -- channels' pools -------------------------------------------------------
     def _on_allotted(self, ev: _Event, p: Payload) -> None:
@@ -1609,14 +1792,18 @@ class Verifier:
         pool = stock.pools.get(p["channel"])
         free = pool[0] if pool else 0
         if p["quantity"] > free:
-            self._flag(ev, "pool-mismatch", f"{verb} {p['quantity']} unit(s) from the pool of "
-                       f"{p['channel']!r}, which has {free} unsold", expected=f"<= {free}",
-                       actual=str(p["quantity"]))
+            self._flag(
+                ev,
+                "pool-mismatch",
+                f"{verb} {p['quantity']} unit(s) from the pool of "
+                f"{p['channel']!r}, which has {free} unsold",
+                expected=f"<= {free}",
+                actual=str(p["quantity"]),
+            )
         if pool is not None:
             pool[0] = max(0, free - p["quantity"])
 
-    def _check_pool_sale(self, ev: _Event, stock: _Stock, p: Payload, *,
-                         from_hold: bool) -> None:
+    def _check_pool_sale(self, ev: _Event, stock: _Stock, p: Payload, *, from_hold: bool) -> None:
         """A channel with a pool sells from it first, and beyond it only with
         overflow; a pool-drawn is followed by the sale it draws for."""
         drawn = 0
@@ -1624,20 +1811,32 @@ class Verifier:
             _, sale_id, drawn, channel = stock.drawing
             stock.drawing = None
             if (sale_id, channel) != (p["sale_id"], p["channel"]) or drawn > len(p["serials"]):
-                self._flag(ev, "pool-mismatch", f"the pool-drawn just before draws {drawn} for "
-                           f"sale {sale_id} through {channel!r}; this sale is "
-                           f"{len(p['serials'])} through {p['channel']!r} as {p['sale_id']}")
+                self._flag(
+                    ev,
+                    "pool-mismatch",
+                    f"the pool-drawn just before draws {drawn} for "
+                    f"sale {sale_id} through {channel!r}; this sale is "
+                    f"{len(p['serials'])} through {p['channel']!r} as {p['sale_id']}",
+                )
                 return
         pool = stock.pools.get(p["channel"])
         if pool is None or from_hold:
             return  # no pool, or a hold's units (from the shared stock)
         rest = len(p["serials"]) - drawn
         if rest and pool[0] > 0:
-            self._flag(ev, "pool-order", f"{rest} unit(s) sold beyond the pool of "
-                       f"{p['channel']!r} while {pool[0]} of it were unsold")
+            self._flag(
+                ev,
+                "pool-order",
+                f"{rest} unit(s) sold beyond the pool of "
+                f"{p['channel']!r} while {pool[0]} of it were unsold",
+            )
         elif rest and not pool[1]:
-            self._flag(ev, "pool-overflow", f"{rest} unit(s) sold from the shared stock by "
-                       f"{p['channel']!r}, whose pool does not overflow")
+            self._flag(
+                ev,
+                "pool-overflow",
+                f"{rest} unit(s) sold from the shared stock by "
+                f"{p['channel']!r}, whose pool does not overflow",
+            )
 
     def _on_hold_committed(self, ev: _Event, p: Payload) -> None:
         stock = self._stock_for_hold(ev)
@@ -1647,12 +1846,19 @@ class Verifier:
         if hold is None:
             return
         if ev.timestamp is not None and ev.timestamp >= hold.expires_at:
-            self._flag(ev, "hold-expiry", f"committed at {ev.timestamp}, after the hold "
-                       f"expired at {hold.expires_at}")
+            self._flag(
+                ev,
+                "hold-expiry",
+                f"committed at {ev.timestamp}, after the hold expired at {hold.expires_at}",
+            )
         if p["quantity"] + p["returned"] != hold.quantity:
-            self._flag(ev, "hold-mismatch", f"commits {p['quantity']} and returns "
-                       f"{p['returned']} of a hold of {hold.quantity}",
-                       expected=str(hold.quantity), actual=str(p["quantity"] + p["returned"]))
+            self._flag(
+                ev,
+                "hold-mismatch",
+                f"commits {p['quantity']} and returns {p['returned']} of a hold of {hold.quantity}",
+                expected=str(hold.quantity),
+                actual=str(p["quantity"] + p["returned"]),
+            )
         hold.state = "committed"
         stock.reserved -= hold.quantity
         stock.pending = (ev.ref(), p["sale_id"], p["quantity"], hold.channel, p["hold_id"])
@@ -1668,13 +1874,17 @@ class Verifier:
         if hold is None:
             return
         if p["quantity"] != hold.quantity:
-            self._flag(ev, "hold-mismatch", f"releases {p['quantity']} of a hold of "
-                       f"{hold.quantity}", expected=str(hold.quantity),
-                       actual=str(p["quantity"]))
-        if p["reason"] == "expired" and ev.timestamp is not None \
-                and ev.timestamp < hold.expires_at:
-            self._flag(ev, "hold-expiry", f"expired at {ev.timestamp}, before its time "
-                       f"{hold.expires_at}")
+            self._flag(
+                ev,
+                "hold-mismatch",
+                f"releases {p['quantity']} of a hold of {hold.quantity}",
+                expected=str(hold.quantity),
+                actual=str(p["quantity"]),
+            )
+        if p["reason"] == "expired" and ev.timestamp is not None and ev.timestamp < hold.expires_at:
+            self._flag(
+                ev, "hold-expiry", f"expired at {ev.timestamp}, before its time {hold.expires_at}"
+            )
         hold.state = p["reason"]
         stock.reserved -= hold.quantity
         if ev.aggregate_id is None:
@@ -1687,15 +1897,26 @@ class Verifier:
         hold = stock.holds.get(p["hold_id"]) if stock is not None else None
         if awaited:
             self._answers[p["refund_id"]] = self._stock_answer(
-                stock, ev, "decided_at", outcome="refund-owed", hold_id=p["hold_id"],
-                refund_id=p["refund_id"], buyer=p["buyer"],
+                stock,
+                ev,
+                "decided_at",
+                outcome="refund-owed",
+                hold_id=p["hold_id"],
+                refund_id=p["refund_id"],
+                buyer=p["buyer"],
                 channel=hold.channel if hold is not None else _OPEN,
-                quantity=p["quantity"], amount=p["amount"])
+                quantity=p["quantity"],
+                amount=p["amount"],
+            )
         if stock is None:
             return
         if hold is None or hold.state != "expired":
-            self._flag(ev, "hold-state", f"a refund is owed only for an expired hold; hold "
-                       f"{p['hold_id']} is {hold.state if hold else 'unknown'}")
+            self._flag(
+                ev,
+                "hold-state",
+                f"a refund is owed only for an expired hold; hold "
+                f"{p['hold_id']} is {hold.state if hold else 'unknown'}",
+            )
         good = self._goods.get(stock.good_id)
         if good is not None:
             self._check_currency(ev, p["amount"], good)
@@ -1839,9 +2060,7 @@ class Verifier:
                 f"tier {stock.tier!r} has no per-buyer limit, so no allowance",
             )
         if self._allowance(ev.key) is None:
-            self._keep_allowance(
-                ev.key, _Allowance(p["stock_id"], p["buyer"], 0, derived)
-            )
+            self._keep_allowance(ev.key, _Allowance(p["stock_id"], p["buyer"], 0, derived))
 
     def _on_allowance_counted(self, ev: _Event, p: Payload) -> None:
         if ev.aggregate_id is None:
@@ -1865,14 +2084,18 @@ class Verifier:
         sale = self._sales.get(reference)
         refund = self._refunds.get(reference)
         if sale is not None:
-            want = (self._allowance_id(ev.aggregate_id, allowance, sale.stock_id, sale.buyer),
-                    sale.quantity)
+            want = (
+                self._allowance_id(ev.aggregate_id, allowance, sale.stock_id, sale.buyer),
+                sale.quantity,
+            )
             what = f"the sale of {sale.quantity} to {sale.buyer}"
             again = sale.counted
             sale.counted = True
         elif refund is not None:
-            want = (self._allowance_id(ev.aggregate_id, allowance, refund.stock_id,
-                                       refund.holder), -1)
+            want = (
+                self._allowance_id(ev.aggregate_id, allowance, refund.stock_id, refund.holder),
+                -1,
+            )
             what = f"the refund of one unit from {refund.holder}"
             again = refund.counted
             refund.counted = True
@@ -1901,12 +2124,17 @@ class Verifier:
             self._settle_refund(reference, refund)
 
     @staticmethod
-    def _allowance_id(aggregate_id: str, allowance: _Allowance | None, stock_id: str,
-                      buyer: str) -> str:
+    def _allowance_id(
+        aggregate_id: str, allowance: _Allowance | None, stock_id: str, buyer: str
+    ) -> str:
         """The id of (stock, buyer)'s allowance: ``aggregate_id`` if it is the
         allowance for them whose id was derived when it started."""
-        if (allowance is not None and allowance.derived and allowance.stock_id == stock_id
-                and allowance.buyer == buyer):
+        if (
+            allowance is not None
+            and allowance.derived
+            and allowance.stock_id == stock_id
+            and allowance.buyer == buyer
+        ):
             return aggregate_id
         return codec.derive_id("allowance", stock_id, buyer)
 
@@ -1918,7 +2146,10 @@ class Verifier:
             raise VerifierInvariantError("ev.aggregate_id unset")
         awaited = self._awaited_units.get(ev.aggregate_id)
         if awaited is None or (awaited[0].good_id, awaited[0].tier, awaited[1]) != (
-                p["good_id"], p["tier"], p["serial"]):
+            p["good_id"],
+            p["tier"],
+            p["serial"],
+        ):
             # (Else the sale derived this very id from these very parts.)
             self._check_own_id(ev, p)
         stock_id = self._stock_id(p["good_id"], p["tier"])
@@ -1939,13 +2170,16 @@ class Verifier:
         terms = self._match_sale(ev, stock_id, p, issued=True)
         self._codes.unit_sold(ev, ev.aggregate_id, p)
         if self._unit(ev.key) is None:
-            self._keep_unit(ev.key, _Unit(
-                stock_id=stock_id,
-                serial=p["serial"],
-                transferable=p["transferable"],
-                holder=p["holder"],
-                acquisitions=[_acquisition(p["sale_id"], "sale", p["holder"], None, p, terms)],
-            ))
+            self._keep_unit(
+                ev.key,
+                _Unit(
+                    stock_id=stock_id,
+                    serial=p["serial"],
+                    transferable=p["transferable"],
+                    holder=p["holder"],
+                    acquisitions=[_acquisition(p["sale_id"], "sale", p["holder"], None, p, terms)],
+                ),
+            )
 
     def _stock_id(self, good_id: str, tier: str) -> str:
         key = (good_id, tier)
@@ -1974,8 +2208,14 @@ class Verifier:
         unit.acquisitions = [_acquisition(p["sale_id"], "sale", p["holder"], None, p, terms)]
         self._keep_unit(ev.key, unit)
 
-    def _match_sale(self, ev: _Event, stock_id: str, p: Payload, *,  # noqa: PLR0912 - unit rules; issue 13 step 3 splits them out
-                    issued: bool) -> bytes | None:
+    def _match_sale(  # noqa: PLR0912 - unit rules; issue 13 step 3 splits them out
+        self,
+        ev: _Event,
+        stock_id: str,
+        p: Payload,
+        *,
+        issued: bool,
+    ) -> bytes | None:
         """A unit event answers for one serial of an earlier ``stock.sold``,
         on that sale's terms. Returns the acquisition terms of the unit if
         they are the sale's (which then computes them once for its units)."""
@@ -1993,9 +2233,14 @@ class Verifier:
             return None
         sale, serial = awaited
         sale.waiting.discard(serial)
-        if (p["sale_id"] == sale.sale_id and p["holder"] == sale.buyer
-                and p["channel"] == sale.channel and p["price"] == sale.price
-                and p["split"] == sale.split and (serial in sale.fresh) == issued):
+        if (
+            p["sale_id"] == sale.sale_id
+            and p["holder"] == sale.buyer
+            and p["channel"] == sale.channel
+            and p["price"] == sale.price
+            and p["split"] == sale.split
+            and (serial in sale.fresh) == issued
+        ):
             # As the sale says (the general comparison below would find nothing).
             self._settle_sale(sale)
             if not sale.terms:
@@ -2042,10 +2287,18 @@ class Verifier:
         unit = self._unit(ev.key)
         if awaited:
             answer = self._stock_answer(
-                self._stocks.get(unit.stock_id) if unit is not None else None, ev, "resold_at",
-                resale_id=p["resale_id"], unit_id=ev.aggregate_id,
-                serial=unit.serial if unit is not None else _OPEN, seller=p["seller"],
-                buyer=p["buyer"], channel=p["channel"], price=p["price"], split=p["split"])
+                self._stocks.get(unit.stock_id) if unit is not None else None,
+                ev,
+                "resold_at",
+                resale_id=p["resale_id"],
+                unit_id=ev.aggregate_id,
+                serial=unit.serial if unit is not None else _OPEN,
+                seller=p["seller"],
+                buyer=p["buyer"],
+                channel=p["channel"],
+                price=p["price"],
+                split=p["split"],
+            )
             self._answers[p["resale_id"]] = answer
         if unit is None:
             return
@@ -2078,9 +2331,12 @@ class Verifier:
             self._check_currency(ev, price, good)
             fee = self._fee(ev, p["channel"])
             if fee is not None:
-                self._check_split(ev, p["split"], price["amount"],
-                                  self._resale_split(stock, good, p["channel"], fee,
-                                                     price["amount"], seller))
+                self._check_split(
+                    ev,
+                    p["split"],
+                    price["amount"],
+                    self._resale_split(stock, good, p["channel"], fee, price["amount"], seller),
+                )
         self._codes.resold(ev, ev.aggregate_id)
         unit.holder = p["buyer"]
         unit.acquisitions.append(_acquisition(p["resale_id"], "resale", p["buyer"], seller, p))
@@ -2090,11 +2346,18 @@ class Verifier:
         if ev.aggregate_id is None:
             raise VerifierInvariantError("ev.aggregate_id unset")
         if self._name_command(ev, p["refund_id"], "refund", "refund_id"):
-            self._answers[p["refund_id"]] = _Answer({
-                "refund_id": p["refund_id"], "unit_id": ev.aggregate_id, "kind": p["kind"],
-                "refunded_acquisition": p["acquisition_id"], "holder": p["holder"],
-                "returned_to": p["returned_to"], "amount": p["price"],
-                "refunded_at": ev.timestamp or _OPEN})
+            self._answers[p["refund_id"]] = _Answer(
+                {
+                    "refund_id": p["refund_id"],
+                    "unit_id": ev.aggregate_id,
+                    "kind": p["kind"],
+                    "refunded_acquisition": p["acquisition_id"],
+                    "holder": p["holder"],
+                    "returned_to": p["returned_to"],
+                    "amount": p["price"],
+                    "refunded_at": ev.timestamp or _OPEN,
+                }
+            )
         unit = self._unit(ev.key)
         if unit is None:
             return
@@ -2163,9 +2426,14 @@ class Verifier:
             stock.codes_imported += len(p["refs"])
         if awaited:
             self._answers[p["batch_id"]] = self._stock_answer(
-                stock, ev, "imported_at", batch_id=p["batch_id"], imported=len(p["refs"]),
+                stock,
+                ev,
+                "imported_at",
+                batch_id=p["batch_id"],
+                imported=len(p["refs"]),
                 codes_imported=stock.codes_imported if stock is not None else _OPEN,
-                codes_available=self._codes.free(ev.aggregate_id))
+                codes_available=self._codes.free(ev.aggregate_id),
+            )
 
     def _on_code_returned(self, ev: _Event, p: Payload) -> None:
         if ev.aggregate_id is None:
@@ -2257,24 +2525,35 @@ def _instant(stamp: str) -> datetime:
 
 
 def _acquisition(
-    acquisition_id: str, kind: str, holder: str, source: str | None, p: Payload,
+    acquisition_id: str,
+    kind: str,
+    holder: str,
+    source: str | None,
+    p: Payload,
     terms: bytes | None = None,
 ) -> _Acquisition:
     """What a refund must name and give back; its price and split hashed
     (``terms``, if already known to be those of ``p``)."""
-    return _Acquisition(acquisition_id, kind, holder, source,
-                        terms or _terms(p["price"], p["split"]))
+    return _Acquisition(
+        acquisition_id, kind, holder, source, terms or _terms(p["price"], p["split"])
+    )
 
 
 def _terms(price: Payload, split: list[Payload]) -> bytes:
     return _sha256(codec.encode([price, split])).digest()
 
 
-def _pack(head: bytes, version: int, position: int | None, code: int, unit: Any,
-          allowance: Any) -> bytes:
+def _pack(
+    head: bytes, version: int, position: int | None, code: int, unit: Any, allowance: Any
+) -> bytes:
     """An aggregate's state as bytes (see _CHAIN)."""
-    if (unit is None and allowance is None and type(position) is int and 0 <= position <= _U32
-            and version <= _U32):
+    if (
+        unit is None
+        and allowance is None
+        and type(position) is int
+        and 0 <= position <= _U32
+        and version <= _U32
+    ):
         return _CHAIN.pack(0, head, version, position, code)
     return b"\x01" + marshal.dumps((head, version, position, code, unit, allowance))
 
@@ -2288,8 +2567,9 @@ def _unpack(blob: bytes) -> tuple[bytes, int, int | None, int, Any, Any]:
     return head, version, position, code, None, None
 
 
-def clean_state(aggregate_id: object, version: object, event_type: object,
-                state: object) -> Payload | None:
+def clean_state(
+    aggregate_id: object, version: object, event_type: object, state: object
+) -> Payload | None:
     """The parsed state of a stored row in which :meth:`Verifier.feed` would
     find nothing wrong with the bytes, the columns, the envelope or the
     payload's members (so no finding but what the chain and the rules say);
@@ -2352,8 +2632,17 @@ def record_bytes(aggregate_id: str, version: int, event_type: str, state: bytes)
     tail = _TYPE_TAILS.get(event_type)
     if tail is None:
         tail = codec.type_tail(event_type)
-    return b"".join((b'{"aggregate_id":"', aggregate_id.encode(), b'",', state[1:-1], tail,
-                     str(version).encode(), b"}"))
+    return b"".join(
+        (
+            b'{"aggregate_id":"',
+            aggregate_id.encode(),
+            b'",',
+            state[1:-1],
+            tail,
+            str(version).encode(),
+            b"}",
+        )
+    )
 
 
 Key = bytes | str
