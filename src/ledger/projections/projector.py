@@ -25,7 +25,7 @@ import orjson
 
 from ledger.domain.model import record_bytes
 from ledger.projections.bands import BandPolicy
-from ledger.projections.tables import Dialect
+from ledger.store.dialect import Tables
 
 CREATOR_ROLES = ("creator", "master-creator")
 IN_CHUNK = 500  # ids per bulk SELECT
@@ -163,8 +163,8 @@ class _Batch:
 
 
 class Projector:
-    def __init__(self, dialect: Dialect, bands: BandPolicy | None = None) -> None:
-        self.dialect = dialect
+    def __init__(self, tables: Tables, bands: BandPolicy | None = None) -> None:
+        self.tables = tables
         self.bands = bands or BandPolicy()
         self._handlers: dict[str, Callable[[_Batch, Record, dict[str, Any], Changes], None]] = {
             "good.minted": self._good_minted,
@@ -189,7 +189,7 @@ class Projector:
         }
 
     def _q(self, statement: str) -> str:
-        return self.dialect.sql(statement)
+        return self.tables.sql(statement)
 
     def apply(self, cursor: Any, records: Iterable[Record], changes: Changes) -> None:
         decoded = []
