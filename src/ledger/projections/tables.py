@@ -10,6 +10,8 @@ placeholders and ``{table}`` names filled in per dialect
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ledger.store.dialect import Dialect, Tables
 
 # The views' layout. A store whose views were built by another version is
@@ -107,3 +109,122 @@ def create_statements(tables: Tables) -> list[str]:
 
 def drop_statements(tables: Tables) -> list[str]:
     return [f"DROP TABLE IF EXISTS {tables.names[name]}" for name in TABLES]
+
+
+# The columns of the views the projector keeps current row by row, in the
+# order it writes them.
+STOCK_COLUMNS = (
+    "stock_id",
+    "good_id",
+    "tier",
+    "supply",
+    "lifetime_cap",
+    "restockable",
+    "transferable",
+    "issued",
+    "reserved",
+    "available",
+    "pooled",
+    "sold_total",
+    "returned_total",
+    "band",
+    "first_sale_at",
+    "last_sale_at",
+    "updated_at",
+    "position",
+)
+UNIT_COLUMNS = (
+    "unit_id",
+    "good_id",
+    "tier",
+    "serial",
+    "holder",
+    "transferable",
+    "events",
+    "updated_at",
+)
+POOL_COLUMNS = (
+    "stock_id",
+    "channel",
+    "good_id",
+    "tier",
+    "free",
+    "overflow",
+    "allotted",
+    "returned",
+    "sold",
+    "updated_at",
+)
+WAITLIST_COLUMNS = (
+    "entry_id",
+    "stock_id",
+    "good_id",
+    "tier",
+    "buyer",
+    "channel",
+    "quantity",
+    "state",
+    "joined_at",
+    "updated_at",
+    "position",
+)
+HOLD_COLUMNS = (
+    "hold_id",
+    "stock_id",
+    "good_id",
+    "tier",
+    "channel",
+    "quantity",
+    "expires_at",
+    "state",
+    "committed",
+    "sale_id",
+    "refunds_owed",
+    "reserved_at",
+    "updated_at",
+)
+ROYALTY_COLUMNS = (
+    "recipient",
+    "role",
+    "good_id",
+    "unit_id",
+    "kind",
+    "reference",
+    "at",
+    "day",
+    "amount",
+    "price",
+    "currency",
+    "channel",
+    "position",
+)
+SETTLEMENT_SUMS = ("units", "gross", "fees", "royalties", "seller_proceeds", "net")
+
+
+# Column lists are ours, never input: building the statements is safe.
+ADD_ROYALTIES = (
+    "INSERT INTO {royalties} AS y ("  # noqa: S608
+    + ", ".join(ROYALTY_COLUMNS)
+    + ") VALUES ("
+    + ", ".join("?" * len(ROYALTY_COLUMNS))
+    + ") "
+    "ON CONFLICT (recipient, role, reference, unit_id) "
+    "DO UPDATE SET amount = y.amount + excluded.amount"
+)
+ADD_SETTLEMENT = (
+    "INSERT INTO {settlement} AS s (channel, day, currency, "  # noqa: S608
+    + ", ".join(SETTLEMENT_SUMS)
+    + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (channel, day, currency) DO UPDATE SET "
+    + ", ".join(f"{c} = s.{c} + excluded.{c}" for c in SETTLEMENT_SUMS)
+)
+
+
+def upsert(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
+    """INSERT a whole row, or replace every other column of the one there."""
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
+    return (
+        f"INSERT INTO {{{table}}} ({', '.join(columns)}) "  # noqa: S608 - our columns
+        f"VALUES ({', '.join('?' * len(columns))}) "
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+    )
