@@ -112,6 +112,7 @@ class EventStore(Application[UUID]):
                     raise
                 time.sleep(0.05 * (attempt + 1))
         self.url = url
+        self.dialect = Dialect.of(self.recorder)
 
     def construct_mapper(self) -> Mapper[UUID]:
         return ChainedEventMapper()
@@ -143,7 +144,7 @@ class EventStore(Application[UUID]):
         if not aggregate_ids:
             return set()
         recorder: Any = self.recorder
-        dialect = Dialect.of(recorder)
+        dialect = self.dialect
         # Only identifiers are spliced in: the schema (checked when the URL is
         # parsed) and the library's table name; the ids are parameters (the
         # library keeps them as UUIDs on PostgreSQL, as hex text on SQLite).
