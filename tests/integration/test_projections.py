@@ -271,7 +271,7 @@ def test_a_runner_follows_live_and_reports_lag(store_url: DatabaseURL) -> None:
         good = ledger.mint(good_spec(), idempotency_key="m")["good_id"]
         store = ProjectionStore(ledger.event_store.recorder)
         listen = None
-        if store.postgres:
+        if store.dialect.postgres:
             url = ledger.url
             listen = {
                 "host": url.host,
@@ -341,13 +341,13 @@ def test_a_tampered_view_differs_from_the_replay(shop: Any) -> None:
     catch_up(store)
     with store.cursor(commit=True) as cursor:
         cursor.execute(
-            store.dialect.sql(
+            store.tables.sql(
                 "UPDATE {stock} SET available = available + 1 WHERE good_id = ? AND tier = 'own'"
             ),
             (master,),
         )
         cursor.execute(
-            store.dialect.sql(
+            store.tables.sql(
                 "DELETE FROM {unit_events} WHERE version = 1 "
                 "AND unit_id IN (SELECT unit_id FROM {units} "
                 "WHERE serial = 2)"

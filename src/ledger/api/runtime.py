@@ -132,29 +132,7 @@ def open_runtime(
         if signers:
             sealer = Sealer(ledger.event_store, log, origin=signers[0].name, signers=signers)
         projections = ProjectionStore(recorder, bands=settings.band_policy())
-        listen = None
-        if url.backend == "postgresql" and settings.projection_follow == "listen":
-            listen = {
-                "host": url.host,
-                "port": url.port,
-                "user": url.user,
-                "password": url.password,
-                "dbname": url.dbname,
-                "connect_timeout": max(2, math.ceil(url.timeout)),
-            }
-        runner = (
-            ProcessRunner(
-                projections,
-                url,
-                bands=settings.band_policy(),
-                poll_interval=settings.projection_poll_interval,
-                listen_dsn=listen,
-            )
-            if settings.views_in_process(url.backend)
-            else ProjectionRunner(
-                projections, poll_interval=settings.projection_poll_interval, listen_dsn=listen
-            )
-        )
+        runner = _views_runner(projections, url, settings)
         return Runtime(
             ledger,
             log,
@@ -170,6 +148,34 @@ def open_runtime(
     except BaseException:
         ledger.close()
         raise
+
+
+def _views_runner(
+    projections: ProjectionStore, url: DatabaseURL, settings: Settings
+) -> ProjectionRunner:
+    """The views' runner: in a process of its own or a thread (settings),
+    following PostgreSQL by LISTEN unless told to poll."""
+    listen = None
+    if url.backend == "postgresql" and settings.projection_follow == "listen":
+        listen = {
+            "host": url.host,
+            "port": url.port,
+            "user": url.user,
+            "password": url.password,
+            "dbname": url.dbname,
+            "connect_timeout": max(2, math.ceil(url.timeout)),
+        }
+    if settings.views_in_process(url.backend):
+        return ProcessRunner(
+            projections,
+            url,
+            bands=settings.band_policy(),
+            poll_interval=settings.projection_poll_interval,
+            listen_dsn=listen,
+        )
+    return ProjectionRunner(
+        projections, poll_interval=settings.projection_poll_interval, listen_dsn=listen
+    )
 
 
 logger = logging.getLogger("ledger.serve")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -16,7 +17,14 @@ from ledger.cli.common import (
     _url,
 )
 from ledger.config import Settings
+from ledger.store.database import DatabaseURL
 from ledger.tuning import tune_gc
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from ledger.api.runtime import Runtime
+    from ledger.tlog.keys import Signer
 
 
 def serve(
@@ -42,32 +50,14 @@ def serve(
 ) -> None:
     """Run the HTTP API on the store: commands and reads (with API keys; make one
     with `ledger api-keys issue`), live views, and signed checkpoints of the log."""
-    import dataclasses
-    import logging
-
     import uvicorn
-    from pydantic import ValidationError
 
-    from ledger.api.app import create_app
-    from ledger.api.limits import HeaderLimits
-    from ledger.api.runtime import Runtime, RuntimeOpener, open_runtime
+    from ledger.api.runtime import open_runtime
     from ledger.api.server import http_protocol
 
-    try:
-        settings = Settings()
-    except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in error.errors()
-        )
-        raise _fail(f"settings (LEDGER_*): {problems}") from None
+    settings = _settings()
     url = _url(db)
-    key_files = log_key or settings.log_key_file
-    if not key_files:
-        raise _fail(
-            "the server signs checkpoints: give --log-key FILE "
-            "(make one with: ledger keys generate --name ORIGIN --out FILE)"
-        )
-    signers = [_load_signer(Path(part.strip())) for part in key_files.split(",")]
+    signers = _signers(log_key or settings.log_key_file)
     try:
         settings.band_policy()
     except ValueError as error:
@@ -80,31 +70,8 @@ def serve(
     def opened() -> Runtime:
         return open_runtime(url, settings, signers=signers, policy=trust, code_keyring=code_keyring)
 
-    # The ledger's own messages (waiting for the database, outages) beside uvicorn's.
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
-    logging.getLogger("ledger").addHandler(handler)
-    logging.getLogger("ledger").setLevel(logging.INFO)
-    # During an outage the pool warns of each reconnection attempt (twenty a
-    # second); ledger.store says it once, when the database goes and comes.
-    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
-    header_limits = HeaderLimits(
-        header_bytes_max=settings.header_bytes_max,
-        headers_bytes_max=settings.headers_bytes_max,
-        count_max=settings.headers_count_max,
-    )
-    if url.backend == "sqlite":  # ready at once, or a clear refusal
-        try:
-            api = create_app(opened(), header_limits=header_limits)
-        except Exception as error:
-            raise _fail(f"cannot open {url.display()}: {error}") from None
-    else:  # listen at once; serve when the database answers (RuntimeOpener)
-        api = create_app(
-            opener=lambda on_open: RuntimeOpener(
-                dataclasses.replace(url, timeout=settings.database_timeout), opened, on_open
-            ),
-            header_limits=header_limits,
-        )
+    _log_to_console()
+    api = _app(url, settings, opened)
     tune_gc()  # (ledger.tuning: the cyclic collector cost ~15 % of a flash sale)
     try:
         # (ledger.api.server: the request head bounded, refusals as problems)
@@ -118,3 +85,67 @@ def serve(
     finally:
         if api.state.runtime is not None:
             api.state.runtime.ledger.close()
+
+
+def _settings() -> Settings:
+    """The LEDGER_* settings, or a one-line failure naming each bad one."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings()
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in error.errors()
+        )
+        raise _fail(f"settings (LEDGER_*): {problems}") from None
+
+
+def _signers(key_files: str | None) -> list[Signer]:
+    """The log's signers, from comma-separated key files (one at least)."""
+    if not key_files:
+        raise _fail(
+            "the server signs checkpoints: give --log-key FILE "
+            "(make one with: ledger keys generate --name ORIGIN --out FILE)"
+        )
+    return [_load_signer(Path(part.strip())) for part in key_files.split(",")]
+
+
+def _log_to_console() -> None:
+    """The ledger's own messages (waiting for the database, outages) beside uvicorn's."""
+    import logging
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+    logging.getLogger("ledger").addHandler(handler)
+    logging.getLogger("ledger").setLevel(logging.INFO)
+    # During an outage the pool warns of each reconnection attempt (twenty a
+    # second); ledger.store says it once, when the database goes and comes.
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+
+
+def _app(url: DatabaseURL, settings: Settings, opened: Callable[[], Runtime]) -> FastAPI:
+    """The application: on SQLite with its runtime open (ready at once, or a
+    clear refusal); on PostgreSQL listening at once, serving when the
+    database answers (RuntimeOpener)."""
+    import dataclasses
+
+    from ledger.api.app import create_app
+    from ledger.api.limits import HeaderLimits
+    from ledger.api.runtime import RuntimeOpener
+
+    header_limits = HeaderLimits(
+        header_bytes_max=settings.header_bytes_max,
+        headers_bytes_max=settings.headers_bytes_max,
+        count_max=settings.headers_count_max,
+    )
+    if url.backend == "sqlite":
+        try:
+            return create_app(opened(), header_limits=header_limits)
+        except Exception as error:
+            raise _fail(f"cannot open {url.display()}: {error}") from None
+    return create_app(
+        opener=lambda on_open: RuntimeOpener(
+            dataclasses.replace(url, timeout=settings.database_timeout), opened, on_open
+        ),
+        header_limits=header_limits,
+    )

@@ -16,157 +16,37 @@ than several per event.
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from ledger.domain.model import record_bytes
 from ledger.projections.bands import BandPolicy
-from ledger.projections.tables import Dialect
+from ledger.projections.batch import Batch, Changes, Record
+from ledger.projections.tables import (
+    ADD_ROYALTIES,
+    ADD_SETTLEMENT,
+    HOLD_COLUMNS,
+    POOL_COLUMNS,
+    STOCK_COLUMNS,
+    UNIT_COLUMNS,
+    WAITLIST_COLUMNS,
+    upsert,
+)
+from ledger.store.dialect import Tables
+
+__all__ = ["Changes", "Projector", "Record"]
 
 CREATOR_ROLES = ("creator", "master-creator")
 IN_CHUNK = 500  # ids per bulk SELECT
 
-STOCK_COLUMNS = (
-    "stock_id",
-    "good_id",
-    "tier",
-    "supply",
-    "lifetime_cap",
-    "restockable",
-    "transferable",
-    "issued",
-    "reserved",
-    "available",
-    "pooled",
-    "sold_total",
-    "returned_total",
-    "band",
-    "first_sale_at",
-    "last_sale_at",
-    "updated_at",
-    "position",
-)
-UNIT_COLUMNS = (
-    "unit_id",
-    "good_id",
-    "tier",
-    "serial",
-    "holder",
-    "transferable",
-    "events",
-    "updated_at",
-)
-POOL_COLUMNS = (
-    "stock_id",
-    "channel",
-    "good_id",
-    "tier",
-    "free",
-    "overflow",
-    "allotted",
-    "returned",
-    "sold",
-    "updated_at",
-)
-WAITLIST_COLUMNS = (
-    "entry_id",
-    "stock_id",
-    "good_id",
-    "tier",
-    "buyer",
-    "channel",
-    "quantity",
-    "state",
-    "joined_at",
-    "updated_at",
-    "position",
-)
-HOLD_COLUMNS = (
-    "hold_id",
-    "stock_id",
-    "good_id",
-    "tier",
-    "channel",
-    "quantity",
-    "expires_at",
-    "state",
-    "committed",
-    "sale_id",
-    "refunds_owed",
-    "reserved_at",
-    "updated_at",
-)
-ROYALTY_COLUMNS = (
-    "recipient",
-    "role",
-    "good_id",
-    "unit_id",
-    "kind",
-    "reference",
-    "at",
-    "day",
-    "amount",
-    "price",
-    "currency",
-    "channel",
-    "position",
-)
-SETTLEMENT_SUMS = ("units", "gross", "fees", "royalties", "seller_proceeds", "net")
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One stored event, as the views need it."""
-
-    position: int
-    aggregate_id: str
-    version: int
-    type: str
-    state: bytes
-
-
-@dataclass
-class Changes:
-    """What one batch changed, for live listeners (stock streams)."""
-
-    events: int = 0
-    position: int = 0
-    first_event_at: str | None = None
-    last_event_at: str | None = None
-    goods: set[str] = field(default_factory=set)  # goods whose stock changed
-
-
-@dataclass
-class _Batch:
-    """The rows one batch reads and writes, worked out in memory."""
-
-    stock: dict[str, dict[str, Any]] = field(default_factory=dict)
-    units: dict[str, dict[str, Any]] = field(default_factory=dict)
-    acquisitions: dict[tuple[str, str], str | None] = field(default_factory=dict)  # → channel
-    goods: list[tuple[Any, ...]] = field(default_factory=list)
-    good_creators: list[tuple[str, str]] = field(default_factory=list)
-    lineage: list[tuple[Any, ...]] = field(default_factory=list)
-    variants: Counter[str] = field(default_factory=Counter)
-    unit_events: list[tuple[Any, ...]] = field(default_factory=list)
-    royalties: dict[tuple[str, str, str, str], list[Any]] = field(default_factory=dict)
-    settlement: dict[tuple[str, str, str], list[int]] = field(default_factory=dict)
-    velocity: Counter[tuple[str, str]] = field(default_factory=Counter)
-    holds: dict[str, dict[str, Any]] = field(default_factory=dict)
-    pools: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    waitlist: dict[str, dict[str, Any]] = field(default_factory=dict)
-    touched_stock: set[str] = field(default_factory=set)
-    touched_units: set[str] = field(default_factory=set)
-
 
 class Projector:
-    def __init__(self, dialect: Dialect, bands: BandPolicy | None = None) -> None:
-        self.dialect = dialect
+    def __init__(self, tables: Tables, bands: BandPolicy | None = None) -> None:
+        self.tables = tables
         self.bands = bands or BandPolicy()
-        self._handlers: dict[str, Callable[[_Batch, Record, dict[str, Any], Changes], None]] = {
+        self._handlers: dict[str, Callable[[Batch, Record, dict[str, Any], Changes], None]] = {
             "good.minted": self._good_minted,
             "good.variant-derived": self._variant_derived,
             "stock.opened": self._stock_opened,
@@ -189,7 +69,7 @@ class Projector:
         }
 
     def _q(self, statement: str) -> str:
-        return self.dialect.sql(statement)
+        return self.tables.sql(statement)
 
     def apply(self, cursor: Any, records: Iterable[Record], changes: Changes) -> None:
         decoded = []
@@ -198,7 +78,7 @@ class Projector:
             changes.position = record.position
             if record.type in self._handlers:
                 decoded.append((record, orjson.loads(record.state)))
-        batch = _Batch()
+        batch = Batch()
         self._prefetch(cursor, batch, decoded)
         for record, event in decoded:
             self._handlers[record.type](batch, record, event, changes)
@@ -217,29 +97,17 @@ class Projector:
         return rows
 
     def _prefetch(
-        self, cursor: Any, batch: _Batch, decoded: list[tuple[Record, dict[str, Any]]]
+        self, cursor: Any, batch: Batch, decoded: list[tuple[Record, dict[str, Any]]]
     ) -> None:
-        stock_ids = sorted(
-            {
-                r.aggregate_id
-                for r, _ in decoded
-                if r.type.startswith("stock.") and r.type != "stock.opened"
-            }
-        )
-        unit_ids = sorted(
-            {
-                r.aggregate_id
-                for r, _ in decoded
-                if r.type in ("unit.reissued", "unit.resold", "unit.refunded")
-            }
-        )
-        refunds = sorted(
-            {
-                (r.aggregate_id, e["payload"]["acquisition_id"])
-                for r, e in decoded
-                if r.type == "unit.refunded"
-            }
-        )
+        """Read every view row the batch's events touch (a few bulk SELECTs,
+        once per batch)."""
+        self._prefetch_reservations(cursor, batch, decoded)
+        self._prefetch_stock_and_units(cursor, batch, decoded)
+
+    def _prefetch_reservations(
+        self, cursor: Any, batch: Batch, decoded: list[tuple[Record, dict[str, Any]]]
+    ) -> None:
+        """Holds, waitlist entries and channels' pools."""
         hold_ids = sorted(
             {
                 e["payload"]["hold_id"]
@@ -271,6 +139,32 @@ class Projector:
             batch.pools[(str(row["stock_id"]), str(row["channel"]))] = {
                 c: row[c] for c in POOL_COLUMNS
             }
+
+    def _prefetch_stock_and_units(
+        self, cursor: Any, batch: Batch, decoded: list[tuple[Record, dict[str, Any]]]
+    ) -> None:
+        """Stock rows, unit rows, and the channel of each acquisition refunded."""
+        stock_ids = sorted(
+            {
+                r.aggregate_id
+                for r, _ in decoded
+                if r.type.startswith("stock.") and r.type != "stock.opened"
+            }
+        )
+        unit_ids = sorted(
+            {
+                r.aggregate_id
+                for r, _ in decoded
+                if r.type in ("unit.reissued", "unit.resold", "unit.refunded")
+            }
+        )
+        refunds = sorted(
+            {
+                (r.aggregate_id, e["payload"]["acquisition_id"])
+                for r, e in decoded
+                if r.type == "unit.refunded"
+            }
+        )
         for row in self._select_in(
             cursor, "SELECT * FROM {stock} WHERE stock_id IN (?)", stock_ids
         ):
@@ -286,7 +180,7 @@ class Projector:
                 batch.acquisitions[(str(row["unit_id"]), str(row["reference"]))] = row["channel"]
 
     # -- goods ------------------------------------------------------------
-    def _good_minted(self, b: _Batch, r: Record, e: dict[str, Any], _ch: Changes) -> None:
+    def _good_minted(self, b: Batch, r: Record, e: dict[str, Any], _ch: Changes) -> None:
         p = e["payload"]
         definition = p["definition"]
         spec = definition["spec"]
@@ -307,13 +201,13 @@ class Projector:
         )
         b.good_creators.extend((creator, r.aggregate_id) for creator in dict.fromkeys(creators))
 
-    def _variant_derived(self, b: _Batch, r: Record, e: dict[str, Any], _ch: Changes) -> None:
+    def _variant_derived(self, b: Batch, r: Record, e: dict[str, Any], _ch: Changes) -> None:
         p = e["payload"]
         b.variants[r.aggregate_id] += 1
         b.lineage.append((r.aggregate_id, p["variant_id"], p["index"], e["timestamp"]))
 
     # -- stock ------------------------------------------------------------
-    def _stock_opened(self, b: _Batch, r: Record, e: dict[str, Any], ch: Changes) -> None:
+    def _stock_opened(self, b: Batch, r: Record, e: dict[str, Any], ch: Changes) -> None:
         p = e["payload"]
         supply = int(p["supply"])
         b.stock[r.aggregate_id] = {
@@ -341,7 +235,7 @@ class Projector:
 
     def _change_stock(
         self,
-        b: _Batch,
+        b: Batch,
         r: Record,
         at: str,
         ch: Changes,
@@ -375,20 +269,20 @@ class Projector:
         b.touched_stock.add(r.aggregate_id)
         ch.goods.add(str(row["good_id"]))
 
-    def _stock_sold(self, b: _Batch, r: Record, e: dict[str, Any], ch: Changes) -> None:
+    def _stock_sold(self, b: Batch, r: Record, e: dict[str, Any], ch: Changes) -> None:
         n = len(e["payload"]["serials"])
         at = e["timestamp"]
         self._change_stock(b, r, at, ch, issued=n, sold=n)
         b.velocity[(r.aggregate_id, at[:16])] += n
 
-    def _stock_restocked(self, b: _Batch, r: Record, e: dict[str, Any], ch: Changes) -> None:
+    def _stock_restocked(self, b: Batch, r: Record, e: dict[str, Any], ch: Changes) -> None:
         self._change_stock(b, r, e["timestamp"], ch, supply=int(e["payload"]["supply"]))
 
-    def _stock_returned(self, b: _Batch, r: Record, e: dict[str, Any], ch: Changes) -> None:
+    def _stock_returned(self, b: Batch, r: Record, e: dict[str, Any], ch: Changes) -> None:
         self._change_stock(b, r, e["timestamp"], ch, issued=-1, returned=1)
 
     # -- reservations -------------------------------------------------------
-    def _stock_reserved(self, b: _Batch, r: Record, e: dict[str, Any], ch: Changes) -> None:
+    def _stock_reserved(self, b: Batch, r: Record, e: dict[str, Any], ch: Changes) -> None:
         p = e["payload"]
         at = e["timestamp"]
         self._change_stock(b, r, at, ch, reserved=int(p["quantity"]))
@@ -412,7 +306,7 @@ class Projector:
         if entry is not None:  # a restock's offer to a waiting buyer
             entry.update(state="offered", updated_at=at)
 
-    def _waitlisted(self, b: _Batch, r: Record, e: dict[str, Any], _ch: Changes) -> None:
+    def _waitlisted(self, b: Batch, r: Record, e: dict[str, Any], _ch: Changes) -> None:
         p = e["payload"]
         stock = b.stock.get(r.aggregate_id)
         if stock is None:
@@ -431,19 +325,19 @@ class Projector:
             "position": r.position,
         }
 
-    def _waitlist_left(self, b: _Batch, _r: Record, e: dict[str, Any], _ch: Changes) -> None:
+    def _waitlist_left(self, b: Batch, _r: Record, e: dict[str, Any], _ch: Changes) -> None:
         entry = b.waitlist.get(e["payload"]["entry_id"])
         if entry is None:
             raise LookupError(f"waitlist entry {e['payload']['entry_id']} left before joining")
         entry.update(state="left", updated_at=e["timestamp"])
 
-    def _hold(self, b: _Batch, hold_id: str) -> dict[str, Any]:
+    def _hold(self, b: Batch, hold_id: str) -> dict[str, Any]:
         hold = b.holds.get(hold_id)
         if hold is None:
             raise LookupError(f"hold {hold_id} changed before it was made")
         return hold
 
-    def _hold_committed(self, b: _Batch, r: Record, e: dict[str, Any], ch: Changes) -> None:
+    def _hold_committed(self, b: Batch, r: Record, e: dict[str, Any], ch: Changes) -> None:
         p = e["payload"]
         hold = self._hold(b, p["hold_id"])
         self._change_stock(b, r, e["timestamp"], ch, reserved=-int(hold["quantity"]))
@@ -454,13 +348,13 @@ class Projector:
             updated_at=e["timestamp"],
         )
 
-    def _hold_released(self, b: _Batch, r: Record, e: dict[str, Any], ch: Changes) -> None:
+    def _hold_released(self, b: Batch, r: Record, e: dict[str, Any], ch: Changes) -> None:
         p = e["payload"]
         hold = self._hold(b, p["hold_id"])
         self._change_stock(b, r, e["timestamp"], ch, reserved=-int(hold["quantity"]))
         hold.update(state=p["reason"], updated_at=e["timestamp"])
 
-    def _refund_owed(self, b: _Batch, _r: Record, e: dict[str, Any], _ch: Changes) -> None:
+    def _refund_owed(self, b: Batch, _r: Record, e: dict[str, Any], _ch: Changes) -> None:
         p = e["payload"]
         hold = self._hold(b, p["hold_id"])
         hold.update(
@@ -469,7 +363,7 @@ class Projector:
         )
 
     # -- channels' pools -------------------------------------------------------
-    def _pool(self, b: _Batch, r: Record, channel: str, at: str) -> dict[str, Any]:
+    def _pool(self, b: Batch, r: Record, channel: str, at: str) -> dict[str, Any]:
         key = (r.aggregate_id, channel)
         pool = b.pools.get(key)
         if pool is None:
@@ -489,7 +383,7 @@ class Projector:
         pool["updated_at"] = at
         return pool
 
-    def _allotted(self, b: _Batch, r: Record, e: dict[str, Any], ch: Changes) -> None:
+    def _allotted(self, b: Batch, r: Record, e: dict[str, Any], ch: Changes) -> None:
         p = e["payload"]
         self._change_stock(b, r, e["timestamp"], ch, pooled=int(p["quantity"]))
         pool = self._pool(b, r, p["channel"], e["timestamp"])
@@ -497,14 +391,14 @@ class Projector:
         pool["allotted"] = int(pool["allotted"]) + int(p["quantity"])
         pool["overflow"] = int(bool(p["overflow"]))
 
-    def _pool_returned(self, b: _Batch, r: Record, e: dict[str, Any], ch: Changes) -> None:
+    def _pool_returned(self, b: Batch, r: Record, e: dict[str, Any], ch: Changes) -> None:
         p = e["payload"]
         self._change_stock(b, r, e["timestamp"], ch, pooled=-int(p["quantity"]))
         pool = self._pool(b, r, p["channel"], e["timestamp"])
         pool["free"] = int(pool["free"]) - int(p["quantity"])
         pool["returned"] = int(pool["returned"]) + int(p["quantity"])
 
-    def _pool_drawn(self, b: _Batch, r: Record, e: dict[str, Any], ch: Changes) -> None:
+    def _pool_drawn(self, b: Batch, r: Record, e: dict[str, Any], ch: Changes) -> None:
         p = e["payload"]
         self._change_stock(b, r, e["timestamp"], ch, pooled=-int(p["quantity"]))
         pool = self._pool(b, r, p["channel"], e["timestamp"])
@@ -514,7 +408,7 @@ class Projector:
     # -- units, royalties, settlement --------------------------------------
     def _unit_event(
         self,
-        b: _Batch,
+        b: Batch,
         r: Record,
         e: dict[str, Any],
         *,
@@ -547,13 +441,13 @@ class Projector:
         )
         b.acquisitions[(r.aggregate_id, reference)] = channel
 
-    def _unit(self, b: _Batch, unit_id: str) -> dict[str, Any]:
+    def _unit(self, b: Batch, unit_id: str) -> dict[str, Any]:
         row = b.units.get(unit_id)
         if row is None:
             raise LookupError(f"unit {unit_id} changed before it was issued")
         return row
 
-    def _unit_acquired(self, b: _Batch, r: Record, e: dict[str, Any], _ch: Changes) -> None:
+    def _unit_acquired(self, b: Batch, r: Record, e: dict[str, Any], _ch: Changes) -> None:
         p = e["payload"]
         at = e["timestamp"]
         if r.type == "unit.issued":
@@ -592,7 +486,7 @@ class Projector:
         good_id = str(b.units[r.aggregate_id]["good_id"])
         self._pay(b, r, at, good_id, kind, reference, p["channel"], p["price"], p["split"], 1)
 
-    def _unit_refunded(self, b: _Batch, r: Record, e: dict[str, Any], _ch: Changes) -> None:
+    def _unit_refunded(self, b: Batch, r: Record, e: dict[str, Any], _ch: Changes) -> None:
         p = e["payload"]
         at = e["timestamp"]
         unit = self._unit(b, r.aggregate_id)
@@ -628,7 +522,7 @@ class Projector:
 
     def _pay(
         self,
-        b: _Batch,
+        b: Batch,
         r: Record,
         at: str,
         good_id: str,
@@ -681,7 +575,14 @@ class Projector:
         if rows:
             cursor.executemany(self._q(statement), rows)
 
-    def _write(self, cursor: Any, b: _Batch) -> None:
+    def _write(self, cursor: Any, b: Batch) -> None:
+        """Write the batch's rows back: one ``executemany`` per table."""
+        self._write_goods(cursor, b)
+        self._write_rows(cursor, b)
+        self._write_lines(cursor, b)
+
+    def _write_goods(self, cursor: Any, b: Batch) -> None:
+        """Goods, their creators and lineage: inserted once, variants counted."""
         self._many(
             cursor,
             "INSERT INTO {goods} (good_id, fingerprint, title, kind, currency, "
@@ -702,31 +603,38 @@ class Projector:
             "UPDATE {goods} SET variants = variants + ? WHERE good_id = ?",
             [(n, good) for good, n in sorted(b.variants.items())],
         )
+
+    def _write_rows(self, cursor: Any, b: Batch) -> None:
+        """The rows kept current: stock, units, waitlist, pools, holds."""
         self._many(
             cursor,
-            _upsert("stock", STOCK_COLUMNS, ("stock_id",)),
+            upsert("stock", STOCK_COLUMNS, ("stock_id",)),
             [tuple(b.stock[s][c] for c in STOCK_COLUMNS) for s in sorted(b.touched_stock)],
         )
         self._many(
             cursor,
-            _upsert("units", UNIT_COLUMNS, ("unit_id",)),
+            upsert("units", UNIT_COLUMNS, ("unit_id",)),
             [tuple(b.units[u][c] for c in UNIT_COLUMNS) for u in sorted(b.touched_units)],
         )
         self._many(
             cursor,
-            _upsert("waitlist", WAITLIST_COLUMNS, ("entry_id",)),
+            upsert("waitlist", WAITLIST_COLUMNS, ("entry_id",)),
             [tuple(b.waitlist[k][c] for c in WAITLIST_COLUMNS) for k in sorted(b.waitlist)],
         )
         self._many(
             cursor,
-            _upsert("pools", POOL_COLUMNS, ("stock_id", "channel")),
+            upsert("pools", POOL_COLUMNS, ("stock_id", "channel")),
             [tuple(b.pools[k][c] for c in POOL_COLUMNS) for k in sorted(b.pools)],
         )
         self._many(
             cursor,
-            _upsert("holds", HOLD_COLUMNS, ("hold_id",)),
+            upsert("holds", HOLD_COLUMNS, ("hold_id",)),
             [tuple(b.holds[h][c] for c in HOLD_COLUMNS) for h in sorted(b.holds)],
         )
+
+    def _write_lines(self, cursor: Any, b: Batch) -> None:
+        """The rows that only grow or add up: unit events, royalties,
+        settlement, velocity."""
         self._many(
             cursor,
             "INSERT INTO {unit_events} (unit_id, version, position, type, at, "
@@ -734,9 +642,9 @@ class Projector:
             "event_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             b.unit_events,
         )
-        self._many(cursor, _ADD_ROYALTIES, [tuple(line) for _, line in sorted(b.royalties.items())])
+        self._many(cursor, ADD_ROYALTIES, [tuple(line) for _, line in sorted(b.royalties.items())])
         self._many(
-            cursor, _ADD_SETTLEMENT, [(*key, *sums) for key, sums in sorted(b.settlement.items())]
+            cursor, ADD_SETTLEMENT, [(*key, *sums) for key, sums in sorted(b.settlement.items())]
         )
         self._many(
             cursor,
@@ -745,32 +653,3 @@ class Projector:
             "DO UPDATE SET units = v.units + excluded.units",
             [(*key, n) for key, n in sorted(b.velocity.items())],
         )
-
-
-# Column lists are ours, never input: building the statements is safe.
-_ADD_ROYALTIES = (
-    "INSERT INTO {royalties} AS y ("  # noqa: S608
-    + ", ".join(ROYALTY_COLUMNS)
-    + ") VALUES ("
-    + ", ".join("?" * len(ROYALTY_COLUMNS))
-    + ") "
-    "ON CONFLICT (recipient, role, reference, unit_id) "
-    "DO UPDATE SET amount = y.amount + excluded.amount"
-)
-_ADD_SETTLEMENT = (
-    "INSERT INTO {settlement} AS s (channel, day, currency, "  # noqa: S608
-    + ", ".join(SETTLEMENT_SUMS)
-    + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (channel, day, currency) DO UPDATE SET "
-    + ", ".join(f"{c} = s.{c} + excluded.{c}" for c in SETTLEMENT_SUMS)
-)
-
-
-def _upsert(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
-    """INSERT a whole row, or replace every other column of the one there."""
-    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
-    return (
-        f"INSERT INTO {{{table}}} ({', '.join(columns)}) "  # noqa: S608 - our columns
-        f"VALUES ({', '.join('?' * len(columns))}) "
-        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
-    )

@@ -111,7 +111,7 @@ class Views:
 
     def _rows(self, statement: str, params: tuple[Any, ...] | list[Any] = ()) -> list[Any]:
         with self.store.cursor(commit=False) as cursor:
-            cursor.execute(self.store.dialect.sql(statement), tuple(params))
+            cursor.execute(self.store.tables.sql(statement), tuple(params))
             return [dict(row) for row in cursor.fetchall()]
 
     def _page(

@@ -24,7 +24,8 @@ from typing import Any
 from ledger.domain.errors import InvariantError
 from ledger.projections.projector import Changes, Projector, Record
 from ledger.projections.store import BATCH_EVENTS, ProjectionStore
-from ledger.projections.tables import TABLES, Dialect
+from ledger.projections.tables import TABLES, create_statements, view_tables
+from ledger.store.dialect import SQLITE, Tables, plain_cursor
 from ledger.store.sqlitefiles import create_private
 
 # The sort key of each compared table (its primary key).
@@ -81,7 +82,7 @@ def views_present(live: ProjectionStore) -> bool:
     however damaged their rows."""
     try:
         with live.cursor(commit=False) as cursor:
-            cursor.execute(live.dialect.sql("SELECT count(*) AS n FROM {position}"))
+            cursor.execute(live.tables.sql("SELECT count(*) AS n FROM {position}"))
             cursor.fetchall()
     except Exception:
         return False
@@ -111,10 +112,10 @@ def compare_with_replay(
         try:
             fresh.execute("PRAGMA journal_mode=OFF")
             fresh.execute("PRAGMA synchronous=OFF")
-            dialect = Dialect(postgres=False)
-            for statement in dialect.create_statements():
+            scratch_tables = view_tables(SQLITE)
+            for statement in create_statements(scratch_tables):
                 fresh.execute(statement)
-            projector = Projector(dialect, live.projector.bands)
+            projector = Projector(scratch_tables, live.projector.bands)
             after = 0
             while after < report.position:
                 try:
@@ -136,7 +137,7 @@ def compare_with_replay(
                     progress(events)
             for table, key in KEYS.items():
                 try:
-                    _compare(table, key, live, fresh, dialect, report, max_differences)
+                    _compare(table, key, live, fresh, scratch_tables, report, max_differences)
                 except Exception as error:  # no such table or column, say
                     report.problems.append(f"{table}: the view cannot be compared ({_why(error)})")
         finally:
@@ -178,19 +179,16 @@ def _apply(
 INTEGER_KEYS = {"version"}
 
 
-def _order(key: str, postgres: bool) -> str:
-    """ORDER BY in code-point order on both backends (PostgreSQL's default
-    collation may sort text otherwise; SQLite's BINARY is code-point order
-    for UTF-8), so the two sides can be merged by key in Python."""
+def _order(key: str, tables: Tables) -> str:
+    """ORDER BY in code-point order on both backends, so the two sides can
+    be merged by key in Python."""
     columns = [c.strip() for c in key.split(",")]
-    if not postgres:
-        return ", ".join(columns)
-    return ", ".join(c if c in INTEGER_KEYS else f'{c} COLLATE "C"' for c in columns)
+    return tables.dialect.code_point_order(columns, numeric=INTEGER_KEYS)
 
 
 def _rows(cursor: Any, statement: str, params: tuple[Any, ...] = ()) -> Iterator[dict[str, Any]]:
     cursor.execute(statement, params)
-    cursor = getattr(cursor, "sqlite_cursor", cursor)  # the library's wrapper has no fetchmany
+    cursor = plain_cursor(cursor)  # the library's wrapper has no fetchmany
     while True:
         batch = cursor.fetchmany(2_000)
         if not batch:
@@ -216,7 +214,7 @@ def _compare(
     key: str,
     live: ProjectionStore,
     fresh: sqlite3.Connection,
-    dialect: Dialect,
+    tables: Tables,
     report: ReplayReport,
     max_differences: int,
 ) -> None:
@@ -232,11 +230,11 @@ def _compare(
     with live.cursor(commit=False) as live_cursor:
         live_rows = _rows(
             live_cursor,
-            live.dialect.sql(f"SELECT * FROM {{{table}}} ORDER BY {_order(key, live.postgres)}"),  # noqa: S608
+            live.tables.sql(f"SELECT * FROM {{{table}}} ORDER BY {_order(key, live.tables)}"),  # noqa: S608
         )
         fresh_rows = _rows(
             fresh.cursor(),
-            dialect.sql(f"SELECT * FROM {{{table}}} ORDER BY {_order(key, False)}"),  # noqa: S608
+            tables.sql(f"SELECT * FROM {{{table}}} ORDER BY {_order(key, tables)}"),  # noqa: S608
         )
         a, b = next(live_rows, None), next(fresh_rows, None)
         while a is not None or b is not None:

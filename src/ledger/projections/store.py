@@ -20,7 +20,13 @@ from eventsourcing.persistence import ApplicationRecorder
 
 from ledger.projections.bands import BandPolicy
 from ledger.projections.projector import Changes, Projector, Record
-from ledger.projections.tables import VIEWS_VERSION, Dialect
+from ledger.projections.tables import (
+    TABLES,
+    VIEWS_VERSION,
+    create_statements,
+    drop_statements,
+)
+from ledger.store.dialect import TableStore
 
 _DDL_LOCK_KEY = 0x70726F6A  # "proj": advisory lock id for creating/dropping views on PostgreSQL
 BATCH_EVENTS = 1_000
@@ -34,47 +40,45 @@ class ViewPosition:
     applied_at: str | None  # wall-clock time that batch committed
 
 
-class ProjectionStore:
+class ProjectionStore(TableStore):
     def __init__(
         self, recorder: ApplicationRecorder, *, bands: BandPolicy | None = None, create: bool = True
     ) -> None:
-        self.recorder = recorder
-        self._datastore: Any = recorder.datastore  # type: ignore[attr-defined]
-        self.postgres = type(recorder).__module__.endswith("postgres")
-        self.dialect = Dialect(self.postgres, getattr(self._datastore, "schema", ""))
-        self.projector = Projector(self.dialect, bands)
+        super().__init__(recorder, **{name: f"proj_{name}" for name in TABLES})
+        self.projector = Projector(self.tables, bands)
         self.seen_position = 0  # the views' position as last read (by any runner)
         if create:
             self.create_tables()
 
     @contextmanager
     def cursor(self, *, commit: bool) -> Iterator[Any]:
-        with self._datastore.transaction(commit=commit) as cursor:
+        """A cursor in a transaction of its own (statements: ``self.tables.sql``)."""
+        with self._cursor(commit=commit) as cursor:
             yield cursor
 
     def _q(self, statement: str) -> str:
-        return self.dialect.sql(statement)
+        return self.tables.sql(statement)
 
     def _ddl_lock(self, cursor: Any) -> None:
-        if self.postgres:  # concurrent CREATE TABLE IF NOT EXISTS can race
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK_KEY,))
+        # concurrent CREATE TABLE IF NOT EXISTS can race on PostgreSQL
+        self.dialect.exclusive(cursor, _DDL_LOCK_KEY)
 
     def create_tables(self) -> None:
         """Create the views, or rebuild them from zero (empty, position 0)
         if they were laid out by another version."""
         with self.cursor(commit=True) as cursor:
             self._ddl_lock(cursor)
-            self._create(cursor)
+            self._create_views(cursor)
             cursor.execute(self._q("SELECT version FROM {meta} WHERE id = 1"))
             row = cursor.fetchone()
             if row is None or int(row["version"]) != VIEWS_VERSION:
-                for statement in self.dialect.drop_statements():
+                for statement in drop_statements(self.tables):
                     cursor.execute(statement)
-                self._create(cursor)
+                self._create_views(cursor)
                 self._stamp(cursor)
 
-    def _create(self, cursor: Any) -> None:
-        for statement in self.dialect.create_statements():
+    def _create_views(self, cursor: Any) -> None:
+        for statement in create_statements(self.tables):
             cursor.execute(statement)
         cursor.execute(
             self._q(
@@ -101,9 +105,9 @@ class ProjectionStore:
         """Drop every view and start again from position 0, in one transaction."""
         with self.cursor(commit=True) as cursor:
             self._ddl_lock(cursor)
-            for statement in self.dialect.drop_statements():
+            for statement in drop_statements(self.tables):
                 cursor.execute(statement)
-            self._create(cursor)
+            self._create_views(cursor)
             self._stamp(cursor)
 
     def exists(self) -> bool:
@@ -149,12 +153,12 @@ class ProjectionStore:
             return None
         changes = Changes()
         with self.cursor(commit=True) as cursor:
-            if self.postgres:
-                cursor.execute(self._q("SELECT position FROM {position} WHERE id = 1 FOR UPDATE"))
-            else:  # write first: take SQLite's writer lock before reading the position
-                cursor.execute(self._q("UPDATE {position} SET id = 1 WHERE id = 1"))
-                cursor.execute(self._q("SELECT position FROM {position} WHERE id = 1"))
-            row = cursor.fetchone()
+            row = self.dialect.select_for_update(
+                cursor,
+                self._q("SELECT position FROM {position} WHERE id = 1"),
+                (),
+                touch=self._q("UPDATE {position} SET id = 1 WHERE id = 1"),
+            )
             current = int(row["position"])
             if current < start:
                 return Changes(position=current)  # views were reset meanwhile: read again

@@ -1,14 +1,18 @@
-"""The views' tables, and the two SQL dialects they are written in.
+"""The views' tables.
 
 The views live beside the events (same SQLite file, same PostgreSQL schema)
 so a view update and the position it has reached commit in one transaction.
 SQL is written once, in the subset SQLite and PostgreSQL share, with ``?``
-placeholders and ``{table}`` names filled in per dialect.
+placeholders and ``{table}`` names filled in per dialect
+(:mod:`ledger.store.dialect`): ``proj_<table>`` on SQLite,
+``"<schema>".ledger_proj_<table>`` on PostgreSQL.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+
+from ledger.store.dialect import Dialect, Tables
 
 # The views' layout. A store whose views were built by another version is
 # rebuilt from zero when a server opens it (the views are derived data).
@@ -75,40 +79,152 @@ TABLES: dict[str, str] = {
     "PRIMARY KEY (stock_id, minute)",
 }
 
+# (index, table, columns)
 INDEXES = [
-    "CREATE INDEX IF NOT EXISTS {p}royalties_by_good ON {royalties} (good_id, at)",
-    "CREATE INDEX IF NOT EXISTS {p}royalties_by_recipient_at ON {royalties} (recipient, at)",
-    "CREATE INDEX IF NOT EXISTS {p}unit_events_by_ref ON {unit_events} (reference)",
-    "CREATE INDEX IF NOT EXISTS {p}units_by_holder ON {units} (holder)",
-    "CREATE INDEX IF NOT EXISTS {p}holds_live ON {holds} (state, expires_at)",
-    "CREATE INDEX IF NOT EXISTS {p}waitlist_line ON {waitlist} (stock_id, state, position)",
+    ("royalties_by_good", "royalties", "good_id, at"),
+    ("royalties_by_recipient_at", "royalties", "recipient, at"),
+    ("unit_events_by_ref", "unit_events", "reference"),
+    ("units_by_holder", "units", "holder"),
+    ("holds_live", "holds", "state, expires_at"),
+    ("waitlist_line", "waitlist", "stock_id, state, position"),
 ]
 
 
-@dataclass(frozen=True)
-class Dialect:
-    """Table names and placeholder style for one backend."""
+def view_tables(dialect: Dialect) -> Tables:
+    """The views' tables in a store of ``dialect``: ``{stock}`` and so on."""
+    return Tables.named(dialect, **{name: f"proj_{name}" for name in TABLES})
 
-    postgres: bool
-    schema: str = ""
 
-    @property
-    def names(self) -> dict[str, str]:
-        if self.postgres:
-            return {name: f'"{self.schema}".ledger_proj_{name}' for name in TABLES}
-        return {name: f"proj_{name}" for name in TABLES}
+def create_statements(tables: Tables) -> list[str]:
+    """CREATE TABLE and CREATE INDEX for every view (IF NOT EXISTS)."""
+    names = tables.names
+    return [
+        f"CREATE TABLE IF NOT EXISTS {names[name]} ({columns})" for name, columns in TABLES.items()
+    ] + [
+        f"CREATE INDEX IF NOT EXISTS {tables.dialect.index('proj_' + index)} "
+        f"ON {names[table]} ({columns})"
+        for index, table, columns in INDEXES
+    ]
 
-    def sql(self, statement: str) -> str:
-        # Index names are unqualified: PostgreSQL puts them in the table's schema.
-        text = statement.format(p="ledger_proj_" if self.postgres else "proj_", **self.names)
-        return text.replace("?", "%s") if self.postgres else text
 
-    def create_statements(self) -> list[str]:
-        names = self.names
-        return [
-            f"CREATE TABLE IF NOT EXISTS {names[name]} ({columns})"
-            for name, columns in TABLES.items()
-        ] + [self.sql(i) for i in INDEXES]
+def drop_statements(tables: Tables) -> list[str]:
+    return [f"DROP TABLE IF EXISTS {tables.names[name]}" for name in TABLES]
 
-    def drop_statements(self) -> list[str]:
-        return [f"DROP TABLE IF EXISTS {table}" for table in self.names.values()]
+
+# The columns of the views the projector keeps current row by row, in the
+# order it writes them.
+STOCK_COLUMNS = (
+    "stock_id",
+    "good_id",
+    "tier",
+    "supply",
+    "lifetime_cap",
+    "restockable",
+    "transferable",
+    "issued",
+    "reserved",
+    "available",
+    "pooled",
+    "sold_total",
+    "returned_total",
+    "band",
+    "first_sale_at",
+    "last_sale_at",
+    "updated_at",
+    "position",
+)
+UNIT_COLUMNS = (
+    "unit_id",
+    "good_id",
+    "tier",
+    "serial",
+    "holder",
+    "transferable",
+    "events",
+    "updated_at",
+)
+POOL_COLUMNS = (
+    "stock_id",
+    "channel",
+    "good_id",
+    "tier",
+    "free",
+    "overflow",
+    "allotted",
+    "returned",
+    "sold",
+    "updated_at",
+)
+WAITLIST_COLUMNS = (
+    "entry_id",
+    "stock_id",
+    "good_id",
+    "tier",
+    "buyer",
+    "channel",
+    "quantity",
+    "state",
+    "joined_at",
+    "updated_at",
+    "position",
+)
+HOLD_COLUMNS = (
+    "hold_id",
+    "stock_id",
+    "good_id",
+    "tier",
+    "channel",
+    "quantity",
+    "expires_at",
+    "state",
+    "committed",
+    "sale_id",
+    "refunds_owed",
+    "reserved_at",
+    "updated_at",
+)
+ROYALTY_COLUMNS = (
+    "recipient",
+    "role",
+    "good_id",
+    "unit_id",
+    "kind",
+    "reference",
+    "at",
+    "day",
+    "amount",
+    "price",
+    "currency",
+    "channel",
+    "position",
+)
+SETTLEMENT_SUMS = ("units", "gross", "fees", "royalties", "seller_proceeds", "net")
+
+
+# Column lists are ours, never input: building the statements is safe.
+ADD_ROYALTIES = (
+    "INSERT INTO {royalties} AS y ("  # noqa: S608
+    + ", ".join(ROYALTY_COLUMNS)
+    + ") VALUES ("
+    + ", ".join("?" * len(ROYALTY_COLUMNS))
+    + ") "
+    "ON CONFLICT (recipient, role, reference, unit_id) "
+    "DO UPDATE SET amount = y.amount + excluded.amount"
+)
+ADD_SETTLEMENT = (
+    "INSERT INTO {settlement} AS s (channel, day, currency, "  # noqa: S608
+    + ", ".join(SETTLEMENT_SUMS)
+    + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (channel, day, currency) DO UPDATE SET "
+    + ", ".join(f"{c} = s.{c} + excluded.{c}" for c in SETTLEMENT_SUMS)
+)
+
+
+def upsert(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
+    """INSERT a whole row, or replace every other column of the one there."""
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
+    return (
+        f"INSERT INTO {{{table}}} ({', '.join(columns)}) "  # noqa: S608 - our columns
+        f"VALUES ({', '.join('?' * len(columns))}) "
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+    )

@@ -28,7 +28,8 @@ from typing import Any
 from eventsourcing.persistence import ApplicationRecorder
 
 from ledger.store.database import DatabaseURL
-from ledger.store.sidetables import SideTables, open_recorder
+from ledger.store.dialect import TableStore
+from ledger.store.sidetables import open_recorder
 
 _DDL_LOCK_KEY = 0x6B657973  # "keys": advisory lock id for CREATE TABLE on PostgreSQL
 _TOKEN = re.compile(r"^lk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
@@ -86,7 +87,7 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-class ApiKeyStore(SideTables):
+class ApiKeyStore(TableStore):
     def __init__(
         self,
         recorder: ApplicationRecorder,
@@ -182,18 +183,12 @@ class ApiKeyStore(SideTables):
         if not isinstance(key_id, str) or not _KEY_ID.fullmatch(key_id):
             return False
         with self._cursor(commit=True) as cursor:
-            if self._postgres:
-                cursor.execute(
-                    self._sql("SELECT revoked_at FROM {t} WHERE key_id = ? FOR UPDATE"), (key_id,)
-                )
-            else:
-                # Write first, so SQLite takes its writer lock (waiting for it)
-                # before this transaction reads what it will change.
-                cursor.execute(
-                    self._sql("UPDATE {t} SET revoked_at = revoked_at WHERE key_id = ?"), (key_id,)
-                )
-                cursor.execute(self._sql("SELECT revoked_at FROM {t} WHERE key_id = ?"), (key_id,))
-            row = cursor.fetchone()
+            row = self.dialect.select_for_update(
+                cursor,
+                self._sql("SELECT revoked_at FROM {t} WHERE key_id = ?"),
+                (key_id,),
+                touch=self._sql("UPDATE {t} SET revoked_at = revoked_at WHERE key_id = ?"),
+            )
             if row is None or row["revoked_at"] is not None:
                 return False
             cursor.execute(

@@ -44,7 +44,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from eventsourcing.persistence import ApplicationRecorder
 
 from ledger.store.database import DatabaseURL
-from ledger.store.sidetables import SideTables, open_recorder
+from ledger.store.dialect import TableStore
+from ledger.store.sidetables import open_recorder
 
 FORMAT = "ledger-code-keyring/1"
 REF_BYTES = 16
@@ -207,7 +208,7 @@ def _new_key_id() -> str:
     return datetime.now(UTC).strftime("k%Y%m%d-") + secrets.token_hex(3)
 
 
-class CodeVault(SideTables):
+class CodeVault(TableStore):
     """The sealed codes' table (``{t}``) and the keyring's fingerprint (``{m}``)."""
 
     def __init__(
@@ -259,7 +260,7 @@ class CodeVault(SideTables):
         return self._keyring is not None
 
     def create_table(self) -> None:
-        blob = "BYTEA" if self._postgres else "BLOB"
+        blob = self.dialect.blob
         self._create(
             _DDL_LOCK_KEY,
             "CREATE TABLE IF NOT EXISTS {t} (ref TEXT PRIMARY KEY, key_id TEXT NOT NULL, "

@@ -29,6 +29,7 @@ from ledger.domain.errors import ChainError
 from ledger.domain.model import EVENT_TYPES, Aggregate, Event, parse_timestamp
 from ledger.store.availability import DatabaseUnavailableError, unavailable_reason
 from ledger.store.database import APPLICATION_NAME, DatabaseURL
+from ledger.store.dialect import Dialect
 
 __all__ = [
     "AggregateNotFoundError",
@@ -111,6 +112,7 @@ class EventStore(Application[UUID]):
                     raise
                 time.sleep(0.05 * (attempt + 1))
         self.url = url
+        self.dialect = Dialect.of(self.recorder)
 
     def construct_mapper(self) -> Mapper[UUID]:
         return ChainedEventMapper()
@@ -142,28 +144,21 @@ class EventStore(Application[UUID]):
         if not aggregate_ids:
             return set()
         recorder: Any = self.recorder
-        table = recorder.events_table_name
-        datastore = recorder.datastore
-        found: set[UUID] = set()
+        dialect = self.dialect
         # Only identifiers are spliced in: the schema (checked when the URL is
-        # parsed) and the library's table name; the ids are parameters.
-        with datastore.transaction(commit=False) as cursor:
-            if self.url.backend == "postgresql":
-                cursor.execute(
-                    f'SELECT DISTINCT originator_id FROM "{datastore.schema}".'  # noqa: S608
-                    f'"{table}" WHERE originator_id = ANY(%s)',
-                    (list(aggregate_ids),),
-                )
+        # parsed) and the library's table name; the ids are parameters (the
+        # library keeps them as UUIDs on PostgreSQL, as hex text on SQLite).
+        table = dialect.library_table(recorder.events_table_name)
+        ids = aggregate_ids if dialect.postgres else [i.hex for i in aggregate_ids]
+        found: set[UUID] = set()
+        with recorder.datastore.transaction(commit=False) as cursor:
+            for select, parameters in dialect.any_of(
+                f"SELECT DISTINCT originator_id FROM {table} WHERE",  # noqa: S608
+                "originator_id",
+                ids,
+            ):
+                cursor.execute(dialect.params(select), parameters)
                 found.update(UUID(str(row["originator_id"])) for row in cursor.fetchall())
-            else:
-                for start in range(0, len(aggregate_ids), 500):
-                    chunk = [i.hex for i in aggregate_ids[start : start + 500]]
-                    cursor.execute(
-                        f"SELECT DISTINCT originator_id FROM {table} WHERE "  # noqa: S608
-                        f"originator_id IN ({', '.join('?' * len(chunk))})",
-                        chunk,
-                    )
-                    found.update(UUID(row["originator_id"]) for row in cursor.fetchall())
         return found
 
     def is_current(self, aggregate_id: UUID, version: int) -> bool:

@@ -24,12 +24,12 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from eventsourcing.persistence import ApplicationRecorder
 
+from ledger.store.dialect import TableStore, tuples
 from ledger.tlog import merkle
 from ledger.tlog.merkle import CompactRange
 
@@ -55,20 +55,19 @@ class StoredCheckpoint:
     signed_at: str
 
 
-class LogStore:
+class LogStore(TableStore):
     """Reads and appends the tree; also a ``SubtreeSource`` for proofs."""
 
     def __init__(
         self, recorder: ApplicationRecorder, *, node_cache: int = 200_000, create: bool = True
     ) -> None:
-        self._datastore: Any = recorder.datastore  # type: ignore[attr-defined]
-        self._postgres = type(recorder).__module__.endswith("postgres")
-        schema = getattr(self._datastore, "schema", "")
-        prefix = f'"{schema}".ledger_' if self._postgres else ""
-        self._t = {
-            name: f"{prefix}tlog_{name}"
-            for name in ("leaves", "nodes", "state", "checkpoints", "cosignatures")
-        }
+        super().__init__(
+            recorder,
+            **{
+                name: f"tlog_{name}"
+                for name in ("leaves", "nodes", "state", "checkpoints", "cosignatures")
+            },
+        )
         self._cache: OrderedDict[tuple[int, int], bytes] = OrderedDict()
         self._cache_max = node_cache
         self._roots: OrderedDict[int, bytes] = OrderedDict()  # size -> root: never changes
@@ -76,19 +75,10 @@ class LogStore:
         if create:
             self.create_tables()
 
-    # -- plumbing -------------------------------------------------------------
-    def _sql(self, statement: str) -> str:
-        text = statement.format(**self._t)
-        return text.replace("?", "%s") if self._postgres else text
-
-    @contextmanager
-    def _cursor(self, *, commit: bool) -> Iterator[Any]:
-        with self._datastore.transaction(commit=commit) as cursor:
-            yield cursor
-
     def create_tables(self) -> None:
-        blob = "BYTEA" if self._postgres else "BLOB"
-        statements = [
+        blob = self.dialect.blob
+        self._create(
+            _SEQUENCER_LOCK_KEY,
             "CREATE TABLE IF NOT EXISTS {leaves} (leaf_index BIGINT PRIMARY KEY, "
             "position BIGINT NOT NULL UNIQUE, aggregate_id TEXT NOT NULL, "
             "version BIGINT NOT NULL, UNIQUE (aggregate_id, version))",
@@ -101,12 +91,7 @@ class LogStore:
             "CREATE TABLE IF NOT EXISTS {cosignatures} (size BIGINT NOT NULL, cosigner TEXT "
             "NOT NULL, line TEXT NOT NULL, received_at TEXT NOT NULL, "
             "PRIMARY KEY (size, cosigner))",
-        ]
-        with self._cursor(commit=True) as cursor:
-            if self._postgres:  # concurrent CREATE TABLE IF NOT EXISTS can race
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", (_SEQUENCER_LOCK_KEY,))
-            for statement in statements:
-                cursor.execute(self._sql(statement))
+        )
 
     # -- reading --------------------------------------------------------------
     def state(self) -> tuple[int, int, CompactRange]:
@@ -185,23 +170,14 @@ class LogStore:
 
     def _node_queries(self, keys: list[tuple[int, int]]) -> Iterator[tuple[str, Any]]:
         """SELECTs of the nodes ``keys`` name: one index search per key."""
-        if self._postgres:  # one statement whatever the count: a join on two arrays
-            yield (
-                self._sql(
-                    "SELECT n.level, n.idx, n.hash"
-                    " FROM unnest(?::int[], ?::bigint[]) AS k(level, idx) "
-                    "JOIN {nodes} n ON n.level = k.level AND n.idx = k.idx"
-                ),
-                ([level for level, _ in keys], [idx for _, idx in keys]),
-            )
-            return
-        # SQLite: an OR of primary-key lookups, which it runs as a "multi-index
-        # OR" (a join on json_each is slower, "IN (VALUES ...)" a full scan).
-        for start in range(0, len(keys), _NODES_PER_QUERY):
-            chunk = keys[start : start + _NODES_PER_QUERY]
-            where = " OR ".join(["(level = ? AND idx = ?)"] * len(chunk))
-            select = "SELECT level, idx, hash FROM {nodes} WHERE " + where  # noqa: S608
-            yield self._sql(select), [part for key in chunk for part in key]
+        for select, parameters in self.dialect.pairs_of(
+            ("level", "idx", "hash"),
+            "{nodes}",
+            (("level", "int"), ("idx", "bigint")),
+            keys,
+            per_query=_NODES_PER_QUERY,
+        ):
+            yield self._sql(select), parameters
 
     def root(self, size: int) -> bytes:
         """The root of the first ``size`` leaves (remembered for the last
@@ -355,15 +331,9 @@ class LogStore:
         )
 
     def _tuples(self, statement: str, parameters: Sequence[Any]) -> list[Any]:
-        """The rows of a SELECT as plain tuples (from SQLite without building
-        a ``sqlite3.Row`` each: this reads the whole tree)."""
+        """The rows of a SELECT as plain tuples (this reads the whole tree)."""
         with self._cursor(commit=False) as cursor:
-            plain = getattr(cursor, "sqlite_cursor", None)
-            if plain is not None:
-                plain.row_factory = None
-            cursor.execute(self._sql(statement), parameters)
-            rows = cursor.fetchall()
-        return rows if plain is not None else [tuple(r.values()) for r in rows]
+            return tuples(cursor, self._sql(statement), parameters)
 
     def stored_levels(self) -> list[Any]:
         """Every level ``tlog_nodes`` has a row at (an index seek per level)."""
@@ -391,23 +361,21 @@ class LogStore:
         leaf_hash)`` in position order. Returns how many were appended.
         """
         early: Sequence[tuple[int, str, int, bytes]] | None = None
-        if not self._postgres:
-            # SQLite: read the events *before* taking the writer lock. Read
-            # inside it, they need a second connection from the same pool
-            # while other writers, waiting for the lock, hold the pool's
-            # slots: each waits on the other until the pool times out.
+        if not self.dialect.reads_while_writing:
+            # Read the events *before* taking the writer lock (SQLite: see
+            # Dialect.reads_while_writing), and append them only if no other
+            # sealer moved the state meanwhile.
             with self._cursor(commit=False) as cursor:
                 expected = self._read_state(cursor)[1]
             early = read_new(expected, limit)
             if not early:
                 return 0
         with self._cursor(commit=True) as cursor:
-            if self._postgres:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", (_SEQUENCER_LOCK_KEY,))
-            else:
-                # Write first, so SQLite takes its writer lock (waiting for it)
-                # before this transaction reads the state it will extend.
-                cursor.execute(self._sql("UPDATE {state} SET id = 1 WHERE id = 1"))
+            self.dialect.exclusive(
+                cursor,
+                _SEQUENCER_LOCK_KEY,
+                touch=self._sql("UPDATE {state} SET id = 1 WHERE id = 1"),
+            )
             size, last_position, frontier = self._read_state(cursor)
             if early is not None and last_position != expected:
                 return 0  # another sealer got there first: read again next time

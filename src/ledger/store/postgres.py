@@ -1,8 +1,8 @@
 """PostgreSQL: the event store's connection pool (below), and housekeeping:
 creating and dropping whole databases.
 
-The housekeeping is used by tests (each run gets its own database) and by
-``ledger`` commands that are told to create the database they point at.
+The housekeeping is used by the tests (each run gets its own database) and
+the benchmarks.
 """
 
 from __future__ import annotations

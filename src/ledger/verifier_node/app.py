@@ -14,88 +14,26 @@ from __future__ import annotations
 
 import base64
 import threading
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from ledger.tlog import merkle
 from ledger.tlog.c2sp import MalformedRequestError, NoteError, UnprocessableRequestError
-from ledger.tlog.witness import parse_add_checkpoint
+from ledger.tlog.witness import AddCheckpoint, parse_add_checkpoint
 from ledger.verifier_node.node import Refusal, VerifierNode, logger
 
 
-def create_node_app(node: VerifierNode, poll_interval: float = 0.5) -> FastAPI:  # noqa: C901, PLR0915 - the routes are closures over one node
-    stop = threading.Event()
-
-    def loop() -> None:
-        try:
-            node.replay()
-        except Refusal as refusal:
-            logger.error("replay refused: %s", refusal.message)
-        while not stop.is_set():
-            try:
-                node.poll_once()
-            except Refusal as refusal:
-                logger.warning("not cosigning: %s", refusal.message)
-            except Exception:
-                logger.exception("poll failed")
-            stop.wait(poll_interval)
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        thread = threading.Thread(target=loop, name="verifier-poll", daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            thread.join(timeout=10)
-            node.close()
-
-    app = FastAPI(title="ledger verifier node", lifespan=lifespan)
+def create_node_app(node: VerifierNode, poll_interval: float = 0.5) -> FastAPI:
+    app = FastAPI(title="ledger verifier node", lifespan=_lifespan(node, poll_interval))
 
     @app.post("/add-checkpoint")
     async def add_checkpoint(request: Request) -> Response:
         if node.state.alarm is not None:
             return PlainTextResponse(f"in alarm: {node.state.alarm['message']}", status_code=503)
-        body = (await request.body()).decode("utf-8", "replace")
-        try:
-            request_ = parse_add_checkpoint(body)
-        except (MalformedRequestError, NoteError) as error:
-            return PlainTextResponse(str(error), status_code=400)
-        try:
-            checkpoint = node._open(request_.checkpoint)
-            try:
-                request_.check()
-            except UnprocessableRequestError as error:
-                return PlainTextResponse(str(error), status_code=422)
-            except MalformedRequestError as error:
-                return PlainTextResponse(str(error), status_code=400)
-            if request_.old_size != node.state.size:
-                return PlainTextResponse(
-                    f"{node.state.size}\n", status_code=409, media_type="text/x.tlog.size"
-                )
-            if request_.old_size and checkpoint.size != request_.old_size:
-                try:
-                    merkle.verify_consistency(
-                        request_.old_size,
-                        checkpoint.size,
-                        base64.b64decode(node.state.root),
-                        checkpoint.root,
-                        request_.consistency,
-                    )
-                except merkle.ProofError as error:
-                    return PlainTextResponse(f"bad consistency proof: {error}", status_code=422)
-            line = node.add_checkpoint(request_.checkpoint)
-        except Refusal as refusal:
-            if refusal.size is not None:
-                return PlainTextResponse(
-                    f"{refusal.size}\n", status_code=409, media_type="text/x.tlog.size"
-                )
-            return PlainTextResponse(refusal.message, status_code=refusal.status)
-        return PlainTextResponse(line + "\n")
+        return _add_checkpoint(node, (await request.body()).decode("utf-8", "replace"))
 
     @app.get("/checkpoint")
     def checkpoint() -> Response:
@@ -122,3 +60,89 @@ def create_node_app(node: VerifierNode, poll_interval: float = 0.5) -> FastAPI: 
         return PlainTextResponse("\n".join(lines) + "\n")
 
     return app
+
+
+def _lifespan(
+    node: VerifierNode, poll_interval: float
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """While the app runs, a thread replays the log and then follows it."""
+    stop = threading.Event()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        thread = threading.Thread(
+            target=_follow, args=(node, stop, poll_interval), name="verifier-poll", daemon=True
+        )
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=10)
+            node.close()
+
+    return lifespan
+
+
+def _follow(node: VerifierNode, stop: threading.Event, poll_interval: float) -> None:
+    try:
+        node.replay()
+    except Refusal as refusal:
+        logger.error("replay refused: %s", refusal.message)
+    while not stop.is_set():
+        try:
+            node.poll_once()
+        except Refusal as refusal:
+            logger.warning("not cosigning: %s", refusal.message)
+        except Exception:
+            logger.exception("poll failed")
+        stop.wait(poll_interval)
+
+
+def _size_answer(size: int) -> Response:
+    """409: the old size is not ours; the body says what ours is."""
+    return PlainTextResponse(f"{size}\n", status_code=409, media_type="text/x.tlog.size")
+
+
+def _add_checkpoint(node: VerifierNode, body: str) -> Response:
+    """C2SP tlog-witness add-checkpoint: the cosignature line, or the refusal."""
+    try:
+        request = parse_add_checkpoint(body)
+    except (MalformedRequestError, NoteError) as error:
+        return PlainTextResponse(str(error), status_code=400)
+    try:
+        refused = _refusal(node, request)
+        if refused is not None:
+            return refused
+        line = node.add_checkpoint(request.checkpoint)
+    except Refusal as refusal:
+        if refusal.size is not None:
+            return _size_answer(refusal.size)
+        return PlainTextResponse(refusal.message, status_code=refusal.status)
+    return PlainTextResponse(line + "\n")
+
+
+def _refusal(node: VerifierNode, request: AddCheckpoint) -> Response | None:
+    """Why the request cannot be cosigned (None: it can be tried); raises
+    :class:`Refusal` for a checkpoint the node does not accept."""
+    checkpoint = node._open(request.checkpoint)
+    try:
+        request.check()
+    except UnprocessableRequestError as error:
+        return PlainTextResponse(str(error), status_code=422)
+    except MalformedRequestError as error:
+        return PlainTextResponse(str(error), status_code=400)
+    if request.old_size != node.state.size:
+        return _size_answer(node.state.size)
+    if request.old_size and checkpoint.size != request.old_size:
+        try:
+            merkle.verify_consistency(
+                request.old_size,
+                checkpoint.size,
+                base64.b64decode(node.state.root),
+                checkpoint.root,
+                request.consistency,
+            )
+        except merkle.ProofError as error:
+            return PlainTextResponse(f"bad consistency proof: {error}", status_code=422)
+    return None

@@ -392,8 +392,8 @@ class ProofStoreAuditor(LogAuditor):
         actual: str | None = None,
     ) -> None:
         self.proof_total += 1
-        # (a damaged events row may hand in an id or a version of another
-        # type: the message says what it was; the finding's fields stay JSON)
+        # (a damaged events row may hand in an id or a version of another kind:
+        # the message says what it was; the finding's fields stay JSON)
         aggregate_id = aggregate_id if isinstance(aggregate_id, str) else None
         version = version if type(version) is int else None
         if len(self.proof_findings) < KEPT:

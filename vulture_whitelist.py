@@ -1,0 +1,54 @@
+# Names vulture reports unused in src/ that are used after all (.ci/run:
+# `vulture src vulture_whitelist.py --min-confidence 60`). Vulture matches
+# by name alone, so each line keeps its name used everywhere; say why.
+# A finding that is really dead is removed from src, never added here.
+# ruff: noqa
+_: object
+
+# -- called by frameworks, not by our code ------------------------------------
+me  # api/app.py: a FastAPI route, registered by its decorator
+provenance  # api/provenance_routes.py: a FastAPI route
+stock_stream  # api/query_routes.py: a FastAPI route (SSE)
+health  # api/readiness.py: a FastAPI route
+domain_error  # api/problems.py: FastAPI exception handlers, registered by decorators
+database_error  # api/problems.py
+api_problem  # api/problems.py
+invalid_request  # api/problems.py
+http_error  # api/problems.py
+_exactly_one  # api/models.py: a pydantic model validator
+_one_header_within_all  # config.py: a pydantic model validator
+model_config  # pydantic models' and settings' configuration, read by pydantic
+send_400_response  # api/server.py: overrides uvicorn's httptools protocol hook
+eof_received  # api/server.py: an asyncio protocol callback
+_.disconnected  # api/server.py: uvicorn's request cycle flag, read by uvicorn
+to_stored_event  # store/eventstore.py: the eventsourcing Mapper interface
+construct_mapper  # store/eventstore.py: an eventsourcing Application hook
+application_recorder_class  # store/postgres.py: read by eventsourcing's factory
+LedgerPostgresFactory  # store/postgres.py: named by PERSISTENCE_MODULE (store/database.py)
+PrivateSQLiteFactory  # store/sqlitefiles.py: named by PERSISTENCE_MODULE (store/database.py)
+_.row_factory  # sqlite3 connections and cursors read it (projections/replay.py, store/dialect.py, verify/sources.py)
+__getattr__  # verify/__init__.py: a module's lazy attributes (PEP 562)
+memo  # domain/model.py: the __deepcopy__ protocol's argument
+_serve  # verify/pipeline.py: run by the child process's `python -c` command
+
+# -- data: fields read by serialising the object, not by name ---------------------
+variant_fingerprint  # domain/good.py: an event's field, part of its canonical JSON
+latest_root  # verify/log.py: LogReport fields, read through asdict() (cli/verify.py)
+keys_given  # verify/log.py
+unsealed_events  # verify/log.py
+
+# -- used by the tests and benchmarks: housekeeping and inspection -----------------
+server_reachable  # store/postgres.py: tests/conftest.py, bench/common.py
+create_database  # store/postgres.py: tests/conftest.py, bench/common.py
+drop_database  # store/postgres.py: tests/conftest.py, bench/common.py
+create_schema  # store/postgres.py: tests/conftest.py, bench/common.py
+fresh_good  # service/ledger.py: tests (another helper of issue 13 owns the service)
+by_check  # verify/report.py: tests (another helper owns the verifier)
+spilled  # verify/state.py: tests/unit/test_verify_scale.py (another helper owns it)
+
+# -- kept on purpose, decided by the code's owner ----------------------------------
+EXIT_CANNOT_RUN  # verify/classes.py: the documented exit code 2, named beside the others
+_.sold_total  # domain/stock.py: TierStock's totals, replayed state (the domain's owner decides)
+_.returned_total  # domain/stock.py
+sold_total  # domain/stock.py
+returned_total  # domain/stock.py
