@@ -7,6 +7,9 @@ work lazily, inside the commands, so that ``ledger --help`` stays fast.
 
 from __future__ import annotations
 
+import os
+import sys
+
 import typer
 
 from ledger.cli import (
@@ -28,6 +31,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
 app.command()(demo.demo)
 app.command()(verify.verify)
@@ -77,7 +81,32 @@ codes_app.command("status")(codes.codes_status)
 
 
 def main() -> None:
-    app()
+    """The ``ledger`` command. Whatever goes wrong ends in one line on stderr
+    and a non-zero exit, never a traceback: a database that went away
+    mid-command exits 2 naming the cause; anything unforeseen exits 1 as an
+    internal error (``LEDGER_TRACEBACK=1`` shows the traceback, for a bug
+    report)."""
+    try:
+        app()
+    except Exception as error:
+        if os.environ.get("LEDGER_TRACEBACK") == "1":
+            raise
+        raise SystemExit(_one_line(error)) from None
+
+
+def _one_line(error: Exception) -> int:
+    from ledger.store.availability import unavailable_reason
+
+    reason = unavailable_reason(error)
+    if reason is not None:
+        sys.stderr.write(f"error: the database is unavailable: {' '.join(reason.split())}\n")
+        return 2
+    text = " ".join(str(error).split()) or "no message"
+    sys.stderr.write(
+        f"error: internal error ({type(error).__name__}: {text}); nothing more is known "
+        "here -- rerun with LEDGER_TRACEBACK=1 for the traceback and report it\n"
+    )
+    return 1
 
 
 __all__ = ["app", "main"]

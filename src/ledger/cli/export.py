@@ -12,7 +12,7 @@ from ledger.cli.common import (
     _fail,
     _load_policy,
     _progress,
-    _url,
+    _store_url,
     console,
 )
 from ledger.store.records import StoreMissingError
@@ -40,7 +40,7 @@ def export(
     audit bundle directory with --bundle)."""
     from ledger.verify import export_bundle, export_store
 
-    url = _url(db)
+    url = _store_url(db)
     policy_text = None
     if policy is not None:
         _load_policy(policy)  # refuse a bad one before writing anything
