@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from ledger.config import Settings
 from ledger.store.database import DatabaseURL, DatabaseURLError
@@ -84,11 +91,15 @@ def _check_reachable(url: DatabaseURL, *, lasting_only: bool) -> None:
 
 
 def _progress() -> Progress:
+    """A bar on stderr: the phase, done of total, time taken and time left
+    (rich estimates it from the recent rate once the total is known)."""
     return Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
         console=errors,
         transient=True,
     )
@@ -143,3 +154,15 @@ def _load_policy(path: Path) -> Policy:
 def _first_line(error: Exception) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def _event_count(url: DatabaseURL) -> int | None:
+    """About how many events the store holds (its last position: a total
+    for a progress bar, never a figure to report); None if unknown."""
+    from ledger.store.records import RecordReader
+
+    try:
+        with RecordReader(url) as reader:
+            return reader.max_position() or None
+    except Exception:  # only a progress bar's total: the command reports the real error
+        return None

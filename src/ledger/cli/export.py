@@ -9,6 +9,7 @@ import typer
 
 from ledger.cli.common import (
     DbOption,
+    _event_count,
     _fail,
     _load_policy,
     _progress,
@@ -46,7 +47,8 @@ def export(
         _load_policy(policy)  # refuse a bad one before writing anything
         policy_text = policy.read_text()
     with _progress() as progress:
-        task = progress.add_task("exporting", total=None)
+        phase = "exporting the audit bundle's events" if bundle else "exporting events"
+        task = progress.add_task(phase, total=_event_count(url))
 
         def advance(done: int) -> None:
             progress.update(task, completed=done)
