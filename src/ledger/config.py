@@ -123,6 +123,12 @@ class Settings(BaseSettings):
         le=10_000,
         description="Header lines in one request; more is a 431",
     )
+    access_log_polling: bool = Field(
+        default=True,
+        description="ledger serve's access log: also the answered polls of verifier nodes, "
+        "witnesses and probes (GET /log/..., /healthz, /readyz under 400); false leaves "
+        "them out and keeps every other request and every error",
+    )
 
     def views_in_process(self, backend: str) -> bool:
         """Whether a server on ``backend`` applies its views in a process of

@@ -193,10 +193,11 @@ def _print_views(
     )
     for good_id, title in ((master, "Aurora"), (variant, "Crimson")):
         for tier in views.stock(good_id):
+            left = f"{tier['available']:,} left"
+            shown = "" if tier["display"] == left else f" (buyers see: {tier['display']})"
             console.print(
                 f"  {title}/{tier['tier']:<5} {tier['issued']:>6,} of "
-                f"{tier['quota']:,} issued, {tier['available']:,} left: "
-                f"{tier['display']}",
+                f"{tier['quota']:,} issued, {left}{shown}",
                 highlight=False,
             )
 

@@ -154,9 +154,25 @@ def test_three_verifiers_reach_quorum_then_catch_a_rewritten_entry(
             assert alarm["check"] in {"leaf-hash", "history-rewritten"}, alarm
             assert alarm["index"] == index
             assert alarm["expected"] != alarm["actual"]
-            assert "ledger_verifier_alarm 1" in httpx.get(f"{node}/metrics").text
+            metrics = httpx.get(f"{node}/metrics").text
+            assert "ledger_verifier_alarm 1" in metrics
+            assert_prometheus_text(metrics)
             refused = httpx.post(f"{node}/add-checkpoint", content="old 0\n\n" + note)
             assert refused.status_code == 503
+
+
+def assert_prometheus_text(text: str) -> None:
+    """Each sample follows its own # HELP and # TYPE lines (text format 0.0.4)."""
+    lines = text.splitlines()
+    samples = [line for line in lines if not line.startswith("#")]
+    assert samples
+    for sample in samples:
+        name = sample.split()[0]
+        at = lines.index(sample)
+        assert lines[at - 2].startswith(f"# HELP {name} "), lines[at - 2 : at + 1]
+        kind = lines[at - 1].removeprefix(f"# TYPE {name} ")
+        assert kind in {"counter", "gauge"}, lines[at - 1]
+        assert kind != "counter" or name.endswith("_total"), name
 
 
 def rewrite_a_sale(url: DatabaseURL) -> int:

@@ -7,6 +7,9 @@ work lazily, inside the commands, so that ``ledger --help`` stays fast.
 
 from __future__ import annotations
 
+import os
+import sys
+
 import typer
 
 from ledger.cli import (
@@ -28,19 +31,26 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
-app.command()(demo.demo)
-app.command()(verify.verify)
-app.command()(export.export)
+app.command(short_help="A flash sale and resales on a fresh SQLite file, verified.")(demo.demo)
+app.command(short_help="Verify a store, an export or a bundle (exit codes in --help).")(
+    verify.verify
+)
+app.command(short_help="Write the events as JSON Lines, or an audit bundle.")(export.export)
 
 keys_app = typer.Typer(
-    help="Ed25519 keys for the log and for verifier nodes (C2SP signed-note).", no_args_is_help=True
+    help="Ed25519 keys for the log and for verifier nodes (C2SP signed-note).",
+    short_help="Ed25519 keys for the log and for verifier nodes.",
+    no_args_is_help=True,
 )
 app.add_typer(keys_app, name="keys")
-keys_app.command("generate")(keys.keys_generate)
+keys_app.command("generate", short_help="Create a private key file and print its verifier key.")(
+    keys.keys_generate
+)
 keys_app.command("show")(keys.keys_show)
 
-app.command()(serve.serve)
+app.command(short_help="Run the HTTP API, the live views and the log's sealer.")(serve.serve)
 
 verifier_app = typer.Typer(help="Independent verifier nodes.", no_args_is_help=True)
 app.add_typer(verifier_app, name="verifier")
@@ -51,33 +61,68 @@ proof_app = typer.Typer(
 )
 app.add_typer(proof_app, name="proof")
 proof_app.command("export")(proof.proof_export)
-proof_app.command("verify")(proof.proof_verify)
+proof_app.command("verify", short_help="Check a provenance bundle offline against a policy.")(
+    proof.proof_verify
+)
 
 api_keys_app = typer.Typer(
     help="API keys for the HTTP API: issue, list, revoke.", no_args_is_help=True
 )
 app.add_typer(api_keys_app, name="api-keys")
 api_keys_app.command("issue")(apikeys.api_keys_issue)
-api_keys_app.command("list")(apikeys.api_keys_list)
-api_keys_app.command("revoke")(apikeys.api_keys_revoke)
+api_keys_app.command("list", short_help="Every key issued, revoked or not.")(apikeys.api_keys_list)
+api_keys_app.command("revoke", short_help="Revoke a key (servers refuse it within 5 s).")(
+    apikeys.api_keys_revoke
+)
 
 views_app = typer.Typer(help="The read views: status and rebuild.", no_args_is_help=True)
 app.add_typer(views_app, name="views")
 views_app.command("status")(views.views_status)
-views_app.command("rebuild")(views.views_rebuild)
+views_app.command("rebuild", short_help="Drop the views and rebuild them from the events.")(
+    views.views_rebuild
+)
 
 codes_app = typer.Typer(
     help="Redemption codes: the keyring, key rotation, imports, counts.", no_args_is_help=True
 )
 app.add_typer(codes_app, name="codes")
 codes_app.command("keyring")(codes.codes_keyring)
-codes_app.command("rotate")(codes.codes_rotate)
+codes_app.command("rotate", short_help="Re-seal every code under a new active key.")(
+    codes.codes_rotate
+)
 codes_app.command("import")(codes_import.codes_import)
-codes_app.command("status")(codes.codes_status)
+codes_app.command("status", short_help="A tier's codes: imported, available, lent, bound.")(
+    codes.codes_status
+)
 
 
 def main() -> None:
-    app()
+    """The ``ledger`` command. Whatever goes wrong ends in one line on stderr
+    and a non-zero exit, never a traceback: a database that went away
+    mid-command exits 2 naming the cause; anything unforeseen exits 1 as an
+    internal error (``LEDGER_TRACEBACK=1`` shows the traceback, for a bug
+    report)."""
+    try:
+        app()
+    except Exception as error:
+        if os.environ.get("LEDGER_TRACEBACK") == "1":
+            raise
+        raise SystemExit(_one_line(error)) from None
+
+
+def _one_line(error: Exception) -> int:
+    from ledger.store.availability import unavailable_reason
+
+    reason = unavailable_reason(error)
+    if reason is not None:
+        sys.stderr.write(f"error: the database is unavailable: {' '.join(reason.split())}\n")
+        return 2
+    text = " ".join(str(error).split()) or "no message"
+    sys.stderr.write(
+        f"error: internal error ({type(error).__name__}: {text}); nothing more is known "
+        "here -- rerun with LEDGER_TRACEBACK=1 for the traceback and report it\n"
+    )
+    return 1
 
 
 __all__ = ["app", "main"]

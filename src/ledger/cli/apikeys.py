@@ -12,6 +12,7 @@ from ledger.cli.common import (
     DbOption,
     T,
     _fail,
+    _store_url,
     _url,
     console,
     errors,
@@ -116,9 +117,7 @@ def _with_keys(db: str | None, work: Callable[[ApiKeyStore], T], *, create: bool
     """
     from ledger.store.apikeys import open_api_keys
 
-    url = _url(db)
-    if not create and not url.exists():
-        raise _fail(f"no ledger database at {url.display()}")
+    url = _url(db) if create else _store_url(db)
     try:
         with open_api_keys(url, create=create) as keys:
             return work(keys)

@@ -15,7 +15,7 @@ from ledger.cli.common import (
     _fail,
     _first_line,
     _load_keyring,
-    _url,
+    _store_url,
     console,
     errors,
 )
@@ -87,9 +87,7 @@ def codes_rotate(
 
     path = _keyring_path(keyring)
     ring = _load_keyring(path)
-    url = _url(db)
-    if not url.exists():
-        raise _fail(f"no ledger database at {url.display()}")
+    url = _store_url(db)
     try:
         with open_vault(url, ring, create=False) as vault:
             _check_ring_fits(vault.key_usage(), ring, path)  # before the ring is touched
@@ -156,9 +154,7 @@ def codes_status(
     from ledger.domain.errors import LedgerError
     from ledger.service import Ledger
 
-    url = _url(db)
-    if not url.exists():
-        raise _fail(f"no ledger database at {url.display()}")
+    url = _store_url(db)
     try:
         with Ledger(url) as ledger:
             counts = ledger.code_counts(good, tier)

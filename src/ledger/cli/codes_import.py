@@ -24,7 +24,7 @@ from ledger.cli.common import (
     _first_line,
     _load_keyring,
     _progress,
-    _url,
+    _store_url,
     console,
 )
 from ledger.domain.errors import InvariantError
@@ -100,9 +100,7 @@ def codes_import(  # noqa: C901, PLR0912, PLR0915 - the use case issue 13 step 1
     digest = hashlib.sha256(source.encode()).hexdigest()
     ring_path = _keyring_path(keyring)
     ring = _load_keyring(ring_path)
-    url = _url(db)
-    if not url.exists():
-        raise _fail(f"no ledger database at {url.display()}")
+    url = _store_url(db)
 
     def where(place: int) -> str:
         return f"line {place} of {file}" if file is not None else f"code #{place} of the range"

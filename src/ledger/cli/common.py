@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from ledger.config import Settings
 from ledger.store.database import DatabaseURL, DatabaseURLError
@@ -43,34 +50,85 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _url(db: str | None) -> DatabaseURL:
+def _url(db: str | None, *, reachable: bool = True) -> DatabaseURL:
+    """The store's URL from --db or the settings. With ``reachable`` (every
+    command but ``serve``, which waits for a database that is down), a
+    PostgreSQL database that does not take a connection within the
+    database timeout is one line naming the cause, and exit 2."""
     try:
-        return DatabaseURL.parse(db if db is not None else Settings().database_url)
+        url = DatabaseURL.parse(db if db is not None else Settings().database_url)
     except DatabaseURLError as error:
         raise _fail(str(error)) from None
+    if reachable and url.backend == "postgresql":
+        _check_reachable(url, lasting_only=False)
+    return url
+
+
+def _store_url(db: str | None) -> DatabaseURL:
+    """As :func:`_url`, for a command that reads a store: there must be one
+    (a SQLite file; a PostgreSQL schema with the events table), so that a
+    mistyped URL is an error and never a new, empty store."""
+    url = _url(db)
+    if url.backend == "postgresql":
+        from ledger.store.postgres import store_exists
+
+        found = store_exists(url, Settings().database_timeout)
+    else:
+        found = url.exists()
+    if not found:
+        raise _fail(f"no ledger database at {url.display()}")
+    return url
+
+
+def _check_reachable(url: DatabaseURL, *, lasting_only: bool) -> None:
+    """Fail in one line if the database cannot be used (``lasting_only``: only
+    if waiting cannot help, e.g. no such database or role)."""
+    from ledger.store.postgres import connect_problem
+
+    problem = connect_problem(url, Settings().database_timeout)
+    if problem is not None and (problem.lasting or not lasting_only):
+        raise _fail(f"cannot use the database at {url.display()}: {problem.cause}")
 
 
 def _progress() -> Progress:
+    """A bar on stderr: the phase, done of total, time taken and time left
+    (rich estimates it from the recent rate once the total is known)."""
     return Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
         console=errors,
         transient=True,
     )
 
 
-def _load_signer(path: Path) -> Signer:
-    from ledger.tlog.c2sp import NoteError
+def _load_signer(path: Path, *, cosigner: bool | None) -> Signer:
+    """A private key file: the log's key (type 0x01), or with ``cosigner`` a
+    verifier node's cosigning key (type 0x04), the other kind refused (a log
+    never signs as a witness, nor a node as the log); None takes either."""
+    from ledger.tlog.c2sp import KEY_TYPE_COSIGNATURE_V1, KEY_TYPE_ED25519, NoteError
     from ledger.tlog.keys import Signer
 
     try:
-        return Signer.from_private_text(path.read_text().strip())
+        signer = Signer.from_private_text(path.read_text().strip())
     except FileNotFoundError:
         raise _fail(f"no key file at {path}") from None
-    except (NoteError, ValueError) as error:
+    except (NoteError, ValueError, OSError, UnicodeDecodeError) as error:
         raise _fail(f"{path}: {error}") from None
+    if cosigner is True and signer.key_type != KEY_TYPE_COSIGNATURE_V1:
+        raise _fail(
+            f"{path} is a log key (type 0x01), not a cosigning key: a verifier node "
+            "cosigns with its own (ledger keys generate --cosigner --name NAME --out FILE)"
+        )
+    if cosigner is False and signer.key_type != KEY_TYPE_ED25519:
+        raise _fail(
+            f"{path} is a verifier's cosigning key (type 0x04), not a log key: the log "
+            "signs checkpoints with its own (ledger keys generate --name ORIGIN --out FILE)"
+        )
+    return signer
 
 
 def _load_keyring(path: Path) -> Keyring:
@@ -96,3 +154,15 @@ def _load_policy(path: Path) -> Policy:
 def _first_line(error: Exception) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def _event_count(url: DatabaseURL) -> int | None:
+    """About how many events the store holds (its last position: a total
+    for a progress bar, never a figure to report); None if unknown."""
+    from ledger.store.records import RecordReader
+
+    try:
+        with RecordReader(url) as reader:
+            return reader.max_position() or None
+    except Exception:  # only a progress bar's total: the command reports the real error
+        return None

@@ -30,7 +30,7 @@ def demo(
     """Mint a good, run a flash sale and resales, then verify every chain."""
     from ledger.demo import DemoError, run_demo
 
-    url = _url(db)
+    url = _url(db, reachable=False)  # run_demo takes only a fresh SQLite file
     try:
         # Wide enough for the sale table: a narrow terminal wraps, never truncates.
         wide = Console(width=max(console.width, 110))

@@ -9,10 +9,11 @@ import typer
 
 from ledger.cli.common import (
     DbOption,
+    _event_count,
     _fail,
     _load_policy,
     _progress,
-    _url,
+    _store_url,
     console,
 )
 from ledger.store.records import StoreMissingError
@@ -40,13 +41,14 @@ def export(
     audit bundle directory with --bundle)."""
     from ledger.verify import export_bundle, export_store
 
-    url = _url(db)
+    url = _store_url(db)
     policy_text = None
     if policy is not None:
         _load_policy(policy)  # refuse a bad one before writing anything
         policy_text = policy.read_text()
     with _progress() as progress:
-        task = progress.add_task("exporting", total=None)
+        phase = "exporting the audit bundle's events" if bundle else "exporting events"
+        task = progress.add_task(phase, total=_event_count(url))
 
         def advance(done: int) -> None:
             progress.update(task, completed=done)

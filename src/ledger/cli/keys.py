@@ -50,4 +50,4 @@ def keys_generate(
 
 def keys_show(key: Annotated[Path, typer.Argument(help="A private key file.")]) -> None:
     """Print the public verifier key of a private key file."""
-    console.print(_load_signer(key).verifier_key(), highlight=False, soft_wrap=True)
+    console.print(_load_signer(key, cosigner=None).verifier_key(), highlight=False, soft_wrap=True)

@@ -12,7 +12,7 @@ from ledger.cli.common import (
     DbOption,
     _fail,
     _load_policy,
-    _url,
+    _store_url,
     console,
     errors,
 )
@@ -32,9 +32,7 @@ def proof_export(
     from ledger.store.eventstore import EventStore
     from ledger.store.logstore import LogStore
 
-    url = _url(db)
-    if not url.exists():
-        raise _fail(f"no ledger database at {url.display()}")
+    url = _store_url(db)
     try:
         unit_id = UUID(unit)
     except ValueError:

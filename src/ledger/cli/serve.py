@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -10,6 +11,7 @@ import typer
 
 from ledger.cli.common import (
     DbOption,
+    _check_reachable,
     _fail,
     _load_keyring,
     _load_policy,
@@ -56,7 +58,9 @@ def serve(
     from ledger.api.server import http_protocol
 
     settings = _settings()
-    url = _url(db)
+    url = _url(db, reachable=False)  # a server that is down is waited for (below)
+    if url.backend == "postgresql":
+        _check_reachable(url, lasting_only=True)  # no such database or role: no wait helps
     signers = _signers(log_key or settings.log_key_file)
     try:
         settings.band_policy()
@@ -70,7 +74,7 @@ def serve(
     def opened() -> Runtime:
         return open_runtime(url, settings, signers=signers, policy=trust, code_keyring=code_keyring)
 
-    _log_to_console()
+    _log_to_console(polling=settings.access_log_polling)
     api = _app(url, settings, opened)
     tune_gc()  # (ledger.tuning: the cyclic collector cost ~15 % of a flash sale)
     try:
@@ -107,12 +111,17 @@ def _signers(key_files: str | None) -> list[Signer]:
             "the server signs checkpoints: give --log-key FILE "
             "(make one with: ledger keys generate --name ORIGIN --out FILE)"
         )
-    return [_load_signer(Path(part.strip())) for part in key_files.split(",")]
+    return [_load_signer(Path(part.strip()), cosigner=False) for part in key_files.split(",")]
 
 
-def _log_to_console() -> None:
-    """The ledger's own messages (waiting for the database, outages) beside uvicorn's."""
+def _log_to_console(*, polling: bool) -> None:
+    """The ledger's own messages (waiting for the database, outages) beside
+    uvicorn's; without ``polling``, the access log leaves out the answered
+    polls of verifier nodes, witnesses and probes."""
     import logging
+
+    if not polling:
+        logging.getLogger("uvicorn.access").addFilter(_not_a_poll)
 
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
@@ -149,3 +158,16 @@ def _app(url: DatabaseURL, settings: Settings, opened: Callable[[], Runtime]) ->
         ),
         header_limits=header_limits,
     )
+
+
+_POLLED = ("/log/", "/healthz", "/readyz")
+
+
+def _not_a_poll(record: logging.LogRecord) -> bool:
+    """uvicorn.access records carry (client, method, path, version, status)."""
+    args = record.args
+    if not isinstance(args, tuple) or len(args) != 5:
+        return True
+    _, method, path, _, status = args
+    answered = isinstance(status, int) and status < 400
+    return not (method == "GET" and str(path).startswith(_POLLED) and answered)

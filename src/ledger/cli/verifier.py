@@ -46,18 +46,48 @@ def verifier_run(
     from ledger.verifier_node.app import create_node_app
     from ledger.verifier_node.node import VerifierNode
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    ledger_url = _base_url(ledger_url, "--ledger")
+    peers = [_base_url(each, "--peer") for each in peer or []]
     text = Path(log_key).read_text().strip() if Path(log_key).is_file() else log_key
     try:
         log_verifier = Verifier.from_vkey(text)
     except (NoteError, ValueError) as error:
         raise _fail(f"--log-key: {error}") from None
+    signer = _load_signer(key, cosigner=True)
+    # One line at start, one per cosigned checkpoint, one when following
+    # stops or resumes: not the HTTP client's line for every poll.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
     node = VerifierNode(
         ledger_url=ledger_url,
-        signer=_load_signer(key),
+        signer=signer,
         log_keys=[log_verifier],
         origin=log_verifier.name,
         state_dir=state,
-        peers=peer or [],
+        peers=peers,
+    )
+    logging.getLogger("ledger.verifier").info(
+        "verifier %s listening on http://%s:%d, following %s at %s every %gs "
+        "(state %s; %d peer(s); cosigned so far: size %d)",
+        signer.name,
+        host,
+        port,
+        log_verifier.name,
+        ledger_url,
+        poll,
+        state,
+        len(peers),
+        node.state.size,
     )
     uvicorn.run(create_node_app(node, poll), host=host, port=port, log_level="warning")
+
+
+def _base_url(text: str, option: str) -> str:
+    """An http(s) base URL, without a trailing slash; else one line, exit 2."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(text.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise _fail(f"{option} {text!r} is not an http:// or https:// URL")
+    return text.strip().rstrip("/")

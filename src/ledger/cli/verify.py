@@ -15,6 +15,7 @@ from ledger.cli.common import (
     _fail,
     _load_policy,
     _progress,
+    _store_url,
     _url,
     console,
     errors,
@@ -143,7 +144,7 @@ def verify(  # noqa: C901, PLR0912, PLR0915 - one branch per source and option; 
                 )
             else:
                 report = verify_store(
-                    _url(db),
+                    _store_url(db),
                     advance,
                     log_keys=keys,
                     policy=_load_policy(policy) if policy else None,

@@ -6,7 +6,7 @@ from ledger.cli.common import (
     DbOption,
     _fail,
     _progress,
-    _url,
+    _store_url,
     console,
 )
 from ledger.config import Settings
@@ -19,7 +19,7 @@ def views_status(db: DbOption = None) -> None:
     from ledger.store.records import RecordReader
 
     try:
-        with RecordReader(_url(db)) as reader:
+        with RecordReader(_store_url(db)) as reader:
             views = ProjectionStore(reader.recorder, create=False)
             if not views.exists():
                 raise _fail(
@@ -43,7 +43,7 @@ def views_rebuild(db: DbOption = None) -> None:
     from ledger.store.records import RecordReader
 
     try:
-        with RecordReader(_url(db)) as reader:
+        with RecordReader(_store_url(db)) as reader:
             views = ProjectionStore(reader.recorder, bands=Settings().band_policy())
             views.reset()
             head = views.store_position()

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, cast
 
 import psycopg
@@ -21,7 +23,7 @@ from psycopg_pool import PoolTimeout
 from psycopg_pool.base import AttemptWithBackoff
 
 from ledger.store.availability import DatabaseDownError, unavailable_reason
-from ledger.store.database import DEFAULT_DATABASE_TIMEOUT, DatabaseURL
+from ledger.store.database import APPLICATION_NAME, DEFAULT_DATABASE_TIMEOUT, DatabaseURL
 
 
 def _admin_connection(url: DatabaseURL) -> psycopg.Connection[tuple[object, ...]]:
@@ -44,6 +46,66 @@ def server_reachable(url: DatabaseURL) -> str | None:
     except psycopg.Error as error:
         return str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectProblem:
+    """Why a database cannot be used, in a user's words."""
+
+    cause: str  # e.g. 'Connection refused', 'database "x" does not exist'
+    lasting: bool  # the server answered and refused: waiting will not help
+
+
+# The server answered, and no retry will change its answer.
+_LASTING = re.compile(
+    r"does not exist|authentication failed|no pg_hba\.conf entry|password|"
+    r"permission denied|not permitted"
+)  # (a host name that does not resolve may yet: a database container still starting)
+
+
+def connect_problem(url: DatabaseURL, timeout: float) -> ConnectProblem | None:
+    """None if the database itself (not only its server) takes a connection
+    within ``timeout`` seconds, else why not."""
+    try:
+        with psycopg.connect(
+            host=url.host,
+            port=url.port,
+            user=url.user,
+            password=url.password,
+            dbname=url.dbname,
+            connect_timeout=max(1, math.ceil(timeout)),
+        ) as connection:
+            connection.execute("SELECT 1")
+    except psycopg.Error as error:
+        return connect_cause(str(error))
+    return None
+
+
+def store_exists(url: DatabaseURL, timeout: float = DEFAULT_DATABASE_TIMEOUT) -> bool:
+    """Whether the database holds a ledger store (its events table) in the
+    URL's schema; reading commands ask, so as not to create one."""
+    with psycopg.connect(
+        host=url.host,
+        port=url.port,
+        user=url.user,
+        password=url.password,
+        dbname=url.dbname,
+        connect_timeout=max(1, math.ceil(timeout)),
+    ) as connection:
+        name = sql.Identifier(url.schema, f"{APPLICATION_NAME}_events").as_string(connection)
+        row = connection.execute("SELECT to_regclass(%s)", (name,)).fetchone()
+    return row is not None and row[0] is not None
+
+
+def connect_cause(text: str) -> ConnectProblem:
+    """The cause in libpq's message: its first line, after the last
+    ``failed:``, without the severity ('FATAL:  database "x" does not exist'
+    -> 'database "x" does not exist')."""
+    first = text.strip().splitlines()[0] if text.strip() else "no connection"
+    cause = first.rsplit("failed: ", 1)[-1]
+    cause = re.sub(r"^(FATAL|ERROR):\s*", "", cause)
+    cause = " ".join(cause.split())
+    return ConnectProblem(cause=cause, lasting=_LASTING.search(cause) is not None)
 
 
 def create_database(url: DatabaseURL) -> None:

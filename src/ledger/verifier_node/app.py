@@ -17,6 +17,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
+import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
@@ -24,6 +25,15 @@ from ledger.tlog import merkle
 from ledger.tlog.c2sp import MalformedRequestError, NoteError, UnprocessableRequestError
 from ledger.tlog.witness import AddCheckpoint, parse_add_checkpoint
 from ledger.verifier_node.node import Refusal, VerifierNode, logger
+
+# Prometheus text exposition: each metric's type and help line.
+METRICS: dict[str, tuple[str, str]] = {
+    "cosigned_total": ("counter", "Checkpoints this node cosigned since it started."),
+    "alarms_total": ("counter", "Alarms raised since this node started."),
+    "entries_verified_total": ("counter", "Log entries re-verified since this node started."),
+    "tree_size": ("gauge", "Size of the latest checkpoint this node cosigned."),
+    "alarm": ("gauge", "1 while the node is in alarm (it cosigns nothing), else 0."),
+}
 
 
 def create_node_app(node: VerifierNode, poll_interval: float = 0.5) -> FastAPI:
@@ -54,10 +64,22 @@ def create_node_app(node: VerifierNode, poll_interval: float = 0.5) -> FastAPI:
 
     @app.get("/metrics")
     def metrics() -> PlainTextResponse:
-        lines = [f"ledger_verifier_{name} {value}" for name, value in node.metrics.items()]
-        lines.append(f"ledger_verifier_tree_size {node.state.size}")
-        lines.append(f"ledger_verifier_alarm {1 if node.state.alarm else 0}")
-        return PlainTextResponse("\n".join(lines) + "\n")
+        values = {
+            **node.metrics,
+            "tree_size": node.state.size,
+            "alarm": 1 if node.state.alarm else 0,
+        }
+        lines: list[str] = []
+        for name, value in values.items():
+            kind, text = METRICS[name]
+            lines += [
+                f"# HELP ledger_verifier_{name} {text}",
+                f"# TYPE ledger_verifier_{name} {kind}",
+                f"ledger_verifier_{name} {value}",
+            ]
+        return PlainTextResponse(
+            "\n".join(lines) + "\n", media_type="text/plain; version=0.0.4; charset=utf-8"
+        )
 
     return app
 
@@ -89,14 +111,45 @@ def _follow(node: VerifierNode, stop: threading.Event, poll_interval: float) -> 
         node.replay()
     except Refusal as refusal:
         logger.error("replay refused: %s", refusal.message)
+    trouble = _Trouble()
     while not stop.is_set():
         try:
             node.poll_once()
         except Refusal as refusal:
-            logger.warning("not cosigning: %s", refusal.message)
-        except Exception:
-            logger.exception("poll failed")
+            trouble.report(f"not cosigning: {refusal.message}")
+        except httpx.HTTPError as error:
+            trouble.report(f"cannot reach the ledger at {node.ledger_url}: {_cause(error)}")
+        except Exception as error:  # a bug: its traceback, once per message
+            trouble.report(f"poll failed: {type(error).__name__}: {error}", exc_info=True)
+        else:
+            trouble.clear(f"the ledger at {node.ledger_url} answers again")
         stop.wait(poll_interval)
+
+
+class _Trouble:
+    """What keeps the node from following, logged once when it starts or
+    changes and once when it ends -- not at every poll."""
+
+    def __init__(self) -> None:
+        self.current: str | None = None
+
+    def report(self, message: str, *, exc_info: bool = False) -> None:
+        if message != self.current:
+            logger.warning("%s (retrying at every poll)", message, exc_info=exc_info)
+            self.current = message
+
+    def clear(self, message: str) -> None:
+        if self.current is not None:
+            logger.info("%s", message)
+            self.current = None
+
+
+def _cause(error: httpx.HTTPError) -> str:
+    """The innermost reason, in one line ('[Errno 111] Connection refused')."""
+    inner: BaseException = error
+    while inner.__cause__ is not None:
+        inner = inner.__cause__
+    return " ".join(str(inner).split()) or type(error).__name__
 
 
 def _size_answer(size: int) -> Response:

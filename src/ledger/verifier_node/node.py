@@ -347,6 +347,7 @@ class VerifierNode:
                 self.state.history.pop(next(iter(self.state.history)))
             self._save_state()  # durable before anyone sees the cosignature
             self.metrics["cosigned_total"] += 1
+            logger.info("cosigned %s at size %d (root %s)", self.origin, checkpoint.size, root)
             return line
 
     # -- the loop: pull, cosign, push, compare with peers -----------------------
