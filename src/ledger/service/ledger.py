@@ -67,9 +67,17 @@ from ledger.domain.ids import (
 )
 from ledger.domain.model import Aggregate, format_timestamp
 from ledger.domain.money import Money, split
+from ledger.domain.sale import SaleSource
 from ledger.domain.stock import REDEMPTION_CODE, BuyerAllowance, TierStock
 from ledger.domain.unit import PRIMARY, Unit
 from ledger.service.combiner import Combiner, NoTicket, Request
+from ledger.service.sales import (
+    SaleTerms,
+    allowance_checked,
+    count_allowance,
+    issue_unit,
+    sale_answer,
+)
 from ledger.service.unit_of_work import HotAggregates, UnitOfWork
 from ledger.store.availability import (
     DatabaseUnavailableError,
@@ -535,14 +543,11 @@ class Ledger:
         unit_price: Money,
         sale_id: str,
         now: datetime,
-        from_pool: bool = True,
-        from_hold: bool = False,
+        source: SaleSource = SaleSource.DIRECT,
     ) -> dict[str, Any]:
-        """A primary sale from ``stock`` (checked before anything changes):
-        from the channel's pool first, unless ``from_pool`` is False. A
-        hold's payment (``from_hold``) is never an early-bird sale."""
-        tier = stock.tier
-        tier_spec = good.tier(tier)
+        """A primary sale from ``stock`` (checked before anything changes);
+        ``source`` says whether the channel's pool comes first and whether
+        it may be an early-bird sale."""
         via = channel
         price = unit_price.to_json()
         # Every check before any change: a refusal must leave the batch's
@@ -550,16 +555,11 @@ class Ledger:
         stock.check_sale(
             quantity,
             now,
-            via.channel if from_pool else None,
+            via.channel if source.draws_pool else None,
             rate_channel=via.channel,
-            unit_price=None if from_hold else price,
+            unit_price=price if source.may_be_early_bird else None,
         )
-        allowance = None
-        if stock.per_buyer_limit is not None:
-            allowance = uow.get_or_assume_new(BuyerAllowance, allowance_id_for(stock.id, buyer))
-            bought = allowance.bought if allowance else 0
-            if bought + quantity > stock.per_buyer_limit:
-                raise BuyerLimitError(buyer, tier, stock.per_buyer_limit, bought)
+        allowance = allowance_checked(uow, stock, buyer, quantity)
         parts = self._primary_split(good, via, unit_price.amount)
         refs = stock.codes_for(quantity)  # a redemption-code tier: one code a unit
         codes = [self._code_in(uow, ref) for ref in refs or ()]
@@ -574,68 +574,22 @@ class Ledger:
             unit_price=price,
             split=parts,
             now=now,
-            from_pool=from_pool,
-            early_bird=not from_hold,
+            source=source,
         )
-        if stock.per_buyer_limit is not None:
-            if allowance is None:
-                allowance = BuyerAllowance.start(stock, buyer, now)
-                uow.add(allowance)
-            allowance.count(quantity, sale_id, now)
+        sale = SaleTerms(sale_id, stock.tier, buyer, via.channel, price, parts, now)
+        count_allowance(uow, stock, allowance, quantity, sale)
         units = []
         for index, serial in enumerate(serials):
-            # A fresh serial has no unit yet (had another process made
-            # one meanwhile, the save would conflict and be retried).
-            unit = None
-            ref = refs[index] if refs else None
-            if serial < first_fresh:
-                unit = uow.get(Unit, unit_id_for(good.id, tier, serial))
-                if unit is not None and unit.holder is not None:
+            returned = None
+            if serial < first_fresh:  # a fresh serial has no unit yet
+                returned = uow.get(Unit, unit_id_for(good.id, stock.tier, serial))
+                if returned is not None and returned.holder is not None:
                     raise _StaleReadError  # reissued meanwhile by another process
-            if unit is None:
-                unit = Unit.issue(
-                    good_id=good.id,
-                    tier=tier,
-                    serial=serial,
-                    transferable=tier_spec.transferable,
-                    buyer=buyer,
-                    sale_id=sale_id,
-                    channel=via.channel,
-                    price=price,
-                    split=parts,
-                    now=now,
-                    code=ref,
-                )
-                uow.add(unit)
-            else:
-                unit.reissue(
-                    buyer=buyer,
-                    sale_id=sale_id,
-                    channel=via.channel,
-                    price=price,
-                    split=parts,
-                    now=now,
-                    code=ref,
-                )
+            code = refs[index] if refs else None
+            units.append(issue_unit(uow, good, serial, sale, returned=returned, code=code))
             if codes:
-                codes[index].bind(unit_id=str(unit.id), sale_id=sale_id, now=now)
-            units.append(unit)
-        return {
-            "sale_id": sale_id,
-            "good_id": str(good.id),
-            "tier": tier,
-            "buyer": buyer,
-            "channel": via.channel,
-            "quantity": quantity,
-            "unit_price": price,
-            "split_per_unit": parts,
-            "units": [
-                {"unit_id": str(u.id), "serial": u.serial}
-                | ({"code_ref": u.code} if u.code else {})
-                for u in units
-            ],
-            "sold_at": format_timestamp(now),
-        }
+                codes[index].bind(unit_id=str(units[-1].id), sale_id=sale_id, now=now)
+        return sale_answer(good, sale, units)
 
     # ------------------------------------------------------------------
     # Reservations: the inventory gateway
@@ -754,8 +708,7 @@ class Ledger:
                     unit_price=unit_price,
                     sale_id=sale_id,
                     now=now,
-                    from_pool=False,
-                    from_hold=True,
+                    source=SaleSource.HOLD,
                 )
                 return sold | {"outcome": "sold", "hold_id": hold_key}
             # Late: the hold's time is up.
@@ -776,7 +729,7 @@ class Ledger:
                     unit_price=unit_price,
                     sale_id=sale_id,
                     now=now,
-                    from_hold=True,
+                    source=SaleSource.LATE_HOLD,
                 )
                 return sold | {"outcome": "sold-late", "hold_id": hold_key}
             amount = Money(unit_price.amount * quantity, unit_price.currency).to_json()
