@@ -10,7 +10,7 @@ hold and a sale race on one aggregate version: a channel reserves N units
 for a time-to-live; the hold is then resolved exactly once -- committed
 (all or part becomes a sale, the rest returns), released, or expired (on or
 after ``expires_at``). A payment for an expired hold follows the late rule
-in :mod:`ledger.service.ledger`.
+in :mod:`ledger.domain.holds`.
 """
 
 from __future__ import annotations
@@ -144,20 +144,22 @@ class TierStock(Aggregate):
         pool = self.codes_free
         return [pool[i * REF_CHARS : (i + 1) * REF_CHARS] for i in range(quantity)]
 
-    def sources(self, channel: str, quantity: int) -> tuple[int, int]:
+    def sources(self, channel: str, quantity: int, *, freed: int = 0) -> tuple[int, int]:
         """Where a sale of ``quantity`` by ``channel`` comes from: (from its
-        pool, from the shared stock); refuses what cannot be sold."""
+        pool, from the shared stock); refuses what cannot be sold. ``freed``:
+        held units about to return to the shared stock first."""
+        available = self.available + freed
         pool = self.pools.get(channel)
         if pool is None:
-            if quantity > self.available:
-                raise SoldOutError(self.tier, quantity, self.available)
+            if quantity > available:
+                raise SoldOutError(self.tier, quantity, available)
             return 0, quantity
         from_pool = min(quantity, int(pool["free"]))
         rest = quantity - from_pool
         if rest and not pool["overflow"]:
             raise SoldOutError(self.tier, quantity, from_pool)
-        if rest > self.available:
-            raise SoldOutError(self.tier, quantity, from_pool + self.available)
+        if rest > available:
+            raise SoldOutError(self.tier, quantity, from_pool + available)
         return from_pool, rest
 
     def find_hold(self, hold_id: str) -> dict[str, Any]:

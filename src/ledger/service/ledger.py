@@ -44,7 +44,6 @@ from ledger.domain.errors import (
     ForbiddenError,
     GoodAlreadyExistsError,
     GoodNotFoundError,
-    HoldResolvedError,
     IdempotencyKeyReusedError,
     InvalidInputError,
     InvariantError,
@@ -57,8 +56,8 @@ from ledger.domain.errors import (
     UnitNotHeldError,
 )
 from ledger.domain.good import Good, GoodSpec
+from ledger.domain.holds import HoldPayment, hold_payment, settle_hold
 from ledger.domain.ids import (
-    allowance_id_for,
     channel_id_for,
     code_id_for,
     command_id_for,
@@ -68,14 +67,17 @@ from ledger.domain.ids import (
 from ledger.domain.model import Aggregate, format_timestamp
 from ledger.domain.money import Money, split
 from ledger.domain.sale import SaleSource
-from ledger.domain.stock import REDEMPTION_CODE, BuyerAllowance, TierStock
+from ledger.domain.stock import REDEMPTION_CODE, TierStock
 from ledger.domain.unit import PRIMARY, Unit
 from ledger.service.combiner import Combiner, NoTicket, Request
 from ledger.service.sales import (
+    RefundOwed,
     SaleTerms,
     allowance_checked,
     count_allowance,
     issue_unit,
+    owe_refund,
+    primary_sale_of,
     sale_answer,
 )
 from ledger.service.unit_of_work import HotAggregates, UnitOfWork
@@ -390,11 +392,8 @@ class Ledger:
             _check_currency(good, price)
             via = self.channel(channel)
             unit.check_resale(seller, buyer)
-            if unit.code and self._code_in(uow, unit.code).state != "bound":
-                raise CodeStateError(
-                    f"the code of unit {unit.id} was revealed to its holder: "
-                    "the unit can no longer be resold"
-                )
+            if unit.code:
+                self._code_in(uow, unit.code).check_resale(str(unit.id))
             parts = split(price.amount, good.resale_shares(via.channel, via.fee_bps, seller))
             unit.resell(
                 resale_id=resale_id,
@@ -482,42 +481,15 @@ class Ledger:
                     f"unit {unit.id} was last acquired through another "
                     f"channel; {channel!r} can only refund its own sales"
                 )
-            stock = allowance = None
             code = self._code_in(uow, unit.code) if unit.code else None
-            if code is not None and code.unit_id != str(unit.id):
-                raise _StaleReadError
-            if (
-                code is not None
-                and code.state != "bound"
-                and (code.state == "redeemed" or current["kind"] != PRIMARY)
-            ):
-                # A delivered code can be voided by refunding its primary
-                # sale, until it is redeemed; no other refund undoes a reveal.
-                raise CodeStateError(
-                    f"the code of unit {unit.id} was {code.state}: this "
-                    "acquisition can no longer be refunded"
-                )
-            if current["kind"] == PRIMARY:
-                stock = uow.get(TierStock, stock_id_for(UUID(unit.good_id), unit.tier))
-                if stock is None:
-                    raise InvariantError(f"unit {unit.id} has no stock")
-                if stock.per_buyer_limit is not None:
-                    holder = unit.current_acquisition()["holder"]
-                    allowance = uow.get(BuyerAllowance, allowance_id_for(stock.id, holder))
-                    if allowance is None:
-                        raise InvariantError("a limited tier's buyer has no allowance record")
-            code_ref = unit.code
+            if code is not None:
+                if code.unit_id != str(unit.id):
+                    raise _StaleReadError
+                code.check_refund(str(unit.id), primary=current["kind"] == PRIMARY)
+            primary = primary_sale_of(uow, unit) if current["kind"] == PRIMARY else None
             acquisition = unit.refund(refund_id=refund_id, reason=reason, now=now)
-            if stock is not None:
-                stock.take_back(serial=unit.serial, refund_id=refund_id, now=now)
-                if (
-                    code is not None
-                    and code_ref is not None
-                    and code.settle_refund(unit_id=str(unit.id), refund_id=refund_id, now=now)
-                ):
-                    stock.return_code(ref=code_ref, refund_id=refund_id, now=now)
-            if allowance is not None:
-                allowance.count(-1, refund_id, now)
+            if primary is not None:
+                primary.take_back(unit, code, refund_id, now)
             return {
                 "refund_id": refund_id,
                 "unit_id": str(unit.id),
@@ -662,14 +634,9 @@ class Ledger:
         channel: str | None = None,
     ) -> dict[str, Any]:
         """The payment for a hold arrived: sell ``quantity`` of it to ``buyer``;
-        the rest of the hold returns to stock.
-
-        The late rule: if the hold had expired (its time is up, whether or
-        not its expiry was recorded yet), the payment buys from what is
-        available now, as a fresh sale (``outcome: "sold-late"``); if too
-        little is left, a ``stock.refund-owed`` event records that the
-        channel owes the buyer the amount back (``outcome: "refund-owed"``).
-        With ``channel``, only that channel's holds may be committed."""
+        the rest of the hold returns to stock. Paid late, the late rule of
+        :mod:`ledger.domain.holds` decides: ``outcome`` "sold-late" or
+        "refund-owed". With ``channel``, only that channel's holds may be committed."""
         good_uuid = _uuid(good_id, "good_id")
         hold_key = str(_uuid(hold_id, "hold_id"))
         buyer = validate.identifier(buyer, field="buyer")
@@ -688,71 +655,25 @@ class Ledger:
             good = self.good(good_uuid)
             _check_currency(good, unit_price)
             stock = self._stock_in(uow, good_uuid, tier)
-            hold = stock.find_hold(hold_key)
-            if channel is not None and hold["channel"] != channel:
-                raise ForbiddenError(f"hold {hold_key} belongs to another channel")
-            via = self.channel(hold["channel"])
-            if hold["state"] not in ("held", "expired"):
-                raise HoldResolvedError(hold_key, hold["state"])
-            if quantity > hold["quantity"]:
-                raise InvalidInputError("quantity", f"must be 1 to {hold['quantity']} (the hold)")
-            if hold["state"] == "held" and format_timestamp(now) < hold["expires_at"]:
-                stock.commit_hold(hold_id=hold_key, sale_id=sale_id, quantity=quantity, now=now)
-                sold = self._sell_units(
-                    uow,
-                    good,
-                    stock,
-                    buyer=buyer,
-                    channel=via,
-                    quantity=quantity,
-                    unit_price=unit_price,
-                    sale_id=sale_id,
-                    now=now,
-                    source=SaleSource.HOLD,
-                )
-                return sold | {"outcome": "sold", "hold_id": hold_key}
-            # Late: the hold's time is up.
-            if hold["state"] == "held":
-                stock.release_hold(hold_key, now=now, expired=True)
-            try:
-                stock.sources(via.channel, quantity)  # its pool first, as any sale
-            except SoldOutError:
-                pass
-            else:
-                sold = self._sell_units(
-                    uow,
-                    good,
-                    stock,
-                    buyer=buyer,
-                    channel=via,
-                    quantity=quantity,
-                    unit_price=unit_price,
-                    sale_id=sale_id,
-                    now=now,
-                    source=SaleSource.LATE_HOLD,
-                )
-                return sold | {"outcome": "sold-late", "hold_id": hold_key}
-            amount = Money(unit_price.amount * quantity, unit_price.currency).to_json()
-            stock.owe_refund(
-                hold_id=hold_key,
-                refund_id=sale_id,
+            payment = hold_payment(stock, hold_key, quantity=quantity, channel=channel, now=now)
+            via = self.channel(stock.find_hold(hold_key)["channel"])
+            settle_hold(stock, payment, hold_key, sale_id=sale_id, quantity=quantity, now=now)
+            if payment is HoldPayment.REFUND_OWED:
+                owed = RefundOwed(hold_key, sale_id, buyer, via.channel, quantity, unit_price)
+                return owe_refund(stock, owed, now)
+            sold = self._sell_units(
+                uow,
+                good,
+                stock,
                 buyer=buyer,
+                channel=via,
                 quantity=quantity,
-                amount=amount,
+                unit_price=unit_price,
+                sale_id=sale_id,
                 now=now,
+                source=payment.source,
             )
-            return {
-                "outcome": "refund-owed",
-                "hold_id": hold_key,
-                "refund_id": sale_id,
-                "good_id": str(good_uuid),
-                "tier": tier,
-                "buyer": buyer,
-                "channel": via.channel,
-                "quantity": quantity,
-                "amount": amount,
-                "decided_at": format_timestamp(now),
-            }
+            return sold | {"outcome": payment.value, "hold_id": hold_key}
 
         return self._submit(
             "commit-hold", args, idempotency_key, scope, stock_id_for(good_uuid, tier), decide
