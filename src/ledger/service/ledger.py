@@ -30,6 +30,7 @@ from ledger.domain import canonical, limits, validate
 from ledger.domain.channel import Channel
 from ledger.domain.code import Code, check_code, code_list
 from ledger.domain.code import code_range as code_range_of
+from ledger.domain.code_import import check_batch_repeats, check_coded
 from ledger.domain.command import CommandRecord, check_key, request_hash
 from ledger.domain.errors import (
     BuyerLimitError,
@@ -67,7 +68,7 @@ from ledger.domain.ids import (
 from ledger.domain.model import Aggregate, format_timestamp
 from ledger.domain.money import Money, split
 from ledger.domain.sale import SaleSource
-from ledger.domain.stock import REDEMPTION_CODE, TierStock
+from ledger.domain.stock import TierStock
 from ledger.domain.unit import PRIMARY, Unit
 from ledger.service.combiner import Combiner, NoTicket, Request
 from ledger.service.sales import (
@@ -986,17 +987,8 @@ class Ledger:
         good_uuid = _uuid(good_id, "good_id")
         texts = _batch_texts(codes, code_range)
         refs = self._vault_call(lambda: self.vault.refs(texts))
-        first_at: dict[str, int] = {}
-        for position, ref in enumerate(refs):
-            if first_at.setdefault(ref, position) != position:
-                raise DuplicateCodeError(position, f"listed before, as #{first_at[ref] + 1}")
-        good = self.good(good_uuid)
-        good.tier(tier)
-        if good.spec.kind != REDEMPTION_CODE:
-            raise CodeStateError(
-                f"good {good.id} is a {good.spec.kind}, not a "
-                f"{REDEMPTION_CODE}: its units carry no codes"
-            )
+        check_batch_repeats(refs)
+        check_coded(self.good(good_uuid), tier)
         args = {
             "good_id": str(good_uuid),
             "tier": tier,
