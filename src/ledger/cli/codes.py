@@ -22,7 +22,7 @@ from ledger.cli.common import (
 from ledger.config import Settings
 
 if TYPE_CHECKING:
-    from ledger.store.codevault import Keyring
+    from ledger.store.codevault import CodeVault, Keyring
 
 
 KeyringOption = Annotated[
@@ -91,23 +91,8 @@ def codes_rotate(
     try:
         with open_vault(url, ring, create=False) as vault:
             _check_ring_fits(vault.key_usage(), ring, path)  # before the ring is touched
-            old = sorted(ring.keys)
-            new_id = ring.add_key()
-            _save_keyring(ring, path)  # first: no row is ever sealed under an unsaved key
-            resealed = vault.reencrypt(ring)
+            new_id, resealed, unused = _rotate(vault, ring, path, retire=retire)
             usage = vault.key_usage()
-            unused = [key for key in old if not usage.get(key)]
-            if retire and unused:
-                kept = type(ring)(
-                    ring.ref_key,
-                    {k: v for k, v in ring.keys.items() if k not in unused},
-                    ring.active,
-                )
-                _save_keyring(kept, path)
-                # A process still on the old ring may have sealed a code since the
-                # count: re-seal it under the new key (this ring still opens it).
-                resealed += vault.reencrypt(ring)
-                usage = vault.key_usage()
     except typer.Exit:
         raise
     except VaultError as error:
@@ -142,6 +127,31 @@ def codes_rotate(
             highlight=False,
             soft_wrap=True,
         )
+
+
+def _rotate(
+    vault: CodeVault, ring: Keyring, path: Path, *, retire: bool
+) -> tuple[str, int, list[str]]:
+    """Add a key, make it active, re-seal every code under it; with ``retire``,
+    drop the keys no code uses any more. Returns the new key's id, the codes
+    re-sealed, and the old keys no code uses any more."""
+    old = sorted(ring.keys)
+    new_id = ring.add_key()
+    _save_keyring(ring, path)  # first: no row is ever sealed under an unsaved key
+    resealed = vault.reencrypt(ring)
+    usage = vault.key_usage()
+    unused = [key for key in old if not usage.get(key)]
+    if retire and unused:
+        kept = type(ring)(
+            ring.ref_key,
+            {k: v for k, v in ring.keys.items() if k not in unused},
+            ring.active,
+        )
+        _save_keyring(kept, path)
+        # A process still on the old ring may have sealed a code since the
+        # count: re-seal it under the new key (this ring still opens it).
+        resealed += vault.reencrypt(ring)
+    return new_id, resealed, unused
 
 
 def codes_status(

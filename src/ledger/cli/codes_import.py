@@ -1,12 +1,11 @@
-"""``ledger codes import``: the code-import use case.
-
-It still lives in the CLI (issue 13 item 1 moves it into the domain and the
-service); here it is apart from the other code commands."""
+"""``ledger codes import``: reads a file or a range, runs the import
+(:mod:`ledger.service.code_import`, rules in :mod:`ledger.domain.code_import`)
+and prints what it did."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -27,12 +26,15 @@ from ledger.cli.common import (
     _store_url,
     console,
 )
-from ledger.domain.errors import InvariantError
 
-CODES_PER_CHUNK = 1_000  # codes in one import command (one transaction)
+if TYPE_CHECKING:
+    from ledger.domain.code_import import ImportPlan
+    from ledger.service.code_import import ImportReport
+    from ledger.store.codevault import Keyring
+    from ledger.store.database import DatabaseURL
 
 
-def codes_import(  # noqa: C901, PLR0912, PLR0915 - the use case issue 13 step 1 moves into the service
+def codes_import(
     good: GoodOption,
     tier: TierOption,
     file: Annotated[
@@ -57,108 +59,69 @@ def codes_import(  # noqa: C901, PLR0912, PLR0915 - the use case issue 13 step 1
     and the chunk's index: running the same import again (after an
     interruption, say) imports nothing twice. The input is checked whole
     first: one bad or already imported code refuses all of it."""
-    import hashlib
-
-    from ledger.domain.code import check_code
-    from ledger.domain.code import code_range as code_range_of
+    from ledger.domain.code_import import CODES_PER_BATCH
     from ledger.domain.errors import LedgerError
-    from ledger.domain.ids import code_id_for, command_id_for
-    from ledger.service import Ledger, Replayed
-    from ledger.store.codevault import VaultError
 
     if (file is None) == (code_range is None):
         raise _fail("give either --file PATH or --range PREFIX:WIDTH:START-END")
-    batches: list[tuple[list[str], dict[str, object] | None]] = []  # (codes, sub-range)
-    lines: list[int] = []  # each code's line in the file (a range: its place)
     try:
-        if file is not None:
-            texts, lines = _read_codes(file)
-            source = "\n".join(texts) + "\n"
-            for index, text in enumerate(texts):
-                check_code(text, field=f"{file} line {lines[index]}")
-            batches = [
-                (texts[i : i + CODES_PER_CHUNK], None)
-                for i in range(0, len(texts), CODES_PER_CHUNK)
-            ]
-        else:
-            if code_range is None:
-                raise InvariantError("codes import: neither --file nor --range after the check")
-            prefix, width, start, end = _parse_range(code_range)
-            source = f"range {prefix}:{width}:{start}-{end}\n"
-            for low in range(start, end + 1, CODES_PER_CHUNK):
-                piece: dict[str, object] = {
-                    "prefix": prefix,
-                    "width": width,
-                    "start": low,
-                    "end": min(low + CODES_PER_CHUNK - 1, end),
-                }
-                batches.append((code_range_of(**piece), piece))
-            lines = list(range(1, end - start + 2))
+        plan = _plan(file, code_range)
     except LedgerError as error:
         raise _fail(error.message) from None
-    every = [text for chunk, _ in batches for text in chunk]
-    digest = hashlib.sha256(source.encode()).hexdigest()
     ring_path = _keyring_path(keyring)
     ring = _load_keyring(ring_path)
     url = _store_url(db)
+    report = _run(url, ring, ring_path, plan, good, tier)
+    console.print(
+        f"imported {report.imported:,} code(s) in {report.batches:,} chunk(s) of up to "
+        f"{CODES_PER_BATCH:,}"
+        + (
+            f"; {report.replayed:,} were imported already by an earlier run of this import"
+            if report.replayed
+            else ""
+        ),
+        highlight=False,
+        soft_wrap=True,
+    )
+    _print_code_counts(report.counts)
 
-    def where(place: int) -> str:
-        return f"line {place} of {file}" if file is not None else f"code #{place} of the range"
 
-    imported = replayed = 0
+def _plan(file: Path | None, code_range: str | None) -> ImportPlan:
+    """The input, checked and cut into chunks."""
+    from ledger.domain.code_import import plan_lines, plan_range
+
+    if file is not None:
+        texts, lines = _read_codes(file)
+        return plan_lines(texts, lines, str(file))
+    if code_range is None:
+        raise _fail("give either --file PATH or --range PREFIX:WIDTH:START-END")
+    return plan_range(*_parse_range(code_range))
+
+
+def _run(
+    url: DatabaseURL, ring: Keyring, ring_path: Path, plan: ImportPlan, good: str, tier: str
+) -> ImportReport:
+    """Run the import with a progress bar; one line on failure (saying how
+    many codes were imported first, if any)."""
+    from ledger.domain.errors import LedgerError
+    from ledger.service import Ledger
+    from ledger.service.code_import import check_import, run_import
+    from ledger.store.codevault import VaultError
+
+    imported = 0
     try:
         with Ledger(url, code_keyring=ring) as ledger:
             _check_ring_fits(ledger.vault.key_usage(), ring, ring_path)
-            stored = ledger.good(good)  # refused before anything is stored
-            stored.tier(tier)
-            if stored.spec.kind != "redemption-code":
-                raise _fail(
-                    f"good {stored.id} is a {stored.spec.kind}, not a redemption-code: "
-                    "its units carry no codes"
-                )
-            keys = [
-                f"codes-{stored.id}-{tier}-{digest[:32]}-{index}" for index in range(len(batches))
-            ]
-            refs = ledger.vault.refs(every)
-            seen: dict[str, int] = {}
-            for position, ref in enumerate(refs):
-                if (earlier := seen.setdefault(ref, position)) != position:
-                    raise _fail(
-                        f"{where(lines[position])} repeats {where(lines[earlier])}; "
-                        "nothing imported"
-                    )
-            # A chunk already recorded (an earlier run of this import) is
-            # replayed; any other chunk's codes must all be new.
-            done = ledger.event_store.existing([command_id_for("", key) for key in keys])
-            fresh = [
-                position
-                for index, (chunk, _) in enumerate(batches)
-                if command_id_for("", keys[index]) not in done
-                for position in range(index * CODES_PER_CHUNK, index * CODES_PER_CHUNK + len(chunk))
-            ]
-            taken = ledger.event_store.existing([code_id_for(refs[p]) for p in fresh])
-            if taken:
-                first = next(p for p in fresh if code_id_for(refs[p]) in taken)
-                raise _fail(
-                    f"{len(taken):,} code(s) were imported before, the first at "
-                    f"{where(lines[first])}; nothing imported"
-                )
+            checked = check_import(ledger, plan, good, tier)
             with _progress() as progress:
-                task = progress.add_task("importing codes", total=len(every))
-                for index, (chunk, part) in enumerate(batches):
-                    answer = ledger.import_codes(
-                        stored.id,
-                        tier,
-                        codes=None if part else chunk,
-                        code_range=part,
-                        idempotency_key=keys[index],
-                    )
-                    if isinstance(answer, Replayed):
-                        replayed += len(chunk)
-                    else:
-                        imported += len(chunk)
-                    progress.update(task, advance=len(chunk))
-            counts = ledger.code_counts(stored.id, tier)
+                task = progress.add_task("importing codes", total=len(plan.codes))
+
+                def on_batch(count: int, replayed: bool) -> None:
+                    nonlocal imported
+                    imported += 0 if replayed else count
+                    progress.update(task, advance=count)
+
+                return run_import(ledger, checked, on_batch)
     except typer.Exit:
         raise
     except (LedgerError, VaultError) as error:
@@ -171,19 +134,6 @@ def codes_import(  # noqa: C901, PLR0912, PLR0915 - the use case issue 13 step 1
         raise _fail(f"{text}{partly}") from None
     except Exception as error:
         raise _fail(f"cannot import codes at {url.display()}: {_first_line(error)}") from None
-    chunks = len(batches)
-    console.print(
-        f"imported {imported:,} code(s) in {chunks:,} chunk(s) of up to "
-        f"{CODES_PER_CHUNK:,}"
-        + (
-            f"; {replayed:,} were imported already by an earlier run of this import"
-            if replayed
-            else ""
-        ),
-        highlight=False,
-        soft_wrap=True,
-    )
-    _print_code_counts(counts)
 
 
 def _read_codes(path: Path) -> tuple[list[str], list[int]]:

@@ -161,6 +161,24 @@ class Code(Aggregate):
             f"the code of unit {unit_id} is {self.state}: its sale can no longer be refunded"
         )
 
+    def check_resale(self, unit_id: str) -> None:
+        """A unit whose code was revealed to its holder can no longer be resold."""
+        if self.state != BOUND:
+            raise CodeStateError(
+                f"the code of unit {unit_id} was revealed to its holder: "
+                "the unit can no longer be resold"
+            )
+
+    def check_refund(self, unit_id: str, *, primary: bool) -> None:
+        """Whether the current acquisition of this code's unit may be refunded:
+        a delivered code can be voided by refunding its ``primary`` sale,
+        until it is redeemed; no other refund undoes a reveal."""
+        if self.state != BOUND and (self.state == REDEEMED or not primary):
+            raise CodeStateError(
+                f"the code of unit {unit_id} was {self.state}: this "
+                "acquisition can no longer be refunded"
+            )
+
     def _check_unit(self, unit_id: str) -> None:
         if self.unit_id != unit_id:
             raise AssertionError(f"code {self.ref} is not bound to unit {unit_id}")

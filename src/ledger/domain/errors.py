@@ -269,6 +269,16 @@ class DuplicateCodeError(ConflictError):
         self.position = position
 
 
+class DuplicateImportError(DuplicateCodeError):
+    """An import of several batches (``ledger codes import``) whose input
+    repeats a code, or holds codes imported before: nothing is imported.
+    The message names places in the input (its lines, or its range), never a code."""
+
+    def __init__(self, position: int, message: str) -> None:
+        ConflictError.__init__(self, message)
+        self.position = position
+
+
 class CodeNotFoundError(NotFoundError):
     code = "code-not-found"
 

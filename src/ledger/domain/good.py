@@ -166,19 +166,7 @@ class GoodSpec:
         currency = validate.text(
             data["currency"], field="currency", max_chars=3, pattern=limits.CURRENCY_PATTERN
         )
-        edition = validate.mapping(
-            data.get("edition", {"policy": ABSOLUTE}),
-            field="edition",
-            keys={"policy", "sale_opens_at", "sale_closes_at"},
-            required={"policy"},
-        )
-        policy = edition["policy"]
-        if policy not in (ABSOLUTE, RESTOCKABLE):
-            raise InvalidInputError("edition.policy", f"must be {ABSOLUTE!r} or {RESTOCKABLE!r}")
-        opens = validate.timestamp(edition.get("sale_opens_at"), field="edition.sale_opens_at")
-        closes = validate.timestamp(edition.get("sale_closes_at"), field="edition.sale_closes_at")
-        if opens is not None and closes is not None and closes <= opens:
-            raise InvalidInputError("edition.sale_closes_at", "must be after sale_opens_at")
+        policy, opens, closes = _read_edition(data.get("edition", {"policy": ABSOLUTE}))
         tiers = _read_tiers(data["tiers"], policy, currency)
         royalty = validate.mapping(
             data.get("royalty", {"resale_bps": 0}),
@@ -188,14 +176,7 @@ class GoodSpec:
         )
         resale_bps = check_bps(royalty["resale_bps"], field="royalty.resale_bps")
         rules = _read_variant_rules(data.get("variant_rules"))
-        metadata = data.get("metadata", {})
-        if not isinstance(metadata, dict):
-            raise InvalidInputError("metadata", "must be an object")
-        if len(metadata) > limits.METADATA_KEYS_MAX:
-            raise InvalidInputError("metadata", f"at most {limits.METADATA_KEYS_MAX} keys")
-        canonical.check_json_value(metadata, field="metadata", depth_max=limits.METADATA_DEPTH_MAX)
-        if len(canonical.encode(metadata)) > limits.METADATA_BYTES_MAX:
-            raise InvalidInputError("metadata", f"at most {limits.METADATA_BYTES_MAX} bytes")
+        metadata = _read_metadata(data.get("metadata", {}))
         return cls(
             title=title,
             creators=creators,
@@ -210,6 +191,36 @@ class GoodSpec:
             variant_rules=rules,
             metadata=json.loads(json.dumps(metadata)),
         )
+
+
+def _read_edition(value: Any) -> tuple[str, str | None, str | None]:
+    """An edition: its policy and its sale window (opens, closes)."""
+    edition = validate.mapping(
+        value,
+        field="edition",
+        keys={"policy", "sale_opens_at", "sale_closes_at"},
+        required={"policy"},
+    )
+    policy = edition["policy"]
+    if policy not in (ABSOLUTE, RESTOCKABLE):
+        raise InvalidInputError("edition.policy", f"must be {ABSOLUTE!r} or {RESTOCKABLE!r}")
+    opens = validate.timestamp(edition.get("sale_opens_at"), field="edition.sale_opens_at")
+    closes = validate.timestamp(edition.get("sale_closes_at"), field="edition.sale_closes_at")
+    if opens is not None and closes is not None and closes <= opens:
+        raise InvalidInputError("edition.sale_closes_at", "must be after sale_opens_at")
+    return policy, opens, closes
+
+
+def _read_metadata(metadata: Any) -> dict[str, Any]:
+    """Free-form metadata: a JSON object, bounded in keys, depth and bytes."""
+    if not isinstance(metadata, dict):
+        raise InvalidInputError("metadata", "must be an object")
+    if len(metadata) > limits.METADATA_KEYS_MAX:
+        raise InvalidInputError("metadata", f"at most {limits.METADATA_KEYS_MAX} keys")
+    canonical.check_json_value(metadata, field="metadata", depth_max=limits.METADATA_DEPTH_MAX)
+    if len(canonical.encode(metadata)) > limits.METADATA_BYTES_MAX:
+        raise InvalidInputError("metadata", f"at most {limits.METADATA_BYTES_MAX} bytes")
+    return metadata
 
 
 def _read_creators(value: Any) -> tuple[Creator, ...]:

@@ -10,7 +10,7 @@ hold and a sale race on one aggregate version: a channel reserves N units
 for a time-to-live; the hold is then resolved exactly once -- committed
 (all or part becomes a sale, the rest returns), released, or expired (on or
 after ``expires_at``). A payment for an expired hold follows the late rule
-in :mod:`ledger.service.ledger`.
+in :mod:`ledger.domain.holds`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from ledger.domain import limits, validate
 from ledger.domain.code import REF_CHARS, check_ref
 from ledger.domain.errors import (
     AbsoluteEditionError,
-    BuyerLimitError,
     CodesExhaustedError,
     CodeStateError,
     EarlyBirdPriceError,
@@ -42,6 +41,7 @@ from ledger.domain.errors import (
 from ledger.domain.good import RESTOCKABLE, Good
 from ledger.domain.ids import allowance_id_for, stock_id_for
 from ledger.domain.model import OMIT_IF_NONE, Aggregate, Created, Event, format_timestamp
+from ledger.domain.sale import SaleSource
 
 REDEMPTION_CODE = "redemption-code"  # the good kind whose units each carry a code
 
@@ -144,20 +144,22 @@ class TierStock(Aggregate):
         pool = self.codes_free
         return [pool[i * REF_CHARS : (i + 1) * REF_CHARS] for i in range(quantity)]
 
-    def sources(self, channel: str, quantity: int) -> tuple[int, int]:
+    def sources(self, channel: str, quantity: int, *, freed: int = 0) -> tuple[int, int]:
         """Where a sale of ``quantity`` by ``channel`` comes from: (from its
-        pool, from the shared stock); refuses what cannot be sold."""
+        pool, from the shared stock); refuses what cannot be sold. ``freed``:
+        held units about to return to the shared stock first."""
+        available = self.available + freed
         pool = self.pools.get(channel)
         if pool is None:
-            if quantity > self.available:
-                raise SoldOutError(self.tier, quantity, self.available)
+            if quantity > available:
+                raise SoldOutError(self.tier, quantity, available)
             return 0, quantity
         from_pool = min(quantity, int(pool["free"]))
         rest = quantity - from_pool
         if rest and not pool["overflow"]:
             raise SoldOutError(self.tier, quantity, from_pool)
-        if rest > self.available:
-            raise SoldOutError(self.tier, quantity, from_pool + self.available)
+        if rest > available:
+            raise SoldOutError(self.tier, quantity, from_pool + available)
         return from_pool, rest
 
     def find_hold(self, hold_id: str) -> dict[str, Any]:
@@ -265,21 +267,20 @@ class TierStock(Aggregate):
         unit_price: dict[str, Any],
         split: list[dict[str, Any]],
         now: datetime,
-        from_pool: bool = True,
-        early_bird: bool = True,
+        source: SaleSource = SaleSource.DIRECT,
     ) -> list[int]:
         """A primary sale; through a channel with a pool, from the pool first
-        (``from_pool=False``: from the shared stock only, as a hold's units
-        are). ``early_bird=False``: not one, whatever the clock (a hold's)."""
-        pool_channel = channel if from_pool else None
+        unless ``source`` says otherwise (a hold's units are from the shared
+        stock), and an early-bird sale only if ``source`` may be one."""
+        pool_channel = channel if source.draws_pool else None
         self.check_sale(
             quantity,
             now,
             pool_channel,
             rate_channel=channel,
-            unit_price=unit_price if early_bird else None,
+            unit_price=unit_price if source.may_be_early_bird else None,
         )
-        early = early_bird and self.early_bird_for(quantity, now)
+        early = source.may_be_early_bird and self.early_bird_for(quantity, now)
         drawn = self.sources(channel, quantity)[0] if pool_channel is not None else 0
         if drawn:
             self._trigger(
@@ -793,10 +794,6 @@ class BuyerAllowance(Aggregate):
             stock_id=str(stock.id),
             buyer=buyer,
         )
-
-    def check(self, quantity: int, limit: int, tier: str) -> None:
-        if self.bought + quantity > limit:
-            raise BuyerLimitError(self.buyer, tier, limit, self.bought)
 
     def count(self, delta: int, reference: str, now: datetime) -> None:
         if self.bought + delta < 0:

@@ -30,6 +30,7 @@ from ledger.domain import canonical, limits, validate
 from ledger.domain.channel import Channel
 from ledger.domain.code import Code, check_code, code_list
 from ledger.domain.code import code_range as code_range_of
+from ledger.domain.code_import import check_batch_repeats, check_coded
 from ledger.domain.command import CommandRecord, check_key, request_hash
 from ledger.domain.errors import (
     BuyerLimitError,
@@ -44,7 +45,6 @@ from ledger.domain.errors import (
     ForbiddenError,
     GoodAlreadyExistsError,
     GoodNotFoundError,
-    HoldResolvedError,
     IdempotencyKeyReusedError,
     InvalidInputError,
     InvariantError,
@@ -57,8 +57,8 @@ from ledger.domain.errors import (
     UnitNotHeldError,
 )
 from ledger.domain.good import Good, GoodSpec
+from ledger.domain.holds import HoldPayment, hold_payment, settle_hold
 from ledger.domain.ids import (
-    allowance_id_for,
     channel_id_for,
     code_id_for,
     command_id_for,
@@ -67,9 +67,20 @@ from ledger.domain.ids import (
 )
 from ledger.domain.model import Aggregate, format_timestamp
 from ledger.domain.money import Money, split
-from ledger.domain.stock import REDEMPTION_CODE, BuyerAllowance, TierStock
+from ledger.domain.sale import SaleSource
+from ledger.domain.stock import TierStock
 from ledger.domain.unit import PRIMARY, Unit
 from ledger.service.combiner import Combiner, NoTicket, Request
+from ledger.service.sales import (
+    RefundOwed,
+    SaleTerms,
+    allowance_checked,
+    count_allowance,
+    issue_unit,
+    owe_refund,
+    primary_sale_of,
+    sale_answer,
+)
 from ledger.service.unit_of_work import HotAggregates, UnitOfWork
 from ledger.store.availability import (
     DatabaseUnavailableError,
@@ -382,11 +393,8 @@ class Ledger:
             _check_currency(good, price)
             via = self.channel(channel)
             unit.check_resale(seller, buyer)
-            if unit.code and self._code_in(uow, unit.code).state != "bound":
-                raise CodeStateError(
-                    f"the code of unit {unit.id} was revealed to its holder: "
-                    "the unit can no longer be resold"
-                )
+            if unit.code:
+                self._code_in(uow, unit.code).check_resale(str(unit.id))
             parts = split(price.amount, good.resale_shares(via.channel, via.fee_bps, seller))
             unit.resell(
                 resale_id=resale_id,
@@ -474,42 +482,15 @@ class Ledger:
                     f"unit {unit.id} was last acquired through another "
                     f"channel; {channel!r} can only refund its own sales"
                 )
-            stock = allowance = None
             code = self._code_in(uow, unit.code) if unit.code else None
-            if code is not None and code.unit_id != str(unit.id):
-                raise _StaleReadError
-            if (
-                code is not None
-                and code.state != "bound"
-                and (code.state == "redeemed" or current["kind"] != PRIMARY)
-            ):
-                # A delivered code can be voided by refunding its primary
-                # sale, until it is redeemed; no other refund undoes a reveal.
-                raise CodeStateError(
-                    f"the code of unit {unit.id} was {code.state}: this "
-                    "acquisition can no longer be refunded"
-                )
-            if current["kind"] == PRIMARY:
-                stock = uow.get(TierStock, stock_id_for(UUID(unit.good_id), unit.tier))
-                if stock is None:
-                    raise InvariantError(f"unit {unit.id} has no stock")
-                if stock.per_buyer_limit is not None:
-                    holder = unit.current_acquisition()["holder"]
-                    allowance = uow.get(BuyerAllowance, allowance_id_for(stock.id, holder))
-                    if allowance is None:
-                        raise InvariantError("a limited tier's buyer has no allowance record")
-            code_ref = unit.code
+            if code is not None:
+                if code.unit_id != str(unit.id):
+                    raise _StaleReadError
+                code.check_refund(str(unit.id), primary=current["kind"] == PRIMARY)
+            primary = primary_sale_of(uow, unit) if current["kind"] == PRIMARY else None
             acquisition = unit.refund(refund_id=refund_id, reason=reason, now=now)
-            if stock is not None:
-                stock.take_back(serial=unit.serial, refund_id=refund_id, now=now)
-                if (
-                    code is not None
-                    and code_ref is not None
-                    and code.settle_refund(unit_id=str(unit.id), refund_id=refund_id, now=now)
-                ):
-                    stock.return_code(ref=code_ref, refund_id=refund_id, now=now)
-            if allowance is not None:
-                allowance.count(-1, refund_id, now)
+            if primary is not None:
+                primary.take_back(unit, code, refund_id, now)
             return {
                 "refund_id": refund_id,
                 "unit_id": str(unit.id),
@@ -535,14 +516,11 @@ class Ledger:
         unit_price: Money,
         sale_id: str,
         now: datetime,
-        from_pool: bool = True,
-        from_hold: bool = False,
+        source: SaleSource = SaleSource.DIRECT,
     ) -> dict[str, Any]:
-        """A primary sale from ``stock`` (checked before anything changes):
-        from the channel's pool first, unless ``from_pool`` is False. A
-        hold's payment (``from_hold``) is never an early-bird sale."""
-        tier = stock.tier
-        tier_spec = good.tier(tier)
+        """A primary sale from ``stock`` (checked before anything changes);
+        ``source`` says whether the channel's pool comes first and whether
+        it may be an early-bird sale."""
         via = channel
         price = unit_price.to_json()
         # Every check before any change: a refusal must leave the batch's
@@ -550,16 +528,11 @@ class Ledger:
         stock.check_sale(
             quantity,
             now,
-            via.channel if from_pool else None,
+            via.channel if source.draws_pool else None,
             rate_channel=via.channel,
-            unit_price=None if from_hold else price,
+            unit_price=price if source.may_be_early_bird else None,
         )
-        allowance = None
-        if stock.per_buyer_limit is not None:
-            allowance = uow.get_or_assume_new(BuyerAllowance, allowance_id_for(stock.id, buyer))
-            bought = allowance.bought if allowance else 0
-            if bought + quantity > stock.per_buyer_limit:
-                raise BuyerLimitError(buyer, tier, stock.per_buyer_limit, bought)
+        allowance = allowance_checked(uow, stock, buyer, quantity)
         parts = self._primary_split(good, via, unit_price.amount)
         refs = stock.codes_for(quantity)  # a redemption-code tier: one code a unit
         codes = [self._code_in(uow, ref) for ref in refs or ()]
@@ -574,68 +547,22 @@ class Ledger:
             unit_price=price,
             split=parts,
             now=now,
-            from_pool=from_pool,
-            early_bird=not from_hold,
+            source=source,
         )
-        if stock.per_buyer_limit is not None:
-            if allowance is None:
-                allowance = BuyerAllowance.start(stock, buyer, now)
-                uow.add(allowance)
-            allowance.count(quantity, sale_id, now)
+        sale = SaleTerms(sale_id, stock.tier, buyer, via.channel, price, parts, now)
+        count_allowance(uow, stock, allowance, quantity, sale)
         units = []
         for index, serial in enumerate(serials):
-            # A fresh serial has no unit yet (had another process made
-            # one meanwhile, the save would conflict and be retried).
-            unit = None
-            ref = refs[index] if refs else None
-            if serial < first_fresh:
-                unit = uow.get(Unit, unit_id_for(good.id, tier, serial))
-                if unit is not None and unit.holder is not None:
+            returned = None
+            if serial < first_fresh:  # a fresh serial has no unit yet
+                returned = uow.get(Unit, unit_id_for(good.id, stock.tier, serial))
+                if returned is not None and returned.holder is not None:
                     raise _StaleReadError  # reissued meanwhile by another process
-            if unit is None:
-                unit = Unit.issue(
-                    good_id=good.id,
-                    tier=tier,
-                    serial=serial,
-                    transferable=tier_spec.transferable,
-                    buyer=buyer,
-                    sale_id=sale_id,
-                    channel=via.channel,
-                    price=price,
-                    split=parts,
-                    now=now,
-                    code=ref,
-                )
-                uow.add(unit)
-            else:
-                unit.reissue(
-                    buyer=buyer,
-                    sale_id=sale_id,
-                    channel=via.channel,
-                    price=price,
-                    split=parts,
-                    now=now,
-                    code=ref,
-                )
+            code = refs[index] if refs else None
+            units.append(issue_unit(uow, good, serial, sale, returned=returned, code=code))
             if codes:
-                codes[index].bind(unit_id=str(unit.id), sale_id=sale_id, now=now)
-            units.append(unit)
-        return {
-            "sale_id": sale_id,
-            "good_id": str(good.id),
-            "tier": tier,
-            "buyer": buyer,
-            "channel": via.channel,
-            "quantity": quantity,
-            "unit_price": price,
-            "split_per_unit": parts,
-            "units": [
-                {"unit_id": str(u.id), "serial": u.serial}
-                | ({"code_ref": u.code} if u.code else {})
-                for u in units
-            ],
-            "sold_at": format_timestamp(now),
-        }
+                codes[index].bind(unit_id=str(units[-1].id), sale_id=sale_id, now=now)
+        return sale_answer(good, sale, units)
 
     # ------------------------------------------------------------------
     # Reservations: the inventory gateway
@@ -708,14 +635,9 @@ class Ledger:
         channel: str | None = None,
     ) -> dict[str, Any]:
         """The payment for a hold arrived: sell ``quantity`` of it to ``buyer``;
-        the rest of the hold returns to stock.
-
-        The late rule: if the hold had expired (its time is up, whether or
-        not its expiry was recorded yet), the payment buys from what is
-        available now, as a fresh sale (``outcome: "sold-late"``); if too
-        little is left, a ``stock.refund-owed`` event records that the
-        channel owes the buyer the amount back (``outcome: "refund-owed"``).
-        With ``channel``, only that channel's holds may be committed."""
+        the rest of the hold returns to stock. Paid late, the late rule of
+        :mod:`ledger.domain.holds` decides: ``outcome`` "sold-late" or
+        "refund-owed". With ``channel``, only that channel's holds may be committed."""
         good_uuid = _uuid(good_id, "good_id")
         hold_key = str(_uuid(hold_id, "hold_id"))
         buyer = validate.identifier(buyer, field="buyer")
@@ -734,72 +656,25 @@ class Ledger:
             good = self.good(good_uuid)
             _check_currency(good, unit_price)
             stock = self._stock_in(uow, good_uuid, tier)
-            hold = stock.find_hold(hold_key)
-            if channel is not None and hold["channel"] != channel:
-                raise ForbiddenError(f"hold {hold_key} belongs to another channel")
-            via = self.channel(hold["channel"])
-            if hold["state"] not in ("held", "expired"):
-                raise HoldResolvedError(hold_key, hold["state"])
-            if quantity > hold["quantity"]:
-                raise InvalidInputError("quantity", f"must be 1 to {hold['quantity']} (the hold)")
-            if hold["state"] == "held" and format_timestamp(now) < hold["expires_at"]:
-                stock.commit_hold(hold_id=hold_key, sale_id=sale_id, quantity=quantity, now=now)
-                sold = self._sell_units(
-                    uow,
-                    good,
-                    stock,
-                    buyer=buyer,
-                    channel=via,
-                    quantity=quantity,
-                    unit_price=unit_price,
-                    sale_id=sale_id,
-                    now=now,
-                    from_pool=False,
-                    from_hold=True,
-                )
-                return sold | {"outcome": "sold", "hold_id": hold_key}
-            # Late: the hold's time is up.
-            if hold["state"] == "held":
-                stock.release_hold(hold_key, now=now, expired=True)
-            try:
-                stock.sources(via.channel, quantity)  # its pool first, as any sale
-            except SoldOutError:
-                pass
-            else:
-                sold = self._sell_units(
-                    uow,
-                    good,
-                    stock,
-                    buyer=buyer,
-                    channel=via,
-                    quantity=quantity,
-                    unit_price=unit_price,
-                    sale_id=sale_id,
-                    now=now,
-                    from_hold=True,
-                )
-                return sold | {"outcome": "sold-late", "hold_id": hold_key}
-            amount = Money(unit_price.amount * quantity, unit_price.currency).to_json()
-            stock.owe_refund(
-                hold_id=hold_key,
-                refund_id=sale_id,
+            payment = hold_payment(stock, hold_key, quantity=quantity, channel=channel, now=now)
+            via = self.channel(stock.find_hold(hold_key)["channel"])
+            settle_hold(stock, payment, hold_key, sale_id=sale_id, quantity=quantity, now=now)
+            if payment is HoldPayment.REFUND_OWED:
+                owed = RefundOwed(hold_key, sale_id, buyer, via.channel, quantity, unit_price)
+                return owe_refund(stock, owed, now)
+            sold = self._sell_units(
+                uow,
+                good,
+                stock,
                 buyer=buyer,
+                channel=via,
                 quantity=quantity,
-                amount=amount,
+                unit_price=unit_price,
+                sale_id=sale_id,
                 now=now,
+                source=payment.source,
             )
-            return {
-                "outcome": "refund-owed",
-                "hold_id": hold_key,
-                "refund_id": sale_id,
-                "good_id": str(good_uuid),
-                "tier": tier,
-                "buyer": buyer,
-                "channel": via.channel,
-                "quantity": quantity,
-                "amount": amount,
-                "decided_at": format_timestamp(now),
-            }
+            return sold | {"outcome": payment.value, "hold_id": hold_key}
 
         return self._submit(
             "commit-hold", args, idempotency_key, scope, stock_id_for(good_uuid, tier), decide
@@ -1112,17 +987,8 @@ class Ledger:
         good_uuid = _uuid(good_id, "good_id")
         texts = _batch_texts(codes, code_range)
         refs = self._vault_call(lambda: self.vault.refs(texts))
-        first_at: dict[str, int] = {}
-        for position, ref in enumerate(refs):
-            if first_at.setdefault(ref, position) != position:
-                raise DuplicateCodeError(position, f"listed before, as #{first_at[ref] + 1}")
-        good = self.good(good_uuid)
-        good.tier(tier)
-        if good.spec.kind != REDEMPTION_CODE:
-            raise CodeStateError(
-                f"good {good.id} is a {good.spec.kind}, not a "
-                f"{REDEMPTION_CODE}: its units carry no codes"
-            )
+        check_batch_repeats(refs)
+        check_coded(self.good(good_uuid), tier)
         args = {
             "good_id": str(good_uuid),
             "tier": tier,
