@@ -41,6 +41,7 @@ from ledger.verify import codec
 from ledger.verify.allowances import AllowanceRules
 from ledger.verify.code_events import CodeEvents
 from ledger.verify.codes import CodeRules
+from ledger.verify.envelope import check_columns, read_envelope
 from ledger.verify.facts import Event, Facts, Handler, Payload, short
 from ledger.verify.fastpath import RECORD_KEYS, STATE_KEYS, clean_state, record_bytes
 from ledger.verify.goods import GoodRules, Splits
@@ -215,7 +216,7 @@ class Verifier:
             event_type if isinstance(event_type, str) else None,
         )
         self._count(ev)
-        usable = self._check_columns(ev, aggregate_id, version, event_type)
+        usable = check_columns(self._flag, ev, aggregate_id, version, event_type)
         if isinstance(state, (bytes, bytearray, memoryview)):
             data = bytes(state)
         else:
@@ -243,7 +244,7 @@ class Verifier:
                         f"state members are {', '.join(sorted(value))}; expected "
                         "payload, prev_hash, timestamp",
                     )
-                self._read_envelope(ev, value)
+                read_envelope(self._flag, ev, value)
         if usable:
             ev.key = key_of(aggregate_id)
             self._process(ev)
@@ -282,8 +283,8 @@ class Verifier:
                 f"record members are {', '.join(sorted(value))}; expected "
                 f"{', '.join(sorted(RECORD_KEYS))}",
             )
-        usable = self._check_columns(ev, aggregate_id, version, event_type)
-        self._read_envelope(ev, value)
+        usable = check_columns(self._flag, ev, aggregate_id, version, event_type)
+        read_envelope(self._flag, ev, value)
         if usable and complete and problem is None:
             try:
                 state = codec.encode({k: value[k] for k in sorted(STATE_KEYS)})
@@ -374,52 +375,6 @@ class Verifier:
                 )
             )
 
-    def _check_columns(
-        self, ev: Event, aggregate_id: object, version: object, event_type: object
-    ) -> bool:
-        usable = True
-        if not codec.is_uuid(aggregate_id):
-            self._flag(
-                ev,
-                "bad-envelope",
-                f"aggregate id {short(aggregate_id)} is not a lowercase 8-4-4-4-12 UUID",
-            )
-            usable = isinstance(aggregate_id, str)
-        if not (
-            isinstance(version, int)
-            and codec.is_int(version)
-            and 1 <= version <= codec.SAFE_INTEGER_MAX
-        ):
-            self._flag(
-                ev, "bad-envelope", f"version {short(version)} is not an integer in 1..2**53-1"
-            )
-            usable = False
-        if not isinstance(event_type, str):
-            self._flag(ev, "bad-envelope", f"type {short(event_type)} is not a string")
-            usable = False
-        return usable
-
-    def _read_envelope(self, ev: Event, value: Payload) -> None:
-        prev = value.get("prev_hash")
-        if codec.is_hex64(prev):
-            ev.prev_hash = prev
-        elif "prev_hash" in value:
-            self._flag(
-                ev, "bad-envelope", f"prev_hash {short(prev)} is not 64 lowercase hex digits"
-            )
-        stamp = value.get("timestamp")
-        if codec.is_timestamp(stamp):
-            ev.timestamp = stamp
-        elif "timestamp" in value:
-            self._flag(
-                ev, "bad-timestamp", f"timestamp {short(stamp)} is not YYYY-MM-DDTHH:MM:SS.ffffffZ"
-            )
-        payload = value.get("payload")
-        if isinstance(payload, dict):
-            ev.payload = payload
-        elif "payload" in value:
-            self._flag(ev, "bad-envelope", "payload is not an object")
-
     def _process(self, ev: Event, *, checked: bool = False) -> None:  # noqa: C901, PLR0912 - per-event hot loop, flat on purpose (measured)
         """Chain, type and rules; ``checked``: the payload is known to pass
         :func:`~ledger.verify.schema.payload_problem`."""
@@ -477,11 +432,14 @@ class Verifier:
         try:
             self._handlers[ev.type](ev, payload)
         except Exception as error:  # a verifier reports, never crashes
-            self._flag(
-                ev,
-                "unverifiable",
-                f"the verifier could not check this event: {type(error).__name__}: {error}",
-            )
+            self._unverifiable(ev, error)
+
+    def _unverifiable(self, ev: Event, error: Exception) -> None:
+        self._flag(
+            ev,
+            "unverifiable",
+            f"the verifier could not check this event: {type(error).__name__}: {error}",
+        )
 
     def _check_type(self, ev: Event, had: str, kind: str) -> None:
         """The event's type is of its aggregate's kind, and creates it at
