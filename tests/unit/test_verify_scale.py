@@ -32,8 +32,8 @@ from ledger.verify import verifier as verifier_module
 from ledger.verify.codec import ZERO_HASH, splice
 from ledger.verify.log import LogAuditor, b64
 from ledger.verify.pipeline import CLEAN, ID_OK, LEAF, Prechecker, check_page
+from ledger.verify.rows import read_rows as _rows
 from ledger.verify.schema import PAYLOAD_OK, PAYLOADS, payload_problem
-from ledger.verify.sources import _rows
 from ledger.verify.state import StateTable
 from tests.integration.test_verify_codes import template  # noqa: F401 - a fixture used here
 from tests.integration.test_verify_ledger import build_busy
