@@ -14,9 +14,12 @@ class AllowanceRules:
     """``allowance.started`` and ``allowance.counted``."""
 
     def __init__(self, facts: Facts) -> None:
-        self._facts = facts
         self._flag = facts.flag
-        self._packed = facts.packed
+        self._allowance = facts.packed.allowance
+        self._keep_allowance = facts.packed.keep_allowance
+        self._settle_sale = facts.settle_sale
+        self._settle_refund = facts.settle_refund
+        self._check_own_id = facts.check_own_id
         self._stocks = facts.stocks
         self._unreadable = facts.unreadable
         self._sales = facts.sales
@@ -25,7 +28,7 @@ class AllowanceRules:
     def on_started(self, ev: Event, p: Payload) -> None:
         if ev.aggregate_id is None:
             raise VerifierInvariantError("ev.aggregate_id unset")
-        derived = self._facts.check_own_id(ev, p)
+        derived = self._check_own_id(ev, p)
         stock = self._stocks.get(p["stock_id"])
         if stock is None:
             if p["stock_id"] not in self._unreadable:
@@ -36,13 +39,13 @@ class AllowanceRules:
                 "allowance-mismatch",
                 f"tier {stock.tier!r} has no per-buyer limit, so no allowance",
             )
-        if self._packed.allowance(ev.key) is None:
-            self._packed.keep_allowance(ev.key, Allowance(p["stock_id"], p["buyer"], 0, derived))
+        if self._allowance(ev.key) is None:
+            self._keep_allowance(ev.key, Allowance(p["stock_id"], p["buyer"], 0, derived))
 
     def on_counted(self, ev: Event, p: Payload) -> None:
         if ev.aggregate_id is None:
             raise VerifierInvariantError("ev.aggregate_id unset")
-        allowance = self._packed.allowance(ev.key)
+        allowance = self._allowance(ev.key)
         delta, reference = p["delta"], p["reference"]
         if allowance is not None:
             self._count(ev, allowance, delta)
@@ -84,14 +87,14 @@ class AllowanceRules:
                 f"{want[1]:+d} on allowance {want[0]}",
             )
         if sale is not None:
-            self._facts.settle_sale(sale)
+            self._settle_sale(sale)
         elif refund is not None:
-            self._facts.settle_refund(reference, refund)
+            self._settle_refund(reference, refund)
 
     def _count(self, ev: Event, allowance: Allowance, delta: int) -> None:
         """The allowance's new total, within 0 and the tier's limit."""
         allowance.total += delta
-        self._packed.keep_allowance(ev.key, allowance)
+        self._keep_allowance(ev.key, allowance)
         stock = self._stocks.get(allowance.stock_id)
         limit = stock.per_buyer_limit if stock is not None else None
         if allowance.total < 0 or (limit is not None and allowance.total > limit):

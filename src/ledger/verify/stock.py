@@ -30,6 +30,10 @@ class StockRules:
     ) -> None:
         self._facts = facts
         self._flag = facts.flag
+        self._check_currency = facts.check_currency
+        self._check_split = facts.check_split
+        self._fee = facts.fee
+        self._name_command = records.name
         self._goods = facts.goods
         self._stocks = facts.stocks
         self._unreadable = facts.unreadable
@@ -110,7 +114,7 @@ class StockRules:
     def on_sold(self, ev: Event, p: Payload) -> None:
         if ev.aggregate_id is None:
             raise VerifierInvariantError("ev.aggregate_id unset")
-        answering = self._records.name(ev, p["sale_id"], ("sell", "commit-hold"), "sale_id")
+        answering = self._name_command(ev, p["sale_id"], ("sell", "commit-hold"), "sale_id")
         stock = self._stocks.get(ev.aggregate_id)
         if stock is None:
             return
@@ -176,10 +180,10 @@ class StockRules:
         if good is None:
             return
         price = p["unit_price"]
-        self._facts.check_currency(ev, price, good)
-        fee = self._facts.fee(ev, p["channel"])
+        self._check_currency(ev, price, good)
+        fee = self._fee(ev, p["channel"])
         if fee is not None:
-            self._facts.check_split(
+            self._check_split(
                 ev,
                 p["split"],
                 price["amount"],

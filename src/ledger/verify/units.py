@@ -46,7 +46,10 @@ class UnitRules:
     ) -> None:
         self._facts = facts
         self._flag = facts.flag
-        self._packed = facts.packed
+        self._unit = facts.packed.unit
+        self._keep_unit = facts.packed.keep_unit
+        self._check_own_id = facts.check_own_id
+        self._name_command = records.name
         self._goods = facts.goods
         self._stocks = facts.stocks
         self._unreadable = facts.unreadable
@@ -68,7 +71,7 @@ class UnitRules:
             p["serial"],
         ):
             # (Else the sale derived this very id from these very parts.)
-            self._facts.check_own_id(ev, p)
+            self._check_own_id(ev, p)
         stock_id = self._stock_id(p["good_id"], p["tier"])
         stock = self._stocks.get(stock_id)
         if stock is None:
@@ -86,8 +89,8 @@ class UnitRules:
             )
         terms = self._match_sale(ev, stock_id, p, issued=True)
         self._codes.unit_sold(ev, ev.aggregate_id, p)
-        if self._packed.unit(ev.key) is None:
-            self._packed.keep_unit(
+        if self._unit(ev.key) is None:
+            self._keep_unit(
                 ev.key,
                 Unit(
                     stock_id=stock_id,
@@ -110,7 +113,7 @@ class UnitRules:
     def on_reissued(self, ev: Event, p: Payload) -> None:
         if ev.aggregate_id is None:
             raise VerifierInvariantError("ev.aggregate_id unset")
-        unit = self._packed.unit(ev.key)
+        unit = self._unit(ev.key)
         if unit is None:
             return
         if unit.holder is not None:
@@ -123,7 +126,7 @@ class UnitRules:
         self._codes.unit_sold(ev, ev.aggregate_id, p)
         unit.holder = p["holder"]
         unit.acquisitions = [acquisition(p["sale_id"], "sale", p["holder"], None, p, terms)]
-        self._packed.keep_unit(ev.key, unit)
+        self._keep_unit(ev.key, unit)
 
     def _match_sale(self, ev: Event, stock_id: str, p: Payload, *, issued: bool) -> bytes | None:
         """A unit event answers for one serial of an earlier ``stock.sold``,
@@ -171,8 +174,8 @@ class UnitRules:
     def on_resold(self, ev: Event, p: Payload) -> None:
         if ev.aggregate_id is None:
             raise VerifierInvariantError("ev.aggregate_id unset")
-        awaited = self._records.name(ev, p["resale_id"], "resell", "resale_id")
-        unit = self._packed.unit(ev.key)
+        awaited = self._name_command(ev, p["resale_id"], "resell", "resale_id")
+        unit = self._unit(ev.key)
         if awaited:
             self._answers[p["resale_id"]] = stock_answer(
                 self._stocks.get(unit.stock_id) if unit is not None else None,
@@ -193,7 +196,7 @@ class UnitRules:
         self._codes.resold(ev, ev.aggregate_id)
         unit.holder = p["buyer"]
         unit.acquisitions.append(acquisition(p["resale_id"], "resale", p["buyer"], p["seller"], p))
-        self._packed.keep_unit(ev.key, unit)
+        self._keep_unit(ev.key, unit)
 
     def _check_resale(self, ev: Event, unit: Unit, p: Payload) -> None:
         """The seller holds the unit, its tier is transferable, and the price
@@ -237,7 +240,7 @@ class UnitRules:
     def on_refunded(self, ev: Event, p: Payload) -> None:
         if ev.aggregate_id is None:
             raise VerifierInvariantError("ev.aggregate_id unset")
-        if self._records.name(ev, p["refund_id"], "refund", "refund_id"):
+        if self._name_command(ev, p["refund_id"], "refund", "refund_id"):
             self._answers[p["refund_id"]] = Answer(
                 {
                     "refund_id": p["refund_id"],
@@ -250,7 +253,7 @@ class UnitRules:
                     "refunded_at": ev.timestamp or OPEN,
                 }
             )
-        unit = self._packed.unit(ev.key)
+        unit = self._unit(ev.key)
         if unit is None:
             return
         undone = acquisition(p["acquisition_id"], p["kind"], p["holder"], p["returned_to"], p)
@@ -261,7 +264,7 @@ class UnitRules:
         if undone.id in ids:
             del unit.acquisitions[ids.index(undone.id) :]
         unit.holder = p["returned_to"]
-        self._packed.keep_unit(ev.key, unit)
+        self._keep_unit(ev.key, unit)
         if p["kind"] == "sale":
             # Awaiting: the serial back in stock, and the buyer's count back down.
             stock = self._stocks.get(unit.stock_id)
