@@ -51,7 +51,7 @@ from ledger.tlog.keys import Signer
 from ledger.tlog.signed_note import parse_note
 from ledger.verify import verify_store
 from ledger.verify.codec import encode as codec_encode
-from ledger.verify.verifier import record_bytes
+from ledger.verify.fastpath import record_bytes
 from tests.audit import APPLIED_AT
 from tests.conftest import POSTGRES_SERVER
 from tests.strategies import good_spec

@@ -27,13 +27,13 @@ from ledger.tlog import merkle
 from ledger.tlog.checkpoint import Checkpoint
 from ledger.tlog.keys import Signer
 from ledger.tlog.signed_note import sign_note
-from ledger.verify import Report, Verifier, verify_store
+from ledger.verify import Report, Verifier, fastpath, verify_store
 from ledger.verify import verifier as verifier_module
 from ledger.verify.codec import ZERO_HASH, splice
 from ledger.verify.log import LogAuditor, b64
 from ledger.verify.pipeline import CLEAN, ID_OK, LEAF, Prechecker, check_page
+from ledger.verify.rows import read_rows as _rows
 from ledger.verify.schema import PAYLOAD_OK, PAYLOADS, payload_problem
-from ledger.verify.sources import _rows
 from ledger.verify.state import StateTable
 from tests.integration.test_verify_codes import template  # noqa: F401 - a fixture used here
 from tests.integration.test_verify_ledger import build_busy
@@ -202,9 +202,9 @@ def test_float_walk_stops_deep() -> None:
     nested: Any = 1
     for _ in range(500):
         nested = [nested]
-    assert not verifier_module._float_free({"result": nested}, ("result",))
-    assert verifier_module._float_free({"result": {"a": [1, {"b": "2.5"}]}}, ("result",))
-    assert not verifier_module._float_free({"result": {"a": [1, {"b": 2.5}]}}, ("result",))
+    assert not fastpath._float_free({"result": nested}, ("result",))
+    assert fastpath._float_free({"result": {"a": [1, {"b": "2.5"}]}}, ("result",))
+    assert not fastpath._float_free({"result": {"a": [1, {"b": 2.5}]}}, ("result",))
 
 
 # -- reading the store ------------------------------------------------------------

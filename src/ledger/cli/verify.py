@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -12,6 +13,7 @@ import typer
 
 from ledger.cli.common import (
     DbOption,
+    _event_count,
     _fail,
     _load_policy,
     _progress,
@@ -30,66 +32,77 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from ledger.projections.replay import ReplayReport
+    from ledger.tlog.keys import Verifier as NoteVerifier
+    from ledger.verify import Report
 
 
-def verify(  # noqa: C901, PLR0912, PLR0915 - one branch per source and option; issue 13 step 5
+ExportOption = Annotated[
+    Path | None,
+    typer.Option("--export", help="Verify an exported JSON Lines file instead of a database."),
+]
+BundleOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--bundle", help="Verify an audit bundle directory (ledger export --bundle) offline."
+    ),
+]
+JsonOption = Annotated[
+    Path | None,
+    typer.Option("--json", help="Write the report as JSON to this file ('-' for stdout)."),
+]
+LogKeyOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--log-key",
+        help="A trusted log verifier key (vkey text, or a file holding one); "
+        "checkpoints must carry its signature. Repeatable.",
+    ),
+]
+PolicyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--policy",
+        help="C2SP tlog-policy file: trusted log keys, verifiers and the quorum "
+        "the latest checkpoint's cosignatures must meet.",
+    ),
+]
+StateOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--state",
+        help="Remember the verified checkpoint here; next time, a log that no "
+        "longer contains it (rolled back or rewritten) fails.",
+    ),
+]
+ViewsOption = Annotated[
+    bool,
+    typer.Option(
+        "--views/--no-views",
+        help="Given a database, also check that its read views equal a fresh replay of its events.",
+    ),
+]
+MaxUnsignedAgeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--max-unsigned-age",
+        metavar="SECONDS",
+        help="With --log-key or --policy: how many "
+        "seconds older than the newest event an event may be and still be outside every "
+        "checkpoint (default: $LEDGER_VERIFY_MAX_UNSIGNED_AGE or 300).",
+    ),
+]
+
+
+def verify(
     db: DbOption = None,
-    export: Annotated[
-        Path | None,
-        typer.Option("--export", help="Verify an exported JSON Lines file instead of a database."),
-    ] = None,
-    bundle: Annotated[
-        Path | None,
-        typer.Option(
-            "--bundle", help="Verify an audit bundle directory (ledger export --bundle) offline."
-        ),
-    ] = None,
-    json_out: Annotated[
-        Path | None,
-        typer.Option("--json", help="Write the report as JSON to this file ('-' for stdout)."),
-    ] = None,
-    log_key: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--log-key",
-            help="A trusted log verifier key (vkey text, or a file holding one); "
-            "checkpoints must carry its signature. Repeatable.",
-        ),
-    ] = None,
-    policy: Annotated[
-        Path | None,
-        typer.Option(
-            "--policy",
-            help="C2SP tlog-policy file: trusted log keys, verifiers and the quorum "
-            "the latest checkpoint's cosignatures must meet.",
-        ),
-    ] = None,
-    state: Annotated[
-        Path | None,
-        typer.Option(
-            "--state",
-            help="Remember the verified checkpoint here; next time, a log that no "
-            "longer contains it (rolled back or rewritten) fails.",
-        ),
-    ] = None,
-    views: Annotated[
-        bool,
-        typer.Option(
-            "--views/--no-views",
-            help="Given a database, also check that its read views "
-            "equal a fresh replay of its events.",
-        ),
-    ] = True,
-    max_unsigned_age: Annotated[
-        str | None,
-        typer.Option(
-            "--max-unsigned-age",
-            metavar="SECONDS",
-            help="With --log-key or --policy: how many "
-            "seconds older than the newest event an event may be and still be outside every "
-            "checkpoint (default: $LEDGER_VERIFY_MAX_UNSIGNED_AGE or 300).",
-        ),
-    ] = None,
+    export: ExportOption = None,
+    bundle: BundleOption = None,
+    json_out: JsonOption = None,
+    log_key: LogKeyOption = None,
+    policy: PolicyOption = None,
+    state: StateOption = None,
+    views: ViewsOption = True,
+    max_unsigned_age: MaxUnsignedAgeOption = None,
 ) -> None:
     """Check every event's encoding and hash chain, every rule the events
     alone can prove, and every signed checkpoint of the log against the
@@ -99,65 +112,28 @@ def verify(  # noqa: C901, PLR0912, PLR0915 - one branch per source and option; 
     rollback; 9 views differ from the replay; 10 given a key or a policy,
     no checkpoint, or events left unsigned too long; 11 the stored tree the
     server proves from differs from the events."""
-    from ledger.tlog.c2sp import NoteError
-    from ledger.tlog.keys import Verifier
-    from ledger.verify import BundleError, verify_bundle, verify_export, verify_store
     from ledger.verify.classes import exit_code
 
     tune_gc()
 
     bound = _unsigned_age(max_unsigned_age)
-    keys = []
-    for given in log_key or []:
-        try:
-            text = Path(given).read_text().strip() if Path(given).is_file() else given
-            keys.append(Verifier.from_vkey(text))
-        except (NoteError, ValueError, OSError) as error:  # ValueError: also a file not UTF-8
-            raise _fail(f"--log-key {given!r}: {error}") from None
-
+    keys = _log_keys(log_key or [])
+    source = _Source(db, export, bundle, policy, state)
+    total = None if bundle is not None or export is not None else _event_count(_store_url(db))
     with _progress() as progress:
-        task = progress.add_task("verifying", total=None)
+        task = progress.add_task("verifying the events", total=total)
 
         def advance(done: int) -> None:
             progress.update(task, completed=done)
 
-        try:
-            if bundle is not None:
-                if not (bundle / "entries.jsonl").is_file():
-                    raise _fail(f"no audit bundle at {bundle} (no entries.jsonl)")
-                try:
-                    report = verify_bundle(
-                        bundle,
-                        advance,
-                        log_keys=keys,
-                        policy=_load_policy(policy) if policy else None,
-                        remembered=_read_state(state) if state else None,
-                        max_unsigned_age=bound,
-                    )
-                except BundleError as error:
-                    raise _fail(str(error)) from None
-            elif export is not None:
-                if not export.is_file():
-                    raise _fail(f"no export file at {export}")
-                report = verify_export(
-                    export, advance, log_keys=keys, policy=_load_policy(policy) if policy else None
-                )
-            else:
-                report = verify_store(
-                    _store_url(db),
-                    advance,
-                    log_keys=keys,
-                    policy=_load_policy(policy) if policy else None,
-                    remembered=_read_state(state) if state else None,
-                    max_unsigned_age=bound,
-                )
-        except StoreMissingError as error:
-            raise _fail(str(error)) from None
+        report = _verify_source(source, keys, bound, advance)
         replay = None
         views_skipped = None
         if views and bundle is None and export is None:
             if report.ok:
-                progress.update(task, description="replaying the views", completed=0)
+                progress.update(
+                    task, description="replaying the views to compare", completed=0, total=total
+                )
                 replay = _check_views(_url(db), advance)
             else:
                 # A replay of events that do not verify proves nothing (and
@@ -169,25 +145,127 @@ def verify(  # noqa: C901, PLR0912, PLR0915 - one branch per source and option; 
     elif views_skipped is not None:
         console.print(f"views       not checked — {views_skipped}", highlight=False)
     if json_out is not None:
-        views_json = (
-            replay.to_json()
-            if replay is not None
-            else {"checked": False, "reason": views_skipped}
-            if views_skipped
-            else None
-        )
-        text = json.dumps(
-            report.to_json() | ({"views": views_json} if views_json else {}), indent=2
-        )
-        if str(json_out) == "-":
-            sys.stdout.write(text + "\n")
-        else:
-            json_out.write_text(text + "\n")
+        _write_json(json_out, report, replay, views_skipped)
     if report.ok and state is not None and report.log and report.log["latest_size"]:
         _write_state(state, report.log["latest_size"], report.log["latest_root"])
     if not report.ok:
         raise typer.Exit(exit_code(f.check for f in report.findings))
     raise typer.Exit(VIEWS_DIFFER_EXIT if replay is not None and not replay.ok else 0)
+
+
+def _log_keys(given_keys: list[str]) -> list[NoteVerifier]:
+    """--log-key: each a vkey's text, or a file holding one."""
+    from ledger.tlog.c2sp import NoteError
+    from ledger.tlog.keys import Verifier
+
+    keys = []
+    for given in given_keys:
+        try:
+            text = Path(given).read_text().strip() if Path(given).is_file() else given
+            keys.append(Verifier.from_vkey(text))
+        except (NoteError, ValueError, OSError) as error:  # ValueError: also a file not UTF-8
+            raise _fail(f"--log-key {given!r}: {error}") from None
+    return keys
+
+
+@dataclass(frozen=True, slots=True)
+class _Source:
+    """What to verify (--db, --export or --bundle), and with what
+    (--policy, --state)."""
+
+    db: str | None
+    export: Path | None
+    bundle: Path | None
+    policy: Path | None
+    state: Path | None
+
+
+def _verify_source(
+    source: _Source, keys: list[NoteVerifier], bound: float, advance: Callable[[int], None]
+) -> Report:
+    """The report on the bundle, the export file or the database."""
+    from ledger.verify import BundleError, verify_bundle, verify_export, verify_store
+
+    policy, state = source.policy, source.state
+    try:
+        if source.bundle is not None:
+            if not (source.bundle / "entries.jsonl").is_file():
+                raise _fail(f"no audit bundle at {source.bundle} (no entries.jsonl)")
+            _say_whose_policy(source.bundle, policy, keys)
+            try:
+                return verify_bundle(
+                    source.bundle,
+                    advance,
+                    log_keys=keys,
+                    policy=_load_policy(policy) if policy else None,
+                    remembered=_read_state(state) if state else None,
+                    max_unsigned_age=bound,
+                )
+            except BundleError as error:
+                raise _fail(str(error)) from None
+        if source.export is not None:
+            if not source.export.is_file():
+                raise _fail(f"no export file at {source.export}")
+            return verify_export(
+                source.export,
+                advance,
+                log_keys=keys,
+                policy=_load_policy(policy) if policy else None,
+            )
+        return verify_store(
+            _store_url(source.db),
+            advance,
+            log_keys=keys,
+            policy=_load_policy(policy) if policy else None,
+            remembered=_read_state(state) if state else None,
+            max_unsigned_age=bound,
+        )
+    except StoreMissingError as error:
+        raise _fail(str(error)) from None
+
+
+def _say_whose_policy(bundle: Path, policy: Path | None, keys: list[NoteVerifier]) -> None:
+    """A bundle verified without --policy is judged by the policy the
+    operator put in it: say so, on stderr, before the report."""
+    from ledger.verify.sources import BUNDLE_POLICY
+
+    if policy is not None:
+        return
+    if (bundle / BUNDLE_POLICY).is_file():
+        errors.print(
+            f"note: no --policy: the checkpoints are judged by the bundle's own "
+            f"{BUNDLE_POLICY}, which the ledger's operator wrote; an auditor brings "
+            "their own (--policy FILE)",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+    elif not keys:
+        errors.print(
+            f"note: no --policy, no --log-key and no {BUNDLE_POLICY} in the bundle: "
+            "no signature is checked",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+
+
+def _write_json(
+    json_out: Path, report: Report, replay: ReplayReport | None, views_skipped: str | None
+) -> None:
+    """--json: the report, and what the views' check found (or why none)."""
+    views_json = (
+        replay.to_json()
+        if replay is not None
+        else {"checked": False, "reason": views_skipped}
+        if views_skipped
+        else None
+    )
+    text = json.dumps(report.to_json() | ({"views": views_json} if views_json else {}), indent=2)
+    if str(json_out) == "-":
+        sys.stdout.write(text + "\n")
+    else:
+        json_out.write_text(text + "\n")
 
 
 VIEWS_DIFFER_EXIT = 9
@@ -327,6 +405,11 @@ def _print_report(report: object) -> None:
                 f"            cosigned by: {', '.join(log['cosigners']) or 'no one'};"
                 f" quorum {log['quorum']}"
             )
+    else:
+        plain(
+            "log         not checked: this source holds no checkpoint and no log "
+            "(a store no server has sealed, or an export file)"
+        )
     if report.ok:
         console.print("verdict     [bold green]OK[/] — every chain and rule holds")
         return

@@ -2,7 +2,7 @@
 
 Most of what the verifier does per event depends on that event alone: that
 its stored bytes are canonical JSON with the right members of the right types
-(:func:`~ledger.verify.verifier.clean_state`), its record's SHA-256 (the
+(:func:`~ledger.verify.fastpath.clean_state`), its record's SHA-256 (the
 chain's event hash) and its leaf hash in the global log. Only the chain and
 the rules need the events before it. So a second process, the
 :class:`Prechecker`, takes pages of rows as the reader reads them and
@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from ledger.verify.codec import splice
+from ledger.verify.fastpath import clean_state, own_id_ok, record_bytes
 from ledger.verify.invariant import VerifierInvariantError
-from ledger.verify.verifier import clean_state, own_id_ok, record_bytes
 
 CLEAN = 1  # the row passed clean_state(); its event hash follows
 LEAF = 2  # its leaf hash follows

@@ -17,7 +17,7 @@ from typing import Any
 
 from ledger.tlog import merkle
 from ledger.tlog.c2sp import NoteError
-from ledger.tlog.policy import Policy
+from ledger.tlog.policy import Policy, PolicyResult
 from ledger.tlog.proof import parse_tlog_proof
 from ledger.verify import codec
 
@@ -47,47 +47,13 @@ def verify_provenance(bundle: dict[str, Any], policy: Policy) -> Provenance:
     events = bundle.get("events")
     if not isinstance(events, list) or not events:
         raise ProvenanceError("the bundle has no events")
-    try:
-        checked = policy.check(str(bundle.get("checkpoint")))
-    except NoteError as error:
-        raise ProvenanceError(f"checkpoint: {error}") from None
-    if not checked.ok:
-        raise ProvenanceError(
-            f"checkpoint is cosigned by {sorted(checked.cosigners)}: the policy's quorum is not met"
-            if not checked.quorum_met
-            else f"forged cosignatures: {checked.invalid_cosigners}"
-        )
+    checked = _checked(bundle, policy)
     result = Provenance(unit_id, checked.checkpoint.size, sorted(checked.cosigners))
     previous = codec.ZERO_HASH
     holder: str | None = None
     for number, item in enumerate(events, 1):
         record = str(item.get("record", "")).encode()
-        try:
-            parsed, not_canonical = codec.parse(record)
-            proof = parse_tlog_proof(str(item.get("proof", "")))
-        except (ValueError, NoteError) as error:
-            raise ProvenanceError(f"event {number}: {error}") from None
-        if not_canonical is not None or not isinstance(parsed, dict):
-            raise ProvenanceError(f"event {number}: the record is not canonical JSON")
-        if parsed.get("aggregate_id") != unit_id or parsed.get("version") != number:
-            raise ProvenanceError(f"event {number}: not version {number} of unit {unit_id}")
-        if parsed.get("prev_hash") != previous:
-            raise ProvenanceError(
-                f"event {number}: prev_hash does not link to the previous "
-                "event (history incomplete or altered)"
-            )
-        if proof.checkpoint != checked.checkpoint:
-            raise ProvenanceError(f"event {number}: proven against another checkpoint")
-        try:
-            merkle.verify_inclusion(
-                merkle.leaf_hash(record),
-                proof.index,
-                checked.checkpoint.size,
-                proof.inclusion,
-                checked.checkpoint.root,
-            )
-        except merkle.ProofError as error:
-            raise ProvenanceError(f"event {number}: not in the log: {error}") from None
+        parsed, index = _proven_event(number, item, record, unit_id, previous, checked)
         previous = hashlib.sha256(record).hexdigest()
         holder = _holder_after(parsed, holder)
         payload = parsed.get("payload", {})
@@ -99,11 +65,66 @@ def verify_provenance(bundle: dict[str, Any], policy: Policy) -> Provenance:
                 "holder": holder,
                 "price": payload.get("price"),
                 "channel": payload.get("channel"),
-                "leaf_index": proof.index,
+                "leaf_index": index,
                 "event_hash": previous,
             }
         )
     return result
+
+
+def _checked(bundle: dict[str, Any], policy: Policy) -> PolicyResult:
+    """The bundle's checkpoint, cosigned as the policy asks."""
+    try:
+        checked = policy.check(str(bundle.get("checkpoint")))
+    except NoteError as error:
+        raise ProvenanceError(f"checkpoint: {error}") from None
+    if not checked.ok:
+        raise ProvenanceError(
+            f"checkpoint is cosigned by {sorted(checked.cosigners)}: the policy's quorum is not met"
+            if not checked.quorum_met
+            else f"forged cosignatures: {checked.invalid_cosigners}"
+        )
+    return checked
+
+
+def _proven_event(
+    number: int,
+    item: Any,
+    record: bytes,
+    unit_id: str,
+    previous: str,
+    checked: PolicyResult,
+) -> tuple[dict[str, Any], int]:
+    """Event ``number`` of the unit's history: canonical, the next version,
+    chained to ``previous``, and in the log under the checkpoint. Returns
+    the parsed record and its leaf index."""
+    try:
+        parsed, not_canonical = codec.parse(record)
+        proof = parse_tlog_proof(str(item.get("proof", "")))
+    except (ValueError, NoteError) as error:
+        raise ProvenanceError(f"event {number}: {error}") from None
+    if not_canonical is not None or not isinstance(parsed, dict):
+        raise ProvenanceError(f"event {number}: the record is not canonical JSON")
+    if parsed.get("aggregate_id") != unit_id or parsed.get("version") != number:
+        raise ProvenanceError(f"event {number}: not version {number} of unit {unit_id}")
+    if parsed.get("prev_hash") != previous:
+        raise ProvenanceError(
+            f"event {number}: prev_hash does not link to the previous "
+            "event (history incomplete or altered)"
+        )
+    if proof.checkpoint != checked.checkpoint:
+        raise ProvenanceError(f"event {number}: proven against another checkpoint")
+    try:
+        merkle.verify_inclusion(
+            merkle.leaf_hash(record),
+            proof.index,
+            checked.checkpoint.size,
+            proof.inclusion,
+            checked.checkpoint.root,
+        )
+    except merkle.ProofError as error:
+        raise ProvenanceError(f"event {number}: not in the log: {error}") from None
+    return parsed, proof.index
 
 
 def _holder_after(record: dict[str, Any], holder: str | None) -> str | None:

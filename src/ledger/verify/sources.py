@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 from ledger.store.database import DatabaseURL
 from ledger.store.logstore import LogStore, StoredCheckpoint
@@ -20,11 +18,13 @@ from ledger.tlog.checkpoint import Checkpoint
 from ledger.tlog.keys import Verifier as NoteVerifier
 from ledger.tlog.policy import Policy, PolicyError, parse_policy
 from ledger.tlog.signed_note import parse_note
+from ledger.verify.checkpoints import check_quorum, quorum_findings, read_checkpoints
 from ledger.verify.codec import splice
 from ledger.verify.log import UNSIGNED_AGE_DEFAULT, LogAuditor, LogSummary
 from ledger.verify.pipeline import CHILD_MEMORY, CLEAN, HASH_SIZE, ID_OK, LEAF, Prechecker
 from ledger.verify.prooftree import ProofStoreAuditor
 from ledger.verify.report import Finding, Report
+from ledger.verify.rows import read_rows, record_of, why
 from ledger.verify.state import DEFAULT_BUDGET
 from ledger.verify.verifier import Verifier
 
@@ -39,7 +39,7 @@ PARALLEL_FROM = 100_000  # events: below, starting a second process is not worth
 _ROW_ERRORS = (Exception,)
 
 
-def verify_store(  # noqa: C901, PLR0912, PLR0915 - issue 13 step 3 splits the verifier
+def verify_store(
     url: DatabaseURL,
     progress: Progress | None = None,
     *,
@@ -60,143 +60,197 @@ def verify_store(  # noqa: C901, PLR0912, PLR0915 - issue 13 step 3 splits the v
     only roots are checked); with a ``policy``, the latest checkpoint's
     cosignatures must meet its quorum. ``remembered`` is the (size, root) a
     previous run verified: a log that no longer contains it fails. The
-    stored tree the server proves from (leaves, nodes, frontier) is compared
-    with the tree of the events in the same pass
-    (:mod:`ledger.verify.prooftree`).
+    stored tree the server proves from is compared with the tree of the
+    events in the same pass (:mod:`ledger.verify.prooftree`).
 
     Given a log key or a policy, the log must be signed: a store with
     events and no checkpoint fails (``no-checkpoint``), and so does an event
-    outside every checkpoint that verified and more than
-    ``max_unsigned_age`` seconds older than the newest event
-    (``unsigned-events``). Without either, the report only counts the
-    events not yet under a checkpoint.
+    outside every verified checkpoint and more than ``max_unsigned_age``
+    seconds older than the newest event (``unsigned-events``).
 
-    ``parallel``: check each event's own bytes in a second process, ahead
-    of the rules (:mod:`ledger.verify.pipeline`); None (the default) does so
-    for a store of :data:`PARALLEL_FROM` events or more on a machine with
-    more than one processor. The report is the same either way; the
-    verifier's memory budget is then smaller by what the second process
-    takes (:data:`~ledger.verify.pipeline.CHILD_MEMORY`), so that the two
-    together stay within one budget.
+    ``parallel``: check each event's own bytes in a second process (see
+    :func:`_feed_paged`); None (the default) does so for a store of
+    :data:`PARALLEL_FROM` events or more on a machine with more than one
+    processor. The report is the same either way.
     """
     signed_asked = bool(log_keys) or policy is not None
     if policy is not None:
         log_keys = [*log_keys, *policy.log_verifiers]
-    done = 0
-    last: int | None = None
     with _open(url) as reader:
-        try:
-            stored = reader.max_position()
-        except Exception as error:  # no events table: this is no ledger store
-            raise StoreUnreadableError(
-                f"cannot read a ledger store at {url.display()}: {_why(error)}"
-            ) from None
+        stored = _max_position(reader, url)
         if parallel is None:
             parallel = (os.cpu_count() or 1) > 1 and stored >= PARALLEL_FROM
+        # The two processes together stay within one memory budget.
         verifier = Verifier(memory=DEFAULT_BUDGET - CHILD_MEMORY) if parallel else Verifier()
-        log = LogStore(reader.recorder, create=False)
-        auditor = None
-        checkpoints = _read_checkpoints(log)
-        if checkpoints is not None:
-            stored_checkpoints, unreadable_checkpoints = checkpoints
-            # The log's checkpoints against the events, and the stored tree
-            # the server proves from against the tree of the events.
-            auditor = ProofStoreAuditor(
-                stored_checkpoints,
-                log_keys,
-                origin,
-                remembered=remembered,
-                on_verified=verifier.mark_signed,
-                stored=log,
-            )
-            auditor.findings.extend(unreadable_checkpoints)
-        feed = verifier.feed_stored
-        add = None if auditor is None else auditor.add_event
-        checker = Prechecker() if parallel else None
-        try:
-            # Two loops on purpose: folding the one-process case into the
-            # paged one (a row per page) cost it 11 % (measured on 200,000
-            # events: 43k -> 38k events/s).
-            if checker is None:
-                for position, aggregate_id, version, event_type, state in _rows(reader):
-                    # The verifier hands back the record bytes it hashed, if it
-                    # spliced them: the log's leaf is the same bytes.
-                    record = feed(position, aggregate_id, version, event_type, state)
-                    if add is not None:
-                        add(
-                            position,
-                            aggregate_id,
-                            version,
-                            record
-                            if record is not None
-                            else _record(aggregate_id, version, event_type, state),
-                        )
-                    last = position
-                    done += 1
-                    if progress is not None and done % PROGRESS_EVERY == 0:
-                        progress(done)
-            else:
-                feed_checked = verifier.feed_checked
-                add_leaf = None if auditor is None else auditor.add_event_leaf
-                for page, found in checker.pages(_rows(reader), _ROW_ERRORS):
-                    # found: a flags byte per row, then event hashes, then leaves
-                    n = len(page)
-                    result = found or bytes(n)
-                    for i, row in enumerate(page):
-                        position, aggregate_id, version, event_type, state = row
-                        flags = result[i]
-                        if flags & CLEAN:
-                            at = n + i * HASH_SIZE
-                            feed_checked(
-                                position,
-                                aggregate_id,
-                                version,
-                                event_type,
-                                state,
-                                result[at : at + HASH_SIZE],
-                                bool(flags & ID_OK),
-                            )
-                            record = None
-                        else:
-                            record = feed(position, aggregate_id, version, event_type, state)
-                        if add is not None and add_leaf is not None:
-                            if flags & LEAF:
-                                at = n * (1 + HASH_SIZE) + i * HASH_SIZE
-                                add_leaf(
-                                    position, aggregate_id, version, result[at : at + HASH_SIZE]
-                                )
-                            else:
-                                add(
-                                    position,
-                                    aggregate_id,
-                                    version,
-                                    record
-                                    if record is not None
-                                    else _record(aggregate_id, version, event_type, state),
-                                )
-                        last = position
-                        done += 1
-                        if progress is not None and done % PROGRESS_EVERY == 0:
-                            progress(done)
-        except _ROW_ERRORS as error:
-            after = "the start" if last is None else f"position {last}"
-            verifier.report_unreadable(
-                None, f"the stored events cannot be read after {after}: {_why(error)}"
-            )
-        else:
-            if auditor is not None:  # the stored rows no event reached, while the store is open
-                auditor.read_the_rest()
-        finally:
-            if checker is not None:
-                checker.close()
+        auditor = _auditor(reader, verifier, log_keys, origin, remembered)
+        feed_all = _feed_paged if parallel else _feed_rows
+        done, read_all = feed_all(reader, verifier, auditor, progress)
+        if read_all and auditor is not None:  # the rows no event reached, while it is open
+            auditor.read_the_rest()
     if progress is not None:
         progress(done)
     report = verifier.finish(url.display())
+    _add_log_findings(report, auditor, policy, log_keys, url, remembered)
+    if signed_asked:
+        summary = None if auditor is None else auditor.summary
+        why = "the store has no log tables" if auditor is None else ""
+        _add(report, _signing_findings(verifier, report.events, summary, max_unsigned_age, why))
+    return report
+
+
+def _max_position(reader: RecordReader, url: DatabaseURL) -> int:
+    try:
+        return reader.max_position()
+    except Exception as error:  # no events table: this is no ledger store
+        raise StoreUnreadableError(
+            f"cannot read a ledger store at {url.display()}: {why(error)}"
+        ) from None
+
+
+def _auditor(
+    reader: RecordReader,
+    verifier: Verifier,
+    log_keys: Sequence[NoteVerifier],
+    origin: str | None,
+    remembered: tuple[int, str] | None,
+) -> ProofStoreAuditor | None:
+    """The log's checkpoints against the events, and the stored tree the
+    server proves from against the tree of the events (None: the store has
+    no log)."""
+    log = LogStore(reader.recorder, create=False)
+    checkpoints = read_checkpoints(log)
+    if checkpoints is None:
+        return None
+    stored_checkpoints, unreadable_checkpoints = checkpoints
+    auditor = ProofStoreAuditor(
+        stored_checkpoints,
+        log_keys,
+        origin,
+        remembered=remembered,
+        on_verified=verifier.mark_signed,
+        stored=log,
+    )
+    auditor.findings.extend(unreadable_checkpoints)
+    return auditor
+
+
+Fed = tuple[int, bool]  # rows fed, and whether all were read
+
+# Two reading loops on purpose: folding the one-process case into the paged
+# one (a row per page) cost it 11 % (measured on 200,000 events: 43k -> 38k
+# events/s).
+
+
+def _feed_rows(
+    reader: RecordReader,
+    verifier: Verifier,
+    auditor: ProofStoreAuditor | None,
+    progress: Progress | None,
+) -> Fed:
+    """Every stored row to the verifier (and its record to the log's
+    auditor), in one process."""
+    feed = verifier.feed_stored
+    add = None if auditor is None else auditor.add_event
+    done = 0
+    last: int | None = None
+    try:
+        for position, aggregate_id, version, event_type, state in read_rows(reader):
+            # The verifier hands back the record bytes it hashed, if it
+            # spliced them: the log's leaf is the same bytes.
+            record = feed(position, aggregate_id, version, event_type, state)
+            if add is not None:
+                add(
+                    position,
+                    aggregate_id,
+                    version,
+                    record
+                    if record is not None
+                    else record_of(aggregate_id, version, event_type, state),
+                )
+            last = position
+            done += 1
+            if progress is not None and done % PROGRESS_EVERY == 0:
+                progress(done)
+    except _ROW_ERRORS as error:
+        _unreadable(verifier, last, error)
+        return done, False
+    return done, True
+
+
+def _feed_paged(
+    reader: RecordReader,
+    verifier: Verifier,
+    auditor: ProofStoreAuditor | None,
+    progress: Progress | None,
+) -> Fed:
+    """:func:`_feed_rows`, each page's own bytes checked first in a second
+    process (:mod:`ledger.verify.pipeline`): a row it passed, with its
+    event hash and leaf, skips those checks here."""
+    feed, feed_checked = verifier.feed_stored, verifier.feed_checked
+    add = None if auditor is None else auditor.add_event
+    add_leaf = None if auditor is None else auditor.add_event_leaf
+    done = 0
+    last: int | None = None
+    checker = Prechecker()
+    try:
+        for page, found in checker.pages(read_rows(reader), _ROW_ERRORS):
+            # found: a flags byte per row, then event hashes, then leaves
+            n = len(page)
+            result = found or bytes(n)
+            for i, row in enumerate(page):
+                position, aggregate_id, version, event_type, state = row
+                flags = result[i]
+                if flags & CLEAN:
+                    at = n + i * HASH_SIZE
+                    digest = result[at : at + HASH_SIZE]
+                    id_ok = bool(flags & ID_OK)
+                    feed_checked(position, aggregate_id, version, event_type, state, digest, id_ok)
+                    record = None
+                else:
+                    record = feed(position, aggregate_id, version, event_type, state)
+                if add is not None and add_leaf is not None:
+                    if flags & LEAF:
+                        at = n * (1 + HASH_SIZE) + i * HASH_SIZE
+                        add_leaf(position, aggregate_id, version, result[at : at + HASH_SIZE])
+                    else:
+                        if record is None:
+                            record = record_of(aggregate_id, version, event_type, state)
+                        add(position, aggregate_id, version, record)
+                last = position
+                done += 1
+                if progress is not None and done % PROGRESS_EVERY == 0:
+                    progress(done)
+    except _ROW_ERRORS as error:
+        _unreadable(verifier, last, error)
+        return done, False
+    finally:
+        checker.close()
+    return done, True
+
+
+def _unreadable(verifier: Verifier, last: int | None, error: BaseException) -> None:
+    """The stored rows cannot be read past ``last``: one finding, no traceback."""
+    after = "the start" if last is None else f"position {last}"
+    verifier.report_unreadable(
+        None, f"the stored events cannot be read after {after}: {why(error)}"
+    )
+
+
+def _add_log_findings(
+    report: Report,
+    auditor: ProofStoreAuditor | None,
+    policy: Policy | None,
+    log_keys: Sequence[NoteVerifier],
+    url: DatabaseURL,
+    remembered: tuple[int, str] | None,
+) -> None:
+    """The log's findings (and its summary) into the report: its audit and
+    quorum, or a rollback if a log was verified before and there is none."""
     if auditor is not None:
         findings = auditor.finish()
         summary = auditor.summary
         if policy is not None and summary.latest_size:
-            findings += _check_quorum(policy, log_keys, summary, url)
+            findings += check_quorum(policy, log_keys, summary, url)
         report.findings.extend(findings)
         report.findings_total += len(findings) + auditor.dropped
         report.log = summary.to_json()
@@ -212,18 +266,6 @@ def verify_store(  # noqa: C901, PLR0912, PLR0915 - issue 13 step 3 splits the v
             )
         )
         report.findings_total += 1
-    if signed_asked:
-        _add(
-            report,
-            _signing_findings(
-                verifier,
-                report.events,
-                None if auditor is None else auditor.summary,
-                max_unsigned_age,
-                "the store has no log tables" if auditor is None else "",
-            ),
-        )
-    return report
 
 
 def _signing_findings(
@@ -259,127 +301,6 @@ def _add(report: Report, findings: list[Finding]) -> None:
     report.findings_total += len(findings)
 
 
-Row = tuple[int, str, int, str, bytes]  # position, aggregate id, version, type, state
-_PAGE = 2_000  # RecordReader's page
-_HEX_DIGITS = "0123456789abcdef"
-
-
-def _rows(reader: RecordReader) -> Iterator[Row]:  # noqa: PLR0912 - measured fast read path (SQLite rows)
-    """The stored rows as ``reader`` yields them -- same pages, same values
-    -- but read faster from SQLite: plain columns, and each id formatted
-    from its 32 hex digits rather than through a UUID. Where the library
-    would stop (an id that is no UUID, a state that is no bytes, text that
-    is no UTF-8), this reads on and yields the value as stored, for the
-    verifier to report at its row."""
-    recorder: Any = reader.recorder
-    datastore: Any = getattr(recorder, "datastore", None)
-    if not (
-        type(recorder).__module__ == "eventsourcing.sqlite"
-        and getattr(datastore, "originator_id_type", None) == "uuid"
-        and isinstance(getattr(recorder, "events_table_name", None), str)
-    ):
-        for row in reader:
-            yield row.position, row.aggregate_id, row.version, row.event_type, row.state
-        return
-    # As the library's select_notifications, less the columns it does not need.
-    table = recorder.events_table_name
-    statement = (
-        "SELECT rowid, originator_id, originator_version, topic, state FROM "  # noqa: S608
-        f"{table} WHERE rowid>=? ORDER BY rowid LIMIT ?"
-    )
-    convert = recorder.convert_originator_id
-    formatted: dict[str, str] = {}  # ids recur (a stock's in each of its events)
-    start = 1
-    while True:
-        with datastore.transaction(commit=False) as cursor:
-            plain = getattr(cursor, "sqlite_cursor", None)
-            if plain is not None:
-                plain.row_factory = None  # tuples, not sqlite3.Row: the same values
-            try:
-                cursor.execute(statement, (start, _PAGE))
-                fetched = cursor.fetchall()
-            except sqlite3.OperationalError:
-                # A text column that is no UTF-8 fails the whole page: read
-                # its rows one by one, such a value as its bytes.
-                fetched = _rows_one_by_one(cursor, table, start)
-        if not fetched:
-            return
-        if len(formatted) > 8_192:
-            formatted.clear()
-        # As the reader: a page's ids are converted before any of its rows is
-        # used, each state as its row is.
-        page: list[Row] = []
-        for position, originator_id, version, event_type, state in fetched:
-            aggregate_id = formatted.get(originator_id) if type(originator_id) is str else None
-            if aggregate_id is None:
-                if (
-                    type(originator_id) is str
-                    and len(originator_id) == 32
-                    and not originator_id.strip(_HEX_DIGITS)
-                ):
-                    h = originator_id  # what str(UUID(h)) gives, without the UUID
-                    aggregate_id = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-                    formatted[h] = aggregate_id
-                else:
-                    try:
-                        aggregate_id = str(convert(originator_id))
-                    except (ValueError, TypeError, AttributeError):
-                        # No UUID: the verifier says so, and reads on.
-                        aggregate_id = originator_id
-            page.append((position, aggregate_id, version, event_type, state))
-        for item in page:
-            state = item[4]
-            if type(state) is bytes or not isinstance(state, (bytearray, memoryview)):
-                yield item  # a state that is no bytes at all: the verifier says so
-            else:
-                yield (*item[:4], bytes(state))
-        start = fetched[-1][0] + 1
-
-
-def _rows_one_by_one(cursor: Any, table: str, start: int) -> list[tuple[Any, ...]]:
-    """A page of stored rows, each read alone; a text value that is no
-    UTF-8 is read as its bytes (which no id, type or version is)."""
-    cursor.execute(
-        f"SELECT rowid FROM {table} WHERE rowid>=? ORDER BY rowid LIMIT ?",  # noqa: S608
-        (start, _PAGE),
-    )
-    rowids = [row[0] for row in cursor.fetchall()]
-    names = ("originator_id", "originator_version", "topic", "state")
-    columns = ", ".join(
-        f"typeof({c}), CASE WHEN typeof({c})='text' THEN CAST({c} AS BLOB) ELSE {c} END"
-        for c in names
-    )
-    rows = []
-    for rowid in rowids:
-        cursor.execute(f"SELECT {columns} FROM {table} WHERE rowid=?", (rowid,))  # noqa: S608
-        found = cursor.fetchone()
-        if found is None:
-            continue
-        values: list[Any] = [rowid]
-        for kind, stored in zip(found[::2], found[1::2], strict=True):
-            value = stored
-            if kind == "text":
-                with contextlib.suppress(UnicodeDecodeError):
-                    value = stored.decode("utf-8")
-            values.append(value)
-        rows.append(tuple(values))
-    return rows
-
-
-def _record(aggregate_id: Any, version: Any, event_type: Any, state: Any) -> bytes:
-    """The record bytes of a row for the log's tree: the splice, or -- for
-    a row whose columns are not even of their types (reported as such) --
-    bytes that stand for it."""
-    try:
-        return splice(aggregate_id, version, event_type, state)
-    except Exception:
-        return repr((aggregate_id, version, event_type, state)).encode()
-
-
-def _why(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"
-
-
 class StoreUnreadableError(StoreMissingError):
     """The database is there but holds no store that can be read at all (no
     events table, a file that is no SQLite database, a server that does not
@@ -394,149 +315,10 @@ def _open(url: DatabaseURL) -> Iterator[RecordReader]:
         raise
     except Exception as error:
         raise StoreUnreadableError(
-            f"cannot read a ledger store at {url.display()}: {_why(error)}"
+            f"cannot read a ledger store at {url.display()}: {why(error)}"
         ) from None
     with reader:
         yield reader
-
-
-def _read_checkpoints(log: LogStore) -> tuple[list[StoredCheckpoint], list[Finding]] | None:
-    """The stored checkpoints (None: the store has no log), each row judged
-    as it is: a row whose columns are not of their types is reported
-    (``checkpoint-mismatch``, or ``checkpoint-signature`` if its note is no
-    text) and audited by what its signed note says, if it says anything."""
-    try:
-        rows = log.checkpoint_rows()
-    except Exception:  # no such table: the store predates the log
-        return None
-    checkpoints: list[StoredCheckpoint] = []
-    findings: list[Finding] = []
-    for size, root, note, signed_at in rows:
-        where = f"tlog_checkpoints row of size {size!r}"
-        if not isinstance(note, str):
-            findings.append(
-                Finding(
-                    None,
-                    None,
-                    None,
-                    None,
-                    "checkpoint-signature",
-                    f"{where}: its note is {type(note).__name__}, not text",
-                )
-            )
-            continue
-        size_ok = type(size) is int and 0 <= size <= _MAX_SIZE
-        root_ok = isinstance(root, (bytes, bytearray, memoryview))
-        if size_ok and root_ok:
-            checkpoints.append(StoredCheckpoint(size, bytes(root), note, str(signed_at)))
-            continue
-        what = ", ".join(
-            text
-            for ok, text in (
-                (size_ok, "its size is no tree size"),
-                (root_ok, f"its root is {type(root).__name__}, not bytes"),
-            )
-            if not ok
-        )
-        try:
-            signed = Checkpoint.parse(parse_note(note).text)
-        except (NoteError, ValueError) as error:
-            findings.append(
-                Finding(
-                    None,
-                    None,
-                    None,
-                    None,
-                    "checkpoint-signature",
-                    f"{where}: {what}, and its note does not parse ({error})",
-                )
-            )
-            continue
-        findings.append(
-            Finding(
-                None,
-                None,
-                None,
-                None,
-                "checkpoint-mismatch",
-                f"{where}: {what}; audited as its signed note says (size {signed.size})",
-            )
-        )
-        checkpoints.append(StoredCheckpoint(signed.size, signed.root, note, str(signed_at)))
-    return checkpoints, findings
-
-
-_MAX_SIZE = 2**63 - 1
-
-
-def _check_quorum(
-    policy: Policy, log_keys: Sequence[NoteVerifier], summary: LogSummary, url: DatabaseURL
-) -> list[Finding]:
-    """The latest checkpoint, with the cosignatures the ledger received,
-    must satisfy the policy's quorum."""
-    try:
-        with RecordReader(url) as reader:
-            lines = LogStore(reader.recorder, create=False).cosignatures(summary.latest_size)
-    except Exception as error:
-        return [
-            Finding(
-                None,
-                None,
-                None,
-                None,
-                "quorum",
-                f"checkpoint of size {summary.latest_size}: its cosignatures cannot be "
-                f"read from tlog_cosignatures ({_why(error)})",
-            )
-        ]
-    note = summary.latest_note + "".join(line + "\n" for line in lines.values())
-    return _quorum_findings(policy, log_keys, summary, note)
-
-
-def _quorum_findings(
-    policy: Policy, log_keys: Sequence[NoteVerifier], summary: LogSummary, note: str
-) -> list[Finding]:
-    try:
-        result = policy.check(note, log_verifiers=log_keys)
-    except NoteError as error:
-        return [
-            Finding(
-                None,
-                None,
-                None,
-                None,
-                "checkpoint-signature",
-                f"checkpoint of size {summary.latest_size} with its cosignatures: {error}",
-            )
-        ]
-    summary.origin = result.checkpoint.origin
-    summary.cosigners = sorted(result.cosigners)
-    summary.quorum = "met" if result.quorum_met else "not met"
-    findings = [
-        Finding(
-            None,
-            None,
-            None,
-            None,
-            "quorum",
-            f"checkpoint of size {summary.latest_size}: cosignature by {name!r} "
-            f"does not verify: {why}",
-        )
-        for name, why in sorted(result.invalid_cosigners.items())
-    ]
-    if not result.quorum_met:
-        findings.append(
-            Finding(
-                None,
-                None,
-                None,
-                None,
-                "quorum",
-                f"checkpoint of size {summary.latest_size} is cosigned by "
-                f"{', '.join(summary.cosigners) or 'no one'}: the policy's quorum is not met",
-            )
-        )
-    return findings
 
 
 def verify_export(
@@ -612,7 +394,7 @@ def export_store(
         )
         try:
             with os.fdopen(fd, "wb") as sink:
-                for _, aggregate_id, version, event_type, state in _rows(reader):
+                for _, aggregate_id, version, event_type, state in read_rows(reader):
                     sink.write(splice(aggregate_id, version, event_type, state))
                     sink.write(b"\n")
                     count += 1
@@ -713,7 +495,7 @@ def verify_bundle(
     findings = auditor.finish()
     summary = auditor.summary
     if policy is not None and summary.latest_size:
-        findings += _quorum_findings(policy, log_keys, summary, notes[summary.latest_size])
+        findings += quorum_findings(policy, log_keys, summary, notes[summary.latest_size])
     report.findings.extend(findings)
     report.findings_total += len(findings)
     report.log = summary.to_json()
