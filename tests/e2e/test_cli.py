@@ -163,3 +163,42 @@ def test_help_is_everywhere(tmp_path: Path) -> None:
         done = run(*command, "--help", cwd=tmp_path)
         assert done.returncode == 0
         assert "Usage" in done.stdout
+
+
+def test_verify_says_when_the_log_was_not_checked(demo_store: Path) -> None:
+    export = demo_store.parent / "for-the-log-line.jsonl"
+    run("export", "--db", str(demo_store), "--out", str(export), cwd=demo_store.parent)
+    done = run("verify", "--export", str(export), cwd=demo_store.parent)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("log "))
+    assert lines[at : at + 2] == [
+        "log         not checked: this source holds no checkpoint and no log",
+        "            (a store no server has sealed, or an export file)",
+    ]
+
+
+def test_a_bundle_verified_without_a_policy_says_whose_policy_judged_it(
+    demo_store: Path, tmp_path: Path
+) -> None:
+    made = run("keys", "generate", "--name", "example.org/log", "--out", "log.key", cwd=tmp_path)
+    (tmp_path / "policy.txt").write_text(f"log {made.stdout.strip()}\nquorum none\n")
+    for name, extra in (("own", ["--policy", str(tmp_path / "policy.txt")]), ("bare", [])):
+        out = tmp_path / name
+        exported = run(
+            "export", "--db", str(demo_store), "--bundle", "--out", str(out), *extra, cwd=tmp_path
+        )
+        assert exported.returncode == 0, exported.stderr
+    own = run("verify", "--bundle", str(tmp_path / "own"), cwd=tmp_path)
+    assert own.stderr.startswith(
+        "note: no --policy: the checkpoints are judged by the bundle's own policy.txt, "
+        "which the ledger's operator wrote; an auditor brings their own (--policy FILE)"
+    )
+    assert own.returncode in {0, 10}  # (the demo's store was never sealed by a server)
+    bare = run("verify", "--bundle", str(tmp_path / "bare"), cwd=tmp_path)
+    assert bare.stderr.startswith("note: no --policy, no --log-key and no policy.txt")
+    assert bare.returncode == 0, bare.stdout + bare.stderr
+    audited = run(
+        "verify", "--bundle", str(tmp_path / "bare"), "--policy", "policy.txt", cwd=tmp_path
+    )
+    assert "note:" not in audited.stderr

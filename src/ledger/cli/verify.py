@@ -406,10 +406,8 @@ def _print_report(report: object) -> None:
                 f" quorum {log['quorum']}"
             )
     else:
-        plain(
-            "log         not checked: this source holds no checkpoint and no log "
-            "(a store no server has sealed, or an export file)"
-        )
+        plain("log         not checked: this source holds no checkpoint and no log")
+        plain("            (a store no server has sealed, or an export file)")
     if report.ok:
         console.print("verdict     [bold green]OK[/] — every chain and rule holds")
         return
