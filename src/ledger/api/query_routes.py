@@ -20,6 +20,7 @@ import orjson
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, StreamingResponse
+from pydantic import AfterValidator
 
 from ledger.api.auth import check_channel, check_creator, require
 from ledger.api.json_body import StrictJsonRoute
@@ -48,7 +49,24 @@ Cursor = Annotated[
     str | None, Query(max_length=1_024, description="next_cursor of the previous page")
 ]
 Limit = Annotated[int, Query(ge=1, le=limits.PAGE_SIZE_MAX)]
-Day = Annotated[str | None, Query(pattern=r"^\d{4}-\d\d-\d\d$", description="YYYY-MM-DD (UTC)")]
+
+
+def _calendar_day(value: str | None) -> str | None:
+    """A day of the calendar (2026-13-01 is not one), checked here so that a
+    422 names every bad day of a request at once."""
+    if value is not None:
+        try:
+            datetime.strptime(value, "%Y-%m-%d")
+        except ValueError:
+            raise ValueError("not a day of the calendar, YYYY-MM-DD") from None
+    return value
+
+
+Day = Annotated[
+    str | None,
+    Query(pattern=r"^\d{4}-\d\d-\d\d$", description="YYYY-MM-DD (UTC)"),
+    AfterValidator(_calendar_day),
+]
 READ_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"description": "No API key, or an invalid or revoked one"},
     403: {"description": "The key's role or scope does not allow this"},
@@ -381,14 +399,17 @@ def settlement(
     format: Literal["json", "csv"] = "json",
 ) -> Any:
     check_channel(who, channel)
+    _positioned(rt, response)
     rows = rt.views.settlement(channel, from_day=from_, to_day=to)
     if format == "csv":
         return PlainTextResponse(
             settlement_csv(rows),
             media_type="text/csv",
-            headers={"Content-Disposition": f'attachment; filename="settlement-{channel}.csv"'},
+            headers={
+                "Content-Disposition": f'attachment; filename="settlement-{channel}.csv"',
+                **{k: v for k, v in response.headers.items() if k == "x-ledger-view-position"},
+            },
         )
-    _positioned(rt, response)
     return {"channel": channel, "from": from_, "to": to, "days": rows}
 
 

@@ -347,9 +347,9 @@ class Views:
                 {
                     "good_id": t["good_id"],
                     "kind": t["kind"],
-                    "currency": t["currency"],
                     "lines": int(t["lines"]),
-                    "amount": int(t["amount"]),
+                    # Money, as in the items: amount and currency together.
+                    "amount": {"amount": int(t["amount"]), "currency": t["currency"]},
                 }
                 for t in totals
             ],
