@@ -88,7 +88,7 @@ def _positioned(rt: Runtime, response: Response) -> None:
 CATCH_UP_SECONDS = 2.0
 
 
-def _found(rt: Runtime, fetch: Callable[[], Any], what: str) -> Any:
+def _found(rt: Runtime, fetch: Callable[[], Any], what: str, code: str = "not-found") -> Any:
     """``fetch()`` from the views, found -- or a 404 only when the views it
     read held everything stored before this request, so what a client has
     just created is never reported missing. If the views are behind, wait
@@ -108,8 +108,17 @@ def _found(rt: Runtime, fetch: Callable[[], Any], what: str) -> Any:
                 headers={"Retry-After": "1"},
             ) from None
     if value is None:
-        raise ApiProblem(404, "not-found", f"{what} does not exist")
+        raise ApiProblem(404, code, f"{what} does not exist")
     return value
+
+
+def registered(rt: Runtime, channel: str) -> dict[str, Any]:
+    """The channel as the views know it, or a 404 ``channel-not-found`` (never
+    an empty answer about a channel that was never registered)."""
+    found: dict[str, Any] = _found(
+        rt, lambda: rt.views.channel(channel), f"channel {channel!r}", "channel-not-found"
+    )
+    return found
 
 
 @router.get(
@@ -399,6 +408,7 @@ def settlement(
     format: Literal["json", "csv"] = "json",
 ) -> Any:
     check_channel(who, channel)
+    registered(rt, channel)
     _positioned(rt, response)
     rows = rt.views.settlement(channel, from_day=from_, to_day=to)
     if format == "csv":

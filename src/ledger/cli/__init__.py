@@ -11,6 +11,7 @@ import typer
 
 from ledger.cli import (
     apikeys,
+    channels,
     codes,
     codes_import,
     demo,
@@ -60,6 +61,13 @@ app.add_typer(api_keys_app, name="api-keys")
 api_keys_app.command("issue")(apikeys.api_keys_issue)
 api_keys_app.command("list")(apikeys.api_keys_list)
 api_keys_app.command("revoke")(apikeys.api_keys_revoke)
+
+channels_app = typer.Typer(
+    help="Channels (shops, livestream rooms, partner sites): add, list.", no_args_is_help=True
+)
+app.add_typer(channels_app, name="channels")
+channels_app.command("add")(channels.channels_add)
+channels_app.command("list")(channels.channels_list)
 
 views_app = typer.Typer(help="The read views: status and rebuild.", no_args_is_help=True)
 app.add_typer(views_app, name="views")
