@@ -186,3 +186,12 @@ def test_mint_answers_what_the_docs_say(api: Api) -> None:
     top, per_tier = _documented_answer("POST /goods")
     assert set(answer) == top
     assert [set(t) for t in answer["tiers"]] == [per_tier] * len(spec["tiers"])
+
+
+def test_a_bad_spec_field_is_located_in_the_spec(api: Api) -> None:
+    spec = good_spec(
+        creators=[{"id": "alice", "share_bps": 10_000}], tiers=[{"name": "own", "quota": 0}]
+    )
+    refused = api.post("alice", "/goods", {"spec": spec})
+    errors = _unprocessable(refused)
+    assert errors[0]["location"] == ["body", "spec", "tiers", "0", "quota"], errors

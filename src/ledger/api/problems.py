@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
@@ -149,11 +150,11 @@ def _title(code: str) -> str:
     return code.replace("-", " ").capitalize()
 
 
-def field_location(field: str, where: str) -> list[str]:
+def field_location(field: str, where: Sequence[str]) -> list[str]:
     """A domain error's field as an ``errors`` location, in the form
-    FastAPI's validation uses: ``spec.tiers[0].quota`` in a body is
+    FastAPI's validation uses: ``tiers[0].quota`` in a good's spec is
     ``["body", "spec", "tiers", "0", "quota"]``."""
-    return [where, *(part for part in re.split(r"[.\[\]]+", field) if part)]
+    return [*where, *(part for part in re.split(r"[.\[\]]+", field) if part)]
 
 
 def invalid_field(location: list[str], message: str) -> dict[str, Any]:
@@ -162,7 +163,7 @@ def invalid_field(location: list[str], message: str) -> dict[str, Any]:
 
 
 def domain_problem(
-    error: errors.LedgerError, instance: str, *, where: str = "body"
+    error: errors.LedgerError, instance: str, *, where: Sequence[str] = ("body",)
 ) -> dict[str, Any]:
     """The problem document for a domain error (its ``status`` inside). An
     invalid input names its field (``field``) and, as every 422 does, lists
@@ -184,15 +185,23 @@ def domain_problem(
     }
 
 
-def _where(request: Request, error: errors.LedgerError) -> str:
-    """Which part of the request a domain error's field came in: a query
-    parameter of that name, else the body (of a command) or the path."""
+# The commands whose body is ``{"spec": …}``: a good's definition, whose
+# fields the domain names from the spec down (mint, derive a variant).
+SPEC_BODY = re.compile(r"^/goods(/[^/]+/variants)?/?$")
+
+
+def _where(request: Request, error: errors.LedgerError) -> tuple[str, ...]:
+    """Where in the request a domain error's field came: a query parameter
+    of that name, else the body of a command (a good's spec, for mint and
+    variants) or the path."""
     if not isinstance(error, errors.InvalidInputError):
-        return "body"
+        return ("body",)
     head = re.split(r"[.\[]", error.field, maxsplit=1)[0]
     if head in request.query_params:
-        return "query"
-    return "body" if request.method == "POST" else "path"
+        return ("query",)
+    if request.method != "POST":
+        return ("path",)
+    return ("body", "spec") if SPEC_BODY.match(request.url.path) else ("body",)
 
 
 def install(app: FastAPI) -> None:
