@@ -154,7 +154,8 @@ def test_views_follow_sales_resales_refunds_and_restocks(shop: Any) -> None:
         (units[0], 350)
     ]
     everything = views.statement("alice", limit=1_000)
-    by_kind = {(t["good_id"], t["kind"]): t["amount"] for t in everything["totals"]}
+    assert {t["amount"]["currency"] for t in everything["totals"]} == {"EUR"}
+    by_kind = {(t["good_id"], t["kind"]): t["amount"]["amount"] for t in everything["totals"]}
     # 15 primary sales of 1,000 at a 5 % fee, 10 % to the master's creators
     # on variants only: alice gets 95 % x 70 % = 665 each; one refunded.
     # Plus 3 views at 100 through market (2.5 % fee): 68 each.

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from ledger import __version__
 from ledger.api import (
+    channel_routes,
     command_routes,
     log_routes,
     problems,
@@ -88,6 +89,7 @@ def create_app(
     app.include_router(readiness.router)
     app.include_router(command_routes.router)
     app.include_router(query_routes.router)
+    app.include_router(channel_routes.router)
     app.include_router(provenance_routes.router)
     app.include_router(log_routes.router)
 

@@ -18,7 +18,7 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
-from ledger.api.problems import ApiProblem
+from ledger.api.problems import ApiProblem, invalid, invalid_field
 
 
 class DuplicateKeyError(ValueError):
@@ -129,8 +129,9 @@ async def _parse(request: Request, body: bytes) -> None:
             f"{key!r} is given twice in {where}; a JSON object names each key once",
             key=key,
             location=location,
+            errors=[invalid_field([*location, key], "given twice in one object")],
         ) from None
     except json.JSONDecodeError:
         pass  # FastAPI answers a malformed body as it always does (422 invalid-input)
     except (ValueError, RecursionError) as error:  # e.g. an integer of 5,000 digits
-        raise ApiProblem(422, "invalid-input", f"body: {error}") from None
+        raise invalid("invalid-input", f"body: {error}", (["body"], str(error))) from None

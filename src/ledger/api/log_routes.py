@@ -15,7 +15,7 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from ledger.api.json_body import StrictJsonRoute
-from ledger.api.problems import ApiProblem
+from ledger.api.problems import ApiProblem, invalid
 from ledger.api.runtime import Runtime
 from ledger.domain import limits
 from ledger.domain.errors import InvariantError
@@ -77,15 +77,15 @@ class ConsistencyProof(BaseModel):
     proof: list[str]
 
 
-def _checked_size(latest: StoredCheckpoint | None, size: int | None) -> int:
-    """A size a proof may be asked for: one the log has signed."""
+def _checked_size(latest: StoredCheckpoint | None, size: int | None, name: str) -> int:
+    """A size a proof may be asked for: one the log has signed (``name``:
+    the query parameter that gave it)."""
     signed = latest.size if latest is not None else 0
     if size is None:
         return signed
     if size > signed:
-        raise ApiProblem(
-            422, "size-not-signed", f"the largest signed tree size is {signed}, not {size}"
-        )
+        message = f"the largest signed tree size is {signed}, not {size}"
+        raise invalid("size-not-signed", message, (["query", name], message))
     return size
 
 
@@ -124,9 +124,11 @@ def entries(
     end: Annotated[int, Query(gt=0, le=limits.LOG_SIZE_MAX)],
 ) -> Entries:
     if end <= start:
-        raise ApiProblem(422, "invalid-range", "end must be greater than start")
+        message = "end must be greater than start"
+        raise invalid("invalid-range", message, (["query", "end"], message))
     if end - start > ENTRIES_PAGE_MAX:
-        raise ApiProblem(422, "page-too-large", f"at most {ENTRIES_PAGE_MAX} entries per request")
+        message = f"at most {ENTRIES_PAGE_MAX} entries per request"
+        raise invalid("page-too-large", message, (["query", "end"], message))
     size = rt.log.size()
     leaves = rt.log.leaves(start, min(end, size))
     if not leaves:
@@ -166,11 +168,17 @@ def inclusion(
     size: Annotated[int | None, Query(ge=1, le=limits.LOG_SIZE_MAX)] = None,
 ) -> InclusionProof:
     latest = rt.log.latest_checkpoint()
-    tree_size = _checked_size(latest, size)
+    tree_size = _checked_size(latest, size, "size")
     named: Leaf | None = None  # the leaf looked up by the event it names
     if index is None:
         if aggregate_id is None or version is None:
-            raise ApiProblem(422, "invalid-input", "give index, or aggregate_id and version")
+            given = {"aggregate_id": aggregate_id, "version": version}
+            missing = [name for name, value in given.items() if value is None]
+            raise invalid(
+                "invalid-input",
+                "give index, or aggregate_id and version",
+                *((["query", name], "required without index") for name in missing),
+            )
         leaf = rt.log.leaf_of(aggregate_id, version)
         if leaf is None:
             raise ApiProblem(404, "not-in-log", f"{aggregate_id} v{version} is not in the log")
@@ -179,11 +187,8 @@ def inclusion(
         # (Below a signed size every leaf exists: no need to look it up.)
         raise ApiProblem(404, "not-in-log", f"no leaf {index}")
     if index >= tree_size:
-        raise ApiProblem(
-            422,
-            "not-yet-signed",
-            f"leaf {index} is not under a signed checkpoint of size {tree_size}",
-        )
+        message = f"leaf {index} is not under a signed checkpoint of size {tree_size}"
+        raise invalid("not-yet-signed", message, (["query", "index"], message))
     if latest is None:
         raise InvariantError("a signed size without a checkpoint")
     # The leaf hash and its path in one read of the nodes not cached, verified
@@ -237,9 +242,10 @@ def consistency(
     new: Annotated[int | None, Query(ge=1, le=limits.LOG_SIZE_MAX)] = None,
 ) -> ConsistencyProof:
     latest = rt.log.latest_checkpoint()
-    new_size = _checked_size(latest, new)
+    new_size = _checked_size(latest, new, "new")
     if old > new_size:
-        raise ApiProblem(422, "invalid-range", f"old size {old} exceeds new size {new_size}")
+        message = f"old size {old} exceeds new size {new_size}"
+        raise invalid("invalid-range", message, (["query", "old"], message))
     if latest is None:
         raise InvariantError("a signed size without a checkpoint")
     try:
@@ -273,7 +279,7 @@ def add_cosignature(rt: RuntimeDep, cosignature: Cosignature) -> dict[str, objec
     try:
         signature = NoteSignature.parse_line(cosignature.line)
     except NoteError as error:
-        raise ApiProblem(422, "invalid-input", f"line: {error}") from None
+        raise invalid("invalid-input", f"line: {error}", (["body", "line"], str(error))) from None
     witness = rt.policy.witnesses.get(signature.name)
     if witness is None or witness.key_id != signature.key_id:
         raise ApiProblem(

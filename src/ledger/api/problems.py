@@ -8,6 +8,8 @@ switch on it. Handlers never leak stack traces.
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
@@ -39,7 +41,8 @@ STATUS_BY_ERROR: list[tuple[type[errors.LedgerError], int]] = [
 
 
 class ApiProblem(Exception):  # noqa: N818 - it is a problem, rendered as one
-    """An error raised at the edge (not from the domain)."""
+    """An error raised at the edge (not from the domain). A 422 lists every
+    invalid field in ``errors`` (see :func:`invalid`)."""
 
     def __init__(
         self,
@@ -53,6 +56,13 @@ class ApiProblem(Exception):  # noqa: N818 - it is a problem, rendered as one
         super().__init__(detail)
         self.status, self.code, self.detail, self.extra = status, code, detail, extra
         self.headers = headers or {}
+
+
+def invalid(code: str, detail: str, *fields: tuple[list[str], str]) -> ApiProblem:
+    """A 422 problem listing each invalid field: ``(location, message)``."""
+    return ApiProblem(
+        422, code, detail, errors=[invalid_field(location, message) for location, message in fields]
+    )
 
 
 # Every 503 says when to try again (RFC 9110 Retry-After, in seconds). A
@@ -140,12 +150,31 @@ def _title(code: str) -> str:
     return code.replace("-", " ").capitalize()
 
 
-def domain_problem(error: errors.LedgerError, instance: str) -> dict[str, Any]:
-    """The problem document for a domain error (its ``status`` inside)."""
+def field_location(field: str, where: Sequence[str]) -> list[str]:
+    """A domain error's field as an ``errors`` location, in the form
+    FastAPI's validation uses: ``tiers[0].quota`` in a good's spec is
+    ``["body", "spec", "tiers", "0", "quota"]``."""
+    return [*where, *(part for part in re.split(r"[.\[\]]+", field) if part)]
+
+
+def invalid_field(location: list[str], message: str) -> dict[str, Any]:
+    """One member of a 422's ``errors``: where, and what is wrong there."""
+    return {"location": location, "message": message}
+
+
+def domain_problem(
+    error: errors.LedgerError, instance: str, *, where: Sequence[str] = ("body",)
+) -> dict[str, Any]:
+    """The problem document for a domain error (its ``status`` inside). An
+    invalid input names its field (``field``) and, as every 422 does, lists
+    it in ``errors`` (``where``: the part of the request it came in)."""
     status = next((s for kind, s in STATUS_BY_ERROR if isinstance(error, kind)), 400)
-    extra: dict[str, Any] = (
-        {"field": error.field} if isinstance(error, errors.InvalidInputError) else {}
-    )
+    extra: dict[str, Any] = {}
+    if isinstance(error, errors.InvalidInputError):
+        prefix = f"{error.field}: "
+        message = error.message.removeprefix(prefix)
+        location = field_location(error.field, where)
+        extra = {"field": error.field, "errors": [invalid_field(location, message)]}
     return {
         "type": PROBLEM_BASE + error.code,
         "title": _title(error.code),
@@ -156,10 +185,29 @@ def domain_problem(error: errors.LedgerError, instance: str) -> dict[str, Any]:
     }
 
 
+# The commands whose body is ``{"spec": …}``: a good's definition, whose
+# fields the domain names from the spec down (mint, derive a variant).
+SPEC_BODY = re.compile(r"^/goods(/[^/]+/variants)?/?$")
+
+
+def _where(request: Request, error: errors.LedgerError) -> tuple[str, ...]:
+    """Where in the request a domain error's field came: a query parameter
+    of that name, else the body of a command (a good's spec, for mint and
+    variants) or the path."""
+    if not isinstance(error, errors.InvalidInputError):
+        return ("body",)
+    head = re.split(r"[.\[]", error.field, maxsplit=1)[0]
+    if head in request.query_params:
+        return ("query",)
+    if request.method != "POST":
+        return ("path",)
+    return ("body", "spec") if SPEC_BODY.match(request.url.path) else ("body",)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(errors.LedgerError)
     async def domain_error(request: Request, error: errors.LedgerError) -> JSONResponse:
-        body = domain_problem(error, request.url.path)
+        body = domain_problem(error, request.url.path, where=_where(request, error))
         return JSONResponse(
             body,
             status_code=body["status"],

@@ -20,6 +20,7 @@ import orjson
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, StreamingResponse
+from pydantic import AfterValidator
 
 from ledger.api.auth import check_channel, check_creator, require
 from ledger.api.json_body import StrictJsonRoute
@@ -48,7 +49,24 @@ Cursor = Annotated[
     str | None, Query(max_length=1_024, description="next_cursor of the previous page")
 ]
 Limit = Annotated[int, Query(ge=1, le=limits.PAGE_SIZE_MAX)]
-Day = Annotated[str | None, Query(pattern=r"^\d{4}-\d\d-\d\d$", description="YYYY-MM-DD (UTC)")]
+
+
+def _calendar_day(value: str | None) -> str | None:
+    """A day of the calendar (2026-13-01 is not one), checked here so that a
+    422 names every bad day of a request at once."""
+    if value is not None:
+        try:
+            datetime.strptime(value, "%Y-%m-%d")
+        except ValueError:
+            raise ValueError("not a day of the calendar, YYYY-MM-DD") from None
+    return value
+
+
+Day = Annotated[
+    str | None,
+    Query(pattern=r"^\d{4}-\d\d-\d\d$", description="YYYY-MM-DD (UTC)"),
+    AfterValidator(_calendar_day),
+]
 READ_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"description": "No API key, or an invalid or revoked one"},
     403: {"description": "The key's role or scope does not allow this"},
@@ -70,7 +88,7 @@ def _positioned(rt: Runtime, response: Response) -> None:
 CATCH_UP_SECONDS = 2.0
 
 
-def _found(rt: Runtime, fetch: Callable[[], Any], what: str) -> Any:
+def _found(rt: Runtime, fetch: Callable[[], Any], what: str, code: str = "not-found") -> Any:
     """``fetch()`` from the views, found -- or a 404 only when the views it
     read held everything stored before this request, so what a client has
     just created is never reported missing. If the views are behind, wait
@@ -90,8 +108,17 @@ def _found(rt: Runtime, fetch: Callable[[], Any], what: str) -> Any:
                 headers={"Retry-After": "1"},
             ) from None
     if value is None:
-        raise ApiProblem(404, "not-found", f"{what} does not exist")
+        raise ApiProblem(404, code, f"{what} does not exist")
     return value
+
+
+def registered(rt: Runtime, channel: str) -> dict[str, Any]:
+    """The channel as the views know it, or a 404 ``channel-not-found`` (never
+    an empty answer about a channel that was never registered)."""
+    found: dict[str, Any] = _found(
+        rt, lambda: rt.views.channel(channel), f"channel {channel!r}", "channel-not-found"
+    )
+    return found
 
 
 @router.get(
@@ -381,14 +408,18 @@ def settlement(
     format: Literal["json", "csv"] = "json",
 ) -> Any:
     check_channel(who, channel)
+    registered(rt, channel)
+    _positioned(rt, response)
     rows = rt.views.settlement(channel, from_day=from_, to_day=to)
     if format == "csv":
         return PlainTextResponse(
             settlement_csv(rows),
             media_type="text/csv",
-            headers={"Content-Disposition": f'attachment; filename="settlement-{channel}.csv"'},
+            headers={
+                "Content-Disposition": f'attachment; filename="settlement-{channel}.csv"',
+                **{k: v for k, v in response.headers.items() if k == "x-ledger-view-position"},
+            },
         )
-    _positioned(rt, response)
     return {"channel": channel, "from": from_, "to": to, "days": rows}
 
 

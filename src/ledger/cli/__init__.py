@@ -14,6 +14,7 @@ import typer
 
 from ledger.cli import (
     apikeys,
+    channels,
     codes,
     codes_import,
     demo,
@@ -74,6 +75,13 @@ api_keys_app.command("list", short_help="Every key issued, revoked or not.")(api
 api_keys_app.command("revoke", short_help="Revoke a key (servers refuse it within 5 s).")(
     apikeys.api_keys_revoke
 )
+
+channels_app = typer.Typer(
+    help="Channels (shops, livestream rooms, partner sites): add, list.", no_args_is_help=True
+)
+app.add_typer(channels_app, name="channels")
+channels_app.command("add")(channels.channels_add)
+channels_app.command("list")(channels.channels_list)
 
 views_app = typer.Typer(help="The read views: status and rebuild.", no_args_is_help=True)
 app.add_typer(views_app, name="views")

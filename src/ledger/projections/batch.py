@@ -38,6 +38,7 @@ class Batch:
     units: dict[str, dict[str, Any]] = field(default_factory=dict)
     acquisitions: dict[tuple[str, str], str | None] = field(default_factory=dict)  # → channel
     goods: list[tuple[Any, ...]] = field(default_factory=list)
+    channels: list[tuple[Any, ...]] = field(default_factory=list)
     good_creators: list[tuple[str, str]] = field(default_factory=list)
     lineage: list[tuple[Any, ...]] = field(default_factory=list)
     variants: Counter[str] = field(default_factory=Counter)

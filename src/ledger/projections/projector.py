@@ -48,6 +48,7 @@ class Projector:
         self.bands = bands or BandPolicy()
         self._handlers: dict[str, Callable[[Batch, Record, dict[str, Any], Changes], None]] = {
             "good.minted": self._good_minted,
+            "channel.registered": self._channel_registered,
             "good.variant-derived": self._variant_derived,
             "stock.opened": self._stock_opened,
             "stock.sold": self._stock_sold,
@@ -200,6 +201,12 @@ class Projector:
             )
         )
         b.good_creators.extend((creator, r.aggregate_id) for creator in dict.fromkeys(creators))
+
+    def _channel_registered(self, b: Batch, r: Record, e: dict[str, Any], _ch: Changes) -> None:
+        p = e["payload"]
+        b.channels.append(
+            (p["channel"], r.aggregate_id, p["name"], p["fee_bps"], e["timestamp"], r.position)
+        )
 
     def _variant_derived(self, b: Batch, r: Record, e: dict[str, Any], _ch: Changes) -> None:
         p = e["payload"]
@@ -582,7 +589,14 @@ class Projector:
         self._write_lines(cursor, b)
 
     def _write_goods(self, cursor: Any, b: Batch) -> None:
-        """Goods, their creators and lineage: inserted once, variants counted."""
+        """Goods, their creators and lineage, channels: inserted once, variants
+        counted."""
+        self._many(
+            cursor,
+            "INSERT INTO {channels} (channel, channel_id, name, fee_bps, registered_at, position) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            b.channels,
+        )
         self._many(
             cursor,
             "INSERT INTO {goods} (good_id, fingerprint, title, kind, currency, "

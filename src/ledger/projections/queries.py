@@ -161,6 +161,14 @@ class Views:
         rows = self._rows("SELECT * FROM {goods} WHERE good_id = ?", (good_id,))
         return _good(rows[0]) if rows else None
 
+    def channels(self, *, cursor: str | None = None, limit: int = PAGE_SIZE_DEFAULT) -> Page:
+        """The registered channels, by id, with the fee each sells at."""
+        return self._page("SELECT * FROM {channels}", [], [], ["channel"], cursor, limit, _channel)
+
+    def channel(self, channel: str) -> dict[str, Any] | None:
+        rows = self._rows("SELECT * FROM {channels} WHERE channel = ?", (channel,))
+        return _channel(rows[0]) if rows else None
+
     def stock(self, good_id: str) -> list[dict[str, Any]]:
         rows = self._rows("SELECT * FROM {stock} WHERE good_id = ? ORDER BY tier", (good_id,))
         return [_stock(r) for r in rows]
@@ -347,9 +355,9 @@ class Views:
                 {
                     "good_id": t["good_id"],
                     "kind": t["kind"],
-                    "currency": t["currency"],
                     "lines": int(t["lines"]),
-                    "amount": int(t["amount"]),
+                    # Money, as in the items: amount and currency together.
+                    "amount": {"amount": int(t["amount"]), "currency": t["currency"]},
                 }
                 for t in totals
             ],
@@ -426,6 +434,17 @@ def settlement_csv(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         writer.writerow([row[c] for c in SETTLEMENT_CSV_COLUMNS])
     return out.getvalue()
+
+
+def _channel(r: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "channel": r["channel"],
+        "channel_id": r["channel_id"],
+        "name": r["name"],
+        # Fixed at registration (the split of every sale through it uses it).
+        "fee_bps": int(r["fee_bps"]),
+        "registered_at": r["registered_at"],
+    }
 
 
 def _good(r: dict[str, Any]) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from ledger.store.sqlitefiles import create_private
 # The sort key of each compared table (its primary key).
 KEYS = {
     "goods": "good_id",
+    "channels": "channel",
     "good_creators": "creator, good_id",
     "stock": "stock_id",
     "units": "unit_id",

@@ -16,7 +16,7 @@ from ledger.store.dialect import Dialect, Tables
 
 # The views' layout. A store whose views were built by another version is
 # rebuilt from zero when a server opens it (the views are derived data).
-VIEWS_VERSION = 3
+VIEWS_VERSION = 4
 
 TABLES: dict[str, str] = {
     "meta": "id INTEGER PRIMARY KEY, version INTEGER NOT NULL",
@@ -27,6 +27,9 @@ TABLES: dict[str, str] = {
     "kind TEXT NOT NULL, currency TEXT NOT NULL, creators TEXT NOT NULL, "
     "master_id TEXT, minted_at TEXT NOT NULL, variants INTEGER NOT NULL, "
     "position BIGINT NOT NULL",
+    # The registered channels (a channel's fee never changes once registered).
+    "channels": "channel TEXT PRIMARY KEY, channel_id TEXT NOT NULL, name TEXT NOT NULL, "
+    "fee_bps BIGINT NOT NULL, registered_at TEXT NOT NULL, position BIGINT NOT NULL",
     "good_creators": "creator TEXT NOT NULL, good_id TEXT NOT NULL, PRIMARY KEY (creator, good_id)",
     "stock": "stock_id TEXT PRIMARY KEY, good_id TEXT NOT NULL, tier TEXT NOT NULL, "
     "supply BIGINT NOT NULL, lifetime_cap BIGINT NOT NULL, restockable INTEGER NOT NULL, "
