@@ -51,8 +51,10 @@ COMMANDS: dict[str, list[str]] = {
     "codes status": ["--good", SOME_ID, "--tier", "t"],
     "serve": ["--log-key", "{key}", "--port", "{port}"],
     "demo": [],
+    "channels add": ["shop", "--fee-bps", "500"],
+    "channels list": [],
 }
-CREATE_A_STORE = {"api-keys issue", "serve", "demo"}  # the commands that may make one
+CREATE_A_STORE = {"api-keys issue", "channels add", "serve", "demo"}  # those that may make one
 DEMO_REFUSAL = "the demo runs on a fresh SQLite file"
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ledger.cli.common import DbOption, _fail, _first_line, _url, console
+from ledger.cli.common import DbOption, _fail, _first_line, _store_url, _url, console
 
 if TYPE_CHECKING:
     from ledger.service import Ledger
@@ -107,9 +107,7 @@ def _with_ledger(db: str | None, work: Any, *, create: bool = False) -> Any:
     """Run ``work`` on the ledger at ``db``; any store failure is one line."""
     from ledger.service import Ledger
 
-    url = _url(db)
-    if not create and not url.exists():
-        raise _fail(f"no ledger database at {url.display()}")
+    url = _url(db) if create else _store_url(db)
     try:
         with Ledger(url) as ledger:
             return work(ledger)
