@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -37,8 +38,6 @@ def verifier_run(
     ] = 0.5,
 ) -> None:
     """Follow the ledger, re-verify every entry, cosign what checks out."""
-    import logging
-
     import uvicorn
 
     from ledger.tlog.c2sp import NoteError
@@ -54,11 +53,7 @@ def verifier_run(
     except (NoteError, ValueError) as error:
         raise _fail(f"--log-key: {error}") from None
     signer = _load_signer(key, cosigner=True)
-    # One line at start, one per cosigned checkpoint, one when following
-    # stops or resumes: not the HTTP client's line for every poll.
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("httpcore").setLevel(logging.WARNING)
+    _quiet_logging()
     node = VerifierNode(
         ledger_url=ledger_url,
         signer=signer,
@@ -70,17 +65,18 @@ def verifier_run(
     logging.getLogger("ledger.verifier").info(
         "verifier %s listening on http://%s:%d, following %s at %s every %gs "
         "(state %s; %d peer(s); cosigned so far: size %d)",
-        signer.name,
-        host,
-        port,
-        log_verifier.name,
-        ledger_url,
-        poll,
-        state,
-        len(peers),
-        node.state.size,
+        *(signer.name, host, port, log_verifier.name, ledger_url, poll),
+        *(state, len(peers), node.state.size),
     )
     uvicorn.run(create_node_app(node, poll), host=host, port=port, log_level="warning")
+
+
+def _quiet_logging() -> None:
+    """One line at start, one per cosigned checkpoint, one when following
+    stops or resumes: not the HTTP client's line for every poll."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 
 def _base_url(text: str, option: str) -> str:

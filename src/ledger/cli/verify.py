@@ -7,7 +7,7 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -372,6 +372,28 @@ def _write_state(path: Path, size: int, root: str) -> None:
     temp.replace(path)
 
 
+def _print_log(log: dict[str, Any] | None, plain: Callable[[str], None]) -> None:
+    """The summary's lines on the log: checkpoints, signers, cosigners."""
+    if log is None:
+        plain("log         not checked: this source holds no checkpoint and no log")
+        plain("            (a store no server has sealed, or an export file)")
+        return
+    signed = ", ".join(log["signers"]) if log["keys_given"] else "not checked (no --log-key)"
+    plain(
+        f"log         {log['verified']}/{log['checkpoints']} checkpoints match the "
+        f"events; latest size {log['latest_size']:,} root {log['latest_root']}"
+    )
+    plain(
+        f"            signed by: {signed}; {log['unsealed_events']:,} events "
+        "not yet under a checkpoint"
+    )
+    if log["quorum"]:
+        plain(
+            f"            cosigned by: {', '.join(log['cosigners']) or 'no one'};"
+            f" quorum {log['quorum']}"
+        )
+
+
 def _print_report(report: object) -> None:
     from ledger.verify import Report
 
@@ -389,25 +411,7 @@ def _print_report(report: object) -> None:
         f"events      {report.events:,} in {report.aggregates:,} aggregates "
         f"({report.elapsed_s:.2f} s, {rate:,.0f} events/s)"
     )
-    if report.log is not None:
-        log = report.log
-        signed = ", ".join(log["signers"]) if log["keys_given"] else "not checked (no --log-key)"
-        plain(
-            f"log         {log['verified']}/{log['checkpoints']} checkpoints match the "
-            f"events; latest size {log['latest_size']:,} root {log['latest_root']}"
-        )
-        plain(
-            f"            signed by: {signed}; {log['unsealed_events']:,} events "
-            "not yet under a checkpoint"
-        )
-        if log["quorum"]:
-            plain(
-                f"            cosigned by: {', '.join(log['cosigners']) or 'no one'};"
-                f" quorum {log['quorum']}"
-            )
-    else:
-        plain("log         not checked: this source holds no checkpoint and no log")
-        plain("            (a store no server has sealed, or an export file)")
+    _print_log(report.log, plain)
     if report.ok:
         console.print("verdict     [bold green]OK[/] — every chain and rule holds")
         return
