@@ -42,13 +42,6 @@ server_reachable  # store/postgres.py: tests/conftest.py, bench/common.py
 create_database  # store/postgres.py: tests/conftest.py, bench/common.py
 drop_database  # store/postgres.py: tests/conftest.py, bench/common.py
 create_schema  # store/postgres.py: tests/conftest.py, bench/common.py
-fresh_good  # service/ledger.py: tests (another helper of issue 13 owns the service)
-by_check  # verify/report.py: tests (another helper owns the verifier)
-spilled  # verify/state.py: tests/unit/test_verify_scale.py (another helper owns it)
-
-# -- kept on purpose, decided by the code's owner ----------------------------------
-EXIT_CANNOT_RUN  # verify/classes.py: the documented exit code 2, named beside the others
-_.sold_total  # domain/stock.py: TierStock's totals, replayed state (the domain's owner decides)
-_.returned_total  # domain/stock.py
-sold_total  # domain/stock.py
-returned_total  # domain/stock.py
+fresh_good  # service/ledger.py: a good with its variants read from the store, for tests/integration
+by_check  # verify/report.py: findings counted per check, inspected by the verifier's tests
+spilled  # verify/state.py: how much packed state went to disk, tests/unit/test_verify_scale.py

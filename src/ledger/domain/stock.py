@@ -58,8 +58,6 @@ class TierStock(Aggregate):
     sale_closes_at: str | None
     next_serial: int
     free_serials: list[int]
-    sold_total: int
-    returned_total: int
     reserved: int
     # Every hold ever made: channel, quantity, expires_at and state -- "held"
     # while live, then "committed", "released" or "expired".
@@ -551,8 +549,6 @@ class TierStock(Aggregate):
             aggregate.codes_imported = 0
             aggregate.next_serial = 1
             aggregate.free_serials = []
-            aggregate.sold_total = 0
-            aggregate.returned_total = 0
             aggregate.reserved = 0
             aggregate.holds = {}
             aggregate.pools = {}
@@ -581,7 +577,6 @@ class TierStock(Aggregate):
                     aggregate.next_serial += 1
                 else:
                     aggregate.free_serials.remove(serial)
-            aggregate.sold_total += len(self.serials)
             rule = aggregate.rates.get(self.channel)
             if rule is not None:
                 minute = format_timestamp(self.timestamp)[:16]
@@ -606,7 +601,6 @@ class TierStock(Aggregate):
 
         def apply(self, aggregate: TierStock) -> None:
             bisect.insort(aggregate.free_serials, self.serial)
-            aggregate.returned_total += 1
 
     @dataclass(frozen=True)
     class Reserved(Event):
