@@ -243,3 +243,68 @@ def test_help_shows_no_bool_metavar_and_fits_80_columns() -> None:
         assert "<bool>" not in done.stdout, path
         too_wide = [line for line in done.stdout.splitlines() if len(line) > 80]
         assert not too_wide, (path, too_wide)
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_a_url_that_is_no_database_url_is_one_line(
+    command: str, files: dict[str, str], tmp_path: Path
+) -> None:
+    done, seconds = run(command_line(command, "mysql://db.example/ledger", files), tmp_path)
+    assert_one_line(done, seconds, "unsupported scheme (use sqlite:/// or postgresql://)", command)
+    assert not any(tmp_path.iterdir())
+
+
+MISSING_FILES = [
+    (["verify", "--export", "missing.jsonl"], "no export file at missing.jsonl"),
+    (["verify", "--bundle", "missing"], "no audit bundle at missing"),
+    (["verify", "--db", "{db}", "--policy", "missing.txt"], "no policy file at missing.txt"),
+    (["verify", "--db", "{db}", "--log-key", "missing.vkey"], "no such file, and not a verifier"),
+    (["export", "--db", "{db}", "--bundle", "--out", "b", "--policy", "x.txt"], "no policy file"),
+    (["proof", "verify", "missing.json", "--policy", "missing.txt"], "no bundle at missing.json"),
+    (["codes", "rotate", "--keyring", "missing", "--db", "{db}"], "no code keyring at missing"),
+    (
+        [
+            *("codes", "import", "--good", SOME_ID, "--tier", "t", "--file", "missing.txt"),
+            *("--keyring", "{ring}", "--db", "{db}"),
+        ],
+        "no codes file at missing.txt",
+    ),
+    (["serve", "--log-key", "missing.key", "--db", "{db}"], "no key file at missing.key"),
+    (["keys", "show", "missing.key"], "no key file at missing.key"),
+    (
+        [
+            *("verifier", "run", "--ledger", "http://127.0.0.1:1", "--key", "missing.key"),
+            *("--log-key", "{vkey}", "--state", "state"),
+        ],
+        "no key file at missing.key",
+    ),
+    (
+        [
+            *("verifier", "run", "--ledger", "http://127.0.0.1:1", "--key", "{cosigner}"),
+            *("--log-key", "missing.vkey", "--state", "state"),
+        ],
+        "no such file, and not a verifier key",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def small_store(tmp_path_factory: pytest.TempPathFactory, files: dict[str, str]) -> dict[str, str]:
+    """A store, a verifier key and a cosigning key beside the keyring."""
+    directory = tmp_path_factory.mktemp("store")
+    db = directory / "ledger.db"
+    made, _ = run(["demo", "--db", str(db), "--attempts", "40", "--threads", "2"], directory)
+    assert made.returncode == 0, made.stderr
+    shown, _ = run(["keys", "show", files["key"]], directory)
+    cosigner = directory / "v.key"
+    run(["keys", "generate", "--cosigner", "--name", "v1", "--out", str(cosigner)], directory)
+    return {**files, "db": str(db), "vkey": shown.stdout.strip(), "cosigner": str(cosigner)}
+
+
+@pytest.mark.parametrize(("args", "cause"), MISSING_FILES, ids=lambda v: str(v)[:40])
+def test_a_missing_file_is_one_line(
+    args: list[str], cause: str, small_store: dict[str, str], tmp_path: Path
+) -> None:
+    line = [arg.format(**small_store) for arg in args]
+    done, seconds = run(line, tmp_path)
+    assert_one_line(done, seconds, cause, " ".join(args[:2]))

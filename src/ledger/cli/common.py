@@ -25,6 +25,7 @@ from ledger.store.database import DatabaseURL, DatabaseURLError
 if TYPE_CHECKING:
     from ledger.store.codevault import Keyring
     from ledger.tlog.keys import Signer
+    from ledger.tlog.keys import Verifier as NoteVerifier
     from ledger.tlog.policy import Policy
 
 T = TypeVar("T")
@@ -166,3 +167,19 @@ def _event_count(url: DatabaseURL) -> int | None:
             return reader.max_position() or None
     except Exception:  # only a progress bar's total: the command reports the real error
         return None
+
+
+def _load_vkey(given: str, option: str = "--log-key") -> NoteVerifier:
+    """A verifier key given as its text or as a file holding it; else one line."""
+    from ledger.tlog.c2sp import NoteError
+    from ledger.tlog.keys import Verifier
+
+    path = Path(given)
+    try:
+        text = path.read_text().strip() if path.is_file() else given
+        return Verifier.from_vkey(text)
+    except (NoteError, ValueError, OSError) as error:  # ValueError: also a file not UTF-8
+        if not path.is_file():
+            what = f"{option} {given!r}: no such file, and not a verifier key"
+            raise _fail(f"{what} ({error})") from None
+        raise _fail(f"{option} {given!r}: {error}") from None

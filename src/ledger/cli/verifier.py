@@ -11,6 +11,7 @@ import typer
 from ledger.cli.common import (
     _fail,
     _load_signer,
+    _load_vkey,
 )
 
 
@@ -40,18 +41,12 @@ def verifier_run(
     """Follow the ledger, re-verify every entry, cosign what checks out."""
     import uvicorn
 
-    from ledger.tlog.c2sp import NoteError
-    from ledger.tlog.keys import Verifier
     from ledger.verifier_node.app import create_node_app
     from ledger.verifier_node.node import VerifierNode
 
     ledger_url = _base_url(ledger_url, "--ledger")
     peers = [_base_url(each, "--peer") for each in peer or []]
-    text = Path(log_key).read_text().strip() if Path(log_key).is_file() else log_key
-    try:
-        log_verifier = Verifier.from_vkey(text)
-    except (NoteError, ValueError) as error:
-        raise _fail(f"--log-key: {error}") from None
+    log_verifier = _load_vkey(log_key)
     signer = _load_signer(key, cosigner=True)
     _quiet_logging()
     node = VerifierNode(

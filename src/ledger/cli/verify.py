@@ -16,6 +16,7 @@ from ledger.cli.common import (
     _event_count,
     _fail,
     _load_policy,
+    _load_vkey,
     _progress,
     _store_url,
     _url,
@@ -155,17 +156,7 @@ def verify(
 
 def _log_keys(given_keys: list[str]) -> list[NoteVerifier]:
     """--log-key: each a vkey's text, or a file holding one."""
-    from ledger.tlog.c2sp import NoteError
-    from ledger.tlog.keys import Verifier
-
-    keys = []
-    for given in given_keys:
-        try:
-            text = Path(given).read_text().strip() if Path(given).is_file() else given
-            keys.append(Verifier.from_vkey(text))
-        except (NoteError, ValueError, OSError) as error:  # ValueError: also a file not UTF-8
-            raise _fail(f"--log-key {given!r}: {error}") from None
-    return keys
+    return [_load_vkey(given) for given in given_keys]
 
 
 @dataclass(frozen=True, slots=True)
