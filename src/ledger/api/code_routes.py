@@ -27,7 +27,7 @@ from ledger.api.log_routes import RuntimeDep
 from ledger.api.problems import ApiProblem
 from ledger.store.apikeys import Principal, Role
 
-router = APIRouter(tags=["commands"], route_class=StrictJsonRoute)
+router = APIRouter(route_class=StrictJsonRoute)  # included, tagged, by command_routes
 
 ChannelOnly = Annotated[Principal, require(Role.CHANNEL, admin=False)]
 

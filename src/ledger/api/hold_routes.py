@@ -31,7 +31,7 @@ from ledger.domain import limits
 from ledger.domain.money import Money
 from ledger.store.apikeys import Principal, Role
 
-router = APIRouter(tags=["commands"], route_class=StrictJsonRoute)
+router = APIRouter(route_class=StrictJsonRoute)  # included, tagged, by command_routes
 
 HoldId = Annotated[UUID, Path(description="The hold's id (hold_id)")]
 
