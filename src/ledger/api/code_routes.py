@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 
 from ledger.api import models
 from ledger.api.auth import check_creator, require
@@ -20,14 +20,12 @@ from ledger.api.command_edge import (
     answered,
     creators_of,
     require_key,
+    router,
     scope_of,
 )
-from ledger.api.json_body import StrictJsonRoute
 from ledger.api.log_routes import RuntimeDep
 from ledger.api.problems import ApiProblem
 from ledger.store.apikeys import Principal, Role
-
-router = APIRouter(route_class=StrictJsonRoute)  # included, tagged, by command_routes
 
 ChannelOnly = Annotated[Principal, require(Role.CHANNEL, admin=False)]
 

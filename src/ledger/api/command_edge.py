@@ -8,15 +8,21 @@ import hashlib
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import Header, Path, Response
+from fastapi import APIRouter, Header, Path, Response
 from fastapi.responses import JSONResponse
 
 from ledger.api.auth import require
+from ledger.api.json_body import StrictJsonRoute
 from ledger.api.problems import ApiProblem
 from ledger.api.runtime import Runtime
 from ledger.domain import canonical, limits
 from ledger.service import Answer
 from ledger.store.apikeys import Principal, Role
+
+# The one router of every command: command_routes, hold_routes and
+# code_routes add theirs to it (command_routes imports the other two, after
+# its own, so the API's schema lists them in that order).
+router = APIRouter(tags=["commands"], route_class=StrictJsonRoute)
 
 IdempotencyKey = Annotated[
     str | None,

@@ -1,7 +1,8 @@
 """The commands: mint, derive, sell, resell, restock, refund, register a channel.
 The holds, pools, rates and waitlists are in :mod:`ledger.api.hold_routes`, the
 redemption codes (import, delivery, redemption) in :mod:`ledger.api.code_routes`;
-this module's ``router`` includes both, so it holds every command.
+all three add their routes to one router (:mod:`ledger.api.command_edge`'s, this
+module's ``router``), and importing this module imports the other two.
 
 Every POST takes an ``Idempotency-Key`` header (Stripe's semantics): the
 same key and body return the first response again, byte for byte, marked
@@ -21,10 +22,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from fastapi.responses import StreamingResponse
 
-from ledger.api import code_routes, hold_routes, models
+from ledger.api import models
 from ledger.api.auth import check_channel, check_creator
 from ledger.api.command_edge import (
     ANSWER,
@@ -41,9 +42,9 @@ from ledger.api.command_edge import (
     creators_of,
     own_channel,
     require_key,
+    router,
     scope_of,
 )
-from ledger.api.json_body import StrictJsonRoute
 from ledger.api.log_routes import RuntimeDep
 from ledger.api.problems import PROBLEM_BASE, domain_problem, unavailable_document
 from ledger.domain.errors import LedgerError
@@ -51,7 +52,6 @@ from ledger.domain.money import Money
 from ledger.service.answers import Sold
 from ledger.store.availability import unavailable_reason
 
-router = APIRouter(tags=["commands"], route_class=StrictJsonRoute)
 logger = logging.getLogger("ledger.api")
 
 __all__ = ["AnswerJSON", "router", "scope_of"]
@@ -316,7 +316,9 @@ def refund(
     )
 
 
-# Holds, pools, rates and waitlists; then redemption codes (in that order in
-# the API's schema, as before the split).
-router.include_router(hold_routes.router)
-router.include_router(code_routes.router)
+# Then the holds', pools', rates' and waitlists' routes, and the codes', on
+# the same router (after these, as in the API's schema before the split).
+from ledger.api import hold_routes  # noqa: E402, F401 - registers its routes
+
+# isort: split
+from ledger.api import code_routes  # noqa: E402, F401 - registers its routes

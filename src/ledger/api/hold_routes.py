@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Path, Response
+from fastapi import Path, Response
 
 from ledger.api import models
 from ledger.api.auth import check_channel, check_creator, require
@@ -23,15 +23,13 @@ from ledger.api.command_edge import (
     creators_of,
     own_channel,
     require_key,
+    router,
     scope_of,
 )
-from ledger.api.json_body import StrictJsonRoute
 from ledger.api.log_routes import RuntimeDep
 from ledger.domain import limits
 from ledger.domain.money import Money
 from ledger.store.apikeys import Principal, Role
-
-router = APIRouter(route_class=StrictJsonRoute)  # included, tagged, by command_routes
 
 HoldId = Annotated[UUID, Path(description="The hold's id (hold_id)")]
 
