@@ -29,6 +29,7 @@ PrivateSQLiteFactory  # store/sqlitefiles.py: named by PERSISTENCE_MODULE (store
 _.row_factory  # sqlite3 connections and cursors read it (projections/replay.py, store/dialect.py, verify/sources.py)
 __getattr__  # verify/__init__.py: a module's lazy attributes (PEP 562)
 memo  # domain/model.py: the __deepcopy__ protocol's argument
+__instancecheck__  # service/answers.py: isinstance(answer, Replayed), the metaclass protocol
 _serve  # verify/pipeline.py: run by the child process's `python -c` command
 
 # -- data: fields read by serialising the object, not by name ---------------------
@@ -36,6 +37,23 @@ variant_fingerprint  # domain/good.py: an event's field, part of its canonical J
 latest_root  # verify/log.py: LogReport fields, read through asdict() (cli/verify.py)
 keys_given  # verify/log.py
 unsealed_events  # verify/log.py
+channel_id  # service/answers.py: an answer's field, set from its JSON by Answer.read
+minted_at  # service/answers.py
+split_per_unit  # service/answers.py
+sold_at  # service/answers.py
+resold_at  # service/answers.py
+refunded_acquisition  # service/answers.py
+refunded_at  # service/answers.py
+reserved_at  # service/answers.py
+decided_at  # service/answers.py
+released_at  # service/answers.py
+joined_at  # service/answers.py
+left_at  # service/answers.py
+shared_available  # service/answers.py
+set_at  # service/answers.py
+imported_at  # service/answers.py
+first_delivery  # service/answers.py
+redeemed_at  # service/answers.py
 
 # -- used by the tests and benchmarks: housekeeping and inspection -----------------
 server_reachable  # store/postgres.py: tests/conftest.py, bench/common.py

@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -251,11 +252,11 @@ def _plan(attempts: int, master: str, variant: str, rng: random.Random) -> list[
 
 def _flash_sale(
     ledger: Ledger, plan: list[Attempt], tallies: dict[str, TierTally], threads: int
-) -> list[dict[str, Any]]:
-    def attempt(item: Attempt) -> tuple[Attempt, dict[str, Any] | Exception, float]:
+) -> list[Mapping[str, Any]]:
+    def attempt(item: Attempt) -> tuple[Attempt, Mapping[str, Any] | Exception, float]:
         began = time.perf_counter()
         try:
-            outcome: dict[str, Any] | Exception = ledger.sell(
+            outcome: Mapping[str, Any] | Exception = ledger.sell(
                 item.good_id,
                 item.tier,
                 buyer=item.buyer,
@@ -268,7 +269,7 @@ def _flash_sale(
             outcome = error
         return item, outcome, time.perf_counter() - began
 
-    results: dict[str, dict[str, Any]] = {}
+    results: dict[str, Mapping[str, Any]] = {}
     with ThreadPoolExecutor(max_workers=threads) as pool:
         for item, outcome, seconds in pool.map(attempt, plan):
             tally = tallies[item.tally]
@@ -291,10 +292,10 @@ def _flash_sale(
 
 
 def _resales(
-    ledger: Ledger, sales: list[dict[str, Any]], count: int, rng: random.Random
-) -> list[dict[str, Any]]:
+    ledger: Ledger, sales: list[Mapping[str, Any]], count: int, rng: random.Random
+) -> list[Mapping[str, Any]]:
     transferable = [s for s in sales if s["tier"] == "own"]
-    resold = []
+    resold: list[Mapping[str, Any]] = []
     for n, sale in enumerate(rng.sample(transferable, k=min(count, len(transferable)))):
         unit = sale["units"][0]["unit_id"]
         price = Money(rng.randrange(3_000, 12_000), CURRENCY)
@@ -373,7 +374,7 @@ def _ms(sorted_seconds: list[float], q: float) -> str:
 
 
 def _print_royalties(
-    console: Console, sales: list[dict[str, Any]], resales: list[dict[str, Any]]
+    console: Console, sales: list[Mapping[str, Any]], resales: list[Mapping[str, Any]]
 ) -> None:
     totals: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
     gross: Counter[str] = Counter()

@@ -18,7 +18,8 @@ from uuid import UUID
 
 from ledger.domain.code_import import ImportPlan, check_coded, check_new, check_repeats
 from ledger.domain.ids import code_id_for, command_id_for
-from ledger.service.ledger import Ledger, Replayed
+from ledger.service.answers import Replayed
+from ledger.service.ledger import Ledger
 
 OnBatch = Callable[[int, bool], object]  # (codes in the batch, replayed?)
 

@@ -1,27 +1,16 @@
 """The application service: the only write path into the ledger.
 
-Each command is *load -> decide (domain) -> save*, and its idempotency record
-is saved in the same transaction as its effects. Commands contending on one
-aggregate are combined into batches (see :mod:`ledger.service.combiner`);
-a batch is one transaction. Optimistic-concurrency conflicts from the event
-store -- another process got there first -- are retried from a fresh load,
-with jittered backoff, up to ``retries`` times. A database that cannot be
-reached is not a conflict: within the URL's time bound the batch is tried
-again (a connection lost alone), past it -- or at once while the database
-is known to be down -- every command of the batch fails with
-:class:`DatabaseUnavailableError` (503; "retry with the same idempotency
-key", which is right whether or not a commit under way was stored).
+Each command is *load -> decide (domain) -> save*: a use case here checks
+its input, derives ids and says what it decides; the command runner
+(:mod:`ledger.service.runner`) runs it -- idempotency record in the same
+transaction as the effects, group commit, retries, careful and optimistic
+attempts, an unreachable database -- and the caller gets a typed answer
+(:mod:`ledger.service.answers`).
 """
 
 from __future__ import annotations
 
-import functools
-import random
-import threading
-import time
-from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -31,27 +20,22 @@ from ledger.domain.channel import Channel
 from ledger.domain.code import Code, check_code, code_list
 from ledger.domain.code import code_range as code_range_of
 from ledger.domain.code_import import check_batch_repeats, check_coded
-from ledger.domain.command import CommandRecord, check_key, request_hash
+from ledger.domain.command import check_key
 from ledger.domain.errors import (
-    BuyerLimitError,
     ChannelAlreadyExistsError,
     ChannelNotFoundError,
     CodeNotFoundError,
     CodeStateError,
     CodesUnavailableError,
-    ConcurrencyError,
     CurrencyMismatchError,
     DuplicateCodeError,
     ForbiddenError,
     GoodAlreadyExistsError,
     GoodNotFoundError,
-    IdempotencyKeyReusedError,
     InvalidInputError,
     InvariantError,
-    LedgerError,
     NotFoundError,
     NotHolderError,
-    SoldOutError,
     TierNotFoundError,
     UnitNotFoundError,
     UnitNotHeldError,
@@ -70,7 +54,27 @@ from ledger.domain.money import Money, split
 from ledger.domain.sale import SaleSource
 from ledger.domain.stock import TierStock
 from ledger.domain.unit import PRIMARY, Unit
-from ledger.service.combiner import Combiner, NoTicket, Request
+from ledger.service.answers import (
+    ChannelRegistered,
+    CodeDelivered,
+    CodeRedeemed,
+    CodesImported,
+    HoldPaid,
+    HoldReleased,
+    Minted,
+    Pool,
+    PoolMoved,
+    RateSet,
+    Refunded,
+    Reserved,
+    Resold,
+    Restocked,
+    Sold,
+    WaitlistJoined,
+    WaitlistLeft,
+)
+from ledger.service.runner import BATCH_COMMANDS_MAX, Clock, CommandRunner
+from ledger.service.runner import StaleReadError as _StaleReadError
 from ledger.service.sales import (
     RefundOwed,
     SaleTerms,
@@ -82,32 +86,21 @@ from ledger.service.sales import (
     sale_answer,
 )
 from ledger.service.unit_of_work import HotAggregates, UnitOfWork
-from ledger.store.availability import (
-    DatabaseUnavailableError,
-    fast_failure,
-    unavailable_reason,
-)
 from ledger.store.codevault import CodeVault, Keyring, VaultError
 from ledger.store.database import DatabaseURL
-from ledger.store.eventstore import (
-    AggregateNotFoundError,
-    EventStore,
-    IntegrityError,
-    InterfaceError,
-    OperationalError,
-)
+from ledger.store.eventstore import AggregateNotFoundError, EventStore
 
 A = TypeVar("A", bound=Aggregate)
 T = TypeVar("T")
-Clock = Callable[[], datetime]
-Decide = Callable[[UnitOfWork, datetime], dict[str, Any]]
-
-BATCH_COMMANDS_MAX = 256
-_CHECKS_KEY = UUID(int=0)  # the queue of record existence checks
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def _expired(answer: dict[str, Any], _replayed: bool) -> list[str]:
+    """The answer of ``expire_holds`` (housekeeping: no record, no replay)."""
+    return list(answer["expired"])
 
 
 def _answered_before(uow: UnitOfWork, taken: bool) -> None:
@@ -117,53 +110,6 @@ def _answered_before(uow: UnitOfWork, taken: bool) -> None:
     Decide again, carefully: that attempt reads the record and replays it."""
     if taken and not uow.careful:
         raise _StaleReadError
-
-
-class Replayed(dict[str, Any]):
-    """The first answer to an idempotency key, returned again: nothing new
-    was done. (The HTTP edge says so with ``Idempotent-Replayed: true``.)"""
-
-
-@dataclass(frozen=True)
-class _Command:
-    name: str
-    scope: str
-    key: str
-    request_hash: str
-    decide: Decide
-    recorded: bool = True  # False: housekeeping with no idempotency record
-    contended: UUID | None = None  # the aggregate it queues on (group commit)
-
-    @functools.cached_property
-    def record_id(self) -> UUID:
-        return command_id_for(self.scope, self.key)
-
-
-@dataclass(frozen=True)
-class _Spoiled:
-    """A lone command answered (usually refused) after it changed aggregates:
-    its changes must be discarded, not committed."""
-
-    outcome: dict[str, Any] | LedgerError
-
-
-@dataclass(frozen=True)
-class _Unconfirmed:
-    """A refusal by an optimistic attempt, which assumed the command has no
-    record yet: final once the store confirms it has none."""
-
-    error: LedgerError
-    command: _Command
-
-
-class _PoisonedBatchError(Exception):
-    """A command failed after changing aggregates of a shared batch."""
-
-
-class _StaleReadError(Exception):
-    """Two aggregates read at different moments contradict each other (one
-    was changed by another process in between): decide again, carefully.
-    Had the decision gone on, its commit would have conflicted anyway."""
 
 
 class Ledger:
@@ -187,12 +133,6 @@ class Ledger:
         except BaseException:
             self._store.close()
             raise
-        self._clock = clock
-        self._retries = retries
-        self._combiner = Combiner(batch_max)
-        self._checks = Combiner(1_000)  # existence checks of command records
-        self._inflight: Counter[UUID] = Counter()  # commands submitted, not yet answered
-        self._inflight_lock = threading.Lock()
         self._splits: dict[tuple[UUID, str, int, int], list[dict[str, Any]]] = {}
         self._hot = HotAggregates(cache_size)
         # Definitions never change after mint, nor do channel fees: safe to
@@ -200,8 +140,24 @@ class Ledger:
         # load it afresh in their unit of work.
         self._goods: dict[UUID, Good] = {}
         self._channels: dict[str, Channel] = {}
-        self.conflicts_retried = 0
-        self.transactions = 0
+        self._runner = CommandRunner(
+            self._store,
+            self._hot,
+            clock=clock,
+            retries=retries,
+            timeout=self.url.timeout,
+            batch_max=batch_max,
+        )
+
+    @property
+    def conflicts_retried(self) -> int:
+        """Version conflicts retried so far (this process)."""
+        return self._runner.conflicts_retried
+
+    @property
+    def transactions(self) -> int:
+        """Batches committed so far (this process)."""
+        return self._runner.transactions
 
     def close(self) -> None:
         self._store.close()
@@ -254,7 +210,7 @@ class Ledger:
     # ------------------------------------------------------------------
     def register_channel(
         self, channel: str, name: str, fee_bps: int, *, idempotency_key: str, scope: str = ""
-    ) -> dict[str, Any]:
+    ) -> ChannelRegistered:
         args = {"channel": channel, "name": name, "fee_bps": fee_bps}
 
         def decide(uow: UnitOfWork, now: datetime) -> dict[str, Any]:
@@ -268,18 +224,20 @@ class Ledger:
                 "fee_bps": registered.fee_bps,
             }
 
-        return self._submit("register-channel", args, idempotency_key, scope, None, decide)
+        return self._runner.run(
+            "register-channel", args, idempotency_key, scope, None, decide, ChannelRegistered.read
+        )
 
     def mint(
         self, spec: GoodSpec | Mapping[str, Any], *, idempotency_key: str, scope: str = ""
-    ) -> dict[str, Any]:
+    ) -> Minted:
         good_spec = spec if isinstance(spec, GoodSpec) else GoodSpec.from_json(spec)
         args = {"spec": good_spec.to_json()}
 
         def decide(uow: UnitOfWork, now: datetime) -> dict[str, Any]:
             return _take_in_new_good(uow, Good.mint(good_spec, now), now)
 
-        return self._submit("mint", args, idempotency_key, scope, None, decide)
+        return self._runner.run("mint", args, idempotency_key, scope, None, decide, Minted.read)
 
     def derive_variant(
         self,
@@ -288,7 +246,7 @@ class Ledger:
         *,
         idempotency_key: str,
         scope: str = "",
-    ) -> dict[str, Any]:
+    ) -> Minted:
         master_uuid = _uuid(master_id, "master_id")
         good_spec = spec if isinstance(spec, GoodSpec) else GoodSpec.from_json(spec)
         args = {"master_id": str(master_uuid), "spec": good_spec.to_json()}
@@ -300,7 +258,9 @@ class Ledger:
             variant = master.derive_variant(good_spec, now)
             return _take_in_new_good(uow, variant, now) | {"master_id": str(master.id)}
 
-        return self._submit("derive-variant", args, idempotency_key, scope, master_uuid, decide)
+        return self._runner.run(
+            "derive-variant", args, idempotency_key, scope, master_uuid, decide, Minted.read
+        )
 
     def sell(
         self,
@@ -314,7 +274,7 @@ class Ledger:
         idempotency_key: str,
         scope: str = "",
         on_queued: Callable[[int], object] | None = None,
-    ) -> dict[str, Any]:
+    ) -> Sold:
         """Primary sale of ``quantity`` units of one tier to ``buyer``.
 
         ``on_queued(position)`` is called as soon as the sale is queued behind
@@ -350,13 +310,14 @@ class Ledger:
                 now=now,
             )
 
-        return self._submit(
+        return self._runner.run(
             "sell",
             args,
             idempotency_key,
             scope,
             stock_id_for(good_uuid, tier),
             decide,
+            Sold.read,
             on_queued=on_queued,
             units=quantity,
         )
@@ -371,7 +332,7 @@ class Ledger:
         price: Money,
         idempotency_key: str,
         scope: str = "",
-    ) -> dict[str, Any]:
+    ) -> Resold:
         """Secondary sale: the holder sells a transferable unit on."""
         unit_uuid = _uuid(unit_id, "unit_id")
         seller = validate.identifier(seller, field="seller")
@@ -419,7 +380,9 @@ class Ledger:
                 "resold_at": format_timestamp(now),
             }
 
-        return self._submit("resell", args, idempotency_key, scope, unit_uuid, decide)
+        return self._runner.run(
+            "resell", args, idempotency_key, scope, unit_uuid, decide, Resold.read
+        )
 
     def restock(
         self,
@@ -429,7 +392,7 @@ class Ledger:
         *,
         idempotency_key: str,
         scope: str = "",
-    ) -> dict[str, Any]:
+    ) -> Restocked:
         good_uuid = _uuid(good_id, "good_id")
         args = {"good_id": str(good_uuid), "tier": tier, "quantity": quantity}
 
@@ -448,8 +411,14 @@ class Ledger:
                 ],
             }
 
-        return self._submit(
-            "restock", args, idempotency_key, scope, stock_id_for(good_uuid, tier), decide
+        return self._runner.run(
+            "restock",
+            args,
+            idempotency_key,
+            scope,
+            stock_id_for(good_uuid, tier),
+            decide,
+            Restocked.read,
         )
 
     def refund(
@@ -460,7 +429,7 @@ class Ledger:
         idempotency_key: str,
         scope: str = "",
         channel: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> Refunded:
         """Refund the current holder's acquisition of a unit (see
         :mod:`ledger.domain.unit` for what that does to stock).
 
@@ -502,7 +471,9 @@ class Ledger:
                 "refunded_at": format_timestamp(now),
             }
 
-        return self._submit("refund", args, idempotency_key, scope, unit_uuid, decide)
+        return self._runner.run(
+            "refund", args, idempotency_key, scope, unit_uuid, decide, Refunded.read
+        )
 
     def _sell_units(
         self,
@@ -577,7 +548,7 @@ class Ledger:
         ttl_seconds: int,
         idempotency_key: str,
         scope: str = "",
-    ) -> dict[str, Any]:
+    ) -> Reserved:
         """Hold ``quantity`` units of a tier for ``channel`` for ``ttl_seconds``."""
         good_uuid = _uuid(good_id, "good_id")
         validate.integer(quantity, field="quantity", low=1, high=limits.HOLD_QUANTITY_MAX)
@@ -611,13 +582,14 @@ class Ledger:
                 "reserved_at": format_timestamp(now),
             }
 
-        return self._submit(
+        return self._runner.run(
             "reserve",
             args,
             idempotency_key,
             scope,
             stock_id_for(good_uuid, tier),
             decide,
+            Reserved.read,
             units=quantity,
         )
 
@@ -633,7 +605,7 @@ class Ledger:
         idempotency_key: str,
         scope: str = "",
         channel: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> HoldPaid:
         """The payment for a hold arrived: sell ``quantity`` of it to ``buyer``;
         the rest of the hold returns to stock. Paid late, the late rule of
         :mod:`ledger.domain.holds` decides: ``outcome`` "sold-late" or
@@ -676,8 +648,14 @@ class Ledger:
             )
             return sold | {"outcome": payment.value, "hold_id": hold_key}
 
-        return self._submit(
-            "commit-hold", args, idempotency_key, scope, stock_id_for(good_uuid, tier), decide
+        return self._runner.run(
+            "commit-hold",
+            args,
+            idempotency_key,
+            scope,
+            stock_id_for(good_uuid, tier),
+            decide,
+            HoldPaid.read,
         )
 
     def release_hold(
@@ -689,7 +667,7 @@ class Ledger:
         idempotency_key: str,
         scope: str = "",
         channel: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> HoldReleased:
         """Give a hold's units back before it expires (if its time is already
         up, it is recorded as expired instead: the units return either way)."""
         good_uuid = _uuid(good_id, "good_id")
@@ -712,8 +690,14 @@ class Ledger:
                 "released_at": format_timestamp(now),
             }
 
-        return self._submit(
-            "release-hold", args, idempotency_key, scope, stock_id_for(good_uuid, tier), decide
+        return self._runner.run(
+            "release-hold",
+            args,
+            idempotency_key,
+            scope,
+            stock_id_for(good_uuid, tier),
+            decide,
+            HoldReleased.read,
         )
 
     def expire_holds(self, good_id: UUID | str, tier: str) -> list[str]:
@@ -726,11 +710,16 @@ class Ledger:
             stock = self._stock_in(uow, good_uuid, tier)
             return {"expired": stock.expire_due(now)}
 
-        result = self._submit(
-            "expire-holds", {}, "", "", stock_id_for(good_uuid, tier), decide, recorded=False
+        return self._runner.run(
+            "expire-holds",
+            {},
+            "",
+            "",
+            stock_id_for(good_uuid, tier),
+            decide,
+            _expired,
+            recorded=False,
         )
-        expired: list[str] = result["expired"]
-        return expired
 
     # ------------------------------------------------------------------
     # Waitlists
@@ -745,7 +734,7 @@ class Ledger:
         quantity: int,
         idempotency_key: str,
         scope: str = "",
-    ) -> dict[str, Any]:
+    ) -> WaitlistJoined:
         """Wait for a restock of a sold-out, restockable tier. A restock holds
         units for waiting buyers first, in the order they joined; the hold's
         id is the entry's, and the channel commits it like any hold."""
@@ -778,8 +767,14 @@ class Ledger:
                 "joined_at": format_timestamp(now),
             }
 
-        return self._submit(
-            "join-waitlist", args, idempotency_key, scope, stock_id_for(good_uuid, tier), decide
+        return self._runner.run(
+            "join-waitlist",
+            args,
+            idempotency_key,
+            scope,
+            stock_id_for(good_uuid, tier),
+            decide,
+            WaitlistJoined.read,
         )
 
     def leave_waitlist(
@@ -791,7 +786,7 @@ class Ledger:
         idempotency_key: str,
         scope: str = "",
         channel: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> WaitlistLeft:
         good_uuid = _uuid(good_id, "good_id")
         entry = str(_uuid(entry_id, "entry_id"))
         args = {"good_id": str(good_uuid), "tier": tier, "entry_id": entry}
@@ -811,8 +806,14 @@ class Ledger:
                 "left_at": format_timestamp(now),
             }
 
-        return self._submit(
-            "leave-waitlist", args, idempotency_key, scope, stock_id_for(good_uuid, tier), decide
+        return self._runner.run(
+            "leave-waitlist",
+            args,
+            idempotency_key,
+            scope,
+            stock_id_for(good_uuid, tier),
+            decide,
+            WaitlistLeft.read,
         )
 
     # ------------------------------------------------------------------
@@ -828,7 +829,7 @@ class Ledger:
         overflow: bool = False,
         idempotency_key: str,
         scope: str = "",
-    ) -> dict[str, Any]:
+    ) -> Pool:
         """Set ``quantity`` units of the shared stock aside for ``channel``
         (a livestream room's 2,000). With ``overflow``, the channel sells on
         from the shared stock once its pool is empty."""
@@ -847,8 +848,14 @@ class Ledger:
             stock.allot(channel=via.channel, quantity=quantity, overflow=overflow, now=now)
             return self._pool_answer(stock, via.channel, now)
 
-        return self._submit(
-            "allot-pool", args, idempotency_key, scope, stock_id_for(good_uuid, tier), decide
+        return self._runner.run(
+            "allot-pool",
+            args,
+            idempotency_key,
+            scope,
+            stock_id_for(good_uuid, tier),
+            decide,
+            Pool.read,
         )
 
     def return_pool(
@@ -860,7 +867,7 @@ class Ledger:
         quantity: int,
         idempotency_key: str,
         scope: str = "",
-    ) -> dict[str, Any]:
+    ) -> Pool:
         """Give ``quantity`` unsold units of ``channel``'s pool back to the shared stock."""
         good_uuid = _uuid(good_id, "good_id")
         args = {"good_id": str(good_uuid), "tier": tier, "channel": channel, "quantity": quantity}
@@ -870,8 +877,14 @@ class Ledger:
             stock.return_pool(channel=channel, quantity=quantity, now=now)
             return self._pool_answer(stock, channel, now)
 
-        return self._submit(
-            "return-pool", args, idempotency_key, scope, stock_id_for(good_uuid, tier), decide
+        return self._runner.run(
+            "return-pool",
+            args,
+            idempotency_key,
+            scope,
+            stock_id_for(good_uuid, tier),
+            decide,
+            Pool.read,
         )
 
     def move_pool(
@@ -884,7 +897,7 @@ class Ledger:
         quantity: int,
         idempotency_key: str,
         scope: str = "",
-    ) -> dict[str, Any]:
+    ) -> PoolMoved:
         """Move unsold units from one channel's pool to another's, in one step
         (the destination keeps its overflow setting; a new pool has none)."""
         good_uuid = _uuid(good_id, "good_id")
@@ -909,8 +922,14 @@ class Ledger:
                 "to": self._pool_answer(stock, to.channel, now),
             }
 
-        return self._submit(
-            "move-pool", args, idempotency_key, scope, stock_id_for(good_uuid, tier), decide
+        return self._runner.run(
+            "move-pool",
+            args,
+            idempotency_key,
+            scope,
+            stock_id_for(good_uuid, tier),
+            decide,
+            PoolMoved.read,
         )
 
     def set_rate(
@@ -922,7 +941,7 @@ class Ledger:
         per_minute: int | None,
         idempotency_key: str,
         scope: str = "",
-    ) -> dict[str, Any]:
+    ) -> RateSet:
         """Cap ``channel``'s primary sales of a tier per minute (anti-bot);
         ``None`` lifts the cap. Checked on the stock's own version, so the cap
         holds with the sales whatever process makes them."""
@@ -946,8 +965,14 @@ class Ledger:
                 "set_at": format_timestamp(now),
             }
 
-        return self._submit(
-            "set-rate", args, idempotency_key, scope, stock_id_for(good_uuid, tier), decide
+        return self._runner.run(
+            "set-rate",
+            args,
+            idempotency_key,
+            scope,
+            stock_id_for(good_uuid, tier),
+            decide,
+            RateSet.read,
         )
 
     @staticmethod
@@ -975,7 +1000,7 @@ class Ledger:
         code_range: Mapping[str, Any] | None = None,
         idempotency_key: str,
         scope: str = "",
-    ) -> dict[str, Any]:
+    ) -> CodesImported:
         """Add a batch of codes to a tier of a ``redemption-code`` good: a list
         of codes, or a consecutive range ``{prefix, width, start, end}``.
 
@@ -1020,8 +1045,14 @@ class Ledger:
                 "imported_at": format_timestamp(now),
             }
 
-        return self._submit(
-            "import-codes", args, idempotency_key, scope, stock_id_for(good_uuid, tier), decide
+        return self._runner.run(
+            "import-codes",
+            args,
+            idempotency_key,
+            scope,
+            stock_id_for(good_uuid, tier),
+            decide,
+            CodesImported.read,
         )
 
     def deliver_code(
@@ -1032,7 +1063,7 @@ class Ledger:
         idempotency_key: str,
         scope: str = "",
         channel: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> CodeDelivered:
         """Reveal a unit's code to its current holder. The first delivery is
         recorded (``code.delivered``); asking again answers the same code and
         records nothing. With ``channel``, only for a unit whose current
@@ -1075,10 +1106,10 @@ class Ledger:
                 "delivered_at": code.delivered_at,
             }
 
-        answer = self._submit("deliver-code", args, idempotency_key, scope, unit_uuid, decide)
-        revealed = type(answer)(answer)  # a copy: the record's own answer stays as it is
-        revealed["code"] = self._vault_call(lambda: self.vault.reveal(answer["code_ref"]))
-        return revealed
+        answer = self._runner.run(
+            "deliver-code", args, idempotency_key, scope, unit_uuid, decide, CodeDelivered.read
+        )
+        return answer.revealed(self._vault_call(lambda: self.vault.reveal(answer.code_ref)))
 
     def redeem_code(
         self,
@@ -1088,7 +1119,7 @@ class Ledger:
         idempotency_key: str,
         scope: str = "",
         creator: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> CodeRedeemed:
         """Redeem a delivered code, once. With ``creator``, only a code of that
         creator's goods (any other code is answered as unknown)."""
         text = check_code(code)
@@ -1115,7 +1146,9 @@ class Ledger:
                 "redeemed_at": format_timestamp(now),
             }
 
-        return self._submit("redeem-code", args, idempotency_key, scope, code_id_for(ref), decide)
+        return self._runner.run(
+            "redeem-code", args, idempotency_key, scope, code_id_for(ref), decide, CodeRedeemed.read
+        )
 
     def code_counts(self, good_id: UUID | str, tier: str) -> dict[str, Any]:
         """A tier's codes: imported, free (unbound and not lent to a hold), lent to holds."""
@@ -1151,60 +1184,6 @@ class Ledger:
             raise TierNotFoundError(good.id, tier)
         return stock
 
-    # ------------------------------------------------------------------
-    # Running commands
-    # ------------------------------------------------------------------
-    def _submit(
-        self,
-        name: str,
-        args: dict[str, Any],
-        idempotency_key: str,
-        scope: str,
-        contended: UUID | None,
-        decide: Decide,
-        *,
-        recorded: bool = True,
-        on_queued: Callable[[int], object] | None = None,
-        units: int = 0,
-    ) -> dict[str, Any]:
-        """Run a command through the combiner. ``units``: what it would take
-        of ``contended``'s stock -- its ticket (see the combiner); a request
-        beyond the units left is refused at once, unless it is the replay
-        of one already answered -- or a duplicate of one still in flight,
-        which rides on that one's ticket."""
-        key = check_key(idempotency_key) if recorded else ""
-        if scope:
-            validate.identifier(scope, field="scope")
-        command = _Command(name, scope, key, request_hash(name, args), decide, recorded, contended)
-        with self._inflight_lock:
-            duplicate = command.record_id in self._inflight
-            self._inflight[command.record_id] += 1
-        try:
-            return self._combiner.submit(
-                contended,
-                Request(run=command, units=0 if duplicate else units),
-                self._run_batch,
-                on_queued,
-                self._remaining,
-            )
-        except NoTicket as refused:
-            if not self._recorded(command.record_id):
-                raise SoldOutError(
-                    args.get("tier", "?"), units, max(0, refused.remaining - refused.queued)
-                ) from None
-            try:
-                record = self._store.load(command.record_id)
-            except AggregateNotFoundError:
-                raise InvariantError("a command record vanished") from None
-            if not isinstance(record, CommandRecord):
-                raise InvariantError("a command id names another kind of aggregate") from None
-            return Replayed(record.answer(command.name, command.request_hash))
-        finally:
-            with self._inflight_lock:
-                self._inflight[command.record_id] -= 1
-                if not self._inflight[command.record_id]:
-                    del self._inflight[command.record_id]
-
     def _primary_split(self, good: Good, channel: Channel, amount: int) -> list[dict[str, Any]]:
         """The split of one unit's price (remembered: a flash sale splits one
         price, through one channel, thousands of times; goods' definitions
@@ -1218,212 +1197,6 @@ class Ledger:
                 amount, good.primary_shares(channel.channel, channel.fee_bps)
             )
         return [dict(part) for part in parts]
-
-    def _recorded(self, record_id: UUID) -> bool:
-        """Whether a command's record exists. Asked by every buyer turned
-        away without a ticket, so the questions are combined like commands:
-        one query answers all that are waiting."""
-        request = Request(run=record_id)
-        self._checks.submit(_CHECKS_KEY, request, self._check_records)
-        return bool(request.outcome()["recorded"])
-
-    def _check_records(self, batch: list[Request]) -> None:
-        found = self._store.existing([request.run for request in batch])
-        for request in batch:
-            request.succeed({"recorded": request.run in found})
-
-    def _remaining(self, stock_id: UUID) -> int | None:
-        """A stock's units left, as stored now (None: not a stock)."""
-        try:
-            found = self._store.load(stock_id)
-        except AggregateNotFoundError:
-            return None
-        return found.remaining if isinstance(found, TierStock) else None
-
-    def _run_batch(self, batch: list[Request]) -> int | None:
-        """Run a batch; return the units its stock has left (None: not a stock,
-        or unknown)."""
-        try:
-            return self._attempt_batch(batch)
-        except _PoisonedBatchError:
-            # Run each alone: a failure then discards only its own changes.
-            remaining = None
-            for request in batch:
-                if not request.done:
-                    remaining = self._attempt_batch([request])
-            return remaining
-
-    def _attempt_batch(self, batch: list[Request]) -> int | None:  # noqa: PLR0912 - issue 13 step 2 moves the command runner out of Ledger
-        """Decide every command of the batch against one unit of work, then
-        commit once. Outcomes become final only when the commit succeeds; a
-        version conflict re-decides the whole batch from fresh state.
-        Returns the contended stock's units left, as committed."""
-        deadline = time.monotonic() + self.url.timeout
-        unknown = False  # a commit of this batch may have been stored (connection lost)
-        for attempt in range(self._retries):
-            uow = UnitOfWork(self._store, self._hot, careful=attempt > 0)
-            now = self._clock()
-            outcomes: list[tuple[Request, dict[str, Any] | LedgerError | _Unconfirmed]] = []
-            decided: dict[UUID, tuple[_Command, dict[str, Any]]] = {}
-            committing = False
-            try:
-                for request in batch:
-                    outcome = self._decide(request.run, uow, now, decided, shared=len(batch) > 1)
-                    if isinstance(outcome, _Spoiled):  # nothing of it may be saved
-                        if isinstance(outcome.outcome, LedgerError):
-                            request.fail(outcome.outcome)
-                        else:
-                            request.succeed(outcome.outcome)
-                        return None
-                    outcomes.append((request, outcome))
-                committing = True
-                uow.commit()
-                settled = self._confirm(outcomes)
-            except (IntegrityError, OperationalError, InterfaceError, _StaleReadError) as conflict:
-                reason = unavailable_reason(conflict)
-                if reason is not None:
-                    # The database cannot be reached: not a conflict. Try
-                    # again only within the time bound, and never while the
-                    # database is known to be down (that fails at once).
-                    uow.forget()
-                    unknown = unknown or committing
-                    if fast_failure(conflict) or time.monotonic() + 0.1 >= deadline:
-                        unavailable = DatabaseUnavailableError(reason, outcome_unknown=unknown)
-                        for request in batch:
-                            if not request.done:
-                                request.fail(unavailable)
-                        return None
-                    time.sleep(0.1)
-                    continue
-                if isinstance(conflict, _StaleReadError):
-                    uow.forget()
-                self.conflicts_retried += 1
-                time.sleep(random.uniform(0, min(0.002 * 2**attempt, 0.05)))
-                continue
-            self.transactions += 1
-            for request, outcome in settled:
-                if isinstance(outcome, LedgerError):
-                    request.fail(outcome)
-                else:
-                    request.succeed(outcome)
-            stock = uow.seen(batch[0].run.contended)
-            return stock.remaining if isinstance(stock, TierStock) else None
-        error = ConcurrencyError(
-            f"still conflicting after {self._retries} attempts; retry with the same idempotency key"
-        )
-        for request in batch:
-            request.fail(error)
-        return None
-
-    def _decide(
-        self,
-        command: _Command,
-        uow: UnitOfWork,
-        now: datetime,
-        decided: dict[UUID, tuple[_Command, dict[str, Any]]],
-        *,
-        shared: bool,
-    ) -> dict[str, Any] | LedgerError | _Spoiled | _Unconfirmed:
-        """One command's outcome: its result, or the error refusing it, or
-        :class:`_Spoiled` if it was refused after changing aggregates, or
-        :class:`_Unconfirmed` if refused unless its record turns up."""
-        if not command.recorded:
-            return self._decide_unrecorded(command, uow, now, shared=shared)
-        earlier = decided.get(command.record_id)
-        if earlier is not None:  # the same key twice in one batch
-            first, result = earlier
-            same = first.name == command.name and first.request_hash == command.request_hash
-            return Replayed(result) if same else IdempotencyKeyReusedError(command.key)
-        record = uow.get_or_assume_new(CommandRecord, command.record_id)
-        if record is not None:
-            try:
-                return Replayed(record.answer(command.name, command.request_hash))
-            except LedgerError as error:
-                return error
-        before = uow.pending_events()
-        try:
-            result = command.decide(uow, now)
-        except LedgerError as error:
-            outcome: dict[str, Any] | LedgerError = error
-            if (
-                not uow.careful
-                and not isinstance(error, InvalidInputError)
-                and (isinstance(error, BuyerLimitError) or not uow.is_current(command.contended))
-            ):
-                # Refused on what this process last wrote, which another
-                # process has changed since (a restock, a refund...): decide
-                # again on the stored state.
-                raise _StaleReadError from error
-            if not uow.careful and uow.pending_events() == before:
-                # The optimistic attempt assumed no record; before refusing,
-                # make sure this is not a retry of a command already answered
-                # (checked for the whole batch at once, see _confirm).
-                return _Unconfirmed(error, command)
-            if not uow.careful:
-                stored = uow.stored(CommandRecord, command.record_id)
-                if stored is not None:
-                    try:
-                        outcome = Replayed(stored.answer(command.name, command.request_hash))
-                    except LedgerError as conflict:
-                        outcome = conflict
-            if uow.pending_events() == before:
-                return outcome
-            if shared:
-                raise _PoisonedBatchError from error
-            return _Spoiled(outcome)
-        uow.add(
-            CommandRecord.record(
-                scope=command.scope,
-                key=command.key,
-                command=command.name,
-                request_hash=command.request_hash,
-                result=result,
-                now=now,
-            )
-        )
-        decided[command.record_id] = (command, result)
-        return result
-
-    def _confirm(
-        self,
-        outcomes: list[tuple[Request, dict[str, Any] | LedgerError | _Unconfirmed]],
-    ) -> list[tuple[Request, dict[str, Any] | LedgerError]]:
-        """Settle the batch's unconfirmed refusals with one query: a command
-        whose record exists after all is a retry, answered from the record."""
-        unsure = [o.command.record_id for _, o in outcomes if isinstance(o, _Unconfirmed)]
-        recorded = self._store.existing(unsure) if unsure else set()
-        settled: list[tuple[Request, dict[str, Any] | LedgerError]] = []
-        for request, outcome in outcomes:
-            if isinstance(outcome, _Unconfirmed):
-                command = outcome.command
-                if command.record_id not in recorded:
-                    settled.append((request, outcome.error))
-                    continue
-                record = self._store.load(command.record_id)
-                if not isinstance(record, CommandRecord):
-                    raise InvariantError("a command id names another kind of aggregate")
-                try:
-                    settled.append(
-                        (request, Replayed(record.answer(command.name, command.request_hash)))
-                    )
-                except LedgerError as conflict:
-                    settled.append((request, conflict))
-            else:
-                settled.append((request, outcome))
-        return settled
-
-    def _decide_unrecorded(
-        self, command: _Command, uow: UnitOfWork, now: datetime, *, shared: bool
-    ) -> dict[str, Any] | LedgerError | _Spoiled:
-        before = uow.pending_events()
-        try:
-            return command.decide(uow, now)
-        except LedgerError as error:
-            if uow.pending_events() == before:
-                return error
-            if shared:
-                raise _PoisonedBatchError from error
-            return _Spoiled(error)
 
     def _load(self, kind: type[A], aggregate_id: UUID, missing: Exception) -> A:
         """The aggregate as stored now. What this process committed last
