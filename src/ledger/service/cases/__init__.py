@@ -1,0 +1,1 @@
+"""The application service's use cases, one module per area, on one core."""
