@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from typing import Any
 
 import orjson
@@ -114,3 +115,13 @@ def test_a_revealed_code_leaves_the_answer_as_recorded() -> None:
     assert revealed.replayed
     assert "code" not in delivered
     assert delivered.code is None
+
+
+def test_an_answer_crosses_processes() -> None:
+    """Pickled (multiprocessing returns answers so) and read back the same."""
+    replay = Sold.read(SALE, True)
+    again = pickle.loads(pickle.dumps(replay))
+    assert type(again) is Sold
+    assert again == SALE
+    assert again.replayed
+    assert again.units == replay.units

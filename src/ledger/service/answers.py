@@ -70,11 +70,20 @@ class Answer(dict[str, Any]):
         """The JSON answer, as decided (or as stored, for a replay)."""
         return dict(self)
 
+    def __reduce__(self) -> tuple[Callable[..., Answer], tuple[Any, ...]]:
+        """Pickled (another process's answers: multiprocessing) as its JSON,
+        read again on the other side: a read-only dict cannot be refilled."""
+        return _reread, (type(self), dict(self), self.replayed)
+
     def _read_only(self, *_args: object, **_kwargs: object) -> NoReturn:
         raise TypeError(f"a {type(self).__name__} answer is read-only")
 
     __setitem__ = __delitem__ = __ior__ = _read_only
     clear = pop = popitem = setdefault = update = _read_only
+
+
+def _reread(kind: type[Answer], raw: dict[str, Any], replayed: bool) -> Answer:
+    return kind.read(raw, replayed)
 
 
 @dataclass(frozen=True, slots=True)
