@@ -977,4 +977,4 @@ def test_a_postgresql_schema_without_a_store_is_one_line_and_exit_2(
     assert done.exit_code == 2, done.output
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, lines
-    assert lines[0].startswith(f"error: cannot read a ledger store at {postgres_url.display()}")
+    assert lines[0] == f"error: no ledger database at {postgres_url.display()}"

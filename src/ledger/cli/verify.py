@@ -182,9 +182,8 @@ def _verify_source(
         if source.bundle is not None:
             if not (source.bundle / "entries.jsonl").is_file():
                 raise _fail(f"no audit bundle at {source.bundle} (no entries.jsonl)")
-            _say_whose_policy(source.bundle, policy, keys)
             try:
-                return verify_bundle(
+                report = verify_bundle(
                     source.bundle,
                     advance,
                     log_keys=keys,
@@ -194,6 +193,8 @@ def _verify_source(
                 )
             except BundleError as error:
                 raise _fail(str(error)) from None
+            _say_whose_policy(source.bundle, policy, keys)  # (once the bundle could be read)
+            return report
         if source.export is not None:
             if not source.export.is_file():
                 raise _fail(f"no export file at {source.export}")
