@@ -308,3 +308,28 @@ def test_a_missing_file_is_one_line(
     line = [arg.format(**small_store) for arg in args]
     done, seconds = run(line, tmp_path)
     assert_one_line(done, seconds, cause, " ".join(args[:2]))
+
+
+def test_the_traceback_is_there_on_request() -> None:
+    code = (
+        "import sys; from ledger import cli\n"
+        "def boom(): raise RuntimeError('boom')\n"
+        "cli.app = boom\n"
+        "sys.argv = ['ledger']; cli.main()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "LEDGER_TRACEBACK"}
+    quiet = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+    )
+    assert quiet.returncode == 1
+    assert quiet.stderr.startswith("error: internal error (RuntimeError: boom)")
+    assert "Traceback" not in quiet.stderr
+    loud = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env | {"LEDGER_TRACEBACK": "1"},
+        check=False,
+    )
+    assert loud.returncode == 1
+    assert "Traceback" in loud.stderr

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
-import sys
 
 import psycopg
 import pytest
@@ -35,31 +32,6 @@ def test_anything_unforeseen_is_one_line_and_exit_1(capsys: pytest.CaptureFixtur
     assert err.count("\n") == 1
     assert err.startswith("error: internal error (KeyError: 'holder')")
     assert "LEDGER_TRACEBACK=1" in err
-
-
-def test_the_traceback_is_there_on_request() -> None:
-    code = (
-        "import sys; from ledger import cli\n"
-        "def boom(): raise RuntimeError('boom')\n"
-        "cli.app = boom\n"
-        "sys.argv = ['ledger']; cli.main()\n"
-    )
-    env = {k: v for k, v in os.environ.items() if k != "LEDGER_TRACEBACK"}
-    quiet = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
-    )
-    assert quiet.returncode == 1
-    assert quiet.stderr.startswith("error: internal error (RuntimeError: boom)")
-    assert "Traceback" not in quiet.stderr
-    loud = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        env=env | {"LEDGER_TRACEBACK": "1"},
-        check=False,
-    )
-    assert loud.returncode == 1
-    assert "Traceback" in loud.stderr
 
 
 @pytest.mark.parametrize(
