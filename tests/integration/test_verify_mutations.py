@@ -619,6 +619,15 @@ def test_any_edit_of_any_table_ends_in_a_documented_code_and_located_findings(
 # Each crash path the random edits found, as a plain example
 # ---------------------------------------------------------------------------
 EDITS = {
+    # A checkpoint's size that is no UTF-8 text: the log's rows could not be
+    # read, the store looked as if it had no log, and with a policy the
+    # no-checkpoint finding was located nowhere (found by a random seed).
+    "checkpoint size not UTF-8": (
+        "UPDATE tlog_checkpoints SET size = CAST(x'ff' AS TEXT) WHERE size = (SELECT min(size) "
+        "FROM tlog_checkpoints)",
+        5,
+        "tlog_checkpoints row of size b'\\xff': its size is no tree size",
+    ),
     # A checkpoint row whose root is text hid the whole log (exit 0).
     "checkpoint root as text": (
         "UPDATE tlog_checkpoints SET root = 'abc' WHERE size = (SELECT min(size) FROM "

@@ -286,6 +286,24 @@ class LogStore(TableStore):
             )
             return [(r["size"], r["root"], r["note"], r["signed_at"]) for r in cursor.fetchall()]
 
+    def checkpoint_rows_as_stored(self) -> list[tuple[Any, Any, Any, Any]] | None:
+        """As :meth:`checkpoint_rows`, for rows the driver cannot decode (text
+        that is no UTF-8, which only SQLite stores): each value as its type
+        says, text as bytes when it is no UTF-8; None without the table (or on
+        PostgreSQL, whose text is always UTF-8)."""
+        if self.dialect.postgres:
+            return None
+        columns = ("size", "root", "note", "signed_at")
+        select = ", ".join(f"typeof({c}), CAST({c} AS BLOB)" for c in columns)
+        try:
+            rows = self._tuples(f"SELECT {select} FROM {{checkpoints}} ORDER BY rowid", ())  # noqa: S608 - fixed column names
+        except Exception:  # no such table: the store predates the log
+            return None
+        return [
+            tuple(_as_stored(kind, raw) for kind, raw in zip(row[::2], row[1::2], strict=True))
+            for row in rows
+        ]
+
     def cosignatures(self, size: int) -> dict[str, str]:
         """Cosigner name -> the signature line it returned, for one checkpoint."""
         with self._cursor(commit=False) as cursor:
@@ -443,3 +461,19 @@ def _checkpoint(row: Any) -> StoredCheckpoint | None:
     return StoredCheckpoint(
         int(row["size"]), bytes(row["root"]), str(row["note"]), str(row["signed_at"])
     )
+
+
+def _as_stored(kind: str, raw: bytes | None) -> Any:
+    """A SQLite value rebuilt from ``typeof`` and its bytes."""
+    if raw is None or kind == "null":
+        return None
+    if kind == "integer":
+        return int(raw)
+    if kind == "real":
+        return float(raw)
+    if kind == "text":
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return bytes(raw)
+    return bytes(raw)

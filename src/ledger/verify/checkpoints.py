@@ -24,8 +24,11 @@ def read_checkpoints(log: LogStore) -> tuple[list[StoredCheckpoint], list[Findin
     as it is (:func:`_checkpoint_row`)."""
     try:
         rows = log.checkpoint_rows()
-    except Exception:  # no such table: the store predates the log
-        return None
+    except Exception:  # no such table, or a value the driver cannot decode
+        found = log.checkpoint_rows_as_stored()
+        if found is None:  # no such table: the store predates the log
+            return None
+        rows = found
     checkpoints: list[StoredCheckpoint] = []
     findings: list[Finding] = []
     for size, root, note, signed_at in rows:
