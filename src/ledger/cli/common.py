@@ -56,10 +56,7 @@ def _url(db: str | None, *, reachable: bool = True) -> DatabaseURL:
     command but ``serve``, which waits for a database that is down), a
     PostgreSQL database that does not take a connection within the
     database timeout is one line naming the cause, and exit 2."""
-    try:
-        url = DatabaseURL.parse(db if db is not None else Settings().database_url)
-    except DatabaseURLError as error:
-        raise _fail(str(error)) from None
+    url = _parsed(db)
     if reachable and url.backend == "postgresql":
         _check_reachable(url, lasting_only=False)
     return url
@@ -67,28 +64,35 @@ def _url(db: str | None, *, reachable: bool = True) -> DatabaseURL:
 
 def _store_url(db: str | None) -> DatabaseURL:
     """As :func:`_url`, for a command that reads a store: there must be one
-    (a SQLite file; a PostgreSQL schema with the events table), so that a
-    mistyped URL is an error and never a new, empty store."""
-    url = _url(db)
+    (a SQLite file; a PostgreSQL schema with the events table -- asked on the
+    same connection), so that a mistyped URL is an error and never a new,
+    empty store."""
+    url = _parsed(db)
     if url.backend == "postgresql":
-        from ledger.store.postgres import store_exists
-
-        found = store_exists(url, Settings().database_timeout)
-    else:
-        found = url.exists()
-    if not found:
+        _check_reachable(url, lasting_only=False, store=True)
+    elif not url.exists():
         raise _fail(f"no ledger database at {url.display()}")
     return url
 
 
-def _check_reachable(url: DatabaseURL, *, lasting_only: bool) -> None:
+def _parsed(db: str | None) -> DatabaseURL:
+    try:
+        return DatabaseURL.parse(db if db is not None else Settings().database_url)
+    except DatabaseURLError as error:
+        raise _fail(str(error)) from None
+
+
+def _check_reachable(url: DatabaseURL, *, lasting_only: bool, store: bool = False) -> None:
     """Fail in one line if the database cannot be used (``lasting_only``: only
     if waiting cannot help, e.g. no such database or role)."""
-    from ledger.store.postgres import connect_problem
+    from ledger.store.postgres import NO_STORE, connect_problem
 
-    problem = connect_problem(url, Settings().database_timeout)
-    if problem is not None and (problem.lasting or not lasting_only):
-        raise _fail(f"cannot use the database at {url.display()}: {problem.cause}")
+    problem = connect_problem(url, Settings().database_timeout, store=store)
+    if problem is None or (lasting_only and not problem.lasting):
+        return
+    if problem.cause == NO_STORE:
+        raise _fail(f"no ledger database at {url.display()}")
+    raise _fail(f"cannot use the database at {url.display()}: {problem.cause}")
 
 
 def _progress() -> Progress:

@@ -19,7 +19,6 @@ from ledger.cli.common import (
     _load_vkey,
     _progress,
     _store_url,
-    _url,
     console,
     errors,
 )
@@ -119,8 +118,10 @@ def verify(
 
     bound = _unsigned_age(max_unsigned_age)
     keys = _log_keys(log_key or [])
-    source = _Source(db, export, bundle, policy, state)
-    total = None if bundle is not None or export is not None else _event_count(_store_url(db))
+    # (the store looked up once, for the bar's total, the checks and the replay)
+    url = None if bundle is not None or export is not None else _store_url(db)
+    source = _Source(url, export, bundle, policy, state)
+    total = None if url is None else _event_count(url)
     with _progress() as progress:
         task = progress.add_task("verifying the events", total=total)
 
@@ -130,12 +131,12 @@ def verify(
         report = _verify_source(source, keys, bound, advance)
         replay = None
         views_skipped = None
-        if views and bundle is None and export is None:
+        if views and url is not None:
             if report.ok:
                 progress.update(
                     task, description="replaying the views to compare", completed=0, total=total
                 )
-                replay = _check_views(_url(db), advance)
+                replay = _check_views(url, advance)
             else:
                 # A replay of events that do not verify proves nothing (and
                 # the projector trusts what the verifier checks).
@@ -164,7 +165,7 @@ class _Source:
     """What to verify (--db, --export or --bundle), and with what
     (--policy, --state)."""
 
-    db: str | None
+    db: DatabaseURL | None  # None: --export or --bundle
     export: Path | None
     bundle: Path | None
     policy: Path | None
@@ -204,8 +205,10 @@ def _verify_source(
                 log_keys=keys,
                 policy=_load_policy(policy) if policy else None,
             )
+        if source.db is None:
+            raise InvariantError("verify: no --db, --export or --bundle after the checks")
         return verify_store(
-            _store_url(source.db),
+            source.db,
             advance,
             log_keys=keys,
             policy=_load_policy(policy) if policy else None,

@@ -26,16 +26,23 @@ from ledger.store.availability import DatabaseDownError, unavailable_reason
 from ledger.store.database import APPLICATION_NAME, DEFAULT_DATABASE_TIMEOUT, DatabaseURL
 
 
-def _admin_connection(url: DatabaseURL) -> psycopg.Connection[tuple[object, ...]]:
+def _connect(
+    url: DatabaseURL, *, dbname: str, timeout: float, autocommit: bool = False
+) -> psycopg.Connection[tuple[object, ...]]:
+    """One plain connection (not the pool's) to ``dbname`` on the URL's server."""
     return psycopg.connect(
         host=url.host,
         port=url.port,
         user=url.user,
         password=url.password,
-        dbname="postgres",
-        autocommit=True,
-        connect_timeout=5,
+        dbname=dbname,
+        autocommit=autocommit,
+        connect_timeout=max(1, math.ceil(timeout)),
     )
+
+
+def _admin_connection(url: DatabaseURL) -> psycopg.Connection[tuple[object, ...]]:
+    return _connect(url, dbname="postgres", timeout=5, autocommit=True)
 
 
 def server_reachable(url: DatabaseURL) -> str | None:
@@ -63,38 +70,28 @@ _LASTING = re.compile(
 )  # (a host name that does not resolve may yet: a database container still starting)
 
 
-def connect_problem(url: DatabaseURL, timeout: float) -> ConnectProblem | None:
+def connect_problem(
+    url: DatabaseURL, timeout: float, *, store: bool = False
+) -> ConnectProblem | None:
     """None if the database itself (not only its server) takes a connection
-    within ``timeout`` seconds, else why not."""
+    within ``timeout`` seconds -- and, with ``store``, holds a ledger store
+    (the events table, in the URL's schema: reading commands ask, so as not
+    to create one) --, else why not."""
     try:
-        with psycopg.connect(
-            host=url.host,
-            port=url.port,
-            user=url.user,
-            password=url.password,
-            dbname=url.dbname,
-            connect_timeout=max(1, math.ceil(timeout)),
-        ) as connection:
-            connection.execute("SELECT 1")
+        with _connect(url, dbname=url.dbname, timeout=timeout) as connection:
+            if not store:
+                connection.execute("SELECT 1")
+                return None
+            name = sql.Identifier(url.schema, f"{APPLICATION_NAME}_events").as_string(connection)
+            row = connection.execute("SELECT to_regclass(%s)", (name,)).fetchone()
     except psycopg.Error as error:
         return connect_cause(str(error))
+    if row is None or row[0] is None:
+        return ConnectProblem(cause=NO_STORE, lasting=True)
     return None
 
 
-def store_exists(url: DatabaseURL, timeout: float = DEFAULT_DATABASE_TIMEOUT) -> bool:
-    """Whether the database holds a ledger store (its events table) in the
-    URL's schema; reading commands ask, so as not to create one."""
-    with psycopg.connect(
-        host=url.host,
-        port=url.port,
-        user=url.user,
-        password=url.password,
-        dbname=url.dbname,
-        connect_timeout=max(1, math.ceil(timeout)),
-    ) as connection:
-        name = sql.Identifier(url.schema, f"{APPLICATION_NAME}_events").as_string(connection)
-        row = connection.execute("SELECT to_regclass(%s)", (name,)).fetchone()
-    return row is not None and row[0] is not None
+NO_STORE = "no ledger store in this database"
 
 
 def connect_cause(text: str) -> ConnectProblem:
