@@ -21,6 +21,7 @@ from ledger.api import (
 from ledger.api.auth import require
 from ledger.api.limits import BodyLimit, HeaderLimit, HeaderLimits
 from ledger.api.readiness import NotReady
+from ledger.api.request_ids import RequestIds
 from ledger.api.runtime import Runtime, RuntimeOpener
 from ledger.domain import limits
 from ledger.domain.errors import InvariantError
@@ -84,7 +85,8 @@ def create_app(
     app.state.opener = None
     app.add_middleware(BodyLimit, max_bytes=limits.REQUEST_BODY_BYTES_MAX)
     app.add_middleware(NotReady, state=app.state)
-    app.add_middleware(HeaderLimit, bounds=header_limits or HeaderLimits())  # (runs first)
+    app.add_middleware(HeaderLimit, bounds=header_limits or HeaderLimits())
+    app.add_middleware(RequestIds)  # (runs first: every answer carries the id)
     problems.install(app)
     app.include_router(readiness.router)
     app.include_router(command_routes.router)

@@ -26,6 +26,7 @@ from ledger.store.availability import DatabaseUnavailableError, unavailable_reas
 logger = logging.getLogger("ledger.api")
 PROBLEM_BASE = "https://ledger.dev/problems/"
 MEDIA_TYPE = "application/problem+json"
+REQUEST_ID_HEADER = "X-Request-Id"  # (see ledger.api.request_ids)
 
 STATUS_BY_ERROR: list[tuple[type[errors.LedgerError], int]] = [
     (errors.InvalidInputError, 422),
@@ -204,6 +205,11 @@ def _where(request: Request, error: errors.LedgerError) -> tuple[str, ...]:
     return ("body", "spec") if SPEC_BODY.match(request.url.path) else ("body",)
 
 
+def _request_id(request: Request) -> dict[str, str]:
+    request_id = request.scope.get("state", {}).get("request_id")
+    return {REQUEST_ID_HEADER: request_id} if request_id else {}
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(errors.LedgerError)
     async def domain_error(request: Request, error: errors.LedgerError) -> JSONResponse:
@@ -262,4 +268,6 @@ def install(app: FastAPI) -> None:
             "Internal error",
             "the server could not complete the request; nothing acknowledged is lost",
             request.url.path,
+            # Answered outside the request-id middleware: the id is added here.
+            headers=_request_id(request),
         )
