@@ -111,6 +111,11 @@ def build_busy(url: str | DatabaseURL) -> None:
             idempotency_key="s1",
         )
         u1 = s["units"][0]["unit_id"]
+        # Carol takes her unit to the market (the shop hands it off), sells
+        # it there to dave, who takes it back to the shop to sell to hana.
+        ledger.move_unit(
+            u1, holder="carol", to_channel="market", channel="shop", idempotency_key="mv1"
+        )
         ledger.resell(
             u1,
             seller="carol",
@@ -118,6 +123,9 @@ def build_busy(url: str | DatabaseURL) -> None:
             channel="market",
             price=Money(5000, "EUR"),
             idempotency_key="r1",
+        )
+        ledger.move_unit(
+            u1, holder="dave", to_channel="shop", channel="market", idempotency_key="mv2"
         )
         ledger.resell(
             u1,
@@ -167,15 +175,22 @@ def build_busy(url: str | DatabaseURL) -> None:
         sv = ledger.sell(
             v["good_id"],
             "own",
-            buyer="erin",
+            buyer="ivy",
             channel="shop",
             quantity=1,
             unit_price=Money(1001, "EUR"),
             idempotency_key="s4",
         )
+        ledger.move_unit(
+            sv["units"][0]["unit_id"],
+            holder="ivy",
+            to_channel="market",
+            channel="shop",
+            idempotency_key="mv3",
+        )
         ledger.resell(
             sv["units"][0]["unit_id"],
-            seller="erin",
+            seller="ivy",
             buyer="gina",
             channel="market",
             price=Money(2000, "EUR"),

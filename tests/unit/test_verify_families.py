@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from ledger.verify.accounts import AccountRules
 from ledger.verify.allowances import AllowanceRules
 from ledger.verify.code_events import CodeEvents
 from ledger.verify.codec import ZERO_HASH, derive_id
@@ -42,7 +43,8 @@ class World:
         self.goods = GoodRules(self.facts)
         self.holds = HoldRules(self.facts, self.records, self.codes)
         self.stock = StockRules(self.facts, self.records, self.holds, self.codes, self.splits)
-        self.units = UnitRules(self.facts, self.records, self.codes, self.splits)
+        self.accounts = AccountRules(self.facts)
+        self.units = UnitRules(self.facts, self.records, self.codes, self.splits, self.accounts)
         self.allowances = AllowanceRules(self.facts)
         self.code_events = CodeEvents(self.facts, self.records, self.codes)
         self.position = 0
@@ -329,7 +331,10 @@ def test_units_resold_by_another_and_refunded_wrongly(world: World) -> None:
     bought = {"price": EUR, "split": []}
     sale_id = new_id()
     world.facts.packed.keep_unit(
-        ev.key, Unit(stock_id, 1, False, "bob", [acquisition(sale_id, "sale", "bob", None, bought)])
+        ev.key,
+        Unit(
+            stock_id, 1, False, "bob", [acquisition(sale_id, "sale", "bob", None, bought)], "shop"
+        ),
     )
     resale = {
         "resale_id": new_id(),

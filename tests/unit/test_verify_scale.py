@@ -342,7 +342,8 @@ def test_prechecker_raises_a_read_error_after_the_rows_before_it(busy_path: Path
         None,
         "UPDATE stored_events SET state = replace(state, ':', ': ') WHERE rowid = 8",
         "DELETE FROM stored_events WHERE rowid = 11",
-        "UPDATE stored_events SET originator_version = originator_version + 1 WHERE rowid = 20",
+        "UPDATE stored_events SET originator_version = originator_version + 1 "
+        "WHERE rowid = (SELECT max(rowid) FROM stored_events)",
         "UPDATE stored_events SET state = NULL WHERE rowid = 15",
         "UPDATE tlog_checkpoints SET root = zeroblob(32)",
         """UPDATE stored_events SET state = CAST(replace(state, '"key":"s1"', '"key":"zz"') AS BLOB)
@@ -412,7 +413,7 @@ def test_auditor_checks_every_size_it_must() -> None:
 
 @pytest.mark.parametrize("offset", [2**32 - 5, 2**40, -(2**35)])
 def test_positions_beyond_32_bits_are_kept_whole(busy_path: Path, offset: int) -> None:
-    rows = damaged(stored_rows(busy_path), 7)  # a prev_hash broken: its finding names a position
+    rows = damaged(stored_rows(busy_path), 21)  # a prev_hash broken: its finding names a position
     moved = [(position + offset, *rest) for position, *rest in rows]
     plain, far = feed(rows), feed(moved, memory=2_000)
     assert [(f.position, f.message) for f in far.findings] == [

@@ -269,6 +269,7 @@ def _record(key: str, command: str, result: dict[str, Any] | None = None) -> Any
 
 def batch_events() -> list[Any]:
     """Channel, mint, then one transaction holding two sales of one stock."""
+    from ledger.domain.account import Account
     from ledger.domain.channel import Channel
     from ledger.domain.good import Good, GoodSpec
     from ledger.domain.ids import command_id_for
@@ -295,6 +296,7 @@ def batch_events() -> list[Any]:
     tail: list[Any] = []
     for key, buyer, quantity in (("s1", "carol", 2), ("s2", "dave", 1)):
         sale_id = str(command_id_for("", key))
+        tail += Account.open(buyer, "shop", NOW).collect_events()
         allowance = BuyerAllowance.start(stock, buyer, NOW)
         allowance.count(quantity, sale_id, NOW)
         serials = stock.sell(

@@ -176,6 +176,8 @@ def domain_problem(
         message = error.message.removeprefix(prefix)
         location = field_location(error.field, where)
         extra = {"field": error.field, "errors": [invalid_field(location, message)]}
+    elif isinstance(field := getattr(error, "field", None), str):
+        extra = {"field": field}  # (an authorization's: which part of it)
     return {
         "type": PROBLEM_BASE + error.code,
         "title": _title(error.code),
@@ -203,6 +205,19 @@ def _where(request: Request, error: errors.LedgerError) -> tuple[str, ...]:
     if request.method != "POST":
         return ("path",)
     return ("body", "spec") if SPEC_BODY.match(request.url.path) else ("body",)
+
+
+async def unexpected(request: Request, error: Exception) -> JSONResponse:
+    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
+    return problem(
+        500,
+        "internal-error",
+        "Internal error",
+        "the server could not complete the request; nothing acknowledged is lost",
+        request.url.path,
+        # Answered outside the request-id middleware: the id is added here.
+        headers=_request_id(request),
+    )
 
 
 def _request_id(request: Request) -> dict[str, str]:
@@ -259,15 +274,4 @@ def install(app: FastAPI) -> None:
         code = {404: "not-found", 405: "method-not-allowed"}.get(error.status_code, "http-error")
         return problem(error.status_code, code, _title(code), str(error.detail), request.url.path)
 
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, error: Exception) -> JSONResponse:
-        logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
-        return problem(
-            500,
-            "internal-error",
-            "Internal error",
-            "the server could not complete the request; nothing acknowledged is lost",
-            request.url.path,
-            # Answered outside the request-id middleware: the id is added here.
-            headers=_request_id(request),
-        )
+    app.add_exception_handler(Exception, unexpected)

@@ -124,6 +124,7 @@ def open_runtime(
         retries=settings.command_retries,
         cache_size=settings.aggregate_cache_size,
         code_keyring=code_keyring,
+        log_origin=signers[0].name if signers else None,
     )
     try:
         recorder = ledger.event_store.recorder

@@ -44,6 +44,21 @@ class NotFoundError(LedgerError, LookupError):
     code = "not-found"
 
 
+class AccountNotFoundError(NotFoundError):
+    code = "account-not-found"
+
+    def __init__(self, account: str) -> None:
+        super().__init__(f"no account {account!r}: a channel opens it by serving it first")
+        self.account = account
+
+
+class KeyNotFoundError(NotFoundError):
+    code = "holder-key-not-found"
+
+    def __init__(self, account: str, key_id: str) -> None:
+        super().__init__(f"account {account!r} has no key {key_id} in force")
+
+
 class GoodNotFoundError(NotFoundError):
     code = "good-not-found"
 
@@ -81,6 +96,13 @@ class HoldNotFoundError(NotFoundError):
 
 class ConflictError(LedgerError):
     code = "conflict"
+
+
+class AccountExistsError(ConflictError):
+    code = "account-exists"
+
+    def __init__(self, account: str) -> None:
+        super().__init__(f"account {account!r} is open already, served by this channel")
 
 
 class GoodAlreadyExistsError(ConflictError):
@@ -296,6 +318,56 @@ class ForbiddenError(LedgerError, PermissionError):
     """The caller may not do this (acting for another channel or creator)."""
 
     code = "forbidden"
+
+
+class NotServedError(ForbiddenError):
+    """A channel acted for an account it does not serve."""
+
+    code = "account-not-served"
+
+    def __init__(self, account: str, channel: str, served_by: list[str]) -> None:
+        super().__init__(
+            f"channel {channel!r} does not serve account {account!r} "
+            f"(served by {', '.join(map(repr, served_by))}); the account's holder can "
+            "take a unit to another channel with a signed authorization"
+        )
+        self.account, self.channel = account, channel
+
+
+class NotInCustodyError(ForbiddenError):
+    """A channel acted on a unit held through another channel."""
+
+    code = "unit-not-in-custody"
+
+    def __init__(self, unit_id: object, channel: str, custody: str | None) -> None:
+        where = f"is held through channel {custody!r}" if custody else "is not held by anyone"
+        super().__init__(f"unit {unit_id} {where}; {channel!r} cannot act on it")
+        self.custody = custody
+
+
+class AuthorizationError(ForbiddenError):
+    """A holder's authorization does not let this channel take the unit:
+    wrong unit, channel, log or account, an unknown key, a bad signature."""
+
+    code = "authorization-refused"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class AuthorizationExpiredError(AuthorizationError):
+    code = "authorization-expired"
+
+
+class AuthorizationReplayedError(ConflictError):
+    """The authorization was for an earlier state of the unit: spent."""
+
+    code = "authorization-replayed"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
 
 
 class ConcurrencyError(LedgerError):

@@ -50,6 +50,10 @@ def channel_id_for(channel: str) -> UUID:
     return _derive("channel", channel)
 
 
+def account_id_for(account: str) -> UUID:
+    return _derive("account", account)
+
+
 def allowance_id_for(stock_id: UUID, buyer: str) -> UUID:
     return _derive("allowance", stock_id, buyer)
 

@@ -18,7 +18,9 @@ from datetime import datetime
 from typing import Any
 
 from ledger.domain.errors import (
+    InvalidInputError,
     NotHolderError,
+    NotInCustodyError,
     NotTransferableError,
     RuleViolation,
     SelfTradeError,
@@ -29,6 +31,10 @@ from ledger.domain.model import OMIT_IF_NONE, Aggregate, Created, Event
 
 PRIMARY = "sale"
 SECONDARY = "resale"
+TRANSFER = "transfer"  # a change of holder without a price
+TRANSFER_KINDS = ("gift", "inheritance", "own-accounts")
+HAND_OFF = "hand-off"  # consents to a move
+HOLDER_SIGNATURE = "holder-signature"
 
 
 class Unit(Aggregate):
@@ -39,6 +45,7 @@ class Unit(Aggregate):
     holder: str | None
     acquisitions: list[dict[str, Any]]
     code: str | None  # the ref of its redemption code, while its primary sale stands
+    custody: str | None  # the channel it is held through (None: back in stock)
 
     @classmethod
     def issue(
@@ -96,6 +103,11 @@ class Unit(Aggregate):
             code=code,
         )
 
+    def check_custody(self, channel: str) -> None:
+        """A channel acts on a unit only while it is held through it."""
+        if self.holder is None or self.custody != channel:
+            raise NotInCustodyError(self.id, channel, self.custody)
+
     def check_resale(self, seller: str, buyer: str) -> None:
         if not self.transferable:
             raise NotTransferableError(self.tier)
@@ -129,12 +141,75 @@ class Unit(Aggregate):
             split=split,
         )
 
+    def move(
+        self,
+        *,
+        move_id: str,
+        to_channel: str,
+        consent: str,
+        authorization: dict[str, str] | None,
+        now: datetime,
+    ) -> None:
+        """The holder takes the unit to ``to_channel``: ``consent`` is a
+        ``hand-off`` recorded by the channel holding it, or the holder's
+        signed ``authorization`` (checked by :mod:`ledger.domain.consent`)."""
+        if self.holder is None or self.custody is None:
+            raise UnitNotHeldError(self.id)
+        if to_channel == self.custody:
+            raise RuleViolation(f"unit {self.id} is already held through {to_channel!r}")
+        if (consent == HOLDER_SIGNATURE) != (authorization is not None):
+            raise AssertionError("a holder's signature comes with its authorization, only")
+        self._trigger(
+            Unit.Moved,
+            now,
+            move_id=move_id,
+            holder=self.holder,
+            from_channel=self.custody,
+            to_channel=to_channel,
+            consent=consent,
+            authorization=authorization,
+        )
+
+    def check_transfer(self, giver: str, recipient: str, channel: str) -> None:
+        self.check_resale(giver, recipient)  # held by the giver, transferable, no self-gift
+        self.check_custody(channel)
+
+    def transfer(
+        self,
+        *,
+        transfer_id: str,
+        giver: str,
+        recipient: str,
+        channel: str,
+        kind: str,
+        now: datetime,
+    ) -> None:
+        """A change of holder without a price (a gift, an inheritance, a
+        move between one's own accounts): no money, so no royalty."""
+        if kind not in TRANSFER_KINDS:
+            raise InvalidInputError("kind", f"must be one of {', '.join(TRANSFER_KINDS)}")
+        self.check_transfer(giver, recipient, channel)
+        self._trigger(
+            Unit.Transferred,
+            now,
+            transfer_id=transfer_id,
+            giver=giver,
+            recipient=recipient,
+            channel=channel,
+            kind=kind,
+        )
+
     def current_acquisition(self) -> dict[str, Any]:
         if self.holder is None:
             raise UnitNotHeldError(self.id)
         for acquisition in reversed(self.acquisitions):
             if not acquisition["refunded"]:
                 current: dict[str, Any] = acquisition
+                if current["kind"] == TRANSFER:
+                    raise RuleViolation(
+                        f"{self.holder!r} received unit {self.id} by a transfer: nothing was "
+                        "paid, so nothing is refunded (a transfer back undoes it)"
+                    )
                 return current
         raise RuleViolation(f"unit {self.id} has nothing left to refund")
 
@@ -251,6 +326,45 @@ class Unit(Aggregate):
             aggregate.holder = self.returned_to
             if self.kind == PRIMARY:  # back to stock: its code was settled apart
                 aggregate.code = None
+                aggregate.custody = None
+            else:  # back to the seller, where they sold it
+                aggregate.custody = next(
+                    a["channel"] for a in aggregate.acquisitions if a["id"] == self.acquisition_id
+                )
+
+    @dataclass(frozen=True)
+    class Moved(Event):
+        TYPE = "unit.moved"
+        move_id: str
+        holder: str
+        from_channel: str
+        to_channel: str
+        consent: str
+        authorization: dict[str, str] | None = field(default=None, metadata=OMIT_IF_NONE)
+
+        def apply(self, aggregate: Unit) -> None:
+            aggregate.custody = self.to_channel
+
+    @dataclass(frozen=True)
+    class Transferred(Event):
+        TYPE = "unit.transferred"
+        transfer_id: str
+        giver: str
+        recipient: str
+        channel: str
+        kind: str
+
+        def apply(self, aggregate: Unit) -> None:
+            _acquire(
+                aggregate,
+                self.transfer_id,
+                TRANSFER,
+                self.recipient,
+                self.giver,
+                self.channel,
+                None,
+                [],
+            )
 
 
 Unit.Issued.AGGREGATE = Unit
@@ -263,10 +377,11 @@ def _acquire(
     holder: str,
     previous: str | None,
     channel: str,
-    price: dict[str, Any],
+    price: dict[str, Any] | None,
     split: list[dict[str, Any]],
 ) -> None:
     unit.holder = holder
+    unit.custody = channel
     unit.acquisitions.append(
         {
             "id": acquisition_id,

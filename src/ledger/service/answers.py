@@ -357,3 +357,40 @@ class CodeRedeemed(Answer):
     holder: str
     redeemer: str
     redeemed_at: str
+
+
+@dataclass(frozen=True, slots=True, eq=False, kw_only=True)
+class AccountOpened(Answer):
+    account: str
+    channel: str  # the channel that opened it, and serves it
+    opened_at: str
+
+
+@dataclass(frozen=True, slots=True, eq=False, kw_only=True)
+class HolderKey(Answer):
+    account: str
+    key_id: str
+    state: str  # "registered" or "revoked"
+    at: str
+
+
+@dataclass(frozen=True, slots=True, eq=False, kw_only=True)
+class UnitMoved(Answer):
+    move_id: str
+    unit_id: str
+    holder: str
+    from_channel: str
+    to_channel: str
+    consent: str  # "hand-off" or "holder-signature"
+    moved_at: str
+
+
+@dataclass(frozen=True, slots=True, eq=False, kw_only=True)
+class UnitTransferred(Answer):
+    transfer_id: str
+    unit_id: str
+    giver: str
+    recipient: str
+    channel: str
+    kind: str  # "gift", "inheritance" or "own-accounts"
+    transferred_at: str

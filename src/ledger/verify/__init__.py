@@ -80,12 +80,30 @@ Units (rule 8.3)
     ``dangling-sale``       a sold serial that no unit event of its sale issues
                             by the end of the log
     ``unit-held``           a held unit is sold again
-    ``not-holder``          a resale by someone who does not hold the unit
-    ``not-transferable``    a resale of a non-transferable tier's unit
+    ``not-holder``          a resale, gift or move by someone who does not hold
+                            the unit
+    ``not-transferable``    a resale or gift of a non-transferable tier's unit
+    ``self-transfer``       a gift to the giver
     ``refund-mismatch``     a refund that does not undo the holder's latest
-                            unrefunded acquisition, on its terms
+                            unrefunded acquisition, on its terms (or undoes
+                            a transfer: nothing was paid)
     ``return-mismatch``     a primary refund without its stock.returned (or a
                             stock.returned that no earlier refund explains)
+Accounts and custody (rule 8.12)
+    ``not-served``          a channel acts (sells to, resells to, gives to,
+                            waitlists, registers a key) for an account it
+                            does not serve, or one never opened
+    ``not-in-custody``      a channel resells, gives or hands off a unit held
+                            through another channel
+    ``account-state``       a channel linked twice, or linked for a unit that
+                            is never moved to it
+    ``holder-key``          a holder's key whose id is not its hash, or
+                            registered twice, or revoked while not in force
+    ``move-state``          a unit moved to the channel holding it
+    ``move-consent``        a move without a valid consent: a holder-signature
+                            move whose authorization is malformed, for another
+                            unit, account, channel or version, outside its
+                            life, or not signed by a key in force
 Money (rule 8.4)
     ``currency``            a price not in the good's currency
     ``split-sum``           split parts do not sum to the price
@@ -219,7 +237,14 @@ CHECKS: tuple[str, ...] = (
     "unit-held",
     "not-holder",
     "not-transferable",
+    "self-transfer",
     "refund-mismatch",
+    "not-served",
+    "not-in-custody",
+    "account-state",
+    "holder-key",
+    "move-state",
+    "move-consent",
     "return-mismatch",
     "currency",
     "split-sum",

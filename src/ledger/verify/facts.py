@@ -161,6 +161,7 @@ class Refund:
 # The id a creation event's aggregate must have (section 4): the derivation
 # from these parts of its payload.
 OWN_ID: dict[str, Callable[[Payload], tuple[Any, ...]]] = {
+    "account.opened": lambda p: ("account", p["account"]),
     "channel.registered": lambda p: ("channel", p["channel"]),
     "command.recorded": lambda p: ("command", p["scope"], p["key"]),
     "good.minted": lambda p: ("good", p["fingerprint"]),

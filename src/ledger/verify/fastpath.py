@@ -114,7 +114,7 @@ def canonical(value: Any) -> bytes | None:
 def _float_free(payload: Payload, members: tuple[str, ...]) -> bool:
     """No float anywhere in these members of the payload (False also when
     they nest deeper than :data:`_DEPTH`: the general path then looks)."""
-    return all(_no_float(payload[name], _DEPTH) for name in members)
+    return all(_no_float(payload.get(name), _DEPTH) for name in members)  # (optional: absent)
 
 
 _DEPTH = 64

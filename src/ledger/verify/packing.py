@@ -40,6 +40,7 @@ class Acquisition:
     holder: str
     source: str | None  # the seller of a resale
     terms: bytes  # SHA-256 of the canonical [price, split]
+    channel: str  # the channel it was made through
 
 
 @dataclass(slots=True)
@@ -50,6 +51,7 @@ class Unit:
     holder: str | None
     # Unrefunded acquisitions, latest last: a refund undoes the last one.
     acquisitions: list[Acquisition]
+    custody: str | None  # the channel it is held through
 
 
 @dataclass(slots=True)
@@ -133,7 +135,7 @@ class PackedState:
         packed = unpack(blob)[4]
         if packed is None:
             return None
-        stock_ref, serial, transferable, holder, acquisitions = packed
+        stock_ref, serial, transferable, holder, acquisitions, custody = packed
         terms = self._terms_list
         return Unit(
             self._stock_names[stock_ref],
@@ -147,9 +149,11 @@ class PackedState:
                     h,
                     src,
                     terms[t] if type(t) is int else t,
+                    c,
                 )
-                for i, k, h, src, t in acquisitions
+                for i, k, h, src, t, c in acquisitions
             ],
+            custody,
         )
 
     def keep_unit(self, key: Key, unit: Unit) -> None:
@@ -169,9 +173,11 @@ class PackedState:
                     a.holder,
                     a.source,
                     self._terms_ref(a.terms),
+                    a.channel,
                 )
                 for a in unit.acquisitions
             ],
+            unit.custody,
         )
         self.table.put(key, pack(head, version, position, code, packed, allowance))
 

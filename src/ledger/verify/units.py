@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 
 from ledger.verify import codec
+from ledger.verify.accounts import AccountRules
 from ledger.verify.codes import CodeRules
 from ledger.verify.facts import Event, Facts, Payload, Refund, Sale, short
 from ledger.verify.goods import Splits
@@ -28,9 +29,15 @@ def acquisition(
     terms: bytes | None = None,
 ) -> Acquisition:
     """What a refund must name and give back; its price and split hashed
-    (``terms``, if already known to be those of ``p``)."""
+    (``terms``, if already known to be those of ``p``), and the channel it
+    was made through (none named: a refund's account of it)."""
     return Acquisition(
-        acquisition_id, kind, holder, source, terms or _terms(p["price"], p["split"])
+        acquisition_id,
+        kind,
+        holder,
+        source,
+        terms or _terms(p["price"], p["split"]),
+        p.get("channel", ""),
     )
 
 
@@ -42,9 +49,15 @@ class UnitRules:
     """``unit.issued``, ``unit.reissued``, ``unit.resold``, ``unit.refunded``."""
 
     def __init__(
-        self, facts: Facts, records: CommandRecords, codes: CodeRules, splits: Splits
+        self,
+        facts: Facts,
+        records: CommandRecords,
+        codes: CodeRules,
+        splits: Splits,
+        accounts: AccountRules,
     ) -> None:
         self._facts = facts
+        self._accounts = accounts
         self._flag = facts.flag
         self._unit = facts.packed.unit
         self._keep_unit = facts.packed.keep_unit
@@ -98,8 +111,10 @@ class UnitRules:
                     transferable=p["transferable"],
                     holder=p["holder"],
                     acquisitions=[acquisition(p["sale_id"], "sale", p["holder"], None, p, terms)],
+                    custody=p["channel"],
                 ),
             )
+        self._accounts.act(ev, p["holder"], p["channel"])
 
     def _stock_id(self, good_id: str, tier: str) -> str:
         key = (good_id, tier)
@@ -126,7 +141,9 @@ class UnitRules:
         self._codes.unit_sold(ev, ev.aggregate_id, p)
         unit.holder = p["holder"]
         unit.acquisitions = [acquisition(p["sale_id"], "sale", p["holder"], None, p, terms)]
+        unit.custody = p["channel"]
         self._keep_unit(ev.key, unit)
+        self._accounts.act(ev, p["holder"], p["channel"])
 
     def _match_sale(self, ev: Event, stock_id: str, p: Payload, *, issued: bool) -> bytes | None:
         """A unit event answers for one serial of an earlier ``stock.sold``,
@@ -190,12 +207,15 @@ class UnitRules:
                 price=p["price"],
                 split=p["split"],
             )
+        self._accounts.act(ev, p["buyer"], p["channel"])
         if unit is None:
             return
         self._check_resale(ev, unit, p)
+        self._accounts.check_custody(ev, unit, p["channel"])
         self._codes.resold(ev, ev.aggregate_id)
         unit.holder = p["buyer"]
         unit.acquisitions.append(acquisition(p["resale_id"], "resale", p["buyer"], p["seller"], p))
+        unit.custody = p["channel"]
         self._keep_unit(ev.key, unit)
 
     def _check_resale(self, ev: Event, unit: Unit, p: Payload) -> None:
@@ -237,6 +257,28 @@ class UnitRules:
                     self._splits.resale(stock, good, p["channel"], fee, price["amount"], seller),
                 )
 
+    def on_transferred(self, ev: Event, p: Payload) -> None:
+        """A change of holder without a price: from the holder, of a
+        transferable unit, through the channel holding it; no royalty."""
+        self._accounts.act(ev, p["recipient"], p["channel"])
+        unit = self._unit(ev.key)
+        if unit is None or ev.aggregate_id is None:
+            return
+        giver = p["giver"]
+        if unit.holder != giver:
+            self._flag(ev, "not-holder", f"giver {short(giver)} is not the holder {unit.holder}")
+        if not unit.transferable:
+            self._flag(ev, "not-transferable", "the tier is not transferable")
+        if p["recipient"] == giver:
+            self._flag(ev, "self-transfer", f"{short(giver)} gives the unit to themself")
+        self._accounts.check_custody(ev, unit, p["channel"])
+        self._codes.resold(ev, ev.aggregate_id)
+        unit.holder = p["recipient"]
+        unit.acquisitions.append(
+            Acquisition(p["transfer_id"], "transfer", p["recipient"], giver, b"", p["channel"])
+        )
+        self._keep_unit(ev.key, unit)
+
     def on_refunded(self, ev: Event, p: Payload) -> None:
         if ev.aggregate_id is None:
             raise VerifierInvariantError("ev.aggregate_id unset")
@@ -262,7 +304,12 @@ class UnitRules:
         # Resynchronise: undo the acquisition the refund names, if known.
         ids = [a.id for a in unit.acquisitions]
         if undone.id in ids:
+            # Custody: back in stock (a sale's), or with the seller, through
+            # the channel they sold it through (a resale's).
+            unit.custody = unit.acquisitions[ids.index(undone.id)].channel
             del unit.acquisitions[ids.index(undone.id) :]
+        if p["kind"] == "sale":
+            unit.custody = None
         unit.holder = p["returned_to"]
         self._keep_unit(ev.key, unit)
         if p["kind"] == "sale":
@@ -286,6 +333,14 @@ class UnitRules:
                 "the unit is not held, so there is no acquisition to refund"
                 if unit.holder is None
                 else f"{unit.holder} holds the unit with no unrefunded acquisition left",
+            )
+            return
+        if latest.kind == "transfer":
+            self._flag(
+                ev,
+                "refund-mismatch",
+                f"{latest.holder} received the unit by a transfer ({latest.id}): "
+                "nothing was paid, so nothing is refunded",
             )
             return
         diffs = []

@@ -38,6 +38,7 @@ import time
 import orjson
 
 from ledger.verify import codec
+from ledger.verify.accounts import AccountRules
 from ledger.verify.allowances import AllowanceRules
 from ledger.verify.code_events import CodeEvents
 from ledger.verify.codes import CodeRules
@@ -107,8 +108,14 @@ class Verifier:
             self._goods,
         )
         stock = StockRules(facts, records, holds, codes, splits)
-        units = UnitRules(facts, records, codes, splits)
+        accounts = self._accounts = AccountRules(facts)
+        units = UnitRules(facts, records, codes, splits, accounts)
         allowances = AllowanceRules(facts)
+
+        def on_waitlisted(ev: Event, p: Payload) -> None:
+            holds.on_waitlisted(ev, p)
+            accounts.act(ev, p["buyer"], p["channel"])
+
         return {
             "channel.registered": goods.on_channel_registered,
             "good.minted": goods.on_minted,
@@ -122,7 +129,7 @@ class Verifier:
             "stock.hold-released": holds.on_released,
             "stock.refund-owed": holds.on_refund_owed,
             "stock.allotted": holds.on_allotted,
-            "stock.waitlisted": holds.on_waitlisted,
+            "stock.waitlisted": on_waitlisted,
             "stock.rate-set": holds.on_rate_set,
             "stock.waitlist-left": holds.on_waitlist_left,
             "stock.pool-returned": holds.on_pool_returned,
@@ -134,6 +141,12 @@ class Verifier:
             "unit.resold": units.on_resold,
             "unit.refunded": units.on_refunded,
             "command.recorded": records.on_recorded,
+            "account.opened": accounts.on_opened,
+            "account.linked": accounts.on_linked,
+            "account.key-registered": accounts.on_key_registered,
+            "account.key-revoked": accounts.on_key_revoked,
+            "unit.moved": accounts.on_moved,
+            "unit.transferred": units.on_transferred,
             **CodeEvents(facts, records, codes).handlers(),
         }
 
@@ -556,5 +569,6 @@ class Verifier:
         self._codes.finish(self._facts.unreadable)
         self._records.finish()
         self._goods.finish()  # variants and tiers
+        self._accounts.finish()  # acts for accounts never opened
         self._facts.clear()
         self._records.clear()

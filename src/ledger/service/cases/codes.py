@@ -16,7 +16,6 @@ from ledger.domain.errors import (
     CodeNotFoundError,
     CodeStateError,
     DuplicateCodeError,
-    ForbiddenError,
     InvalidInputError,
     InvariantError,
     NotHolderError,
@@ -118,8 +117,8 @@ class Codes(LedgerCore):
     ) -> CodeDelivered:
         """Reveal a unit's code to its current holder. The first delivery is
         recorded (``code.delivered``); asking again answers the same code and
-        records nothing. With ``channel``, only for a unit whose current
-        acquisition was made through that channel.
+        records nothing. With ``channel``, only for a unit held through that
+        channel (its custody).
 
         The code's text is added to the answer after the command, from the
         vault: it is never in the idempotency record."""
@@ -135,11 +134,8 @@ class Codes(LedgerCore):
                 raise UnitNotHeldError(unit_uuid)
             if unit.holder != holder:
                 raise NotHolderError(unit_uuid, holder)
-            if channel is not None and unit.current_acquisition()["channel"] != channel:
-                raise ForbiddenError(
-                    f"unit {unit.id} was last acquired through another "
-                    f"channel; {channel!r} delivers only its own sales' codes"
-                )
+            if channel is not None:
+                unit.check_custody(channel)  # only the channel it is held through
             if unit.code is None:
                 raise CodeStateError(f"unit {unit.id} carries no redemption code")
             code = self._code_in(uow, unit.code)

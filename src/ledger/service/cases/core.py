@@ -87,7 +87,11 @@ class LedgerCore:
         cache_size: int = 50_000,
         batch_max: int = BATCH_COMMANDS_MAX,
         code_keyring: Keyring | None = None,
+        log_origin: str | None = None,
     ) -> None:
+        # The origin of the log this ledger is sealed into: what a holder's
+        # authorization names (docs/format.md section 10).
+        self.log_origin = log_origin
         self.url = url if isinstance(url, DatabaseURL) else DatabaseURL.parse(url)
         self._store = EventStore(self.url, cache_size=cache_size)
         # Redemption codes' sealed text, beside the events (see codevault).

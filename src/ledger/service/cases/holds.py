@@ -21,6 +21,7 @@ from ledger.domain.ids import (
 from ledger.domain.model import Aggregate, format_timestamp
 from ledger.domain.money import Money
 from ledger.domain.stock import TierStock
+from ledger.service.accounts import Acting
 from ledger.service.answers import (
     HoldPaid,
     HoldReleased,
@@ -260,9 +261,11 @@ class HoldsAndPools(Sales):
             stock = self._stock_in(uow, good_uuid, tier)
             _answered_before(uow, entry_id in stock.waitlist or entry_id in stock.holds)
             via = self.channel(channel)
+            acting = Acting(uow, buyer, via.channel)  # refuses another channel's account
             place = stock.join_waitlist(
                 entry_id=entry_id, buyer=buyer, channel=via.channel, quantity=quantity, now=now
             )
+            acting.open_if_new(uow, now)
             return {
                 "entry_id": entry_id,
                 "good_id": str(good_uuid),

@@ -25,6 +25,7 @@ from ledger.domain.money import Money, split
 from ledger.domain.sale import SaleSource
 from ledger.domain.stock import TierStock
 from ledger.domain.unit import PRIMARY, Unit
+from ledger.service.accounts import Acting
 from ledger.service.answers import (
     Refunded,
     Resold,
@@ -140,9 +141,12 @@ class Sales(LedgerCore):
             _check_currency(good, price)
             via = self.channel(channel)
             unit.check_resale(seller, buyer)
+            unit.check_custody(via.channel)
+            acting = Acting(uow, buyer, via.channel)
             if unit.code:
                 self._code_in(uow, unit.code).check_resale(str(unit.id))
             parts = split(price.amount, good.resale_shares(via.channel, via.fee_bps, seller))
+            acting.open_if_new(uow, now)
             unit.resell(
                 resale_id=resale_id,
                 seller=seller,
@@ -183,11 +187,13 @@ class Sales(LedgerCore):
             if unit is None:
                 raise UnitNotFoundError(unit_uuid)
             current = unit.current_acquisition()  # refuses a unit with nothing to refund
-            if channel is not None and current["channel"] != channel:
-                raise ForbiddenError(
-                    f"unit {unit.id} was last acquired through another "
-                    f"channel; {channel!r} can only refund its own sales"
-                )
+            if channel is not None:
+                unit.check_custody(channel)
+                if current["channel"] != channel:
+                    raise ForbiddenError(
+                        f"unit {unit.id} was last acquired through another "
+                        f"channel; {channel!r} can only refund its own sales"
+                    )
             code = self._code_in(uow, unit.code) if unit.code else None
             if code is not None:
                 if code.unit_id != str(unit.id):
@@ -226,9 +232,8 @@ class Sales(LedgerCore):
         now: datetime,
         source: SaleSource = SaleSource.DIRECT,
     ) -> dict[str, Any]:
-        """A primary sale from ``stock`` (checked before anything changes);
-        ``source`` says whether the channel's pool comes first and whether
-        it may be an early-bird sale."""
+        """A primary sale from ``stock``, checked before anything changes
+        (``source``: whether the pool comes first, early birds may buy)."""
         via = channel
         price = unit_price.to_json()
         # Every check before any change: a refusal must leave the batch's
@@ -240,12 +245,14 @@ class Sales(LedgerCore):
             rate_channel=via.channel,
             unit_price=price if source.may_be_early_bird else None,
         )
+        acting = Acting(uow, buyer, via.channel)  # refuses another channel's account
         allowance = allowance_checked(uow, stock, buyer, quantity)
         parts = self._primary_split(good, via, unit_price.amount)
         refs = stock.codes_for(quantity)  # a redemption-code tier: one code a unit
         codes = [self._code_in(uow, ref) for ref in refs or ()]
         if any(code.state != "free" for code in codes):
             raise _StaleReadError  # the stock was read before another process used it
+        acting.open_if_new(uow, now)  # (the first change: every check has passed)
         first_fresh = stock.next_serial
         serials = stock.sell(
             sale_id=sale_id,

@@ -1,0 +1,31 @@
+"""The accounts a command acts for (the rules are the domain's,
+:mod:`ledger.domain.account`; this loads and adds)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from ledger.domain.account import Account
+from ledger.domain.ids import account_id_for
+from ledger.service.unit_of_work import UnitOfWork
+
+
+class Acting:
+    """An act of ``channel`` for ``account``, checked before anything
+    changes (:meth:`check`) and recorded after (:meth:`open_if_new`): a
+    refused command must leave a batch's aggregates untouched."""
+
+    __slots__ = ("account", "channel", "found")
+
+    def __init__(self, uow: UnitOfWork, account: str, channel: str) -> None:
+        self.account, self.channel = account, channel
+        self.found = uow.get_or_assume_new(Account, account_id_for(account))
+        if self.found is not None:
+            self.found.check_served_by(channel)
+
+    def open_if_new(self, uow: UnitOfWork, now: datetime) -> None:
+        """Open the account, served by the channel, if the ledger does not
+        know it yet (or another command of this batch opened it since)."""
+        if self.found is None and uow.seen(account_id_for(self.account)) is None:
+            self.found = Account.open(self.account, self.channel, now)
+            uow.add(self.found)
