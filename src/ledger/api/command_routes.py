@@ -1,8 +1,9 @@
 """The commands: mint, derive, sell, resell, restock, refund, register a channel.
 The holds, pools, rates and waitlists are in :mod:`ledger.api.hold_routes`, the
+holders (accounts, keys, moves, transfers) in :mod:`ledger.api.account_routes`, the
 redemption codes (import, delivery, redemption) in :mod:`ledger.api.code_routes`;
-all three add their routes to one router (:mod:`ledger.api.command_edge`'s, this
-module's ``router``), and importing this module imports the other two.
+all add their routes to one router (:mod:`ledger.api.command_edge`'s, this
+module's ``router``), and importing this module imports the others.
 
 Every POST takes an ``Idempotency-Key`` header (Stripe's semantics): the
 same key and body return the first response again, byte for byte, marked
@@ -322,3 +323,6 @@ from ledger.api import hold_routes  # noqa: E402, F401 - registers its routes
 
 # isort: split
 from ledger.api import code_routes  # noqa: E402, F401 - registers its routes
+
+# isort: split
+from ledger.api import account_routes  # noqa: E402, F401 - registers its routes

@@ -259,3 +259,46 @@ class DeliverCode(Strict):
 class RedeemCode(Strict):
     code: CodeText
     redeemer: Identifier = Field(description="Who redeems it (e.g. the platform's account id)")
+
+
+# -- holders (issue 14): accounts, holders' keys, moves and transfers --------
+Base64Url = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+class OpenAccount(Strict):
+    account: Identifier
+    channel: Identifier
+
+
+class HolderKeyBody(Strict):
+    public_key: Annotated[Base64Url, Field(max_length=64, description="Ed25519, 32 bytes")]
+    channel: Identifier
+
+
+class RevokeHolderKey(Strict):
+    channel: Identifier
+
+
+class Authorization(Strict):
+    """A holder's signed consent (docs/format.md section 10)."""
+
+    key_id: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")]
+    payload: Annotated[Base64Url, Field(max_length=1_400)]
+    signature: Annotated[Base64Url, Field(max_length=96)]
+
+
+class MoveUnit(Strict):
+    holder: Identifier
+    to_channel: Identifier
+    channel: Identifier = Field(
+        description="the channel acting: the one holding the unit (a hand-off) "
+        "or, presenting the holder's authorization, to_channel"
+    )
+    authorization: Authorization | None = None
+
+
+class TransferUnit(Strict):
+    giver: Identifier
+    recipient: Identifier
+    channel: Identifier
+    kind: Literal["gift", "inheritance", "own-accounts"] = "gift"

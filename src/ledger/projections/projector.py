@@ -39,6 +39,10 @@ from ledger.store.dialect import Tables
 __all__ = ["Changes", "Projector", "Record"]
 
 CREATOR_ROLES = ("creator", "master-creator")
+# The events of a unit after its issue (the batch reads the unit's row first).
+UNIT_CHANGES = frozenset(
+    {"unit.reissued", "unit.resold", "unit.refunded", "unit.moved", "unit.transferred"}
+)
 IN_CHUNK = 500  # ids per bulk SELECT
 
 
@@ -67,6 +71,8 @@ class Projector:
             "unit.reissued": self._unit_acquired,
             "unit.resold": self._unit_acquired,
             "unit.refunded": self._unit_refunded,
+            "unit.moved": self._unit_changed_hands,
+            "unit.transferred": self._unit_changed_hands,
         }
 
     def _q(self, statement: str) -> str:
@@ -152,13 +158,7 @@ class Projector:
                 if r.type.startswith("stock.") and r.type != "stock.opened"
             }
         )
-        unit_ids = sorted(
-            {
-                r.aggregate_id
-                for r, _ in decoded
-                if r.type in ("unit.reissued", "unit.resold", "unit.refunded")
-            }
-        )
+        unit_ids = sorted({r.aggregate_id for r, _ in decoded if r.type in UNIT_CHANGES})
         refunds = sorted(
             {
                 (r.aggregate_id, e["payload"]["acquisition_id"])
@@ -423,7 +423,7 @@ class Projector:
         before: str | None,
         after: str | None,
         channel: str | None,
-        price: dict[str, Any],
+        price: dict[str, Any] | None,
         split: list[dict[str, Any]],
     ) -> None:
         event_hash = hashlib.sha256(
@@ -440,8 +440,8 @@ class Projector:
                 before,
                 after,
                 channel,
-                int(price["amount"]),
-                price["currency"],
+                None if price is None else int(price["amount"]),
+                None if price is None else price["currency"],
                 orjson.dumps(split).decode(),
                 event_hash,
             )
@@ -492,6 +492,33 @@ class Projector:
         )
         good_id = str(b.units[r.aggregate_id]["good_id"])
         self._pay(b, r, at, good_id, kind, reference, p["channel"], p["price"], p["split"], 1)
+
+    def _unit_changed_hands(self, b: Batch, r: Record, e: dict[str, Any], _ch: Changes) -> None:
+        """A move to another channel (same holder) or a transfer without a
+        price (a new holder): history, and nothing paid to anyone."""
+        p = e["payload"]
+        unit = self._unit(b, r.aggregate_id)
+        if r.type == "unit.moved":
+            before = after = p["holder"]
+            reference, channel = p["move_id"], p["to_channel"]
+        else:
+            before, after = p["giver"], p["recipient"]
+            reference, channel = p["transfer_id"], p["channel"]
+        unit["holder"] = after
+        unit["events"] = int(unit["events"]) + 1
+        unit["updated_at"] = e["timestamp"]
+        b.touched_units.add(r.aggregate_id)
+        self._unit_event(
+            b,
+            r,
+            e,
+            reference=reference,
+            before=before,
+            after=after,
+            channel=channel,
+            price=None,
+            split=[],
+        )
 
     def _unit_refunded(self, b: Batch, r: Record, e: dict[str, Any], _ch: Changes) -> None:
         p = e["payload"]
