@@ -180,12 +180,37 @@ def coded(api: Api, world: dict[str, str]) -> dict[str, str]:
     return {"coded": good_id, "coded_unit": unit, "code": delivered.json()["code"]}
 
 
+@pytest.fixture
+def holders(api: Api, world: dict[str, str]) -> dict[str, Any]:
+    """Units sold through shop to h1 (with h1's key registered and an
+    authorization to take it to other) and to h2 (to give away)."""
+    from tests.integration.test_api_holders import Holder
+
+    api.runtime.ledger.log_origin = "ledger.test/matrix"
+    units = []
+    for buyer in ("h1", "h2"):
+        sale = api.post(
+            "shop",
+            f"/goods/{world['good']}/tiers/own/sales",
+            {"buyer": buyer, "channel": "shop", "unit_price": {"amount": 1, "currency": "EUR"}},
+        )
+        assert sale.status_code == 201, sale.text
+        units.append(sale.json()["units"][0]["unit_id"])
+    h1 = Holder("h1")
+    key = api.post("shop", "/accounts/h1/keys", {"public_key": h1.public, "channel": "shop"})
+    assert key.status_code == 201, key.text
+    key_id = key.json()["key_id"]
+    authorization = h1.authorize(units[0], "other", 1, key_id=key_id, log="ledger.test/matrix")
+    return {"moved": units[0], "authorization": authorization, "given": units[1], "key": key_id}
+
+
 READERS = {"admin", "alice", "mallory", "shop", "other", "auditor"}
 EVERYONE = set(PRINCIPALS)
 
 
-def endpoints(w: dict[str, str]) -> list[tuple[str, str, Any, set[str]]]:
+def endpoints(w: dict[str, Any]) -> list[tuple[str, str, Any, set[str]]]:
     g, u, h = w["good"], w["unit"], w["hold"]
+    moved, given = w["moved"], w["given"]
     r, e = w["restockable"], w["entry"]
     c, cu, code = w["coded"], w["coded_unit"], w["code"]
     price = {"amount": 2_000, "currency": "EUR"}
@@ -298,7 +323,52 @@ def endpoints(w: dict[str, str]) -> list[tuple[str, str, Any, set[str]]]:
             lambda: {"code": code, "redeemer": "r1"},
             {"admin", "alice", "mallory"},
         ),
+        # Holders: a channel speaks for itself and the accounts it serves.
+        (
+            "POST",
+            "/accounts",
+            lambda: {"account": f"a{uuid.uuid4().hex[:8]}", "channel": "shop"},
+            {"admin", "shop"},
+        ),
+        ("GET", "/accounts/h1", None, {"admin", "shop", "auditor"}),
+        (
+            "POST",
+            "/accounts/h1/keys",
+            lambda: {"public_key": _public_key(), "channel": "shop"},
+            {"admin", "shop"},
+        ),
+        (
+            "POST",
+            f"/accounts/h1/keys/{'0' * 16}/revocation",
+            lambda: {"channel": "shop"},
+            {"admin", "shop"},
+        ),
+        # Presented by the channel the holder authorized (a replay: 409).
+        (
+            "POST",
+            f"/units/{moved}/moves",
+            lambda: {
+                "holder": "h1",
+                "to_channel": "other",
+                "channel": "other",
+                "authorization": w["authorization"],
+            },
+            {"admin", "other"},
+        ),
+        # By the channel holding it (then h2 holds it no more: 409).
+        (
+            "POST",
+            f"/units/{given}/transfers",
+            lambda: {"giver": "h2", "recipient": f"r{uuid.uuid4().hex[:6]}", "channel": "shop"},
+            {"admin", "shop"},
+        ),
     ]
+
+
+def _public_key() -> str:
+    from tests.integration.test_api_holders import Holder
+
+    return Holder("x").public
 
 
 def call(api: Api, method: str, path: str, body: Any, who: str | None) -> int:
@@ -314,9 +384,9 @@ def call(api: Api, method: str, path: str, body: Any, who: str | None) -> int:
 
 
 def test_every_endpoint_for_every_role(
-    api: Api, world: dict[str, str], coded: dict[str, str]
+    api: Api, world: dict[str, str], coded: dict[str, str], holders: dict[str, Any]
 ) -> None:
-    world = world | coded
+    world = world | coded | holders
     checked = 0
     for method, path, body, allowed in endpoints(world):
         # Denied callers first: an allowed refund would change what is refundable.

@@ -114,7 +114,7 @@ def test_holders_and_authority_over_http(store_url: DatabaseURL, tmp_path: Path)
         assert other.post(f"/units/{unit}/resales", as_shop, status=403)["type"].endswith(
             "/forbidden"
         )
-        assert other.get("/accounts/b1", status=404)["type"].endswith("/account-not-found")
+        assert other.get("/accounts/b1", status=403)["type"].endswith("/account-not-served")
 
         # b1 registers a key through shop, and takes the unit to other.
         b1 = Holder("b1")

@@ -75,8 +75,9 @@ def get_account(
 ) -> dict[str, Any]:
     found = rt.ledger.account(account)
     if who.role is Role.CHANNEL and who.subject not in found.channels:
-        # (Not 403: a channel learns nothing of accounts it does not serve.)
-        raise ApiProblem(404, "account-not-found", f"no account {account!r} served by you")
+        raise ApiProblem(
+            403, "account-not-served", f"channel {who.subject!r} does not serve {account!r}"
+        )
     return {
         "account": found.account,
         "channels": list(found.channels),
