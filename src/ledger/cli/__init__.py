@@ -19,6 +19,7 @@ from ledger.cli import (
     codes_import,
     demo,
     export,
+    holders,
     keys,
     proof,
     serve,
@@ -82,6 +83,18 @@ channels_app = typer.Typer(
 app.add_typer(channels_app, name="channels")
 channels_app.command("add")(channels.channels_add)
 channels_app.command("list")(channels.channels_list)
+
+holders_app = typer.Typer(
+    help="A holder's key, and the signed authorization taking a unit to another channel.",
+    no_args_is_help=True,
+)
+app.add_typer(holders_app, name="holders")
+holders_app.command("keygen", short_help="Make a holder's key; print its public key.")(
+    holders.holders_keygen
+)
+holders_app.command("authorize", short_help="Sign the move of a unit to another channel.")(
+    holders.holders_authorize
+)
 
 views_app = typer.Typer(help="The read views: status and rebuild.", no_args_is_help=True)
 app.add_typer(views_app, name="views")
