@@ -493,7 +493,7 @@ def test_domain_refusals_are_problems_with_stable_types(api: Api, world: dict[st
 def test_a_channel_refunds_only_its_own_sales(api: Api, world: dict[str, str]) -> None:
     refused = api.post("other", f"/units/{world['unit']}/refunds", {"reason": "not mine"})
     assert refused.status_code == 403
-    assert refused.json()["type"] == PROBLEM + "forbidden"
+    assert refused.json()["type"] == PROBLEM + "unit-not-in-custody"
     assert (
         api.post("shop", f"/units/{world['unit']}/refunds", {"reason": "mine"}).status_code == 201
     )

@@ -461,7 +461,7 @@ def test_nobody_but_the_selling_channel_gets_the_code(
     refusals = []
     for who in ("admin", "alice", "mallory", "auditor", "verifier"):
         refusals.append(problem_of(deliver(server, who, unit, "carol"), 403, "forbidden"))
-    refusals.append(problem_of(deliver(server, "other", unit, "carol"), 403, "forbidden"))
+    refusals.append(problem_of(deliver(server, "other", unit, "carol"), 403, "unit-not-in-custody"))
     for anonymous in (None,):
         assert deliver(server, anonymous, unit, "carol").status_code == 401
     refusals.append(problem_of(deliver(server, "shop", unit, "dave"), 409, "not-holder"))
@@ -479,8 +479,11 @@ def test_nobody_but_the_selling_channel_gets_the_code(
     problem_of(
         deliver(server, "shop", plain.json()["units"][0]["unit_id"], "carol"), 409, "code-state"
     )
-    # Resold with its code still sealed, the unit's code goes to its new holder,
-    # through the channel of that resale; the first buyer and channel lose it.
+    # Taken to another channel (the shop hands it off) and resold there with its
+    # code still sealed, the unit's code goes to its new holder, through the
+    # channel holding it; the first buyer and channel lose it.
+    hand_off = {"holder": "carol", "to_channel": "other", "channel": "shop"}
+    assert server.post("shop", f"/units/{unit}/moves", hand_off).status_code == 201
     assert (
         server.post(
             "other",
@@ -489,7 +492,7 @@ def test_nobody_but_the_selling_channel_gets_the_code(
         ).status_code
         == 201
     )
-    problem_of(deliver(server, "shop", unit, "dave"), 403, "forbidden")
+    problem_of(deliver(server, "shop", unit, "dave"), 403, "unit-not-in-custody")
     problem_of(deliver(server, "other", unit, "carol"), 409, "not-holder")
     delivered = deliver(server, "other", unit, "dave")
     assert delivered.status_code == 200, delivered.text
