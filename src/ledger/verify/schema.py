@@ -267,6 +267,8 @@ def is_true(value: Any) -> str | None:
 
 
 CODE_REF_PATTERN = re.compile(r"[0-9a-f]{32}")
+KEY_ID_PATTERN = re.compile(r"[0-9a-f]{12}")
+KEY_ROLES = frozenset({"admin", "creator", "channel", "auditor", "verifier"})
 
 
 def code_ref(value: Any) -> str | None:
@@ -619,6 +621,13 @@ PAYLOADS: dict[str, dict[str, Check]] = {
     "code.returned": {"unit_id": uuid_text, "refund_id": uuid_text},
     "code.voided": {"unit_id": uuid_text, "refund_id": uuid_text},
     "channel.registered": {"channel": identifier, "name": text(), "fee_bps": bps},
+    "apikey.issued": {
+        "key_id": matches(KEY_ID_PATTERN, "12 lowercase hex digits"),
+        "role": one_of(KEY_ROLES),
+        "subject": nullable(identifier),
+        "label": text(empty_ok=True),
+    },
+    "apikey.revoked": {"key_id": matches(KEY_ID_PATTERN, "12 lowercase hex digits")},
     "allowance.started": {"stock_id": uuid_text, "buyer": identifier},
     "allowance.counted": {
         "delta": integer(-SAFE_INTEGER_MAX),
@@ -640,6 +649,7 @@ CREATION_TYPES = frozenset(
         "stock.opened",
         "unit.issued",
         "channel.registered",
+        "apikey.issued",
         "allowance.started",
         "command.recorded",
         "code.imported",
