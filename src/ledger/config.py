@@ -11,6 +11,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ledger.domain import limits
+from ledger.domain.actor import DEFAULT_SERVER_NAME
 from ledger.projections.bands import BandPolicy
 from ledger.store.database import DEFAULT_DATABASE_TIMEOUT, DEFAULT_URL
 
@@ -97,6 +98,12 @@ class Settings(BaseSettings):
         gt=0,
         le=60,
         description="Seconds between sweeps that record the expiry of holds whose time is up",
+    )
+    server_name: str = Field(
+        default=DEFAULT_SERVER_NAME,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$",
+        description="The name the server's own actions (hold expiry sweeps) are recorded "
+        "under: the subject of their recorded_by (docs/format.md section 2)",
     )
     velocity_window_minutes: int = Field(
         default=60,

@@ -22,6 +22,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from ledger.domain.actor import Actor, acting, current_actor, set_actor
 from ledger.domain.errors import BuyerLimitError, LedgerError, SoldOutError
 from ledger.domain.money import Money
 from ledger.projections import ProjectionRunner, ProjectionStore, Views
@@ -62,6 +63,9 @@ VARIANT_SPEC: dict[str, Any] = {
     "royalty": {"resale_bps": 800},
 }
 PRICES = {"own": 2_500, "view": 300, "variant": 4_000}
+
+# The demo writes straight to a store, as an operator at the command line would.
+OPERATOR = Actor.operator()
 
 
 class DemoError(Exception):
@@ -107,7 +111,7 @@ def run_demo(
     started = time.perf_counter()
     rng = random.Random(15342)
     console.print(f"[bold]ledger demo[/] on {url.display()}")
-    with Ledger(url) as ledger:
+    with Ledger(url) as ledger, acting(OPERATOR):
         views = ProjectionStore(ledger.event_store.recorder)
         runner = ProjectionRunner(views)  # the views follow the sale live
         runner.start()
@@ -253,9 +257,12 @@ def _plan(attempts: int, master: str, variant: str, rng: random.Random) -> list[
 def _flash_sale(
     ledger: Ledger, plan: list[Attempt], tallies: dict[str, TierTally], threads: int
 ) -> list[Mapping[str, Any]]:
+    actor = current_actor()  # the pool's threads act as the demo's caller
+
     def attempt(item: Attempt) -> tuple[Attempt, Mapping[str, Any] | Exception, float]:
         began = time.perf_counter()
         try:
+            set_actor(actor)
             outcome: Mapping[str, Any] | Exception = ledger.sell(
                 item.good_id,
                 item.tier,

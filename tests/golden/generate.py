@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from ledger.domain import canonical, ids
+from ledger.domain.actor import Actor, acting
+from ledger.domain.apikey import ApiKey
+from ledger.domain.channel import Channel
 from ledger.domain.good import Good, GoodSpec
 from ledger.domain.model import format_timestamp
 from ledger.domain.money import Share, split
@@ -156,9 +159,85 @@ def build() -> dict[str, Any]:
     }
 
 
+OPERATOR = Actor.operator("cli-0001")
+ADMIN_KEY, SHOP_KEY = "0123456789ab", "a1b2c3d4e5f6"
+ADMIN = Actor.of_key(ADMIN_KEY, "admin", None, "req-admin-1")
+SHOP = Actor.of_key(SHOP_KEY, "channel", "shop", "0f8fad5b-d9cb-469f-a165-70867728950e")
+SERVER = Actor.server("ledger", "5f1e2d3c4b5a69788796a5b4c3d2e1f0")
+
+
+def build_recorded_by() -> dict[str, Any]:
+    """Events with ``recorded_by`` (docs/format.md section 2): keys issued
+    and revoked by an operator and an admin key, a hold by a channel's key
+    expired by the server, a sale by the channel's key."""
+    with acting(OPERATOR):
+        admin = ApiKey.issue(ADMIN_KEY, "admin", None, "ops", T0)
+        shop_key = ApiKey.issue(SHOP_KEY, "channel", "shop", 'till "1"', T0)
+    with acting(ADMIN):
+        channel = Channel.register("shop", "Shop", 500, T0)
+        good = Good.mint(GoodSpec.from_json(SPEC), T0)
+        stock = TierStock.open(good, "own", T0)
+    at = T0 + timedelta(seconds=1)
+    with acting(SHOP):
+        stock.reserve(
+            hold_id="33333333-3333-5333-8333-333333333333",
+            channel="shop",
+            quantity=2,
+            ttl_seconds=60,
+            now=at,
+        )
+    with acting(SERVER):
+        stock.expire_due(at + timedelta(seconds=61))
+    parts = split(999, good.primary_shares("shop", 500))
+    with acting(SHOP):
+        stock.sell(
+            sale_id="11111111-1111-5111-8111-111111111111",
+            buyer="carol",
+            channel="shop",
+            quantity=1,
+            unit_price={"amount": 999, "currency": "EUR"},
+            split=parts,
+            now=at + timedelta(seconds=62),
+        )
+    with acting(Actor.of_key(ADMIN_KEY, "admin", None, "req-admin-2")):
+        shop_key.revoke(at + timedelta(seconds=63))
+    events = [
+        *admin.collect_events(),
+        *channel.collect_events(),
+        *good.collect_events(),
+        *stock.collect_events(),
+        *shop_key.collect_events(),
+    ]
+    return {
+        "format": 1,
+        "note": "events whose record holds recorded_by; tests/golden/vectors.json is unchanged",
+        "events": [
+            {
+                "aggregate_id": str(e.originator_id),
+                "version": e.originator_version,
+                "type": e.TYPE,
+                "timestamp": format_timestamp(e.timestamp),
+                "payload": e.payload(),
+                "prev_hash": e.prev_hash,
+                "recorded_by": e.recorded_by.member if e.recorded_by else None,
+                "state": e.state.decode(),
+                "record": e.record.decode(),
+                "hash": e.hash,
+            }
+            for e in sorted(events, key=lambda e: e.timestamp)
+        ],
+        "ids": {
+            "apikey": [SHOP_KEY, str(ids.apikey_id_for(SHOP_KEY))],
+        },
+    }
+
+
 if __name__ == "__main__":
-    target = Path(__file__).with_name("vectors.json")
+    if "--recorded-by" in sys.argv:  # the second set: frozen once written, like the first
+        target, built = Path(__file__).with_name("vectors_recorded_by.json"), build_recorded_by()
+    else:
+        target, built = Path(__file__).with_name("vectors.json"), build()
     if target.exists() and "--force" not in sys.argv:
         sys.exit(f"{target} exists: format v1 vectors are frozen (--force is for a new format)")
-    target.write_text(json.dumps(build(), indent=2, ensure_ascii=False) + "\n")
+    target.write_text(json.dumps(built, indent=2, ensure_ascii=False) + "\n")
     print(f"wrote {target}")

@@ -1,4 +1,4 @@
-"""The verifier re-checks authority from the events alone (rule 8.12),
+"""The verifier re-checks authority from the events alone (rule 8.13),
 each rule shown by a forgery a careful forger re-chains: a resale through a
 channel that does not hold the unit, a sale to another channel's account, a
 move whose holder signature is forged or replayed. Each is a domain-rule

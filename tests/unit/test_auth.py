@@ -12,12 +12,14 @@ from fastapi.testclient import TestClient
 from ledger.api import problems
 from ledger.api.auth import check_channel, check_creator, principal, require
 from ledger.api.problems import ApiProblem
+from ledger.api.request_ids import RequestIds
+from ledger.domain.actor import current_actor
 from ledger.store.apikeys import Principal, Role
 
 KEYS = {
     "lk-admin": Principal("a00000000000", Role.ADMIN, None, "ops"),
     "lk-alice": Principal("c00000000000", Role.CREATOR, "alice"),
-    "lk-shop": Principal("s00000000000", Role.CHANNEL, "shop"),
+    "lk-shop": Principal("500000000000", Role.CHANNEL, "shop"),
     "lk-audit": Principal("d00000000000", Role.AUDITOR, None),
     "lk-verifier": Principal("e00000000000", Role.VERIFIER, None),
 }
@@ -50,6 +52,21 @@ def app_with(keys: FakeKeys | None) -> TestClient:
         check_channel(who, channel)
         return {"role": who.role.value}
 
+    @app.get("/actor/sync")
+    def actor_in_threadpool(who: Annotated[Principal, require(Role.CHANNEL)]) -> Any:
+        actor = current_actor()
+        return actor.member if actor is not None else None
+
+    @app.get("/actor/async")
+    async def actor_in_loop(who: Annotated[Principal, require(Role.CHANNEL)]) -> Any:
+        actor = current_actor()
+        return actor.member if actor is not None else None
+
+    @app.get("/actor/none")
+    def no_actor() -> Any:
+        return current_actor()
+
+    app.add_middleware(RequestIds)
     return TestClient(app, raise_server_exceptions=False)
 
 
@@ -81,9 +98,9 @@ def test_no_key_store_refuses_every_key() -> None:
 
 def test_either_header_carries_the_key() -> None:
     client = app_with(FakeKeys())
-    assert client.get("/anyone", headers=bearer("lk-shop")).json() == {"key_id": "s00000000000"}
+    assert client.get("/anyone", headers=bearer("lk-shop")).json() == {"key_id": "500000000000"}
     assert client.get("/anyone", headers={"X-API-Key": "lk-shop"}).json() == {
-        "key_id": "s00000000000"
+        "key_id": "500000000000"
     }
 
 
@@ -139,3 +156,25 @@ def test_openapi_declares_both_schemes() -> None:
     assert schemes["APIKeyHeader"]["in"] == "header"
     security = schema["paths"]["/channels/{channel}"]["get"]["security"]
     assert {name for entry in security for name in entry} == {"HTTPBearer", "APIKeyHeader"}
+
+
+@pytest.mark.parametrize("route", ["/actor/sync", "/actor/async"])
+def test_the_key_and_request_id_act_in_the_route(route: str) -> None:
+    """The actor set by the async role check reaches a route run in the
+    thread pool (the context is copied there) as well as an async one, and
+    no later request without a key: each request's context is its own."""
+    client = app_with(FakeKeys())
+    for token, key_id, role, subject in [
+        ("lk-shop", "500000000000", "channel", "shop"),
+        ("lk-admin", "a00000000000", "admin", None),
+    ]:
+        headers = bearer(token) | {"X-Request-Id": f"req-{key_id}"}
+        assert client.get(route, headers=headers).json() == {
+            "key_id": key_id,
+            "request_id": f"req-{key_id}",
+            "role": role,
+            "subject": subject,
+        }
+    made = client.get(route, headers=bearer("lk-shop"))
+    assert made.json()["request_id"] == made.headers["x-request-id"]
+    assert client.get("/actor/none").json() is None

@@ -113,3 +113,84 @@ def test_royalty_splits(vector: dict[str, Any]) -> None:
 def test_canonical_encoding(vector: dict[str, Any]) -> None:
     assert canonical.encode(vector["value"]).decode() == vector["bytes"]
     assert rfc8785.dumps(vector["value"]).decode() == vector["bytes"]
+
+
+# -- The second set: records with recorded_by (who acted; format.md section 2) --
+ACTOR_VECTORS_PATH = VECTORS_PATH.with_name("vectors_recorded_by.json")
+ACTOR_VECTORS_SHA256 = "a9fdfee299370ba4f0ae96c5f271b46a3cafd7759804093ef11e612af0777f45"
+ACTOR_VECTORS: dict[str, Any] = json.loads(ACTOR_VECTORS_PATH.read_text())
+
+
+def test_actor_vectors_file_is_the_frozen_one() -> None:
+    assert hashlib.sha256(ACTOR_VECTORS_PATH.read_bytes()).hexdigest() == ACTOR_VECTORS_SHA256
+
+
+@pytest.mark.parametrize(
+    "vector", ACTOR_VECTORS["events"], ids=lambda v: f"{v['type']}-v{v['version']}"
+)
+def test_recorded_by_record_and_hash_from_the_spec_alone(vector: dict[str, Any]) -> None:
+    """recorded_by sorts between prev_hash and timestamp, in the state and so
+    in the record: the splice still is the record's canonical encoding."""
+    assert vector["recorded_by"] is not None
+    common = {
+        "payload": vector["payload"],
+        "prev_hash": vector["prev_hash"],
+        "recorded_by": vector["recorded_by"],
+        "timestamp": vector["timestamp"],
+    }
+    record = rfc8785.dumps(
+        common
+        | {
+            "aggregate_id": vector["aggregate_id"],
+            "type": vector["type"],
+            "version": vector["version"],
+        }
+    )
+    state = rfc8785.dumps(common)
+    assert state.decode() == vector["state"]
+    assert state.startswith(b'{"payload":')
+    assert b'"prev_hash":' in state.split(b'"recorded_by":')[0]
+    assert record.decode() == vector["record"]
+    assert hashlib.sha256(record).hexdigest() == vector["hash"]
+
+
+@pytest.mark.parametrize(
+    "vector", ACTOR_VECTORS["events"], ids=lambda v: f"{v['type']}-v{v['version']}"
+)
+def test_ledger_code_reads_recorded_by_and_rehashes(vector: dict[str, Any]) -> None:
+    from eventsourcing.persistence import StoredEvent
+
+    stored = StoredEvent(
+        originator_id=uuid.UUID(vector["aggregate_id"]),
+        originator_version=vector["version"],
+        topic=vector["type"],
+        state=vector["state"].encode(),
+    )
+    event = ChainedEventMapper().to_domain_event(stored)
+    assert event.recorded_by is not None
+    assert event.recorded_by.member == vector["recorded_by"]
+    assert event.hash == vector["hash"]
+    fresh = type(event)(**{f.name: getattr(event, f.name) for f in dataclasses.fields(event)})
+    assert fresh.state.decode() != vector["state"]  # no actor: no recorded_by
+    fresh = type(event)(**{f.name: getattr(event, f.name) for f in dataclasses.fields(event)})
+    fresh.stamp(event.recorded_by)
+    assert fresh.state.decode() == vector["state"]
+
+
+def test_actor_vectors_verify_from_the_spec() -> None:
+    """The independent verifier takes them: chains, shapes, and the keys'
+    rule (each event by a key follows its apikey.issued; the revocation is last)."""
+    from ledger.verify import Verifier
+
+    verifier = Verifier()
+    for position, vector in enumerate(ACTOR_VECTORS["events"], start=1):
+        verifier.feed_record(position, vector["record"].encode())
+    checks = {f.check for f in verifier.finish("vectors").findings}
+    # Not in the set: the sale's unit events and command record, the good's
+    # second tier's stock. Only those findings, and none about actors.
+    assert checks <= {"dangling-sale", "command-missing", "stock-mismatch"}, checks
+    name = f"apikey/{ACTOR_VECTORS['ids']['apikey'][0]}"
+    assert (
+        str(uuid.uuid5(uuid.UUID(VECTORS["namespace"]), name))
+        == (ACTOR_VECTORS["ids"]["apikey"][1])
+    )

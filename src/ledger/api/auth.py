@@ -17,6 +17,8 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from starlette.concurrency import run_in_threadpool
 
 from ledger.api.problems import ApiProblem
+from ledger.api.request_ids import REQUEST_ID
+from ledger.domain.actor import KEY_ROLES, Actor, new_request_id, set_actor
 from ledger.store.apikeys import ApiKeyStore, Principal, Role
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Bearer lk_…`")
@@ -67,9 +69,20 @@ def require(*roles: Role, admin: bool = True) -> Any:
             raise ApiProblem(
                 403, "forbidden", f"a {who.role.value} key cannot do this (allowed: {names})"
             )
+        act_as(who)
         return who
 
     return Depends(check)
+
+
+def act_as(who: Principal) -> None:
+    """Make ``who``, with this request's id, the actor the events this request
+    causes name (their ``recorded_by``). Set in this request's context: it
+    reaches a route run in the thread pool (the context is copied there), and
+    no other request (each runs in a task of its own)."""
+    if who.role.value in KEY_ROLES:
+        request_id = REQUEST_ID.get() or new_request_id()
+        set_actor(Actor.of_key(who.key_id, who.role.value, who.subject, request_id))
 
 
 # Roles that pass the scope checks: they are not held to one creator or

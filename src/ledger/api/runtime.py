@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ledger.domain.actor import acting
 from ledger.projections import ProjectionRunner, ProjectionStore, Views
 from ledger.projections.process import ProcessRunner
 from ledger.service import Ledger
@@ -125,6 +126,7 @@ def open_runtime(
         cache_size=settings.aggregate_cache_size,
         code_keyring=code_keyring,
         log_origin=signers[0].name if signers else None,
+        server_name=settings.server_name,
     )
     try:
         recorder = ledger.event_store.recorder
@@ -134,6 +136,9 @@ def open_runtime(
             sealer = Sealer(ledger.event_store, log, origin=signers[0].name, signers=signers)
         projections = ProjectionStore(recorder, bands=settings.band_policy())
         runner = _views_runner(projections, url, settings)
+        api_keys = ApiKeyStore(recorder, events=ledger)  # issue and revocation as events
+        with acting(ledger.server_actor()):
+            api_keys.repair_events()  # rows written without their events (older versions)
         return Runtime(
             ledger,
             log,
@@ -142,7 +147,7 @@ def open_runtime(
             policy=policy,
             projections=projections,
             runner=runner,
-            api_keys=ApiKeyStore(recorder),
+            api_keys=api_keys,
             velocity_window_minutes=settings.velocity_window_minutes,
             hold_sweep_interval=settings.hold_sweep_interval,
         )

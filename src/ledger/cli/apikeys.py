@@ -51,7 +51,9 @@ def api_keys_issue(
         check_grant(role, subject, label)  # refused before the store is touched
     except ValueError as error:
         raise _fail(str(error)) from None
-    who, token = _with_keys(db, lambda keys: keys.issue(role, subject, label), create=True)
+    who, token = _with_keys(
+        db, lambda keys: keys.issue(role, subject, label), create=True, record=True
+    )
     if as_json:
         sys.stdout.write(
             json.dumps(
@@ -104,23 +106,39 @@ def api_keys_revoke(
 ) -> None:
     """Revoke a key: refused at once by this process's servers' next lookup (within
     5 s on servers that cached it)."""
-    if not _with_keys(db, lambda keys: keys.revoke(key_id)):
+    if not _with_keys(db, lambda keys: keys.revoke(key_id), record=True):
         raise _fail(f"no live API key {key_id!r} (unknown or already revoked)")
     console.print(f"revoked {key_id}")
 
 
-def _with_keys(db: str | None, work: Callable[[ApiKeyStore], T], *, create: bool = False) -> T:
+def _with_keys(
+    db: str | None,
+    work: Callable[[ApiKeyStore], T],
+    *,
+    create: bool = False,
+    record: bool = False,
+) -> T:
     """Run ``work`` on the key table at ``db``; any store failure is one line.
 
     Without ``create``, a SQLite file that is not there is refused rather than
-    made. With it, the store and its key table are created if need be.
+    made. With it, the store and its key table are created if need be. With
+    ``record``, keys' issue and revocation are also recorded as events, by
+    the operator (see :mod:`ledger.store.apikeys`).
     """
-    from ledger.store.apikeys import open_api_keys
+    from ledger.domain.actor import Actor, acting
+    from ledger.domain.errors import LedgerError
+    from ledger.service import Ledger
+    from ledger.store.apikeys import ApiKeyStore, open_api_keys
 
     url = _url(db) if create else _store_url(db)
     try:
+        if record:
+            with Ledger(url) as ledger, acting(Actor.operator()):
+                return work(ApiKeyStore(ledger.event_store.recorder, events=ledger))
         with open_api_keys(url, create=create) as keys:
             return work(keys)
+    except LedgerError as refused:
+        raise _fail(refused.message) from None
     except Exception as error:  # no key table, no server, a file we cannot write...
         if isinstance(error, typer.Exit):
             raise

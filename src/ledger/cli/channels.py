@@ -105,11 +105,12 @@ def _registered(ledger: Ledger) -> list[dict[str, Any]]:
 
 def _with_ledger(db: str | None, work: Any, *, create: bool = False) -> Any:
     """Run ``work`` on the ledger at ``db``; any store failure is one line."""
+    from ledger.domain.actor import Actor, acting
     from ledger.service import Ledger
 
     url = _url(db) if create else _store_url(db)
     try:
-        with Ledger(url) as ledger:
+        with Ledger(url) as ledger, acting(Actor.operator()):
             return work(ledger)
     except typer.Exit:
         raise

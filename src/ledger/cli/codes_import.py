@@ -103,6 +103,7 @@ def _run(
 ) -> ImportReport:
     """Run the import with a progress bar; one line on failure (saying how
     many codes were imported first, if any)."""
+    from ledger.domain.actor import Actor, acting
     from ledger.domain.errors import LedgerError
     from ledger.service import Ledger
     from ledger.service.code_import import check_import, run_import
@@ -110,7 +111,7 @@ def _run(
 
     imported = 0
     try:
-        with Ledger(url, code_keyring=ring) as ledger:
+        with Ledger(url, code_keyring=ring) as ledger, acting(Actor.operator()):
             _check_ring_fits(ledger.vault.key_usage(), ring, ring_path)
             checked = check_import(ledger, plan, good, tier)
             with _progress() as progress:

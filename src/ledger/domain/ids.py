@@ -67,3 +67,8 @@ def code_id_for(ref: str) -> UUID:
     """A redemption code's aggregate, named by its keyed hash: a code
     imported twice would need the same id at version 1."""
     return _derive("code", ref)
+
+
+def apikey_id_for(key_id: str) -> UUID:
+    """An API key's aggregate: its issue and revocation (never its secret)."""
+    return _derive("apikey", key_id)

@@ -4,7 +4,10 @@ Every event carries ``prev_hash``: the hash of its aggregate's previous event
 (64 zeros for version 1). Its own hash is SHA-256 over its *record*, the
 RFC 8785 encoding of::
 
-    {"aggregate_id", "payload", "prev_hash", "timestamp", "type", "version"}
+    {"aggregate_id", "payload", "prev_hash", "recorded_by", "timestamp", "type", "version"}
+
+(``recorded_by``, who acted, only when an actor was set: see
+:mod:`ledger.domain.actor`.)
 
 ``docs/format.md`` defines this byte for byte. Because ``prev_hash`` is part of
 the event, the chain link is stored atomically with the event, and two writers
@@ -12,7 +15,7 @@ racing for the same version cannot both extend the chain: the event store's
 unique (aggregate id, version) key lets exactly one of them in.
 
 The event store keeps ``state`` = the canonical encoding of
-``{"payload", "prev_hash", "timestamp"}``. The record is that object spliced
+``{"payload", "prev_hash", ["recorded_by",] "timestamp"}``. The record is that object spliced
 with ``aggregate_id``, ``type`` and ``version`` -- the keys sort around it, so
 the splice *is* the canonical encoding of the merged object, and hashing never
 re-encodes what was stored.
@@ -30,6 +33,7 @@ from typing import Any, ClassVar, Self
 from uuid import UUID
 
 from ledger.domain import canonical
+from ledger.domain.actor import Actor, current_actor
 from ledger.domain.errors import ChainError
 
 ENVELOPE_FIELDS = frozenset({"originator_id", "originator_version", "timestamp", "prev_hash"})
@@ -112,17 +116,31 @@ class Event:
         }
 
     @property
+    def recorded_by(self) -> Actor | None:
+        """Who recorded it (None: written without an actor, see :mod:`ledger.domain.actor`)."""
+        actor: Actor | None = self.__dict__.get("_actor")
+        return actor
+
+    def stamp(self, actor: Actor | None) -> None:
+        """Name who records it (before its state is encoded; not a payload field,
+        so event classes are unchanged)."""
+        if actor is not None:
+            object.__setattr__(self, "_actor", actor)
+
+    @property
     def state(self) -> bytes:
         """The bytes the event store keeps for this event (encoded once)."""
         cached: bytes | None = self.__dict__.get("_state")
         if cached is None:
-            cached = canonical.encode(
-                {
-                    "payload": self.payload(),
-                    "prev_hash": self.prev_hash,
-                    "timestamp": format_timestamp(self.timestamp),
-                }
-            )
+            state: dict[str, Any] = {
+                "payload": self.payload(),
+                "prev_hash": self.prev_hash,
+                "timestamp": format_timestamp(self.timestamp),
+            }
+            actor = self.__dict__.get("_actor")
+            if actor is not None:
+                state["recorded_by"] = actor.member
+            cached = canonical.encode(state)
             object.__setattr__(self, "_state", cached)
         return cached
 
@@ -256,6 +274,7 @@ class Aggregate:
             prev_hash=canonical.ZERO_HASH,
             **payload,
         )
+        event.stamp(current_actor())
         aggregate: Self = event.mutate(None)
         aggregate._pending.append(event)
         _MADE.count = getattr(_MADE, "count", 0) + 1
@@ -269,6 +288,7 @@ class Aggregate:
             prev_hash=self._head_hash,
             **payload,
         )
+        event.stamp(current_actor())
         event.mutate(self)
         self._pending.append(event)
         _MADE.count = getattr(_MADE, "count", 0) + 1

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime
 
+from ledger.domain.actor import acting
 from ledger.domain.errors import LedgerError
 from ledger.service.ledger import Ledger, utc_now
 from ledger.store.availability import unavailable_reason
@@ -27,13 +28,14 @@ DueHolds = Callable[[datetime], list[tuple[str, str]]]  # now -> [(good_id, tier
 def sweep(ledger: Ledger, due: DueHolds, now: datetime | None = None) -> int:
     """Expire every due hold once; returns how many were expired."""
     expired = 0
-    for good_id, tier in due(now or utc_now()):
-        try:
-            expired += len(ledger.expire_holds(good_id, tier))
-        except LedgerError:  # contention outlasted retries: the next sweep retries
-            logger.warning(
-                "could not expire holds of %s/%s; will retry", good_id, tier, exc_info=True
-            )
+    with acting(ledger.server_actor()):  # one request id per sweep
+        for good_id, tier in due(now or utc_now()):
+            try:
+                expired += len(ledger.expire_holds(good_id, tier))
+            except LedgerError:  # contention outlasted retries: the next sweep retries
+                logger.warning(
+                    "could not expire holds of %s/%s; will retry", good_id, tier, exc_info=True
+                )
     return expired
 
 

@@ -11,17 +11,19 @@ attempts, an unreachable database -- and the caller gets a typed answer
 from __future__ import annotations
 
 from ledger.service.cases.accounts import Holders
+from ledger.service.cases.apikeys import ApiKeys
 from ledger.service.cases.codes import Codes
 from ledger.service.cases.core import utc_now
 from ledger.service.cases.goods import GoodsAndChannels
 from ledger.service.cases.holds import HoldsAndPools
 
 
-class Ledger(GoodsAndChannels, HoldsAndPools, Codes, Holders):
+class Ledger(GoodsAndChannels, HoldsAndPools, Codes, Holders, ApiKeys):
     """Goods, stock, units and channels, recorded as hash-chained events.
 
     One class to callers; its use cases live by area in ``ledger.service.cases``
-    (``goods``, ``sales``, ``holds``, ``codes``, ``accounts``) over one core (``cases.core``).
+    (``goods``, ``sales``, ``holds``, ``codes``, ``accounts``, ``apikeys``) over one
+    core (``cases.core``).
     """
 
 

@@ -41,6 +41,13 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from ledger.domain import validate
+from ledger.domain.actor import (
+    DEFAULT_SERVER_NAME,
+    Actor,
+    current_actor,
+    reset_actor,
+    set_actor,
+)
 from ledger.domain.command import CommandRecord, check_key, request_hash
 from ledger.domain.errors import (
     BuyerLimitError,
@@ -97,6 +104,7 @@ class _Command:
     decide: Decide
     recorded: bool = True  # False: housekeeping with no idempotency record
     contended: UUID | None = None  # the aggregate it queues on (group commit)
+    actor: Actor | None = None  # who submitted it: named by every event it records
 
     @functools.cached_property
     def record_id(self) -> UUID:
@@ -156,7 +164,9 @@ class CommandRunner:
         retries: int,
         timeout: float,
         batch_max: int = BATCH_COMMANDS_MAX,
+        server_name: str = DEFAULT_SERVER_NAME,
     ) -> None:
+        self._server_name = server_name
         self._store = store
         self._hot = hot
         self._clock = clock
@@ -192,7 +202,12 @@ class CommandRunner:
         key = check_key(idempotency_key) if recorded else ""
         if scope:
             validate.identifier(scope, field="scope")
-        command = _Command(name, scope, key, request_hash(name, args), decide, recorded, contended)
+        actor = current_actor()
+        if not recorded and (actor is None or actor.role != "server"):
+            actor = Actor.server(self._server_name)  # housekeeping is the server's own
+        command = _Command(
+            name, scope, key, request_hash(name, args), decide, recorded, contended, actor
+        )
         with self._inflight_lock:
             duplicate = command.record_id in self._inflight
             self._inflight[command.record_id] += 1
@@ -373,6 +388,22 @@ class CommandRunner:
         """One command's outcome: its result, or the error refusing it, or
         :class:`_Spoiled` if it was refused after changing aggregates, or
         :class:`_Unconfirmed` if refused unless its record turns up."""
+        # The command acts as its submitter, whichever thread decides the batch.
+        token = set_actor(command.actor)
+        try:
+            return self._decide_as_actor(command, uow, now, decided, shared=shared)
+        finally:
+            reset_actor(token)
+
+    def _decide_as_actor(
+        self,
+        command: _Command,
+        uow: UnitOfWork,
+        now: datetime,
+        decided: dict[UUID, tuple[_Command, dict[str, Any]]],
+        *,
+        shared: bool,
+    ) -> _Outcome | _Spoiled:
         if not command.recorded:
             return self._decide_unrecorded(command, uow, now, shared=shared)
         earlier = decided.get(command.record_id)

@@ -7,6 +7,18 @@ of entropy, so there is nothing to brute-force that a slow hash would slow.
 The table lives beside the events (``api_keys`` on SQLite,
 ``"<schema>".ledger_api_keys`` on PostgreSQL), reached through the event
 store's own connections, like the log's tables.
+
+Given the ledger (``events``: :class:`KeyEvents`), a key's issue and
+revocation are also recorded as events (``apikey.issued``, ``apikey.revoked``;
+docs/format.md section 5), so that the log shows every key's life and the
+verifier can hold each event ``recorded_by`` a key to it. The order keeps the
+two consistent: the issue is recorded *before* the row is written (a failure
+between leaves an event for a key that never authenticates: harmless), the
+revocation *after* the row is revoked (a failure between leaves a key that
+no longer authenticates, its revocation not yet logged: revoking it again
+records it; so does :meth:`ApiKeyStore.repair_events`, which ``ledger serve``
+runs at start for rows written without events -- by older versions, or by a
+key table opened without the ledger).
 """
 
 from __future__ import annotations
@@ -23,10 +35,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from eventsourcing.persistence import ApplicationRecorder
 
+from ledger.domain.errors import LedgerError, NotFoundError
 from ledger.store.database import DatabaseURL
 from ledger.store.dialect import TableStore
 from ledger.store.sidetables import open_recorder
@@ -87,6 +100,18 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+class KeyEvents(Protocol):
+    """What records keys' issue and revocation as events (the ledger)."""
+
+    def record_key_issued(
+        self, key_id: str, role: str, subject: str | None, label: str = ""
+    ) -> object: ...
+
+    def record_key_revoked(self, key_id: str) -> object: ...
+
+    def issued_keys(self, key_ids: list[str]) -> set[str]: ...
+
+
 class ApiKeyStore(TableStore):
     def __init__(
         self,
@@ -94,8 +119,10 @@ class ApiKeyStore(TableStore):
         *,
         create: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        events: KeyEvents | None = None,
     ) -> None:
         super().__init__(recorder, t="api_keys")
+        self._events = events
         self._cache: dict[str, tuple[float, Principal]] = {}
         self._lock = threading.Lock()
         self._clock = clock
@@ -117,6 +144,8 @@ class ApiKeyStore(TableStore):
         chosen, subject = check_grant(role, subject, label)
         key_id = secrets.token_hex(6)
         secret = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+        if self._events is not None:  # the event first: no row without it
+            self._events.record_key_issued(key_id, chosen.value, subject, label)
         with self._cursor(commit=True) as cursor:
             cursor.execute(
                 self._sql(
@@ -189,15 +218,47 @@ class ApiKeyStore(TableStore):
                 (key_id,),
                 touch=self._sql("UPDATE {t} SET revoked_at = revoked_at WHERE key_id = ?"),
             )
-            if row is None or row["revoked_at"] is not None:
+            if row is None:
                 return False
-            cursor.execute(
-                self._sql("UPDATE {t} SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL"),
-                (_now(), key_id),
-            )
-        with self._lock:
-            self._cache.clear()
-        return True
+            revoked = row["revoked_at"] is None
+            if revoked:
+                cursor.execute(
+                    self._sql(
+                        "UPDATE {t} SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL"
+                    ),
+                    (_now(), key_id),
+                )
+        if revoked:
+            with self._lock:
+                self._cache.clear()
+        self._log_revocation(key_id)  # after the row: also repairs one whose event was lost
+        return revoked
+
+    def _log_revocation(self, key_id: str) -> None:
+        if self._events is None:
+            return
+        try:
+            self._events.record_key_revoked(key_id)  # a retry replays
+        except LedgerError as refused:
+            if not isinstance(refused, NotFoundError):
+                raise  # (not found: a key issued before keys were events)
+
+    def repair_events(self) -> int:
+        """Record the issue (and revocation) of every key whose row has no
+        ``apikey.issued`` yet; returns how many keys were repaired."""
+        if self._events is None:
+            return 0
+        rows = self.list()
+        logged = self._events.issued_keys([row["key_id"] for row in rows])
+        repaired = 0
+        for row in rows:
+            if row["key_id"] in logged:
+                continue
+            self._events.record_key_issued(row["key_id"], row["role"], row["subject"], row["label"])
+            if row["revoked_at"] is not None:
+                self._events.record_key_revoked(row["key_id"])
+            repaired += 1
+        return repaired
 
     def list(self) -> list[dict[str, Any]]:
         with self._cursor(commit=False) as cursor:

@@ -25,6 +25,7 @@ from eventsourcing.persistence import (
 )
 
 from ledger.domain import canonical
+from ledger.domain.actor import Actor
 from ledger.domain.errors import ChainError
 from ledger.domain.model import EVENT_TYPES, Aggregate, Event, parse_timestamp
 from ledger.store.availability import DatabaseUnavailableError, unavailable_reason
@@ -73,6 +74,9 @@ class ChainedEventMapper(Mapper[UUID]):
                 prev_hash=data["prev_hash"],
                 **data["payload"],
             )
+            recorded_by = data.get("recorded_by")
+            if recorded_by is not None:
+                event.stamp(Actor.from_member(recorded_by))
         except (KeyError, TypeError, ValueError) as error:
             raise ChainError(f"{where}: stored state does not decode: {error}") from None
         event.attach_stored_state(state)

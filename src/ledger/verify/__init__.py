@@ -28,7 +28,7 @@ Encoding and envelope (sections 1 to 3)
                             +/-(2^53-1), non-ASCII keys)
     ``bad-envelope``        wrong record/state members, aggregate id not a
                             lowercase UUID, bad version, prev_hash not 64 hex,
-                            payload not an object
+                            payload not an object, a malformed recorded_by
     ``bad-timestamp``       timestamp not ``YYYY-MM-DDTHH:MM:SS.ffffffZ``
     ``record-mismatch``     an export line is not the splice of its parts
     ``bad-line``            an empty export line, or no final newline
@@ -89,7 +89,7 @@ Units (rule 8.3)
                             a transfer: nothing was paid)
     ``return-mismatch``     a primary refund without its stock.returned (or a
                             stock.returned that no earlier refund explains)
-Accounts and custody (rule 8.12)
+Accounts and custody (rule 8.13)
     ``not-served``          a channel acts (sells to, resells to, gives to,
                             waitlists, registers a key) for an account it
                             does not serve, or one never opened
@@ -117,6 +117,12 @@ Variants (rule 8.6)
                             over max_supply_per_variant, or no variant rules
     ``variant-mismatch``    a variant's master block or derivation record does
                             not match the master
+Actors (section 2's ``recorded_by``, rule 8.12)
+    ``actor-unknown-key``   recorded by an API key no earlier apikey.issued issues
+    ``actor-mismatch``      recorded by a key under another role or subject
+                            than the key was issued with
+    ``actor-revoked-key``   recorded by a key after its apikey.revoked (or a
+                            key revoked twice)
 Verifier
     ``unverifiable``        the verifier could not check an event (a bug in
                             the verifier, reported rather than raised)
@@ -253,6 +259,9 @@ CHECKS: tuple[str, ...] = (
     "allowance-mismatch",
     "variant-limit",
     "variant-mismatch",
+    "actor-unknown-key",
+    "actor-mismatch",
+    "actor-revoked-key",
     "unverifiable",
 )
 

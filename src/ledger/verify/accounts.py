@@ -1,4 +1,4 @@
-"""Accounts and custody (rule 8.12): a channel acts only for the accounts
+"""Accounts and custody (rule 8.13): a channel acts only for the accounts
 it serves, and only on units held through it.
 
 An account is opened once, by a registered channel, which serves it; a

@@ -6,6 +6,7 @@ each checked and named if wrong (the fast path,
 from __future__ import annotations
 
 from ledger.verify import codec
+from ledger.verify.actors import actor_problem
 from ledger.verify.facts import Event, Flag, Payload, short
 
 
@@ -36,8 +37,8 @@ def check_columns(
 
 
 def read_envelope(flag: Flag, ev: Event, value: Payload) -> None:
-    """The state's ``prev_hash``, ``timestamp`` and ``payload``, each onto
-    ``ev`` if it is of its form (else flagged)."""
+    """The state's ``prev_hash``, ``timestamp``, ``payload`` and (optional)
+    ``recorded_by``, each onto ``ev`` if it is of its form (else flagged)."""
     prev = value.get("prev_hash")
     if codec.is_hex64(prev):
         ev.prev_hash = prev
@@ -53,3 +54,9 @@ def read_envelope(flag: Flag, ev: Event, value: Payload) -> None:
         ev.payload = payload
     elif "payload" in value:
         flag(ev, "bad-envelope", "payload is not an object")
+    if "recorded_by" in value:
+        problem = actor_problem(value["recorded_by"])
+        if problem is None:
+            ev.recorded_by = value["recorded_by"]
+        else:
+            flag(ev, "bad-envelope", problem)

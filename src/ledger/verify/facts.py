@@ -40,6 +40,7 @@ class Event:
     hash: bytes = b""  # SHA-256 of the record
     id_ok: bool = False  # (a creation event) its id is known to be OWN_ID's derivation
     key: bytes | str = ""  # its aggregate's key in the state table (see packing.key_of)
+    recorded_by: Payload | None = None  # who recorded it, if the record says (well-formed)
 
     def ref(self) -> Event:
         """Where the event is, without its payload (to keep for later findings)."""
@@ -163,6 +164,7 @@ class Refund:
 OWN_ID: dict[str, Callable[[Payload], tuple[Any, ...]]] = {
     "account.opened": lambda p: ("account", p["account"]),
     "channel.registered": lambda p: ("channel", p["channel"]),
+    "apikey.issued": lambda p: ("apikey", p["key_id"]),
     "command.recorded": lambda p: ("command", p["scope"], p["key"]),
     "good.minted": lambda p: ("good", p["fingerprint"]),
     "stock.opened": lambda p: ("stock", p["good_id"], p["tier"]),

@@ -17,11 +17,15 @@ from typing import Any
 import orjson
 
 from ledger.verify import codec
+from ledger.verify.actors import actor_problem
 from ledger.verify.facts import OWN_ID, Payload
 from ledger.verify.schema import PAYLOAD_OK, UNTYPED_MEMBERS
 
 STATE_KEYS = frozenset({"payload", "prev_hash", "timestamp"})
 RECORD_KEYS = STATE_KEYS | {"aggregate_id", "type", "version"}
+ACTOR = "recorded_by"  # the optional member of state and record (section 2)
+STATE_KEYS_ACTOR = STATE_KEYS | {ACTOR}
+RECORD_KEYS_ACTOR = RECORD_KEYS | {ACTOR}
 
 _loads = orjson.loads
 _dumps = orjson.dumps
@@ -57,7 +61,10 @@ def clean_state(
         value = _loads(state)
     except orjson.JSONDecodeError:
         return None
-    if type(value) is not dict or value.keys() != STATE_KEYS:
+    if type(value) is not dict:
+        return None
+    keys = value.keys()
+    if keys != STATE_KEYS and (keys != STATE_KEYS_ACTOR or actor_problem(value[ACTOR])):
         return None
     payload = value["payload"]
     prev_hash = value["prev_hash"]

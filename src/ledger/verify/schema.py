@@ -267,6 +267,8 @@ def is_true(value: Any) -> str | None:
 
 
 CODE_REF_PATTERN = re.compile(r"[0-9a-f]{32}")
+KEY_ID_PATTERN = re.compile(r"[0-9a-f]{12}")
+KEY_ROLES = frozenset({"admin", "creator", "channel", "auditor", "verifier"})
 
 
 def code_ref(value: Any) -> str | None:
@@ -638,6 +640,13 @@ PAYLOADS: dict[str, dict[str, Check]] = {
         "channel": identifier,
         "kind": one_of(frozenset({"gift", "inheritance", "own-accounts"})),
     },
+    "apikey.issued": {
+        "key_id": matches(KEY_ID_PATTERN, "12 lowercase hex digits"),
+        "role": one_of(KEY_ROLES),
+        "subject": nullable(identifier),
+        "label": text(empty_ok=True),
+    },
+    "apikey.revoked": {"key_id": matches(KEY_ID_PATTERN, "12 lowercase hex digits")},
     "allowance.started": {"stock_id": uuid_text, "buyer": identifier},
     "allowance.counted": {
         "delta": integer(-SAFE_INTEGER_MAX),
@@ -660,6 +669,7 @@ CREATION_TYPES = frozenset(
         "unit.issued",
         "channel.registered",
         "account.opened",
+        "apikey.issued",
         "allowance.started",
         "command.recorded",
         "code.imported",

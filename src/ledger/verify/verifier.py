@@ -39,12 +39,20 @@ import orjson
 
 from ledger.verify import codec
 from ledger.verify.accounts import AccountRules
+from ledger.verify.actors import ActorRules
 from ledger.verify.allowances import AllowanceRules
 from ledger.verify.code_events import CodeEvents
 from ledger.verify.codes import CodeRules
 from ledger.verify.envelope import check_columns, read_envelope
 from ledger.verify.facts import Event, Facts, Handler, Payload, short
-from ledger.verify.fastpath import RECORD_KEYS, STATE_KEYS, clean_state, record_bytes
+from ledger.verify.fastpath import (
+    RECORD_KEYS,
+    RECORD_KEYS_ACTOR,
+    STATE_KEYS,
+    STATE_KEYS_ACTOR,
+    clean_state,
+    record_bytes,
+)
 from ledger.verify.goods import GoodRules, Splits
 from ledger.verify.holds import HoldRules
 from ledger.verify.invariant import VerifierInvariantError
@@ -68,6 +76,7 @@ from ledger.verify.stock import StockRules
 from ledger.verify.units import UnitRules
 
 _sha256 = hashlib.sha256
+_COLUMNS = RECORD_KEYS - STATE_KEYS  # the record's members that are not in the state
 _loads = orjson.loads
 
 
@@ -93,6 +102,7 @@ class Verifier:
         self._oldest_unsigned = NO_TIME  # sorts after every timestamp
         self._unsigned_at: Event | None = None
         self._codes = CodeRules(self._flag)  # redemption codes (rules 8.11)
+        self._actors = ActorRules(facts)  # who recorded each event (rule 8.12)
         self._records = CommandRecords(facts)
         self._goods = GoodRules(facts)
         self._holds = HoldRules(facts, self._records, self._codes)
@@ -147,6 +157,8 @@ class Verifier:
             "account.key-revoked": accounts.on_key_revoked,
             "unit.moved": accounts.on_moved,
             "unit.transferred": units.on_transferred,
+            "apikey.issued": self._actors.on_issued,
+            "apikey.revoked": self._actors.on_revoked,
             **CodeEvents(facts, records, codes).handlers(),
         }
 
@@ -213,6 +225,7 @@ class Verifier:
             digest,
             id_ok,
             uuid_key(aggregate_id),
+            value.get("recorded_by"),
         )
         self._events += 1
         by_type = self._by_type
@@ -250,12 +263,12 @@ class Verifier:
             if not isinstance(value, dict):
                 self._flag(ev, "bad-envelope", "stored state is not a JSON object")
             else:
-                if set(value) != STATE_KEYS:
+                if set(value) not in (STATE_KEYS, STATE_KEYS_ACTOR):
                     self._flag(
                         ev,
                         "bad-envelope",
                         f"state members are {', '.join(sorted(value))}; expected "
-                        "payload, prev_hash, timestamp",
+                        "payload, prev_hash, [recorded_by,] timestamp",
                     )
                 read_envelope(self._flag, ev, value)
         if usable:
@@ -288,19 +301,20 @@ class Verifier:
         self._count(ev)
         if problem is not None:
             self._flag(ev, "not-canonical", f"record {problem}")
-        complete = set(value) == RECORD_KEYS
+        members = set(value)
+        complete = members in (RECORD_KEYS, RECORD_KEYS_ACTOR)
         if not complete:
             self._flag(
                 ev,
                 "bad-envelope",
                 f"record members are {', '.join(sorted(value))}; expected "
-                f"{', '.join(sorted(RECORD_KEYS))}",
+                f"{', '.join(sorted(RECORD_KEYS))} (and maybe recorded_by)",
             )
         usable = check_columns(self._flag, ev, aggregate_id, version, event_type)
         read_envelope(self._flag, ev, value)
         if usable and complete and problem is None:
             try:
-                state = codec.encode({k: value[k] for k in sorted(STATE_KEYS)})
+                state = codec.encode({k: value[k] for k in sorted(members - _COLUMNS)})
                 if ev.aggregate_id is None or ev.version is None or ev.type is None:
                     raise VerifierInvariantError("ev.aggregate_id, ev.version, ev.type unset")
                 spliced = codec.splice(ev.aggregate_id, ev.version, ev.type, state)
@@ -428,6 +442,8 @@ class Verifier:
                 had = self._check_chain(ev, kind)
         else:
             had = self._check_chain(ev, kind)
+        if ev.recorded_by is not None:
+            self._actors.check(ev, ev.recorded_by)
         if kind is None:
             self._flag(ev, "unknown-type", f"{short(ev.type)} is not an event type of section 5")
             return

@@ -10,6 +10,7 @@ from typing import Any, Self, TypeVar
 from uuid import UUID
 
 from ledger.domain import validate
+from ledger.domain.actor import DEFAULT_SERVER_NAME, Actor
 from ledger.domain.channel import Channel
 from ledger.domain.code import Code
 from ledger.domain.errors import (
@@ -88,10 +89,13 @@ class LedgerCore:
         batch_max: int = BATCH_COMMANDS_MAX,
         code_keyring: Keyring | None = None,
         log_origin: str | None = None,
+        server_name: str = DEFAULT_SERVER_NAME,
     ) -> None:
         # The origin of the log this ledger is sealed into: what a holder's
         # authorization names (docs/format.md section 10).
         self.log_origin = log_origin
+        Actor.server(server_name)  # a name that cannot name the server is refused here
+        self.server_name = server_name
         self.url = url if isinstance(url, DatabaseURL) else DatabaseURL.parse(url)
         self._store = EventStore(self.url, cache_size=cache_size)
         # Redemption codes' sealed text, beside the events (see codevault).
@@ -114,7 +118,12 @@ class LedgerCore:
             retries=retries,
             timeout=self.url.timeout,
             batch_max=batch_max,
+            server_name=server_name,
         )
+
+    def server_actor(self) -> Actor:
+        """The server acting on its own (a sweep, a timer): a new request id each call."""
+        return Actor.server(self.server_name)
 
     @property
     def conflicts_retried(self) -> int:
