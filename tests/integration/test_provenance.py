@@ -236,3 +236,24 @@ _REFUSED = {
     "stock-record": "stock: not in the log",
     "other-tier": "stock: not version 1 of",
 }
+
+
+def test_ledger_proof_verify_prints_no_k_of_n(setting: Any, tmp_path: Any) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from ledger.cli import app
+    from ledger.tlog.policy import format_policy
+
+    ledger, log, unit, policy, cosigned_by = setting
+    cosigned_by("w1", "w2")
+    bundle = tmp_path / "unit.json"
+    bundle.write_text(json.dumps(provenance_bundle(ledger.event_store, log, unit)))
+    (tmp_path / "policy.txt").write_text(format_policy(policy))
+    done = CliRunner().invoke(
+        app, ["proof", "verify", str(bundle), "--policy", str(tmp_path / "policy.txt")]
+    )
+    assert done.exit_code == 0, done.output
+    assert "No. 1 of 10\n" in done.output
+    assert "verdict OK" in done.output
