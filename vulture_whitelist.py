@@ -54,6 +54,7 @@ set_at  # service/answers.py
 imported_at  # service/answers.py
 first_delivery  # service/answers.py
 redeemed_at  # service/answers.py
+basis  # service/answers.py: Edition, "No. k of N"
 
 # -- used by the tests and benchmarks: housekeeping and inspection -----------------
 server_reachable  # store/postgres.py: tests/conftest.py, bench/common.py

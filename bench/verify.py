@@ -65,6 +65,7 @@ from typing import Any
 from bench.common import Figure, main_of, wait_quiet
 from ledger.domain.channel import Channel
 from ledger.domain.command import CommandRecord, request_hash
+from ledger.domain.edition import edition
 from ledger.domain.good import Good, GoodSpec
 from ledger.domain.ids import command_id_for
 from ledger.domain.model import Aggregate, Event, format_timestamp
@@ -390,6 +391,7 @@ class _Generator:
             "quantity": quantity,
             "unit_price": price,
         }
+        size = good.edition_size(stock.tier)
         result = {
             "sale_id": sale_id,
             "good_id": str(good.id),
@@ -399,7 +401,10 @@ class _Generator:
             "quantity": quantity,
             "unit_price": price,
             "split_per_unit": parts,
-            "units": [{"unit_id": str(u.id), "serial": u.serial} for u in units],
+            "units": [
+                {"unit_id": str(u.id), "serial": u.serial, "edition": edition(u.serial, size)}
+                for u in units
+            ],
             "sold_at": format_timestamp(now),
         }
         self.w.command(*touched, *units, self.record("sell", key, args, result, now))
@@ -455,6 +460,7 @@ class _Generator:
             "good_id": unit.good_id,
             "tier": unit.tier,
             "serial": unit.serial,
+            "edition": edition(unit.serial, good.edition_size(unit.tier)),
             "seller": seller,
             "buyer": buyer,
             "channel": via.channel,

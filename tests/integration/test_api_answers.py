@@ -195,3 +195,26 @@ def test_a_bad_spec_field_is_located_in_the_spec(api: Api) -> None:
     refused = api.post("alice", "/goods", {"spec": spec})
     errors = _unprocessable(refused)
     assert errors[0]["location"] == ["body", "spec", "tiers", "0", "quota"], errors
+
+
+def test_units_answer_their_edition_as_the_docs_say(api: Api) -> None:
+    """A sale's units, a resale, the units page and one unit: each names
+    the unit's edition (docs/api.md, "No. k of N"), the same everywhere."""
+    good = _sold(api)
+    sale = api.post(
+        "shop",
+        f"/goods/{good}/tiers/own/sales",
+        {"buyer": "b4", "channel": "shop", "unit_price": {"amount": 1_000, "currency": "EUR"}},
+    )
+    assert sale.status_code == 201, sale.text
+    _top, per_unit = _documented_answer("POST /goods/{good_id}/tiers/{tier}/sales")
+    [unit] = sale.json()["units"]
+    assert set(unit) == per_unit == {"unit_id", "serial", "edition"}
+    assert unit["edition"] == {"serial": 2, "of": 10, "basis": "quota"}
+    api.caught_up()
+    page = api.get("shop", f"/goods/{good}/units", tier="own").json()["items"]
+    assert [u["edition"] for u in page] == [
+        {"serial": 1, "of": 10, "basis": "quota"},
+        unit["edition"],
+    ]
+    assert api.get("shop", f"/units/{unit['unit_id']}").json()["edition"] == unit["edition"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from typing import Any
+from uuid import UUID
 
 import pytest
 
@@ -152,3 +153,107 @@ def test_an_audit_bundle_verifies_offline_and_catches_edits(
     (bundle / "entries.jsonl").write_bytes(b"\n".join([*lines[:2], b""]))
     truncated = verify_bundle(bundle)
     assert "checkpoint-beyond-log" in {f.check for f in truncated.findings}
+
+
+# -- "No. k of N" (issue 14 item 4) ------------------------------------------
+
+
+def test_a_bundle_proves_the_units_edition(setting: Any) -> None:
+    ledger, log, unit, policy, cosigned_by = setting
+    cosigned_by("w1", "w2")
+    bundle = provenance_bundle(ledger.event_store, log, unit)
+    # good_spec's tier "own": an absolute edition of 10; the unit is its first.
+    assert bundle["edition"] == {"serial": 1, "of": 10, "basis": "quota"}
+    assert '"type":"stock.opened"' in bundle["stock"]["record"]
+    assert verify_provenance(bundle, policy).edition == bundle["edition"]
+
+
+def test_a_bundle_made_before_editions_still_verifies(setting: Any) -> None:
+    ledger, log, unit, policy, cosigned_by = setting
+    cosigned_by("w1", "w2")
+    bundle = provenance_bundle(ledger.event_store, log, unit)
+    del bundle["edition"], bundle["stock"]
+    checked = verify_provenance(bundle, policy)
+    assert checked.edition is None
+    assert checked.holder == "erin"
+
+
+def _forged_edition(
+    bundle: dict[str, Any], how: str, other_stock: dict[str, str]
+) -> dict[str, Any]:
+    forged = copy.deepcopy(bundle)
+    if how == "claim":
+        forged["edition"]["of"] = 500
+    elif how == "basis":
+        forged["edition"]["basis"] = "lifetime-cap"
+    elif how == "serial":
+        forged["edition"]["serial"] = 2
+    elif how == "no-stock":
+        del forged["stock"]
+    elif how == "stock-record":
+        forged["stock"]["record"] = forged["stock"]["record"].replace(
+            '"lifetime_cap":10', '"lifetime_cap":500'
+        )
+        forged["edition"]["of"] = 500
+    elif how == "other-tier":
+        forged["stock"] = other_stock  # a proven stock.opened, of the other tier (of 20)
+        forged["edition"]["of"] = 20
+    return forged
+
+
+def _other_stock(ledger: Any, log: LogStore, bundle: dict[str, Any]) -> dict[str, str]:
+    """Tier "view"'s stock.opened, proven against the bundle's checkpoint."""
+    from ledger.domain.ids import stock_id_for
+    from ledger.service.proofs import CheckedProofs
+    from ledger.service.provenance import _proven
+
+    good_id = ledger.unit(bundle["unit_id"]).good_id
+    stock_id = stock_id_for(UUID(good_id), "view")
+    opened = ledger.event_store.recorder.select_events(stock_id, limit=1)[0]
+    latest = log.latest_checkpoint()
+    assert latest is not None
+    proofs = CheckedProofs(log, ledger.event_store)
+    return _proven(log, proofs, latest, bundle["checkpoint"], "stock", stock_id, opened)
+
+
+@pytest.mark.parametrize(
+    "how", ["claim", "basis", "serial", "no-stock", "stock-record", "other-tier"]
+)
+def test_a_forged_edition_is_refused(setting: Any, how: str) -> None:
+    ledger, log, unit, policy, cosigned_by = setting
+    cosigned_by("w1", "w2")
+    bundle = provenance_bundle(ledger.event_store, log, unit)
+    forged = _forged_edition(bundle, how, _other_stock(ledger, log, bundle))
+    with pytest.raises(ProvenanceError, match=_REFUSED[how]):
+        verify_provenance(forged, policy)
+
+
+_REFUSED = {
+    "claim": "edition: the bundle claims",
+    "basis": "edition: the bundle claims",
+    "serial": "edition: the bundle claims",
+    "no-stock": "no stock event",
+    "stock-record": "stock: not in the log",
+    "other-tier": "stock: not version 1 of",
+}
+
+
+def test_ledger_proof_verify_prints_no_k_of_n(setting: Any, tmp_path: Any) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from ledger.cli import app
+    from ledger.tlog.policy import format_policy
+
+    ledger, log, unit, policy, cosigned_by = setting
+    cosigned_by("w1", "w2")
+    bundle = tmp_path / "unit.json"
+    bundle.write_text(json.dumps(provenance_bundle(ledger.event_store, log, unit)))
+    (tmp_path / "policy.txt").write_text(format_policy(policy))
+    done = CliRunner().invoke(
+        app, ["proof", "verify", str(bundle), "--policy", str(tmp_path / "policy.txt")]
+    )
+    assert done.exit_code == 0, done.output
+    assert "No. 1 of 10\n" in done.output
+    assert "verdict OK" in done.output

@@ -58,7 +58,9 @@ def test_a_unit_is_sold_resold_and_refunded(ledger: Ledger) -> None:
     again = ledger.sell(
         good, "own", buyer="erin", channel="shop", quantity=1, unit_price=EUR, idempotency_key="s2"
     )
-    assert again["units"] == [{"unit_id": unit_id, "serial": 1}]
+    assert again["units"] == [
+        {"unit_id": unit_id, "serial": 1, "edition": {"serial": 1, "of": 10, "basis": "quota"}}
+    ]
     assert [a["holder"] for a in ledger.unit(unit_id).acquisitions] == ["carol", "dave", "erin"]
 
 

@@ -312,6 +312,28 @@ def _no_code_ref(result: Result) -> None:
     del result["units"][1]["code_ref"]
 
 
+def _edition(name: str, value: Any, unit: int | None = 0) -> Callable[[Result], None]:
+    """Set member ``name`` of the edition of a sale's unit (``unit``), or of
+    a resale's (``unit=None``)."""
+
+    def change(result: Result) -> None:
+        edition = result["edition"] if unit is None else result["units"][unit]["edition"]
+        edition[name] = value(edition[name]) if callable(value) else value
+
+    return change
+
+
+def _one_edition_dropped(result: Result) -> None:
+    del result["units"][1]["edition"]
+
+
+def _without_editions(result: Result) -> None:
+    """The result as written before units carried their edition."""
+    result.pop("edition", None)
+    for unit in result.get("units", ()):
+        del unit["edition"]
+
+
 def _quantity_as_bool(result: Result) -> None:
     assert result["quantity"] == 1
     result["quantity"] = True
@@ -335,6 +357,15 @@ CASES: dict[str, tuple[str, Callable[[Result], None]]] = {
     "sell: quantity true": ("sell-last", _quantity_as_bool),
     "sell: another code": ("sell-coded", _code_ref),
     "sell: a code dropped": ("sell-coded", _no_code_ref),
+    "sell: another edition size": ("sell", _edition("of", 4)),
+    "sell: a fixed edition, says the basis": ("sell", _edition("basis", "quota")),
+    "sell: another serial in the edition": ("sell", _edition("serial", lambda n: n + 1)),
+    "sell: the size as text": ("sell", _edition("of", "10")),
+    "sell: one unit's edition dropped": ("sell", _one_edition_dropped),
+    "sell: another coded edition": ("sell-coded", _edition("of", 30, unit=1)),
+    "resell: another edition size": ("resell", _edition("of", 4, unit=None)),
+    "resell: another edition basis": ("resell", _edition("basis", "open", unit=None)),
+    "commit-hold: another edition size": ("commit", _edition("of", 11)),
     "resell: another resale_id": ("resell", _set("resale_id", OTHER_ID)),
     "resell: another serial": ("resell", lambda r: _add(r, "serial", 1)),
     "resell: another price": ("resell", _price("price")),
@@ -385,6 +416,39 @@ def test_each_forged_result_is_a_command_result_finding_at_its_record(
     assert (finding.position, finding.event_type) == (position, "command.recorded")
     assert row.data["payload"]["command"] in finding.message
     assert exit_code(f.check for f in report.findings) == 4
+
+
+@pytest.mark.parametrize("key", ["sell", "sell-coded", "resell", "commit", "commit-late"])
+def test_a_result_recorded_before_editions_is_no_finding(store: Store, key: str) -> None:
+    """Records written before units carried their edition ("No. k of N")
+    name none: the same answer without them is what their effects
+    determined then -- but every member else is still checked."""
+    row = store.find("command.recorded", key=key)
+    forge(store, row, lambda payload: _without_editions(payload["result"]))
+    report = verify_store(store.url)
+    assert report.ok, describe(report)
+
+    def also_another_buyer(payload: dict[str, Any]) -> None:
+        payload["result"]["buyer"] = "mallory"
+
+    forge(store, store.find("command.recorded", key=key), also_another_buyer)
+    report = verify_store(store.url)
+    assert [f.check for f in report.findings] == ["command-result"], describe(report)
+    assert "edition" not in report.findings[0].message
+
+
+def test_the_editions_are_no_command_result_when_honest(store: Store) -> None:
+    """The honest answers carry each unit's edition: the restockable tier's
+    lifetime cap (10), and the coded tier's quota (3)."""
+    sold = store.find("command.recorded", key="sell").data["payload"]["result"]
+    assert [u["edition"] for u in sold["units"]] == [
+        {"serial": 1, "of": 10, "basis": "lifetime-cap"},
+        {"serial": 2, "of": 10, "basis": "lifetime-cap"},
+    ]
+    coded = store.find("command.recorded", key="sell-coded").data["payload"]["result"]
+    assert coded["units"][1]["edition"] == {"serial": 2, "of": 3, "basis": "quota"}
+    resold = store.find("command.recorded", key="resell").data["payload"]["result"]
+    assert resold["edition"] == {"serial": 1, "of": 10, "basis": "lifetime-cap"}
 
 
 def test_the_finding_names_what_differs(store: Store) -> None:

@@ -71,6 +71,10 @@ def proof_verify(
         f"log of size {checked.tree_size}, cosigned by "
         f"{', '.join(checked.cosigners) or 'no one'}"
     )
+    if checked.edition is not None:
+        size = checked.edition
+        cap = " (a lifetime cap restocks may reach)" if size["basis"] == "lifetime-cap" else ""
+        console.print(f"  No. {size['serial']} of {size['of']}{cap}", highlight=False)
     for entry in checked.history:
         console.print(
             f"  v{entry['version']} {entry['at']} {entry['type']:<14} holder "

@@ -15,6 +15,7 @@ from typing import Any
 from uuid import UUID
 
 from ledger.domain import canonical, limits, validate
+from ledger.domain.edition import edition_size
 from ledger.domain.errors import InvalidInputError, TierNotFoundError, VariantRuleError
 from ledger.domain.ids import good_id_for
 from ledger.domain.model import Aggregate, Created, Event, format_timestamp
@@ -425,6 +426,13 @@ class Good(Aggregate):
         if tier is None:
             raise TierNotFoundError(self.id, name)
         return tier
+
+    def edition_size(self, name: str) -> tuple[int, str]:
+        """Tier ``name``'s edition size and what it is (``ledger.domain.edition``)."""
+        tier = self.tier(name)
+        return edition_size(
+            tier.lifetime_cap or tier.quota, self.spec.edition_policy == RESTOCKABLE
+        )
 
     @property
     def master_id(self) -> UUID | None:

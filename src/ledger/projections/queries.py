@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from ledger.domain import limits
+from ledger.domain.edition import edition, edition_size
 from ledger.domain.errors import InvalidInputError
 from ledger.domain.model import format_timestamp
 from ledger.projections.bands import display
@@ -223,13 +224,11 @@ class Views:
         cursor: str | None = None,
         limit: int = PAGE_SIZE_DEFAULT,
     ) -> Page:
-        where, params = _equal(good_id=good_id, tier=tier, holder=holder)
-        return self._page(
-            "SELECT * FROM {units}", where, params, ["tier", "serial"], cursor, limit, _unit
-        )
+        where, params = _equal(**{"u.good_id": good_id, "u.tier": tier, "u.holder": holder})
+        return self._page(_UNITS, where, params, ["u.tier", "u.serial"], cursor, limit, _unit)
 
     def unit(self, unit_id: str) -> dict[str, Any] | None:
-        rows = self._rows("SELECT * FROM {units} WHERE unit_id = ?", (unit_id,))
+        rows = self._rows(_UNITS + " WHERE u.unit_id = ?", (unit_id,))
         if not rows:
             return None
         history = self._rows(
@@ -487,12 +486,24 @@ def _stock(r: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# A unit with its tier's edition size (the stock's, opened with the good,
+# so always there): "No. k of N" (ledger.domain.edition).
+_UNITS = (
+    "SELECT u.*, s.lifetime_cap AS edition_of, s.restockable AS edition_restockable "
+    "FROM {units} u JOIN {stock} s ON s.good_id = u.good_id AND s.tier = u.tier"
+)
+
+
 def _unit(r: dict[str, Any]) -> dict[str, Any]:
+    serial = int(r["serial"])
     return {
         "unit_id": r["unit_id"],
         "good_id": r["good_id"],
         "tier": r["tier"],
-        "serial": int(r["serial"]),
+        "serial": serial,
+        "edition": edition(
+            serial, edition_size(int(r["edition_of"]), bool(r["edition_restockable"]))
+        ),
         "holder": r["holder"],
         "transferable": bool(r["transferable"]),
         "events": int(r["events"]),

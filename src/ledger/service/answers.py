@@ -96,10 +96,26 @@ class SplitPart:
 
 
 @dataclass(frozen=True, slots=True)
+class Edition:
+    """A unit's place in its edition, "No. ``serial`` of ``of``": ``basis``
+    "quota" (the edition's size, for ever) or "lifetime-cap" (a restockable
+    tier's cap, which restocks may reach); :mod:`ledger.domain.edition`."""
+
+    serial: int
+    of: int
+    basis: str
+
+
+def _edition(value: dict[str, Any]) -> Edition:
+    return Edition(**value)
+
+
+@dataclass(frozen=True, slots=True)
 class SoldUnit:
     unit_id: str
     serial: int
     code_ref: str | None = None  # a redemption-code tier's unit: its code's ref
+    edition: Edition | None = None  # (None in answers recorded before editions were)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +139,15 @@ def _parts(value: list[dict[str, Any]]) -> tuple[SplitPart, ...]:
 
 
 def _units(value: list[dict[str, Any]]) -> tuple[SoldUnit, ...]:
-    return tuple(SoldUnit(**unit) for unit in value)
+    return tuple(
+        SoldUnit(
+            unit["unit_id"],
+            unit["serial"],
+            unit.get("code_ref"),
+            None if "edition" not in unit else _edition(unit["edition"]),
+        )
+        for unit in value
+    )
 
 
 def _tiers(value: list[dict[str, Any]]) -> tuple[MintedTier, ...]:
@@ -179,7 +203,11 @@ class Sold(Answer):
 
 @dataclass(frozen=True, slots=True, eq=False, kw_only=True)
 class Resold(Answer):
-    _convert: ClassVar[_Converters] = {"price": Money.from_json, "split": _parts}
+    _convert: ClassVar[_Converters] = {
+        "price": Money.from_json,
+        "split": _parts,
+        "edition": _edition,
+    }
 
     resale_id: str
     unit_id: str
@@ -192,6 +220,7 @@ class Resold(Answer):
     price: Money
     split: tuple[SplitPart, ...]
     resold_at: str
+    edition: Edition | None = None  # (None in answers recorded before editions were)
 
 
 @dataclass(frozen=True, slots=True, eq=False, kw_only=True)
@@ -332,6 +361,8 @@ class CodeDelivered(Answer):
     """A unit's code revealed to its holder. ``code``, the text, is added
     from the vault after the command: the record never holds it."""
 
+    _convert: ClassVar[_Converters] = {"edition": _edition}
+
     unit_id: str
     good_id: str
     tier: str
@@ -342,6 +373,7 @@ class CodeDelivered(Answer):
     first_delivery: bool
     delivered_at: str
     code: str | None = None
+    edition: Edition | None = None  # (None in answers recorded before editions were)
 
     def revealed(self, text: str) -> CodeDelivered:
         """This answer with the code's text (the record's own JSON untouched)."""

@@ -9,6 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from ledger.domain.code import Code
+from ledger.domain.edition import edition
 from ledger.domain.errors import InvariantError
 from ledger.domain.good import Good
 from ledger.domain.ids import allowance_id_for, stock_id_for
@@ -108,6 +109,7 @@ def issue_unit(
 
 def sale_answer(good: Good, sale: SaleTerms, units: list[Unit]) -> dict[str, Any]:
     """A primary sale's answer."""
+    size = good.edition_size(sale.tier)
     return {
         "sale_id": sale.sale_id,
         "good_id": str(good.id),
@@ -118,7 +120,8 @@ def sale_answer(good: Good, sale: SaleTerms, units: list[Unit]) -> dict[str, Any
         "unit_price": sale.price,
         "split_per_unit": sale.split,
         "units": [
-            {"unit_id": str(u.id), "serial": u.serial} | ({"code_ref": u.code} if u.code else {})
+            {"unit_id": str(u.id), "serial": u.serial, "edition": edition(u.serial, size)}
+            | ({"code_ref": u.code} if u.code else {})
             for u in units
         ],
         "sold_at": format_timestamp(sale.now),

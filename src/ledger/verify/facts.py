@@ -71,6 +71,19 @@ class Good:
     variants: int = 0
 
 
+def edition(serial: int, stock: Stock) -> Payload:
+    """A unit's place in its edition, "No. ``serial`` of ``of``"
+    (docs/verification.md, "A record's result"): ``of`` is the tier's
+    ``lifetime_cap`` from its ``stock.opened`` -- an absolute edition's is
+    its quota (``basis`` "quota"), a restockable one's is the most its
+    restocks may reach (``basis`` "lifetime-cap")."""
+    return {
+        "serial": serial,
+        "of": stock.lifetime_cap,
+        "basis": "lifetime-cap" if stock.restockable else "quota",
+    }
+
+
 @dataclass(slots=True)
 class Hold:
     channel: str

@@ -137,6 +137,8 @@ class CommandRecords:
             }
         if result == want and canonical(result) == canonical(want):
             return  # (the common case: every member determined, and the same)
+        if not _has_editions(result):
+            want = _without_editions(want)  # written before units carried their edition
         if len(result) == len(want):
             filled = {k: result.get(k) if v is OPEN else v for k, v in want.items()}
             if (
@@ -199,3 +201,23 @@ class CommandRecords:
     def clear(self) -> None:
         self.named.clear()
         self.answers.clear()
+
+
+def _has_editions(result: Payload) -> bool:
+    """Whether ``result`` names its units' editions (a resale's ``edition``,
+    a sale's ``units[i].edition``): answers recorded before editions were
+    name none, and are compared with the answer as it was then."""
+    if "edition" in result:
+        return True
+    units = result.get("units")
+    return type(units) is list and any(type(u) is dict and "edition" in u for u in units)
+
+
+def _without_editions(want: Payload) -> Payload:
+    """The answer ``want`` as written before units carried their edition."""
+    if "edition" in want:
+        return {k: v for k, v in want.items() if k != "edition"}
+    units = want.get("units")
+    if type(units) is list:
+        return {**want, "units": [{k: v for k, v in u.items() if k != "edition"} for u in units]}
+    return want

@@ -10,7 +10,7 @@ from typing import Any
 
 from ledger.verify import codec
 from ledger.verify.codes import CodeRules
-from ledger.verify.facts import Event, Facts, Good, Payload, Sale, Stock, short
+from ledger.verify.facts import Event, Facts, Good, Payload, Sale, Stock, edition, short
 from ledger.verify.goods import Splits
 from ledger.verify.holds import HoldRules
 from ledger.verify.invariant import VerifierInvariantError
@@ -226,10 +226,13 @@ class StockRules:
         codes = p.get("codes")
         units: Any
         if codes is None:
-            units = [{"unit_id": u, "serial": s} for u, s in zip(unit_ids, serials, strict=True)]
+            units = [
+                {"unit_id": u, "serial": s, "edition": edition(s, stock)}
+                for u, s in zip(unit_ids, serials, strict=True)
+            ]
         elif type(codes) is list and len(codes) == len(serials):
             units = [
-                {"unit_id": u, "serial": s, "code_ref": c}
+                {"unit_id": u, "serial": s, "code_ref": c, "edition": edition(s, stock)}
                 for u, s, c in zip(unit_ids, serials, codes, strict=True)
             ]
         else:

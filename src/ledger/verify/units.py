@@ -11,7 +11,7 @@ import hashlib
 from ledger.verify import codec
 from ledger.verify.accounts import AccountRules
 from ledger.verify.codes import CodeRules
-from ledger.verify.facts import Event, Facts, Payload, Refund, Sale, short
+from ledger.verify.facts import Event, Facts, Payload, Refund, Sale, edition, short
 from ledger.verify.goods import Splits
 from ledger.verify.invariant import VerifierInvariantError
 from ledger.verify.packing import Acquisition, Unit
@@ -194,13 +194,15 @@ class UnitRules:
         awaited = self._name_command(ev, p["resale_id"], "resell", "resale_id")
         unit = self._unit(ev.key)
         if awaited:
+            stock = self._stocks.get(unit.stock_id) if unit is not None else None
             self._answers[p["resale_id"]] = stock_answer(
-                self._stocks.get(unit.stock_id) if unit is not None else None,
+                stock,
                 ev,
                 "resold_at",
                 resale_id=p["resale_id"],
                 unit_id=ev.aggregate_id,
                 serial=unit.serial if unit is not None else OPEN,
+                edition=edition(unit.serial, stock) if unit is not None and stock else OPEN,
                 seller=p["seller"],
                 buyer=p["buyer"],
                 channel=p["channel"],

@@ -12,6 +12,7 @@ from ledger.domain.code import Code, check_code, code_list
 from ledger.domain.code import code_range as code_range_of
 from ledger.domain.code_import import check_batch_repeats, check_coded
 from ledger.domain.command import check_key
+from ledger.domain.edition import edition
 from ledger.domain.errors import (
     CodeNotFoundError,
     CodeStateError,
@@ -147,6 +148,7 @@ class Codes(LedgerCore):
                 "good_id": unit.good_id,
                 "tier": unit.tier,
                 "serial": unit.serial,
+                "edition": edition(unit.serial, self.good(unit.good_id).edition_size(unit.tier)),
                 "holder": holder,
                 "code_ref": code.ref,
                 "state": code.state,

@@ -10,6 +10,7 @@ from uuid import UUID
 from ledger.domain import limits, validate
 from ledger.domain.channel import Channel
 from ledger.domain.command import check_key
+from ledger.domain.edition import edition
 from ledger.domain.errors import (
     ForbiddenError,
     UnitNotFoundError,
@@ -156,7 +157,8 @@ class Sales(LedgerCore):
                 split=parts,
                 now=now,
             )
-            return _resale_answer(unit, resale_id, seller, buyer, via.channel, price, parts, now)
+            answer = _resale_answer(unit, resale_id, seller, buyer, via.channel, price, parts, now)
+            return answer | {"edition": edition(unit.serial, good.edition_size(unit.tier))}
 
         return self._runner.run(
             "resell", args, idempotency_key, scope, unit_uuid, decide, Resold.read
