@@ -4,4 +4,12 @@ Framework-free by contract (see ``[tool.importlinter]`` in pyproject.toml):
 nothing here imports the event store, the web, or a database driver.
 """
 
-from ledger.domain import apikey, channel, command, good, stock, unit  # noqa: F401  (register event types)
+from ledger.domain import (  # noqa: F401  (register event types)
+    account,
+    apikey,
+    channel,
+    command,
+    good,
+    stock,
+    unit,
+)
