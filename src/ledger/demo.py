@@ -3,7 +3,8 @@
 Mints a good with two tiers (10,000 ``own``, transferable, at most 2 per
 buyer; 1,000 ``view``, not transferable) and one variant (500 ``own``),
 fires the purchase attempts at all three from many threads at once through
-the service layer, resells a few hundred units, then prints what was sold,
+the service layer, takes a few hundred units to a resale market (the shop
+hands them off) and resells them there, then prints what was sold,
 refused and (never) oversold, the serials, the royalties per recipient, and
 the verdict of a full chain verification.
 """
@@ -306,6 +307,14 @@ def _resales(
     for n, sale in enumerate(rng.sample(transferable, k=min(count, len(transferable)))):
         unit = sale["units"][0]["unit_id"]
         price = Money(rng.randrange(3_000, 12_000), CURRENCY)
+        # The holder takes the unit to the market: the shop hands it off.
+        ledger.move_unit(
+            unit,
+            holder=sale["buyer"],
+            to_channel="market",
+            channel=sale["channel"],
+            idempotency_key=f"demo-move-{n}",
+        )
         resold.append(
             ledger.resell(
                 unit,
