@@ -192,6 +192,7 @@ def test_holders_and_authority_over_http(store_url: DatabaseURL, tmp_path: Path)
             "unit.transferred",
         ]
         assert view["holder"] == "nina"
+        assert view["held_through"] == "other"
         assert view["history"][3]["price"] is None
 
     done = subprocess.run(

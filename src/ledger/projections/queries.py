@@ -234,7 +234,14 @@ class Views:
         history = self._rows(
             "SELECT * FROM {unit_events} WHERE unit_id = ? ORDER BY version", (unit_id,)
         )
-        return _unit(rows[0]) | {"history": [_unit_event(h) for h in history]}
+        unit = _unit(rows[0])
+        # Its custody: the channel of the last change (a sale, resale, move or
+        # gift; a refunded resale's own channel), while someone holds it.
+        held_through = history[-1]["channel"] if history and unit["holder"] else None
+        return unit | {
+            "held_through": held_through,
+            "history": [_unit_event(h) for h in history],
+        }
 
     # -- reservations -----------------------------------------------------------
     def holds(
