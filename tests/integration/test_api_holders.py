@@ -115,6 +115,16 @@ def test_holders_and_authority_over_http(store_url: DatabaseURL, tmp_path: Path)
             "/forbidden"
         )
         assert other.get("/accounts/b1", status=403)["type"].endswith("/account-not-served")
+        unknown = shop.post(
+            "/accounts/nobody/keys", {"public_key": Holder("x").public, "channel": "shop"}, 404
+        )
+        assert (unknown["type"].endswith("/account-not-found"), unknown["field"]) == (
+            True,
+            "account",
+        )
+        ghost = {"holder": "nobody", "to_channel": "other", "channel": "shop"}
+        unknown = shop.post(f"/units/{unit}/moves", ghost, 404)
+        assert unknown["field"] == "holder"
 
         # b1 registers a key through shop, and takes the unit to other.
         b1 = Holder("b1")

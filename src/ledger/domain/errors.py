@@ -47,9 +47,9 @@ class NotFoundError(LedgerError, LookupError):
 class AccountNotFoundError(NotFoundError):
     code = "account-not-found"
 
-    def __init__(self, account: str) -> None:
+    def __init__(self, account: str, field: str = "account") -> None:
         super().__init__(f"no account {account!r}: a channel opens it by serving it first")
-        self.account = account
+        self.account, self.field = account, field
 
 
 class KeyNotFoundError(NotFoundError):

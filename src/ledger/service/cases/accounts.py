@@ -149,7 +149,7 @@ class Holders(LedgerCore):
 
         def decide(uow: UnitOfWork, now: datetime) -> dict[str, Any]:
             target = self.channel(to_channel)
-            account = self._account_in(uow, holder)
+            account = self._account_in(uow, holder, field="holder")
             unit = uow.get(Unit, unit_uuid)
             if unit is None:
                 raise UnitNotFoundError(unit_uuid)
@@ -271,10 +271,10 @@ class Holders(LedgerCore):
         account = validate.identifier(account, field="account")
         return self._load(Account, account_id_for(account), AccountNotFoundError(account))
 
-    def _account_in(self, uow: UnitOfWork, account: str) -> Account:
+    def _account_in(self, uow: UnitOfWork, account: str, field: str = "account") -> Account:
         found = uow.get(Account, account_id_for(account))
         if found is None:
-            raise AccountNotFoundError(account)
+            raise AccountNotFoundError(account, field)
         return found
 
 
