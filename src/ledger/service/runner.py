@@ -56,6 +56,7 @@ from ledger.domain.errors import (
     InvalidInputError,
     InvariantError,
     LedgerError,
+    NotServedError,
     SoldOutError,
 )
 from ledger.domain.ids import command_id_for
@@ -447,10 +448,14 @@ class CommandRunner:
         if (
             not uow.careful
             and not isinstance(error, InvalidInputError)
-            and (isinstance(error, BuyerLimitError) or not uow.is_current(command.contended))
+            and (
+                isinstance(error, BuyerLimitError | NotServedError)
+                or not uow.is_current(command.contended)
+            )
         ):
             # Refused on what this process last wrote, which another
-            # process has changed since (a restock, a refund...): decide
+            # process has changed since (a restock, a refund, a buyer's
+            # allowance or account -- another channel linked...): decide
             # again on the stored state.
             raise StaleReadError from error
         if not uow.careful and uow.pending_events() == before:
