@@ -171,3 +171,33 @@ def test_a_move_after_its_authorization_expired(
     store.rechain(unit)
     consent = only(verify_store(store.url), "move-consent")
     assert "outside the authorization's life" in consent.message
+
+
+def test_a_refund_recorded_by_a_channel_key_not_holding_the_unit(
+    signed_store: tuple[Store, str, Holder, str],
+) -> None:
+    # A refund names no channel; who recorded it does. The shop's key (say
+    # an edge that forgot its check) refunds the unit the market holds.
+    from ledger.domain.actor import Actor, acting
+
+    store, unit, _, _ = signed_store
+    with (
+        Ledger(store.url) as ledger,
+        acting(Actor.of_key("0123456789ab", "channel", "market", "req-1")),
+    ):
+        ledger.move_unit(
+            unit, holder="carol", to_channel="market", channel="shop", idempotency_key="mv3"
+        )
+    with Ledger(store.url) as ledger, acting(Actor.of_key("0123456789ab", "channel", "shop", "r2")):
+        ledger.refund(unit, reason="not ours", idempotency_key="f1")
+    refunded = store.find("unit.refunded")
+    moved = store.find("unit.moved", consent="hand-off", nth=1)
+    report = verify_store(store.url)
+    acting_as = [f for f in report.findings if f.check == "acting-channel"]
+    # The hand-off recorded by the market's key, from the shop; the refund
+    # by the shop's key, of the market's unit.
+    assert [(f.position, f.expected, f.actual) for f in acting_as] == [
+        (moved.rowid, "market", "shop"),
+        (refunded.rowid, "shop", "market"),
+    ]
+    assert exit_code(report.by_check()) == 4

@@ -95,6 +95,9 @@ Accounts and custody (rule 8.13)
                             does not serve, or one never opened
     ``not-in-custody``      a channel resells, gives or hands off a unit held
                             through another channel
+    ``acting-channel``      an event recorded by a channel's key acts as
+                            another channel (a refund or a code delivery: of
+                            a unit held through another channel)
     ``account-state``       a channel linked twice, or linked for a unit that
                             is never moved to it
     ``holder-key``          a holder's key whose id is not its hash, or
@@ -247,6 +250,7 @@ CHECKS: tuple[str, ...] = (
     "refund-mismatch",
     "not-served",
     "not-in-custody",
+    "acting-channel",
     "account-state",
     "holder-key",
     "move-state",

@@ -17,8 +17,8 @@ through the resale's channel); only that channel resells it.
 from __future__ import annotations
 
 from ledger.verify.consent import authorization_problem, key_id_of, unb64url
-from ledger.verify.facts import Event, Facts, Payload, short
-from ledger.verify.packing import Unit
+from ledger.verify.facts import Event, Facts, Handler, Payload, short
+from ledger.verify.packing import Unit, uuid_key
 
 # Acts remembered for an account not opened yet, at most (then the oldest
 # is settled as a finding: a log never opening thousands of accounts it
@@ -44,6 +44,7 @@ class AccountRules:
     def on_opened(self, ev: Event, p: Payload) -> None:
         account, channel = p["account"], p["channel"]
         self._facts.check_own_id(ev, p)
+        self.check_actor(ev, channel)
         self._registered(ev, channel)
         self._names[ev.aggregate_id] = account
         self._served[account] = [channel]
@@ -70,6 +71,7 @@ class AccountRules:
         if account is None:
             return
         self.act(ev, account, p["channel"])
+        self.check_actor(ev, p["channel"])
         raw = unb64url(p["public_key"])
         keys = self._keys.setdefault(account, {})
         if raw is None or len(raw) != 32 or key_id_of(raw) != p["key_id"]:
@@ -89,6 +91,7 @@ class AccountRules:
         if account is None:
             return
         self.act(ev, account, p["channel"])
+        self.check_actor(ev, p["channel"])
         if self._keys.get(account, {}).pop(p["key_id"], None) is None:
             self._flag(ev, "holder-key", f"key {short(p['key_id'])} is not in force")
 
@@ -104,6 +107,7 @@ class AccountRules:
         self._registered(ev, to_channel)
         if to_channel == p["from_channel"]:
             self._flag(ev, "move-state", f"the unit is held through {short(to_channel)} already")
+        self.check_actor(ev, p["from_channel"] if consent == "hand-off" else to_channel)
         problem = self._consent_problem(ev, p, consent)
         if problem is not None:
             self._flag(ev, "move-consent", problem)
@@ -130,6 +134,25 @@ class AccountRules:
             keys=self._keys.get(p["holder"], {}),
         )
 
+    def around(self, handlers: dict[str, Handler]) -> dict[str, Handler]:
+        """The other families' handlers, with this rule's checks of the events
+        they own: a waitlist entry acts for its buyer, through its channel;
+        a code delivery (which names no channel) by the channel holding the
+        unit."""
+        waitlisted, delivered = handlers["stock.waitlisted"], handlers["code.delivered"]
+
+        def on_waitlisted(ev: Event, p: Payload) -> None:
+            waitlisted(ev, p)
+            self.act(ev, p["buyer"], p["channel"])
+            self.check_actor(ev, p["channel"])
+
+        def on_code_delivered(ev: Event, p: Payload) -> None:
+            unit = self._facts.packed.unit(uuid_key(p["unit_id"]))
+            self.check_actor(ev, unit.custody if unit is not None else None)
+            delivered(ev, p)
+
+        return handlers | {"stock.waitlisted": on_waitlisted, "code.delivered": on_code_delivered}
+
     def act(self, ev: Event, account: str, channel: str) -> None:
         """``channel`` acts for ``account`` at ``ev``."""
         channels = self._served.get(account)
@@ -140,6 +163,21 @@ class AccountRules:
             self._pending_count += 1
         elif channel not in channels:
             self._not_served(ev, account, channel, channels)
+
+    def check_actor(self, ev: Event, channel: str | None) -> None:
+        """A channel's key acts only as that channel: an event it recorded
+        (``recorded_by``, role ``channel``) acts for ``channel`` -- the one
+        the event names, or for a refund or a code delivery, which name
+        none, the one holding the unit."""
+        actor = ev.recorded_by
+        if actor is not None and actor["role"] == "channel" and actor["subject"] != channel:
+            self._flag(
+                ev,
+                "acting-channel",
+                f"recorded by channel {short(actor['subject'])}'s key, acting as {short(channel)}",
+                expected=actor["subject"],
+                actual=str(channel),
+            )
 
     def check_custody(self, ev: Event, unit: Unit, channel: str) -> None:
         """Only the channel a unit is held through acts on it."""

@@ -100,6 +100,7 @@ class UnitRules:
                 "unit-mismatch",
                 f"transferable is {p['transferable']}, the tier's is {stock.transferable}",
             )
+        self._accounts.check_actor(ev, p["channel"])
         terms = self._match_sale(ev, stock_id, p, issued=True)
         self._codes.unit_sold(ev, ev.aggregate_id, p)
         if self._unit(ev.key) is None:
@@ -137,6 +138,7 @@ class UnitRules:
                 "unit-held",
                 f"the unit is held by {unit.holder}; only a returned unit is sold again",
             )
+        self._accounts.check_actor(ev, p["channel"])
         terms = self._match_sale(ev, unit.stock_id, p, issued=False)
         self._codes.unit_sold(ev, ev.aggregate_id, p)
         unit.holder = p["holder"]
@@ -210,6 +212,7 @@ class UnitRules:
                 split=p["split"],
             )
         self._accounts.act(ev, p["buyer"], p["channel"])
+        self._accounts.check_actor(ev, p["channel"])
         if unit is None:
             return
         self._check_resale(ev, unit, p)
@@ -263,6 +266,7 @@ class UnitRules:
         """A change of holder without a price: from the holder, of a
         transferable unit, through the channel holding it; no royalty."""
         self._accounts.act(ev, p["recipient"], p["channel"])
+        self._accounts.check_actor(ev, p["channel"])
         unit = self._unit(ev.key)
         if unit is None or ev.aggregate_id is None:
             return
@@ -300,6 +304,7 @@ class UnitRules:
         unit = self._unit(ev.key)
         if unit is None:
             return
+        self._accounts.check_actor(ev, unit.custody)  # a refund names no channel
         undone = acquisition(p["acquisition_id"], p["kind"], p["holder"], p["returned_to"], p)
         self._check_undo(ev, unit, undone)
         self._codes.refunded(ev, ev.aggregate_id, p)

@@ -121,46 +121,43 @@ class Verifier:
         accounts = self._accounts = AccountRules(facts)
         units = UnitRules(facts, records, codes, splits, accounts)
         allowances = AllowanceRules(facts)
-
-        def on_waitlisted(ev: Event, p: Payload) -> None:
-            holds.on_waitlisted(ev, p)
-            accounts.act(ev, p["buyer"], p["channel"])
-
-        return {
-            "channel.registered": goods.on_channel_registered,
-            "good.minted": goods.on_minted,
-            "good.variant-derived": goods.on_variant_derived,
-            "stock.opened": stock.on_opened,
-            "stock.sold": stock.on_sold,
-            "stock.restocked": stock.on_restocked,
-            "stock.returned": stock.on_returned,
-            "stock.reserved": holds.on_reserved,
-            "stock.hold-committed": holds.on_committed,
-            "stock.hold-released": holds.on_released,
-            "stock.refund-owed": holds.on_refund_owed,
-            "stock.allotted": holds.on_allotted,
-            "stock.waitlisted": on_waitlisted,
-            "stock.rate-set": holds.on_rate_set,
-            "stock.waitlist-left": holds.on_waitlist_left,
-            "stock.pool-returned": holds.on_pool_returned,
-            "stock.pool-drawn": holds.on_pool_drawn,
-            "allowance.started": allowances.on_started,
-            "allowance.counted": allowances.on_counted,
-            "unit.issued": units.on_issued,
-            "unit.reissued": units.on_reissued,
-            "unit.resold": units.on_resold,
-            "unit.refunded": units.on_refunded,
-            "command.recorded": records.on_recorded,
-            "account.opened": accounts.on_opened,
-            "account.linked": accounts.on_linked,
-            "account.key-registered": accounts.on_key_registered,
-            "account.key-revoked": accounts.on_key_revoked,
-            "unit.moved": accounts.on_moved,
-            "unit.transferred": units.on_transferred,
-            "apikey.issued": self._actors.on_issued,
-            "apikey.revoked": self._actors.on_revoked,
-            **CodeEvents(facts, records, codes).handlers(),
-        }
+        return accounts.around(
+            {
+                "channel.registered": goods.on_channel_registered,
+                "good.minted": goods.on_minted,
+                "good.variant-derived": goods.on_variant_derived,
+                "stock.opened": stock.on_opened,
+                "stock.sold": stock.on_sold,
+                "stock.restocked": stock.on_restocked,
+                "stock.returned": stock.on_returned,
+                "stock.reserved": holds.on_reserved,
+                "stock.hold-committed": holds.on_committed,
+                "stock.hold-released": holds.on_released,
+                "stock.refund-owed": holds.on_refund_owed,
+                "stock.allotted": holds.on_allotted,
+                "stock.waitlisted": holds.on_waitlisted,
+                "stock.rate-set": holds.on_rate_set,
+                "stock.waitlist-left": holds.on_waitlist_left,
+                "stock.pool-returned": holds.on_pool_returned,
+                "stock.pool-drawn": holds.on_pool_drawn,
+                "allowance.started": allowances.on_started,
+                "allowance.counted": allowances.on_counted,
+                "unit.issued": units.on_issued,
+                "unit.reissued": units.on_reissued,
+                "unit.resold": units.on_resold,
+                "unit.refunded": units.on_refunded,
+                "command.recorded": records.on_recorded,
+                "account.opened": accounts.on_opened,
+                "account.linked": accounts.on_linked,
+                "account.key-registered": accounts.on_key_registered,
+                "account.key-revoked": accounts.on_key_revoked,
+                "unit.moved": accounts.on_moved,
+                "unit.transferred": units.on_transferred,
+                "apikey.issued": self._actors.on_issued,
+                "apikey.revoked": self._actors.on_revoked,
+                **CodeEvents(facts, records, codes).handlers(),
+            }
+        )
 
     # ------------------------------------------------------------------
     # Input
