@@ -1,7 +1,11 @@
 """A Hypothesis state machine drives the ledger against a plain model.
 
-Commands: mint, derive a variant, sell, resell, restock, refund, repeat an
-idempotency key (same body and different body), and invalid commands. After
+Commands: mint, derive a variant, sell, resell, restock, refund, hand a
+unit off to another channel, give it away, repeat an idempotency key (same
+body and different body), and invalid commands. The model keeps who holds
+each unit, through which channel (its custody), and which channels serve
+each buyer's account, so every refusal of holders and authority is
+predicted. After
 every step the invariants hold; at teardown a fresh process rebuilds every
 aggregate from the store and must equal the live state, and every chain
 must verify. The projections follow along in batches of random size; at
@@ -68,7 +72,9 @@ class UnitModel:
     tier: str
     serial: int
     holder: str | None
-    stack: list[tuple[str, str | None]]  # (holder, previous holder) per live acquisition
+    # (holder, previous holder, channel, kind) per live acquisition
+    stack: list[tuple[str, str | None, str, str]]
+    custody: str | None = None  # the channel it is held through
 
 
 class LedgerMachine(RuleBasedStateMachine):
@@ -87,6 +93,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.tiers: dict[tuple[str, str], TierModel] = {}
         self.units: dict[str, UnitModel] = {}
         self.done: list[tuple[Callable[[str], Any], str, dict[str, Any]]] = []
+        self.accounts: dict[str, list[str]] = {}  # buyer -> channels serving it
         self.keys = itertools.count()
         self.views = ProjectionStore(self.ledger.event_store.recorder)
 
@@ -229,6 +236,11 @@ class LedgerMachine(RuleBasedStateMachine):
                 call(key)
             assert self.stored() == stored
             return
+        if channel not in self.accounts.get(buyer, [channel]):
+            with pytest.raises(errors.NotServedError):
+                call(key)
+            assert self.stored() == stored
+            return
         if over_limit:
             with pytest.raises(errors.BuyerLimitError):
                 call(key)
@@ -243,12 +255,13 @@ class LedgerMachine(RuleBasedStateMachine):
         model.free = model.free[len(expected) - fresh :]
         model.next_serial += fresh
         model.bought[buyer] = model.bought.get(buyer, 0) + quantity
+        self.accounts.setdefault(buyer, [channel])
         for unit in result["units"]:
             known = self.units.setdefault(
                 unit["unit_id"], UnitModel(good, tier, unit["serial"], None, [])
             )
-            known.holder = buyer
-            known.stack.append((buyer, None))
+            known.holder, known.custody = buyer, channel
+            known.stack.append((buyer, None, channel, "sale"))
         self.remember(call, key, result)
 
     def held_units(self) -> list[str]:
@@ -260,8 +273,11 @@ class LedgerMachine(RuleBasedStateMachine):
         buyer=st.sampled_from([*BUYERS, "eve"]),
         honest=st.booleans(),
         price=st.integers(0, 50_000),
+        channel=st.sampled_from(sorted(CHANNELS)),
     )
-    def resell(self, data: st.DataObject, buyer: str, honest: bool, price: int) -> None:
+    def resell(
+        self, data: st.DataObject, buyer: str, honest: bool, price: int, channel: str
+    ) -> None:
         unit_id = data.draw(st.sampled_from(self.held_units()))
         unit = self.units[unit_id]
         seller = unit.holder if honest else "mallory"
@@ -274,7 +290,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 unit_id,
                 seller=seller,
                 buyer=buyer,
-                channel="live",
+                channel=channel,
                 price=Money(price, "EUR"),
                 idempotency_key=k,
             )
@@ -287,6 +303,10 @@ class LedgerMachine(RuleBasedStateMachine):
             refusal = errors.NotHolderError
         elif seller == buyer:
             refusal = errors.SelfTradeError
+        elif channel != unit.custody:
+            refusal = errors.NotInCustodyError
+        elif channel not in self.accounts.get(buyer, [channel]):
+            refusal = errors.NotServedError
         if refusal is not None:
             with pytest.raises(refusal):
                 call(key)
@@ -294,9 +314,67 @@ class LedgerMachine(RuleBasedStateMachine):
             return
         result = call(key)
         assert sum(p["amount"] for p in result["split"]) == price
-        unit.stack.append((buyer, seller))
+        unit.stack.append((buyer, seller, channel, "resale"))
         unit.holder = buyer
+        self.accounts.setdefault(buyer, [channel])
         self.remember(call, key, result)
+
+    @precondition(lambda self: bool(self.held_units()))
+    @rule(data=st.data(), to=st.sampled_from(sorted(CHANNELS)), honest=st.booleans())
+    def hand_off(self, data: st.DataObject, to: str, honest: bool) -> None:
+        """The channel holding a unit takes it to another (or, dishonestly,
+        a channel not holding it tries to)."""
+        unit_id = data.draw(st.sampled_from(self.held_units()))
+        unit = self.units[unit_id]
+        assert unit.holder is not None
+        assert unit.custody is not None
+        acting = unit.custody if honest else next(c for c in CHANNELS if c != unit.custody)
+        stored = self.stored()
+        refusal: type[errors.LedgerError] | None = None
+        if acting != unit.custody:
+            refusal = errors.NotInCustodyError
+        elif to == unit.custody:
+            refusal = errors.RuleViolation
+        key = self.key()
+        move = {"holder": unit.holder, "to_channel": to, "channel": acting}
+        if refusal is not None:
+            with pytest.raises(refusal):
+                self.ledger.move_unit(unit_id, idempotency_key=key, **move)
+            assert self.stored() == stored
+            return
+        result = self.ledger.move_unit(unit_id, idempotency_key=key, **move)
+        assert (result["from_channel"], result["to_channel"]) == (unit.custody, to)
+        unit.custody = to
+        served = self.accounts[unit.holder]
+        if to not in served:
+            served.append(to)
+
+    @precondition(lambda self: bool(self.held_units()))
+    @rule(data=st.data(), recipient=st.sampled_from([*BUYERS, "eve"]))
+    def give(self, data: st.DataObject, recipient: str) -> None:
+        """A gift through the channel holding the unit: no price, no royalty."""
+        unit_id = data.draw(st.sampled_from(self.held_units()))
+        unit = self.units[unit_id]
+        assert unit.holder is not None
+        assert unit.custody is not None
+        stored = self.stored()
+        refusal: type[errors.LedgerError] | None = None
+        if not self.tiers[(unit.good, unit.tier)].transferable:
+            refusal = errors.NotTransferableError
+        elif recipient == unit.holder:
+            refusal = errors.SelfTradeError
+        elif unit.custody not in self.accounts.get(recipient, [unit.custody]):
+            refusal = errors.NotServedError
+        gift = {"giver": unit.holder, "recipient": recipient, "channel": unit.custody}
+        if refusal is not None:
+            with pytest.raises(refusal):
+                self.ledger.transfer_unit(unit_id, idempotency_key=self.key(), **gift)
+            assert self.stored() == stored
+            return
+        self.ledger.transfer_unit(unit_id, idempotency_key=self.key(), **gift)
+        unit.stack.append((recipient, unit.holder, unit.custody, "transfer"))
+        unit.holder = recipient
+        self.accounts.setdefault(recipient, [unit.custody])
 
     @rule(good=goods, quantity=st.integers(1, 4))
     def restock(self, good: str, quantity: int) -> None:
@@ -326,10 +404,16 @@ class LedgerMachine(RuleBasedStateMachine):
                 self.ledger.refund(unit_id, reason="r", idempotency_key=self.key())
             assert self.stored() == stored
             return
+        if unit.stack[-1][3] == "transfer":  # nothing was paid: nothing is refunded
+            with pytest.raises(errors.RuleViolation, match="transfer"):
+                self.ledger.refund(unit_id, reason="r", idempotency_key=self.key())
+            assert self.stored() == stored
+            return
         result = self.ledger.refund(unit_id, reason="r", idempotency_key=self.key())
-        holder, previous = unit.stack.pop()
+        holder, previous, channel, _ = unit.stack.pop()
         assert result["holder"] == holder
         unit.holder = previous
+        unit.custody = channel if previous is not None else None
         if previous is None:
             assert result["kind"] == "sale"
             model = self.tiers[(unit.good, unit.tier)]
@@ -400,7 +484,7 @@ class LedgerMachine(RuleBasedStateMachine):
         serials: set[tuple[str, str, int]] = set()
         for unit_id, model in self.units.items():
             unit = self.ledger.unit(unit_id)
-            assert unit.holder == model.holder
+            assert (unit.holder, unit.custody) == (model.holder, model.custody)
             assert (unit.good_id, unit.tier, unit.serial) not in serials
             serials.add((unit.good_id, unit.tier, unit.serial))
 
