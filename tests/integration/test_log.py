@@ -328,7 +328,7 @@ class _OneByOne:
 
 
 def test_sealing_in_the_same_process_never_stalls_the_writers(
-    ledger: Ledger, signer: Signer
+    ledger: Ledger, signer: Signer, store_url: DatabaseURL, tmp_path: object
 ) -> None:
     """A sealer sharing the writers' connection pool (as `ledger serve`'s
     does) used to read new events while holding SQLite's writer lock, from a
@@ -365,4 +365,7 @@ def test_sealing_in_the_same_process_never_stalls_the_writers(
         thread.join(timeout=30)
     assert not failures, failures[:3]
     sealer.seal()
-    assert ledger.event_store.recorder.max_notification_id() == sealer.sequence()
+    # Every event is sequenced. (Not max_notification_id: the writers race to
+    # open the same buyers' accounts, and on PostgreSQL a lost race leaves a
+    # gap in the positions.)
+    assert len(records(store_url, f"{tmp_path}/all.jsonl")) == sealer.sequence()

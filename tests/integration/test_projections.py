@@ -98,6 +98,9 @@ def test_views_follow_sales_resales_refunds_and_restocks(shop: Any) -> None:
         unit_price=Money(100, "EUR"),
         idempotency_key="sv",
     )
+    ledger.move_unit(
+        units[0], holder="b0", to_channel="market", channel="shop", idempotency_key="mv0"
+    )
     ledger.resell(
         units[0],
         seller="b0",
@@ -137,8 +140,13 @@ def test_views_follow_sales_resales_refunds_and_restocks(shop: Any) -> None:
     assert first is not None
     history = first["history"]
     assert [
-        (h["type"], h["from"], h["to"], h["channel"], h["price"]["amount"]) for h in history
-    ] == [("unit.issued", None, "b0", "shop", 1_000), ("unit.resold", "b0", "zoe", "market", 5_000)]
+        (h["type"], h["from"], h["to"], h["channel"], h["price"] and h["price"]["amount"])
+        for h in history
+    ] == [
+        ("unit.issued", None, "b0", "shop", 1_000),
+        ("unit.moved", "b0", "b0", "market", None),  # handed off: no price
+        ("unit.resold", "b0", "zoe", "market", 5_000),
+    ]
     assert all(len(h["event_hash"]) == 64 for h in history)
     assert (views.unit(units[1]) or {})["holder"] is None  # refunded: back in stock
 

@@ -390,16 +390,18 @@ def test_clean_ledger_verifies_from_the_store_and_its_export(
     report = verify_store(store_url, progress=seen.append)
     assert report.ok, describe(report)
     assert report.first is None
-    assert report.events == 29
-    assert report.aggregates == 19
+    # (Three accounts -- carol, dave, erin -- opened by their first purchases.)
+    assert report.events == 32
+    assert report.aggregates == 22
     assert report.by_type["stock.sold"] == 2
-    assert seen[-1] == 29
+    assert report.by_type["account.opened"] == 3
+    assert seen[-1] == 32
 
     out = tmp_path / "ledger.jsonl"
-    assert export_store(store_url, out) == 29
+    assert export_store(store_url, out) == 32
     exported = verify_export(out)
     assert exported.ok, describe(exported)
-    assert (exported.events, exported.aggregates) == (29, 19)
+    assert (exported.events, exported.aggregates) == (32, 22)
     assert exported.source == str(out)
 
 
@@ -438,8 +440,8 @@ def test_export_is_atomic_and_replaces_the_target(example: Store, tmp_path: Path
     out = tmp_path / "out" / "ledger.jsonl"
     out.parent.mkdir()
     out.write_bytes(b"old contents\n")
-    assert export_store(example.url, out, progress=lambda n: None) == 29
-    assert out.read_bytes().count(b"\n") == 29
+    assert export_store(example.url, out, progress=lambda n: None) == 32
+    assert out.read_bytes().count(b"\n") == 32
     assert sorted(p.name for p in out.parent.iterdir()) == ["ledger.jsonl"]
 
 
@@ -660,7 +662,7 @@ def test_resale_of_a_non_transferable_unit_rechained(busy: Store) -> None:
     # Turn a resale of an 'own' unit into one of a 'view' unit (not transferable)
     # by moving the event onto that unit's chain.
     view_unit = busy.find("unit.issued", tier="view").aggregate_id
-    resold = busy.find("unit.resold", seller="erin")
+    resold = busy.find("unit.resold", seller="ivy")
     with sqlite3.connect(busy.path) as db:
         db.execute(
             "UPDATE stored_events SET originator_id=?, originator_version=2 WHERE rowid=?",
@@ -865,11 +867,14 @@ def test_non_canonical_export_line(export_lines: list[bytes], tmp_path: Path) ->
 def test_reordered_export_lines(export_lines: list[bytes], tmp_path: Path) -> None:
     lines = list(export_lines)
     # Move the second refund of the unit before the first.
-    lines[14], lines[16] = lines[16], lines[14]
+    first_refund, second_refund = (
+        i for i, line in enumerate(lines) if b'"type":"unit.refunded"' in line
+    )
+    lines[first_refund], lines[second_refund] = lines[second_refund], lines[first_refund]
     report = verify_export(write_lines(tmp_path / "t.jsonl", lines))
     first = report.first
     assert first is not None
-    assert (first.check, first.position) == ("version-gap", 15)
+    assert (first.check, first.position) == ("version-gap", first_refund + 1)
 
 
 def test_export_with_a_crlf_line(export_lines: list[bytes], tmp_path: Path) -> None:
@@ -897,14 +902,14 @@ def test_progress_every_few_thousand(
     monkeypatch.setattr(ledger.verify.sources, "PROGRESS_EVERY", 10)
     seen: list[int] = []
     report = verify_store(example.url, progress=seen.append)
-    assert seen == [10, 20, 29]
+    assert seen == [10, 20, 30, 32]
     out = tmp_path / "many.jsonl"
     exported: list[int] = []
     assert export_store(example.url, out, progress=exported.append) == report.events
-    assert exported == [10, 20, 29]
+    assert exported == [10, 20, 30, 32]
     checked: list[int] = []
     verify_export(out, progress=checked.append)
-    assert checked == [10, 20, 29]
+    assert checked == [10, 20, 30, 32]
 
 
 def test_group_committed_batches_verify(tmp_path: Path) -> None:

@@ -120,6 +120,9 @@ def build(url: DatabaseURL) -> None:
             idempotency_key="s1",
         )
         unit = sale["units"][0]["unit_id"]
+        ledger.move_unit(
+            unit, holder="carol", to_channel="market", channel="shop", idempotency_key="mv1"
+        )
         ledger.resell(
             unit,
             seller="carol",
@@ -129,6 +132,9 @@ def build(url: DatabaseURL) -> None:
             idempotency_key="r1",
         )
         seal()
+        ledger.move_unit(
+            unit, holder="dave", to_channel="shop", channel="market", idempotency_key="mv2"
+        )
         ledger.resell(
             unit,
             seller="dave",
@@ -168,6 +174,9 @@ def build(url: DatabaseURL) -> None:
         ledger.redeem_code(code, redeemer="bob", idempotency_key="x1")
         seal()
         # A last resale left unsealed: the unit's last event.
+        ledger.move_unit(
+            unit, holder="hana", to_channel="market", channel="shop", idempotency_key="mv3"
+        )
         ledger.resell(
             unit,
             seller="hana",
