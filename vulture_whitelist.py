@@ -10,6 +10,7 @@ me  # api/app.py: a FastAPI route, registered by its decorator
 provenance  # api/provenance_routes.py: a FastAPI route
 stock_stream  # api/query_routes.py: a FastAPI route (SSE)
 health  # api/readiness.py: a FastAPI route
+get_account  # api/account_routes.py: a FastAPI route
 domain_error  # api/problems.py: FastAPI exception handlers, registered by decorators
 database_error  # api/problems.py
 api_problem  # api/problems.py
@@ -55,6 +56,9 @@ imported_at  # service/answers.py
 first_delivery  # service/answers.py
 redeemed_at  # service/answers.py
 basis  # service/answers.py: Edition, "No. k of N"
+opened_at  # service/answers.py: AccountOpened
+moved_at  # service/answers.py: UnitMoved
+transferred_at  # service/answers.py: UnitTransferred
 
 # -- used by the tests and benchmarks: housekeeping and inspection -----------------
 server_reachable  # store/postgres.py: tests/conftest.py, bench/common.py
