@@ -140,6 +140,26 @@ def test_every_event_of_a_run_names_its_actor(store_url: DatabaseURL, tmp_path: 
                 break
         assert mixed, "no batch held sales of both channels"
 
+        # A queued sale (its place in the queue first) runs on a thread of
+        # its own: its events still name its key and request.
+        queued = http.post(
+            f"/goods/{good}/tiers/own/sales",
+            json={
+                "buyer": "q1",
+                "channel": "market",
+                "unit_price": {"amount": 100, "currency": "EUR"},
+            },
+            headers={
+                "Authorization": f"Bearer {keys['market']['token']}",
+                "Idempotency-Key": uuid.uuid4().hex,
+                "X-Request-Id": "queued-sale-1",
+                "Accept": "application/x-ndjson",
+            },
+        )
+        assert queued.status_code == 200, queued.text
+        assert json.loads(queued.text.splitlines()[-1])["status"] == 201
+        sent["queued-sale-1"] = ("market", "sale")
+
         deadline = time.monotonic() + 20  # the sweeper expires the hold
         while time.monotonic() < deadline:
             types = [r["type"] for r in _records(store_url, tmp_path)]
@@ -170,6 +190,10 @@ def test_every_event_of_a_run_names_its_actor(store_url: DatabaseURL, tmp_path: 
     # event of its command (the effects and the command record).
     seen = {a["request_id"] for a in actors}
     assert set(sent) <= seen
+    queued_events = [
+        r["type"] for r in records if r["recorded_by"]["request_id"] == "queued-sale-1"
+    ]
+    assert {"stock.sold", "unit.issued", "command.recorded"} <= set(queued_events)
     for record in records:
         actor = record["recorded_by"]
         if actor["request_id"] not in sent:

@@ -113,9 +113,8 @@ def actor_problem(member: object) -> str | None:
     if role not in ROLES:
         return f"role {role!r} is not one of {', '.join(sorted(ROLES))}"
     if set(member) != expected:
-        return (
-            f"members are {', '.join(sorted(member))}; a {role} has {', '.join(sorted(expected))}"
-        )
+        found, wanted = ", ".join(sorted(member)), ", ".join(sorted(expected))
+        return f"members are {found}; a {role} actor has {wanted}"
     request_id = member["request_id"]
     if not (isinstance(request_id, str) and REQUEST_ID.fullmatch(request_id)):
         return "request_id is not 1-128 of A-Z a-z 0-9 . _ : + / = @ -"
