@@ -8,7 +8,9 @@ Each contender runs the same sale on a fresh store, one attempt per buyer
 attempt to the last answer; each attempt's latency is its own call's:
 
 * **ledger**: ``Ledger.sell`` -- full hash-chained events (stock, unit,
-  command record per sale), idempotency, royalty split, group commit.
+  command record per sale), idempotency, royalty split, group commit; each
+  attempt acts as a channel's API key with a request id of its own, as a
+  request to the server does, so every event names its ``recorded_by``.
 * **raw row-lock SQL** (PostgreSQL): what a typical shop writes -- per
   attempt, on its own connection (``--threads`` connections):
   ``BEGIN; UPDATE stock SET n = n - 1 WHERE id = 1 AND n > 0 RETURNING n;
@@ -53,6 +55,7 @@ from bench.common import (
     percentile,
     wait_quiet,
 )
+from ledger.domain.actor import Actor, reset_actor, set_actor
 from ledger.domain.errors import SoldOutError
 from ledger.domain.money import Money
 from ledger.service import Ledger
@@ -69,6 +72,7 @@ SPEC: dict[str, Any] = {
     "tiers": [{"name": "drop", "quota": 10_000, "transferable": True}],
 }
 PRICE = Money(1_999, "EUR")
+BENCH_KEY_ID = "0123456789ab"  # the channel key the sales are recorded by (no key table here)
 
 
 @dataclass
@@ -163,6 +167,8 @@ def ledger_sale(url: DatabaseURL, buyers: int, units: int, threads: int) -> Sale
         good = str(ledger.mint(spec, idempotency_key="mint")["good_id"])
 
         def attempt(buyer: int) -> bool:
+            # As the API does per request: the key's actor, with this request's id.
+            token = set_actor(Actor.of_key(BENCH_KEY_ID, "channel", "shop", f"req-{buyer}"))
             try:
                 ledger.sell(
                     good,
@@ -175,6 +181,8 @@ def ledger_sale(url: DatabaseURL, buyers: int, units: int, threads: int) -> Sale
                 )
             except SoldOutError:
                 return False
+            finally:
+                reset_actor(token)
             return True
 
         seconds, sold, latencies = drive(attempt, buyers, threads)

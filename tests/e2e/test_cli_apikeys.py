@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ledger.store.database import DatabaseURL
+from ledger.verify import export_store, verify_store
 from tests.e2e.test_cli import run
 
 
@@ -42,6 +44,20 @@ def test_issue_list_revoke(tmp_path: Path) -> None:
     again = run("api-keys", "revoke", key["key_id"], "--db", db, cwd=tmp_path)
     assert again.returncode == 2
     assert again.stderr.startswith("error: no live API key")
+    # The keys' life is in the log, by the operator, never with a secret.
+    export = tmp_path / "export.jsonl"
+    url = DatabaseURL.parse(db)
+    export_store(url, export)
+    records = [json.loads(line) for line in export.read_text().splitlines()]
+    life = [(r["type"], r["payload"]["key_id"]) for r in records if r["type"].startswith("apikey.")]
+    assert life == [
+        ("apikey.issued", key["key_id"]),
+        ("apikey.issued", plain.stdout[3:15]),
+        ("apikey.revoked", key["key_id"]),
+    ]
+    assert {r["recorded_by"]["role"] for r in records} == {"operator"}
+    assert key["token"][16:] not in export.read_text()
+    assert verify_store(url).ok
 
 
 def test_bad_input_is_one_line_and_changes_nothing(tmp_path: Path) -> None:

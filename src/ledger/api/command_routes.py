@@ -16,6 +16,7 @@ records nothing: retrying its key decides it afresh.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import queue
 import threading
@@ -179,7 +180,9 @@ def sell(
 
     if NDJSON in request.headers.get("accept", ""):
         return StreamingResponse(
-            _queued_outcome(run, request.url.path),
+            # The sale runs on a thread of its own: it takes this request's
+            # context (its actor: who the sale's events name) along.
+            _queued_outcome(run, request.url.path, contextvars.copy_context()),
             media_type=NDJSON,
             headers={"Cache-Control": "no-store"},
         )
@@ -187,7 +190,7 @@ def sell(
 
 
 def _queued_outcome(
-    run: Callable[[Callable[[int], object]], Sold], instance: str
+    run: Callable[[Callable[[int], object]], Sold], instance: str, context: contextvars.Context
 ) -> Iterator[bytes]:
     """Lines of a queued sale: its place in the queue as soon as it has one,
     then its outcome (a result, or a problem document)."""
@@ -218,7 +221,7 @@ def _queued_outcome(
                 )
             )
 
-    threading.Thread(target=work, name="queued-sale", daemon=True).start()
+    threading.Thread(target=context.run, args=(work,), name="queued-sale", daemon=True).start()
     while True:
         kind, value = lines.get()
         if kind == "queued":

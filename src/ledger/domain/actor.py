@@ -49,10 +49,11 @@ class Actor:
     member: dict[str, Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        problem = actor_problem(self._as_member())
+        member = self._as_member()
+        problem = actor_problem(member)
         if problem is not None:
             raise ValueError(f"recorded_by: {problem}")
-        object.__setattr__(self, "member", self._as_member())
+        object.__setattr__(self, "member", member)
 
     def _as_member(self) -> dict[str, Any]:
         member: dict[str, Any] = {
@@ -80,12 +81,26 @@ class Actor:
 
     @classmethod
     def from_member(cls, member: object) -> Actor:
-        """The actor a stored ``recorded_by`` names (``ValueError`` if malformed)."""
-        problem = actor_problem(member)
-        if problem is not None:
-            raise ValueError(f"recorded_by: {problem}")
-        assert isinstance(member, dict)  # noqa: S101 - actor_problem checked it
-        return cls(member["role"], member["request_id"], member["subject"], member.get("key_id"))
+        """The actor a stored ``recorded_by`` names (``ValueError`` if malformed).
+        (Remembered: the events of a command, and of a replay, share theirs.)"""
+        if not isinstance(member, dict):
+            raise ValueError("recorded_by: is not an object")
+        try:
+            key = (member["role"], member["request_id"], member["subject"], member.get("key_id"))
+        except KeyError as missing:
+            raise ValueError(f"recorded_by: has no {missing}") from None
+        try:
+            found = _READ.get(key)
+        except TypeError:  # a member that is no string: unhashable
+            raise ValueError("recorded_by: " + (actor_problem(member) or "malformed")) from None
+        if found is None or found.member != member:
+            found = cls(*key)
+            if found.member != member:
+                raise ValueError("recorded_by: " + (actor_problem(member) or "other members"))
+            if len(_READ) > 4096:
+                _READ.clear()
+            _READ[key] = found
+        return found
 
 
 def actor_problem(member: object) -> str | None:
@@ -98,9 +113,8 @@ def actor_problem(member: object) -> str | None:
     if role not in ROLES:
         return f"role {role!r} is not one of {', '.join(sorted(ROLES))}"
     if set(member) != expected:
-        return (
-            f"members are {', '.join(sorted(member))}; a {role} has {', '.join(sorted(expected))}"
-        )
+        found, wanted = ", ".join(sorted(member)), ", ".join(sorted(expected))
+        return f"members are {found}; a {role} actor has {wanted}"
     request_id = member["request_id"]
     if not (isinstance(request_id, str) and REQUEST_ID.fullmatch(request_id)):
         return "request_id is not 1-128 of A-Z a-z 0-9 . _ : + / = @ -"
@@ -116,6 +130,7 @@ def actor_problem(member: object) -> str | None:
 
 _KEYED_MEMBERS = frozenset({"key_id", "request_id", "role", "subject"})
 _SELF_MEMBERS = frozenset({"request_id", "role", "subject"})
+_READ: dict[tuple[str, str, str | None, str | None], Actor] = {}
 _ACTOR: ContextVar[Actor | None] = ContextVar("ledger_actor", default=None)
 
 

@@ -49,6 +49,7 @@ _TOKEN = re.compile(r"^lk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
 _SUBJECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
 _KEY_ID = re.compile(r"^[0-9a-f]{12}$")
 CACHE_SECONDS = 5.0
+REVOCATION_GRACE = CACHE_SECONDS + 1.0  # row revoked -> apikey.revoked recorded
 MAX_LABEL = 200
 
 
@@ -89,6 +90,8 @@ def check_grant(role: Role | str, subject: str | None, label: str = "") -> tuple
         raise ValueError(f"a {chosen.value} key acts for no one in particular: drop --subject")
     if len(label) > MAX_LABEL:
         raise ValueError(f"a key's label is at most {MAX_LABEL} characters")
+    if any(ord(ch) < 0x20 for ch in label):
+        raise ValueError("a key's label holds no control characters (it is recorded in the log)")
     return chosen, subject
 
 
@@ -203,11 +206,17 @@ class ApiKeyStore(TableStore):
             return cached[1]
         return None
 
-    def revoke(self, key_id: str) -> bool:
+    def revoke(self, key_id: str, *, grace: float | None = None) -> bool:
         """Revoke a key at once; False if there is no such live key.
 
         Of concurrent revocations of one key (any processes), exactly one
         returns True: the row is locked before it is read.
+
+        With events, ``apikey.revoked`` is recorded ``grace`` seconds after
+        the row is revoked (default: :data:`REVOCATION_GRACE`, the cache's
+        lifetime and a second): by then no server accepts the key any more,
+        so every event the key records precedes its revocation in the log
+        (rule 8.12). ``grace=0`` for a store only this process serves.
         """
         if not isinstance(key_id, str) or not _KEY_ID.fullmatch(key_id):
             return False
@@ -231,6 +240,8 @@ class ApiKeyStore(TableStore):
         if revoked:
             with self._lock:
                 self._cache.clear()
+        if revoked and self._events is not None:
+            time.sleep(REVOCATION_GRACE if grace is None else grace)
         self._log_revocation(key_id)  # after the row: also repairs one whose event was lost
         return revoked
 

@@ -33,7 +33,7 @@ def actor_problem(member: object) -> str | None:
     """What is wrong with a ``recorded_by`` member (None: nothing)."""
     if type(member) is not dict:
         return "recorded_by is not an object"
-    key = tuple(sorted(member.items(), key=lambda item: item[0]))
+    key = tuple(member.items())  # (in stored order: another order is only a miss)
     try:
         return _SEEN[key]
     except KeyError:
@@ -55,7 +55,7 @@ def _problem(member: dict[str, object]) -> str | None:
     if member.keys() != expected:
         return (
             f"recorded_by's members are {', '.join(sorted(member))}; "
-            f"a {role} has {', '.join(sorted(expected))}"
+            f"an actor of role {role} has {', '.join(sorted(expected))}"
         )
     request_id = member["request_id"]
     if type(request_id) is not str or not _REQUEST_ID(request_id):
