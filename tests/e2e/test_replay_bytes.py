@@ -4,8 +4,9 @@ Over real HTTP against a real ``ledger serve``, on both backends: every command 
 router is sent once, replayed with the same key and body, the server is
 restarted, and each is replayed again. The status, the body bytes and every
 header compare equal, except the few that belong to the request rather than
-to the answer: ``date`` (the moment of sending) and ``idempotent-replayed``
-(absent on the first answer, ``true`` on every replay).
+to the answer: ``date`` (the moment of sending), ``x-request-id`` (each
+request's own) and ``idempotent-replayed`` (absent on the first answer,
+``true`` on every replay).
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from ledger.service import Ledger
 from ledger.store.database import DatabaseURL
 from tests.e2e.conftest import running_server
 from tests.e2e.test_api_flow import issue
+from tests.integration.test_api_holders import Holder
 from tests.strategies import good_spec
 
-PER_REQUEST = {"date", "idempotent-replayed"}
+PER_REQUEST = {"date", "idempotent-replayed", "x-request-id"}
 CODE = "GIFT-REPLAY-0001"
 
 
@@ -167,6 +169,27 @@ def test_every_command_replays_the_same_bytes_also_after_a_restart(
             f"{g}/own/sales",
             {"buyer": "b1", "channel": "shop", "quantity": 1, "unit_price": price(1_000)},
         )["units"][0]["unit_id"]
+        # The holders' commands: a key registered and revoked, an account
+        # opened ahead, the unit handed off to the market, resold, given.
+        key_id = s.post(
+            "/accounts/{account}/keys",
+            shop,
+            "/accounts/b1/keys",
+            {"public_key": Holder("b1").public, "channel": "shop"},
+        )["key_id"]
+        s.post(
+            "/accounts/{account}/keys/{key_id}/revocation",
+            shop,
+            f"/accounts/b1/keys/{key_id}/revocation",
+            {"channel": "shop"},
+        )
+        s.post("/accounts", market, "/accounts", {"account": "m1", "channel": "market"})
+        s.post(
+            "/units/{unit_id}/moves",
+            shop,
+            f"/units/{unit}/moves",
+            {"holder": "b1", "to_channel": "market", "channel": "shop"},
+        )
         s.post(
             "/units/{unit_id}/resales",
             market,
@@ -178,6 +201,12 @@ def test_every_command_replays_the_same_bytes_also_after_a_restart(
             market,
             f"/units/{unit}/refunds",
             {"reason": "changed their mind"},
+        )
+        s.post(
+            "/units/{unit_id}/transfers",
+            market,
+            f"/units/{unit}/transfers",
+            {"giver": "b1", "recipient": "m1", "channel": "market", "kind": "gift"},
         )
         hold = s.post(
             "/goods/{good_id}/tiers/{tier}/holds",
