@@ -14,10 +14,12 @@ So a line says ``index`` (null until sequenced) and ``signed``.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from ledger.domain.actor import KEY_ID, REQUEST_ID, ROLES, SUBJECT
 from ledger.domain.errors import InvalidInputError
 from ledger.domain.model import format_timestamp
 from ledger.projections.queries import Page, Views, _equal
@@ -54,6 +56,50 @@ def moment(text: str, field: str) -> str:
     if value.tzinfo is None:
         raise InvalidInputError(field, "a date-time needs an offset (Z or +hh:mm)")
     return format_timestamp(value)
+
+
+def checked_filter(
+    *,
+    actor: str | None = None,
+    key_id: str | None = None,
+    role: str | None = None,
+    request_id: str | None = None,
+    good: str | None = None,
+    unit: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+) -> AuditFilter:
+    """The filter these raw values name, each checked as ``GET /audit``
+    checks it (:class:`InvalidInputError` naming the first bad one)."""
+    for field, value, pattern in (
+        ("actor", actor, SUBJECT),
+        ("key_id", key_id, KEY_ID),
+        ("request_id", request_id, REQUEST_ID),
+    ):
+        if value is not None and not pattern.fullmatch(value):
+            raise InvalidInputError(field, f"does not match {pattern.pattern}")
+    if role is not None and role not in ROLES:
+        raise InvalidInputError("role", f"must be one of {', '.join(sorted(ROLES))}")
+    ids = {}
+    for field, value in (("good", good), ("unit", unit)):
+        try:
+            ids[field] = None if value is None else str(uuid.UUID(value))
+        except ValueError:
+            raise InvalidInputError(field, "must be a UUID") from None
+    start = None if since is None else moment(since, "from")
+    end = None if until is None else moment(until, "to")
+    if start is not None and end is not None and start >= end:
+        raise InvalidInputError("to", "must be after from")
+    return AuditFilter(
+        actor=actor,
+        key_id=key_id,
+        role=role,
+        request_id=request_id,
+        good_id=ids["good"],
+        unit_id=ids["unit"],
+        since=start,
+        until=end,
+    )
 
 
 def audit_page(views: Views, f: AuditFilter, *, cursor: str | None, limit: int) -> Page:
