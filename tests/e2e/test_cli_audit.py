@@ -108,3 +108,31 @@ def test_a_store_without_views_or_at_all(tmp_path: Path) -> None:
     missing = run("audit", "--db", str(tmp_path / "nosuch.db"), cwd=tmp_path)
     assert missing.returncode == 2
     assert missing.stderr.startswith("error: no ledger database at")
+
+
+def test_the_replay_check_covers_the_audit_view(store: tuple[Path, str]) -> None:
+    """An audit line edited in place (another key named) is a difference the
+    auditor's replay check names; the store as built has none."""
+    import sqlite3
+
+    from ledger.projections import ProjectionStore
+    from ledger.projections.replay import compare_with_replay
+    from ledger.store.records import RecordReader
+
+    db, _ = store
+
+    def check() -> list[str]:
+        with RecordReader(DatabaseURL.parse(str(db))) as reader:
+            report = compare_with_replay(ProjectionStore(reader.recorder, create=False))
+        assert report.rows["audit"] > 0
+        return report.differences
+
+    assert check() == []
+    with sqlite3.connect(db) as connection:
+        changed = connection.execute(
+            "UPDATE proj_audit SET key_id = ? WHERE key_id = ?", (OTHER_KEY, SHOP_KEY)
+        ).rowcount
+    assert changed > 0
+    differences = check()
+    assert differences
+    assert all(line.startswith("audit ") for line in differences), differences
