@@ -254,6 +254,8 @@ def test_the_audit_trail_over_http(store_url: DatabaseURL, tmp_path: Path) -> No
             ({"request_id": "a b"}, "request_id"),
             ({"from": "2026-13-01"}, "from"),
             ({"to": "2026-12-01T10:00:00"}, "to"),
+            ({"from": "0001-01-01T00:00:00+01:00"}, "from"),
+            ({"to": "0999-01-01"}, "to"),
             ({"from": "2026-12-02", "to": "2026-12-01"}, "to"),
             ({"cursor": "garbage!"}, "cursor"),
             ({"limit": 0}, "limit"),

@@ -47,15 +47,22 @@ def moment(text: str, field: str) -> str:
     try:
         if len(text) == 10:
             day = date.fromisoformat(text)
-            return format_timestamp(datetime(day.year, day.month, day.day, tzinfo=UTC))
-        value = datetime.fromisoformat(text)
+            value = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        else:
+            value = datetime.fromisoformat(text)
     except ValueError:
         raise InvalidInputError(
             field, "must be a day (YYYY-MM-DD) or a date-time with an offset"
         ) from None
     if value.tzinfo is None:
         raise InvalidInputError(field, "a date-time needs an offset (Z or +hh:mm)")
-    return format_timestamp(value)
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInputError(field, "is out of range in UTC") from None
+    if utc.year < 1000:  # (the timestamps events carry have four-digit years)
+        raise InvalidInputError(field, "must be in the years 1000 to 9999")
+    return format_timestamp(utc)
 
 
 def checked_filter(
