@@ -304,6 +304,8 @@ def endpoints(w: dict[str, Any]) -> list[tuple[str, str, Any, set[str]]]:
         ("GET", "/creators/alice/statement", None, {"admin", "alice", "auditor"}),
         ("GET", "/channels/shop/settlement", None, {"admin", "shop", "auditor"}),
         ("GET", "/views/status", None, {"admin", "auditor", "verifier"}),
+        ("GET", "/audit", None, {"admin", "auditor"}),
+        ("GET", f"/audit?unit={u}&role=channel", None, {"admin", "auditor"}),
         ("GET", "/me", None, EVERYONE),
         ("GET", f"/goods/{g}/stock/stream", None, READERS),
         (

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from ledger import __version__
 from ledger.api import (
+    audit_routes,
     channel_routes,
     command_routes,
     log_routes,
@@ -94,6 +95,7 @@ def create_app(
     app.include_router(channel_routes.router)
     app.include_router(provenance_routes.router)
     app.include_router(log_routes.router)
+    app.include_router(audit_routes.router)
 
     @app.get("/me", tags=["ops"], summary="Who this API key is")
     def me(who: Annotated[Principal, require(*Role)]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import typer
 
 from ledger.cli import (
     apikeys,
+    audit,
     channels,
     codes,
     codes_import,
@@ -40,6 +41,7 @@ app.command(short_help="Verify a store, an export or a bundle (exit codes in --h
     verify.verify
 )
 app.command(short_help="Write the events as JSON Lines, or an audit bundle.")(export.export)
+app.command(short_help="Who did what: the audit trail, from a store's views.")(audit.audit)
 
 keys_app = typer.Typer(
     help="Ed25519 keys for the log and for verifier nodes (C2SP signed-note).",

@@ -43,6 +43,7 @@ class Batch:
     lineage: list[tuple[Any, ...]] = field(default_factory=list)
     variants: Counter[str] = field(default_factory=Counter)
     unit_events: list[tuple[Any, ...]] = field(default_factory=list)
+    audit: list[tuple[Any, ...]] = field(default_factory=list)  # one per event
     royalties: dict[tuple[str, str, str, str], list[Any]] = field(default_factory=dict)
     settlement: dict[tuple[str, str, str], list[int]] = field(default_factory=dict)
     velocity: Counter[tuple[str, str]] = field(default_factory=Counter)

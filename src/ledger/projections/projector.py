@@ -22,9 +22,11 @@ from typing import Any
 import orjson
 
 from ledger.domain.model import record_bytes
+from ledger.projections.audit_rows import PAYLOAD_NAMES, audit_row
 from ledger.projections.bands import BandPolicy
 from ledger.projections.batch import Batch, Changes, Record
 from ledger.projections.tables import (
+    ADD_AUDIT,
     ADD_ROYALTIES,
     ADD_SETTLEMENT,
     HOLD_COLUMNS,
@@ -80,15 +82,22 @@ class Projector:
 
     def apply(self, cursor: Any, records: Iterable[Record], changes: Changes) -> None:
         decoded = []
+        every: list[tuple[Record, dict[str, Any] | None]] = []  # the audit trail's
         for record in records:
             changes.events += 1
             changes.position = record.position
+            event = None
             if record.type in self._handlers:
-                decoded.append((record, orjson.loads(record.state)))
+                event = orjson.loads(record.state)
+                decoded.append((record, event))
+            elif record.type in PAYLOAD_NAMES:
+                event = orjson.loads(record.state)
+            every.append((record, event))
         batch = Batch()
-        self._prefetch(cursor, batch, decoded)
+        self._prefetch(cursor, batch, decoded, [r for r, _ in every])
         for record, event in decoded:
             self._handlers[record.type](batch, record, event, changes)
+        batch.audit = [audit_row(batch, record, event) for record, event in every]
         self._write(cursor, batch)
 
     # -- reading what the batch touches --------------------------------------
@@ -104,12 +113,16 @@ class Projector:
         return rows
 
     def _prefetch(
-        self, cursor: Any, batch: Batch, decoded: list[tuple[Record, dict[str, Any]]]
+        self,
+        cursor: Any,
+        batch: Batch,
+        decoded: list[tuple[Record, dict[str, Any]]],
+        records: list[Record],
     ) -> None:
         """Read every view row the batch's events touch (a few bulk SELECTs,
         once per batch)."""
         self._prefetch_reservations(cursor, batch, decoded)
-        self._prefetch_stock_and_units(cursor, batch, decoded)
+        self._prefetch_stock_and_units(cursor, batch, decoded, records)
 
     def _prefetch_reservations(
         self, cursor: Any, batch: Batch, decoded: list[tuple[Record, dict[str, Any]]]
@@ -148,13 +161,18 @@ class Projector:
             }
 
     def _prefetch_stock_and_units(
-        self, cursor: Any, batch: Batch, decoded: list[tuple[Record, dict[str, Any]]]
+        self,
+        cursor: Any,
+        batch: Batch,
+        decoded: list[tuple[Record, dict[str, Any]]],
+        records: list[Record],
     ) -> None:
-        """Stock rows, unit rows, and the channel of each acquisition refunded."""
+        """Stock rows (of every stock event: the audit trail names their
+        good), unit rows, and the channel of each acquisition refunded."""
         stock_ids = sorted(
             {
                 r.aggregate_id
-                for r, _ in decoded
+                for r in records
                 if r.type.startswith("stock.") and r.type != "stock.opened"
             }
         )
@@ -683,6 +701,7 @@ class Projector:
             "event_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             b.unit_events,
         )
+        self._many(cursor, ADD_AUDIT, b.audit)
         self._many(cursor, ADD_ROYALTIES, [tuple(line) for _, line in sorted(b.royalties.items())])
         self._many(
             cursor, ADD_SETTLEMENT, [(*key, *sums) for key, sums in sorted(b.settlement.items())]

@@ -43,6 +43,7 @@ KEYS = {
     "holds": "hold_id",
     "pools": "stock_id, channel",
     "waitlist": "entry_id",
+    "audit": "position",
 }
 if set(KEYS) != set(TABLES) - {"position", "meta"}:
     raise InvariantError("every view table needs a comparison key")
@@ -177,7 +178,7 @@ def _apply(
     return events
 
 
-INTEGER_KEYS = {"version"}
+INTEGER_KEYS = {"version", "position"}
 
 
 def _order(key: str, tables: Tables) -> str:

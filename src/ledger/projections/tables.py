@@ -16,7 +16,7 @@ from ledger.store.dialect import Dialect, Tables
 
 # The views' layout. A store whose views were built by another version is
 # rebuilt from zero when a server opens it (the views are derived data).
-VIEWS_VERSION = 4
+VIEWS_VERSION = 5
 
 TABLES: dict[str, str] = {
     "meta": "id INTEGER PRIMARY KEY, version INTEGER NOT NULL",
@@ -80,6 +80,12 @@ TABLES: dict[str, str] = {
     # Primary units sold per stock per minute (refunds subtract).
     "velocity": "stock_id TEXT NOT NULL, minute TEXT NOT NULL, units BIGINT NOT NULL, "
     "PRIMARY KEY (stock_id, minute)",
+    # The audit trail: one row per event, who recorded it (its recorded_by;
+    # NULLs when it names no one), the good and unit it concerns, and its
+    # log leaf's hash (RFC 9162: SHA-256(0x00 || record bytes)).
+    "audit": "position BIGINT PRIMARY KEY, aggregate_id TEXT NOT NULL, version BIGINT NOT NULL, "
+    "type TEXT NOT NULL, at TEXT NOT NULL, key_id TEXT, role TEXT, subject TEXT, "
+    "request_id TEXT, good_id TEXT, unit_id TEXT, leaf_hash TEXT NOT NULL",
 }
 
 # (index, table, columns)
@@ -90,7 +96,24 @@ INDEXES = [
     ("units_by_holder", "units", "holder"),
     ("holds_live", "holds", "state, expires_at"),
     ("waitlist_line", "waitlist", "stock_id, state, position"),
+    # The audit trail's filters, each in the trail's order (position). Every
+    # event adds a row, so each index costs the projector (docs/benchmarks.md):
+    # a role has too many rows to gain from one (it narrows the others), and
+    # the rows naming no key, good or unit are left out of those indexes.
+    ("audit_by_key", "audit", "key_id, position"),
+    ("audit_by_subject", "audit", "subject, position"),
+    ("audit_by_request", "audit", "request_id, position"),
+    ("audit_by_good", "audit", "good_id, position"),
+    ("audit_by_unit", "audit", "unit_id, position"),
+    ("audit_by_at", "audit", "at"),
 ]
+# Partial indexes: only the rows the condition holds for (a filter
+# ``column = ?`` implies it, on SQLite as on PostgreSQL).
+PARTIAL = {
+    "audit_by_key": "key_id IS NOT NULL",
+    "audit_by_good": "good_id IS NOT NULL",
+    "audit_by_unit": "unit_id IS NOT NULL",
+}
 
 
 def view_tables(dialect: Dialect) -> Tables:
@@ -105,7 +128,7 @@ def create_statements(tables: Tables) -> list[str]:
         f"CREATE TABLE IF NOT EXISTS {names[name]} ({columns})" for name, columns in TABLES.items()
     ] + [
         f"CREATE INDEX IF NOT EXISTS {tables.dialect.index('proj_' + index)} "
-        f"ON {names[table]} ({columns})"
+        f"ON {names[table]} ({columns})" + (f" WHERE {PARTIAL[index]}" if index in PARTIAL else "")
         for index, table, columns in INDEXES
     ]
 
@@ -201,6 +224,20 @@ ROYALTY_COLUMNS = (
     "channel",
     "position",
 )
+AUDIT_COLUMNS = (
+    "position",
+    "aggregate_id",
+    "version",
+    "type",
+    "at",
+    "key_id",
+    "role",
+    "subject",
+    "request_id",
+    "good_id",
+    "unit_id",
+    "leaf_hash",
+)
 SETTLEMENT_SUMS = ("units", "gross", "fees", "royalties", "seller_proceeds", "net")
 
 
@@ -213,6 +250,13 @@ ADD_ROYALTIES = (
     + ") "
     "ON CONFLICT (recipient, role, reference, unit_id) "
     "DO UPDATE SET amount = y.amount + excluded.amount"
+)
+ADD_AUDIT = (
+    "INSERT INTO {audit} ("  # noqa: S608
+    + ", ".join(AUDIT_COLUMNS)
+    + ") VALUES ("
+    + ", ".join("?" * len(AUDIT_COLUMNS))
+    + ")"
 )
 ADD_SETTLEMENT = (
     "INSERT INTO {settlement} AS s (channel, day, currency, "  # noqa: S608

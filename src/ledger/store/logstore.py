@@ -226,6 +226,24 @@ class LogStore(TableStore):
                 for r in cursor.fetchall()
             ]
 
+    def indexes_of(self, positions: Sequence[int]) -> dict[int, int]:
+        """The leaf index of each event at a store position among
+        ``positions`` that the log has sequenced (the others are not yet)."""
+        found: dict[int, int] = {}
+        with self._cursor(commit=False) as cursor:
+            for start in range(0, len(positions), _NODES_PER_QUERY * 2):
+                chunk = tuple(positions[start : start + _NODES_PER_QUERY * 2])
+                marks = ", ".join("?" * len(chunk))
+                cursor.execute(
+                    self._sql(
+                        "SELECT leaf_index, position FROM {leaves} "  # noqa: S608 - marks only
+                        f"WHERE position IN ({marks})"
+                    ),
+                    chunk,
+                )
+                found.update((int(r["position"]), int(r["leaf_index"])) for r in cursor.fetchall())
+        return found
+
     def leaf_of(self, aggregate_id: str, version: int) -> Leaf | None:
         with self._cursor(commit=False) as cursor:
             cursor.execute(
