@@ -18,6 +18,7 @@ import orjson
 import pytest
 
 from ledger.domain import canonical
+from ledger.domain.ids import account_id_for
 from ledger.domain.money import Money
 from ledger.service import Ledger
 from ledger.service.sealer import Sealer
@@ -104,7 +105,8 @@ def build(directory: Path) -> tuple[Store, str, Path]:
 def forge(store: Store, tables: tuple[str, ...]) -> None:
     """Delete ``tables`` of the log, make the unit's first resale go to
     mallory instead of dave (and mallory the seller of the second), with
-    the unit's chain recomputed and both command records fixed."""
+    the unit's chain recomputed, both command records fixed, and dave's
+    account (opened by that resale) renamed mallory's."""
     with sqlite3.connect(store.path) as db:
         for table in tables:
             db.execute(f"DELETE FROM tlog_{table}")
@@ -132,6 +134,16 @@ def forge(store: Store, tables: tuple[str, ...]) -> None:
         )
         store.write_state(row.rowid, orjson.dumps(data, option=orjson.OPT_SORT_KEYS))
     store.rechain(resales[0].aggregate_id)
+    # dave's account becomes mallory's: its payload, and its derived id.
+    opened = store.find("account.opened", account="dave")
+    mallory = account_id_for("mallory")
+    with sqlite3.connect(store.path) as db:
+        db.execute(
+            "UPDATE stored_events SET originator_id=? WHERE originator_id=?",
+            (mallory.hex, opened.aggregate_id.replace("-", "")),
+        )
+    store.edit(store.find("account.opened", account="dave"), lambda p: p.update(account="mallory"))
+    store.rechain(str(mallory))
     unit = store.aggregate(resales[0].aggregate_id)
     assert [r.data["payload"].get("buyer") for r in unit][1:] == ["mallory", "erin"]
 
