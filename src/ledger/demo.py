@@ -246,8 +246,10 @@ def _plan(attempts: int, master: str, variant: str, rng: random.Random) -> list[
         tally, good_id, tier, channel = spot
         buyer = f"buyer-{i:05d}"
         if tally == "own" and i % 50 == 0:
-            # Twenty greedy buyers come back for more than the limit of 2.
-            buyer = f"greedy-{i % 20:02d}"
+            # Twenty greedy buyers come back for more than the limit of 2
+            # (at the shop, whose customers they are: a channel sells only to
+            # the accounts it serves).
+            buyer, channel = f"greedy-{i % 20:02d}", "shop"
         plan.append(Attempt(tally, good_id, tier, buyer, f"demo-{i}", PRICES[tally], channel))
     for original in rng.sample(plan, k=attempts // 100):
         plan.append(Attempt(**{**original.__dict__, "replay": True}))
