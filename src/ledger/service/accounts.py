@@ -11,9 +11,10 @@ from ledger.service.unit_of_work import UnitOfWork
 
 
 class Acting:
-    """An act of ``channel`` for ``account``, checked before anything
-    changes (:meth:`check`) and recorded after (:meth:`open_if_new`): a
-    refused command must leave a batch's aggregates untouched."""
+    """An act of ``channel`` for ``account``: checked when made, before the
+    command changes anything (a refused command must leave a batch's
+    aggregates untouched), and the account opened by :meth:`open_if_new`
+    once every check has passed."""
 
     __slots__ = ("account", "channel", "found")
 
@@ -24,8 +25,8 @@ class Acting:
             self.found.check_served_by(channel)
 
     def open_if_new(self, uow: UnitOfWork, now: datetime) -> None:
-        """Open the account, served by the channel, if the ledger does not
-        know it yet (or another command of this batch opened it since)."""
+        """Open the account, served by the channel, if neither the ledger
+        nor this unit of work knows it yet."""
         if self.found is None and uow.seen(account_id_for(self.account)) is None:
             self.found = Account.open(self.account, self.channel, now)
             uow.add(self.found)
