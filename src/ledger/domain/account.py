@@ -44,7 +44,8 @@ class Account(Aggregate):
 
     def link(self, channel: str, *, consent: str, unit_id: str, now: datetime) -> None:
         """``channel`` serves this account from now on (the holder took
-        ``unit_id`` to it, with ``consent``: see :mod:`ledger.domain.custody`)."""
+        ``unit_id`` to it, with ``consent``: a hand-off, or the holder's signed
+        authorization, :mod:`ledger.domain.consent`)."""
         if channel in self.channels:
             return
         self._trigger(Account.Linked, now, channel=channel, consent=consent, unit_id=unit_id)
