@@ -10,6 +10,8 @@ me  # api/app.py: a FastAPI route, registered by its decorator
 provenance  # api/provenance_routes.py: a FastAPI route
 stock_stream  # api/query_routes.py: a FastAPI route (SSE)
 health  # api/readiness.py: a FastAPI route
+metrics_auditor  # api/metrics.py: a FastAPI route
+collect  # api/metrics.py, verifier_node/app.py: prometheus_client's Collector interface
 domain_error  # api/problems.py: FastAPI exception handlers, registered by decorators
 database_error  # api/problems.py
 api_problem  # api/problems.py
