@@ -19,6 +19,7 @@ from ledger.api.logs import JsonFormatter, RequestContext, rfc3339
 from ledger.api.metrics import ServerMetrics
 from ledger.api.observe import AccessLog, Observed
 from ledger.api.request_ids import RequestIds
+from ledger.service.combiner import BatchSizes
 from ledger.store.apikeys import Role
 
 route_logger = logging.getLogger("ledger.test.route")
@@ -127,3 +128,14 @@ def test_the_json_formatter_writes_one_object_a_line() -> None:
     assert "ValueError: bad" in doc["exception"]
     assert doc["time"] == rfc3339(record.created)
     assert rfc3339(0.0015) == "1970-01-01T00:00:00.001Z"
+
+
+def test_batch_sizes_are_a_cumulative_histogram() -> None:
+    sizes = BatchSizes()
+    for size in (1, 1, 2, 3, 200, 256, 300):
+        sizes.add(size)
+    buckets, commands = sizes.snapshot()
+    assert commands == 1 + 1 + 2 + 3 + 200 + 256 + 300
+    cumulative = dict(buckets)
+    assert (cumulative[1.0], cumulative[2.0], cumulative[4.0]) == (2, 3, 4)
+    assert (cumulative[128.0], cumulative[256.0], cumulative[float("inf")]) == (4, 6, 7)
