@@ -75,8 +75,8 @@ class ServerMetrics:
         )
         self.duration = Histogram(
             "ledger_http_request_duration_seconds",
-            "Time from a request's arrival to its answer's first bytes sent back "
-            "(a stream: to its end), by method and route template.",
+            "Time from a request's arrival at the application to its answer handed "
+            "to the server whole (a stream: to its end), by method and route template.",
             ["method", "route"],
             registry=self.registry,
         )
@@ -187,10 +187,8 @@ def _pool_metrics(runtime: Any) -> Iterator[Metric]:
         return
     if hasattr(pool, "get_stats"):  # psycopg_pool (PostgreSQL)
         stats = pool.get_stats()
-        size, in_use = (
-            stats.get("pool_size", 0),
-            stats.get("pool_size", 0) - stats.get("pool_available", 0),
-        )
+        size = stats.get("pool_size", 0)
+        in_use = size - stats.get("pool_available", 0)
         waiting = stats.get("requests_waiting", 0)
     else:  # eventsourcing's SQLite pool: no queue to count
         size, in_use, waiting = pool.num_in_use + pool.num_in_pool, pool.num_in_use, None
