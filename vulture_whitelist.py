@@ -11,6 +11,9 @@ provenance  # api/provenance_routes.py: a FastAPI route
 stock_stream  # api/query_routes.py: a FastAPI route (SSE)
 health  # api/readiness.py: a FastAPI route
 metrics_auditor  # api/metrics.py: a FastAPI route
+_.logThreads  # jsonlog.py: logging's module switches, read by logging.LogRecord
+_.logProcesses  # (same)
+_.logMultiprocessing  # (same)
 collect  # api/metrics.py, verifier_node/app.py: prometheus_client's Collector interface
 domain_error  # api/problems.py: FastAPI exception handlers, registered by decorators
 database_error  # api/problems.py

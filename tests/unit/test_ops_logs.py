@@ -15,10 +15,11 @@ import pytest
 from fastapi import Depends, FastAPI, Request
 from fastapi.testclient import TestClient
 
-from ledger.api.logs import JsonFormatter, RequestContext, rfc3339
+from ledger.api.logs import JsonFormatter, RequestContext
 from ledger.api.metrics import ServerMetrics
 from ledger.api.observe import AccessLog, Observed
 from ledger.api.request_ids import RequestIds
+from ledger.jsonlog import rfc3339
 from ledger.service.combiner import BatchSizes
 from ledger.store.apikeys import Role
 

@@ -17,31 +17,18 @@
 from __future__ import annotations
 
 import logging
-import time
 from contextvars import ContextVar
 from typing import Any
 
-import orjson
-
 from ledger.api.request_ids import REQUEST_ID
+from ledger.jsonlog import JsonFormatter, quiet_lookups
+
+__all__ = ["REQUEST_STATE", "JsonFormatter", "RequestContext", "actor_of", "log_as_json"]
 
 # The ASGI scope's ``state`` of the request being served (set by
 # ledger.api.observe.Observed): its ``request_id`` and, once authenticated,
 # its ``principal`` (ledger.api.auth).
 REQUEST_STATE: ContextVar[dict[str, Any] | None] = ContextVar("ledger_request_state", default=None)
-
-# What a record may carry beside its message, in the order written.
-FIELDS = (
-    "request_id",
-    "actor",
-    "method",
-    "route",
-    "path",
-    "status",
-    "problem",
-    "latency",
-    "client",
-)
 
 
 def actor_of(principal: Any) -> dict[str, Any] | None:
@@ -68,48 +55,11 @@ class RequestContext(logging.Filter):
         return True
 
 
-_SECOND: list[tuple[int, str]] = [(-1, "")]  # the last second formatted, and its text
-
-
-def rfc3339(created: float) -> str:
-    """A record's time: RFC 3339 in UTC, to the millisecond (the second's
-    text is formatted once a second: a server logs hundreds a second)."""
-    second = int(created)
-    known, text = _SECOND[0]
-    if known != second:
-        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        _SECOND[0] = (second, text)
-    return f"{text}.{int((created - second) * 1000):03d}Z"
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per record, on one line (see the module's doc)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, Any] = {
-            "time": rfc3339(record.created),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        for name in FIELDS:
-            value = getattr(record, name, None)
-            if value is not None:
-                line[name] = value
-        if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
-        if record.stack_info:
-            line["stack"] = self.formatStack(record.stack_info)
-        return orjson.dumps(line, default=str).decode()
-
-
 def log_as_json(level: int = logging.INFO) -> logging.Handler:
     """Every logger of the process -- the ledger's, uvicorn's, the
     libraries' -- writes JSON lines on stderr through one handler on the
     root logger; the ledger's own at ``level``, the others' warnings."""
-    # A line names no thread or process: not looking them up for every
-    # record is a third of an access line's cost.
-    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    quiet_lookups()
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter())
     handler.addFilter(RequestContext())

@@ -83,7 +83,9 @@ def serve(
     def opened() -> Runtime:
         return open_runtime(url, settings, signers=signers, policy=trust, code_keyring=code_keyring)
 
-    as_json = (log_format or settings.log_format) == "json"
+    if log_format is not None:  # (the views' process logs as the server does)
+        settings = settings.model_copy(update={"log_format": log_format})
+    as_json = settings.log_format == "json"
     if as_json:
         from ledger.api.logs import log_as_json
 
