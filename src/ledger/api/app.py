@@ -63,10 +63,8 @@ def create_app(
 ) -> FastAPI:
     """The app on ``runtime``; or, given ``opener`` instead, an app that
     listens at once and serves once ``opener(on_open)``'s thread has opened
-    the runtime (``ledger serve`` on a database that may be down).
-    ``access_log``: one ``ledger.access`` line per request (``ledger serve
-    --log-format json``); ``metrics_open``: ``/metrics`` needs no key
-    (else an auditor's or admin's)."""
+    the runtime (``ledger serve`` on a database that may be down); for
+    ``access_log`` and ``metrics_open`` see :func:`_install`."""
     if (runtime is None) == (opener is None):
         raise ValueError("give a runtime or an opener")
 
@@ -96,6 +94,13 @@ def create_app(
     app.state.runtime = runtime
     app.state.opener = None
     _install(app, header_limits or HeaderLimits(), access_log, metrics_open=metrics_open)
+    problems.install(app)
+    app.include_router(readiness.router)
+    app.include_router(command_routes.router)
+    app.include_router(query_routes.router)
+    app.include_router(channel_routes.router)
+    app.include_router(provenance_routes.router)
+    app.include_router(log_routes.router)
 
     @app.get("/me", tags=["ops"], summary="Who this API key is")
     def me(who: Annotated[Principal, require(*Role)]) -> dict[str, Any]:
@@ -112,7 +117,10 @@ def create_app(
 def _install(
     app: FastAPI, header_limits: HeaderLimits, access_log: AccessLog | None, *, metrics_open: bool
 ) -> None:
-    """The middleware (the last added runs first), handlers and routers."""
+    """The metrics, ``/metrics`` (needing no key if ``metrics_open``, else an
+    auditor's or admin's) and the middleware (the last added runs first);
+    ``access_log``: one ``ledger.access`` line per request (``ledger serve
+    --log-format json``)."""
     app.state.metrics = ServerMetrics(app.state, _commands())
     app.add_middleware(BodyLimit, max_bytes=limits.REQUEST_BODY_BYTES_MAX)
     open_paths = OPEN_PATHS | {"/metrics"} if metrics_open else OPEN_PATHS
@@ -121,14 +129,7 @@ def _install(
     app.add_middleware(RequestIds)  # (every answer carries the id)
     # (runs first: measures and logs every request, refused ones included)
     app.add_middleware(Observed, metrics=app.state.metrics, access=access_log)
-    problems.install(app)
-    app.include_router(readiness.router)
     app.include_router(metrics.open_router if metrics_open else metrics.auditor_router)
-    app.include_router(command_routes.router)
-    app.include_router(query_routes.router)
-    app.include_router(channel_routes.router)
-    app.include_router(provenance_routes.router)
-    app.include_router(log_routes.router)
 
 
 def _commands() -> dict[str, str]:
