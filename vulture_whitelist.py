@@ -16,6 +16,11 @@ database_error  # api/problems.py
 api_problem  # api/problems.py
 invalid_request  # api/problems.py
 http_error  # api/problems.py
+metrics_auditor  # api/metrics.py: a FastAPI route
+_.logThreads  # jsonlog.py: logging's module switches, read by logging.LogRecord
+_.logProcesses  # (same)
+_.logMultiprocessing  # (same)
+collect  # api/metrics.py, verifier_node/app.py: prometheus_client's Collector interface
 _exactly_one  # api/models.py: a pydantic model validator
 _one_header_within_all  # config.py: a pydantic model validator
 model_config  # pydantic models' and settings' configuration, read by pydantic

@@ -133,8 +133,20 @@ class Settings(BaseSettings):
     access_log_polling: bool = Field(
         default=True,
         description="ledger serve's access log: also the answered polls of verifier nodes, "
-        "witnesses and probes (GET /log/..., /healthz, /readyz under 400); false leaves "
-        "them out and keeps every other request and every error",
+        "witnesses, probes and scrapers (GET /log/..., /healthz, /readyz, /metrics under "
+        "400); false leaves them out and keeps every other request and every error",
+    )
+
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="ledger serve's log lines: text (uvicorn's format) or json (one object "
+        "a line: time, level, logger, message, request_id, actor, and on the access line "
+        "method, route, path, status, problem, latency; docs/api.md)",
+    )
+    metrics_access: Literal["open", "auditor"] = Field(
+        default="open",
+        description="Who may read GET /metrics: anyone (open: aggregates without ids, "
+        "readable while the database is down) or an auditor or admin key",
     )
 
     def views_in_process(self, backend: str) -> bool:

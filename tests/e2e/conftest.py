@@ -33,9 +33,11 @@ def running_server(
     seal_interval: float = 0.2,
     log_file: Path | None = None,
     policy: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[str]:
+    """``ledger serve`` on ``db``; ``env``: more LEDGER_* settings."""
     port = free_port()
-    env = os.environ | {"LEDGER_SEAL_INTERVAL": str(seal_interval)}
+    env = os.environ | {"LEDGER_SEAL_INTERVAL": str(seal_interval)} | (env or {})
     extra = ["--policy", str(policy)] if policy else []
     with running_process(
         ["serve", "--db", db, "--port", str(port), "--log-key", str(log_key), *extra],

@@ -216,6 +216,7 @@ def test_an_outage_fails_fast_and_recovers_fast(
             cluster.stop()
             stopped_at = time.monotonic()
             time.sleep(OUTAGE_SECONDS)
+            scraped = httpx.get(f"{base}/metrics", timeout=BOUND + SLACK)  # during the outage
             cluster.start()
             back_at = time.monotonic()
             time.sleep(4.0)
@@ -275,6 +276,13 @@ def test_an_outage_fails_fast_and_recovers_fast(
         assert after
         assert all(a.status == 201 for a in after if a.kind == "sale"), figures
         assert not any(thread.is_alive() for thread in threads)
+        # /metrics answered during the outage (what the database must answer
+        # left out), and counted the sales it refused.
+        assert scraped.status_code == 200, scraped.text
+        assert 'ledger_ready{part="database"} 0.0' in scraped.text
+        assert 'ledger_commands_total{command="sell",outcome="database-unavailable"}' in (
+            scraped.text
+        )
 
     # Every acknowledged sale is in the store, exactly once; nothing else was sold.
     with Ledger(url) as ledger:

@@ -593,6 +593,7 @@ def test_the_log_and_provenance_are_public(api: Api, world: dict[str, str]) -> N
     """A transparency log is readable by anyone: no key, any key, even a bad one."""
     public = [
         "/healthz",
+        "/metrics",  # open by default (LEDGER_METRICS_ACCESS=auditor keeps it for auditors)
         "/log/entries?start=0&end=1",
         f"/units/{world['unit']}/provenance",
         "/log/checkpoint",

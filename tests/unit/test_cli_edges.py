@@ -93,6 +93,8 @@ def _access(method: str, path: str, status: int) -> logging.LogRecord:
         ("GET", "/log/checkpoint", 200, False),
         ("GET", "/log/entries?start=0&end=10", 200, False),
         ("GET", "/healthz", 200, False),
+        ("GET", "/metrics", 200, False),  # a scraper's poll
+        ("GET", "/metrics", 401, True),
         ("GET", "/readyz", 503, True),  # not ready: worth a line
         ("GET", "/log/checkpoint", 404, True),
         ("POST", "/goods", 201, True),

@@ -7,13 +7,16 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
 from ledger import __version__
 from ledger.api import (
     audit_routes,
     channel_routes,
+    command_edge,
     command_routes,
     log_routes,
+    metrics,
     problems,
     provenance_routes,
     query_routes,
@@ -21,7 +24,9 @@ from ledger.api import (
 )
 from ledger.api.auth import require
 from ledger.api.limits import BodyLimit, HeaderLimit, HeaderLimits
-from ledger.api.readiness import NotReady
+from ledger.api.metrics import ServerMetrics
+from ledger.api.observe import AccessLog, Observed
+from ledger.api.readiness import OPEN_PATHS, NotReady
 from ledger.api.request_ids import RequestIds
 from ledger.api.runtime import Runtime, RuntimeOpener
 from ledger.domain import limits
@@ -41,6 +46,8 @@ A verifiable, event-sourced ledger of digital goods.
   restart (`Idempotent-Replayed: true`); another body is a 409.
 * **Availability**: every 503 carries `Retry-After`; `/readyz` says when
   the server is ready (database, views, sealer), `/healthz` that it is alive.
+* **Operations**: `X-Request-Id` (sent, or made by the server) on every
+  answer; Prometheus metrics on `/metrics`.
 * **Errors**: RFC 9457 `application/problem+json`; `type` is stable per
   error, e.g. `https://ledger.dev/problems/sold-out`.
 * **Lists**: keyset pages; pass `next_cursor` back as `cursor`.
@@ -52,10 +59,13 @@ def create_app(
     *,
     opener: Callable[[Callable[[Runtime], object]], RuntimeOpener] | None = None,
     header_limits: HeaderLimits | None = None,
+    access_log: AccessLog | None = None,
+    metrics_open: bool = True,
 ) -> FastAPI:
     """The app on ``runtime``; or, given ``opener`` instead, an app that
     listens at once and serves once ``opener(on_open)``'s thread has opened
-    the runtime (``ledger serve`` on a database that may be down)."""
+    the runtime (``ledger serve`` on a database that may be down); for
+    ``access_log`` and ``metrics_open`` see :func:`_install`."""
     if (runtime is None) == (opener is None):
         raise ValueError("give a runtime or an opener")
 
@@ -84,10 +94,7 @@ def create_app(
     app = FastAPI(title="ledger", version=__version__, lifespan=lifespan, description=DESCRIPTION)
     app.state.runtime = runtime
     app.state.opener = None
-    app.add_middleware(BodyLimit, max_bytes=limits.REQUEST_BODY_BYTES_MAX)
-    app.add_middleware(NotReady, state=app.state)
-    app.add_middleware(HeaderLimit, bounds=header_limits or HeaderLimits())
-    app.add_middleware(RequestIds)  # (runs first: every answer carries the id)
+    _install(app, header_limits or HeaderLimits(), access_log, metrics_open=metrics_open)
     problems.install(app)
     app.include_router(readiness.router)
     app.include_router(command_routes.router)
@@ -107,3 +114,30 @@ def create_app(
         }
 
     return app
+
+
+def _install(
+    app: FastAPI, header_limits: HeaderLimits, access_log: AccessLog | None, *, metrics_open: bool
+) -> None:
+    """The metrics, ``/metrics`` (needing no key if ``metrics_open``, else an
+    auditor's or admin's) and the middleware (the last added runs first);
+    ``access_log``: one ``ledger.access`` line per request (``ledger serve
+    --log-format json``)."""
+    app.state.metrics = ServerMetrics(app.state, _commands())
+    app.add_middleware(BodyLimit, max_bytes=limits.REQUEST_BODY_BYTES_MAX)
+    open_paths = OPEN_PATHS | {"/metrics"} if metrics_open else OPEN_PATHS
+    app.add_middleware(NotReady, state=app.state, open_paths=open_paths)
+    app.add_middleware(HeaderLimit, bounds=header_limits)
+    app.add_middleware(RequestIds)  # (every answer carries the id)
+    # (runs first: measures and logs every request, refused ones included)
+    app.add_middleware(Observed, metrics=app.state.metrics, access=access_log)
+    app.include_router(metrics.open_router if metrics_open else metrics.auditor_router)
+
+
+def _commands() -> dict[str, str]:
+    """The commands' route templates, each with its command's name."""
+    return {
+        route.path: route.name
+        for route in command_edge.router.routes
+        if isinstance(route, APIRoute) and "POST" in (route.methods or ())
+    }

@@ -55,6 +55,7 @@ async def principal(
             "the API key is unknown, malformed or revoked",
             headers=_CHALLENGE,
         )
+    request.state.principal = found  # (log lines name the caller: ledger.api.logs)
     return found
 
 

@@ -7,6 +7,9 @@
   up and the sealer's last round sealed; until then (and again while the
   database is down) a 503 ``not-ready`` problem with ``Retry-After``, saying
   what is not ready.
+* ``GET /metrics`` (:mod:`ledger.api.metrics`), when open (the default),
+  answers before the runtime is open too: the HTTP figures, build info
+  and ``ledger_ready`` all 0.
 * Every other route answers 503 ``not-ready`` (with ``Retry-After``) until
   the runtime is open: ``ledger serve`` listens at once, even while the
   database is down, and opens it when the database answers.
@@ -28,17 +31,18 @@ OPEN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs", "/redoc
 
 
 class NotReady:
-    """503 not-ready for every route but :data:`OPEN_PATHS` until the app's
-    ``state.runtime`` is set."""
+    """503 not-ready for every route but ``open_paths`` (by default
+    :data:`OPEN_PATHS`) until the app's ``state.runtime`` is set."""
 
-    def __init__(self, app: ASGIApp, state: State) -> None:
+    def __init__(self, app: ASGIApp, state: State, open_paths: frozenset[str] = OPEN_PATHS) -> None:
         self.app = app
         self.state = state
+        self.open_paths = open_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             scope["type"] == "http"
-            and scope["path"] not in OPEN_PATHS
+            and scope["path"] not in self.open_paths
             and getattr(self.state, "runtime", None) is None
         ):
             response = problem(503, "not-ready", "Not ready", _waiting(self.state), scope["path"])

@@ -176,6 +176,7 @@ def _views_runner(
             projections,
             url,
             bands=settings.band_policy(),
+            json_logs=settings.log_format == "json",
             poll_interval=settings.projection_poll_interval,
             listen_dsn=listen,
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
@@ -29,6 +29,17 @@ if TYPE_CHECKING:
     from ledger.tlog.keys import Signer
 
 
+LogFormatOption = Annotated[
+    Literal["text", "json"] | None,
+    typer.Option(
+        "--log-format",
+        help="Log lines as text (uvicorn's) or json (one object a line, with the "
+        "request id, caller, route, status and latency; default: $LEDGER_LOG_FORMAT "
+        "or text).",
+    ),
+]
+
+
 def serve(
     db: DbOption = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -49,13 +60,11 @@ def serve(
             "the ledger accepts.",
         ),
     ] = None,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Run the HTTP API on the store: commands and reads (with API keys; make one
     with `ledger api-keys issue`), live views, and signed checkpoints of the log."""
-    import uvicorn
-
     from ledger.api.runtime import open_runtime
-    from ledger.api.server import http_protocol
 
     settings = _settings()
     url = _url(db, reachable=False)  # a server that is down is waited for (below)
@@ -74,21 +83,43 @@ def serve(
     def opened() -> Runtime:
         return open_runtime(url, settings, signers=signers, policy=trust, code_keyring=code_keyring)
 
-    _log_to_console(polling=settings.access_log_polling)
-    api = _app(url, settings, opened)
+    if log_format is not None:  # (the views' process logs as the server does)
+        settings = settings.model_copy(update={"log_format": log_format})
+    as_json = settings.log_format == "json"
+    if as_json:
+        from ledger.api.logs import log_as_json
+
+        log_as_json()
+        _quiet_pool()
+    else:
+        _log_to_console(polling=settings.access_log_polling)
+    api = _app(url, settings, opened, as_json=as_json)
     tune_gc()  # (ledger.tuning: the cyclic collector cost ~15 % of a flash sale)
     try:
-        # (ledger.api.server: the request head bounded, refusals as problems)
-        uvicorn.run(
-            api,
-            host=host,
-            port=port,
-            log_level="info",
-            http=http_protocol(settings.headers_bytes_max),
-        )
+        _run(api, host, port, settings.headers_bytes_max, as_json=as_json)
     finally:
         if api.state.runtime is not None:
             api.state.runtime.ledger.close()
+
+
+def _run(api: FastAPI, host: str, port: int, head_bytes_max: int, *, as_json: bool) -> None:
+    import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
+
+    from ledger.api.server import http_protocol
+
+    # (ledger.api.server: the request head bounded, refusals as problems)
+    uvicorn.run(
+        api,
+        host=host,
+        port=port,
+        log_level="info",
+        http=http_protocol(head_bytes_max),
+        # JSON: the root logger's handler writes every line, and the app's
+        # own access line (with route, caller, latency) replaces uvicorn's.
+        log_config=None if as_json else LOGGING_CONFIG,
+        access_log=not as_json,
+    )
 
 
 def _settings() -> Settings:
@@ -127,40 +158,59 @@ def _log_to_console(*, polling: bool) -> None:
     handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
     logging.getLogger("ledger").addHandler(handler)
     logging.getLogger("ledger").setLevel(logging.INFO)
+    _quiet_pool()
+
+
+def _quiet_pool() -> None:
     # During an outage the pool warns of each reconnection attempt (twenty a
     # second); ledger.store says it once, when the database goes and comes.
     logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
 
-def _app(url: DatabaseURL, settings: Settings, opened: Callable[[], Runtime]) -> FastAPI:
+def _app(
+    url: DatabaseURL, settings: Settings, opened: Callable[[], Runtime], *, as_json: bool
+) -> FastAPI:
     """The application: on SQLite with its runtime open (ready at once, or a
     clear refusal); on PostgreSQL listening at once, serving when the
     database answers (RuntimeOpener)."""
     import dataclasses
+    import functools
 
     from ledger.api.app import create_app
     from ledger.api.limits import HeaderLimits
+    from ledger.api.observe import AccessLog
     from ledger.api.runtime import RuntimeOpener
 
-    header_limits = HeaderLimits(
-        header_bytes_max=settings.header_bytes_max,
-        headers_bytes_max=settings.headers_bytes_max,
-        count_max=settings.headers_count_max,
+    make = functools.partial(
+        create_app,
+        header_limits=HeaderLimits(
+            header_bytes_max=settings.header_bytes_max,
+            headers_bytes_max=settings.headers_bytes_max,
+            count_max=settings.headers_count_max,
+        ),
+        access_log=(
+            AccessLog(skip=None if settings.access_log_polling else is_poll) if as_json else None
+        ),
+        metrics_open=settings.metrics_access == "open",
     )
     if url.backend == "sqlite":
         try:
-            return create_app(opened(), header_limits=header_limits)
+            return make(opened())
         except Exception as error:
             raise _fail(f"cannot open {url.display()}: {error}") from None
-    return create_app(
+    return make(
         opener=lambda on_open: RuntimeOpener(
             dataclasses.replace(url, timeout=settings.database_timeout), opened, on_open
-        ),
-        header_limits=header_limits,
+        )
     )
 
 
-_POLLED = ("/log/", "/healthz", "/readyz")
+_POLLED = ("/log/", "/healthz", "/readyz", "/metrics")
+
+
+def is_poll(method: str, path: str, status: int) -> bool:
+    """An answered poll of a verifier node, witness, probe or scraper."""
+    return method == "GET" and path.startswith(_POLLED) and status < 400
 
 
 def _not_a_poll(record: logging.LogRecord) -> bool:
@@ -169,5 +219,4 @@ def _not_a_poll(record: logging.LogRecord) -> bool:
     if not isinstance(args, tuple) or len(args) != 5:
         return True
     _, method, path, _, status = args
-    answered = isinstance(status, int) and status < 400
-    return not (method == "GET" and str(path).startswith(_POLLED) and answered)
+    return not (isinstance(status, int) and is_poll(str(method), str(path), status))

@@ -38,6 +38,7 @@ import threading
 from typing import IO, Any
 
 from ledger.domain.errors import InvariantError
+from ledger.jsonlog import json_handler, quiet_lookups
 from ledger.projections.bands import BandPolicy
 from ledger.projections.projector import Changes
 from ledger.projections.runner import ProjectionRunner, now_text
@@ -82,9 +83,11 @@ class ProcessRunner(ProjectionRunner):
         url: DatabaseURL,
         *,
         bands: BandPolicy | None = None,
+        json_logs: bool = False,
         **options: Any,
     ) -> None:
         super().__init__(store, **options)
+        self._json_logs = json_logs  # the child logs JSON lines, as the server does
         self._url = url
         self._bands = bands or BandPolicy()
         self._child: subprocess.Popen[bytes] | None = None
@@ -120,8 +123,9 @@ class ProcessRunner(ProjectionRunner):
         ), int(seen)
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "ledger.projections.process"],
+        command = [sys.executable, "-m", "ledger.projections.process"]
+        child = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
+            command + (["--json-logs"] if self._json_logs else []),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             close_fds=True,
@@ -214,7 +218,11 @@ def main() -> None:
     # Ctrl-C in the server's terminal reaches this process too: it is the
     # server that stops, closing our input, which ends the loop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    logging.basicConfig(level=logging.WARNING, format="views process: %(message)s")
+    if "--json-logs" in sys.argv[1:]:  # ledger serve --log-format json
+        quiet_lookups()
+        logging.basicConfig(level=logging.WARNING, handlers=[json_handler()])
+    else:
+        logging.basicConfig(level=logging.WARNING, format="views process: %(message)s")
     logging.getLogger("psycopg.pool").setLevel(logging.ERROR)  # (see ledger serve)
     tune_gc()
     serve(sys.stdin.buffer, sink)

@@ -29,7 +29,9 @@ found by reading the store before a request is refused.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
+import itertools
 import threading
 import time
 from collections import deque
@@ -47,6 +49,8 @@ WAIT_SECONDS = 1.0  # a waiter looks again this often, in case a wake-up went as
 # was learnt this recently: units freed elsewhere show within this time,
 # and a crowd turned away from a sold-out tier costs a read per interval.
 REFRESH_AFTER_SECONDS = 0.05
+# Upper bounds of the batch-size histogram's buckets (commands per batch).
+BATCH_SIZE_BOUNDS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
 def _taken_lock() -> threading.Lock:
@@ -113,9 +117,32 @@ class Request:
         return self.result
 
 
+class BatchSizes:
+    """How many commands each batch carried, as a histogram (counts per
+    bucket of :data:`BATCH_SIZE_BOUNDS`, the last one unbounded): a few
+    additions per batch, read by ``/metrics`` at scrape time. Callers hold
+    a lock (the combiner's guard)."""
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(BATCH_SIZE_BOUNDS) + 1)
+        self.total = 0  # commands, over every batch
+
+    def add(self, size: int) -> None:
+        self.counts[bisect.bisect_left(BATCH_SIZE_BOUNDS, size)] += 1
+        self.total += size
+
+    def snapshot(self) -> tuple[list[tuple[float, int]], int]:
+        """Cumulative ``(upper bound, batches)`` pairs ending at +Inf, and
+        the number of commands."""
+        counts, total = list(self.counts), self.total
+        bounds = [*map(float, BATCH_SIZE_BOUNDS), float("inf")]
+        return list(zip(bounds, itertools.accumulate(counts), strict=True)), total
+
+
 class Combiner:
     def __init__(self, batch_max: int) -> None:
         self._batch_max = batch_max
+        self.batch_sizes = BatchSizes()
         self._locks = StripedLocks()
         self._guard = threading.Lock()
         self._queues: dict[UUID, deque[Request]] = {}
@@ -137,6 +164,8 @@ class Combiner:
         if key is None:
             if on_queued is not None:
                 on_queued(0)
+            with self._guard:
+                self.batch_sizes.add(1)
             run_batch([request])
             return request.outcome()
         self._admit(key, request, refresh)
@@ -178,6 +207,7 @@ class Combiner:
                     self._queues.pop(key, None)
                 units = sum(r.units for r in batch)
                 self._tickets_of(key).running += units
+                self.batch_sizes.add(len(batch))
             remaining = None
             try:
                 remaining = run_batch(batch)

@@ -179,6 +179,7 @@ class CommandRunner:
         self._inflight_lock = threading.Lock()
         self.conflicts_retried = 0
         self.transactions = 0
+        self.batch_sizes = self._combiner.batch_sizes  # (read by /metrics)
 
     def run(
         self,

@@ -7,26 +7,31 @@
   (consistency proof), 503 (in alarm).
 * ``GET /checkpoint`` -- the latest checkpoint this node cosigned.
 * ``GET /status`` -- JSON; 503 while in alarm, with the evidence.
-* ``GET /metrics`` -- Prometheus text.
+* ``GET /metrics`` -- Prometheus text, through ``prometheus-client`` (the
+  same library as the API server's): the node's counters and state, read
+  at each scrape.
 """
 
 from __future__ import annotations
 
 import base64
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import httpx
+import prometheus_client
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from ledger.tlog import merkle
 from ledger.tlog.c2sp import MalformedRequestError, NoteError, UnprocessableRequestError
 from ledger.tlog.witness import AddCheckpoint, parse_add_checkpoint
 from ledger.verifier_node.node import Refusal, VerifierNode, logger
 
-# Prometheus text exposition: each metric's type and help line.
+# The node's metrics (each ledger_verifier_<name>): type and help line.
 METRICS: dict[str, tuple[str, str]] = {
     "cosigned_total": ("counter", "Checkpoints this node cosigned since it started."),
     "alarms_total": ("counter", "Alarms raised since this node started."),
@@ -36,8 +41,29 @@ METRICS: dict[str, tuple[str, str]] = {
 }
 
 
+class NodeCollector(Collector):
+    """The node's counters and state, read when scraped."""
+
+    def __init__(self, node: VerifierNode) -> None:
+        self.node = node
+
+    def collect(self) -> Iterator[Metric]:
+        node = self.node
+        values = {
+            **node.metrics,
+            "tree_size": node.state.size,
+            "alarm": 1 if node.state.alarm else 0,
+        }
+        for name, value in values.items():
+            kind, text = METRICS[name]
+            family = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
+            yield family(f"ledger_verifier_{name}", text, value=value)
+
+
 def create_node_app(node: VerifierNode, poll_interval: float = 0.5) -> FastAPI:
     app = FastAPI(title="ledger verifier node", lifespan=_lifespan(node, poll_interval))
+    registry = prometheus_client.CollectorRegistry(auto_describe=True)
+    registry.register(NodeCollector(node))
 
     @app.post("/add-checkpoint")
     async def add_checkpoint(request: Request) -> Response:
@@ -63,22 +89,10 @@ def create_node_app(node: VerifierNode, poll_interval: float = 0.5) -> FastAPI:
         return JSONResponse(body, status_code=503 if node.state.alarm else 200)
 
     @app.get("/metrics")
-    def metrics() -> PlainTextResponse:
-        values = {
-            **node.metrics,
-            "tree_size": node.state.size,
-            "alarm": 1 if node.state.alarm else 0,
-        }
-        lines: list[str] = []
-        for name, value in values.items():
-            kind, text = METRICS[name]
-            lines += [
-                f"# HELP ledger_verifier_{name} {text}",
-                f"# TYPE ledger_verifier_{name} {kind}",
-                f"ledger_verifier_{name} {value}",
-            ]
-        return PlainTextResponse(
-            "\n".join(lines) + "\n", media_type="text/plain; version=0.0.4; charset=utf-8"
+    def metrics() -> Response:
+        return Response(
+            prometheus_client.generate_latest(registry),
+            media_type="text/plain; version=0.0.4; charset=utf-8",  # (names: all 0.0.4)
         )
 
     return app

@@ -33,6 +33,7 @@ from ledger.domain.model import Aggregate
 from ledger.domain.money import Money, split
 from ledger.domain.stock import TierStock
 from ledger.domain.unit import Unit
+from ledger.service.combiner import BatchSizes
 from ledger.service.runner import BATCH_COMMANDS_MAX, Clock, CommandRunner
 from ledger.service.runner import StaleReadError as _StaleReadError
 from ledger.service.unit_of_work import HotAggregates, UnitOfWork
@@ -129,6 +130,11 @@ class LedgerCore:
     def conflicts_retried(self) -> int:
         """Version conflicts retried so far (this process)."""
         return self._runner.conflicts_retried
+
+    @property
+    def batch_sizes(self) -> BatchSizes:
+        """Commands per group-commit batch so far (this process), a histogram."""
+        return self._runner.batch_sizes
 
     @property
     def transactions(self) -> int:
