@@ -53,6 +53,7 @@ COMMANDS: dict[str, list[str]] = {
     "demo": [],
     "channels add": ["shop", "--fee-bps", "500"],
     "channels list": [],
+    "audit": [],
 }
 CREATE_A_STORE = {"api-keys issue", "channels add", "serve", "demo"}  # those that may make one
 DEMO_REFUSAL = "the demo runs on a fresh SQLite file"
