@@ -64,53 +64,65 @@ def one_sale(url: DatabaseURL, sales: int, threads: int, actor: bool) -> tuple[f
 
 
 def run(options: argparse.Namespace) -> list[Figure]:
+    return alternate(
+        options,
+        MODES,
+        "actors",
+        lambda url, mode: one_sale(url, options.sales, options.threads, mode == MODES[1]),
+    )
+
+
+def alternate(
+    options: argparse.Namespace,
+    modes: tuple[str, str],
+    name: str,
+    sale: Callable[[DatabaseURL, str], tuple[float, float]],
+) -> list[Figure]:
+    """Each round, ``sale(url, mode)`` -- (sales/s, CPU µs per sale) -- once
+    per mode, each on a fresh store; the medians, the second mode against
+    the first (``bench.holders`` uses it too)."""
     backends = ["sqlite", "postgres"] if options.backend == "both" else [options.backend]
     figures: list[Figure] = []
     for backend in backends:
         if backend == "postgres":
             ensure_postgres()
-        rates: dict[str, list[float]] = {mode: [] for mode in MODES}
-        cpus: dict[str, list[float]] = {mode: [] for mode in MODES}
+        rates: dict[str, list[float]] = {mode: [] for mode in modes}
+        cpus: dict[str, list[float]] = {mode: [] for mode in modes}
         for _ in range(options.rounds):
-            for mode in MODES:
-                with fresh_store(backend, "actors") as url:
-                    rate, cpu = one_sale(url, options.sales, options.threads, mode == MODES[1])
+            for mode in modes:
+                with fresh_store(backend, name) as url:
+                    rate, cpu = sale(url, mode)
                 rates[mode].append(rate)
                 cpus[mode].append(cpu)
         group = f"sale, {backend}, {options.sales:,} sales, {options.threads} thread(s)"
-        figures += _figures(group, rates, cpus)
+        figures += _figures(group, modes, rates, cpus)
     return figures
 
 
 def _figures(
-    group: str, rates: dict[str, list[float]], cpus: dict[str, list[float]]
+    group: str,
+    modes: tuple[str, str],
+    rates: dict[str, list[float]],
+    cpus: dict[str, list[float]],
 ) -> list[Figure]:
     median: Callable[[list[float]], float] = statistics.median
-    base_rate = Figure(group, f"{MODES[0]} sales/s", median(rates[MODES[0]]), "sales/s")
-    base_cpu = Figure(group, f"{MODES[0]} CPU", median(cpus[MODES[0]]), "µs/sale")
-    spread = {m: ", ".join(f"{v:,.0f}" for v in rates[m]) for m in MODES}
-    cpu_spread = {m: ", ".join(f"{v:,.0f}" for v in cpus[m]) for m in MODES}
-    base_rate.note, base_cpu.note = spread[MODES[0]], cpu_spread[MODES[0]]
-    return [
-        base_rate,
-        Figure(
-            group,
-            f"{MODES[1]} sales/s",
-            median(rates[MODES[1]]),
-            "sales/s",
-            base_rate,
-            note=spread[MODES[1]],
-        ),
-        base_cpu,
-        Figure(
-            group,
-            f"{MODES[1]} CPU",
-            median(cpus[MODES[1]]),
-            "µs/sale",
-            base_cpu,
-            note=cpu_spread[MODES[1]],
-        ),
-    ]
+    figures: list[Figure] = []
+    for kind, values, unit in (("sales/s", rates, "sales/s"), ("CPU", cpus, "µs/sale")):
+        notes = {m: ", ".join(f"{v:,.0f}" for v in values[m]) for m in modes}
+        base = Figure(group, f"{modes[0]} {kind}", median(values[modes[0]]), unit)
+        base.note = notes[modes[0]]
+        figures += [
+            base,
+            Figure(
+                group,
+                f"{modes[1]} {kind}",
+                median(values[modes[1]]),
+                unit,
+                base,
+                note=notes[modes[1]],
+            ),
+        ]
+    return figures
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -17,10 +17,10 @@ existed is measured across trees (docs/benchmarks.md). Figures only.
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
-from bench.common import Figure, ensure_postgres, fresh_store, main_of
+from bench.actors import alternate
+from bench.common import Figure, main_of
 from bench.flash import BENCH_KEY_ID, PRICE, SPEC, drive
 from ledger.domain.actor import Actor, acting, reset_actor, set_actor
 from ledger.service import Ledger
@@ -63,40 +63,12 @@ def one_sale(url: DatabaseURL, sales: int, threads: int, onboarded: bool) -> tup
 
 
 def run(options: argparse.Namespace) -> list[Figure]:
-    backends = ["sqlite", "postgres"] if options.backend == "both" else [options.backend]
-    figures: list[Figure] = []
-    for backend in backends:
-        if backend == "postgres":
-            ensure_postgres()
-        rates: dict[str, list[float]] = {mode: [] for mode in MODES}
-        cpus: dict[str, list[float]] = {mode: [] for mode in MODES}
-        for _ in range(options.rounds):
-            for mode in MODES:
-                with fresh_store(backend, "holders") as url:
-                    rate, cpu = one_sale(url, options.sales, options.threads, mode == MODES[0])
-                rates[mode].append(rate)
-                cpus[mode].append(cpu)
-        group = f"sale, {backend}, {options.sales:,} sales, {options.threads} thread(s)"
-        for kind, values, unit in (("sales/s", rates, "sales/s"), ("CPU", cpus, "µs/sale")):
-            base = Figure(
-                group,
-                f"{MODES[0]} {kind}",
-                statistics.median(values[MODES[0]]),
-                unit,
-                note=", ".join(f"{v:,.0f}" for v in values[MODES[0]]),
-            )
-            figures += [
-                base,
-                Figure(
-                    group,
-                    f"{MODES[1]} {kind}",
-                    statistics.median(values[MODES[1]]),
-                    unit,
-                    base,
-                    note=", ".join(f"{v:,.0f}" for v in values[MODES[1]]),
-                ),
-            ]
-    return figures
+    return alternate(
+        options,
+        MODES,
+        "holders",
+        lambda url, mode: one_sale(url, options.sales, options.threads, mode == MODES[0]),
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
