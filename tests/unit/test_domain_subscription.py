@@ -84,21 +84,26 @@ def test_who_manages() -> None:
 
 def test_audience_follows_custody_and_holds() -> None:
     audience = Audience()
+    positions = iter(range(1, 100))
+
+    def feed(kind: str, agg: str, payload: dict[str, object]) -> Concerns:
+        return audience.feed(kind, agg, payload, next(positions))
+
     good = {"definition": {"spec": {"creators": [{"id": "ann", "share_bps": 10000}]}}}
-    audience.feed("good.minted", "g1", good)
-    audience.feed("stock.opened", "s1", {"good_id": "g1"})
-    sold = audience.feed("stock.sold", "s1", {"channel": "shop"})
+    feed("good.minted", "g1", good)
+    feed("stock.opened", "s1", {"good_id": "g1"})
+    sold = feed("stock.sold", "s1", {"channel": "shop"})
     assert sold == Concerns(frozenset({"shop"}), frozenset({"ann"}))
-    audience.feed("unit.issued", "u1", {"good_id": "g1", "channel": "shop"})
-    assert audience.feed("stock.reserved", "s1", {"hold_id": "h1", "channel": "mall"}).channels == {
-        "mall"
-    }
-    assert audience.feed("stock.hold-released", "s1", {"hold_id": "h1"}).channels == {"mall"}
-    moved = audience.feed("unit.moved", "u1", {"from_channel": "shop", "to_channel": "mall"})
+    feed("unit.issued", "u1", {"good_id": "g1", "channel": "shop"})
+    assert feed("stock.reserved", "s1", {"hold_id": "h1", "channel": "mall"}).channels == {"mall"}
+    assert feed("stock.hold-released", "s1", {"hold_id": "h1"}).channels == {"mall"}
+    refund_at = next(positions)  # a refund judged later, after the unit moved on
+    moved = feed("unit.moved", "u1", {"from_channel": "shop", "to_channel": "mall"})
     assert moved.channels == {"shop", "mall"}
-    refunded = audience.feed("unit.refunded", "u1", {})
+    refunded = feed("unit.refunded", "u1", {})
     assert refunded == Concerns(frozenset({"mall"}), frozenset({"ann"}))
-    assert audience.feed("code.delivered", "c1", {"unit_id": "u1"}).channels == {"mall"}
+    assert audience.concerns("unit.refunded", "u1", {}, refund_at).channels == {"shop"}
+    assert feed("code.delivered", "c1", {"unit_id": "u1"}).channels == {"mall"}
 
 
 @given(

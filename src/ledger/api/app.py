@@ -21,6 +21,7 @@ from ledger.api import (
     provenance_routes,
     query_routes,
     readiness,
+    webhook_routes,
 )
 from ledger.api.auth import require
 from ledger.api.limits import BodyLimit, HeaderLimit, HeaderLimits
@@ -96,13 +97,11 @@ def create_app(
     app.state.opener = None
     _install(app, header_limits or HeaderLimits(), access_log, metrics_open=metrics_open)
     problems.install(app)
-    app.include_router(readiness.router)
-    app.include_router(command_routes.router)
-    app.include_router(query_routes.router)
-    app.include_router(channel_routes.router)
-    app.include_router(provenance_routes.router)
-    app.include_router(log_routes.router)
-    app.include_router(audit_routes.router)
+    for routes in (
+        readiness, command_routes, query_routes, channel_routes, provenance_routes,
+        log_routes, audit_routes, webhook_routes,
+    ):  # fmt: skip
+        app.include_router(routes.router)
 
     @app.get("/me", tags=["ops"], summary="Who this API key is")
     def me(who: Annotated[Principal, require(*Role)]) -> dict[str, Any]:

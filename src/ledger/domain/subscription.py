@@ -18,6 +18,7 @@ creators an event concerns (:class:`Concerns`); :func:`visible` decides.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -298,26 +299,45 @@ def visible(role: str, subject: str | None, event_type: str, concerns: Concerns)
     return subject in concerns.creators
 
 
+# The event types whose facts say whom later events concern.
+LEARNT_FROM = frozenset(
+    {
+        "good.minted",
+        "stock.opened",
+        "stock.reserved",
+        "unit.issued",
+        "unit.reissued",
+        "unit.resold",
+        "unit.transferred",
+        "unit.moved",
+    }
+)
+
+
 @dataclass
 class Audience:
     """Which channels and creators each event concerns, learnt from the log
-    fed in order (pure: the dispatcher feeds it every event it reads).
+    fed in order (pure: the dispatcher feeds it the events of
+    :data:`LEARNT_FROM` it reads, with their store positions).
 
     It remembers the few facts that say so: each stock's good, each good's
-    creators, each hold's channel, each unit's good and custody."""
+    creators, each hold's channel, each unit's good and its custody over
+    time -- so an event is judged by the custody *before* it, however far
+    ahead the learning has gone (a refund or a move concerns the channel
+    holding the unit when it happened)."""
 
     stock_good: dict[str, str] = field(default_factory=dict)
     good_creators: dict[str, frozenset[str]] = field(default_factory=dict)
     hold_channel: dict[str, str] = field(default_factory=dict)
     unit_good: dict[str, str] = field(default_factory=dict)
-    custody: dict[str, str] = field(default_factory=dict)
+    custody: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
 
-    def feed(self, event_type: str, aggregate_id: str, payload: Mapping[str, Any]) -> Concerns:
-        """Learn from one event, and say whom it concerns (custody as it was
-        *before* the event: a refund or move concerns the channel holding the
-        unit when it happened)."""
-        concerns = self._concerns(event_type, aggregate_id, payload)
-        self._learn(event_type, aggregate_id, payload)
+    def feed(
+        self, event_type: str, aggregate_id: str, payload: Mapping[str, Any], position: int = 0
+    ) -> Concerns:
+        """Learn from one event, and say whom it concerns."""
+        concerns = self.concerns(event_type, aggregate_id, payload, position)
+        self.learn(event_type, aggregate_id, payload, position)
         return concerns
 
     def _creators_of_stock(self, stock_id: str) -> frozenset[str]:
@@ -326,7 +346,16 @@ class Audience:
     def _creators_of_unit(self, unit_id: str) -> frozenset[str]:
         return self.good_creators.get(self.unit_good.get(unit_id, ""), frozenset())
 
-    def _concerns(self, kind: str, agg: str, p: Mapping[str, Any]) -> Concerns:
+    def _held(self, unit_id: str, position: int) -> frozenset[str]:
+        """The channel holding the unit just before ``position``."""
+        history = self.custody.get(unit_id)
+        if not history:
+            return frozenset()
+        at = bisect.bisect_left(history, (position, ""))
+        return frozenset({history[at - 1][1]}) if at else frozenset()
+
+    def concerns(self, kind: str, agg: str, p: Mapping[str, Any], position: int = 0) -> Concerns:
+        """Whom an event concerns (everything before ``position`` learnt)."""
         if kind == "stock.sold":
             return Concerns(frozenset({p["channel"]}), self._creators_of_stock(agg))
         if kind == "stock.reserved":
@@ -334,19 +363,19 @@ class Audience:
         if kind in ("stock.hold-committed", "stock.hold-released"):
             return Concerns(_some(self.hold_channel.get(p["hold_id"])))
         if kind == "unit.resold":
-            channels = {p["channel"], *_some(self.custody.get(agg))}
+            channels = {p["channel"], *self._held(agg, position)}
             return Concerns(frozenset(channels), self._creators_of_unit(agg))
         if kind == "unit.refunded":
-            return Concerns(_some(self.custody.get(agg)), self._creators_of_unit(agg))
+            return Concerns(self._held(agg, position), self._creators_of_unit(agg))
         if kind == "unit.moved":
             return Concerns(frozenset({p["from_channel"], p["to_channel"]}))
         if kind == "unit.transferred":
             return Concerns(frozenset({p["channel"]}))
         if kind in ("code.delivered", "code.redeemed"):
-            return Concerns(_some(self.custody.get(p["unit_id"])))
+            return Concerns(self._held(p["unit_id"], position))
         return NOBODY
 
-    def _learn(self, kind: str, agg: str, p: Mapping[str, Any]) -> None:
+    def learn(self, kind: str, agg: str, p: Mapping[str, Any], position: int = 0) -> None:
         if kind == "stock.opened":
             self.stock_good[agg] = p["good_id"]
         elif kind == "good.minted":
@@ -356,11 +385,11 @@ class Audience:
             self.hold_channel[p["hold_id"]] = p["channel"]
         elif kind == "unit.issued":
             self.unit_good[agg] = p["good_id"]
-            self.custody[agg] = p["channel"]
+            self.custody.setdefault(agg, []).append((position, p["channel"]))
         elif kind in ("unit.reissued", "unit.resold", "unit.transferred"):
-            self.custody[agg] = p["channel"]
+            self.custody.setdefault(agg, []).append((position, p["channel"]))
         elif kind == "unit.moved":
-            self.custody[agg] = p["to_channel"]
+            self.custody.setdefault(agg, []).append((position, p["to_channel"]))
 
 
 def _some(value: str | None) -> frozenset[str]:

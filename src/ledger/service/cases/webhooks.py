@@ -12,15 +12,16 @@ not exist (404), as a read of another channel's hold would be.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from ledger.domain.errors import ConflictError, NotFoundError
 from ledger.domain.ids import webhook_id_for
 from ledger.domain.subscription import Subscription, manages
+from ledger.service.answers import Answer
 from ledger.service.cases.core import LedgerCore
 from ledger.service.unit_of_work import UnitOfWork
-
 
 
 class WebhookNotFoundError(NotFoundError):
@@ -37,8 +38,18 @@ class WebhookExistsError(ConflictError):
         super().__init__(f"webhook {subscription_id} is already registered")
 
 
-def _answer(answer: dict[str, Any], _replayed: bool) -> dict[str, Any]:
-    return dict(answer)
+@dataclass(frozen=True, slots=True, eq=False, kw_only=True)
+class WebhookAnswer(Answer):
+    """A subscription as a command left it (``secret_generation``: the
+    secret that is new, if the command made one)."""
+
+    subscription_id: str
+    state: str
+    secret_generation: int
+
+
+def _answer(answer: dict[str, Any], replayed: bool) -> WebhookAnswer:
+    return WebhookAnswer.read(answer, replayed)
 
 
 Caller = tuple[str, str | None]  # role, subject
@@ -67,7 +78,7 @@ class Webhooks(LedgerCore):
         *,
         idempotency_key: str,
         scope: str,
-    ) -> dict[str, Any]:
+    ) -> WebhookAnswer:
         role, subject = caller
         args = {"subscription_id": subscription_id, "url": url, "types": list(types)}
 
@@ -92,7 +103,7 @@ class Webhooks(LedgerCore):
         idempotency_key: str,
         scope: str,
         args: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
+    ) -> WebhookAnswer:
         self.webhook(subscription_id, caller)  # 404 before anything else
         recorded = caller is not None
 
@@ -101,7 +112,7 @@ class Webhooks(LedgerCore):
             if sub is None:
                 raise WebhookNotFoundError(subscription_id)
             act(sub, now)
-            return sub.to_json()
+            return {**sub.to_json(), **(args or {})}
 
         return self._runner.run(
             name,
@@ -123,7 +134,7 @@ class Webhooks(LedgerCore):
         *,
         idempotency_key: str,
         scope: str,
-    ) -> dict[str, Any]:
+    ) -> WebhookAnswer:
         return self._change(
             "rotate-webhook-secret",
             subscription_id,
@@ -131,12 +142,12 @@ class Webhooks(LedgerCore):
             lambda sub, now: sub.rotate(generation, grace, now),
             idempotency_key=idempotency_key,
             scope=scope,
-            args={"generation": generation, "grace_seconds": grace.total_seconds()},
+            args={"grace_seconds": grace.total_seconds()},
         )
 
     def pause_webhook(
         self, subscription_id: str, caller: Caller, *, idempotency_key: str, scope: str
-    ) -> dict[str, Any]:
+    ) -> WebhookAnswer:
         return self._change(
             "pause-webhook",
             subscription_id,
@@ -148,7 +159,7 @@ class Webhooks(LedgerCore):
 
     def resume_webhook(
         self, subscription_id: str, caller: Caller, *, idempotency_key: str, scope: str
-    ) -> dict[str, Any]:
+    ) -> WebhookAnswer:
         return self._change(
             "resume-webhook",
             subscription_id,
@@ -160,7 +171,7 @@ class Webhooks(LedgerCore):
 
     def delete_webhook(
         self, subscription_id: str, caller: Caller, *, idempotency_key: str, scope: str
-    ) -> dict[str, Any]:
+    ) -> WebhookAnswer:
         return self._change(
             "delete-webhook",
             subscription_id,
@@ -178,7 +189,7 @@ class Webhooks(LedgerCore):
         *,
         idempotency_key: str,
         scope: str,
-    ) -> dict[str, Any]:
+    ) -> WebhookAnswer:
         return self._change(
             "replay-webhook",
             subscription_id,
@@ -191,7 +202,7 @@ class Webhooks(LedgerCore):
 
     def webhook_failing(
         self, subscription_id: str, position: int, attempts: int, reason: str
-    ) -> dict[str, Any]:
+    ) -> WebhookAnswer:
         """The server gives up on an event (housekeeping: no key, no record)."""
         return self._change(
             "webhook-failing",
