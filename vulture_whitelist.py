@@ -19,6 +19,8 @@ dashboard_good  # (same)
 explore  # (same)
 explore_unit  # (same)
 explore_good  # (same)
+list_webhooks  # api/webhook_routes.py: a FastAPI route
+get_webhook  # api/webhook_routes.py: a FastAPI route
 domain_error  # api/problems.py: FastAPI exception handlers, registered by decorators
 database_error  # api/problems.py
 api_problem  # api/problems.py
