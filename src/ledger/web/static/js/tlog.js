@@ -24,6 +24,8 @@ import {
   bytesOf,
   hex,
   leafHash,
+  parseCheckpoint,
+  parseNote,
   parseTlogProof,
   sha256,
   verifyInclusion,
@@ -392,4 +394,50 @@ export async function verifyBundle(bundle, policyText) {
   result.ok = failed === undefined;
   result.failure = failed ? { where: failed.where, check: failed.check, detail: failed.detail } : null;
   return result;
+}
+
+/** What the bundle SAYS, checked for nothing (the page shows it before and
+ *  beside the verification): {checkpoint: {origin, size, root, signatures},
+ *  edition, good, events: [{version, type, at, holder, seller, price,
+ *  channel, index, leaf}], unreadable: number}. */
+export async function readBundle(bundle) {
+  const view = { checkpoint: null, edition: null, good: null, events: [], unreadable: 0 };
+  if (!isObject(bundle)) return view;
+  view.edition = isObject(bundle.edition) ? bundle.edition : null;
+  try {
+    const note = parseNote(String(bundle.checkpoint));
+    const body = parseCheckpoint(note.text);
+    view.checkpoint = {
+      origin: body.origin,
+      size: Number(body.size),
+      root: b64encode(body.root),
+      signatures: note.signatures.map((s) => `${s.name}+${hex(s.keyId)}`),
+    };
+  } catch {
+    view.checkpoint = null;
+  }
+  let holder = null;
+  for (const [i, item] of (Array.isArray(bundle.events) ? bundle.events : []).entries()) {
+    try {
+      const parsed = JSON.parse(item.record);
+      const proof = parseTlogProof(item.proof);
+      const payload = isObject(parsed.payload) ? parsed.payload : {};
+      holder = holderAfter(parsed, holder);
+      if (i === 0) view.good = payload.good_id ?? null;
+      view.events.push({
+        version: parsed.version,
+        type: parsed.type,
+        at: parsed.timestamp,
+        holder,
+        seller: payload.seller ?? null,
+        price: payload.price ?? null,
+        channel: payload.channel ?? null,
+        index: Number(proof.index),
+        leaf: b64encode(await leafHash(bytesOf(String(item.record)))),
+      });
+    } catch {
+      view.unreadable += 1;
+    }
+  }
+  return view;
 }
