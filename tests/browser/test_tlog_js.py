@@ -19,8 +19,6 @@ from tests.golden.provenance.generate import expected
 
 import ledger
 
-pytestmark = pytest.mark.browser
-
 STATIC = Path(ledger.__file__).resolve().parent / "web" / "static"
 VECTORS = Path(__file__).resolve().parents[1] / "golden" / "provenance" / "vectors.json"
 CASES: list[dict[str, Any]] = json.loads(VECTORS.read_text())
@@ -81,8 +79,9 @@ def _python(case: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_the_browser_and_python_verifiers_agree_on_every_vector(
-    page: Any, static_base: str
+    visit: Any, static_base: str
 ) -> None:
+    page = visit.page
     page.goto(f"{static_base}/")
     assert page.evaluate("() => window.isSecureContext && !!crypto.subtle")
     results = page.evaluate(RUN_ALL, {"cases": CASES})
@@ -103,7 +102,7 @@ def test_the_browser_and_python_verifiers_agree_on_every_vector(
     assert slowest < 1_000, f"a bundle took {slowest:.0f} ms to check"
 
 
-def test_each_leaf_hash_the_browser_shows_is_the_records(page: Any, static_base: str) -> None:
+def test_each_leaf_hash_the_browser_shows_is_the_records(visit: Any, static_base: str) -> None:
     """The leaf hashes the explorer shows are SHA-256(0x00 || record), as
     ledger.tlog.merkle computes them."""
     import base64
@@ -111,6 +110,7 @@ def test_each_leaf_hash_the_browser_shows_is_the_records(page: Any, static_base:
     from ledger.tlog import merkle
 
     valid = next(c for c in CASES if c["name"] == "valid")
+    page = visit.page
     page.goto(f"{static_base}/")
     shown = page.evaluate(
         """async ({bundle, policy}) => {
@@ -123,7 +123,7 @@ def test_each_leaf_hash_the_browser_shows_is_the_records(page: Any, static_base:
     assert shown == [base64.b64encode(merkle.leaf_hash(r)).decode() for r in records]
 
 
-def test_inclusion_paths_agree_with_rfc_9162_vectors(page: Any, static_base: str) -> None:
+def test_inclusion_paths_agree_with_rfc_9162_vectors(visit: Any, static_base: str) -> None:
     """rootFromInclusion on every leaf of trees of 1 to 13 leaves, with the
     paths ledger.tlog.merkle makes; an empty path fails at size > 1."""
     import base64
@@ -149,6 +149,7 @@ def test_inclusion_paths_agree_with_rfc_9162_vectors(page: Any, static_base: str
         for size in (1, 2, 3, 7, 8, 13)
         for index in range(size)
     ]
+    page = visit.page
     page.goto(f"{static_base}/")
     verdicts = page.evaluate(
         """async (cases) => {
