@@ -63,6 +63,8 @@ def test_a_resold_unit_shows_its_trail_and_verifies_in_the_browser(
     assert "b0" in rows[0]
     assert "shop" in rows[0]
     assert "€10.00" in rows[0]
+    assert "moved" in rows[1]
+    assert "shop → market" in rows[1]
     assert "b0 → zoe" in rows[2]
     assert "market" in rows[2]
     assert "€80.00" in rows[2]
@@ -84,6 +86,8 @@ def test_a_resold_unit_shows_its_trail_and_verifies_in_the_browser(
     assert page.locator("#verified-badge").inner_text() == "verified in this browser"
     assert "ledger verify" in page.locator("#not-verified").inner_text()
     assert page.locator("#was-verified li").count() >= 4
+    # The served policy names no verifier: the page says what that leaves open.
+    assert "only the log operator's word" in page.locator("#unwitnessed").inner_text()
 
 
 def _flip(text: str, at: int) -> str:

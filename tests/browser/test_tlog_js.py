@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.golden.provenance.generate import expected
 
 import ledger
+from tests.golden.provenance.generate import expected
 
 STATIC = Path(ledger.__file__).resolve().parent / "web" / "static"
 VECTORS = Path(__file__).resolve().parents[1] / "golden" / "provenance" / "vectors.json"

@@ -44,3 +44,13 @@ def test_the_vectors_cover_the_cases_the_browser_must_get_right() -> None:
     assert {c["expected"].get("where") for c in CASES} >= {
         "bundle", "policy", "checkpoint", "event 1", "event 2", "event 3", "stock", "edition",
     }  # fmt: skip
+
+
+def test_a_gift_makes_its_recipient_the_verified_holder() -> None:
+    """unit.transferred changes the holder (docs/format.md): the verified
+    history ends with the gift's recipient, at no price."""
+    valid = next(c for c in CASES if c["name"] == "valid")
+    history = expected(valid["bundle"], valid["policy"])["history"]
+    assert [h["holder"] for h in history] == ["carol", "dave", "erin", "frank"]
+    assert history[-1]["type"] == "unit.transferred"
+    assert history[-1]["price"] is None

@@ -85,7 +85,7 @@ def where(message: str) -> str:
 
 
 def _sold_and_resold(url: DatabaseURL) -> tuple[Bundle, Callable[..., Bundle]]:
-    """A unit sold to carol, resold to dave then erin, sealed; and a maker of
+    """A unit sold to carol, resold to dave then erin, given to frank, sealed; and a maker of
     its bundle cosigned by the named witnesses."""
     with Ledger(url) as ledger:
         ledger.register_channel("shop", "Shop", 500, idempotency_key="ch")
@@ -101,6 +101,9 @@ def _sold_and_resold(url: DatabaseURL) -> tuple[Bundle, Callable[..., Bundle]]:
                 unit, seller=seller, buyer=buyer, channel="shop",
                 price=Money(price, "EUR"), idempotency_key=f"r{n}",
             )  # fmt: skip
+        ledger.transfer_unit(
+            unit, giver="erin", recipient="frank", channel="shop", idempotency_key="g"
+        )
         log = LogStore(ledger.event_store.recorder)
         sealed = Sealer(ledger.event_store, log, origin=ORIGIN, signers=[LOG]).seal()
         if sealed is None:

@@ -182,8 +182,13 @@ function renderResult(out, result) {
       `Verified in this browser: ${result.history.length} event(s) under the checkpoint of size ${result.treeSize}, cosigned by ${result.cosigners.join(", ") || "no verifier (the policy asks for none)"}.`)
     : el("p", { class: "verdict bad", id: "verdict" },
       `Verification failed at ${result.failure.where}: ${result.failure.check} — ${result.failure.detail}`);
+  const unwitnessed = result.ok && result.cosigners.length === 0
+    ? el("p", { class: "problem", id: "unwitnessed" },
+      "No verifier cosigned this checkpoint, and the policy asks for none: the checkpoint is only the log operator's word, and a log showing different trees to different people would not be caught here.")
+    : null;
   out.replaceChildren(
     verdict,
+    unwitnessed,
     el("ol", { class: "checks", id: "checks" }, result.checks.map(checkItem)),
     result.ok
       ? statementList("What this check verified", result.verified, "was-verified")

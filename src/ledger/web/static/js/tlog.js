@@ -16,7 +16,7 @@
 // verifyBundle never throws for a bad bundle or policy: it returns every
 // check {check, where, ok, detail}, and the verdict. `where` is where a
 // check belongs ("bundle", "policy", "checkpoint", "event 3", "stock",
-// "edition"), the first failing one is what `ledger verify` would name.
+// "edition"), the first failing one is what ledger verify would name.
 
 import {
   TlogError,
@@ -64,11 +64,11 @@ export const VERIFIED = [
 ];
 export const NOT_VERIFIED = [
   "The business rules (supply and caps, who may resell, royalties and splits, actors' " +
-    "signatures): only `ledger verify` over the whole log checks those.",
+    "signatures): only ledger verify over the whole log checks those.",
   "That the history is complete after the checkpoint: events not yet under it, or left " +
     "off the end of the bundle, cannot be seen here.",
   "That the log never showed anyone a different tree (a split view): that is what the " +
-    "verifiers' cosignatures and `ledger verify` over time are for.",
+    "verifiers' cosignatures and ledger verify over time are for.",
   "The policy itself: a policy pinned by the page is the server's word; paste your own " +
     "to trust only the keys you chose.",
   "That timestamps are true: they are what the records and cosignatures say.",
@@ -182,6 +182,8 @@ function holderAfter(parsed, holder) {
       return pyStr(payload.holder);
     case "unit.resold":
       return pyStr(payload.buyer);
+    case "unit.transferred":
+      return pyStr(payload.recipient);
     case "unit.refunded":
       return payload.returned_to === undefined || payload.returned_to === null
         ? null
@@ -429,9 +431,11 @@ export async function readBundle(bundle) {
         type: parsed.type,
         at: parsed.timestamp,
         holder,
-        seller: payload.seller ?? null,
+        seller: payload.seller ?? payload.giver ?? null,
         price: payload.price ?? null,
-        channel: payload.channel ?? null,
+        channel:
+          payload.channel ??
+          (payload.to_channel ? `${payload.from_channel ?? "?"} → ${payload.to_channel}` : null),
         index: Number(proof.index),
         leaf: b64encode(await leafHash(bytesOf(String(item.record)))),
       });
