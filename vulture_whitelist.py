@@ -8,6 +8,7 @@ _: object
 # -- called by frameworks, not by our code ------------------------------------
 me  # api/app.py: a FastAPI route, registered by its decorator
 provenance  # api/provenance_routes.py: a FastAPI route
+served_policy  # api/log_routes.py: a FastAPI route (GET /log/policy)
 stock_stream  # api/query_routes.py: a FastAPI route (SSE)
 health  # api/readiness.py: a FastAPI route
 get_account  # api/account_routes.py: a FastAPI route
