@@ -277,22 +277,25 @@ class WebhookReceiver:
             with self._arrived:
                 self._arrived.wait(min(left, 0.1))
 
-    def check(self) -> list[Received]:
-        """Every request's signature verified (those that came before their
-        secret was known, now), or ``AssertionError`` naming the failures;
-        returns the requests."""
-        received = self.received
+    def unverified(self) -> list[Received]:
+        """The requests whose signature did not verify (those that came
+        before their secret was known are verified now)."""
         failures = []
-        for r in received:
-            if r.verified is None:
+        for r in self.received:
+            ok = r.verified
+            if ok is None:
                 ok = self._verify(r.path, r.body, r.headers, at_receipt=False)
-            else:
-                ok = r.verified
             if not ok:
-                failures.append(f"{r.path} {r.id}")
+                failures.append(r)
+        return failures
+
+    def check(self) -> list[Received]:
+        """Every request's signature verified, or ``AssertionError`` naming
+        the failures; returns the requests."""
+        failures = self.unverified()
         if failures:
-            raise AssertionError(f"signatures not verified: {failures}")
-        return received
+            raise AssertionError(f"signatures not verified: {[(r.path, r.id) for r in failures]}")
+        return self.received
 
     # -- inside ----------------------------------------------------------------------
 

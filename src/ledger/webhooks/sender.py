@@ -313,7 +313,7 @@ class Sender:
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         """``ssl_context``: the CAs trusted for https endpoints (default:
-        the system's); hostnames are always checked."""
+        the system's, with hostnames checked)."""
         if timeout <= 0 or max_response_bytes < 0:
             raise ValueError("timeout > 0 and max_response_bytes >= 0")
         self.allow_private = allow_private
