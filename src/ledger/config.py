@@ -113,6 +113,11 @@ class Settings(BaseSettings):
         description="Whether this server may be the one that delivers webhooks (exactly "
         "one server per store does, by a database lock; the others wait to take over)",
     )
+    webhooks_process: Literal["auto", "yes", "no"] = Field(
+        default="auto",
+        description="Whether the webhook dispatcher runs in a process of its own, off the "
+        "server's GIL (auto: on PostgreSQL with more than one processor)",
+    )
     server_name: str = Field(
         default=DEFAULT_SERVER_NAME,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$",
@@ -171,6 +176,14 @@ class Settings(BaseSettings):
         if self.projection_process == "auto":
             return backend == "postgresql" and (os.cpu_count() or 1) > 1
         return self.projection_process == "yes"
+
+    def webhooks_in_process(self, backend: str) -> bool:
+        """Whether the webhook dispatcher runs in a process of its own. Auto:
+        on PostgreSQL with more than one processor (on SQLite its cursor
+        writes would wait at the file's writer lock with the sales')."""
+        if self.webhooks_process == "auto":
+            return backend == "postgresql" and (os.cpu_count() or 1) > 1
+        return self.webhooks_process == "yes"
 
     @model_validator(mode="after")
     def _one_header_within_all(self) -> Settings:

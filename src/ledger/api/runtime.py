@@ -30,6 +30,7 @@ from ledger.store.webhooks import WebhookStore
 from ledger.tlog.keys import Signer
 from ledger.tlog.policy import Policy
 from ledger.webhooks.dispatcher import Dispatcher
+from ledger.webhooks.process import DispatcherProcess
 from ledger.webhooks.sender import Sender
 from ledger.webhooks.subscriptions import Webhooks
 
@@ -176,8 +177,10 @@ def _webhooks(
     sender = Sender(
         allow_private=settings.webhooks_allow_private, timeout=settings.webhooks_timeout
     )
-    dispatcher = None
-    if settings.webhooks_dispatch:
+    dispatcher: Dispatcher | DispatcherProcess | None = None
+    if settings.webhooks_dispatch and settings.webhooks_in_process(url.backend):
+        dispatcher = DispatcherProcess(url, json_logs=settings.log_format == "json")
+    elif settings.webhooks_dispatch:
         dispatch_sender = Sender(
             allow_private=settings.webhooks_allow_private, timeout=settings.webhooks_timeout
         )

@@ -32,7 +32,7 @@ from ledger.domain.model import Aggregate, Created, Event
 
 PAYLOAD_VERSION = 1
 OWNER_ROLES = ("channel", "creator", "admin")
-URL_CHARS_MAX = 2000
+URL_CHARS_MAX = 2048
 TYPES_MAX = 32
 GRACE_DEFAULT = timedelta(hours=24)
 GRACE_MAX = timedelta(days=7)

@@ -32,6 +32,7 @@ process killed between a delivery and the save sends that event again
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import dataclasses
 import fcntl
@@ -50,7 +51,14 @@ import orjson
 from ledger.domain import canonical
 from ledger.domain.errors import LedgerError
 from ledger.domain.model import parse_timestamp
-from ledger.domain.subscription import LEARNT_FROM, Audience, payload_of, visible
+from ledger.domain.subscription import (
+    LEARNT_FROM,
+    SUBSCRIBABLE,
+    Audience,
+    Concerns,
+    payload_of,
+    visible,
+)
 from ledger.domain.webhook import retry_delay
 from ledger.service import Ledger
 from ledger.store.database import DatabaseURL
@@ -67,9 +75,14 @@ _WEBHOOK_EVENTS = (
     "webhook.failing",
     "webhook.replayed",
 )
-_READ_TOPICS = sorted(LEARNT_FROM | set(_WEBHOOK_EVENTS))
 READ_BATCH = 1000
 SEND_BATCH = 100
+WINDOW = 50_000  # deliverable events kept shaped in memory
+SAVE_EVERY = 1.0  # seconds between saves of a cursor that moves
+IDLE_SAVE = 0.25  # seconds, once it stops
+DELIVERABLE = frozenset().union(*SUBSCRIBABLE.values())
+# Never deliverable and teaching nothing: not even parsed.
+_SKIPPED = frozenset({"command.recorded", "allowance.started", "allowance.counted"})
 LOCK_RETRY = 1.0
 
 
@@ -156,6 +169,8 @@ class _Sub:
     lock: threading.Lock = field(default_factory=threading.Lock)
     wake: threading.Event = field(default_factory=threading.Event)
     worker: threading.Thread | None = None
+    pending: list[AttemptRow] = field(default_factory=list)  # logged, not yet saved
+    saved_at: float = 0.0  # time.monotonic() of the last save
 
 
 class Dispatcher:
@@ -186,6 +201,7 @@ class Dispatcher:
         self._cursors: dict[str, Cursor] = {}
         self._by_aggregate: dict[str, str] = {}  # aggregate id -> subscription id
         self._secrets: dict[tuple[str, int], str] = {}
+        self._window = Window()
         self.head = 1  # the reader has learnt every position before this
         self.active = threading.Event()  # this process holds the lock
         self.caught_up = threading.Event()
@@ -250,27 +266,40 @@ class Dispatcher:
 
     # -- the reader -------------------------------------------------------------
     def _read(self) -> bool:
-        """Learn from the next events of the log; whether there were any."""
+        """Learn from the next events of the log (and keep those a
+        subscription may want, shaped once for all, in the window); whether
+        there were any."""
         last = int(self._recorder.max_notification_id() or 0)
         if last < self.head:
             return False
-        stop = min(last, self.head + READ_BATCH * 10)
-        rows = self._recorder.select_notifications(
-            start=self.head, limit=READ_BATCH, stop=stop, topics=_READ_TOPICS
-        )
-        upto = rows[-1].id if len(rows) == READ_BATCH else stop
+        rows = self._recorder.select_notifications(start=self.head, limit=READ_BATCH, stop=last)
+        upto = rows[-1].id if len(rows) == READ_BATCH else last
         with self._audience_lock:
             for row in rows:
+                if row.topic in _SKIPPED:
+                    continue
                 value = orjson.loads(bytes(row.state))
                 kind, agg = row.topic, str(row.originator_id)
                 if kind.startswith("webhook."):
                     self._on_webhook_event(kind, agg, value, row.id)
-                else:
+                    continue
+                if kind in DELIVERABLE:
+                    self._window.add(self._shaped(row, value, agg))
+                if kind in LEARNT_FROM:
                     self._audience.learn(kind, agg, value["payload"], row.id)
             self.head = upto + 1
         for sub in self._subs.values():
             sub.wake.set()
         return True
+
+    def _shaped(self, row: Any, value: dict[str, Any], agg: str) -> Shaped:
+        """An event as every subscriber gets it, and whom it concerns (the
+        audience lock held)."""
+        shape = payload_of(
+            row.topic, agg, row.originator_version, row.id, value["timestamp"], value["payload"]
+        )
+        concerns = self._audience.concerns(row.topic, agg, value["payload"], row.id)
+        return Shaped(row.id, row.topic, shape["id"], canonical.encode(shape), concerns)
 
     def _on_webhook_event(self, kind: str, agg: str, value: dict[str, Any], position: int) -> None:
         p = value["payload"]
@@ -330,7 +359,26 @@ class Dispatcher:
                 wait = 1.0
             if wait:
                 sub.wake.wait(wait)
+        try:
+            self._flush(sub, force=True)
+        except Exception:
+            logger.exception("webhooks: subscription %s's cursor not saved", sub.subscription_id)
         sub.worker = None
+
+    def _next_rows(self, sub: _Sub, start: int, head: int) -> list[Shaped]:
+        """The subscription's next events from ``start``: from the window
+        if it still holds them, else read and shaped again from the log."""
+        with self._audience_lock:
+            found = self._window.since(start, head, sub.types, SEND_BATCH)
+            if found is not None:
+                return found
+        rows = self._recorder.select_notifications(
+            start=start, limit=SEND_BATCH, stop=head - 1, topics=sub.types
+        )
+        with self._audience_lock:
+            return [
+                self._shaped(r, orjson.loads(bytes(r.state)), str(r.originator_id)) for r in rows
+            ]
 
     def _deliver_some(self, sub: _Sub) -> float:
         """Deliver the subscription's next events; how long to wait then (0: go on)."""
@@ -339,52 +387,52 @@ class Dispatcher:
             return 1.0
         if c.next_at > time.time():
             return min(c.next_at - time.time(), 1.0)
-        head = self.head
-        if c.position >= head:
+        head, replayed, position, attempts = self.head, c.replayed, c.position, c.attempts
+        if position >= head:  # idle: what was logged is saved soon
+            self._flush(sub, force=time.monotonic() - sub.saved_at > IDLE_SAVE)
             return 1.0
-        rows = self._recorder.select_notifications(
-            start=c.position, limit=SEND_BATCH, stop=head - 1, topics=sub.types
-        )
-        logged: list[AttemptRow] = []
+        rows = self._next_rows(sub, position, head)
         wait = 0.0
         for row in rows:
             if self._stop.is_set() or sub.state != "active":
                 break
-            value = orjson.loads(bytes(row.state))
-            agg = str(row.originator_id)
-            with self._audience_lock:
-                concerns = self._audience.concerns(row.topic, agg, value["payload"], row.id)
-            if not visible(sub.owner_role, sub.owner, row.topic, concerns):
-                c.position = row.id + 1
+            if not visible(sub.owner_role, sub.owner, row.topic, row.concerns):
+                position = row.position + 1
                 continue
-            body = canonical.encode(
-                payload_of(
-                    row.topic,
-                    agg,
-                    row.originator_version,
-                    row.id,
-                    value["timestamp"],
-                    value["payload"],
-                )
-            )
-            msg_id = str(orjson.loads(body)["id"])
             attempt = self._sender.send(
-                sub.url, msg_id=msg_id, body=body, keys=self._keys(sub), now=datetime.now(UTC)
+                sub.url, msg_id=row.msg_id, body=row.body, keys=self._keys(sub), now=_now()
             )
-            logged.append(self._logged(sub, row.id, msg_id, attempt))
+            sub.pending.append(self._logged(sub, row.position, row.msg_id, attempts, attempt))
             if attempt.delivered:
-                c.position, c.attempts = row.id + 1, 0
+                position, attempts = row.position + 1, 0
                 continue
-            wait = self._failed(sub, row.id, attempt, logged)
+            attempts += 1
+            wait = self._failed(sub, row.position, attempts, attempt)
             break
         else:
             if len(rows) < SEND_BATCH:
-                c.position = max(c.position, head)
+                position = max(position, head)
         with sub.lock:
-            self._store.save(c, logged)
+            if c.replayed == replayed:  # (else a replay moved the cursor meanwhile: it wins)
+                c.position, c.attempts = position, attempts
+        self._flush(sub, force=wait > 0)
         return wait
 
-    def _logged(self, sub: _Sub, position: int, msg_id: str, attempt: Attempt) -> AttemptRow:
+    def _flush(self, sub: _Sub, *, force: bool) -> None:
+        """Save the cursor and the attempts logged since, at most every
+        :data:`SAVE_EVERY` seconds unless ``force``d (a failure): a crash in
+        between sends those events again, which at-least-once allows."""
+        now = time.monotonic()
+        if not force and now - sub.saved_at < SAVE_EVERY and len(sub.pending) < SEND_BATCH * 5:
+            return
+        with sub.lock:
+            logged, sub.pending = sub.pending, []
+            self._store.save(sub.cursor, logged)
+        sub.saved_at = now
+
+    def _logged(
+        self, sub: _Sub, position: int, msg_id: str, before: int, attempt: Attempt
+    ) -> AttemptRow:
         c = sub.cursor
         c.seq += 1
         outcome = "delivered" if attempt.delivered else ("gone" if attempt.gone else "retry")
@@ -393,8 +441,8 @@ class Dispatcher:
             c.seq,
             position,
             msg_id,
-            c.attempts + 1,
-            datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            before + 1,
+            _stamp(_now()),
             attempt.status,
             attempt.latency_ms,
             attempt.error,
@@ -403,26 +451,23 @@ class Dispatcher:
             None,
         )
 
-    def _failed(
-        self, sub: _Sub, position: int, attempt: Attempt, logged: list[AttemptRow]
-    ) -> float:
-        c = sub.cursor
-        c.attempts += 1
-        delay = None if attempt.gone else retry_delay(c.attempts, attempt.retry_after, self._rng)
-        last = logged[-1]
+    def _failed(self, sub: _Sub, position: int, attempts: int, attempt: Attempt) -> float:
+        c, last = sub.cursor, sub.pending[-1]
+        delay = None if attempt.gone else retry_delay(attempts, attempt.retry_after, self._rng)
         if delay is None:
-            logged[-1] = _replace(last, outcome="gone" if attempt.gone else "failing")
+            sub.pending[-1] = dataclasses.replace(
+                last, outcome="gone" if attempt.gone else "failing"
+            )
             reason = "gone" if attempt.gone else "exhausted"
             try:
-                self._ledger.webhook_failing(sub.subscription_id, position, c.attempts, reason)
+                self._ledger.webhook_failing(sub.subscription_id, position, attempts, reason)
             except LedgerError as error:  # paused or deleted meanwhile
                 logger.info("webhooks: %s not marked failing: %s", sub.subscription_id, error)
             sub.state = "failing"
             return 1.0
         c.next_at = time.time() + delay
-        logged[-1] = _replace(
-            last,
-            next_at=datetime.fromtimestamp(c.next_at, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        sub.pending[-1] = dataclasses.replace(
+            last, next_at=_stamp(datetime.fromtimestamp(c.next_at, UTC))
         )
         return min(delay, 1.0)
 
@@ -441,5 +486,52 @@ class Dispatcher:
         ]
 
 
-def _replace(row: AttemptRow, **changes: Any) -> AttemptRow:
-    return dataclasses.replace(row, **changes)
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True, slots=True)
+class Shaped:
+    """An event as delivered: its position, type, ``webhook-id``, body
+    bytes (the same for every subscriber) and whom it concerns."""
+
+    position: int
+    topic: str
+    msg_id: str
+    body: bytes
+    concerns: Concerns
+
+
+class Window:
+    """The deliverable events read last (at most :data:`WINDOW` of them), in
+    position order, so that subscriptions keeping up with the log take them
+    from memory: read, parsed and shaped once for all of them."""
+
+    def __init__(self) -> None:
+        self._rows: list[Shaped] = []
+        self._positions: list[int] = []
+        self.start = 0  # every deliverable event from here on is held
+
+    def add(self, row: Shaped) -> None:
+        self._rows.append(row)
+        self._positions.append(row.position)
+        if len(self._rows) > 2 * WINDOW:
+            self.start = self._positions[WINDOW]
+            del self._rows[:WINDOW], self._positions[:WINDOW]
+
+    def since(self, start: int, head: int, types: list[str], limit: int) -> list[Shaped] | None:
+        """Up to ``limit`` events of ``types`` from ``start`` (before
+        ``head``); None if the window no longer holds ``start``."""
+        if start < self.start:
+            return None
+        found: list[Shaped] = []
+        for row in self._rows[bisect.bisect_left(self._positions, start) :]:
+            if row.position >= head or len(found) == limit:
+                break
+            if row.topic in types:
+                found.append(row)
+        return found

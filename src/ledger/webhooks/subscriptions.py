@@ -26,6 +26,7 @@ from ledger.service import Ledger
 from ledger.service.cases.webhooks import WebhookAnswer
 from ledger.store.webhooks import WebhookStore
 from ledger.webhooks.dispatcher import Dispatcher
+from ledger.webhooks.process import DispatcherProcess
 from ledger.webhooks.sender import Sender, SigningKey, new_secret
 
 Caller = tuple[str, str | None]
@@ -36,7 +37,7 @@ class Webhooks:
     ledger: Ledger
     store: WebhookStore
     sender: Sender
-    dispatcher: Dispatcher | None = None
+    dispatcher: Dispatcher | DispatcherProcess | None = None
 
     def _nudge(self) -> None:
         if self.dispatcher is not None:
