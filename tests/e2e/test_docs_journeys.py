@@ -191,6 +191,7 @@ def test_the_documented_calls_run_as_written(store_url: DatabaseURL, tmp_path: P
         "LEDGER_DATABASE_URL": database,
         "LEDGER_CODE_KEYRING_FILE": str(work / "codes.keyring"),
         "LEDGER_SEAL_INTERVAL": "0.2",
+        "LEDGER_WEBHOOKS_ALLOW_PRIVATE": "true",  # (api.md's webhook example)
         "LEDGER": f"http://127.0.0.1:{port}",
     }
     _operator(work, env)
@@ -229,3 +230,4 @@ def test_the_documented_calls_run_as_written(store_url: DatabaseURL, tmp_path: P
     transcript = "\n".join(outputs)
     assert "event: stock" in transcript  # the stream showed the stock
     assert re.search(r"erin's code: GIFT-\d{6}", transcript)
+    assert '"delivered":false' in transcript  # the ping: nothing listens on port 9
