@@ -364,3 +364,40 @@ def _no_leaked_env() -> Iterator[None]:
     yield
     if saved is not None:
         os.environ["LEDGER_WEBHOOKS_ALLOW_PRIVATE"] = saved
+
+
+def test_one_dispatcher_across_two_servers_and_a_takeover(
+    store_url: DatabaseURL,
+    tmp_path: Path,
+    log_key: Path,  # noqa: F811
+) -> None:
+    """Two servers on one store: exactly one delivers (no duplicates while
+    both run); the active one killed -9, the other takes over."""
+    db = store_url.display()
+    Ledger(store_url).close()
+    tokens = _tokens(db)
+    with (
+        WebhookReceiver() as receiver,
+        server(db, log_key, tmp_path / "a.log") as (first, process),
+    ):
+        _, shop, _, good = _setup(db, first, tokens)
+        answer = subscribe(shop, receiver.url("/shop"), ["stock.sold"])
+        receiver.add_secret(answer["secret"], path="/shop")
+        _sell(shop, good, "shop", 10, 0)
+        # Delivered: the first server's dispatcher holds the lock.
+        receiver.wait_for(lambda r: len(r.unique("/shop")) == 10, timeout=30)
+        with server(db, log_key, tmp_path / "b.log") as (second, _):
+            other = Client(second, tokens["shop"])
+            _sell(other, good, "shop", 10, 10)
+            receiver.wait_for(lambda r: len(r.unique("/shop")) == 20, timeout=30)
+            time.sleep(1.0)
+            assert receiver.duplicates() == 0  # one dispatcher, not two
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()
+            _sell(other, good, "shop", 10, 20)
+            receiver.wait_for(lambda r: len(r.unique("/shop")) == 30, timeout=60)
+            receiver.check()
+            got = receiver.unique("/shop")
+            want = expected_ids(store_url, "shop", ["stock.sold"])
+            assert sorted(r.id for r in got) == sorted(want)
+            assert in_order_per_aggregate(got)

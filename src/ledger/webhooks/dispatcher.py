@@ -251,6 +251,9 @@ class Dispatcher:
 
     def _dispatch(self) -> None:
         self._cursors = self._store.cursors()
+        for sid, sub in self._subs.items():  # (the lock taken again: another may have moved on)
+            if sid in self._cursors:
+                sub.cursor = self._cursors[sid]
         checked = time.monotonic()
         while not self._stop.is_set():
             moved = self._read()
