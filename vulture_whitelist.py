@@ -8,9 +8,20 @@ _: object
 # -- called by frameworks, not by our code ------------------------------------
 me  # api/app.py: a FastAPI route, registered by its decorator
 provenance  # api/provenance_routes.py: a FastAPI route
+served_policy  # api/log_routes.py: a FastAPI route (GET /log/policy)
 stock_stream  # api/query_routes.py: a FastAPI route (SSE)
 health  # api/readiness.py: a FastAPI route
 get_account  # api/account_routes.py: a FastAPI route
+home  # api/page_routes.py: the web pages, FastAPI routes
+swagger_ui  # (same)
+redoc  # (same)
+dashboard  # (same)
+dashboard_good  # (same)
+explore  # (same)
+explore_unit  # (same)
+explore_good  # (same)
+list_webhooks  # api/webhook_routes.py: a FastAPI route
+get_webhook  # api/webhook_routes.py: a FastAPI route
 domain_error  # api/problems.py: FastAPI exception handlers, registered by decorators
 database_error  # api/problems.py
 api_problem  # api/problems.py

@@ -580,6 +580,7 @@ def test_openapi_documents_every_route(api: Api) -> None:
         "/channels/{channel}/settlement",
         "/goods/{good_id}/stock/stream",
         "/log/checkpoint",
+        "/log/policy",
         "/goods/{good_id}/tiers/{tier}/codes",
         "/units/{unit_id}/code-deliveries",
         "/code-redemptions",
@@ -597,6 +598,7 @@ def test_the_log_and_provenance_are_public(api: Api, world: dict[str, str]) -> N
         "/log/entries?start=0&end=1",
         f"/units/{world['unit']}/provenance",
         "/log/checkpoint",
+        "/log/policy",
         "/log/proof/consistency?old=1",
     ]
     for path in public:

@@ -17,10 +17,12 @@ from ledger.api import (
     command_routes,
     log_routes,
     metrics,
+    page_routes,
     problems,
     provenance_routes,
     query_routes,
     readiness,
+    webhook_routes,
 )
 from ledger.api.auth import require
 from ledger.api.limits import BodyLimit, HeaderLimit, HeaderLimits
@@ -91,11 +93,25 @@ def create_app(
             if app.state.runtime is not None:
                 app.state.runtime.stop()
 
-    app = FastAPI(title="ledger", version=__version__, lifespan=lifespan, description=DESCRIPTION)
+    # /docs and /redoc are page_routes' (FastAPI's own load their assets from a CDN).
+    app = FastAPI(
+        title="ledger",
+        version=__version__,
+        lifespan=lifespan,
+        description=DESCRIPTION,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.runtime = runtime
     app.state.opener = None
     _install(app, header_limits or HeaderLimits(), access_log, metrics_open=metrics_open)
     problems.install(app)
+    _routes(app)
+    return app
+
+
+def _routes(app: FastAPI) -> None:
+    """The API's routes, the web pages and their assets."""
     app.include_router(readiness.router)
     app.include_router(command_routes.router)
     app.include_router(query_routes.router)
@@ -103,6 +119,11 @@ def create_app(
     app.include_router(provenance_routes.router)
     app.include_router(log_routes.router)
     app.include_router(audit_routes.router)
+    app.include_router(webhook_routes.router)
+    app.include_router(page_routes.router)
+    app.add_exception_handler(page_routes.NotAnIdError, page_routes.not_found)
+    app.mount(page_routes.STATIC_PATH, page_routes.static_files(), name="static")
+    app.mount(page_routes.DOCS_ASSETS_PATH, page_routes.docs_assets(), name="docs-assets")
 
     @app.get("/me", tags=["ops"], summary="Who this API key is")
     def me(who: Annotated[Principal, require(*Role)]) -> dict[str, Any]:
@@ -112,8 +133,6 @@ def create_app(
             "subject": who.subject,
             "label": who.label,
         }
-
-    return app
 
 
 def _install(
@@ -126,7 +145,20 @@ def _install(
     app.state.metrics = ServerMetrics(app.state, _commands())
     app.add_middleware(BodyLimit, max_bytes=limits.REQUEST_BODY_BYTES_MAX)
     open_paths = OPEN_PATHS | {"/metrics"} if metrics_open else OPEN_PATHS
-    app.add_middleware(NotReady, state=app.state, open_paths=open_paths)
+    # The pages and their assets hold no data: they load while the server
+    # waits for its database (their API calls then say why not).
+    app.add_middleware(
+        NotReady,
+        state=app.state,
+        open_paths=open_paths | {"/"},
+        open_prefixes=(
+            f"{page_routes.STATIC_PATH}/",
+            f"{page_routes.DOCS_ASSETS_PATH}/",
+            "/dashboard",
+            "/explore",
+            "/auditor",
+        ),
+    )
     app.add_middleware(HeaderLimit, bounds=header_limits)
     app.add_middleware(RequestIds)  # (every answer carries the id)
     # (runs first: measures and logs every request, refused ones included)

@@ -32,17 +32,26 @@ OPEN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs", "/redoc
 
 class NotReady:
     """503 not-ready for every route but ``open_paths`` (by default
-    :data:`OPEN_PATHS`) until the app's ``state.runtime`` is set."""
+    :data:`OPEN_PATHS`) and paths starting with one of ``open_prefixes``,
+    until the app's ``state.runtime`` is set."""
 
-    def __init__(self, app: ASGIApp, state: State, open_paths: frozenset[str] = OPEN_PATHS) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        state: State,
+        open_paths: frozenset[str] = OPEN_PATHS,
+        open_prefixes: tuple[str, ...] = (),
+    ) -> None:
         self.app = app
         self.state = state
         self.open_paths = open_paths
+        self.open_prefixes = open_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             scope["type"] == "http"
             and scope["path"] not in self.open_paths
+            and not scope["path"].startswith(self.open_prefixes)
             and getattr(self.state, "runtime", None) is None
         ):
             response = problem(503, "not-ready", "Not ready", _waiting(self.state), scope["path"])

@@ -1,0 +1,172 @@
+"""The browser's provenance verifier (static/js/tlog.js) against the Python
+one: every case of tests/golden/provenance/vectors.json through both, in
+Debian's Chromium. Same verdict, same place of failure, and for a valid
+bundle the same history, cosigners and edition (tests/unit/test_provenance_vectors.py
+holds the Python side to the file)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import threading
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import ledger
+from tests.golden.provenance.generate import expected
+
+STATIC = Path(ledger.__file__).resolve().parent / "web" / "static"
+VECTORS = Path(__file__).resolve().parents[1] / "golden" / "provenance" / "vectors.json"
+CASES: list[dict[str, Any]] = json.loads(VECTORS.read_text())
+
+RUN_ALL = """async ({cases}) => {
+  const tlog = await import("/js/tlog.js");
+  const out = [];
+  for (const c of cases) {
+    const started = performance.now();
+    const r = await tlog.verifyBundle(c.bundle, c.policy);
+    out.push({
+      ok: r.ok, where: r.failure && r.failure.where, detail: r.failure && r.failure.detail,
+      history: r.history, edition: r.edition, cosigners: r.cosigners, treeSize: r.treeSize,
+      checks: r.checks.length, ms: performance.now() - started,
+    });
+  }
+  return out;
+}"""
+
+
+BLANK = (
+    b'<!doctype html><html lang="en"><link rel="icon" href="data:,"><title>tlog.js</title></html>'
+)
+
+
+class _Static(SimpleHTTPRequestHandler):
+    """The static files, and a blank page to import them from."""
+
+    def do_GET(self) -> None:
+        if self.path != "/":
+            super().do_GET()
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(BLANK)))
+        self.end_headers()
+        self.wfile.write(BLANK)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def static_base() -> Iterator[str]:
+    """The package's static directory on a loopback port (a secure context)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Static, directory=STATIC))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _python(case: dict[str, Any]) -> dict[str, Any]:
+    return expected(case["bundle"], case["policy"])
+
+
+def test_the_browser_and_python_verifiers_agree_on_every_vector(
+    visit: Any, static_base: str
+) -> None:
+    page = visit.page
+    page.goto(f"{static_base}/")
+    assert page.evaluate("() => window.isSecureContext && !!crypto.subtle")
+    results = page.evaluate(RUN_ALL, {"cases": CASES})
+    assert len(results) == len(CASES) >= 20
+    for case, browser in zip(CASES, results, strict=True):
+        python = _python(case)
+        assert python["ok"] == case["expected"]["ok"], case["name"]
+        assert browser["ok"] == python["ok"], (case["name"], browser["detail"])
+        if python["ok"]:
+            history = [{k: v for k, v in h.items() if k != "leaf_hash"} for h in browser["history"]]
+            assert history == python["history"], case["name"]
+            assert browser["edition"] == python["edition"], case["name"]
+            assert browser["cosigners"] == python["cosigners"], case["name"]
+            assert browser["treeSize"] == python["tree_size"], case["name"]
+        else:
+            assert browser["where"] == python["where"], (case["name"], browser["detail"])
+    slowest = max(r["ms"] for r in results)
+    assert slowest < 1_000, f"a bundle took {slowest:.0f} ms to check"
+
+
+def test_each_leaf_hash_the_browser_shows_is_the_records(visit: Any, static_base: str) -> None:
+    """The leaf hashes the explorer shows are SHA-256(0x00 || record), as
+    ledger.tlog.merkle computes them."""
+    import base64
+
+    from ledger.tlog import merkle
+
+    valid = next(c for c in CASES if c["name"] == "valid")
+    page = visit.page
+    page.goto(f"{static_base}/")
+    shown = page.evaluate(
+        """async ({bundle, policy}) => {
+          const tlog = await import("/js/tlog.js");
+          return (await tlog.verifyBundle(bundle, policy)).history.map((h) => h.leaf_hash);
+        }""",
+        {"bundle": valid["bundle"], "policy": valid["policy"]},
+    )
+    records = [e["record"].encode() for e in valid["bundle"]["events"]]
+    assert shown == [base64.b64encode(merkle.leaf_hash(r)).decode() for r in records]
+
+
+def test_inclusion_paths_agree_with_rfc_9162_vectors(visit: Any, static_base: str) -> None:
+    """rootFromInclusion on every leaf of trees of 1 to 13 leaves, with the
+    paths ledger.tlog.merkle makes; an empty path fails at size > 1."""
+    import base64
+
+    from ledger.tlog import merkle
+
+    leaves = [merkle.leaf_hash(bytes([i])) for i in range(13)]
+    frontier, nodes = merkle.CompactRange(), merkle.MemorySubtrees()
+    roots = {}
+    for leaf in leaves:
+        nodes.extend(frontier.append(leaf))
+        roots[frontier.size] = frontier.root()
+    cases = [
+        {
+            "leaf": base64.b64encode(leaves[index]).decode(),
+            "index": index,
+            "size": size,
+            "path": [
+                base64.b64encode(h).decode() for h in merkle.inclusion_proof(index, size, nodes)
+            ],
+            "root": base64.b64encode(roots[size]).decode(),
+        }
+        for size in (1, 2, 3, 7, 8, 13)
+        for index in range(size)
+    ]
+    page = visit.page
+    page.goto(f"{static_base}/")
+    verdicts = page.evaluate(
+        """async (cases) => {
+          const t = await import("/js/tlog.js");
+          const b = (s) => t.b64decode(s, "hash");
+          const out = [];
+          for (const c of cases) {
+            const root = await t.rootFromInclusion(b(c.leaf), c.index, c.size, c.path.map(b));
+            let shortFails = false;
+            if (c.size > 1) {
+              try { await t.rootFromInclusion(b(c.leaf), c.index, c.size, []); }
+              catch { shortFails = true; }
+            } else { shortFails = true; }
+            out.push(t.b64encode(root) === c.root && shortFails);
+          }
+          return out;
+        }""",
+        cases,
+    )
+    assert verdicts == [True] * len(cases)
