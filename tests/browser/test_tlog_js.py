@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import ledger
-from tests.golden.provenance.generate import expected
+from tests.golden.provenance.generate import expected, mutations
 
 STATIC = Path(ledger.__file__).resolve().parent / "web" / "static"
 VECTORS = Path(__file__).resolve().parents[1] / "golden" / "provenance" / "vectors.json"
@@ -170,3 +170,25 @@ def test_inclusion_paths_agree_with_rfc_9162_vectors(visit: Any, static_base: st
         cases,
     )
     assert verdicts == [True] * len(cases)
+
+
+def test_the_verifiers_agree_on_seeded_mutations(visit: Any, static_base: str) -> None:
+    """One character of a record, a proof or the checkpoint changed, 300
+    times over: both verifiers accept the same ones and refuse the others
+    at the same place."""
+    valid = next(c for c in CASES if c["name"] == "valid, all three witnesses")
+    made = mutations(valid["bundle"], 300, seed=16)
+    cases = [{"bundle": b, "policy": valid["policy"]} for _, b in made]
+    page = visit.page
+    page.goto(f"{static_base}/")
+    results = page.evaluate(RUN_ALL, {"cases": cases})
+    disagree = []
+    for (name, bundle), browser in zip(made, results, strict=True):
+        python = expected(bundle, valid["policy"])
+        if browser["ok"] != python["ok"] or (
+            not python["ok"] and browser["where"] != python["where"]
+        ):
+            disagree.append((name, python, browser["where"], browser["detail"]))
+    assert disagree == []
+    refused = sum(not r["ok"] for r in results)
+    assert refused > 250, f"only {refused} of 300 mutations refused"
