@@ -192,3 +192,76 @@ def test_the_verifiers_agree_on_seeded_mutations(visit: Any, static_base: str) -
     assert disagree == []
     refused = sum(not r["ok"] for r in results)
     assert refused > 250, f"only {refused} of 300 mutations refused"
+
+
+def _policies() -> list[str]:
+    """Policy texts the two parsers must accept or refuse alike."""
+    from ledger.tlog.keys import Signer
+
+    log = Signer.from_seed("example.com/log", bytes([1]) * 32).verifier_key()
+    w = [Signer.from_seed(f"w{i}", bytes([i + 2]) * 32, 0x04).verifier_key() for i in range(3)]
+    note_key = Signer.from_seed("w9", bytes([9]) * 32).verifier_key()
+    wit = "".join(f"witness w{i} {k}\n" for i, k in enumerate(w))
+    bad_id = log.split("+")[0] + "+00000000+" + log.split("+")[2]
+    return [
+        f"log {log}\nquorum none\n",
+        f"log {log} https://log.example\n{wit}group g 2 w0 w1 w2\nquorum g\n",
+        f"# comment\n\n  log\t{log}  \n{wit}group g any w0 w1\ngroup h all g w2\nquorum h\n",
+        f"log {log}\n{wit}quorum w1\n",
+        f"log {log}\nquorum none",  # no final newline
+        f"log {log}\n",  # no quorum
+        f"log {log}\nquorum none\nquorum none\n",
+        f"log {log}\n{wit}group g 0 w0 w1\nquorum g\n",
+        f"log {log}\n{wit}group g 3 w0 w1\nquorum g\n",
+        f"log {log}\n{wit}group g 02 w0 w1\nquorum g\n",
+        f"log {log}\n{wit}group g 99999999999999999999 w0 w1\nquorum g\n",
+        f"log {log}\n{wit}group g 1 w0 w0\nquorum g\n",
+        f"log {log}\n{wit}group g 1 w0\ngroup h 1 w0\nquorum h\n",
+        f"log {log}\n{wit}group g 1 h\ngroup h 1 w0\nquorum g\n",
+        f"log {log}\n{wit}group none 1 w0\nquorum none\n",
+        f"log {log}\n{wit}group g 1 none\nquorum g\n",
+        f"log {log}\nwitness w0 {w[0]}\nwitness w0 {w[1]}\nquorum w0\n",
+        f"log {log}\nwitness a {w[0]}\nwitness b {w[0]}\nquorum a\n",
+        f"log {log}\nlog {log}\nquorum none\n",
+        f"log {log}\nwitness w9 {note_key}\nquorum w9\n",
+        f"log {bad_id}\nquorum none\n",
+        f"log {log}\nquorum w7\n",
+        f"log {log}\nquorum none #trailing\n",
+        f"log {log}\nmirror x\nquorum none\n",
+        f"log {log}\nquorum\tnone\x01\n",
+        f"log {log} a b\nquorum none\n",
+        f"log {log}\nwitness w0\nquorum none\n",
+        "quorum none\n",
+        "",
+        f"log {log}\r\nquorum none\r\n",
+        f"log {log}\nwitness w0 {w[0]} https://w0.example\n   # indented comment\nquorum w0\n",
+    ]
+
+
+def test_the_policy_parsers_accept_and_refuse_alike(visit: Any, static_base: str) -> None:
+    from ledger.tlog.policy import PolicyError, parse_policy
+
+    texts = _policies()
+    python = []
+    for text in texts:
+        try:
+            parse_policy(text)
+        except PolicyError:
+            python.append(False)
+        else:
+            python.append(True)
+    page = visit.page
+    page.goto(f"{static_base}/")
+    browser = page.evaluate(
+        """async (texts) => {
+          const t = await import("/js/tlog.js");
+          const out = [];
+          for (const text of texts) {
+            try { await t.parsePolicy(text); out.push(true); } catch { out.push(false); }
+          }
+          return out;
+        }""",
+        texts,
+    )
+    assert list(zip(texts, browser, strict=True)) == list(zip(texts, python, strict=True))
+    assert 5 <= sum(python) < len(texts)
