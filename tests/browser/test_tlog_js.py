@@ -265,3 +265,48 @@ def test_the_policy_parsers_accept_and_refuse_alike(visit: Any, static_base: str
     )
     assert list(zip(texts, browser, strict=True)) == list(zip(texts, python, strict=True))
     assert 5 <= sum(python) < len(texts)
+
+
+def test_c2sp_js_reads_the_published_vectors(visit: Any, static_base: str) -> None:
+    """The external C2SP / Go / transparency-dev vectors ledger.tlog is
+    tested with (tests/golden/c2sp): vkeys and their key ids, bad vkeys
+    refused, real signed notes (sum.golang.org's among them) verified with
+    WebCrypto, unknown signers ignored, cosignature messages byte for byte."""
+    c2sp = json.loads((VECTORS.parents[1] / "c2sp" / "vectors.json").read_text())
+    for message in c2sp["cosignature_messages"]:  # beyond 2^53: a JS number would round it
+        message["timestamp"] = str(message["timestamp"])
+    page = visit.page
+    page.goto(f"{static_base}/")
+    got = page.evaluate(
+        """async (v) => {
+          const c = await import("/js/c2sp.js");
+          const hex = (b) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+          const vkeys = [];
+          for (const k of v.vkeys) {
+            const p = await c.parseVkey(k.vkey);
+            vkeys.push([p.name, hex(p.keyId), p.type]);
+          }
+          const bad = [];
+          for (const k of v.bad_vkeys) {
+            try { await c.parseVkey(k.vkey); bad.push(false); } catch { bad.push(true); }
+          }
+          const notes = [];
+          for (const n of v.signed_notes) {
+            const note = c.parseNote(n.note);
+            const keys = [];
+            for (const k of n.verified_by) keys.push(await c.parseVkey(k));
+            const checks = await c.verifySignatures(note, keys);
+            const valid = checks.filter((x) => x.valid).map((x) => x.verifier.name);
+            notes.push([note.text === n.text, valid.length === new Set(n.verified_by).size,
+                        checks.every((x) => x.valid || x.verifier === null)]);
+          }
+          const messages = v.cosignature_messages.map((m) =>
+            new TextDecoder().decode(c.cosignatureMessage(m.body, BigInt(m.timestamp))) === m.message);
+          return { vkeys, bad, notes, messages };
+        }""",
+        c2sp,
+    )
+    assert got["vkeys"] == [[k["name"], k["key_id"], k["key_type"]] for k in c2sp["vkeys"]]
+    assert got["bad"] == [True] * len(c2sp["bad_vkeys"])
+    assert got["notes"] == [[True, True, True]] * len(c2sp["signed_notes"])
+    assert got["messages"] == [True] * len(c2sp["cosignature_messages"])
