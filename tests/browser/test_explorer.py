@@ -260,3 +260,22 @@ def test_a_cosigned_unit_verifies_against_the_pinned_quorum(visit: Visit, tmp_pa
         assert page.locator("#unwitnessed").count() == 0
         quorum = page.locator("#checks li", has_text="cosignatures meet the policy's quorum")
         assert "2 of w1, w2, w3" in quorum.inner_text()
+
+
+def test_a_browser_without_ed25519_says_it_cannot_verify(visit: Visit, world: World) -> None:
+    """An older browser (WebCrypto without Ed25519, simulated) gets a plain
+    statement and no button, never a "forged signature" verdict."""
+    sealed_bundle(world.base, world.resold)
+    page = visit.page
+    page.add_init_script(
+        """(() => {
+          const original = crypto.subtle.importKey.bind(crypto.subtle);
+          crypto.subtle.importKey = (format, data, algorithm, ...rest) =>
+            (algorithm && (algorithm.name || algorithm) === "Ed25519")
+              ? Promise.reject(new DOMException("no Ed25519", "NotSupportedError"))
+              : original(format, data, algorithm, ...rest);
+        })();"""
+    )
+    page.goto(f"{world.base}/explore/units/{world.resold}")
+    page.get_by_role("alert").get_by_text("has no Ed25519").wait_for()
+    assert page.locator("#verify").is_disabled()

@@ -8,7 +8,7 @@
 
 import { ApiError, api, apiText, el, money, number, problemBox } from "./api.js";
 import { requireKey } from "./session.js";
-import { NOT_VERIFIED, VERIFIED, readBundle, verifyBundle } from "./tlog.js";
+import { NOT_VERIFIED, hasEd25519, readBundle, verifyBundle } from "./tlog.js";
 
 const POLICY_STORE = "ledger.explorer.policy";
 const UUID = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}";
@@ -36,6 +36,10 @@ const TEXT = {
     "This page is not in a secure context (plain HTTP on an address other than 127.0.0.1 or " +
     "localhost), so the browser offers no WebCrypto: it cannot verify here. Open it over " +
     "HTTPS, or verify offline with ledger proof verify.",
+  noEd25519:
+    "This browser's WebCrypto has no Ed25519 (Chrome 137, Firefox 129, Safari 17 and later " +
+    "have it), so it cannot check the signatures here. Use a newer browser, or verify " +
+    "offline with ledger proof verify.",
   verifyLede:
     "Checks the bundle this page loaded, with SHA-256 and Ed25519 in your browser; it asks " +
     "the server nothing.",
@@ -273,6 +277,13 @@ function verifySection(bundle, pinned) {
   });
   const insecure = secure ? null : el("p", { class: "problem", role: "alert" },
     TEXT.insecure);
+  if (secure) {
+    hasEd25519().then((ok) => {
+      if (ok) return;
+      button.disabled = true;
+      form.before(el("p", { class: "problem", role: "alert" }, TEXT.noEd25519));
+    });
+  }
   return section("Verify in this browser", "verify-title",
     el("p", {}, TEXT.verifyLede),
     insecure, form, out);
