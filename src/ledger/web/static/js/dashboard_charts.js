@@ -248,7 +248,7 @@ function lineageList(lineage) {
       "ul",
       { id: "lineage-list", "aria-labelledby": "lineage-list-title" },
       masters.length
-        ? el("li", {}, `Derived from (root first): `, masters.map((m, i) => [i ? " → " : "", link(m)]))
+        ? el("li", {}, `Derived from (root first): `, masters.flatMap((m, i) => [i ? " → " : "", link(m)]))
         : el("li", {}, "A master: derived from no other good."),
       el("li", {}, "This good: ", el("strong", {}, lineage.title)),
       lineage.variants.length

@@ -128,7 +128,7 @@ export async function statementSection(goodId, creator, { creators = [], signal 
       "div",
       { class: "dash-controls" },
       who ? el("div", {}, el("label", { for: "statement-creator" }, "Creator"), who) : null,
-      el("div", {}, el("label", { for: "statement-kind" }, "Kind"), kind),
+      el("div", {}, el("label", { for: "statement-kind" }, "Kind of line"), kind),
     ),
     totals,
     el(
