@@ -7,7 +7,7 @@
 // refuses it to (another creator's) sees that refusal and nothing else of
 // the good.
 
-import { requireKey } from "./session.js";
+import { currentKey, requireKey } from "./session.js";
 import { api, el, number, problemBox, streamEvents, svg } from "./api.js";
 import { lineageSection, velocitySection } from "./dashboard_charts.js";
 import { statementSection } from "./dashboard_statement.js";
@@ -26,6 +26,11 @@ requireKey(app, {
     show(principal, stream.signal);
   },
 });
+
+// Signed out (the status empties): the live stream, opened with the key, ends too.
+new MutationObserver(() => {
+  if (!currentKey()) stream?.abort();
+}).observe(document.getElementById("session-status"), { childList: true });
 
 function statementCreator(principal, creators) {
   if (principal.role === "creator" && creators.includes(principal.subject)) return principal.subject;
