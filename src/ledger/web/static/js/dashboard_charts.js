@@ -25,10 +25,17 @@ export function velocitySection(goodId) {
     el("h3", { id: "velocity-table-title" }, "The chart as a table"),
     text,
   );
-  let running = null;
+  // One read at a time; asked again meanwhile, one more read after it.
+  let running = false;
+  let again = false;
   const refresh = async () => {
-    if (running) return running.then(refresh);
-    running = (async () => {
+    if (running) {
+      again = true;
+      return;
+    }
+    running = true;
+    do {
+      again = false;
       try {
         const answer = await api(`/goods/${encodeURIComponent(goodId)}/velocity`);
         chart.replaceChildren(velocityChart(answer.tiers));
@@ -36,9 +43,8 @@ export function velocitySection(goodId) {
       } catch (error) {
         chart.replaceChildren(problemBox(error));
       }
-    })();
-    await running;
-    running = null;
+    } while (again);
+    running = false;
   };
   return { node, refresh };
 }
