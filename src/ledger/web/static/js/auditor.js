@@ -16,8 +16,8 @@ const app = document.getElementById("app");
 const SECTIONS = [
   ["alarms", "Alarms"],
   ["log", "The log"],
-  ["verifiers", "Verifiers"],
   ["views", "Views"],
+  ["verifiers", "Verifiers"],
   ["audit", "Recent audit lines"],
   ["verify", "Check everything yourself"],
 ];
