@@ -336,6 +336,9 @@ def endpoints(w: dict[str, Any]) -> list[tuple[str, str, Any, set[str]]]:
         ("GET", "/views/status", None, {"admin", "auditor", "verifier"}),
         ("GET", "/audit", None, {"admin", "auditor"}),
         ("GET", f"/audit?unit={u}&role=channel", None, {"admin", "auditor"}),
+        ("GET", "/audit?after=3", None, {"admin", "auditor"}),
+        ("GET", "/witnesses", None, {"admin", "auditor"}),
+        ("GET", "/alarms", None, {"admin", "auditor"}),
         ("GET", "/me", None, EVERYONE),
         ("GET", f"/goods/{g}/stock/stream", None, READERS),
         (
