@@ -35,6 +35,7 @@ from ledger.domain.subscription import CHANNEL_TYPES, message_id
 from ledger.service import Ledger
 from ledger.store.database import DatabaseURL
 from ledger.store.records import RecordReader
+from ledger.verify import verify_store
 from tests.e2e.conftest import free_port
 from tests.e2e.test_api_flow import Client, issue, log_key  # noqa: F401 - a fixture
 from tests.strategies import good_spec
@@ -299,6 +300,11 @@ def test_down_receiver_410_resume_replay_rotation_deliveries(
         _sell(shop, good, "shop", 1, 6)
         time.sleep(1.5)
         assert len(receiver.delivered("/shop")) == n
+
+    # The subscription's whole life (failing recorded by the server) verifies.
+    report = verify_store(sqlite_url)
+    assert [f.check for f in report.findings] == [], [str(f) for f in report.findings]
+    assert report.by_type["webhook.failing"] == 1
 
 
 def test_unsafe_urls_are_refused_without_the_setting(

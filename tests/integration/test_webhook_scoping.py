@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import orjson
@@ -18,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ledger.domain.actor import Actor, acting
+from ledger.domain.model import parse_timestamp
 from ledger.domain.money import Money
 from ledger.domain.subscription import CHANNEL_TYPES, CREATOR_TYPES, message_id
 from ledger.service import Ledger
@@ -165,3 +167,23 @@ def test_each_subscription_gets_what_its_owner_may_read(
         finally:
             dispatcher.stop()
             ledger.close()
+
+
+def test_a_replay_since_a_moment_starts_at_its_first_event(store_url: DatabaseURL) -> None:
+    ledger = Ledger(store_url)
+    try:
+        hooks = Webhooks(ledger, WebhookStore(ledger.event_store.recorder), Sender())
+        _world(ledger, [("sell", "c0", "ann")] * 3)
+        stamps = []
+        with RecordReader(store_url) as reader:
+            for r in reader:
+                stamps.append((r.position, orjson.loads(r.state)["timestamp"]))
+        for position, stamp in stamps[1:]:
+            moment = parse_timestamp(stamp)
+            first = min(p for p, s in stamps if s == stamp)
+            assert hooks.position_at(moment) == first, (position, stamp)
+        assert hooks.position_at(parse_timestamp(stamps[-1][1]) + timedelta(seconds=1)) == (
+            stamps[-1][0] + 1
+        )
+    finally:
+        ledger.close()
