@@ -53,7 +53,6 @@ from ledger.domain.errors import LedgerError
 from ledger.domain.model import parse_timestamp
 from ledger.domain.subscription import (
     LEARNT_FROM,
-    SUBSCRIBABLE,
     Audience,
     Concerns,
     payload_of,
@@ -80,7 +79,6 @@ SEND_BATCH = 100
 WINDOW = 50_000  # deliverable events kept shaped in memory
 SAVE_EVERY = 1.0  # seconds between saves of a cursor that moves
 IDLE_SAVE = 0.25  # seconds, once it stops
-DELIVERABLE = frozenset().union(*SUBSCRIBABLE.values())
 # Never deliverable and teaching nothing: not even parsed.
 _SKIPPED = frozenset({"command.recorded", "allowance.started", "allowance.counted"})
 LOCK_RETRY = 1.0
@@ -286,7 +284,7 @@ class Dispatcher:
                 if kind.startswith("webhook."):
                     self._on_webhook_event(kind, agg, value, row.id)
                     continue
-                if kind in DELIVERABLE:
+                if self._window.holds(kind):
                     self._window.add(self._shaped(row, value, agg))
                 if kind in LEARNT_FROM:
                     self._audience.learn(kind, agg, value["payload"], row.id)
@@ -314,13 +312,15 @@ class Dispatcher:
             if sid not in self._cursors:
                 self._cursors[sid] = cursor
                 self._store.save(cursor)
-            return
-        sub = self._subs.get(self._by_aggregate.get(agg, ""))
-        if sub is None:
-            return
-        with sub.lock:
-            self._change(sub, kind, p, position)
-        sub.wake.set()
+        else:
+            sub = self._subs.get(self._by_aggregate.get(agg, ""))
+            if sub is None:
+                return
+            with sub.lock:
+                self._change(sub, kind, p, position)
+            sub.wake.set()
+        live = (s.types for s in self._subs.values() if s.state != "deleted")
+        self._window.want(set().union(*live), position + 1)
 
     def _change(self, sub: _Sub, kind: str, p: dict[str, Any], position: int) -> None:
         if kind == "webhook.secret-rotated":
@@ -512,24 +512,34 @@ class Shaped:
 class Window:
     """The deliverable events read last (at most :data:`WINDOW` of them), in
     position order, so that subscriptions keeping up with the log take them
-    from memory: read, parsed and shaped once for all of them."""
+    from memory: read, parsed and shaped once for all of them. Only the
+    types some live subscription wants are shaped (none: no cost but the
+    reading); a type's events are held from the position it became wanted."""
 
     def __init__(self) -> None:
         self._rows: list[Shaped] = []
         self._positions: list[int] = []
-        self.start = 0  # every deliverable event from here on is held
+        self._held_from: dict[str, int] = {}  # type -> every event of it from here is held
+        self._floor = 0  # (rows before it evicted)
+
+    def holds(self, kind: str) -> bool:
+        return kind in self._held_from
+
+    def want(self, types: set[str], head: int) -> None:
+        """Hold these types from ``head`` on (and no others)."""
+        self._held_from = {t: self._held_from.get(t, head) for t in types}
 
     def add(self, row: Shaped) -> None:
         self._rows.append(row)
         self._positions.append(row.position)
         if len(self._rows) > 2 * WINDOW:
-            self.start = self._positions[WINDOW]
+            self._floor = self._positions[WINDOW]
             del self._rows[:WINDOW], self._positions[:WINDOW]
 
     def since(self, start: int, head: int, types: list[str], limit: int) -> list[Shaped] | None:
         """Up to ``limit`` events of ``types`` from ``start`` (before
-        ``head``); None if the window no longer holds ``start``."""
-        if start < self.start:
+        ``head``); None if the window does not hold them all from ``start``."""
+        if start < self._floor or any(self._held_from.get(t, head + 1) > start for t in types):
             return None
         found: list[Shaped] = []
         for row in self._rows[bisect.bisect_left(self._positions, start) :]:
