@@ -7,7 +7,9 @@ server starts (``python -m ledger.webhooks.process``), told the database
 URL on its standard input, which it then reads to its end: when the server
 stops -- or is killed, even with -9 -- the pipe closes, the child stops,
 and its dispatch lock (a PostgreSQL session or a file lock) is let go with
-it. A child that dies is started again by the server after a second.
+it. A child that dies is started again by the server after a second. It
+runs at a lower scheduling priority (nice 19, the lowest): when the processors are
+busy the sales come first, and deliveries catch up when they leave time.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -24,6 +27,7 @@ from ledger.store.database import DatabaseURL
 
 logger = logging.getLogger("ledger.webhooks")
 RESTART_SECONDS = 1.0
+NICENESS = 19  # the child's scheduling priority, below the server's
 
 
 class DispatcherProcess:
@@ -107,6 +111,7 @@ def main() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
     tune_gc()
+    os.nice(NICENESS)  # the sales first: deliveries take what CPU they leave
     url = DatabaseURL(**json.loads(sys.stdin.buffer.readline()))
     settings = Settings()
     keyring = Keyring.load(settings.code_keyring_file) if settings.code_keyring_file else None
