@@ -116,7 +116,7 @@ class Settings(BaseSettings):
     webhooks_process: Literal["auto", "yes", "no"] = Field(
         default="auto",
         description="Whether the webhook dispatcher runs in a process of its own, off the "
-        "server's GIL (auto: on PostgreSQL with more than one processor)",
+        "server's GIL and at a lower priority (auto: with more than one processor)",
     )
     server_name: str = Field(
         default=DEFAULT_SERVER_NAME,
@@ -177,12 +177,11 @@ class Settings(BaseSettings):
             return backend == "postgresql" and (os.cpu_count() or 1) > 1
         return self.projection_process == "yes"
 
-    def webhooks_in_process(self, backend: str) -> bool:
-        """Whether the webhook dispatcher runs in a process of its own. Auto:
-        on PostgreSQL with more than one processor (on SQLite its cursor
-        writes would wait at the file's writer lock with the sales')."""
+    def webhooks_in_process(self) -> bool:
+        """Whether the webhook dispatcher runs in a process of its own (at a
+        low priority). Auto: with more than one processor."""
         if self.webhooks_process == "auto":
-            return backend == "postgresql" and (os.cpu_count() or 1) > 1
+            return (os.cpu_count() or 1) > 1
         return self.webhooks_process == "yes"
 
     @model_validator(mode="after")

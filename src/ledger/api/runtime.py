@@ -184,7 +184,7 @@ def _webhooks(
         allow_private=settings.webhooks_allow_private, timeout=settings.webhooks_timeout
     )
     dispatcher: Dispatcher | DispatcherProcess | None = None
-    if settings.webhooks_dispatch and settings.webhooks_in_process(url.backend):
+    if settings.webhooks_dispatch and settings.webhooks_in_process():
         dispatcher = DispatcherProcess(url, json_logs=settings.log_format == "json")
     elif settings.webhooks_dispatch:
         dispatch_sender = Sender(

@@ -119,7 +119,7 @@ class Webhooks(LedgerCore):
             {"subscription_id": subscription_id, **(args or {})},
             idempotency_key,
             scope,
-            None,
+            webhook_id_for(subscription_id),  # (a refusal on a stale copy is decided again)
             decide,
             _answer,
             recorded=recorded,
