@@ -8,8 +8,9 @@ width; an admin key passes too."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -50,6 +51,25 @@ def sign_in(visit: Visit, console: Console, who: str = "auditor") -> None:
     field.fill(console.keys[who])
     field.press("Enter")
     page.locator("#app[data-refreshed]").wait_for()
+
+
+def refreshes(page: Any) -> int:
+    """How many refreshes the console has shown (its ``data-refreshed``)."""
+    return int(page.locator("#app").get_attribute("data-refreshed") or 0)
+
+
+def until(ready: Callable[[], bool], what: str) -> None:
+    """Poll from here: the pages' CSP refuses the eval wait_for_function needs."""
+    wait_for(ready, what, seconds=30)
+
+
+def refreshed(page: Any) -> Callable[[], None]:
+    """Press "Refresh now"; the returned call waits until a refresh has shown
+    its reads since (one already running when pressed counts: the page runs
+    another after it, which a test waiting for what it shows sees)."""
+    count = refreshes(page)
+    page.get_by_role("button", name="Refresh now").click()
+    return lambda: until(lambda: refreshes(page) > count, "a refresh")
 
 
 def log_size(console: Console) -> int:
@@ -102,7 +122,7 @@ def test_the_console_shows_the_log_verifiers_alarms_views_and_audit(
     first = audit.first.locator("td").all_inner_texts()
     positions = [int(r.split("\t")[0].replace(",", "")) for r in audit.all_inner_texts()]
     assert positions == sorted(positions, reverse=True)
-    assert first[2] in {"unit.issued", "stock.sold", "command.recorded"}
+    assert re.fullmatch(r"[a-z]+\.[a-z.]+", first[2]), first
 
     verify = page.locator("#verify")
     command = 'ledger verify --db "$LEDGER_DATABASE_URL" --policy policy.txt'
@@ -130,11 +150,9 @@ def test_a_refresh_shows_what_happened_since(visit: Visit, console: Console) -> 
     assert registered.status_code == 201, registered.text
     wait_for(lambda: log_size(console) > before, "the log to grow")
     after = log_size(console)
-    count = int(page.locator("#app").get_attribute("data-refreshed") or 0)
-    page.get_by_role("button", name="Refresh now").click()
-    page.locator(f"#app[data-refreshed='{count + 1}']").wait_for()
-    assert page.locator("#log dd").first.inner_text() == f"{log_size(console):,}"
-    assert log_size(console) >= after
+    refreshed(page)()
+    shown = page.locator("#log dd").first
+    until(lambda: shown.inner_text() == f"{after:,}", "the new size shown")
     assert "channel.registered" in page.locator("#audit tbody").inner_text()
 
 
@@ -146,7 +164,7 @@ def test_an_admin_passes_and_the_console_fits_a_phone(visit: Visit, console: Con
     width = page.evaluate("document.scrollingElement.scrollWidth")
     assert width <= PHONE["width"]
     # Keyboard only: the refresh button is reachable and works.
-    count = int(page.locator("#app").get_attribute("data-refreshed") or 0)
+    count = refreshes(page)
     page.locator("#refresh").focus()
     page.keyboard.press("Enter")
-    page.locator(f"#app[data-refreshed='{count + 1}']").wait_for()
+    until(lambda: refreshes(page) > count, "a refresh from the keyboard")

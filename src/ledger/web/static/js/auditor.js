@@ -322,15 +322,24 @@ function start() {
   const view = layout();
   let timer = null;
   let running = false;
+  let pending = false; // asked for while a refresh ran: one more after it
   const again = async () => {
     clearTimeout(timer);
-    if (running) return;
+    if (running) {
+      pending = true;
+      return;
+    }
     running = true;
     try {
       await refresh(view);
     } finally {
       running = false;
-      if (document.contains(view.button)) timer = setTimeout(tick, REFRESH_SECONDS * 1000);
+      if (pending) {
+        pending = false;
+        again();
+      } else if (document.contains(view.button)) {
+        timer = setTimeout(tick, REFRESH_SECONDS * 1000);
+      }
     }
   };
   const tick = () => {
