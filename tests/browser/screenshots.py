@@ -52,10 +52,12 @@ class Shot:
     full_page: bool = True
 
 
+SETTLE_MS = 500  # after a page's ready mark: its last reads and paints
+
 SHOTS = [
     Shot("home", "/", None, "main .cards"),
-    Shot("dashboard", "/dashboard", "alice", "#app > :not(.sign-in)"),
-    Shot("dashboard-good", "/dashboard/goods/{good}", "alice", "#app > :not(.sign-in)"),
+    Shot("dashboard", "/dashboard", "alice", ".dash-good"),
+    Shot("dashboard-good", "/dashboard/goods/{good}", "alice", "[data-reference]"),
     Shot("explore-search", "/explore", None, "#app > *"),
     Shot(
         "explore-unit",
@@ -86,7 +88,8 @@ def _take(page: Any, world: World, shot: Shot, out: Path, suffix: str) -> None:
         if button.count():
             button.first.click()
     page.locator(shot.ready).first.wait_for(timeout=WAIT_MS)
-    page.wait_for_load_state("networkidle")
+    # (not "networkidle": the dashboard's live stock stream never idles)
+    page.wait_for_timeout(SETTLE_MS)
     page.screenshot(path=str(out / f"{shot.name}{suffix}.png"), full_page=shot.full_page)
 
 
