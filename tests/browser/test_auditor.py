@@ -7,9 +7,14 @@ width; an admin key passes too."""
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -132,6 +137,25 @@ def test_the_console_shows_the_log_verifiers_alarms_views_and_audit(
     verify.get_by_text("Copied.").wait_for()
     assert page.evaluate("navigator.clipboard.readText()") == command
     assert not [url for url in visit.requests if console.keys["auditor"] in url]
+
+
+def test_the_commands_it_offers_verify_this_store(
+    visit: Visit, console: Console, tmp_path: Path
+) -> None:
+    page = visit.page
+    sign_in(visit, console)
+    fetch = page.locator("#policy-fetch").inner_text()
+    assert fetch == f"curl -s {console.base}/log/policy > policy.txt"
+    command = page.locator("#verify-db").inner_text()
+    # As an operator runs them (curl's part with httpx, the same GET).
+    (tmp_path / "policy.txt").write_text(httpx.get(console.base + "/log/policy").text)
+    env = os.environ | {"LEDGER_DATABASE_URL": console.url.display()}
+    args = [sys.executable, "-m", "ledger.cli", *shlex.split(command)[1:]]
+    args = [a.replace("$LEDGER_DATABASE_URL", env["LEDGER_DATABASE_URL"]) for a in args]
+    done = subprocess.run(
+        args, check=False, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_a_refresh_shows_what_happened_since(visit: Visit, console: Console) -> None:
