@@ -2,7 +2,8 @@
 a live verifier node, one refusing every push and one nobody answers for
 (tests/e2e/witnessed.py): the log's size and checkpoint, each verifier's
 cosignature, lag and last push, the alarms, the views, the newest audit
-lines, and the verify command copied; refreshed on its button; at a phone's
+lines, and the verify command copied; refreshed on its button and its timer, keeping the focus and what was
+opened; at a phone's
 width; an admin key passes too."""
 
 from __future__ import annotations
@@ -174,9 +175,18 @@ def test_a_refresh_shows_what_happened_since(visit: Visit, console: Console) -> 
     assert registered.status_code == 201, registered.text
     wait_for(lambda: log_size(console) > before, "the log to grow")
     after = log_size(console)
+    page.get_by_text("The checkpoint as served").click()
     refreshed(page)()
     shown = page.locator("#log dd").first
     until(lambda: shown.inner_text() == f"{after:,}", "the new size shown")
+    # What the reader opened stays open; where the keyboard was, it stays.
+    assert page.locator("#log details").get_attribute("open") is not None
+    copy = page.get_by_role("button", name="Copy: verify the store")
+    copy.focus()
+    count = refreshes(page)
+    until(lambda: refreshes(page) > count, "the timer's refresh (10 s)")
+    assert page.evaluate("document.activeElement.textContent") == "Copy: verify the store"
+    assert page.locator("#log details").get_attribute("open") is not None
     assert "channel.registered" in page.locator("#audit tbody").inner_text()
 
 

@@ -142,6 +142,7 @@ function checkpointFacts(text) {
 }
 
 function showLog(body, { health, checkpoint, witnesses }) {
+  const wasOpen = body.querySelector("details")?.open; // (kept open across refreshes)
   const parts = [];
   const size = health.status === "fulfilled" ? health.value.log_size : undefined;
   const pairs = [["Log size (entries)", size === undefined ? "—" : number(size)]];
@@ -159,7 +160,7 @@ function showLog(body, { health, checkpoint, witnesses }) {
     parts.push(
       el(
         "details",
-        {},
+        { open: wasOpen },
         el("summary", {}, "The checkpoint as served (GET /log/checkpoint)"),
         el("pre", { id: "checkpoint-text" }, checkpoint.value),
       ),
@@ -271,7 +272,11 @@ function copyable(id, label, command) {
 }
 
 function showVerify(body, witnesses) {
-  const policy = witnesses.status === "fulfilled" && witnesses.value.policy;
+  const policy = witnesses.status === "fulfilled" && Boolean(witnesses.value.policy);
+  // Built again only when it would change: a refresh never takes the focus
+  // from a copy button, or its "Copied." away.
+  if (body.dataset.policy === String(policy)) return;
+  body.dataset.policy = String(policy);
   const trust = "--policy policy.txt";
   body.replaceChildren(
     el(
