@@ -114,7 +114,7 @@ def test_a_sale_is_on_the_dashboard_within_a_second(visit: Visit, world: World) 
     assert cells[-2] == "9"  # available
     announce = page.locator("#stock-announce")
     assert announce.get_attribute("aria-live") == "polite"
-    assert announce.inner_text() == "Tier own: 1 sold; 9 available."
+    assert announce.inner_text().endswith(" UTC: Tier own: 1 sold; 9 available.")
     # The chart follows the push (fetched on the event, not on a timer).
     page.locator("#velocity-table tr[data-tier='own'] td").first.filter(has_text="1").wait_for()
     # A pool set aside for the shop: pushed too, counts and the pool table.
@@ -303,3 +303,15 @@ def test_the_good_page_fits_a_phone_and_paints_fast(visit: Visit, world: World) 
     assert paint is not None
     print(f"\ndashboard good page: first contentful paint {paint:.0f} ms (375 px)")
     assert paint < FIRST_PAINT_MS_MAX
+
+
+def test_signing_out_ends_the_live_stream(visit: Visit, world: World) -> None:
+    page = open_good(visit, world, world.good)
+    page.get_by_text("Live: changes are pushed").wait_for()
+    with page.expect_event(
+        "requestfailed", lambda request: request.url.endswith("/stock/stream")
+    ) as ended:
+        page.get_by_role("button", name="Sign out").click()
+    assert ended.value.failure == "net::ERR_ABORTED"
+    page.get_by_label("API key (creator)").wait_for()
+    assert page.locator("#stock-table").count() == 0

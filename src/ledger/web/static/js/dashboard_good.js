@@ -158,7 +158,8 @@ function stockSection() {
     update(tiers) {
       const said = previous ? changes(previous, tiers) : [];
       rows.replaceChildren(...tiers.map(stockRow));
-      if (said.length) announce.textContent = said.join(" ");
+      // The time first: the same change twice is still announced twice.
+      if (said.length) announce.textContent = `${new Date().toISOString().slice(11, 19)} UTC: ${said.join(" ")}`;
       previous = new Map(tiers.map((t) => [t.tier, t]));
     },
     async refreshPools(signal) {
