@@ -315,3 +315,30 @@ def test_signing_out_ends_the_live_stream(visit: Visit, world: World) -> None:
     assert ended.value.failure == "net::ERR_ABORTED"
     page.get_by_label("API key (creator)").wait_for()
     assert page.locator("#stock-table").count() == 0
+
+
+def test_a_masters_creator_sees_their_part_of_anothers_variant(visit: Visit, world: World) -> None:
+    # A master of alice's with a variant by carol: each sale of the variant
+    # pays alice her master's part, so her dashboard shows her statement of it.
+    alice = world.api("alice")
+    rules = {"max_variants": 1, "max_supply_per_variant": 5, "master_primary_bps": 1_000}
+    master_spec = good_spec(
+        title=f"Noon {uuid.uuid4().hex[:6]}",
+        creators=[{"id": "alice", "share_bps": 10_000}],
+        tiers=[{"name": "own", "quota": 5}],
+        variant_rules=rules,
+    )
+    master = alice.post("/goods", {"spec": master_spec})["good_id"]
+    variant_spec = good_spec(
+        title="Noon (carol)",
+        creators=[{"id": "carol", "share_bps": 10_000}],
+        tiers=[{"name": "own", "quota": 5}],
+    )
+    variant = alice.post(f"/goods/{master}/variants", {"spec": variant_spec})["good_id"]
+    world.sell("noon-buyer", good=variant)
+    lines = alice.get("/creators/alice/statement", good_id=variant)["items"]
+    assert [line["role"] for line in lines] == ["master-creator"]
+    page = open_good(visit, world, variant)
+    assert page.locator("#statement-title").inner_text() == "Royalty statement of alice"
+    assert statement_rows(page)[0][-2:] == ["€10.00", euros(lines[0]["amount"])]
+    assert page.locator("#good-title").inner_text() == "Noon (carol)"

@@ -32,9 +32,22 @@ new MutationObserver(() => {
   if (!currentKey()) stream?.abort();
 }).observe(document.getElementById("session-status"), { childList: true });
 
-function statementCreator(principal, creators) {
-  if (principal.role === "creator" && creators.includes(principal.subject)) return principal.subject;
-  return creators[0];
+/**
+ * Whose statement the page shows: the signed-in creator's, when they are a
+ * creator of the good or of a master it derives from (a master's creators
+ * have a part of each sale of its variants); else the good's first
+ * creator's, which the API refuses another creator.
+ */
+async function statementCreator(principal, good, signal) {
+  if (principal.role !== "creator") return good.creators[0];
+  if (good.creators.includes(principal.subject)) return principal.subject;
+  let master = good.master_id;
+  for (let depth = 0; master && depth < 64; depth += 1) {
+    const found = await api(`/goods/${encodeURIComponent(master)}`, { signal });
+    if (found.creators.includes(principal.subject)) return principal.subject;
+    master = found.master_id;
+  }
+  return good.creators[0];
 }
 
 async function show(principal, signal) {
@@ -43,7 +56,7 @@ async function show(principal, signal) {
   let good, statement;
   try {
     good = await api(base, { signal });
-    statement = await statementSection(goodId, statementCreator(principal, good.creators), {
+    statement = await statementSection(goodId, await statementCreator(principal, good, signal), {
       creators: principal.role === "creator" ? [] : good.creators,
       signal,
     });
