@@ -83,10 +83,10 @@ async function show(principal, signal) {
   );
   stock.update(good.stock);
   velocity.refresh();
-  const refresh = debounce(() => {
+  const refresh = throttle(() => {
     stock.refreshPools(signal);
     velocity.refresh();
-  }, 200);
+  }, 250);
   stock.refreshPools(signal);
   streamEvents(
     `${base}/stock/stream`,
@@ -103,16 +103,22 @@ async function show(principal, signal) {
   );
 }
 
-function debounce(action, ms) {
+/** ``action`` at most once per ``ms``, ``ms`` after the first call of a burst:
+ * a steady stream of events still refreshes (a debounce never would). */
+function throttle(action, ms) {
   let timer = null;
   return () => {
-    clearTimeout(timer);
-    timer = setTimeout(action, ms);
+    if (timer !== null) return;
+    timer = setTimeout(() => {
+      timer = null;
+      action();
+    }, ms);
   };
 }
 
 // -- live stock --------------------------------------------------------------
 
+const ANNOUNCE_MS = 3_000;
 const SEGMENTS = [
   ["issued", "Issued"],
   ["reserved", "Reserved (holds)"],
@@ -159,7 +165,20 @@ function stockSection() {
     el("h3", {}, "Pools per channel"),
     pools,
   );
-  let previous = null;
+  // Said at once, then at most every ANNOUNCE_MS, summed since the last
+  // said: a flash sale is not a torrent of announcements.
+  let announced = null;
+  let latest = null;
+  let saidAt = 0;
+  let pending = null;
+  const say = () => {
+    pending = null;
+    const said = changes(announced, latest);
+    announced = new Map(latest.map((t) => [t.tier, t]));
+    if (!said.length) return;
+    saidAt = Date.now();
+    announce.textContent = `${new Date(saidAt).toISOString().slice(11, 19)} UTC: ${said.join(" ")}`;
+  };
   return {
     node,
     live(connected, error) {
@@ -169,11 +188,10 @@ function stockSection() {
       connection.classList.toggle("bad", !connected);
     },
     update(tiers) {
-      const said = previous ? changes(previous, tiers) : [];
       rows.replaceChildren(...tiers.map(stockRow));
-      // The time first: the same change twice is still announced twice.
-      if (said.length) announce.textContent = `${new Date().toISOString().slice(11, 19)} UTC: ${said.join(" ")}`;
-      previous = new Map(tiers.map((t) => [t.tier, t]));
+      latest = tiers;
+      if (announced === null) announced = new Map(tiers.map((t) => [t.tier, t]));
+      else if (pending === null) pending = setTimeout(say, Math.max(0, saidAt + ANNOUNCE_MS - Date.now()));
     },
     async refreshPools(signal) {
       try {
@@ -196,6 +214,7 @@ function changes(previous, tiers) {
     if (sold > 0) parts.push(`${number(sold)} sold`);
     if (sold < 0) parts.push(`${number(-sold)} returned`);
     if (tier.reserved !== before.reserved) parts.push(`${number(tier.reserved)} reserved`);
+    if (tier.pooled !== before.pooled) parts.push(`${number(tier.pooled)} in pools`);
     if (tier.band !== before.band) parts.push(`now ${tier.display}`);
     if (parts.length) said.push(`Tier ${tier.tier}: ${parts.join(", ")}; ${number(tier.available)} available.`);
   }
