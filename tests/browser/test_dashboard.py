@@ -338,7 +338,10 @@ def test_a_masters_creator_sees_their_part_of_anothers_variant(visit: Visit, wor
     )
     variant = alice.post(f"/goods/{master}/variants", {"spec": variant_spec})["good_id"]
     world.sell("noon-buyer", good=variant)
-    lines = alice.get("/creators/alice/statement", good_id=variant)["items"]
+    deadline = time.monotonic() + 5
+    while not (lines := alice.get("/creators/alice/statement", good_id=variant)["items"]):
+        assert time.monotonic() < deadline, "the views never showed the sale"
+        time.sleep(0.05)  # the views follow the store a few ms behind
     assert [line["role"] for line in lines] == ["master-creator"]
     page = open_good(visit, world, variant)
     assert page.locator("#statement-title").inner_text() == "Royalty statement of alice"

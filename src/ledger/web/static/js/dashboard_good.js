@@ -3,12 +3,12 @@
 // sales velocity with the sell-out estimate, the lineage, and the royalty
 // statement with each resale's trail and a CSV download.
 //
-// The page opens with the statement of the good's creator: a key the API
-// refuses it to (another creator's) sees that refusal and nothing else of
-// the good.
+// The page opens with the royalty statement (statementCreator: whose): a
+// key the API refuses it to (another creator's) sees that refusal and
+// nothing else of the good.
 
 import { currentKey, requireKey } from "./session.js";
-import { api, el, number, problemBox, streamEvents, svg } from "./api.js";
+import { ApiError, api, el, number, problemBox, streamEvents, svg } from "./api.js";
 import { lineageSection, velocitySection } from "./dashboard_charts.js";
 import { statementSection } from "./dashboard_statement.js";
 
@@ -184,7 +184,9 @@ function stockSection() {
     live(connected, error) {
       connection.textContent = connected
         ? "Live: changes are pushed by the server as they happen."
-        : `The live stream stopped (${error?.message || "connection lost"}); retrying…`;
+        : error instanceof ApiError && error.status < 500
+          ? `The live stream was refused: ${error.message}`
+          : `The live stream stopped (${error?.message || "connection lost"}); retrying…`;
       connection.classList.toggle("bad", !connected);
     },
     update(tiers) {
