@@ -347,3 +347,15 @@ def test_a_masters_creator_sees_their_part_of_anothers_variant(visit: Visit, wor
     assert page.locator("#statement-title").inner_text() == "Royalty statement of alice"
     assert statement_rows(page)[0][-2:] == ["€10.00", euros(lines[0]["amount"])]
     assert page.locator("#good-title").inner_text() == "Noon (carol)"
+
+
+def test_an_admin_sees_every_good_and_the_creators_statement(visit: Visit, world: World) -> None:
+    page = visit.page
+    page.goto(world.base + "/dashboard")
+    page.get_by_label("API key (creator)").fill(world.keys["admin"])
+    page.get_by_label("API key (creator)").press("Enter")
+    page.locator(f"li.dash-good[data-good-id='{world.good}']").wait_for()
+    assert page.locator("#goods-title").inner_text() == "All goods"
+    page.goto(f"{world.base}/dashboard/goods/{world.good}")
+    page.locator("#statement-table").wait_for()
+    assert page.locator("#statement-title").inner_text() == "Royalty statement of alice"
