@@ -8,6 +8,7 @@ _: object
 # -- called by frameworks, not by our code ------------------------------------
 me  # api/app.py: a FastAPI route, registered by its decorator
 provenance  # api/provenance_routes.py: a FastAPI route
+served_policy  # api/log_routes.py: a FastAPI route (GET /log/policy)
 stock_stream  # api/query_routes.py: a FastAPI route (SSE)
 health  # api/readiness.py: a FastAPI route
 get_account  # api/account_routes.py: a FastAPI route
@@ -19,6 +20,8 @@ dashboard_good  # (same)
 explore  # (same)
 explore_unit  # (same)
 explore_good  # (same)
+list_webhooks  # api/webhook_routes.py: a FastAPI route
+get_webhook  # api/webhook_routes.py: a FastAPI route
 domain_error  # api/problems.py: FastAPI exception handlers, registered by decorators
 database_error  # api/problems.py
 api_problem  # api/problems.py
@@ -81,3 +84,12 @@ create_schema  # store/postgres.py: tests/conftest.py, bench/common.py
 fresh_good  # service/ledger.py: a good with its variants read from the store, for tests/integration
 by_check  # verify/report.py: findings counted per check, inspected by the verifier's tests
 spilled  # verify/state.py: how much packed state went to disk, tests/unit/test_verify_scale.py
+
+# -- webhooks: the sender's interface (issue 17), called by the dispatcher and the API
+# -- (ledger.webhooks.dispatcher, api/webhook_routes.py) and by the tests ----------------
+retry_delay  # domain/webhook.py: the dispatcher schedules a failed attempt's retry
+address_allowed  # domain/webhook.py: the interface's yes/no beside address_refusal
+check_url  # webhooks/sender.py: POST /webhooks refuses an unsafe URL before registering
+latency_ms  # webhooks/sender.py: Attempt, written to the delivery log
+excerpt  # webhooks/sender.py: Attempt, written to the delivery log
+gone  # webhooks/sender.py: Attempt, a 410 disables the subscription

@@ -11,6 +11,7 @@ the verdict of a full chain verification.
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections import Counter, defaultdict
@@ -29,7 +30,9 @@ from ledger.domain.money import Money
 from ledger.projections import ProjectionRunner, ProjectionStore, Views
 from ledger.projections.replay import compare_with_replay
 from ledger.service import Ledger
+from ledger.store.apikeys import ApiKeyStore
 from ledger.store.database import DatabaseURL
+from ledger.tlog.keys import Signer
 from ledger.verify import verify_store
 
 CURRENCY = "EUR"
@@ -140,7 +143,45 @@ def run_demo(
     checked = _check(console, url)
     elapsed = time.perf_counter() - started
     console.print(f"elapsed             {elapsed:.1f} s in total")
+    if checked:
+        _browse(console, url)
     return 0 if checked else 1
+
+
+def demo_files(url: DatabaseURL) -> tuple[Path, Path]:
+    """The log's signing key and the pages' API keys the demo leaves beside
+    its store (``ledger-demo.log.key``, ``ledger-demo.keys.json``)."""
+    store = Path(url.path)
+    stem = store.with_suffix("") if store.suffix == ".db" else store
+    return Path(f"{stem}.log.key"), Path(f"{stem}.keys.json")
+
+
+def _browse(console: Console, url: DatabaseURL) -> None:
+    """Leave what the web pages need: a log key for ``ledger serve`` (kept if
+    there is one: a signing key is never overwritten) and an API key each for
+    the creator dashboard, a channel and the auditor console; say how to use them."""
+    log_key, keys_file = demo_files(url)
+    if not log_key.exists():
+        log_key.touch(mode=0o600)
+        log_key.write_text(Signer.generate("ledger.demo/log").to_private_text() + "\n")
+    with Ledger(url) as ledger, acting(OPERATOR):
+        keys = ApiKeyStore(ledger.event_store.recorder, events=ledger)
+        tokens = {
+            "creator alice": keys.issue("creator", "alice", "demo: creator dashboard")[1],
+            "channel shop": keys.issue("channel", "shop", "demo: the shop")[1],
+            "auditor": keys.issue("auditor", None, "demo: auditor console")[1],
+        }
+    keys_file.unlink(missing_ok=True)
+    keys_file.touch(mode=0o600)
+    keys_file.write_text(json.dumps(tokens, indent=2) + "\n")
+    console.print(
+        f"\n[bold]See it in a browser[/]: ledger serve --db {url.path} --log-key {log_key}\n"
+        "then open http://127.0.0.1:8000/ -- the explorer needs no key; sign in with",
+        highlight=False,
+    )
+    for who, token in tokens.items():
+        console.print(f"  {who:<14} {token}", highlight=False, soft_wrap=True)
+    console.print(f"(also in {keys_file}, readable by you only)", highlight=False)
 
 
 def _oversold(console: Console, ledger: Ledger, master: str, variant: str) -> bool:
@@ -217,6 +258,7 @@ def _prepare(url: DatabaseURL, replace: bool) -> None:
             raise DemoError(f"{path} exists; pass --replace to start the demo afresh")
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
+        demo_files(url)[1].unlink(missing_ok=True)  # keys of the store just deleted
 
 
 def _mint(ledger: Ledger) -> tuple[str, str]:

@@ -159,6 +159,9 @@ def test_ledger_demo_creates_private_files(tmp_path: Path, umask: int) -> None:
         )
     assert done.returncode == 0, done.stdout + done.stderr
     assert_private(seen)
+    # What it leaves for the web pages: the log's signing key and API keys.
+    for secret in (tmp_path / "demo.log.key", tmp_path / "demo.keys.json"):
+        assert secret.stat().st_mode & 0o777 == 0o600, secret
 
 
 def test_codes_verify_and_views_rebuild_keep_the_files_private(tmp_path: Path, umask: int) -> None:

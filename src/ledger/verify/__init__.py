@@ -126,6 +126,14 @@ Actors (section 2's ``recorded_by``, rule 8.12)
                             than the key was issued with
     ``actor-revoked-key``   recorded by a key after its apikey.revoked (or a
                             key revoked twice)
+Webhook subscriptions (rule 8.14)
+    ``webhook-owner``       registered for another principal than the key
+                            that recorded it, or for types its role may not read
+    ``webhook-actor``       changed by a key other than its owner's or an
+                            admin's (or marked failing by anyone but the server)
+    ``webhook-state``       a step its life does not allow: after its
+                            deletion, a resume while active, a skipped secret
+                            generation, a grace beyond 7 days
 Verifier
     ``unverifiable``        the verifier could not check an event (a bug in
                             the verifier, reported rather than raised)

@@ -178,6 +178,7 @@ OWN_ID: dict[str, Callable[[Payload], tuple[Any, ...]]] = {
     "account.opened": lambda p: ("account", p["account"]),
     "channel.registered": lambda p: ("channel", p["channel"]),
     "apikey.issued": lambda p: ("apikey", p["key_id"]),
+    "webhook.registered": lambda p: ("webhook", p["subscription_id"]),
     "command.recorded": lambda p: ("command", p["scope"], p["key"]),
     "good.minted": lambda p: ("good", p["fingerprint"]),
     "stock.opened": lambda p: ("stock", p["good_id"], p["tier"]),
