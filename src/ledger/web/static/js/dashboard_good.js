@@ -128,7 +128,7 @@ const SEGMENTS = [
 
 function stockSection() {
   const rows = el("tbody", {});
-  const pools = el("div", { class: "table-wrap" });
+  const pools = el("div", { class: "table-wrap", id: "pools" });
   const connection = el("p", { class: "muted dash-live" }, "Connecting to the live stock…");
   const announce = el("p", { id: "stock-announce", class: "dash-announce", "aria-live": "polite" });
   const node = el(
