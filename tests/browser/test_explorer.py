@@ -170,7 +170,7 @@ def test_a_receipt_link_or_an_id_finds_the_unit_and_the_good(visit: Visit, world
     page.get_by_label("good", exact=True).check()
     page.get_by_role("button", name="Look up").click()
     page.wait_for_url(f"{world.base}/explore/goods/{world.good}")
-    page.get_by_label("API key (creator or channel or auditor)").fill(world.keys["auditor"])
+    page.get_by_label("API key (creator or auditor)").fill(world.keys["auditor"])
     page.get_by_role("button", name="Sign in").click()
     units = page.get_by_role("region", name="The good's units, by tier and serial")
     units.locator("tbody tr").first.wait_for()
