@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ledger.domain.actor import acting
+from ledger.domain.alarms import Push
 from ledger.projections import ProjectionRunner, ProjectionStore, Views
 from ledger.projections.process import ProcessRunner
 from ledger.service import Ledger
@@ -71,6 +72,11 @@ class Runtime:
         if self.projections is None:
             raise RuntimeError("this server runs without views")
         return Views(self.projections)
+
+    def last_pushes(self) -> dict[str, Push]:
+        """The last push of a checkpoint to each verifier with a URL, and
+        what came of it (empty when nothing pushes)."""
+        return {} if self._pusher is None else self._pusher.last_pushes()
 
     def readiness(self) -> dict[str, bool]:
         """What is ready: the database (answering, as far as this process

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+import random
 import sys
 import tempfile
 from collections.abc import Callable
@@ -266,6 +267,32 @@ def _stock(bundle: Bundle) -> Bundle:
     stock = bundle["stock"]
     stock["record"] = stock["record"].replace('"lifetime_cap":', '"lifetime_cap":1', 1)
     return bundle
+
+
+def mutations(bundle: Bundle, count: int, seed: int) -> list[tuple[str, Bundle]]:
+    """``count`` copies of ``bundle``, each with one character of a record,
+    a proof or the checkpoint replaced, deleted or inserted (seeded): most
+    break it somewhere, a few change nothing that is checked (a proof's
+    unauthenticated ``extra``)."""
+    rng = random.Random(seed)
+    fields: list[tuple[Any, ...]] = [("checkpoint",), ("stock", "record"), ("stock", "proof")]
+    for i in range(len(bundle["events"])):
+        fields += [("events", i, "record"), ("events", i, "proof")]
+    made = []
+    for n in range(count):
+        copied = copy.deepcopy(bundle)
+        path = rng.choice(fields)
+        holder = copied
+        for key in path[:-1]:
+            holder = holder[key]
+        text = holder[path[-1]]
+        at = rng.randrange(len(text))
+        how = rng.choice(("replace", "delete", "insert"))
+        char = rng.choice('A0a+/=\n \u2014x1{}":,')
+        after = text[at + 1 :] if how != "insert" else text[at:]
+        holder[path[-1]] = text[:at] + ("" if how == "delete" else char) + after
+        made.append((f"{n}: {how} at {at} of {'/'.join(map(str, path))}", copied))
+    return made
 
 
 def build() -> list[dict[str, Any]]:

@@ -142,7 +142,7 @@ class Webhooks(LedgerCore):
             lambda sub, now: sub.rotate(generation, grace, now),
             idempotency_key=idempotency_key,
             scope=scope,
-            args={"grace_seconds": grace.total_seconds()},
+            args={"grace_seconds": int(grace.total_seconds())},
         )
 
     def pause_webhook(

@@ -131,14 +131,30 @@ export async function parseVkey(text) {
   return { name, type, publicKey, keyId: id, vkey: text };
 }
 
-/** Raw Ed25519 verification with WebCrypto; a key WebCrypto refuses verifies nothing. */
+/** Raw Ed25519 verification with WebCrypto; a key WebCrypto refuses verifies
+ *  nothing. A browser without Ed25519 throws (it must not read as a forgery). */
 export async function ed25519Verify(publicKey, signature, message) {
   if (signature.length !== 64) return false;
+  let key;
   try {
-    const key = await crypto.subtle.importKey("raw", publicKey, { name: "Ed25519" }, false, [
-      "verify",
-    ]);
-    return await crypto.subtle.verify({ name: "Ed25519" }, key, signature, message);
+    key = await crypto.subtle.importKey("raw", publicKey, { name: "Ed25519" }, false, ["verify"]);
+  } catch (error) {
+    if (error && error.name === "NotSupportedError") throw new TlogError(NO_ED25519);
+    return false;
+  }
+  return crypto.subtle.verify({ name: "Ed25519" }, key, signature, message);
+}
+
+const NO_ED25519 =
+  "this browser's WebCrypto has no Ed25519 (Chrome 137, Firefox 129, Safari 17 and later " +
+  "have it): it cannot check signatures";
+
+/** Whether this browser can check Ed25519 signatures with WebCrypto. */
+export async function hasEd25519() {
+  if (!globalThis.crypto || !crypto.subtle) return false;
+  try {
+    await ed25519Verify(new Uint8Array(32).fill(1), new Uint8Array(64), new Uint8Array(0));
+    return true;
   } catch {
     return false;
   }

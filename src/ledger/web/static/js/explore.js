@@ -8,12 +8,46 @@
 
 import { ApiError, api, apiText, el, money, number, problemBox } from "./api.js";
 import { requireKey } from "./session.js";
-import { NOT_VERIFIED, VERIFIED, readBundle, verifyBundle } from "./tlog.js";
+import { NOT_VERIFIED, hasEd25519, readBundle, verifyBundle } from "./tlog.js";
 
 const POLICY_STORE = "ledger.explorer.policy";
 const UUID = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}";
 const LINK = new RegExp(`/(?:explore/)?(units|goods)/(${UUID})(?:[/?#]|$)`);
 const BARE = new RegExp(`^(${UUID})$`);
+
+// The pages' prose, kept apart from the code that lays it out.
+const TEXT = {
+  searchLede:
+    "Where a unit has been: its serial, its holders in order, each event with its place in " +
+    "the public log, and a check of the proofs that runs entirely in your browser. No key " +
+    "needed.",
+  signers:
+    "The signature lines as the bundle lists them (the log's key, then the verifiers' " +
+    "cosignatures). Which of them count is what the check below decides, against the policy.",
+  unwitnessed:
+    "No verifier cosigned this checkpoint, and the policy asks for none: the checkpoint is " +
+    "only the log operator's word, and a log showing different trees to different people " +
+    "would not be caught here.",
+  pinned:
+    "In use: the policy this server pins (GET /log/policy). That is the server's word: to " +
+    "check without trusting it, paste a policy with the keys you got from the log's operator " +
+    "and its verifiers.",
+  insecure:
+    "This page is not in a secure context (plain HTTP on an address other than 127.0.0.1 or " +
+    "localhost), so the browser offers no WebCrypto: it cannot verify here. Open it over " +
+    "HTTPS, or verify offline with ledger proof verify.",
+  noEd25519:
+    "This browser's WebCrypto has no Ed25519 (Chrome 137, Firefox 129, Safari 17 and later " +
+    "have it), so it cannot check the signatures here. Use a newer browser, or verify " +
+    "offline with ledger proof verify.",
+  verifyLede:
+    "Checks the bundle this page loaded, with SHA-256 and Ed25519 in your browser; it asks " +
+    "the server nothing.",
+  goodLede:
+    "A good's units, each linking to its provenance, with their holders: listed to a " +
+    "creator's or an auditor's key only (a channel sees its own sales on its own pages); a " +
+    "unit's own page, and the log, need no key.",
+};
 
 /** What a search names: {kind: "unit"|"good", id} from an id or a receipt
  *  link (…/explore/units/<id>, …/units/<id>/provenance, …/explore/goods/<id>). */
@@ -68,7 +102,7 @@ function searchForm() {
 function renderSearch(app) {
   app.replaceChildren(
     el("p", { class: "lede" },
-      "Where a unit has been: its serial, its holders in order, each event with its place in the public log, and a check of the proofs that runs entirely in your browser. No key needed."),
+      TEXT.searchLede),
     searchForm());
 }
 
@@ -144,7 +178,10 @@ function events(unitId, bundle, view) {
 
 function checkpointSection(view) {
   const c = view.checkpoint;
-  if (!c) return section("Checkpoint", "checkpoint-title", el("p", { class: "bad" }, "The bundle's checkpoint cannot be read."));
+  if (!c) {
+    return section("Checkpoint", "checkpoint-title",
+      el("p", { class: "bad" }, "The bundle's checkpoint cannot be read."));
+  }
   return section("Checkpoint", "checkpoint-title",
     el("dl", { class: "facts" },
       el("dt", {}, "Log (origin)"), el("dd", { class: "mono" }, c.origin),
@@ -153,7 +190,7 @@ function checkpointSection(view) {
       el("dt", {}, "Signed by"), el("dd", {},
         el("ul", { class: "plain", id: "signers" }, c.signatures.map((s) => el("li", { class: "mono" }, s))))),
     el("p", { class: "muted" },
-      "The signature lines as the bundle lists them (the log's key, then the verifiers' cosignatures). Which of them count is what the check below decides, against the policy."));
+      TEXT.signers));
 }
 
 function downloads(unitId) {
@@ -179,12 +216,14 @@ function statementList(title, lines, id) {
 function renderResult(out, result) {
   const verdict = result.ok
     ? el("p", { class: "verdict ok", id: "verdict" },
-      `Verified in this browser: ${result.history.length} event(s) under the checkpoint of size ${result.treeSize}, cosigned by ${result.cosigners.join(", ") || "no verifier (the policy asks for none)"}.`)
+      `Verified in this browser: ${result.history.length} event(s) under the checkpoint ` +
+      `of size ${result.treeSize}, cosigned by ` +
+      `${result.cosigners.join(", ") || "no verifier (the policy asks for none)"}.`)
     : el("p", { class: "verdict bad", id: "verdict" },
       `Verification failed at ${result.failure.where}: ${result.failure.check} — ${result.failure.detail}`);
   const unwitnessed = result.ok && result.cosigners.length === 0
     ? el("p", { class: "problem", id: "unwitnessed" },
-      "No verifier cosigned this checkpoint, and the policy asks for none: the checkpoint is only the log operator's word, and a log showing different trees to different people would not be caught here.")
+      TEXT.unwitnessed)
     : null;
   out.replaceChildren(
     verdict,
@@ -204,7 +243,7 @@ function renderResult(out, result) {
 function policyStatus(stored) {
   return stored
     ? "In use: your policy, kept in this browser (localStorage) since you pasted it."
-    : "In use: the policy this server pins (GET /log/policy). That is the server's word: to check without trusting it, paste a policy with the keys you got from the log's operator and its verifiers.";
+    : TEXT.pinned;
 }
 
 function verifySection(bundle, pinned) {
@@ -238,9 +277,16 @@ function verifySection(bundle, pinned) {
     renderResult(out, await verifyBundle(bundle, text));
   });
   const insecure = secure ? null : el("p", { class: "problem", role: "alert" },
-    "This page is not in a secure context (plain HTTP on an address other than 127.0.0.1 or localhost), so the browser offers no WebCrypto: it cannot verify here. Open it over HTTPS, or verify offline with ledger proof verify.");
+    TEXT.insecure);
+  if (secure) {
+    hasEd25519().then((ok) => {
+      if (ok) return;
+      button.disabled = true;
+      form.before(el("p", { class: "problem", role: "alert" }, TEXT.noEd25519));
+    });
+  }
   return section("Verify in this browser", "verify-title",
-    el("p", {}, "Checks the bundle this page loaded, with SHA-256 and Ed25519 in your browser; it asks the server nothing."),
+    el("p", {}, TEXT.verifyLede),
     insecure, form, out);
 }
 
@@ -313,12 +359,12 @@ async function showGood(container, goodId) {
 function renderGood(app, goodId) {
   const body = el("div");
   app.replaceChildren(
-    el("p", { class: "lede" }, "A good's units, each linking to its provenance. The API lists them to signed-in keys only (a creator, channel or auditor key); a unit's own page needs no key."),
+    el("p", { class: "lede" }, TEXT.goodLede),
     body,
     section("Look up a unit", "lookup-title", searchForm()));
   requireKey(body, {
-    roles: ["creator", "channel", "auditor"],
-    purpose: "Sign in to list this good's units.",
+    roles: ["creator", "auditor"],
+    purpose: "Sign in with a creator or auditor key to list this good's units.",
     onSignedIn: () => showGood(body, goodId),
   });
 }

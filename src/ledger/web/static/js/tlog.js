@@ -36,6 +36,7 @@ export { parsePolicy, describeQuorum, checkCheckpoint } from "./policy.js";
 export {
   b64decode,
   b64encode,
+  hasEd25519,
   leafHash,
   parseNote,
   parseCheckpoint,
