@@ -163,10 +163,12 @@ def signature_header(
 @dataclass(frozen=True)
 class Attempt:
     """What one delivery attempt found. ``status`` is ``None`` when no
-    answer came (``error`` says why: ``timeout``, ``connection``,
-    ``webhook-url-unsafe``...); ``delivered``: a 2xx; ``gone``: 410 (stop
-    sending); ``retry_after``: the receiver's ``Retry-After`` in seconds;
-    ``excerpt``: the start of the answer's body, for the delivery log."""
+    answer came; ``error`` then starts with why: ``timeout:``,
+    ``connection:``, ``protocol:`` (an unreadable answer) or
+    ``webhook-url-unsafe:`` (after a 3xx it says redirects are not
+    followed). ``delivered``: a 2xx; ``gone``: 410 (stop sending);
+    ``retry_after``: the receiver's ``Retry-After`` in seconds; ``excerpt``:
+    the start of the answer's body, for the delivery log."""
 
     status: int | None
     latency_ms: float
