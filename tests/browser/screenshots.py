@@ -40,9 +40,11 @@ class Shot:
     ``{unit}`` (a unit sold at the shop) and ``{resold}`` (the unit resold at
     the market); ``role``: whose key signs in (a key of the world's: alice,
     shop, market, auditor, admin), None for none; ``ready``: a selector the
-    page shows once it is ready; ``click``: a button to press first (if the
-    page has it), then ``ready`` is waited for; ``full_page``: the whole
-    page, not only the window's height."""
+    page shows once it is ready; ``click``: a button to wait for and press
+    first, then ``ready`` is waited for; ``full_page``: the whole
+    page, not only the window's height; ``idle``: wait for the network to
+    fall idle before the shot -- False for a page that holds a live stream
+    open (it never falls idle): ``ready`` is then what it must show."""
 
     name: str
     path: str
@@ -50,20 +52,27 @@ class Shot:
     ready: str
     click: str | None = None
     full_page: bool = True
+    idle: bool = True
 
-
-SETTLE_MS = 500  # after a page's ready mark: its last reads and paints
 
 SHOTS = [
     Shot("home", "/", None, "main .cards"),
     Shot("dashboard", "/dashboard", "alice", ".dash-good"),
-    Shot("dashboard-good", "/dashboard/goods/{good}", "alice", "[data-reference]"),
+    # Its stock comes over a stream that stays open: ready once the pools
+    # and the velocity (read after the stream's first event) are shown.
+    Shot(
+        "dashboard-good",
+        "/dashboard/goods/{good}",
+        "alice",
+        "#app:has(#velocity-table tbody tr):has(#pools > *)",
+        idle=False,
+    ),
     Shot("explore-search", "/explore", None, "#app > *"),
     Shot(
         "explore-unit",
         "/explore/units/{resold}",
         None,
-        "#app > *",
+        "#verdict",
         click="Verify in this browser",
     ),
     Shot("auditor", "/auditor", "auditor", "#app[data-refreshed]"),
@@ -84,12 +93,11 @@ def _take(page: Any, world: World, shot: Shot, out: Path, suffix: str) -> None:
         field.fill(world.keys[shot.role])
         field.press("Enter")
     if shot.click is not None:
-        button = page.get_by_role("button", name=shot.click)
-        if button.count():
-            button.first.click()
+        # (waited for: a page builds its buttons after its first reads)
+        page.get_by_role("button", name=shot.click).first.click(timeout=WAIT_MS)
     page.locator(shot.ready).first.wait_for(timeout=WAIT_MS)
-    # (not "networkidle": the dashboard's live stock stream never idles)
-    page.wait_for_timeout(SETTLE_MS)
+    if shot.idle:
+        page.wait_for_load_state("networkidle")
     page.screenshot(path=str(out / f"{shot.name}{suffix}.png"), full_page=shot.full_page)
 
 

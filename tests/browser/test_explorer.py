@@ -50,6 +50,8 @@ def verify(visit: Visit) -> tuple[str, int]:
     page.get_by_role("button", name="Verify in this browser").click()
     verdict = page.locator("#verdict")
     verdict.wait_for()
+    # (nothing absent is printed as the word "null" beside the verdict)
+    assert "null" not in verdict.locator("..").inner_text().split()
     return verdict.inner_text(), len(visit.requests) - before
 
 
@@ -170,7 +172,7 @@ def test_a_receipt_link_or_an_id_finds_the_unit_and_the_good(visit: Visit, world
     page.get_by_label("good", exact=True).check()
     page.get_by_role("button", name="Look up").click()
     page.wait_for_url(f"{world.base}/explore/goods/{world.good}")
-    page.get_by_label("API key (creator or channel or auditor)").fill(world.keys["auditor"])
+    page.get_by_label("API key (creator or auditor)").fill(world.keys["auditor"])
     page.get_by_role("button", name="Sign in").click()
     units = page.get_by_role("region", name="The good's units, by tier and serial")
     units.locator("tbody tr").first.wait_for()
@@ -189,10 +191,9 @@ def test_a_unit_page_fits_a_phone(visit: Visit, world: World) -> None:
     assert page.evaluate("document.scrollingElement.scrollWidth") <= PHONE["width"]
 
 
-def test_keyboard_only_the_check_runs_and_pages_paint_fast(visit: Visit, world: World) -> None:
+def test_keyboard_only_the_check_runs(visit: Visit, world: World) -> None:
     """From the policy box, Tab reaches "Verify in this browser" and Enter
-    runs it; each explorer page paints its first content in under 200 ms
-    from this local server (measured by the browser: first-contentful-paint)."""
+    runs it."""
     sealed_bundle(world.base, world.resold)
     page = open_unit(visit, world.base, world.resold)
     page.focus("#policy")
@@ -200,17 +201,6 @@ def test_keyboard_only_the_check_runs_and_pages_paint_fast(visit: Visit, world: 
     assert page.evaluate("document.activeElement.id") == "verify"
     page.keyboard.press("Enter")
     assert page.locator("#verdict").inner_text().startswith("Verified in this browser")
-    paints = {}
-    for path in ("/explore", f"/explore/units/{world.resold}", f"/explore/goods/{world.good}"):
-        page.goto(world.base + path)
-        paints[path] = page.evaluate(
-            """() => new Promise((done) => new PerformanceObserver((list, observer) => {
-                 const fcp = list.getEntriesByName("first-contentful-paint")[0];
-                 if (fcp) { observer.disconnect(); done(fcp.startTime); }
-               }).observe({ type: "paint", buffered: true }))"""
-        )
-    print("first contentful paint (ms):", {p: round(ms) for p, ms in paints.items()})
-    assert max(paints.values()) < 200, paints
 
 
 def test_a_cosigned_unit_verifies_against_the_pinned_quorum(visit: Visit, tmp_path: Path) -> None:

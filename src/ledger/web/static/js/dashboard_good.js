@@ -3,12 +3,12 @@
 // sales velocity with the sell-out estimate, the lineage, and the royalty
 // statement with each resale's trail and a CSV download.
 //
-// The page opens with the statement of the good's creator: a key the API
-// refuses it to (another creator's) sees that refusal and nothing else of
-// the good.
+// The page opens with the royalty statement (statementCreator: whose): a
+// key the API refuses it to (another creator's) sees that refusal and
+// nothing else of the good.
 
 import { currentKey, requireKey } from "./session.js";
-import { api, el, number, problemBox, streamEvents, svg } from "./api.js";
+import { ApiError, api, el, number, problemBox, streamEvents, svg } from "./api.js";
 import { lineageSection, velocitySection } from "./dashboard_charts.js";
 import { statementSection } from "./dashboard_statement.js";
 
@@ -32,9 +32,22 @@ new MutationObserver(() => {
   if (!currentKey()) stream?.abort();
 }).observe(document.getElementById("session-status"), { childList: true });
 
-function statementCreator(principal, creators) {
-  if (principal.role === "creator" && creators.includes(principal.subject)) return principal.subject;
-  return creators[0];
+/**
+ * Whose statement the page shows: the signed-in creator's, when they are a
+ * creator of the good or of a master it derives from (a master's creators
+ * have a part of each sale of its variants); else the good's first
+ * creator's, which the API refuses another creator.
+ */
+async function statementCreator(principal, good, signal) {
+  if (principal.role !== "creator") return good.creators[0];
+  if (good.creators.includes(principal.subject)) return principal.subject;
+  let master = good.master_id;
+  for (let depth = 0; master && depth < 64; depth += 1) {
+    const found = await api(`/goods/${encodeURIComponent(master)}`, { signal });
+    if (found.creators.includes(principal.subject)) return principal.subject;
+    master = found.master_id;
+  }
+  return good.creators[0];
 }
 
 async function show(principal, signal) {
@@ -43,7 +56,7 @@ async function show(principal, signal) {
   let good, statement;
   try {
     good = await api(base, { signal });
-    statement = await statementSection(goodId, statementCreator(principal, good.creators), {
+    statement = await statementSection(goodId, await statementCreator(principal, good, signal), {
       creators: principal.role === "creator" ? [] : good.creators,
       signal,
     });
@@ -70,10 +83,10 @@ async function show(principal, signal) {
   );
   stock.update(good.stock);
   velocity.refresh();
-  const refresh = debounce(() => {
+  const refresh = throttle(() => {
     stock.refreshPools(signal);
     velocity.refresh();
-  }, 200);
+  }, 250);
   stock.refreshPools(signal);
   streamEvents(
     `${base}/stock/stream`,
@@ -90,16 +103,22 @@ async function show(principal, signal) {
   );
 }
 
-function debounce(action, ms) {
+/** ``action`` at most once per ``ms``, ``ms`` after the first call of a burst:
+ * a steady stream of events still refreshes (a debounce never would). */
+function throttle(action, ms) {
   let timer = null;
   return () => {
-    clearTimeout(timer);
-    timer = setTimeout(action, ms);
+    if (timer !== null) return;
+    timer = setTimeout(() => {
+      timer = null;
+      action();
+    }, ms);
   };
 }
 
 // -- live stock --------------------------------------------------------------
 
+const ANNOUNCE_MS = 3_000;
 const SEGMENTS = [
   ["issued", "Issued"],
   ["reserved", "Reserved (holds)"],
@@ -109,7 +128,7 @@ const SEGMENTS = [
 
 function stockSection() {
   const rows = el("tbody", {});
-  const pools = el("div", { class: "table-wrap" });
+  const pools = el("div", { class: "table-wrap", id: "pools" });
   const connection = el("p", { class: "muted dash-live" }, "Connecting to the live stock…");
   const announce = el("p", { id: "stock-announce", class: "dash-announce", "aria-live": "polite" });
   const node = el(
@@ -146,20 +165,35 @@ function stockSection() {
     el("h3", {}, "Pools per channel"),
     pools,
   );
-  let previous = null;
+  // Said at once, then at most every ANNOUNCE_MS, summed since the last
+  // said: a flash sale is not a torrent of announcements.
+  let announced = null;
+  let latest = null;
+  let saidAt = 0;
+  let pending = null;
+  const say = () => {
+    pending = null;
+    const said = changes(announced, latest);
+    announced = new Map(latest.map((t) => [t.tier, t]));
+    if (!said.length) return;
+    saidAt = Date.now();
+    announce.textContent = `${new Date(saidAt).toISOString().slice(11, 19)} UTC: ${said.join(" ")}`;
+  };
   return {
     node,
     live(connected, error) {
       connection.textContent = connected
         ? "Live: changes are pushed by the server as they happen."
-        : `The live stream stopped (${error?.message || "connection lost"}); retrying…`;
+        : error instanceof ApiError && error.status < 500
+          ? `The live stream was refused: ${error.message}`
+          : `The live stream stopped (${error?.message || "connection lost"}); retrying…`;
       connection.classList.toggle("bad", !connected);
     },
     update(tiers) {
-      const said = previous ? changes(previous, tiers) : [];
       rows.replaceChildren(...tiers.map(stockRow));
-      if (said.length) announce.textContent = said.join(" ");
-      previous = new Map(tiers.map((t) => [t.tier, t]));
+      latest = tiers;
+      if (announced === null) announced = new Map(tiers.map((t) => [t.tier, t]));
+      else if (pending === null) pending = setTimeout(say, Math.max(0, saidAt + ANNOUNCE_MS - Date.now()));
     },
     async refreshPools(signal) {
       try {
@@ -182,6 +216,7 @@ function changes(previous, tiers) {
     if (sold > 0) parts.push(`${number(sold)} sold`);
     if (sold < 0) parts.push(`${number(-sold)} returned`);
     if (tier.reserved !== before.reserved) parts.push(`${number(tier.reserved)} reserved`);
+    if (tier.pooled !== before.pooled) parts.push(`${number(tier.pooled)} in pools`);
     if (tier.band !== before.band) parts.push(`now ${tier.display}`);
     if (parts.length) said.push(`Tier ${tier.tier}: ${parts.join(", ")}; ${number(tier.available)} available.`);
   }

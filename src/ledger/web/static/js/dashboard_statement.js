@@ -62,20 +62,15 @@ function trails() {
  */
 export async function statementSection(goodId, creator, { creators = [], signal } = {}) {
   const trailOf = trails();
-  const state = { creator, kind: "", cursor: null };
+  const state = { creator, kind: "", cursor: null, asked: 0 };
   const first = await api(statementPath(creator, goodId, "", null, PAGE_SIZE), { signal });
+  const title = el("h2", { id: "statement-title" }, `Royalty statement of ${creator}`);
   const body = el("tbody", {});
   const totals = el("div", { class: "dash-totals" });
   const status = el("p", { class: "muted", role: "status" });
   const more = el("button", { type: "button", class: "secondary", hidden: true }, "More lines");
-  const kind = el(
-    "select",
-    { id: "statement-kind", name: "kind" },
-    KINDS.map(([value, label]) => el("option", { value }, label)),
-  );
-  const who = creators.length > 1
-    ? el("select", { id: "statement-creator", name: "creator" }, creators.map((c) => el("option", { value: c }, c)))
-    : null;
+  const kind = choice("statement-kind", KINDS);
+  const who = creators.length > 1 ? choice("statement-creator", creators.map((c) => [c, c])) : null;
   const download = el("button", { type: "button", id: "statement-csv" }, "Download CSV");
   const downloadStatus = el("p", { class: "muted", "aria-live": "polite" });
 
@@ -91,11 +86,13 @@ export async function statementSection(goodId, creator, { creators = [], signal 
       : "No royalty lines for this good yet.";
   };
   const reload = async (append) => {
+    const asked = ++state.asked; // an answer overtaken by a newer question is dropped
     try {
       const path = statementPath(state.creator, goodId, state.kind, append ? state.cursor : null, PAGE_SIZE);
-      await render(await api(path), append);
+      const page = await api(path);
+      if (asked === state.asked) await render(page, append);
     } catch (error) {
-      status.replaceChildren(problemBox(error));
+      if (asked === state.asked) status.replaceChildren(problemBox(error));
     }
   };
   kind.addEventListener("change", () => {
@@ -104,6 +101,7 @@ export async function statementSection(goodId, creator, { creators = [], signal 
   });
   who?.addEventListener("change", () => {
     state.creator = who.value;
+    title.textContent = `Royalty statement of ${state.creator}`;
     reload(false);
   });
   more.addEventListener("click", () => reload(true));
@@ -123,7 +121,7 @@ export async function statementSection(goodId, creator, { creators = [], signal 
   return el(
     "section",
     { "aria-labelledby": "statement-title", class: "dash-section" },
-    el("h2", { id: "statement-title" }, `Royalty statement of ${creator}`),
+    title,
     el(
       "div",
       { class: "dash-controls" },
@@ -131,26 +129,7 @@ export async function statementSection(goodId, creator, { creators = [], signal 
       el("div", {}, el("label", { for: "statement-kind" }, "Kind of line"), kind),
     ),
     totals,
-    el(
-      "div",
-      { class: "table-wrap" },
-      el(
-        "table",
-        { id: "statement-table" },
-        el("caption", { class: "dash-sr-only" }, "Royalty lines, oldest first, with each sale's trail"),
-        el(
-          "thead",
-          {},
-          el(
-            "tr",
-            {},
-            ["When (UTC)", "Kind", "Unit", "Trail: seller → buyer", "Channel"].map((h) => el("th", { scope: "col" }, h)),
-            ["Price", "Creator's part"].map((h) => el("th", { scope: "col", class: "num" }, h)),
-          ),
-        ),
-        body,
-      ),
-    ),
+    statementTable(body),
     status,
     more,
     el(
@@ -160,6 +139,34 @@ export async function statementSection(goodId, creator, { creators = [], signal 
       el("span", { class: "muted" }, " Every line of the chosen kind, built in this browser from the statement's JSON (RFC 4180 CSV; amounts in the currency's minor units)."),
     ),
     downloadStatus,
+  );
+}
+
+function choice(id, options) {
+  return el("select", { id, name: id }, options.map(([value, label]) => el("option", { value }, label)));
+}
+
+function statementTable(body) {
+  const heads = ["When (UTC)", "Kind", "Unit", "Trail: seller → buyer", "Channel"];
+  return el(
+    "div",
+    { class: "table-wrap" },
+    el(
+      "table",
+      { id: "statement-table" },
+      el("caption", { class: "dash-sr-only" }, "Royalty lines, oldest first, with each sale's trail"),
+      el(
+        "thead",
+        {},
+        el(
+          "tr",
+          {},
+          heads.map((h) => el("th", { scope: "col" }, h)),
+          ["Price", "Creator's part"].map((h) => el("th", { scope: "col", class: "num" }, h)),
+        ),
+      ),
+      body,
+    ),
   );
 }
 

@@ -44,8 +44,9 @@ const TEXT = {
     "Checks the bundle this page loaded, with SHA-256 and Ed25519 in your browser; it asks " +
     "the server nothing.",
   goodLede:
-    "A good's units, each linking to its provenance. The API lists them to signed-in keys " +
-    "only (a creator, channel or auditor key); a unit's own page needs no key.",
+    "A good's units, each linking to its provenance, with their holders: listed to a " +
+    "creator's or an auditor's key only (a channel sees its own sales on its own pages); a " +
+    "unit's own page, and the log, need no key.",
 };
 
 /** What a search names: {kind: "unit"|"good", id} from an id or a receipt
@@ -225,8 +226,7 @@ function renderResult(out, result) {
       TEXT.unwitnessed)
     : null;
   out.replaceChildren(
-    verdict,
-    unwitnessed,
+    ...[verdict, unwitnessed].filter(Boolean),
     el("ol", { class: "checks", id: "checks" }, result.checks.map(checkItem)),
     result.ok
       ? statementList("What this check verified", result.verified, "was-verified")
@@ -362,8 +362,8 @@ function renderGood(app, goodId) {
     body,
     section("Look up a unit", "lookup-title", searchForm()));
   requireKey(body, {
-    roles: ["creator", "channel", "auditor"],
-    purpose: "Sign in to list this good's units.",
+    roles: ["creator", "auditor"],
+    purpose: "Sign in with a creator or auditor key to list this good's units.",
     onSignedIn: () => showGood(body, goodId),
   });
 }
