@@ -40,6 +40,7 @@ import hashlib
 import logging
 import os
 import random
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -60,6 +61,7 @@ from ledger.domain.subscription import (
 )
 from ledger.domain.webhook import retry_delay
 from ledger.service import Ledger
+from ledger.store.availability import unavailable_reason
 from ledger.store.database import DatabaseURL
 from ledger.store.webhooks import AttemptRow, Cursor, WebhookStore
 from ledger.webhooks.sender import Attempt, Sender, SigningKey
@@ -241,7 +243,7 @@ class Dispatcher:
             try:
                 self._dispatch()
             except Exception:
-                logger.exception("webhooks: the dispatcher stopped; taking over again")
+                _log_failure("the dispatcher stopped; taking over again")
             finally:
                 self.active.clear()
                 self._lock.release()
@@ -255,6 +257,7 @@ class Dispatcher:
         checked = time.monotonic()
         while not self._stop.is_set():
             moved = self._read()
+            _OUTAGES.clear()  # (the database answered)
             if not moved:
                 self.caught_up.set()
                 self._start_workers()
@@ -358,7 +361,7 @@ class Dispatcher:
             try:
                 wait = self._deliver_some(sub)
             except Exception:
-                logger.exception("webhooks: subscription %s", sub.subscription_id)
+                _log_failure(f"subscription {sub.subscription_id}")
                 wait = 1.0
             if wait:
                 sub.wake.wait(wait)
@@ -487,6 +490,22 @@ class Dispatcher:
             for g in generations
             if (sub.subscription_id, g) in self._secrets
         ]
+
+
+_OUTAGES: set[str] = set()  # reasons already logged (one line per outage, not per try)
+
+
+def _log_failure(what: str) -> None:
+    """Log the exception being handled: a database that cannot be reached
+    as one line per reason; anything else with its traceback."""
+    error = sys.exc_info()[1]
+    reason = unavailable_reason(error) if error is not None else None
+    if reason is None:
+        _OUTAGES.clear()
+        logger.exception("webhooks: %s", what)
+    elif reason not in _OUTAGES:
+        _OUTAGES.add(reason)
+        logger.warning("webhooks: the database is unavailable (%s); trying again", reason)
 
 
 def _now() -> datetime:
