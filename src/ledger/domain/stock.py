@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from ledger.domain import limits, validate
+from ledger.domain import limits, listing, validate
 from ledger.domain.code import REF_CHARS, check_ref
 from ledger.domain.errors import (
     AbsoluteEditionError,
@@ -83,6 +83,10 @@ class TierStock(Aggregate):
     # many of its units have been sold.
     early_bird: dict[str, Any] | None
     early_bird_sold: int
+    # Pauses in force, by scope ("good", "tier") -> reason and since; and the
+    # delisting (scope, reason, since), final (see ledger.domain.listing).
+    paused: dict[str, dict[str, Any]]
+    delisted: dict[str, Any] | None
 
     @classmethod
     def open(cls, good: Good, tier_name: str, now: datetime) -> TierStock:
@@ -232,6 +236,7 @@ class TierStock(Aggregate):
         a hold's sale)."""
         if not isinstance(quantity, int) or not 1 <= quantity <= limits.SALE_QUANTITY_MAX:
             raise InvalidInputError("quantity", f"must be 1 to {limits.SALE_QUANTITY_MAX}")
+        self.check_listed()
         if unit_price is not None and self.early_bird_for(quantity, now):
             if self.early_bird is None:
                 raise InvariantError("self.early_bird unset")
@@ -246,6 +251,11 @@ class TierStock(Aggregate):
         elif quantity > self.available:
             raise SoldOutError(self.tier, quantity, self.available)
         self.codes_for(quantity)
+
+    def check_listed(self) -> None:
+        """Refuse a sale, hold or restock of a paused or delisted tier."""
+        if self.paused or self.delisted is not None:
+            listing.check_listed(self.tier, self.paused, self.delisted)
 
     def _check_window(self, now: datetime) -> None:
         moment = format_timestamp(now)
@@ -319,6 +329,7 @@ class TierStock(Aggregate):
         )
         if hold_id in self.holds or (hold_id in self.waitlist) != waitlist:
             raise AssertionError(f"hold {hold_id} exists already")  # ids are command ids
+        self.check_listed()
         self._check_window(now)
         if quantity > self.available:
             raise SoldOutError(self.tier, quantity, self.available)
@@ -339,6 +350,7 @@ class TierStock(Aggregate):
         """Turn ``quantity`` of a live, unexpired hold into a sale (the caller
         records the sale next); the rest of the hold returns to stock."""
         hold = self.hold(hold_id)
+        self.check_listed()  # (its sale would be refused: refuse before any change)
         if format_timestamp(now) >= hold["expires_at"]:
             raise AssertionError("expire a due hold before committing it")
         validate.integer(quantity, field="quantity", low=1, high=hold["quantity"])
@@ -419,10 +431,27 @@ class TierStock(Aggregate):
             raise InvalidInputError("quantity", f"must be 1 to {limits.TIER_QUOTA_MAX}")
         if not self.restockable:
             raise AbsoluteEditionError(self.good_id)
+        self.check_listed()
         if self.supply + quantity > self.lifetime_cap:
             raise LifetimeCapError(self.tier, self.lifetime_cap, self.supply, quantity)
         self._trigger(TierStock.Restocked, now, quantity=quantity, supply=self.supply + quantity)
         return self.offer_waitlist(now)
+
+    def pause(self, *, scope: str, reason: str, now: datetime) -> None:
+        """Stop sales, holds and restocks until :meth:`resume` (``scope``: the
+        good's pause, recorded on each of its tiers, or the tier's own)."""
+        listing.check_pause(self.tier, listing.check_scope(scope), self.paused, self.delisted)
+        self._trigger(TierStock.Paused, now, scope=scope, reason=listing.check_reason(reason))
+
+    def resume(self, *, scope: str, reason: str, now: datetime) -> None:
+        listing.check_resume(self.tier, listing.check_scope(scope), self.paused, self.delisted)
+        self._trigger(TierStock.Resumed, now, scope=scope, reason=listing.check_reason(reason))
+
+    def delist(self, *, scope: str, reason: str, now: datetime) -> None:
+        """Stop selling for good (see :mod:`ledger.domain.listing`)."""
+        listing.check_scope(scope)
+        listing.check_delist(self.tier, self.delisted)
+        self._trigger(TierStock.Delisted, now, scope=scope, reason=listing.check_reason(reason))
 
     def waiting(self) -> list[str]:
         """Waiting entries, first come first."""
@@ -461,6 +490,7 @@ class TierStock(Aggregate):
         validate.integer(quantity, field="quantity", low=1, high=limits.HOLD_QUANTITY_MAX)
         if not self.restockable:
             raise AbsoluteEditionError(self.good_id)
+        listing.check_delist(self.tier, self.delisted)  # (a paused tier may be waited for)
         if quantity <= self.available:
             raise WaitlistError(
                 f"tier {self.tier!r} has {self.available} unit(s) available: "
@@ -554,6 +584,8 @@ class TierStock(Aggregate):
             aggregate.pools = {}
             aggregate.waitlist = {}
             aggregate.rates = {}
+            aggregate.paused = {}
+            aggregate.delisted = None
 
     @dataclass(frozen=True)
     class Sold(Event):
@@ -708,6 +740,35 @@ class TierStock(Aggregate):
         def apply(self, aggregate: TierStock) -> None:
             rule = aggregate.rates.setdefault(self.channel, {"minute": "", "sold": 0})
             rule["per_minute"] = self.per_minute
+
+    @dataclass(frozen=True)
+    class Paused(Event):
+        TYPE = "stock.paused"
+        scope: str
+        reason: str
+
+        def apply(self, aggregate: TierStock) -> None:
+            since = format_timestamp(self.timestamp)
+            aggregate.paused[self.scope] = {"reason": self.reason, "since": since}
+
+    @dataclass(frozen=True)
+    class Resumed(Event):
+        TYPE = "stock.resumed"
+        scope: str
+        reason: str
+
+        def apply(self, aggregate: TierStock) -> None:
+            del aggregate.paused[self.scope]
+
+    @dataclass(frozen=True)
+    class Delisted(Event):
+        TYPE = "stock.delisted"
+        scope: str
+        reason: str
+
+        def apply(self, aggregate: TierStock) -> None:
+            since = format_timestamp(self.timestamp)
+            aggregate.delisted = {"scope": self.scope, "reason": self.reason, "since": since}
 
     @dataclass(frozen=True)
     class Waitlisted(Event):

@@ -346,6 +346,19 @@ class RateSet(Answer):
 
 
 @dataclass(frozen=True, slots=True, eq=False, kw_only=True)
+class ListingChanged(Answer):
+    """A pause, resume or delisting of a tier (``tier``) or a good (``tier`` None)."""
+
+    good_id: str
+    tier: str | None
+    scope: str
+    action: str
+    reason: str
+    at: str
+    tiers: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True, eq=False, kw_only=True)
 class CodesImported(Answer):
     batch_id: str
     good_id: str

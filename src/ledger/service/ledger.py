@@ -16,13 +16,15 @@ from ledger.service.cases.codes import Codes
 from ledger.service.cases.core import utc_now
 from ledger.service.cases.goods import GoodsAndChannels
 from ledger.service.cases.holds import HoldsAndPools
+from ledger.service.cases.listing import Listing
 
 
-class Ledger(GoodsAndChannels, HoldsAndPools, Codes, Holders, ApiKeys):
+class Ledger(GoodsAndChannels, HoldsAndPools, Listing, Codes, Holders, ApiKeys):
     """Goods, stock, units and channels, recorded as hash-chained events.
 
     One class to callers; its use cases live by area in ``ledger.service.cases``
-    (``goods``, ``sales``, ``holds``, ``codes``, ``accounts``, ``apikeys``) over one
+    (``goods``, ``sales``, ``holds``, ``listing``, ``codes``, ``accounts``,
+    ``apikeys``) over one
     core (``cases.core``).
     """
 

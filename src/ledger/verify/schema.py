@@ -501,6 +501,8 @@ EARLY_BIRD = shape(
     {"quantity": integer(1), "price": money, "opens_at": timestamp, "closes_at": timestamp}
 )
 
+LISTING_SCOPE = one_of(frozenset({"good", "tier"}))
+
 PAYLOADS: dict[str, dict[str, Check]] = {
     "good.minted": {"definition": obj, "fingerprint": hex64},
     "good.variant-derived": {
@@ -562,6 +564,9 @@ PAYLOADS: dict[str, dict[str, Check]] = {
     },
     "stock.waitlist-left": {"entry_id": uuid_text},
     "stock.rate-set": {"channel": identifier, "per_minute": nullable(integer(1))},
+    "stock.paused": {"scope": LISTING_SCOPE, "reason": text()},
+    "stock.resumed": {"scope": LISTING_SCOPE, "reason": text()},
+    "stock.delisted": {"scope": LISTING_SCOPE, "reason": text()},
     "stock.refund-owed": {
         "hold_id": uuid_text,
         "refund_id": uuid_text,

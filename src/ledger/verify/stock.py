@@ -14,6 +14,7 @@ from ledger.verify.facts import Event, Facts, Good, Payload, Sale, Stock, editio
 from ledger.verify.goods import Splits
 from ledger.verify.holds import HoldRules
 from ledger.verify.invariant import VerifierInvariantError
+from ledger.verify.listing import check_listed
 from ledger.verify.records import OPEN, Answer, CommandRecords
 
 
@@ -122,6 +123,8 @@ class StockRules:
             self._holds.close_offers(stock)
         from_hold = stock.pending is not None
         hold_id = None if stock.pending is None else self._after_hold(ev, stock, p)
+        if stock.paused or stock.delisted is not None:
+            check_listed(self._flag, ev, stock, "sale")
         if p.get("early_bird"):
             self._check_early_bird(ev, stock, p)
         else:
@@ -337,6 +340,8 @@ class StockRules:
         stock = self._holds.stock_for_hold(ev)
         if stock is None:
             return
+        if stock.paused or stock.delisted is not None:
+            check_listed(self._flag, ev, stock, "restock")
         if not stock.restockable:
             self._flag(
                 ev,

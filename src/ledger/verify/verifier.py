@@ -56,6 +56,7 @@ from ledger.verify.fastpath import (
 from ledger.verify.goods import GoodRules, Splits
 from ledger.verify.holds import HoldRules
 from ledger.verify.invariant import VerifierInvariantError
+from ledger.verify.listing import ListingRules
 from ledger.verify.packing import (
     CHAIN,
     KIND_AT,
@@ -117,6 +118,7 @@ class Verifier:
             self._holds,
             self._goods,
         )
+        listing = ListingRules(facts, holds.stock_for_hold)
         stock = StockRules(facts, records, holds, codes, splits)
         accounts = self._accounts = AccountRules(facts)
         units = UnitRules(facts, records, codes, splits, accounts)
@@ -137,6 +139,9 @@ class Verifier:
                 "stock.allotted": holds.on_allotted,
                 "stock.waitlisted": holds.on_waitlisted,
                 "stock.rate-set": holds.on_rate_set,
+                "stock.paused": listing.on_paused,
+                "stock.resumed": listing.on_resumed,
+                "stock.delisted": listing.on_delisted,
                 "stock.waitlist-left": holds.on_waitlist_left,
                 "stock.pool-returned": holds.on_pool_returned,
                 "stock.pool-drawn": holds.on_pool_drawn,
