@@ -10,6 +10,8 @@ me  # api/app.py: a FastAPI route, registered by its decorator
 provenance  # api/provenance_routes.py: a FastAPI route
 stock_stream  # api/query_routes.py: a FastAPI route (SSE)
 health  # api/readiness.py: a FastAPI route
+good_change  # api/listing_routes.py: FastAPI routes, one per action, made in a loop
+tier_change  # (same)
 get_account  # api/account_routes.py: a FastAPI route
 home  # api/page_routes.py: the web pages, FastAPI routes
 swagger_ui  # (same)

@@ -146,6 +146,12 @@ class Refund(Strict):
     reason: str = Field(min_length=1, max_length=limits.REASON_CHARS_MAX)
 
 
+class Reason(Strict):
+    """Why a good or tier is paused, resumed or delisted (kept in its event)."""
+
+    reason: str = Field(min_length=1, max_length=limits.REASON_CHARS_MAX)
+
+
 class Reserve(Strict):
     channel: Identifier
     quantity: int = Field(ge=1, le=limits.HOLD_QUANTITY_MAX)

@@ -37,7 +37,9 @@ def check_reason(reason: Any) -> str:
     return validate.text(reason, field="reason", max_chars=limits.REASON_CHARS_MAX)
 
 
-def check_listed(tier: str, paused: dict[str, dict[str, Any]], delisted: dict[str, Any] | None) -> None:
+def check_listed(
+    tier: str, paused: dict[str, dict[str, Any]], delisted: dict[str, Any] | None
+) -> None:
     """Refuse what a pause or a delisting stops (the delisting first: it is final)."""
     if delisted is not None:
         raise DelistedError(tier, delisted["scope"], delisted["reason"], delisted["since"])

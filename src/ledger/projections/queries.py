@@ -467,6 +467,19 @@ def _good(r: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def good_listing(tiers: list[dict[str, Any]]) -> dict[str, Any]:
+    """A good's own sale state, from its tiers' (as :meth:`Views.stock` gives them):
+    ``delisted`` when every tier is, ``paused`` while the good's pause is in
+    force (each tier carries it), else ``on-sale`` -- a tier may still be
+    paused or delisted on its own."""
+    pauses = [t["paused"]["good"] for t in tiers if "good" in t["paused"]]
+    if tiers and all(t["delisted"] is not None for t in tiers):
+        delisted = [t["delisted"] for t in tiers if t["delisted"]["scope"] == "good"]
+        return {"sale_state": "delisted", "paused": None, "delisted": (delisted or [None])[0]}
+    state = "paused" if pauses else "on-sale"
+    return {"sale_state": state, "paused": pauses[0] if pauses else None, "delisted": None}
+
+
 def _stock(r: dict[str, Any]) -> dict[str, Any]:
     available = int(r["available"])
     return {
@@ -488,6 +501,9 @@ def _stock(r: dict[str, Any]) -> dict[str, Any]:
         "returned_total": int(r["returned_total"]),
         "first_sale_at": r["first_sale_at"],
         "last_sale_at": r["last_sale_at"],
+        "sale_state": r["sale_state"],
+        "paused": orjson.loads(r["paused"]),
+        "delisted": orjson.loads(r["delisted"]) if r["delisted"] is not None else None,
         "updated_at": r["updated_at"],
         "position": int(r["position"]),
     }

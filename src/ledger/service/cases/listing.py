@@ -14,8 +14,6 @@ from ledger.service.answers import ListingChanged
 from ledger.service.cases.core import LedgerCore, _uuid
 from ledger.service.unit_of_work import UnitOfWork
 
-ACTIONS = ("pause", "resume", "delist")
-
 
 class Listing(LedgerCore):
     """Pause, resume and delist: on one tier, or on every tier of a good at once."""
@@ -84,8 +82,7 @@ class Listing(LedgerCore):
                 "reason": reason,
                 "at": format_timestamp(now),
                 "tiers": [
-                    {"tier": s.tier, "sale_state": sale_state(s.paused, s.delisted)}
-                    for s in stocks
+                    {"tier": s.tier, "sale_state": sale_state(s.paused, s.delisted)} for s in stocks
                 ],
             }
 
