@@ -1,8 +1,10 @@
 """Any interleaving of reserve, commit (on time or late), release, expiry
 (time passing, sweeps), allot / return / move between channels' pools,
-per-channel rate rules, sales through either channel and refunds: the
-counts balance, every hold is resolved exactly once, and no channel sells
-past its rate in any minute; on a redemption-code good, the codes balance
+per-channel rate rules, sales through either channel, refunds, and
+pausing, resuming and (rarely) delisting the tier or the whole good: the
+counts balance, every hold is resolved exactly once, no channel sells
+past its rate in any minute, and no sale or hold is made while the tier
+is paused or delisted; on a redemption-code good, the codes balance
 too (every held unit has a code lent, every issued unit one bound). A
 Hypothesis state machine against a plain model, on SQLite and PostgreSQL;
 at teardown the auditor's verification passes and the views equal the
@@ -76,6 +78,8 @@ class HoldMachine(RuleBasedStateMachine):
         self.pools: dict[str, list[int | bool]] = {}  # channel -> [free, overflow]
         self.caps: dict[str, int | None] = {}  # channel -> units a minute (a rule exists)
         self.minute_sold: dict[tuple[str, str], int] = {}
+        self.paused: set[str] = set()  # the pauses in force: "tier", "good"
+        self.delisted = False
         self.issued = 0
         self.units: list[str] = []  # units held by buyers (primary sales), refundable
         self.keys = itertools.count()
@@ -87,6 +91,11 @@ class HoldMachine(RuleBasedStateMachine):
     @property
     def reserved(self) -> int:
         return sum(h.quantity for h in self.model.values() if h.state == "held")
+
+    @property
+    def blocked(self) -> bool:
+        """Sales and holds are refused (paused or delisted)."""
+        return self.delisted or bool(self.paused)
 
     @property
     def pooled(self) -> int:
@@ -137,6 +146,10 @@ class HoldMachine(RuleBasedStateMachine):
                 for h in Views(self.views).holds(self.good, limit=1_000).items
             }
             assert states == {h: m.state for h, m in self.model.items()}
+            assert stock["sale_state"] == (
+                "delisted" if self.delisted else "paused" if self.paused else "on-sale"
+            )
+            assert set(stock["paused"]) == self.paused
             replay = compare_with_replay(self.views)
             assert replay.ok, replay.differences
         finally:
@@ -160,9 +173,13 @@ class HoldMachine(RuleBasedStateMachine):
                 ttl_seconds=ttl,
                 idempotency_key=self.key(),
             )
+        except (errors.PausedError, errors.DelistedError):
+            assert self.blocked
+            return "00000000-0000-4000-8000-000000000000"
         except errors.SoldOutError:
             assert quantity > available
             return "00000000-0000-4000-8000-000000000000"
+        assert not self.blocked
         assert quantity <= available
         self.model[hold["hold_id"]] = HoldModel(
             channel, quantity, self.now + timedelta(seconds=ttl)
@@ -197,13 +214,21 @@ class HoldMachine(RuleBasedStateMachine):
             assert before not in ("held", "expired")
             model.state = before
             return
+        except (errors.PausedError, errors.DelistedError):
+            assert self.blocked
+            assert before in ("held", "expired")
+            assert not late or source is not None  # (a refund owed is no sale)
+            model.state = before  # refused whole: not even the expiry was recorded
+            return
         except errors.RateLimitedError:
             assert before in ("held", "expired")
             assert limited
+            assert not self.blocked  # (the pause is checked first)
             model.state = before  # refused whole: not even the expiry was recorded
             return
         assert before in ("held", "expired")
         assert not limited
+        assert not self.blocked or (late and source is None)
         if not late:
             assert before == "held"
             assert answer["outcome"] == "sold"
@@ -267,13 +292,18 @@ class HoldMachine(RuleBasedStateMachine):
                 unit_price=PRICE,
                 idempotency_key=self.key(),
             )
+        except (errors.PausedError, errors.DelistedError):
+            assert self.blocked
+            return
         except errors.RateLimitedError:
             assert limited
+            assert not self.blocked
             return
         except errors.SoldOutError:
-            assert not limited
             assert source is None
+            assert self.blocked or not limited  # (a ticket may refuse before the stock)
             return
+        assert not self.blocked
         assert not limited
         assert source is not None
         if source[0]:
@@ -341,6 +371,44 @@ class HoldMachine(RuleBasedStateMachine):
             pool = self.pools.setdefault(other, [0, False])
             pool[0] = int(pool[0]) + quantity
 
+    @rule(scope=st.sampled_from(["tier", "good"]), pause=st.booleans())
+    def pause_or_resume(self, scope: str, pause: bool) -> None:
+        """Pause or resume the tier itself, or the whole good (its one tier)."""
+        change = self.ledger.pause if pause else self.ledger.resume
+        try:
+            change(
+                self.good,
+                "own" if scope == "tier" else None,
+                reason=f"{scope} {'paused' if pause else 'resumed'}",
+                idempotency_key=self.key(),
+            )
+        except errors.DelistedError:
+            assert self.delisted
+            return
+        except errors.ListingStateError:
+            assert (scope in self.paused) == pause
+            return
+        assert not self.delisted
+        assert (scope in self.paused) != pause
+        if pause:
+            self.paused.add(scope)
+        else:
+            self.paused.discard(scope)
+
+    @rule(data=st.data())
+    def delist_rarely(self, data: st.DataObject) -> None:
+        """Delisting is final: drawn once in ten, so most runs go on selling."""
+        if data.draw(st.integers(0, 9)) != 0:
+            return
+        tier = data.draw(st.sampled_from(["own", None]))
+        try:
+            self.ledger.delist(self.good, tier, reason="the end", idempotency_key=self.key())
+        except errors.DelistedError:
+            assert self.delisted
+            return
+        assert not self.delisted
+        self.delisted = True
+
     @rule(data=st.data())
     def refund(self, data: st.DataObject) -> None:
         if not self.units:
@@ -371,6 +439,12 @@ class HoldMachine(RuleBasedStateMachine):
         counts = self.ledger.code_counts(self.good, "own")
         assert (counts["held"], counts["bound"]) == (self.reserved, self.issued)
         assert counts["available"] == SUPPLY - self.reserved - self.issued
+
+    @invariant()
+    def the_listing_is_as_the_model_says(self) -> None:
+        stock = self.ledger.stock(self.good, "own")
+        assert set(stock.paused) == self.paused
+        assert (stock.delisted is not None) == self.delisted
 
     @invariant()
     def every_hold_ends_once_and_as_the_model_says(self) -> None:
