@@ -121,7 +121,7 @@ class Stock:
     early_bird: Payload | None = None  # the allotment, from stock.opened
     early_bird_sold: int = 0
     codes_imported: int = 0  # codes ever imported into the tier
-    paused: dict[str, str] = field(default_factory=dict)  # scope -> since (rule 8.13)
+    paused: dict[str, str] = field(default_factory=dict)  # scope -> since (rule 8.14)
     delisted: str | None = None  # when, if it was
 
     @property
