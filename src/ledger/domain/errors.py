@@ -251,6 +251,16 @@ class RateLimitedError(RuleViolation):
         )
 
 
+class TierLockedError(RuleViolation):
+    """A sale or hold of a tier its unlock condition has not opened yet."""
+
+    code = "tier-locked"
+
+    def __init__(self, tier: str, unlock: dict[str, object], what_opens: str) -> None:
+        super().__init__(f"tier {tier!r} is locked: {what_opens}")
+        self.problem_extra = {"unlock": unlock}
+
+
 class PausedError(RuleViolation):
     """A sale, hold or restock of a paused tier (or of a tier of a paused good)."""
 

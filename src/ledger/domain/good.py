@@ -20,6 +20,7 @@ from ledger.domain.errors import InvalidInputError, TierNotFoundError, VariantRu
 from ledger.domain.ids import good_id_for
 from ledger.domain.model import Aggregate, Created, Event, format_timestamp
 from ledger.domain.money import Money, Share, check_bps
+from ledger.domain.unlock import Unlock, check_unlocks, read_unlock
 
 ABSOLUTE = "absolute"
 RESTOCKABLE = "restockable"
@@ -62,6 +63,7 @@ class TierSpec:
     per_buyer_limit: int | None
     lifetime_cap: int | None
     early_bird: EarlyBird | None = None
+    unlock: Unlock | None = None
 
     def to_json(self) -> dict[str, Any]:
         encoded: dict[str, Any] = {
@@ -73,6 +75,8 @@ class TierSpec:
         }
         if self.early_bird is not None:  # absent otherwise: older goods keep their fingerprint
             encoded["early_bird"] = self.early_bird.to_json()
+        if self.unlock is not None:  # (the same)
+            encoded["unlock"] = self.unlock.to_json()
         return encoded
 
 
@@ -255,7 +259,15 @@ def _read_tiers(value: Any, policy: str, currency: str) -> tuple[TierSpec, ...]:
         item = validate.mapping(
             raw,
             field=where,
-            keys={"name", "quota", "transferable", "per_buyer_limit", "lifetime_cap", "early_bird"},
+            keys={
+                "name",
+                "quota",
+                "transferable",
+                "per_buyer_limit",
+                "lifetime_cap",
+                "early_bird",
+                "unlock",
+            },
             required={"name", "quota"},
         )
         name = validate.text(
@@ -296,10 +308,16 @@ def _read_tiers(value: Any, policy: str, currency: str) -> tuple[TierSpec, ...]:
                 None
                 if early is None
                 else _read_early_bird(early, f"{where}.early_bird", quota, currency),
+                None
+                if item.get("unlock") is None
+                else read_unlock(item["unlock"], f"{where}.unlock"),
             )
         )
     if len({t.name for t in tiers}) != len(tiers):
         raise InvalidInputError("tiers", "tier names must be unique")
+    check_unlocks(
+        {t.name: t.unlock for t in tiers}, {t.name: t.lifetime_cap or t.quota for t in tiers}
+    )
     return tuple(tiers)
 
 

@@ -78,11 +78,16 @@ def check_delist(tier: str, delisted: dict[str, Any] | None) -> None:
     _check_not_delisted(tier, delisted)
 
 
-def sale_state(paused: dict[str, Any], delisted: dict[str, Any] | None) -> str:
-    """``on-sale``, ``paused`` or ``delisted`` (as the views show it)."""
+def sale_state(
+    paused: dict[str, Any], delisted: dict[str, Any] | None, *, locked: bool = False
+) -> str:
+    """``on-sale``, ``locked`` (an unlock tier not open yet), ``paused`` or
+    ``delisted`` (as the views show it)."""
     if delisted is not None:
         return "delisted"
-    return "paused" if paused else "on-sale"
+    if paused:
+        return "paused"
+    return "locked" if locked else "on-sale"
 
 
 def _check_not_delisted(tier: str, delisted: dict[str, Any] | None) -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from ledger.domain import limits, listing, validate
+from ledger.domain import limits, listing, unlock, validate
 from ledger.domain.code import REF_CHARS, check_ref
 from ledger.domain.errors import (
     AbsoluteEditionError,
@@ -36,6 +36,7 @@ from ledger.domain.errors import (
     RateLimitedError,
     SaleWindowError,
     SoldOutError,
+    TierLockedError,
     WaitlistError,
 )
 from ledger.domain.good import RESTOCKABLE, Good
@@ -87,6 +88,12 @@ class TierStock(Aggregate):
     # delisting (scope, reason, since), final (see ledger.domain.listing).
     paused: dict[str, dict[str, Any]]
     delisted: dict[str, Any] | None
+    # The tier's unlock condition (its definition's, or None), when it
+    # opened (None: not yet), and its units ever sold (refunds not
+    # subtracted: what another tier's unlock counts).
+    unlock: dict[str, Any] | None
+    unlocked_at: str | None
+    units_sold: int
 
     @classmethod
     def open(cls, good: Good, tier_name: str, now: datetime) -> TierStock:
@@ -107,6 +114,7 @@ class TierStock(Aggregate):
             sale_closes_at=spec.sale_closes_at,
             coded=True if spec.kind == REDEMPTION_CODE else None,
             early_bird=tier.early_bird.to_json() if tier.early_bird else None,
+            unlock=tier.unlock.to_json() if tier.unlock else None,
         )
 
     # -- queries ----------------------------------------------------------
@@ -237,6 +245,7 @@ class TierStock(Aggregate):
         if not isinstance(quantity, int) or not 1 <= quantity <= limits.SALE_QUANTITY_MAX:
             raise InvalidInputError("quantity", f"must be 1 to {limits.SALE_QUANTITY_MAX}")
         self.check_listed()
+        self._check_unlocked()
         if unit_price is not None and self.early_bird_for(quantity, now):
             if self.early_bird is None:
                 raise InvariantError("self.early_bird unset")
@@ -251,6 +260,29 @@ class TierStock(Aggregate):
         elif quantity > self.available:
             raise SoldOutError(self.tier, quantity, self.available)
         self.codes_for(quantity)
+
+    @property
+    def locked(self) -> bool:
+        """Not open yet: its unlock condition has not been recorded as met."""
+        return self.unlock is not None and self.unlocked_at is None
+
+    def open_if_due(self, now: datetime, sold: int | None) -> None:
+        """Record the tier's opening if its condition holds now (``sold``: the
+        units sold of the tier it waits on), or refuse what a locked tier
+        cannot do, saying what opens it."""
+        if self.unlock is None or self.unlocked_at is not None:
+            return
+        self.check_listed()  # (a paused tier does not open: its sale would be refused)
+        if not unlock.due(self.unlock, now, sold):
+            raise TierLockedError(self.tier, self.unlock, unlock.describe(self.unlock, sold))
+        cause = "time" if "at" in self.unlock else "sales"
+        self._trigger(TierStock.Unlocked, now, cause=cause, sold=sold if cause == "sales" else None)
+
+    def _check_unlocked(self) -> None:
+        if self.locked:
+            if self.unlock is None:
+                raise InvariantError("self.unlock unset")
+            raise TierLockedError(self.tier, self.unlock, unlock.describe(self.unlock))
 
     def check_listed(self) -> None:
         """Refuse a sale, hold or restock of a paused or delisted tier."""
@@ -330,6 +362,7 @@ class TierStock(Aggregate):
         if hold_id in self.holds or (hold_id in self.waitlist) != waitlist:
             raise AssertionError(f"hold {hold_id} exists already")  # ids are command ids
         self.check_listed()
+        self._check_unlocked()
         self._check_window(now)
         if quantity > self.available:
             raise SoldOutError(self.tier, quantity, self.available)
@@ -461,6 +494,8 @@ class TierStock(Aggregate):
         """Hold units for waiting buyers in order, stopping at the first whose
         quantity no longer fits (nobody jumps the line)."""
         offered: list[str] = []
+        if self.locked:
+            return offered  # (a hold of a tier not open yet is no use either)
         try:
             self._check_window(now)
         except SaleWindowError:
@@ -558,6 +593,7 @@ class TierStock(Aggregate):
         sale_closes_at: str | None
         coded: bool | None = field(default=None, metadata=OMIT_IF_NONE)
         early_bird: dict[str, Any] | None = field(default=None, metadata=OMIT_IF_NONE)
+        unlock: dict[str, Any] | None = field(default=None, metadata=OMIT_IF_NONE)
 
         def apply(self, aggregate: TierStock) -> None:
             for name in (
@@ -586,6 +622,9 @@ class TierStock(Aggregate):
             aggregate.rates = {}
             aggregate.paused = {}
             aggregate.delisted = None
+            aggregate.unlock = self.unlock
+            aggregate.unlocked_at = None
+            aggregate.units_sold = 0
 
     @dataclass(frozen=True)
     class Sold(Event):
@@ -604,6 +643,7 @@ class TierStock(Aggregate):
                 _take_codes(aggregate, self.codes)
             if self.early_bird:
                 aggregate.early_bird_sold += len(self.serials)
+            aggregate.units_sold += len(self.serials)
             for serial in self.serials:
                 if serial == aggregate.next_serial:
                     aggregate.next_serial += 1
@@ -740,6 +780,15 @@ class TierStock(Aggregate):
         def apply(self, aggregate: TierStock) -> None:
             rule = aggregate.rates.setdefault(self.channel, {"minute": "", "sold": 0})
             rule["per_minute"] = self.per_minute
+
+    @dataclass(frozen=True)
+    class Unlocked(Event):
+        TYPE = "stock.unlocked"
+        cause: str  # "time" | "sales"
+        sold: int | None = field(default=None, metadata=OMIT_IF_NONE)
+
+        def apply(self, aggregate: TierStock) -> None:
+            aggregate.unlocked_at = format_timestamp(self.timestamp)
 
     @dataclass(frozen=True)
     class Paused(Event):

@@ -69,6 +69,7 @@ class Projector:
             "stock.waitlist-left": self._waitlist_left,
             "stock.pool-returned": self._pool_returned,
             "stock.pool-drawn": self._pool_drawn,
+            "stock.unlocked": self._listing,
             "stock.paused": self._listing,
             "stock.resumed": self._listing,
             "stock.delisted": self._listing,
@@ -255,9 +256,11 @@ class Projector:
             "band": self.bands.band(None, supply, supply),
             "first_sale_at": None,
             "last_sale_at": None,
-            "sale_state": "on-sale",
+            "sale_state": "locked" if p.get("unlock") else "on-sale",
             "paused": "{}",
             "delisted": None,
+            "unlock": orjson.dumps(p["unlock"]).decode() if p.get("unlock") else None,
+            "unlocked_at": None,
             "updated_at": e["timestamp"],
             "position": r.position,
         }
@@ -313,20 +316,30 @@ class Projector:
         self._change_stock(b, r, e["timestamp"], ch, issued=-1, returned=1)
 
     def _listing(self, b: Batch, r: Record, e: dict[str, Any], ch: Changes) -> None:
-        """A pause, resume or delisting: the tier's sale state, why and since when."""
+        """An unlocking, pause, resume or delisting: the tier's sale state, why
+        and since when."""
         self._change_stock(b, r, e["timestamp"], ch)
         row, p = b.stock[r.aggregate_id], e["payload"]
         paused = orjson.loads(str(row["paused"]))
-        told = {"scope": p["scope"], "reason": p["reason"], "since": e["timestamp"]}
-        if r.type == "stock.paused":
+        if r.type == "stock.unlocked":
+            row["unlocked_at"] = e["timestamp"]
+        elif r.type == "stock.paused":
             paused[p["scope"]] = {"reason": p["reason"], "since": e["timestamp"]}
         elif r.type == "stock.resumed":
             paused.pop(p["scope"], None)
         else:
+            told = {"scope": p["scope"], "reason": p["reason"], "since": e["timestamp"]}
             row["delisted"] = orjson.dumps(told).decode()
         row["paused"] = orjson.dumps(paused, option=orjson.OPT_SORT_KEYS).decode()
+        locked = row["unlock"] is not None and row["unlocked_at"] is None
         row["sale_state"] = (
-            "delisted" if row["delisted"] is not None else "paused" if paused else "on-sale"
+            "delisted"
+            if row["delisted"] is not None
+            else "paused"
+            if paused
+            else "locked"
+            if locked
+            else "on-sale"
         )
 
     # -- reservations -------------------------------------------------------

@@ -504,6 +504,8 @@ def _stock(r: dict[str, Any]) -> dict[str, Any]:
         "sale_state": r["sale_state"],
         "paused": orjson.loads(r["paused"]),
         "delisted": orjson.loads(r["delisted"]) if r["delisted"] is not None else None,
+        "unlock": orjson.loads(r["unlock"]) if r["unlock"] is not None else None,
+        "unlocked_at": r["unlocked_at"],
         "updated_at": r["updated_at"],
         "position": int(r["position"]),
     }

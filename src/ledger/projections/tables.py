@@ -37,7 +37,8 @@ TABLES: dict[str, str] = {
     "available BIGINT NOT NULL, pooled BIGINT NOT NULL, sold_total BIGINT NOT NULL, "
     "returned_total BIGINT "
     "NOT NULL, band TEXT NOT NULL, first_sale_at TEXT, last_sale_at TEXT, "
-    "sale_state TEXT NOT NULL, paused TEXT NOT NULL, delisted TEXT, "
+    "sale_state TEXT NOT NULL, paused TEXT NOT NULL, delisted TEXT, unlock TEXT, "
+    "unlocked_at TEXT, "
     "updated_at TEXT NOT NULL, position BIGINT NOT NULL, UNIQUE (good_id, tier)",
     "units": "unit_id TEXT PRIMARY KEY, good_id TEXT NOT NULL, tier TEXT NOT NULL, "
     "serial BIGINT NOT NULL, holder TEXT, transferable INTEGER NOT NULL, "
@@ -160,6 +161,8 @@ STOCK_COLUMNS = (
     "sale_state",
     "paused",
     "delisted",
+    "unlock",
+    "unlocked_at",
     "updated_at",
     "position",
 )

@@ -123,6 +123,9 @@ class Stock:
     codes_imported: int = 0  # codes ever imported into the tier
     paused: dict[str, str] = field(default_factory=dict)  # scope -> since (rule 8.14)
     delisted: str | None = None  # when, if it was
+    unlock: Payload | None = None  # its unlock condition, from stock.opened (rule 8.15)
+    unlocked: str | None = None  # when it was unlocked
+    units_sold: int = 0  # serials its sales sold, refunds not subtracted
 
     @property
     def live(self) -> int:

@@ -16,6 +16,7 @@ from ledger.verify.holds import HoldRules
 from ledger.verify.invariant import VerifierInvariantError
 from ledger.verify.listing import check_listed
 from ledger.verify.records import OPEN, Answer, CommandRecords
+from ledger.verify.unlock import check_unlocked
 
 
 class StockRules:
@@ -78,6 +79,7 @@ class StockRules:
                 opens=p["sale_opens_at"],
                 closes=p["sale_closes_at"],
                 early_bird=p.get("early_bird"),
+                unlock=p.get("unlock"),
             )
 
     def _check_tier(self, ev: Event, good: Good, p: Payload) -> None:
@@ -95,6 +97,7 @@ class StockRules:
                 "sale_opens_at": good.opens,
                 "sale_closes_at": good.closes,
                 "early_bird": tier.get("early_bird"),
+                "unlock": tier.get("unlock"),
             }
             diffs = [
                 f"{k} {p.get(k)!r} (definition: {v!r})"
@@ -125,6 +128,9 @@ class StockRules:
         hold_id = None if stock.pending is None else self._after_hold(ev, stock, p)
         if stock.paused or stock.delisted is not None:
             check_listed(self._flag, ev, stock, "sale")
+        if stock.unlock is not None:
+            check_unlocked(self._flag, ev, stock, "sale")
+        stock.units_sold += len(p["serials"])
         if p.get("early_bird"):
             self._check_early_bird(ev, stock, p)
         else:

@@ -75,6 +75,7 @@ from ledger.verify.signing import NO_TIME, unsigned_finding
 from ledger.verify.state import DEFAULT_BUDGET, StateTable
 from ledger.verify.stock import StockRules
 from ledger.verify.units import UnitRules
+from ledger.verify.unlock import UnlockRules
 
 _sha256 = hashlib.sha256
 _COLUMNS = RECORD_KEYS - STATE_KEYS  # the record's members that are not in the state
@@ -119,6 +120,7 @@ class Verifier:
             self._goods,
         )
         listing = ListingRules(facts, holds.stock_for_hold)
+        unlocks = UnlockRules(facts, holds.stock_for_hold)
         stock = StockRules(facts, records, holds, codes, splits)
         accounts = self._accounts = AccountRules(facts)
         units = UnitRules(facts, records, codes, splits, accounts)
@@ -139,6 +141,7 @@ class Verifier:
                 "stock.allotted": holds.on_allotted,
                 "stock.waitlisted": holds.on_waitlisted,
                 "stock.rate-set": holds.on_rate_set,
+                "stock.unlocked": unlocks.on_unlocked,
                 "stock.paused": listing.on_paused,
                 "stock.resumed": listing.on_resumed,
                 "stock.delisted": listing.on_delisted,

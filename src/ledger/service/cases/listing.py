@@ -82,7 +82,11 @@ class Listing(LedgerCore):
                 "reason": reason,
                 "at": format_timestamp(now),
                 "tiers": [
-                    {"tier": s.tier, "sale_state": sale_state(s.paused, s.delisted)} for s in stocks
+                    {
+                        "tier": s.tier,
+                        "sale_state": sale_state(s.paused, s.delisted, locked=s.locked),
+                    }
+                    for s in stocks
                 ],
             }
 

@@ -239,7 +239,10 @@ class Sales(LedgerCore):
         via = channel
         price = unit_price.to_json()
         # Every check before any change: a refusal must leave the batch's
-        # shared aggregates untouched.
+        # shared aggregates untouched. (The one exception: a locked tier's
+        # opening, recorded first by the sale that finds it due; refused
+        # after that, the command is run alone and its changes discarded.)
+        self._open_if_due(uow, stock, now)
         stock.check_sale(
             quantity,
             now,
