@@ -71,6 +71,19 @@ class EarlyBird(Strict):
     closes_at: Timestamp
 
 
+class UnlockAt(Strict):
+    """The tier opens at ``at``."""
+
+    at: Timestamp
+
+
+class UnlockAfter(Strict):
+    """The tier opens once tier ``tier`` of the good has sold ``sold`` units."""
+
+    tier: TierName
+    sold: int = Field(ge=1, le=limits.TIER_QUOTA_MAX)
+
+
 class Tier(Strict):
     name: TierName
     quota: int = Field(ge=1, le=limits.TIER_QUOTA_MAX)
@@ -78,6 +91,7 @@ class Tier(Strict):
     per_buyer_limit: int | None = Field(default=None, ge=1, le=limits.TIER_QUOTA_MAX)
     lifetime_cap: int | None = Field(default=None, ge=1, le=limits.TIER_QUOTA_MAX)
     early_bird: EarlyBird | None = None
+    unlock: UnlockAt | UnlockAfter | None = None
 
 
 class Royalty(Strict):

@@ -33,6 +33,13 @@ class UnlockRules:
             self._flag(
                 ev, "unlock", f"tier {stock.tier!r} was unlocked already at {stock.unlocked}"
             )
+        elif p["cause"] != ("time" if "at" in unlock else "sales"):
+            self._flag(
+                ev,
+                "unlock",
+                f"tier {stock.tier!r} opens by {'time' if 'at' in unlock else 'sales'}, "
+                f"not by {p['cause']}",
+            )
         elif "at" in unlock:
             if ev.timestamp is not None and ev.timestamp < unlock["at"]:
                 self._flag(
