@@ -1,10 +1,12 @@
 """Any interleaving of reserve, commit (on time or late), release, expiry
 (time passing, sweeps), allot / return / move between channels' pools,
 per-channel rate rules, sales through either channel, refunds, and
-pausing, resuming and (rarely) delisting the tier or the whole good: the
-counts balance, every hold is resolved exactly once, no channel sells
-past its rate in any minute, and no sale or hold is made while the tier
-is paused or delisted; on a redemption-code good, the codes balance
+pausing, resuming and (rarely) delisting the tier or the whole good, and
+sales of a second tier that unlocks once the first has sold UNLOCK_AFTER
+units: the counts balance, every hold is resolved exactly once, no
+channel sells past its rate in any minute, no sale or hold is made while
+its tier is paused or delisted, and none of the second tier before it
+unlocked; on a redemption-code good, the codes balance
 too (every held unit has a code lent, every issued unit one bound). A
 Hypothesis state machine against a plain model, on SQLite and PostgreSQL;
 at teardown the auditor's verification passes and the views equal the
@@ -20,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from hypothesis import settings
+from hypothesis import event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
@@ -43,6 +45,8 @@ from tests.strategies import good_spec
 
 START = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 SUPPLY = 12
+LATE_SUPPLY = 6  # the second tier's, locked until "own" has sold UNLOCK_AFTER units
+UNLOCK_AFTER = 2
 PRICE = Money(100, "EUR")
 
 
@@ -64,7 +68,9 @@ class HoldMachine(RuleBasedStateMachine):
         self.ledger = Ledger(url, clock=lambda: self.now, code_keyring=Keyring.generate())
         for channel in ("shop", "live"):
             self.ledger.register_channel(channel, channel, 500, idempotency_key=f"ch-{channel}")
-        spec = good_spec(tiers=[{"name": "own", "quota": SUPPLY}])
+        late = {"name": "late", "quota": LATE_SUPPLY}
+        late["unlock"] = {"tier": "own", "sold": UNLOCK_AFTER}
+        spec = good_spec(tiers=[{"name": "own", "quota": SUPPLY}, late])
         spec["kind"] = "redemption-code" if coded else "collectible"
         self.good = str(self.ledger.mint(spec, idempotency_key="mint")["good_id"])
         if coded:  # exactly one code a unit: codes never run out before units do
@@ -74,12 +80,23 @@ class HoldMachine(RuleBasedStateMachine):
                 code_range={"prefix": "K-", "width": 4, "start": 1, "end": SUPPLY},
                 idempotency_key="codes",
             )
+            self.ledger.import_codes(
+                self.good,
+                "late",
+                code_range={"prefix": "L-", "width": 4, "start": 1, "end": LATE_SUPPLY},
+                idempotency_key="late-codes",
+            )
         self.model: dict[str, HoldModel] = {}
         self.pools: dict[str, list[int | bool]] = {}  # channel -> [free, overflow]
         self.caps: dict[str, int | None] = {}  # channel -> units a minute (a rule exists)
         self.minute_sold: dict[tuple[str, str], int] = {}
-        self.paused: set[str] = set()  # the pauses in force: "tier", "good"
+        self.paused: set[str] = set()  # the pauses in force on "own": "tier", "good"
         self.delisted = False
+        self.late_paused = False  # the good's pause on "late"
+        self.late_delisted = False
+        self.own_sold = 0  # units "own" ever sold (refunds not subtracted)
+        self.late_open = False
+        self.late_issued = 0
         self.issued = 0
         self.units: list[str] = []  # units held by buyers (primary sales), refundable
         self.keys = itertools.count()
@@ -135,7 +152,8 @@ class HoldMachine(RuleBasedStateMachine):
             assert report.ok, report.first
             while self.views.apply_next(lambda: "2026-11-22T12:00:00.000000Z") is not None:
                 pass
-            stock = Views(self.views).stock(self.good)[0]
+            tiers = {t["tier"]: t for t in Views(self.views).stock(self.good)}
+            stock = tiers["own"]
             assert (stock["issued"], stock["reserved"], stock["pooled"]) == (
                 self.issued,
                 self.reserved,
@@ -150,6 +168,17 @@ class HoldMachine(RuleBasedStateMachine):
                 "delisted" if self.delisted else "paused" if self.paused else "on-sale"
             )
             assert set(stock["paused"]) == self.paused
+            late = tiers["late"]
+            assert late["issued"] == self.late_issued
+            assert (late["unlocked_at"] is not None) == self.late_open
+            replay_states = {
+                "delisted": self.late_delisted,
+                "paused": self.late_paused and not self.late_delisted,
+                "locked": not self.late_open,
+            }
+            assert late["sale_state"] == next(
+                (state for state, holds in replay_states.items() if holds), "on-sale"
+            )
             replay = compare_with_replay(self.views)
             assert replay.ok, replay.differences
         finally:
@@ -242,6 +271,7 @@ class HoldMachine(RuleBasedStateMachine):
             return
         self.count_sale(model.channel, quantity)
         self.issued += quantity
+        self.own_sold += quantity
         self.units.extend(u["unit_id"] for u in answer["units"])
 
     @rule(hold=holds)
@@ -310,6 +340,7 @@ class HoldMachine(RuleBasedStateMachine):
             self.pools[channel][0] = int(self.pools[channel][0]) - source[0]
         self.count_sale(channel, quantity)
         self.issued += quantity
+        self.own_sold += quantity
         self.units.extend(u["unit_id"] for u in sold["units"])
 
     @rule(channel=st.sampled_from(["shop", "live"]), cap=st.none() | st.integers(1, 6))
@@ -371,9 +402,19 @@ class HoldMachine(RuleBasedStateMachine):
             pool = self.pools.setdefault(other, [0, False])
             pool[0] = int(pool[0]) + quantity
 
-    @rule(scope=st.sampled_from(["tier", "good"]), pause=st.booleans())
+    def pauses(self, tier: str) -> set[str]:
+        return self.paused if tier == "own" else ({"good"} if self.late_paused else set())
+
+    def tier_delisted(self, tier: str) -> bool:
+        return self.delisted if tier == "own" else self.late_delisted
+
+    @rule(scope=st.sampled_from(["tier", "good"]), pause=st.sampled_from([True, False, False]))
     def pause_or_resume(self, scope: str, pause: bool) -> None:
-        """Pause or resume the tier itself, or the whole good (its one tier)."""
+        """Pause or resume "own" itself, or the whole good (each tier still
+        listed); resumes drawn twice as often, so most runs sell on."""
+        targets = ["own"]
+        if scope == "good":
+            targets = [t for t in ("own", "late") if not self.tier_delisted(t)] or ["own"]
         change = self.ledger.pause if pause else self.ledger.resume
         try:
             change(
@@ -383,17 +424,20 @@ class HoldMachine(RuleBasedStateMachine):
                 idempotency_key=self.key(),
             )
         except errors.DelistedError:
-            assert self.delisted
+            assert self.tier_delisted(targets[0])
             return
         except errors.ListingStateError:
-            assert (scope in self.paused) == pause
+            assert any((scope in self.pauses(t)) == pause for t in targets)
             return
-        assert not self.delisted
-        assert (scope in self.paused) != pause
-        if pause:
-            self.paused.add(scope)
-        else:
-            self.paused.discard(scope)
+        assert not any(self.tier_delisted(t) for t in targets)
+        assert all((scope in self.pauses(t)) != pause for t in targets)
+        for tier in targets:
+            if tier == "late":
+                self.late_paused = pause
+            elif pause:
+                self.paused.add(scope)
+            else:
+                self.paused.discard(scope)
 
     @rule(data=st.data())
     def delist_rarely(self, data: st.DataObject) -> None:
@@ -401,13 +445,52 @@ class HoldMachine(RuleBasedStateMachine):
         if data.draw(st.integers(0, 9)) != 0:
             return
         tier = data.draw(st.sampled_from(["own", None]))
+        targets = ["own"] if tier else [t for t in ("own", "late") if not self.tier_delisted(t)]
         try:
             self.ledger.delist(self.good, tier, reason="the end", idempotency_key=self.key())
         except errors.DelistedError:
-            assert self.delisted
+            assert not targets or self.tier_delisted(targets[0])
             return
-        assert not self.delisted
-        self.delisted = True
+        assert targets
+        assert not any(self.tier_delisted(t) for t in targets)
+        self.delisted = self.delisted or "own" in targets
+        self.late_delisted = self.late_delisted or "late" in targets
+
+    @rule(quantity=st.integers(1, 3))
+    def sell_late(self, quantity: int) -> None:
+        """The second tier: refused until "own" has sold UNLOCK_AFTER units."""
+        blocked = self.late_paused or self.late_delisted
+        left = LATE_SUPPLY - self.late_issued
+        try:
+            sold = self.ledger.sell(
+                self.good,
+                "late",
+                buyer=f"l{next(self.keys)}",
+                channel="shop",
+                quantity=quantity,
+                unit_price=PRICE,
+                idempotency_key=self.key(),
+            )
+        except (errors.PausedError, errors.DelistedError):
+            event("late: refused, paused or delisted")
+            assert blocked
+            return
+        except errors.TierLockedError:
+            event("late: refused, locked")
+            assert not blocked
+            assert not self.late_open
+            assert self.own_sold < UNLOCK_AFTER
+            return
+        except errors.SoldOutError:
+            assert quantity > left  # (an opening it found due was discarded with it)
+            return
+        assert not blocked
+        assert self.late_open or self.own_sold >= UNLOCK_AFTER
+        assert quantity <= left
+        event("late: sold" + ("" if self.late_open else ", opening it"))
+        self.late_open = True
+        self.late_issued += quantity
+        assert len(sold["units"]) == quantity
 
     @rule(data=st.data())
     def refund(self, data: st.DataObject) -> None:
@@ -445,6 +528,12 @@ class HoldMachine(RuleBasedStateMachine):
         stock = self.ledger.stock(self.good, "own")
         assert set(stock.paused) == self.paused
         assert (stock.delisted is not None) == self.delisted
+        late = self.ledger.stock(self.good, "late")
+        assert set(late.paused) == self.pauses("late")
+        assert (late.delisted is not None) == self.late_delisted
+        assert late.units_sold == late.issued == self.late_issued
+        assert (late.unlocked_at is not None) == self.late_open
+        assert stock.units_sold == self.own_sold
 
     @invariant()
     def every_hold_ends_once_and_as_the_model_says(self) -> None:
