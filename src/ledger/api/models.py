@@ -160,6 +160,22 @@ class Refund(Strict):
     reason: str = Field(min_length=1, max_length=limits.REASON_CHARS_MAX)
 
 
+class PriceStep(Strict):
+    """A unit price, from the start (the first step) or from a threshold."""
+
+    price: Money
+    after_sold: int | None = Field(default=None, ge=1, le=limits.TIER_QUOTA_MAX)
+    at: Timestamp | None = None
+
+
+class SetPrices(Strict):
+    steps: list[PriceStep] | None = Field(
+        max_length=32,
+        description="The price schedule: the first step's price holds from the start, "
+        "each later one from its after_sold (units sold) or its at (a time); null lifts it",
+    )
+
+
 class Reason(Strict):
     """Why a good or tier is paused, resumed or delisted (kept in its event)."""
 

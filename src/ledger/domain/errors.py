@@ -261,6 +261,19 @@ class TierLockedError(RuleViolation):
         self.problem_extra = {"unlock": unlock}
 
 
+class PriceRuleError(RuleViolation):
+    """A sale at another price than its tier's price schedule has in force."""
+
+    code = "price-rule"
+
+    def __init__(self, tier: str, price: dict[str, object]) -> None:
+        super().__init__(
+            f"tier {tier!r} sells at {price['amount']} {price['currency']} a unit now "
+            "(its price schedule)"
+        )
+        self.problem_extra = {"price": price}
+
+
 class PausedError(RuleViolation):
     """A sale, hold or restock of a paused tier (or of a tier of a paused good)."""
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from ledger.domain import limits, listing, unlock, validate
+from ledger.domain import limits, listing, pricing, unlock, validate
 from ledger.domain.code import REF_CHARS, check_ref
 from ledger.domain.errors import (
     AbsoluteEditionError,
@@ -33,6 +33,7 @@ from ledger.domain.errors import (
     InvariantError,
     LifetimeCapError,
     PoolShortError,
+    PriceRuleError,
     RateLimitedError,
     SaleWindowError,
     SoldOutError,
@@ -94,6 +95,8 @@ class TierStock(Aggregate):
     unlock: dict[str, Any] | None
     unlocked_at: str | None
     units_sold: int
+    # The tier's price schedule in force (ledger.domain.pricing), or None.
+    prices: list[dict[str, Any]] | None
 
     @classmethod
     def open(cls, good: Good, tier_name: str, now: datetime) -> TierStock:
@@ -215,6 +218,10 @@ class TierStock(Aggregate):
             validate.integer(per_minute, field="per_minute", low=1, high=limits.TIER_QUOTA_MAX)
         self._trigger(TierStock.RateSet, now, channel=channel, per_minute=per_minute)
 
+    def set_prices(self, *, steps: list[dict[str, Any]] | None, now: datetime) -> None:
+        """Set the tier's price schedule (checked by ledger.domain.pricing; None lifts it)."""
+        self._trigger(TierStock.PriceSet, now, steps=steps)
+
     def early_bird_for(self, quantity: int, now: datetime) -> bool:
         """Whether a sale of ``quantity`` now is an early-bird sale: the
         allotment's window is open and it still has that many units."""
@@ -234,6 +241,7 @@ class TierStock(Aggregate):
         channel: str | None = None,
         rate_channel: str | None = None,
         unit_price: dict[str, Any] | None = None,
+        price: dict[str, Any] | None = None,
     ) -> None:
         """Refuse a sale that cannot happen; with ``channel``, the channel's
         pool comes first (without, the sale is from the shared stock); with
@@ -241,7 +249,8 @@ class TierStock(Aggregate):
         ``unit_price``, an early-bird sale is possible: inside the
         allotment's window and quantity it needs no sale window, but must
         be at the early-bird price (without, only the sale window counts:
-        a hold's sale)."""
+        a hold's sale). With ``price`` (the sale's unit price), any other
+        sale must pay its price schedule's price in force."""
         if not isinstance(quantity, int) or not 1 <= quantity <= limits.SALE_QUANTITY_MAX:
             raise InvalidInputError("quantity", f"must be 1 to {limits.SALE_QUANTITY_MAX}")
         self.check_listed()
@@ -253,6 +262,10 @@ class TierStock(Aggregate):
                 raise EarlyBirdPriceError(self.tier, self.early_bird["price"])
         else:
             self._check_window(now)
+            if self.prices is not None and price is not None:
+                in_force = pricing.price_in_force(self.prices, self.units_sold, now)
+                if price != in_force:
+                    raise PriceRuleError(self.tier, in_force)
         if rate_channel is not None:
             self.check_rate(rate_channel, quantity, now)
         if channel is not None:
@@ -319,6 +332,7 @@ class TierStock(Aggregate):
             pool_channel,
             rate_channel=channel,
             unit_price=unit_price if source.may_be_early_bird else None,
+            price=unit_price,
         )
         early = source.may_be_early_bird and self.early_bird_for(quantity, now)
         drawn = self.sources(channel, quantity)[0] if pool_channel is not None else 0
@@ -625,6 +639,7 @@ class TierStock(Aggregate):
             aggregate.unlock = self.unlock
             aggregate.unlocked_at = None
             aggregate.units_sold = 0
+            aggregate.prices = None
 
     @dataclass(frozen=True)
     class Sold(Event):
@@ -780,6 +795,14 @@ class TierStock(Aggregate):
         def apply(self, aggregate: TierStock) -> None:
             rule = aggregate.rates.setdefault(self.channel, {"minute": "", "sold": 0})
             rule["per_minute"] = self.per_minute
+
+    @dataclass(frozen=True)
+    class PriceSet(Event):
+        TYPE = "stock.price-set"
+        steps: list[dict[str, Any]] | None
+
+        def apply(self, aggregate: TierStock) -> None:
+            aggregate.prices = self.steps
 
     @dataclass(frozen=True)
     class Unlocked(Event):

@@ -17,13 +17,14 @@ from ledger.service.cases.core import utc_now
 from ledger.service.cases.goods import GoodsAndChannels
 from ledger.service.cases.holds import HoldsAndPools
 from ledger.service.cases.listing import Listing
+from ledger.service.cases.pricing import Pricing
 
 
-class Ledger(GoodsAndChannels, HoldsAndPools, Listing, Codes, Holders, ApiKeys):
+class Ledger(GoodsAndChannels, HoldsAndPools, Listing, Pricing, Codes, Holders, ApiKeys):
     """Goods, stock, units and channels, recorded as hash-chained events.
 
     One class to callers; its use cases live by area in ``ledger.service.cases``
-    (``goods``, ``sales``, ``holds``, ``listing``, ``codes``, ``accounts``,
+    (``goods``, ``sales``, ``holds``, ``listing``, ``pricing``, ``codes``, ``accounts``,
     ``apikeys``) over one
     core (``cases.core``).
     """

@@ -126,6 +126,7 @@ class Stock:
     unlock: Payload | None = None  # its unlock condition, from stock.opened (rule 8.15)
     unlocked: str | None = None  # when it was unlocked
     units_sold: int = 0  # serials its sales sold, refunds not subtracted
+    prices: list[Payload] | None = None  # its price schedule in force (rule 8.16)
 
     @property
     def live(self) -> int:

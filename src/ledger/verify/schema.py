@@ -508,6 +508,8 @@ UNLOCK = shape(
     {"at": Optional(timestamp), "tier": Optional(identifier), "sold": Optional(integer(1))}
 )
 
+PRICE_STEP = shape({"price": money, "after_sold": Optional(integer(1)), "at": Optional(timestamp)})
+
 PAYLOADS: dict[str, dict[str, Check]] = {
     "good.minted": {"definition": obj, "fingerprint": hex64},
     "good.variant-derived": {
@@ -570,6 +572,7 @@ PAYLOADS: dict[str, dict[str, Check]] = {
     },
     "stock.waitlist-left": {"entry_id": uuid_text},
     "stock.rate-set": {"channel": identifier, "per_minute": nullable(integer(1))},
+    "stock.price-set": {"steps": nullable(list_of(PRICE_STEP, min_len=1))},
     "stock.unlocked": {
         "cause": one_of(frozenset({"time", "sales"})),
         "sold": Optional(integer(1)),

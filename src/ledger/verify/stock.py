@@ -15,6 +15,7 @@ from ledger.verify.goods import Splits
 from ledger.verify.holds import HoldRules
 from ledger.verify.invariant import VerifierInvariantError
 from ledger.verify.listing import check_listed
+from ledger.verify.pricing import check_price
 from ledger.verify.records import OPEN, Answer, CommandRecords
 from ledger.verify.unlock import check_unlocked
 
@@ -126,11 +127,7 @@ class StockRules:
             self._holds.close_offers(stock)
         from_hold = stock.pending is not None
         hold_id = None if stock.pending is None else self._after_hold(ev, stock, p)
-        if stock.paused or stock.delisted is not None:
-            check_listed(self._flag, ev, stock, "sale")
-        if stock.unlock is not None:
-            check_unlocked(self._flag, ev, stock, "sale")
-        stock.units_sold += len(p["serials"])
+        self._check_strategies(ev, stock, p)
         if p.get("early_bird"):
             self._check_early_bird(ev, stock, p)
         else:
@@ -166,6 +163,16 @@ class StockRules:
             )
         self._check_price(ev, stock, p)
         self._await_units(ev, stock, p, fresh, unit_ids)
+
+    def _check_strategies(self, ev: Event, stock: Stock, p: Payload) -> None:
+        """Listing (8.14), unlock (8.15) and price rules (8.16); then count the sale."""
+        if stock.paused or stock.delisted is not None:
+            check_listed(self._flag, ev, stock, "sale")
+        if stock.unlock is not None:
+            check_unlocked(self._flag, ev, stock, "sale")
+        if stock.prices is not None:
+            check_price(self._flag, ev, stock, p)
+        stock.units_sold += len(p["serials"])
 
     def _after_hold(self, ev: Event, stock: Stock, p: Payload) -> str | None:
         """A sale just after a hold-committed is that hold's (returns its id)."""

@@ -68,6 +68,7 @@ from ledger.verify.packing import (
     unpack,
     uuid_key,
 )
+from ledger.verify.pricing import PriceRules
 from ledger.verify.records import CommandRecords
 from ledger.verify.report import FINDINGS_KEPT, Finding, Report
 from ledger.verify.schema import CREATION_TYPES, KINDS, payload_problem
@@ -121,6 +122,7 @@ class Verifier:
         )
         listing = ListingRules(facts, holds.stock_for_hold)
         unlocks = UnlockRules(facts, holds.stock_for_hold)
+        prices = PriceRules(facts, holds.stock_for_hold)
         stock = StockRules(facts, records, holds, codes, splits)
         accounts = self._accounts = AccountRules(facts)
         units = UnitRules(facts, records, codes, splits, accounts)
@@ -142,6 +144,7 @@ class Verifier:
                 "stock.waitlisted": holds.on_waitlisted,
                 "stock.rate-set": holds.on_rate_set,
                 "stock.unlocked": unlocks.on_unlocked,
+                "stock.price-set": prices.on_price_set,
                 "stock.paused": listing.on_paused,
                 "stock.resumed": listing.on_resumed,
                 "stock.delisted": listing.on_delisted,

@@ -249,6 +249,7 @@ class Sales(LedgerCore):
             via.channel if source.draws_pool else None,
             rate_channel=via.channel,
             unit_price=price if source.may_be_early_bird else None,
+            price=price,
         )
         acting = Acting(uow, buyer, via.channel)  # refuses another channel's account
         allowance = allowance_checked(uow, stock, buyer, quantity)
