@@ -70,6 +70,7 @@ class Projector:
             "stock.pool-returned": self._pool_returned,
             "stock.pool-drawn": self._pool_drawn,
             "stock.unlocked": self._listing,
+            "stock.price-set": self._listing,
             "stock.paused": self._listing,
             "stock.resumed": self._listing,
             "stock.delisted": self._listing,
@@ -261,6 +262,7 @@ class Projector:
             "delisted": None,
             "unlock": orjson.dumps(p["unlock"]).decode() if p.get("unlock") else None,
             "unlocked_at": None,
+            "prices": None,
             "updated_at": e["timestamp"],
             "position": r.position,
         }
@@ -316,13 +318,16 @@ class Projector:
         self._change_stock(b, r, e["timestamp"], ch, issued=-1, returned=1)
 
     def _listing(self, b: Batch, r: Record, e: dict[str, Any], ch: Changes) -> None:
-        """An unlocking, pause, resume or delisting: the tier's sale state, why
-        and since when."""
+        """An unlocking, price schedule, pause, resume or delisting: the tier's
+        sale state, why and since when, and its prices."""
         self._change_stock(b, r, e["timestamp"], ch)
         row, p = b.stock[r.aggregate_id], e["payload"]
         paused = orjson.loads(str(row["paused"]))
         if r.type == "stock.unlocked":
             row["unlocked_at"] = e["timestamp"]
+        elif r.type == "stock.price-set":
+            steps = p["steps"]
+            row["prices"] = None if steps is None else orjson.dumps(steps).decode()
         elif r.type == "stock.paused":
             paused[p["scope"]] = {"reason": p["reason"], "since": e["timestamp"]}
         elif r.type == "stock.resumed":

@@ -11,7 +11,7 @@ import base64
 import csv
 import io
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -20,6 +20,7 @@ from ledger.domain import limits
 from ledger.domain.edition import edition, edition_size
 from ledger.domain.errors import InvalidInputError
 from ledger.domain.model import format_timestamp
+from ledger.domain.pricing import price_in_force
 from ledger.projections.bands import display
 from ledger.projections.store import ProjectionStore
 
@@ -482,6 +483,7 @@ def good_listing(tiers: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _stock(r: dict[str, Any]) -> dict[str, Any]:
     available = int(r["available"])
+    prices = orjson.loads(r["prices"]) if r["prices"] is not None else None
     return {
         "stock_id": r["stock_id"],
         "good_id": r["good_id"],
@@ -506,6 +508,10 @@ def _stock(r: dict[str, Any]) -> dict[str, Any]:
         "delisted": orjson.loads(r["delisted"]) if r["delisted"] is not None else None,
         "unlock": orjson.loads(r["unlock"]) if r["unlock"] is not None else None,
         "unlocked_at": r["unlocked_at"],
+        "prices": prices,
+        "price_now": None
+        if prices is None
+        else price_in_force(prices, int(r["sold_total"]), datetime.now(UTC)),
         "updated_at": r["updated_at"],
         "position": int(r["position"]),
     }

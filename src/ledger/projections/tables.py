@@ -38,7 +38,7 @@ TABLES: dict[str, str] = {
     "returned_total BIGINT "
     "NOT NULL, band TEXT NOT NULL, first_sale_at TEXT, last_sale_at TEXT, "
     "sale_state TEXT NOT NULL, paused TEXT NOT NULL, delisted TEXT, unlock TEXT, "
-    "unlocked_at TEXT, "
+    "unlocked_at TEXT, prices TEXT, "
     "updated_at TEXT NOT NULL, position BIGINT NOT NULL, UNIQUE (good_id, tier)",
     "units": "unit_id TEXT PRIMARY KEY, good_id TEXT NOT NULL, tier TEXT NOT NULL, "
     "serial BIGINT NOT NULL, holder TEXT, transferable INTEGER NOT NULL, "
@@ -163,6 +163,7 @@ STOCK_COLUMNS = (
     "delisted",
     "unlock",
     "unlocked_at",
+    "prices",
     "updated_at",
     "position",
 )
