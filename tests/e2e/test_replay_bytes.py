@@ -251,6 +251,12 @@ def test_every_command_replays_the_same_bytes_also_after_a_restart(
             {"quantity": 1},
         )
         s.post(
+            "/goods/{good_id}/tiers/{tier}/prices",
+            alice,
+            f"{g}/few/prices",
+            {"steps": [{"price": price(1_000)}, {"after_sold": 5, "price": price(1_500)}]},
+        )
+        s.post(
             "/goods/{good_id}/tiers/{tier}/rates/{channel}",
             alice,
             f"{g}/own/rates/shop",

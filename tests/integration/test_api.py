@@ -293,6 +293,12 @@ def endpoints(w: dict[str, Any]) -> list[tuple[str, str, Any, set[str]]]:
             lambda: {"per_minute": 1_000},
             {"admin", "alice"},
         ),
+        (
+            "POST",
+            f"/goods/{g}/tiers/view/prices",
+            lambda: {"steps": [{"price": price}]},
+            {"admin", "alice"},
+        ),
         ("GET", f"/holds/{h}", None, READERS - {"other"}),
         ("GET", "/goods", None, READERS),
         ("GET", f"/goods/{g}", None, READERS),
