@@ -3,10 +3,11 @@
 per-channel rate rules, sales through either channel, refunds, and
 pausing, resuming and (rarely) delisting the tier or the whole good, and
 sales of a second tier that unlocks once the first has sold UNLOCK_AFTER
-units: the counts balance, every hold is resolved exactly once, no
+units, and a price schedule on the first tier (set, changed, lifted; sales
+at its price or not): the counts balance, every hold is resolved exactly once, no
 channel sells past its rate in any minute, no sale or hold is made while
 its tier is paused or delisted, and none of the second tier before it
-unlocked; on a redemption-code good, the codes balance
+unlocked, and every sale the schedule prices is at its price in force; on a redemption-code good, the codes balance
 too (every held unit has a code lent, every issued unit one bound). A
 Hypothesis state machine against a plain model, on SQLite and PostgreSQL;
 at teardown the auditor's verification passes and the views equal the
@@ -34,6 +35,7 @@ from hypothesis.stateful import (
 
 from ledger.domain import errors
 from ledger.domain.money import Money
+from ledger.domain.pricing import price_in_force
 from ledger.projections import ProjectionStore, Views
 from ledger.projections.replay import compare_with_replay
 from ledger.service import Ledger
@@ -97,6 +99,7 @@ class HoldMachine(RuleBasedStateMachine):
         self.own_sold = 0  # units "own" ever sold (refunds not subtracted)
         self.late_open = False
         self.late_issued = 0
+        self.prices: list[dict[str, object]] | None = None  # "own"'s price schedule
         self.issued = 0
         self.units: list[str] = []  # units held by buyers (primary sales), refundable
         self.keys = itertools.count()
@@ -108,6 +111,13 @@ class HoldMachine(RuleBasedStateMachine):
     @property
     def reserved(self) -> int:
         return sum(h.quantity for h in self.model.values() if h.state == "held")
+
+    def price_now(self) -> Money:
+        """The unit price a sale of "own" pays now (PRICE without a schedule)."""
+        if self.prices is None:
+            return PRICE
+        in_force = price_in_force(self.prices, self.own_sold, self.now)
+        return Money(int(in_force["amount"]), str(in_force["currency"]))
 
     @property
     def blocked(self) -> bool:
@@ -235,7 +245,7 @@ class HoldMachine(RuleBasedStateMachine):
                 hold,
                 buyer=f"b{next(self.keys)}",
                 quantity=quantity,
-                unit_price=PRICE,
+                unit_price=self.price_now(),
                 idempotency_key=self.key(),
                 channel=channel,
             )
@@ -308,10 +318,17 @@ class HoldMachine(RuleBasedStateMachine):
         for hold in due:
             self.model[hold].state = "expired"
 
-    @rule(quantity=st.integers(1, 4), channel=st.sampled_from(["shop", "live"]))
-    def sell(self, quantity: int, channel: str) -> None:
+    @rule(
+        quantity=st.integers(1, 4),
+        channel=st.sampled_from(["shop", "live"]),
+        off=st.sampled_from([0, 0, 1]),
+    )
+    def sell(self, quantity: int, channel: str, off: int) -> None:
+        """A sale at the price in force (or, ``off``, one more than it)."""
         source = self.sources(channel, quantity)
         limited = not self.rate_ok(channel, quantity)  # checked before the stock
+        mispriced = bool(off) and self.prices is not None
+        price = self.price_now()
         try:
             sold = self.ledger.sell(
                 self.good,
@@ -319,22 +336,31 @@ class HoldMachine(RuleBasedStateMachine):
                 buyer=f"s{next(self.keys)}",
                 channel=channel,
                 quantity=quantity,
-                unit_price=PRICE,
+                unit_price=Money(price.amount + off, "EUR"),
                 idempotency_key=self.key(),
             )
         except (errors.PausedError, errors.DelistedError):
             assert self.blocked
             return
+        except errors.PriceRuleError:
+            event("own: refused, not at the price in force")
+            assert mispriced
+            assert not self.blocked
+            return
         except errors.RateLimitedError:
             assert limited
             assert not self.blocked
+            assert not mispriced  # (the price is checked first)
             return
         except errors.SoldOutError:
             assert source is None
-            assert self.blocked or not limited  # (a ticket may refuse before the stock)
+            assert self.blocked or mispriced or not limited  # (a ticket may refuse first)
             return
         assert not self.blocked
+        assert not mispriced
         assert not limited
+        if self.prices is not None:
+            event(f"own: sold at a scheduled price ({'stepped' if price != PRICE else 'first'})")
         assert source is not None
         if source[0]:
             self.pools[channel][0] = int(self.pools[channel][0]) - source[0]
@@ -456,6 +482,18 @@ class HoldMachine(RuleBasedStateMachine):
         self.delisted = self.delisted or "own" in targets
         self.late_delisted = self.late_delisted or "late" in targets
 
+    @rule(after=st.none() | st.integers(1, 8), step_up=st.integers(1, 100))
+    def set_prices(self, after: int | None, step_up: int) -> None:
+        """Set "own"'s schedule (PRICE, then PRICE + step_up once ``after`` are
+        sold), or lift it (``after`` None)."""
+        steps: list[dict[str, object]] | None = None
+        if after is not None:
+            steps = [{"price": PRICE.to_json()}]
+            steps.append({"after_sold": after, "price": Money(100 + step_up, "EUR").to_json()})
+        answer = self.ledger.set_prices(self.good, "own", steps=steps, idempotency_key=self.key())
+        self.prices = steps
+        assert answer["price_now"] == (None if steps is None else self.price_now().to_json())
+
     @rule(quantity=st.integers(1, 3))
     def sell_late(self, quantity: int) -> None:
         """The second tier: refused until "own" has sold UNLOCK_AFTER units."""
@@ -534,6 +572,7 @@ class HoldMachine(RuleBasedStateMachine):
         assert late.units_sold == late.issued == self.late_issued
         assert (late.unlocked_at is not None) == self.late_open
         assert stock.units_sold == self.own_sold
+        assert stock.prices == self.prices
 
     @invariant()
     def every_hold_ends_once_and_as_the_model_says(self) -> None:
@@ -546,7 +585,7 @@ class HoldMachine(RuleBasedStateMachine):
 def _machine_on(make_url: Callable[[], DatabaseURL], examples: int, coded: bool) -> None:
     run_state_machine_as_test(
         lambda: HoldMachine(make_url(), coded),  # type: ignore[arg-type,return-value]
-        settings=settings(max_examples=examples, stateful_step_count=30, deadline=None),
+        settings=settings(max_examples=examples, stateful_step_count=50, deadline=None),
     )
 
 
