@@ -71,17 +71,13 @@ class EarlyBird(Strict):
     closes_at: Timestamp
 
 
-class UnlockAt(Strict):
-    """The tier opens at ``at``."""
+class Unlock(Strict):
+    """When the tier opens: at ``at``, or once tier ``tier`` of the good has
+    sold ``sold`` units (one of the two; the domain says which mix is wrong)."""
 
-    at: Timestamp
-
-
-class UnlockAfter(Strict):
-    """The tier opens once tier ``tier`` of the good has sold ``sold`` units."""
-
-    tier: TierName
-    sold: int = Field(ge=1, le=limits.TIER_QUOTA_MAX)
+    at: Timestamp | None = None
+    tier: TierName | None = None
+    sold: int | None = Field(default=None, ge=1, le=limits.TIER_QUOTA_MAX)
 
 
 class Tier(Strict):
@@ -91,7 +87,7 @@ class Tier(Strict):
     per_buyer_limit: int | None = Field(default=None, ge=1, le=limits.TIER_QUOTA_MAX)
     lifetime_cap: int | None = Field(default=None, ge=1, le=limits.TIER_QUOTA_MAX)
     early_bird: EarlyBird | None = None
-    unlock: UnlockAt | UnlockAfter | None = None
+    unlock: Unlock | None = None
 
 
 class Royalty(Strict):
