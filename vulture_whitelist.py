@@ -8,6 +8,7 @@ _: object
 # -- called by frameworks, not by our code ------------------------------------
 me  # api/app.py: a FastAPI route, registered by its decorator
 provenance  # api/provenance_routes.py: a FastAPI route
+served_policy  # api/log_routes.py: a FastAPI route (GET /log/policy)
 stock_stream  # api/query_routes.py: a FastAPI route (SSE)
 health  # api/readiness.py: a FastAPI route
 good_change  # api/listing_routes.py: FastAPI routes, one per action, made in a loop
@@ -21,6 +22,8 @@ dashboard_good  # (same)
 explore  # (same)
 explore_unit  # (same)
 explore_good  # (same)
+list_webhooks  # api/webhook_routes.py: a FastAPI route
+get_webhook  # api/webhook_routes.py: a FastAPI route
 domain_error  # api/problems.py: FastAPI exception handlers, registered by decorators
 database_error  # api/problems.py
 api_problem  # api/problems.py
@@ -68,6 +71,8 @@ left_at  # service/answers.py
 shared_available  # service/answers.py
 set_at  # service/answers.py
 imported_at  # service/answers.py
+price_now  # service/answers.py
+after_sold  # api/models.py: a price step's field, read by pydantic and dumped to the domain
 first_delivery  # service/answers.py
 redeemed_at  # service/answers.py
 basis  # service/answers.py: Edition, "No. k of N"

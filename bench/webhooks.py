@@ -25,7 +25,12 @@ with >= 0.9x without); the delivery latency of every ``stock.sold``
 delivered -- from the event's timestamp (taken when its command was
 decided, just before its commit) to the receiver reading the request --
 p50, p99 and max over all subscriptions; how long after the sale's last
-answer the last delivery came; and, as checks, duplicates received,
+answer the last delivery came; the server's CPU time per request during
+the sale (its process and its views process, from /proc), which other
+load on a shared machine moves much less than sales/s, and the
+receiver's (this process's) CPU during the sale -- on a small machine the
+receiver competes with the server, which a real subscriber's does not;
+and, as checks, duplicates received,
 deliveries missing after ``--drain-seconds``, and signatures that did not
 verify (all expected 0). Figures only: nothing here passes or fails.
 """
@@ -92,16 +97,34 @@ def channel_types() -> list[str]:
 
 
 @contextmanager
-def webhook_server(url: DatabaseURL, directory: Path, key: Path) -> Iterator[str]:
+def webhook_server(url: DatabaseURL, directory: Path, key: Path) -> Iterator[tuple[str, int]]:
     """``ledger serve`` as bench.http starts it, allowed to deliver to
-    127.0.0.1 (the operator's setting, which the tests use too)."""
+    127.0.0.1 (the operator's setting, which the tests use too): its base
+    URL and process id."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     args = ["-m", "ledger.cli", "serve", "--db", db_text(url), "--port", str(port)]
     args += ["--log-key", str(key)]
     env = dict(os.environ) | {"LEDGER_WEBHOOKS_ALLOW_PRIVATE": "true"}
-    with served(args, base, "/readyz", directory / "ledger.log", cwd=directory, env=env):
-        yield base
+    with served(args, base, "/readyz", directory / "ledger.log", cwd=directory, env=env) as process:
+        yield base, process.pid
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of process ``pid`` and its children alive
+    now (the views' process), from /proc; 0 where /proc is not Linux's."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if entry.name == str(pid) or fields[1] == str(pid):  # fields[1]: the parent's pid
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
 
 
 def register(base: str, keys: Keys, receiver: WebhookReceiver, count: int) -> list[str]:
@@ -179,26 +202,44 @@ def drain(
 
 
 @dataclass
+class Sale:
+    run: WrkRun
+    deliveries: Deliveries | None  # None: no subscriptions
+    server_cpu_s: float  # the server's (and its views process's) CPU during the sale
+    receiver_cpu_s: float  # this process's (the receiver's) CPU during the sale
+
+    @property
+    def server_cpu_ms_per_sale(self) -> float:
+        return self.server_cpu_s * 1000 / max(1, self.run.answered)
+
+
+@dataclass
 class Round:
-    without: WrkRun
-    with_hooks: WrkRun
-    deliveries: Deliveries
+    without: Sale
+    with_hooks: Sale
+
+    @property
+    def deliveries(self) -> Deliveries:
+        if self.with_hooks.deliveries is None:
+            raise RuntimeError("no subscriptions registered")
+        return self.with_hooks.deliveries
 
 
 def one_sale(
     backend: str, options: argparse.Namespace, directory: Path, subscriptions: int
-) -> tuple[WrkRun, Deliveries | None]:
+) -> Sale:
     """One flash sale on a fresh store and server, with ``subscriptions``
     subscriptions registered before it (0: none)."""
     with ExitStack() as stack:
         url = stack.enter_context(fresh_store(backend, "webhooks", options.pg_server))
         keys = issue_keys(url)
         key, _ = log_key(directory, "bench.ledger/webhooks")
-        base = stack.enter_context(webhook_server(url, directory, key))
+        base, pid = stack.enter_context(webhook_server(url, directory, key))
         good = open_shop(base, keys, options.units)
         receiver = stack.enter_context(WebhookReceiver())
         paths = register(base, keys, receiver, subscriptions)
         quiet()
+        server_cpu, own_cpu = cpu_seconds(pid), time.process_time()
         run = run_wrk(
             base,
             f"/goods/{good}/tiers/{TIER}/sales",
@@ -207,10 +248,11 @@ def one_sale(
             connections=options.connections,
             threads=options.wrk_threads,
         )
-        if not paths:
-            return run, None
-        deliveries = drain(receiver, paths, run.count(201), run.last, options.drain_seconds)
-        return run, deliveries
+        server_cpu, own_cpu = cpu_seconds(pid) - server_cpu, time.process_time() - own_cpu
+        deliveries = None
+        if paths:
+            deliveries = drain(receiver, paths, run.count(201), run.last, options.drain_seconds)
+        return Sale(run, deliveries, server_cpu, own_cpu)
 
 
 def run(options: argparse.Namespace) -> list[Figure]:
@@ -226,22 +268,26 @@ def run(options: argparse.Namespace) -> list[Figure]:
             for n in range(options.rounds):
                 directory = Path(temp) / f"round-{n}"
                 directory.mkdir()
-                without, _ = one_sale(backend, options, directory, 0)
-                print(f"{name} without  {without.describe()}", flush=True)
-                with_hooks, deliveries = one_sale(
-                    backend, options, directory, options.subscriptions
-                )
-                print(f"{name} with     {with_hooks.describe()}", flush=True)
-                if deliveries is None:
-                    raise RuntimeError("no subscriptions registered")
-                print(f"{name} delivery {describe(deliveries)}", flush=True)
-                rounds.append(Round(without, with_hooks, deliveries))
+                without = one_sale(backend, options, directory, 0)
+                print(f"{name} without  {describe_sale(without)}", flush=True)
+                with_hooks = one_sale(backend, options, directory, options.subscriptions)
+                print(f"{name} with     {describe_sale(with_hooks)}", flush=True)
+                done = Round(without, with_hooks)
+                print(f"{name} delivery {describe(done.deliveries)}", flush=True)
+                rounds.append(done)
         group = (
             f"flash sale over HTTP {options.buyers:,}/{options.units:,}, {name}, "
             f"{options.subscriptions} webhook subscriptions, median of {len(rounds)}"
         )
         figures += round_figures(group, rounds)
     return figures
+
+
+def describe_sale(sale: Sale) -> str:
+    return (
+        f"{sale.run.describe()}; server CPU {sale.server_cpu_s:.1f} s "
+        f"({sale.server_cpu_ms_per_sale:.2f} ms/request), receiver CPU {sale.receiver_cpu_s:.1f} s"
+    )
 
 
 def describe(d: Deliveries) -> str:
@@ -259,18 +305,33 @@ def round_figures(group: str, rounds: list[Round]) -> list[Figure]:
         return statistics.median(values)
 
     without = Figure(
-        group, "sale without webhooks", median([r.without.rate for r in rounds]), "sales/s"
+        group, "sale without webhooks", median([r.without.run.rate for r in rounds]), "sales/s"
     )
-    ratio = median([r.with_hooks.rate / r.without.rate for r in rounds])
+    ratio = median([r.with_hooks.run.rate / r.without.run.rate for r in rounds])
     with_hooks = Figure(
         group,
         "sale with webhooks",
-        median([r.with_hooks.rate for r in rounds]),
+        median([r.with_hooks.run.rate for r in rounds]),
         "sales/s",
         baseline=without,
         target=">= 0.9x",
         met=ratio >= 0.9,
-        note=f"median ratio per round {ratio:.2f}x",
+        note=f"median ratio per round {ratio:.2f}x; receiver CPU in this process "
+        f"{median([r.with_hooks.receiver_cpu_s for r in rounds]):.1f} s during the sale",
+    )
+    cpu_without = Figure(
+        group,
+        "server CPU per request without webhooks",
+        median([r.without.server_cpu_ms_per_sale for r in rounds]),
+        "ms",
+    )
+    cpu_with = Figure(
+        group,
+        "server CPU per request with webhooks",
+        median([r.with_hooks.server_cpu_ms_per_sale for r in rounds]),
+        "ms",
+        baseline=cpu_without,
+        note="during the sale only (deliveries go on after it)",
     )
     checks: dict[str, Any] = {
         "missing": sum(r.deliveries.missing for r in rounds),
@@ -289,7 +350,15 @@ def round_figures(group: str, rounds: list[Round]) -> list[Figure]:
         median([r.deliveries.drained_ms for r in rounds]),
         "ms",
     )
-    return [without, with_hooks, latency("p50", 0.5), latency("p99", 0.99), drained]
+    return [
+        without,
+        with_hooks,
+        cpu_without,
+        cpu_with,
+        latency("p50", 0.5),
+        latency("p99", 0.99),
+        drained,
+    ]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -99,6 +99,20 @@ class Settings(BaseSettings):
         le=60,
         description="Seconds between sweeps that record the expiry of holds whose time is up",
     )
+    webhooks_allow_private: bool = Field(
+        default=False,
+        description="Let webhooks go to loopback, link-local and private addresses (tests "
+        "deliver to a receiver on 127.0.0.1); refused otherwise, at registration and at "
+        "every delivery",
+    )
+    webhooks_timeout: float = Field(
+        default=15.0, gt=0, le=30, description="Seconds a webhook delivery may take"
+    )
+    webhooks_dispatch: bool = Field(
+        default=True,
+        description="Whether this server may be the one that delivers webhooks (exactly "
+        "one server per store does, by a database lock; the others wait to take over)",
+    )
     server_name: str = Field(
         default=DEFAULT_SERVER_NAME,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$",

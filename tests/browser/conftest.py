@@ -24,6 +24,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ import pytest
 from ledger.service import Ledger
 from ledger.store.database import DatabaseURL
 from tests.e2e.conftest import running_server
+from tests.e2e.witnessed import witnessed_server
 from tests.strategies import good_spec
 
 CHROMIUM = Path(os.environ.get("LEDGER_TEST_CHROMIUM", "/usr/bin/chromium"))
@@ -176,12 +178,16 @@ class World:
 
 @pytest.fixture(scope="session")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    here = tmp_path_factory.mktemp("browser-world")
-    key = here / "log.key"
-    command = ["keys", "generate", "--name", "ledger.test/browser", "--out", str(key)]
-    subprocess.run(
-        [sys.executable, "-m", "ledger.cli", *command], capture_output=True, check=True, timeout=60
-    )
+    with served_world(tmp_path_factory.mktemp("browser-world")) as world:
+        yield world
+
+
+@contextmanager
+def served_world(here: Path, *, witnessed: bool = False) -> Iterator[World]:
+    """The world, served from a store in ``here`` while the block runs (the
+    ``world`` fixture's, and the screenshots'). ``witnessed``: the server's
+    policy names three verifiers, a live node, one refusing every push and
+    one nobody answers for (tests/e2e/witnessed.py)."""
     url = DatabaseURL.parse(f"sqlite:///{here / 'ledger.db'}")
     Ledger(url).close()
     db = url.display()
@@ -192,7 +198,19 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         "market": issue_key(db, "channel", "market"),
         "auditor": issue_key(db, "auditor"),
     }
-    with running_server(db, key, log_file=here / "server.log") as base:
+    with ExitStack() as stack:
+        if witnessed:
+            base = stack.enter_context(witnessed_server(here, db)).base
+        else:
+            key = here / "log.key"
+            command = ["keys", "generate", "--name", "ledger.test/browser", "--out", str(key)]
+            subprocess.run(
+                [sys.executable, "-m", "ledger.cli", *command],
+                capture_output=True,
+                check=True,
+                timeout=60,
+            )
+            base = stack.enter_context(running_server(db, key, log_file=here / "server.log"))
         yield _populate(base, db, keys)
 
 

@@ -120,3 +120,37 @@ def test_a_follower_rebuilds_the_tree_and_checks_every_proof(
             assert problem["status"] == status
             assert problem["type"].startswith("https://ledger.dev/problems/")
             assert problem["detail"]
+
+
+def test_the_served_policy_names_the_log_key_and_the_given_verifiers(
+    sqlite_url: DatabaseURL, log_key: tuple[Path, str], tmp_path: Path
+) -> None:
+    """GET /log/policy: what the explorer pins. Without --policy, the log's
+    own key and quorum none (a bundle verifies with it); with one naming
+    only verifiers, the log's key is added to its witnesses and quorum."""
+    from ledger.tlog.keys import Signer
+    from ledger.tlog.policy import parse_policy
+    from ledger.verify.provenance import verify_provenance
+
+    key, vkey = log_key
+    with (
+        Ledger(sqlite_url) as ledger,
+        running_server(sqlite_url.display(), key, log_file=tmp_path / "a.log") as base,
+    ):
+        _, sales = open_shop_and_sell(ledger, 1)
+        served = httpx.get(f"{base}/log/policy")
+        assert served.status_code == 200
+        assert served.headers["content-type"].startswith("text/plain")
+        assert served.text == f"log {vkey}\nquorum none\n"
+        wait_for_checkpoint(base, Verifier.from_vkey(vkey), 3)
+        unit = sales[0]["units"][0]["unit_id"]
+        bundle = httpx.get(f"{base}/units/{unit}/provenance").json()
+        assert verify_provenance(bundle, parse_policy(served.text)).holder == "b0"
+    witness = Signer.generate("w1", key_type=0x04).verifier_key()
+    given = tmp_path / "policy.txt"
+    given.write_text(f"witness w1 {witness} http://127.0.0.1:9/\nquorum w1\n")
+    with running_server(
+        sqlite_url.display(), key, log_file=tmp_path / "b.log", policy=given
+    ) as base:
+        served = httpx.get(f"{base}/log/policy")
+        assert served.text == f"log {vkey}\nwitness w1 {witness}\nquorum w1\n"

@@ -66,7 +66,9 @@ PRINCIPALS = {
 @pytest.fixture
 def api(store_url: DatabaseURL) -> Iterator[Api]:
     runtime = open_runtime(
-        store_url, Settings(projection_poll_interval=0.01), code_keyring=Keyring.generate()
+        store_url,
+        Settings(projection_poll_interval=0.01, webhooks_allow_private=True),
+        code_keyring=Keyring.generate(),
     )
     assert runtime.api_keys is not None
     tokens = {
@@ -204,7 +206,19 @@ def holders(api: Api, world: dict[str, str]) -> dict[str, Any]:
     return {"moved": units[0], "authorization": authorization, "given": units[1], "key": key_id}
 
 
+@pytest.fixture
+def hooks(api: Api) -> dict[str, Any]:
+    """A webhook subscription of shop's (to a port where nothing listens)."""
+    made = api.post("shop", "/webhooks", {"url": HOOK_URL, "types": ["stock.sold"]})
+    assert made.status_code == 201, made.text
+    return {"hook": made.json()["subscription_id"]}
+
+
+HOOK_URL = "http://127.0.0.1:9/hooks"
 READERS = {"admin", "alice", "mallory", "shop", "other", "auditor"}
+# Webhooks: channels' and creators' keys (and admin); a subscription of
+# another is 404 to them (not theirs to know of), never 403.
+SUBSCRIBERS = {"admin", "alice", "mallory", "shop", "other"}
 EVERYONE = set(PRINCIPALS)
 
 
@@ -213,8 +227,24 @@ def endpoints(w: dict[str, Any]) -> list[tuple[str, str, Any, set[str]]]:
     moved, given = w["moved"], w["given"]
     r, e = w["restockable"], w["entry"]
     c, cu, code = w["coded"], w["coded_unit"], w["code"]
+    hook = w["hook"]
     price = {"amount": 2_000, "currency": "EUR"}
     return [
+        (
+            "POST",
+            "/webhooks",
+            lambda: {"url": HOOK_URL, "types": ["stock.sold"]},
+            SUBSCRIBERS,
+        ),
+        ("GET", "/webhooks", None, SUBSCRIBERS),
+        ("GET", f"/webhooks/{hook}", None, SUBSCRIBERS),
+        ("GET", f"/webhooks/{hook}/deliveries", None, SUBSCRIBERS),
+        ("POST", f"/webhooks/{hook}/rotation", lambda: {"grace_seconds": 60}, SUBSCRIBERS),
+        ("POST", f"/webhooks/{hook}/pause", lambda: {}, SUBSCRIBERS),
+        ("POST", f"/webhooks/{hook}/resume", lambda: {}, SUBSCRIBERS),
+        ("POST", f"/webhooks/{hook}/replays", lambda: {"from_position": 0}, SUBSCRIBERS),
+        ("POST", f"/webhooks/{hook}/pings", lambda: {}, SUBSCRIBERS),
+        ("POST", f"/webhooks/{hook}/deletion", lambda: {}, SUBSCRIBERS),
         (
             "POST",
             "/channels",
@@ -312,6 +342,9 @@ def endpoints(w: dict[str, Any]) -> list[tuple[str, str, Any, set[str]]]:
         ("GET", "/views/status", None, {"admin", "auditor", "verifier"}),
         ("GET", "/audit", None, {"admin", "auditor"}),
         ("GET", f"/audit?unit={u}&role=channel", None, {"admin", "auditor"}),
+        ("GET", "/audit?after=3", None, {"admin", "auditor"}),
+        ("GET", "/witnesses", None, {"admin", "auditor"}),
+        ("GET", "/alarms", None, {"admin", "auditor"}),
         ("GET", "/me", None, EVERYONE),
         ("GET", f"/goods/{g}/stock/stream", None, READERS),
         (
@@ -407,9 +440,13 @@ def call(api: Api, method: str, path: str, body: Any, who: str | None) -> int:
 
 
 def test_every_endpoint_for_every_role(
-    api: Api, world: dict[str, str], coded: dict[str, str], holders: dict[str, Any]
+    api: Api,
+    world: dict[str, str],
+    coded: dict[str, str],
+    holders: dict[str, Any],
+    hooks: dict[str, Any],
 ) -> None:
-    world = world | coded | holders
+    world = world | coded | holders | hooks
     checked = 0
     for method, path, body, allowed in endpoints(world):
         # Denied callers first: an allowed refund would change what is refundable.
@@ -601,6 +638,7 @@ def test_openapi_documents_every_route(api: Api) -> None:
         "/channels/{channel}/settlement",
         "/goods/{good_id}/stock/stream",
         "/log/checkpoint",
+        "/log/policy",
         "/goods/{good_id}/tiers/{tier}/codes",
         "/units/{unit_id}/code-deliveries",
         "/code-redemptions",
@@ -618,6 +656,7 @@ def test_the_log_and_provenance_are_public(api: Api, world: dict[str, str]) -> N
         "/log/entries?start=0&end=1",
         f"/units/{world['unit']}/provenance",
         "/log/checkpoint",
+        "/log/policy",
         "/log/proof/consistency?old=1",
     ]
     for path in public:

@@ -211,6 +211,11 @@ def test_the_audit_trail_over_http(store_url: DatabaseURL, tmp_path: Path) -> No
         assert "shop-sale-2" in {line["recorded_by"]["request_id"] for line in ranged}
         assert "unit.moved" not in {line["type"] for line in ranged}
 
+        # The newest lines: those after a store position (the auditor console's).
+        after = positions[-4]
+        assert auditor.trail(after=after) == [x for x in everything if x["position"] > after]
+        assert auditor.trail(after=positions[-1]) == []
+
         # Each line is its log entry: same leaf hash, proved under the signed root.
         for line in _signed(auditor, unit=unit):
             index = line["log"]["index"]
@@ -258,6 +263,7 @@ def test_the_audit_trail_over_http(store_url: DatabaseURL, tmp_path: Path) -> No
             ({"to": "0999-01-01"}, "to"),
             ({"from": "2026-12-02", "to": "2026-12-01"}, "to"),
             ({"cursor": "garbage!"}, "cursor"),
+            ({"after": "-1"}, "after"),
             ({"limit": 0}, "limit"),
         ]:
             bad = auditor.http.get("/audit", params=params, headers=auditor.auth)

@@ -1,4 +1,4 @@
-"""The auditor and the listing rule (docs/format.md rule 8.14): a careful
+"""The auditor and the listing rule (docs/format.md rule 8.15): a careful
 forger deletes, retypes or edits a pause, resume or delisting and re-chains
 the stock (so every hash checks out); a sale, hold or restock of a paused or
 delisted tier, and a pause or resume out of turn, is still caught -- a

@@ -1,4 +1,4 @@
-"""The auditor and price rules by sell-through (docs/format.md rule 8.16): a
+"""The auditor and price rules by sell-through (docs/format.md rule 8.17): a
 careful forger edits a ``stock.price-set`` and re-chains the stock (so every
 hash checks out); the auditor recomputes the price of every sale from the
 schedule in force and the units sold before it, so a sale no longer at its

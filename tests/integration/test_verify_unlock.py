@@ -1,4 +1,4 @@
-"""The auditor and unlock tiers (docs/format.md rule 8.15): a careful forger
+"""The auditor and unlock tiers (docs/format.md rule 8.16): a careful forger
 deletes or edits a ``stock.unlocked`` and re-chains the stock (so every hash
 checks out); a sale or hold before its tier's unlocking, an unlocking before
 its time or before the other tier sold its units, is still caught -- a

@@ -477,7 +477,9 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "webhooks.md"
 
 def _documented_receiver(secret: str, handled: list[object]) -> dict[str, object]:
     text = DOCS.read_text()
-    section = text[text.index("## Delivery, signatures and safety") :]
+    start = text.index("## Delivery, signatures and safety")
+    end = text.find("\n## ", start + 1)
+    section = text[start : end if end != -1 else None]
     (block,) = re.findall(r"^```python\n(.*?)^```$", section, re.S | re.M)
     namespace: dict[str, object] = {"SECRET": secret, "handle": handled.append}
     exec(compile(block, str(DOCS), "exec"), namespace)

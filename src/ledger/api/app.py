@@ -22,6 +22,8 @@ from ledger.api import (
     provenance_routes,
     query_routes,
     readiness,
+    webhook_routes,
+    witness_routes,
 )
 from ledger.api.auth import require
 from ledger.api.limits import BodyLimit, HeaderLimit, HeaderLimits
@@ -118,6 +120,8 @@ def _routes(app: FastAPI) -> None:
     app.include_router(provenance_routes.router)
     app.include_router(log_routes.router)
     app.include_router(audit_routes.router)
+    app.include_router(webhook_routes.router)
+    app.include_router(witness_routes.router)
     app.include_router(page_routes.router)
     app.add_exception_handler(page_routes.NotAnIdError, page_routes.not_found)
     app.mount(page_routes.STATIC_PATH, page_routes.static_files(), name="static")

@@ -76,6 +76,15 @@ def audit(
     unit: Annotated[UUID | None, Query(description="events of, or naming, this unit")] = None,
     from_: Annotated[Moment, Query(alias="from", description="from this moment (included)")] = None,
     to: Annotated[Moment, Query(description="up to this moment (excluded)")] = None,
+    after: Annotated[
+        int | None,
+        Query(
+            ge=0,
+            le=limits.STORE_INTEGER_MAX,
+            description="lines at store positions after this one (the newest: "
+            "GET /views/status position less a few)",
+        ),
+    ] = None,
     cursor: Cursor = None,
     limit: Limit = limits.PAGE_SIZE_DEFAULT,
 ) -> dict[str, Any]:
@@ -89,5 +98,6 @@ def audit(
         unit_id=None if unit is None else str(unit),
         since=None if from_ is None else moment(from_, "from"),
         until=None if to is None else moment(to, "to"),
+        after=after,
     )
     return link(audit_page(rt.views, f, cursor=cursor, limit=limit), rt.log).to_json()

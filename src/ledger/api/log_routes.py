@@ -27,6 +27,7 @@ from ledger.tlog import merkle
 from ledger.tlog.c2sp import NoteError
 from ledger.tlog.cosignature import verify_cosignature
 from ledger.tlog.keys import NoteSignature
+from ledger.tlog.policy import NONE, Policy, PolicyLog, format_policy
 from ledger.tlog.signed_note import parse_note
 
 ENTRIES_PAGE_MAX = 1_000
@@ -111,6 +112,40 @@ def latest_checkpoint(rt: RuntimeDep) -> PlainTextResponse:
     # Signatures are the note's last lines: cosignatures simply follow the log's.
     lines = "".join(line + "\n" for line in rt.log.cosignatures(latest.size).values())
     return PlainTextResponse(latest.note + lines, media_type="text/plain; charset=utf-8")
+
+
+@router.get(
+    "/policy",
+    response_class=PlainTextResponse,
+    summary="The tlog-policy this server's checkpoints are made to meet: its log keys, "
+    "the verifiers it was given and their quorum (the server's word: pin your own)",
+)
+def served_policy(rt: RuntimeDep) -> PlainTextResponse:
+    return PlainTextResponse(
+        format_policy(pinned_policy(rt)), media_type="text/plain; charset=utf-8"
+    )
+
+
+def pinned_policy(rt: Runtime) -> Policy:
+    """The policy a page pins: the configured one's logs plus the log's own
+    keys (a configured policy may name only verifiers), its witnesses,
+    groups and quorum (``none`` without a policy); witness URLs left out
+    (a verifier's address is not needed to check a cosignature)."""
+    configured = rt.policy
+    logs = list(configured.logs) if configured is not None else []
+    known = {log.verifier.public_key for log in logs}
+    own = rt.sealer.verifiers if rt.sealer is not None else []
+    logs += [PolicyLog(v) for v in own if v.public_key not in known]
+    if not logs:
+        raise ApiProblem(404, "no-policy", "this server signs no checkpoints and names no log key")
+    if configured is None:
+        return Policy(logs=tuple(logs), witnesses={}, groups={}, quorum=NONE)
+    return Policy(
+        logs=tuple(logs),
+        witnesses=dict(configured.witnesses),
+        groups=dict(configured.groups),
+        quorum=configured.quorum,
+    )
 
 
 @router.get(

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ledger.domain.actor import acting
+from ledger.domain.alarms import Push
 from ledger.projections import ProjectionRunner, ProjectionStore, Views
 from ledger.projections.process import ProcessRunner
 from ledger.service import Ledger
@@ -26,8 +27,12 @@ from ledger.store.codevault import Keyring
 from ledger.store.database import DatabaseURL
 from ledger.store.logstore import LogStore
 from ledger.store.postgres import availability_of
+from ledger.store.webhooks import WebhookStore
 from ledger.tlog.keys import Signer
 from ledger.tlog.policy import Policy
+from ledger.webhooks.dispatcher import Dispatcher
+from ledger.webhooks.sender import Sender
+from ledger.webhooks.subscriptions import Webhooks
 
 if TYPE_CHECKING:
     from ledger.config import Settings
@@ -45,6 +50,7 @@ class Runtime:
     api_keys: ApiKeyStore | None = None
     velocity_window_minutes: int = 60
     hold_sweep_interval: float = 1.0
+    webhooks: Webhooks | None = None
     _thread: SealerThread | None = field(default=None, init=False, repr=False)
     _sweeper: HoldSweeper | None = field(default=None, init=False, repr=False)
     _pusher: WitnessPusher | None = field(default=None, init=False, repr=False)
@@ -67,6 +73,11 @@ class Runtime:
             raise RuntimeError("this server runs without views")
         return Views(self.projections)
 
+    def last_pushes(self) -> dict[str, Push]:
+        """The last push of a checkpoint to each verifier with a URL, and
+        what came of it (empty when nothing pushes)."""
+        return {} if self._pusher is None else self._pusher.last_pushes()
+
     def readiness(self) -> dict[str, bool]:
         """What is ready: the database (answering, as far as this process
         knows), the views (caught up once, last batch applied) and the
@@ -85,6 +96,8 @@ class Runtime:
     def start(self) -> None:
         if self.runner is not None:
             self.runner.start()
+        if self.webhooks is not None and self.webhooks.dispatcher is not None:
+            self.webhooks.dispatcher.start()
         if self.projections is not None and self._sweeper is None:
             views = self.views
             self._sweeper = HoldSweeper(self.ledger, views.due_holds, self.hold_sweep_interval)
@@ -97,6 +110,8 @@ class Runtime:
             self._thread.start()
 
     def stop(self) -> None:
+        if self.webhooks is not None and self.webhooks.dispatcher is not None:
+            self.webhooks.dispatcher.stop()
         if self._thread is not None:
             self._thread.stop()
             self._thread = None
@@ -139,6 +154,7 @@ def open_runtime(
         api_keys = ApiKeyStore(recorder, events=ledger)  # issue and revocation as events
         with acting(ledger.server_actor()):
             api_keys.repair_events()  # rows written without their events (older versions)
+        webhooks = _webhooks(ledger, url, settings, code_keyring)
         return Runtime(
             ledger,
             log,
@@ -150,10 +166,29 @@ def open_runtime(
             api_keys=api_keys,
             velocity_window_minutes=settings.velocity_window_minutes,
             hold_sweep_interval=settings.hold_sweep_interval,
+            webhooks=webhooks,
         )
     except BaseException:
         ledger.close()
         raise
+
+
+def _webhooks(
+    ledger: Ledger, url: DatabaseURL, settings: Settings, keyring: Keyring | None
+) -> Webhooks:
+    """Subscriptions' secrets, the sender, and (unless told not to) a
+    dispatcher that delivers while this process holds the dispatch lock."""
+    store = WebhookStore(ledger.event_store.recorder, keyring)
+    sender = Sender(
+        allow_private=settings.webhooks_allow_private, timeout=settings.webhooks_timeout
+    )
+    dispatcher = None
+    if settings.webhooks_dispatch:
+        dispatch_sender = Sender(
+            allow_private=settings.webhooks_allow_private, timeout=settings.webhooks_timeout
+        )
+        dispatcher = Dispatcher(ledger, store, dispatch_sender, url)
+    return Webhooks(ledger, store, sender, dispatcher)
 
 
 def _views_runner(

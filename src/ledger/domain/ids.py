@@ -72,3 +72,14 @@ def code_id_for(ref: str) -> UUID:
 def apikey_id_for(key_id: str) -> UUID:
     """An API key's aggregate: its issue and revocation (never its secret)."""
     return _derive("apikey", key_id)
+
+
+def webhook_id_for(subscription_id: str) -> UUID:
+    """A webhook subscription's aggregate (its endpoint and types, never its secret)."""
+    return _derive("webhook", subscription_id)
+
+
+def subscription_id_for(role: str, subject: str | None, idempotency_key: str) -> str:
+    """A new subscription's id, from who registers it and with which key: a
+    retry of the same registration names the same subscription."""
+    return _derive("webhook-registration", role, subject or "", idempotency_key).hex

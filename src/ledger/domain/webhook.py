@@ -206,7 +206,7 @@ def parse_url(url: str) -> WebhookUrl:
     the URL is recorded in the subscription's events, which hold no secret."""
     if len(url) > URL_MAX_LENGTH:
         raise UnsafeUrlError(f"longer than {URL_MAX_LENGTH} characters")
-    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+    if " " in url or not url.isprintable():  # other spaces and controls are not printable
         raise UnsafeUrlError("contains whitespace or control characters")
     try:
         parts = urlsplit(url)

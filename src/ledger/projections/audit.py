@@ -39,6 +39,7 @@ class AuditFilter:
     unit_id: str | None = None
     since: str | None = None
     until: str | None = None
+    after: int | None = None  # only lines at store positions after this one
 
 
 def moment(text: str, field: str) -> str:
@@ -127,6 +128,9 @@ def audit_page(views: Views, f: AuditFilter, *, cursor: str | None, limit: int) 
     if f.until is not None:
         where.append("at < ?")
         params.append(f.until)
+    if f.after is not None:
+        where.append("position > ?")
+        params.append(f.after)
     return views._page("SELECT * FROM {audit}", where, params, ["position"], cursor, limit, _line)
 
 

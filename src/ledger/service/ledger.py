@@ -18,14 +18,15 @@ from ledger.service.cases.goods import GoodsAndChannels
 from ledger.service.cases.holds import HoldsAndPools
 from ledger.service.cases.listing import Listing
 from ledger.service.cases.pricing import Pricing
+from ledger.service.cases.webhooks import Webhooks
 
 
-class Ledger(GoodsAndChannels, HoldsAndPools, Listing, Pricing, Codes, Holders, ApiKeys):
+class Ledger(GoodsAndChannels, HoldsAndPools, Listing, Pricing, Codes, Holders, ApiKeys, Webhooks):
     """Goods, stock, units and channels, recorded as hash-chained events.
 
     One class to callers; its use cases live by area in ``ledger.service.cases``
     (``goods``, ``sales``, ``holds``, ``listing``, ``pricing``, ``codes``, ``accounts``,
-    ``apikeys``) over one
+    ``apikeys``, ``webhooks``) over one
     core (``cases.core``).
     """
 

@@ -25,7 +25,7 @@ from ledger.store.eventstore import EventStore
 from ledger.store.logstore import LogStore, StoredCheckpoint
 from ledger.tlog import merkle
 from ledger.tlog.checkpoint import Checkpoint
-from ledger.tlog.keys import Signer
+from ledger.tlog.keys import Signer, Verifier
 from ledger.tlog.signed_note import sign_note
 
 SEQUENCE_BATCH = 5_000
@@ -50,6 +50,11 @@ class Sealer:
         self._signers = list(signers)
         self._clock = clock
         self._lock = threading.Lock()
+
+    @property
+    def verifiers(self) -> list[Verifier]:
+        """The public keys of the log's signers (what a policy's ``log`` lines name)."""
+        return [signer.verifier() for signer in self._signers]
 
     def _read_new(self, last_position: int, limit: int) -> list[tuple[int, str, int, bytes]]:
         page = self._store.recorder.select_notifications(start=last_position + 1, limit=limit)

@@ -6,15 +6,19 @@ retried once from there. Cosignatures that come back are checked against
 the policy's key for that verifier before they are stored and served.
 
 Verifier nodes also pull on their own; pushing just makes the quorum come
-sooner.
+sooner. The last push to each verifier, and what came of it, is kept in
+memory (:meth:`WitnessPusher.last_pushes`, for ``GET /witnesses`` and the
+alarms; a restart forgets it, the cosignatures stay stored).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 
 import httpx
 
+from ledger.domain.alarms import Push
 from ledger.domain.model import format_timestamp
 from ledger.service.ledger import utc_now
 from ledger.service.proofs import CheckedProofs, ProofStoreError
@@ -46,6 +50,17 @@ class WitnessPusher:
         self._policy = policy
         self._http = httpx.Client(timeout=timeout)
         self._sizes: dict[str, int] = {}  # what each verifier last cosigned, as we know it
+        self._pushes: dict[str, Push] = {}  # the last push to each verifier, and its outcome
+        self._lock = threading.Lock()
+
+    def last_pushes(self) -> dict[str, Push]:
+        """Verifier name -> the last push to it and what came of it."""
+        with self._lock:
+            return dict(self._pushes)
+
+    def _record(self, name: str, size: int, outcome: str, detail: str = "") -> None:
+        with self._lock:
+            self._pushes[name] = Push(size, utc_now(), outcome, detail)
 
     def push(self, checkpoint: StoredCheckpoint) -> dict[str, bool]:
         """Offer ``checkpoint`` to every verifier with a URL; which cosigned."""
@@ -62,13 +77,15 @@ class WitnessPusher:
                 return False
             try:
                 proof = self._consistency(old, checkpoint)
-            except ProofStoreError:
+            except ProofStoreError as error:
+                self._record(name, checkpoint.size, "not-sent", str(error))
                 return False  # logged as an ERROR where it was found; never pushed
             body = format_add_checkpoint(old, proof, checkpoint.note)
             try:
                 response = self._http.post(f"{url.rstrip('/')}/add-checkpoint", content=body)
             except httpx.HTTPError as error:
                 logger.warning("verifier %s unreachable: %s", name, error)
+                self._record(name, checkpoint.size, "unreachable", type(error).__name__)
                 return False
             if response.status_code == 409 and response.headers.get("content-type", "").startswith(
                 "text/x.tlog.size"
@@ -84,8 +101,15 @@ class WitnessPusher:
                     response.status_code,
                     response.text.strip()[:200],
                 )
+                detail = f"HTTP {response.status_code} {response.text.strip()[:200]}".strip()
+                self._record(name, checkpoint.size, "refused", detail)
                 return False
-            return self._store(name, checkpoint, response.text)
+            stored = self._store(name, checkpoint, response.text)
+            if stored:
+                self._record(name, checkpoint.size, "cosigned")
+            else:
+                self._record(name, checkpoint.size, "bad-cosignature", "no valid cosignature")
+            return stored
         return False
 
     def _consistency(self, old: int, checkpoint: StoredCheckpoint) -> list[bytes]:

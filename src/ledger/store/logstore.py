@@ -333,6 +333,34 @@ class LogStore(TableStore):
             )
             return {str(r["cosigner"]): str(r["line"]) for r in cursor.fetchall()}
 
+    def last_cosigned(self) -> dict[str, tuple[int, str]]:
+        """Cosigner name -> (the largest size it cosigned, when that came)."""
+        with self._cursor(commit=False) as cursor:
+            cursor.execute(
+                self._sql(
+                    "SELECT c.cosigner, c.size, c.received_at FROM {cosignatures} c JOIN "
+                    "(SELECT cosigner, MAX(size) AS size FROM {cosignatures} GROUP BY cosigner) m"
+                    " ON m.cosigner = c.cosigner AND m.size = c.size ORDER BY c.cosigner"
+                )
+            )
+            return {
+                str(r["cosigner"]): (int(r["size"]), str(r["received_at"]))
+                for r in cursor.fetchall()
+            }
+
+    def first_checkpoint_after(self, size: int) -> StoredCheckpoint | None:
+        """The smallest checkpoint larger than ``size`` (one a verifier that
+        cosigned ``size`` has yet to cosign)."""
+        with self._cursor(commit=False) as cursor:
+            cursor.execute(
+                self._sql(
+                    "SELECT size, root, note, signed_at FROM {checkpoints} WHERE size > ?"
+                    " ORDER BY size LIMIT 1"
+                ),
+                (size,),
+            )
+            return _checkpoint(cursor.fetchone())
+
     # -- the rows as stored, for the auditor ------------------------------------
     # Unconverted (a damaged row may hold a text where a hash belongs): the
     # auditor (ledger.verify.prooftree) compares them with the tree it

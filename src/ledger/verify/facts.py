@@ -121,12 +121,12 @@ class Stock:
     early_bird: Payload | None = None  # the allotment, from stock.opened
     early_bird_sold: int = 0
     codes_imported: int = 0  # codes ever imported into the tier
-    paused: dict[str, str] = field(default_factory=dict)  # scope -> since (rule 8.14)
+    paused: dict[str, str] = field(default_factory=dict)  # scope -> since (rule 8.15)
     delisted: str | None = None  # when, if it was
-    unlock: Payload | None = None  # its unlock condition, from stock.opened (rule 8.15)
+    unlock: Payload | None = None  # its unlock condition, from stock.opened (rule 8.16)
     unlocked: str | None = None  # when it was unlocked
     units_sold: int = 0  # serials its sales sold, refunds not subtracted
-    prices: list[Payload] | None = None  # its price schedule in force (rule 8.16)
+    prices: list[Payload] | None = None  # its price schedule in force (rule 8.17)
 
     @property
     def live(self) -> int:
@@ -184,6 +184,7 @@ OWN_ID: dict[str, Callable[[Payload], tuple[Any, ...]]] = {
     "account.opened": lambda p: ("account", p["account"]),
     "channel.registered": lambda p: ("channel", p["channel"]),
     "apikey.issued": lambda p: ("apikey", p["key_id"]),
+    "webhook.registered": lambda p: ("webhook", p["subscription_id"]),
     "command.recorded": lambda p: ("command", p["scope"], p["key"]),
     "good.minted": lambda p: ("good", p["fingerprint"]),
     "stock.opened": lambda p: ("stock", p["good_id"], p["tier"]),

@@ -1,4 +1,4 @@
-"""A tier's listing (rule 8.14): paused, resumed and delisted, written from
+"""A tier's listing (rule 8.15): paused, resumed and delisted, written from
 the spec alone. While a pause is in force, and ever after a delisting, the
 tier records no sale, hold or restock (``listing``); a pause of a scope
 already paused, a resume of a scope that is not, and any change after a

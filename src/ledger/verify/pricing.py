@@ -1,4 +1,4 @@
-"""Price rules by sell-through (rule 8.16), written from the spec alone:
+"""Price rules by sell-through (rule 8.17), written from the spec alone:
 after a ``stock.price-set``, every ``stock.sold`` of the tier that is not an
 early-bird sale has the unit price its schedule has in force -- the last
 step whose threshold is reached, counting the tier's units sold before that

@@ -192,6 +192,8 @@ def _holder_after(record: dict[str, Any], holder: str | None) -> str | None:
         return str(payload.get("holder"))
     if kind == "unit.resold":
         return str(payload.get("buyer"))
+    if kind == "unit.transferred":
+        return str(payload.get("recipient"))
     if kind == "unit.refunded":
         returned = payload.get("returned_to")
         return str(returned) if returned is not None else None

@@ -165,7 +165,7 @@ class StockRules:
         self._await_units(ev, stock, p, fresh, unit_ids)
 
     def _check_strategies(self, ev: Event, stock: Stock, p: Payload) -> None:
-        """Listing (8.14), unlock (8.15) and price rules (8.16); then count the sale."""
+        """Listing (8.15), unlock (8.16) and price rules (8.17); then count the sale."""
         if stock.paused or stock.delisted is not None:
             check_listed(self._flag, ev, stock, "sale")
         if stock.unlock is not None:

@@ -1,4 +1,4 @@
-"""Unlock tiers (rule 8.15), written from the spec alone: a tier whose
+"""Unlock tiers (rule 8.16), written from the spec alone: a tier whose
 definition has an ``unlock`` records no sale or hold before its
 ``stock.unlocked`` (``locked``); that event comes once, only on such a tier,
 at or after its time -- or once the tier it waits on has sold its units,

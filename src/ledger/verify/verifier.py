@@ -77,6 +77,7 @@ from ledger.verify.state import DEFAULT_BUDGET, StateTable
 from ledger.verify.stock import StockRules
 from ledger.verify.units import UnitRules
 from ledger.verify.unlock import UnlockRules
+from ledger.verify.webhooks import WebhookRules
 
 _sha256 = hashlib.sha256
 _COLUMNS = RECORD_KEYS - STATE_KEYS  # the record's members that are not in the state
@@ -166,6 +167,7 @@ class Verifier:
                 "unit.transferred": units.on_transferred,
                 "apikey.issued": self._actors.on_issued,
                 "apikey.revoked": self._actors.on_revoked,
+                **WebhookRules(facts).handlers(),
                 **CodeEvents(facts, records, codes).handlers(),
             }
         )

@@ -292,6 +292,16 @@ def _ascii_host(parsed: WebhookUrl) -> str:
         raise UnsafeUrlError(f"host {parsed.host!r} is not a valid name") from None
 
 
+@functools.lru_cache(maxsize=1024)
+def _target(url: str) -> tuple[httpcore.URL, bytes]:
+    """``url`` as httpcore's URL and its ``Host`` header (the dispatcher
+    sends to few URLs many times: parsed once each)."""
+    parsed = parse_url(url)
+    host = _ascii_host(parsed)
+    target = httpcore.URL(scheme=parsed.scheme, host=host, port=parsed.port, target=parsed.target)
+    return target, _host_header(parsed, host).encode()
+
+
 def _host_header(parsed: WebhookUrl, host: str) -> str:
     name = f"[{host}]" if ":" in host else host
     default = 443 if parsed.scheme == "https" else 80
@@ -318,7 +328,7 @@ class Sender:
             raise ValueError("timeout > 0 and max_response_bytes >= 0")
         self.allow_private = allow_private
         self._timeout, self._max_response_bytes = timeout, max_response_bytes
-        self._user_agent = user_agent
+        self._user_agent = user_agent.encode()
         self._deadline = _Deadline()
         self._pool = httpcore.ConnectionPool(
             ssl_context=ssl_context or ssl.create_default_context(),
@@ -353,21 +363,17 @@ class Sender:
         signature = signature_header(msg_id, now, body, keys)
         started = time.monotonic()
         try:
-            parsed = parse_url(url)
-            host = _ascii_host(parsed)
+            target, host_header = _target(url)
         except UnsafeUrlError as error:
             return _failed(started, f"{error.code}: {error.message}")
         headers = [
-            ("Host", _host_header(parsed, host)),
-            ("User-Agent", self._user_agent),
-            ("Content-Type", "application/json"),
-            ("webhook-id", msg_id),
-            ("webhook-timestamp", str(math.floor(now.timestamp()))),
-            ("webhook-signature", signature),
+            (b"Host", host_header),
+            (b"User-Agent", self._user_agent),
+            (b"Content-Type", b"application/json"),
+            (b"webhook-id", msg_id.encode()),
+            (b"webhook-timestamp", b"%d" % math.floor(now.timestamp())),
+            (b"webhook-signature", signature.encode()),
         ]
-        target = httpcore.URL(
-            scheme=parsed.scheme, host=host, port=parsed.port, target=parsed.target
-        )
         timeouts = dict.fromkeys(("connect", "read", "write", "pool"), self._timeout)
         self._deadline.at = started + self._timeout
         try:
