@@ -595,7 +595,7 @@ def test_holds_balance_on_sqlite(coded: bool) -> None:
         counter = itertools.count()
         _machine_on(
             lambda: DatabaseURL.parse(f"sqlite:///{Path(directory) / f'h{next(counter)}.db'}"),
-            examples=30,
+            examples=60,
             coded=coded,
         )
 
@@ -614,4 +614,4 @@ def test_holds_balance_on_postgres(postgres_database: DatabaseURL, coded: bool) 
         create_schema(url)
         return url
 
-    _machine_on(fresh_schema, examples=10, coded=coded)
+    _machine_on(fresh_schema, examples=20, coded=coded)
