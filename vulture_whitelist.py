@@ -89,11 +89,8 @@ fresh_good  # service/ledger.py: a good with its variants read from the store, f
 by_check  # verify/report.py: findings counted per check, inspected by the verifier's tests
 spilled  # verify/state.py: how much packed state went to disk, tests/unit/test_verify_scale.py
 
-# -- webhooks: the sender's interface (issue 17), called by the dispatcher and the API
-# -- (ledger.webhooks.dispatcher, api/webhook_routes.py) and by the tests ----------------
-retry_delay  # domain/webhook.py: the dispatcher schedules a failed attempt's retry
-address_allowed  # domain/webhook.py: the interface's yes/no beside address_refusal
-check_url  # webhooks/sender.py: POST /webhooks refuses an unsafe URL before registering
-latency_ms  # webhooks/sender.py: Attempt, written to the delivery log
-excerpt  # webhooks/sender.py: Attempt, written to the delivery log
-gone  # webhooks/sender.py: Attempt, a 410 disables the subscription
+# -- webhooks (issue 17) ---------------------------------------------------------------
+address_allowed  # domain/webhook.py: the interface's yes/no beside address_refusal, for callers and tests
+on_header  # webhooks/http1.py: llhttp's callbacks, called by name by httptools' parser
+on_body  # webhooks/http1.py
+on_message_complete  # webhooks/http1.py

@@ -15,10 +15,10 @@ a fresh store and a fresh server, both started with
 1. **without webhooks**: no subscription -- the baseline;
 2. **with webhooks**: ``--subscriptions`` subscriptions registered by the
    channel's key through ``POST /webhooks`` before the sale, each to its own
-   path of one receiver (tests/webhook_receiver.py: a real HTTP server in
-   this process, which verifies every signature with the ``standardwebhooks``
-   reference library against that subscription's secret), each subscribed
-   to every event type a channel may receive.
+   path of one receiver (bench/webhook_sink.py: a process of its own served
+   by uvicorn as the ledger is, which verifies every signature with the
+   ``standardwebhooks`` reference library against that subscription's
+   secret), each subscribed to every event type a channel may receive.
 
 Reported (medians over rounds): sales/s of each, and their ratio (target:
 with >= 0.9x without); the delivery latency of every ``stock.sold``
@@ -28,8 +28,8 @@ p50, p99 and max over all subscriptions; how long after the sale's last
 answer the last delivery came; the server's CPU time per request during
 the sale (its process and its views process, from /proc), which other
 load on a shared machine moves much less than sales/s, and the
-receiver's (this process's) CPU during the sale -- on a small machine the
-receiver competes with the server, which a real subscriber's does not;
+receiver's CPU during the sale -- on a small machine the receiver
+competes with the server, which a real subscriber's does not;
 and, as checks, duplicates received,
 deliveries missing after ``--drain-seconds``, and signatures that did not
 verify (all expected 0). Figures only: nothing here passes or fails.
@@ -51,7 +51,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from tests.webhook_receiver import Received, WebhookReceiver
 
 from bench.common import (
     PG_SERVER,
@@ -65,6 +64,7 @@ from bench.common import (
     served,
 )
 from bench.http import (
+    ROOT,
     TIER,
     Keys,
     WrkRun,
@@ -127,10 +127,35 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def register(base: str, keys: Keys, receiver: WebhookReceiver, count: int) -> list[str]:
+@dataclass
+class Sink:
+    """bench/webhook_sink.py, running."""
+
+    base: str
+    pid: int
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def get(self, path: str) -> Any:
+        response = httpx.get(self.base + path, timeout=60)
+        response.raise_for_status()
+        return response.json()
+
+
+@contextmanager
+def sink(directory: Path) -> Iterator[Sink]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    args = ["-m", "bench.webhook_sink", "--port", str(port)]
+    with served(args, base, "/_ready", directory / "sink.log", cwd=ROOT) as process:
+        yield Sink(base, process.pid)
+
+
+def register(base: str, keys: Keys, receiver: Sink, count: int) -> list[str]:
     """``count`` subscriptions of the channel, each to its own path; the
     receiver learns each path's secret. Returns the paths."""
-    paths = []
+    paths, secrets_by_path = [], {}
     with httpx.Client(base_url=base, timeout=30) as client:
         for n in range(count):
             path = f"/hooks/{n}"
@@ -146,8 +171,9 @@ def register(base: str, keys: Keys, receiver: WebhookReceiver, count: int) -> li
                 raise SystemExit("this server has no POST /webhooks (is the dispatcher merged?)")
             if response.status_code != 201:
                 raise RuntimeError(f"POST /webhooks: {response.status_code} {response.text}")
-            receiver.add_secret(response.json()["secret"], path=path)
+            secrets_by_path[path] = response.json()["secret"]
             paths.append(path)
+    httpx.post(receiver.url("/_secrets"), json=secrets_by_path, timeout=30).raise_for_status()
     return paths
 
 
@@ -165,40 +191,46 @@ class Deliveries:
 
 
 def drain(
-    receiver: WebhookReceiver, paths: list[str], sold: int, last_answer: float, seconds: float
+    receiver: Sink, paths: list[str], sold: int, last_answer: float, seconds: float
 ) -> Deliveries:
     """Wait until every subscription has every sale's ``stock.sold`` (or
-    ``seconds`` pass), then measure. Arrivals are read incrementally, twice
-    a second, so the waiting costs the server little CPU."""
+    ``seconds`` pass), then measure from the receiver's records."""
     expected = sold * len(paths)
-    first: dict[tuple[str, str], Received] = {}  # (path, webhook-id) -> first delivery
-    duplicates = seen = 0
     deadline = time.monotonic() + seconds
     while True:
-        received = receiver.received
-        for r in received[seen:]:
-            if not 200 <= r.status <= 299 or r.json().get("type") != SOLD:
-                continue
-            if (r.path, r.id) in first:
-                duplicates += 1
-            else:
-                first[r.path, r.id] = r
-        seen = len(received)
-        if len(first) >= expected or time.monotonic() > deadline:
+        if receiver.get("/_count")["received"] >= expected:
+            records = receiver.get("/_records")
+            first = _first_sold(records)
+            if len(first) >= expected:
+                break
+        if time.monotonic() > deadline:
+            records = receiver.get("/_records")
+            first = _first_sold(records)
             break
         time.sleep(0.5)
     latencies = [
-        (r.received_at - datetime.fromisoformat(r.json()["timestamp"]).timestamp()) * 1000
-        for r in first.values()
+        (received_at - datetime.fromisoformat(at).timestamp()) * 1000
+        for at, received_at in first.values()
     ]
-    last = max((r.received_at for r in first.values()), default=last_answer)
+    sold_records = sum(1 for r in records if r[2] == SOLD)
+    last = max((received_at for _, received_at in first.values()), default=last_answer)
     return Deliveries(
         latencies,
         expected,
-        duplicates,
-        len(receiver.unverified()),
+        sold_records - len(first),
+        sum(1 for r in records if not r[5]),
         (last - last_answer) * 1000,
     )
+
+
+def _first_sold(records: list[list[Any]]) -> dict[tuple[str, str], tuple[str, float]]:
+    """(path, webhook-id) -> (event timestamp, received at) of the first
+    arrival of each ``stock.sold``."""
+    first: dict[tuple[str, str], tuple[str, float]] = {}
+    for path, msg_id, kind, at, received_at, _ in records:
+        if kind == SOLD and (path, msg_id) not in first:
+            first[path, msg_id] = (at, received_at)
+    return first
 
 
 @dataclass
@@ -206,7 +238,7 @@ class Sale:
     run: WrkRun
     deliveries: Deliveries | None  # None: no subscriptions
     server_cpu_s: float  # the server's (and its views process's) CPU during the sale
-    receiver_cpu_s: float  # this process's (the receiver's) CPU during the sale
+    receiver_cpu_s: float  # the receiver's process's CPU during the sale
 
     @property
     def server_cpu_ms_per_sale(self) -> float:
@@ -236,10 +268,10 @@ def one_sale(
         key, _ = log_key(directory, "bench.ledger/webhooks")
         base, pid = stack.enter_context(webhook_server(url, directory, key))
         good = open_shop(base, keys, options.units)
-        receiver = stack.enter_context(WebhookReceiver())
+        receiver = stack.enter_context(sink(directory))
         paths = register(base, keys, receiver, subscriptions)
         quiet()
-        server_cpu, own_cpu = cpu_seconds(pid), time.process_time()
+        server_cpu, receiver_cpu = cpu_seconds(pid), cpu_seconds(receiver.pid)
         run = run_wrk(
             base,
             f"/goods/{good}/tiers/{TIER}/sales",
@@ -248,11 +280,12 @@ def one_sale(
             connections=options.connections,
             threads=options.wrk_threads,
         )
-        server_cpu, own_cpu = cpu_seconds(pid) - server_cpu, time.process_time() - own_cpu
+        server_cpu = cpu_seconds(pid) - server_cpu
+        receiver_cpu = cpu_seconds(receiver.pid) - receiver_cpu
         deliveries = None
         if paths:
             deliveries = drain(receiver, paths, run.count(201), run.last, options.drain_seconds)
-        return Sale(run, deliveries, server_cpu, own_cpu)
+        return Sale(run, deliveries, server_cpu, receiver_cpu)
 
 
 def run(options: argparse.Namespace) -> list[Figure]:
@@ -316,7 +349,7 @@ def round_figures(group: str, rounds: list[Round]) -> list[Figure]:
         baseline=without,
         target=">= 0.9x",
         met=ratio >= 0.9,
-        note=f"median ratio per round {ratio:.2f}x; receiver CPU in this process "
+        note=f"median ratio per round {ratio:.2f}x; the receiver's CPU "
         f"{median([r.with_hooks.receiver_cpu_s for r in rounds]):.1f} s during the sale",
     )
     cpu_without = Figure(

@@ -40,8 +40,8 @@ class Shot:
     ``{unit}`` (a unit sold at the shop) and ``{resold}`` (the unit resold at
     the market); ``role``: whose key signs in (a key of the world's: alice,
     shop, market, auditor, admin), None for none; ``ready``: a selector the
-    page shows once it is ready; ``click``: a button to press first (if the
-    page has it), then ``ready`` is waited for; ``full_page``: the whole
+    page shows once it is ready; ``click``: a button to wait for and press
+    first, then ``ready`` is waited for; ``full_page``: the whole
     page, not only the window's height; ``idle``: wait for the network to
     fall idle before the shot -- False for a page that holds a live stream
     open (it never falls idle): ``ready`` is then what it must show."""
@@ -72,7 +72,7 @@ SHOTS = [
         "explore-unit",
         "/explore/units/{resold}",
         None,
-        "#app > *",
+        "#verdict",
         click="Verify in this browser",
     ),
     Shot("auditor", "/auditor", "auditor", "#app[data-refreshed]"),
@@ -93,9 +93,8 @@ def _take(page: Any, world: World, shot: Shot, out: Path, suffix: str) -> None:
         field.fill(world.keys[shot.role])
         field.press("Enter")
     if shot.click is not None:
-        button = page.get_by_role("button", name=shot.click)
-        if button.count():
-            button.first.click()
+        # (waited for: a page builds its buttons after its first reads)
+        page.get_by_role("button", name=shot.click).first.click(timeout=WAIT_MS)
     page.locator(shot.ready).first.wait_for(timeout=WAIT_MS)
     if shot.idle:
         page.wait_for_load_state("networkidle")

@@ -50,6 +50,8 @@ def verify(visit: Visit) -> tuple[str, int]:
     page.get_by_role("button", name="Verify in this browser").click()
     verdict = page.locator("#verdict")
     verdict.wait_for()
+    # (nothing absent is printed as the word "null" beside the verdict)
+    assert "null" not in verdict.locator("..").inner_text().split()
     return verdict.inner_text(), len(visit.requests) - before
 
 

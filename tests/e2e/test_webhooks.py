@@ -245,8 +245,15 @@ def test_down_receiver_410_resume_replay_rotation_deliveries(
         time.sleep(1.0)
         receiver.up()
         receiver.wait_for(lambda r: len(r.unique("/shop")) == 3, timeout=30)
-        log = shop.get(f"/webhooks/{sid}/deliveries").json()
-        outcomes = [a["outcome"] for a in log["attempts"]]
+        # The delivery log is written when the sender has the answers, a moment
+        # after the receiver has the requests: read it until it says so.
+        deadline = time.monotonic() + 10
+        while True:
+            log = shop.get(f"/webhooks/{sid}/deliveries").json()
+            outcomes = [a["outcome"] for a in log["attempts"]]
+            if outcomes.count("delivered") == 3 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         assert "retry" in outcomes
         assert outcomes.count("delivered") == 3
         failed = next(a for a in log["attempts"] if a["outcome"] == "retry")

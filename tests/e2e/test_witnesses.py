@@ -1,7 +1,7 @@
 """``GET /witnesses`` and ``GET /alarms`` against a real server whose policy
 names a live verifier node, one that refuses every push and one nobody
 answers for: what each last cosigned, its lag, the last push to it, and the
-alarms that follow (docs/pages.md, "Auditor console")."""
+alarms that follow (docs/pages.md, "Auditor console"); on both backends."""
 
 from __future__ import annotations
 
@@ -17,13 +17,13 @@ from tests.strategies import open_shop_and_sell
 
 
 def test_the_verifiers_state_and_the_alarms_it_raises(
-    sqlite_url: DatabaseURL, tmp_path: Path
+    store_url: DatabaseURL, tmp_path: Path
 ) -> None:
-    db = sqlite_url.display()
-    Ledger(sqlite_url).close()
+    db = store_url.display()
+    Ledger(store_url).close()
     auditor = {"Authorization": f"Bearer {issue_key(db, 'auditor')}"}
     shop = {"Authorization": f"Bearer {issue_key(db, 'channel', 'shop')}"}
-    with witnessed_server(tmp_path, db) as served, Ledger(sqlite_url) as ledger:
+    with witnessed_server(tmp_path, db) as served, Ledger(store_url) as ledger:
         open_shop_and_sell(ledger, 3)
         size = int(ledger.event_store.recorder.max_notification_id() or 0)
         wait_for(pushed_to_all(served.base, auditor["Authorization"][7:], size), "the pushes")

@@ -521,3 +521,149 @@ def test_the_receiver_verifies_later_what_came_before_its_secret(
     assert receiver.check() == [early]
     assert receiver.unique("/late") == [early]
     assert receiver.duplicates() == 0
+
+
+# -- HTTP/1.1 as receivers speak it (webhooks.http1, parsed by llhttp) ---------------------
+
+
+class RawReceiver:
+    """A socket server on 127.0.0.1 answering each request with the next
+    scripted bytes (``None``: close the connection without answering);
+    counts connections and requests."""
+
+    def __init__(self, script: list[bytes | None], close_after: tuple[int, ...] = ()) -> None:
+        self.script = list(script)
+        self.close_after = close_after  # request numbers after whose answer it closes
+        self.connections = 0
+        self.requests: list[bytes] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/raw"
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._talk, args=(connection,), daemon=True).start()
+
+    def _talk(self, connection: socket.socket) -> None:
+        with connection:
+            buffer = b""
+            while self.script:
+                while b"\r\n\r\n" not in buffer:
+                    data = connection.recv(65536)
+                    if not data:
+                        return
+                    buffer += data
+                head, _, rest = buffer.partition(b"\r\n\r\n")
+                length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+                while len(rest) < length:
+                    rest += connection.recv(65536)
+                self.requests.append(head + b"\r\n\r\n" + rest[:length])
+                buffer = rest[length:]
+                answer = self.script.pop(0)
+                if answer is None:
+                    return
+                connection.sendall(answer)
+                if len(self.requests) - 1 in self.close_after:
+                    return
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+OK_EMPTY = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "excerpt"),
+    [
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhel\r\n2\r\nlo\r\n0\r\n\r\n",
+         200, "hello"),
+        (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\nok",
+         202, "ok"),
+        (b"HTTP/1.1 503 Busy\r\nContent-Length: 4\r\nRetry-After: 3\r\n\r\nbusy", 503, "busy"),
+    ],
+)  # fmt: skip
+def test_chunked_interim_and_plain_answers_are_read(
+    sender: Sender, answer: bytes, status: int, excerpt: str
+) -> None:
+    raw = RawReceiver([answer, OK_EMPTY])
+    try:
+        first = _send(sender, raw.url(), new_secret())
+        second = _send(sender, raw.url(), new_secret(), msg_id="msg_2")
+    finally:
+        raw.close()
+    assert (first.status, first.excerpt) == (status, excerpt)
+    assert second.status == 200
+    assert raw.connections == 1  # each answer read to its end: the connection kept
+
+
+def test_an_answer_delimited_by_the_connection_s_end_is_read_and_not_reused(
+    sender: Sender,
+) -> None:
+    raw = RawReceiver([b"HTTP/1.0 200 OK\r\n\r\nbody until close", OK_EMPTY], close_after=(0,))
+    try:
+        first = _send(sender, raw.url(), new_secret())
+        second = _send(sender, raw.url(), new_secret(), msg_id="msg_2")
+    finally:
+        raw.close()
+    assert (first.status, first.excerpt, first.delivered) == (200, "body until close", True)
+    assert second.delivered
+    assert raw.connections == 2
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        (b"NOT HTTP AT ALL\r\n\r\n", "protocol"),
+        (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+         "protocol"),
+        (None, "connection"),  # closed without answering, on a new connection
+    ],
+)  # fmt: skip
+def test_an_unreadable_answer_or_none_is_a_failure(
+    sender: Sender, answer: bytes | None, error: str
+) -> None:
+    raw = RawReceiver([answer])
+    try:
+        attempt = _send(sender, raw.url(), new_secret())
+    finally:
+        raw.close()
+    assert attempt.status is None
+    assert attempt.error is not None
+    assert attempt.error.startswith(error)
+    assert not attempt.delivered
+
+
+def test_a_kept_alive_connection_closed_as_we_send_is_retried_once_on_a_new_one(
+    sender: Sender,
+) -> None:
+    """The receiver reads the second request on the kept-alive connection
+    and closes it unanswered (as a server closing an idle connection at
+    that moment does): the sender sends it again on a new connection, once;
+    the receiver de-duplicates by webhook-id."""
+    raw = RawReceiver([OK_EMPTY, None, OK_EMPTY])
+    try:
+        first = _send(sender, raw.url(), new_secret(), msg_id="msg_1")
+        second = _send(sender, raw.url(), new_secret(), msg_id="msg_2")
+    finally:
+        raw.close()
+    assert first.delivered
+    assert second.delivered
+    assert raw.connections == 2
+    ids = [re.search(rb"webhook-id: (\S+)", r).group(1) for r in raw.requests]  # type: ignore[union-attr]
+    assert ids == [b"msg_1", b"msg_2", b"msg_2"]
+
+
+def test_a_webhook_id_cannot_inject_headers(receiver: WebhookReceiver, sender: Sender) -> None:
+    for bad in ("msg\r\nX-Evil: 1", "msg 1", "msg\x00", "msg_é"):
+        with pytest.raises(ValueError, match="printable ASCII"):
+            _send(sender, receiver.url(), new_secret(), msg_id=bad)
+    assert receiver.received == []

@@ -7,10 +7,10 @@ It follows the Standard Webhooks specification -- headers ``webhook-id``,
 reference library ``standardwebhooks``, ``v1a`` (Ed25519) by
 ``cryptography`` -- and guards the server it runs in:
 
-* **No server-side request forgery.** The host is resolved once, per
-  connection, inside the connection pool's network backend; every address
-  it resolves to must be public (``domain.webhook.address_refusal``), and
-  the connection is made to that checked address -- a DNS answer that
+* **No server-side request forgery.** The host is resolved once per new
+  connection, by the connection pool itself (``webhooks.http1``); every
+  address it resolves to must be public (``domain.webhook.address_refusal``),
+  and the connection is made to that checked address -- a DNS answer that
   changes between the check and the dial (rebinding) cannot send a request
   inward. The URL keeps its host name, so the ``Host`` header, TLS's SNI
   and the certificate check are the name's, and a kept-alive connection is
@@ -33,14 +33,13 @@ import math
 import secrets
 import socket
 import ssl
-import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, Literal
+from typing import Final, Literal
+from urllib.parse import quote
 
-import httpcore
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from standardwebhooks import Webhook
@@ -54,6 +53,7 @@ from ledger.domain.webhook import (
     parse_retry_after,
     parse_url,
 )
+from ledger.webhooks.http1 import Answer, Origin, Pool, TransportError
 
 __all__ = [
     "Attempt",
@@ -69,7 +69,6 @@ __all__ = [
 USER_AGENT: Final = f"ledger-webhooks/{__version__}"
 SECRET_BYTES: Final = 32  # the specification asks for 24 to 64 random bytes
 EXCERPT_BYTES: Final = 1024  # of an answer, kept for the delivery log
-MAX_CONNECTIONS: Final = 64
 
 SYMMETRIC_PREFIX: Final = "whsec_"
 ASYMMETRIC_PREFIX: Final = "whsk_"
@@ -140,8 +139,13 @@ def signature_header(
         raise ValueError("timestamp must be timezone-aware (UTC)")
     if not keys:
         raise ValueError("at least one signing key")
-    if not msg_id or "." in msg_id:
-        raise ValueError("a webhook-id is not empty and holds no '.'")
+    if (
+        not msg_id
+        or not (msg_id.isascii() and msg_id.isprintable())
+        or "." in msg_id
+        or " " in msg_id
+    ):
+        raise ValueError("a webhook-id is printable ASCII, not empty, with no '.' or space")
     signatures = []
     for key in keys:
         if key.kind == "v1":
@@ -159,10 +163,12 @@ def signature_header(
 @dataclass(frozen=True)
 class Attempt:
     """What one delivery attempt found. ``status`` is ``None`` when no
-    answer came (``error`` says why: ``timeout``, ``connection``,
-    ``webhook-url-unsafe``...); ``delivered``: a 2xx; ``gone``: 410 (stop
-    sending); ``retry_after``: the receiver's ``Retry-After`` in seconds;
-    ``excerpt``: the start of the answer's body, for the delivery log."""
+    answer came; ``error`` then starts with why: ``timeout:``,
+    ``connection:``, ``protocol:`` (an unreadable answer) or
+    ``webhook-url-unsafe:`` (after a 3xx it says redirects are not
+    followed). ``delivered``: a 2xx; ``gone``: 410 (stop sending);
+    ``retry_after``: the receiver's ``Retry-After`` in seconds; ``excerpt``:
+    the start of the answer's body, for the delivery log."""
 
     status: int | None
     latency_ms: float
@@ -171,86 +177,6 @@ class Attempt:
     excerpt: str
     delivered: bool
     gone: bool
-
-
-class _Refused(httpcore.ConnectError):
-    """The host resolved to an address the sender may not dial."""
-
-
-class _Deadline(threading.local):
-    """The current attempt's deadline (``time.monotonic``), per thread: a
-    synchronous pool does each request's I/O on the caller's thread."""
-
-    at: float | None = None
-
-    def bound(self, timeout: float | None) -> float | None:
-        if self.at is None:
-            return timeout
-        left = self.at - time.monotonic()
-        if left <= 0:
-            raise httpcore.ReadTimeout("the attempt's deadline passed")
-        return left if timeout is None else min(timeout, left)
-
-
-class _BoundedStream(httpcore.NetworkStream):
-    """A connection whose every wait ends by the attempt's deadline."""
-
-    def __init__(self, inner: httpcore.NetworkStream, deadline: _Deadline) -> None:
-        self._inner, self._deadline = inner, deadline
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._inner.read(max_bytes, self._deadline.bound(timeout))
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._inner.write(buffer, self._deadline.bound(timeout))
-
-    def close(self) -> None:
-        self._inner.close()
-
-    def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> httpcore.NetworkStream:
-        inner = self._inner.start_tls(ssl_context, server_hostname, self._deadline.bound(timeout))
-        return _BoundedStream(inner, self._deadline)
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._inner.get_extra_info(info)
-
-
-class _CheckedBackend(httpcore.NetworkBackend):
-    """Resolves a host once, refuses it unless every address is allowed,
-    and connects to those checked addresses only (in the resolver's order)."""
-
-    def __init__(self, allow_private: bool, deadline: _Deadline) -> None:
-        self._allow_private, self._deadline = allow_private, deadline
-        self._inner = httpcore.SyncBackend()
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.NetworkStream:
-        try:
-            addresses = checked_addresses(host, port, self._allow_private)
-        except UnsafeUrlError as error:
-            raise _Refused(error.message) from None
-        failure: Exception | None = None
-        for address in addresses:
-            try:
-                stream = self._inner.connect_tcp(
-                    str(address), port, self._deadline.bound(timeout), local_address, socket_options
-                )
-            except httpcore.ConnectError as error:
-                failure = error
-                continue
-            return _BoundedStream(stream, self._deadline)
-        raise failure or httpcore.ConnectError(f"{host} has no address")
 
 
 def checked_addresses(
@@ -292,14 +218,35 @@ def _ascii_host(parsed: WebhookUrl) -> str:
         raise UnsafeUrlError(f"host {parsed.host!r} is not a valid name") from None
 
 
+@dataclass(frozen=True)
+class _Target:
+    """A URL as the sender dials it: its origin and the request's head up
+    to the per-delivery headers."""
+
+    origin: Origin
+    head: bytes
+
+
+# The request target's characters kept as they are (an existing %XX too);
+# anything else -- non-ASCII -- is percent-encoded.
+_TARGET_SAFE: Final = "!#$%&'()*+,/:;=?@[]~"
+
+
 @functools.lru_cache(maxsize=1024)
-def _target(url: str) -> tuple[httpcore.URL, bytes]:
-    """``url`` as httpcore's URL and its ``Host`` header (the dispatcher
-    sends to few URLs many times: parsed once each)."""
+def _target(url: str, user_agent: bytes) -> _Target:
+    """``url`` parsed, checked for shape and turned into a request head,
+    once per URL (the dispatcher sends to few URLs many times)."""
     parsed = parse_url(url)
     host = _ascii_host(parsed)
-    target = httpcore.URL(scheme=parsed.scheme, host=host, port=parsed.port, target=parsed.target)
-    return target, _host_header(parsed, host).encode()
+    head = (
+        b"POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\nContent-Type: application/json\r\n"
+        % (
+            quote(parsed.target, safe=_TARGET_SAFE).encode("ascii"),
+            _host_header(parsed, host).encode("ascii"),
+            user_agent,
+        )
+    )
+    return _Target((parsed.scheme, host, parsed.port), head)
 
 
 def _host_header(parsed: WebhookUrl, host: str) -> str:
@@ -310,8 +257,8 @@ def _host_header(parsed: WebhookUrl, host: str) -> str:
 
 class Sender:
     """Sends signed webhook requests (thread-safe: the dispatcher may send
-    from several threads; connections are pooled and kept alive per
-    scheme, host and port)."""
+    from several threads; connections are kept alive per scheme, host and
+    port -- ``ledger.webhooks.http1``)."""
 
     def __init__(
         self,
@@ -326,17 +273,15 @@ class Sender:
         the system's, with hostnames checked)."""
         if timeout <= 0 or max_response_bytes < 0:
             raise ValueError("timeout > 0 and max_response_bytes >= 0")
+        if not (user_agent.isascii() and user_agent.isprintable()):
+            raise ValueError("a user agent is printable ASCII")
         self.allow_private = allow_private
         self._timeout, self._max_response_bytes = timeout, max_response_bytes
         self._user_agent = user_agent.encode()
-        self._deadline = _Deadline()
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=ssl_context or ssl.create_default_context(),
-            max_connections=MAX_CONNECTIONS,
-            max_keepalive_connections=MAX_CONNECTIONS,
-            keepalive_expiry=30.0,
-            network_backend=_CheckedBackend(allow_private, self._deadline),
-        )
+        self._pool = Pool(self._resolve, ssl_context or ssl.create_default_context())
+
+    def _resolve(self, host: str, port: int) -> list[str]:
+        return [str(address) for address in checked_addresses(host, port, self.allow_private)]
 
     def check_url(self, url: str) -> None:
         """At registration: refuse (:class:`UnsafeUrlError`) a URL that is
@@ -359,58 +304,38 @@ class Sender:
         ``webhook-timestamp``; timezone-aware). Never raises for the
         receiver's or the network's trouble: that is an :class:`Attempt`
         that was not delivered. Raises ``ValueError`` for a caller's
-        mistake (no key, an id with a '.', a naive ``now``)."""
+        mistake (no key; an id that is empty, not printable ASCII, or holds
+        a '.' or a space; a naive ``now``)."""
         signature = signature_header(msg_id, now, body, keys)
         started = time.monotonic()
         try:
-            target, host_header = _target(url)
+            target = _target(url, self._user_agent)
         except UnsafeUrlError as error:
             return _failed(started, f"{error.code}: {error.message}")
-        headers = [
-            (b"Host", host_header),
-            (b"User-Agent", self._user_agent),
-            (b"Content-Type", b"application/json"),
-            (b"webhook-id", msg_id.encode()),
-            (b"webhook-timestamp", b"%d" % math.floor(now.timestamp())),
-            (b"webhook-signature", signature.encode()),
-        ]
-        timeouts = dict.fromkeys(("connect", "read", "write", "pool"), self._timeout)
-        self._deadline.at = started + self._timeout
+        request = b"".join(
+            (
+                target.head,
+                b"Content-Length: %d\r\nwebhook-id: %s\r\nwebhook-timestamp: %d\r\n"
+                b"webhook-signature: %s\r\n\r\n"
+                % (len(body), msg_id.encode(), math.floor(now.timestamp()), signature.encode()),
+                body,
+            )
+        )
         try:
-            with self._pool.stream(
-                "POST", target, headers=headers, content=body, extensions={"timeout": timeouts}
-            ) as response:
-                head = self._read_bounded(response)
-                return _answered(started, response, head, now)
-        except _Refused as error:
-            return _failed(started, f"{UnsafeUrlError.code}: {error}")
-        except httpcore.TimeoutException as error:
-            return _failed(started, f"timeout: {error or type(error).__name__}")
-        except (httpcore.NetworkError, httpcore.ProtocolError, OSError) as error:
-            return _failed(started, f"connection: {error or type(error).__name__}")
-        finally:
-            self._deadline.at = None
-
-    def _read_bounded(self, response: httpcore.Response) -> bytes:
-        """At most ``max_response_bytes`` of the answer: a larger one is cut
-        (its connection closed, not drained) -- the status is what counts."""
-        chunks: list[bytes] = []
-        size = 0
-        stream = response.stream
-        if not isinstance(stream, Iterable):  # a sync pool's answers iterate
-            return b""
-        try:
-            for chunk in stream:
-                chunks.append(chunk)
-                size += len(chunk)
-                if size >= self._max_response_bytes:
-                    break
-        except (httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError):
-            pass  # the status came: a body cut short changes nothing
-        return b"".join(chunks)[: self._max_response_bytes]
+            answer = self._pool.post(
+                target.origin,
+                request,
+                deadline=started + self._timeout,
+                max_bytes=self._max_response_bytes,
+            )
+        except UnsafeUrlError as error:
+            return _failed(started, f"{error.code}: {error.message}")
+        except TransportError as error:
+            return _failed(started, f"{error.kind}: {error}")
+        return _answered(started, answer, now)
 
     def close(self) -> None:
-        """Close every pooled connection."""
+        """Close every idle connection."""
         self._pool.close()
 
 
@@ -422,11 +347,11 @@ def _failed(started: float, error: str) -> Attempt:
     return Attempt(None, _elapsed_ms(started), error, None, "", delivered=False, gone=False)
 
 
-def _answered(started: float, response: httpcore.Response, head: bytes, now: datetime) -> Attempt:
-    status = response.status
+def _answered(started: float, answer: Answer, now: datetime) -> Attempt:
+    status = answer.status
     result = outcome(status)
     retry_after_header = next(
-        (value for name, value in response.headers if name.lower() == b"retry-after"), None
+        (value for name, value in answer.headers if name.lower() == b"retry-after"), None
     )
     retry_after = parse_retry_after(
         None if retry_after_header is None else retry_after_header.decode("latin-1"), now
@@ -437,7 +362,7 @@ def _answered(started: float, response: httpcore.Response, head: bytes, now: dat
         latency_ms=_elapsed_ms(started),
         error=error,
         retry_after=retry_after,
-        excerpt=head[:EXCERPT_BYTES].decode("utf-8", "replace"),
+        excerpt=answer.body[:EXCERPT_BYTES].decode("utf-8", "replace"),
         delivered=result == "delivered",
         gone=result == "gone",
     )

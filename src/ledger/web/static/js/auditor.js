@@ -2,7 +2,7 @@
 // cosignature and lag, the alarms, the views, the newest audit lines, and the
 // command that checks everything. It reads only what an auditor's key may
 // read through the public API (GET /healthz, /log/checkpoint, /witnesses,
-// /alarms, /views/status, /audit). No stream covers these, so the page
+// /alarms, /views/status, /audit; /log/policy is named in a command). No stream covers these, so the page
 // refreshes every REFRESH_SECONDS while it is visible, and on its button.
 
 import { requireKey } from "./session.js";
@@ -142,6 +142,7 @@ function checkpointFacts(text) {
 }
 
 function showLog(body, { health, checkpoint, witnesses }) {
+  const wasOpen = body.querySelector("details")?.open; // (kept open across refreshes)
   const parts = [];
   const size = health.status === "fulfilled" ? health.value.log_size : undefined;
   const pairs = [["Log size (entries)", size === undefined ? "—" : number(size)]];
@@ -159,7 +160,7 @@ function showLog(body, { health, checkpoint, witnesses }) {
     parts.push(
       el(
         "details",
-        {},
+        { open: wasOpen },
         el("summary", {}, "The checkpoint as served (GET /log/checkpoint)"),
         el("pre", { id: "checkpoint-text" }, checkpoint.value),
       ),
@@ -270,28 +271,33 @@ function copyable(id, label, command) {
   return el("div", { class: "command" }, el("pre", {}, code), button, said);
 }
 
-function showVerify(body, witnesses, checkpoint) {
-  const policy = witnesses.status === "fulfilled" && witnesses.value.policy;
-  const trust = policy ? "--policy policy.txt" : "--log-key log.vkey";
-  const origin = checkpoint.status === "fulfilled" ? checkpointFacts(checkpoint.value).origin : null;
+function showVerify(body, witnesses) {
+  const policy = witnesses.status === "fulfilled" && Boolean(witnesses.value.policy);
+  // Built again only when it would change: a refresh never takes the focus
+  // from a copy button, or its "Copied." away.
+  if (body.dataset.policy === String(policy)) return;
+  body.dataset.policy = String(policy);
+  const trust = "--policy policy.txt";
   body.replaceChildren(
     el(
       "p",
       {},
       "A full check of every event, every rule, every checkpoint and the views runs offline with ",
       el("code", {}, "ledger verify"),
-      " (docs/verification.md). On the machine that holds the store:",
+      " (docs/verification.md), against a tlog-policy you trust: the log's key, the verifiers' keys and their quorum. This server serves the one it works to (",
+      el("code", {}, "GET /log/policy"),
+      policy ? "" : ": its log key, no verifiers",
+      "); it is the server's word, so compare its keys with what the operator and the verifiers gave you:",
     ),
+    copyable("policy-fetch", "fetch the server's policy", `curl -s ${location.origin}/log/policy > policy.txt`),
+    el("p", {}, "On the machine that holds the store:"),
     copyable("verify-db", "verify the store", `ledger verify --db "$LEDGER_DATABASE_URL" ${trust}`),
     el("p", {}, "Anywhere else, from an audit bundle the operator exports:"),
     copyable("verify-bundle", "verify a bundle", `ledger export --bundle --out audit/ ${trust}\nledger verify --bundle audit/ ${trust}`),
     el(
       "p",
       { class: "muted" },
-      `The server does not say where its store is (its URL may hold a password): $LEDGER_DATABASE_URL is the operator's. `,
-      policy
-        ? "policy.txt is the tlog-policy this server was started with (ledger serve --policy)."
-        : `log.vkey is the log's public key${origin ? ` (named ${origin})` : ""}.`,
+      "The server does not say where its store is (its URL may hold a password): $LEDGER_DATABASE_URL is the operator's.",
     ),
   );
 }
@@ -312,7 +318,7 @@ async function refresh(view) {
   showVerifiers(view.bodies.verifiers, r.witnesses);
   showViews(view.bodies.views, r.views);
   showAudit(view.bodies.audit, audit.audit);
-  showVerify(view.bodies.verify, r.witnesses, r.checkpoint);
+  showVerify(view.bodies.verify, r.witnesses);
   const failures = [...Object.values(r), audit.audit].filter((x) => x.status === "rejected").length;
   view.status.textContent = `Updated ${new Date().toLocaleTimeString("en-GB")}` + (failures ? ` (${failures} reads failed)` : "");
   app.dataset.refreshed = String(Number(app.dataset.refreshed || 0) + 1);
@@ -322,15 +328,24 @@ function start() {
   const view = layout();
   let timer = null;
   let running = false;
+  let pending = false; // asked for while a refresh ran: one more after it
   const again = async () => {
     clearTimeout(timer);
-    if (running) return;
+    if (running) {
+      pending = true;
+      return;
+    }
     running = true;
     try {
       await refresh(view);
     } finally {
       running = false;
-      if (document.contains(view.button)) timer = setTimeout(tick, REFRESH_SECONDS * 1000);
+      if (pending) {
+        pending = false;
+        again();
+      } else if (document.contains(view.button)) {
+        timer = setTimeout(tick, REFRESH_SECONDS * 1000);
+      }
     }
   };
   const tick = () => {

@@ -226,8 +226,7 @@ function renderResult(out, result) {
       TEXT.unwitnessed)
     : null;
   out.replaceChildren(
-    verdict,
-    unwitnessed,
+    ...[verdict, unwitnessed].filter(Boolean),
     el("ol", { class: "checks", id: "checks" }, result.checks.map(checkItem)),
     result.ok
       ? statementList("What this check verified", result.verified, "was-verified")

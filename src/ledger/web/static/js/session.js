@@ -71,6 +71,10 @@ export function requireKey(container, { roles, purpose, onSignedIn }) {
   render();
 }
 
+function article(word) {
+  return `${/^[aeiou]/.test(word) ? "an" : "a"} ${word}`;
+}
+
 function signInForm({ roles, purpose, onDone }) {
   const form = document.createElement("form");
   form.className = "sign-in";
@@ -104,7 +108,9 @@ function signInForm({ roles, purpose, onDone }) {
     try {
       const principal = await identify(key);
       if (!roles.includes(principal.role) && principal.role !== "admin") {
-        throw new Error(`This page needs a ${roles.join(" or ")} key; this one is a ${principal.role} key.`);
+        throw new Error(
+          `This page needs ${article(roles.join(" or "))} key; this one is ${article(principal.role)} key.`,
+        );
       }
       sessionStorage.setItem(STORAGE, key);
       sessionStorage.setItem(WHO, JSON.stringify(principal));
