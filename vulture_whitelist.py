@@ -11,6 +11,8 @@ provenance  # api/provenance_routes.py: a FastAPI route
 served_policy  # api/log_routes.py: a FastAPI route (GET /log/policy)
 stock_stream  # api/query_routes.py: a FastAPI route (SSE)
 health  # api/readiness.py: a FastAPI route
+good_change  # api/listing_routes.py: FastAPI routes, one per action, made in a loop
+tier_change  # (same)
 get_account  # api/account_routes.py: a FastAPI route
 home  # api/page_routes.py: the web pages, FastAPI routes
 swagger_ui  # (same)
@@ -69,6 +71,8 @@ left_at  # service/answers.py
 shared_available  # service/answers.py
 set_at  # service/answers.py
 imported_at  # service/answers.py
+price_now  # service/answers.py
+after_sold  # api/models.py: a price step's field, read by pydantic and dumped to the domain
 first_delivery  # service/answers.py
 redeemed_at  # service/answers.py
 basis  # service/answers.py: Edition, "No. k of N"

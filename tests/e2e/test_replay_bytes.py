@@ -252,6 +252,12 @@ def test_every_command_replays_the_same_bytes_also_after_a_restart(
             {"quantity": 1},
         )
         s.post(
+            "/goods/{good_id}/tiers/{tier}/prices",
+            alice,
+            f"{g}/few/prices",
+            {"steps": [{"price": price(1_000)}, {"after_sold": 5, "price": price(1_500)}]},
+        )
+        s.post(
             "/goods/{good_id}/tiers/{tier}/rates/{channel}",
             alice,
             f"{g}/own/rates/shop",
@@ -277,6 +283,19 @@ def test_every_command_replays_the_same_bytes_also_after_a_restart(
         )
         s.post(
             "/goods/{good_id}/tiers/{tier}/restocks", alice, f"{g}/few/restocks", {"quantity": 1}
+        )
+        tier_route = "/goods/{good_id}/tiers/{tier}/"
+        s.post(tier_route + "pause", alice, f"{g}/few/pause", {"reason": "checking"})
+        s.post(tier_route + "resume", alice, f"{g}/few/resume", {"reason": "checked"})
+        s.post("/goods/{good_id}/pause", alice, f"/goods/{good}/pause", {"reason": "recall"})
+        s.post("/goods/{good_id}/resume", alice, f"/goods/{good}/resume", {"reason": "recall over"})
+        s.post(tier_route + "delist", alice, f"{g}/few/delist", {"reason": "retired"})
+        retired = s.post("/goods", alice, "/goods", {"spec": good_spec(title="Retired")})
+        s.post(
+            "/goods/{good_id}/delist",
+            alice,
+            f"/goods/{retired['good_id']}/delist",
+            {"reason": "withdrawn"},
         )
 
         coded = s.post(

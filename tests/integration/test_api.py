@@ -323,6 +323,12 @@ def endpoints(w: dict[str, Any]) -> list[tuple[str, str, Any, set[str]]]:
             lambda: {"per_minute": 1_000},
             {"admin", "alice"},
         ),
+        (
+            "POST",
+            f"/goods/{g}/tiers/view/prices",
+            lambda: {"steps": [{"price": price}]},
+            {"admin", "alice"},
+        ),
         ("GET", f"/holds/{h}", None, READERS - {"other"}),
         ("GET", "/goods", None, READERS),
         ("GET", f"/goods/{g}", None, READERS),
@@ -397,6 +403,21 @@ def endpoints(w: dict[str, Any]) -> list[tuple[str, str, Any, set[str]]]:
             lambda: {"giver": "h2", "recipient": f"r{uuid.uuid4().hex[:6]}", "channel": "shop"},
             {"admin", "shop"},
         ),
+        # Listing (last: the restockable good ends delisted). The good's
+        # creator or an admin; a second pause or a resume of what is not
+        # paused is 409 listing-state.
+        *(
+            (
+                "POST",
+                f"/goods/{r}{where}/{action}",
+                lambda: {"reason": "matrix"},
+                {"admin", "alice"},
+            )
+            for where in ("/tiers/own", "")
+            for action in ("pause", "resume")
+        ),
+        ("POST", f"/goods/{r}/tiers/own/delist", lambda: {"reason": "matrix"}, {"admin", "alice"}),
+        ("POST", f"/goods/{r}/delist", lambda: {"reason": "matrix"}, {"admin", "alice"}),
     ]
 
 

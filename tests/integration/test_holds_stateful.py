@@ -1,8 +1,13 @@
 """Any interleaving of reserve, commit (on time or late), release, expiry
 (time passing, sweeps), allot / return / move between channels' pools,
-per-channel rate rules, sales through either channel and refunds: the
-counts balance, every hold is resolved exactly once, and no channel sells
-past its rate in any minute; on a redemption-code good, the codes balance
+per-channel rate rules, sales through either channel, refunds, and
+pausing, resuming and (rarely) delisting the tier or the whole good, and
+sales of a second tier that unlocks once the first has sold UNLOCK_AFTER
+units, and a price schedule on the first tier (set, changed, lifted; sales
+at its price or not): the counts balance, every hold is resolved exactly once, no
+channel sells past its rate in any minute, no sale or hold is made while
+its tier is paused or delisted, and none of the second tier before it
+unlocked, and every sale the schedule prices is at its price in force; on a redemption-code good, the codes balance
 too (every held unit has a code lent, every issued unit one bound). A
 Hypothesis state machine against a plain model, on SQLite and PostgreSQL;
 at teardown the auditor's verification passes and the views equal the
@@ -18,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from hypothesis import settings
+from hypothesis import event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
@@ -30,6 +35,7 @@ from hypothesis.stateful import (
 
 from ledger.domain import errors
 from ledger.domain.money import Money
+from ledger.domain.pricing import price_in_force
 from ledger.projections import ProjectionStore, Views
 from ledger.projections.replay import compare_with_replay
 from ledger.service import Ledger
@@ -41,6 +47,8 @@ from tests.strategies import good_spec
 
 START = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 SUPPLY = 12
+LATE_SUPPLY = 6  # the second tier's, locked until "own" has sold UNLOCK_AFTER units
+UNLOCK_AFTER = 2
 PRICE = Money(100, "EUR")
 
 
@@ -62,7 +70,9 @@ class HoldMachine(RuleBasedStateMachine):
         self.ledger = Ledger(url, clock=lambda: self.now, code_keyring=Keyring.generate())
         for channel in ("shop", "live"):
             self.ledger.register_channel(channel, channel, 500, idempotency_key=f"ch-{channel}")
-        spec = good_spec(tiers=[{"name": "own", "quota": SUPPLY}])
+        late = {"name": "late", "quota": LATE_SUPPLY}
+        late["unlock"] = {"tier": "own", "sold": UNLOCK_AFTER}
+        spec = good_spec(tiers=[{"name": "own", "quota": SUPPLY}, late])
         spec["kind"] = "redemption-code" if coded else "collectible"
         self.good = str(self.ledger.mint(spec, idempotency_key="mint")["good_id"])
         if coded:  # exactly one code a unit: codes never run out before units do
@@ -72,10 +82,24 @@ class HoldMachine(RuleBasedStateMachine):
                 code_range={"prefix": "K-", "width": 4, "start": 1, "end": SUPPLY},
                 idempotency_key="codes",
             )
+            self.ledger.import_codes(
+                self.good,
+                "late",
+                code_range={"prefix": "L-", "width": 4, "start": 1, "end": LATE_SUPPLY},
+                idempotency_key="late-codes",
+            )
         self.model: dict[str, HoldModel] = {}
         self.pools: dict[str, list[int | bool]] = {}  # channel -> [free, overflow]
         self.caps: dict[str, int | None] = {}  # channel -> units a minute (a rule exists)
         self.minute_sold: dict[tuple[str, str], int] = {}
+        self.paused: set[str] = set()  # the pauses in force on "own": "tier", "good"
+        self.delisted = False
+        self.late_paused = False  # the good's pause on "late"
+        self.late_delisted = False
+        self.own_sold = 0  # units "own" ever sold (refunds not subtracted)
+        self.late_open = False
+        self.late_issued = 0
+        self.prices: list[dict[str, object]] | None = None  # "own"'s price schedule
         self.issued = 0
         self.units: list[str] = []  # units held by buyers (primary sales), refundable
         self.keys = itertools.count()
@@ -87,6 +111,18 @@ class HoldMachine(RuleBasedStateMachine):
     @property
     def reserved(self) -> int:
         return sum(h.quantity for h in self.model.values() if h.state == "held")
+
+    def price_now(self) -> Money:
+        """The unit price a sale of "own" pays now (PRICE without a schedule)."""
+        if self.prices is None:
+            return PRICE
+        in_force = price_in_force(self.prices, self.own_sold, self.now)
+        return Money(int(in_force["amount"]), str(in_force["currency"]))
+
+    @property
+    def blocked(self) -> bool:
+        """Sales and holds are refused (paused or delisted)."""
+        return self.delisted or bool(self.paused)
 
     @property
     def pooled(self) -> int:
@@ -126,7 +162,8 @@ class HoldMachine(RuleBasedStateMachine):
             assert report.ok, report.first
             while self.views.apply_next(lambda: "2026-11-22T12:00:00.000000Z") is not None:
                 pass
-            stock = Views(self.views).stock(self.good)[0]
+            tiers = {t["tier"]: t for t in Views(self.views).stock(self.good)}
+            stock = tiers["own"]
             assert (stock["issued"], stock["reserved"], stock["pooled"]) == (
                 self.issued,
                 self.reserved,
@@ -137,6 +174,21 @@ class HoldMachine(RuleBasedStateMachine):
                 for h in Views(self.views).holds(self.good, limit=1_000).items
             }
             assert states == {h: m.state for h, m in self.model.items()}
+            assert stock["sale_state"] == (
+                "delisted" if self.delisted else "paused" if self.paused else "on-sale"
+            )
+            assert set(stock["paused"]) == self.paused
+            late = tiers["late"]
+            assert late["issued"] == self.late_issued
+            assert (late["unlocked_at"] is not None) == self.late_open
+            replay_states = {
+                "delisted": self.late_delisted,
+                "paused": self.late_paused and not self.late_delisted,
+                "locked": not self.late_open,
+            }
+            assert late["sale_state"] == next(
+                (state for state, holds in replay_states.items() if holds), "on-sale"
+            )
             replay = compare_with_replay(self.views)
             assert replay.ok, replay.differences
         finally:
@@ -160,9 +212,13 @@ class HoldMachine(RuleBasedStateMachine):
                 ttl_seconds=ttl,
                 idempotency_key=self.key(),
             )
+        except (errors.PausedError, errors.DelistedError):
+            assert self.blocked
+            return "00000000-0000-4000-8000-000000000000"
         except errors.SoldOutError:
             assert quantity > available
             return "00000000-0000-4000-8000-000000000000"
+        assert not self.blocked
         assert quantity <= available
         self.model[hold["hold_id"]] = HoldModel(
             channel, quantity, self.now + timedelta(seconds=ttl)
@@ -189,7 +245,7 @@ class HoldMachine(RuleBasedStateMachine):
                 hold,
                 buyer=f"b{next(self.keys)}",
                 quantity=quantity,
-                unit_price=PRICE,
+                unit_price=self.price_now(),
                 idempotency_key=self.key(),
                 channel=channel,
             )
@@ -197,13 +253,21 @@ class HoldMachine(RuleBasedStateMachine):
             assert before not in ("held", "expired")
             model.state = before
             return
+        except (errors.PausedError, errors.DelistedError):
+            assert self.blocked
+            assert before in ("held", "expired")
+            assert not late or source is not None  # (a refund owed is no sale)
+            model.state = before  # refused whole: not even the expiry was recorded
+            return
         except errors.RateLimitedError:
             assert before in ("held", "expired")
             assert limited
+            assert not self.blocked  # (the pause is checked first)
             model.state = before  # refused whole: not even the expiry was recorded
             return
         assert before in ("held", "expired")
         assert not limited
+        assert not self.blocked or (late and source is None)
         if not late:
             assert before == "held"
             assert answer["outcome"] == "sold"
@@ -217,6 +281,7 @@ class HoldMachine(RuleBasedStateMachine):
             return
         self.count_sale(model.channel, quantity)
         self.issued += quantity
+        self.own_sold += quantity
         self.units.extend(u["unit_id"] for u in answer["units"])
 
     @rule(hold=holds)
@@ -253,10 +318,17 @@ class HoldMachine(RuleBasedStateMachine):
         for hold in due:
             self.model[hold].state = "expired"
 
-    @rule(quantity=st.integers(1, 4), channel=st.sampled_from(["shop", "live"]))
-    def sell(self, quantity: int, channel: str) -> None:
+    @rule(
+        quantity=st.integers(1, 4),
+        channel=st.sampled_from(["shop", "live"]),
+        off=st.sampled_from([0, 0, 1]),
+    )
+    def sell(self, quantity: int, channel: str, off: int) -> None:
+        """A sale at the price in force (or, ``off``, one more than it)."""
         source = self.sources(channel, quantity)
         limited = not self.rate_ok(channel, quantity)  # checked before the stock
+        mispriced = bool(off) and self.prices is not None
+        price = self.price_now()
         try:
             sold = self.ledger.sell(
                 self.good,
@@ -264,22 +336,37 @@ class HoldMachine(RuleBasedStateMachine):
                 buyer=f"s{next(self.keys)}",
                 channel=channel,
                 quantity=quantity,
-                unit_price=PRICE,
+                unit_price=Money(price.amount + off, "EUR"),
                 idempotency_key=self.key(),
             )
+        except (errors.PausedError, errors.DelistedError):
+            assert self.blocked
+            return
+        except errors.PriceRuleError:
+            event("own: refused, not at the price in force")
+            assert mispriced
+            assert not self.blocked
+            return
         except errors.RateLimitedError:
             assert limited
+            assert not self.blocked
+            assert not mispriced  # (the price is checked first)
             return
         except errors.SoldOutError:
-            assert not limited
             assert source is None
+            assert self.blocked or mispriced or not limited  # (a ticket may refuse first)
             return
+        assert not self.blocked
+        assert not mispriced
         assert not limited
+        if self.prices is not None:
+            event(f"own: sold at a scheduled price ({'stepped' if price != PRICE else 'first'})")
         assert source is not None
         if source[0]:
             self.pools[channel][0] = int(self.pools[channel][0]) - source[0]
         self.count_sale(channel, quantity)
         self.issued += quantity
+        self.own_sold += quantity
         self.units.extend(u["unit_id"] for u in sold["units"])
 
     @rule(channel=st.sampled_from(["shop", "live"]), cap=st.none() | st.integers(1, 6))
@@ -341,6 +428,108 @@ class HoldMachine(RuleBasedStateMachine):
             pool = self.pools.setdefault(other, [0, False])
             pool[0] = int(pool[0]) + quantity
 
+    def pauses(self, tier: str) -> set[str]:
+        return self.paused if tier == "own" else ({"good"} if self.late_paused else set())
+
+    def tier_delisted(self, tier: str) -> bool:
+        return self.delisted if tier == "own" else self.late_delisted
+
+    @rule(scope=st.sampled_from(["tier", "good"]), pause=st.sampled_from([True, False, False]))
+    def pause_or_resume(self, scope: str, pause: bool) -> None:
+        """Pause or resume "own" itself, or the whole good (each tier still
+        listed); resumes drawn twice as often, so most runs sell on."""
+        targets = ["own"]
+        if scope == "good":
+            targets = [t for t in ("own", "late") if not self.tier_delisted(t)] or ["own"]
+        change = self.ledger.pause if pause else self.ledger.resume
+        try:
+            change(
+                self.good,
+                "own" if scope == "tier" else None,
+                reason=f"{scope} {'paused' if pause else 'resumed'}",
+                idempotency_key=self.key(),
+            )
+        except errors.DelistedError:
+            assert self.tier_delisted(targets[0])
+            return
+        except errors.ListingStateError:
+            assert any((scope in self.pauses(t)) == pause for t in targets)
+            return
+        assert not any(self.tier_delisted(t) for t in targets)
+        assert all((scope in self.pauses(t)) != pause for t in targets)
+        for tier in targets:
+            if tier == "late":
+                self.late_paused = pause
+            elif pause:
+                self.paused.add(scope)
+            else:
+                self.paused.discard(scope)
+
+    @rule(data=st.data())
+    def delist_rarely(self, data: st.DataObject) -> None:
+        """Delisting is final: drawn once in ten, so most runs go on selling."""
+        if data.draw(st.integers(0, 9)) != 0:
+            return
+        tier = data.draw(st.sampled_from(["own", None]))
+        targets = ["own"] if tier else [t for t in ("own", "late") if not self.tier_delisted(t)]
+        try:
+            self.ledger.delist(self.good, tier, reason="the end", idempotency_key=self.key())
+        except errors.DelistedError:
+            assert not targets or self.tier_delisted(targets[0])
+            return
+        assert targets
+        assert not any(self.tier_delisted(t) for t in targets)
+        self.delisted = self.delisted or "own" in targets
+        self.late_delisted = self.late_delisted or "late" in targets
+
+    @rule(after=st.none() | st.integers(1, 8), step_up=st.integers(1, 100))
+    def set_prices(self, after: int | None, step_up: int) -> None:
+        """Set "own"'s schedule (PRICE, then PRICE + step_up once ``after`` are
+        sold), or lift it (``after`` None)."""
+        steps: list[dict[str, object]] | None = None
+        if after is not None:
+            steps = [{"price": PRICE.to_json()}]
+            steps.append({"after_sold": after, "price": Money(100 + step_up, "EUR").to_json()})
+        answer = self.ledger.set_prices(self.good, "own", steps=steps, idempotency_key=self.key())
+        self.prices = steps
+        assert answer["price_now"] == (None if steps is None else self.price_now().to_json())
+
+    @rule(quantity=st.integers(1, 3))
+    def sell_late(self, quantity: int) -> None:
+        """The second tier: refused until "own" has sold UNLOCK_AFTER units."""
+        blocked = self.late_paused or self.late_delisted
+        left = LATE_SUPPLY - self.late_issued
+        try:
+            sold = self.ledger.sell(
+                self.good,
+                "late",
+                buyer=f"l{next(self.keys)}",
+                channel="shop",
+                quantity=quantity,
+                unit_price=PRICE,
+                idempotency_key=self.key(),
+            )
+        except (errors.PausedError, errors.DelistedError):
+            event("late: refused, paused or delisted")
+            assert blocked
+            return
+        except errors.TierLockedError:
+            event("late: refused, locked")
+            assert not blocked
+            assert not self.late_open
+            assert self.own_sold < UNLOCK_AFTER
+            return
+        except errors.SoldOutError:
+            assert quantity > left  # (an opening it found due was discarded with it)
+            return
+        assert not blocked
+        assert self.late_open or self.own_sold >= UNLOCK_AFTER
+        assert quantity <= left
+        event("late: sold" + ("" if self.late_open else ", opening it"))
+        self.late_open = True
+        self.late_issued += quantity
+        assert len(sold["units"]) == quantity
+
     @rule(data=st.data())
     def refund(self, data: st.DataObject) -> None:
         if not self.units:
@@ -373,6 +562,19 @@ class HoldMachine(RuleBasedStateMachine):
         assert counts["available"] == SUPPLY - self.reserved - self.issued
 
     @invariant()
+    def the_listing_is_as_the_model_says(self) -> None:
+        stock = self.ledger.stock(self.good, "own")
+        assert set(stock.paused) == self.paused
+        assert (stock.delisted is not None) == self.delisted
+        late = self.ledger.stock(self.good, "late")
+        assert set(late.paused) == self.pauses("late")
+        assert (late.delisted is not None) == self.late_delisted
+        assert late.units_sold == late.issued == self.late_issued
+        assert (late.unlocked_at is not None) == self.late_open
+        assert stock.units_sold == self.own_sold
+        assert stock.prices == self.prices
+
+    @invariant()
     def every_hold_ends_once_and_as_the_model_says(self) -> None:
         stock = self.ledger.stock(self.good, "own")
         assert {h: v["state"] for h, v in stock.holds.items()} == {
@@ -383,7 +585,7 @@ class HoldMachine(RuleBasedStateMachine):
 def _machine_on(make_url: Callable[[], DatabaseURL], examples: int, coded: bool) -> None:
     run_state_machine_as_test(
         lambda: HoldMachine(make_url(), coded),  # type: ignore[arg-type,return-value]
-        settings=settings(max_examples=examples, stateful_step_count=30, deadline=None),
+        settings=settings(max_examples=examples, stateful_step_count=50, deadline=None),
     )
 
 
@@ -393,7 +595,7 @@ def test_holds_balance_on_sqlite(coded: bool) -> None:
         counter = itertools.count()
         _machine_on(
             lambda: DatabaseURL.parse(f"sqlite:///{Path(directory) / f'h{next(counter)}.db'}"),
-            examples=30,
+            examples=60,
             coded=coded,
         )
 
@@ -412,4 +614,4 @@ def test_holds_balance_on_postgres(postgres_database: DatabaseURL, coded: bool) 
         create_schema(url)
         return url
 
-    _machine_on(fresh_schema, examples=10, coded=coded)
+    _machine_on(fresh_schema, examples=20, coded=coded)

@@ -774,7 +774,7 @@ def pg_value(current: Any, data_type: str, column: str, draw: st.DataObject) -> 
         if current[:1] == b"{":
             kinds += ["json", "json", "json"]
     else:
-        kinds += ["text", "upper", "shorter"]
+        kinds += ["text"] if current is None else ["text", "upper", "shorter"]  # (a NULL text)
         if column in ("topic", "type"):
             kinds += ["topic", "topic"]
     kind = draw.draw(st.sampled_from(kinds), label=f"how to change {column}")

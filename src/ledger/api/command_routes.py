@@ -325,6 +325,9 @@ def refund(
 from ledger.api import hold_routes  # noqa: E402, F401 - registers its routes
 
 # isort: split
+from ledger.api import listing_routes  # noqa: E402, F401 - registers its routes
+
+# isort: split
 from ledger.api import code_routes  # noqa: E402, F401 - registers its routes
 
 # isort: split

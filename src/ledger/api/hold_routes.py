@@ -266,6 +266,35 @@ def set_rate(
     )
 
 
+@router.post(
+    "/goods/{good_id}/tiers/{tier}/prices",
+    status_code=201,
+    response_model=ANSWER,
+    responses=COMMAND_RESPONSES,
+    summary="Set a tier's price schedule by sell-through (steps by units sold or by "
+    "time); null lifts it",
+)
+def set_prices(
+    rt: RuntimeDep,
+    good_id: GoodId,
+    tier: TierPath,
+    body: models.SetPrices,
+    who: CreatorOrAdmin,
+    response: Response,
+    key: IdempotencyKey = None,
+) -> Response:
+    check_creator(who, creators_of(rt, good_id))
+    steps = None
+    if body.steps is not None:
+        steps = [step.model_dump(mode="json", exclude_none=True) for step in body.steps]
+    return answered(
+        response,
+        rt.ledger.set_prices(
+            good_id, tier, steps=steps, idempotency_key=require_key(key), scope=scope_of(who)
+        ),
+    )
+
+
 EntryId = Annotated[UUID, Path(description="The waitlist entry's id (entry_id)")]
 
 

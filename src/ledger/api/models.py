@@ -71,6 +71,15 @@ class EarlyBird(Strict):
     closes_at: Timestamp
 
 
+class Unlock(Strict):
+    """When the tier opens: at ``at``, or once tier ``tier`` of the good has
+    sold ``sold`` units (one of the two; the domain says which mix is wrong)."""
+
+    at: Timestamp | None = None
+    tier: TierName | None = None
+    sold: int | None = Field(default=None, ge=1, le=limits.TIER_QUOTA_MAX)
+
+
 class Tier(Strict):
     name: TierName
     quota: int = Field(ge=1, le=limits.TIER_QUOTA_MAX)
@@ -78,6 +87,7 @@ class Tier(Strict):
     per_buyer_limit: int | None = Field(default=None, ge=1, le=limits.TIER_QUOTA_MAX)
     lifetime_cap: int | None = Field(default=None, ge=1, le=limits.TIER_QUOTA_MAX)
     early_bird: EarlyBird | None = None
+    unlock: Unlock | None = None
 
 
 class Royalty(Strict):
@@ -143,6 +153,28 @@ class Restock(Strict):
 
 
 class Refund(Strict):
+    reason: str = Field(min_length=1, max_length=limits.REASON_CHARS_MAX)
+
+
+class PriceStep(Strict):
+    """A unit price, from the start (the first step) or from a threshold."""
+
+    price: Money
+    after_sold: int | None = Field(default=None, ge=1, le=limits.TIER_QUOTA_MAX)
+    at: Timestamp | None = None
+
+
+class SetPrices(Strict):
+    steps: list[PriceStep] | None = Field(
+        max_length=32,
+        description="The price schedule: the first step's price holds from the start, "
+        "each later one from its after_sold (units sold) or its at (a time); null lifts it",
+    )
+
+
+class Reason(Strict):
+    """Why a good or tier is paused, resumed or delisted (kept in its event)."""
+
     reason: str = Field(min_length=1, max_length=limits.REASON_CHARS_MAX)
 
 

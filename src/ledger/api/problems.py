@@ -178,6 +178,7 @@ def domain_problem(
         extra = {"field": error.field, "errors": [invalid_field(location, message)]}
     elif isinstance(field := getattr(error, "field", None), str):
         extra = {"field": field}  # (an authorization's: which part of it)
+    extra |= getattr(error, "problem_extra", {})  # (what a rule's problem says besides)
     return {
         "type": PROBLEM_BASE + error.code,
         "title": _title(error.code),

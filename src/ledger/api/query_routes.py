@@ -29,7 +29,7 @@ from ledger.api.problems import ApiProblem
 from ledger.api.runtime import Runtime
 from ledger.domain import limits
 from ledger.projections.projector import Changes
-from ledger.projections.queries import settlement_csv
+from ledger.projections.queries import good_listing, settlement_csv
 from ledger.projections.runner import ViewsBehindError
 from ledger.store.apikeys import Principal, Role
 
@@ -142,7 +142,8 @@ def goods(
 def good(rt: RuntimeDep, good_id: GoodId, _who: Reader, response: Response) -> dict[str, Any]:
     _positioned(rt, response)
     found: dict[str, Any] = _found(rt, lambda: rt.views.good(str(good_id)), f"good {good_id}")
-    return found | {"stock": rt.views.stock(str(good_id))}
+    tiers = rt.views.stock(str(good_id))
+    return found | good_listing(tiers) | {"stock": tiers}
 
 
 @router.get(

@@ -251,6 +251,63 @@ class RateLimitedError(RuleViolation):
         )
 
 
+class TierLockedError(RuleViolation):
+    """A sale or hold of a tier its unlock condition has not opened yet."""
+
+    code = "tier-locked"
+
+    def __init__(self, tier: str, unlock: dict[str, object], what_opens: str) -> None:
+        super().__init__(f"tier {tier!r} is locked: {what_opens}")
+        self.problem_extra = {"unlock": unlock}
+
+
+class PriceRuleError(RuleViolation):
+    """A sale at another price than its tier's price schedule has in force."""
+
+    code = "price-rule"
+
+    def __init__(self, tier: str, price: dict[str, object]) -> None:
+        super().__init__(
+            f"tier {tier!r} sells at {price['amount']} {price['currency']} a unit now "
+            "(its price schedule)"
+        )
+        self.problem_extra = {"price": price}
+
+
+class PausedError(RuleViolation):
+    """A sale, hold or restock of a paused tier (or of a tier of a paused good)."""
+
+    code = "paused"
+
+    def __init__(self, tier: str, scope: str, reason: str, since: str) -> None:
+        what = f"tier {tier!r}" if scope == "tier" else f"the good of tier {tier!r}"
+        super().__init__(
+            f"{what} is paused since {since}: {reason}; sales, holds and restocks "
+            "are refused until it is resumed"
+        )
+        self.problem_extra = {"paused": {"scope": scope, "reason": reason, "since": since}}
+
+
+class DelistedError(RuleViolation):
+    """A sale, hold, restock, waitlist entry or listing change of a delisted tier."""
+
+    code = "delisted"
+
+    def __init__(self, tier: str, scope: str, reason: str, since: str) -> None:
+        what = f"tier {tier!r}" if scope == "tier" else f"the good of tier {tier!r}"
+        super().__init__(
+            f"{what} is delisted since {since}: {reason}; delisting is final "
+            "(units sold stay valid and may be resold)"
+        )
+        self.problem_extra = {"delisted": {"scope": scope, "reason": reason, "since": since}}
+
+
+class ListingStateError(RuleViolation):
+    """A pause of what is paused already, or a resume of what is not paused."""
+
+    code = "listing-state"
+
+
 class PoolShortError(RuleViolation):
     code = "pool-short"
 

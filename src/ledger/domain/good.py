@@ -20,6 +20,7 @@ from ledger.domain.errors import InvalidInputError, TierNotFoundError, VariantRu
 from ledger.domain.ids import good_id_for
 from ledger.domain.model import Aggregate, Created, Event, format_timestamp
 from ledger.domain.money import Money, Share, check_bps
+from ledger.domain.unlock import Unlock, check_unlocks, read_unlock
 
 ABSOLUTE = "absolute"
 RESTOCKABLE = "restockable"
@@ -62,6 +63,7 @@ class TierSpec:
     per_buyer_limit: int | None
     lifetime_cap: int | None
     early_bird: EarlyBird | None = None
+    unlock: Unlock | None = None
 
     def to_json(self) -> dict[str, Any]:
         encoded: dict[str, Any] = {
@@ -73,6 +75,8 @@ class TierSpec:
         }
         if self.early_bird is not None:  # absent otherwise: older goods keep their fingerprint
             encoded["early_bird"] = self.early_bird.to_json()
+        if self.unlock is not None:  # (the same)
+            encoded["unlock"] = self.unlock.to_json()
         return encoded
 
 
@@ -249,58 +253,65 @@ def _read_creators(value: Any) -> tuple[Creator, ...]:
 def _read_tiers(value: Any, policy: str, currency: str) -> tuple[TierSpec, ...]:
     if not isinstance(value, list) or not 1 <= len(value) <= limits.TIERS_MAX:
         raise InvalidInputError("tiers", f"must be a list of 1 to {limits.TIERS_MAX}")
-    tiers = []
-    for i, raw in enumerate(value):
-        where = f"tiers[{i}]"
-        item = validate.mapping(
-            raw,
-            field=where,
-            keys={"name", "quota", "transferable", "per_buyer_limit", "lifetime_cap", "early_bird"},
-            required={"name", "quota"},
-        )
-        name = validate.text(
-            item["name"], field=f"{where}.name", max_chars=32, pattern=limits.TIER_NAME_PATTERN
-        )
-        quota = validate.integer(
-            item["quota"], field=f"{where}.quota", low=1, high=limits.TIER_QUOTA_MAX
-        )
-        transferable = validate.boolean(
-            item.get("transferable", True), field=f"{where}.transferable"
-        )
-        limit = item.get("per_buyer_limit")
-        if limit is not None:
-            limit = validate.integer(limit, field=f"{where}.per_buyer_limit", low=1, high=quota)
-        cap = item.get("lifetime_cap")
-        if policy == ABSOLUTE:
-            if cap is not None and cap != quota:
-                raise InvalidInputError(
-                    f"{where}.lifetime_cap", "an absolute edition's supply is its quota"
-                )
-            cap = quota
-        else:
-            cap = (
-                quota
-                if cap is None
-                else validate.integer(
-                    cap, field=f"{where}.lifetime_cap", low=quota, high=limits.TIER_QUOTA_MAX
-                )
-            )
-        early = item.get("early_bird")
-        tiers.append(
-            TierSpec(
-                name,
-                quota,
-                transferable,
-                limit,
-                cap,
-                None
-                if early is None
-                else _read_early_bird(early, f"{where}.early_bird", quota, currency),
-            )
-        )
+    tiers = [_read_tier(raw, f"tiers[{i}]", policy, currency) for i, raw in enumerate(value)]
     if len({t.name for t in tiers}) != len(tiers):
         raise InvalidInputError("tiers", "tier names must be unique")
+    check_unlocks(
+        {t.name: t.unlock for t in tiers}, {t.name: t.lifetime_cap or t.quota for t in tiers}
+    )
     return tuple(tiers)
+
+
+def _read_tier(raw: Any, where: str, policy: str, currency: str) -> TierSpec:
+    item = validate.mapping(
+        raw,
+        field=where,
+        keys={
+            "name",
+            "quota",
+            "transferable",
+            "per_buyer_limit",
+            "lifetime_cap",
+            "early_bird",
+            "unlock",
+        },
+        required={"name", "quota"},
+    )
+    name = validate.text(
+        item["name"], field=f"{where}.name", max_chars=32, pattern=limits.TIER_NAME_PATTERN
+    )
+    quota = validate.integer(
+        item["quota"], field=f"{where}.quota", low=1, high=limits.TIER_QUOTA_MAX
+    )
+    transferable = validate.boolean(item.get("transferable", True), field=f"{where}.transferable")
+    limit = item.get("per_buyer_limit")
+    if limit is not None:
+        limit = validate.integer(limit, field=f"{where}.per_buyer_limit", low=1, high=quota)
+    cap = item.get("lifetime_cap")
+    if policy == ABSOLUTE:
+        if cap is not None and cap != quota:
+            raise InvalidInputError(
+                f"{where}.lifetime_cap", "an absolute edition's supply is its quota"
+            )
+        cap = quota
+    else:
+        cap = (
+            quota
+            if cap is None
+            else validate.integer(
+                cap, field=f"{where}.lifetime_cap", low=quota, high=limits.TIER_QUOTA_MAX
+            )
+        )
+    early = item.get("early_bird")
+    return TierSpec(
+        name,
+        quota,
+        transferable,
+        limit,
+        cap,
+        None if early is None else _read_early_bird(early, f"{where}.early_bird", quota, currency),
+        None if item.get("unlock") is None else read_unlock(item["unlock"], f"{where}.unlock"),
+    )
 
 
 def _read_early_bird(value: Any, where: str, quota: int, currency: str) -> EarlyBird:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from ledger.domain import limits, validate
+from ledger.domain import limits, listing, pricing, unlock, validate
 from ledger.domain.code import REF_CHARS, check_ref
 from ledger.domain.errors import (
     AbsoluteEditionError,
@@ -33,9 +33,11 @@ from ledger.domain.errors import (
     InvariantError,
     LifetimeCapError,
     PoolShortError,
+    PriceRuleError,
     RateLimitedError,
     SaleWindowError,
     SoldOutError,
+    TierLockedError,
     WaitlistError,
 )
 from ledger.domain.good import RESTOCKABLE, Good
@@ -83,6 +85,18 @@ class TierStock(Aggregate):
     # many of its units have been sold.
     early_bird: dict[str, Any] | None
     early_bird_sold: int
+    # Pauses in force, by scope ("good", "tier") -> reason and since; and the
+    # delisting (scope, reason, since), final (see ledger.domain.listing).
+    paused: dict[str, dict[str, Any]]
+    delisted: dict[str, Any] | None
+    # The tier's unlock condition (its definition's, or None), when it
+    # opened (None: not yet), and its units ever sold (refunds not
+    # subtracted: what another tier's unlock counts).
+    unlock: dict[str, Any] | None
+    unlocked_at: str | None
+    units_sold: int
+    # The tier's price schedule in force (ledger.domain.pricing), or None.
+    prices: list[dict[str, Any]] | None
 
     @classmethod
     def open(cls, good: Good, tier_name: str, now: datetime) -> TierStock:
@@ -103,6 +117,7 @@ class TierStock(Aggregate):
             sale_closes_at=spec.sale_closes_at,
             coded=True if spec.kind == REDEMPTION_CODE else None,
             early_bird=tier.early_bird.to_json() if tier.early_bird else None,
+            unlock=tier.unlock.to_json() if tier.unlock else None,
         )
 
     # -- queries ----------------------------------------------------------
@@ -203,6 +218,10 @@ class TierStock(Aggregate):
             validate.integer(per_minute, field="per_minute", low=1, high=limits.TIER_QUOTA_MAX)
         self._trigger(TierStock.RateSet, now, channel=channel, per_minute=per_minute)
 
+    def set_prices(self, *, steps: list[dict[str, Any]] | None, now: datetime) -> None:
+        """Set the tier's price schedule (checked by ledger.domain.pricing; None lifts it)."""
+        self._trigger(TierStock.PriceSet, now, steps=steps)
+
     def early_bird_for(self, quantity: int, now: datetime) -> bool:
         """Whether a sale of ``quantity`` now is an early-bird sale: the
         allotment's window is open and it still has that many units."""
@@ -222,6 +241,7 @@ class TierStock(Aggregate):
         channel: str | None = None,
         rate_channel: str | None = None,
         unit_price: dict[str, Any] | None = None,
+        price: dict[str, Any] | None = None,
     ) -> None:
         """Refuse a sale that cannot happen; with ``channel``, the channel's
         pool comes first (without, the sale is from the shared stock); with
@@ -229,9 +249,12 @@ class TierStock(Aggregate):
         ``unit_price``, an early-bird sale is possible: inside the
         allotment's window and quantity it needs no sale window, but must
         be at the early-bird price (without, only the sale window counts:
-        a hold's sale)."""
+        a hold's sale). With ``price`` (the sale's unit price), any other
+        sale must pay its price schedule's price in force."""
         if not isinstance(quantity, int) or not 1 <= quantity <= limits.SALE_QUANTITY_MAX:
             raise InvalidInputError("quantity", f"must be 1 to {limits.SALE_QUANTITY_MAX}")
+        self.check_listed()
+        self._check_unlocked()
         if unit_price is not None and self.early_bird_for(quantity, now):
             if self.early_bird is None:
                 raise InvariantError("self.early_bird unset")
@@ -239,6 +262,10 @@ class TierStock(Aggregate):
                 raise EarlyBirdPriceError(self.tier, self.early_bird["price"])
         else:
             self._check_window(now)
+            if self.prices is not None and price is not None:
+                in_force = pricing.price_in_force(self.prices, self.units_sold, now)
+                if price != in_force:
+                    raise PriceRuleError(self.tier, in_force)
         if rate_channel is not None:
             self.check_rate(rate_channel, quantity, now)
         if channel is not None:
@@ -246,6 +273,34 @@ class TierStock(Aggregate):
         elif quantity > self.available:
             raise SoldOutError(self.tier, quantity, self.available)
         self.codes_for(quantity)
+
+    @property
+    def locked(self) -> bool:
+        """Not open yet: its unlock condition has not been recorded as met."""
+        return self.unlock is not None and self.unlocked_at is None
+
+    def open_if_due(self, now: datetime, sold: int | None) -> None:
+        """Record the tier's opening if its condition holds now (``sold``: the
+        units sold of the tier it waits on), or refuse what a locked tier
+        cannot do, saying what opens it."""
+        if self.unlock is None or self.unlocked_at is not None:
+            return
+        self.check_listed()  # (a paused tier does not open: its sale would be refused)
+        if not unlock.due(self.unlock, now, sold):
+            raise TierLockedError(self.tier, self.unlock, unlock.describe(self.unlock, sold))
+        cause = "time" if "at" in self.unlock else "sales"
+        self._trigger(TierStock.Unlocked, now, cause=cause, sold=sold if cause == "sales" else None)
+
+    def _check_unlocked(self) -> None:
+        if self.locked:
+            if self.unlock is None:
+                raise InvariantError("self.unlock unset")
+            raise TierLockedError(self.tier, self.unlock, unlock.describe(self.unlock))
+
+    def check_listed(self) -> None:
+        """Refuse a sale, hold or restock of a paused or delisted tier."""
+        if self.paused or self.delisted is not None:
+            listing.check_listed(self.tier, self.paused, self.delisted)
 
     def _check_window(self, now: datetime) -> None:
         moment = format_timestamp(now)
@@ -277,6 +332,7 @@ class TierStock(Aggregate):
             pool_channel,
             rate_channel=channel,
             unit_price=unit_price if source.may_be_early_bird else None,
+            price=unit_price,
         )
         early = source.may_be_early_bird and self.early_bird_for(quantity, now)
         drawn = self.sources(channel, quantity)[0] if pool_channel is not None else 0
@@ -319,6 +375,8 @@ class TierStock(Aggregate):
         )
         if hold_id in self.holds or (hold_id in self.waitlist) != waitlist:
             raise AssertionError(f"hold {hold_id} exists already")  # ids are command ids
+        self.check_listed()
+        self._check_unlocked()
         self._check_window(now)
         if quantity > self.available:
             raise SoldOutError(self.tier, quantity, self.available)
@@ -339,6 +397,7 @@ class TierStock(Aggregate):
         """Turn ``quantity`` of a live, unexpired hold into a sale (the caller
         records the sale next); the rest of the hold returns to stock."""
         hold = self.hold(hold_id)
+        self.check_listed()  # (its sale would be refused: refuse before any change)
         if format_timestamp(now) >= hold["expires_at"]:
             raise AssertionError("expire a due hold before committing it")
         validate.integer(quantity, field="quantity", low=1, high=hold["quantity"])
@@ -419,10 +478,27 @@ class TierStock(Aggregate):
             raise InvalidInputError("quantity", f"must be 1 to {limits.TIER_QUOTA_MAX}")
         if not self.restockable:
             raise AbsoluteEditionError(self.good_id)
+        self.check_listed()
         if self.supply + quantity > self.lifetime_cap:
             raise LifetimeCapError(self.tier, self.lifetime_cap, self.supply, quantity)
         self._trigger(TierStock.Restocked, now, quantity=quantity, supply=self.supply + quantity)
         return self.offer_waitlist(now)
+
+    def pause(self, *, scope: str, reason: str, now: datetime) -> None:
+        """Stop sales, holds and restocks until :meth:`resume` (``scope``: the
+        good's pause, recorded on each of its tiers, or the tier's own)."""
+        listing.check_pause(self.tier, listing.check_scope(scope), self.paused, self.delisted)
+        self._trigger(TierStock.Paused, now, scope=scope, reason=listing.check_reason(reason))
+
+    def resume(self, *, scope: str, reason: str, now: datetime) -> None:
+        listing.check_resume(self.tier, listing.check_scope(scope), self.paused, self.delisted)
+        self._trigger(TierStock.Resumed, now, scope=scope, reason=listing.check_reason(reason))
+
+    def delist(self, *, scope: str, reason: str, now: datetime) -> None:
+        """Stop selling for good (see :mod:`ledger.domain.listing`)."""
+        listing.check_scope(scope)
+        listing.check_delist(self.tier, self.delisted)
+        self._trigger(TierStock.Delisted, now, scope=scope, reason=listing.check_reason(reason))
 
     def waiting(self) -> list[str]:
         """Waiting entries, first come first."""
@@ -432,6 +508,8 @@ class TierStock(Aggregate):
         """Hold units for waiting buyers in order, stopping at the first whose
         quantity no longer fits (nobody jumps the line)."""
         offered: list[str] = []
+        if self.locked:
+            return offered  # (a hold of a tier not open yet is no use either)
         try:
             self._check_window(now)
         except SaleWindowError:
@@ -461,6 +539,7 @@ class TierStock(Aggregate):
         validate.integer(quantity, field="quantity", low=1, high=limits.HOLD_QUANTITY_MAX)
         if not self.restockable:
             raise AbsoluteEditionError(self.good_id)
+        listing.check_delist(self.tier, self.delisted)  # (a paused tier may be waited for)
         if quantity <= self.available:
             raise WaitlistError(
                 f"tier {self.tier!r} has {self.available} unit(s) available: "
@@ -528,6 +607,7 @@ class TierStock(Aggregate):
         sale_closes_at: str | None
         coded: bool | None = field(default=None, metadata=OMIT_IF_NONE)
         early_bird: dict[str, Any] | None = field(default=None, metadata=OMIT_IF_NONE)
+        unlock: dict[str, Any] | None = field(default=None, metadata=OMIT_IF_NONE)
 
         def apply(self, aggregate: TierStock) -> None:
             for name in (
@@ -554,6 +634,12 @@ class TierStock(Aggregate):
             aggregate.pools = {}
             aggregate.waitlist = {}
             aggregate.rates = {}
+            aggregate.paused = {}
+            aggregate.delisted = None
+            aggregate.unlock = self.unlock
+            aggregate.unlocked_at = None
+            aggregate.units_sold = 0
+            aggregate.prices = None
 
     @dataclass(frozen=True)
     class Sold(Event):
@@ -572,6 +658,7 @@ class TierStock(Aggregate):
                 _take_codes(aggregate, self.codes)
             if self.early_bird:
                 aggregate.early_bird_sold += len(self.serials)
+            aggregate.units_sold += len(self.serials)
             for serial in self.serials:
                 if serial == aggregate.next_serial:
                     aggregate.next_serial += 1
@@ -708,6 +795,52 @@ class TierStock(Aggregate):
         def apply(self, aggregate: TierStock) -> None:
             rule = aggregate.rates.setdefault(self.channel, {"minute": "", "sold": 0})
             rule["per_minute"] = self.per_minute
+
+    @dataclass(frozen=True)
+    class PriceSet(Event):
+        TYPE = "stock.price-set"
+        steps: list[dict[str, Any]] | None
+
+        def apply(self, aggregate: TierStock) -> None:
+            aggregate.prices = self.steps
+
+    @dataclass(frozen=True)
+    class Unlocked(Event):
+        TYPE = "stock.unlocked"
+        cause: str  # "time" | "sales"
+        sold: int | None = field(default=None, metadata=OMIT_IF_NONE)
+
+        def apply(self, aggregate: TierStock) -> None:
+            aggregate.unlocked_at = format_timestamp(self.timestamp)
+
+    @dataclass(frozen=True)
+    class Paused(Event):
+        TYPE = "stock.paused"
+        scope: str
+        reason: str
+
+        def apply(self, aggregate: TierStock) -> None:
+            since = format_timestamp(self.timestamp)
+            aggregate.paused[self.scope] = {"reason": self.reason, "since": since}
+
+    @dataclass(frozen=True)
+    class Resumed(Event):
+        TYPE = "stock.resumed"
+        scope: str
+        reason: str
+
+        def apply(self, aggregate: TierStock) -> None:
+            del aggregate.paused[self.scope]
+
+    @dataclass(frozen=True)
+    class Delisted(Event):
+        TYPE = "stock.delisted"
+        scope: str
+        reason: str
+
+        def apply(self, aggregate: TierStock) -> None:
+            since = format_timestamp(self.timestamp)
+            aggregate.delisted = {"scope": self.scope, "reason": self.reason, "since": since}
 
     @dataclass(frozen=True)
     class Waitlisted(Event):

@@ -69,6 +69,11 @@ class Projector:
             "stock.waitlist-left": self._waitlist_left,
             "stock.pool-returned": self._pool_returned,
             "stock.pool-drawn": self._pool_drawn,
+            "stock.unlocked": self._listing,
+            "stock.price-set": self._listing,
+            "stock.paused": self._listing,
+            "stock.resumed": self._listing,
+            "stock.delisted": self._listing,
             "unit.issued": self._unit_acquired,
             "unit.reissued": self._unit_acquired,
             "unit.resold": self._unit_acquired,
@@ -252,6 +257,12 @@ class Projector:
             "band": self.bands.band(None, supply, supply),
             "first_sale_at": None,
             "last_sale_at": None,
+            "sale_state": "locked" if p.get("unlock") else "on-sale",
+            "paused": "{}",
+            "delisted": None,
+            "unlock": orjson.dumps(p["unlock"]).decode() if p.get("unlock") else None,
+            "unlocked_at": None,
+            "prices": None,
             "updated_at": e["timestamp"],
             "position": r.position,
         }
@@ -305,6 +316,36 @@ class Projector:
 
     def _stock_returned(self, b: Batch, r: Record, e: dict[str, Any], ch: Changes) -> None:
         self._change_stock(b, r, e["timestamp"], ch, issued=-1, returned=1)
+
+    def _listing(self, b: Batch, r: Record, e: dict[str, Any], ch: Changes) -> None:
+        """An unlocking, price schedule, pause, resume or delisting: the tier's
+        sale state, why and since when, and its prices."""
+        self._change_stock(b, r, e["timestamp"], ch)
+        row, p = b.stock[r.aggregate_id], e["payload"]
+        paused = orjson.loads(str(row["paused"]))
+        if r.type == "stock.unlocked":
+            row["unlocked_at"] = e["timestamp"]
+        elif r.type == "stock.price-set":
+            steps = p["steps"]
+            row["prices"] = None if steps is None else orjson.dumps(steps).decode()
+        elif r.type == "stock.paused":
+            paused[p["scope"]] = {"reason": p["reason"], "since": e["timestamp"]}
+        elif r.type == "stock.resumed":
+            paused.pop(p["scope"], None)
+        else:
+            told = {"scope": p["scope"], "reason": p["reason"], "since": e["timestamp"]}
+            row["delisted"] = orjson.dumps(told).decode()
+        row["paused"] = orjson.dumps(paused, option=orjson.OPT_SORT_KEYS).decode()
+        locked = row["unlock"] is not None and row["unlocked_at"] is None
+        row["sale_state"] = (
+            "delisted"
+            if row["delisted"] is not None
+            else "paused"
+            if paused
+            else "locked"
+            if locked
+            else "on-sale"
+        )
 
     # -- reservations -------------------------------------------------------
     def _stock_reserved(self, b: Batch, r: Record, e: dict[str, Any], ch: Changes) -> None:

@@ -11,7 +11,7 @@ import base64
 import csv
 import io
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -20,6 +20,7 @@ from ledger.domain import limits
 from ledger.domain.edition import edition, edition_size
 from ledger.domain.errors import InvalidInputError
 from ledger.domain.model import format_timestamp
+from ledger.domain.pricing import price_in_force
 from ledger.projections.bands import display
 from ledger.projections.store import ProjectionStore
 
@@ -467,8 +468,22 @@ def _good(r: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def good_listing(tiers: list[dict[str, Any]]) -> dict[str, Any]:
+    """A good's own sale state, from its tiers' (as :meth:`Views.stock` gives them):
+    ``delisted`` when every tier is, ``paused`` while the good's pause is in
+    force (each tier carries it), else ``on-sale`` -- a tier may still be
+    paused or delisted on its own."""
+    pauses = [t["paused"]["good"] for t in tiers if "good" in t["paused"]]
+    if tiers and all(t["delisted"] is not None for t in tiers):
+        delisted = [t["delisted"] for t in tiers if t["delisted"]["scope"] == "good"]
+        return {"sale_state": "delisted", "paused": None, "delisted": (delisted or [None])[0]}
+    state = "paused" if pauses else "on-sale"
+    return {"sale_state": state, "paused": pauses[0] if pauses else None, "delisted": None}
+
+
 def _stock(r: dict[str, Any]) -> dict[str, Any]:
     available = int(r["available"])
+    prices = orjson.loads(r["prices"]) if r["prices"] is not None else None
     return {
         "stock_id": r["stock_id"],
         "good_id": r["good_id"],
@@ -488,6 +503,15 @@ def _stock(r: dict[str, Any]) -> dict[str, Any]:
         "returned_total": int(r["returned_total"]),
         "first_sale_at": r["first_sale_at"],
         "last_sale_at": r["last_sale_at"],
+        "sale_state": r["sale_state"],
+        "paused": orjson.loads(r["paused"]),
+        "delisted": orjson.loads(r["delisted"]) if r["delisted"] is not None else None,
+        "unlock": orjson.loads(r["unlock"]) if r["unlock"] is not None else None,
+        "unlocked_at": r["unlocked_at"],
+        "prices": prices,
+        "price_now": None
+        if prices is None
+        else price_in_force(prices, int(r["sold_total"]), datetime.now(UTC)),
         "updated_at": r["updated_at"],
         "position": int(r["position"]),
     }

@@ -16,7 +16,7 @@ from ledger.store.dialect import Dialect, Tables
 
 # The views' layout. A store whose views were built by another version is
 # rebuilt from zero when a server opens it (the views are derived data).
-VIEWS_VERSION = 5
+VIEWS_VERSION = 6
 
 TABLES: dict[str, str] = {
     "meta": "id INTEGER PRIMARY KEY, version INTEGER NOT NULL",
@@ -37,6 +37,8 @@ TABLES: dict[str, str] = {
     "available BIGINT NOT NULL, pooled BIGINT NOT NULL, sold_total BIGINT NOT NULL, "
     "returned_total BIGINT "
     "NOT NULL, band TEXT NOT NULL, first_sale_at TEXT, last_sale_at TEXT, "
+    "sale_state TEXT NOT NULL, paused TEXT NOT NULL, delisted TEXT, unlock TEXT, "
+    "unlocked_at TEXT, prices TEXT, "
     "updated_at TEXT NOT NULL, position BIGINT NOT NULL, UNIQUE (good_id, tier)",
     "units": "unit_id TEXT PRIMARY KEY, good_id TEXT NOT NULL, tier TEXT NOT NULL, "
     "serial BIGINT NOT NULL, holder TEXT, transferable INTEGER NOT NULL, "
@@ -156,6 +158,12 @@ STOCK_COLUMNS = (
     "band",
     "first_sale_at",
     "last_sale_at",
+    "sale_state",
+    "paused",
+    "delisted",
+    "unlock",
+    "unlocked_at",
+    "prices",
     "updated_at",
     "position",
 )

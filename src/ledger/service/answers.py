@@ -346,6 +346,31 @@ class RateSet(Answer):
 
 
 @dataclass(frozen=True, slots=True, eq=False, kw_only=True)
+class PricesSet(Answer):
+    """A tier's price schedule set (``steps`` None: lifted), and its price now."""
+
+    good_id: str
+    tier: str
+    steps: list[dict[str, Any]] | None
+    units_sold: int
+    price_now: dict[str, Any] | None
+    set_at: str
+
+
+@dataclass(frozen=True, slots=True, eq=False, kw_only=True)
+class ListingChanged(Answer):
+    """A pause, resume or delisting of a tier (``tier``) or a good (``tier`` None)."""
+
+    good_id: str
+    tier: str | None
+    scope: str
+    action: str
+    reason: str
+    at: str
+    tiers: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True, eq=False, kw_only=True)
 class CodesImported(Answer):
     batch_id: str
     good_id: str

@@ -16,14 +16,17 @@ from ledger.service.cases.codes import Codes
 from ledger.service.cases.core import utc_now
 from ledger.service.cases.goods import GoodsAndChannels
 from ledger.service.cases.holds import HoldsAndPools
+from ledger.service.cases.listing import Listing
+from ledger.service.cases.pricing import Pricing
 from ledger.service.cases.webhooks import Webhooks
 
 
-class Ledger(GoodsAndChannels, HoldsAndPools, Codes, Holders, ApiKeys, Webhooks):
+class Ledger(GoodsAndChannels, HoldsAndPools, Listing, Pricing, Codes, Holders, ApiKeys, Webhooks):
     """Goods, stock, units and channels, recorded as hash-chained events.
 
     One class to callers; its use cases live by area in ``ledger.service.cases``
-    (``goods``, ``sales``, ``holds``, ``codes``, ``accounts``, ``apikeys``, ``webhooks``) over one
+    (``goods``, ``sales``, ``holds``, ``listing``, ``pricing``, ``codes``, ``accounts``,
+    ``apikeys``, ``webhooks``) over one
     core (``cases.core``).
     """
 

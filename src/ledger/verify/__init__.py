@@ -134,6 +134,19 @@ Webhook subscriptions (rule 8.14)
     ``webhook-state``       a step its life does not allow: after its
                             deletion, a resume while active, a skipped secret
                             generation, a grace beyond 7 days
+Listing (rule 8.15)
+    ``listing``             a sale, hold or restock of a tier while a pause is
+                            in force on it, or after its delisting
+    ``listing-state``       a pause of a scope paused already, a resume of
+                            one not paused, anything after a delisting
+Unlock tiers (rule 8.16)
+    ``locked``              a sale or hold of a tier before its stock.unlocked
+    ``unlock``              an unlocking of a tier with no condition, twice,
+                            of another cause, before its time, or before the
+                            tier it waits on sold its units
+Price rules (rule 8.17)
+    ``price-rule``          a sale (not an early bird's) at another price than
+                            its schedule has in force, or a malformed schedule
 Verifier
     ``unverifiable``        the verifier could not check an event (a bug in
                             the verifier, reported rather than raised)

@@ -121,6 +121,12 @@ class Stock:
     early_bird: Payload | None = None  # the allotment, from stock.opened
     early_bird_sold: int = 0
     codes_imported: int = 0  # codes ever imported into the tier
+    paused: dict[str, str] = field(default_factory=dict)  # scope -> since (rule 8.15)
+    delisted: str | None = None  # when, if it was
+    unlock: Payload | None = None  # its unlock condition, from stock.opened (rule 8.16)
+    unlocked: str | None = None  # when it was unlocked
+    units_sold: int = 0  # serials its sales sold, refunds not subtracted
+    prices: list[Payload] | None = None  # its price schedule in force (rule 8.17)
 
     @property
     def live(self) -> int:

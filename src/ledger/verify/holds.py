@@ -10,7 +10,9 @@ from typing import Any
 from ledger.verify.codes import CodeRules
 from ledger.verify.facts import Event, Facts, Hold, Payload, Stock
 from ledger.verify.invariant import VerifierInvariantError
+from ledger.verify.listing import check_listed
 from ledger.verify.records import OPEN, CommandRecords, stock_answer
+from ledger.verify.unlock import check_unlocked
 
 
 class HoldRules:
@@ -111,6 +113,10 @@ class HoldRules:
             return
         if entry is not None:
             self._check_offer(ev, stock, p, entry)
+        if stock.paused or stock.delisted is not None:
+            check_listed(self._flag, ev, stock, "hold")
+        if stock.unlock is not None:
+            check_unlocked(self._flag, ev, stock, "hold")
         self._check_hold_times(ev, stock, p)
         self._fee(ev, p["channel"])
         if p["hold_id"] in stock.holds:

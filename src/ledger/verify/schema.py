@@ -501,6 +501,15 @@ EARLY_BIRD = shape(
     {"quantity": integer(1), "price": money, "opens_at": timestamp, "closes_at": timestamp}
 )
 
+LISTING_SCOPE = one_of(frozenset({"good", "tier"}))
+# A tier's unlock: {"at": timestamp} or {"tier": name, "sold": n} (one form:
+# definition_rule_problems says which mixes are wrong).
+UNLOCK = shape(
+    {"at": Optional(timestamp), "tier": Optional(identifier), "sold": Optional(integer(1))}
+)
+
+PRICE_STEP = shape({"price": money, "after_sold": Optional(integer(1)), "at": Optional(timestamp)})
+
 PAYLOADS: dict[str, dict[str, Check]] = {
     "good.minted": {"definition": obj, "fingerprint": hex64},
     "good.variant-derived": {
@@ -520,6 +529,7 @@ PAYLOADS: dict[str, dict[str, Check]] = {
         "sale_closes_at": nullable(timestamp),
         "coded": Optional(is_true),
         "early_bird": Optional(EARLY_BIRD),
+        "unlock": Optional(UNLOCK),
     },
     "stock.sold": {
         "sale_id": uuid_text,
@@ -562,6 +572,14 @@ PAYLOADS: dict[str, dict[str, Check]] = {
     },
     "stock.waitlist-left": {"entry_id": uuid_text},
     "stock.rate-set": {"channel": identifier, "per_minute": nullable(integer(1))},
+    "stock.price-set": {"steps": nullable(list_of(PRICE_STEP, min_len=1))},
+    "stock.unlocked": {
+        "cause": one_of(frozenset({"time", "sales"})),
+        "sold": Optional(integer(1)),
+    },
+    "stock.paused": {"scope": LISTING_SCOPE, "reason": text()},
+    "stock.resumed": {"scope": LISTING_SCOPE, "reason": text()},
+    "stock.delisted": {"scope": LISTING_SCOPE, "reason": text()},
     "stock.refund-owed": {
         "hold_id": uuid_text,
         "refund_id": uuid_text,
@@ -738,6 +756,7 @@ _TIER: dict[str, Check] = {
     "per_buyer_limit": nullable(integer(0)),
     "lifetime_cap": integer(0),
     "early_bird": Optional(EARLY_BIRD),
+    "unlock": Optional(UNLOCK),
 }
 _SPEC = {
     "title": text(),
@@ -797,6 +816,7 @@ def definition_rule_problems(definition: Any) -> list[str]:  # noqa: PLR0912 - o
     names = [t["name"] for t in spec["tiers"]]
     if len(set(names)) != len(names):
         problems.append("tier names repeat")
+    problems.extend(_unlock_problems(spec["tiers"]))
     for tier in spec["tiers"]:
         early = tier.get("early_bird")
         if early is None:
@@ -822,6 +842,21 @@ def definition_rule_problems(definition: Any) -> list[str]:  # noqa: PLR0912 - o
     key_problem = _metadata_key_problem(spec["metadata"])
     if key_problem is not None:
         problems.append(key_problem)
+    return problems
+
+
+def _unlock_problems(tiers: list[Any]) -> list[str]:
+    """Each tier's unlock is one of its two forms, naming another tier."""
+    names = {t["name"] for t in tiers}
+    problems = []
+    for tier in tiers:
+        unlock = tier.get("unlock")
+        if unlock is None:
+            continue
+        if set(unlock) not in ({"at"}, {"tier", "sold"}):
+            problems.append(f"tier {tier['name']!r}: unlock is {{at}} or {{tier, sold}}")
+        elif "tier" in unlock and (unlock["tier"] == tier["name"] or unlock["tier"] not in names):
+            problems.append(f"tier {tier['name']!r}: unlock names no other tier of the good")
     return problems
 
 

@@ -14,7 +14,10 @@ from ledger.verify.facts import Event, Facts, Good, Payload, Sale, Stock, editio
 from ledger.verify.goods import Splits
 from ledger.verify.holds import HoldRules
 from ledger.verify.invariant import VerifierInvariantError
+from ledger.verify.listing import check_listed
+from ledger.verify.pricing import check_price
 from ledger.verify.records import OPEN, Answer, CommandRecords
+from ledger.verify.unlock import check_unlocked
 
 
 class StockRules:
@@ -77,6 +80,7 @@ class StockRules:
                 opens=p["sale_opens_at"],
                 closes=p["sale_closes_at"],
                 early_bird=p.get("early_bird"),
+                unlock=p.get("unlock"),
             )
 
     def _check_tier(self, ev: Event, good: Good, p: Payload) -> None:
@@ -94,6 +98,7 @@ class StockRules:
                 "sale_opens_at": good.opens,
                 "sale_closes_at": good.closes,
                 "early_bird": tier.get("early_bird"),
+                "unlock": tier.get("unlock"),
             }
             diffs = [
                 f"{k} {p.get(k)!r} (definition: {v!r})"
@@ -122,6 +127,7 @@ class StockRules:
             self._holds.close_offers(stock)
         from_hold = stock.pending is not None
         hold_id = None if stock.pending is None else self._after_hold(ev, stock, p)
+        self._check_strategies(ev, stock, p)
         if p.get("early_bird"):
             self._check_early_bird(ev, stock, p)
         else:
@@ -157,6 +163,16 @@ class StockRules:
             )
         self._check_price(ev, stock, p)
         self._await_units(ev, stock, p, fresh, unit_ids)
+
+    def _check_strategies(self, ev: Event, stock: Stock, p: Payload) -> None:
+        """Listing (8.15), unlock (8.16) and price rules (8.17); then count the sale."""
+        if stock.paused or stock.delisted is not None:
+            check_listed(self._flag, ev, stock, "sale")
+        if stock.unlock is not None:
+            check_unlocked(self._flag, ev, stock, "sale")
+        if stock.prices is not None:
+            check_price(self._flag, ev, stock, p)
+        stock.units_sold += len(p["serials"])
 
     def _after_hold(self, ev: Event, stock: Stock, p: Payload) -> str | None:
         """A sale just after a hold-committed is that hold's (returns its id)."""
@@ -337,6 +353,8 @@ class StockRules:
         stock = self._holds.stock_for_hold(ev)
         if stock is None:
             return
+        if stock.paused or stock.delisted is not None:
+            check_listed(self._flag, ev, stock, "restock")
         if not stock.restockable:
             self._flag(
                 ev,

@@ -56,6 +56,7 @@ from ledger.verify.fastpath import (
 from ledger.verify.goods import GoodRules, Splits
 from ledger.verify.holds import HoldRules
 from ledger.verify.invariant import VerifierInvariantError
+from ledger.verify.listing import ListingRules
 from ledger.verify.packing import (
     CHAIN,
     KIND_AT,
@@ -67,6 +68,7 @@ from ledger.verify.packing import (
     unpack,
     uuid_key,
 )
+from ledger.verify.pricing import PriceRules
 from ledger.verify.records import CommandRecords
 from ledger.verify.report import FINDINGS_KEPT, Finding, Report
 from ledger.verify.schema import CREATION_TYPES, KINDS, payload_problem
@@ -74,6 +76,7 @@ from ledger.verify.signing import NO_TIME, unsigned_finding
 from ledger.verify.state import DEFAULT_BUDGET, StateTable
 from ledger.verify.stock import StockRules
 from ledger.verify.units import UnitRules
+from ledger.verify.unlock import UnlockRules
 from ledger.verify.webhooks import WebhookRules
 
 _sha256 = hashlib.sha256
@@ -118,6 +121,9 @@ class Verifier:
             self._holds,
             self._goods,
         )
+        listing = ListingRules(facts, holds.stock_for_hold)
+        unlocks = UnlockRules(facts, holds.stock_for_hold)
+        prices = PriceRules(facts, holds.stock_for_hold)
         stock = StockRules(facts, records, holds, codes, splits)
         accounts = self._accounts = AccountRules(facts)
         units = UnitRules(facts, records, codes, splits, accounts)
@@ -138,6 +144,11 @@ class Verifier:
                 "stock.allotted": holds.on_allotted,
                 "stock.waitlisted": holds.on_waitlisted,
                 "stock.rate-set": holds.on_rate_set,
+                "stock.unlocked": unlocks.on_unlocked,
+                "stock.price-set": prices.on_price_set,
+                "stock.paused": listing.on_paused,
+                "stock.resumed": listing.on_resumed,
+                "stock.delisted": listing.on_delisted,
                 "stock.waitlist-left": holds.on_waitlist_left,
                 "stock.pool-returned": holds.on_pool_returned,
                 "stock.pool-drawn": holds.on_pool_drawn,

@@ -207,6 +207,17 @@ class LedgerCore:
             raise TierNotFoundError(good.id, tier)
         return stock
 
+    def _open_if_due(self, uow: UnitOfWork, stock: TierStock, now: datetime) -> None:
+        """A locked tier's opening, recorded by the first sale or hold that
+        finds its condition met (ledger.domain.unlock); else its refusal."""
+        if not stock.locked or stock.unlock is None:
+            return
+        after = stock.unlock.get("tier")
+        sold = None
+        if after is not None:
+            sold = self._stock_in(uow, UUID(stock.good_id), str(after)).units_sold
+        stock.open_if_due(now, sold)
+
     def _primary_split(self, good: Good, channel: Channel, amount: int) -> list[dict[str, Any]]:
         """The split of one unit's price (remembered: a flash sale splits one
         price, through one channel, thousands of times; goods' definitions

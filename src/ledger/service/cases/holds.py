@@ -78,6 +78,7 @@ class HoldsAndPools(Sales):
             stock = self._stock_in(uow, good_uuid, tier)
             _answered_before(uow, hold_id in stock.holds or hold_id in stock.waitlist)
             via = self.channel(channel)
+            self._open_if_due(uow, stock, now)
             expires_at = stock.reserve(
                 hold_id=hold_id,
                 channel=via.channel,

@@ -220,6 +220,30 @@ class Sales(LedgerCore):
             "refund", args, idempotency_key, scope, unit_uuid, decide, Refunded.read
         )
 
+    def _check_sale(
+        self,
+        uow: UnitOfWork,
+        stock: TierStock,
+        via: Channel,
+        quantity: int,
+        price: dict[str, Any],
+        now: datetime,
+        source: SaleSource,
+    ) -> None:
+        """Refuse a sale that cannot happen. (The one change before the
+        checks: a locked tier's opening, recorded by the sale that finds it
+        due; refused after that, the command is run alone and its changes
+        discarded.)"""
+        self._open_if_due(uow, stock, now)
+        stock.check_sale(
+            quantity,
+            now,
+            via.channel if source.draws_pool else None,
+            rate_channel=via.channel,
+            unit_price=price if source.may_be_early_bird else None,
+            price=price,
+        )
+
     def _sell_units(
         self,
         uow: UnitOfWork,
@@ -240,13 +264,7 @@ class Sales(LedgerCore):
         price = unit_price.to_json()
         # Every check before any change: a refusal must leave the batch's
         # shared aggregates untouched.
-        stock.check_sale(
-            quantity,
-            now,
-            via.channel if source.draws_pool else None,
-            rate_channel=via.channel,
-            unit_price=price if source.may_be_early_bird else None,
-        )
+        self._check_sale(uow, stock, via, quantity, price, now, source)
         acting = Acting(uow, buyer, via.channel)  # refuses another channel's account
         allowance = allowance_checked(uow, stock, buyer, quantity)
         parts = self._primary_split(good, via, unit_price.amount)
