@@ -80,7 +80,7 @@ def audit(
         int | None,
         Query(
             ge=0,
-            le=limits.STORE_INTEGER_MAX,
+            le=limits.JSON_INTEGER_MAX,
             description="lines at store positions after this one (the newest: "
             "GET /views/status position less a few)",
         ),

@@ -29,7 +29,7 @@ from ledger.api.problems import ApiProblem
 from ledger.api.query_routes import READ_RESPONSES
 from ledger.api.runtime import Runtime
 from ledger.domain import limits
-from ledger.domain.subscription import GRACE_MAX, TYPES_MAX, URL_CHARS_MAX
+from ledger.domain.subscription import TYPES_MAX, URL_CHARS_MAX
 from ledger.store.apikeys import Principal, Role
 from ledger.webhooks.subscriptions import Webhooks
 
@@ -52,13 +52,15 @@ class RotateSecret(Strict):
     grace_seconds: int | None = Field(
         default=None,
         ge=0,
-        le=int(GRACE_MAX.total_seconds()),
+        le=limits.WEBHOOK_GRACE_SECONDS_MAX,
         description="how long the old secret keeps signing (default 24 h)",
     )
 
 
 class Replay(Strict):
-    from_position: int | None = Field(default=None, ge=0, description="a store position")
+    from_position: int | None = Field(
+        default=None, ge=0, le=limits.JSON_INTEGER_MAX, description="a store position"
+    )
     since: datetime | None = Field(default=None, description="or a moment, with its offset")
 
 

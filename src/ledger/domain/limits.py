@@ -25,6 +25,7 @@ SALE_QUANTITY_MAX = 100  # units in one primary sale command
 HOLD_QUANTITY_MAX = SALE_QUANTITY_MAX  # units in one reservation (it may become one sale)
 HOLD_TTL_SECONDS_MIN = 1
 HOLD_TTL_SECONDS_MAX = 3_600  # a reservation lives at most an hour
+WEBHOOK_GRACE_SECONDS_MAX = 7 * 24 * 3_600  # an old webhook secret signs at most a week more
 WAITLIST_OFFER_TTL_SECONDS = 900  # a restock holds units for a waiting buyer this long
 WAITLIST_MAX = 10_000  # buyers waiting on one tier
 CODE_CHARS_MAX = 128  # one redemption code

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from ledger.domain import validate
+from ledger.domain import limits, validate
 from ledger.domain.errors import ConflictError, InvalidInputError, RuleViolation
 from ledger.domain.ids import webhook_id_for
 from ledger.domain.model import Aggregate, Created, Event
@@ -35,7 +35,7 @@ OWNER_ROLES = ("channel", "creator", "admin")
 URL_CHARS_MAX = 2048
 TYPES_MAX = 32
 GRACE_DEFAULT = timedelta(hours=24)
-GRACE_MAX = timedelta(days=7)
+GRACE_MAX = timedelta(seconds=limits.WEBHOOK_GRACE_SECONDS_MAX)
 
 # What each role may subscribe to (the read API's scoping: see the module text).
 CHANNEL_TYPES = frozenset(
