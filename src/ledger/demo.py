@@ -130,6 +130,7 @@ def run_demo(
         sales = _flash_sale(ledger, plan, tallies, threads)
         sale_seconds = time.perf_counter() - sale_started
         resold = _resales(ledger, sales, resales, rng)
+        tokens = _page_keys(ledger)  # (before the views catch up: they show them too)
         head = views.store_position()
         caught_up = time.perf_counter()
         runner.wait_for(head, timeout=120)
@@ -144,7 +145,7 @@ def run_demo(
     elapsed = time.perf_counter() - started
     console.print(f"elapsed             {elapsed:.1f} s in total")
     if checked:
-        _browse(console, url)
+        _browse(console, url, tokens)
     return 0 if checked else 1
 
 
@@ -156,21 +157,24 @@ def demo_files(url: DatabaseURL) -> tuple[Path, Path]:
     return Path(f"{stem}.log.key"), Path(f"{stem}.keys.json")
 
 
-def _browse(console: Console, url: DatabaseURL) -> None:
+def _page_keys(ledger: Ledger) -> dict[str, str]:
+    """An API key each for the creator dashboard, a channel and the auditor console."""
+    keys = ApiKeyStore(ledger.event_store.recorder, events=ledger)
+    return {
+        "creator alice": keys.issue("creator", "alice", "demo: creator dashboard")[1],
+        "channel shop": keys.issue("channel", "shop", "demo: the shop")[1],
+        "auditor": keys.issue("auditor", None, "demo: auditor console")[1],
+    }
+
+
+def _browse(console: Console, url: DatabaseURL, tokens: dict[str, str]) -> None:
     """Leave what the web pages need: a log key for ``ledger serve`` (kept if
-    there is one: a signing key is never overwritten) and an API key each for
-    the creator dashboard, a channel and the auditor console; say how to use them."""
+    there is one: a signing key is never overwritten) and the pages' API keys;
+    say how to use them."""
     log_key, keys_file = demo_files(url)
     if not log_key.exists():
         log_key.touch(mode=0o600)
         log_key.write_text(Signer.generate("ledger.demo/log").to_private_text() + "\n")
-    with Ledger(url) as ledger, acting(OPERATOR):
-        keys = ApiKeyStore(ledger.event_store.recorder, events=ledger)
-        tokens = {
-            "creator alice": keys.issue("creator", "alice", "demo: creator dashboard")[1],
-            "channel shop": keys.issue("channel", "shop", "demo: the shop")[1],
-            "auditor": keys.issue("auditor", None, "demo: auditor console")[1],
-        }
     keys_file.unlink(missing_ok=True)
     keys_file.touch(mode=0o600)
     keys_file.write_text(json.dumps(tokens, indent=2) + "\n")

@@ -1,7 +1,7 @@
 """Browser tests: Playwright (Python) driving Debian's chromium against a
 real ``ledger serve`` on 127.0.0.1.
 
-* ``browser`` -- one chromium for the session, launched from its Debian path
+* ``browser`` -- one chromium for these tests, launched from its Debian path
   (``LEDGER_TEST_CHROMIUM``, default ``/usr/bin/chromium``; never a Playwright
   download). Without it the tests skip saying why, except under ``CI=true``,
   where they fail (``.ci/run`` installs the package).
@@ -11,7 +11,7 @@ real ``ledger serve`` on 127.0.0.1.
   it left the browser), on any page error and on any console error the test
   did not expect (``visit.expect_console("403")``). The browser also cannot
   resolve any other host, so nothing outside could load even unseen.
-* ``world`` -- a served store shared by the session: channels ``shop`` and
+* ``world`` -- a served store shared by these tests: channels ``shop`` and
   ``market``, a good by ``alice`` with a variant, three sales by the shop, a
   unit handed to the market and resold there; keys for each role.
 """
@@ -52,7 +52,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.browser)
 
 
-@pytest.fixture(scope="session")
+# Package-scoped, not session: Playwright's sync API keeps an event loop
+# running on the main thread while it is open, and tests elsewhere call
+# asyncio.run() (tests/e2e/test_soak.py); closed once tests/browser is done.
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
         message = f"no chromium at {CHROMIUM} (apt-get install chromium)"
@@ -176,7 +179,7 @@ class World:
         return unit
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     with served_world(tmp_path_factory.mktemp("browser-world")) as world:
         yield world

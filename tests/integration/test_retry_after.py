@@ -56,6 +56,7 @@ PROVOKED = {
     "views-unavailable",
     "not-ready",
     "database-unavailable",
+    "webhooks-unavailable",
 }
 # 503 types whose Retry-After another test asserts over HTTP (when the type exists).
 PROVOKED_ELSEWHERE = {"views-behind": Path(__file__).parent / "test_read_your_writes.py"}
@@ -202,6 +203,16 @@ def test_views_unavailable_says_when_to_retry(sqlite_url: DatabaseURL) -> None:
     with served(create_app(runtime)) as http:
         answer = http.get("/views/status", headers=_bearer(runtime, Role.ADMIN))
         assert_retry_after(answer, "views-unavailable")
+    ledger.close()
+
+
+def test_webhooks_unavailable_says_when_to_retry(sqlite_url: DatabaseURL) -> None:
+    ledger = Ledger(sqlite_url)
+    recorder = ledger.event_store.recorder
+    runtime = Runtime(ledger, LogStore(recorder), api_keys=ApiKeyStore(recorder))  # no webhooks
+    with served(create_app(runtime)) as http:
+        answer = http.get("/webhooks", headers=_bearer(runtime, Role.CHANNEL, "shop"))
+        assert_retry_after(answer, "webhooks-unavailable")
     ledger.close()
 
 
